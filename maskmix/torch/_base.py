@@ -1,0 +1,318 @@
+"""The torch base transforms: everything the strategies have in common lives here.
+
+:class:`MaskMixTransform` owns what SPEC §3 says about every transform: accepted inputs
+(plain tensors, ``tv_tensors.Image``/``Video``, ``(..., C, H, W)`` layouts), dtypes, the value
+range, fraction control (``augmentation_ratio`` / ``bernoulli_mix``), bit-identical pass-through,
+seeding and call-time validation. It follows torchvision's ``make_params`` / ``transform`` split:
+``make_params`` draws every random quantity once per call, as per-image tensors on the images'
+device; ``transform`` applies them to each image-like input of the sample.
+
+:class:`MaskingTransform` adds the fill methods for the strategies that erase a region: a
+strategy only samples its region parameters and says which pixels they cover.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypedDict
+
+import PIL.Image
+import torch
+from torch import Tensor
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from maskmix.params import StrategySpec
+
+from . import _sampling
+
+__all__ = ["SUPPORTED_DTYPES", "CommonOptions", "MaskMixTransform", "MaskingTransform"]
+
+#: Image dtypes every transform accepts (SPEC §3).
+SUPPORTED_DTYPES: tuple[torch.dtype, ...] = (
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+    torch.uint8,
+)
+
+
+class CommonOptions(TypedDict, total=False):
+    """Keyword-only options every transform accepts (see :class:`MaskMixTransform`)."""
+
+    augmentation_ratio: float
+    bernoulli_mix: bool
+    pixels_range: tuple[float, float] | None
+    generator: torch.Generator | None
+
+
+class MaskMixTransform(v2.Transform):
+    """Base class of every maskmix torch transform.
+
+    Subclasses set :attr:`spec` (their framework-free parameter specification) and implement
+    :meth:`sample` (draw per-image parameters) and :meth:`apply` (change the pixels of a
+    ``(B, C, H, W)`` batch). The base class does the rest.
+
+    Keyword-only options shared by every transform:
+
+    Args:
+        augmentation_ratio: fraction of the images of the batch to augment, in ``[0, 1]``.
+        bernoulli_mix: ``False`` augments exactly ``round(ratio * B)`` images (halves rounded
+            up) at random positions; ``True`` augments each image independently with probability
+            ``ratio`` (timm's ``probability``).
+        pixels_range: ``(lo, hi)`` value range of the images, used by the ``black``, ``gray``,
+            ``white``, ``random`` and ``noise`` fills. ``None`` means ``(0, 1)`` for floating
+            dtypes and ``(0, 255)`` for ``uint8``. Set it for normalised images.
+        generator: optional ``torch.Generator`` on the images' device; ``None`` uses the global
+            RNG of that device. Same generator state and same input give the same output.
+
+    Inputs are tensors shaped ``(..., C, H, W)``: a 4-D tensor is a batch, a 3-D tensor one image,
+    leading dims beyond one are flattened and restored. Each image of the flattened batch gets its
+    own random parameters. The output has the input's shape, dtype, device and tensor subclass;
+    the input is never modified. Images that are not selected are returned bit-identical.
+    """
+
+    spec: ClassVar[StrategySpec]
+    _transformed_types = (torch.Tensor, PIL.Image.Image)
+
+    #: True for the strategies that need at least two images (they pair images of the batch).
+    needs_batch: ClassVar[bool] = False
+
+    # Set by the validated parameters (annotations for type checkers).
+    augmentation_ratio: float
+    bernoulli_mix: bool
+    pixels_range: tuple[float, float] | None
+
+    def __init__(self, *, generator: torch.Generator | None = None, **params: Any) -> None:
+        super().__init__()
+        name = type(self).__name__
+        for key, value in self.spec.validate(params, owner=name).items():
+            setattr(self, key, value)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"{name}: generator must be a torch.Generator or None; got {generator!r}")
+        self.generator = generator
+        # timm's `num_splits`: the first B // n images of a batch stay clean (n > 1).
+        self._clean_splits = 0
+
+    # ----------------------------------------------------------------------------------------
+    # Strategy hooks.
+    # ----------------------------------------------------------------------------------------
+
+    def sample(self, batch_size: int, channels: int, height: int, width: int, *,
+               dtype: torch.dtype, device: torch.device,
+               generator: torch.Generator | None) -> dict[str, Any]:
+        """Draw the per-image parameters of a ``(B, C, H, W)`` batch (tensors on ``device``)."""
+        raise NotImplementedError
+
+    def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        """Return a new ``(B, C, H, W)`` tensor of ``images``' dtype with the selected images changed.
+
+        ``params["selected"]`` is the boolean ``(B,)`` selection; unselected images must come back
+        bit-identical (typically through one ``torch.where``).
+        """
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------------------------
+    # Helpers for strategies.
+    # ----------------------------------------------------------------------------------------
+
+    def value_range(self, dtype: torch.dtype) -> tuple[float, float]:
+        """The images' ``(lo, hi)``: ``pixels_range``, or the dtype's natural range."""
+        if self.pixels_range is not None:
+            return self.pixels_range
+        return (0.0, 255.0) if dtype == torch.uint8 else (0.0, 1.0)
+
+    @staticmethod
+    def to_image_dtype(values: Tensor, dtype: torch.dtype) -> Tensor:
+        """Cast computed values to the image dtype: floats as they are, uint8 rounded and saturated."""
+        if dtype == torch.uint8:
+            return values.round().clamp(0, 255).to(dtype)
+        return values.to(dtype)
+
+    @staticmethod
+    def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+        """The floating dtype in which values for an image of ``dtype`` are computed."""
+        return dtype if dtype.is_floating_point else torch.float32
+
+    # ----------------------------------------------------------------------------------------
+    # torchvision v2 machinery.
+    # ----------------------------------------------------------------------------------------
+
+    def _images_of(self, flat_inputs: list[Any]) -> list[Tensor]:
+        images = []
+        for inpt in flat_inputs:
+            if isinstance(inpt, PIL.Image.Image):
+                raise TypeError(
+                    f"{type(self).__name__}: expected image tensors, got a PIL image; "
+                    "convert it with v2.ToImage() (and v2.ToDtype) first"
+                )
+            if self._is_image(inpt):
+                images.append(inpt)
+        return images
+
+    @staticmethod
+    def _is_image(inpt: Any) -> bool:
+        if isinstance(inpt, (tv_tensors.Image, tv_tensors.Video)):
+            return True
+        return isinstance(inpt, Tensor) and not isinstance(inpt, tv_tensors.TVTensor)
+
+    def check_image(self, image: Tensor) -> None:
+        """Raise if ``image`` is not a supported ``(..., C, H, W)`` tensor."""
+        name = type(self).__name__
+        if image.dtype not in SUPPORTED_DTYPES:
+            raise TypeError(
+                f"{name}: images must have dtype float16, bfloat16, float32, float64 or uint8; got {image.dtype}"
+            )
+        minimum = 4 if self.needs_batch else 3
+        if image.ndim < minimum:
+            layout = "a batch (..., B, C, H, W)" if self.needs_batch else "(..., C, H, W)"
+            raise ValueError(
+                f"{name}: images must be {layout} with at least {minimum} dims; got shape {tuple(image.shape)}"
+            )
+
+    def _generator_for(self, device: torch.device) -> torch.Generator | None:
+        gen = self.generator
+        if gen is not None and torch.compiler.is_compiling():
+            raise TypeError(
+                f"{type(self).__name__}: torch.compile cannot trace a torch.Generator; leave "
+                "generator=None under torch.compile and seed with torch.manual_seed instead"
+            )
+        if gen is not None and gen.device.type != device.type:
+            raise ValueError(
+                f"{type(self).__name__}: generator is on {gen.device} but the images are on {device}; "
+                "create the generator on the images' device"
+            )
+        return gen
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        images = self._images_of(flat_inputs)
+        if not images:
+            return {}
+        first = images[0]
+        self.check_image(first)
+        for other in images[1:]:
+            self.check_image(other)
+            if other.shape[-2:] != first.shape[-2:] or other.shape[:-3].numel() != first.shape[:-3].numel():
+                raise ValueError(
+                    f"{type(self).__name__}: all images of a sample must share batch size, height and "
+                    f"width; got shapes {tuple(first.shape)} and {tuple(other.shape)}"
+                )
+        channels, height, width = first.shape[-3:]
+        batch_size = math.prod(first.shape[:-3])
+        device = first.device
+        generator = self._generator_for(device)
+        selected = _sampling.select_images(
+            batch_size, self.augmentation_ratio, self.bernoulli_mix, device=device, generator=generator
+        )
+        if self._clean_splits > 1:
+            clean = batch_size // self._clean_splits
+            selected = selected & (torch.arange(batch_size, device=device) >= clean)
+        params = self.sample(
+            batch_size, channels, height, width, dtype=first.dtype, device=device, generator=generator
+        )
+        params["selected"] = selected
+        params["batch_shape"] = (batch_size, height, width)
+        return params
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not self._is_image(inpt) or not params:
+            return inpt
+        image = inpt.as_subclass(Tensor) if isinstance(inpt, tv_tensors.TVTensor) else inpt
+        channels, height, width = image.shape[-3:]
+        batch = image.reshape(-1, channels, height, width)
+        out = self.apply(batch, params).reshape(image.shape)
+        if isinstance(inpt, tv_tensors.TVTensor):
+            return tv_tensors.wrap(out, like=inpt)
+        return out
+
+
+class MaskingTransform(MaskMixTransform):
+    """Base of the strategies that erase a region of each image and fill it (SPEC §3, fills).
+
+    A subclass implements :meth:`sample_region` (per-image region parameters) and
+    :meth:`region_mask` (the ``(B, H, W)`` boolean mask those parameters cover). The base draws
+    the fill values and writes ``where(mask & selected, fill, image)`` in one pass.
+
+    ``fill_method`` is one of ``black``, ``gray``, ``white`` (relative to ``pixels_range``),
+    ``mean_per_channel`` (each image's own channel means), ``random`` (one colour per image,
+    uniform over the range), ``noise`` (per-pixel uniform over the range), ``zero`` (the constant
+    0), ``normal`` (per-pixel standard normal), ``normal_per_patch`` (one standard-normal colour
+    per image and channel), or a number / per-channel tuple used as a constant. ``uint8`` fills
+    are rounded and saturated to ``[0, 255]``.
+    """
+
+    fill_method: str | float | tuple[float, ...]
+
+    def sample_region(self, batch_size: int, height: int, width: int, *, device: torch.device,
+                      generator: torch.Generator | None) -> dict[str, Tensor]:
+        """Draw the per-image parameters of the erased region."""
+        raise NotImplementedError
+
+    def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
+        """``(B, H, W)`` boolean mask of the pixels the region parameters cover."""
+        raise NotImplementedError
+
+    def sample(self, batch_size: int, channels: int, height: int, width: int, *,
+               dtype: torch.dtype, device: torch.device,
+               generator: torch.Generator | None) -> dict[str, Any]:
+        params: dict[str, Any] = dict(
+            self.sample_region(batch_size, height, width, device=device, generator=generator)
+        )
+        params["fill_values"] = self._sample_fill(
+            batch_size, channels, height, width, dtype=dtype, device=device, generator=generator
+        )
+        return params
+
+    def _sample_fill(self, batch_size: int, channels: int, height: int, width: int, *,
+                     dtype: torch.dtype, device: torch.device,
+                     generator: torch.Generator | None) -> Tensor | None:
+        """Random fill values in the compute dtype, or None for the data-independent/-derived fills."""
+        method = self.fill_method
+        work = self.compute_dtype(dtype)
+        lo, hi = self.value_range(dtype)
+        if method == "random":
+            size: tuple[int, ...] = (batch_size, channels, 1, 1)
+        elif method in ("noise", "normal"):
+            size = (batch_size, channels, height, width)
+        elif method == "normal_per_patch":
+            size = (batch_size, channels, 1, 1)
+        else:
+            return None
+        if method in ("normal", "normal_per_patch"):
+            return torch.randn(size, device=device, dtype=work, generator=generator)
+        u = torch.rand(size, device=device, dtype=work, generator=generator)
+        return lo + (hi - lo) * u
+
+    def fill_for(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        """The fill values for ``images``, in their dtype, broadcastable to ``(B, C, H, W)``."""
+        method = self.fill_method
+        dtype = images.dtype
+        work = self.compute_dtype(dtype)
+        lo, hi = self.value_range(dtype)
+        device = images.device
+        if params.get("fill_values") is not None:
+            values = params["fill_values"]
+        elif method == "mean_per_channel":
+            values = images.to(work).mean(dim=(-2, -1), keepdim=True)
+        elif isinstance(method, str):
+            constant = {"black": lo, "white": hi, "gray": (lo + hi) / 2, "zero": 0.0}[method]
+            values = torch.full((1, 1, 1, 1), constant, dtype=work, device=device)
+        else:
+            channels = images.shape[-3]
+            per_channel = method if isinstance(method, tuple) else (method,)
+            if len(per_channel) not in (1, channels):
+                raise ValueError(
+                    f"{type(self).__name__}: fill_method has {len(per_channel)} values but the images "
+                    f"have {channels} channel(s); give one value or one per channel"
+                )
+            # Built from device-side fills: torch.tensor(list, device=...) would be a host copy.
+            values = torch.stack([torch.full((), v, dtype=work, device=device) for v in per_channel])
+            values = values.view(1, -1, 1, 1)
+        return self.to_image_dtype(values, dtype)
+
+    def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        height, width = images.shape[-2:]
+        mask = self.region_mask(params, height, width) & params["selected"].view(-1, 1, 1)
+        return torch.where(mask.unsqueeze(1), self.fill_for(images, params), images)

@@ -1,0 +1,124 @@
+"""Per-image random sampling and region-mask building blocks, shared by every torch strategy.
+
+Every function draws one value per image (or per image and patch) as a tensor on the images'
+device, with an optional ``torch.Generator``. Nothing here reads a tensor value back to the host,
+branches on data, or produces a data-dependent shape, so callers stay free of host syncs and
+compile with ``torch.compile(fullgraph=True)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+Size = Sequence[int]
+
+
+def uniform(low: float | Tensor, high: float | Tensor, size: Size, *, device: torch.device,
+            generator: torch.Generator | None) -> Tensor:
+    """Float32 samples uniform in ``[low, high)``; ``low``/``high`` may be broadcastable tensors."""
+    u = torch.rand(tuple(size), device=device, generator=generator)
+    return low + (high - low) * u
+
+
+def log_uniform(low: float, high: float, size: Size, *, device: torch.device,
+                generator: torch.Generator | None) -> Tensor:
+    """Float32 samples whose logarithm is uniform in ``[log low, log high)``."""
+    if low == high:
+        return torch.full(tuple(size), float(low), device=device)
+    return torch.exp(uniform(math.log(low), math.log(high), size, device=device, generator=generator))
+
+
+def randint(low: int | Tensor, high: int | Tensor, size: Size, *, device: torch.device,
+            generator: torch.Generator | None) -> Tensor:
+    """Int64 samples uniform over ``{low, ..., high}`` (both inclusive), per-element bounds allowed.
+
+    ``torch.randint`` only takes Python bounds; drawing ``floor(low + U * (high - low + 1))`` lets
+    every image have its own bounds. The clamp guards the float rounding of ``U`` close to 1.
+    """
+    u = torch.rand(tuple(size), device=device, generator=generator, dtype=torch.float64)
+    drawn = torch.floor(u * (high - low + 1)).to(torch.int64) + low
+    if isinstance(high, Tensor):
+        return torch.minimum(drawn, high.to(torch.int64))
+    return drawn.clamp_max(high)
+
+
+def select_images(batch_size: int, ratio: float, bernoulli: bool, *, device: torch.device,
+                  generator: torch.Generator | None) -> Tensor:
+    """Boolean ``(B,)`` mask of the images to augment (SPEC §3, fraction control).
+
+    ``bernoulli=False`` selects exactly ``num_selected(ratio, B)`` images at random positions;
+    ``bernoulli=True`` selects each image independently with probability ``ratio``.
+    """
+    from maskmix.params import num_selected
+
+    if bernoulli:
+        return torch.rand(batch_size, device=device, generator=generator) < ratio
+    count = num_selected(ratio, batch_size)
+    if count >= batch_size:
+        return torch.ones(batch_size, dtype=torch.bool, device=device)
+    if count == 0:
+        return torch.zeros(batch_size, dtype=torch.bool, device=device)
+    # The rank of an image in a random permutation is below `count` for exactly `count` images.
+    scores = torch.rand(batch_size, device=device, generator=generator)
+    ranks = scores.argsort().argsort()
+    return ranks < count
+
+
+def rectangle_sizes(area_fraction: Tensor, aspect_ratio: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
+    """Integer ``(h, w)`` of rectangles with ``h * w ~ area_fraction * H * W`` and ``h / w ~ aspect``.
+
+    Sizes are rounded to the nearest pixel and at least 1; they are *not* clipped to the image
+    (callers decide whether a rectangle that does not fit is redrawn, clamped or clipped).
+    """
+    target = area_fraction * float(height * width)
+    h = torch.round(torch.sqrt(target * aspect_ratio)).to(torch.int64).clamp_min(1)
+    w = torch.round(torch.sqrt(target / aspect_ratio)).to(torch.int64).clamp_min(1)
+    return h, w
+
+
+def first_fitting(h: Tensor, w: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
+    """Pick, along the last dim of ``(..., attempts)`` candidates, the first that fits in the image.
+
+    This is the vectorised form of the usual "try up to N times" loop (torchvision, timm): each
+    image keeps its first candidate with ``h <= H`` and ``w <= W``; an image whose candidates all
+    fail keeps its first candidate clamped to the image, so a patch is always produced.
+    """
+    fits = (h <= height) & (w <= width)
+    index = fits.to(torch.uint8).argmax(dim=-1, keepdim=True)  # first True, or 0 if none
+    h = h.gather(-1, index).squeeze(-1).clamp_max(height)
+    w = w.gather(-1, index).squeeze(-1).clamp_max(width)
+    return h, w
+
+
+def place_inside(h: Tensor, w: Tensor, height: int, width: int, *, device: torch.device,
+                 generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """Uniform top-left corners such that an ``h x w`` rectangle lies fully inside the image."""
+    top = randint(0, height - h, h.shape, device=device, generator=generator)
+    left = randint(0, width - w, w.shape, device=device, generator=generator)
+    return top, left
+
+
+def range_mask(start: Tensor, length: Tensor, size: int) -> Tensor:
+    """``(..., size)`` boolean mask of the positions ``start <= i < start + length``."""
+    positions = torch.arange(size, device=start.device)
+    start = start.unsqueeze(-1)
+    return (positions >= start) & (positions < start + length.unsqueeze(-1))
+
+
+def box_mask(top: Tensor, left: Tensor, h: Tensor, w: Tensor, height: int, width: int) -> Tensor:
+    """``(..., H, W)`` boolean mask of per-image boxes given as ``(...)``-shaped tensors."""
+    rows = range_mask(top, h, height)
+    cols = range_mask(left, w, width)
+    return rows.unsqueeze(-1) & cols.unsqueeze(-2)
+
+
+def pick(candidates: Sequence[int], index: Tensor) -> Tensor:
+    """``candidates[index]`` elementwise for a short Python list, without a host-to-device copy."""
+    out = torch.full_like(index, candidates[0])
+    for k, value in enumerate(candidates[1:], start=1):
+        out = torch.where(index == k, value, out)
+    return out

@@ -1,0 +1,157 @@
+"""Random Erasing: erase rectangles of random area and aspect ratio (Zhong et al., 2017)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+from typing_extensions import Unpack
+
+from maskmix.params import RANDOM_ERASING, fraction_or_range, integer_at_least, number_in, positive_range
+
+from . import _sampling
+from ._base import CommonOptions, MaskingTransform
+
+__all__ = ["RandomErasing"]
+
+#: How many candidate rectangles are drawn per patch before falling back to clamping.
+ATTEMPTS = 10
+
+_TIMM_MODES = {"const": "zero", "": "zero", "rand": "normal_per_patch", "pixel": "normal"}
+
+
+class RandomErasing(MaskingTransform):
+    """Erase one or more rectangles of random area and aspect ratio per image.
+
+    Paper: Z. Zhong, L. Zheng, G. Kang, S. Li and Y. Yang, "Random Erasing Data Augmentation",
+    AAAI 2020 (https://arxiv.org/abs/1708.04896). The paper's setting is
+    ``patch_area=(0.02, 0.4), patch_aspect_ratio=(0.3, 3.33), augmentation_ratio=0.5,
+    bernoulli_mix=True``. :meth:`from_timm` builds the transform from timm's arguments.
+
+    Per image: draw a patch count ``n`` uniformly in ``patch_count``. For each of the ``n``
+    patches, draw an area fraction ``a`` uniformly in ``patch_area`` and divide it by ``n`` (as
+    timm does, so that the total erased area keeps the configured scale), and an aspect ratio
+    ``r = h / w`` log-uniformly in ``patch_aspect_ratio``; the rectangle is
+    ``h = round(sqrt(a H W r / n))`` by ``w = round(sqrt(a H W / (r n)))`` pixels (at least 1).
+    A rectangle that does not fit inside the image is redrawn, up to 10 candidates (drawn at once,
+    the first that fits is kept; if none fits, the first is clamped to the image). It is placed
+    uniformly, fully inside. Patches of one image may overlap.
+
+    Args:
+        patch_area: area of the erased region as a fraction of the image: a float in (0, 1) or a
+            range ``(lo, hi)`` drawn uniformly. Default ``(0.05, 0.3)``.
+        patch_aspect_ratio: height / width: a number > 0 or a range ``(lo, hi)`` drawn
+            log-uniformly. Default ``(0.3, 3.0)``.
+        patch_count: rectangles per image: a positive int or a range ``(lo, hi)`` drawn uniformly
+            per image. Default 1.
+        fill_method: how the rectangles are filled; see :class:`~maskmix.torch.MaskingTransform`.
+            Default ``"black"``.
+        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``generator``; see
+            :class:`~maskmix.torch.MaskMixTransform`.
+
+    Shapes:
+        ``(..., C, H, W)`` in, same shape, dtype and device out.
+
+    Example:
+        >>> import torch
+        >>> from maskmix.torch import RandomErasing
+        >>> images = torch.rand(8, 3, 64, 64)
+        >>> out = RandomErasing(patch_count=(1, 3), fill_method="noise")(images)
+        >>> out.shape
+        torch.Size([8, 3, 64, 64])
+    """
+
+    spec = RANDOM_ERASING
+    patch_area: tuple[float, float]
+    patch_aspect_ratio: tuple[float, float]
+    patch_count: tuple[int, int]
+
+    def __init__(
+        self,
+        patch_area: float | tuple[float, float] = (0.05, 0.3),
+        patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
+        patch_count: int | tuple[int, int] = 1,
+        fill_method: str | float | tuple[float, ...] = "black",
+        **common: Unpack[CommonOptions],
+    ) -> None:
+        super().__init__(
+            patch_area=patch_area,
+            patch_aspect_ratio=patch_aspect_ratio,
+            patch_count=patch_count,
+            fill_method=fill_method,
+            **common,
+        )
+
+    @classmethod
+    def from_timm(
+        cls,
+        probability: float = 0.5,
+        min_area: float = 0.02,
+        max_area: float = 1 / 3,
+        min_aspect: float = 0.3,
+        max_aspect: float | None = None,
+        mode: str = "const",
+        min_count: int = 1,
+        max_count: int | None = None,
+        num_splits: int = 0,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> RandomErasing:
+        """Build the transform from the arguments of ``timm.data.RandomErasing``.
+
+        ``probability`` becomes a Bernoulli ``augmentation_ratio``; the area range is
+        ``(min_area, max_area)``; the aspect range ``(min_aspect, max_aspect or 1 / min_aspect)``;
+        ``mode`` ``'const'`` fills zeros, ``'rand'`` one normal colour per image and channel,
+        ``'pixel'`` per-pixel normal noise; the count is uniform in
+        ``[min_count, max_count or min_count]`` with the area split between the patches; with
+        ``num_splits > 1`` the first ``B // num_splits`` images of a batch stay clean (the clean
+        split of timm's AugMix/split-BN training). timm's ``device`` argument is not needed: the
+        patches are drawn on the images' device. Differences from timm: the patches are drawn
+        on-device for all images at once, and a patch that does not fit after 10 candidates is
+        clamped to the image instead of skipped.
+        """
+        name = cls.__name__ + ".from_timm"
+        if not isinstance(mode, str) or mode.lower() not in _TIMM_MODES:
+            raise ValueError(f"{name}: mode must be one of 'const', 'rand', 'pixel'; got {mode!r}")
+        probability = number_in(0.0, 1.0, lo_open=False, hi_open=False)(name, "probability", probability)
+        area = fraction_or_range()(name, "(min_area, max_area)", (min_area, max_area))
+        min_aspect = number_in(0.0, float("inf"), lo_open=True, hi_open=True)(name, "min_aspect", min_aspect)
+        if max_aspect is None:
+            max_aspect = 1.0 / min_aspect
+        aspect = positive_range()(name, "(min_aspect, max_aspect)", (min_aspect, max_aspect))
+        min_count = integer_at_least(1)(name, "min_count", min_count)
+        max_count = min_count if max_count is None else integer_at_least(1)(name, "max_count", max_count)
+        num_splits = integer_at_least(0)(name, "num_splits", num_splits)
+        transform = cls(
+            patch_area=area,
+            patch_aspect_ratio=aspect,
+            patch_count=(min_count, max_count),
+            fill_method=_TIMM_MODES[mode.lower()],
+            augmentation_ratio=probability,
+            bernoulli_mix=True,
+            generator=generator,
+        )
+        transform._clean_splits = num_splits
+        return transform
+
+    def sample_region(self, batch_size: int, height: int, width: int, *, device: torch.device,
+                      generator: torch.Generator | None) -> dict[str, Tensor]:
+        lo_count, max_count = self.patch_count
+        count = _sampling.randint(lo_count, max_count, (batch_size,), device=device, generator=generator)
+        # Every image draws `max_count` patches; those beyond its own count are disabled.
+        size = (batch_size, max_count, ATTEMPTS)
+        area = _sampling.uniform(*self.patch_area, size, device=device, generator=generator)
+        aspect = _sampling.log_uniform(*self.patch_aspect_ratio, size, device=device, generator=generator)
+        area = area / count.view(-1, 1, 1)
+        h, w = _sampling.rectangle_sizes(area, aspect, height, width)
+        h, w = _sampling.first_fitting(h, w, height, width)
+        top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
+        active = torch.arange(max_count, device=device) < count.unsqueeze(1)
+        return {"top": top, "left": left, "height": h, "width": w, "active": active, "count": count}
+
+    def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
+        boxes = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width)
+        boxes = boxes & params["active"].view(*params["active"].shape, 1, 1)
+        return boxes.any(dim=1)

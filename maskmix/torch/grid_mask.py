@@ -1,0 +1,114 @@
+"""GridMask: mask a regular grid of squares (Chen et al., 2020)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+from typing_extensions import Unpack
+
+from maskmix.params import RANDOM_GRID_MASK
+
+from . import _sampling
+from ._base import CommonOptions, MaskingTransform
+
+__all__ = ["RandomGridMask"]
+
+
+class RandomGridMask(MaskingTransform):
+    """Mask a regular grid of squares with a random unit size, offset and rotation per image.
+
+    Paper: P. Chen, S. Liu, H. Zhao and J. Jia, "GridMask Data Augmentation", 2020
+    (https://arxiv.org/abs/2001.04086). The paper rotates the grid by up to 360 degrees
+    (``rotation=360``).
+
+    Per image: draw a unit fraction ``u`` uniformly in ``unit_length`` and a ratio ``m``
+    uniformly in ``masked_ratio``; the unit side is ``d = round(u * min(H, W))`` pixels (at least
+    2) and the masked square's side ``l = round(m * d)`` clamped to ``[1, d - 1]``, so every unit
+    keeps some pixels and masks some. Offsets ``oy, ox`` are uniform in ``{0, ..., d - 1}``.
+    Without rotation, pixel ``(y, x)`` is masked iff ``(y + oy) mod d < l`` and
+    ``(x + ox) mod d < l``: the masked fraction is about ``(l / d)^2``. With ``rotation`` set, an
+    angle ``t`` is drawn uniformly in ``[-rotation, rotation]`` degrees and the same test is made
+    on the pixel centre's coordinates rotated by ``t`` about the image centre (floored).
+
+    Args:
+        unit_length: grid unit side as a fraction of ``min(H, W)``: a float in (0, 1] or a range
+            ``(lo, hi)``. Default ``(0.2, 0.4)``.
+        masked_ratio: masked square side divided by the unit side: a float in (0, 1) or a range.
+            Default 0.5.
+        rotation: maximum rotation in degrees, in ``[0, 360]``. Default 0.
+        fill_method: how masked pixels are filled; see :class:`~maskmix.torch.MaskingTransform`.
+            Default ``"black"``.
+        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``generator``; see
+            :class:`~maskmix.torch.MaskMixTransform`.
+
+    Shapes:
+        ``(..., C, H, W)`` in, same shape, dtype and device out.
+
+    Example:
+        >>> import torch
+        >>> from maskmix.torch import RandomGridMask
+        >>> images = torch.rand(8, 3, 64, 64)
+        >>> out = RandomGridMask(unit_length=(0.2, 0.5), rotation=360)(images)
+        >>> out.shape
+        torch.Size([8, 3, 64, 64])
+    """
+
+    spec = RANDOM_GRID_MASK
+    unit_length: tuple[float, float]
+    masked_ratio: tuple[float, float]
+    rotation: float
+
+    def __init__(
+        self,
+        unit_length: float | tuple[float, float] = (0.2, 0.4),
+        masked_ratio: float | tuple[float, float] = 0.5,
+        rotation: float = 0.0,
+        fill_method: str | float | tuple[float, ...] = "black",
+        **common: Unpack[CommonOptions],
+    ) -> None:
+        super().__init__(
+            unit_length=unit_length,
+            masked_ratio=masked_ratio,
+            rotation=rotation,
+            fill_method=fill_method,
+            **common,
+        )
+
+    def sample_region(self, batch_size: int, height: int, width: int, *, device: torch.device,
+                      generator: torch.Generator | None) -> dict[str, Tensor]:
+        size = (batch_size,)
+        unit_fraction = _sampling.uniform(*self.unit_length, size, device=device, generator=generator)
+        ratio = _sampling.uniform(*self.masked_ratio, size, device=device, generator=generator)
+        unit = torch.round(unit_fraction * float(min(height, width))).to(torch.int64).clamp_min(2)
+        masked = torch.round(ratio * unit).to(torch.int64)
+        masked = torch.minimum(masked.clamp_min(1), unit - 1)
+        offset_y = _sampling.randint(0, unit - 1, size, device=device, generator=generator)
+        offset_x = _sampling.randint(0, unit - 1, size, device=device, generator=generator)
+        params = {"unit": unit, "masked": masked, "offset_y": offset_y, "offset_x": offset_x}
+        if self.rotation > 0:
+            params["angle"] = _sampling.uniform(
+                -math.radians(self.rotation), math.radians(self.rotation), size, device=device, generator=generator
+            )
+        return params
+
+    def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
+        unit = params["unit"].view(-1, 1, 1)
+        masked = params["masked"].view(-1, 1, 1)
+        oy = params["offset_y"].view(-1, 1, 1)
+        ox = params["offset_x"].view(-1, 1, 1)
+        device = unit.device
+        if "angle" not in params:
+            ys = torch.arange(height, device=device).view(1, -1, 1)
+            xs = torch.arange(width, device=device).view(1, 1, -1)
+            return ((ys + oy) % unit < masked) & ((xs + ox) % unit < masked)
+        angle = params["angle"].view(-1, 1, 1)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        ys = torch.arange(height, device=device, dtype=torch.float32).view(1, -1, 1) - (height - 1) / 2
+        xs = torch.arange(width, device=device, dtype=torch.float32).view(1, 1, -1) - (width - 1) / 2
+        u = torch.floor(cos * xs + sin * ys).to(torch.int64)
+        v = torch.floor(cos * ys - sin * xs).to(torch.int64)
+        return ((v + oy) % unit < masked) & ((u + ox) % unit < masked)

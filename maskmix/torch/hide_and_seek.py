@@ -1,0 +1,110 @@
+"""Hide-and-Seek: split the image into a grid and hide random cells (Singh et al., 2018)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+from typing_extensions import Unpack
+
+from maskmix.params import RANDOM_HIDE_AND_SEEK
+
+from . import _sampling
+from ._base import CommonOptions, MaskingTransform
+
+__all__ = ["RandomHideAndSeek"]
+
+
+class RandomHideAndSeek(MaskingTransform):
+    """Split each image into a grid of cells and hide a random subset of them.
+
+    Paper: K. K. Singh, H. Yu, A. Sarmasi, G. Pradeep and Y. J. Lee, "Hide-and-Seek: A Data
+    Augmentation Technique for Weakly-Supervised Localization and Beyond", 2018
+    (https://arxiv.org/abs/1811.02545). The paper hides every cell with probability 0.5
+    (``hide_prob=0.5``) and draws the grid per image from several candidate sizes.
+
+    Per image: pick a grid ``(rows, cols)`` uniformly among the ``grid_size`` candidates. Cell
+    ``(i, j)`` covers rows ``floor(i H / rows) <= y < floor((i + 1) H / rows)`` and the like for
+    columns, so the cells tile the whole image even when ``H`` is not a multiple of ``rows``.
+    Without ``hide_prob``, draw a count ``n`` uniformly in ``erased_patches`` (capped at the number
+    of cells) and hide ``n`` distinct cells chosen uniformly; with ``hide_prob`` set, hide each
+    cell independently with that probability.
+
+    Args:
+        grid_size: ``n`` for an ``n x n`` grid, a tuple ``(rows, cols)``, or a list of such
+            candidates, one drawn per image (e.g. ``[4, 8, (8, 16)]``). Default ``(8, 8)``.
+        erased_patches: number of hidden cells: an int >= 0 or a range ``(lo, hi)`` drawn
+            uniformly per image. Default ``(0, 5)``. Ignored when ``hide_prob`` is set.
+        hide_prob: probability in (0, 1) of hiding each cell, or None. Default None.
+        fill_method: how hidden cells are filled; see :class:`~maskmix.torch.MaskingTransform`.
+            Default ``"black"``.
+        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``generator``; see
+            :class:`~maskmix.torch.MaskMixTransform`.
+
+    Shapes:
+        ``(..., C, H, W)`` in, same shape, dtype and device out.
+
+    Example:
+        >>> import torch
+        >>> from maskmix.torch import RandomHideAndSeek
+        >>> images = torch.rand(8, 3, 64, 64)
+        >>> out = RandomHideAndSeek(grid_size=[2, 4, 8], hide_prob=0.5)(images)
+        >>> out.shape
+        torch.Size([8, 3, 64, 64])
+    """
+
+    spec = RANDOM_HIDE_AND_SEEK
+    grid_size: tuple[tuple[int, int], ...]
+    erased_patches: tuple[int, int]
+    hide_prob: float | None
+
+    def __init__(
+        self,
+        grid_size: int | tuple[int, int] | list[int | tuple[int, int]] = (8, 8),
+        erased_patches: int | tuple[int, int] = (0, 5),
+        hide_prob: float | None = None,
+        fill_method: str | float | tuple[float, ...] = "black",
+        **common: Unpack[CommonOptions],
+    ) -> None:
+        super().__init__(
+            grid_size=grid_size,
+            erased_patches=erased_patches,
+            hide_prob=hide_prob,
+            fill_method=fill_method,
+            **common,
+        )
+
+    def sample_region(self, batch_size: int, height: int, width: int, *, device: torch.device,
+                      generator: torch.Generator | None) -> dict[str, Tensor]:
+        row_options = [rows for rows, _ in self.grid_size]
+        col_options = [cols for _, cols in self.grid_size]
+        choice = _sampling.randint(0, len(self.grid_size) - 1, (batch_size,), device=device, generator=generator)
+        rows = _sampling.pick(row_options, choice)
+        cols = _sampling.pick(col_options, choice)
+        # Cells live on a (max_rows, max_cols) lattice; those outside an image's own grid are invalid.
+        max_rows, max_cols = max(row_options), max(col_options)
+        valid = (torch.arange(max_rows, device=device).view(1, -1, 1) < rows.view(-1, 1, 1)) & (
+            torch.arange(max_cols, device=device).view(1, 1, -1) < cols.view(-1, 1, 1)
+        )
+        scores = torch.rand((batch_size, max_rows, max_cols), device=device, generator=generator)
+        if self.hide_prob is not None:
+            hidden = (scores < self.hide_prob) & valid
+        else:
+            lo, hi = self.erased_patches
+            count = _sampling.randint(lo, hi, (batch_size,), device=device, generator=generator)
+            count = torch.minimum(count, rows * cols)
+            # Invalid cells rank last; the `count` lowest-ranked valid cells are hidden.
+            ranked = torch.where(valid, scores, 2.0).flatten(1).argsort(dim=1).argsort(dim=1)
+            hidden = (ranked < count.view(-1, 1)).view(batch_size, max_rows, max_cols)
+        return {"rows": rows, "cols": cols, "hidden": hidden}
+
+    def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
+        rows, cols, hidden = params["rows"], params["cols"], params["hidden"]
+        device = hidden.device
+        row_cell = torch.arange(height, device=device).view(1, -1) * rows.view(-1, 1) // height
+        col_cell = torch.arange(width, device=device).view(1, -1) * cols.view(-1, 1) // width
+        batch = torch.arange(hidden.shape[0], device=device).view(-1, 1, 1)
+        # Broadcast indices: the (B, H, W) result is gathered without materialising (B, H, W) indices.
+        return hidden[batch, row_cell.unsqueeze(2), col_cell.unsqueeze(1)]

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up .venv (first run) and run the whole test suite, slow integration tests included.
+# Extra arguments go to pytest, e.g. scripts/test.sh -m "not slow" -x
+source "$(dirname "$0")/_env.sh"
+install_project dev
+.venv/bin/python -m ruff check maskmix tests examples benchmarks
+exec .venv/bin/python -m pytest -n auto "$@"
