@@ -290,7 +290,8 @@ def grid_size() -> Checker:
 
     Normalised to a tuple of ``(rows, cols)`` candidates, e.g. ``8 -> ((8, 8),)`` and
     ``[4, (8, 16)] -> ((4, 4), (8, 16))``. A list whose items are all pairs is read as candidates,
-    so the normalised form (after a JSON round trip turns it into lists) validates unchanged.
+    and a tuple of pairs too, so the normalised form validates unchanged, also after a JSON round
+    trip has turned its tuples into lists.
     """
     expected = (
         "a positive integer n (n x n cells), a tuple (rows, cols) of positive integers, "
@@ -311,7 +312,8 @@ def grid_size() -> Checker:
         raise AssertionError
 
     def check(owner: str, name: str, value: Any) -> tuple[tuple[int, int], ...]:
-        if isinstance(value, list):
+        nested = isinstance(value, tuple) and len(value) > 0 and all(isinstance(v, (tuple, list)) for v in value)
+        if isinstance(value, list) or nested:
             if not value:
                 _fail(owner, name, expected, value)
             return tuple(one(owner, name, v, value) for v in value)
