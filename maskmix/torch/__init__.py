@@ -4,18 +4,26 @@ Importing this package imports torch and torchvision, never keras or tensorflow.
 """
 
 from ._base import SUPPORTED_DTYPES, CommonOptions, MaskingTransform, MaskMixTransform
+from ._mixing import MixingTransform
+from .cutmix import RandomCutMix, random_cutmix
 from .cutout import RandomCutout
 from .erasing import RandomErasing
 from .grid_mask import RandomGridMask
 from .hide_and_seek import RandomHideAndSeek
+from .mixup import RandomMixup, random_mixup
 
 __all__ = [
     "SUPPORTED_DTYPES",
     "CommonOptions",
     "MaskMixTransform",
     "MaskingTransform",
+    "MixingTransform",
+    "RandomCutMix",
     "RandomCutout",
     "RandomErasing",
     "RandomGridMask",
     "RandomHideAndSeek",
+    "RandomMixup",
+    "random_cutmix",
+    "random_mixup",
 ]

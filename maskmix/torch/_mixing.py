@@ -1,0 +1,240 @@
+"""Base of the strategies that mix two images of a batch and their labels (SPEC §3, "Labels").
+
+:class:`MixingTransform` adds to :class:`~maskmix.torch.MaskMixTransform` what every mixing
+strategy shares: the ``(images, labels)`` calling convention (tuples, lists and dicts, extra
+elements kept, as torchvision's ``CutMix``/``MixUp``), label validation, one-hot conversion and
+smoothing, the per-image choice of a partner image, and the label mixing by the exact fraction
+of pixels that come from the partner. A strategy samples its own quantities (``sample_mixing``),
+reports that fraction as ``params["partner_weight"]`` and changes the pixels in ``apply``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchvision import tv_tensors
+
+from . import _sampling
+from ._base import MaskMixTransform
+
+__all__ = ["MixingTransform", "beta", "partners"]
+
+#: Marsaglia-Tsang proposals drawn per gamma sample; all of them are rejected with probability < 1e-10.
+GAMMA_PROPOSALS = 8
+
+
+def _log_standard_gamma(alpha: float, size: tuple[int, ...], *, device: torch.device,
+                        generator: torch.Generator | None) -> Tensor:
+    """``log`` of Gamma(alpha, 1) samples, drawn with a fixed number of proposals per sample.
+
+    ``torch.distributions`` cannot take a ``torch.Generator``; Marsaglia and Tsang's method
+    ("A simple method for generating gamma variables", 2000) needs only normal and uniform draws,
+    so it can. Each sample draws ``GAMMA_PROPOSALS`` proposals at once and keeps the first
+    accepted one (acceptance >= 95% per proposal). For ``alpha < 1`` the usual boost
+    ``G(alpha) = G(alpha + 1) * U^(1 / alpha)`` is applied in log space, so that tiny values
+    (frequent for small alpha) do not underflow.
+    """
+    boosted = alpha < 1.0
+    a = alpha + 1.0 if boosted else alpha
+    d = a - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    shape = (*size, GAMMA_PROPOSALS)
+    z = torch.randn(shape, device=device, generator=generator)
+    u = torch.rand(shape, device=device, generator=generator)
+    v = (1.0 + c * z) ** 3
+    safe_v = v.clamp_min(1e-30)
+    accept = (v > 0) & (torch.log1p(-u) < 0.5 * z * z + d - d * safe_v + d * torch.log(safe_v))
+    first = accept.to(torch.uint8).argmax(dim=-1, keepdim=True)
+    # If every proposal is rejected (p < 1e-10), the proposal is the mode-ish value d.
+    chosen = torch.where(accept.any(dim=-1, keepdim=True), safe_v.gather(-1, first), torch.ones_like(first, dtype=v.dtype))
+    log_gamma = math.log(d) + torch.log(chosen.squeeze(-1))
+    if boosted:
+        boost = torch.rand(size, device=device, generator=generator)
+        log_gamma = log_gamma + torch.log1p(-boost) / alpha  # 1 - U is uniform on (0, 1]: no log(0)
+    return log_gamma
+
+
+def beta(alpha: float, size: tuple[int, ...], *, device: torch.device,
+         generator: torch.Generator | None) -> Tensor:
+    """Float32 samples of Beta(alpha, alpha), via two gamma variables: ``G1 / (G1 + G2)``."""
+    log_g1 = _log_standard_gamma(alpha, size, device=device, generator=generator)
+    log_g2 = _log_standard_gamma(alpha, size, device=device, generator=generator)
+    return torch.sigmoid(log_g1 - log_g2)
+
+
+def partners(batch_size: int, *, device: torch.device, generator: torch.Generator | None) -> Tensor:
+    """Per-image partner index, uniform over the *other* images of the batch (itself when B = 1)."""
+    index = torch.arange(batch_size, device=device)
+    if batch_size < 2:
+        return index
+    shift = _sampling.randint(1, batch_size - 1, (batch_size,), device=device, generator=generator)
+    return (index + shift) % batch_size
+
+
+class MixingTransform(MaskMixTransform):
+    """Base class of the transforms that mix each image with a partner image and mix the labels.
+
+    Call it as ``transform(images, labels)`` (or with one ``(images, labels, ...)`` tuple or list,
+    or a dict with ``"image"``/``"images"`` and ``"label"``/``"labels"`` keys); the same structure
+    comes back with the images mixed and the labels replaced by soft labels ``(B, K)``. Extra
+    elements are returned untouched.
+
+    Labels are class indices ``(B,)`` of an integer dtype together with ``num_classes``, or
+    one-hot/soft labels ``(B, K)`` of a floating dtype. The output labels are float32 (float64
+    when the input labels were float64); ``label_smoothing`` is applied before mixing; each
+    augmented row is ``(1 - f) * y_self + f * y_partner`` with ``f`` the exact fraction of the
+    image's pixels that now come from the partner. Rows of images that are not augmented are the
+    (smoothed) input rows. Batches of 0 or 1 images pass through unchanged.
+
+    Class indices outside ``[0, num_classes)`` raise a ``ValueError`` for CPU tensors; on an
+    accelerator the check is a device-side assertion (``torch._assert_async``) so that it never
+    synchronises with the host, and under ``torch.compile`` it is skipped.
+
+    Args:
+        num_classes: number of classes; required with class-index labels.
+        label_smoothing: smoothing in ``[0, 1)`` applied to the labels before mixing.
+    """
+
+    needs_batch = True
+    num_classes: int | None
+    label_smoothing: float
+
+    # ----------------------------------------------------------------------------------------
+    # Strategy hooks.
+    # ----------------------------------------------------------------------------------------
+
+    def sample_mixing(self, batch_size: int, channels: int, height: int, width: int, *,
+                      partner: Tensor, device: torch.device,
+                      generator: torch.Generator | None) -> dict[str, Any]:
+        """Draw the strategy's quantities; must include ``partner_weight`` (float32 ``(B,)``)."""
+        raise NotImplementedError
+
+    def sample(self, batch_size: int, channels: int, height: int, width: int, *,
+               dtype: torch.dtype, device: torch.device,
+               generator: torch.Generator | None) -> dict[str, Any]:
+        partner = partners(batch_size, device=device, generator=generator)
+        params = self.sample_mixing(
+            batch_size, channels, height, width, partner=partner, device=device, generator=generator
+        )
+        params["partner"] = partner
+        return params
+
+    # ----------------------------------------------------------------------------------------
+    # Calling convention.
+    # ----------------------------------------------------------------------------------------
+
+    def forward(self, *inputs: Any) -> Any:
+        sample = inputs if len(inputs) > 1 else inputs[0]
+        images, labels, rebuild = self._split(sample)
+        params = self.make_params([images])
+        batch_size = params["batch_shape"][0]
+        if batch_size < 2:
+            params["selected"] = torch.zeros_like(params["selected"])
+        soft = self.soft_labels(labels, images, batch_size)
+        out = self.transform(images, params)
+        weight = params["partner_weight"].to(soft.dtype).unsqueeze(1)
+        mixed = soft * (1 - weight) + soft[params["partner"]] * weight
+        soft = torch.where(params["selected"].unsqueeze(1), mixed, soft)
+        return rebuild(out, soft)
+
+    def _split(self, sample: Any) -> tuple[Tensor, Tensor, Any]:
+        name = type(self).__name__
+        usage = (
+            f"{name}: expected (images, labels), a tuple/list whose first two items are images and labels, "
+            "or a dict with 'image(s)' and 'label(s)' keys"
+        )
+        if isinstance(sample, Mapping):
+            image_key = next((k for k in ("images", "image") if k in sample), None)
+            label_key = next((k for k in ("labels", "label") if k in sample), None)
+            if image_key is None or label_key is None:
+                raise ValueError(f"{usage}; got a dict with keys {sorted(map(str, sample))}")
+
+            def rebuild_dict(images: Tensor, labels: Tensor) -> Any:
+                out = dict(sample)
+                out[image_key] = images
+                out[label_key] = labels
+                return type(sample)(out) if type(sample) is not dict else out
+
+            return self._check_pair(sample[image_key], sample[label_key], usage) + (rebuild_dict,)
+        if isinstance(sample, (tuple, list)) and len(sample) >= 2:
+            rest = list(sample[2:])
+
+            def rebuild_seq(images: Tensor, labels: Tensor) -> Any:
+                items = [images, labels, *rest]
+                return tuple(items) if isinstance(sample, tuple) else items
+
+            return self._check_pair(sample[0], sample[1], usage) + (rebuild_seq,)
+        raise TypeError(f"{usage}; got {type(sample).__name__}")
+
+    def _check_pair(self, images: Any, labels: Any, usage: str) -> tuple[Tensor, Tensor]:
+        if not self._is_image(images):
+            raise TypeError(f"{usage}; images are a {type(images).__name__}")
+        if not isinstance(labels, Tensor):
+            raise TypeError(f"{type(self).__name__}: labels must be a tensor; got {type(labels).__name__}")
+        return images, labels
+
+    # ----------------------------------------------------------------------------------------
+    # Labels.
+    # ----------------------------------------------------------------------------------------
+
+    def soft_labels(self, labels: Tensor, images: Tensor, batch_size: int) -> Tensor:
+        """Validate ``labels`` against ``images`` and return smoothed soft labels ``(B, K)``."""
+        name = type(self).__name__
+        if labels.device != images.device:
+            raise ValueError(f"{name}: labels are on {labels.device} but the images are on {images.device}")
+        if labels.dtype == torch.bool or labels.is_complex():
+            raise TypeError(f"{name}: labels must be integer class indices or floating soft labels; got {labels.dtype}")
+        if not labels.dtype.is_floating_point:
+            if labels.ndim != 1:
+                raise ValueError(
+                    f"{name}: class-index labels must have shape (B,); got shape {tuple(labels.shape)}"
+                )
+            if self.num_classes is None:
+                raise ValueError(f"{name}: num_classes is required when labels are class indices")
+            self._check_batch(labels, batch_size)
+            self._check_indices(labels)
+            soft = torch.nn.functional.one_hot(labels.long(), self.num_classes).to(torch.float32)
+        else:
+            if labels.ndim != 2:
+                raise ValueError(
+                    f"{name}: one-hot/soft labels must have shape (B, K); got shape {tuple(labels.shape)}"
+                )
+            self._check_batch(labels, batch_size)
+            if self.num_classes is not None and labels.shape[1] != self.num_classes:
+                raise ValueError(
+                    f"{name}: labels have {labels.shape[1]} classes but num_classes is {self.num_classes}"
+                )
+            soft = labels.to(torch.float64 if labels.dtype == torch.float64 else torch.float32)
+        if self.label_smoothing > 0:
+            classes = soft.shape[1]
+            soft = soft * (1.0 - self.label_smoothing) + self.label_smoothing / classes
+        return soft
+
+    def _check_batch(self, labels: Tensor, batch_size: int) -> None:
+        if labels.shape[0] != batch_size:
+            raise ValueError(
+                f"{type(self).__name__}: labels have batch size {labels.shape[0]} but the images have {batch_size}"
+            )
+
+    def _check_indices(self, labels: Tensor) -> None:
+        if labels.numel() == 0 or torch.compiler.is_compiling():
+            return
+        assert self.num_classes is not None
+        inside = (labels >= 0) & (labels < self.num_classes)
+        message = f"{type(self).__name__}: class indices must lie in [0, {self.num_classes})"
+        if labels.device.type == "cpu":
+            if not bool(inside.all()):
+                bad = labels[~inside][:5].tolist()
+                raise ValueError(f"{message}; got {bad}")
+        else:
+            torch._assert_async(inside.all(), message)
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        # Only the images are transformed here; labels are mixed in forward.
+        if isinstance(inpt, tv_tensors.TVTensor) and not isinstance(inpt, (tv_tensors.Image, tv_tensors.Video)):
+            return inpt
+        return super().transform(inpt, params)

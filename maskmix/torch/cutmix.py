@@ -1,0 +1,157 @@
+"""CutMix: paste a box of a partner image, mix labels by pixel fraction (Yun et al., 2019)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+from typing_extensions import Unpack
+
+from maskmix.params import RANDOM_CUTMIX
+
+from . import _sampling
+from ._base import CommonOptions
+from ._mixing import MixingTransform, beta
+
+__all__ = ["RandomCutMix", "random_cutmix"]
+
+
+class RandomCutMix(MixingTransform):
+    """Replace a box of each image by the same box of a partner image; mix the labels likewise.
+
+    Paper: S. Yun, D. Han, S. J. Oh, S. Chun, J. Choe and Y. Yoo, "CutMix: Regularization Strategy
+    to Train Strong Classifiers with Localizable Features", ICCV 2019 (https://arxiv.org/abs/1905.04899).
+
+    Per image: a partner is drawn uniformly among the other images of the batch and
+    ``lam ~ Beta(alpha, alpha)``.
+
+    * Default (the paper): the box has the image's shape and area ``1 - lam``: its sides are
+      ``round(H sqrt(1 - lam))`` by ``round(W sqrt(1 - lam))``; its centre is uniform over the
+      image's pixels and it is clipped at the border.
+    * With ``patch_area`` and/or ``patch_aspect_ratio`` (the original library's variant): the area
+      fraction is ``lo + (hi - lo) * lam`` over the ``patch_area`` range (``(0, 1)`` if None), the
+      aspect ratio ``h / w`` is log-uniform over ``patch_aspect_ratio`` (the image's own ``H / W``
+      if None), and the box lies fully inside the image.
+
+    The pixels of the box are copied from the partner; the label row becomes
+    ``(1 - f) y_self + f y_partner`` where ``f`` is the box's exact pixel count divided by
+    ``H * W`` (after clipping).
+
+    Args:
+        alpha: ``Beta(alpha, alpha)`` parameter, > 0. Default 1.0 (lam uniform).
+        patch_area: None, or the area range of the original library's variant (float or pair).
+        patch_aspect_ratio: None, or the aspect range of that variant (number or pair).
+        num_classes: number of classes, required with class-index labels.
+        label_smoothing: in ``[0, 1)``, applied before mixing. Default 0.
+        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``generator``; see
+            :class:`~maskmix.torch.MaskMixTransform`.
+
+    Shapes:
+        images ``(B, C, H, W)`` (or ``(..., B, C, H, W)``), labels ``(B,)`` integer or ``(B, K)``
+        float; returns ``(images, labels)`` with labels ``(B, K)`` float32 (float64 if given).
+
+    Example:
+        >>> import torch
+        >>> from maskmix.torch import RandomCutMix
+        >>> images, labels = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
+        >>> out, soft = RandomCutMix(num_classes=10)(images, labels)
+        >>> soft.shape
+        torch.Size([8, 10])
+    """
+
+    spec = RANDOM_CUTMIX
+    alpha: float
+    patch_area: tuple[float, float] | None
+    patch_aspect_ratio: tuple[float, float] | None
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        patch_area: float | tuple[float, float] | None = None,
+        patch_aspect_ratio: float | tuple[float, float] | None = None,
+        num_classes: int | None = None,
+        label_smoothing: float = 0.0,
+        **common: Unpack[CommonOptions],
+    ) -> None:
+        super().__init__(
+            alpha=alpha,
+            patch_area=patch_area,
+            patch_aspect_ratio=patch_aspect_ratio,
+            num_classes=num_classes,
+            label_smoothing=label_smoothing,
+            **common,
+        )
+
+    def sample_mixing(self, batch_size: int, channels: int, height: int, width: int, *,
+                      partner: Tensor, device: torch.device,
+                      generator: torch.Generator | None) -> dict[str, Any]:
+        size = (batch_size,)
+        lam = beta(self.alpha, size, device=device, generator=generator)
+        if self.patch_area is None and self.patch_aspect_ratio is None:
+            side = torch.sqrt(1.0 - lam)
+            cut_h = torch.round(side * height).to(torch.int64)
+            cut_w = torch.round(side * width).to(torch.int64)
+            center_y = _sampling.randint(0, height - 1, size, device=device, generator=generator)
+            center_x = _sampling.randint(0, width - 1, size, device=device, generator=generator)
+            y0, x0 = center_y - cut_h // 2, center_x - cut_w // 2
+            top, left = y0.clamp(0, height), x0.clamp(0, width)
+            h = (y0 + cut_h).clamp(0, height) - top
+            w = (x0 + cut_w).clamp(0, width) - left
+        else:
+            lo, hi = self.patch_area if self.patch_area is not None else (0.0, 1.0)
+            area = lo + (hi - lo) * lam
+            if self.patch_aspect_ratio is not None:
+                aspect = _sampling.log_uniform(*self.patch_aspect_ratio, size, device=device, generator=generator)
+            else:
+                aspect = torch.full(size, height / max(width, 1), device=device)
+            h, w = _sampling.rectangle_sizes(area, aspect, height, width)
+            h, w = h.clamp_max(height), w.clamp_max(width)
+            top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
+        pixels = max(height * width, 1)
+        return {
+            "lam": lam,
+            "top": top,
+            "left": left,
+            "height": h,
+            "width": w,
+            "partner_weight": (h * w).to(torch.float64).div(pixels).to(torch.float32),
+        }
+
+    def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        height, width = images.shape[-2:]
+        box = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width)
+        box = box & params["selected"].view(-1, 1, 1)
+        return torch.where(box.unsqueeze(1), images[params["partner"]], images)
+
+
+def random_cutmix(
+    images: Tensor,
+    labels: Tensor,
+    *,
+    alpha: float = 1.0,
+    patch_area: float | tuple[float, float] | None = None,
+    patch_aspect_ratio: float | tuple[float, float] | None = None,
+    num_classes: int | None = None,
+    label_smoothing: float = 0.0,
+    **common: Unpack[CommonOptions],
+) -> tuple[Tensor, Tensor]:
+    """Functional form of :class:`RandomCutMix`: returns ``(mixed_images, soft_labels)``.
+
+    Example:
+        >>> import torch
+        >>> from maskmix.torch import random_cutmix
+        >>> x, y = random_cutmix(torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]), num_classes=4)
+        >>> y.sum(dim=1)
+        tensor([1., 1., 1., 1.])
+    """
+    transform = RandomCutMix(
+        alpha=alpha,
+        patch_area=patch_area,
+        patch_aspect_ratio=patch_aspect_ratio,
+        num_classes=num_classes,
+        label_smoothing=label_smoothing,
+        **common,
+    )
+    return transform(images, labels)

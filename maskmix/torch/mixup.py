@@ -1,0 +1,89 @@
+"""Mixup: blend each image with a partner image, mix labels likewise (Zhang et al., 2017)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+from typing_extensions import Unpack
+
+from maskmix.params import RANDOM_MIXUP
+
+from ._base import CommonOptions
+from ._mixing import MixingTransform, beta
+
+__all__ = ["RandomMixup", "random_mixup"]
+
+
+class RandomMixup(MixingTransform):
+    """Blend each image with a partner image of the batch; mix the labels with the same weight.
+
+    Paper: H. Zhang, M. Cisse, Y. N. Dauphin and D. Lopez-Paz, "mixup: Beyond Empirical Risk
+    Minimization", ICLR 2018 (https://arxiv.org/abs/1710.09412).
+
+    Per image: a partner is drawn uniformly among the other images of the batch and
+    ``lam ~ Beta(alpha, alpha)``; the image becomes ``lam * x + (1 - lam) * x_partner`` (computed
+    in float32 for uint8 images, then rounded, so uint8 stays uint8) and its label row
+    ``lam * y + (1 - lam) * y_partner``.
+
+    Args:
+        alpha: ``Beta(alpha, alpha)`` parameter, > 0. Default 1.0.
+        num_classes: number of classes, required with class-index labels.
+        label_smoothing: in ``[0, 1)``, applied before mixing. Default 0.
+        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``generator``; see
+            :class:`~maskmix.torch.MaskMixTransform`.
+
+    Shapes:
+        images ``(B, C, H, W)``, labels ``(B,)`` integer or ``(B, K)`` float; returns
+        ``(images, labels)`` with labels ``(B, K)`` float32 (float64 if given).
+
+    Example:
+        >>> import torch
+        >>> from maskmix.torch import RandomMixup
+        >>> images, labels = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
+        >>> out, soft = RandomMixup(alpha=0.2, num_classes=10)(images, labels)
+        >>> out.shape, soft.shape
+        (torch.Size([8, 3, 32, 32]), torch.Size([8, 10]))
+    """
+
+    spec = RANDOM_MIXUP
+    alpha: float
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        num_classes: int | None = None,
+        label_smoothing: float = 0.0,
+        **common: Unpack[CommonOptions],
+    ) -> None:
+        super().__init__(alpha=alpha, num_classes=num_classes, label_smoothing=label_smoothing, **common)
+
+    def sample_mixing(self, batch_size: int, channels: int, height: int, width: int, *,
+                      partner: Tensor, device: torch.device,
+                      generator: torch.Generator | None) -> dict[str, Any]:
+        lam = beta(self.alpha, (batch_size,), device=device, generator=generator)
+        return {"lam": lam, "partner_weight": 1.0 - lam}
+
+    def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        work = self.compute_dtype(images.dtype)
+        lam = params["lam"].to(work).view(-1, 1, 1, 1)
+        x = images.to(work)
+        mixed = torch.lerp(x[params["partner"]], x, lam)
+        mixed = self.to_image_dtype(mixed, images.dtype)
+        return torch.where(params["selected"].view(-1, 1, 1, 1), mixed, images)
+
+
+def random_mixup(
+    images: Tensor,
+    labels: Tensor,
+    *,
+    alpha: float = 1.0,
+    num_classes: int | None = None,
+    label_smoothing: float = 0.0,
+    **common: Unpack[CommonOptions],
+) -> tuple[Tensor, Tensor]:
+    """Functional form of :class:`RandomMixup`: returns ``(mixed_images, soft_labels)``."""
+    transform = RandomMixup(alpha=alpha, num_classes=num_classes, label_smoothing=label_smoothing, **common)
+    return transform(images, labels)
