@@ -50,7 +50,8 @@ def _log_standard_gamma(alpha: float, size: tuple[int, ...], *, device: torch.de
     accept = (v > 0) & (torch.log1p(-u) < 0.5 * z * z + d - d * safe_v + d * torch.log(safe_v))
     first = accept.to(torch.uint8).argmax(dim=-1, keepdim=True)
     # If every proposal is rejected (p < 1e-10), the proposal is the mode-ish value d.
-    chosen = torch.where(accept.any(dim=-1, keepdim=True), safe_v.gather(-1, first), torch.ones_like(first, dtype=v.dtype))
+    fallback = torch.ones_like(first, dtype=v.dtype)
+    chosen = torch.where(accept.any(dim=-1, keepdim=True), safe_v.gather(-1, first), fallback)
     log_gamma = math.log(d) + torch.log(chosen.squeeze(-1))
     if boosted:
         boost = torch.rand(size, device=device, generator=generator)
@@ -159,7 +160,7 @@ class MixingTransform(MaskMixTransform):
                 out[label_key] = labels
                 return type(sample)(out) if type(sample) is not dict else out
 
-            return self._check_pair(sample[image_key], sample[label_key], usage) + (rebuild_dict,)
+            return (*self._check_pair(sample[image_key], sample[label_key], usage), rebuild_dict)
         if isinstance(sample, (tuple, list)) and len(sample) >= 2:
             rest = list(sample[2:])
 
@@ -167,7 +168,7 @@ class MixingTransform(MaskMixTransform):
                 items = [images, labels, *rest]
                 return tuple(items) if isinstance(sample, tuple) else items
 
-            return self._check_pair(sample[0], sample[1], usage) + (rebuild_seq,)
+            return (*self._check_pair(sample[0], sample[1], usage), rebuild_seq)
         raise TypeError(f"{usage}; got {type(sample).__name__}")
 
     def _check_pair(self, images: Any, labels: Any, usage: str) -> tuple[Tensor, Tensor]:
