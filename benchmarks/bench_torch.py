@@ -1,0 +1,194 @@
+"""Speed of the maskmix torch transforms against the clone() floor and their peers, in one process.
+
+For each strategy and batch shape/dtype: median time per call, images per second, and the ratio
+to one ``clone()`` of the batch (the memory-bandwidth floor), next to the peers that exist:
+torchvision v2 (batched: one region for the whole batch; per-image: a Python loop), timm
+(``RandomErasing`` loops over images; ``Mixup`` in ``elem`` and ``batch`` modes), and Kornia
+when installed. Eager and ``torch.compile``.
+
+    python benchmarks/bench_torch.py --device cuda --output benchmarks/results/torch_cuda.json
+    python benchmarks/bench_torch.py --quick        # tiny shapes, a few repeats (CI smoke run)
+
+Writes a markdown table (``--markdown``) and a JSON file with the device name and versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+import maskmix
+import maskmix.torch as mm
+
+
+def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int) -> float:
+    """Median seconds per call, synchronising around each call on CUDA."""
+    for _ in range(warmup):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    samples = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            samples.append(start.elapsed_time(end) / 1e3)
+        else:
+            t0 = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def ours(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], object]]:
+    cases = {
+        "RandomCutout": mm.RandomCutout(),
+        "RandomErasing": mm.RandomErasing(),
+        "RandomErasing(count 1-3, noise)": mm.RandomErasing(patch_count=(1, 3), fill_method="noise"),
+        "RandomHideAndSeek": mm.RandomHideAndSeek(),
+        "RandomGridMask": mm.RandomGridMask(),
+        "RandomGridMask(rotation)": mm.RandomGridMask(rotation=360),
+        "RandomCutMix": mm.RandomCutMix(num_classes=10),
+        "RandomMixup": mm.RandomMixup(num_classes=10),
+    }
+    for name in ("RandomCutBlur", "RandomCutPaste", "RandomCutSwap", "RandomCutThumbnail"):
+        if hasattr(mm, name):
+            cases[name] = getattr(mm, name)()
+    out: dict[str, Callable[[], object]] = {}
+    for name, t in cases.items():
+        if isinstance(t, mm.MixingTransform):
+            out[name] = (lambda t=t: t(x, y))
+        else:
+            out[name] = (lambda t=t: t(x))
+    return out
+
+
+def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], object]]:
+    """Peer implementations, keyed '<peer>: <what>'. Missing libraries are skipped."""
+    from torchvision.transforms import v2
+
+    out: dict[str, Callable[[], object]] = {}
+    erase = v2.RandomErasing(p=1.0, scale=(0.05, 0.3), ratio=(0.3, 3.0))
+    out["torchvision RandomErasing (batched: one box per batch)"] = lambda: erase(x)
+    out["torchvision RandomErasing (per-image loop)"] = lambda: torch.stack([erase(img) for img in x])
+    if x.dtype.is_floating_point:
+        cutmix = v2.CutMix(num_classes=10)
+        mixup = v2.MixUp(num_classes=10)
+        out["torchvision CutMix (batched)"] = lambda: cutmix(x, y)
+        out["torchvision MixUp (batched)"] = lambda: mixup(x, y)
+    try:
+        from timm.data import Mixup
+        from timm.data.random_erasing import RandomErasing as TimmErasing
+
+        timm_erase = TimmErasing(probability=1.0, min_area=0.05, max_area=0.3, device=str(x.device))
+        out["timm RandomErasing (per-image loop)"] = lambda: timm_erase(x.clone())
+        if x.dtype.is_floating_point and x.shape[0] % 2 == 0:
+            for mode in ("elem", "batch"):
+                mix = Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, num_classes=10, label_smoothing=0.0)
+                out[f"timm Mixup/CutMix ({mode})"] = (lambda mix=mix: mix(x.clone(), y))
+    except ImportError:
+        pass
+    try:
+        import kornia.augmentation as K
+
+        if x.dtype.is_floating_point:
+            kerase = K.RandomErasing(scale=(0.05, 0.3), ratio=(0.3, 3.0), p=1.0)
+            out["kornia RandomErasing"] = lambda: kerase(x)
+            kcutmix = K.RandomCutMixV2(p=1.0)
+            out["kornia RandomCutMixV2"] = lambda: kcutmix(x, y)
+            kmixup = K.RandomMixUpV2(p=1.0)
+            out["kornia RandomMixUpV2"] = lambda: kmixup(x, y)
+    except ImportError:
+        pass
+    return out
+
+
+def versions() -> dict[str, str]:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "maskmix": maskmix.__version__}
+    for name in ("torchvision", "timm", "kornia"):
+        try:
+            info[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    return info
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (smoke run)")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile(fullgraph=True)")
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--output", type=Path, default=None, help="JSON results")
+    parser.add_argument("--markdown", type=Path, default=None, help="markdown table")
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    if args.quick:
+        shapes, dtypes, repeats, warmup = [(8, 3, 32, 32)], [torch.float32, torch.uint8], 2, 1
+    else:
+        shapes = [(256, 3, 224, 224), (1024, 3, 32, 32)]
+        dtypes = [torch.float32, torch.bfloat16, torch.uint8]
+        repeats, warmup = args.repeats, 3
+    rows = []
+    for shape in shapes:
+        for dtype in dtypes:
+            x = (torch.rand(shape, device=device) * (255 if dtype == torch.uint8 else 1)).to(dtype)
+            y = torch.randint(0, 10, (shape[0],), device=device)
+            floor = timed(x.clone, device, repeats, warmup)
+            rows.append(dict(shape=list(shape), dtype=str(dtype), name="clone() floor", mode="eager",
+                             seconds=floor, ratio=1.0))
+            cases = [("eager", n, f) for n, f in ours(x, y).items()]
+            if args.compile and dtype == torch.float32:
+                for name, fn in ours(x, y).items():
+                    cases.append(("compile", name, torch.compile(fn, fullgraph=True)))
+            if not args.no_peers:
+                cases += [("eager", n, f) for n, f in peers(x, y).items()]
+            for mode, name, fn in cases:
+                slow = "loop" in name and not args.quick
+                try:
+                    seconds = timed(fn, device, max(3, repeats // 5) if slow else repeats, 1 if slow else warmup)
+                except Exception as exc:  # a peer that does not support this dtype
+                    print(f"skip {name} {dtype}: {type(exc).__name__}: {str(exc)[:120]}", file=sys.stderr)
+                    continue
+                rows.append(dict(shape=list(shape), dtype=str(dtype), name=name, mode=mode,
+                                 seconds=seconds, ratio=seconds / floor))
+                print(f"{shape!s:>20} {dtype!s:>15} {mode:>8} {name:<58} "
+                      f"{seconds * 1e3:9.3f} ms  {shape[0] / seconds:12.0f} img/s  {seconds / floor:7.2f}x clone")
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    result = {
+        "date": datetime.date.today().isoformat(),
+        "device": device_name,
+        "versions": versions(),
+        "rows": rows,
+    }
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=2))
+    if args.markdown:
+        lines = [f"Device: {device_name}; {', '.join(f'{k} {v}' for k, v in result['versions'].items())}; "
+                 f"{result['date']}", "", "| shape | dtype | transform | mode | ms | images/s | × clone |",
+                 "|---|---|---|---|---:|---:|---:|"]
+        for r in rows:
+            lines.append(f"| {tuple(r['shape'])} | {r['dtype'].replace('torch.', '')} | {r['name']} | {r['mode']} | "
+                         f"{r['seconds'] * 1e3:.3f} | {r['shape'][0] / r['seconds']:.0f} | {r['ratio']:.2f} |")
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
