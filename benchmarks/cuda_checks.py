@@ -45,7 +45,8 @@ def extra_transforms() -> dict[str, Callable[[], mm.MaskMixTransform]]:
 
 
 def call(transform: mm.MaskMixTransform, x: torch.Tensor, y: torch.Tensor):
-    if isinstance(transform, mm.MixingTransform):
+    # torch.compile wraps modules in an OptimizedModule; look at the original to pick the call.
+    if isinstance(getattr(transform, "_orig_mod", transform), mm.MixingTransform):
         return transform(x, y)
     return transform(x)
 
