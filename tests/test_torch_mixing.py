@@ -1,0 +1,283 @@
+"""CutMix and Mixup: pixel accounting, label weights, Beta sampling, calling conventions, errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import scipy.stats
+import torch
+import torch.nn.functional as F
+from helpers import ALL_DTYPES, changed_pixels, make_images, reference_box_mask
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from maskmix.torch import RandomCutMix, RandomMixup, random_cutmix, random_mixup
+
+
+def run(transform, images, labels):
+    """Forward in two halves so that the test sees the parameters of the call."""
+    captured = {}
+    original = transform.make_params
+
+    def spy(flat):
+        captured.update(original(flat))
+        return captured
+
+    transform.make_params = spy
+    out, soft = transform(images, labels)
+    return out, soft, captured
+
+
+def expected_soft(labels, num_classes, smoothing):
+    y = F.one_hot(labels, num_classes).double() if not labels.dtype.is_floating_point else labels.double()
+    return y * (1 - smoothing) + smoothing / y.shape[1]
+
+
+@pytest.mark.parametrize("size", [(32, 32), (24, 40), (37, 11)])
+@pytest.mark.parametrize("label_kind", ["index", "onehot"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("variant", [False, True])
+def test_cutmix_pixels_are_one_box_from_the_partner_and_labels_weigh_its_pixels(size, label_kind, smoothing,
+                                                                                 variant) -> None:
+    B, K = 9, 5
+    x = make_images((B, 3, *size), torch.float64, seed=2)
+    idx = torch.randint(0, K, (B,), generator=torch.Generator().manual_seed(1))
+    labels = idx if label_kind == "index" else F.one_hot(idx, K).float()
+    extra = dict(patch_area=(0.1, 0.6), patch_aspect_ratio=(0.5, 2.0)) if variant else {}
+    t = RandomCutMix(num_classes=K, label_smoothing=smoothing, generator=torch.Generator().manual_seed(4), **extra)
+    out, soft, p = run(t, x, labels)
+    box = reference_box_mask(p["top"], p["left"], p["height"], p["width"], size)
+    assert torch.equal(changed_pixels(x, out), box)
+    partner = p["partner"]
+    assert not torch.any(partner == torch.arange(B)), "an image is never its own partner"
+    y = expected_soft(idx, K, smoothing)
+    for i in range(B):
+        region = box[i]
+        assert torch.equal(out[i][:, region], x[partner[i]][:, region])
+        fraction = region.sum().item() / (size[0] * size[1])
+        expected = (1 - fraction) * y[i] + fraction * y[partner[i]]
+        torch.testing.assert_close(soft[i].double(), expected, rtol=0, atol=1e-6)
+        if variant:  # fully inside
+            assert p["top"][i] >= 0 and p["top"][i] + p["height"][i] <= size[0]
+            assert p["left"][i] >= 0 and p["left"][i] + p["width"][i] <= size[1]
+    assert soft.dtype == torch.float32 and soft.shape == (B, K)
+    torch.testing.assert_close(soft.sum(1), torch.ones(B), rtol=0, atol=1e-6)
+
+
+def test_cutmix_default_box_has_the_image_shape_and_area_one_minus_lambda() -> None:
+    H, W = 60, 90
+    x = torch.zeros(1, 1, 1, 1).expand(4000, 1, H, W)
+    t = RandomCutMix(num_classes=3, generator=torch.Generator().manual_seed(0))
+    p = t.make_params([x])
+    lam = p["lam"].double()
+    cut_h = torch.round(H * torch.sqrt(1 - lam))
+    cut_w = torch.round(W * torch.sqrt(1 - lam))
+    # Boxes away from the borders are unclipped: exactly the image's shape scaled by sqrt(1 - lam).
+    inside = (p["top"] > 0) & (p["left"] > 0) & (p["top"] + p["height"] < H) & (p["left"] + p["width"] < W)
+    assert inside.sum() > 300
+    assert torch.equal(p["height"][inside].double(), cut_h[inside])
+    assert torch.equal(p["width"][inside].double(), cut_w[inside])
+    # Clipped boxes are never larger than the unclipped ones.
+    assert torch.all(p["height"] <= cut_h) and torch.all(p["width"] <= cut_w)
+    # The label weight is the exact pixel fraction.
+    torch.testing.assert_close(p["partner_weight"].double(), (p["height"] * p["width"]).double() / (H * W))
+
+
+@pytest.mark.parametrize("alpha", [0.2, 1.0, 2.0])
+@pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
+def test_lambda_follows_beta_alpha_alpha(alpha: float, cls) -> None:
+    t = cls(alpha=alpha, num_classes=2, generator=torch.Generator().manual_seed(7))
+    x = torch.zeros(1, 1, 1, 1).expand(20000, 1, 4, 4)
+    lam = t.make_params([x])["lam"].double().numpy()
+    dist = scipy.stats.beta(alpha, alpha)
+    # float32 cannot hold values within 6e-8 of 1 (small alpha puts ~2% of the mass there), so the
+    # KS test runs on the distribution conditioned on [a, 1 - a] and the tails are counted apart.
+    a = 1e-3
+    inner = lam[(lam >= a) & (lam <= 1 - a)]
+    mass = dist.cdf(1 - a) - dist.cdf(a)
+    result = scipy.stats.kstest(inner, lambda v: (dist.cdf(v) - dist.cdf(a)) / mass)
+    # The 1% critical value of D is 1.63 / sqrt(n).
+    assert result.statistic < 1.63 / len(inner) ** 0.5, result
+    tail = 1 - mass
+    sd = (len(lam) * tail * (1 - tail)) ** 0.5
+    assert abs((len(lam) - len(inner)) - len(lam) * tail) < 4 * sd + 1
+    assert abs(lam.var() - 1 / (4 * (2 * alpha + 1))) < 0.01
+
+
+def test_partner_is_uniform_over_the_other_images() -> None:
+    t = RandomCutMix(num_classes=2, generator=torch.Generator().manual_seed(0))
+    x = torch.zeros(1, 1, 1, 1).expand(5, 1, 4, 4)
+    counts = torch.zeros(5, 5)
+    for _ in range(2000):
+        partner = t.make_params([x])["partner"]
+        counts[torch.arange(5), partner] += 1
+    assert torch.all(counts.diagonal() == 0)
+    off = counts[~torch.eye(5, dtype=torch.bool)]
+    # Each of the 4 others with probability 1/4: mean 500, sd 19.4.
+    assert (off - 500).abs().max() < 5 * 19.4
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
+def test_mixup_blends_with_the_same_lambda_as_the_labels(dtype: torch.dtype) -> None:
+    B, K = 7, 4
+    x = make_images((B, 3, 9, 13), dtype, seed=3)
+    labels = torch.arange(B) % K
+    out, soft, p = run(RandomMixup(num_classes=K, alpha=0.7, generator=torch.Generator().manual_seed(1)), x, labels)
+    assert out.dtype == dtype and out.shape == x.shape
+    lam = p["lam"].double().view(-1, 1, 1, 1)
+    xd = x.double()
+    expected = lam * xd + (1 - lam) * xd[p["partner"]]
+    if dtype == torch.uint8:
+        assert torch.all((out.double() - expected).abs() <= 0.5 + 1e-4), "uint8 results are rounded"
+    else:
+        tol = {torch.float16: 2e-3, torch.bfloat16: 1e-2}.get(dtype, 1e-6)
+        torch.testing.assert_close(out.double(), expected, rtol=0, atol=tol)
+    y = F.one_hot(labels, K).double()
+    lam1 = p["lam"].double().view(-1, 1)
+    torch.testing.assert_close(soft.double(), lam1 * y + (1 - lam1) * y[p["partner"]], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
+@pytest.mark.parametrize(("ratio", "batch"), [(0.5, 7), (0.3, 10), (0.0, 4)])
+def test_fraction_control_and_pass_through_of_images_and_label_rows(cls, ratio: float, batch: int) -> None:
+    K = 3
+    x = make_images((batch, 3, 16, 16), seed=5)
+    labels = torch.arange(batch) % K
+    t = cls(num_classes=K, label_smoothing=0.1, augmentation_ratio=ratio, generator=torch.Generator().manual_seed(2))
+    out, soft, p = run(t, x, labels)
+    changed = changed_pixels(x, out).flatten(1).any(1)
+    assert int(changed.sum()) == math.floor(ratio * batch + 0.5)
+    assert torch.equal(changed, p["selected"])
+    assert torch.equal(out[~changed], x[~changed])
+    smoothed = (F.one_hot(labels, K).float() * 0.9 + 0.1 / K)
+    assert torch.equal(soft[~changed], smoothed[~changed])
+
+
+@pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
+@pytest.mark.parametrize("batch", [0, 1])
+def test_batches_of_zero_or_one_pass_through(cls, batch: int) -> None:
+    x = make_images((batch, 3, 8, 8))
+    labels = torch.zeros(batch, dtype=torch.int64)
+    out, soft = cls(num_classes=4)(x, labels)
+    assert (torch.equal(out, x) and out.data_ptr() != x.data_ptr()) or batch == 0
+    assert soft.shape == (batch, 4)
+    assert torch.equal(soft, F.one_hot(labels, 4).float())
+
+
+@pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
+def test_calling_conventions(cls) -> None:
+    x = make_images((6, 3, 12, 12))
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    t = cls(num_classes=3)
+    # Tuple with extra elements, list, dict, tv_tensors.Image, v2.Compose.
+    out = t((x, y, "meta"))
+    assert isinstance(out, tuple) and out[2] == "meta" and out[1].shape == (6, 3)
+    out = t([x, y])
+    assert isinstance(out, list) and out[0].shape == x.shape
+    batch = {"images": x, "labels": y, "ids": torch.arange(6)}
+    out = t(batch)
+    assert set(out) == {"images", "labels", "ids"} and out["labels"].shape == (6, 3)
+    assert batch["labels"] is y, "the input dict is not modified"
+    image = tv_tensors.Image(x)
+    out_image, _ = t(image, y)
+    assert isinstance(out_image, tv_tensors.Image)
+    pipeline = v2.Compose([v2.RandomHorizontalFlip(p=1.0), t])
+    out_x, out_y = pipeline(x, y)
+    assert out_x.shape == x.shape and out_y.shape == (6, 3)
+    before = x.clone()
+    t(x, y)
+    assert torch.equal(x, before)
+
+
+def test_functions_match_classes() -> None:
+    x = make_images((6, 3, 12, 12))
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    a = random_cutmix(x, y, num_classes=3, generator=torch.Generator().manual_seed(3))
+    b = RandomCutMix(num_classes=3, generator=torch.Generator().manual_seed(3))(x, y)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    a = random_mixup(x, y, num_classes=3, alpha=0.4, generator=torch.Generator().manual_seed(3))
+    b = RandomMixup(num_classes=3, alpha=0.4, generator=torch.Generator().manual_seed(3))(x, y)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_float64_labels_stay_float64_and_soft_labels_are_accepted() -> None:
+    x = make_images((4, 3, 8, 8))
+    y = torch.softmax(torch.randn(4, 5, dtype=torch.float64), dim=1)
+    _, soft = RandomCutMix()(x, y)
+    assert soft.dtype == torch.float64
+    torch.testing.assert_close(soft.sum(1), torch.ones(4, dtype=torch.float64))
+    _, soft = RandomMixup()(x, y.half())
+    assert soft.dtype == torch.float32
+
+
+@pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
+def test_same_seed_same_output(cls) -> None:
+    x = make_images((6, 3, 16, 16))
+    y = torch.arange(6) % 3
+    a = cls(num_classes=3, generator=torch.Generator().manual_seed(1))(x, y)
+    b = cls(num_classes=3, generator=torch.Generator().manual_seed(1))(x, y)
+    c = cls(num_classes=3, generator=torch.Generator().manual_seed(2))(x, y)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+
+
+@pytest.mark.compile
+@pytest.mark.parametrize(
+    "factory",
+    [lambda: RandomCutMix(num_classes=3, augmentation_ratio=0.5),
+     lambda: RandomCutMix(num_classes=3, patch_area=(0.1, 0.5), patch_aspect_ratio=(0.5, 2.0)),
+     lambda: RandomMixup(num_classes=3, alpha=0.3)],
+    ids=["cutmix", "cutmix_variant", "mixup"],
+)
+def test_torch_compile_fullgraph_matches_eager(factory) -> None:
+    import torch._inductor.config as inductor_config
+
+    torch._dynamo.reset()
+    t = factory()
+    compiled = torch.compile(t, fullgraph=True)
+    x = make_images((6, 3, 16, 20))
+    y = torch.arange(6) % 3
+    with inductor_config.patch(fallback_random=True):
+        torch.manual_seed(0)
+        eager = t(x, y)
+        torch.manual_seed(0)
+        out = compiled(x, y)
+    # lerp may be decomposed differently by Inductor: equal up to float rounding.
+    torch.testing.assert_close(out[0], eager[0], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(out[1], eager[1], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
+def test_call_time_errors(cls) -> None:
+    name = cls.__name__
+    x = make_images((4, 3, 8, 8))
+    t = cls(num_classes=3)
+    with pytest.raises(ValueError, match=rf"{name}: labels have batch size 3 but the images have 4"):
+        t(x, torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match=rf"{name}: class indices must lie in \[0, 3\); got \[3\]"):
+        t(x, torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match=rf"{name}: class indices must lie in \[0, 3\); got \[-1\]"):
+        t(x, torch.tensor([0, -1, 2, 1]))
+    with pytest.raises(ValueError, match=rf"{name}: num_classes is required when labels are class indices"):
+        cls()(x, torch.tensor([0, 1, 2, 1]))
+    with pytest.raises(ValueError, match=rf"{name}: labels are on meta but the images are on cpu"):
+        t(x, torch.zeros(4, dtype=torch.int64, device="meta"))
+    with pytest.raises(ValueError, match=rf"{name}: images must be a batch \(\.\.\., B, C, H, W\) with at least 4 dims"):
+        t(make_images((3, 8, 8)), torch.tensor([0]))
+    with pytest.raises(TypeError, match=rf"{name}: labels must be integer class indices or floating soft labels"):
+        t(x, torch.ones(4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=rf"{name}: labels have 4 classes but num_classes is 3"):
+        t(x, torch.ones(4, 4))
+    with pytest.raises(ValueError, match=rf"{name}: one-hot/soft labels must have shape \(B, K\)"):
+        t(x, torch.ones(4))
+    with pytest.raises(ValueError, match=rf"{name}: class-index labels must have shape \(B,\)"):
+        t(x, torch.ones(4, 1, dtype=torch.int64))
+    with pytest.raises(TypeError, match=rf"{name}: labels must be a tensor; got list"):
+        t(x, [0, 1, 2, 0])
+    with pytest.raises(TypeError, match=rf"{name}: expected \(images, labels\)"):
+        t(x)
+    with pytest.raises(ValueError, match=rf"{name}: expected \(images, labels\).*got a dict with keys \['x'\]"):
+        t({"x": x})
+    with pytest.raises(TypeError, match=rf"{name}: images must have dtype"):
+        t(torch.zeros(4, 3, 8, 8, dtype=torch.int32), torch.tensor([0, 1, 2, 0]))
