@@ -263,7 +263,8 @@ def test_call_time_errors(cls) -> None:
         cls()(x, torch.tensor([0, 1, 2, 1]))
     with pytest.raises(ValueError, match=rf"{name}: labels are on meta but the images are on cpu"):
         t(x, torch.zeros(4, dtype=torch.int64, device="meta"))
-    with pytest.raises(ValueError, match=rf"{name}: images must be a batch \(\.\.\., B, C, H, W\) with at least 4 dims"):
+    batch_message = rf"{name}: images must be a batch \(\.\.\., B, C, H, W\) with at least 4 dims"
+    with pytest.raises(ValueError, match=batch_message):
         t(make_images((3, 8, 8)), torch.tensor([0]))
     with pytest.raises(TypeError, match=rf"{name}: labels must be integer class indices or floating soft labels"):
         t(x, torch.ones(4, dtype=torch.bool))
