@@ -123,6 +123,10 @@ class RandomErasing(MaskingTransform):
         aspect = positive_range()(name, "(min_aspect, max_aspect)", (min_aspect, max_aspect))
         min_count = integer_at_least(1)(name, "min_count", min_count)
         max_count = min_count if max_count is None else integer_at_least(1)(name, "max_count", max_count)
+        if max_count < min_count:
+            raise ValueError(
+                f"{name}: max_count must be >= min_count; got min_count={min_count}, max_count={max_count}"
+            )
         num_splits = integer_at_least(0)(name, "num_splits", num_splits)
         transform = cls(
             patch_area=area,

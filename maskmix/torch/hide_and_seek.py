@@ -100,11 +100,21 @@ class RandomHideAndSeek(MaskingTransform):
             hidden = (ranked < count.view(-1, 1)).view(batch_size, max_rows, max_cols)
         return {"rows": rows, "cols": cols, "hidden": hidden}
 
+    @staticmethod
+    def _cell_index(size: int, cells: Tensor) -> Tensor:
+        """``(B, size)`` index of the cell of each pixel, for boundaries ``floor(i * size / cells)``.
+
+        Pixel ``p`` lies in cell ``i`` iff ``floor(i size / n) <= p < floor((i + 1) size / n)``,
+        i.e. ``i = ceil((p + 1) n / size) - 1``, computed in exact integer arithmetic.
+        """
+        positions = torch.arange(1, size + 1, device=cells.device).view(1, -1)
+        return (positions * cells.view(-1, 1) + size - 1) // size - 1
+
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
         rows, cols, hidden = params["rows"], params["cols"], params["hidden"]
         device = hidden.device
-        row_cell = torch.arange(height, device=device).view(1, -1) * rows.view(-1, 1) // height
-        col_cell = torch.arange(width, device=device).view(1, -1) * cols.view(-1, 1) // width
+        row_cell = self._cell_index(height, rows)
+        col_cell = self._cell_index(width, cols)
         batch = torch.arange(hidden.shape[0], device=device).view(-1, 1, 1)
         # Broadcast indices: the (B, H, W) result is gathered without materialising (B, H, W) indices.
         return hidden[batch, row_cell.unsqueeze(2), col_cell.unsqueeze(1)]
