@@ -109,8 +109,9 @@ class RandomErasing(MaskingTransform):
         ``num_splits > 1`` the first ``B // num_splits`` images of a batch stay clean (the clean
         split of timm's AugMix/split-BN training). timm's ``device`` argument is not needed: the
         patches are drawn on the images' device. Differences from timm: the patches are drawn
-        on-device for all images at once, and a patch that does not fit after 10 candidates is
-        clamped to the image instead of skipped.
+        on-device for all images at once, a patch that does not fit after 10 candidates is clamped
+        to the image instead of skipped, a patch as tall or as wide as the image fits (timm needs
+        it strictly smaller), and ``'rand'`` draws one colour per image rather than per patch.
         """
         name = cls.__name__ + ".from_timm"
         if not isinstance(mode, str) or mode.lower() not in _TIMM_MODES:
@@ -119,7 +120,8 @@ class RandomErasing(MaskingTransform):
         area = fraction_or_range()(name, "(min_area, max_area)", (min_area, max_area))
         min_aspect = number_in(0.0, float("inf"), lo_open=True, hi_open=True)(name, "min_aspect", min_aspect)
         if max_aspect is None:
-            max_aspect = 1.0 / min_aspect
+            # timm's log-uniform range (log min, log 1/min) is symmetric: accept min_aspect > 1 too.
+            min_aspect, max_aspect = sorted((min_aspect, 1.0 / min_aspect))
         aspect = positive_range()(name, "(min_aspect, max_aspect)", (min_aspect, max_aspect))
         min_count = integer_at_least(1)(name, "min_count", min_count)
         max_count = min_count if max_count is None else integer_at_least(1)(name, "max_count", max_count)
