@@ -20,6 +20,7 @@ from typing import Any, ClassVar, TypedDict
 import PIL.Image
 import torch
 from torch import Tensor
+from torch.utils._pytree import tree_flatten, tree_unflatten
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
@@ -79,6 +80,10 @@ class MaskMixTransform(v2.Transform):
 
     #: True for the strategies that need at least two images (they pair images of the batch).
     needs_batch: ClassVar[bool] = False
+
+    #: Set per instance by the strategies whose spec has a ``return_labels`` parameter
+    #: (CutPaste, CutSwap): ``forward`` then also returns the per-image "is augmented" labels.
+    return_labels: bool = False
 
     # Set by the validated parameters (annotations for type checkers).
     augmentation_ratio: float
@@ -215,6 +220,34 @@ class MaskMixTransform(v2.Transform):
         params["selected"] = selected
         params["batch_shape"] = (batch_size, height, width)
         return params
+
+    def forward(self, *inputs: Any) -> Any:
+        """Transform a sample; with ``return_labels=True`` return ``(output, is_augmented)``.
+
+        Without ``return_labels`` this is torchvision's ``Transform.forward``. With it, the same
+        steps run here (flatten the sample, draw the parameters once, transform each image-like
+        input) so that the call's parameters are at hand without storing them on the module,
+        and ``is_augmented`` is returned next to the usual output: an int64 tensor shaped like
+        the leading dims of the first image (``shape[:-3]``; 0-d for a single ``(C, H, W)``
+        image) that is 1 where the image was augmented and 0 where it was passed through. It is
+        ``None`` when the sample holds no image.
+        """
+        if not self.return_labels:
+            return super().forward(*inputs)
+        flat_inputs, spec = tree_flatten(inputs if len(inputs) > 1 else inputs[0])
+        self.check_inputs(flat_inputs)
+        needs_transform = self._needs_transform_list(flat_inputs)
+        chosen = [inpt for inpt, needed in zip(flat_inputs, needs_transform, strict=True) if needed]
+        params = self.make_params(chosen)
+        flat_outputs = [
+            self.transform(inpt, params) if needed else inpt
+            for inpt, needed in zip(flat_inputs, needs_transform, strict=True)
+        ]
+        output = tree_unflatten(flat_outputs, spec)
+        if not params:
+            return output, None
+        leading = next(inpt for inpt in chosen if self._is_image(inpt)).shape[:-3]
+        return output, params["selected"].to(torch.int64).reshape(leading)
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         if not self._is_image(inpt) or not params:
