@@ -101,7 +101,10 @@ def check_matches_cpu_semantics(name: str, factory, x, y) -> None:
     out_gpu = t.transform(x, params)
     cpu_params = {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in params.items()}
     out_cpu = t.transform(x.cpu(), cpu_params)
-    if "mean_per_channel" in repr(t) or "Mixup" in name:
+    if x.dtype == torch.uint8 and ("Blur" in name or "Thumbnail" in name):
+        # Resampling matmuls round differently on the GPU: at most one uint8 level.
+        assert (out_gpu.cpu().int() - out_cpu.int()).abs().max() <= 1
+    elif "mean_per_channel" in repr(t) or "Mixup" in name or "Blur" in name or "Thumbnail" in name:
         torch.testing.assert_close(out_gpu.cpu(), out_cpu, rtol=1e-5, atol=1e-5)
     else:
         assert torch.equal(out_gpu.cpu(), out_cpu), "CUDA and CPU results differ for the same parameters"

@@ -5,8 +5,12 @@ Importing this package imports torch and torchvision, never keras or tensorflow.
 
 from ._base import SUPPORTED_DTYPES, CommonOptions, MaskingTransform, MaskMixTransform
 from ._mixing import MixingTransform
+from .cut_thumbnail import RandomCutThumbnail
+from .cutblur import RandomCutBlur, cutblur_pair
 from .cutmix import RandomCutMix, random_cutmix
 from .cutout import RandomCutout
+from .cutpaste import RandomCutPaste
+from .cutswap import RandomCutSwap
 from .erasing import RandomErasing
 from .grid_mask import RandomGridMask
 from .hide_and_seek import RandomHideAndSeek
@@ -18,12 +22,17 @@ __all__ = [
     "MaskMixTransform",
     "MaskingTransform",
     "MixingTransform",
+    "RandomCutBlur",
     "RandomCutMix",
+    "RandomCutPaste",
+    "RandomCutSwap",
+    "RandomCutThumbnail",
     "RandomCutout",
     "RandomErasing",
     "RandomGridMask",
     "RandomHideAndSeek",
     "RandomMixup",
+    "cutblur_pair",
     "random_cutmix",
     "random_mixup",
 ]

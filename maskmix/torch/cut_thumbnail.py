@@ -1,0 +1,260 @@
+"""Cut-Thumbnail: paste a shrunken copy of the whole image into it (Xie et al., 2021)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+from typing_extensions import Unpack
+
+from maskmix.params import RANDOM_CUT_THUMBNAIL
+
+from . import _patches, _sampling
+from ._base import CommonOptions, MaskMixTransform
+from ._mixing import MixingTransform
+
+__all__ = ["RandomCutThumbnail"]
+
+
+class RandomCutThumbnail(MixingTransform):
+    """Shrink the whole image to a thumbnail and paste it at a random place of the image.
+
+    Paper: T. Xie, X. Cheng, X. Wang, M. Liu, J. Deng, T. Zhou and M. Liu, "Cut-Thumbnail: A Novel
+    Data Augmentation for Convolutional Neural Network", ACM Multimedia 2021
+    (https://arxiv.org/abs/2103.05342). The paper pastes a thumbnail of 1/4 of the image area
+    (112 x 112 on 224 x 224 ImageNet images); its "mixed single-image" variant
+    (``mix_images=True`` here) pastes another image's thumbnail and mixes the labels.
+
+    Per image:
+
+    * the area fraction ``a`` is uniform over ``thumbnail_area`` (fixed if it is one number);
+    * the thumbnail keeps the image's aspect ratio: it is ``th = round(H sqrt(a))`` by
+      ``tw = round(W sqrt(a))`` pixels, at least 1 and at most the image's size;
+    * its top-left corner is uniform over the positions where it lies fully inside the image;
+    * the box is overwritten with the whole image (``mix_images=False``) or the whole image of a
+      partner drawn uniformly among the other images of the batch (``mix_images=True``),
+      resampled from ``H x W`` to ``th x tw`` pixels. Every other pixel is unchanged.
+
+    With ``mix_images=True`` the label row becomes ``(1 - f) y_self + f y_partner`` with
+    ``f = th * tw / (H * W)``, the exact fraction of pixels that now come from the partner.
+
+    ``resize_method`` says how the ``H x W`` image becomes ``th x tw``; each method is
+    :func:`torch.nn.functional.interpolate` with ``size=(th, tw)`` and ``align_corners=False``
+    (up to floating-point summation order), applied to a different size per image:
+
+    * ``"bilinear"`` (default): ``mode="bilinear", antialias=True``: a triangle filter widened by
+      the scale factor ``H / th`` (``W / tw``), weights renormalised at the borders, as PIL's
+      ``BILINEAR`` and torchvision's ``Resize(antialias=True)``: every source pixel contributes,
+      so the thumbnail is not aliased.
+    * ``"bicubic"``: ``mode="bicubic", antialias=True``: Keys' cubic filter (``a = -0.5``)
+      widened likewise, as PIL's ``BICUBIC``. It can overshoot: float results are not clipped,
+      uint8 results are saturated to ``[0, 255]``.
+    * ``"area"``: ``mode="area"``: output pixel ``(i, j)`` is the mean of the source rows
+      ``floor(i H / th) <= y < ceil((i + 1) H / th)`` and columns likewise (adaptive average
+      pooling).
+    * ``"nearest"``: ``mode="nearest-exact"``: output pixel ``i`` copies source pixel
+      ``min(floor((i + 0.5) H / th), H - 1)`` (pixel centres aligned, as PIL and TensorFlow; the
+      scale is computed in float32 as ATen does, so ties fall the same way).
+
+    The resampling is separable and batched, with no loop over the images: per image, two
+    weight matrices ``R_h`` (``th x H``) and ``R_w`` (``tw x W``), zero-padded to the largest
+    thumbnail the range allows, give the thumbnail ``R_h @ X @ R_w^T`` in one batched matmul per
+    axis, computed in float32 (float64 for float64 images; float32 matmuls follow
+    ``torch.backends.cuda.matmul.allow_tf32`` / ``torch.set_float32_matmul_precision``); two
+    gathers move it to its box. When the range allows fewer sizes than there are images, the
+    matrix of each size is built once and picked per image. A single ``thumbnail_area`` goes
+    through the same code (one shared matrix per axis, so plain matmuls), so both cases have
+    exactly the same semantics. uint8 results are rounded and saturated; float results are cast
+    back to the image dtype. The dense matmuls cost about ``2 B C H W (th + tw)`` flops: cheap at
+    training resolutions, growing as the cube of the side for very large images.
+
+    With ``mix_images=False`` (default) this is a per-image transform: it takes images (a 3-D
+    ``(C, H, W)`` image too) or any torchvision sample, and leaves labels and other entries of
+    the sample untouched; ``num_classes`` and ``label_smoothing`` are then unused. With
+    ``mix_images=True`` it is called like :class:`~maskmix.torch.RandomCutMix`, with
+    ``(images, labels)`` and a batch of images; batches of 0 or 1 images pass through unchanged.
+
+    Args:
+        thumbnail_area: thumbnail area as a fraction of the image area, in ``(0, 1)``: a float or
+            a pair ``(lo, hi)`` (uniform per image). Default 0.1; the paper uses 0.25.
+        resize_method: ``"bilinear"``, ``"bicubic"``, ``"area"`` or ``"nearest"`` (see above).
+        mix_images: ``True`` pastes the partner's thumbnail and mixes the labels.
+        num_classes: number of classes, required with class-index labels (``mix_images=True``).
+        label_smoothing: in ``[0, 1)``, applied before mixing (``mix_images=True``). Default 0.
+        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``generator``; see
+            :class:`~maskmix.torch.MaskMixTransform`.
+
+    Shapes:
+        ``mix_images=False``: images ``(..., C, H, W)``, returned with the same shape.
+        ``mix_images=True``: images ``(B, C, H, W)`` (or ``(..., B, C, H, W)``), labels ``(B,)``
+        integer or ``(B, K)`` float; returns ``(images, labels)`` with labels ``(B, K)`` float32
+        (float64 if given).
+
+    Example:
+        >>> import torch
+        >>> from maskmix.torch import RandomCutThumbnail
+        >>> RandomCutThumbnail(thumbnail_area=0.25)(torch.rand(8, 3, 32, 32)).shape
+        torch.Size([8, 3, 32, 32])
+        >>> images, labels = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
+        >>> out, soft = RandomCutThumbnail(mix_images=True, num_classes=10)(images, labels)
+        >>> soft.shape
+        torch.Size([8, 10])
+    """
+
+    spec = RANDOM_CUT_THUMBNAIL
+    thumbnail_area: tuple[float, float]
+    resize_method: str
+    mix_images: bool
+
+    def __init__(
+        self,
+        thumbnail_area: float | tuple[float, float] = 0.1,
+        resize_method: str = "bilinear",
+        mix_images: bool = False,
+        num_classes: int | None = None,
+        label_smoothing: float = 0.0,
+        **common: Unpack[CommonOptions],
+    ) -> None:
+        super().__init__(
+            thumbnail_area=thumbnail_area,
+            resize_method=resize_method,
+            mix_images=mix_images,
+            num_classes=num_classes,
+            label_smoothing=label_smoothing,
+            **common,
+        )
+
+    @property  # type: ignore[override]
+    def needs_batch(self) -> bool:
+        """Only the mixed variant pairs images of a batch; the plain one accepts a single image."""
+        return self.mix_images
+
+    def forward(self, *inputs: Any) -> Any:
+        if self.mix_images:
+            return super().forward(*inputs)
+        # A per-image transform: torchvision's calling convention, labels pass through.
+        return MaskMixTransform.forward(self, *inputs)
+
+    # ----------------------------------------------------------------------------------------
+    # Sampling.
+    # ----------------------------------------------------------------------------------------
+
+    def thumbnail_sizes(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The smallest and largest ``(th, tw)`` that ``thumbnail_area`` allows for an ``H x W`` image."""
+
+        def side(n: int, area: float) -> int:
+            return max(1, min(n, round(n * math.sqrt(area))))
+
+        lo, hi = self.thumbnail_area
+        return (side(height, lo), side(width, lo)), (side(height, hi), side(width, hi))
+
+    def sample(self, batch_size: int, channels: int, height: int, width: int, *,
+               dtype: torch.dtype, device: torch.device,
+               generator: torch.Generator | None) -> dict[str, Any]:
+        if self.mix_images:
+            return super().sample(batch_size, channels, height, width, dtype=dtype, device=device,
+                                  generator=generator)
+        return self._sample_thumbnails(batch_size, height, width, device=device, generator=generator)
+
+    def sample_mixing(self, batch_size: int, channels: int, height: int, width: int, *,
+                      partner: Tensor, device: torch.device,
+                      generator: torch.Generator | None) -> dict[str, Any]:
+        return self._sample_thumbnails(batch_size, height, width, device=device, generator=generator)
+
+    def _sample_thumbnails(self, batch_size: int, height: int, width: int, *, device: torch.device,
+                           generator: torch.Generator | None) -> dict[str, Any]:
+        size = (batch_size,)
+        lo, hi = self.thumbnail_area
+        if lo == hi:
+            area = torch.full(size, lo, device=device)
+        else:
+            area = _sampling.uniform(lo, hi, size, device=device, generator=generator)
+        side = torch.sqrt(area)
+        (min_h, min_w), (max_h, max_w) = self.thumbnail_sizes(height, width)
+        # The sizes grow with the area: the clamp to the sizes of the range's ends (computed in
+        # float64 on the host) only undoes float32 rounding at those ends.
+        h = torch.round(side * height).to(torch.int64).clamp(min_h, max_h)
+        w = torch.round(side * width).to(torch.int64).clamp(min_w, max_w)
+        top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
+        pixels = max(height * width, 1)
+        return {
+            "area": area,
+            "top": top,
+            "left": left,
+            "height": h,
+            "width": w,
+            "partner_weight": (h * w).to(torch.float64).div(pixels).to(torch.float32),
+        }
+
+    # ----------------------------------------------------------------------------------------
+    # Pixels.
+    # ----------------------------------------------------------------------------------------
+
+    def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        batch, channels, height, width = images.shape
+        device = images.device
+        _, (max_h, max_w) = self.thumbnail_sizes(height, width)
+        thumbnails = self.to_image_dtype(self.thumbnails(images, params), images.dtype)
+        # Move each thumbnail to its box: pixel (y, x) of the box reads (y - top, x - left). Two
+        # gathers with broadcast (expanded) indices: rows, then columns.
+        local_y = (torch.arange(height, device=device) - params["top"].view(-1, 1)).clamp(0, max_h - 1)
+        local_x = (torch.arange(width, device=device) - params["left"].view(-1, 1)).clamp(0, max_w - 1)
+        pasted = thumbnails.gather(2, local_y.view(batch, 1, height, 1).expand(batch, channels, height, max_w))
+        pasted = pasted.gather(3, local_x.view(batch, 1, 1, width).expand(batch, channels, height, width))
+        box = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width)
+        box = box & params["selected"].view(-1, 1, 1)
+        return torch.where(box.unsqueeze(1), pasted, images)
+
+    def thumbnails(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        """``(B, C, th_max, tw_max)`` thumbnails ``R_h @ X @ R_w^T`` in float32 (float64 for float64).
+
+        Image ``b``'s thumbnail is the top-left ``th[b] x tw[b]`` corner; with ``mix_images`` it is
+        the thumbnail of its partner's image. Columns are resampled first, on the contiguous
+        ``(B, C * H, W)`` view; an axis whose matrix all images share is one plain matmul, and the
+        partners are picked as late as possible, where the tensors are smallest.
+        """
+        batch, channels, height, width = images.shape
+        work = torch.promote_types(images.dtype, torch.float32) if images.dtype.is_floating_point else torch.float32
+        (min_h, min_w), (max_h, max_w) = self.thumbnail_sizes(height, width)
+        rows = self._resampling(height, min_h, max_h, params["height"], work, images.device)
+        cols = self._resampling(width, min_w, max_w, params["width"], work, images.device)
+        partner = params["partner"] if self.mix_images else None
+        x = images.to(work)
+        if cols.ndim == 2:
+            x = x @ cols.mT
+        else:
+            if partner is not None:
+                x, partner = x[partner], None
+            x = torch.bmm(x.reshape(batch, channels * height, width), cols.mT)
+            x = x.view(batch, channels, height, max_w)
+        if rows.ndim == 2:
+            x = rows @ x
+        else:
+            if partner is not None:
+                x, partner = x[partner], None
+            # One (max_h, H) @ (H, C * max_w) product per image.
+            x = torch.bmm(rows, x.permute(0, 2, 1, 3).reshape(batch, height, channels * max_w))
+            x = x.view(batch, max_h, channels, max_w).permute(0, 2, 1, 3)
+        return x[partner] if partner is not None else x
+
+    def _resampling(self, size: int, smallest: int, largest: int, sizes: Tensor, dtype: torch.dtype,
+                    device: torch.device) -> Tensor:
+        """Resampling matrices of one axis: ``(largest, size)`` if all images share one size, else
+        ``(B, largest, size)`` (row ``i`` of image ``b`` is zero for ``i >= sizes[b]``).
+
+        When the range allows fewer sizes than there are images, the matrix of every possible
+        size ``smallest..largest`` is built once and each image picks its own; otherwise each
+        image's matrix is built directly. Both give the same matrices.
+        """
+        full = torch.full((1,), size, dtype=torch.int64, device=device)
+        count = largest - smallest + 1
+        if count > sizes.shape[0]:
+            return _patches.resample_matrix(full, sizes, size, largest, self.resize_method, dtype)
+        out_sizes = torch.arange(smallest, largest + 1, device=device)
+        table = _patches.resample_matrix(full, out_sizes, size, largest, self.resize_method, dtype)
+        if count == 1:
+            return table[0]
+        return table[sizes - smallest]
