@@ -59,3 +59,17 @@ def run_with_params(transform, images: Tensor) -> tuple[Tensor, dict]:
     """Run ``make_params`` then ``transform`` (forward's two halves) and return output and params."""
     params = transform.make_params([images])
     return transform.transform(images, params), params
+
+
+def run_mixing(transform, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, dict]:
+    """Call a mixing transform the normal way, capturing the parameters its forward drew."""
+    captured: dict = {}
+    original = transform.make_params
+
+    def spy(flat):
+        captured.update(original(flat))
+        return captured
+
+    transform.make_params = spy
+    out, soft = transform(images, labels)
+    return out, soft, captured

@@ -8,25 +8,13 @@ import pytest
 import scipy.stats
 import torch
 import torch.nn.functional as F
-from helpers import ALL_DTYPES, changed_pixels, make_images, reference_box_mask
+from helpers import ALL_DTYPES, changed_pixels, make_images, reference_box_mask, run_mixing
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from maskmix.torch import RandomCutMix, RandomMixup, random_cutmix, random_mixup
 
-
-def run(transform, images, labels):
-    """Forward in two halves so that the test sees the parameters of the call."""
-    captured = {}
-    original = transform.make_params
-
-    def spy(flat):
-        captured.update(original(flat))
-        return captured
-
-    transform.make_params = spy
-    out, soft = transform(images, labels)
-    return out, soft, captured
+run = run_mixing
 
 
 def expected_soft(labels, num_classes, smoothing):

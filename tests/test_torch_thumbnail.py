@@ -16,7 +16,15 @@ import pytest
 import scipy.stats
 import torch
 import torch.nn.functional as F
-from helpers import ALL_DTYPES, FLOAT_DTYPES, changed_pixels, make_images, reference_box_mask, run_with_params
+from helpers import (
+    ALL_DTYPES,
+    FLOAT_DTYPES,
+    changed_pixels,
+    make_images,
+    reference_box_mask,
+    run_mixing,
+    run_with_params,
+)
 from torch import Tensor
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -39,18 +47,7 @@ def reference_thumbnail(image: Tensor, th: int, tw: int, method: str) -> Tensor:
     return F.interpolate(image[None], size=(th, tw), mode=method, align_corners=False, antialias=True)[0]
 
 
-def run(transform, images, labels):
-    """Forward (mixing convention) while capturing the call's parameters."""
-    captured = {}
-    original = transform.make_params
-
-    def spy(flat):
-        captured.update(original(flat))
-        return captured
-
-    transform.make_params = spy
-    out, soft = transform(images, labels)
-    return out, soft, captured
+run = run_mixing
 
 
 def box_of(p: dict, size: tuple[int, int]) -> Tensor:

@@ -21,7 +21,7 @@ from torchvision import tv_tensors
 from . import _sampling
 from ._base import MaskMixTransform
 
-__all__ = ["MixingTransform", "beta", "partners"]
+__all__ = ["MixingTransform", "beta", "box_fraction", "partners"]
 
 #: Marsaglia-Tsang proposals drawn per gamma sample; all of them are rejected with probability < 1e-10.
 GAMMA_PROPOSALS = 8
@@ -65,6 +65,11 @@ def beta(alpha: float, size: tuple[int, ...], *, device: torch.device,
     log_g1 = _log_standard_gamma(alpha, size, device=device, generator=generator)
     log_g2 = _log_standard_gamma(alpha, size, device=device, generator=generator)
     return torch.sigmoid(log_g1 - log_g2)
+
+
+def box_fraction(h: Tensor, w: Tensor, height: int, width: int) -> Tensor:
+    """Exact float32 fraction of an image's pixels covered by ``h x w`` boxes (the label weight)."""
+    return (h * w).to(torch.float64).div(max(height * width, 1)).to(torch.float32)
 
 
 def partners(batch_size: int, *, device: torch.device, generator: torch.Generator | None) -> Tensor:

@@ -14,7 +14,7 @@ from maskmix.params import RANDOM_CUT_THUMBNAIL
 
 from . import _patches, _sampling
 from ._base import CommonOptions, MaskMixTransform
-from ._mixing import MixingTransform
+from ._mixing import MixingTransform, box_fraction
 
 __all__ = ["RandomCutThumbnail"]
 
@@ -179,14 +179,13 @@ class RandomCutThumbnail(MixingTransform):
         h = torch.round(side * height).to(torch.int64).clamp(min_h, max_h)
         w = torch.round(side * width).to(torch.int64).clamp(min_w, max_w)
         top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
-        pixels = max(height * width, 1)
         return {
             "area": area,
             "top": top,
             "left": left,
             "height": h,
             "width": w,
-            "partner_weight": (h * w).to(torch.float64).div(pixels).to(torch.float32),
+            "partner_weight": box_fraction(h, w, height, width),
         }
 
     # ----------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from maskmix.params import RANDOM_CUTMIX
 
 from . import _sampling
 from ._base import CommonOptions
-from ._mixing import MixingTransform, beta
+from ._mixing import MixingTransform, beta, box_fraction
 
 __all__ = ["RandomCutMix", "random_cutmix"]
 
@@ -109,14 +109,13 @@ class RandomCutMix(MixingTransform):
             h, w = _sampling.rectangle_sizes(area, aspect, height, width)
             h, w = h.clamp_max(height), w.clamp_max(width)
             top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
-        pixels = max(height * width, 1)
         return {
             "lam": lam,
             "top": top,
             "left": left,
             "height": h,
             "width": w,
-            "partner_weight": (h * w).to(torch.float64).div(pixels).to(torch.float32),
+            "partner_weight": box_fraction(h, w, height, width),
         }
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
