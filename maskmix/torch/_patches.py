@@ -1,7 +1,5 @@
 """Building blocks of the strategies that move pixels around: CutBlur, CutPaste and CutSwap.
 
-* :func:`rectangle_sizes` draws RandomErasing-like rectangles (uniform area, log-uniform aspect
-  ratio, first of several candidates that fits).
 * :func:`move_pixels` moves pixels within each image by per-pixel offsets, in one gather whose
   index is shared by the channels (no ``(B, C, H, W)`` index tensor).
 * :func:`resample_matrix` builds per-image separable resampling matrices that reproduce
@@ -16,39 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _sampling
-
-__all__ = ["ATTEMPTS", "move_pixels", "rectangle_candidates", "rectangle_sizes", "resample_matrix"]
-
-#: How many candidate rectangles are drawn per image before falling back to clamping.
-ATTEMPTS = 10
-
-
-def rectangle_candidates(batch_size: int, height: int, width: int, patch_area: tuple[float, float],
-                         patch_aspect_ratio: tuple[float, float], *, device: torch.device,
-                         generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-    """``(B, ATTEMPTS)`` candidate sizes: area uniform in ``patch_area``, aspect log-uniform."""
-    size = (batch_size, ATTEMPTS)
-    area = _sampling.uniform(*patch_area, size, device=device, generator=generator)
-    aspect = _sampling.log_uniform(*patch_aspect_ratio, size, device=device, generator=generator)
-    return _sampling.rectangle_sizes(area, aspect, height, width)
-
-
-def rectangle_sizes(batch_size: int, height: int, width: int, patch_area: tuple[float, float],
-                    patch_aspect_ratio: tuple[float, float], *, device: torch.device,
-                    generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-    """Per-image ``(h, w)`` int64 ``(B,)`` sizes drawn as :class:`~maskmix.torch.RandomErasing` does.
-
-    The area fraction ``a`` is uniform in ``patch_area`` and the aspect ratio ``r = h / w``
-    log-uniform in ``patch_aspect_ratio``; ``h = round(sqrt(a H W r))``, ``w = round(sqrt(a H W / r))``
-    (at least 1). Of ``ATTEMPTS`` candidates the first that fits inside the image is kept; if none
-    fits, the first is clamped to the image.
-    """
-    h, w = rectangle_candidates(
-        batch_size, height, width, patch_area, patch_aspect_ratio, device=device, generator=generator
-    )
-    return _sampling.first_fitting(h, w, height, width)
-
+__all__ = ["move_pixels", "resample_matrix"]
 
 def move_pixels(images: Tensor, offsets: Tensor) -> Tensor:
     """``out[b, c, p] = images[b, c, p + offsets[b, p]]`` over the flattened pixels ``p = y W + x``.

@@ -9,7 +9,7 @@ compile with ``torch.compile(fullgraph=True)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -80,18 +80,49 @@ def rectangle_sizes(area_fraction: Tensor, aspect_ratio: Tensor, height: int, wi
     return h, w
 
 
-def first_fitting(h: Tensor, w: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
+def first_fitting(h: Tensor, w: Tensor, height: int, width: int, *,
+                  fits: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Pick, along the last dim of ``(..., attempts)`` candidates, the first that fits in the image.
 
     This is the vectorised form of the usual "try up to N times" loop (torchvision, timm): each
-    image keeps its first candidate with ``h <= H`` and ``w <= W``; an image whose candidates all
-    fail keeps its first candidate clamped to the image, so a patch is always produced.
+    image keeps its first candidate with ``h <= H`` and ``w <= W`` (or, when given, the first
+    whose ``fits`` is True); an image whose candidates all fail keeps its first candidate clamped
+    to the image, so a patch is always produced.
     """
-    fits = (h <= height) & (w <= width)
+    if fits is None:
+        fits = (h <= height) & (w <= width)
     index = fits.to(torch.uint8).argmax(dim=-1, keepdim=True)  # first True, or 0 if none
     h = h.gather(-1, index).squeeze(-1).clamp_max(height)
     w = w.gather(-1, index).squeeze(-1).clamp_max(width)
     return h, w
+
+
+#: How many candidate rectangles are drawn per patch before falling back to clamping.
+ATTEMPTS = 10
+
+
+def random_rectangles(shape: Size, height: int, width: int, patch_area: tuple[float, float],
+                      patch_aspect_ratio: tuple[float, float], *, device: torch.device,
+                      generator: torch.Generator | None, area_divisor: Tensor | None = None,
+                      fits: Callable[[Tensor, Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """Int64 ``(h, w)`` rectangle sizes of shape ``shape``, drawn as RandomErasing draws them.
+
+    For each rectangle, :data:`ATTEMPTS` candidates are drawn at once: an area fraction ``a``
+    uniform in ``patch_area`` (divided by ``area_divisor``, broadcast against ``shape``, when
+    given: RandomErasing splits the area between the patches of one image) and an aspect ratio
+    ``r = h / w`` log-uniform in ``patch_aspect_ratio``, giving ``h = round(sqrt(a H W r))`` by
+    ``w = round(sqrt(a H W / r))`` pixels (at least 1). The first candidate that fits is kept
+    (:func:`first_fitting`); ``fits(h, w)`` replaces the default "inside the image" test for
+    strategies with a stricter rule (CutSwap needs room for two patches). If no candidate fits,
+    the first one is clamped to the image.
+    """
+    size = (*shape, ATTEMPTS)
+    area = uniform(*patch_area, size, device=device, generator=generator)
+    aspect = log_uniform(*patch_aspect_ratio, size, device=device, generator=generator)
+    if area_divisor is not None:
+        area = area / area_divisor.unsqueeze(-1)
+    h, w = rectangle_sizes(area, aspect, height, width)
+    return first_fitting(h, w, height, width, fits=None if fits is None else fits(h, w))
 
 
 def place_inside(h: Tensor, w: Tensor, height: int, width: int, *, device: torch.device,

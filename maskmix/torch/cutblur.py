@@ -105,8 +105,8 @@ def low_resolution(images: Tensor, low_height: Tensor, low_width: Tensor, method
 def _sample_box(batch_size: int, height: int, width: int, patch_area: tuple[float, float],
                 patch_aspect_ratio: tuple[float, float], *, device: torch.device,
                 generator: torch.Generator | None) -> dict[str, Tensor]:
-    h, w = _patches.rectangle_sizes(
-        batch_size, height, width, patch_area, patch_aspect_ratio, device=device, generator=generator
+    h, w = _sampling.random_rectangles(
+        (batch_size,), height, width, patch_area, patch_aspect_ratio, device=device, generator=generator
     )
     top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
     return {"top": top, "left": left, "height": h, "width": w}

@@ -108,8 +108,8 @@ class RandomCutPaste(MaskMixTransform):
     def sample(self, batch_size: int, channels: int, height: int, width: int, *,
                dtype: torch.dtype, device: torch.device,
                generator: torch.Generator | None) -> dict[str, Any]:
-        h, w = _patches.rectangle_sizes(
-            batch_size, height, width, self.patch_area, self.patch_aspect_ratio, device=device, generator=generator
+        h, w = _sampling.random_rectangles(
+            (batch_size,), height, width, self.patch_area, self.patch_aspect_ratio, device=device, generator=generator
         )
         columns = width - w + 1
         positions = (height - h + 1) * columns

@@ -156,13 +156,13 @@ class RandomCutSwap(MaskMixTransform):
 
     def _sizes(self, batch_size: int, height: int, width: int, *, device: torch.device,
                generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-        h, w = _patches.rectangle_candidates(
-            batch_size, height, width, self.patch_area, self.patch_aspect_ratio, device=device, generator=generator
+        def leaves_room_for_two(h: Tensor, w: Tensor) -> Tensor:
+            return (h <= height) & (w <= width) & ((2 * h <= height) | (2 * w <= width))
+
+        h, w = _sampling.random_rectangles(
+            (batch_size,), height, width, self.patch_area, self.patch_aspect_ratio,
+            fits=leaves_room_for_two, device=device, generator=generator,
         )
-        fits = (h <= height) & (w <= width) & ((2 * h <= height) | (2 * w <= width))
-        index = fits.to(torch.uint8).argmax(dim=-1, keepdim=True)  # first fitting candidate, or 0
-        h = h.gather(-1, index).squeeze(-1).clamp_max(height)
-        w = w.gather(-1, index).squeeze(-1).clamp_max(width)
         if height < 2 and width < 2:
             return h, w  # 1 x 1 images: nothing can be swapped (see make_params)
         room = (2 * h <= height) | (2 * w <= width)

@@ -16,9 +16,6 @@ from ._base import CommonOptions, MaskingTransform
 
 __all__ = ["RandomErasing"]
 
-#: How many candidate rectangles are drawn per patch before falling back to clamping.
-ATTEMPTS = 10
-
 _TIMM_MODES = {"const": "zero", "": "zero", "rand": "normal_per_patch", "pixel": "normal"}
 
 
@@ -147,12 +144,10 @@ class RandomErasing(MaskingTransform):
         lo_count, max_count = self.patch_count
         count = _sampling.randint(lo_count, max_count, (batch_size,), device=device, generator=generator)
         # Every image draws `max_count` patches; those beyond its own count are disabled.
-        size = (batch_size, max_count, ATTEMPTS)
-        area = _sampling.uniform(*self.patch_area, size, device=device, generator=generator)
-        aspect = _sampling.log_uniform(*self.patch_aspect_ratio, size, device=device, generator=generator)
-        area = area / count.view(-1, 1, 1)
-        h, w = _sampling.rectangle_sizes(area, aspect, height, width)
-        h, w = _sampling.first_fitting(h, w, height, width)
+        h, w = _sampling.random_rectangles(
+            (batch_size, max_count), height, width, self.patch_area, self.patch_aspect_ratio,
+            area_divisor=count.view(-1, 1), device=device, generator=generator,
+        )
         top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
         active = torch.arange(max_count, device=device) < count.unsqueeze(1)
         return {"top": top, "left": left, "height": h, "width": w, "active": active, "count": count}
