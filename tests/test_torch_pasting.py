@@ -1,34 +1,27 @@
 """RandomCutBlur / cutblur_pair, RandomCutPaste and RandomCutSwap: pixel semantics checked against
-independent references (F.interpolate, slicing, torchvision's colour functions), plus the SPEC §3
-battery (layouts, dtypes, pass-through, fraction control, seeding, torch.compile, validation)."""
+independent references (F.interpolate, slicing, torchvision's colour functions). The SPEC §3
+battery (layouts, dtypes, pass-through, fraction control, seeding, torch.compile, call-time
+validation) runs on these transforms in ``test_torch_common.py``."""
 
 from __future__ import annotations
 
 import math
 
-import PIL.Image
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
-from helpers import ALL_DTYPES, changed_pixels, make_images, reference_box_mask, run_with_params
+from helpers import changed_pixels, make_images, reference_box_mask, run_with_params
+from test_torch_common import FACTORIES
 from torchvision import tv_tensors
-from torchvision.transforms import v2
 
 from maskmix.torch._base import MaskMixTransform
 from maskmix.torch.cutblur import RandomCutBlur, cutblur_pair, low_resolution, resize
 from maskmix.torch.cutpaste import RandomCutPaste
 from maskmix.torch.cutswap import RandomCutSwap
 
-# Configurations in which an augmented image (of at least 2x2 random pixels) always changes.
-FACTORIES = {
-    "cutblur": lambda **kw: RandomCutBlur(**kw),
-    "cutblur_range": lambda **kw: RandomCutBlur(blur_factor=(0.05, 0.5), resize_method="bicubic", **kw),
-    "cutpaste": lambda **kw: RandomCutPaste(**kw),
-    "cutpaste_jitter": lambda **kw: RandomCutPaste(color_jitter=0.5, patch_area=(0.1, 0.4), **kw),
-    "cutswap": lambda **kw: RandomCutSwap(**kw),
-}
-NAMES = list(FACTORIES)
+# The pasting configurations of the shared battery.
+NAMES = [name for name in FACTORIES if name.startswith(("cutblur", "cutpaste", "cutswap"))]
 METHODS = ("nearest", "bilinear", "bicubic", "area")
 
 
@@ -39,135 +32,6 @@ def _resize(x: torch.Tensor, size: tuple[int, int], method: str) -> torch.Tensor
     if method == "area":
         return F.interpolate(x, size=size, mode="area")
     return F.interpolate(x, size=size, mode=method, antialias=True, align_corners=False)
-
-
-# ------------------------------------------------------------------------------------------------
-# The battery.
-# ------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
-@pytest.mark.parametrize(
-    "shape", [(4, 3, 20, 24), (4, 1, 20, 24), (3, 17, 13), (2, 3, 2, 16, 16)], ids=["rgb", "gray", "3d", "5d"]
-)
-def test_shape_dtype_preserved_and_input_untouched(name: str, dtype: torch.dtype, shape) -> None:
-    x = make_images(shape, dtype)
-    before = x.clone()
-    out = FACTORIES[name]()(x)
-    assert type(out) is torch.Tensor
-    assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
-    assert out.data_ptr() != x.data_ptr()
-    assert torch.equal(x, before), "the input was modified in place"
-    changed = changed_pixels(x.reshape(-1, *shape[-3:]), out.reshape(-1, *shape[-3:]))
-    assert changed.flatten(1).any(dim=1).all(), "every image is augmented at ratio 1"
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_tv_tensors_keep_their_type_and_compose(name: str) -> None:
-    image = tv_tensors.Image(make_images((2, 3, 16, 16)))
-    video = tv_tensors.Video(make_images((2, 4, 3, 16, 16)))
-    mask = tv_tensors.Mask(torch.ones(2, 16, 16, dtype=torch.uint8))
-    t = FACTORIES[name]()
-    out_image, out_mask = t(image, mask)
-    assert isinstance(out_image, tv_tensors.Image) and out_image.shape == image.shape
-    assert out_mask is mask
-    out_video = t(video)
-    assert isinstance(out_video, tv_tensors.Video) and not torch.equal(out_video, video)
-    pipeline = v2.Compose([v2.RandomHorizontalFlip(p=1.0), t, v2.ToDtype(torch.float32, scale=True), v2.Resize(8)])
-    out, label = pipeline(tv_tensors.Image(make_images((3, 24, 24), torch.uint8)), 7)
-    assert isinstance(out, tv_tensors.Image) and out.shape == (3, 8, 8) and label == 7
-
-
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize(
-    "shape", [(0, 3, 8, 8), (2, 3, 1, 1), (2, 3, 1, 7), (2, 1, 7, 1), (3, 3, 2, 2), (3, 1, 1), (0, 2, 3, 5, 5)]
-)
-def test_empty_batches_and_tiny_images(name: str, shape) -> None:
-    x = make_images(shape)
-    out = FACTORIES[name]()(x)
-    assert out.shape == x.shape and out.dtype == x.dtype
-    if shape[-2:] == (1, 1) and name != "cutpaste_jitter":
-        assert torch.equal(out, x), "a single pixel has nowhere to go (only the jitter changes it)"
-
-
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize(("ratio", "batch"), [(0.3, 10), (0.5, 7), (0.0, 5), (1.0, 6)])
-def test_augmentation_ratio_changes_exactly_round_ratio_b_images(name: str, ratio: float, batch: int) -> None:
-    x = make_images((batch, 3, 12, 12), seed=1)
-    t = FACTORIES[name](augmentation_ratio=ratio, generator=torch.Generator().manual_seed(3))
-    out, params = run_with_params(t, x)
-    changed = changed_pixels(x, out).flatten(1).any(dim=1)
-    assert int(changed.sum()) == math.floor(ratio * batch + 0.5)
-    assert torch.equal(changed, params["selected"])
-    assert torch.equal(out[~changed], x[~changed])
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_same_seed_same_output_different_seed_different(name: str) -> None:
-    x = make_images((6, 3, 32, 32))
-
-    def run(seed: int) -> torch.Tensor:
-        return FACTORIES[name](generator=torch.Generator().manual_seed(seed))(x)
-
-    assert torch.equal(run(5), run(5))
-    assert not torch.equal(run(5), run(6))
-    torch.manual_seed(11)
-    a = FACTORIES[name]()(x)
-    torch.manual_seed(11)
-    assert torch.equal(a, FACTORIES[name]()(x))
-
-
-@pytest.mark.compile
-@pytest.mark.parametrize(
-    ("name", "dtype", "backend"),
-    [
-        ("cutblur_range", torch.uint8, "inductor"),
-        ("cutswap", torch.uint8, "inductor"),
-        # Whole-graph capture without Inductor's code generation (keeps the file fast on CPU).
-        ("cutblur", torch.float32, "aot_eager"),
-        ("cutpaste_jitter", torch.float32, "aot_eager"),
-    ],
-    ids=str,
-)
-def test_torch_compile_fullgraph_matches_eager(name: str, dtype: torch.dtype, backend: str) -> None:
-    import torch._inductor.config as inductor_config
-
-    torch._dynamo.reset()
-    # return_labels=True also checks the base's labelled forward under fullgraph compilation.
-    kwargs = {} if name.startswith("cutblur") else {"return_labels": True}
-    t = FACTORIES[name](augmentation_ratio=0.5, **kwargs)
-    compiled = torch.compile(t, fullgraph=True, backend=backend)
-    # Inductor has its own RNG; fallback_random makes compiled random ops draw like eager ones.
-    with inductor_config.patch(fallback_random=True):
-        x = make_images((5, 3, 20, 28), dtype)
-        torch.manual_seed(0)
-        eager = t(x)
-        torch.manual_seed(0)
-        out = compiled(x)
-    if kwargs:
-        (eager, eager_labels), (out, labels) = eager, out
-        assert labels.dtype == torch.int64 and torch.equal(labels, eager_labels) and int(labels.sum()) == 3
-    assert torch.equal(changed_pixels(x, out), changed_pixels(x, eager))
-    torch.testing.assert_close(out, eager, rtol=1e-5, atol=1e-5)
-    assert changed_pixels(x, out).any()
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_call_time_validation(name: str) -> None:
-    t = FACTORIES[name]()
-    cls = type(t).__name__
-    with pytest.raises(ValueError, match=rf"{cls}: images must be \(\.\.\., C, H, W\) with at least 3 dims"):
-        t(torch.rand(8, 8))
-    for dtype in (torch.int32, torch.bool, torch.complex64):
-        with pytest.raises(TypeError, match=rf"{cls}: images must have dtype float16, .* or uint8; got {dtype}"):
-            t(torch.zeros(2, 3, 8, 8, dtype=dtype))
-    with pytest.raises(TypeError, match=rf"{cls}: expected image tensors, got a PIL image"):
-        t(PIL.Image.new("RGB", (8, 8)))
-    with pytest.raises(ValueError, match=rf"{cls}: generator is on cpu but the images are on meta"):
-        FACTORIES[name](generator=torch.Generator())(torch.zeros(2, 3, 8, 8, device="meta"))
-    with pytest.raises(ValueError, match=rf"{cls}: all images of a sample must share batch size, height and width"):
-        t(tv_tensors.Image(torch.rand(2, 3, 8, 8)), tv_tensors.Image(torch.rand(2, 3, 9, 8)))
 
 
 @pytest.mark.parametrize(
