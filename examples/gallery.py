@@ -3,6 +3,8 @@
 The photographs are scikit-image's bundled samples (astronaut, chelsea, coffee, rocket in RGB and
 camera in grayscale), so nothing is downloaded. The first row shows the originals; each further
 row shows one strategy applied to the whole batch at once, every image with its own parameters.
+Under the mixing strategies' images, the caption gives the soft label: which photographs the image
+now holds, weighted by their exact pixel share (or Mixup's lambda).
 
 Usage:
     python examples/gallery.py --output outputs/gallery.png
@@ -41,8 +43,16 @@ def load_photographs(size: int) -> tuple[np.ndarray, list[str]]:
     return np.stack(images).astype(np.float32), names
 
 
-def torch_strategies(seed: int) -> dict[str, Callable]:
-    """Gallery settings per strategy: defaults made a little stronger so the effect is visible."""
+#: Strategies that pair images of the batch and return soft labels as well.
+MIXING = ("cutmix", "mixup", "thumbnail_mix")
+
+
+def torch_strategies(seed: int, num_classes: int = len(RGB_SAMPLES + GRAY_SAMPLES)) -> dict[str, Callable]:
+    """Gallery settings per strategy: defaults made a little stronger so the effect is visible.
+
+    Each value builds a fresh transform seeded with ``seed``; the mixing ones (:data:`MIXING`) take
+    ``(images, labels)`` and return soft labels over ``num_classes`` classes.
+    """
     import torch
 
     import maskmix.torch as mm
@@ -56,39 +66,83 @@ def torch_strategies(seed: int) -> dict[str, Callable]:
         "hide_and_seek": lambda: mm.RandomHideAndSeek(grid_size=[4, 6], hide_prob=0.3, fill_method="gray",
                                                       generator=seeded()),
         "gridmask": lambda: mm.RandomGridMask(rotation=30, generator=seeded()),
+        "cutmix": lambda: mm.RandomCutMix(num_classes=num_classes, generator=seeded()),
+        "mixup": lambda: mm.RandomMixup(num_classes=num_classes, generator=seeded()),
+        "cutblur": lambda: mm.RandomCutBlur(patch_area=(0.2, 0.4), blur_factor=0.08, generator=seeded()),
+        "thumbnail": lambda: mm.RandomCutThumbnail(thumbnail_area=0.15, generator=seeded()),
+        "thumbnail_mix": lambda: mm.RandomCutThumbnail(thumbnail_area=0.25, mix_images=True,
+                                                       num_classes=num_classes, generator=seeded()),
+        "cutpaste": lambda: mm.RandomCutPaste(patch_area=(0.1, 0.2), color_jitter=0.2, generator=seeded()),
+        "cutswap": lambda: mm.RandomCutSwap(patch_area=(0.1, 0.2), generator=seeded()),
     }
     return factories
 
 
-def apply_torch(images: np.ndarray, gray: np.ndarray, strategy: Callable) -> np.ndarray:
-    """Apply a strategy to the RGB images (as a batch) and to the grayscale ones as C=1 images."""
+def to_gray(images: np.ndarray) -> np.ndarray:
+    """``(N, 1, H, W)`` luma of ``(N, 3, H, W)`` images (ITU-R 601 weights)."""
+    weights = np.array([0.299, 0.587, 0.114], dtype=images.dtype).reshape(1, 3, 1, 1)
+    return (images * weights).sum(axis=1, keepdims=True)
+
+
+def describe(soft: np.ndarray, names: list[str]) -> str:
+    """Caption of one soft-label row: its two largest classes with their weights."""
+    order = np.argsort(-soft)[:2]
+    parts = [f"{names[k].split()[0]} {soft[k]:.2f}" for k in order if soft[k] > 0.005]
+    return " + ".join(parts)
+
+
+def apply_torch(images: np.ndarray, gray: np.ndarray, name: str, strategy: Callable,
+                names: list[str]) -> tuple[np.ndarray, list[str] | None]:
+    """Apply a strategy to the RGB photographs as one batch and to grayscale (C=1) copies of all.
+
+    The grayscale columns come from a batch of single-channel images (so mixing strategies have
+    partners there too). Returns the augmented ``(N, 3, H, W)`` images and, for the mixing
+    strategies, one caption per image naming the classes its soft label mixes.
+    """
     import torch
 
-    transform = strategy()
-    rgb = torch.from_numpy(images[~gray])
-    out_rgb = transform(rgb).numpy()
-    gray_in = torch.from_numpy(images[gray][:, :1])
-    out_gray = strategy()(gray_in).numpy().repeat(3, axis=1)
-    out = np.empty_like(images)
-    out[~gray] = out_rgb
-    out[gray] = out_gray
-    return out
+    labels = torch.arange(len(images))
+    outputs, captions = np.empty_like(images), [""] * len(images)
+    # RGB: the colour photographs as one batch; gray: every photograph in gray, the gray ones shown.
+    batches = ((np.flatnonzero(~gray), images), (np.arange(len(images)), to_gray(images)))
+    for members, source in batches:
+        shown = [position for position, index in enumerate(members) if index in np.flatnonzero(gray)] \
+            if source.shape[1] == 1 else list(range(len(members)))
+        if not shown:
+            continue
+        x = torch.from_numpy(np.ascontiguousarray(source[members]))
+        transform = strategy()
+        if name in MIXING:
+            out, soft = transform(x, labels[members])
+            soft = soft.numpy()
+        else:
+            out, soft = transform(x), None
+        out = out.numpy()
+        for position in shown:
+            index = members[position]
+            outputs[index] = out[position].repeat(3 // out.shape[1], axis=0)
+            if soft is not None:
+                captions[index] = describe(soft[position], names)
+    return outputs, (captions if name in MIXING else None)
 
 
-def render(rows: list[tuple[str, np.ndarray]], names: list[str], output: Path) -> None:
+def render(rows: list[tuple[str, np.ndarray, list[str] | None]], names: list[str], output: Path) -> None:
+    """Save the grid: one row per strategy, captions under the images of the mixing rows."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n_rows, n_cols = len(rows), len(names)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.0 * n_cols, 2.0 * n_rows + 0.3), squeeze=False)
-    for r, (label, batch) in enumerate(rows):
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.0 * n_cols, 2.15 * n_rows + 0.3), squeeze=False)
+    for r, (label, batch, captions) in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r, c]
             ax.imshow(np.clip(batch[c].transpose(1, 2, 0), 0, 1))
             ax.set_xticks([])
             ax.set_yticks([])
+            if captions:
+                ax.set_xlabel(captions[c], fontsize=7, labelpad=2)
             if r == 0:
                 ax.set_title(names[c], fontsize=9)
             if c == 0:
@@ -116,9 +170,9 @@ def main(argv: list[str] | None = None) -> int:
 
     images, names = load_photographs(args.size)
     gray = np.array([n.endswith("(gray)") for n in names])
-    rows = [("original", images)]
+    rows: list[tuple[str, np.ndarray, list[str] | None]] = [("original", images, None)]
     for name in wanted:
-        rows.append((name, apply_torch(images, gray, factories[name])))
+        rows.append((name, *apply_torch(images, gray, name, factories[name], names)))
     render(rows, names, args.output)
     print(f"wrote {args.output} ({len(wanted)} strategies, {len(names)} images of {args.size}px)")
     return 0
