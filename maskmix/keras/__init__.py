@@ -1,0 +1,22 @@
+"""maskmix for Keras 3: layers built on keras.ops / keras.random (TensorFlow, torch and JAX backends).
+
+Importing this package imports keras (and its backend), never torch unless torch is the Keras
+backend. Every layer is registered for serialisation under the package name ``"maskmix"``.
+"""
+
+from ._base import SUPPORTED_DTYPES, CommonOptions, MaskingLayer, MaskMixLayer
+from .cutout import RandomCutout
+from .erasing import RandomErasing
+from .grid_mask import RandomGridMask
+from .hide_and_seek import RandomHideAndSeek
+
+__all__ = [
+    "SUPPORTED_DTYPES",
+    "CommonOptions",
+    "MaskMixLayer",
+    "MaskingLayer",
+    "RandomCutout",
+    "RandomErasing",
+    "RandomGridMask",
+    "RandomHideAndSeek",
+]

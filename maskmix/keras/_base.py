@@ -1,0 +1,454 @@
+"""The Keras base layers: everything the strategies have in common lives here.
+
+:class:`MaskMixLayer` owns what SPEC §3 says about every layer: accepted inputs (rank 3 = one
+image, rank 4 = a batch, ``channels_last`` or ``channels_first``, an unknown batch size at trace
+time), dtypes, the value range, fraction control (``augmentation_ratio`` / ``bernoulli_mix``),
+bit-identical pass-through, seeding, the ``training`` flag, serialisation and the switch to the
+TensorFlow ops inside a ``tf.data`` pipeline. It follows the split of Keras' own image
+preprocessing layers: :meth:`MaskMixLayer.get_random_transformation` draws every random quantity
+once per call, as per-image tensors; :meth:`MaskMixLayer.transform_images` applies them.
+
+:class:`MaskingLayer` adds the fill methods for the strategies that erase a region: a strategy
+only samples its region parameters and says which pixels they cover.
+
+Backends and ``tf.data``
+------------------------
+The layer math uses ``self.backend``, a Keras ``DynamicBackend``: normally the active Keras
+backend (its ``numpy``/``random`` functions are what ``keras.ops``/``keras.random`` call for
+concrete tensors), switched to TensorFlow for the duration of a call made inside a TensorFlow
+graph that is not a Keras symbolic call, i.e. inside ``tf.data.Dataset.map``, whatever the
+global backend. This is what Keras' own ``DataLayer`` (``TFDataLayer`` before Keras 3.9) does;
+we do not subclass that private class because its ``__call__`` casts every input to the layer's
+compute dtype (uint8 images and integer labels would become float32) and because its name and
+module changed between Keras versions. Only its two small public-behaviour helpers are used
+(``keras.src.utils.backend_utils.DynamicBackend`` and ``in_tf_graph``), as Keras does.
+
+Seeding
+-------
+``seed`` (an int or None) seeds a ``keras.random.SeedGenerator`` stored on the layer (its state
+is a non-trainable variable, saved with the model); every random draw of a call advances it, so
+two layers built with the same seed give the same outputs for the same inputs. Inside ``tf.data``
+under a non-TensorFlow backend a second, TensorFlow-backed generator with the same seed is
+created on first use (as Keras' ``DataLayer`` does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypedDict
+
+import keras
+from keras.src.utils import backend_utils, jax_utils, tracking
+
+from maskmix.params import StrategySpec
+
+from . import _sampling
+
+__all__ = [
+    "SUPPORTED_DTYPES",
+    "CommonOptions",
+    "MaskMixLayer",
+    "MaskingLayer",
+]
+
+#: Image dtypes every layer accepts (SPEC §3); float64 where the backend has it (JAX needs x64).
+SUPPORTED_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64", "uint8")
+
+#: Keyword arguments that belong to ``keras.layers.Layer`` rather than to the strategy.
+_LAYER_KWARGS = frozenset({"name", "dtype", "trainable", "autocast"})
+
+Tensor = Any
+
+
+class CommonOptions(TypedDict, total=False):
+    """Keyword-only options every layer accepts (see :class:`MaskMixLayer`)."""
+
+    augmentation_ratio: float
+    bernoulli_mix: bool
+    pixels_range: tuple[float, float] | None
+    seed: int | None
+    data_format: str | None
+    name: str | None
+    dtype: Any
+    trainable: bool
+
+
+class MaskMixLayer(keras.layers.Layer):
+    """Base class of every maskmix Keras layer.
+
+    Subclasses set :attr:`spec` (their framework-free parameter specification) and implement
+    :meth:`sample` (draw per-image parameters) and :meth:`apply` (change the pixels of a rank-4
+    batch in the layer's ``data_format``). The base class does the rest.
+
+    Keyword-only options shared by every layer:
+
+    Args:
+        augmentation_ratio: fraction of the images of the batch to augment, in ``[0, 1]``.
+            Default 1.0.
+        bernoulli_mix: ``False`` augments exactly ``round(ratio * B)`` images (halves rounded
+            up) at random positions; ``True`` augments each image independently with probability
+            ``ratio``. Default False.
+        pixels_range: ``(lo, hi)`` value range of the images, used by the ``black``, ``gray``,
+            ``white``, ``random`` and ``noise`` fills. ``None`` means ``(0, 1)`` for floating
+            dtypes and ``(0, 255)`` for ``uint8``.
+        seed: int or None, seeds the layer's ``keras.random.SeedGenerator``.
+        data_format: ``"channels_last"`` (``(B, H, W, C)``) or ``"channels_first"``
+            (``(B, C, H, W)``); None uses ``keras.config.image_data_format()``.
+        **kwargs: ``name``, ``dtype``, ``trainable`` of ``keras.layers.Layer``.
+
+    Calling: ``layer(images, training=None)``. ``images`` is rank 4 (a batch) or rank 3 (one
+    image) of dtype float16, bfloat16, float32, float64 or uint8; the output has the input's
+    shape and dtype (the layer does not autocast). With ``training=False`` (e.g. in
+    ``model.predict``/``evaluate``) the images are returned unchanged; called directly or with
+    ``training=True`` (``model.fit``) it augments, as Keras' own random preprocessing layers.
+    Each image gets its own random parameters; unselected images come back bit-identical; the
+    input is never modified. The layer works in eager mode, in ``tf.function`` (also with
+    ``jit_compile=True``), inside ``tf.data.Dataset.map`` (any backend) with an unknown batch size,
+    and on the TensorFlow, torch and JAX backends.
+    """
+
+    spec: ClassVar[StrategySpec]
+
+    #: True for the strategies that need a batch (they pair images of the batch).
+    needs_batch: bool = False
+
+    #: Set per instance by strategies whose spec has a ``return_labels`` parameter (CutPaste,
+    #: CutSwap): the layer then returns ``(images, is_augmented)`` with int64 ``is_augmented``.
+    return_labels: bool = False
+
+    # Set by the validated parameters (annotations for type checkers).
+    augmentation_ratio: float
+    bernoulli_mix: bool
+    pixels_range: tuple[float, float] | None
+
+    def __init__(self, *, seed: int | None = None, data_format: str | None = None, **kwargs: Any) -> None:
+        name = type(self).__name__
+        layer_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _LAYER_KWARGS}
+        # Everything else is a strategy parameter: unknown names fail in `validate` with the same
+        # message as the torch transform.
+        validated = self.spec.validate(kwargs, owner=name)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"{name}: seed must be an int or None; got {seed!r}")
+        if data_format is not None and data_format not in ("channels_last", "channels_first"):
+            raise ValueError(
+                f"{name}: data_format must be None, 'channels_last' or 'channels_first'; got {data_format!r}"
+            )
+        layer_kwargs.pop("autocast", None)
+        super().__init__(autocast=False, **layer_kwargs)
+        self._strategy_params = validated
+        for key, value in validated.items():
+            setattr(self, key, value)
+        self.seed = seed
+        self.data_format = data_format or keras.config.image_data_format()
+        self.generator = keras.random.SeedGenerator(seed)
+        self.backend = backend_utils.DynamicBackend()
+        self._allow_non_tensor_positional_args = True
+        self.built = True
+
+    # ----------------------------------------------------------------------------------------
+    # Strategy hooks.
+    # ----------------------------------------------------------------------------------------
+
+    def sample(self, batch_size: int | Tensor, channels: int, height: int, width: int, *,
+               dtype: str, seed: Any) -> dict[str, Any]:
+        """Draw the per-image parameters of a batch (tensors of leading dim ``B``)."""
+        raise NotImplementedError
+
+    def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        """Return a new rank-4 tensor of ``images``' dtype with the selected images changed.
+
+        ``params["selected"]`` is the boolean ``(B,)`` selection; unselected images must come back
+        bit-identical (typically through one ``where``).
+        """
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------------------------
+    # Helpers for strategies.
+    # ----------------------------------------------------------------------------------------
+
+    @property
+    def ops(self) -> Any:
+        """The backend namespace the layer math uses (see the module docstring)."""
+        return self.backend
+
+    @property
+    def channels_first(self) -> bool:
+        return self.data_format == "channels_first"
+
+    def value_range(self, dtype: str) -> tuple[float, float]:
+        """The images' ``(lo, hi)``: ``pixels_range``, or the dtype's natural range."""
+        if self.pixels_range is not None:
+            return self.pixels_range
+        return (0.0, 255.0) if dtype == "uint8" else (0.0, 1.0)
+
+    @staticmethod
+    def compute_dtype_for(dtype: str) -> str:
+        """The floating dtype in which values for an image of ``dtype`` are computed."""
+        return "float32" if dtype == "uint8" else dtype
+
+    def to_image_dtype(self, values: Tensor, dtype: str) -> Tensor:
+        """Cast computed values to the image dtype: floats as they are, uint8 rounded and saturated."""
+        ops = self.ops
+        if dtype == "uint8":
+            values = ops.numpy.clip(ops.numpy.round(ops.cast(values, "float32")), 0.0, 255.0)
+        return ops.cast(values, dtype)
+
+    def dims(self, images: Tensor) -> tuple[Any, int, int, int]:
+        """``(B, C, H, W)`` of a rank-4 batch in the layer's layout (``B`` may be a tensor)."""
+        shape = self.ops.shape(images)
+        if self.channels_first:
+            return shape[0], shape[1], shape[2], shape[3]
+        return shape[0], shape[3], shape[1], shape[2]
+
+    def pixel_mask(self, mask: Tensor) -> Tensor:
+        """A ``(B, H, W)`` mask broadcastable against the batch: a channel axis of size 1."""
+        return self.ops.numpy.expand_dims(mask, 1 if self.channels_first else -1)
+
+    def per_channel(self, values: Tensor) -> Tensor:
+        """``(B, C)`` values broadcastable against the batch (``(B, 1, 1, C)`` or ``(B, C, 1, 1)``)."""
+        ops = self.ops
+        if self.channels_first:
+            return ops.numpy.expand_dims(ops.numpy.expand_dims(values, -1), -1)
+        return ops.numpy.expand_dims(ops.numpy.expand_dims(values, 1), 1)
+
+    def per_image(self, values: Tensor) -> Tensor:
+        """``(B,)`` values broadcastable against the batch (``(B, 1, 1, 1)``)."""
+        return self.ops.numpy.reshape(values, (-1, 1, 1, 1))
+
+    @property
+    def spatial_axes(self) -> tuple[int, int]:
+        return (2, 3) if self.channels_first else (1, 2)
+
+    # ----------------------------------------------------------------------------------------
+    # Seeds and backend switching.
+    # ----------------------------------------------------------------------------------------
+
+    @tracking.no_automatic_dependency_tracking
+    def seed_generator(self) -> keras.random.SeedGenerator:
+        """The generator for the backend the layer currently computes with."""
+        name = self.backend.name
+        if name == keras.backend.backend():
+            return self.generator
+        if not hasattr(self, "_backend_generators"):
+            self._backend_generators = {}
+        if name not in self._backend_generators:
+            self._backend_generators[name] = keras.random.SeedGenerator(self.seed, backend=self.backend)
+        return self._backend_generators[name]
+
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        sample = keras.tree.flatten(inputs)[0] if keras.tree.is_nested(inputs) else inputs
+        if (
+            not isinstance(sample, keras.KerasTensor)
+            and backend_utils.in_tf_graph()
+            and not jax_utils.is_in_jax_tracing_scope(sample)
+        ):
+            # Inside a TensorFlow graph (a tf.data pipeline, or a tf.function on the TF backend):
+            # compute with the TensorFlow ops. Inputs keep their own dtype (no cast to floatx).
+            self.backend.set_backend("tensorflow")
+            inputs = keras.tree.map_structure(lambda x: self.backend.convert_to_tensor(x), inputs)
+            convert = self._convert_input_args
+            self._convert_input_args = False
+            try:
+                return super().__call__(inputs, *args, **kwargs)
+            finally:
+                self.backend.reset()
+                self._convert_input_args = convert
+        return super().__call__(inputs, *args, **kwargs)
+
+    # ----------------------------------------------------------------------------------------
+    # Checks.
+    # ----------------------------------------------------------------------------------------
+
+    def _layout(self) -> str:
+        return "(B, C, H, W)" if self.channels_first else "(B, H, W, C)"
+
+    def check_images(self, images: Tensor) -> tuple[Tensor, bool]:
+        """Validate ``images``; return them as a rank-4 batch and whether they were one image."""
+        name = type(self).__name__
+        dtype = keras.backend.standardize_dtype(images.dtype)
+        if dtype not in SUPPORTED_DTYPES:
+            raise TypeError(
+                f"{name}: images must have dtype float16, bfloat16, float32, float64 or uint8; got {dtype}"
+            )
+        rank = len(images.shape)
+        if self.needs_batch:
+            if rank != 4:
+                raise ValueError(
+                    f"{name}: images must be a batch {self._layout()} of rank 4 "
+                    f"(data_format={self.data_format!r}); got shape {tuple(images.shape)}"
+                )
+            return images, False
+        if rank not in (3, 4):
+            single = "(C, H, W)" if self.channels_first else "(H, W, C)"
+            raise ValueError(
+                f"{name}: images must be one image {single} or a batch {self._layout()} "
+                f"(data_format={self.data_format!r}); got shape {tuple(images.shape)}"
+            )
+        if rank == 3:
+            return self.ops.numpy.expand_dims(images, 0), True
+        return images, False
+
+    # ----------------------------------------------------------------------------------------
+    # Keras preprocessing-layer API.
+    # ----------------------------------------------------------------------------------------
+
+    def get_random_transformation(self, data: Any, training: bool = True, seed: Any = None) -> dict[str, Any] | None:
+        """Draw the per-image parameters for ``data`` (images, rank 3 or 4); None if not training.
+
+        The returned dict holds ``(B, ...)`` tensors: the strategy's parameters (e.g. ``top``,
+        ``left``, ``height``, ``width``) and ``selected``, the boolean selection of the images to
+        augment. ``seed`` overrides the layer's generator (an int or a ``SeedGenerator``).
+        ``layer(x)`` is ``transform_images(x, get_random_transformation(x))``.
+        """
+        if training is False:
+            return None
+        images, _ = self.check_images(data)
+        batch_size, channels, height, width = self.dims(images)
+        seed = self.seed_generator() if seed is None else seed
+        selected = _sampling.select_images(
+            self.ops, batch_size, self.augmentation_ratio, self.bernoulli_mix, seed
+        )
+        params = self.sample(
+            batch_size, channels, height, width,
+            dtype=keras.backend.standardize_dtype(images.dtype), seed=seed,
+        )
+        if training is not True and training is not None:  # a symbolic training flag
+            selected = self.ops.numpy.logical_and(selected, self.ops.cast(training, "bool"))
+        params["selected"] = selected
+        return params
+
+    def transform_images(self, images: Tensor, transformation: Mapping[str, Any] | None,
+                         training: bool = True) -> Tensor:
+        """Apply drawn parameters to ``images`` (rank 3 or 4); identity when not training."""
+        if transformation is None or training is False:
+            return images
+        batch, single = self.check_images(images)
+        out = self.apply(batch, transformation)
+        return self.ops.numpy.squeeze(out, 0) if single else out
+
+    def call(self, images: Tensor, training: bool = True) -> Any:
+        batch, single = self.check_images(images)
+        transformation = self.get_random_transformation(batch, training=training)
+        out = self.transform_images(batch, transformation)
+        if single:
+            out = self.ops.numpy.squeeze(out, 0)
+        if not self.return_labels:
+            return out
+        batch_size = self.ops.shape(batch)[0]
+        if transformation is None:
+            flags = self.ops.numpy.zeros((batch_size,), dtype="int64")
+        else:
+            flags = self.ops.cast(transformation["selected"], "int64")
+        return out, (self.ops.numpy.squeeze(flags, 0) if single else flags)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        if self.return_labels:
+            shape = tuple(input_shape)
+            return input_shape, (shape[:1] if len(shape) == 4 else ())
+        return input_shape
+
+    def compute_output_spec(self, inputs: Any, training: Any = None) -> Any:
+        out = keras.KerasTensor(inputs.shape, dtype=inputs.dtype)
+        if self.return_labels:
+            shape = (inputs.shape[0],) if len(inputs.shape) == 4 else ()
+            return out, keras.KerasTensor(shape, dtype="int64")
+        return out
+
+    # ----------------------------------------------------------------------------------------
+    # Serialisation.
+    # ----------------------------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(self._strategy_params)
+        config.update({"seed": self.seed, "data_format": self.data_format})
+        return config
+
+
+class MaskingLayer(MaskMixLayer):
+    """Base of the strategies that erase a region of each image and fill it (SPEC §3, fills).
+
+    A subclass implements :meth:`sample_region` (per-image region parameters) and
+    :meth:`region_mask` (the ``(B, H, W)`` boolean mask those parameters cover). The base draws
+    the fill values and writes ``where(mask & selected, fill, image)`` in one pass.
+
+    ``fill_method`` is one of ``black``, ``gray``, ``white`` (relative to ``pixels_range``),
+    ``mean_per_channel`` (each image's own channel means), ``random`` (one colour per image,
+    uniform over the range), ``noise`` (per-pixel uniform over the range), ``zero`` (the constant
+    0), ``normal`` (per-pixel standard normal), ``normal_per_patch`` (one standard-normal colour
+    per image and channel), or a number / per-channel tuple used as a constant. ``uint8`` fills
+    are rounded and saturated to ``[0, 255]``.
+    """
+
+    fill_method: str | float | tuple[float, ...]
+
+    def sample_region(self, batch_size: int | Tensor, height: int, width: int, seed: Any) -> dict[str, Tensor]:
+        """Draw the per-image parameters of the erased region."""
+        raise NotImplementedError
+
+    def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
+        """``(B, H, W)`` boolean mask of the pixels the region parameters cover."""
+        raise NotImplementedError
+
+    def sample(self, batch_size: int | Tensor, channels: int, height: int, width: int, *,
+               dtype: str, seed: Any) -> dict[str, Any]:
+        params: dict[str, Any] = dict(self.sample_region(batch_size, height, width, seed))
+        fill = self._sample_fill(batch_size, channels, height, width, dtype=dtype, seed=seed)
+        if fill is not None:
+            params["fill_values"] = fill
+        return params
+
+    def _sample_fill(self, batch_size: int | Tensor, channels: int, height: int, width: int, *,
+                     dtype: str, seed: Any) -> Tensor | None:
+        """Random fill values in the compute dtype, or None for the data-independent/-derived fills."""
+        ops = self.ops
+        method = self.fill_method
+        work = self.compute_dtype_for(dtype)
+        if method in ("random", "normal_per_patch"):
+            size: tuple[Any, ...] = (batch_size, channels)
+        elif method in ("noise", "normal"):
+            if self.channels_first:
+                size = (batch_size, channels, height, width)
+            else:
+                size = (batch_size, height, width, channels)
+        else:
+            return None
+        if method in ("normal", "normal_per_patch"):
+            values = ops.cast(ops.random.normal(size, dtype="float32", seed=seed), work)
+        else:
+            lo, hi = self.value_range(dtype)
+            values = ops.cast(lo + (hi - lo) * ops.random.uniform(size, 0.0, 1.0, dtype="float32", seed=seed), work)
+        return self.per_channel(values) if len(size) == 2 else values
+
+    def fill_for(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        """The fill values for ``images``, in their dtype, broadcastable to the batch."""
+        ops = self.ops
+        method = self.fill_method
+        dtype = keras.backend.standardize_dtype(images.dtype)
+        work = self.compute_dtype_for(dtype)
+        lo, hi = self.value_range(dtype)
+        if params.get("fill_values") is not None:
+            values = params["fill_values"]
+        elif method == "mean_per_channel":
+            values = ops.numpy.mean(ops.cast(images, work), axis=self.spatial_axes, keepdims=True)
+        elif isinstance(method, str):
+            constant = {"black": lo, "white": hi, "gray": (lo + hi) / 2, "zero": 0.0}[method]
+            values = ops.numpy.full((1, 1, 1, 1), constant, dtype=work)
+        else:
+            _, channels, _, _ = self.dims(images)
+            per_channel = method if isinstance(method, tuple) else (method,)
+            if len(per_channel) not in (1, channels):
+                raise ValueError(
+                    f"{type(self).__name__}: fill_method has {len(per_channel)} values but the images "
+                    f"have {channels} channel(s); give one value or one per channel"
+                )
+            values = ops.numpy.reshape(ops.convert_to_tensor(list(per_channel), dtype=work), (1, -1))
+            values = self.per_channel(values)
+        return self.to_image_dtype(values, dtype)
+
+    def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        ops = self.ops
+        _, _, height, width = self.dims(images)
+        selected = ops.numpy.reshape(params["selected"], (-1, 1, 1))
+        mask = ops.numpy.logical_and(self.region_mask(params, height, width), selected)
+        return ops.numpy.where(self.pixel_mask(mask), self.fill_for(images, params), images)

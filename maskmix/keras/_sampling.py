@@ -1,0 +1,246 @@
+"""Per-image random sampling and region-mask building blocks, shared by every Keras strategy.
+
+The Keras twin of :mod:`maskmix.torch._sampling`: the same distributions, drawn one value per
+image (or per image and patch) as tensors, without a Python loop, ``map_fn`` or
+``vectorized_map`` over the batch and without data-dependent shapes, so that every function runs
+under ``tf.function(jit_compile=True)`` (XLA), inside a ``tf.data`` pipeline, and on the torch and
+JAX backends.
+
+Every function takes ``ops``, the backend namespace to compute with: a layer passes its
+``self.backend`` (a Keras ``DynamicBackend``), which is the active Keras backend, switched to
+TensorFlow while the layer runs inside a ``tf.data`` graph whatever the global backend (see
+:class:`maskmix.keras.MaskMixLayer`). ``ops.numpy.*``, ``ops.random.*`` and ``ops.cast`` are the
+functions ``keras.ops``/``keras.random`` call for concrete tensors. ``seed`` is a
+``keras.random.SeedGenerator`` (each draw advances it) or an int.
+
+``batch_size`` may be a Python int or, in a TensorFlow graph with an unknown batch dimension (the
+last partial batch of a ``tf.data`` pipeline), a scalar int32 tensor. Integer results are int32.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from maskmix.params import num_selected
+
+__all__ = [
+    "ATTEMPTS",
+    "GAMMA_PROPOSALS",
+    "beta",
+    "box_mask",
+    "first_fitting",
+    "log_uniform",
+    "pick",
+    "place_inside",
+    "randint",
+    "random_rectangles",
+    "range_mask",
+    "rectangle_sizes",
+    "select_images",
+    "uniform",
+]
+
+Ops = Any
+Seed = Any
+Tensor = Any
+Size = Sequence[Any]
+
+#: How many candidate rectangles are drawn per patch before falling back to clamping.
+ATTEMPTS = 10
+
+#: Marsaglia-Tsang proposals drawn per gamma sample; all of them are rejected with probability < 1e-10.
+GAMMA_PROPOSALS = 8
+
+
+def uniform(ops: Ops, low: float | Tensor, high: float | Tensor, size: Size, seed: Seed) -> Tensor:
+    """Float32 samples uniform in ``[low, high)``; ``low``/``high`` may be broadcastable tensors."""
+    u = ops.random.uniform(tuple(size), 0.0, 1.0, dtype="float32", seed=seed)
+    return low + (high - low) * u
+
+
+def log_uniform(ops: Ops, low: float, high: float, size: Size, seed: Seed) -> Tensor:
+    """Float32 samples whose logarithm is uniform in ``[log low, log high)``."""
+    if low == high:
+        return ops.numpy.full(tuple(size), float(low), dtype="float32")
+    return ops.numpy.exp(uniform(ops, math.log(low), math.log(high), size, seed))
+
+
+def randint(ops: Ops, low: int | Tensor, high: int | Tensor, size: Size, seed: Seed) -> Tensor:
+    """Int32 samples uniform over ``{low, ..., high}`` (both inclusive), per-element bounds allowed.
+
+    ``keras.random.randint`` takes one pair of bounds for the whole tensor; drawing
+    ``floor(low + U * (high - low + 1))`` lets every image have its own bounds. The minimum with
+    ``high`` guards the float rounding of ``U`` close to 1.
+    """
+    low_t = ops.cast(low, "int32")
+    high_t = ops.cast(high, "int32")
+    u = ops.random.uniform(tuple(size), 0.0, 1.0, dtype="float32", seed=seed)
+    span = ops.cast(high_t - low_t + 1, "float32")
+    drawn = ops.cast(ops.numpy.floor(u * span), "int32") + low_t
+    return ops.numpy.minimum(drawn, high_t)
+
+
+def select_images(ops: Ops, batch_size: int | Tensor, ratio: float, bernoulli: bool, seed: Seed) -> Tensor:
+    """Boolean ``(B,)`` mask of the images to augment (SPEC §3, fraction control).
+
+    ``bernoulli=False`` selects exactly ``num_selected(ratio, B)`` images (``round(ratio * B)``,
+    halves up) at random positions: the images whose rank in a random permutation is below the
+    count. ``bernoulli=True`` selects each image independently with probability ``ratio``. With a
+    dynamic batch size the count is computed in the graph, in float64 like Python's.
+    """
+    if bernoulli:
+        return ops.random.uniform((batch_size,), 0.0, 1.0, dtype="float32", seed=seed) < ratio
+    if isinstance(batch_size, int):
+        count = num_selected(ratio, batch_size)
+        if count >= batch_size:
+            return ops.numpy.ones((batch_size,), dtype="bool")
+        if count == 0:
+            return ops.numpy.zeros((batch_size,), dtype="bool")
+        count_t = ops.convert_to_tensor(count, dtype="int32")
+    else:
+        if ratio >= 1.0:
+            return ops.numpy.ones((batch_size,), dtype="bool")
+        if ratio <= 0.0:
+            return ops.numpy.zeros((batch_size,), dtype="bool")
+        count_t = ops.cast(ops.numpy.floor(ratio * ops.cast(batch_size, "float64") + 0.5), "int32")
+    scores = ops.random.uniform((batch_size,), 0.0, 1.0, dtype="float32", seed=seed)
+    ranks = ops.numpy.argsort(ops.numpy.argsort(scores))
+    return ops.cast(ranks, "int32") < count_t
+
+
+def rectangle_sizes(ops: Ops, area_fraction: Tensor, aspect_ratio: Tensor, height: int, width: int
+                    ) -> tuple[Tensor, Tensor]:
+    """Int32 ``(h, w)`` of rectangles with ``h * w ~ area_fraction * H * W`` and ``h / w ~ aspect``.
+
+    Sizes are rounded to the nearest pixel (half to even, as ``torch.round``) and at least 1; they
+    are *not* clipped to the image.
+    """
+    target = area_fraction * ops.cast(height * width, "float32")
+    h = ops.cast(ops.numpy.round(ops.numpy.sqrt(target * aspect_ratio)), "int32")
+    w = ops.cast(ops.numpy.round(ops.numpy.sqrt(target / aspect_ratio)), "int32")
+    return ops.numpy.maximum(h, 1), ops.numpy.maximum(w, 1)
+
+
+def first_fitting(ops: Ops, h: Tensor, w: Tensor, height: int, width: int, *,
+                  fits: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Pick, along the last axis of ``(..., attempts)`` candidates, the first that fits in the image.
+
+    The vectorised form of the usual "try up to N times" loop: each image keeps its first candidate
+    with ``h <= H`` and ``w <= W`` (or, when given, the first whose ``fits`` is True); an image whose
+    candidates all fail keeps its first candidate clamped to the image.
+    """
+    if fits is None:
+        fits = ops.numpy.logical_and(h <= height, w <= width)
+    index = ops.numpy.argmax(ops.cast(fits, "int32"), axis=-1)  # first True, or 0 if none
+    index = ops.numpy.expand_dims(ops.cast(index, "int32"), -1)
+    h = ops.numpy.squeeze(ops.numpy.take_along_axis(h, index, axis=-1), -1)
+    w = ops.numpy.squeeze(ops.numpy.take_along_axis(w, index, axis=-1), -1)
+    return ops.numpy.minimum(h, height), ops.numpy.minimum(w, width)
+
+
+def random_rectangles(ops: Ops, shape: Size, height: int, width: int, patch_area: tuple[float, float],
+                      patch_aspect_ratio: tuple[float, float], seed: Seed, *,
+                      area_divisor: Tensor | None = None,
+                      fits: Callable[[Tensor, Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """Int32 ``(h, w)`` rectangle sizes of shape ``shape``, drawn as RandomErasing draws them.
+
+    For each rectangle, :data:`ATTEMPTS` candidates are drawn at once: an area fraction ``a``
+    uniform in ``patch_area`` (divided by ``area_divisor``, broadcast against ``shape``, when
+    given) and an aspect ratio ``r = h / w`` log-uniform in ``patch_aspect_ratio``, giving
+    ``h = round(sqrt(a H W r))`` by ``w = round(sqrt(a H W / r))`` pixels (at least 1). The first
+    candidate that fits is kept (:func:`first_fitting`); ``fits(h, w)`` replaces the default
+    "inside the image" test for strategies with a stricter rule. If none fits, the first one is
+    clamped to the image. Same rule as :func:`maskmix.torch._sampling.random_rectangles`.
+    """
+    size = (*shape, ATTEMPTS)
+    area = uniform(ops, patch_area[0], patch_area[1], size, seed)
+    aspect = log_uniform(ops, patch_aspect_ratio[0], patch_aspect_ratio[1], size, seed)
+    if area_divisor is not None:
+        area = area / ops.numpy.expand_dims(ops.cast(area_divisor, "float32"), -1)
+    h, w = rectangle_sizes(ops, area, aspect, height, width)
+    return first_fitting(ops, h, w, height, width, fits=None if fits is None else fits(h, w))
+
+
+def place_inside(ops: Ops, h: Tensor, w: Tensor, height: int, width: int, seed: Seed) -> tuple[Tensor, Tensor]:
+    """Uniform top-left corners such that an ``h x w`` rectangle lies fully inside the image."""
+    shape = ops.shape(h)
+    top = randint(ops, 0, height - h, shape, seed)
+    left = randint(ops, 0, width - w, shape, seed)
+    return top, left
+
+
+def range_mask(ops: Ops, start: Tensor, length: Tensor, size: int) -> Tensor:
+    """``(..., size)`` boolean mask of the positions ``start <= i < start + length``."""
+    positions = ops.numpy.arange(size, dtype="int32")
+    start = ops.numpy.expand_dims(ops.cast(start, "int32"), -1)
+    stop = start + ops.numpy.expand_dims(ops.cast(length, "int32"), -1)
+    return ops.numpy.logical_and(positions >= start, positions < stop)
+
+
+def box_mask(ops: Ops, top: Tensor, left: Tensor, h: Tensor, w: Tensor, height: int, width: int) -> Tensor:
+    """``(..., H, W)`` boolean mask of per-image boxes given as ``(...)``-shaped tensors.
+
+    Built from two 1-D range masks by a broadcast ``and``: no per-image slicing.
+    """
+    rows = range_mask(ops, top, h, height)
+    cols = range_mask(ops, left, w, width)
+    return ops.numpy.logical_and(ops.numpy.expand_dims(rows, -1), ops.numpy.expand_dims(cols, -2))
+
+
+def pick(ops: Ops, candidates: Sequence[int], index: Tensor) -> Tensor:
+    """``candidates[index]`` elementwise for a short Python list (int32)."""
+    out = ops.numpy.full_like(index, candidates[0], dtype="int32")
+    for k, value in enumerate(candidates[1:], start=1):
+        out = ops.numpy.where(index == k, ops.numpy.full_like(out, value), out)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Beta(alpha, alpha): Marsaglia-Tsang gamma variables with a fixed number of proposals.
+# --------------------------------------------------------------------------------------------
+
+
+def _log_standard_gamma(ops: Ops, alpha: float, size: Size, seed: Seed) -> Tensor:
+    """``log`` of Gamma(alpha, 1) samples, with :data:`GAMMA_PROPOSALS` proposals per sample.
+
+    ``keras.random.gamma``/``beta`` lower to TensorFlow's ``StatelessRandomGammaV3``, which has no
+    XLA kernel on CPU, so a layer using them cannot run in a ``jit_compile=True`` step. Marsaglia
+    and Tsang's method ("A simple method for generating gamma variables", 2000) needs only normal
+    and uniform draws: each sample draws ``GAMMA_PROPOSALS`` proposals at once and keeps the
+    first accepted one (acceptance >= 95% per proposal). For ``alpha < 1`` the boost
+    ``G(alpha) = G(alpha + 1) * U^(1 / alpha)`` is applied in log space so that tiny values do not
+    underflow. The same algorithm as :func:`maskmix.torch._mixing.beta`.
+    """
+    boosted = alpha < 1.0
+    a = alpha + 1.0 if boosted else alpha
+    d = a - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    shape = (*size, GAMMA_PROPOSALS)
+    z = ops.random.normal(shape, dtype="float32", seed=seed)
+    u = ops.random.uniform(shape, 0.0, 1.0, dtype="float32", seed=seed)
+    v = (1.0 + c * z) ** 3
+    safe_v = ops.numpy.maximum(v, 1e-30)
+    log_v = ops.numpy.log(safe_v)
+    accept = ops.numpy.logical_and(v > 0, ops.numpy.log1p(-u) < 0.5 * z * z + d - d * safe_v + d * log_v)
+    first = ops.numpy.expand_dims(ops.cast(ops.numpy.argmax(ops.cast(accept, "int32"), axis=-1), "int32"), -1)
+    chosen = ops.numpy.squeeze(ops.numpy.take_along_axis(log_v, first, axis=-1), -1)
+    # If every proposal is rejected (p < 1e-10) the proposal is v = 1, i.e. G = d.
+    chosen = ops.numpy.where(ops.numpy.any(accept, axis=-1), chosen, ops.numpy.zeros_like(chosen))
+    log_gamma = math.log(d) + chosen
+    if boosted:
+        boost = ops.random.uniform(tuple(size), 0.0, 1.0, dtype="float32", seed=seed)
+        log_gamma = log_gamma + ops.numpy.log1p(-boost) / alpha  # 1 - U lies in (0, 1]: no log(0)
+    return log_gamma
+
+
+def beta(ops: Ops, alpha: float, size: Size, seed: Seed) -> Tensor:
+    """Float32 samples of Beta(alpha, alpha), via two gamma variables: ``G1 / (G1 + G2)``.
+
+    Computed as ``sigmoid(log G1 - log G2)``; compiles under XLA on CPU (see
+    :func:`_log_standard_gamma`).
+    """
+    log_g1 = _log_standard_gamma(ops, alpha, size, seed)
+    log_g2 = _log_standard_gamma(ops, alpha, size, seed)
+    return ops.nn.sigmoid(log_g1 - log_g2)

@@ -1,0 +1,108 @@
+"""Random Erasing: erase rectangles of random area and aspect ratio (Zhong et al., 2017)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import keras
+
+from maskmix.params import RANDOM_ERASING
+
+from . import _sampling
+from ._base import CommonOptions, MaskingLayer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["RandomErasing"]
+
+
+@keras.saving.register_keras_serializable(package="maskmix")
+class RandomErasing(MaskingLayer):
+    """Erase one or more rectangles of random area and aspect ratio per image.
+
+    Paper: Z. Zhong, L. Zheng, G. Kang, S. Li and Y. Yang, "Random Erasing Data Augmentation",
+    AAAI 2020 (https://arxiv.org/abs/1708.04896). The paper's setting is
+    ``patch_area=(0.02, 0.4), patch_aspect_ratio=(0.3, 3.33), augmentation_ratio=0.5,
+    bernoulli_mix=True``; timm's ``RandomErasing(probability, min_area, max_area, min_aspect,
+    mode, min_count, max_count)`` maps to ``augmentation_ratio=probability, bernoulli_mix=True,
+    patch_area=(min_area, max_area), patch_aspect_ratio=(min_aspect, 1 / min_aspect),
+    fill_method="zero" | "normal_per_patch" | "normal", patch_count=(min_count, max_count)``.
+
+    Per image: draw a patch count ``n`` uniformly in ``patch_count``. For each of the ``n``
+    patches, draw an area fraction ``a`` uniformly in ``patch_area`` and divide it by ``n`` (as
+    timm does, so that the total erased area keeps the configured scale), and an aspect ratio
+    ``r = h / w`` log-uniformly in ``patch_aspect_ratio``; the rectangle is
+    ``h = round(sqrt(a H W r / n))`` by ``w = round(sqrt(a H W / (r n)))`` pixels (at least 1).
+    A rectangle that does not fit inside the image is redrawn, up to 10 candidates (drawn at once,
+    the first that fits is kept; if none fits, the first is clamped to the image). It is placed
+    uniformly, fully inside. Patches of one image may overlap. Same rule as
+    :class:`maskmix.torch.RandomErasing`.
+
+    Args:
+        patch_area: area of the erased region as a fraction of the image: a float in (0, 1) or a
+            range ``(lo, hi)`` drawn uniformly. Default ``(0.05, 0.3)``.
+        patch_aspect_ratio: height / width: a number > 0 or a range ``(lo, hi)`` drawn
+            log-uniformly. Default ``(0.3, 3.0)``.
+        patch_count: rectangles per image: a positive int or a range ``(lo, hi)`` drawn uniformly
+            per image. Default 1.
+        fill_method: how the rectangles are filled; see :class:`~maskmix.keras.MaskingLayer`.
+            Default ``"black"``.
+        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``seed``,
+            ``data_format`` and Keras layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
+
+    Shapes:
+        ``(B, H, W, C)`` or ``(H, W, C)`` (channels_first: ``(B, C, H, W)``/``(C, H, W)``) in,
+        same shape and dtype out.
+
+    Example:
+        >>> import numpy as np
+        >>> from maskmix.keras import RandomErasing
+        >>> images = np.random.rand(8, 64, 64, 3).astype("float32")
+        >>> out = RandomErasing(patch_count=(1, 3), fill_method="noise", seed=0)(images)
+        >>> tuple(out.shape)
+        (8, 64, 64, 3)
+    """
+
+    spec = RANDOM_ERASING
+    patch_area: tuple[float, float]
+    patch_aspect_ratio: tuple[float, float]
+    patch_count: tuple[int, int]
+
+    def __init__(
+        self,
+        patch_area: float | tuple[float, float] = (0.05, 0.3),
+        patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
+        patch_count: int | tuple[int, int] = 1,
+        fill_method: str | float | tuple[float, ...] = "black",
+        **common: Unpack[CommonOptions],
+    ) -> None:
+        super().__init__(
+            patch_area=patch_area,
+            patch_aspect_ratio=patch_aspect_ratio,
+            patch_count=patch_count,
+            fill_method=fill_method,
+            **common,
+        )
+
+    def sample_region(self, batch_size: Any, height: int, width: int, seed: Any) -> dict[str, Any]:
+        ops = self.ops
+        lo_count, max_count = self.patch_count
+        count = _sampling.randint(ops, lo_count, max_count, (batch_size,), seed)
+        # Every image draws `max_count` patches; those beyond its own count are disabled.
+        h, w = _sampling.random_rectangles(
+            ops, (batch_size, max_count), height, width, self.patch_area, self.patch_aspect_ratio, seed,
+            area_divisor=ops.numpy.expand_dims(count, 1),
+        )
+        top, left = _sampling.place_inside(ops, h, w, height, width, seed)
+        active = ops.numpy.arange(max_count, dtype="int32") < ops.numpy.expand_dims(count, 1)
+        return {"top": top, "left": left, "height": h, "width": w, "active": active, "count": count}
+
+    def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Any:
+        ops = self.ops
+        boxes = _sampling.box_mask(
+            ops, params["top"], params["left"], params["height"], params["width"], height, width
+        )
+        active = ops.numpy.expand_dims(ops.numpy.expand_dims(params["active"], -1), -1)
+        return ops.numpy.any(ops.numpy.logical_and(boxes, active), axis=1)

@@ -1,0 +1,123 @@
+"""GridMask: mask a regular grid of squares (Chen et al., 2020)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import keras
+
+from maskmix.params import RANDOM_GRID_MASK
+
+from . import _sampling
+from ._base import CommonOptions, MaskingLayer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["RandomGridMask"]
+
+
+@keras.saving.register_keras_serializable(package="maskmix")
+class RandomGridMask(MaskingLayer):
+    """Mask a regular grid of squares with a random unit size, offset and rotation per image.
+
+    Paper: P. Chen, S. Liu, H. Zhao and J. Jia, "GridMask Data Augmentation", 2020
+    (https://arxiv.org/abs/2001.04086). The paper rotates the grid by up to 360 degrees
+    (``rotation=360``).
+
+    Per image: draw a unit fraction ``u`` uniformly in ``unit_length`` and a ratio ``m``
+    uniformly in ``masked_ratio``; the unit side is ``d = round(u * min(H, W))`` pixels (at least
+    2) and the masked square's side ``l = round(m * d)`` clamped to ``[1, d - 1]``, so every unit
+    keeps some pixels and masks some. Offsets ``oy, ox`` are uniform in ``{0, ..., d - 1}``.
+    Without rotation, pixel ``(y, x)`` is masked iff ``(y + oy) mod d < l`` and
+    ``(x + ox) mod d < l``: the masked fraction is about ``(l / d)^2``. With ``rotation`` set, an
+    angle ``t`` is drawn uniformly in ``[-rotation, rotation]`` degrees and the same test is made
+    on the pixel centre's coordinates rotated by ``t`` about the image centre (floored). Same rule
+    as :class:`maskmix.torch.RandomGridMask`.
+
+    Args:
+        unit_length: grid unit side as a fraction of ``min(H, W)``: a float in (0, 1] or a range
+            ``(lo, hi)``. Default ``(0.2, 0.4)``.
+        masked_ratio: masked square side divided by the unit side: a float in (0, 1) or a range.
+            Default 0.5.
+        rotation: maximum rotation in degrees, in ``[0, 360]``. Default 0.
+        fill_method: how masked pixels are filled; see :class:`~maskmix.keras.MaskingLayer`.
+            Default ``"black"``.
+        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``seed``,
+            ``data_format`` and Keras layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
+
+    Shapes:
+        ``(B, H, W, C)`` or ``(H, W, C)`` (channels_first: ``(B, C, H, W)``/``(C, H, W)``) in,
+        same shape and dtype out.
+
+    Example:
+        >>> import numpy as np
+        >>> from maskmix.keras import RandomGridMask
+        >>> images = np.random.rand(8, 64, 64, 3).astype("float32")
+        >>> out = RandomGridMask(unit_length=(0.2, 0.5), rotation=360, seed=0)(images)
+        >>> tuple(out.shape)
+        (8, 64, 64, 3)
+    """
+
+    spec = RANDOM_GRID_MASK
+    unit_length: tuple[float, float]
+    masked_ratio: tuple[float, float]
+    rotation: float
+
+    def __init__(
+        self,
+        unit_length: float | tuple[float, float] = (0.2, 0.4),
+        masked_ratio: float | tuple[float, float] = 0.5,
+        rotation: float = 0.0,
+        fill_method: str | float | tuple[float, ...] = "black",
+        **common: Unpack[CommonOptions],
+    ) -> None:
+        super().__init__(
+            unit_length=unit_length,
+            masked_ratio=masked_ratio,
+            rotation=rotation,
+            fill_method=fill_method,
+            **common,
+        )
+
+    def sample_region(self, batch_size: Any, height: int, width: int, seed: Any) -> dict[str, Any]:
+        ops = self.ops
+        size = (batch_size,)
+        unit_fraction = _sampling.uniform(ops, *self.unit_length, size, seed)
+        ratio = _sampling.uniform(ops, *self.masked_ratio, size, seed)
+        shortest = ops.cast(ops.numpy.minimum(height, width), "float32")
+        unit = ops.numpy.maximum(ops.cast(ops.numpy.round(unit_fraction * shortest), "int32"), 2)
+        masked = ops.cast(ops.numpy.round(ratio * ops.cast(unit, "float32")), "int32")
+        masked = ops.numpy.minimum(ops.numpy.maximum(masked, 1), unit - 1)
+        offset_y = _sampling.randint(ops, 0, unit - 1, size, seed)
+        offset_x = _sampling.randint(ops, 0, unit - 1, size, seed)
+        params = {"unit": unit, "masked": masked, "offset_y": offset_y, "offset_x": offset_x}
+        if self.rotation > 0:
+            limit = math.radians(self.rotation)
+            params["angle"] = _sampling.uniform(ops, -limit, limit, size, seed)
+        return params
+
+    def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Any:
+        ops = self.ops
+
+        def col(name: str) -> Any:
+            return ops.numpy.reshape(params[name], (-1, 1, 1))
+
+        unit, masked, oy, ox = col("unit"), col("masked"), col("offset_y"), col("offset_x")
+        if "angle" not in params:
+            ys = ops.numpy.reshape(ops.numpy.arange(height, dtype="int32"), (1, -1, 1))
+            xs = ops.numpy.reshape(ops.numpy.arange(width, dtype="int32"), (1, 1, -1))
+        else:
+            angle = col("angle")
+            cos, sin = ops.numpy.cos(angle), ops.numpy.sin(angle)
+            cy = (ops.cast(height, "float32") - 1.0) / 2.0
+            cx = (ops.cast(width, "float32") - 1.0) / 2.0
+            fy = ops.numpy.reshape(ops.numpy.arange(height, dtype="float32"), (1, -1, 1)) - cy
+            fx = ops.numpy.reshape(ops.numpy.arange(width, dtype="float32"), (1, 1, -1)) - cx
+            xs = ops.cast(ops.numpy.floor(cos * fx + sin * fy), "int32")
+            ys = ops.cast(ops.numpy.floor(cos * fy - sin * fx), "int32")
+        rows = ops.numpy.mod(ys + oy, unit) < masked
+        cols = ops.numpy.mod(xs + ox, unit) < masked
+        return ops.numpy.logical_and(rows, cols)

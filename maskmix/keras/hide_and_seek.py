@@ -1,0 +1,134 @@
+"""Hide-and-Seek: split the image into a grid and hide random cells (Singh et al., 2018)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import keras
+
+from maskmix.params import RANDOM_HIDE_AND_SEEK
+
+from . import _sampling
+from ._base import CommonOptions, MaskingLayer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["RandomHideAndSeek"]
+
+
+@keras.saving.register_keras_serializable(package="maskmix")
+class RandomHideAndSeek(MaskingLayer):
+    """Split each image into a grid of cells and hide a random subset of them.
+
+    Paper: K. K. Singh, H. Yu, A. Sarmasi, G. Pradeep and Y. J. Lee, "Hide-and-Seek: A Data
+    Augmentation Technique for Weakly-Supervised Localization and Beyond", 2018
+    (https://arxiv.org/abs/1811.02545). The paper hides every cell with probability 0.5
+    (``hide_prob=0.5``) and draws the grid per image from several candidate sizes.
+
+    Per image: pick a grid ``(rows, cols)`` uniformly among the ``grid_size`` candidates. Cell
+    ``(i, j)`` covers rows ``floor(i H / rows) <= y < floor((i + 1) H / rows)`` and the like for
+    columns, so the cells tile the whole image even when ``H`` is not a multiple of ``rows``.
+    Without ``hide_prob``, draw a count ``n`` uniformly in ``erased_patches`` (capped at the number
+    of cells) and hide ``n`` distinct cells chosen uniformly; with ``hide_prob`` set, hide each
+    cell independently with that probability.
+
+    Args:
+        grid_size: ``n`` for an ``n x n`` grid, a tuple ``(rows, cols)``, or a list of such
+            candidates, one drawn per image (e.g. ``[4, 8, (8, 16)]``). Default ``(8, 8)``.
+        erased_patches: number of hidden cells: an int >= 0 or a range ``(lo, hi)`` drawn
+            uniformly per image. Default ``(0, 5)``. Ignored when ``hide_prob`` is set.
+        hide_prob: probability in (0, 1) of hiding each cell, or None. Default None.
+        fill_method: how hidden cells are filled; see :class:`~maskmix.keras.MaskingLayer`.
+            Default ``"black"``.
+        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``seed``,
+            ``data_format`` and Keras layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
+
+    Shapes:
+        ``(B, H, W, C)`` or ``(H, W, C)`` (channels_first: ``(B, C, H, W)``/``(C, H, W)``) in,
+        same shape and dtype out.
+
+    Example:
+        >>> import numpy as np
+        >>> from maskmix.keras import RandomHideAndSeek
+        >>> images = np.random.rand(8, 64, 64, 3).astype("float32")
+        >>> out = RandomHideAndSeek(grid_size=[2, 4, 8], hide_prob=0.5, seed=0)(images)
+        >>> tuple(out.shape)
+        (8, 64, 64, 3)
+    """
+
+    spec = RANDOM_HIDE_AND_SEEK
+    grid_size: tuple[tuple[int, int], ...]
+    erased_patches: tuple[int, int]
+    hide_prob: float | None
+
+    def __init__(
+        self,
+        grid_size: int | tuple[int, int] | list[int | tuple[int, int]] = (8, 8),
+        erased_patches: int | tuple[int, int] = (0, 5),
+        hide_prob: float | None = None,
+        fill_method: str | float | tuple[float, ...] = "black",
+        **common: Unpack[CommonOptions],
+    ) -> None:
+        super().__init__(
+            grid_size=grid_size,
+            erased_patches=erased_patches,
+            hide_prob=hide_prob,
+            fill_method=fill_method,
+            **common,
+        )
+
+    def sample_region(self, batch_size: Any, height: int, width: int, seed: Any) -> dict[str, Any]:
+        ops = self.ops
+        row_options = [rows for rows, _ in self.grid_size]
+        col_options = [cols for _, cols in self.grid_size]
+        choice = _sampling.randint(ops, 0, len(self.grid_size) - 1, (batch_size,), seed)
+        rows = _sampling.pick(ops, row_options, choice)
+        cols = _sampling.pick(ops, col_options, choice)
+        # Cells live on a (max_rows, max_cols) lattice; those outside an image's own grid are invalid.
+        max_rows, max_cols = max(row_options), max(col_options)
+        row_ok = ops.numpy.reshape(ops.numpy.arange(max_rows, dtype="int32"), (1, -1, 1)) < ops.numpy.reshape(
+            rows, (-1, 1, 1)
+        )
+        col_ok = ops.numpy.reshape(ops.numpy.arange(max_cols, dtype="int32"), (1, 1, -1)) < ops.numpy.reshape(
+            cols, (-1, 1, 1)
+        )
+        valid = ops.numpy.logical_and(row_ok, col_ok)
+        scores = ops.random.uniform((batch_size, max_rows, max_cols), 0.0, 1.0, dtype="float32", seed=seed)
+        if self.hide_prob is not None:
+            hidden = ops.numpy.logical_and(scores < self.hide_prob, valid)
+            count = ops.numpy.sum(ops.cast(hidden, "int32"), axis=(1, 2))
+        else:
+            lo, hi = self.erased_patches
+            count = _sampling.randint(ops, lo, hi, (batch_size,), seed)
+            count = ops.numpy.minimum(count, rows * cols)
+            # Invalid cells rank last; the `count` lowest-ranked valid cells are hidden.
+            keyed = ops.numpy.reshape(
+                ops.numpy.where(valid, scores, ops.numpy.full_like(scores, 2.0)), (-1, max_rows * max_cols)
+            )
+            ranked = ops.cast(ops.numpy.argsort(ops.numpy.argsort(keyed, axis=1), axis=1), "int32")
+            hidden = ops.numpy.reshape(ranked < ops.numpy.expand_dims(count, 1), (-1, max_rows, max_cols))
+        return {"rows": rows, "cols": cols, "hidden": hidden, "count": count}
+
+    def _cell_index(self, size: int, cells: Any) -> Any:
+        """``(B, size)`` index of the cell of each pixel, for boundaries ``floor(i * size / cells)``.
+
+        Pixel ``p`` lies in cell ``i`` iff ``floor(i size / n) <= p < floor((i + 1) size / n)``,
+        i.e. ``i = ceil((p + 1) n / size) - 1``, computed in exact integer arithmetic.
+        """
+        ops = self.ops
+        positions = ops.numpy.reshape(ops.numpy.arange(1, size + 1, dtype="int32"), (1, -1))
+        return ops.numpy.floor_divide(positions * ops.numpy.reshape(cells, (-1, 1)) + (size - 1), size) - 1
+
+    def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Any:
+        ops = self.ops
+        rows, cols, hidden = params["rows"], params["cols"], params["hidden"]
+        max_cols = ops.shape(hidden)[2]
+        row_cell = self._cell_index(height, rows)  # (B, H)
+        col_cell = self._cell_index(width, cols)  # (B, W)
+        # Flat cell index of every pixel, then one gather per image row of the hidden lattice.
+        flat = ops.numpy.expand_dims(row_cell * max_cols, 2) + ops.numpy.expand_dims(col_cell, 1)  # (B, H, W)
+        hidden_flat = ops.numpy.reshape(ops.cast(hidden, "int32"), (-1, ops.shape(hidden)[1] * max_cols))
+        gathered = ops.numpy.take_along_axis(hidden_flat, ops.numpy.reshape(flat, (-1, height * width)), axis=1)
+        return ops.numpy.reshape(gathered, (-1, height, width)) > 0
