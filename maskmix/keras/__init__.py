@@ -5,18 +5,26 @@ backend. Every layer is registered for serialisation under the package name ``"m
 """
 
 from ._base import SUPPORTED_DTYPES, CommonOptions, MaskingLayer, MaskMixLayer
+from ._mixing import MixingLayer
+from .cutmix import RandomCutMix, random_cutmix
 from .cutout import RandomCutout
 from .erasing import RandomErasing
 from .grid_mask import RandomGridMask
 from .hide_and_seek import RandomHideAndSeek
+from .mixup import RandomMixup, random_mixup
 
 __all__ = [
     "SUPPORTED_DTYPES",
     "CommonOptions",
     "MaskMixLayer",
     "MaskingLayer",
+    "MixingLayer",
+    "RandomCutMix",
     "RandomCutout",
     "RandomErasing",
     "RandomGridMask",
     "RandomHideAndSeek",
+    "RandomMixup",
+    "random_cutmix",
+    "random_mixup",
 ]

@@ -1,0 +1,289 @@
+"""Base of the Keras layers that mix two images of a batch and their labels (SPEC §3, "Labels").
+
+:class:`MixingLayer` adds to :class:`~maskmix.keras.MaskMixLayer` what every mixing strategy
+shares: the ``(images, labels)`` calling convention (tuples, lists and dicts, extra elements
+kept), label validation, one-hot conversion and smoothing, the per-image choice of a partner
+image, and the label mixing by the exact fraction of pixels that come from the partner. A
+strategy samples its own quantities (:meth:`MixingLayer.sample_mixing`), reports that fraction
+as ``params["partner_weight"]`` and changes the pixels in ``apply``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+from keras.src.utils import backend_utils, jax_utils
+
+from . import _sampling
+from ._base import MaskMixLayer
+
+__all__ = ["MixingLayer", "box_fraction", "partners"]
+
+Tensor = Any
+
+_INT_DTYPES = frozenset({"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"})
+_FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+
+
+def partners(ops: Any, batch_size: int | Tensor, seed: Any) -> Tensor:
+    """Int32 per-image partner index, uniform over the *other* images of the batch (itself when B < 2).
+
+    ``partner = (i + s) mod B`` with ``s`` uniform in ``{1, ..., B - 1}`` per image: never the
+    image itself, every other image equally likely, no permutation needed.
+    """
+    index = ops.numpy.arange(batch_size, dtype="int32")
+    if isinstance(batch_size, int) and batch_size < 2:
+        return index
+    size = ops.cast(batch_size, "int32")
+    shift = _sampling.randint(ops, 1, ops.numpy.maximum(size - 1, 1), (batch_size,), seed)
+    mixed = ops.numpy.mod(index + shift, ops.numpy.maximum(size, 1))
+    return ops.numpy.where(size >= 2, mixed, index)
+
+
+def box_fraction(ops: Any, h: Tensor, w: Tensor, height: int, width: int) -> Tensor:
+    """Exact float32 fraction of an image's pixels covered by ``h x w`` boxes (the label weight)."""
+    area = ops.cast(ops.numpy.maximum(height * width, 1), "float32")
+    return ops.cast(h * w, "float32") / area
+
+
+class MixingLayer(MaskMixLayer):
+    """Base class of the layers that mix each image with a partner image and mix the labels.
+
+    Call it as ``layer((images, labels))`` (a tuple or list whose first two items are images and
+    labels; further items are returned untouched) or ``layer({"images": ..., "labels": ...})``
+    (``"image"``/``"label"`` keys accepted too); the same structure comes back with the images
+    mixed and the labels replaced by soft labels ``(B, K)``.
+
+    Labels are class indices ``(B,)`` of an integer dtype together with ``num_classes``, or
+    one-hot/soft labels ``(B, K)`` of a floating dtype. The output labels are float32 (float64
+    when the input labels were float64); ``label_smoothing`` is applied before mixing; each
+    augmented row is ``(1 - f) * y_self + f * y_partner`` with ``f`` the exact fraction of the
+    image's pixels that now come from the partner. Rows of images that are not augmented are the
+    (smoothed) input rows. Batches of 0 or 1 images pass through (labels made soft). With
+    ``training=False`` the images are returned unchanged and the labels converted (and smoothed)
+    the same way, so that the output structure and dtypes do not depend on ``training``.
+
+    Class indices outside ``[0, num_classes)`` raise a ``ValueError`` when the labels are concrete
+    CPU tensors (eager TensorFlow, JAX outside ``jit``, torch on CPU); inside a graph
+    (``tf.function``, ``tf.data``, ``jax.jit``) or on an accelerator the check is skipped so that
+    it never synchronises with the host: ``one_hot`` then gives a zero row.
+
+    Args:
+        num_classes: number of classes; required with class-index labels.
+        label_smoothing: smoothing in ``[0, 1)`` applied to the labels before mixing.
+    """
+
+    needs_batch = True
+    num_classes: int | None
+    label_smoothing: float
+
+    @property
+    def mixes(self) -> bool:
+        """Whether the layer mixes images and labels (Cut-Thumbnail overrides with ``mix_images``).
+
+        When False the layer is a per-image layer: it takes images only, as
+        :class:`~maskmix.keras.MaskMixLayer` does.
+        """
+        return True
+
+    # ----------------------------------------------------------------------------------------
+    # Strategy hooks.
+    # ----------------------------------------------------------------------------------------
+
+    def sample_mixing(self, batch_size: int | Tensor, channels: int, height: int, width: int, *,
+                      partner: Tensor, dtype: str, seed: Any) -> dict[str, Any]:
+        """Draw the strategy's quantities; must include ``partner_weight`` (float32 ``(B,)``)."""
+        raise NotImplementedError
+
+    def sample(self, batch_size: int | Tensor, channels: int, height: int, width: int, *,
+               dtype: str, seed: Any) -> dict[str, Any]:
+        partner = partners(self.ops, batch_size, seed)
+        params = self.sample_mixing(
+            batch_size, channels, height, width, partner=partner, dtype=dtype, seed=seed
+        )
+        params["partner"] = partner
+        return params
+
+    # ----------------------------------------------------------------------------------------
+    # Calling convention.
+    # ----------------------------------------------------------------------------------------
+
+    def split(self, data: Any) -> tuple[Tensor, Tensor | None, Callable[[Tensor, Tensor], Any]]:
+        """``(images, labels, rebuild)`` of an ``(images, labels, ...)`` sequence or a dict.
+
+        Bare images are accepted too (labels None) so that :meth:`get_random_transformation`
+        can be called on images alone.
+        """
+        name = type(self).__name__
+        usage = (
+            f"{name}: expected (images, labels), a tuple/list whose first two items are images and labels, "
+            "or a dict with 'image(s)' and 'label(s)' keys"
+        )
+        if isinstance(data, Mapping):
+            image_key = next((k for k in ("images", "image") if k in data), None)
+            label_key = next((k for k in ("labels", "label") if k in data), None)
+            if image_key is None or label_key is None:
+                raise ValueError(f"{usage}; got a dict with keys {sorted(map(str, data))}")
+
+            def rebuild_dict(images: Tensor, labels: Tensor) -> Any:
+                out = dict(data)
+                out[image_key] = images
+                out[label_key] = labels
+                return out
+
+            return data[image_key], data[label_key], rebuild_dict
+        if isinstance(data, (tuple, list)):
+            if len(data) < 2:
+                raise TypeError(f"{usage}; got a {type(data).__name__} of {len(data)} item(s)")
+            rest = list(data[2:])
+
+            def rebuild_seq(images: Tensor, labels: Tensor) -> Any:
+                items = [images, labels, *rest]
+                return tuple(items) if isinstance(data, tuple) else items
+
+            return data[0], data[1], rebuild_seq
+        if hasattr(data, "shape") and hasattr(data, "dtype"):
+            return data, None, lambda images, labels: images
+        raise TypeError(f"{usage}; got {type(data).__name__}")
+
+    def get_random_transformation(self, data: Any, training: bool = True, seed: Any = None) -> dict[str, Any] | None:
+        """Draw the per-image parameters for the images of ``data`` (images or ``(images, labels)``).
+
+        Adds to the strategy's parameters ``partner`` (int32 ``(B,)``), ``partner_weight``
+        (float32 ``(B,)``, the label weight) and ``selected``; batches of fewer than two images
+        select nothing.
+        """
+        if not self.mixes:
+            return super().get_random_transformation(data, training=training, seed=seed)
+        images = self.split(data)[0] if not _is_tensor_like(data) else data
+        params = super().get_random_transformation(images, training=training, seed=seed)
+        if params is None:
+            return None
+        batch_size = self.ops.shape(images)[0]
+        if isinstance(batch_size, int):
+            if batch_size < 2:
+                params["selected"] = self.ops.numpy.zeros((batch_size,), dtype="bool")
+        else:
+            params["selected"] = self.ops.numpy.logical_and(params["selected"], batch_size >= 2)
+        return params
+
+    def transform_labels(self, labels: Tensor, transformation: Mapping[str, Any] | None,
+                         training: bool = True, *, batch_size: Any = None) -> Tensor:
+        """Soft ``(B, K)`` labels, mixed by ``partner_weight`` for the selected images."""
+        ops = self.ops
+        soft = self.soft_labels(labels, batch_size)
+        if transformation is None or training is False:
+            return soft
+        weight = ops.numpy.expand_dims(ops.cast(transformation["partner_weight"], soft.dtype), 1)
+        partner = ops.numpy.take(soft, transformation["partner"], axis=0)
+        mixed = soft * (1.0 - weight) + partner * weight
+        return ops.numpy.where(ops.numpy.expand_dims(transformation["selected"], 1), mixed, soft)
+
+    def call(self, data: Any, training: bool = True) -> Any:
+        if not self.mixes:
+            return super().call(data, training=training)
+        images, labels, rebuild = self.split(data)
+        if labels is None:
+            raise TypeError(
+                f"{type(self).__name__}: expected (images, labels) or a dict with 'images' and 'labels'; "
+                "got images only"
+            )
+        images, _ = self.check_images(images)
+        batch_size = self.ops.shape(images)[0]
+        transformation = self.get_random_transformation(images, training=training)
+        labels_out = self.transform_labels(labels, transformation, training=training, batch_size=batch_size)
+        out = self.transform_images(images, transformation, training=training)
+        return rebuild(out, labels_out)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        if not self.mixes:
+            return super().compute_output_shape(input_shape)
+        raise NotImplementedError(f"{type(self).__name__}: use compute_output_spec (inputs are a structure)")
+
+    def compute_output_spec(self, data: Any, training: Any = None) -> Any:
+        if not self.mixes:
+            return super().compute_output_spec(data, training=training)
+        images, labels, rebuild = self.split(data)
+        if labels is None:
+            raise TypeError(f"{type(self).__name__}: expected (images, labels)")
+        if len(labels.shape) == 2:
+            classes = labels.shape[1]
+        else:
+            classes = self.num_classes
+        label_dtype = "float64" if keras.backend.standardize_dtype(labels.dtype) == "float64" else "float32"
+        out_images = keras.KerasTensor(images.shape, dtype=images.dtype)
+        out_labels = keras.KerasTensor((images.shape[0], classes), dtype=label_dtype)
+        return rebuild(out_images, out_labels)
+
+    # ----------------------------------------------------------------------------------------
+    # Labels.
+    # ----------------------------------------------------------------------------------------
+
+    def soft_labels(self, labels: Tensor, batch_size: Any = None) -> Tensor:
+        """Validate ``labels`` and return smoothed soft labels ``(B, K)`` (float32 or float64)."""
+        name = type(self).__name__
+        ops = self.ops
+        labels = ops.convert_to_tensor(labels)
+        dtype = keras.backend.standardize_dtype(labels.dtype)
+        rank = len(labels.shape)
+        if dtype in _INT_DTYPES:
+            if rank != 1:
+                raise ValueError(
+                    f"{name}: class-index labels must have shape (B,); got shape {tuple(labels.shape)}"
+                )
+            if self.num_classes is None:
+                raise ValueError(f"{name}: num_classes is required when labels are class indices")
+            self._check_batch(labels, batch_size)
+            self._check_indices(labels)
+            soft = ops.nn.one_hot(ops.cast(labels, "int32"), self.num_classes, dtype="float32")
+        elif dtype in _FLOAT_DTYPES:
+            if rank != 2:
+                raise ValueError(
+                    f"{name}: one-hot/soft labels must have shape (B, K); got shape {tuple(labels.shape)}"
+                )
+            self._check_batch(labels, batch_size)
+            classes = labels.shape[1]
+            if self.num_classes is not None and classes is not None and classes != self.num_classes:
+                raise ValueError(f"{name}: labels have {classes} classes but num_classes is {self.num_classes}")
+            soft = ops.cast(labels, "float64" if dtype == "float64" else "float32")
+        else:
+            raise TypeError(f"{name}: labels must be integer class indices or floating soft labels; got {dtype}")
+        if self.label_smoothing > 0:
+            classes = ops.cast(ops.shape(soft)[1], soft.dtype)
+            soft = soft * (1.0 - self.label_smoothing) + self.label_smoothing / classes
+        return soft
+
+    def _check_batch(self, labels: Tensor, batch_size: Any) -> None:
+        got = labels.shape[0]
+        if isinstance(batch_size, int) and isinstance(got, int) and got != batch_size:
+            raise ValueError(f"{type(self).__name__}: labels have batch size {got} but the images have {batch_size}")
+
+    def _check_indices(self, labels: Tensor) -> None:
+        if not self.num_classes or not _is_concrete_cpu(self.backend.name, labels):
+            return
+        values = keras.ops.convert_to_numpy(labels) if self.backend.name == keras.backend.backend() else labels.numpy()
+        inside = (values >= 0) & (values < self.num_classes)
+        if not inside.all():
+            bad = values[~inside][:5].tolist()
+            raise ValueError(
+                f"{type(self).__name__}: class indices must lie in [0, {self.num_classes}); got {bad}"
+            )
+
+
+def _is_tensor_like(data: Any) -> bool:
+    return not isinstance(data, (Mapping, tuple, list)) and hasattr(data, "shape")
+
+
+def _is_concrete_cpu(backend: str, x: Any) -> bool:
+    """True when ``x`` holds values on the host that can be read without a device sync or a trace."""
+    if backend == "tensorflow":
+        return not backend_utils.in_tf_graph() and "CPU" in getattr(x, "device", "CPU").upper()
+    if backend == "jax":
+        return not jax_utils.is_in_jax_tracing_scope(x) and all(d.platform == "cpu" for d in x.devices())
+    if backend == "torch":
+        import torch
+
+        return x.device.type == "cpu" and not torch.compiler.is_compiling()
+    return True

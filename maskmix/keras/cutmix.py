@@ -1,0 +1,167 @@
+"""CutMix: paste a box of a partner image, mix labels by pixel fraction (Yun et al., 2019)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import keras
+
+from maskmix.params import RANDOM_CUTMIX
+
+from . import _sampling
+from ._base import CommonOptions
+from ._mixing import MixingLayer, box_fraction
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["RandomCutMix", "random_cutmix"]
+
+
+@keras.saving.register_keras_serializable(package="maskmix")
+class RandomCutMix(MixingLayer):
+    """Replace a box of each image by the same box of a partner image; mix the labels likewise.
+
+    Paper: S. Yun, D. Han, S. J. Oh, S. Chun, J. Choe and Y. Yoo, "CutMix: Regularization Strategy
+    to Train Strong Classifiers with Localizable Features", ICCV 2019 (https://arxiv.org/abs/1905.04899).
+
+    Per image: a partner is drawn uniformly among the other images of the batch and
+    ``lam ~ Beta(alpha, alpha)`` (an XLA-compatible sampler, see
+    :func:`maskmix.keras._sampling.beta`).
+
+    * Default (the paper): the box has the image's shape and area ``1 - lam``: its sides are
+      ``round(H sqrt(1 - lam))`` by ``round(W sqrt(1 - lam))``; its centre is uniform over the
+      image's pixels and it is clipped at the border.
+    * With ``patch_area`` and/or ``patch_aspect_ratio`` (the original library's variant): the area
+      fraction is ``lo + (hi - lo) * lam`` over the ``patch_area`` range (``(0, 1)`` if None), the
+      aspect ratio ``h / w`` is log-uniform over ``patch_aspect_ratio`` (the image's own ``H / W``
+      if None), and the box lies fully inside the image.
+
+    The pixels of the box are copied from the partner; the label row becomes
+    ``(1 - f) y_self + f y_partner`` where ``f`` is the box's exact pixel count divided by
+    ``H * W`` (after clipping). Same rules as :class:`maskmix.torch.RandomCutMix`.
+
+    Args:
+        alpha: ``Beta(alpha, alpha)`` parameter, > 0. Default 1.0 (lam uniform).
+        patch_area: None, or the area range of the original library's variant (float or pair).
+        patch_aspect_ratio: None, or the aspect range of that variant (number or pair).
+        num_classes: number of classes, required with class-index labels.
+        label_smoothing: in ``[0, 1)``, applied before mixing. Default 0.
+        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``seed``,
+            ``data_format`` and Keras layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
+
+    Shapes:
+        input ``(images, labels)`` (or a dict with ``images``/``labels``): images ``(B, H, W, C)``
+        (channels_first ``(B, C, H, W)``), labels ``(B,)`` integer or ``(B, K)`` float; returns
+        the same structure with labels ``(B, K)`` float32 (float64 if given).
+
+    Example:
+        >>> import numpy as np
+        >>> from maskmix.keras import RandomCutMix
+        >>> images = np.random.rand(8, 32, 32, 3).astype("float32")
+        >>> labels = np.random.randint(0, 10, size=(8,))
+        >>> out, soft = RandomCutMix(num_classes=10, seed=0)((images, labels))
+        >>> tuple(soft.shape)
+        (8, 10)
+    """
+
+    spec = RANDOM_CUTMIX
+    alpha: float
+    patch_area: tuple[float, float] | None
+    patch_aspect_ratio: tuple[float, float] | None
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        patch_area: float | tuple[float, float] | None = None,
+        patch_aspect_ratio: float | tuple[float, float] | None = None,
+        num_classes: int | None = None,
+        label_smoothing: float = 0.0,
+        **common: Unpack[CommonOptions],
+    ) -> None:
+        super().__init__(
+            alpha=alpha,
+            patch_area=patch_area,
+            patch_aspect_ratio=patch_aspect_ratio,
+            num_classes=num_classes,
+            label_smoothing=label_smoothing,
+            **common,
+        )
+
+    def sample_mixing(self, batch_size: Any, channels: int, height: int, width: int, *,
+                      partner: Any, dtype: str, seed: Any) -> dict[str, Any]:
+        ops = self.ops
+        size = (batch_size,)
+        lam = _sampling.beta(ops, self.alpha, size, seed)
+        fheight, fwidth = ops.cast(height, "float32"), ops.cast(width, "float32")
+        if self.patch_area is None and self.patch_aspect_ratio is None:
+            side = ops.numpy.sqrt(1.0 - lam)
+            cut_h = ops.cast(ops.numpy.round(side * fheight), "int32")
+            cut_w = ops.cast(ops.numpy.round(side * fwidth), "int32")
+            center_y = _sampling.randint(ops, 0, height - 1, size, seed)
+            center_x = _sampling.randint(ops, 0, width - 1, size, seed)
+            y0 = center_y - ops.numpy.floor_divide(cut_h, 2)
+            x0 = center_x - ops.numpy.floor_divide(cut_w, 2)
+            top, left = ops.numpy.clip(y0, 0, height), ops.numpy.clip(x0, 0, width)
+            h = ops.numpy.clip(y0 + cut_h, 0, height) - top
+            w = ops.numpy.clip(x0 + cut_w, 0, width) - left
+        else:
+            lo, hi = self.patch_area if self.patch_area is not None else (0.0, 1.0)
+            area = lo + (hi - lo) * lam
+            if self.patch_aspect_ratio is not None:
+                aspect = _sampling.log_uniform(ops, *self.patch_aspect_ratio, size, seed)
+            else:
+                aspect = ops.numpy.ones(size, dtype="float32") * (fheight / ops.numpy.maximum(fwidth, 1.0))
+            h, w = _sampling.rectangle_sizes(ops, area, aspect, height, width)
+            h, w = ops.numpy.minimum(h, height), ops.numpy.minimum(w, width)
+            top, left = _sampling.place_inside(ops, h, w, height, width, seed)
+        return {
+            "lam": lam,
+            "top": top,
+            "left": left,
+            "height": h,
+            "width": w,
+            "partner_weight": box_fraction(ops, h, w, height, width),
+        }
+
+    def apply(self, images: Any, params: Mapping[str, Any]) -> Any:
+        ops = self.ops
+        _, _, height, width = self.dims(images)
+        box = _sampling.box_mask(ops, params["top"], params["left"], params["height"], params["width"], height, width)
+        box = ops.numpy.logical_and(box, ops.numpy.reshape(params["selected"], (-1, 1, 1)))
+        return ops.numpy.where(self.pixel_mask(box), ops.numpy.take(images, params["partner"], axis=0), images)
+
+
+def random_cutmix(
+    images: Any,
+    labels: Any,
+    *,
+    alpha: float = 1.0,
+    patch_area: float | tuple[float, float] | None = None,
+    patch_aspect_ratio: float | tuple[float, float] | None = None,
+    num_classes: int | None = None,
+    label_smoothing: float = 0.0,
+    **common: Unpack[CommonOptions],
+) -> tuple[Any, Any]:
+    """Functional form of :class:`RandomCutMix`: returns ``(mixed_images, soft_labels)``.
+
+    Each call builds a layer (and its seed generator); inside a compiled step (``tf.function``,
+    ``jit_compile``) build a :class:`RandomCutMix` once and call it instead.
+
+    Example:
+        >>> import numpy as np
+        >>> from maskmix.keras import random_cutmix
+        >>> x, y = random_cutmix(np.random.rand(4, 8, 8, 3).astype("float32"), np.arange(4), num_classes=4)
+        >>> [float(v) for v in np.asarray(y).sum(axis=1)]
+        [1.0, 1.0, 1.0, 1.0]
+    """
+    layer = RandomCutMix(
+        alpha=alpha,
+        patch_area=patch_area,
+        patch_aspect_ratio=patch_aspect_ratio,
+        num_classes=num_classes,
+        label_smoothing=label_smoothing,
+        **common,
+    )
+    return layer((images, labels))

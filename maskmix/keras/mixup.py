@@ -1,0 +1,100 @@
+"""Mixup: blend each image with a partner image, mix labels likewise (Zhang et al., 2017)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import keras
+
+from maskmix.params import RANDOM_MIXUP
+
+from . import _sampling
+from ._base import CommonOptions
+from ._mixing import MixingLayer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["RandomMixup", "random_mixup"]
+
+
+@keras.saving.register_keras_serializable(package="maskmix")
+class RandomMixup(MixingLayer):
+    """Blend each image with a partner image of the batch; mix the labels with the same weight.
+
+    Paper: H. Zhang, M. Cisse, Y. N. Dauphin and D. Lopez-Paz, "mixup: Beyond Empirical Risk
+    Minimization", ICLR 2018 (https://arxiv.org/abs/1710.09412).
+
+    Per image: a partner is drawn uniformly among the other images of the batch and
+    ``lam ~ Beta(alpha, alpha)`` (an XLA-compatible sampler, see
+    :func:`maskmix.keras._sampling.beta`); the image becomes ``lam * x + (1 - lam) * x_partner``
+    (computed in float32 for uint8 images, then rounded, so uint8 stays uint8) and its label row
+    ``lam * y + (1 - lam) * y_partner``.
+
+    Args:
+        alpha: ``Beta(alpha, alpha)`` parameter, > 0. Default 1.0.
+        num_classes: number of classes, required with class-index labels.
+        label_smoothing: in ``[0, 1)``, applied before mixing. Default 0.
+        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``seed``,
+            ``data_format`` and Keras layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
+
+    Shapes:
+        input ``(images, labels)`` (or a dict with ``images``/``labels``): images ``(B, H, W, C)``
+        (channels_first ``(B, C, H, W)``), labels ``(B,)`` integer or ``(B, K)`` float; returns
+        the same structure with labels ``(B, K)`` float32 (float64 if given).
+
+    Example:
+        >>> import numpy as np
+        >>> from maskmix.keras import RandomMixup
+        >>> images = np.random.rand(8, 32, 32, 3).astype("float32")
+        >>> labels = np.random.randint(0, 10, size=(8,))
+        >>> out, soft = RandomMixup(alpha=0.2, num_classes=10, seed=0)((images, labels))
+        >>> tuple(out.shape), tuple(soft.shape)
+        ((8, 32, 32, 3), (8, 10))
+    """
+
+    spec = RANDOM_MIXUP
+    alpha: float
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        num_classes: int | None = None,
+        label_smoothing: float = 0.0,
+        **common: Unpack[CommonOptions],
+    ) -> None:
+        super().__init__(alpha=alpha, num_classes=num_classes, label_smoothing=label_smoothing, **common)
+
+    def sample_mixing(self, batch_size: Any, channels: int, height: int, width: int, *,
+                      partner: Any, dtype: str, seed: Any) -> dict[str, Any]:
+        lam = _sampling.beta(self.ops, self.alpha, (batch_size,), seed)
+        return {"lam": lam, "partner_weight": 1.0 - lam}
+
+    def apply(self, images: Any, params: Mapping[str, Any]) -> Any:
+        ops = self.ops
+        dtype = keras.backend.standardize_dtype(images.dtype)
+        work = self.compute_dtype_for(dtype)
+        lam = self.per_image(ops.cast(params["lam"], work))
+        x = ops.cast(images, work)
+        partner = ops.numpy.take(x, params["partner"], axis=0)
+        mixed = self.to_image_dtype(partner + lam * (x - partner), dtype)
+        return ops.numpy.where(self.per_image(params["selected"]), mixed, images)
+
+
+def random_mixup(
+    images: Any,
+    labels: Any,
+    *,
+    alpha: float = 1.0,
+    num_classes: int | None = None,
+    label_smoothing: float = 0.0,
+    **common: Unpack[CommonOptions],
+) -> tuple[Any, Any]:
+    """Functional form of :class:`RandomMixup`: returns ``(mixed_images, soft_labels)``.
+
+    Each call builds a layer (and its seed generator); inside a compiled step build a
+    :class:`RandomMixup` once and call it instead.
+    """
+    layer = RandomMixup(alpha=alpha, num_classes=num_classes, label_smoothing=label_smoothing, **common)
+    return layer((images, labels))
