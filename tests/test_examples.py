@@ -1,0 +1,204 @@
+"""The examples: real data loaders on tiny files in the real on-disk formats, the augmentation
+flags, and end-to-end runs of the training scripts in their fast modes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+import augment_flags  # noqa: E402
+import datasets  # noqa: E402
+
+# A proxy on a closed local port: any download attempt fails at once, as it does offline.
+OFFLINE_ENV = {**os.environ, "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"}
+
+
+def run_example(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT,
+                          env=env or OFFLINE_ENV, check=check, timeout=600)
+
+
+# --------------------------------------------------------------------------------------------
+# Loaders.
+# --------------------------------------------------------------------------------------------
+
+
+def test_digits_are_the_real_scikit_learn_digits_upsampled() -> None:
+    data = datasets.load("digits")
+    assert data.train_images.shape == (1437, 1, 32, 32) and data.test_images.shape == (360, 1, 32, 32)
+    assert data.train_images.dtype == np.uint8 and data.train_labels.dtype == np.int64
+    assert data.num_classes == 10 and set(np.unique(data.test_labels)) == set(range(10))
+    assert data.train_images.max() == 255 and data.train_images.min() == 0
+    # Stratified: every class has about a tenth of the test split.
+    assert np.bincount(data.test_labels).min() >= 34
+
+
+def _write_cifar(root: Path, name: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Pickled batches exactly as the official python archives hold them (bytes keys, uint8 rows)."""
+    written = {}
+    if name == "cifar10":
+        folder, files, key = root / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], b"labels"
+        files.append("test_batch")
+    else:
+        folder, files, key = root / "cifar-100-python", ["train", "test"], b"fine_labels"
+    folder.mkdir(parents=True)
+    for file in files:
+        data = rng.integers(0, 256, (3, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10 if name == "cifar10" else 100, 3).tolist()
+        batch = {b"batch_label": file.encode(), key: labels, b"data": data, b"filenames": [b"x.png"] * 3}
+        if name == "cifar100":
+            batch[b"coarse_labels"] = [0, 0, 0]
+        with (folder / file).open("wb") as f:
+            pickle.dump(batch, f, protocol=2)
+        written[file] = (data, np.array(labels))
+    return written
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_loader_reads_the_pickled_batches(tmp_path: Path, name: str) -> None:
+    written = _write_cifar(tmp_path, name, np.random.default_rng(0))
+    data = datasets.load(name, tmp_path, download=False)
+    train_files = [f for f in written if f not in ("test_batch", "test")]
+    assert data.train_images.shape == (3 * len(train_files), 3, 32, 32)
+    assert data.num_classes == (10 if name == "cifar10" else 100)
+    first_rows, first_labels = written[train_files[0]]
+    # Row layout of the archive: 1024 red, then 1024 green, then 1024 blue values, row-major.
+    assert np.array_equal(data.train_images[0, 1, 2, 5], first_rows[0, 1024 + 2 * 32 + 5])
+    assert np.array_equal(data.train_labels[:3], first_labels)
+    test_rows, test_labels = written["test_batch" if name == "cifar10" else "test"]
+    assert np.array_equal(data.test_images.reshape(3, -1), test_rows)
+    assert np.array_equal(data.test_labels, test_labels)
+
+
+def test_cifar_archive_in_data_dir_is_extracted(tmp_path: Path) -> None:
+    import tarfile
+
+    source = tmp_path / "src"
+    _write_cifar(source, "cifar10", np.random.default_rng(1))
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(source / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    data = datasets.load("cifar10", tmp_path, download=False)
+    assert data.train_images.shape == (15, 3, 32, 32) and (tmp_path / "cifar-10-batches-py").is_dir()
+
+
+def test_flowers_loader_reads_jpgs_and_mat_files(tmp_path: Path) -> None:
+    from PIL import Image
+    from scipy.io import savemat
+
+    root = tmp_path / "flowers102"
+    (root / "jpg").mkdir(parents=True)
+    sizes = [(50, 40), (30, 60), (64, 64), (41, 33), (80, 20), (25, 25)]
+    for i, (w, h) in enumerate(sizes, start=1):
+        # A flat colour per image so that crop and resize keep it exactly.
+        colour = np.array([i * 30, 255 - i * 30, 7 * i], dtype=np.uint8)
+        Image.fromarray(np.tile(colour, (h, w, 1))).save(root / "jpg" / f"image_{i:05d}.jpg", quality=100)
+    labels = np.array([[3, 1, 102, 5, 3, 7]])  # 1-based, as in the official imagelabels.mat
+    savemat(root / "imagelabels.mat", {"labels": labels})
+    savemat(root / "setid.mat", {"trnid": np.array([[2, 1]]), "valid": np.array([[5]]), "tstid": np.array([[6, 3, 4]])})
+    data = datasets.load("flowers102", tmp_path, image_size=16, download=False)
+    assert data.train_images.shape == (3, 3, 16, 16) and data.test_images.shape == (3, 3, 16, 16)
+    assert data.num_classes == 102
+    assert data.train_labels.tolist() == [2, 0, 2]  # ids 1, 2, 5 -> labels 3, 1, 3 (1-based)
+    assert data.test_labels.tolist() == [101, 4, 6]  # ids 3, 4, 6
+    # Image 3's colour, JPEG-rounded: (90, 165, 21).
+    np.testing.assert_allclose(data.test_images[0].reshape(3, -1).mean(axis=1), [90, 165, 21], atol=3)
+
+
+def test_missing_data_offline_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network unreachable")
+
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
+    for name in ("cifar10", "cifar100", "flowers102"):
+        with pytest.raises(datasets.DatasetUnavailable, match=rf"{name}: cannot download .*--dataset digits") as info:
+            datasets.load(name, tmp_path / "data")
+        assert "\n" not in str(info.value)
+        assert not list((tmp_path / "data").rglob("*.part")), "no partial download is left behind"
+    with pytest.raises(datasets.DatasetUnavailable, match=r"cifar10: .* not found; put cifar-10-python.tar.gz"):
+        datasets.load("cifar10", tmp_path / "none", download=False)
+
+
+def test_script_without_data_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+    proc = run_example(str(EXAMPLES / "manual_loop.py"), "--dataset", "cifar10", "--data-dir", str(tmp_path),
+                       check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: cifar10: cannot download")
+    assert "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Flags.
+# --------------------------------------------------------------------------------------------
+
+
+def _plan(*argv: str) -> augment_flags.AugmentPlan:
+    parser = argparse.ArgumentParser()
+    augment_flags.add_augment_flags(parser)
+    return augment_flags.plan_from_args(parser.parse_args(list(argv)), parser)
+
+
+def test_timm_flags_map_to_the_strategies() -> None:
+    plan = _plan("--reprob", "0.25", "--remode", "rand", "--recount", "3", "--mixup", "0.8", "--cutmix", "1.0",
+                 "--mixup-prob", "0.6", "--mixup-switch-prob", "0.3", "--smoothing", "0.1")
+    (name, erasing), = plan.masking
+    assert name == "RandomErasing" and erasing["augmentation_ratio"] == 0.25 and erasing["bernoulli_mix"]
+    assert erasing["fill_method"] == "normal_per_patch" and erasing["patch_count"] == 3
+    assert [m[0] for m in plan.mixing] == ["RandomMixup", "RandomCutMix"]
+    assert plan.mix_weights == pytest.approx([0.7, 0.3])
+    assert all(m[1]["augmentation_ratio"] == 0.6 and m[1]["label_smoothing"] == 0.1 for m in plan.mixing)
+    assert _plan().empty
+
+
+def test_augment_and_set_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    plan = _plan("--augment", "cutout,gridmask", "--set", "cutout.patch_area=0.25", "--set", "gridmask.rotation=360",
+                 "--set", "gridmask.fill_method=noise", "--augment-ratio", "0.5")
+    assert plan.masking == [
+        ("RandomCutout", {"augmentation_ratio": 0.5, "patch_area": 0.25}),
+        ("RandomGridMask", {"augmentation_ratio": 0.5, "rotation": 360, "fill_method": "noise"}),
+    ]
+    for argv, message in [
+        (["--augment", "nope"], "unknown strategies"),
+        (["--set", "cutout.patch_area=0.2"], "not in --augment"),
+        (["--augment", "cutout", "--set", "cutout"], "STRATEGY.PARAM=VALUE"),
+    ]:
+        with pytest.raises(SystemExit):
+            _plan(*argv)
+        assert message in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# Scripts end to end.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_manual_loop_fast_dev_run_with_every_masking_strategy(tmp_path: Path) -> None:
+    metrics = tmp_path / "m.json"
+    every = ",".join(augment_flags.STRATEGIES)
+    proc = run_example(str(EXAMPLES / "manual_loop.py"), "--fast-dev-run", "--augment", every,
+                       "--reprob", "0.5", "--cutmix", "1.0", "--mixup", "0.5", "--metrics", str(metrics))
+    assert "augmented: test accuracy clean" in proc.stdout
+    assert metrics.exists()
+
+
+@pytest.mark.slow
+def test_manual_loop_compare_reports_both_models(tmp_path: Path) -> None:
+    import json
+
+    metrics = tmp_path / "m.json"
+    run_example(str(EXAMPLES / "manual_loop.py"), "--fast-dev-run", "--compare", "--metrics", str(metrics))
+    results = json.loads(metrics.read_text())["results"]
+    assert set(results) == {"baseline", "augmented"}
+    assert all(0.0 <= r[k] <= 1.0 for r in results.values() for k in ("clean", "occluded"))
