@@ -130,9 +130,9 @@ def test_missing_data_offline_is_a_one_line_error(tmp_path: Path, monkeypatch: p
         datasets.load("cifar10", tmp_path / "none", download=False)
 
 
-def test_script_without_data_prints_one_line_and_exits_2(tmp_path: Path) -> None:
-    proc = run_example(str(EXAMPLES / "manual_loop.py"), "--dataset", "cifar10", "--data-dir", str(tmp_path),
-                       check=False)
+@pytest.mark.parametrize("script", ["manual_loop.py", "train_lightning.py"])
+def test_script_without_data_prints_one_line_and_exits_2(tmp_path: Path, script: str) -> None:
+    proc = run_example(str(EXAMPLES / script), "--dataset", "cifar10", "--data-dir", str(tmp_path), check=False)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: cifar10: cannot download")
     assert "Traceback" not in proc.stderr
@@ -202,3 +202,15 @@ def test_manual_loop_compare_reports_both_models(tmp_path: Path) -> None:
     results = json.loads(metrics.read_text())["results"]
     assert set(results) == {"baseline", "augmented"}
     assert all(0.0 <= r[k] <= 1.0 for r in results.values() for k in ("clean", "occluded"))
+
+
+@pytest.mark.slow
+def test_train_lightning_fast_dev_run_and_compare(tmp_path: Path) -> None:
+    import json
+
+    metrics = tmp_path / "m.json"
+    proc = run_example(str(EXAMPLES / "train_lightning.py"), "--fast-dev-run", "--compare", "--augment",
+                       "gridmask,cutswap", "--smoothing", "0.1", "--metrics", str(metrics))
+    assert "baseline: test accuracy clean" in proc.stdout and "augmented: test accuracy clean" in proc.stdout
+    results = json.loads(metrics.read_text())["results"]
+    assert set(results) == {"baseline", "augmented"}
