@@ -99,7 +99,8 @@ def test_hide_and_seek_pixel_accounting(kwargs):
     )
     assert not (p["hidden"] & ~valid).any()
     if "erased_patches" in kwargs:
-        lo, hi = (kwargs["erased_patches"],) * 2 if isinstance(kwargs["erased_patches"], int) else kwargs["erased_patches"]
+        erased = kwargs["erased_patches"]
+        lo, hi = (erased, erased) if isinstance(erased, int) else erased
         np.testing.assert_array_equal(p["count"], np.clip(p["count"], lo, np.minimum(hi, p["rows"] * p["cols"])))
 
 

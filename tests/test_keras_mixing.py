@@ -8,8 +8,7 @@ import pytest
 import scipy.stats
 from keras_helpers import changed_pixels, make_images, np_, params_np, reference_box_mask, to_tensor
 
-from maskmix.keras import RandomCutMix, RandomMixup, random_cutmix, random_mixup
-from maskmix.keras import _sampling
+from maskmix.keras import RandomCutMix, RandomMixup, _sampling, random_cutmix, random_mixup
 from maskmix.keras._mixing import partners
 
 SIZE = (12, 10)
@@ -69,7 +68,7 @@ def test_cutmix_pixels_and_labels(kwargs, channels_first):
 
 
 def test_cutmix_default_box_area_is_one_minus_lambda():
-    x, y = batch(400)
+    x, _ = batch(400)
     layer = RandomCutMix(num_classes=K, seed=2)
     p = params_np(layer.get_random_transformation(x))
     side = np.sqrt(1 - p["lam"])
@@ -212,5 +211,6 @@ def test_input_errors():
         RandomMixup(num_classes=K)(x)
     with pytest.raises(ValueError, match="got a dict with keys"):
         RandomMixup(num_classes=K)({"x": x, "y": y})
-    with pytest.raises(TypeError, match="images must have dtype float16, bfloat16, float32, float64 or uint8; got int32"):
+    dtypes = "float16, bfloat16, float32, float64 or uint8"
+    with pytest.raises(TypeError, match=f"images must have dtype {dtypes}; got int32"):
         RandomMixup(num_classes=K)((keras.ops.cast(x, "int32"), y))
