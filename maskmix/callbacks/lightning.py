@@ -107,10 +107,26 @@ def _is_torchvision_module(transform: Any) -> bool:
     return isinstance(transform, torch.nn.Module) and module.startswith("torchvision.transforms")
 
 
+def _walk(transform: Any) -> Iterator[Any]:
+    """``transform`` and every transform nested in it (torchvision's ``Compose``, ``RandomApply``,
+    ``RandomChoice`` and ``RandomOrder`` keep theirs in a plain ``transforms`` list, not as submodules)."""
+    seen: set[int] = set()
+    stack = [transform]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        nested = getattr(item, "transforms", None)
+        if isinstance(nested, (list, tuple, torch.nn.ModuleList)):
+            stack.extend(nested)
+        if isinstance(item, torch.nn.Module):
+            stack.extend(item.children())
+
+
 def _maskmix_modules(transform: Any) -> list[MaskMixTransform]:
-    if isinstance(transform, torch.nn.Module):
-        return [m for m in transform.modules() if isinstance(m, MaskMixTransform)]
-    return []
+    return [m for m in _walk(transform) if isinstance(m, MaskMixTransform)]
 
 
 def _as_list(value: Any) -> list[Any] | None:
@@ -205,7 +221,7 @@ class MaskMixEngine:
                     f"{owner}: {where} must be a maskmix or torchvision transform (a torchvision.transforms.v2 "
                     f"Transform); got {t!r}"
                 )
-            mixing = [m for m in (t.modules() if isinstance(t, torch.nn.Module) else [t]) if _is_mixing(m)]
+            mixing = [m for m in _walk(t) if _is_mixing(m)]
             if mixing:
                 raise ValueError(
                     f"{owner}: {where} is or contains the mixing transform {type(mixing[0]).__name__}; "
@@ -407,7 +423,7 @@ class MaskMixEngine:
         if isinstance(batch, Mapping):
             image_key = self._dict_key(batch, self.image_key, _DEFAULT_IMAGE_KEYS, 0)
             label_key = self._dict_key(batch, self.label_key, _DEFAULT_LABEL_KEYS, 1)
-            keys = sorted(map(repr, batch))
+            keys = list(batch)
             if image_key is None:
                 raise ValueError(
                     f"{owner}: image_key {self.image_key!r} is not a key of the batch; its keys are {keys}"
