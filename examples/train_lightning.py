@@ -116,6 +116,7 @@ def train(data: datasets.Dataset, plan: AugmentPlan, args: argparse.Namespace) -
         logger=L.pytorch.loggers.CSVLogger(args.log_dir, name=data.name) if not args.fast_dev_run else False,
         enable_checkpointing=False,
         enable_model_summary=False,
+        log_every_n_steps=10,
         deterministic=False,
     )
     train_loader, test_loader = loaders(data, args.batch_size, args.seed)
