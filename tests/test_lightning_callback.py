@@ -381,6 +381,9 @@ def test_two_callbacks_chain_and_keep_separate_state(tmp_path: Path) -> None:
     states = torch.load(path, weights_only=False)["callbacks"]
     assert states[first.state_key] == first.state_dict() == {"version": 1, "seed": 1, "batches": 2}
     assert states[second.state_key]["seed"] == 2
+    # Identically configured callbacks share a state key: Lightning refuses them.
+    with pytest.raises(RuntimeError, match="more than one stateful callback of type `MaskMixCallback`"):
+        make_trainer([default_callback(), default_callback()], limit_val_batches=0).fit(Probe(), FixedBatches(train))
 
 
 def test_callbacks_removed_out_of_order_leave_the_chain_intact() -> None:
@@ -522,6 +525,22 @@ def test_generators_and_mix_options_are_lent_for_the_call_only() -> None:
     assert float(soft.min()) >= 0.1 / K - 1e-7  # smoothing applied once
     with pytest.warns(UserWarning, match="generator of RandomErasing is not used"):
         MaskMixCallback(transforms=[RandomErasing(generator=torch.Generator())])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_engine_on_cuda_never_synchronises() -> None:
+    x, y = make_batches(1, seed=0, kind="pair")[0]
+    x, y = x.cuda(), y.cuda()
+    engine = MaskMixEngine([RandomErasing()], [RandomCutMix(), RandomMixup()], num_classes=K, seed=0)
+    engine((x, y))  # warm-up: creates the device generator
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out, soft = engine((x, y))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert out.device == x.device and soft.shape == (B, K)
+    assert engine._generators[x.device].device == x.device
 
 
 def test_state_dict_round_trip() -> None:
