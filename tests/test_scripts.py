@@ -56,3 +56,16 @@ def test_torch_benchmark_quick_mode(tmp_path: Path) -> None:
     assert any(name.startswith("timm") for name in names) and any(name.startswith("torchvision") for name in names)
     assert all(row["seconds"] > 0 for row in result["rows"])
     assert table.read_text().startswith("Device:")
+
+
+@pytest.mark.slow
+def test_train_step_benchmark_quick_mode(tmp_path: Path) -> None:
+    output = tmp_path / "step.json"
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_train_step.py"), "--quick", "--device", "cpu",
+         "--output", str(output)],
+        capture_output=True, text=True, check=True,
+    )
+    result = json.loads(output.read_text())
+    assert result["shape"] == [8, 3, 32, 32] and result["model"] == "small_cnn"
+    assert 0 < result["augment_share"] < 1 and result["step_ms"] > 0
