@@ -13,7 +13,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::Deprecat
 
 
 @pytest.mark.slow
-def test_lightning_doc_examples_run() -> None:
+def test_lightning_doc_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the example's Trainer writes checkpoints/ in the working directory
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
     assert len(blocks) == 2
     namespace: dict[str, object] = {"__name__": "lightning_doc"}
