@@ -6,8 +6,12 @@ backend. Every layer is registered for serialisation under the package name ``"m
 
 from ._base import SUPPORTED_DTYPES, CommonOptions, MaskingLayer, MaskMixLayer
 from ._mixing import MixingLayer
+from .cut_thumbnail import RandomCutThumbnail
+from .cutblur import RandomCutBlur
 from .cutmix import RandomCutMix, random_cutmix
 from .cutout import RandomCutout
+from .cutpaste import RandomCutPaste
+from .cutswap import RandomCutSwap
 from .erasing import RandomErasing
 from .grid_mask import RandomGridMask
 from .hide_and_seek import RandomHideAndSeek
@@ -19,7 +23,11 @@ __all__ = [
     "MaskMixLayer",
     "MaskingLayer",
     "MixingLayer",
+    "RandomCutBlur",
     "RandomCutMix",
+    "RandomCutPaste",
+    "RandomCutSwap",
+    "RandomCutThumbnail",
     "RandomCutout",
     "RandomErasing",
     "RandomGridMask",

@@ -1,0 +1,236 @@
+"""Cut-Thumbnail: paste a shrunken copy of the whole image into it (Xie et al., 2021)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import keras
+
+from maskmix.params import RANDOM_CUT_THUMBNAIL
+
+from . import _patches, _sampling
+from ._base import CommonOptions
+from ._mixing import MixingLayer, box_fraction
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["RandomCutThumbnail"]
+
+Tensor = Any
+
+
+@keras.saving.register_keras_serializable(package="maskmix")
+class RandomCutThumbnail(MixingLayer):
+    """Shrink the whole image to a thumbnail and paste it at a random place of the image.
+
+    Paper: T. Xie, X. Cheng, X. Wang, M. Liu, J. Deng, T. Zhou and M. Liu, "Cut-Thumbnail: A Novel
+    Data Augmentation for Convolutional Neural Network", ACM Multimedia 2021
+    (https://arxiv.org/abs/2103.05342). The paper pastes a thumbnail of 1/4 of the image area
+    (112 x 112 on 224 x 224 ImageNet images); its "mixed single-image" variant
+    (``mix_images=True`` here) pastes another image's thumbnail and mixes the labels.
+
+    Per image (the same rules as :class:`maskmix.torch.RandomCutThumbnail`):
+
+    * the area fraction ``a`` is uniform over ``thumbnail_area`` (fixed if it is one number);
+    * the thumbnail keeps the image's aspect ratio: it is ``th = round(H sqrt(a))`` by
+      ``tw = round(W sqrt(a))`` pixels, at least 1 and at most the image's size;
+    * its top-left corner is uniform over the positions where it lies fully inside the image;
+    * the box is overwritten with the whole image (``mix_images=False``) or the whole image of a
+      partner drawn uniformly among the other images of the batch (``mix_images=True``),
+      resampled from ``H x W`` to ``th x tw`` pixels. Every other pixel is unchanged.
+
+    With ``mix_images=True`` the label row becomes ``(1 - f) y_self + f y_partner`` with
+    ``f = th * tw / (H * W)``, the exact fraction of pixels that now come from the partner.
+
+    ``resize_method`` says how the ``H x W`` image becomes ``th x tw``; each method is
+    ``torch.nn.functional.interpolate`` with ``size=(th, tw)`` and ``align_corners=False`` (up
+    to floating-point summation order), applied to a different size per image:
+
+    * ``"bilinear"`` (default): ``mode="bilinear", antialias=True``: a triangle filter widened by
+      the scale factor ``H / th`` (``W / tw``), weights renormalised at the borders, as PIL's
+      ``BILINEAR``: every source pixel contributes, so the thumbnail is not aliased.
+    * ``"bicubic"``: ``mode="bicubic", antialias=True``: Keys' cubic filter (``a = -0.5``)
+      widened likewise, as PIL's ``BICUBIC``. It can overshoot: float results are not clipped,
+      uint8 results are saturated to ``[0, 255]``.
+    * ``"area"``: ``mode="area"``: output pixel ``(i, j)`` is the mean of the source rows
+      ``floor(i H / th) <= y < ceil((i + 1) H / th)`` and columns likewise.
+    * ``"nearest"``: ``mode="nearest-exact"``: output pixel ``i`` copies source pixel
+      ``min(floor((i + 0.5) H / th), H - 1)``.
+
+    The resampling is separable and batched, with no loop over the images: per image, two
+    weight matrices ``R_h`` (``th x H``) and ``R_w`` (``tw x W``), zero-padded to the largest
+    thumbnail the range allows, give the thumbnail ``R_h X R_w^T`` with one batched ``einsum``
+    per axis, computed in float32 (float64 for float64 images); a fixed ``thumbnail_area`` shares
+    one matrix per axis. One gather over the flattened thumbnail pixels then moves each thumbnail
+    to its box. uint8 results are rounded and saturated.
+
+    With ``mix_images=False`` (default) this is a per-image layer: it takes images (rank 3 or 4)
+    and returns images; ``num_classes`` and ``label_smoothing`` are unused. With
+    ``mix_images=True`` it is called like :class:`~maskmix.keras.RandomCutMix`, with
+    ``(images, labels)`` (or a dict) and a batch of images; batches of 0 or 1 images pass through
+    unchanged (labels made soft).
+
+    Args:
+        thumbnail_area: thumbnail area as a fraction of the image area, in ``(0, 1)``: a float or
+            a pair ``(lo, hi)`` (uniform per image). Default 0.1; the paper uses 0.25.
+        resize_method: ``"bilinear"``, ``"bicubic"``, ``"area"`` or ``"nearest"`` (see above).
+        mix_images: ``True`` pastes the partner's thumbnail and mixes the labels.
+        num_classes: number of classes, required with class-index labels (``mix_images=True``).
+        label_smoothing: in ``[0, 1)``, applied before mixing (``mix_images=True``). Default 0.
+        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``seed``,
+            ``data_format`` and Keras layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
+
+    Shapes:
+        ``mix_images=False``: images ``(B, H, W, C)`` or ``(H, W, C)`` (channels_first
+        ``(B, C, H, W)``/``(C, H, W)``), returned with the same shape and dtype.
+        ``mix_images=True``: images ``(B, H, W, C)`` (channels_first ``(B, C, H, W)``), labels
+        ``(B,)`` integer or ``(B, K)`` float; returns ``(images, labels)`` with labels ``(B, K)``
+        float32 (float64 if given). The parameters drawn by ``get_random_transformation`` are
+        ``area``, ``top``, ``left``, ``height``, ``width`` (the box), ``partner_weight``,
+        ``selected`` and, when mixing, ``partner``.
+
+    Example:
+        >>> import numpy as np
+        >>> from maskmix.keras import RandomCutThumbnail
+        >>> images = np.random.rand(8, 32, 32, 3).astype("float32")
+        >>> tuple(RandomCutThumbnail(thumbnail_area=0.25, seed=0)(images).shape)
+        (8, 32, 32, 3)
+        >>> labels = np.random.randint(0, 10, size=(8,))
+        >>> out, soft = RandomCutThumbnail(mix_images=True, num_classes=10, seed=0)((images, labels))
+        >>> tuple(soft.shape)
+        (8, 10)
+    """
+
+    spec = RANDOM_CUT_THUMBNAIL
+    thumbnail_area: tuple[float, float]
+    resize_method: str
+    mix_images: bool
+
+    def __init__(
+        self,
+        thumbnail_area: float | tuple[float, float] = 0.1,
+        resize_method: str = "bilinear",
+        mix_images: bool = False,
+        num_classes: int | None = None,
+        label_smoothing: float = 0.0,
+        **common: Unpack[CommonOptions],
+    ) -> None:
+        super().__init__(
+            thumbnail_area=thumbnail_area,
+            resize_method=resize_method,
+            mix_images=mix_images,
+            num_classes=num_classes,
+            label_smoothing=label_smoothing,
+            **common,
+        )
+
+    @property
+    def mixes(self) -> bool:
+        """Only the mixed variant takes ``(images, labels)`` and mixes them."""
+        return self.mix_images
+
+    @property  # type: ignore[override]
+    def needs_batch(self) -> bool:
+        """Only the mixed variant pairs images of a batch; the plain one accepts a single image."""
+        return self.mix_images
+
+    # ----------------------------------------------------------------------------------------
+    # Sampling.
+    # ----------------------------------------------------------------------------------------
+
+    def thumbnail_sizes(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The smallest and largest ``(th, tw)`` that ``thumbnail_area`` allows for an ``H x W`` image."""
+
+        def side(n: int, area: float) -> int:
+            return max(1, min(n, round(n * math.sqrt(area))))
+
+        lo, hi = self.thumbnail_area
+        return (side(height, lo), side(width, lo)), (side(height, hi), side(width, hi))
+
+    def sample(self, batch_size: Any, channels: int, height: int, width: int, *,
+               dtype: str, seed: Any) -> dict[str, Any]:
+        if self.mix_images:
+            return super().sample(batch_size, channels, height, width, dtype=dtype, seed=seed)
+        return self._sample_thumbnails(batch_size, height, width, seed)
+
+    def sample_mixing(self, batch_size: Any, channels: int, height: int, width: int, *,
+                      partner: Tensor, dtype: str, seed: Any) -> dict[str, Any]:
+        return self._sample_thumbnails(batch_size, height, width, seed)
+
+    def _sample_thumbnails(self, batch_size: Any, height: int, width: int, seed: Any) -> dict[str, Any]:
+        ops = self.ops
+        size = (batch_size,)
+        lo, hi = self.thumbnail_area
+        if lo == hi:
+            area = ops.numpy.full(size, lo, dtype="float32")
+        else:
+            area = _sampling.uniform(ops, lo, hi, size, seed)
+        side = ops.numpy.sqrt(area)
+        (min_h, min_w), (max_h, max_w) = self.thumbnail_sizes(height, width)
+        # The sizes grow with the area: the clamp to the sizes of the range's ends (computed in
+        # float64 on the host) only undoes float32 rounding at those ends.
+        h = ops.numpy.clip(ops.cast(ops.numpy.round(side * float(height)), "int32"), min_h, max_h)
+        w = ops.numpy.clip(ops.cast(ops.numpy.round(side * float(width)), "int32"), min_w, max_w)
+        top, left = _sampling.place_inside(ops, h, w, height, width, seed)
+        return {
+            "area": area,
+            "top": top,
+            "left": left,
+            "height": h,
+            "width": w,
+            "partner_weight": box_fraction(ops, h, w, height, width),
+        }
+
+    # ----------------------------------------------------------------------------------------
+    # Pixels.
+    # ----------------------------------------------------------------------------------------
+
+    def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        ops = self.ops
+        np_ = ops.numpy
+        _, _, height, width = self.dims(images)
+        dtype = keras.backend.standardize_dtype(images.dtype)
+        _, (max_h, max_w) = self.thumbnail_sizes(height, width)
+        thumbnails = self.to_image_dtype(self.thumbnails(images, params), dtype)
+        # Pixel (y, x) of the box reads thumbnail pixel (y - top, x - left): one gather.
+        local_y = np_.clip(np_.arange(height, dtype="int32") - np_.reshape(params["top"], (-1, 1)), 0, max_h - 1)
+        local_x = np_.clip(np_.arange(width, dtype="int32") - np_.reshape(params["left"], (-1, 1)), 0, max_w - 1)
+        index = np_.expand_dims(local_y * max_w, -1) + np_.expand_dims(local_x, 1)
+        pasted = _patches.gather_pixels(ops, thumbnails, index, height, width, channels_first=self.channels_first)
+        box = _sampling.box_mask(ops, params["top"], params["left"], params["height"], params["width"], height, width)
+        box = np_.logical_and(box, np_.reshape(params["selected"], (-1, 1, 1)))
+        return np_.where(self.pixel_mask(box), pasted, images)
+
+    def thumbnails(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        """``(B, th_max, tw_max, C)`` (channels_first ``(B, C, th_max, tw_max)``) thumbnails.
+
+        ``R_h X R_w^T`` in float32 (float64 for float64 images). Image ``b``'s thumbnail is the
+        top-left ``th[b] x tw[b]`` corner; with ``mix_images`` it is the thumbnail of its
+        partner's image. An axis whose matrix all images share is one plain product, and the
+        partners are picked as late as possible, where the tensors are smallest.
+        """
+        ops = self.ops
+        _, _, height, width = self.dims(images)
+        dtype = keras.backend.standardize_dtype(images.dtype)
+        work = "float64" if dtype == "float64" else "float32"
+        (min_h, min_w), (max_h, max_w) = self.thumbnail_sizes(height, width)
+        rows = self._resampling(height, min_h, max_h, params["height"], work)
+        cols = self._resampling(width, min_w, max_w, params["width"], work)
+        partner = params["partner"] if self.mix_images else None
+        x = ops.cast(images, work)
+        for matrix, axis in ((cols, "width"), (rows, "height")):
+            if partner is not None and len(matrix.shape) == 3:
+                # Per-image matrices belong to the receiving image: pick the partners first.
+                x, partner = ops.numpy.take(x, partner, axis=0), None
+            x = _patches.resample(ops, x, matrix, axis, channels_first=self.channels_first)
+        return ops.numpy.take(x, partner, axis=0) if partner is not None else x
+
+    def _resampling(self, size: int, smallest: int, largest: int, sizes: Tensor, dtype: str) -> Tensor:
+        """Resampling matrices of one axis: ``(largest, size)`` if all images share one size, else
+        ``(B, largest, size)`` (row ``i`` of image ``b`` is zero for ``i >= sizes[b]``)."""
+        if smallest == largest:
+            return _patches.resample_matrix(self.ops, size, largest, size, largest, self.resize_method, dtype)[0]
+        return _patches.resample_matrix(self.ops, size, sizes, size, largest, self.resize_method, dtype)
