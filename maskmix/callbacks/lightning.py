@@ -189,7 +189,8 @@ class MaskMixEngine:
         self.seed: int | None = seed
         #: Number of batches augmented so far (the position in the stream).
         self.batches = 0
-        self._mix_overrides = [self._overrides_for(m) for m in self.mixes]
+        #: Options the callback gives its mixing transforms for the duration of a call.
+        self._mix_overrides = self._mix_options()
         self._modules = [m for t in self.transforms for m in _maskmix_modules(t)]
         self._modules += [m for t in self.mixes for m in _maskmix_modules(t)]
         owned = [type(m).__name__ for m in self._modules if m.generator is not None]
@@ -322,7 +323,7 @@ class MaskMixEngine:
                 )
         return value
 
-    def _overrides_for(self, mix: MixingTransform) -> dict[str, Any]:
+    def _mix_options(self) -> dict[str, Any]:
         overrides: dict[str, Any] = {}
         if self.num_classes is not None:
             overrides["num_classes"] = self.num_classes
@@ -500,7 +501,7 @@ class MaskMixEngine:
             if self.mixes:
                 index = self.choose_mix(rank, number)
                 mix = self.mixes[index]
-                with self._attributes_set(mix, self._mix_overrides[index]):
+                with self._attributes_set(mix, self._mix_overrides):
                     images, labels = mix(images, labels)
         self.batches = number + 1
         return rebuild(images, labels)
