@@ -1,0 +1,609 @@
+"""``MaskMixModel``: a ``keras.Model`` whose ``train_step`` augments and mixes the batch (SPEC §5).
+
+Importing this module imports keras (and its backend), never torch (unless torch is the Keras
+backend) nor Lightning.
+
+How a training step works
+-------------------------
+``train_step`` (the backend's own, called by ``fit``) is overridden to transform the batch and
+then delegate to Keras' ``train_step``:
+
+1. the images ``x`` go through every layer of ``augmentations`` in order (``training=True``);
+2. when ``mix`` is set or ``label_smoothing > 0``, the labels become soft ``(B, K)`` targets
+   (class indices are one-hot encoded with ``num_classes``, then smoothed), and one mixing layer
+   (chosen per step with the weights ``mix_weights``) mixes images and targets;
+3. Keras' ``train_step`` runs on the transformed batch. :meth:`MaskMixModel.compute_loss`
+   computes the loss on the soft targets; the compiled metrics receive labels of the type and
+   shape the user gave (see ``metric_labels``).
+
+``evaluate``, ``predict`` and ``model(x)`` are untouched: they see clean data.
+
+Losses
+------
+The loss is computed on the soft targets (as timm's ``SoftTargetCrossEntropy`` and the torch side
+of maskmix do). A loss that expects class indices has no meaning for soft targets, so the known
+sparse losses are replaced *for training steps only* by their dense counterpart with the same
+options: ``SparseCategoricalCrossentropy(from_logits=f, reduction=r)`` becomes
+``CategoricalCrossentropy(from_logits=f, reduction=r)``, the string/function
+``"sparse_categorical_crossentropy"`` becomes ``CategoricalCrossentropy()``, and the shape-guessing
+strings ``"crossentropy"``/``"ce"`` become ``CategoricalCrossentropy()`` when the labels are class
+indices. For cross-entropy this is exactly the λ-mix of the two sparse losses,
+``(1 - f) CE(y, p) + f CE(y_partner, p)``. ``SparseCategoricalCrossentropy(ignore_class=...)`` has
+no soft counterpart and is rejected. Every other loss (``CategoricalCrossentropy``,
+``KLDivergence``, ``CategoricalFocalCrossentropy``, ...) is used as compiled, on the soft targets.
+A custom loss that expects class indices needs ``mixed_loss=`` (its soft-target version).
+Regularisation losses (``model.losses``) are added once, as Keras does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import keras
+from keras.src.models.functional import Functional
+
+from maskmix.keras import MixingLayer
+
+__all__ = ["FunctionalMaskMixModel", "MaskMixModel"]
+
+Tensor = Any
+
+_NAME = "MaskMixModel"
+_INT_DTYPES = frozenset({"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"})
+_FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+_METRIC_LABELS = ("dominant", "original")
+_SPARSE_CE_NAMES = frozenset({"sparse_categorical_crossentropy", "SparseCategoricalCrossentropy"})
+_AUTO_CE_NAMES = frozenset({"crossentropy", "ce"})
+_CONFIG_KEYS = (
+    "augmentations", "mix", "mix_weights", "num_classes", "label_smoothing",
+    "metric_labels", "mixed_loss", "seed",
+)
+
+
+class _StepContext:
+    """Per-step values handed from :meth:`MaskMixModel.train_step` to ``compute_loss`` (trace time)."""
+
+    __slots__ = ("integer_labels", "targets")
+
+    def __init__(self) -> None:
+        self.targets: Tensor | None = None
+        self.integer_labels = False
+
+
+class _FunctionLoss(keras.losses.Loss):
+    """A ``keras.losses.Loss`` around a plain ``fn(y_true, y_pred)`` (reduction handled by Keras)."""
+
+    def __init__(self, fn: Callable[[Tensor, Tensor], Tensor], name: str | None = None) -> None:
+        super().__init__(name=name or getattr(fn, "__name__", "loss"))
+        self.fn = fn
+
+    def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
+        return self.fn(y_true, y_pred)
+
+
+def _is_functional_call(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
+    """The ``Model(inputs, outputs)`` signature detection of Keras."""
+    return (len(args) == 2) or (len(args) == 1 and "outputs" in kwargs) or ("inputs" in kwargs and "outputs" in kwargs)
+
+
+def _check_layer_list(value: Any, what: str) -> list[keras.layers.Layer]:
+    if value is None:
+        return []
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    for item in items:
+        if not isinstance(item, keras.layers.Layer):
+            raise TypeError(f"{_NAME}: {what} must be Keras layers; got {type(item).__name__} ({item!r})")
+    return items
+
+
+def _validate_augmentations(value: Any) -> list[keras.layers.Layer]:
+    layers = _check_layer_list(value, "augmentations")
+    for layer in layers:
+        if isinstance(layer, MixingLayer) and layer.mixes:
+            raise ValueError(
+                f"{_NAME}: augmentations must be per-image layers; {type(layer).__name__} mixes images "
+                "and labels, pass it as mix= instead"
+            )
+        if getattr(layer, "return_labels", False):
+            raise ValueError(
+                f"{_NAME}: augmentations must return images only; {type(layer).__name__} has "
+                "return_labels=True"
+            )
+    return layers
+
+
+def _validate_mix(value: Any) -> list[MixingLayer]:
+    layers = _check_layer_list(value, "mix")
+    for layer in layers:
+        if not isinstance(layer, MixingLayer) or not layer.mixes:
+            raise TypeError(
+                f"{_NAME}: mix must be None, a maskmix mixing layer (RandomCutMix, RandomMixup, ...) or a "
+                f"list of them; got {type(layer).__name__}"
+            )
+    if isinstance(value, (list, tuple)) and not layers:
+        raise ValueError(f"{_NAME}: mix must be None, a mixing layer or a non-empty list of them; got []")
+    return layers
+
+
+def _validate_weights(weights: Any, count: int) -> list[float] | None:
+    if weights is None:
+        return None
+    if not isinstance(weights, (list, tuple)):
+        raise TypeError(f"{_NAME}: mix_weights must be None or a list of {count} positive numbers; got {weights!r}")
+    if len(weights) != count:
+        raise ValueError(
+            f"{_NAME}: mix_weights must have one weight per mix layer ({count}); got {len(weights)}: {list(weights)!r}"
+        )
+    out = []
+    for w in weights:
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+            raise ValueError(f"{_NAME}: mix_weights must be positive finite numbers; got {list(weights)!r}")
+        out.append(float(w))
+    return out
+
+
+def _dense_counterpart(loss: Any, integer_labels: bool) -> keras.losses.Loss | None:
+    """The soft-target version of a sparse loss, or None when ``loss`` is used as compiled."""
+    if isinstance(loss, str):
+        if loss in _SPARSE_CE_NAMES or (integer_labels and loss in _AUTO_CE_NAMES):
+            return keras.losses.CategoricalCrossentropy()
+        return None
+    if isinstance(loss, keras.losses.SparseCategoricalCrossentropy):
+        config = loss.get_config()
+        if config.get("ignore_class") is not None:
+            raise ValueError(
+                f"{_NAME}: SparseCategoricalCrossentropy(ignore_class={config['ignore_class']!r}) has no "
+                "soft-label counterpart; remove ignore_class (mask those samples with sample_weight) or pass "
+                "mixed_loss="
+            )
+        return keras.losses.CategoricalCrossentropy(
+            from_logits=config.get("from_logits", False),
+            reduction=config.get("reduction", "sum_over_batch_size"),
+            name=config.get("name", "categorical_crossentropy"),
+            dtype=getattr(loss, "dtype", None),
+        )
+    if loss is keras.losses.sparse_categorical_crossentropy:
+        return keras.losses.CategoricalCrossentropy()
+    return None
+
+
+def _as_loss_object(loss: Any) -> keras.losses.Loss:
+    if isinstance(loss, keras.losses.Loss):
+        return loss
+    resolved = keras.losses.get(loss)
+    if isinstance(resolved, keras.losses.Loss):
+        return resolved
+    return _FunctionLoss(resolved)
+
+
+def _single(value: Any) -> Any:
+    """Unwrap one-item lists/tuples/dicts (single-output models)."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        return value[0]
+    if isinstance(value, Mapping) and len(value) == 1:
+        return next(iter(value.values()))
+    return value
+
+
+@keras.saving.register_keras_serializable(package="maskmix")
+class MaskMixModel(keras.Model):
+    """A ``keras.Model`` whose training step augments and mixes each batch; inference sees clean data.
+
+    Use it like ``keras.Model``: subclass it (define layers in ``__init__`` and ``call``, pass the
+    options below to ``super().__init__``) or build it functionally with
+    ``MaskMixModel(inputs, outputs, augmentations=[...], mix=...)``. Then ``compile`` and
+    ``fit`` as usual.
+
+    In ``fit`` (and ``train_on_batch``) every step runs the ``augmentations`` in order on the
+    images, then (if ``mix`` is set) one mixing layer on images and labels, and computes the loss
+    on the resulting soft targets. ``evaluate``, ``predict``, ``test_step``, ``predict_step`` and
+    ``model(x)`` are inherited unchanged: they see clean data.
+
+    Losses (see the module docstring): the compiled loss is applied to the soft ``(B, K)``
+    targets; a sparse cross-entropy (object, function or string) is replaced during training steps
+    by ``CategoricalCrossentropy`` with the same ``from_logits`` and ``reduction``, which equals
+    ``(1 - f) * loss(y) + f * loss(y_partner)`` per image. Regularisation losses are added once.
+
+    Metrics: the compiled metrics get labels of the type and shape given to ``fit`` (so
+    ``SparseCategoricalAccuracy`` gets class indices and ``CategoricalAccuracy`` one-hot rows),
+    compared with the predictions on the augmented images. With ``metric_labels="dominant"``
+    (default) the labels are the class with the largest weight in the mixed target (its index for
+    integer labels, its one-hot row for float labels; ties go to the lower class index), so an
+    image that is mostly its partner counts as the partner's class; with ``"original"`` they are
+    the labels as given.
+
+    Args:
+        *args: ``inputs, outputs`` for the functional API; nothing when subclassing.
+        augmentations: a Keras layer or a list of them applied in order to the images of every
+            training batch, each called with ``training=True``: maskmix masking/pasting layers
+            (``RandomCutout``, ``RandomErasing``, ``RandomHideAndSeek``, ``RandomGridMask``, ...)
+            or any per-image Keras layer (e.g. ``keras.layers.RandomFlip``). Mixing layers belong
+            in ``mix``; layers built with ``return_labels=True`` are rejected.
+        mix: None, a maskmix mixing layer (``RandomCutMix``, ``RandomMixup``,
+            ``RandomCutThumbnail(mix_images=True)``, ...), or a list of them of which one is
+            chosen per training step. Every candidate is evaluated and the chosen one is selected
+            with ``where`` (graph- and XLA-friendly, no host synchronisation), so a list of
+            ``n`` layers costs ``n`` mixing passes per step.
+        mix_weights: None (uniform) or one positive weight per ``mix`` layer: the probabilities
+            (after normalisation) of choosing each layer at a step.
+        num_classes: number of classes; required with class-index labels unless the mixing
+            layers set their own ``num_classes`` (all given values must agree).
+        label_smoothing: in ``[0, 1)``, applied to the one-hot/soft targets before mixing
+            (in addition to any smoothing the mixing layers or the loss do). Default 0.
+        metric_labels: ``"dominant"`` (default) or ``"original"``, see Metrics above.
+        mixed_loss: None, or a loss (name, function or ``keras.losses.Loss``) applied to the soft
+            targets in training steps instead of the compiled loss (e.g. the soft version of a
+            custom sparse loss). The compiled loss weight still applies.
+        seed: int or None, seeds the choice among the ``mix`` layers (each maskmix layer keeps
+            its own ``seed``).
+        **kwargs: ``keras.Model`` arguments (``name``, ``trainable``, ``dtype``, ...).
+
+    Labels given to ``fit``: class indices ``(B,)`` or ``(B, 1)`` of an integer dtype, or
+    one-hot/soft rows ``(B, K)`` of a float dtype. The model has a single image input and a
+    single output when ``mix`` or ``label_smoothing`` is used (augmentation alone works with
+    any output structure). Sample weights apply to the rows of the mixed batch.
+
+    Backends: TensorFlow (also ``jit_compile=True`` and ``tf.distribute`` strategies), torch and
+    JAX. On JAX the random state of the layers flows through the stateless training state.
+
+    Saving: ``model.save("m.keras")`` stores the options (the layers by their config) and the
+    layers' random state; ``keras.saving.load_model`` restores them. A subclass with
+    constructor arguments of its own adds them to ``get_config`` as usual in Keras.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> from maskmix.callbacks import MaskMixModel
+        >>> from maskmix.keras import RandomCutMix, RandomErasing, RandomMixup
+        >>> inputs = keras.Input((8, 8, 1))
+        >>> outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs))
+        >>> model = MaskMixModel(
+        ...     inputs, outputs,
+        ...     augmentations=[RandomErasing(seed=0)],
+        ...     mix=[RandomCutMix(seed=1), RandomMixup(alpha=0.2, seed=2)],
+        ...     num_classes=3, seed=0,
+        ... )
+        >>> model.compile("adam", "sparse_categorical_crossentropy", metrics=["sparse_categorical_accuracy"])
+        >>> x, y = np.random.rand(16, 8, 8, 1).astype("float32"), np.arange(16) % 3
+        >>> history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        >>> sorted(history.history)
+        ['loss', 'sparse_categorical_accuracy']
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> MaskMixModel:
+        if _is_functional_call(args, kwargs) and not issubclass(cls, Functional):
+            # Keras would splice `Functional` into the bases of `cls` itself (and of every base up
+            # to `keras.Model`), which would turn every later subclass of MaskMixModel into a
+            # broken functional model. A dedicated subclass keeps the hierarchy intact.
+            return super().__new__(_functional_class(cls), *args, **kwargs)
+        return super().__new__(cls, *args, **kwargs)
+
+    def __init__(
+        self,
+        *args: Any,
+        augmentations: keras.layers.Layer | Sequence[keras.layers.Layer] | None = None,
+        mix: MixingLayer | Sequence[MixingLayer] | None = None,
+        mix_weights: Sequence[float] | None = None,
+        num_classes: int | None = None,
+        label_smoothing: float = 0.0,
+        metric_labels: str = "dominant",
+        mixed_loss: Any = None,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        augmentation_layers = _validate_augmentations(augmentations)
+        mix_layers = _validate_mix(mix)
+        weights = _validate_weights(mix_weights, len(mix_layers))
+        if weights is not None and not mix_layers:
+            raise ValueError(f"{_NAME}: mix_weights needs mix layers; got mix=None")
+        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                        or num_classes < 1):
+            raise ValueError(f"{_NAME}: num_classes must be None or a positive int; got {num_classes!r}")
+        for layer in mix_layers:
+            if num_classes is not None and layer.num_classes is not None and layer.num_classes != num_classes:
+                raise ValueError(
+                    f"{_NAME}: num_classes={num_classes} but {type(layer).__name__} has "
+                    f"num_classes={layer.num_classes}"
+                )
+        if (isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float))
+                or not math.isfinite(label_smoothing) or not 0.0 <= label_smoothing < 1.0):
+            raise ValueError(f"{_NAME}: label_smoothing must be a float in [0, 1); got {label_smoothing!r}")
+        if metric_labels not in _METRIC_LABELS:
+            raise ValueError(f"{_NAME}: metric_labels must be 'dominant' or 'original'; got {metric_labels!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"{_NAME}: seed must be an int or None; got {seed!r}")
+        if mixed_loss is not None:
+            try:
+                _as_loss_object(mixed_loss)
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"{_NAME}: mixed_loss must be a Keras loss; got {mixed_loss!r} ({error})") from None
+
+        if _is_functional_call(args, kwargs):
+            # `keras.Model.__init__` would inject `Functional` into this class' bases (see __new__);
+            # `Functional.__init__` reaches `keras.Model.__init__` without the graph arguments.
+            Functional.__init__(self, *args, **kwargs)
+        else:
+            super().__init__(*args, **kwargs)
+
+        self.augmentations = augmentation_layers
+        self.mix_layers = mix_layers
+        self.mix_weights = weights
+        self.num_classes = num_classes
+        self.label_smoothing = float(label_smoothing)
+        self.metric_labels = metric_labels
+        self.mixed_loss = mixed_loss
+        self.seed = seed
+        self._maskmix_seed_generator = keras.random.SeedGenerator(seed) if len(mix_layers) > 1 else None
+        self._maskmix_step = _StepContext()
+
+    # ----------------------------------------------------------------------------------------
+    # Augmentation of a training batch.
+    # ----------------------------------------------------------------------------------------
+
+    @property
+    def uses_soft_targets(self) -> bool:
+        """Whether training steps replace the labels by soft targets (``mix`` or label smoothing)."""
+        return bool(self.mix_layers) or self.label_smoothing > 0
+
+    def augment_batch(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Augment and mix one training batch: returns ``(images, metric_labels, soft_targets)``.
+
+        ``images`` have gone through ``augmentations`` and the chosen ``mix`` layer;
+        ``soft_targets`` is the float ``(B, K)`` mixed target (None when neither ``mix`` nor
+        ``label_smoothing`` is set: the labels are then unchanged); ``metric_labels`` has the
+        type and shape of ``y`` (see ``metric_labels``). Called by ``train_step`` inside the
+        compiled step; it can be called directly to look at what the model trains on.
+
+        Args:
+            x: the images of the batch (one tensor).
+            y: the labels (class indices ``(B,)``/``(B, 1)`` or float ``(B, K)``), or None.
+        """
+        if keras.tree.is_nested(x):
+            flat = keras.tree.flatten(x)
+            if len(flat) != 1:
+                raise TypeError(
+                    f"{_NAME}: augmentations and mix need a single image input; got inputs with {len(flat)} tensors"
+                )
+            x = flat[0]
+        for layer in self.augmentations:
+            x = layer(x, training=True)
+        if y is None or not self.uses_soft_targets:
+            return x, y, None
+        soft, integer = self._soft_targets(y)
+        self._maskmix_step.integer_labels = integer
+        if self.mix_layers:
+            outputs = [layer((x, soft), training=True) for layer in self.mix_layers]
+            if len(outputs) == 1:
+                x, soft = outputs[0]
+            else:
+                x, soft = self._select(outputs)
+        return x, self._labels_for_metrics(y, soft), soft
+
+    def _soft_targets(self, y: Tensor) -> tuple[Tensor, bool]:
+        ops = keras.ops
+        y = ops.convert_to_tensor(y)
+        dtype = keras.backend.standardize_dtype(y.dtype)
+        shape = tuple(y.shape)
+        if dtype in _INT_DTYPES:
+            if len(shape) == 2 and shape[1] == 1:
+                y = ops.reshape(y, (-1,))
+            elif len(shape) != 1:
+                raise ValueError(f"{_NAME}: class-index labels must have shape (B,) or (B, 1); got shape {shape}")
+            classes = self._resolve_num_classes()
+            soft = ops.one_hot(ops.cast(y, "int32"), classes, dtype="float32")
+            integer = True
+        elif dtype in _FLOAT_DTYPES:
+            if len(shape) != 2:
+                raise ValueError(f"{_NAME}: one-hot/soft labels must have shape (B, K); got shape {shape}")
+            if self.num_classes is not None and shape[1] is not None and shape[1] != self.num_classes:
+                raise ValueError(f"{_NAME}: labels have {shape[1]} classes but num_classes is {self.num_classes}")
+            soft = ops.cast(y, "float64" if dtype == "float64" else "float32")
+            integer = False
+        else:
+            raise TypeError(f"{_NAME}: labels must be integer class indices or float one-hot/soft rows; got {dtype}")
+        if self.label_smoothing > 0:
+            classes = ops.cast(ops.shape(soft)[1], soft.dtype)
+            soft = soft * (1.0 - self.label_smoothing) + self.label_smoothing / classes
+        return soft, integer
+
+    def _resolve_num_classes(self) -> int:
+        if self.num_classes is not None:
+            return self.num_classes
+        for layer in self.mix_layers:
+            if layer.num_classes is not None:
+                return layer.num_classes
+        raise ValueError(
+            f"{_NAME}: num_classes is required with class-index labels (pass num_classes= to the model "
+            "or to the mixing layers)"
+        )
+
+    def _select(self, outputs: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+        """Pick one mixing layer's output per step (``where`` on a scalar: no host sync, XLA-friendly)."""
+        ops = keras.ops
+        weights = self.mix_weights or [1.0] * len(outputs)
+        total = sum(weights)
+        cumulative = [sum(weights[: i + 1]) / total for i in range(len(weights) - 1)]
+        u = keras.random.uniform((), seed=self._maskmix_seed_generator)
+        choice = ops.sum(ops.cast(ops.greater_equal(u, ops.convert_to_tensor(cumulative, "float32")), "int32"))
+        x, soft = outputs[-1]
+        for index in range(len(outputs) - 2, -1, -1):
+            pick = ops.equal(choice, index)
+            x = ops.where(pick, outputs[index][0], x)
+            soft = ops.where(pick, outputs[index][1], soft)
+        return x, soft
+
+    def _labels_for_metrics(self, y: Tensor, soft: Tensor) -> Tensor:
+        if self.metric_labels == "original":
+            return y
+        ops = keras.ops
+        y = ops.convert_to_tensor(y)
+        dominant = ops.argmax(soft, axis=-1)
+        dtype = keras.backend.standardize_dtype(y.dtype)
+        if dtype in _INT_DTYPES:
+            return ops.reshape(ops.cast(dominant, dtype), ops.shape(y))
+        return ops.one_hot(dominant, ops.shape(soft)[-1], dtype=dtype)
+
+    # ----------------------------------------------------------------------------------------
+    # Training step (per backend) and loss.
+    # ----------------------------------------------------------------------------------------
+
+    def train_step(self, *args: Any) -> Any:
+        """Augment and mix the batch (training only), then run Keras' ``train_step`` on it.
+
+        The signature follows the backend: ``train_step(data)`` on TensorFlow and torch,
+        ``train_step(state, data)`` on JAX (the layers' random state is read from and written to
+        ``state``'s non-trainable variables).
+        """
+        if keras.backend.backend() == "jax":
+            state, data = args
+            return self._jax_train_step(state, data)
+        (data,) = args
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, y, targets = self.augment_batch(x, y)
+        self._maskmix_step.targets = targets
+        try:
+            return super().train_step(keras.utils.pack_x_y_sample_weight(x, y, sample_weight))
+        finally:
+            self._maskmix_step.targets = None
+
+    def _jax_train_step(self, state: tuple[Any, ...], data: Any) -> Any:
+        trainable, non_trainable, optimizer_variables, metrics_variables = state
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        mapping = list(zip(self.trainable_variables, trainable, strict=True))
+        mapping += list(zip(self.non_trainable_variables, non_trainable, strict=True))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            x, y, targets = self.augment_batch(x, y)
+        updated = []
+        for variable, value in zip(self.non_trainable_variables, non_trainable, strict=True):
+            new = scope.get_current_value(variable)
+            updated.append(value if new is None else new)
+        self._maskmix_step.targets = targets
+        try:
+            return super().train_step(
+                (trainable, updated, optimizer_variables, metrics_variables),
+                keras.utils.pack_x_y_sample_weight(x, y, sample_weight),
+            )
+        finally:
+            self._maskmix_step.targets = None
+
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Any:
+        """Keras' ``compute_loss``; in a training step with soft targets, the loss on those targets.
+
+        Outside training steps (``evaluate``, or ``training=False``) this is exactly Keras'
+        ``compute_loss`` on ``y``. In a training step where ``mix``/``label_smoothing`` produced
+        soft targets, ``y`` (the labels handed to the metrics) is ignored and the loss is
+        computed on the soft targets: with ``mixed_loss`` or the dense counterpart of a sparse
+        compiled loss (times the compiled loss weight) plus the regularisation losses, or else by
+        Keras' ``compute_loss`` with the soft targets in place of ``y``.
+
+        Args:
+            x: input data.
+            y: target data.
+            y_pred: the model's predictions.
+            sample_weight: sample weights for the loss.
+            training: whether this is a training step.
+        """
+        targets = self._maskmix_step.targets
+        if targets is None or not training:
+            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        loss_fn, weight = self._training_loss(self._maskmix_step.integer_labels)
+        if loss_fn is None:
+            return super().compute_loss(x, targets, y_pred, sample_weight, training=training)
+        if keras.tree.is_nested(y_pred):
+            flat = keras.tree.flatten(y_pred)
+            if len(flat) != 1:
+                raise ValueError(
+                    f"{_NAME}: mix and label_smoothing need a single-output model; got {len(flat)} outputs"
+                )
+            y_pred = flat[0]
+        losses = [loss_fn(targets, y_pred, sample_weight)]
+        if weight is not None and weight != 1.0:
+            losses[0] = losses[0] * weight
+        losses.extend(self._aggregate_additional_loss(loss) for loss in self.losses)
+        return losses[0] if len(losses) == 1 else keras.ops.sum(keras.ops.stack(
+            [keras.ops.cast(loss, losses[0].dtype) for loss in losses]
+        ))
+
+    def _training_loss(self, integer_labels: bool) -> tuple[keras.losses.Loss | None, float | None]:
+        """``(loss, weight)`` for soft targets, or ``(None, None)`` to use the compiled loss as is."""
+        compile_loss = getattr(self, "_compile_loss", None)
+        weight = _single(getattr(compile_loss, "_user_loss_weights", None)) if compile_loss is not None else None
+        if weight is not None and not isinstance(weight, (int, float)):
+            weight = None
+        if self.mixed_loss is not None:
+            return _as_loss_object(self.mixed_loss), weight
+        compiled = _single(getattr(self, "loss", None))
+        if compiled is None:
+            return None, None
+        dense = _dense_counterpart(compiled, integer_labels)
+        return dense, (weight if dense is not None else None)
+
+    # ----------------------------------------------------------------------------------------
+    # Serialisation.
+    # ----------------------------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        serialize = keras.saving.serialize_keras_object
+        config.update({
+            "augmentations": [serialize(layer) for layer in self.augmentations],
+            "mix": [serialize(layer) for layer in self.mix_layers] or None,
+            "mix_weights": self.mix_weights,
+            "num_classes": self.num_classes,
+            "label_smoothing": self.label_smoothing,
+            "metric_labels": self.metric_labels,
+            "mixed_loss": (
+                self.mixed_loss if self.mixed_loss is None or isinstance(self.mixed_loss, str)
+                else keras.losses.serialize(self.mixed_loss)
+            ),
+            "seed": self.seed,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> MaskMixModel:
+        config = dict(config)
+        deserialize = keras.saving.deserialize_keras_object
+        if config.get("augmentations"):
+            config["augmentations"] = [deserialize(c, custom_objects=custom_objects) for c in config["augmentations"]]
+        if config.get("mix"):
+            config["mix"] = [deserialize(c, custom_objects=custom_objects) for c in config["mix"]]
+        if isinstance(config.get("mixed_loss"), dict):
+            config["mixed_loss"] = keras.losses.deserialize(config["mixed_loss"], custom_objects=custom_objects)
+        return super().from_config(config, custom_objects=custom_objects)
+
+
+_FUNCTIONAL_CLASSES: dict[type, type] = {}
+
+
+@keras.saving.register_keras_serializable(package="maskmix")
+class FunctionalMaskMixModel(MaskMixModel, Functional):
+    """What ``MaskMixModel(inputs, outputs, ...)`` returns: a functional :class:`MaskMixModel`.
+
+    Keras turns ``Model(inputs, outputs)`` into a functional model by splicing ``Functional`` into
+    the class hierarchy of the class being instantiated; doing that to :class:`MaskMixModel`
+    itself would break every later subclass of it, so the functional form is this subclass
+    (``isinstance(model, MaskMixModel)`` holds). Same arguments as :class:`MaskMixModel`.
+    """
+
+
+_FUNCTIONAL_CLASSES[MaskMixModel] = FunctionalMaskMixModel
+
+
+def _functional_class(cls: type) -> type:
+    """A functional twin of a MaskMixModel subclass (``class X(cls, Functional)``), cached."""
+    if cls not in _FUNCTIONAL_CLASSES:
+        twin = type(f"Functional{cls.__name__}", (cls, Functional), {
+            "__module__": cls.__module__,
+            "__doc__": f"Functional form of {cls.__name__} (see MaskMixModel).",
+        })
+        _FUNCTIONAL_CLASSES[cls] = twin
+    return _FUNCTIONAL_CLASSES[cls]
