@@ -16,6 +16,9 @@ from torch import Tensor
 
 __all__ = ["move_pixels", "resample_matrix"]
 
+#: Integer dtypes of the same width as each float dtype, for bit-exact pixel moves.
+_SAME_SIZE_INTEGER = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+
 def move_pixels(images: Tensor, offsets: Tensor) -> Tensor:
     """``out[b, c, p] = images[b, c, p + offsets[b, p]]`` over the flattened pixels ``p = y W + x``.
 
@@ -28,7 +31,11 @@ def move_pixels(images: Tensor, offsets: Tensor) -> Tensor:
     batch, channels, height, width = images.shape
     positions = torch.arange(height * width, device=images.device)
     index = (positions + offsets.reshape(batch, height * width)).unsqueeze(1).expand(batch, channels, height * width)
-    return images.reshape(batch, channels, height * width).gather(2, index).view(batch, channels, height, width)
+    # Move the bits, not the values: CPU gather canonicalises bfloat16 NaN payloads, and pixels
+    # that stay (unselected images included) must come back bit for bit.
+    bits = images.view(_SAME_SIZE_INTEGER[images.element_size()]) if images.is_floating_point() else images
+    moved = bits.reshape(batch, channels, height * width).gather(2, index).view(batch, channels, height, width)
+    return moved.view(images.dtype)
 
 
 def resample_matrix(in_size: Tensor, out_size: Tensor, in_max: int, out_max: int, method: str,
