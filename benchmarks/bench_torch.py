@@ -110,6 +110,10 @@ def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], object]]:
             out["kornia RandomCutMixV2"] = lambda: kcutmix(x, y)
             kmixup = K.RandomMixUpV2(p=1.0)
             out["kornia RandomMixUpV2"] = lambda: kmixup(x, y)
+            if x.shape[-1] % 4 == 0 and x.shape[-2] % 4 == 0:
+                # The nearest Kornia has to CutSwap: shuffles the tiles of a 4x4 grid.
+                kjigsaw = K.RandomJigsaw(grid=(4, 4), p=1.0)
+                out["kornia RandomJigsaw (vs CutSwap)"] = lambda: kjigsaw(x)
     except ImportError:
         pass
     return out
@@ -132,6 +136,9 @@ def main() -> int:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(fullgraph=True)")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--shapes", default=None,
+                        help="comma-separated BxCxHxW shapes (default 256x3x224x224,1024x3x32x32)")
+    parser.add_argument("--dtypes", default=None, help="comma-separated dtypes (default float32,bfloat16,uint8)")
     parser.add_argument("--output", type=Path, default=None, help="JSON results")
     parser.add_argument("--markdown", type=Path, default=None, help="markdown table")
     args = parser.parse_args()
@@ -143,6 +150,10 @@ def main() -> int:
         shapes = [(256, 3, 224, 224), (1024, 3, 32, 32)]
         dtypes = [torch.float32, torch.bfloat16, torch.uint8]
         repeats, warmup = args.repeats, 3
+    if args.shapes:
+        shapes = [tuple(int(n) for n in item.split("x")) for item in args.shapes.split(",")]
+    if args.dtypes:
+        dtypes = [getattr(torch, name.strip()) for name in args.dtypes.split(",")]
     rows = []
     for shape in shapes:
         for dtype in dtypes:
