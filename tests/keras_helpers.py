@@ -2,7 +2,7 @@
 
 The reference masks are built with plain Python loops and slicing from the sampled parameters,
 independently of the layers' vectorised mask builders, so that pixel-accounting tests compare two
-different computations. Nothing here imports torch.
+different computations. Nothing here imports torch (only Triton, when installed: see below).
 """
 
 from __future__ import annotations
@@ -12,6 +12,16 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# TensorFlow and Triton (which torch loads lazily: torch._dynamo, torchvision) each bundle LLVM
+# and register the same LLVM command-line options: whichever is loaded second aborts the whole
+# process ("Option 'bitcode-mdindex-threshold' registered more than once!"). A pytest process that
+# collects these Keras tests imports TensorFlow and would then crash in the torch tests; loading
+# Triton first is safe. Every Keras test module imports this module before keras/tensorflow.
+try:
+    import triton  # noqa: F401
+except ImportError:  # no triton (CPU-only torch, or no torch): nothing to conflict with
+    pass
 
 from typing import Any
 

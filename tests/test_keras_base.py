@@ -6,6 +6,10 @@ subprocesses (one script per backend that runs every layer once).
 
 from __future__ import annotations
 
+import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see there)
+
+# isort: split
+
 import json
 import os
 import subprocess
@@ -276,7 +280,10 @@ class TestKerasHarness(TestCase):
 @pytest.mark.slow
 @pytest.mark.parametrize("layer_cls", ALL)
 def test_xla_jit_compile(layer_cls):
-    """The layer's math compiles under XLA on CPU and keeps its pixel accounting there."""
+    """The layer's math compiles under XLA on CPU and keeps its pixel accounting there.
+
+    (The ``call`` path, with its seed-generator update, is compiled by the ``fit`` test below.)
+    """
     layer = layer_cls(**{**CONFIGS[layer_cls], "fill_method": "black"} if layer_cls in MASKING else {}, seed=2)
     x = images(5)
 
@@ -294,8 +301,6 @@ def test_xla_jit_compile(layer_cls):
         if layer_cls is RandomCutout:
             np.testing.assert_array_equal(changed, box)
     assert changed[p["selected"]].any() and not changed[~p["selected"]].any()
-    compiled = tf.function(lambda batch: call(layer, batch), jit_compile=True)
-    assert tuple(compiled(x).shape) == tuple(x.shape)
 
 
 @pytest.mark.slow
@@ -343,7 +348,7 @@ def test_fit_with_layers_in_a_jit_compiled_model():
     model.compile(optimizer="sgd", loss="categorical_crossentropy", jit_compile=True)
     x = make_images((10, *SIZE, 3))
     y = np.arange(10) % K
-    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    history = model.fit(x, y, batch_size=5, epochs=1, verbose=0)  # one batch shape: one XLA compile
     assert np.isfinite(history.history["loss"]).all()
 
 
@@ -359,8 +364,10 @@ BACKEND_SCRIPT = textwrap.dedent(
     assert keras.backend.backend() == sys.argv[1]
     x = np.random.default_rng(0).uniform(0.1, 0.9, (5, 7, 6, 3)).astype("float32")
     y = np.arange(5) % 4
-    for cls in (RandomCutout, RandomErasing, RandomHideAndSeek, RandomGridMask):
-        for dtype in ("float32", "uint8"):
+    for i, cls in enumerate((RandomCutout, RandomErasing, RandomHideAndSeek, RandomGridMask)):
+        # Eager JAX compiles every op per dtype: one dtype per layer keeps that run short.
+        dtypes = (("float32", "uint8")[i % 2],) if sys.argv[1] == "jax" else ("float32", "uint8")
+        for dtype in dtypes:
             xi = keras.ops.cast(x * (255 if dtype == "uint8" else 1), dtype)
             out = cls(seed=1)(xi)
             assert tuple(out.shape) == x.shape and keras.backend.standardize_dtype(out.dtype) == dtype, cls

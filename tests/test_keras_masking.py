@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see there)
+
+# isort: split
+
 import numpy as np
 import pytest
 from keras_helpers import (

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see there)
+
+# isort: split
+
 import keras
 import numpy as np
 import pytest
