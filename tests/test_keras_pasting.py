@@ -1,0 +1,637 @@
+"""Keras RandomCutBlur, RandomCutThumbnail, RandomCutPaste and RandomCutSwap.
+
+Pixel semantics against independent references (``tf.image.resize`` with ``antialias=True`` for
+the nearest/bilinear/bicubic resizes, a NumPy adaptive average pooling for ``area``, slicing for
+the pixel moves, a NumPy colour jitter), the SPEC §3 conventions (pass-through, fraction control,
+layouts, dtypes, ranks, seeds, serialisation), the Keras layer harness, XLA, ``tf.data``, the
+torch backend, and agreement with the torch transforms (sampled sizes: two-sample KS tests; the
+same parameters give the same pixels); torch is imported only by the tests that need it.
+"""
+
+from __future__ import annotations
+
+import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see there)
+
+# isort: split
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import scipy.stats
+import tensorflow as tf
+from keras.src.testing import TestCase
+from keras_helpers import changed_pixels, make_images, np_, params_np, to_tensor
+
+from maskmix.keras import RandomCutBlur, RandomCutPaste, RandomCutSwap, RandomCutThumbnail
+
+REPO = str(Path(__file__).resolve().parents[1])
+METHODS = ("nearest", "bilinear", "bicubic", "area")
+DTYPES = ("uint8", "float16", "bfloat16", "float32", "float64")
+SIZE = (11, 9)
+K = 4
+
+#: Non-default configurations (serialisation, harness, XLA, backends).
+CONFIGS = {
+    "cutblur": (RandomCutBlur, dict(patch_area=(0.1, 0.4), patch_aspect_ratio=(0.5, 2.0), blur_factor=(0.2, 0.6),
+                                    resize_method="bicubic")),
+    "thumbnail": (RandomCutThumbnail, dict(thumbnail_area=(0.1, 0.4), resize_method="area")),
+    "thumbnail_mix": (RandomCutThumbnail, dict(thumbnail_area=0.25, mix_images=True, num_classes=K,
+                                               label_smoothing=0.1)),
+    "cutpaste": (RandomCutPaste, dict(patch_area=(0.05, 0.2), patch_aspect_ratio=(0.3, 3.3), color_jitter=0.1,
+                                      return_labels=True)),
+    "cutswap": (RandomCutSwap, dict(patch_area=(0.1, 0.2), patch_aspect_ratio=0.5)),
+}
+NAMES = list(CONFIGS)
+
+
+def build(key: str, **kwargs):
+    cls, config = CONFIGS[key]
+    return cls(**{**config, **kwargs})
+
+
+def images(b: int = 6, dtype: str = "float32", size=SIZE, channels: int = 3, seed: int = 0):
+    return to_tensor(make_images((b, *size, channels), dtype, seed=seed), dtype)
+
+
+def labels_for(b: int) -> np.ndarray:
+    return np.eye(K, dtype=np.float32)[np.arange(b) % K]
+
+
+def call(layer, x, **kwargs):
+    """Images out, whatever the calling convention (mixed thumbnails, return_labels)."""
+    if getattr(layer, "mixes", False):
+        return layer((x, labels_for(x.shape[0])), **kwargs)[0]
+    out = layer(x, **kwargs)
+    return out[0] if layer.return_labels else out
+
+
+def run(layer, x):
+    """``get_random_transformation`` then ``transform_images``: output and parameters as NumPy."""
+    t = layer.get_random_transformation(x)
+    return np_(layer.transform_images(x, t)), params_np(t)
+
+
+def area_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Adaptive average pooling of an ``(H, W, C)`` image (``F.interpolate(mode="area")``), by loops."""
+    height, width = image.shape[:2]
+    out = np.zeros((*size, image.shape[2]), np.float64)
+    for i in range(size[0]):
+        y0, y1 = (i * height) // size[0], -((-(i + 1) * height) // size[0])
+        for j in range(size[1]):
+            x0, x1 = (j * width) // size[1], -((-(j + 1) * width) // size[1])
+            out[i, j] = image[y0:y1, x0:x1].astype(np.float64).mean(axis=(0, 1))
+    return out
+
+
+def resize(image: np.ndarray, size: tuple[int, int], method: str) -> np.ndarray:
+    """The reference resize of one ``(H, W, C)`` float image, as the layers document it."""
+    if method == "area":
+        return area_resize(image, size)
+    return tf.image.resize(image.astype(np.float64), size, method=method, antialias=True).numpy()
+
+
+def box(p: dict, b: int, prefix: str = "", suffix: str = "") -> tuple[slice, slice]:
+    top, left = int(p[f"{prefix}top{suffix}"][b]), int(p[f"{prefix}left{suffix}"][b])
+    return slice(top, top + int(p["height"][b])), slice(left, left + int(p["width"][b]))
+
+
+def outside(shape: tuple[int, ...], *boxes: tuple[slice, slice]) -> np.ndarray:
+    keep = np.ones(shape[:2], bool)
+    for rows, cols in boxes:
+        keep[rows, cols] = False
+    return keep
+
+
+# --------------------------------------------------------------------------------------------
+# CutBlur.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("blur_factor", [0.3, (0.15, 0.8)])
+@pytest.mark.parametrize("method", METHODS)
+def test_cutblur_rectangle_is_the_down_up_resize_and_nothing_else_changes(method, blur_factor):
+    x = images(8, "float64", seed=1)
+    layer = RandomCutBlur(blur_factor=blur_factor, resize_method=method, patch_area=(0.2, 0.5), seed=3)
+    out, p = run(layer, x)
+    xs = np_(x)
+    for b in range(8):
+        low = resize(xs[b], (int(p["low_height"][b]), int(p["low_width"][b])), method)
+        blurred = resize(low, SIZE, method)
+        rows, cols = box(p, b)
+        np.testing.assert_allclose(out[b][rows, cols], blurred[rows, cols], atol=1e-6)  # TF resizes in float32
+        keep = outside(SIZE, (rows, cols))
+        np.testing.assert_array_equal(out[b][keep], xs[b][keep])
+        assert (out[b][rows, cols] != xs[b][rows, cols]).any()
+    # Low-resolution sizes: max(1, round(n f)) with halves up, per image.
+    for key, n in (("low_height", SIZE[0]), ("low_width", SIZE[1])):
+        expected = np.clip(np.floor(p["blur_factor"].astype(np.float64) * n + 0.5), 1, n)
+        np.testing.assert_array_equal(p[key], expected)
+    if isinstance(blur_factor, tuple):
+        assert len(np.unique(p["low_height"])) > 1  # per-image factors
+        assert (p["blur_factor"] >= 0.15).all() and (p["blur_factor"] <= 0.8).all()
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float16", "bfloat16", "float32"])
+def test_cutblur_dtypes_follow_the_float_reference(dtype):
+    x = images(4, dtype, seed=2)
+    layer = RandomCutBlur(blur_factor=(0.2, 0.5), seed=4)
+    out, p = run(layer, x)
+    xs = np_(x).astype(np.float64)
+    tol = {"uint8": 0.5 + 1e-3, "float16": 2e-3, "bfloat16": 1.6e-2, "float32": 1e-5}[dtype]
+    for b in range(4):
+        blurred = resize(resize(xs[b], (int(p["low_height"][b]), int(p["low_width"][b])), "bilinear"), SIZE,
+                         "bilinear")
+        rows, cols = box(p, b)
+        np.testing.assert_allclose(out[b][rows, cols], blurred[rows, cols], atol=tol * (1 + (dtype != "uint8")))
+    if dtype == "uint8":
+        assert out.dtype == np.uint8
+
+
+# --------------------------------------------------------------------------------------------
+# Cut-Thumbnail.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mix", [False, True])
+@pytest.mark.parametrize("method", METHODS)
+def test_thumbnail_box_is_a_resize_of_the_whole_image(method, mix):
+    b, size = 7, (12, 10)
+    x = images(b, "float64", size=size, seed=3)
+    y = np.arange(b) % K
+    layer = RandomCutThumbnail(thumbnail_area=(0.1, 0.5), resize_method=method, mix_images=mix, num_classes=K,
+                               seed=5)
+    t = layer.get_random_transformation(x)
+    out, p = np_(layer.transform_images(x, t)), params_np(t)
+    xs = np_(x)
+    source = p["partner"] if mix else np.arange(b)
+    if mix:
+        assert (p["partner"] != np.arange(b)).all()
+    for i in range(b):
+        th, tw = int(p["height"][i]), int(p["width"][i])
+        assert th == max(1, min(size[0], round(size[0] * np.sqrt(np.float32(p["area"][i])))))
+        rows, cols = box(p, i)
+        np.testing.assert_allclose(out[i][rows, cols], resize(xs[source[i]], (th, tw), method), atol=1e-6)
+        keep = outside(size, (rows, cols))
+        np.testing.assert_array_equal(out[i][keep], xs[i][keep])
+    assert (p["top"] + p["height"] <= size[0]).all() and (p["left"] + p["width"] <= size[1]).all()
+    assert len(np.unique(p["height"])) > 1
+    if mix:
+        soft = np_(layer.transform_labels(y, t, batch_size=b))
+        f = p["height"] * p["width"] / (size[0] * size[1])
+        np.testing.assert_array_equal(p["partner_weight"], f.astype(np.float32))
+        eye = np.eye(K)[y]
+        np.testing.assert_allclose(soft, (1 - f)[:, None] * eye + f[:, None] * eye[p["partner"]], rtol=1e-6)
+
+
+def test_thumbnail_mixed_calling_convention_and_fixed_area():
+    x = images(5, size=(8, 8))
+    layer = RandomCutThumbnail(thumbnail_area=0.25, mix_images=True, num_classes=5, seed=1)
+    _, soft = layer((x, np.arange(5)))
+    assert tuple(soft.shape) == (5, 5) and soft.dtype == tf.float32
+    # 0.25 of 8 x 8 is 4 x 4: the label weight is exactly 16 / 64.
+    np.testing.assert_allclose(np.sort(np_(soft), axis=1)[:, -2:], [[0.25, 0.75]] * 5, rtol=1e-6)
+    d = layer({"images": x, "labels": np.arange(5)})
+    assert set(d) == {"images", "labels"}
+    with pytest.raises(TypeError, match="RandomCutThumbnail: expected"):
+        layer(x)
+    with pytest.raises(ValueError, match="RandomCutThumbnail: images must be a batch"):
+        layer((x[0], np.arange(1)))
+    # One image, or none: passes through, labels made soft.
+    for n in (0, 1):
+        o, s = layer((x[:n], np.arange(n)))
+        np.testing.assert_array_equal(np_(o), np_(x[:n]))
+        assert tuple(s.shape) == (n, 5)
+    # The plain layer takes images only, a single image too.
+    plain = RandomCutThumbnail(seed=0)
+    assert tuple(plain(x[0]).shape) == (8, 8, 3)
+
+
+# --------------------------------------------------------------------------------------------
+# CutPaste.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "bfloat16", "float32"])
+@pytest.mark.parametrize("channels_first", [False, True])
+def test_cutpaste_pastes_the_original_source_pixels(dtype, channels_first):
+    x = images(24, dtype, seed=4)
+    xs = np_(x)
+    layer = RandomCutPaste(patch_area=(0.1, 0.5), seed=6, data_format="channels_first" if channels_first else None)
+    xin = keras.ops.transpose(x, (0, 3, 1, 2)) if channels_first else x
+    out, p = run(layer, xin)
+    if channels_first:
+        out = out.transpose(0, 2, 3, 1)
+    moved = 0
+    for b in range(24):
+        dst, src = box(p, b), box(p, b, "src_")
+        expected = xs[b].copy()
+        expected[dst] = xs[b][src]  # the source's original pixels, even where the boxes overlap
+        np.testing.assert_array_equal(out[b], expected)
+        moved += (p["top"][b], p["left"][b]) != (p["src_top"][b], p["src_left"][b])
+    assert moved == 24  # the destination is another position
+
+
+def _np_jitter(patch: np.ndarray, mask: np.ndarray, p: dict, b: int, lo: float, hi: float) -> np.ndarray:
+    """torchvision's brightness, contrast, saturation blends on the pixels of ``mask``."""
+    x = patch.astype(np.float64)
+
+    def grey(v):
+        return (v @ np.array([0.2989, 0.587, 0.114]))[..., None] if v.shape[-1] == 3 else v.mean(-1, keepdims=True)
+
+    x = np.clip(lo + (x - lo) * p["brightness"][b], lo, hi)
+    mean = grey(x)[mask].mean()
+    x = np.clip(mean + (x - mean) * p["contrast"][b], lo, hi)
+    g = grey(x)
+    return np.clip(g + (x - g) * p["saturation"][b], lo, hi)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_cutpaste_jitter_changes_only_the_patch(channels):
+    x = images(8, "float32", channels=channels, seed=5)
+    xs = np_(x)
+    layer = RandomCutPaste(color_jitter=0.4, patch_area=0.3, pixels_range=(0.0, 0.8), seed=7)
+    out, p = run(layer, x)
+    for b in range(8):
+        dst, src = box(p, b), box(p, b, "src_")
+        keep = outside(SIZE, dst)
+        np.testing.assert_array_equal(out[b][keep], xs[b][keep])
+        mask = np.ones(out[b][dst].shape[:2], bool)
+        expected = _np_jitter(xs[b][src], mask, p, b, 0.0, 0.8)
+        np.testing.assert_allclose(out[b][dst], expected, atol=1e-5)
+        assert (out[b][dst] != xs[b][src]).any()
+        assert out[b][dst].max() <= 0.8
+
+
+# --------------------------------------------------------------------------------------------
+# CutSwap.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float16", "float64"])
+@pytest.mark.parametrize("channels_first", [False, True])
+def test_cutswap_exchanges_the_two_regions_exactly(dtype, channels_first):
+    x = images(24, dtype, seed=6)
+    xs = np_(x)
+    layer = RandomCutSwap(patch_area=(0.05, 0.45), seed=8, data_format="channels_first" if channels_first else None)
+    out, p = run(layer, keras.ops.transpose(x, (0, 3, 1, 2)) if channels_first else x)
+    if channels_first:
+        out = out.transpose(0, 2, 3, 1)
+    for b in range(24):
+        a, c = box(p, b, suffix="_a"), box(p, b, suffix="_b")
+        np.testing.assert_array_equal(out[b][a], xs[b][c])
+        np.testing.assert_array_equal(out[b][c], xs[b][a])
+        keep = outside(SIZE, a, c)
+        np.testing.assert_array_equal(out[b][keep], xs[b][keep])
+
+
+@pytest.mark.parametrize("size", [(11, 9), (2, 9), (1, 5), (5, 1), (2, 2), (16, 3)])
+@pytest.mark.parametrize("area", [(0.05, 0.3), (0.4, 0.9), 0.49])
+def test_cutswap_patches_never_overlap_and_stay_inside(size, area):
+    height, width = size
+    for seed in range(3):
+        layer = RandomCutSwap(patch_area=area, patch_aspect_ratio=(0.2, 5.0), seed=seed)
+        p = params_np(layer.get_random_transformation(np.zeros((400, *size, 1), "float32")))
+        h, w = p["height"], p["width"]
+        assert (h >= 1).all() and (w >= 1).all()
+        for s in ("_a", "_b"):
+            top, left = p["top" + s], p["left" + s]
+            assert (top >= 0).all() and (left >= 0).all()
+            assert (top + h <= height).all() and (left + w <= width).all()
+        disjoint = (np.abs(p["top_a"] - p["top_b"]) >= h) | (np.abs(p["left_a"] - p["left_b"]) >= w)
+        assert disjoint.all()
+        assert p["selected"].all()
+
+
+def test_cutswap_one_pixel_images_pass_through_unaugmented():
+    x = images(3, size=(1, 1))
+    out, flags = RandomCutSwap(return_labels=True, seed=0)(x)
+    np.testing.assert_array_equal(np_(out), np_(x))
+    np.testing.assert_array_equal(np_(flags), [0, 0, 0])
+
+
+# --------------------------------------------------------------------------------------------
+# SPEC §3 conventions, every layer.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(("ratio", "bernoulli", "b", "count"), [(0.5, False, 5, 3), (0.25, False, 8, 2),
+                                                                (0.0, False, 4, 0), (1.0, True, 3, 3)])
+def test_exact_count_and_bit_identical_pass_through(name, ratio, bernoulli, b, count):
+    xs = make_images((b, *SIZE, 3), seed=7)
+    xs[:, 0, 0, 0] = np.nan  # NaN and out-of-range values survive untouched in unselected images
+    xs[:, -1, -1, :] = 7.5
+    x = to_tensor(xs, "float32")
+    layer = build(name, augmentation_ratio=ratio, bernoulli_mix=bernoulli, seed=3)
+    t = layer.get_random_transformation(x)
+    selected = np_(t["selected"])
+    assert selected.sum() == count
+    out = np_(layer.transform_images(x, t))
+    np.testing.assert_array_equal(out[~selected], xs[~selected])
+    assert changed_pixels(np.nan_to_num(xs[selected]), np.nan_to_num(out[selected])).any(axis=(1, 2)).all()
+
+
+@pytest.mark.parametrize("cls", [RandomCutPaste, RandomCutSwap])
+def test_return_labels(cls):
+    x = images(6)
+    out, flags = cls(return_labels=True, augmentation_ratio=0.5, seed=1)(x)
+    assert flags.dtype == tf.int64 and tuple(flags.shape) == (6,)
+    changed = changed_pixels(np_(x), np_(out)).any(axis=(1, 2))
+    np.testing.assert_array_equal(np_(flags), changed.astype(np.int64))
+    assert np_(flags).sum() == 3
+    single, flag = cls(return_labels=True, seed=1)(x[0])
+    assert tuple(single.shape) == tuple(x.shape[1:]) and tuple(flag.shape) == () and int(flag) == 1
+    clean, none = cls(return_labels=True, seed=1)(x, training=False)
+    np.testing.assert_array_equal(np_(clean), np_(x))
+    np.testing.assert_array_equal(np_(none), np.zeros(6))
+    assert not isinstance(cls(seed=1)(x), tuple)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_channels_first_matches_channels_last(name):
+    x = images(6)
+    last = np_(call(build(name, seed=9), x))
+    first = np_(call(build(name, seed=9, data_format="channels_first"), keras.ops.transpose(x, (0, 3, 1, 2))))
+    np.testing.assert_allclose(first.transpose(0, 2, 3, 1), last, atol=1e-6)
+    assert (last != np_(x)).any()
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dtypes_and_shapes_are_kept(name, dtype):
+    x = images(4, dtype)
+    out = call(build(name, seed=0), x)
+    assert keras.backend.standardize_dtype(out.dtype) == dtype and tuple(out.shape) == tuple(x.shape)
+    assert changed_pixels(np_(x), np_(out)).any()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rank_3_empty_batches_and_tiny_images(name):
+    for x in (images(0), images(3, size=(1, 1)), images(2, size=(1, 5)), images(2, size=(2, 1), channels=1)):
+        out = call(build(name, seed=0), x)
+        assert tuple(out.shape) == tuple(x.shape)
+    if name != "thumbnail_mix":
+        x = images(1)
+        single = call(build(name, seed=5), x[0])
+        assert tuple(single.shape) == tuple(x.shape[1:])
+        np.testing.assert_array_equal(np_(single), np_(call(build(name, seed=5), x))[0])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_training_false_is_identity_and_seed_determinism(name):
+    xs = make_images((5, *SIZE, 3))
+    x_copy = xs.copy()
+    np.testing.assert_array_equal(np_(call(build(name, seed=1), xs, training=False)), xs)
+    a, b, c = (np_(call(build(name, seed=s), xs)) for s in (1, 1, 2))
+    np.testing.assert_array_equal(a, b)
+    assert (a != c).any()
+    np.testing.assert_array_equal(xs, x_copy)  # the input is not modified
+    layer = build(name, seed=1)
+    assert (np_(call(layer, xs)) != np_(call(layer, xs))).any()  # the generator advances
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_get_config_round_trip_through_json(name):
+    cls, _ = CONFIGS[name]
+    layer = build(name, augmentation_ratio=0.75, bernoulli_mix=True, pixels_range=(-1.0, 2.0), seed=7, name="aug")
+    config = json.loads(json.dumps(layer.get_config()))
+    restored = cls.from_config(config)
+    assert restored.get_config() == layer.get_config()
+    for key in (*layer.spec.param_names, "seed", "data_format"):
+        assert getattr(restored, key) == getattr(layer, key)
+    again = keras.saving.deserialize_keras_object(json.loads(json.dumps(keras.saving.serialize_keras_object(layer))))
+    assert type(again) is cls and again.get_config() == layer.get_config()
+    x = images(5)
+    np.testing.assert_array_equal(np_(call(layer, x)), np_(call(restored, x)))
+
+
+@pytest.mark.parametrize(
+    ("factory", "error", "match"),
+    [
+        (lambda: RandomCutBlur(blur_factor=1.0), ValueError, r"RandomCutBlur: blur_factor must be a float in \(0, 1\)"),
+        (lambda: RandomCutBlur(resize_method="lanczos"), ValueError, "RandomCutBlur: resize_method must be one of"),
+        (lambda: RandomCutThumbnail(thumbnail_area=(0.5, 0.2)), ValueError, "RandomCutThumbnail: thumbnail_area"),
+        (lambda: RandomCutPaste(color_jitter=1.5), ValueError, r"RandomCutPaste: color_jitter must be a float in \["),
+        (lambda: RandomCutSwap(return_labels=1), TypeError, "RandomCutSwap: return_labels must be a bool; got 1"),
+    ],
+)
+def test_constructor_validation(factory, error, match):
+    with pytest.raises(error, match=match):
+        factory()
+
+
+def test_call_errors():
+    with pytest.raises(TypeError, match="RandomCutSwap: images must have dtype"):
+        RandomCutSwap()(np.zeros((2, 3, 3, 1), "int32"))
+    with pytest.raises(ValueError, match=r"RandomCutBlur: images must be one image \(H, W, C\)"):
+        RandomCutBlur()(np.zeros((3, 3), "float32"))
+
+
+# --------------------------------------------------------------------------------------------
+# The Keras harness, XLA, tf.data (TensorFlow backend).
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+class TestKerasHarness(TestCase):
+    """``run_layer_test``: serialisation, symbolic and eager calls, a training step, per layer."""
+
+    def test_image_layers(self):
+        for name in ("cutblur", "thumbnail", "cutswap"):
+            cls, config = CONFIGS[name]
+            self.run_layer_test(
+                cls,
+                init_kwargs={**config, "seed": 1},
+                input_shape=(2, *SIZE, 3),
+                expected_output_shape=(2, *SIZE, 3),
+                expected_output_dtype="float32",
+                expected_num_trainable_weights=0,
+                expected_num_seed_generators=1,
+            )
+
+    def test_cutpaste_with_labels(self):
+        cls, config = CONFIGS["cutpaste"]
+        self.run_layer_test(
+            cls,
+            init_kwargs={**config, "seed": 1},
+            input_data=make_images((2, *SIZE, 3)),
+            expected_output_shape=((2, *SIZE, 3), (2,)),
+            expected_output_dtype=("float32", "int64"),
+            expected_num_seed_generators=1,
+            run_training_check=False,  # the int64 flags have no gradient
+        )
+
+    def test_mixed_thumbnail(self):
+        cls, config = CONFIGS["thumbnail_mix"]
+        self.run_layer_test(
+            cls,
+            init_kwargs={**config, "seed": 1},
+            input_data=(make_images((3, *SIZE, 3)), labels_for(3)),
+            expected_output_shape=((3, *SIZE, 3), (3, K)),
+            expected_output_dtype=("float32", "float32"),
+            expected_num_seed_generators=1,
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_xla_jit_compile(name):
+    """Each layer compiles under XLA on CPU and keeps its pixel accounting there."""
+    layer = build(name, seed=2)
+    x = images(4, size=(6, 5))
+
+    @tf.function(jit_compile=True)
+    def step(batch):
+        t = layer.get_random_transformation(batch)
+        return layer.transform_images(batch, t), t
+
+    out, t = step(x)
+    out, p, xs = np_(out), params_np(t), np_(x)
+    eager = np_(layer.transform_images(x, t))  # the same parameters, eagerly
+    np.testing.assert_allclose(out, eager, atol=1e-6)
+    changed = changed_pixels(xs, out)
+    assert changed[p["selected"]].any() and not changed[~p["selected"]].any()
+    if name == "cutswap":
+        for b in range(4):
+            a, c = box(p, b, suffix="_a"), box(p, b, suffix="_b")
+            np.testing.assert_array_equal(out[b][a], xs[b][c])
+
+
+@pytest.mark.slow
+def test_tf_data_pipeline_with_partial_last_batch():
+    x = make_images((7, *SIZE, 3), "uint8")
+    y = np.arange(7) % K
+    blur, thumb, swap = RandomCutBlur(seed=1), RandomCutThumbnail(seed=2), RandomCutSwap(seed=3)
+    paste = RandomCutPaste(return_labels=True, color_jitter=0.2, seed=4)
+    mix = RandomCutThumbnail(mix_images=True, num_classes=K, seed=5)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(3)
+    ds = ds.map(lambda a, b: (swap(thumb(blur(a))), b)).map(lambda a, b: mix((a, b)))
+    ds = ds.map(lambda a, b: (*paste(a), b))
+    batches = list(ds)
+    assert [tuple(a.shape) for a, _, _ in batches] == [(3, *SIZE, 3), (3, *SIZE, 3), (1, *SIZE, 3)]
+    assert all(a.dtype == tf.uint8 and f.dtype == tf.int64 and s.dtype == tf.float32 for a, f, s in batches)
+    np.testing.assert_allclose(np.concatenate([s.numpy() for *_, s in batches]).sum(1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(np.concatenate([f.numpy() for _, f, _ in batches]), np.ones(7))
+
+
+# --------------------------------------------------------------------------------------------
+# torch: the Keras torch backend, and agreement with the torch transforms.
+# --------------------------------------------------------------------------------------------
+
+BACKEND_SCRIPT = textwrap.dedent(
+    """
+    import sys, numpy as np, keras
+    from maskmix.keras import RandomCutBlur, RandomCutPaste, RandomCutSwap, RandomCutThumbnail
+    assert keras.backend.backend() == sys.argv[1]
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.1, 0.9, (5, 9, 8, 3)).astype("float32")
+    y = np.arange(5) % 4
+    np_ = keras.ops.convert_to_numpy
+    layers = [RandomCutBlur(blur_factor=(0.2, 0.6), seed=1), RandomCutThumbnail(thumbnail_area=(0.1, 0.4), seed=1),
+              RandomCutPaste(color_jitter=0.1, seed=1), RandomCutSwap(seed=1)]
+    for layer in layers:
+        for dtype in ("float32", "uint8", "bfloat16"):
+            xi = keras.ops.cast(x * (255 if dtype == "uint8" else 1), dtype)
+            out = layer(xi)
+            assert tuple(out.shape) == x.shape and keras.backend.standardize_dtype(out.dtype) == dtype, layer
+            assert (np_(keras.ops.cast(out, "float32")) != np_(keras.ops.cast(xi, "float32"))).any(), layer
+        assert tuple(layer(x[0]).shape) == x.shape[1:]
+        assert tuple(layer(x[:0]).shape) == (0, *x.shape[1:])
+        cf = type(layer).from_config({**layer.get_config(), "data_format": "channels_first"})
+        assert tuple(cf(x.transpose(0, 3, 1, 2)).shape) == (5, 3, 9, 8)
+    # CutSwap and CutPaste move exactly their boxes.
+    layer = RandomCutSwap(return_labels=False, seed=2)
+    t = layer.get_random_transformation(x)
+    out = np_(layer.transform_images(x, t))
+    p = {k: np_(v) for k, v in t.items()}
+    for b in range(5):
+        h, w = p["height"][b], p["width"][b]
+        a = (slice(p["top_a"][b], p["top_a"][b] + h), slice(p["left_a"][b], p["left_a"][b] + w))
+        c = (slice(p["top_b"][b], p["top_b"][b] + h), slice(p["left_b"][b], p["left_b"][b] + w))
+        assert (out[b][a] == x[b][c]).all() and (out[b][c] == x[b][a]).all()
+    out, flags = RandomCutPaste(return_labels=True, augmentation_ratio=0.4, seed=3)(x)
+    assert np_(flags).tolist().count(1) == 2, np_(flags)
+    # Mixed thumbnails: labels weigh the thumbnail's pixel area.
+    layer = RandomCutThumbnail(mix_images=True, thumbnail_area=0.25, num_classes=4, seed=4)
+    t = layer.get_random_transformation(x)
+    soft = np_(layer.transform_labels(y, t))
+    f = np_(t["height"] * t["width"]) / 72
+    eye = np.eye(4)[y]
+    np.testing.assert_allclose(soft, (1 - f)[:, None] * eye + f[:, None] * eye[np_(t["partner"])], rtol=1e-6)
+    # Inside tf.data the layers switch to the TensorFlow ops, whatever the backend.
+    import tensorflow as tf
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
+    ds = ds.map(lambda a, b: (layers[0](layers[1](a)), b)).map(lambda a, b: layer((a, b)))
+    ds = ds.map(lambda a, b: (layers[3](layers[2](a)), b))
+    shapes = [tuple(a.shape) for a, _ in ds]
+    assert shapes == [(2, 9, 8, 3), (2, 9, 8, 3), (1, 9, 8, 3)], shapes
+    print("backend ok", sys.argv[1])
+    """
+)
+
+
+@pytest.mark.slow
+def test_torch_backend():
+    env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run([sys.executable, "-c", BACKEND_SCRIPT, "torch"], capture_output=True, text=True,
+                            env=env, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "backend ok torch" in result.stdout
+
+
+@pytest.mark.slow
+def test_agreement_with_the_torch_transforms():
+    """Same distributions of sampled sizes and positions (two-sample KS tests) and, for the same
+    parameters, the same pixels as the torch transforms."""
+    torch = pytest.importorskip("torch")
+    import maskmix.torch as mt
+
+    n, size = 3000, (24, 20)
+    configs = {
+        "cutblur": ("RandomCutBlur", dict(patch_area=(0.05, 0.3), blur_factor=(0.1, 0.5))),
+        "cutpaste": ("RandomCutPaste", dict(patch_area=(0.02, 0.15), patch_aspect_ratio=(0.3, 3.3), color_jitter=0.3)),
+        "cutswap": ("RandomCutSwap", dict(patch_area=(0.1, 0.45))),
+        "thumbnail": ("RandomCutThumbnail", dict(thumbnail_area=(0.05, 0.5), resize_method="bicubic")),
+        "thumbnail_mix": ("RandomCutThumbnail", dict(thumbnail_area=(0.05, 0.5), mix_images=True, num_classes=K)),
+    }
+    zeros = np.zeros((n, *size, 1), "float32")
+    x = images(6, size=size, seed=8)
+    generator = torch.Generator().manual_seed(0)
+    cpu = torch.device("cpu")
+    for seed, (name, (cls_name, config)) in enumerate(configs.items()):
+        layer = getattr(__import__("maskmix.keras", fromlist=[cls_name]), cls_name)(seed=seed, **config)
+        transform = getattr(mt, cls_name)(**config)
+        ours = params_np(layer.get_random_transformation(zeros))
+        theirs = {k: v.numpy() for k, v in transform.sample(n, 1, *size, dtype=torch.float32, device=cpu,
+                                                             generator=generator).items()}
+
+        def ks(values, ours=ours, theirs=theirs, name=name) -> None:
+            a, b = values(ours).astype(np.float64), values(theirs).astype(np.float64)
+            assert scipy.stats.ks_2samp(a, b).pvalue > 1e-3, (name, a.mean(), b.mean())
+
+        ks(lambda p: p["height"] * p["width"])
+        ks(lambda p: p["height"] / p["width"])
+        if name == "cutblur":
+            ks(lambda p: p["low_height"] * 100 + p["low_width"])
+        prefixes = {"cutpaste": ("", "src_"), "cutswap": ("_a", "_b")}.get(name, ("",))
+        for fix in prefixes:
+            top, left = ("top" + fix, "left" + fix) if fix.startswith("_") else (fix + "top", fix + "left")
+            ks(lambda p, top=top, left=left: p[top] * 100 + p[left])
+        if name == "thumbnail_mix":
+            ks(lambda p: p["partner_weight"])
+        # The Keras layer's parameters through the torch transform's pixels.
+        out, p = run(layer, x) if name != "thumbnail_mix" else (None, None)
+        if out is None:
+            t = layer.get_random_transformation(x)
+            out, p = np_(layer.transform_images(x, t)), params_np(t)
+        tp = {k: torch.from_numpy(v.astype(np.int64) if v.dtype == np.int32 else v) for k, v in p.items()}
+        expected = transform.apply(torch.from_numpy(np_(x)).permute(0, 3, 1, 2), tp).permute(0, 2, 3, 1).numpy()
+        exact = name in ("cutswap",) or (name == "cutpaste" and not config.get("color_jitter"))
+        np.testing.assert_allclose(out, expected, atol=0 if exact else 2e-6, err_msg=name)
