@@ -483,16 +483,19 @@ class TestKerasHarness(TestCase):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_xla_jit_compile(name):
-    """Each layer compiles under XLA on CPU and keeps its pixel accounting there."""
+    """Each layer compiles under XLA on CPU (one compilation: the parameters and pixels, and the
+    plain call) and keeps its pixel accounting there."""
     layer = build(name, seed=2)
     x = images(4, size=(6, 5))
+    y = labels_for(4)
 
     @tf.function(jit_compile=True)
-    def step(batch):
+    def step(batch, labels):
         t = layer.get_random_transformation(batch)
-        return layer.transform_images(batch, t), t
+        called = layer((batch, labels)) if getattr(layer, "mixes", False) else layer(batch)
+        return layer.transform_images(batch, t), t, called
 
-    out, t = step(x)
+    out, t, called = step(x, y)
     out, p, xs = np_(out), params_np(t), np_(x)
     eager = np_(layer.transform_images(x, t))  # the same parameters, eagerly
     np.testing.assert_allclose(out, eager, atol=1e-6)
@@ -502,6 +505,11 @@ def test_xla_jit_compile(name):
         for b in range(4):
             a, c = box(p, b, suffix="_a"), box(p, b, suffix="_b")
             np.testing.assert_array_equal(out[b][a], xs[b][c])
+    if getattr(layer, "mixes", False):
+        np.testing.assert_allclose(np_(called[1]).sum(1), 1.0, rtol=1e-6)
+    if layer.return_labels:
+        np.testing.assert_array_equal(np_(called[1]), np.ones(4))
+    assert tuple((called[0] if isinstance(called, tuple) else called).shape) == tuple(x.shape)
 
 
 @pytest.mark.slow
