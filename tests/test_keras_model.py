@@ -1,0 +1,607 @@
+"""MaskMixModel (Keras): real ``fit`` runs on small data, the mixed loss by hand, metrics, saving, backends.
+
+The TensorFlow backend runs in-process; torch, JAX and ``tf.distribute.MirroredStrategy`` run in
+subprocesses (the backend and the logical devices must be chosen before Keras/TF initialise).
+"""
+
+from __future__ import annotations
+
+import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see there)
+
+# isort: split
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from keras_helpers import make_images
+
+from maskmix.callbacks.keras_model import FunctionalMaskMixModel, MaskMixModel
+from maskmix.keras import RandomCutMix, RandomCutout, RandomErasing, RandomMixup
+
+ROOT = Path(__file__).resolve().parents[1]
+K = 3
+SHAPE = (8, 8, 1)
+
+
+def dataset(n: int = 48, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A learnable task: each class is a fixed random pattern plus noise; values stay in (0.1, 0.9)."""
+    rng = np.random.default_rng(seed)
+    patterns = make_images((K, *SHAPE), seed=123)
+    y = np.arange(n) % K
+    x = np.clip(patterns[y] + rng.normal(0.0, 0.05, (n, *SHAPE)), 0.1, 0.9).astype("float32")
+    return x, y
+
+
+def one_hot(y: np.ndarray) -> np.ndarray:
+    return np.eye(K, dtype="float32")[y]
+
+
+def body(inputs, activation=None, regularizer=None):
+    x = keras.layers.Flatten()(inputs)
+    return keras.layers.Dense(K, activation=activation, kernel_regularizer=regularizer, name="head")(x)
+
+
+def functional(activation=None, regularizer=None, **options) -> MaskMixModel:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(SHAPE)
+    return MaskMixModel(inputs, body(inputs, activation, regularizer), **options)
+
+
+def plain_twin(model, activation=None) -> keras.Model:
+    """A plain ``keras.Model`` of the same architecture with ``model``'s weights."""
+    inputs = keras.Input(SHAPE)
+    twin = keras.Model(inputs, body(inputs, activation))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def twin_layers(layers):
+    """Layers with the same config (so the same seed, hence the same first draws)."""
+    return [type(layer).from_config(layer.get_config()) for layer in layers]
+
+
+def np_(x) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+@pytest.fixture(autouse=True)
+def _clear_session():
+    keras.backend.clear_session()
+    yield
+
+
+# --------------------------------------------------------------------------------------------
+# fit with integer and one-hot labels.
+# --------------------------------------------------------------------------------------------
+
+
+def test_fit_integer_labels_sparse_loss():
+    x, y = dataset(50)  # 50 = 3 batches of 16 + a partial batch of 2
+    model = functional(
+        augmentations=[RandomErasing(seed=0)],
+        mix=[RandomCutMix(seed=1), RandomMixup(alpha=0.4, seed=2)],
+        num_classes=K, seed=0,
+    )
+    model.compile(
+        keras.optimizers.Adam(0.05),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
+        jit_compile=False,
+    )
+    history = model.fit(x, y, batch_size=16, epochs=8, verbose=0).history
+    losses = history["loss"]
+    assert np.isfinite(losses).all()
+    assert losses[-1] < 0.8 * losses[0]
+    assert all(0.0 <= a <= 1.0 for a in history["acc"])
+    assert history["acc"][-1] > 0.5
+    loss, acc = model.evaluate(x, y, verbose=0)
+    assert np.isfinite(loss) and acc > 0.9  # clean data: the task is easy
+
+
+def test_fit_one_hot_labels_categorical_loss():
+    x, y = dataset(48)
+    model = functional(
+        activation="softmax",
+        augmentations=[RandomCutout(patch_area=0.1, seed=0)],
+        mix=RandomMixup(seed=1),
+        label_smoothing=0.1,
+    )
+    model.compile(keras.optimizers.Adam(0.05), "categorical_crossentropy",
+                  metrics=[keras.metrics.CategoricalAccuracy(name="acc")])
+    history = model.fit(x, one_hot(y), batch_size=16, epochs=8, verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    assert 0.5 < history["acc"][-1] <= 1.0
+    assert model.evaluate(x, one_hot(y), verbose=0)[1] > 0.9
+
+
+def test_fit_from_tf_data_with_sample_weight_and_column_labels():
+    import tensorflow as tf
+
+    x, y = dataset(40)
+    weights = np.linspace(0.5, 1.5, 40).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, y.reshape(-1, 1).astype("int64"), weights)).batch(16)
+    model = functional(mix=RandomCutMix(num_classes=K, seed=1))  # num_classes from the layer
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["sparse_categorical_accuracy"])
+    history = model.fit(data, epochs=2, verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+
+
+# --------------------------------------------------------------------------------------------
+# The training step augments; evaluate/predict do not.
+# --------------------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="maskmix_tests")
+class ZeroPixelProbe(keras.layers.Layer):
+    """Counts, in training calls only, the input pixels that are exactly 0 (the ``black`` fill)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.count = self.add_weight(shape=(), initializer="zeros", trainable=False, name="count")
+
+    def call(self, x, training=False):
+        if training:
+            self.count.assign_add(keras.ops.sum(keras.ops.cast(keras.ops.equal(x, 0.0), "float32")))
+        return x
+
+
+def probed(**options):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(SHAPE)
+    probe = ZeroPixelProbe()
+    model = MaskMixModel(inputs, body(probe(inputs)), **options)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
+    return model, probe
+
+
+def test_train_step_augments_and_inference_is_clean():
+    x, y = dataset(32)
+    model, probe = probed(augmentations=[RandomCutout(patch_area=0.25, seed=0)], mix=RandomCutMix(seed=1),
+                          num_classes=K)
+    control, control_probe = probed(num_classes=K)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    control.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    # A 4x4 square of every image is zero in training (CutMix may move some of it around).
+    seen = float(np_(probe.count))
+    assert seen >= 0.5 * 16 * 32
+    assert float(np_(control_probe.count)) == 0.0
+    model.evaluate(x, y, verbose=0)
+    model.predict(x, verbose=0)
+    assert float(np_(probe.count)) == seen  # evaluate/predict run with training=False
+
+
+@pytest.mark.parametrize("labels", ["integer", pytest.param("one_hot", marks=pytest.mark.slow)])
+def test_predict_and_evaluate_bit_identical_to_plain_model(labels):
+    x, y = dataset(40)
+    targets = y if labels == "integer" else one_hot(y)
+    loss = "sparse_categorical_crossentropy" if labels == "integer" else "categorical_crossentropy"
+    metric = "sparse_categorical_accuracy" if labels == "integer" else "categorical_accuracy"
+    model = functional(activation="softmax", augmentations=[RandomErasing(seed=0)],
+                       mix=[RandomCutMix(seed=1), RandomMixup(seed=2)], num_classes=K)
+    model.compile("adam", loss, metrics=[metric])
+    model.fit(x, targets, batch_size=16, epochs=1, verbose=0)
+    twin = plain_twin(model, "softmax")
+    twin.compile("adam", loss, metrics=[metric])
+    np.testing.assert_array_equal(model.predict(x, verbose=0), twin.predict(x, verbose=0))
+    np.testing.assert_array_equal(np_(model(x)), np_(twin(x)))
+    assert model.evaluate(x, targets, verbose=0) == twin.evaluate(x, targets, verbose=0)
+
+
+# --------------------------------------------------------------------------------------------
+# The loss and the metrics of a step, by hand.
+# --------------------------------------------------------------------------------------------
+
+
+def expected_step(model, augmentations, mix, x, y, *, activation=None, smoothing=0.0, jit_compile=False):
+    """Replay a step with twin layers: ``(loss, soft targets, predictions)`` computed by hand.
+
+    The cross-entropy is computed as the lambda-mix of the two sparse losses from the layer's
+    sampled ``partner`` and ``partner_weight``, independently of the model's soft targets.
+    """
+    import tensorflow as tf
+
+    augmentations = twin_layers(augmentations)
+    mixing = twin_layers([mix])[0] if mix is not None else None
+
+    def augment(xm):
+        for layer in augmentations:
+            xm = layer(xm)
+        params = None
+        if mixing is not None:
+            params = mixing.get_random_transformation(xm)
+            xm = mixing.transform_images(xm, params)
+        return xm, params
+
+    if jit_compile:  # XLA's random streams differ from the eager ones: draw them under XLA too
+        augment = tf.function(augment, jit_compile=True)
+    xm, params = augment(keras.ops.convert_to_tensor(x))
+    xm = np_(xm)
+    params = None if params is None else {k: np_(v) for k, v in params.items()}
+    logits = np_(plain_twin(model, activation)(xm))
+    logp = log_softmax(logits) if activation is None else np.log(logits)
+    onehot = one_hot(y) * (1 - smoothing) + smoothing / K
+    if params is None:
+        soft = onehot
+        per_image = -(onehot * logp).sum(-1)
+    else:
+        w = np.where(params["selected"], params["partner_weight"], 0.0)
+        partner = params["partner"]
+        own = -(onehot * logp).sum(-1)
+        other = -(onehot[partner] * logp).sum(-1)
+        per_image = (1 - w) * own + w * other
+        soft = (1 - w)[:, None] * onehot + w[:, None] * onehot[partner]
+    return per_image.mean(), soft, logits
+
+
+@pytest.mark.parametrize("metric_labels", ["dominant", "original"])
+def test_loss_and_metric_equal_hand_computed_values_integer_labels(metric_labels):
+    x, y = dataset(16)
+    augmentations = [RandomErasing(seed=5)]
+    mix = RandomCutMix(alpha=1.0, seed=7)
+    model = functional(augmentations=augmentations, mix=mix, num_classes=K, metric_labels=metric_labels)
+    model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")], jit_compile=False)
+    loss, soft, logits = expected_step(model, augmentations, mix, x, y)
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False).history  # one step
+    np.testing.assert_allclose(history["loss"][0], loss, rtol=1e-5)
+    truth = soft.argmax(-1) if metric_labels == "dominant" else y
+    np.testing.assert_allclose(history["acc"][0], (logits.argmax(-1) == truth).mean(), rtol=1e-6)
+    if metric_labels == "dominant":
+        assert (soft.argmax(-1) != y).any()  # the two choices differ on this batch
+
+
+def test_loss_equals_hand_computed_value_one_hot_mixup_with_smoothing():
+    x, y = dataset(16)
+    mix = RandomMixup(alpha=0.5, seed=3)
+    model = functional(activation="softmax", mix=mix, label_smoothing=0.2)
+    model.compile("sgd", "categorical_crossentropy", metrics=[keras.metrics.CategoricalAccuracy(name="acc")],
+                  jit_compile=False)
+    loss, soft, probs = expected_step(model, [], mix, x, y, activation="softmax", smoothing=0.2)
+    history = model.fit(x, one_hot(y), batch_size=16, epochs=1, verbose=0, shuffle=False).history
+    np.testing.assert_allclose(history["loss"][0], loss, rtol=1e-5)
+    np.testing.assert_allclose(history["acc"][0], (probs.argmax(-1) == soft.argmax(-1)).mean(), rtol=1e-6)
+
+
+def test_label_smoothing_alone_with_sparse_loss():
+    x, y = dataset(16)
+    model = functional(label_smoothing=0.3, num_classes=K)
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
+    loss, _, _ = expected_step(model, [], None, x, y, smoothing=0.3)
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False).history
+    np.testing.assert_allclose(history["loss"][0], loss, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_jit_compiled_fit_matches_hand_computed_loss_then_learns():
+    x, y = dataset(16)
+    augmentations = [RandomErasing(seed=5)]
+    mix = RandomCutMix(seed=11)
+    model = functional(augmentations=augmentations, mix=mix, num_classes=K)
+    model.compile(keras.optimizers.Adam(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["sparse_categorical_accuracy"], jit_compile=True)
+    assert model.jit_compile
+    loss, _, _ = expected_step(model, augmentations, mix, x, y, jit_compile=True)
+    history = model.fit(x, y, batch_size=16, epochs=30, verbose=0, shuffle=False).history
+    np.testing.assert_allclose(history["loss"][0], loss, rtol=1e-5)
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    assert model.evaluate(x, y, verbose=0)[1] > 0.9
+
+
+@pytest.mark.parametrize("loss_kind", ["sparse", "dense"])
+def test_regularisation_loss_counted_once(loss_kind):
+    x, y = dataset(16)
+    mix = RandomCutMix(seed=4)
+    model = functional(regularizer=keras.regularizers.L2(0.1), mix=mix, num_classes=K)
+    if loss_kind == "sparse":
+        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
+        targets = y
+    else:
+        model.compile("sgd", keras.losses.CategoricalCrossentropy(from_logits=True), jit_compile=False)
+        targets = one_hot(y)
+    kernel = np_(model.get_layer("head").kernel)
+    penalty = 0.1 * float((kernel.astype("float64") ** 2).sum())
+    loss, _, _ = expected_step(model, [], mix, x, y)
+    history = model.fit(x, targets, batch_size=16, epochs=1, verbose=0, shuffle=False).history
+    assert penalty > 0.01
+    np.testing.assert_allclose(history["loss"][0], loss + penalty, rtol=1e-5)
+
+
+def test_loss_weight_and_mixed_loss_option():
+    x, y = dataset(16)
+    mix = RandomCutMix(seed=9)
+    model = functional(mix=mix, num_classes=K)
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), loss_weights=2.0,
+                  jit_compile=False)
+    loss, _, _ = expected_step(model, [], mix, x, y)
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False).history
+    np.testing.assert_allclose(history["loss"][0], 2.0 * loss, rtol=1e-5)
+
+    keras.backend.clear_session()
+    mix = RandomCutMix(seed=9)
+    model = functional(mix=mix, num_classes=K, mixed_loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    model.compile("sgd", lambda t, p: keras.ops.zeros_like(p[:, 0]), jit_compile=False)  # not used in fit
+    loss, _, _ = expected_step(model, [], mix, x, y)
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False).history
+    np.testing.assert_allclose(history["loss"][0], loss, rtol=1e-5)
+
+
+def test_mix_choice_follows_weights():
+    x, y = dataset(16)
+    keep = RandomMixup(augmentation_ratio=0.0, seed=1)
+    change = RandomMixup(augmentation_ratio=1.0, seed=2)
+    model = functional(mix=[keep, change], mix_weights=[3, 1], num_classes=K, seed=0)
+    import tensorflow as tf
+
+    step = tf.function(model.augment_batch)
+    changed = []
+    for _ in range(80):
+        out, labels, soft = step(x, y)
+        changed.append(bool((np_(out) != x).any()))
+        assert np_(labels).dtype == y.dtype and np_(labels).shape == y.shape
+        np.testing.assert_allclose(np_(soft).sum(-1), 1.0, rtol=1e-6)
+    assert 0.1 < np.mean(changed) < 0.45  # expected 0.25
+
+
+# --------------------------------------------------------------------------------------------
+# Saving, config, subclassing.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_save_load_fit_again_functional(tmp_path):
+    x, y = dataset(32)
+    model = functional(
+        augmentations=[RandomErasing(patch_area=(0.1, 0.2), seed=0), RandomCutout(fill_method="gray", seed=1)],
+        mix=[RandomCutMix(seed=2), RandomMixup(alpha=0.2, seed=3)], mix_weights=[1.0, 2.0],
+        num_classes=K, label_smoothing=0.1, metric_labels="original", seed=4,
+        mixed_loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["sparse_categorical_accuracy"])
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is FunctionalMaskMixModel and isinstance(loaded, MaskMixModel)
+    def configs(layers):
+        return [layer.get_config() for layer in layers]
+
+    assert configs(loaded.augmentations) == configs(model.augmentations)
+    assert configs(loaded.mix_layers) == configs(model.mix_layers)
+    assert (loaded.mix_weights, loaded.num_classes, loaded.label_smoothing, loaded.metric_labels, loaded.seed) == (
+        [1.0, 2.0], K, 0.1, "original", 4)
+    assert isinstance(loaded.mixed_loss, keras.losses.CategoricalCrossentropy)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    history = loaded.fit(x, y, batch_size=16, epochs=2, verbose=0).history
+    assert np.isfinite(history["loss"]).all() and "sparse_categorical_accuracy" in history
+
+
+def test_config_round_trip():
+    model = functional(augmentations=RandomCutout(seed=1), mix=RandomMixup(seed=2), num_classes=K, seed=3)
+    config = model.get_config()
+    clone = MaskMixModel.from_config(config)
+    assert isinstance(clone, FunctionalMaskMixModel)
+    assert clone.get_config() == config
+    assert keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model)).get_config() == config
+
+
+@keras.saving.register_keras_serializable(package="maskmix_tests")
+class Net(MaskMixModel):
+    """The subclassing usage: layers in ``__init__``, a ``call``, MaskMixModel options in kwargs."""
+
+    def __init__(self, units: int = 16, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.hidden = keras.layers.Dense(units, activation="relu")
+        self.head = keras.layers.Dense(K)
+
+    def call(self, x, training=False):
+        return self.head(self.hidden(keras.ops.reshape(x, (keras.ops.shape(x)[0], -1))))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@pytest.mark.slow
+def test_subclassing_fit_save_load(tmp_path):
+    functional(mix=RandomMixup(), num_classes=K)  # a functional instance first: must not alter MaskMixModel
+    assert MaskMixModel.__bases__ == (keras.Model,)
+    x, y = dataset(48)
+    model = Net(units=8, augmentations=[RandomErasing(seed=0)], mix=RandomCutMix(seed=1), num_classes=K)
+    model.compile(keras.optimizers.Adam(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["sparse_categorical_accuracy"])
+    history = model.fit(x, y, batch_size=16, epochs=6, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    path = tmp_path / "net.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is Net and loaded.units == 8 and loaded.num_classes == K
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    loaded.fit(x, y, batch_size=16, epochs=1, verbose=0)
+
+
+def test_augmentation_only_keeps_labels_and_loss():
+    x, y = dataset(16)
+    model = functional(augmentations=[RandomCutout(seed=0)])
+    out, labels, soft = model.augment_batch(x, y)
+    assert soft is None and labels is y
+    assert (np_(out) != x).any()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"augmentations": [RandomCutMix()]}, ValueError, "pass it as mix"),
+        ({"augmentations": ["cutout"]}, TypeError, "augmentations must be Keras layers"),
+        ({"mix": RandomCutout()}, TypeError, "mix must be None, a maskmix mixing layer"),
+        ({"mix": []}, ValueError, "non-empty list"),
+        ({"mix": [RandomCutMix(), RandomMixup()], "mix_weights": [1.0]}, ValueError, "one weight per mix layer"),
+        ({"mix": [RandomCutMix(), RandomMixup()], "mix_weights": [1.0, -1.0]}, ValueError, "positive"),
+        ({"mix_weights": [1.0]}, ValueError, "one weight per mix layer"),
+        ({"mix": RandomCutMix(num_classes=4), "num_classes": 3}, ValueError, "num_classes=3"),
+        ({"num_classes": 0}, ValueError, "num_classes must be None or a positive int"),
+        ({"label_smoothing": 1.0}, ValueError, "label_smoothing must be a float in"),
+        ({"metric_labels": "soft"}, ValueError, "metric_labels must be"),
+        ({"seed": 1.5}, TypeError, "seed must be an int"),
+        ({"mixed_loss": "no_such_loss"}, ValueError, "mixed_loss must be a Keras loss"),
+    ],
+)
+def test_constructor_errors(options, error, match):
+    inputs = keras.Input(SHAPE)
+    with pytest.raises(error, match=match):
+        MaskMixModel(inputs, body(inputs), **options)
+
+
+def test_step_errors():
+    x, y = dataset(16)
+    model = functional(mix=RandomCutMix())
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(ValueError, match="num_classes is required"):
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    model = functional(mix=RandomCutMix(), num_classes=K)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
+    with pytest.raises(ValueError, match="ignore_class"):
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"\(B, K\)"):
+        model.augment_batch(x, np.zeros((16,), "float32"))
+
+
+# --------------------------------------------------------------------------------------------
+# Imports, other backends, distribution (subprocesses).
+# --------------------------------------------------------------------------------------------
+
+
+def run_python(code: str, env: dict[str, str] | None = None, timeout: int = 300) -> str:
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), **(env or {})}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          env=full_env, cwd=ROOT, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return proc.stdout
+
+
+def test_import_does_not_pull_torch_or_lightning():
+    out = run_python(
+        """
+        import sys
+        import maskmix.callbacks.keras_model
+        from maskmix.callbacks import MaskMixModel
+        assert MaskMixModel is maskmix.callbacks.keras_model.MaskMixModel
+        print(sorted(m for m in ("torch", "lightning", "pytorch_lightning") if m in sys.modules))
+        """,
+        env={"KERAS_BACKEND": "tensorflow"},
+    )
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+BACKEND_SCRIPT = """
+import os
+import numpy as np, keras
+from maskmix.callbacks import MaskMixModel
+from maskmix.keras import RandomCutMix, RandomErasing, RandomMixup
+assert keras.backend.backend() == os.environ["KERAS_BACKEND"]
+keras.utils.set_random_seed(0)
+patterns = np.random.default_rng(123).uniform(0.1, 0.9, (3, 8, 8, 1))
+y = np.arange(48) % 3
+x = np.clip(patterns[y] + np.random.default_rng(0).normal(0, 0.05, (48, 8, 8, 1)), 0.1, 0.9).astype("float32")
+
+class Net(MaskMixModel):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.flat = keras.layers.Flatten()
+        self.head = keras.layers.Dense(3)
+    def call(self, x):
+        return self.head(self.flat(x))
+
+inputs = keras.Input((8, 8, 1))
+functional = MaskMixModel(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)),
+                          augmentations=[RandomErasing(seed=0)], mix=[RandomCutMix(seed=1), RandomMixup(seed=2)],
+                          num_classes=3, seed=0)
+for model in (functional, Net(augmentations=[RandomErasing(seed=0)], mix=RandomCutMix(seed=1), num_classes=3)):
+    model.compile(keras.optimizers.Adam(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["sparse_categorical_accuracy"])
+    history = model.fit(x, y, batch_size=16, epochs=5, verbose=0).history
+    assert np.isfinite(history["loss"]).all(), history
+    assert history["loss"][-1] < history["loss"][0], history
+    assert 0 <= history["sparse_categorical_accuracy"][-1] <= 1
+    # the layers' random state advanced (on JAX it flows through the stateless training state)
+    states = [np.asarray(keras.ops.convert_to_numpy(layer.generator.state)) for layer in model.mix_layers]
+    assert all(s[1] > 0 for s in states), states
+    loss, acc = model.evaluate(x, y, verbose=0)
+    assert acc > 0.9, (loss, acc)
+model = functional
+twin = keras.Model(inputs, model.outputs)
+np.testing.assert_array_equal(model.predict(x, verbose=0), twin.predict(x, verbose=0))
+model.save("/tmp/_maskmix_backend_%s.keras" % os.getpid())
+loaded = keras.saving.load_model("/tmp/_maskmix_backend_%s.keras" % os.getpid())
+np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+loaded.fit(x, y, batch_size=16, epochs=1, verbose=0)
+os.remove("/tmp/_maskmix_backend_%s.keras" % os.getpid())
+print("OK", keras.backend.backend())
+"""
+
+
+@pytest.mark.slow
+def test_torch_backend():
+    pytest.importorskip("torch")
+    assert "OK torch" in run_python(BACKEND_SCRIPT, env={"KERAS_BACKEND": "torch"})
+
+
+@pytest.mark.slow
+def test_jax_backend():
+    pytest.importorskip("jax")
+    assert "OK jax" in run_python(BACKEND_SCRIPT, env={"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_two_logical_cpus():
+    out = run_python(
+        """
+        import numpy as np
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import keras
+        from maskmix.callbacks import MaskMixModel
+        from maskmix.keras import RandomCutMix, RandomErasing, RandomMixup
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        assert strategy.num_replicas_in_sync == 2
+        patterns = np.random.default_rng(123).uniform(0.1, 0.9, (3, 8, 8, 1))
+        y = np.arange(64) % 3
+        x = np.clip(patterns[y] + np.random.default_rng(0).normal(0, 0.05, (64, 8, 8, 1)), 0.1, 0.9)
+        x = x.astype("float32")
+        with strategy.scope():
+            inputs = keras.Input((8, 8, 1))
+            model = MaskMixModel(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)),
+                                 augmentations=[RandomErasing(seed=0)],
+                                 mix=[RandomCutMix(seed=1), RandomMixup(seed=2)], num_classes=3, seed=0)
+            model.compile(keras.optimizers.Adam(0.05),
+                          keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          metrics=["sparse_categorical_accuracy"])
+        history = model.fit(x, y, batch_size=16, epochs=5, verbose=0).history
+        assert np.isfinite(history["loss"]).all(), history
+        assert history["loss"][-1] < history["loss"][0], history
+        print("OK", model.evaluate(x, y, verbose=0))
+        """,
+        env={"KERAS_BACKEND": "tensorflow"},
+    )
+    assert "OK" in out
