@@ -29,7 +29,14 @@ import tensorflow as tf
 from keras.src.testing import TestCase
 from keras_helpers import changed_pixels, make_images, np_, params_np, to_tensor
 
-from maskmix.keras import RandomCutBlur, RandomCutPaste, RandomCutSwap, RandomCutThumbnail
+from maskmix.keras import (
+    RandomCutBlur,
+    RandomCutBlurPair,
+    RandomCutPaste,
+    RandomCutSwap,
+    RandomCutThumbnail,
+    cutblur_pair,
+)
 
 REPO = str(Path(__file__).resolve().parents[1])
 METHODS = ("nearest", "bilinear", "bicubic", "area")
@@ -152,6 +159,62 @@ def test_cutblur_dtypes_follow_the_float_reference(dtype):
         np.testing.assert_allclose(out[b][rows, cols], blurred[rows, cols], atol=tol * (1 + (dtype != "uint8")))
     if dtype == "uint8":
         assert out.dtype == np.uint8
+
+
+@pytest.mark.parametrize("channels_first", [False, True])
+@pytest.mark.parametrize("direction", ["hr_to_lr", "lr_to_hr", "random"])
+def test_cutblur_pair_direction_semantics(direction, channels_first):
+    hr, lr = make_images((16, *SIZE, 3), seed=1), make_images((16, *SIZE, 3), seed=2)
+    layout = (0, 3, 1, 2) if channels_first else (0, 1, 2, 3)
+    layer = RandomCutBlurPair(direction=direction, augmentation_ratio=0.75, seed=3,
+                         data_format="channels_first" if channels_first else None)
+    t = params_np(layer.get_random_transformation(lr.transpose(layout)))
+    layer = RandomCutBlurPair(direction=direction, augmentation_ratio=0.75, seed=3,
+                         data_format="channels_first" if channels_first else None)
+    out, target = layer((lr.transpose(layout), hr.transpose(layout)))
+    out = np_(out).transpose(0, 2, 3, 1) if channels_first else np_(out)
+    np.testing.assert_array_equal(np_(target), hr.transpose(layout))
+    assert t["selected"].sum() == 12
+    for b in range(16):
+        inside = ~outside(SIZE, box(t, b))
+        if not t["selected"][b]:
+            np.testing.assert_array_equal(out[b], lr[b])
+        elif t["lr_to_hr"][b]:
+            np.testing.assert_array_equal(out[b][inside], lr[b][inside])
+            np.testing.assert_array_equal(out[b][~inside], hr[b][~inside])
+        else:
+            np.testing.assert_array_equal(out[b][inside], hr[b][inside])
+            np.testing.assert_array_equal(out[b][~inside], lr[b][~inside])
+    if direction == "random":
+        assert 0 < t["lr_to_hr"][t["selected"]].mean() < 1
+    else:
+        assert (t["lr_to_hr"] == (direction == "lr_to_hr")).all()
+
+
+def test_cutblur_pair_function_and_validation():
+    hr, lr = make_images((3, *SIZE, 3), "uint8", seed=1), make_images((3, *SIZE, 3), "uint8", seed=2)
+    out, target = cutblur_pair(lr, hr, seed=0)
+    assert target is hr and out.dtype == tf.uint8 and tuple(out.shape) == hr.shape
+    np.testing.assert_array_equal(np_(cutblur_pair(lr, hr, seed=0)[0]), np_(out))
+    single, _ = cutblur_pair(lr[0], hr[0], direction="hr_to_lr", seed=0)
+    assert tuple(single.shape) == hr.shape[1:]
+    with pytest.raises(ValueError, match="cutblur_pair: direction must be one of"):
+        cutblur_pair(lr, hr, direction="both")
+    with pytest.raises(ValueError, match=r"cutblur_pair: patch_area must be"):
+        cutblur_pair(lr, hr, patch_area=1.5)
+    with pytest.raises(ValueError, match="cutblur_pair: lr_upsampled and hr must have the same shape"):
+        cutblur_pair(lr[:, :5], hr)
+    with pytest.raises(TypeError, match="cutblur_pair: lr_upsampled and hr must have the same dtype"):
+        cutblur_pair(lr.astype("float32"), hr)
+    with pytest.raises(TypeError, match="cutblur_pair: seed must be an int or None"):
+        cutblur_pair(lr, hr, seed=1.5)
+    layer = RandomCutBlurPair(direction="lr_to_hr", seed=1)
+    ds = tf.data.Dataset.from_tensor_slices((lr, hr)).batch(2).map(lambda a, b: layer((a, b)))
+    assert [tuple(a.shape) for a, _ in ds] == [(2, *SIZE, 3), (1, *SIZE, 3)]
+    clean, _ = layer((lr, hr), training=False)
+    np.testing.assert_array_equal(np_(clean), lr)
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(layer)))
+    assert keras.saving.deserialize_keras_object(config).get_config() == layer.get_config()
 
 
 # --------------------------------------------------------------------------------------------
@@ -536,7 +599,7 @@ def test_tf_data_pipeline_with_partial_last_batch():
 BACKEND_SCRIPT = textwrap.dedent(
     """
     import sys, numpy as np, keras
-    from maskmix.keras import RandomCutBlur, RandomCutPaste, RandomCutSwap, RandomCutThumbnail
+    from maskmix.keras import RandomCutBlur, RandomCutPaste, RandomCutSwap, RandomCutThumbnail, cutblur_pair
     assert keras.backend.backend() == sys.argv[1]
     rng = np.random.default_rng(0)
     x = rng.uniform(0.1, 0.9, (5, 9, 8, 3)).astype("float32")
@@ -564,6 +627,8 @@ BACKEND_SCRIPT = textwrap.dedent(
         a = (slice(p["top_a"][b], p["top_a"][b] + h), slice(p["left_a"][b], p["left_a"][b] + w))
         c = (slice(p["top_b"][b], p["top_b"][b] + h), slice(p["left_b"][b], p["left_b"][b] + w))
         assert (out[b][a] == x[b][c]).all() and (out[b][c] == x[b][a]).all()
+    pair, target = cutblur_pair(x * 0.5, x, direction="hr_to_lr", seed=1)
+    assert target is x and ((np_(pair) == x).any(-1) == (np_(pair) != x * 0.5).any(-1)).all()
     out, flags = RandomCutPaste(return_labels=True, augmentation_ratio=0.4, seed=3)(x)
     assert np_(flags).tolist().count(1) == 2, np_(flags)
     # Mixed thumbnails: labels weigh the thumbnail's pixel area.

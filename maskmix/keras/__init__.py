@@ -7,7 +7,7 @@ backend. Every layer is registered for serialisation under the package name ``"m
 from ._base import SUPPORTED_DTYPES, CommonOptions, MaskingLayer, MaskMixLayer
 from ._mixing import MixingLayer
 from .cut_thumbnail import RandomCutThumbnail
-from .cutblur import RandomCutBlur
+from .cutblur import RandomCutBlur, RandomCutBlurPair, cutblur_pair
 from .cutmix import RandomCutMix, random_cutmix
 from .cutout import RandomCutout
 from .cutpaste import RandomCutPaste
@@ -24,6 +24,7 @@ __all__ = [
     "MaskingLayer",
     "MixingLayer",
     "RandomCutBlur",
+    "RandomCutBlurPair",
     "RandomCutMix",
     "RandomCutPaste",
     "RandomCutSwap",
@@ -33,6 +34,7 @@ __all__ = [
     "RandomGridMask",
     "RandomHideAndSeek",
     "RandomMixup",
+    "cutblur_pair",
     "random_cutmix",
     "random_mixup",
 ]
