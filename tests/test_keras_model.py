@@ -439,6 +439,8 @@ def test_augmentation_only_keeps_labels_and_loss():
     out, labels, soft = model.augment_batch(x, y)
     assert soft is None and labels is y
     assert (np_(out) != x).any()
+    out, _, _ = model.augment_batch({"image": x}, y)  # a one-tensor structure keeps its structure
+    assert isinstance(out, dict) and (np_(out["image"]) != x).any()
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
 
@@ -492,7 +494,8 @@ def test_step_errors():
 
 
 def run_python(code: str, env: dict[str, str] | None = None, timeout: int = 300) -> str:
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), **(env or {})}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": path, **(env or {})}
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                           env=full_env, cwd=ROOT, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]

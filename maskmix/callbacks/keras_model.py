@@ -248,9 +248,15 @@ class MaskMixModel(keras.Model):
     Backends: TensorFlow (also ``jit_compile=True`` and ``tf.distribute`` strategies), torch and
     JAX. On JAX the random state of the layers flows through the stateless training state.
 
-    Saving: ``model.save("m.keras")`` stores the options (the layers by their config) and the
-    layers' random state; ``keras.saving.load_model`` restores them. A subclass with
-    constructor arguments of its own adds them to ``get_config`` as usual in Keras.
+    Saving: ``model.save("m.keras")`` stores the options (the layers by their config, seeds
+    included) with the model; ``keras.saving.load_model`` restores them. Keras does not save the
+    state of ``keras.random.SeedGenerator``s, so a loaded model restarts the layers' random
+    streams from their seeds. A subclass with constructor arguments of its own adds them to
+    ``get_config`` as usual in Keras.
+
+    Distribution: under a ``tf.distribute`` strategy each replica augments its own part of the
+    global batch and partners are drawn within it; the layers' seed generators are replicated
+    (Keras' ``SeedGenerator`` behaviour), so replicas may draw the same parameters.
 
     Example:
         >>> import keras, numpy as np
@@ -359,6 +365,7 @@ class MaskMixModel(keras.Model):
             x: the images of the batch (one tensor).
             y: the labels (class indices ``(B,)``/``(B, 1)`` or float ``(B, K)``), or None.
         """
+        structure = x
         if keras.tree.is_nested(x):
             flat = keras.tree.flatten(x)
             if len(flat) != 1:
@@ -369,7 +376,7 @@ class MaskMixModel(keras.Model):
         for layer in self.augmentations:
             x = layer(x, training=True)
         if y is None or not self.uses_soft_targets:
-            return x, y, None
+            return self._repack(structure, x), y, None
         soft, integer = self._soft_targets(y)
         self._maskmix_step.integer_labels = integer
         if self.mix_layers:
@@ -378,7 +385,12 @@ class MaskMixModel(keras.Model):
                 x, soft = outputs[0]
             else:
                 x, soft = self._select(outputs)
-        return x, self._labels_for_metrics(y, soft), soft
+        return self._repack(structure, x), self._labels_for_metrics(y, soft), soft
+
+    @staticmethod
+    def _repack(structure: Any, x: Tensor) -> Any:
+        """``x`` in the input's structure (a one-tensor dict/list stays a dict/list)."""
+        return keras.tree.pack_sequence_as(structure, [x]) if keras.tree.is_nested(structure) else x
 
     def _soft_targets(self, y: Tensor) -> tuple[Tensor, bool]:
         ops = keras.ops
