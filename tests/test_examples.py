@@ -130,7 +130,7 @@ def test_missing_data_offline_is_a_one_line_error(tmp_path: Path, monkeypatch: p
         datasets.load("cifar10", tmp_path / "none", download=False)
 
 
-@pytest.mark.parametrize("script", ["manual_loop.py", "train_lightning.py"])
+@pytest.mark.parametrize("script", ["manual_loop.py", "train_lightning.py", "train_keras.py"])
 def test_script_without_data_prints_one_line_and_exits_2(tmp_path: Path, script: str) -> None:
     proc = run_example(str(EXAMPLES / script), "--dataset", "cifar10", "--data-dir", str(tmp_path), check=False)
     assert proc.returncode == 2
@@ -214,3 +214,22 @@ def test_train_lightning_fast_dev_run_and_compare(tmp_path: Path) -> None:
     assert "baseline: test accuracy clean" in proc.stdout and "augmented: test accuracy clean" in proc.stdout
     results = json.loads(metrics.read_text())["results"]
     assert set(results) == {"baseline", "augmented"}
+
+
+@pytest.mark.slow
+def test_train_keras_fast_dev_run_and_compare(tmp_path: Path) -> None:
+    import json
+
+    metrics = tmp_path / "m.json"
+    proc = run_example(str(EXAMPLES / "train_keras.py"), "--fast-dev-run", "--compare", "--augment",
+                       "cutout,hide_and_seek,cutblur", "--smoothing", "0.1", "--metrics", str(metrics))
+    assert "baseline: test accuracy clean" in proc.stdout and "augmented: test accuracy clean" in proc.stdout
+    saved = json.loads(metrics.read_text())
+    assert saved["backend"] == "tensorflow" and set(saved["results"]) == {"baseline", "augmented"}
+
+
+@pytest.mark.slow
+def test_train_keras_on_the_torch_backend(tmp_path: Path) -> None:
+    proc = run_example(str(EXAMPLES / "train_keras.py"), "--fast-dev-run", "--augment", "gridmask,cutswap",
+                       "--cutmix", "1.0", env={**OFFLINE_ENV, "KERAS_BACKEND": "torch"})
+    assert "Keras backend: torch" in proc.stdout and "augmented: test accuracy clean" in proc.stdout

@@ -25,9 +25,11 @@ module changed between Keras versions. Only its two small public-behaviour helpe
 
 Seeding
 -------
-``seed`` (an int or None) seeds a ``keras.random.SeedGenerator`` stored on the layer (its state
-is a non-trainable variable, saved with the model); every random draw of a call advances it, so
-two layers built with the same seed give the same outputs for the same inputs. Inside ``tf.data``
+``seed`` (an int or None) seeds a ``keras.random.SeedGenerator`` stored on the layer; every
+random draw of a call advances its state, so two layers built with the same seed give the same
+outputs for the same inputs. The seed is part of ``get_config``, the generator's state is not:
+Keras does not save ``SeedGenerator`` state in ``.keras`` files, so a reloaded layer restarts its
+random stream from the seed. Inside ``tf.data``
 under a non-TensorFlow backend a second, TensorFlow-backed generator with the same seed is
 created on first use (as Keras' ``DataLayer`` does).
 """
