@@ -17,69 +17,17 @@ import torch
 from helpers import ALL_DTYPES, make_images, run_mixing, run_with_params
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from property_domains import BATCH_SIZES, CHANNELS, COMMON, NAMES, SIZES, is_mixing, spec_errors
+from property_domains import DOMAINS as PARAM_DOMAINS
 
 import maskmix.torch as mm
-from maskmix.params import FILL_METHODS, RESIZE_METHODS, SPECS
+from maskmix.params import SPECS
 
 PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-# --------------------------------------------------------------------------------------------
-# Valid parameter domains.
-# --------------------------------------------------------------------------------------------
-
-
-def fraction_or_range(lo: float = 0.01, hi: float = 0.95) -> st.SearchStrategy:
-    value = st.floats(lo, hi)
-    return st.one_of(value, st.tuples(value, value).map(lambda p: tuple(sorted(p))))
-
-
-def aspect_or_range() -> st.SearchStrategy:
-    value = st.floats(0.1, 10.0)
-    return st.one_of(value, st.tuples(value, value).map(lambda p: tuple(sorted(p))))
-
-
-def count_or_range(lo: int, hi: int) -> st.SearchStrategy:
-    value = st.integers(lo, hi)
-    return st.one_of(value, st.tuples(value, value).map(lambda p: tuple(sorted(p))))
-
-
-FILLS = st.one_of(st.sampled_from(FILL_METHODS), st.floats(-1.0, 2.0))
-RESIZES = st.sampled_from(RESIZE_METHODS)
-
-#: Per strategy: its class and a hypothesis strategy of valid keyword arguments.
-DOMAINS: dict[str, tuple[type, st.SearchStrategy]] = {
-    "RandomCutout": (mm.RandomCutout, st.fixed_dictionaries(
-        {"patch_area": fraction_or_range(), "allow_partial": st.booleans(), "fill_method": FILLS})),
-    "RandomErasing": (mm.RandomErasing, st.fixed_dictionaries(
-        {"patch_area": fraction_or_range(), "patch_aspect_ratio": aspect_or_range(),
-         "patch_count": count_or_range(1, 4), "fill_method": FILLS})),
-    "RandomHideAndSeek": (mm.RandomHideAndSeek, st.fixed_dictionaries(
-        {"grid_size": st.one_of(st.integers(1, 9), st.tuples(st.integers(1, 9), st.integers(1, 9)),
-                                st.lists(st.integers(1, 9), min_size=1, max_size=3)),
-         "erased_patches": count_or_range(0, 6),
-         "hide_prob": st.one_of(st.none(), st.floats(0.01, 0.99)),
-         "fill_method": FILLS})),
-    "RandomGridMask": (mm.RandomGridMask, st.fixed_dictionaries(
-        {"unit_length": fraction_or_range(0.05, 1.0), "masked_ratio": st.floats(0.05, 0.95),
-         "rotation": st.floats(0, 360), "fill_method": FILLS})),
-    "RandomCutMix": (mm.RandomCutMix, st.one_of(
-        st.fixed_dictionaries({"alpha": st.floats(0.05, 5.0)}),
-        st.fixed_dictionaries({"alpha": st.floats(0.05, 5.0), "patch_area": fraction_or_range(),
-                               "patch_aspect_ratio": aspect_or_range()}))),
-    "RandomMixup": (mm.RandomMixup, st.fixed_dictionaries({"alpha": st.floats(0.05, 5.0)})),
-    "RandomCutBlur": (mm.RandomCutBlur, st.fixed_dictionaries(
-        {"patch_area": fraction_or_range(), "patch_aspect_ratio": aspect_or_range(),
-         "blur_factor": fraction_or_range(0.02, 0.98), "resize_method": RESIZES})),
-    "RandomCutThumbnail": (mm.RandomCutThumbnail, st.fixed_dictionaries(
-        {"thumbnail_area": fraction_or_range(), "resize_method": RESIZES, "mix_images": st.booleans()})),
-    "RandomCutPaste": (mm.RandomCutPaste, st.fixed_dictionaries(
-        {"patch_area": fraction_or_range(), "patch_aspect_ratio": aspect_or_range(),
-         "color_jitter": st.one_of(st.just(0.0), st.floats(0.0, 1.0)), "return_labels": st.booleans()})),
-    "RandomCutSwap": (mm.RandomCutSwap, st.fixed_dictionaries(
-        {"patch_area": fraction_or_range(), "patch_aspect_ratio": aspect_or_range(),
-         "return_labels": st.booleans()})),
-}
-COMMON = st.fixed_dictionaries({"augmentation_ratio": st.floats(0.0, 1.0), "bernoulli_mix": st.booleans()})
+#: Per strategy: its class and a hypothesis strategy of valid keyword arguments (the domains are
+#: framework-free and shared with the Keras property tests: ``property_domains.py``).
+DOMAINS: dict[str, tuple[type, st.SearchStrategy]] = {name: (getattr(mm, name), PARAM_DOMAINS[name]) for name in NAMES}
 
 
 def test_every_strategy_has_a_domain() -> None:
@@ -98,14 +46,33 @@ def bytes_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
 def batches(draw: st.DrawFn, need_batch: bool) -> torch.Tensor:
     """Images of a random layout: (B, C, H, W) with B in {0, 1, 2, 3, 5}, or one (C, H, W) image."""
     dtype = draw(st.sampled_from(ALL_DTYPES))
-    height, width = draw(st.sampled_from([(1, 1), (1, 7), (6, 1), (2, 2), (5, 9), (16, 12), (13, 13)]))
-    channels = draw(st.sampled_from([1, 2, 3, 4]))
+    height, width = draw(st.sampled_from(SIZES))
+    channels = draw(st.sampled_from(CHANNELS))
     single = not need_batch and draw(st.booleans())
-    shape = (channels, height, width) if single else (draw(st.sampled_from([0, 1, 2, 3, 5])), channels, height, width)
+    shape = (channels, height, width) if single else (draw(st.sampled_from(BATCH_SIZES)), channels, height, width)
     images = make_images(shape, dtype, seed=draw(st.integers(0, 2**16)))
     if dtype.is_floating_point and images.numel() and draw(st.booleans()):
-        images.view(-1)[0] = float("nan")  # NaN pixels propagate, never crash
+        # NaN/inf pixels propagate, never crash.
+        images.view(-1)[draw(st.integers(0, images.numel() - 1))] = draw(st.sampled_from([math.nan, math.inf]))
     return images
+
+
+@st.composite
+def label_batches(draw: st.DrawFn, batch_size: int, classes: int) -> torch.Tensor:
+    """Class indices of a random integer dtype, or soft float32/float64 rows summing to 1."""
+    kind = draw(st.sampled_from(["index", "float32", "float64"]))
+    if kind == "index":
+        dtype = draw(st.sampled_from([torch.int64, torch.int32, torch.uint8, torch.int16]))
+        return (torch.arange(batch_size) % classes).to(dtype)
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
+    rows = torch.rand(batch_size, classes, generator=gen, dtype=torch.float64) + 0.01
+    return (rows / rows.sum(dim=1, keepdim=True)).to(getattr(torch, kind))
+
+
+def smoothed(labels: torch.Tensor, classes: int, smoothing: float) -> torch.Tensor:
+    """The soft rows an unselected image keeps: one-hot (or the input rows) with smoothing."""
+    soft = labels.double() if labels.is_floating_point() else torch.eye(classes, dtype=torch.float64)[labels.long()]
+    return soft * (1 - smoothing) + smoothing / classes
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,18 +87,22 @@ def test_valid_draws_keep_the_contract(name: str, data: st.DataObject) -> None:
     cls, domain = DOMAINS[name]
     kwargs = data.draw(domain) | data.draw(COMMON)
     seed = data.draw(st.integers(0, 2**31 - 1))
-    mixing = name in ("RandomCutMix", "RandomMixup") or kwargs.get("mix_images", False)
+    mixing = is_mixing(name, kwargs)
+    classes = 4
     if mixing:
-        kwargs["num_classes"] = 4
+        kwargs["num_classes"] = classes
         kwargs["label_smoothing"] = data.draw(st.sampled_from([0.0, 0.1]))
     transform = cls(generator=torch.Generator().manual_seed(seed), **kwargs)
     images = data.draw(batches(need_batch=mixing))
     before = images.clone()
     if mixing:
-        labels = torch.arange(images.shape[0]) % 4
+        labels = data.draw(label_batches(images.shape[0], classes))
+        labels_before = labels.clone()
         out, soft, params = run_mixing(transform, images, labels)
-        assert soft.shape == (images.shape[0], 4) and soft.dtype == torch.float32
-        torch.testing.assert_close(soft.sum(dim=1), torch.ones(images.shape[0]), rtol=0, atol=1e-5)
+        assert bytes_equal(labels, labels_before), "the labels were modified"
+        out_dtype = torch.float64 if labels.dtype == torch.float64 else torch.float32
+        assert soft.shape == (images.shape[0], classes) and soft.dtype == out_dtype
+        torch.testing.assert_close(soft.sum(dim=1), torch.ones(images.shape[0], dtype=out_dtype), rtol=0, atol=1e-5)
         assert torch.all(soft >= 0)
     else:
         out, params = run_with_params(transform, images)
@@ -140,47 +111,27 @@ def test_valid_draws_keep_the_contract(name: str, data: st.DataObject) -> None:
             out_fwd, is_augmented = cls(generator=torch.Generator().manual_seed(seed), **kwargs)(images)
             assert bytes_equal(out_fwd, out)
             assert is_augmented.dtype == torch.int64 and is_augmented.shape == images.shape[:-3]
+            if params:
+                assert torch.equal(is_augmented.reshape(-1), params["selected"].long())
     assert bytes_equal(images, before), "the input was modified"
     assert out.shape == images.shape and out.dtype == images.dtype and out.device == images.device
     if params:  # empty for an empty batch
         selected = params["selected"]
         flat_in, flat_out = images.reshape(-1, *images.shape[-3:]), out.reshape(-1, *images.shape[-3:])
+        if mixing:
+            expected = smoothed(labels, classes, kwargs["label_smoothing"])
         for b in range(flat_in.shape[0]):
             if not bool(selected[b]):
                 assert bytes_equal(flat_out[b], flat_in[b]), "an unselected image changed"
                 if mixing:
-                    smooth = kwargs["label_smoothing"]
-                    expected = torch.full((4,), smooth / 4)
-                    expected[int(labels[b])] += 1 - smooth
-                    torch.testing.assert_close(soft[b], expected, rtol=0, atol=1e-6)
+                    torch.testing.assert_close(soft[b].double(), expected[b], rtol=0, atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------
 # Invalid values always raise, naming the transform and the parameter.
 # --------------------------------------------------------------------------------------------
 
-BAD_VALUES = [
-    math.nan, math.inf, -math.inf, -1, -0.5, 0, 0.0, 1, 1.0, 1.5, 2, 1000, True, False, None, "x", "",
-    (0.5, 0.2), (0.1, 0.2, 0.3), (0.2,), (), [0.1], [0.3, math.nan], (True, 0.5), (0, 0), (-1, 2),
-    {"a": 1}, bytes(2),
-]
-
-
-def _spec_errors() -> list[tuple[str, str, object, type, str]]:
-    """(class, parameter, bad value, error type, message) for every value the spec refuses."""
-    rows = []
-    for class_name, (cls, _) in DOMAINS.items():
-        spec = cls.spec
-        for param in spec.params:
-            for value in BAD_VALUES:
-                try:
-                    spec.validate({param.name: value}, owner=class_name)
-                except (ValueError, TypeError) as error:
-                    rows.append((class_name, param.name, value, type(error), str(error)))
-    return rows
-
-
-SPEC_ERRORS = _spec_errors()
+SPEC_ERRORS = spec_errors()
 
 
 def test_every_parameter_refuses_some_bad_value() -> None:
