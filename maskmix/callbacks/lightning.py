@@ -761,27 +761,10 @@ class MaskMixMixin:
         label_key: int | str = 1,
         seed: int | None = None,
     ) -> None:
-        """Set the augmentations (the arguments of :class:`MaskMixCallback`).
+        """Set the augmentations; the arguments and their meaning are those of :class:`MaskMixCallback`.
 
-        Args:
-            transforms: masking transforms applied first, in order: maskmix transforms
-                (``RandomErasing``, ``RandomCutout``, ...) or torchvision v2 transforms (which draw from
-                the global RNG, not from the per-rank generator). A single transform or a list.
-            mix: ``None`` (no mixing: labels are left as they are), a maskmix mixing transform
-                (``RandomCutMix``, ``RandomMixup``, ``RandomCutThumbnail(mix_images=True)``) applied after
-                ``transforms``, or a list of them of which one is chosen per batch.
-            mix_weights: relative probabilities of the ``mix`` list (non-negative, one per transform);
-                ``None`` chooses uniformly.
-            num_classes: number of classes, given to the mixing transforms (required with class-index
-                labels unless the mixing transforms have it); must agree with theirs.
-            label_smoothing: in ``[0, 1)``, given to the mixing transforms (applied before mixing);
-                needs ``mix``; must agree with theirs when both are non-zero.
-            image_key: position of the images in tuple/list batches, or their key in dict batches. The
-                default 0 finds ``"image"``/``"images"`` in a dict batch.
-            label_key: position or key of the labels. The default 1 finds ``"label"``/``"labels"``
-                in a dict batch.
-            seed: seed of the augmentation streams; ``None`` uses ``torch.initial_seed()`` when fit
-                starts (so ``lightning.seed_everything`` makes runs reproducible).
+        Raises:
+            TypeError, ValueError: for invalid arguments (messages name ``MaskMixMixin``).
         """
         self.maskmix_engine = MaskMixEngine(
             transforms, mix, mix_weights, num_classes, label_smoothing, image_key, label_key, seed,
