@@ -6,17 +6,27 @@ row shows one strategy applied to the whole batch at once, every image with its 
 Under the mixing strategies' images, the caption gives the soft label: which photographs the image
 now holds, weighted by their exact pixel share (or Mixup's lambda).
 
+Both frameworks render the same grid from the same settings (:data:`SETTINGS`): ``--framework
+torch`` (the default) with the transforms of :mod:`maskmix.torch`, ``--framework keras`` with the
+Keras 3 layers of :mod:`maskmix.keras` (channels-last, called with ``training=True``; the Keras
+backend is TensorFlow unless ``KERAS_BACKEND`` says otherwise). Each path imports only its own
+framework. The random draws differ between the two, so the pictures differ in detail.
+
 Usage:
     python examples/gallery.py --output outputs/gallery.png
     python examples/gallery.py --strategies cutout,gridmask --size 192 --seed 3
+    python examples/gallery.py --framework keras --output outputs/gallery_keras.png
+    KERAS_BACKEND=jax python examples/gallery.py --framework keras --strategies cutmix,mixup
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,39 +53,100 @@ def load_photographs(size: int) -> tuple[np.ndarray, list[str]]:
     return np.stack(images).astype(np.float32), names
 
 
+#: Every strategy in gallery order: its class (same name in maskmix.torch and maskmix.keras) and
+#: the gallery settings, the defaults made a little stronger so that the effect is visible.
+SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "cutout": ("RandomCutout", {"patch_area": 0.15}),
+    "erasing": ("RandomErasing", {"patch_count": (1, 3), "fill_method": "noise"}),
+    "hide_and_seek": ("RandomHideAndSeek", {"grid_size": [4, 6], "hide_prob": 0.3, "fill_method": "gray"}),
+    "gridmask": ("RandomGridMask", {"rotation": 30}),
+    "cutmix": ("RandomCutMix", {}),
+    "mixup": ("RandomMixup", {}),
+    "cutblur": ("RandomCutBlur", {"patch_area": (0.2, 0.4), "blur_factor": 0.08}),
+    "thumbnail": ("RandomCutThumbnail", {"thumbnail_area": 0.15}),
+    "thumbnail_mix": ("RandomCutThumbnail", {"thumbnail_area": 0.25, "mix_images": True}),
+    "cutpaste": ("RandomCutPaste", {"patch_area": (0.1, 0.2), "color_jitter": 0.2}),
+    "cutswap": ("RandomCutSwap", {"patch_area": (0.1, 0.2)}),
+}
+
 #: Strategies that pair images of the batch and return soft labels as well.
 MIXING = ("cutmix", "mixup", "thumbnail_mix")
 
+NUM_CLASSES = len(RGB_SAMPLES + GRAY_SAMPLES)
 
-def torch_strategies(seed: int, num_classes: int = len(RGB_SAMPLES + GRAY_SAMPLES)) -> dict[str, Callable]:
-    """Gallery settings per strategy: defaults made a little stronger so the effect is visible.
 
-    Each value builds a fresh transform seeded with ``seed``; the mixing ones (:data:`MIXING`) take
-    ``(images, labels)`` and return soft labels over ``num_classes`` classes.
+def _factories(module: Any, num_classes: int, **seeding: Callable[[], Any]) -> dict[str, Callable]:
+    """One factory per strategy of :data:`SETTINGS`, building ``module``'s class afresh on every call.
+
+    ``seeding`` maps the framework's seeding argument to a function giving a fresh value, so that
+    each built transform starts from the same seed.
+    """
+
+    def factory(name: str) -> Callable:
+        class_name, settings = SETTINGS[name]
+        labels = {"num_classes": num_classes} if name in MIXING else {}
+        return lambda: getattr(module, class_name)(
+            **settings, **labels, augmentation_ratio=1.0, **{key: make() for key, make in seeding.items()}
+        )
+
+    return {name: factory(name) for name in SETTINGS}
+
+
+def torch_strategies(seed: int, num_classes: int = NUM_CLASSES) -> dict[str, Callable]:
+    """Factories of the :mod:`maskmix.torch` transforms, each seeded with its own ``torch.Generator``.
+
+    The mixing ones (:data:`MIXING`) take ``(images, labels)`` and return soft labels over
+    ``num_classes`` classes.
     """
     import torch
 
     import maskmix.torch as mm
 
-    def seeded() -> torch.Generator:
-        return torch.Generator().manual_seed(seed)
+    return _factories(mm, num_classes, generator=lambda: torch.Generator().manual_seed(seed))
 
-    factories = {
-        "cutout": lambda: mm.RandomCutout(patch_area=0.15, generator=seeded()),
-        "erasing": lambda: mm.RandomErasing(patch_count=(1, 3), fill_method="noise", generator=seeded()),
-        "hide_and_seek": lambda: mm.RandomHideAndSeek(grid_size=[4, 6], hide_prob=0.3, fill_method="gray",
-                                                      generator=seeded()),
-        "gridmask": lambda: mm.RandomGridMask(rotation=30, generator=seeded()),
-        "cutmix": lambda: mm.RandomCutMix(num_classes=num_classes, generator=seeded()),
-        "mixup": lambda: mm.RandomMixup(num_classes=num_classes, generator=seeded()),
-        "cutblur": lambda: mm.RandomCutBlur(patch_area=(0.2, 0.4), blur_factor=0.08, generator=seeded()),
-        "thumbnail": lambda: mm.RandomCutThumbnail(thumbnail_area=0.15, generator=seeded()),
-        "thumbnail_mix": lambda: mm.RandomCutThumbnail(thumbnail_area=0.25, mix_images=True,
-                                                       num_classes=num_classes, generator=seeded()),
-        "cutpaste": lambda: mm.RandomCutPaste(patch_area=(0.1, 0.2), color_jitter=0.2, generator=seeded()),
-        "cutswap": lambda: mm.RandomCutSwap(patch_area=(0.1, 0.2), generator=seeded()),
-    }
-    return factories
+
+def keras_strategies(seed: int, num_classes: int = NUM_CLASSES) -> dict[str, Callable]:
+    """Factories of the :mod:`maskmix.keras` layers, each with ``seed=seed``.
+
+    The Keras backend is TensorFlow unless ``KERAS_BACKEND`` is set; torch is never imported here
+    (TensorFlow loaded before Triton would abort a later torch.compile in the same process).
+    """
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+    import maskmix.keras as mm
+
+    return _factories(mm, num_classes, seed=lambda: seed)
+
+
+def apply_torch(transform: Callable, x: np.ndarray, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Run a torch transform on ``(N, C, H, W)`` images (and class indices for the mixing ones)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(x))
+    if labels is None:
+        return transform(x).numpy(), None
+    out, soft = transform(x, torch.from_numpy(labels))
+    return out.numpy(), soft.numpy()
+
+
+def apply_keras(layer: Callable, x: np.ndarray, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Run a Keras layer (channels-last, ``training=True``) on ``(N, C, H, W)`` images."""
+    from keras import ops
+
+    x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    if labels is None:
+        out, soft = layer(x, training=True), None
+    else:
+        out, soft = layer((x, labels), training=True)
+        soft = ops.convert_to_numpy(soft)
+    return ops.convert_to_numpy(out).transpose(0, 3, 1, 2), soft
+
+
+#: ``--framework`` -> (strategy factories, how to run one of them on a batch).
+FRAMEWORKS: dict[str, tuple[Callable[..., dict[str, Callable]], Callable]] = {
+    "torch": (torch_strategies, apply_torch),
+    "keras": (keras_strategies, apply_keras),
+}
 
 
 def to_gray(images: np.ndarray) -> np.ndarray:
@@ -91,17 +162,17 @@ def describe(soft: np.ndarray, names: list[str]) -> str:
     return " + ".join(parts)
 
 
-def apply_torch(images: np.ndarray, gray: np.ndarray, name: str, strategy: Callable,
-                names: list[str]) -> tuple[np.ndarray, list[str] | None]:
+def augment(images: np.ndarray, gray: np.ndarray, name: str, strategy: Callable, names: list[str],
+            run: Callable) -> tuple[np.ndarray, list[str] | None]:
     """Apply a strategy to the RGB photographs as one batch and to grayscale (C=1) copies of all.
 
-    The grayscale columns come from a batch of single-channel images (so mixing strategies have
-    partners there too). Returns the augmented ``(N, 3, H, W)`` images and, for the mixing
-    strategies, one caption per image naming the classes its soft label mixes.
+    ``run(transform, images, labels)`` applies a freshly built ``strategy()`` to an ``(N, C, H, W)``
+    batch (:func:`apply_torch`, :func:`apply_keras`). The grayscale columns come from a batch of
+    single-channel images (so mixing strategies have partners there too). Returns the augmented
+    ``(N, 3, H, W)`` images and, for the mixing strategies, one caption per image naming the
+    classes its soft label mixes.
     """
-    import torch
-
-    labels = torch.arange(len(images))
+    labels = np.arange(len(images))
     outputs, captions = np.empty_like(images), [""] * len(images)
     # RGB: the colour photographs as one batch; gray: every photograph in gray, the gray ones shown.
     batches = ((np.flatnonzero(~gray), images), (np.arange(len(images)), to_gray(images)))
@@ -110,14 +181,7 @@ def apply_torch(images: np.ndarray, gray: np.ndarray, name: str, strategy: Calla
             if source.shape[1] == 1 else list(range(len(members)))
         if not shown:
             continue
-        x = torch.from_numpy(np.ascontiguousarray(source[members]))
-        transform = strategy()
-        if name in MIXING:
-            out, soft = transform(x, labels[members])
-            soft = soft.numpy()
-        else:
-            out, soft = transform(x), None
-        out = out.numpy()
+        out, soft = run(strategy(), source[members], labels[members] if name in MIXING else None)
         for position in shown:
             index = members[position]
             outputs[index] = out[position].repeat(3 // out.shape[1], axis=0)
@@ -155,26 +219,30 @@ def render(rows: list[tuple[str, np.ndarray, list[str] | None]], names: list[str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--framework", choices=["torch"], default="torch")
+    parser.add_argument("--framework", choices=sorted(FRAMEWORKS), default="torch",
+                        help="maskmix.torch transforms or maskmix.keras layers (default: torch)")
     parser.add_argument("--strategies", default="all", help="comma-separated strategy names, or 'all'")
     parser.add_argument("--size", type=int, default=160, help="side of the square images in pixels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=Path("outputs/gallery.png"))
     args = parser.parse_args(argv)
 
-    factories = torch_strategies(args.seed)
-    wanted = list(factories) if args.strategies == "all" else [s.strip() for s in args.strategies.split(",")]
-    unknown = [s for s in wanted if s not in factories]
+    wanted = list(SETTINGS) if args.strategies == "all" else [s.strip() for s in args.strategies.split(",")]
+    unknown = [s for s in wanted if s not in SETTINGS]
     if unknown:
-        parser.error(f"unknown strategies {unknown}; choose from {sorted(factories)}")
+        parser.error(f"unknown strategies {unknown}; choose from {sorted(SETTINGS)}")
+
+    build, run = FRAMEWORKS[args.framework]
+    factories = build(args.seed)
 
     images, names = load_photographs(args.size)
     gray = np.array([n.endswith("(gray)") for n in names])
     rows: list[tuple[str, np.ndarray, list[str] | None]] = [("original", images, None)]
     for name in wanted:
-        rows.append((name, *apply_torch(images, gray, name, factories[name], names)))
+        rows.append((name, *augment(images, gray, name, factories[name], names, run)))
     render(rows, names, args.output)
-    print(f"wrote {args.output} ({len(wanted)} strategies, {len(names)} images of {args.size}px)")
+    print(f"wrote {args.output} ({len(wanted)} strategies with {args.framework}, {len(names)} images of "
+          f"{args.size}px)")
     return 0
 
 

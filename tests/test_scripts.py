@@ -12,16 +12,29 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: ``--framework`` of the gallery -> the other framework's top module, which it must never import
+#: (TensorFlow loaded before Triton aborts the process, see tests/conftest.py).
+GALLERY_FRAMEWORKS = {"torch": "keras", "keras": "torch"}
+
+
 @pytest.mark.slow
-def test_gallery_renders_every_strategy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("framework", sorted(GALLERY_FRAMEWORKS))
+def test_gallery_renders_every_strategy(tmp_path: Path, framework: str) -> None:
     from PIL import Image
 
     output = tmp_path / "gallery.png"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "gallery.py"), "--size", "48", "--output", str(output)],
-        capture_output=True, text=True, check=True,
+    script = ROOT / "examples" / "gallery.py"
+    argv = [str(script), "--framework", framework, "--size", "48", "--output", str(output)]
+    # Run the script as __main__, then report whether the other framework got imported.
+    code = (
+        f"import runpy, sys\nsys.argv = {argv!r}\n"
+        f"try:\n    runpy.run_path({str(script)!r}, run_name='__main__')\n"
+        "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        f"print('imported other:', {GALLERY_FRAMEWORKS[framework]!r} in sys.modules)"
     )
-    assert "wrote" in proc.stdout
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"strategies with {framework}" in proc.stdout and "imported other: False" in proc.stdout
     with Image.open(output) as img:
         width, height = img.size
     sys.path.insert(0, str(ROOT / "examples"))
@@ -29,17 +42,19 @@ def test_gallery_renders_every_strategy(tmp_path: Path) -> None:
         import gallery
     finally:
         sys.path.pop(0)
-    rows = 1 + len(gallery.torch_strategies(0))
-    assert height > rows * 100 and width > 5 * 100  # one row per strategy, five photographs
+    rows, row_px = 1 + len(gallery.SETTINGS), 2.15 * 80  # the originals, then one row per strategy
+    assert rows * row_px < height < (rows + 1) * row_px and width == 5 * 2 * 80  # five photographs
 
 
-def test_gallery_rejects_unknown_strategy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("framework", sorted(GALLERY_FRAMEWORKS))
+def test_gallery_rejects_unknown_strategy(tmp_path: Path, framework: str) -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "gallery.py"), "--strategies", "nope", "--output",
-         str(tmp_path / "g.png")],
+        [sys.executable, str(ROOT / "examples" / "gallery.py"), "--framework", framework, "--strategies", "nope",
+         "--output", str(tmp_path / "g.png")],
         capture_output=True, text=True,
     )
     assert proc.returncode == 2 and "unknown strategies ['nope']" in proc.stderr
+    assert not (tmp_path / "g.png").exists()
 
 
 @pytest.mark.slow
@@ -56,6 +71,36 @@ def test_torch_benchmark_quick_mode(tmp_path: Path) -> None:
     assert any(name.startswith("timm") for name in names) and any(name.startswith("torchvision") for name in names)
     assert all(row["seconds"] > 0 for row in result["rows"])
     assert table.read_text().startswith("Device:")
+
+
+@pytest.mark.slow
+def test_keras_benchmark_quick_mode(tmp_path: Path) -> None:
+    output, table = tmp_path / "bench.json", tmp_path / "bench.md"
+    script = ROOT / "benchmarks" / "bench_keras.py"
+    argv = [str(script), "--quick", "--device", "cpu", "--output", str(output), "--markdown", str(table)]
+    # Run the script as __main__, then report whether torch got imported (it must not be: TensorFlow
+    # loaded before Triton aborts the process, see tests/conftest.py).
+    code = (
+        f"import runpy, sys\nsys.argv = {argv!r}\n"
+        f"try:\n    runpy.run_path({str(script)!r}, run_name='__main__')\n"
+        "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "print('imported torch:', 'torch' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "imported torch: False" in proc.stdout
+    result = json.loads(output.read_text())
+    assert result["backend"] == "tensorflow" and {"keras", "tensorflow", "maskmix"} <= set(result["versions"])
+    cases = {(row["name"], row["mode"], row["dtype"]) for row in result["rows"]}
+    ours = ("RandomCutout", "RandomErasing", "RandomCutMix", "RandomMixup", "RandomCutSwap", "RandomCutThumbnail")
+    for name in ("x + 0 floor (copy)", *ours):
+        for mode in ("eager", "xla"):
+            assert {(name, mode, "float32"), (name, mode, "uint8")} <= cases, (name, mode)
+    assert any(name.startswith("keras ") for name, _, _ in cases)
+    # Every maskmix layer compiles under XLA; only Keras' own layers may be skipped.
+    assert all(s["name"].startswith("keras ") for s in result["skipped"]), result["skipped"]
+    assert all(row["seconds"] > 0 for row in result["rows"])
+    assert table.read_text().startswith("Device:") and "| xla |" in table.read_text()
 
 
 @pytest.mark.slow
