@@ -32,10 +32,12 @@ def move_pixels(images: Tensor, offsets: Tensor) -> Tensor:
     positions = torch.arange(height * width, device=images.device)
     index = (positions + offsets.reshape(batch, height * width)).unsqueeze(1).expand(batch, channels, height * width)
     # Move the bits, not the values: CPU gather canonicalises bfloat16 NaN payloads, and pixels
-    # that stay (unselected images included) must come back bit for bit.
-    bits = images.view(_SAME_SIZE_INTEGER[images.element_size()]) if images.is_floating_point() else images
+    # that stay (unselected images included) must come back bit for bit. Integer views carry no
+    # gradient: images that require one are gathered as values (autograd then flows through).
+    as_bits = images.is_floating_point() and not (images.requires_grad and torch.is_grad_enabled())
+    bits = images.view(_SAME_SIZE_INTEGER[images.element_size()]) if as_bits else images
     moved = bits.reshape(batch, channels, height * width).gather(2, index).view(batch, channels, height, width)
-    return moved.view(images.dtype)
+    return moved.view(images.dtype) if as_bits else moved
 
 
 def resample_matrix(in_size: Tensor, out_size: Tensor, in_max: int, out_max: int, method: str,

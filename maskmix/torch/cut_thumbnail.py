@@ -221,7 +221,8 @@ class RandomCutThumbnail(MixingTransform):
         rows = self._resampling(height, min_h, max_h, params["height"], work, images.device)
         cols = self._resampling(width, min_w, max_w, params["width"], work, images.device)
         partner = params["partner"] if self.mix_images else None
-        x = images.to(work)
+        # Contiguous: the matmul kernels' summation order (hence the last bit) depends on strides.
+        x = images.to(work).contiguous()
         if cols.ndim == 2:
             x = x @ cols.mT
         else:
