@@ -267,6 +267,8 @@ class MaskMixLayer(keras.layers.Layer):
     def check_images(self, images: Tensor) -> tuple[Tensor, bool]:
         """Validate ``images``; return them as a rank-4 batch and whether they were one image."""
         name = type(self).__name__
+        if not (hasattr(images, "shape") and hasattr(images, "dtype")):
+            raise TypeError(f"{name}: images must be a tensor or a NumPy array; got {type(images).__name__}")
         dtype = keras.backend.standardize_dtype(images.dtype)
         if dtype not in SUPPORTED_DTYPES:
             raise TypeError(
