@@ -1,0 +1,167 @@
+"""Determinism of the torch transforms (docs/determinism.md states what these tests establish).
+
+* The same ``torch.Generator`` seed (or ``torch.manual_seed``) and the same input give bit-identical
+  outputs and labels, for every strategy: in one process, and in a fresh process with another
+  number of CPU threads.
+* ``torch.compile(fullgraph=True)`` with ``torch._inductor.config.fallback_random = True`` draws
+  exactly the eager random numbers: the strategies that only copy and fill pixels are
+  bit-identical to eager; those that compute new values (Mixup's blend, the resampling of
+  CutBlur and Cut-Thumbnail, CutPaste's colour jitter) agree to within a few float32 ulps,
+  because Inductor fuses and reorders the arithmetic. A compiled transform is reproducible from
+  call to call with the same seed, with or without ``fallback_random``.
+* CUDA variants run when a GPU is present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import make_images
+
+import maskmix.torch as mm
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Per strategy: keyword arguments that consume every kind of random draw (fills, counts, ranges).
+CONFIGS: dict[str, dict] = {
+    "RandomCutout": {"fill_method": "noise", "augmentation_ratio": 0.7},
+    "RandomErasing": {"patch_count": (1, 3), "fill_method": "normal", "bernoulli_mix": True, "augmentation_ratio": 0.6},
+    "RandomHideAndSeek": {"grid_size": [2, (3, 4)], "fill_method": "random"},
+    "RandomGridMask": {"rotation": 90.0, "fill_method": "normal_per_patch"},
+    "RandomCutMix": {"num_classes": 3, "label_smoothing": 0.1},
+    "RandomMixup": {"num_classes": 3, "alpha": 0.4},
+    "RandomCutBlur": {"blur_factor": (0.1, 0.5), "resize_method": "bicubic"},
+    "RandomCutThumbnail": {"thumbnail_area": (0.1, 0.5), "mix_images": True, "num_classes": 3},
+    "RandomCutPaste": {"color_jitter": 0.3, "return_labels": True},
+    "RandomCutSwap": {"return_labels": True},
+}
+#: The strategies whose compiled output is bit-identical to eager (pure copies, fills, selections).
+EXACT_UNDER_COMPILE = {"RandomCutout", "RandomErasing", "RandomHideAndSeek", "RandomGridMask", "RandomCutMix",
+                       "RandomCutSwap"}
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+def is_mixing(name: str) -> bool:
+    return "num_classes" in CONFIGS[name]
+
+
+def run(name: str, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+    """One call of a fresh transform; every output (images, labels, is_augmented) as a tuple."""
+    transform = getattr(mm, name)(generator=generator, **CONFIGS[name])
+    if is_mixing(name):
+        out = transform(images, torch.arange(images.shape[0], device=images.device) % 3)
+    else:
+        out = transform(images)
+    return out if isinstance(out, tuple) else (out,)
+
+
+def inputs(device: str = "cpu") -> torch.Tensor:
+    return make_images((6, 3, 20, 24), seed=1, device=device)
+
+
+def as_bits(t: torch.Tensor) -> torch.Tensor:
+    """Floats as their bytes (bit-for-bit comparison, NaN included), other tensors as they are."""
+    t = t.detach().contiguous()
+    return t.view(torch.uint8) if t.is_floating_point() else t
+
+
+def digest(outputs: tuple[torch.Tensor, ...]) -> str:
+    sha = hashlib.sha256()
+    for t in outputs:
+        sha.update(as_bits(t).cpu().numpy().tobytes())
+    return sha.hexdigest()
+
+
+def digests() -> dict[str, str]:
+    """SHA-256 of every strategy's outputs for a fixed input and generator seed (also run in a
+    subprocess by :func:`test_identical_in_a_fresh_process`)."""
+    return {name: digest(run(name, inputs(), torch.Generator().manual_seed(7))) for name in CONFIGS}
+
+
+def bits_equal(a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...]) -> bool:
+    return len(a) == len(b) and all(x.dtype == y.dtype and torch.equal(as_bits(x), as_bits(y))
+                                    for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", CONFIGS)
+def test_same_seed_same_output(name: str, device: str) -> None:
+    x = inputs(device)
+    a = run(name, x, torch.Generator(device).manual_seed(3))
+    b = run(name, x, torch.Generator(device).manual_seed(3))
+    assert bits_equal(a, b)
+    assert not torch.equal(a[0], run(name, x, torch.Generator(device).manual_seed(4))[0])
+    # One generator advances from call to call: the second call draws new parameters.
+    generator = torch.Generator(device).manual_seed(3)
+    first, second = run(name, x, generator), run(name, x, generator)
+    assert bits_equal(first, a) and not torch.equal(second[0], first[0])
+    # The global RNG of the device, seeded, is reproducible too.
+    torch.manual_seed(11)
+    c = run(name, x)
+    torch.manual_seed(11)
+    assert bits_equal(c, run(name, x))
+
+
+@pytest.mark.slow
+def test_identical_in_a_fresh_process() -> None:
+    """Another interpreter, one CPU thread (this one uses the default count): same bits."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH", "")])}
+    script = "import json, torch, test_determinism as t; torch.set_num_threads(1); print(json.dumps(t.digests()))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=REPO,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == digests()
+
+
+@pytest.mark.slow
+@pytest.mark.compile
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", CONFIGS)
+def test_compile_with_fallback_random_draws_the_eager_numbers(name: str, device: str) -> None:
+    import torch._inductor.config as inductor_config
+
+    torch._dynamo.reset()
+    x = inputs(device)
+    compiled = torch.compile(lambda images: run(name, images), fullgraph=True)
+    with inductor_config.patch(fallback_random=True):
+        torch.manual_seed(0)
+        eager = run(name, x)
+        torch.manual_seed(0)
+        once = compiled(x)
+        torch.manual_seed(0)
+        twice = compiled(x)
+    assert bits_equal(once, twice), "the compiled transform is not reproducible"
+    if name in EXACT_UNDER_COMPILE:
+        assert bits_equal(once, eager)
+    else:
+        # Same draws (same integer outputs, same changed pixels), values within a few ulps.
+        for a, b in zip(once, eager, strict=True):
+            if a.is_floating_point():
+                torch.testing.assert_close(a, b, rtol=4e-7, atol=4e-7)
+            else:
+                assert torch.equal(a, b)
+        assert torch.equal(once[0] != x, eager[0] != x)
+
+
+@pytest.mark.slow
+@pytest.mark.compile
+def test_compile_without_fallback_random_is_reproducible() -> None:
+    """Without ``fallback_random`` Inductor draws with its own generator (other numbers than
+    eager), seeded from the global RNG: the same ``torch.manual_seed`` gives the same output."""
+    torch._dynamo.reset()
+    x = inputs()
+    compiled = torch.compile(lambda images: run("RandomCutout", images), fullgraph=True)
+    torch.manual_seed(0)
+    once = compiled(x)
+    torch.manual_seed(0)
+    assert bits_equal(once, compiled(x))
+    torch.manual_seed(1)
+    assert not torch.equal(once[0], compiled(x)[0])
