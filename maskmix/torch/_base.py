@@ -28,7 +28,7 @@ from maskmix.params import StrategySpec
 
 from . import _sampling
 
-__all__ = ["SUPPORTED_DTYPES", "CommonOptions", "MaskMixTransform", "MaskingTransform"]
+__all__ = ["SUPPORTED_DTYPES", "CommonOptions", "MaskMixTransform", "MaskingTransform", "all_selected"]
 
 #: Image dtypes every transform accepts (SPEC §3).
 SUPPORTED_DTYPES: tuple[torch.dtype, ...] = (
@@ -38,6 +38,18 @@ SUPPORTED_DTYPES: tuple[torch.dtype, ...] = (
     torch.float64,
     torch.uint8,
 )
+
+
+def all_selected(selected: Tensor) -> bool:
+    """True when every image of ``selected`` is to be augmented and finding out costs nothing.
+
+    Only a CPU tensor in eager mode is looked at (its values are already on the host); on an
+    accelerator reading them would synchronise with the host and under ``torch.compile`` it
+    would break the graph, so there the answer is False and the caller keeps its per-image
+    ``torch.where``. A CPU fast path for the default ``augmentation_ratio=1``: a per-image
+    ``where`` over a whole batch costs several copies of it on a CPU.
+    """
+    return selected.device.type == "cpu" and not torch.compiler.is_compiling() and bool(selected.all())
 
 
 class CommonOptions(TypedDict, total=False):
@@ -347,5 +359,5 @@ class MaskingTransform(MaskMixTransform):
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         height, width = images.shape[-2:]
-        mask = self.region_mask(params, height, width) & params["selected"].view(-1, 1, 1)
+        mask = _sampling.mask_and(self.region_mask(params, height, width), params["selected"].view(-1, 1, 1))
         return torch.where(mask.unsqueeze(1), self.fill_for(images, params), images)

@@ -259,7 +259,7 @@ class RandomCutBlur(MaskMixTransform):
             row = params["low_width"] - self._size_range(width)[0]
             down_w, up_w = down_w[row], up_w[row]
         blurred = apply_resampling(work, down_h, up_h, down_w, up_w)
-        mask = _box_of(params, height, width) & params["selected"].view(-1, 1, 1)
+        mask = _sampling.mask_and(_box_of(params, height, width), params["selected"].view(-1, 1, 1))
         return torch.where(mask.unsqueeze(1), self.to_image_dtype(blurred, dtype), images)
 
 

@@ -120,9 +120,9 @@ class RandomCutMix(MixingTransform):
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         height, width = images.shape[-2:]
-        box = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width)
-        box = box & params["selected"].view(-1, 1, 1)
-        return torch.where(box.unsqueeze(1), images[params["partner"]], images)
+        box = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width,
+                                 within=params["selected"])
+        return torch.where(box.unsqueeze(1), images.index_select(0, params["partner"]), images)
 
 
 def random_cutmix(

@@ -137,7 +137,7 @@ class RandomCutPaste(MaskMixTransform):
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         _, _, height, width = images.shape
         box = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width)
-        mask = box & params["selected"].view(-1, 1, 1)
+        mask = _sampling.mask_and(box, params["selected"].view(-1, 1, 1))
         # Each destination pixel reads the source pixel at the same offset inside the patch; one
         # gather from the untouched input, so overlapping source and destination are no problem.
         shift = (params["src_top"] - params["top"]) * width + (params["src_left"] - params["left"])

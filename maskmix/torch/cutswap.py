@@ -183,9 +183,9 @@ class RandomCutSwap(MaskMixTransform):
         _, _, height, width = images.shape
         h, w = params["height"], params["width"]
         top_a, left_a, top_b, left_b = params["top_a"], params["left_a"], params["top_b"], params["left_b"]
-        selected = params["selected"].view(-1, 1, 1)
-        box_a = _sampling.box_mask(top_a, left_a, h, w, height, width) & selected
-        box_b = _sampling.box_mask(top_b, left_b, h, w, height, width) & selected
+        selected = params["selected"]
+        box_a = _sampling.box_mask(top_a, left_a, h, w, height, width, within=selected)
+        box_b = _sampling.box_mask(top_b, left_b, h, w, height, width, within=selected)
         # A reads B (flat offset +shift), B reads A (-shift), everything else stays: one gather.
         shift = ((top_b - top_a) * width + (left_b - left_a)).view(-1, 1, 1)
         offsets = torch.where(box_a, shift, torch.where(box_b, -shift, 0))

@@ -153,6 +153,6 @@ class RandomErasing(MaskingTransform):
         return {"top": top, "left": left, "height": h, "width": w, "active": active, "count": count}
 
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
-        boxes = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width)
-        boxes = boxes & params["active"].view(*params["active"].shape, 1, 1)
-        return boxes.any(dim=1)
+        boxes = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width,
+                                   within=params["active"])
+        return boxes[:, 0] if boxes.shape[1] == 1 else boxes.any(dim=1)

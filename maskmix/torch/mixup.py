@@ -11,7 +11,7 @@ from typing_extensions import Unpack
 
 from maskmix.params import RANDOM_MIXUP
 
-from ._base import CommonOptions
+from ._base import CommonOptions, all_selected
 from ._mixing import MixingTransform, beta
 
 __all__ = ["RandomMixup", "random_mixup"]
@@ -70,8 +70,10 @@ class RandomMixup(MixingTransform):
         work = self.compute_dtype(images.dtype)
         lam = params["lam"].to(work).view(-1, 1, 1, 1)
         x = images.to(work)
-        mixed = torch.lerp(x[params["partner"]], x, lam)
+        mixed = torch.lerp(x.index_select(0, params["partner"]), x, lam)  # a new tensor
         mixed = self.to_image_dtype(mixed, images.dtype)
+        if all_selected(params["selected"]):
+            return mixed
         return torch.where(params["selected"].view(-1, 1, 1, 1), mixed, images)
 
 
