@@ -165,3 +165,18 @@ def test_compile_without_fallback_random_is_reproducible() -> None:
     assert bits_equal(once, compiled(x))
     torch.manual_seed(1)
     assert not torch.equal(once[0], compiled(x)[0])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_deterministic_algorithms_mode_changes_nothing(device: str) -> None:
+    """Under ``torch.use_deterministic_algorithms(True)`` every strategy runs (no op without a
+    deterministic implementation) and gives the same bits as without it."""
+    x = inputs(device)
+    expected = {name: run(name, x, torch.Generator(device).manual_seed(2)) for name in CONFIGS}
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        for name in CONFIGS:
+            assert bits_equal(run(name, x, torch.Generator(device).manual_seed(2)), expected[name]), name
+    finally:
+        torch.use_deterministic_algorithms(before)

@@ -205,3 +205,16 @@ def test_torch_backend_is_reproducible_with_its_own_numbers() -> None:
     first, second = subprocess_digests("torch", runs=2)
     assert first == second
     assert all(first[name] != digest for name, digest in digests().items())
+
+
+@pytest.mark.parametrize("name", ["RandomCutout", "RandomCutMix"])
+def test_tf_data_map_is_reproducible(name: str) -> None:
+    """Inside ``tf.data.Dataset.map`` (TensorFlow ops, the layer's generator): same seed, same batches."""
+
+    def batches() -> list[list[np.ndarray]]:
+        layer_ = layer(name)
+        ds = tf.data.Dataset.from_tensor_slices((X, Y)).batch(4).map(lambda x, y: call(layer_, x, y))
+        return [as_numpy(tuple(b)) for b in ds]
+
+    first, second = batches(), batches()
+    assert len(first) == 2 and all(bits_equal(a, b) for a, b in zip(first, second, strict=True))
