@@ -28,7 +28,8 @@ from maskmix.params import StrategySpec
 
 from . import _sampling
 
-__all__ = ["SUPPORTED_DTYPES", "CommonOptions", "MaskMixTransform", "MaskingTransform", "all_selected"]
+__all__ = ["SUPPORTED_DTYPES", "CommonOptions", "MaskMixTransform", "MaskingTransform", "all_selected",
+           "may_reuse_buffers"]
 
 #: Image dtypes every transform accepts (SPEC §3).
 SUPPORTED_DTYPES: tuple[torch.dtype, ...] = (
@@ -50,6 +51,21 @@ def all_selected(selected: Tensor) -> bool:
     ``where`` over a whole batch costs several copies of it on a CPU.
     """
     return selected.device.type == "cpu" and not torch.compiler.is_compiling() and bool(selected.all())
+
+
+def may_reuse_buffers(images: Tensor) -> bool:
+    """True when a new batch-sized tensor computed from ``images`` may be written over in place.
+
+    That saves one batch-sized allocation per step (on a CPU, a fresh allocation of a large batch
+    costs about as much as a copy of it, in page faults). Allowed in eager mode, when no autograd
+    graph is recorded through the images, and for contiguous images (the in-place result then
+    has the layout the out-of-place one would have). The values are the same either way.
+    """
+    return (
+        not torch.compiler.is_compiling()
+        and not (images.requires_grad and torch.is_grad_enabled())
+        and images.is_contiguous()
+    )
 
 
 class CommonOptions(TypedDict, total=False):

@@ -12,7 +12,7 @@ from typing_extensions import Unpack
 from maskmix.params import RANDOM_CUTMIX
 
 from . import _sampling
-from ._base import CommonOptions
+from ._base import CommonOptions, may_reuse_buffers
 from ._mixing import MixingTransform, beta, box_fraction
 
 __all__ = ["RandomCutMix", "random_cutmix"]
@@ -122,7 +122,12 @@ class RandomCutMix(MixingTransform):
         height, width = images.shape[-2:]
         box = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width,
                                  within=params["selected"])
-        return torch.where(box.unsqueeze(1), images.index_select(0, params["partner"]), images)
+        if may_reuse_buffers(images):
+            # The partner copy becomes the output: one batch-sized allocation instead of two.
+            partner_images = images.index_select(0, params["partner"])
+            return torch.where(box.unsqueeze(1), partner_images, images, out=partner_images)
+        # Indexing keeps the images' memory layout (index_select would not).
+        return torch.where(box.unsqueeze(1), images[params["partner"]], images)
 
 
 def random_cutmix(

@@ -11,7 +11,7 @@ from typing_extensions import Unpack
 
 from maskmix.params import RANDOM_MIXUP
 
-from ._base import CommonOptions, all_selected
+from ._base import CommonOptions, all_selected, may_reuse_buffers
 from ._mixing import MixingTransform, beta
 
 __all__ = ["RandomMixup", "random_mixup"]
@@ -69,9 +69,18 @@ class RandomMixup(MixingTransform):
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         work = self.compute_dtype(images.dtype)
         lam = params["lam"].to(work).view(-1, 1, 1, 1)
-        x = images.to(work)
-        mixed = torch.lerp(x.index_select(0, params["partner"]), x, lam)  # a new tensor
-        mixed = self.to_image_dtype(mixed, images.dtype)
+        if may_reuse_buffers(images):
+            # The same values with fewer batch-sized allocations: gather the partners in the
+            # image dtype, then blend, round and saturate in place.
+            mixed = images.index_select(0, params["partner"]).to(work)
+            mixed.lerp_(images.to(work), lam)
+            if images.dtype == torch.uint8:
+                mixed = mixed.round_().clamp_(0, 255).to(torch.uint8)
+        else:
+            # Indexing keeps the images' memory layout, so that lerp sees two tensors of one layout:
+            # its result (last bit in bfloat16) does not depend on the layout then.
+            x = images.to(work)
+            mixed = self.to_image_dtype(torch.lerp(x[params["partner"]], x, lam), images.dtype)
         if all_selected(params["selected"]):
             return mixed
         return torch.where(params["selected"].view(-1, 1, 1, 1), mixed, images)
