@@ -53,15 +53,23 @@ def sync(on_gpu: bool) -> None:
         tf.test.experimental.sync_devices()
 
 
+#: A case whose last warm-up call took longer than this (seconds) is timed at most 3 times.
+SLOW_CALL_S = 1.0
+
+
 def timed(fn: Callable[[], object], on_gpu: bool, repeats: int, warmup: int) -> tuple[float, float]:
     """``(first call, median of repeats)`` in seconds; the first call includes tracing/compiling."""
     t0 = time.perf_counter()
     fn()
     sync(on_gpu)
-    first = time.perf_counter() - t0
+    first = last = time.perf_counter() - t0
     for _ in range(max(warmup - 1, 0)):
+        t0 = time.perf_counter()
         fn()
-    sync(on_gpu)
+        sync(on_gpu)
+        last = time.perf_counter() - t0
+    if last > SLOW_CALL_S:
+        repeats = min(repeats, 3)
     samples = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -266,17 +274,20 @@ def markdown(result: dict[str, object]) -> str:
     lines = [
         f"Device: {result['device']}; Keras backend {result['backend']}; {versions_text}; {result['date']}",
         "",
-        f"Median of {result['repeats']} calls after {result['warmup']} warm-up calls; channels-last "
-        "batches; `xla` = `tf.function(jit_compile=True)`; × floor = time / one eager `x + 0` copy "
-        "of the batch. Keras' built-in layers return float32 for uint8 input.",
+        f"Median of {result['repeats']} calls (3 for a case slower than {SLOW_CALL_S:g} s a call) after "
+        f"{result['warmup']} warm-up calls; channels-last batches; `xla` = `tf.function(jit_compile=True)`; "
+        "× floor = time / one eager `x + 0` copy of the batch; first call = the first warm-up call "
+        "(tracing and XLA compilation included). Keras' built-in layers return float32 for uint8 input.",
     ]
     if result["note"]:
         lines += ["", f"Note: {result['note']}"]
-    lines += ["", "| shape | dtype | layer | mode | ms | images/s | × floor |", "|---|---|---|---|---:|---:|---:|"]
+    lines += ["", "| shape | dtype | layer | mode | ms | images/s | × floor | first call s |",
+              "|---|---|---|---|---:|---:|---:|---:|"]
     for r in result["rows"]:  # type: ignore[union-attr]
         shape = "×".join(map(str, r["shape"]))
+        first = "" if r["first_call_seconds"] is None else f"{r['first_call_seconds']:.2f}"
         lines.append(f"| {shape} | {r['dtype']} | {r['name']} | {r['mode']} | {r['seconds'] * 1e3:.3f} | "
-                     f"{r['shape'][0] / r['seconds']:.0f} | {r['ratio']:.2f} |")
+                     f"{r['shape'][0] / r['seconds']:.0f} | {r['ratio']:.2f} | {first} |")
     if result["skipped"]:
         lines += ["", "Not run:", ""]
         seen = set()

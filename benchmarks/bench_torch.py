@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import sys
@@ -119,6 +120,16 @@ def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], object]]:
     return out
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
 def versions() -> dict[str, str]:
     info = {"python": platform.python_version(), "torch": torch.__version__, "maskmix": maskmix.__version__}
     for name in ("torchvision", "timm", "kornia"):
@@ -139,9 +150,13 @@ def main() -> int:
     parser.add_argument("--shapes", default=None,
                         help="comma-separated BxCxHxW shapes (default 256x3x224x224,1024x3x32x32)")
     parser.add_argument("--dtypes", default=None, help="comma-separated dtypes (default float32,bfloat16,uint8)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU; default torch's)")
+    parser.add_argument("--note", default="", help="free text stored with the results (e.g. machine load)")
     parser.add_argument("--output", type=Path, default=None, help="JSON results")
     parser.add_argument("--markdown", type=Path, default=None, help="markdown table")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     device = torch.device(args.device)
     if args.quick:
@@ -179,11 +194,15 @@ def main() -> int:
                                  seconds=seconds, ratio=seconds / floor))
                 print(f"{shape!s:>20} {dtype!s:>15} {mode:>8} {name:<58} "
                       f"{seconds * 1e3:9.3f} ms  {shape[0] / seconds:12.0f} img/s  {seconds / floor:7.2f}x clone")
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    if device.type == "cuda":
+        device_name = torch.cuda.get_device_name(device)
+    else:
+        device_name = f"{cpu_name()} ({os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()})"
     result = {
         "date": datetime.date.today().isoformat(),
         "device": device_name,
         "versions": versions(),
+        "note": args.note,
         "rows": rows,
     }
     if args.output:
@@ -191,8 +210,11 @@ def main() -> int:
         args.output.write_text(json.dumps(result, indent=2))
     if args.markdown:
         lines = [f"Device: {device_name}; {', '.join(f'{k} {v}' for k, v in result['versions'].items())}; "
-                 f"{result['date']}", "", "| shape | dtype | transform | mode | ms | images/s | × clone |",
-                 "|---|---|---|---|---:|---:|---:|"]
+                 f"{result['date']}", ""]
+        if args.note:
+            lines += [f"Note: {args.note}", ""]
+        lines += ["| shape | dtype | transform | mode | ms | images/s | × clone |",
+                  "|---|---|---|---|---:|---:|---:|"]
         for r in rows:
             lines.append(f"| {tuple(r['shape'])} | {r['dtype'].replace('torch.', '')} | {r['name']} | {r['mode']} | "
                          f"{r['seconds'] * 1e3:.3f} | {r['shape'][0] / r['seconds']:.0f} | {r['ratio']:.2f} |")
