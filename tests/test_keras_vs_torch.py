@@ -181,3 +181,57 @@ def test_call_time_messages_match(name, kwargs, labels):
         layer(images) if isinstance(labels, str) else layer((images, labels))
     assert type(from_keras.value) is type(from_torch.value)
     assert str(from_torch.value).replace("torch.", "") in str(from_keras.value)
+
+
+# --------------------------------------------------------------------------------------------
+# Pixels: the fraction of each image that changes, every strategy, same distribution.
+# --------------------------------------------------------------------------------------------
+
+FRACTION_N = 1500
+FRACTION_CASES = [
+    ("RandomCutout", {}),
+    ("RandomCutout", {"patch_area": (0.05, 0.5), "allow_partial": True}),
+    ("RandomErasing", {"patch_count": (1, 3)}),
+    ("RandomHideAndSeek", {"grid_size": [2, (3, 4)], "erased_patches": (0, 6)}),
+    ("RandomHideAndSeek", {"grid_size": 5, "hide_prob": 0.4}),
+    ("RandomGridMask", {}),
+    ("RandomGridMask", {"rotation": 360.0, "masked_ratio": 0.3}),
+    ("RandomCutMix", {"num_classes": 3}),
+    ("RandomCutMix", {"num_classes": 3, "patch_area": (0.1, 0.5), "patch_aspect_ratio": (0.5, 2.0)}),
+    ("RandomMixup", {"num_classes": 3, "alpha": 0.3}),
+    ("RandomCutBlur", {"blur_factor": (0.1, 0.5)}),
+    ("RandomCutThumbnail", {"thumbnail_area": (0.05, 0.4)}),
+    ("RandomCutThumbnail", {"thumbnail_area": 0.25, "mix_images": True, "num_classes": 3}),
+    ("RandomCutPaste", {"patch_area": (0.02, 0.3)}),
+    ("RandomCutSwap", {"patch_area": (0.05, 0.4)}),
+]
+
+
+def changed_fraction(before: np.ndarray, after: np.ndarray, channel_axis: int) -> np.ndarray:
+    """Per image, the fraction of pixels where any channel changed."""
+    changed = (before != after).any(axis=channel_axis)
+    return changed.reshape(changed.shape[0], -1).mean(axis=1)
+
+
+@pytest.mark.parametrize(("name", "kwargs"), FRACTION_CASES,
+                         ids=[f"{n}-{i}" for i, (n, _) in enumerate(FRACTION_CASES)])
+def test_changed_pixel_fractions_agree(name, kwargs):
+    """The masked (changed) fraction of each image, torch vs Keras, two-sample KS, and for Mixup
+    the mean absolute change: same distribution. Random images (never equal to a fill or to
+    another image's pixel) make "changed" the region each strategy draws."""
+    from keras_helpers import make_images
+
+    x = make_images((FRACTION_N, *SIZE, 2), seed=5)  # (B, H, W, C)
+    y = np.arange(FRACTION_N) % 3
+    mixing = "num_classes" in kwargs
+    layer = getattr(mk, name)(seed=4, **kwargs)
+    keras_out = np_(layer((x, y))[0] if mixing else layer(x))
+    transform = getattr(mt, name)(generator=torch.Generator().manual_seed(3), **kwargs)
+    x_t = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+    torch_out = (transform(x_t, torch.from_numpy(y))[0] if mixing else transform(x_t)).numpy()
+    k = changed_fraction(x, keras_out, channel_axis=3)
+    t = changed_fraction(x_t.numpy(), torch_out, channel_axis=1)
+    if name == "RandomMixup":  # every pixel changes: compare the size of the change instead
+        k = np.abs(keras_out - x).mean(axis=(1, 2, 3))
+        t = np.abs(torch_out - x_t.numpy()).mean(axis=(1, 2, 3))
+    assert_same_distribution(t, k, f"{name} changed fraction")
