@@ -4,7 +4,8 @@ TensorFlow backend only (the script sets ``KERAS_BACKEND=tensorflow`` before imp
 For each layer and batch shape/dtype (channels-last ``B x H x W x C``): median time per call,
 images per second and the ratio to the floor, one elementwise copy of the batch (``x + 0``,
 eager; ``tf.identity`` does not copy in eager mode), in eager mode and under
-``tf.function(jit_compile=True)`` (XLA). Peers are Keras' own ``keras.layers.RandomErasing``,
+``tf.function(jit_compile=True)`` (XLA); ``--modes`` adds ``graph`` (``tf.function`` without XLA,
+as in a ``tf.data`` pipeline). Peers are Keras' own ``keras.layers.RandomErasing``,
 ``keras.layers.CutMix`` and ``keras.layers.MixUp``; they compute in float32 (uint8 batches come
 back as float32) and CutMix/MixUp draw Beta variates through a Gamma op that XLA cannot compile,
 so those rows are reported as skipped with the reason.
