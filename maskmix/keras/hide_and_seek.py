@@ -124,11 +124,15 @@ class RandomHideAndSeek(MaskingLayer):
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Any:
         ops = self.ops
         rows, cols, hidden = params["rows"], params["cols"], params["hidden"]
-        max_cols = ops.shape(hidden)[2]
+        max_rows, max_cols = ops.shape(hidden)[1], ops.shape(hidden)[2]
         row_cell = self._cell_index(height, rows)  # (B, H)
         col_cell = self._cell_index(width, cols)  # (B, W)
-        # Flat cell index of every pixel, then one gather per image row of the hidden lattice.
-        flat = ops.numpy.expand_dims(row_cell * max_cols, 2) + ops.numpy.expand_dims(col_cell, 1)  # (B, H, W)
-        hidden_flat = ops.numpy.reshape(ops.cast(hidden, "int32"), (-1, ops.shape(hidden)[1] * max_cols))
-        gathered = ops.numpy.take_along_axis(hidden_flat, ops.numpy.reshape(flat, (-1, height * width)), axis=1)
-        return ops.numpy.reshape(gathered, (-1, height, width)) > 0
+        # mask[b, y, x] = hidden[b, row_cell[b, y], col_cell[b, x]] as two batched products with
+        # one-hot matrices, (B, H, R) @ (B, R, C) @ (B, C, W): every sum has exactly one term 0 or 1,
+        # so the result is exact in any float precision. A per-pixel gather gives the same mask,
+        # but XLA fuses it into the fill's `where` and recomputes it per element (about 100x slower
+        # under jit_compile on CPU).
+        row_onehot = ops.nn.one_hot(row_cell, max_rows, dtype="float32")
+        col_onehot = ops.nn.one_hot(col_cell, max_cols, dtype="float32")
+        per_row = ops.numpy.matmul(row_onehot, ops.cast(hidden, "float32"))  # (B, H, C)
+        return ops.numpy.matmul(per_row, ops.numpy.swapaxes(col_onehot, 1, 2)) > 0.5
