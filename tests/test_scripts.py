@@ -104,6 +104,20 @@ def test_keras_benchmark_quick_mode(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_cpu_targets_quick_mode(tmp_path: Path) -> None:
+    output, table = tmp_path / "targets.json", tmp_path / "targets.md"
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "cpu_targets.py"), "--quick", "--output", str(output),
+         "--markdown", str(table)],
+        capture_output=True, text=True, check=True,
+    )
+    rows = json.loads(output.read_text())["rows"]
+    assert {row["target"] for row in rows} >= {"timm", "torchvision"}
+    assert all(row["ours_s"] > 0 and row["peer_s"] > 0 and row["ratio"] > 0 for row in rows)
+    assert "RandomCutMix vs torchvision CutMix (batched)" in table.read_text()
+
+
+@pytest.mark.slow
 def test_train_step_benchmark_quick_mode(tmp_path: Path) -> None:
     output = tmp_path / "step.json"
     subprocess.run(
