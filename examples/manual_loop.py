@@ -15,8 +15,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,7 +25,8 @@ import datasets
 import numpy as np
 import torch
 import torch.nn.functional as F
-from augment_flags import AugmentPlan, add_augment_flags, plan_from_args
+import training_cli
+from augment_flags import AugmentPlan
 from torch_training import accuracy, build_model, build_transforms, occlude, to_input
 
 #: This example's default augmentation (timm's flags): random erasing, then CutMix or Mixup.
@@ -80,54 +79,29 @@ def train(data: datasets.Dataset, plan: AugmentPlan, *, epochs: int, batch_size:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=datasets.DATASETS, default="digits")
-    parser.add_argument("--data-dir", default="data", help="where CIFAR / Flowers live or are downloaded to")
-    parser.add_argument("--image-size", type=int, default=64, help="side of the Flowers-102 images")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = training_cli.training_parser(__doc__, DEFAULT_AUGMENTATION)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--compare", action="store_true",
-                        help="train without and with augmentation; report clean and occluded test accuracy")
-    parser.add_argument("--fast-dev-run", action="store_true", help="a few steps on a few images (smoke test)")
-    parser.add_argument("--metrics", type=Path, default=None, help="write the accuracies to this JSON file")
-    add_augment_flags(parser)
-    parser.set_defaults(**DEFAULT_AUGMENTATION)
-    args = parser.parse_args(argv)
-    plan = plan_from_args(args, parser)
-
-    try:
-        data = datasets.load(args.dataset, args.data_dir, image_size=args.image_size)
-    except datasets.DatasetUnavailable as error:
-        print(f"error: {error}", file=sys.stderr)
+    args, plan = training_cli.parse(parser, argv)
+    data = training_cli.load_data(args)
+    if data is None:
         return 2
     max_steps = None
     if args.fast_dev_run:
-        data, args.epochs, max_steps = data.subset(train=4 * args.batch_size, test=64), 1, 3
+        args.epochs, max_steps = 1, 3
 
-    runs: dict[str, AugmentPlan] = {"augmented": plan}
-    if args.compare:
-        runs = {"baseline": AugmentPlan(), "augmented": plan}
     occluded = occlude(data.test_images)
     results = {}
-    for name, run_plan in runs.items():
+    for name, run_plan in training_cli.runs(args, plan).items():
         print(f"{name}: {data.name}, {len(data.train_images)} training images, {args.epochs} epochs, "
               f"augmentation: {run_plan.describe()}", flush=True)
         model = train(data, run_plan, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       seed=args.seed, device=args.device, max_steps=max_steps)
-        results[name] = {
-            "clean": accuracy(model, data.test_images, data.test_labels, device=args.device),
-            "occluded": accuracy(model, occluded, data.test_labels, device=args.device),
-        }
-        print(f"{name}: test accuracy clean {results[name]['clean']:.4f}, "
-              f"occluded {results[name]['occluded']:.4f}", flush=True)
-    if args.metrics is not None:
-        args.metrics.parent.mkdir(parents=True, exist_ok=True)
-        args.metrics.write_text(json.dumps({"dataset": data.name, "epochs": args.epochs, "seed": args.seed,
-                                            "results": results}, indent=2))
-        print(f"metrics written to {args.metrics}")
+        results[name] = training_cli.report(
+            name,
+            clean=accuracy(model, data.test_images, data.test_labels, device=args.device),
+            occluded=accuracy(model, occluded, data.test_labels, device=args.device),
+        )
+    training_cli.write_metrics(args, data, results)
     return 0
 
 

@@ -15,17 +15,15 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import datasets
 import numpy as np
-from augment_flags import AugmentPlan, add_augment_flags, plan_from_args
+import training_cli
+from augment_flags import AugmentPlan
 
 if TYPE_CHECKING:
     import keras
@@ -83,42 +81,24 @@ def occlude(images: np.ndarray, *, area: float = 0.2, seed: int = 1234) -> np.nd
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=datasets.DATASETS, default="digits")
-    parser.add_argument("--data-dir", default="data", help="where CIFAR / Flowers live or are downloaded to")
-    parser.add_argument("--image-size", type=int, default=64, help="side of the Flowers-102 images")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = training_cli.training_parser(__doc__, DEFAULT_AUGMENTATION)
     parser.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto")
-    parser.add_argument("--compare", action="store_true",
-                        help="train without and with augmentation; report clean and occluded test accuracy")
-    parser.add_argument("--fast-dev-run", action="store_true", help="a few steps on a few images (smoke test)")
-    parser.add_argument("--metrics", type=Path, default=None, help="write the test accuracies to this JSON file")
-    add_augment_flags(parser)
-    parser.set_defaults(**DEFAULT_AUGMENTATION)
-    args = parser.parse_args(argv)
-    plan = plan_from_args(args, parser)
-
-    try:
-        data = datasets.load(args.dataset, args.data_dir, image_size=args.image_size)
-    except datasets.DatasetUnavailable as error:
-        print(f"error: {error}", file=sys.stderr)
+    args, plan = training_cli.parse(parser, argv)
+    data = training_cli.load_data(args)
+    if data is None:
         return 2
     import keras
 
     steps = None
     if args.fast_dev_run:
-        data, args.epochs, steps = data.subset(train=4 * args.batch_size, test=64), 1, 3
+        args.epochs, steps = 1, 3
     train_x = np.ascontiguousarray(data.train_images.transpose(0, 2, 3, 1))  # channels last
     test_x = np.ascontiguousarray(data.test_images.transpose(0, 2, 3, 1))
     occluded = occlude(test_x)
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
 
-    runs = {"baseline": AugmentPlan(), "augmented": plan} if args.compare else {"augmented": plan}
     results = {}
-    for name, run_plan in runs.items():
+    for name, run_plan in training_cli.runs(args, plan).items():
         print(f"{name}: {data.name}, {len(train_x)} training images, {args.epochs} epochs, "
               f"augmentation: {run_plan.describe()} (Keras backend: {keras.backend.backend()})", flush=True)
         keras.utils.set_random_seed(args.seed)
@@ -134,17 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         model.fit(train_x, data.train_labels, batch_size=args.batch_size, epochs=args.epochs,
                   steps_per_epoch=steps, validation_data=(test_x, data.test_labels),
                   verbose=2 if not args.fast_dev_run else 0)
-        results[name] = {
-            "clean": float(model.evaluate(test_x, data.test_labels, verbose=0, return_dict=True)["acc"]),
-            "occluded": float(model.evaluate(occluded, data.test_labels, verbose=0, return_dict=True)["acc"]),
-        }
-        print(f"{name}: test accuracy clean {results[name]['clean']:.4f}, "
-              f"occluded {results[name]['occluded']:.4f}", flush=True)
-    if args.metrics is not None:
-        args.metrics.parent.mkdir(parents=True, exist_ok=True)
-        args.metrics.write_text(json.dumps({"dataset": data.name, "epochs": args.epochs, "seed": args.seed,
-                                            "backend": keras.backend.backend(), "results": results}, indent=2))
-        print(f"metrics written to {args.metrics}")
+        results[name] = training_cli.report(
+            name,
+            clean=float(model.evaluate(test_x, data.test_labels, verbose=0, return_dict=True)["acc"]),
+            occluded=float(model.evaluate(occluded, data.test_labels, verbose=0, return_dict=True)["acc"]),
+        )
+    training_cli.write_metrics(args, data, results, backend=keras.backend.backend())
     return 0
 
 

@@ -17,7 +17,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -28,7 +27,8 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 import torchmetrics
-from augment_flags import AugmentPlan, add_augment_flags, plan_from_args
+import training_cli
+from augment_flags import AugmentPlan
 from torch.utils.data import DataLoader, TensorDataset
 from torch_training import accuracy, build_model, build_transforms, occlude, to_input
 
@@ -125,54 +125,29 @@ def train(data: datasets.Dataset, plan: AugmentPlan, args: argparse.Namespace) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=datasets.DATASETS, default="digits")
-    parser.add_argument("--data-dir", default="data", help="where CIFAR / Flowers live or are downloaded to")
-    parser.add_argument("--image-size", type=int, default=64, help="side of the Flowers-102 images")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = training_cli.training_parser(__doc__, DEFAULT_AUGMENTATION)
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--devices", default="auto")
     parser.add_argument("--precision", default="32-true", help="e.g. bf16-mixed, 16-mixed")
     parser.add_argument("--log-dir", default="outputs/lightning_logs")
-    parser.add_argument("--compare", action="store_true",
-                        help="train without and with augmentation; report clean and occluded test accuracy")
-    parser.add_argument("--fast-dev-run", action="store_true", help="3 batches of each split (smoke test)")
-    parser.add_argument("--metrics", type=Path, default=None, help="write the test accuracies to this JSON file")
-    add_augment_flags(parser)
-    parser.set_defaults(**DEFAULT_AUGMENTATION)
-    args = parser.parse_args(argv)
-    plan = plan_from_args(args, parser)
-
-    try:
-        data = datasets.load(args.dataset, args.data_dir, image_size=args.image_size)
-    except datasets.DatasetUnavailable as error:
-        print(f"error: {error}", file=sys.stderr)
+    args, plan = training_cli.parse(parser, argv)
+    data = training_cli.load_data(args)
+    if data is None:
         return 2
-    if args.fast_dev_run:
-        data = data.subset(train=4 * args.batch_size, test=64)
 
-    runs = {"baseline": AugmentPlan(), "augmented": plan} if args.compare else {"augmented": plan}
     occluded = occlude(data.test_images)
     results = {}
-    for name, run_plan in runs.items():
+    for name, run_plan in training_cli.runs(args, plan).items():
         print(f"{name}: {data.name}, {len(data.train_images)} training images, {args.epochs} epochs, "
               f"augmentation: {run_plan.describe()}", flush=True)
         model = train(data, run_plan, args)
         device = next(model.parameters()).device
-        results[name] = {
-            "clean": accuracy(model.net, data.test_images, data.test_labels, device=device),
-            "occluded": accuracy(model.net, occluded, data.test_labels, device=device),
-        }
-        print(f"{name}: test accuracy clean {results[name]['clean']:.4f}, "
-              f"occluded {results[name]['occluded']:.4f}", flush=True)
-    if args.metrics is not None:
-        args.metrics.parent.mkdir(parents=True, exist_ok=True)
-        args.metrics.write_text(json.dumps({"dataset": data.name, "epochs": args.epochs, "seed": args.seed,
-                                            "results": results}, indent=2))
-        print(f"metrics written to {args.metrics}")
+        results[name] = training_cli.report(
+            name,
+            clean=accuracy(model.net, data.test_images, data.test_labels, device=device),
+            occluded=accuracy(model.net, occluded, data.test_labels, device=device),
+        )
+    training_cli.write_metrics(args, data, results)
     return 0
 
 
