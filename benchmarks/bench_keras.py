@@ -38,6 +38,7 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
+from _machine import cpu_name
 
 import maskmix
 import maskmix.keras as mk
@@ -131,16 +132,6 @@ def why(exc: Exception) -> str:
         return f"XLA cannot compile {', '.join(ops) or 'an op of the layer'} ({type(exc).__name__})"
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return f"{type(exc).__name__}: {lines[-1].strip()[:200] if lines else ''}"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
 
 
 def device_name(on_gpu: bool) -> str:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _machine import cpu_name
 
 import maskmix
 import maskmix.torch as mm
@@ -118,16 +119,6 @@ def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], object]]:
     except ImportError:
         pass
     return out
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
 
 
 def versions() -> dict[str, str]:

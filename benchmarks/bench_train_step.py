@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import sys
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _machine import cpu_name
 from torch import nn
 
 import maskmix
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     clean = timed(lambda: step(images, labels), device, repeats, warmup)
     aug = timed(augment, device, repeats, warmup)
     both = timed(augmented_step, device, repeats, warmup)
-    device_name = torch.cuda.get_device_name(device) if on_gpu else platform.processor() or platform.machine()
+    device_name = torch.cuda.get_device_name(device) if on_gpu else f"{cpu_name()} ({os.cpu_count()} logical CPUs)"
     result = {
         "device": device_name,
         "date": datetime.date.today().isoformat(),

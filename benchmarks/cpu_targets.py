@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _machine import cpu_name
 
 import maskmix
 import maskmix.torch as mm
@@ -108,16 +109,6 @@ def targets(x: torch.Tensor, y: torch.Tensor) -> list[Pair]:
     out.append(("torchvision", "RandomMixup vs torchvision MixUp (batched)", 1.5,
                 lambda: mixup(x, y), lambda: tv_mixup(x, y)))
     return out
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ def test_gallery_renders_every_strategy(tmp_path: Path, framework: str) -> None:
     argv = [str(script), "--framework", framework, "--size", "48", "--output", str(output)]
     # Run the script as __main__, then report whether the other framework got imported.
     code = (
-        f"import runpy, sys\nsys.argv = {argv!r}\n"
+        f"import runpy, sys\nsys.argv = {argv!r}\nsys.path.insert(0, {str(script.parent)!r})\n"
         f"try:\n    runpy.run_path({str(script)!r}, run_name='__main__')\n"
         "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
         f"print('imported other:', {GALLERY_FRAMEWORKS[framework]!r} in sys.modules)"
@@ -81,7 +81,7 @@ def test_keras_benchmark_quick_mode(tmp_path: Path) -> None:
     # Run the script as __main__, then report whether torch got imported (it must not be: TensorFlow
     # loaded before Triton aborts the process, see tests/conftest.py).
     code = (
-        f"import runpy, sys\nsys.argv = {argv!r}\n"
+        f"import runpy, sys\nsys.argv = {argv!r}\nsys.path.insert(0, {str(script.parent)!r})\n"
         f"try:\n    runpy.run_path({str(script)!r}, run_name='__main__')\n"
         "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
         "print('imported torch:', 'torch' in sys.modules)"
