@@ -16,6 +16,8 @@ from typing import Any
 import keras
 from keras.src.utils import backend_utils, jax_utils
 
+from maskmix._structure import split_images_labels
+
 from . import _sampling
 from ._base import MaskMixLayer
 
@@ -116,37 +118,9 @@ class MixingLayer(MaskMixLayer):
         Bare images are accepted too (labels None) so that :meth:`get_random_transformation`
         can be called on images alone.
         """
-        name = type(self).__name__
-        usage = (
-            f"{name}: expected (images, labels), a tuple/list whose first two items are images and labels, "
-            "or a dict with 'image(s)' and 'label(s)' keys"
-        )
-        if isinstance(data, Mapping):
-            image_key = next((k for k in ("images", "image") if k in data), None)
-            label_key = next((k for k in ("labels", "label") if k in data), None)
-            if image_key is None or label_key is None:
-                raise ValueError(f"{usage}; got a dict with keys {sorted(map(str, data))}")
-
-            def rebuild_dict(images: Tensor, labels: Tensor) -> Any:
-                out = dict(data)
-                out[image_key] = images
-                out[label_key] = labels
-                return out
-
-            return data[image_key], data[label_key], rebuild_dict
-        if isinstance(data, (tuple, list)):
-            if len(data) < 2:
-                raise TypeError(f"{usage}; got a {type(data).__name__} of {len(data)} item(s)")
-            rest = list(data[2:])
-
-            def rebuild_seq(images: Tensor, labels: Tensor) -> Any:
-                items = [images, labels, *rest]
-                return tuple(items) if isinstance(data, tuple) else items
-
-            return data[0], data[1], rebuild_seq
-        if hasattr(data, "shape") and hasattr(data, "dtype"):
+        if _is_tensor_like(data):
             return data, None, lambda images, labels: images
-        raise TypeError(f"{usage}; got {type(data).__name__}")
+        return split_images_labels(type(self).__name__, data)
 
     def get_random_transformation(self, data: Any, training: bool = True, seed: Any = None) -> dict[str, Any] | None:
         """Draw the per-image parameters for the images of ``data`` (images or ``(images, labels)``).
@@ -157,7 +131,7 @@ class MixingLayer(MaskMixLayer):
         """
         if not self.mixes:
             return super().get_random_transformation(data, training=training, seed=seed)
-        images = self.split(data)[0] if not _is_tensor_like(data) else data
+        images = self.split(data)[0]
         params = super().get_random_transformation(images, training=training, seed=seed)
         if params is None:
             return None

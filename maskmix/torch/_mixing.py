@@ -11,12 +11,13 @@ reports that fraction as ``params["partner_weight"]`` and changes the pixels in 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 from torchvision import tv_tensors
+
+from maskmix._structure import split_images_labels, usage
 
 from . import _sampling
 from ._base import MaskMixTransform
@@ -149,39 +150,12 @@ class MixingTransform(MaskMixTransform):
 
     def _split(self, sample: Any) -> tuple[Tensor, Tensor, Any]:
         name = type(self).__name__
-        usage = (
-            f"{name}: expected (images, labels), a tuple/list whose first two items are images and labels, "
-            "or a dict with 'image(s)' and 'label(s)' keys"
-        )
-        if isinstance(sample, Mapping):
-            image_key = next((k for k in ("images", "image") if k in sample), None)
-            label_key = next((k for k in ("labels", "label") if k in sample), None)
-            if image_key is None or label_key is None:
-                raise ValueError(f"{usage}; got a dict with keys {sorted(map(str, sample))}")
-
-            def rebuild_dict(images: Tensor, labels: Tensor) -> Any:
-                out = dict(sample)
-                out[image_key] = images
-                out[label_key] = labels
-                return type(sample)(out) if type(sample) is not dict else out
-
-            return (*self._check_pair(sample[image_key], sample[label_key], usage), rebuild_dict)
-        if isinstance(sample, (tuple, list)) and len(sample) >= 2:
-            rest = list(sample[2:])
-
-            def rebuild_seq(images: Tensor, labels: Tensor) -> Any:
-                items = [images, labels, *rest]
-                return tuple(items) if isinstance(sample, tuple) else items
-
-            return (*self._check_pair(sample[0], sample[1], usage), rebuild_seq)
-        raise TypeError(f"{usage}; got {type(sample).__name__}")
-
-    def _check_pair(self, images: Any, labels: Any, usage: str) -> tuple[Tensor, Tensor]:
+        images, labels, rebuild = split_images_labels(name, sample)
         if not self._is_image(images):
-            raise TypeError(f"{usage}; images are a {type(images).__name__}")
+            raise TypeError(f"{usage(name)}; images are a {type(images).__name__}")
         if not isinstance(labels, Tensor):
-            raise TypeError(f"{type(self).__name__}: labels must be a tensor; got {type(labels).__name__}")
-        return images, labels
+            raise TypeError(f"{name}: labels must be a tensor; got {type(labels).__name__}")
+        return images, labels, rebuild
 
     # ----------------------------------------------------------------------------------------
     # Labels.
