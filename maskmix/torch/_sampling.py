@@ -20,8 +20,11 @@ Size = Sequence[int]
 def uniform(low: float | Tensor, high: float | Tensor, size: Size, *, device: torch.device,
             generator: torch.Generator | None) -> Tensor:
     """Float32 samples uniform in ``[low, high)``; ``low``/``high`` may be broadcastable tensors."""
-    u = torch.rand(tuple(size), device=device, generator=generator)
-    return low + (high - low) * u
+    if isinstance(low, Tensor) or isinstance(high, Tensor):
+        u = torch.rand(tuple(size), device=device, generator=generator)
+        return low + (high - low) * u
+    # One kernel instead of three: on an accelerator, eager cost is mostly launches.
+    return torch.empty(tuple(size), device=device).uniform_(float(low), float(high), generator=generator)
 
 
 def log_uniform(low: float, high: float, size: Size, *, device: torch.device,
@@ -36,13 +39,25 @@ def randint(low: int | Tensor, high: int | Tensor, size: Size, *, device: torch.
             generator: torch.Generator | None) -> Tensor:
     """Int64 samples uniform over ``{low, ..., high}`` (both inclusive), per-element bounds allowed.
 
-    ``torch.randint`` only takes Python bounds; drawing ``floor(low + U * (high - low + 1))`` lets
-    every image have its own bounds. The clamp guards the float rounding of ``U`` close to 1.
+    Python bounds go to ``torch.randint`` (an empty range, ``high < low``, gives ``high``).
+    ``torch.randint`` only takes Python bounds, so tensor bounds are drawn as
+    ``low + floor(U * (high - low + 1))`` in float64, which lets every image have its own range;
+    the final ``minimum`` guards the rounding of ``U`` close to 1 and empty ranges (``high``).
     """
-    u = torch.rand(tuple(size), device=device, generator=generator, dtype=torch.float64)
-    drawn = torch.floor(u * (high - low + 1)).to(torch.int64) + low
+    size = tuple(size)
+    if not isinstance(low, Tensor) and not isinstance(high, Tensor):
+        if high < low:
+            return torch.full(size, int(high), dtype=torch.int64, device=device)
+        return torch.randint(int(low), int(high) + 1, size, device=device, generator=generator)
+    u = torch.rand(size, device=device, generator=generator, dtype=torch.float64)
+    span = high + 1 if isinstance(low, int) and low == 0 else high - low + 1
+    # Truncation is floor for the non-negative products; a negative product only arises for an
+    # empty range, which the minimum below maps to `high` either way.
+    drawn = (u * span).to(torch.int64)
+    if not (isinstance(low, int) and low == 0):
+        drawn = drawn + low
     if isinstance(high, Tensor):
-        return torch.minimum(drawn, high.to(torch.int64))
+        return torch.minimum(drawn, high if high.dtype == torch.int64 else high.to(torch.int64))
     return drawn.clamp_max(high)
 
 
@@ -128,9 +143,9 @@ def random_rectangles(shape: Size, height: int, width: int, patch_area: tuple[fl
 def place_inside(h: Tensor, w: Tensor, height: int, width: int, *, device: torch.device,
                  generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
     """Uniform top-left corners such that an ``h x w`` rectangle lies fully inside the image."""
-    top = randint(0, height - h, h.shape, device=device, generator=generator)
-    left = randint(0, width - w, w.shape, device=device, generator=generator)
-    return top, left
+    # Rows and columns drawn together: half the kernels of two draws.
+    corner = randint(0, torch.stack((height - h, width - w)), (2, *h.shape), device=device, generator=generator)
+    return corner[0], corner[1]
 
 
 def mask_and(a: Tensor, b: Tensor) -> Tensor:
