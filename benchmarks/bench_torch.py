@@ -4,9 +4,15 @@ For each strategy and batch shape/dtype: median time per call, images per second
 to one ``clone()`` of the batch (the memory-bandwidth floor), next to the peers that exist:
 torchvision v2 (batched: one region for the whole batch; per-image: a Python loop), timm
 (``RandomErasing`` loops over images; ``Mixup`` in ``elem`` and ``batch`` modes), and Kornia
-when installed. Eager and ``torch.compile``.
+when installed. Modes: ``eager``; ``compile`` (``torch.compile(fullgraph=True)``, ``--compile``);
+on CUDA with ``--graphs`` also ``cuda-graph`` (the eager call captured once in a
+``torch.cuda.CUDAGraph`` and replayed: fresh random numbers each replay, no launch overhead) and,
+with ``--compile``, ``compile+cudagraphs`` (``mode="reduce-overhead"``). In eager mode on a GPU a
+call costs mostly kernel launches (see ``benchmarks/op_counts.py``); the graph modes show what
+the same kernels cost without them.
 
-    python benchmarks/bench_torch.py --device cuda --output benchmarks/results/torch_cuda.json
+    python benchmarks/bench_torch.py --device cuda --compile --graphs \
+        --output benchmarks/results/torch_cuda.json --markdown benchmarks/results/torch_cuda.md
     python benchmarks/bench_torch.py --quick        # tiny shapes, a few repeats (CI smoke run)
 
 Writes a markdown table (``--markdown``) and a JSON file with the device name and versions.
@@ -52,6 +58,24 @@ def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: 
             fn()
             samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
+
+
+def cuda_graphed(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` captured in a CUDA graph (after warm-up on a side stream); returns the replay.
+
+    The default CUDA generator supports capture: each replay advances its offset, so every
+    replay draws new parameters, as an eager call would.
+    """
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
 
 
 def ours(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], object]]:
@@ -136,6 +160,10 @@ def main() -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (smoke run)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(fullgraph=True)")
+    parser.add_argument("--graphs", action="store_true",
+                        help="CUDA: also time the eager call captured in a CUDA graph, and with --compile "
+                             "torch.compile(mode='reduce-overhead')")
+    parser.add_argument("--only", default=None, help="comma-separated names of our transforms to time (default all)")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--shapes", default=None,
@@ -158,6 +186,7 @@ def main() -> int:
         repeats, warmup = args.repeats, 3
     if args.shapes:
         shapes = [tuple(int(n) for n in item.split("x")) for item in args.shapes.split(",")]
+    only = set(args.only.split(",")) if args.only else None
     if args.dtypes:
         dtypes = [getattr(torch, name.strip()) for name in args.dtypes.split(",")]
     rows = []
@@ -168,15 +197,26 @@ def main() -> int:
             floor = timed(x.clone, device, repeats, warmup)
             rows.append(dict(shape=list(shape), dtype=str(dtype), name="clone() floor", mode="eager",
                              seconds=floor, ratio=1.0))
-            cases = [("eager", n, f) for n, f in ours(x, y).items()]
+            mine = {n: f for n, f in ours(x, y).items() if not only or n.split("(")[0] in only}
+            cases = [("eager", n, f) for n, f in mine.items()]
+            graphs = args.graphs and device.type == "cuda"
+            if graphs:
+                cases += [("cuda-graph", n, lambda f=f: cuda_graphed(f)) for n, f in ours(x, y).items()
+                          if n in mine]
             if args.compile and dtype == torch.float32:
                 for name, fn in ours(x, y).items():
-                    cases.append(("compile", name, torch.compile(fn, fullgraph=True)))
+                    if name in mine:
+                        cases.append(("compile", name, torch.compile(fn, fullgraph=True)))
+                        if graphs:
+                            cases.append(("compile+cudagraphs", name,
+                                          torch.compile(fn, fullgraph=True, mode="reduce-overhead")))
             if not args.no_peers:
                 cases += [("eager", n, f) for n, f in peers(x, y).items()]
             for mode, name, fn in cases:
                 slow = "loop" in name and not args.quick
                 try:
+                    if mode == "cuda-graph":
+                        fn = fn()  # capture now: a failure is reported like any other
                     seconds = timed(fn, device, max(3, repeats // 5) if slow else repeats, 1 if slow else warmup)
                 except Exception as exc:  # a peer that does not support this dtype
                     print(f"skip {name} {dtype}: {type(exc).__name__}: {str(exc)[:120]}", file=sys.stderr)

@@ -13,22 +13,20 @@ proves what the CUDA checks (``benchmarks/cuda_checks.py``) check on a GPU, on a
 
 from __future__ import annotations
 
-import collections
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from test_torch_common import FACTORIES
-from torch.utils._python_dispatch import TorchDispatchMode
 
-from maskmix.torch import MaskMixTransform, MixingTransform, RandomCutMix, RandomCutThumbnail, RandomMixup
+from maskmix.torch import MaskMixTransform, RandomCutMix, RandomCutThumbnail, RandomMixup
 
-#: ATen ops that only make a new view or alias of a tensor: no kernel runs.
-VIEW_OPS = frozenset({
-    "_reshape_alias", "_unsafe_view", "alias", "as_strided", "detach", "expand", "lift_fresh", "permute",
-    "reshape", "select", "slice", "split", "squeeze", "t", "transpose", "unbind", "unsqueeze", "view",
-})
+# The counter is the one benchmarks/op_counts.py reports with.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from op_counts import KernelCounter, call
 
 MIXING_FACTORIES: dict[str, Callable[..., MaskMixTransform]] = {
     "cutmix": lambda **kw: RandomCutMix(num_classes=10, **kw),
@@ -52,32 +50,6 @@ BUDGETS = {
 }
 
 
-class KernelCounter(TorchDispatchMode):
-    """Counts the ATen ops that run a kernel (everything but views) while it is active."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: collections.Counter[str] = collections.Counter()
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        name = func.overloadpacket.__name__
-        if name not in VIEW_OPS:
-            self.ops[name] += 1
-        return func(*args, **(kwargs or {}))
-
-    @property
-    def kernels(self) -> int:
-        return sum(self.ops.values())
-
-
-def _call(transform: MaskMixTransform, x: torch.Tensor) -> Any:
-    # Cut-Thumbnail is a mixing transform whose plain variant takes images alone.
-    if getattr(transform, "mix_images", isinstance(transform, MixingTransform)):
-        labels = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
-        return transform(x, labels)
-    return transform(x)
-
-
 @pytest.mark.parametrize("name", list(ALL_FACTORIES))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.uint8], ids=str)
 @pytest.mark.parametrize(
@@ -86,7 +58,8 @@ def _call(transform: MaskMixTransform, x: torch.Tensor) -> Any:
 )
 def test_accelerator_path_reads_no_value_on_the_host(name: str, dtype: torch.dtype, options: dict) -> None:
     x = torch.empty(6, 3, 20, 24, dtype=dtype, device="meta")
-    result = _call(ALL_FACTORIES[name](**options), x)
+    labels = torch.zeros(6, dtype=torch.int64, device="meta")
+    result = call(ALL_FACTORIES[name](**options), x, labels)
     out = result[0] if isinstance(result, tuple) else result
     assert out.device.type == "meta" and out.shape == x.shape and out.dtype == dtype
     if isinstance(result, tuple):
@@ -97,9 +70,11 @@ def test_accelerator_path_reads_no_value_on_the_host(name: str, dtype: torch.dty
 def test_kernel_launches_within_budget(name: str) -> None:
     transform = ALL_FACTORIES[name]()
     x = torch.empty(64, 3, 32, 32, device="meta")
-    _call(transform, x)  # first call: lazy setup, if any, is not counted
+    labels = torch.zeros(64, dtype=torch.int64, device="meta")
+    call(transform, x, labels)  # first call: lazy setup, if any, is not counted
     with KernelCounter() as counter:
-        _call(transform, x)
+        call(transform, x, labels)
+    assert counter.host_reads == 0
     assert counter.kernels <= BUDGETS[name], dict(counter.ops.most_common(12))
     # The budget is not so loose that doubling the launches would pass.
     assert 2 * counter.kernels > BUDGETS[name]
@@ -111,6 +86,16 @@ def test_counter_counts_kernels_not_views() -> None:
         y = x.view(4, -1).unsqueeze(0).expand(2, 4, 192)
         (y + 1).sum()
     assert dict(counter.ops) == {"add": 1, "sum": 1}
+    assert counter.kernels == 2 and counter.host_reads == 0
+
+
+def test_counter_counts_host_reads() -> None:
+    x = torch.ones(4)
+    with KernelCounter() as counter:
+        value = x.sum().item()
+        bool(x.all())
+    assert value == 4.0
+    assert counter.host_reads == 2 and counter.kernels == 2
 
 
 @pytest.mark.parametrize(

@@ -128,3 +128,22 @@ def test_train_step_benchmark_quick_mode(tmp_path: Path) -> None:
     result = json.loads(output.read_text())
     assert result["shape"] == [8, 3, 32, 32] and result["model"] == "small_cnn"
     assert 0 < result["augment_share"] < 1 and result["step_ms"] > 0
+
+
+@pytest.mark.slow
+def test_op_counts_quick_mode(tmp_path: Path) -> None:
+    output, table = tmp_path / "ops.json", tmp_path / "ops.md"
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "op_counts.py"), "--quick", "--output", str(output),
+         "--markdown", str(table)],
+        capture_output=True, text=True, check=True,
+    )
+    rows = {row["name"]: row for row in json.loads(output.read_text())["rows"]}
+    ours = [row for row in rows.values() if row["counted_on"] == "meta"]
+    assert len(ours) >= 10 and all(row["host_reads"] == 0 and row["kernels"] > 0 for row in ours)
+    # Batched: the same launches at any batch size; timm's per-image loop launches more.
+    assert all(row["kernels_large"] == row["kernels"] for row in ours)
+    timm_loop = rows["timm RandomErasing (per-image loop)"]
+    assert timm_loop["kernels_large"] > timm_loop["kernels"]
+    assert rows["torchvision CutMix (one box per batch)"]["host_reads"] > 0
+    assert table.read_text().startswith("Host:")

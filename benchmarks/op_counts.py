@@ -1,0 +1,247 @@
+"""Kernel launches and host reads per call: what an eager call costs on a GPU, counted anywhere.
+
+In eager mode on a GPU, a call of an augmentation costs mostly kernel launches: each launch takes
+some microseconds of host time (Python, dispatcher, driver), while one pass over a 256x3x224x224
+float32 batch takes ~0.1 ms of an H100. A host read (``.item()``, ``bool(t)``, ``nonzero``)
+is worse: the host waits for the GPU to drain. Both are counted here with a
+``TorchDispatchMode``, which needs no GPU:
+
+* ours run on the ``meta`` device, which takes exactly the code path of an accelerator (a CPU
+  tensor takes a few CPU-only shortcuts) and raises on any host read, so their reads are 0 by
+  construction;
+* peers (torchvision, timm, Kornia) read values on the host while sampling and cannot run on
+  ``meta``; they are counted on CPU tensors, where every ``.item()``-like read is an
+  ``aten::_local_scalar_dense``.
+
+Kernels are counted at two batch sizes (``--batch`` and ``--large-batch``): a per-image Python
+loop launches more kernels the larger the batch; a batched transform launches the same number.
+Next to the counts: the host time per call on the small CPU batch (``--batch``x3x32x32 float32,
+eager), where the pixel work is negligible and the figure is the fixed per-call overhead.
+
+    python benchmarks/op_counts.py --markdown benchmarks/results/op_counts.md \\
+        --output benchmarks/results/op_counts.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from _machine import cpu_name
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import maskmix
+import maskmix.torch as mm
+
+#: ATen ops that only make a new view or alias of a tensor: no kernel runs.
+VIEW_OPS = frozenset({
+    "_reshape_alias", "_unsafe_view", "alias", "as_strided", "detach", "expand", "lift_fresh", "permute",
+    "reshape", "select", "slice", "split", "squeeze", "t", "transpose", "unbind", "unsqueeze", "view",
+})
+#: ATen ops that copy a tensor's value to the host (on a GPU: a synchronisation).
+HOST_READ_OPS = frozenset({"_local_scalar_dense", "nonzero", "_assert_scalar"})
+
+
+class KernelCounter(TorchDispatchMode):
+    """Counts, while active, the ATen ops that run a kernel (everything but views) and host reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: collections.Counter[str] = collections.Counter()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = func.overloadpacket.__name__
+        if name not in VIEW_OPS:
+            self.ops[name] += 1
+        return func(*args, **(kwargs or {}))
+
+    @property
+    def kernels(self) -> int:
+        """Ops that launch a kernel (host reads excluded)."""
+        return sum(n for name, n in self.ops.items() if name not in HOST_READ_OPS)
+
+    @property
+    def host_reads(self) -> int:
+        return sum(n for name, n in self.ops.items() if name in HOST_READ_OPS)
+
+
+def call(transform: Callable[..., Any], x: torch.Tensor, y: torch.Tensor) -> Any:
+    """Call a maskmix transform with labels when it mixes (Cut-Thumbnail only with ``mix_images``)."""
+    if getattr(transform, "mix_images", isinstance(transform, mm.MixingTransform)):
+        return transform(x, y)
+    return transform(x)
+
+
+def count(fn: Callable[[], Any]) -> KernelCounter:
+    """Ops of one call of ``fn``, after one uncounted call (lazy set-up)."""
+    fn()
+    with KernelCounter() as counter:
+        fn()
+    return counter
+
+
+def host_time(fn: Callable[[], Any], repeats: int) -> float:
+    """Median seconds per call over ``repeats`` batches of 20 calls."""
+    for _ in range(20):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(20):
+            fn()
+        samples.append((time.perf_counter() - start) / 20)
+    return statistics.median(samples)
+
+
+def ours() -> dict[str, Callable[[], mm.MaskMixTransform]]:
+    return {
+        "RandomCutout": lambda: mm.RandomCutout(),
+        "RandomErasing": lambda: mm.RandomErasing(),
+        "RandomErasing(count 1-3, noise)": lambda: mm.RandomErasing(patch_count=(1, 3), fill_method="noise"),
+        "RandomHideAndSeek": lambda: mm.RandomHideAndSeek(),
+        "RandomGridMask": lambda: mm.RandomGridMask(),
+        "RandomGridMask(rotation)": lambda: mm.RandomGridMask(rotation=360),
+        "RandomCutMix": lambda: mm.RandomCutMix(num_classes=10),
+        "RandomCutMix(alpha 0.5, variant)": lambda: mm.RandomCutMix(num_classes=10, alpha=0.5, patch_area=(0.1, 0.5)),
+        "RandomMixup": lambda: mm.RandomMixup(num_classes=10),
+        "RandomMixup(alpha 0.2)": lambda: mm.RandomMixup(num_classes=10, alpha=0.2),
+        "RandomCutBlur": lambda: mm.RandomCutBlur(),
+        "RandomCutThumbnail": lambda: mm.RandomCutThumbnail(),
+        "RandomCutPaste": lambda: mm.RandomCutPaste(),
+        "RandomCutSwap": lambda: mm.RandomCutSwap(),
+    }
+
+
+def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], Any]]:
+    """One call of each peer on CPU tensors, keyed '<peer> <what>'. Missing libraries are skipped."""
+    from torchvision.transforms import v2
+
+    erase = v2.RandomErasing(p=1.0, scale=(0.05, 0.3), ratio=(0.3, 3.0))
+    cutmix, mixup = v2.CutMix(num_classes=10), v2.MixUp(num_classes=10)
+    out: dict[str, Callable[[], Any]] = {
+        "torchvision RandomErasing (one box per batch)": lambda: erase(x),
+        "torchvision CutMix (one box per batch)": lambda: cutmix(x, y),
+        "torchvision MixUp (one ratio per batch)": lambda: mixup(x, y),
+    }
+    try:
+        from timm.data import Mixup
+        from timm.data.random_erasing import RandomErasing as TimmErasing
+
+        timm_erase = TimmErasing(probability=1.0, min_area=0.05, max_area=0.3, device="cpu")
+        out["timm RandomErasing (per-image loop)"] = lambda: timm_erase(x.clone())
+        for mode in ("elem", "batch"):
+            mix = Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, num_classes=10)
+            out[f"timm Mixup/CutMix ({mode})"] = (lambda mix=mix: mix(x.clone(), y))
+    except ImportError:
+        pass
+    try:
+        import kornia.augmentation as K
+
+        kerase, kcutmix = K.RandomErasing(scale=(0.05, 0.3), ratio=(0.3, 3.0), p=1.0), K.RandomCutMixV2(p=1.0)
+        kmixup, kjigsaw = K.RandomMixUpV2(p=1.0), K.RandomJigsaw(grid=(4, 4), p=1.0)
+        out["kornia RandomErasing"] = lambda: kerase(x)
+        out["kornia RandomCutMixV2"] = lambda: kcutmix(x, y)
+        out["kornia RandomMixUpV2"] = lambda: kmixup(x, y)
+        out["kornia RandomJigsaw"] = lambda: kjigsaw(x)
+    except ImportError:
+        pass
+    return out
+
+
+def versions() -> dict[str, str]:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "maskmix": maskmix.__version__}
+    for name in ("torchvision", "timm", "kornia"):
+        try:
+            info[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=8, help="images per call (default 8)")
+    parser.add_argument("--large-batch", type=int, default=64, help="second batch size counted (default 64)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed batches of 20 calls (default 15)")
+    parser.add_argument("--quick", action="store_true", help="3 timed batches (smoke run)")
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--note", default="", help="free text stored with the results")
+    parser.add_argument("--output", type=Path, default=None, help="JSON results")
+    parser.add_argument("--markdown", type=Path, default=None, help="markdown table")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # the per-call overhead, not the pixel work, is measured
+    repeats = 3 if args.quick else args.repeats
+    shape = (args.batch, 3, 32, 32)
+    cpu_x, cpu_y = torch.rand(shape), torch.randint(0, 10, (args.batch,))
+    large = (args.large_batch, *shape[1:])
+    large_x, large_y = torch.rand(large), torch.randint(0, 10, (args.large_batch,))
+
+    def meta(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.empty(n, *shape[1:], device="meta"), torch.zeros(n, dtype=torch.int64, device="meta")
+
+    small_meta, large_meta = meta(args.batch), meta(args.large_batch)
+    rows = []
+    for name, factory in ours().items():
+        transform = factory()
+        counter = count(lambda t=transform: call(t, *small_meta))
+        counter_large = count(lambda t=transform: call(t, *large_meta))
+        seconds = host_time(lambda t=transform: call(t, cpu_x, cpu_y), repeats)
+        rows.append(dict(name=name, counted_on="meta", kernels=counter.kernels, host_reads=counter.host_reads,
+                         kernels_large=counter_large.kernels, host_reads_large=counter_large.host_reads,
+                         host_us=seconds * 1e6, top_ops=dict(counter.ops.most_common(6))))
+    if not args.no_peers:
+        large_peers = peers(large_x, large_y)
+        for name, fn in peers(cpu_x, cpu_y).items():
+            counter, counter_large = count(fn), count(large_peers[name])
+            rows.append(dict(name=name, counted_on="cpu", kernels=counter.kernels, host_reads=counter.host_reads,
+                             kernels_large=counter_large.kernels, host_reads_large=counter_large.host_reads,
+                             host_us=host_time(fn, repeats) * 1e6, top_ops=dict(counter.ops.most_common(6))))
+    for row in rows:
+        print(f"{row['name']:<50} {row['counted_on']:>5} {row['kernels']:5d} / {row['kernels_large']:5d} kernels "
+              f"{row['host_reads']:3d} / {row['host_reads_large']:3d} reads {row['host_us']:9.1f} us/call")
+
+    result = {
+        "date": datetime.date.today().isoformat(),
+        "device": f"{cpu_name()} ({os.cpu_count()} logical CPUs, torch threads 1)",
+        "versions": versions(),
+        "shape": list(shape),
+        "large_shape": list(large),
+        "note": args.note,
+        "rows": rows,
+    }
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=2))
+    if args.markdown:
+        lines = [f"Host: {result['device']}; {', '.join(f'{k} {v}' for k, v in result['versions'].items())}; "
+                 f"{result['date']}", "",
+                 f"One eager call on a Bx3x32x32 float32 batch, B = {args.batch} and {args.large_batch}. "
+                 "Kernels: ATen ops other than views; host reads: values copied to the host (a GPU "
+                 "synchronisation each). maskmix is counted on the meta device (the accelerator code path), "
+                 f"peers on CPU tensors. Host time: median per call at B = {args.batch} on the CPU, 1 thread "
+                 "(the fixed per-call overhead: the pixel work is tiny).", ""]
+        if args.note:
+            lines += [f"Note: {args.note}", ""]
+        b, big = args.batch, args.large_batch
+        lines += [f"| transform | kernels B={b} | kernels B={big} | host reads B={b} | host reads B={big} | "
+                  f"host µs per call B={b} |", "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['name']} | {r['kernels']} | {r['kernels_large']} | {r['host_reads']} | "
+                  f"{r['host_reads_large']} | {r['host_us']:.0f} |" for r in rows]
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
