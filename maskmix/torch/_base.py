@@ -346,8 +346,13 @@ class MaskingTransform(MaskMixTransform):
         u = torch.rand(size, device=device, dtype=work, generator=generator)
         return lo + (hi - lo) * u
 
-    def fill_for(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
-        """The fill values for ``images``, in their dtype, broadcastable to ``(B, C, H, W)``."""
+    def fill_for(self, images: Tensor, params: Mapping[str, Any]) -> Tensor | float | int:
+        """The fill values for ``images``, in their dtype, broadcastable to ``(B, C, H, W)``.
+
+        A constant fill (``black``, ``gray``, ``white``, ``zero``, a single number) is returned as a
+        Python number already in the images' terms (``uint8``: rounded half to even, saturated),
+        which ``torch.where`` takes without launching a kernel to build it.
+        """
         method = self.fill_method
         dtype = images.dtype
         work = self.compute_dtype(dtype)
@@ -359,19 +364,27 @@ class MaskingTransform(MaskMixTransform):
             values = images.to(work).mean(dim=(-2, -1), keepdim=True)
         elif isinstance(method, str):
             constant = {"black": lo, "white": hi, "gray": (lo + hi) / 2, "zero": 0.0}[method]
-            values = torch.full((1, 1, 1, 1), constant, dtype=work, device=device)
+            return self.to_image_scalar(constant, dtype)
+        elif not isinstance(method, tuple):
+            return self.to_image_scalar(method, dtype)
         else:
             channels = images.shape[-3]
-            per_channel = method if isinstance(method, tuple) else (method,)
-            if len(per_channel) not in (1, channels):
+            if len(method) not in (1, channels):
                 raise ValueError(
-                    f"{type(self).__name__}: fill_method has {len(per_channel)} values but the images "
+                    f"{type(self).__name__}: fill_method has {len(method)} values but the images "
                     f"have {channels} channel(s); give one value or one per channel"
                 )
             # Built from device-side fills: torch.tensor(list, device=...) would be a host copy.
-            values = torch.stack([torch.full((), v, dtype=work, device=device) for v in per_channel])
+            values = torch.stack([torch.full((), v, dtype=work, device=device) for v in method])
             values = values.view(1, -1, 1, 1)
         return self.to_image_dtype(values, dtype)
+
+    @staticmethod
+    def to_image_scalar(value: float, dtype: torch.dtype) -> float | int:
+        """A constant as :meth:`to_image_dtype` would cast it, as a Python number."""
+        if dtype == torch.uint8:
+            return min(max(round(value), 0), 255)  # round() is half to even, like torch.round
+        return float(value)
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         height, width = images.shape[-2:]

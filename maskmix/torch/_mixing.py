@@ -149,10 +149,9 @@ class MixingTransform(MaskMixTransform):
             params["selected"] = torch.zeros_like(params["selected"])
         soft = self.soft_labels(labels, images, batch_size)
         out = self.transform(images, params)
-        weight = params["partner_weight"].to(soft.dtype).unsqueeze(1)
-        mixed = soft * (1 - weight) + soft[params["partner"]] * weight
-        soft = torch.where(params["selected"].unsqueeze(1), mixed, soft)
-        return rebuild(out, soft)
+        # Weight 0 leaves a row as it is (lerp(a, b, 0) is a exactly): no per-row where needed.
+        weight = torch.where(params["selected"], params["partner_weight"], 0.0).to(soft.dtype).unsqueeze(1)
+        return rebuild(out, torch.lerp(soft, soft[params["partner"]], weight))
 
     def _split(self, sample: Any) -> tuple[Tensor, Tensor, Any]:
         name = type(self).__name__
@@ -183,18 +182,21 @@ class MixingTransform(MaskMixTransform):
                 raise ValueError(f"{name}: num_classes is required when labels are class indices")
             self._check_batch(labels, batch_size)
             self._check_indices(labels)
-            soft = torch.nn.functional.one_hot(labels.long(), self.num_classes).to(torch.float32)
-        else:
-            if labels.ndim != 2:
-                raise ValueError(
-                    f"{name}: one-hot/soft labels must have shape (B, K); got shape {tuple(labels.shape)}"
-                )
-            self._check_batch(labels, batch_size)
-            if self.num_classes is not None and labels.shape[1] != self.num_classes:
-                raise ValueError(
-                    f"{name}: labels have {labels.shape[1]} classes but num_classes is {self.num_classes}"
-                )
-            soft = labels.to(torch.float64 if labels.dtype == torch.float64 else torch.float32)
+            # One-hot with the smoothing folded in: two kernels.
+            off = self.label_smoothing / self.num_classes
+            on = 1.0 - self.label_smoothing + off
+            soft = torch.full((labels.shape[0], self.num_classes), off, dtype=torch.float32, device=labels.device)
+            return soft.scatter_(1, labels.long().unsqueeze(1), on)
+        if labels.ndim != 2:
+            raise ValueError(
+                f"{name}: one-hot/soft labels must have shape (B, K); got shape {tuple(labels.shape)}"
+            )
+        self._check_batch(labels, batch_size)
+        if self.num_classes is not None and labels.shape[1] != self.num_classes:
+            raise ValueError(
+                f"{name}: labels have {labels.shape[1]} classes but num_classes is {self.num_classes}"
+            )
+        soft = labels.to(torch.float64 if labels.dtype == torch.float64 else torch.float32)
         if self.label_smoothing > 0:
             classes = soft.shape[1]
             soft = soft * (1.0 - self.label_smoothing) + self.label_smoothing / classes
