@@ -43,7 +43,7 @@ ALL_FACTORIES = {**FACTORIES, **MIXING_FACTORIES}
 #: launches; raise one only with a reason.
 BUDGETS = {
     "cutout": 34, "cutout_partial": 41, "erasing": 61, "erasing_multi": 65,
-    "hide_and_seek": 48, "hide_and_seek_prob": 34, "gridmask": 45, "gridmask_rotated": 64,
+    "hide_and_seek": 48, "hide_and_seek_prob": 34, "gridmask": 38, "gridmask_rotated": 57,
     "cutblur": 75, "cutblur_range": 87, "cutpaste": 84, "cutpaste_jitter": 125,
     "cutswap": 237, "thumbnail": 179,
     "cutmix": 66, "cutmix_variant": 109, "mixup": 25, "mixup_alpha": 63, "thumbnail_mix": 190,

@@ -86,9 +86,9 @@ class RandomGridMask(MaskingTransform):
         unit = torch.round(unit_fraction * float(min(height, width))).to(torch.int64).clamp_min(2)
         masked = torch.round(ratio * unit).to(torch.int64)
         masked = torch.minimum(masked.clamp_min(1), unit - 1)
-        offset_y = _sampling.randint(0, unit - 1, size, device=device, generator=generator)
-        offset_x = _sampling.randint(0, unit - 1, size, device=device, generator=generator)
-        params = {"unit": unit, "masked": masked, "offset_y": offset_y, "offset_x": offset_x}
+        # Both offsets in one draw (rows 0 and 1): half the kernels of two.
+        offsets = _sampling.randint(0, unit - 1, (2, batch_size), device=device, generator=generator)
+        params = {"unit": unit, "masked": masked, "offset_y": offsets[0], "offset_x": offsets[1]}
         if self.rotation > 0:
             params["angle"] = _sampling.uniform(
                 -math.radians(self.rotation), math.radians(self.rotation), size, device=device, generator=generator
