@@ -90,9 +90,10 @@ def rectangle_sizes(area_fraction: Tensor, aspect_ratio: Tensor, height: int, wi
     (callers decide whether a rectangle that does not fit is redrawn, clamped or clipped).
     """
     target = area_fraction * float(height * width)
-    h = torch.round(torch.sqrt(target * aspect_ratio)).to(torch.int64).clamp_min(1)
-    w = torch.round(torch.sqrt(target / aspect_ratio)).to(torch.int64).clamp_min(1)
-    return h, w
+    # Both sides rounded in one stacked pass: 8 kernels instead of 11, the same values.
+    sides = torch.stack((target * aspect_ratio, target / aspect_ratio)).sqrt_().round_().clamp_(min=1)
+    sides = sides.to(torch.int64)
+    return sides[0], sides[1]
 
 
 def first_fitting(h: Tensor, w: Tensor, height: int, width: int, *,
