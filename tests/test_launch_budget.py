@@ -46,7 +46,7 @@ BUDGETS = {
     "hide_and_seek": 48, "hide_and_seek_prob": 34, "gridmask": 38, "gridmask_rotated": 57,
     "cutblur": 68, "cutblur_range": 80, "cutpaste": 78, "cutpaste_jitter": 118,
     "cutswap": 227, "thumbnail": 175,
-    "cutmix": 63, "cutmix_variant": 102, "mixup": 25, "mixup_alpha": 63, "thumbnail_mix": 187,
+    "cutmix": 65, "cutmix_variant": 104, "mixup": 27, "mixup_alpha": 65, "thumbnail_mix": 189,
 }
 
 

@@ -149,9 +149,12 @@ class MixingTransform(MaskMixTransform):
             params["selected"] = torch.zeros_like(params["selected"])
         soft = self.soft_labels(labels, images, batch_size)
         out = self.transform(images, params)
-        # Weight 0 leaves a row as it is (lerp(a, b, 0) is a exactly): no per-row where needed.
-        weight = torch.where(params["selected"], params["partner_weight"], 0.0).to(soft.dtype).unsqueeze(1)
-        return rebuild(out, torch.lerp(soft, soft[params["partner"]], weight))
+        # Not torch.lerp (one kernel fewer): Inductor computes lerp with other roundings than the
+        # eager kernel, and this form gives compiled labels bit-identical to eager ones.
+        weight = params["partner_weight"].to(soft.dtype).unsqueeze(1)
+        mixed = soft * (1 - weight) + soft[params["partner"]] * weight
+        soft = torch.where(params["selected"].unsqueeze(1), mixed, soft)
+        return rebuild(out, soft)
 
     def _split(self, sample: Any) -> tuple[Tensor, Tensor, Any]:
         name = type(self).__name__
