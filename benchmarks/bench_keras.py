@@ -27,8 +27,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
 import datetime
-import json
-import platform
 import re
 import statistics
 import sys
@@ -38,9 +36,8 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
-from _machine import cpu_name
+from _machine import cpu_name, library_versions, write_results
 
-import maskmix
 import maskmix.keras as mk
 
 tf.get_logger().setLevel("ERROR")  # retracing warnings: every layer gets its own tf.function
@@ -141,15 +138,6 @@ def device_name(on_gpu: bool) -> str:
     return f"{cpu_name()} ({os.cpu_count()} logical CPUs)"
 
 
-def versions() -> dict[str, str]:
-    return {
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "maskmix": maskmix.__version__,
-    }
-
-
 def make_batch(shape: tuple[int, ...], dtype: str) -> tuple[tf.Tensor, tf.Tensor]:
     gen = tf.random.Generator.from_seed(0)
     x = gen.uniform(shape, 0.0, 1.0)
@@ -244,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.date.today().isoformat(),
         "device": device_name(on_gpu),
         "backend": keras.backend.backend(),
-        "versions": versions(),
+        "versions": library_versions("tensorflow", "keras", "maskmix"),
         "repeats": repeats,
         "warmup": warmup,
         "note": args.note,
@@ -252,12 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "skipped": skipped,
     }
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(markdown(result))
+    write_results(result, args.output, args.markdown, markdown(result).rstrip("\n").split("\n"))
     return 0
 
 

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -32,9 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from _machine import cpu_name
+from _machine import TORCH_LIBRARIES, cpu_name, header_line, library_versions, write_results
 
-import maskmix
 import maskmix.torch as mm
 
 
@@ -145,16 +142,6 @@ def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], object]]:
     return out
 
 
-def versions() -> dict[str, str]:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "maskmix": maskmix.__version__}
-    for name in ("torchvision", "timm", "kornia"):
-        try:
-            info[name] = __import__(name).__version__
-        except ImportError:
-            pass
-    return info
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -232,25 +219,19 @@ def main() -> int:
     result = {
         "date": datetime.date.today().isoformat(),
         "device": device_name,
-        "versions": versions(),
+        "versions": library_versions(*TORCH_LIBRARIES),
         "note": args.note,
         "rows": rows,
     }
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2))
-    if args.markdown:
-        lines = [f"Device: {device_name}; {', '.join(f'{k} {v}' for k, v in result['versions'].items())}; "
-                 f"{result['date']}", ""]
-        if args.note:
-            lines += [f"Note: {args.note}", ""]
-        lines += ["| shape | dtype | transform | mode | ms | images/s | × clone |",
-                  "|---|---|---|---|---:|---:|---:|"]
-        for r in rows:
-            lines.append(f"| {tuple(r['shape'])} | {r['dtype'].replace('torch.', '')} | {r['name']} | {r['mode']} | "
-                         f"{r['seconds'] * 1e3:.3f} | {r['shape'][0] / r['seconds']:.0f} | {r['ratio']:.2f} |")
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text("\n".join(lines) + "\n")
+    lines = [f"Device: {header_line(device_name, result['versions'], result['date'])}", ""]
+    if args.note:
+        lines += [f"Note: {args.note}", ""]
+    lines += ["| shape | dtype | transform | mode | ms | images/s | × clone |",
+              "|---|---|---|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {tuple(r['shape'])} | {r['dtype'].replace('torch.', '')} | {r['name']} | {r['mode']} | "
+                     f"{r['seconds'] * 1e3:.3f} | {r['shape'][0] / r['seconds']:.0f} | {r['ratio']:.2f} |")
+    write_results(result, args.output, args.markdown, lines)
     return 0
 
 

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -33,9 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from _machine import cpu_name
+from _machine import TORCH_LIBRARIES, cpu_name, header_line, library_versions, write_results
 
-import maskmix
 import maskmix.torch as mm
 
 NUM_CLASSES = 10
@@ -140,12 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'x'.join(map(str, shape)):>14} {name:<52} ours {m['ours_s'] * 1e3:9.2f} ms  "
                   f"peer {m['peer_s'] * 1e3:9.2f} ms  ratio {m['ratio']:5.2f} (<= {limit}) "
                   f"{'met' if met else 'MISSED'}", flush=True)
-    versions = {"python": platform.python_version(), "torch": torch.__version__, "maskmix": maskmix.__version__}
-    for lib in ("torchvision", "timm", "kornia"):
-        try:
-            versions[lib] = __import__(lib).__version__
-        except ImportError:
-            pass
+    versions = library_versions(*TORCH_LIBRARIES)
     result = {
         "date": datetime.date.today().isoformat(),
         "device": f"{cpu_name()} ({os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()})",
@@ -154,24 +146,18 @@ def main(argv: list[str] | None = None) -> int:
         "note": args.note,
         "rows": rows,
     }
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
-    if args.markdown:
-        lines = [f"Device: {result['device']}; {', '.join(f'{k} {v}' for k, v in versions.items())}; "
-                 f"{result['date']}", "",
-                 f"Paired timing, {rounds} alternating rounds; ratio = median over rounds of "
-                 "time(ours) / time(peer); float32, eager.", ""]
-        if args.note:
-            lines += [f"Note: {args.note}", ""]
-        lines += ["| shape | target | pair | ours ms | peer ms | ratio | limit | met |",
-                  "|---|---|---|---:|---:|---:|---:|---|"]
-        for r in rows:
-            lines.append(f"| {'×'.join(map(str, r['shape']))} | {r['target']} | {r['pair']} | "
-                         f"{r['ours_s'] * 1e3:.2f} | {r['peer_s'] * 1e3:.2f} | {r['ratio']:.2f} | "
-                         f"≤ {r['limit']} | {'yes' if r['met'] else '**no**'} |")
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text("\n".join(lines) + "\n")
+    lines = [f"Device: {header_line(result['device'], versions, result['date'])}", "",
+             f"Paired timing, {rounds} alternating rounds; ratio = median over rounds of "
+             "time(ours) / time(peer); float32, eager.", ""]
+    if args.note:
+        lines += [f"Note: {args.note}", ""]
+    lines += ["| shape | target | pair | ours ms | peer ms | ratio | limit | met |",
+              "|---|---|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {'×'.join(map(str, r['shape']))} | {r['target']} | {r['pair']} | "
+                     f"{r['ours_s'] * 1e3:.2f} | {r['peer_s'] * 1e3:.2f} | {r['ratio']:.2f} | "
+                     f"≤ {r['limit']} | {'yes' if r['met'] else '**no**'} |")
+    write_results(result, args.output, args.markdown, lines)
     return 0
 
 

@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -38,10 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _machine import cpu_name
+from _machine import TORCH_LIBRARIES, cpu_name, header_line, library_versions, write_results
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import maskmix
 import maskmix.torch as mm
 
 #: ATen ops that only make a new view or alias of a tensor: no kernel runs.
@@ -159,16 +156,6 @@ def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], Any]]:
     return out
 
 
-def versions() -> dict[str, str]:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "maskmix": maskmix.__version__}
-    for name in ("torchvision", "timm", "kornia"):
-        try:
-            info[name] = __import__(name).__version__
-        except ImportError:
-            pass
-    return info
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=8, help="images per call (default 8)")
@@ -214,32 +201,26 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "date": datetime.date.today().isoformat(),
         "device": f"{cpu_name()} ({os.cpu_count()} logical CPUs, torch threads 1)",
-        "versions": versions(),
+        "versions": library_versions(*TORCH_LIBRARIES),
         "shape": list(shape),
         "large_shape": list(large),
         "note": args.note,
         "rows": rows,
     }
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2))
-    if args.markdown:
-        lines = [f"Host: {result['device']}; {', '.join(f'{k} {v}' for k, v in result['versions'].items())}; "
-                 f"{result['date']}", "",
-                 f"One eager call on a Bx3x32x32 float32 batch, B = {args.batch} and {args.large_batch}. "
-                 "Kernels: ATen ops other than views; host reads: values copied to the host (a GPU "
-                 "synchronisation each). maskmix is counted on the meta device (the accelerator code path), "
-                 f"peers on CPU tensors. Host time: median per call at B = {args.batch} on the CPU, 1 thread "
-                 "(the fixed per-call overhead: the pixel work is tiny).", ""]
-        if args.note:
-            lines += [f"Note: {args.note}", ""]
-        b, big = args.batch, args.large_batch
-        lines += [f"| transform | kernels B={b} | kernels B={big} | host reads B={b} | host reads B={big} | "
-                  f"host µs per call B={b} |", "|---|---:|---:|---:|---:|---:|"]
-        lines += [f"| {r['name']} | {r['kernels']} | {r['kernels_large']} | {r['host_reads']} | "
-                  f"{r['host_reads_large']} | {r['host_us']:.0f} |" for r in rows]
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text("\n".join(lines) + "\n")
+    lines = [f"Host: {header_line(result['device'], result['versions'], result['date'])}", "",
+             f"One eager call on a Bx3x32x32 float32 batch, B = {args.batch} and {args.large_batch}. "
+             "Kernels: ATen ops other than views; host reads: values copied to the host (a GPU "
+             "synchronisation each). maskmix is counted on the meta device (the accelerator code path), "
+             f"peers on CPU tensors. Host time: median per call at B = {args.batch} on the CPU, 1 thread "
+             "(the fixed per-call overhead: the pixel work is tiny).", ""]
+    if args.note:
+        lines += [f"Note: {args.note}", ""]
+    b, big = args.batch, args.large_batch
+    lines += [f"| transform | kernels B={b} | kernels B={big} | host reads B={b} | host reads B={big} | "
+              f"host µs per call B={b} |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['name']} | {r['kernels']} | {r['kernels_large']} | {r['host_reads']} | "
+              f"{r['host_reads_large']} | {r['host_us']:.0f} |" for r in rows]
+    write_results(result, args.output, args.markdown, lines)
     return 0
 
 
