@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import _cases
 import keras
 import tensorflow as tf
 from _machine import cpu_name, library_versions, write_results
@@ -42,7 +43,7 @@ import maskmix.keras as mk
 
 tf.get_logger().setLevel("ERROR")  # retracing warnings: every layer gets its own tf.function
 
-NUM_CLASSES = 10
+NUM_CLASSES = _cases.NUM_CLASSES
 FLOOR = "x + 0 floor (copy)"
 
 
@@ -80,21 +81,7 @@ def timed(fn: Callable[[], object], on_gpu: bool, repeats: int, warmup: int) -> 
 
 def ours() -> dict[str, tuple[keras.layers.Layer, bool]]:
     """Our layers, keyed by name: ``(layer, mixes labels)``."""
-    cases: dict[str, keras.layers.Layer] = {
-        "RandomCutout": mk.RandomCutout(),
-        "RandomErasing": mk.RandomErasing(),
-        "RandomErasing(count 1-3, noise)": mk.RandomErasing(patch_count=(1, 3), fill_method="noise"),
-        "RandomHideAndSeek": mk.RandomHideAndSeek(),
-        "RandomGridMask": mk.RandomGridMask(),
-        "RandomGridMask(rotation)": mk.RandomGridMask(rotation=360),
-        "RandomCutMix": mk.RandomCutMix(num_classes=NUM_CLASSES),
-        "RandomMixup": mk.RandomMixup(num_classes=NUM_CLASSES),
-        "RandomCutBlur": mk.RandomCutBlur(),
-        "RandomCutPaste": mk.RandomCutPaste(),
-        "RandomCutSwap": mk.RandomCutSwap(),
-        "RandomCutThumbnail": mk.RandomCutThumbnail(),
-    }
-    return {name: (layer, name in ("RandomCutMix", "RandomMixup")) for name, layer in cases.items()}
+    return _cases.build(mk)
 
 
 def peers(value_range: tuple[float, float]) -> dict[str, tuple[keras.layers.Layer, bool]]:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import _cases
 import torch
 from _machine import TORCH_LIBRARIES, cpu_name, header_line, library_versions, write_results
 
@@ -76,26 +77,9 @@ def cuda_graphed(fn: Callable[[], object]) -> Callable[[], object]:
 
 
 def ours(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], object]]:
-    cases = {
-        "RandomCutout": mm.RandomCutout(),
-        "RandomErasing": mm.RandomErasing(),
-        "RandomErasing(count 1-3, noise)": mm.RandomErasing(patch_count=(1, 3), fill_method="noise"),
-        "RandomHideAndSeek": mm.RandomHideAndSeek(),
-        "RandomGridMask": mm.RandomGridMask(),
-        "RandomGridMask(rotation)": mm.RandomGridMask(rotation=360),
-        "RandomCutMix": mm.RandomCutMix(num_classes=10),
-        "RandomMixup": mm.RandomMixup(num_classes=10),
-    }
-    for name in ("RandomCutBlur", "RandomCutPaste", "RandomCutSwap", "RandomCutThumbnail"):
-        if hasattr(mm, name):
-            cases[name] = getattr(mm, name)()
-    out: dict[str, Callable[[], object]] = {}
-    for name, t in cases.items():
-        if isinstance(t, mm.MixingTransform):
-            out[name] = (lambda t=t: t(x, y))
-        else:
-            out[name] = (lambda t=t: t(x))
-    return out
+    """One call of each configuration of ``_cases.CASES`` on ``x`` (with ``y`` for the mixing ones)."""
+    return {name: (lambda t=t: t(x, y)) if mixes else (lambda t=t: t(x))
+            for name, (t, mixes) in _cases.build(mm).items()}
 
 
 def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], object]]:
@@ -107,8 +91,8 @@ def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], object]]:
     out["torchvision RandomErasing (batched: one box per batch)"] = lambda: erase(x)
     out["torchvision RandomErasing (per-image loop)"] = lambda: torch.stack([erase(img) for img in x])
     if x.dtype.is_floating_point:
-        cutmix = v2.CutMix(num_classes=10)
-        mixup = v2.MixUp(num_classes=10)
+        cutmix = v2.CutMix(num_classes=_cases.NUM_CLASSES)
+        mixup = v2.MixUp(num_classes=_cases.NUM_CLASSES)
         out["torchvision CutMix (batched)"] = lambda: cutmix(x, y)
         out["torchvision MixUp (batched)"] = lambda: mixup(x, y)
     try:
@@ -119,7 +103,8 @@ def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], object]]:
         out["timm RandomErasing (per-image loop)"] = lambda: timm_erase(x.clone())
         if x.dtype.is_floating_point and x.shape[0] % 2 == 0:
             for mode in ("elem", "batch"):
-                mix = Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, num_classes=10, label_smoothing=0.0)
+                mix = Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, num_classes=_cases.NUM_CLASSES,
+                            label_smoothing=0.0)
                 out[f"timm Mixup/CutMix ({mode})"] = (lambda mix=mix: mix(x.clone(), y))
     except ImportError:
         pass

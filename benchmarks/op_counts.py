@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import _cases
 import torch
 from _machine import TORCH_LIBRARIES, cpu_name, header_line, library_versions, write_results
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -101,31 +102,12 @@ def host_time(fn: Callable[[], Any], repeats: int) -> float:
     return statistics.median(samples)
 
 
-def ours() -> dict[str, Callable[[], mm.MaskMixTransform]]:
-    return {
-        "RandomCutout": lambda: mm.RandomCutout(),
-        "RandomErasing": lambda: mm.RandomErasing(),
-        "RandomErasing(count 1-3, noise)": lambda: mm.RandomErasing(patch_count=(1, 3), fill_method="noise"),
-        "RandomHideAndSeek": lambda: mm.RandomHideAndSeek(),
-        "RandomGridMask": lambda: mm.RandomGridMask(),
-        "RandomGridMask(rotation)": lambda: mm.RandomGridMask(rotation=360),
-        "RandomCutMix": lambda: mm.RandomCutMix(num_classes=10),
-        "RandomCutMix(alpha 0.5, variant)": lambda: mm.RandomCutMix(num_classes=10, alpha=0.5, patch_area=(0.1, 0.5)),
-        "RandomMixup": lambda: mm.RandomMixup(num_classes=10),
-        "RandomMixup(alpha 0.2)": lambda: mm.RandomMixup(num_classes=10, alpha=0.2),
-        "RandomCutBlur": lambda: mm.RandomCutBlur(),
-        "RandomCutThumbnail": lambda: mm.RandomCutThumbnail(),
-        "RandomCutPaste": lambda: mm.RandomCutPaste(),
-        "RandomCutSwap": lambda: mm.RandomCutSwap(),
-    }
-
-
 def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], Any]]:
     """One call of each peer on CPU tensors, keyed '<peer> <what>'. Missing libraries are skipped."""
     from torchvision.transforms import v2
 
     erase = v2.RandomErasing(p=1.0, scale=(0.05, 0.3), ratio=(0.3, 3.0))
-    cutmix, mixup = v2.CutMix(num_classes=10), v2.MixUp(num_classes=10)
+    cutmix, mixup = v2.CutMix(num_classes=_cases.NUM_CLASSES), v2.MixUp(num_classes=_cases.NUM_CLASSES)
     out: dict[str, Callable[[], Any]] = {
         "torchvision RandomErasing (one box per batch)": lambda: erase(x),
         "torchvision CutMix (one box per batch)": lambda: cutmix(x, y),
@@ -138,7 +120,7 @@ def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], Any]]:
         timm_erase = TimmErasing(probability=1.0, min_area=0.05, max_area=0.3, device="cpu")
         out["timm RandomErasing (per-image loop)"] = lambda: timm_erase(x.clone())
         for mode in ("elem", "batch"):
-            mix = Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, num_classes=10)
+            mix = Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, num_classes=_cases.NUM_CLASSES)
             out[f"timm Mixup/CutMix ({mode})"] = (lambda mix=mix: mix(x.clone(), y))
     except ImportError:
         pass
@@ -179,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
     small_meta, large_meta = meta(args.batch), meta(args.large_batch)
     rows = []
-    for name, factory in ours().items():
-        transform = factory()
+    for name, (transform, _) in _cases.build(mm, {**_cases.CASES, **_cases.SAMPLING_VARIANTS}).items():
         counter = count(lambda t=transform: call(t, *small_meta))
         counter_large = count(lambda t=transform: call(t, *large_meta))
         seconds = host_time(lambda t=transform: call(t, cpu_x, cpu_y), repeats)

@@ -23,6 +23,7 @@ __all__ = [
     "CHANNELS",
     "COMMON",
     "DOMAINS",
+    "DRAW_EVERYTHING",
     "MIXING",
     "NAMES",
     "SIZES",
@@ -200,3 +201,19 @@ def spec_errors() -> list[tuple[str, str, Any, type, str]]:
                 except (ValueError, TypeError) as error:
                     rows.append((class_name, param.name, value, type(error), str(error)))
     return rows
+
+
+#: Per strategy: keyword arguments under which one call consumes every kind of random draw it has
+#: (fills, counts, ranges, partners, jitter); the determinism tests of both frameworks use them.
+DRAW_EVERYTHING: dict[str, dict[str, Any]] = {
+    "RandomCutout": {"fill_method": "noise", "augmentation_ratio": 0.7},
+    "RandomErasing": {"patch_count": (1, 3), "fill_method": "normal", "bernoulli_mix": True, "augmentation_ratio": 0.6},
+    "RandomHideAndSeek": {"grid_size": [2, (3, 4)], "fill_method": "random"},
+    "RandomGridMask": {"rotation": 90.0, "fill_method": "normal_per_patch"},
+    "RandomCutMix": {"num_classes": 3, "label_smoothing": 0.1},
+    "RandomMixup": {"num_classes": 3, "alpha": 0.4},
+    "RandomCutBlur": {"blur_factor": (0.1, 0.5), "resize_method": "bicubic"},
+    "RandomCutThumbnail": {"thumbnail_area": (0.1, 0.5), "mix_images": True, "num_classes": 3},
+    "RandomCutPaste": {"color_jitter": 0.3, "return_labels": True},
+    "RandomCutSwap": {"return_labels": True},
+}

@@ -24,24 +24,14 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import make_images
+from property_domains import DRAW_EVERYTHING
 
 import maskmix.torch as mm
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: Per strategy: keyword arguments that consume every kind of random draw (fills, counts, ranges).
-CONFIGS: dict[str, dict] = {
-    "RandomCutout": {"fill_method": "noise", "augmentation_ratio": 0.7},
-    "RandomErasing": {"patch_count": (1, 3), "fill_method": "normal", "bernoulli_mix": True, "augmentation_ratio": 0.6},
-    "RandomHideAndSeek": {"grid_size": [2, (3, 4)], "fill_method": "random"},
-    "RandomGridMask": {"rotation": 90.0, "fill_method": "normal_per_patch"},
-    "RandomCutMix": {"num_classes": 3, "label_smoothing": 0.1},
-    "RandomMixup": {"num_classes": 3, "alpha": 0.4},
-    "RandomCutBlur": {"blur_factor": (0.1, 0.5), "resize_method": "bicubic"},
-    "RandomCutThumbnail": {"thumbnail_area": (0.1, 0.5), "mix_images": True, "num_classes": 3},
-    "RandomCutPaste": {"color_jitter": 0.3, "return_labels": True},
-    "RandomCutSwap": {"return_labels": True},
-}
+CONFIGS = DRAW_EVERYTHING
+
 #: The strategies whose compiled output is bit-identical to eager (pure copies, fills, selections).
 EXACT_UNDER_COMPILE = {"RandomCutout", "RandomErasing", "RandomHideAndSeek", "RandomGridMask", "RandomCutMix",
                        "RandomCutSwap"}
