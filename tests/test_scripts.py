@@ -147,3 +147,23 @@ def test_op_counts_quick_mode(tmp_path: Path) -> None:
     assert timm_loop["kernels_large"] > timm_loop["kernels"]
     assert rows["torchvision CutMix (one box per batch)"]["host_reads"] > 0
     assert table.read_text().startswith("Host:")
+
+
+def test_cuda_checks_catalogue_runs_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The configurations cuda_checks.py checks on a GPU exist and run (so that a GPU session does
+    not fail on a stale name); without CUDA its main() says so and succeeds."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import cuda_checks
+    import torch
+
+    x, y = torch.rand(6, 3, 20, 24), torch.randint(0, 10, (6,))
+    catalogue = {**cuda_checks.MASKING, **cuda_checks.MIXING, **cuda_checks.PASTING}
+    assert len({factory().__class__.__name__ for factory in catalogue.values()}) == 10
+    for name, factory in catalogue.items():
+        out = cuda_checks.call(factory(), x, y)
+        images = out[0] if isinstance(out, tuple) else out
+        assert images.shape == x.shape and images.dtype == x.dtype, name
+        assert isinstance(out, tuple) == ("Mix" in name or "mix" in name), name
+    if not torch.cuda.is_available():
+        monkeypatch.setattr(sys, "argv", ["cuda_checks.py"])
+        assert cuda_checks.main() == 0

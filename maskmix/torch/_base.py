@@ -158,9 +158,15 @@ class MaskMixTransform(v2.Transform):
         return (0.0, 255.0) if dtype == torch.uint8 else (0.0, 1.0)
 
     @staticmethod
-    def to_image_dtype(values: Tensor, dtype: torch.dtype) -> Tensor:
-        """Cast computed values to the image dtype: floats as they are, uint8 rounded and saturated."""
+    def to_image_dtype(values: Tensor, dtype: torch.dtype, *, in_place: bool = False) -> Tensor:
+        """Cast computed values to the image dtype: floats as they are, uint8 rounded and saturated.
+
+        ``in_place=True`` rounds and saturates ``values`` itself (a fresh buffer the caller owns),
+        sparing two batch-sized temporaries; the result is the same.
+        """
         if dtype == torch.uint8:
+            if in_place:
+                return values.round_().clamp_(0, 255).to(dtype)
             return values.round().clamp(0, 255).to(dtype)
         return values.to(dtype)
 

@@ -73,9 +73,7 @@ class RandomMixup(MixingTransform):
             # The same values with fewer batch-sized allocations: gather the partners in the
             # image dtype, then blend, round and saturate in place.
             mixed = images.index_select(0, params["partner"]).to(work)
-            mixed.lerp_(images.to(work), lam)
-            if images.dtype == torch.uint8:
-                mixed = mixed.round_().clamp_(0, 255).to(torch.uint8)
+            mixed = self.to_image_dtype(mixed.lerp_(images.to(work), lam), images.dtype, in_place=True)
         else:
             # Indexing keeps the images' memory layout, so that lerp sees two tensors of one layout:
             # its result (last bit in bfloat16) does not depend on the layout then.
