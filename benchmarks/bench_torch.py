@@ -9,11 +9,15 @@ on CUDA with ``--graphs`` also ``cuda-graph`` (the eager call captured once in a
 ``torch.cuda.CUDAGraph`` and replayed: fresh random numbers each replay, no launch overhead) and,
 with ``--compile``, ``compile+cudagraphs`` (``mode="reduce-overhead"``). In eager mode on a GPU a
 call costs mostly kernel launches (see ``benchmarks/op_counts.py``); the graph modes show what
-the same kernels cost without them.
+the same kernels cost without them. On CUDA each eager row also has a ``device`` time (the GPU is
+kept busy while the host enqueues the call, so the call's kernels run back to back, as in a
+training step where the host runs ahead) and a ``host`` time (the CPU cost of enqueueing it): the
+eager wall time is about the larger of the two.
 
     python benchmarks/bench_torch.py --device cuda --compile --graphs \
         --output benchmarks/results/torch_cuda.json --markdown benchmarks/results/torch_cuda.md
     python benchmarks/bench_torch.py --quick        # tiny shapes, a few repeats (CI smoke run)
+    python benchmarks/bench_torch.py --device cuda --compile --graphs --budget 240 ...  # time-boxed
 
 Writes a markdown table (``--markdown``) and a JSON file with the device name and versions.
 """
@@ -28,6 +32,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import _cases
 import torch
@@ -127,11 +132,77 @@ def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], object]]:
     return out
 
 
+def device_and_host_time(fn: Callable[[], object], repeats: int, warmup: int) -> tuple[float, float] | None:
+    """CUDA: median ``(device seconds, host seconds)`` per call, with the launches hidden.
+
+    Before each call the GPU is kept busy by ``torch.cuda._sleep`` for longer than the host takes
+    to enqueue the call, so the events around the call time its kernels back to back, as in a
+    training step where the host runs ahead of the GPU; the host time is the enqueueing alone (the
+    CPU cost of a call). None when the host cannot run ahead (``fn`` synchronises with the host).
+    """
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    torch.cuda._sleep(10_000_000)
+    end.record()
+    end.synchronize()
+    cycles_per_second = 10_000_000 / (start.elapsed_time(end) / 1e3)
+    sleep_s, device_samples, host_samples = 0.002, [], []
+    for _ in range(4 * repeats):
+        if len(device_samples) == repeats:
+            break
+        torch.cuda._sleep(int(sleep_s * cycles_per_second))
+        start.record()
+        t0 = time.perf_counter()
+        fn()
+        host = time.perf_counter() - t0
+        end.record()
+        end.synchronize()
+        if host > 0.5 * sleep_s:  # the GPU may have caught up with the host: retry with a longer sleep
+            sleep_s = 4 * host
+            if sleep_s > 0.5:
+                return None  # the call waits for the GPU: no host run-ahead possible
+            continue
+        device_samples.append(start.elapsed_time(end) / 1e3)
+        host_samples.append(host)
+    if len(device_samples) < repeats:
+        return None
+    return statistics.median(device_samples), statistics.median(host_samples)
+
+
+def table_lines(result: dict[str, Any]) -> list[str]:
+    """The markdown table of ``result`` (the header line, the note, then one row per timing)."""
+    lines = [f"Device: {header_line(result['device'], result['versions'], result['date'])}", ""]
+    if result["note"]:
+        lines += [f"Note: {result['note']}", ""]
+    cuda = any("device_seconds" in r for r in result["rows"])
+    extra = " device ms | host ms | device × clone |" if cuda else ""
+    lines += ["| shape | dtype | transform | mode | ms | images/s | × clone |" + extra,
+              "|---|---|---|---|---:|---:|---:|" + ("---:|---:|---:|" if cuda else "")]
+    for r in result["rows"]:
+        line = (f"| {tuple(r['shape'])} | {r['dtype'].replace('torch.', '')} | {r['name']} | {r['mode']} | "
+                f"{r['seconds'] * 1e3:.3f} | {r['shape'][0] / r['seconds']:.0f} | {r['ratio']:.2f} |")
+        if cuda:
+            if r.get("device_seconds") is not None:
+                line += (f" {r['device_seconds'] * 1e3:.3f} | {r['host_seconds'] * 1e3:.3f} | "
+                         f"{r['device_ratio']:.2f} |")
+            else:
+                line += " – | – | – |"
+        lines.append(line)
+    if result["skipped"]:
+        lines += ["", "Not timed: " + "; ".join(f"{s['name']} ({s['mode']}, {s['dtype']}): {s['reason']}"
+                                              for s in result["skipped"])]
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (smoke run)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(fullgraph=True)")
+    parser.add_argument("--compile-dtypes", default="float32", help="dtypes timed compiled (default float32)")
     parser.add_argument("--graphs", action="store_true",
                         help="CUDA: also time the eager call captured in a CUDA graph, and with --compile "
                              "torch.compile(mode='reduce-overhead')")
@@ -141,7 +212,12 @@ def main() -> int:
     parser.add_argument("--shapes", default=None,
                         help="comma-separated BxCxHxW shapes (default 256x3x224x224,1024x3x32x32)")
     parser.add_argument("--dtypes", default=None, help="comma-separated dtypes (default float32,bfloat16,uint8)")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated SHAPE:DTYPE pairs not to time, e.g. 256x3x224x224:float32")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU; default torch's)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds: start no new timing after this long (the rest is listed as not timed); "
+                             "the files are rewritten after every row, so a killed run leaves what it measured")
     parser.add_argument("--note", default="", help="free text stored with the results (e.g. machine load)")
     parser.add_argument("--output", type=Path, default=None, help="JSON results")
     parser.add_argument("--markdown", type=Path, default=None, help="markdown table")
@@ -149,6 +225,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    began = time.perf_counter()
     device = torch.device(args.device)
     if args.quick:
         shapes, dtypes, repeats, warmup = [(8, 3, 32, 32)], [torch.float32, torch.uint8], 2, 1
@@ -161,62 +238,87 @@ def main() -> int:
     only = set(args.only.split(",")) if args.only else None
     if args.dtypes:
         dtypes = [getattr(torch, name.strip()) for name in args.dtypes.split(",")]
-    rows = []
+    compile_dtypes = {getattr(torch, name.strip()) for name in args.compile_dtypes.split(",")}
+    on_cuda = device.type == "cuda"
+    if on_cuda:
+        device_name = torch.cuda.get_device_name(device)
+    else:
+        device_name = f"{cpu_name()} ({os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()})"
+    result: dict[str, Any] = {
+        "date": datetime.date.today().isoformat(),
+        "device": device_name,
+        "versions": library_versions(*TORCH_LIBRARIES),
+        "note": args.note,
+        "rows": [],
+        "skipped": [],
+    }
+    rows, skipped = result["rows"], result["skipped"]
+    skip = {tuple(item.split(":")) for item in args.skip.split(",") if item}
     for shape in shapes:
         for dtype in dtypes:
+            if ("x".join(map(str, shape)), str(dtype).replace("torch.", "")) in skip:
+                continue
             x = (torch.rand(shape, device=device) * (255 if dtype == torch.uint8 else 1)).to(dtype)
             y = torch.randint(0, 10, (shape[0],), device=device)
             floor = timed(x.clone, device, repeats, warmup)
             rows.append(dict(shape=list(shape), dtype=str(dtype), name="clone() floor", mode="eager",
                              seconds=floor, ratio=1.0))
+            floor_device = None
+            if on_cuda and (split := device_and_host_time(x.clone, repeats, warmup)) is not None:
+                floor_device = split[0]
+                rows[-1].update(device_seconds=split[0], host_seconds=split[1], device_ratio=1.0)
             mine = {n: f for n, f in ours(x, y).items() if not only or n.split("(")[0] in only}
+            # Cheapest first, so that a time budget leaves out compilations rather than peers.
             cases = [("eager", n, f) for n, f in mine.items()]
-            graphs = args.graphs and device.type == "cuda"
+            if not args.no_peers:
+                cases += [("eager", n, f) for n, f in peers(x, y).items()]
+            graphs = args.graphs and on_cuda
             if graphs:
                 cases += [("cuda-graph", n, lambda f=f: cuda_graphed(f)) for n, f in ours(x, y).items()
                           if n in mine]
-            if args.compile and dtype == torch.float32:
+            if args.compile and dtype in compile_dtypes:
                 for name, fn in ours(x, y).items():
                     if name in mine:
                         cases.append(("compile", name, torch.compile(fn, fullgraph=True)))
                         if graphs:
                             cases.append(("compile+cudagraphs", name,
                                           torch.compile(fn, fullgraph=True, mode="reduce-overhead")))
-            if not args.no_peers:
-                cases += [("eager", n, f) for n, f in peers(x, y).items()]
             for mode, name, fn in cases:
+                if args.budget is not None and time.perf_counter() - began > args.budget:
+                    skipped.append(dict(shape=list(shape), dtype=str(dtype), name=name, mode=mode,
+                                        reason="time budget spent"))
+                    continue
                 slow = "loop" in name and not args.quick
+                row: dict[str, Any] = dict(shape=list(shape), dtype=str(dtype), name=name, mode=mode)
                 try:
+                    t0 = time.perf_counter()
                     if mode == "cuda-graph":
                         fn = fn()  # capture now: a failure is reported like any other
+                    elif mode.startswith("compile"):
+                        fn()
+                        if on_cuda:
+                            torch.cuda.synchronize()
+                        row["first_call_seconds"] = time.perf_counter() - t0  # compilation included
                     seconds = timed(fn, device, max(3, repeats // 5) if slow else repeats, 1 if slow else warmup)
+                    split = None
+                    if on_cuda and mode == "eager" and not slow:
+                        split = device_and_host_time(fn, repeats, warmup)
                 except Exception as exc:  # a peer that does not support this dtype
-                    print(f"skip {name} {dtype}: {type(exc).__name__}: {str(exc)[:120]}", file=sys.stderr)
+                    reason = f"{type(exc).__name__}: {str(exc)[:160]}"
+                    print(f"skip {name} {mode} {dtype}: {reason}", file=sys.stderr)
+                    skipped.append(dict(shape=list(shape), dtype=str(dtype), name=name, mode=mode, reason=reason))
                     continue
-                rows.append(dict(shape=list(shape), dtype=str(dtype), name=name, mode=mode,
-                                 seconds=seconds, ratio=seconds / floor))
-                print(f"{shape!s:>20} {dtype!s:>15} {mode:>8} {name:<58} "
-                      f"{seconds * 1e3:9.3f} ms  {shape[0] / seconds:12.0f} img/s  {seconds / floor:7.2f}x clone")
-    if device.type == "cuda":
-        device_name = torch.cuda.get_device_name(device)
-    else:
-        device_name = f"{cpu_name()} ({os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()})"
-    result = {
-        "date": datetime.date.today().isoformat(),
-        "device": device_name,
-        "versions": library_versions(*TORCH_LIBRARIES),
-        "note": args.note,
-        "rows": rows,
-    }
-    lines = [f"Device: {header_line(device_name, result['versions'], result['date'])}", ""]
-    if args.note:
-        lines += [f"Note: {args.note}", ""]
-    lines += ["| shape | dtype | transform | mode | ms | images/s | × clone |",
-              "|---|---|---|---|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {tuple(r['shape'])} | {r['dtype'].replace('torch.', '')} | {r['name']} | {r['mode']} | "
-                     f"{r['seconds'] * 1e3:.3f} | {r['shape'][0] / r['seconds']:.0f} | {r['ratio']:.2f} |")
-    write_results(result, args.output, args.markdown, lines)
+                row.update(seconds=seconds, ratio=seconds / floor)
+                if split is not None and floor_device is not None:
+                    row.update(device_seconds=split[0], host_seconds=split[1], device_ratio=split[0] / floor_device)
+                rows.append(row)
+                device_part = (f"  device {split[0] * 1e3:8.3f} ms  host {split[1] * 1e3:8.3f} ms"
+                               if split is not None else "")
+                print(f"{shape!s:>20} {dtype!s:>15} {mode:>18} {name:<58} "
+                      f"{seconds * 1e3:9.3f} ms  {shape[0] / seconds:12.0f} img/s  {seconds / floor:7.2f}x clone"
+                      + device_part, flush=True)
+                write_results(result, args.output, args.markdown, table_lines(result))
+    write_results(result, args.output, args.markdown, table_lines(result))
     return 0
 
 

@@ -127,9 +127,21 @@ def check_label_assert(device: torch.device) -> None:
     assert proc.returncode != 0 and "class indices must lie in" in (proc.stderr + proc.stdout), proc.stderr[-2000:]
 
 
+def write_summary(results: dict[str, str], output: str | None) -> dict[str, object]:
+    summary = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "results": results}
+    if output:
+        with open(output, "w") as fh:
+            json.dump(summary, fh, indent=2)
+    return summary
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--output", default=None)
+    parser.add_argument("--output", default=None, help="JSON file, rewritten after every check")
+    parser.add_argument("--compile", choices=["yes", "no", "only"], default="yes",
+                        help="run the torch.compile checks (float32) too, not at all, or alone; they take "
+                             "most of the time (one compilation per configuration)")
+    parser.add_argument("--dtypes", default="float32,bfloat16,uint8")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device; nothing to check")
@@ -137,11 +149,14 @@ def main() -> int:
     device = torch.device("cuda")
     results: dict[str, str] = {}
     transforms = {**MASKING, **MIXING, **PASTING}
-    for dtype in (torch.float32, torch.bfloat16, torch.uint8):
+    checks = {"no": (check_no_sync, check_graph_capture, check_matches_cpu_semantics),
+              "yes": (check_no_sync, check_graph_capture, check_compile, check_matches_cpu_semantics),
+              "only": (check_compile,)}[args.compile]
+    for dtype in (getattr(torch, name.strip()) for name in args.dtypes.split(",")):
         x = (torch.rand(64, 3, 96, 128, device=device) * (255 if dtype == torch.uint8 else 1)).to(dtype)
         y = torch.randint(0, 10, (64,), device=device)
         for name, factory in transforms.items():
-            for check in (check_no_sync, check_graph_capture, check_compile, check_matches_cpu_semantics):
+            for check in checks:
                 key = f"{check.__name__}[{name}, {dtype}]"
                 if check is check_compile and dtype != torch.float32:
                     continue
@@ -151,21 +166,18 @@ def main() -> int:
                 except Exception as exc:  # report every failure, keep going
                     results[key] = f"FAIL: {type(exc).__name__}: {str(exc)[:300]}"
                     traceback.print_exc()
-    try:
-        check_label_assert(device)
-        results["check_label_assert"] = "PASS"
-    except Exception as exc:
-        results["check_label_assert"] = f"FAIL: {exc}"
+                print(f"{results[key][:4]}  {key}", flush=True)
+                write_summary(results, args.output)
+    if args.compile != "only":
+        try:
+            check_label_assert(device)
+            results["check_label_assert"] = "PASS"
+        except Exception as exc:
+            results["check_label_assert"] = f"FAIL: {exc}"
     for key, value in results.items():
-        print(f"{value[:4]}  {key}" + ("" if value == "PASS" else f"  {value}"))
-    summary = {
-        "device": torch.cuda.get_device_name(),
-        "torch": torch.__version__,
-        "results": results,
-    }
-    if args.output:
-        with open(args.output, "w") as fh:
-            json.dump(summary, fh, indent=2)
+        if value != "PASS":
+            print(f"FAIL  {key}  {value}")
+    summary = write_summary(results, args.output)
     failed = [k for k, v in results.items() if v != "PASS"]
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed on {summary['device']}")
     return 1 if failed else 0

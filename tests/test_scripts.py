@@ -167,3 +167,81 @@ def test_cuda_checks_catalogue_runs_on_cpu(monkeypatch: pytest.MonkeyPatch) -> N
     if not torch.cuda.is_available():
         monkeypatch.setattr(sys, "argv", ["cuda_checks.py"])
         assert cuda_checks.main() == 0
+
+
+@pytest.mark.slow
+def test_torch_benchmark_budget_and_skip(tmp_path: Path) -> None:
+    """--budget 0 times only the floors and lists every other case as not timed (the files are
+    still written); --skip leaves a shape/dtype pair out. gpu_session.sh relies on both."""
+    output, table = tmp_path / "bench.json", tmp_path / "bench.md"
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_torch.py"), "--quick", "--device", "cpu", "--budget", "0",
+         "--skip", "8x3x32x32:uint8", "--compile", "--no-peers", "--output", str(output), "--markdown", str(table)],
+        capture_output=True, text=True, check=True,
+    )
+    result = json.loads(output.read_text())
+    assert [(row["name"], row["dtype"]) for row in result["rows"]] == [("clone() floor", "torch.float32")]
+    skipped = {(s["name"], s["mode"]) for s in result["skipped"]}
+    assert ("RandomCutMix", "eager") in skipped and ("RandomCutMix", "compile") in skipped
+    assert all(s["reason"] == "time budget spent" and s["dtype"] == "torch.float32" for s in result["skipped"])
+    assert "Not timed: RandomCutout (eager, torch.float32): time budget spent" in table.read_text()
+
+
+def test_torch_benchmark_table_has_device_columns_for_cuda_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The device/host columns that only a CUDA run fills are laid out right (no GPU needed)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_torch
+
+    base = dict(shape=[256, 3, 224, 224], dtype="torch.float32", mode="eager")
+    result = {"device": "GPU", "versions": {"torch": "x"}, "date": "2026-11-30", "note": "", "skipped": [], "rows": [
+        dict(base, name="clone() floor", seconds=1e-4, ratio=1.0, device_seconds=1e-4, host_seconds=2e-5,
+             device_ratio=1.0),
+        dict(base, name="RandomCutMix", seconds=1e-3, ratio=10.0, device_seconds=3e-4, host_seconds=9e-4,
+             device_ratio=3.0),
+        dict(base, name="RandomCutMix", mode="compile", seconds=2e-4, ratio=2.0),
+    ]}
+    lines = bench_torch.table_lines(result)
+    header = next(line for line in lines if line.startswith("| shape"))
+    assert header.endswith("| device ms | host ms | device × clone |")
+    assert "| RandomCutMix | eager | 1.000 | 256000 | 10.00 | 0.300 | 0.900 | 3.00 |" in lines[-2]
+    assert lines[-1].endswith("| compile | 0.200 | 1280000 | 2.00 | – | – | – |")
+    assert all(line.count("|") == header.count("|") for line in lines if line.startswith("| ("))
+
+
+def test_gpu_session_runs_in_priority_order_within_its_budget(tmp_path: Path) -> None:
+    """benchmarks/gpu_session.sh with a stand-in for python: the steps run in order, each under its
+    share of the budget; a step that would start with too little left is skipped; the output
+    directory holds just the log and the results archive (the device tool returns at most 8 files)."""
+    calls = tmp_path / "calls.txt"
+    fake_python = tmp_path / "python"
+    fake_python.write_text(
+        "#!/usr/bin/env bash\n"
+        f'echo "$*" >> {calls}\n'
+        'case "$1" in -c) exit 1 ;; esac\n'  # the probes for kornia, pytest and xdist: none installed
+        'for a in "$@"; do case "$a" in */cuda_checks.json) echo "{}" > "$a" ;; esac; done\n'
+        'case "$*" in *bench_torch*) sleep 3 ;; esac\n'
+    )
+    fake_python.chmod(0o755)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_session.sh"), str(out), "64"],
+        cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHON": str(fake_python)}, capture_output=True, text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["results.tar.gz", "session.log"]
+    log = (out / "session.log").read_text()
+    runs = [line for line in calls.read_text().splitlines() if line.startswith("benchmarks/")]
+    assert [line.split()[0] for line in runs] == [
+        "benchmarks/cuda_checks.py", "benchmarks/bench_torch.py", "benchmarks/bench_train_step.py",
+        "benchmarks/bench_train_step.py", "benchmarks/bench_torch.py",
+    ]
+    assert "--compile no" in runs[0] and "--compile --graphs" in runs[1] and "--skip 256x3x224x224:float32" in runs[4]
+    assert "=== checks: up to 6" in log and "=== bench224: up to 6" in log
+    # After the two 3-second benchmarks fewer than the 60 s the compile checks need are left;
+    # pytest is not installed (its probe fails), so that step is not even listed.
+    assert "=== compile: skipped" in log and "pytest" not in log
+    assert "=== done after" in log
+    listing = subprocess.run(["tar", "tzf", str(out / "results.tar.gz")], capture_output=True, text=True,
+                             check=True).stdout
+    assert "cuda_checks.json" in listing and "environment.txt" in listing
