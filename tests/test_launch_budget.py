@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import torch
 from test_torch_common import FACTORIES
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from maskmix.torch import MaskMixTransform, RandomCutMix, RandomCutThumbnail, RandomMixup
 
@@ -39,14 +41,14 @@ MIXING_FACTORIES: dict[str, Callable[..., MaskMixTransform]] = {
 ALL_FACTORIES = {**FACTORIES, **MIXING_FACTORIES}
 
 #: Kernel launches per call of a 64x3x32x32 float32 batch at augmentation_ratio 1, measured on
-#: the meta device (2026-11-23), with about 15% headroom. Lower a budget when a change saves
-#: launches; raise one only with a reason.
+#: the meta device (2026-11-30, after the whole-batch selection stopped costing kernels), with
+#: about 15% headroom. Lower a budget when a change saves launches; raise one only with a reason.
 BUDGETS = {
-    "cutout": 30, "cutout_partial": 37, "erasing": 55, "erasing_multi": 58,
-    "hide_and_seek": 48, "hide_and_seek_prob": 34, "gridmask": 38, "gridmask_rotated": 57,
-    "cutblur": 68, "cutblur_range": 80, "cutpaste": 78, "cutpaste_jitter": 118,
-    "cutswap": 227, "thumbnail": 175,
-    "cutmix": 65, "cutmix_variant": 104, "mixup": 27, "mixup_alpha": 65, "thumbnail_mix": 189,
+    "cutout": 29, "cutout_partial": 36, "erasing": 53, "erasing_multi": 57,
+    "hide_and_seek": 46, "hide_and_seek_prob": 33, "gridmask": 37, "gridmask_rotated": 56,
+    "cutblur": 67, "cutblur_range": 79, "cutpaste": 76, "cutpaste_jitter": 117,
+    "cutswap": 225, "thumbnail": 174,
+    "cutmix": 63, "cutmix_variant": 102, "mixup": 25, "mixup_alpha": 63, "thumbnail_mix": 187,
 }
 
 
@@ -108,3 +110,49 @@ def test_meta_device_refuses_host_reads(host_read: Callable[[torch.Tensor], Any]
     """What makes the first test meaningful: each way of reading values on the host fails on meta."""
     with pytest.raises((RuntimeError, NotImplementedError)):
         host_read(torch.empty(3, device="meta"))
+
+
+class _SelectionUse(TorchDispatchMode):
+    """Records the ops that take the selection tensor (``params["selected"]``) as an input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.selected: torch.Tensor | None = None
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if self.selected is not None and any(t is self.selected for t in tree_flatten((args, kwargs))[0]):
+            self.ops.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", list(ALL_FACTORIES))
+@pytest.mark.parametrize(
+    "options", [{}, {"augmentation_ratio": 0.5}, {"augmentation_ratio": 0.9999, "bernoulli_mix": True}],
+    ids=["all", "half", "bernoulli"],
+)
+def test_selection_is_applied_only_when_not_every_image_is_selected(name: str, options: dict) -> None:
+    """The default augmentation_ratio=1 selects every image by construction: no kernel (a mask
+    product, a per-image where over the batch or the labels) applies the selection then. Any other
+    selection must be applied (this also proves the spy sees the tensor)."""
+    transform = ALL_FACTORIES[name](**options)
+    spy = _SelectionUse()
+    make_params = transform.make_params
+    static: list[bool] = []
+
+    def spying_make_params(flat_inputs: list[Any]) -> dict[str, Any]:
+        params = make_params(flat_inputs)
+        spy.selected = params["selected"]
+        static.append(params["all_selected"])
+        return params
+
+    transform.make_params = spying_make_params
+    x = torch.empty(64, 3, 32, 32, device="meta")
+    labels = torch.zeros(64, dtype=torch.int64, device="meta")
+    with spy:
+        call(transform, x, labels)
+    assert static == [not options]
+    if options:
+        assert spy.ops, "the selection was never applied"
+    else:
+        assert spy.ops == []

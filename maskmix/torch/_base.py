@@ -24,12 +24,12 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from maskmix.params import StrategySpec
+from maskmix.params import StrategySpec, num_selected
 
 from . import _sampling
 
 __all__ = ["SUPPORTED_DTYPES", "CommonOptions", "MaskMixTransform", "MaskingTransform", "all_selected",
-           "may_reuse_buffers"]
+           "may_reuse_buffers", "selection"]
 
 #: Image dtypes every transform accepts (SPEC §3).
 SUPPORTED_DTYPES: tuple[torch.dtype, ...] = (
@@ -41,16 +41,27 @@ SUPPORTED_DTYPES: tuple[torch.dtype, ...] = (
 )
 
 
-def all_selected(selected: Tensor) -> bool:
-    """True when every image of ``selected`` is to be augmented and finding out costs nothing.
+def all_selected(params: Mapping[str, Any]) -> bool:
+    """True when every image of the batch is to be augmented and finding out costs nothing.
 
-    Only a CPU tensor in eager mode is looked at (its values are already on the host); on an
-    accelerator reading them would synchronise with the host and under ``torch.compile`` it
-    would break the graph, so there the answer is False and the caller keeps its per-image
-    ``torch.where``. A CPU fast path for the default ``augmentation_ratio=1``: a per-image
-    ``where`` over a whole batch costs several copies of it on a CPU.
+    Known by construction when ``params["all_selected"]`` is True: ``augmentation_ratio``
+    selects the whole batch without a Bernoulli draw (the default ``augmentation_ratio=1``), so
+    no per-image selection needs applying, on any device and under ``torch.compile``. Otherwise
+    only a CPU tensor in eager mode is looked at (its values are already on the host); on an
+    accelerator reading ``params["selected"]`` would synchronise with the host and under
+    ``torch.compile`` it would break the graph, so there the answer is False and the caller
+    applies the selection (a per-image ``torch.where`` or a mask product).
     """
+    if params.get("all_selected", False):
+        return True
+    selected = params["selected"]
     return selected.device.type == "cpu" and not torch.compiler.is_compiling() and bool(selected.all())
+
+
+def selection(params: Mapping[str, Any]) -> Tensor | None:
+    """The boolean ``(B,)`` selection to apply, or None when every image is augmented (see
+    :func:`all_selected`): then masks need no ``& selected`` and results no ``where``."""
+    return None if all_selected(params) else params["selected"]
 
 
 def may_reuse_buffers(images: Tensor) -> bool:
@@ -143,7 +154,10 @@ class MaskMixTransform(v2.Transform):
         """Return a new ``(B, C, H, W)`` tensor of ``images``' dtype with the selected images changed.
 
         ``params["selected"]`` is the boolean ``(B,)`` selection; unselected images must come back
-        bit-identical (typically through one ``torch.where``).
+        bit-identical (typically through one ``torch.where``). ``params["all_selected"]`` is True
+        when the whole batch is selected by construction (``augmentation_ratio`` 1 without
+        ``bernoulli_mix``, the default): :func:`selection` then returns None and the strategy skips
+        applying the selection (a mask product or a ``where`` over the batch fewer).
         """
         raise NotImplementedError
 
@@ -252,6 +266,12 @@ class MaskMixTransform(v2.Transform):
             batch_size, channels, height, width, dtype=first.dtype, device=device, generator=generator
         )
         params["selected"] = selected
+        # Static (no tensor is read): the whole batch is selected by construction.
+        params["all_selected"] = (
+            not self.bernoulli_mix
+            and self._clean_splits <= 1
+            and num_selected(self.augmentation_ratio, batch_size) >= batch_size
+        )
         params["batch_shape"] = (batch_size, height, width)
         return params
 
@@ -394,5 +414,7 @@ class MaskingTransform(MaskMixTransform):
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         height, width = images.shape[-2:]
-        mask = _sampling.mask_and(self.region_mask(params, height, width), params["selected"].view(-1, 1, 1))
+        mask = self.region_mask(params, height, width)
+        if (selected := selection(params)) is not None:
+            mask = _sampling.mask_and(mask, selected.view(-1, 1, 1))
         return torch.where(mask.unsqueeze(1), self.fill_for(images, params), images)

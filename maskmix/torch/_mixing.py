@@ -20,7 +20,7 @@ from torchvision import tv_tensors
 from maskmix._structure import split_images_labels, usage
 
 from . import _sampling
-from ._base import MaskMixTransform
+from ._base import MaskMixTransform, selection
 
 __all__ = ["MixingTransform", "beta", "box_fraction", "partners"]
 
@@ -147,14 +147,16 @@ class MixingTransform(MaskMixTransform):
         batch_size = params["batch_shape"][0]
         if batch_size < 2:
             params["selected"] = torch.zeros_like(params["selected"])
+            params["all_selected"] = False
         soft = self.soft_labels(labels, images, batch_size)
         out = self.transform(images, params)
         # Not torch.lerp (one kernel fewer): Inductor computes lerp with other roundings than the
         # eager kernel, and this form gives compiled labels bit-identical to eager ones.
         weight = params["partner_weight"].to(soft.dtype).unsqueeze(1)
         mixed = soft * (1 - weight) + soft[params["partner"]] * weight
-        soft = torch.where(params["selected"].unsqueeze(1), mixed, soft)
-        return rebuild(out, soft)
+        if (selected := selection(params)) is not None:
+            mixed = torch.where(selected.unsqueeze(1), mixed, soft)
+        return rebuild(out, mixed)
 
     def _split(self, sample: Any) -> tuple[Tensor, Tensor, Any]:
         name = type(self).__name__

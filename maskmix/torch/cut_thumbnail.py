@@ -13,7 +13,7 @@ from typing_extensions import Unpack
 from maskmix.params import RANDOM_CUT_THUMBNAIL
 
 from . import _patches, _sampling
-from ._base import CommonOptions, MaskMixTransform
+from ._base import CommonOptions, MaskMixTransform, selection
 from ._mixing import MixingTransform, box_fraction
 
 __all__ = ["RandomCutThumbnail"]
@@ -203,8 +203,8 @@ class RandomCutThumbnail(MixingTransform):
         local_x = (torch.arange(width, device=device) - params["left"].view(-1, 1)).clamp(0, max_w - 1)
         pasted = thumbnails.gather(2, local_y.view(batch, 1, height, 1).expand(batch, channels, height, max_w))
         pasted = pasted.gather(3, local_x.view(batch, 1, 1, width).expand(batch, channels, height, width))
-        box = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width)
-        box = box & params["selected"].view(-1, 1, 1)
+        box = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width,
+                                 within=selection(params))
         return torch.where(box.unsqueeze(1), pasted, images)
 
     def thumbnails(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:

@@ -15,7 +15,7 @@ from typing_extensions import Unpack
 from maskmix.params import RANDOM_CUTBLUR, boolean, choice, fraction_or_range, number_in, positive_range
 
 from . import _patches, _sampling
-from ._base import SUPPORTED_DTYPES, CommonOptions, MaskMixTransform
+from ._base import SUPPORTED_DTYPES, CommonOptions, MaskMixTransform, selection
 
 __all__ = [
     "CUTBLUR_DIRECTIONS",
@@ -112,8 +112,9 @@ def _sample_box(batch_size: int, height: int, width: int, patch_area: tuple[floa
     return {"top": top, "left": left, "height": h, "width": w}
 
 
-def _box_of(params: Mapping[str, Any], height: int, width: int) -> Tensor:
-    return _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width)
+def _box_of(params: Mapping[str, Any], height: int, width: int, *, within: Tensor | None = None) -> Tensor:
+    return _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width,
+                              within=within)
 
 
 class RandomCutBlur(MaskMixTransform):
@@ -259,7 +260,7 @@ class RandomCutBlur(MaskMixTransform):
             row = params["low_width"] - self._size_range(width)[0]
             down_w, up_w = down_w[row], up_w[row]
         blurred = apply_resampling(work, down_h, up_h, down_w, up_w)
-        mask = _sampling.mask_and(_box_of(params, height, width), params["selected"].view(-1, 1, 1))
+        mask = _box_of(params, height, width, within=selection(params))
         return torch.where(mask.unsqueeze(1), self.to_image_dtype(blurred, dtype), images)
 
 

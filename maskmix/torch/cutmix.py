@@ -12,7 +12,7 @@ from typing_extensions import Unpack
 from maskmix.params import RANDOM_CUTMIX
 
 from . import _sampling
-from ._base import CommonOptions, may_reuse_buffers
+from ._base import CommonOptions, may_reuse_buffers, selection
 from ._mixing import MixingTransform, beta, box_fraction
 
 __all__ = ["RandomCutMix", "random_cutmix"]
@@ -121,7 +121,7 @@ class RandomCutMix(MixingTransform):
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         height, width = images.shape[-2:]
         box = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width,
-                                 within=params["selected"])
+                                 within=selection(params))
         if may_reuse_buffers(images):
             # The partner copy becomes the output: one batch-sized allocation instead of two.
             partner_images = images.index_select(0, params["partner"])

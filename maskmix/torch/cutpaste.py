@@ -12,7 +12,7 @@ from typing_extensions import Unpack
 from maskmix.params import RANDOM_CUTPASTE
 
 from . import _patches, _sampling
-from ._base import CommonOptions, MaskMixTransform
+from ._base import CommonOptions, MaskMixTransform, selection
 
 __all__ = ["RandomCutPaste"]
 
@@ -136,14 +136,14 @@ class RandomCutPaste(MaskMixTransform):
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         _, _, height, width = images.shape
-        box = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width)
-        mask = _sampling.mask_and(box, params["selected"].view(-1, 1, 1))
+        mask = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width,
+                                  within=selection(params))
         # Each destination pixel reads the source pixel at the same offset inside the patch; one
         # gather from the untouched input, so overlapping source and destination are no problem.
         shift = (params["src_top"] - params["top"]) * width + (params["src_left"] - params["left"])
         out = _patches.move_pixels(images, torch.where(mask, shift.view(-1, 1, 1), 0))
         if self.color_jitter > 0:
-            out = torch.where(mask.unsqueeze(1), self._jitter(out, box, params), out)
+            out = torch.where(mask.unsqueeze(1), self._jitter(out, mask, params), out)
         return out
 
     def _jitter(self, patch: Tensor, box: Tensor, params: Mapping[str, Any]) -> Tensor:

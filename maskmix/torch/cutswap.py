@@ -12,7 +12,7 @@ from typing_extensions import Unpack
 from maskmix.params import RANDOM_CUTSWAP
 
 from . import _patches, _sampling
-from ._base import CommonOptions, MaskMixTransform
+from ._base import CommonOptions, MaskMixTransform, selection
 
 __all__ = ["RandomCutSwap"]
 
@@ -132,6 +132,7 @@ class RandomCutSwap(MaskMixTransform):
             if height < 2 and width < 2:
                 # No room for two disjoint patches: nothing is swapped, nothing is augmented.
                 params["selected"] = torch.zeros_like(params["selected"])
+                params["all_selected"] = False
         return params
 
     def sample(self, batch_size: int, channels: int, height: int, width: int, *,
@@ -183,7 +184,7 @@ class RandomCutSwap(MaskMixTransform):
         _, _, height, width = images.shape
         h, w = params["height"], params["width"]
         top_a, left_a, top_b, left_b = params["top_a"], params["left_a"], params["top_b"], params["left_b"]
-        selected = params["selected"]
+        selected = selection(params)
         box_a = _sampling.box_mask(top_a, left_a, h, w, height, width, within=selected)
         box_b = _sampling.box_mask(top_b, left_b, h, w, height, width, within=selected)
         # A reads B (flat offset +shift), B reads A (-shift), everything else stays: one gather.

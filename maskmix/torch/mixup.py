@@ -79,7 +79,7 @@ class RandomMixup(MixingTransform):
             # its result (last bit in bfloat16) does not depend on the layout then.
             x = images.to(work)
             mixed = self.to_image_dtype(torch.lerp(x[params["partner"]], x, lam), images.dtype)
-        if all_selected(params["selected"]):
+        if all_selected(params):
             return mixed
         return torch.where(params["selected"].view(-1, 1, 1, 1), mixed, images)
 
