@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
+import math
 import os
 import statistics
 import sys
@@ -39,6 +40,7 @@ import _cases
 import torch
 from _machine import TORCH_LIBRARIES, cpu_name, header_line, library_versions, write_results
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 import maskmix.torch as mm
 
@@ -79,6 +81,54 @@ def call(transform: Callable[..., Any], x: torch.Tensor, y: torch.Tensor) -> Any
     if getattr(transform, "mix_images", isinstance(transform, mm.MixingTransform)):
         return transform(x, y)
     return transform(x)
+
+
+#: Ops that allocate without writing: no memory traffic.
+ALLOCATING_OPS = frozenset({"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided"})
+
+
+def touched_bytes(t: torch.Tensor) -> int:
+    """Bytes of the distinct elements of ``t``: a broadcast (stride-0) dimension counts once."""
+    return t.element_size() * math.prod(n for n, stride in zip(t.shape, t.stride(), strict=True) if stride != 0)
+
+
+class TrafficCounter(TorchDispatchMode):
+    """Sums the bytes every kernel reads and writes (its tensor inputs and outputs), views excluded.
+
+    A device-independent lower bound for the time of an eager call on a bandwidth-bound GPU:
+    ``bytes / (2 x batch bytes)`` is the call's traffic in units of one ``clone()`` of the batch
+    (which reads and writes it once). Kernels that read part of an input (a gather of a few rows)
+    are counted as reading all of it, so the figure leans high for those.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+        self.by_op: collections.Counter[str] = collections.Counter()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        result = func(*args, **kwargs)
+        name = func.overloadpacket.__name__
+        if name in VIEW_OPS or name in HOST_READ_OPS:
+            return result
+        inputs = [t for t in tree_flatten((args, {k: v for k, v in kwargs.items() if k != "out"}))[0]
+                  if isinstance(t, torch.Tensor)]
+        outputs = [] if name in ALLOCATING_OPS else [t for t in tree_flatten(result)[0] if isinstance(t, torch.Tensor)]
+        moved = sum(touched_bytes(t) for t in (*inputs, *outputs))
+        self.bytes += moved
+        self.by_op[name] += moved
+        return result
+
+
+def traffic(fn: Callable[[], Any], batch: torch.Tensor) -> tuple[float, dict[str, float]]:
+    """Memory traffic of one call of ``fn`` in units of one ``clone()`` of ``batch``, and the
+    largest contributions by op (after one uncounted call)."""
+    fn()
+    with TrafficCounter() as counter:
+        fn()
+    clone = 2 * touched_bytes(batch)
+    return counter.bytes / clone, {k: round(v / clone, 2) for k, v in counter.by_op.most_common(4)}
 
 
 def count(fn: Callable[[], Any]) -> KernelCounter:
@@ -145,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15, help="timed batches of 20 calls (default 15)")
     parser.add_argument("--quick", action="store_true", help="3 timed batches (smoke run)")
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--traffic-shape", default="256x3x224x224",
+                        help="BxCxHxW of the memory-traffic columns (default 256x3x224x224; peers run it on the CPU)")
     parser.add_argument("--note", default="", help="free text stored with the results")
     parser.add_argument("--output", type=Path, default=None, help="JSON results")
     parser.add_argument("--markdown", type=Path, default=None, help="markdown table")
@@ -160,24 +212,39 @@ def main(argv: list[str] | None = None) -> int:
         return torch.empty(n, *shape[1:], device="meta"), torch.zeros(n, dtype=torch.int64, device="meta")
 
     small_meta, large_meta = meta(args.batch), meta(args.large_batch)
+    traffic_shape = tuple(int(n) for n in args.traffic_shape.split("x"))
+    traffic_batches = {
+        dtype: (torch.empty(traffic_shape, dtype=dtype, device="meta"),
+                torch.zeros(traffic_shape[0], dtype=torch.int64, device="meta"))
+        for dtype in (torch.float32, torch.uint8)
+    }
     rows = []
     for name, (transform, _) in _cases.build(mm, {**_cases.CASES, **_cases.SAMPLING_VARIANTS}).items():
         counter = count(lambda t=transform: call(t, *small_meta))
         counter_large = count(lambda t=transform: call(t, *large_meta))
         seconds = host_time(lambda t=transform: call(t, cpu_x, cpu_y), repeats)
+        moved = {str(dtype).removeprefix("torch."): traffic(lambda t=transform, b=b: call(t, *b), b[0])
+                 for dtype, b in traffic_batches.items()}
         rows.append(dict(name=name, counted_on="meta", kernels=counter.kernels, host_reads=counter.host_reads,
                          kernels_large=counter_large.kernels, host_reads_large=counter_large.host_reads,
-                         host_us=seconds * 1e6, top_ops=dict(counter.ops.most_common(6))))
+                         host_us=seconds * 1e6, top_ops=dict(counter.ops.most_common(6)),
+                         traffic_clones={k: v[0] for k, v in moved.items()},
+                         traffic_by_op={k: v[1] for k, v in moved.items()}))
     if not args.no_peers:
         large_peers = peers(large_x, large_y)
+        traffic_x = torch.rand(traffic_shape)
+        traffic_peers = peers(traffic_x, torch.randint(0, 10, (traffic_shape[0],)))
         for name, fn in peers(cpu_x, cpu_y).items():
             counter, counter_large = count(fn), count(large_peers[name])
+            moved = traffic(traffic_peers[name], traffic_x)
             rows.append(dict(name=name, counted_on="cpu", kernels=counter.kernels, host_reads=counter.host_reads,
                              kernels_large=counter_large.kernels, host_reads_large=counter_large.host_reads,
-                             host_us=host_time(fn, repeats) * 1e6, top_ops=dict(counter.ops.most_common(6))))
+                             host_us=host_time(fn, repeats) * 1e6, top_ops=dict(counter.ops.most_common(6)),
+                             traffic_clones={"float32": moved[0]}, traffic_by_op={"float32": moved[1]}))
     for row in rows:
         print(f"{row['name']:<50} {row['counted_on']:>5} {row['kernels']:5d} / {row['kernels_large']:5d} kernels "
-              f"{row['host_reads']:3d} / {row['host_reads_large']:3d} reads {row['host_us']:9.1f} us/call")
+              f"{row['host_reads']:3d} / {row['host_reads_large']:3d} reads {row['host_us']:9.1f} us/call "
+              f"traffic {row['traffic_clones']['float32']:5.2f}x clone", flush=True)
 
     result = {
         "date": datetime.date.today().isoformat(),
@@ -185,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": library_versions(*TORCH_LIBRARIES),
         "shape": list(shape),
         "large_shape": list(large),
+        "traffic_shape": list(traffic_shape),
         "note": args.note,
         "rows": rows,
     }
@@ -193,14 +261,23 @@ def main(argv: list[str] | None = None) -> int:
              "Kernels: ATen ops other than views; host reads: values copied to the host (a GPU "
              "synchronisation each). maskmix is counted on the meta device (the accelerator code path), "
              f"peers on CPU tensors. Host time: median per call at B = {args.batch} on the CPU, 1 thread "
-             "(the fixed per-call overhead: the pixel work is tiny).", ""]
+             "(the fixed per-call overhead: the pixel work is tiny). Memory traffic: bytes every kernel of one "
+             f"call reads and writes on a {'x'.join(map(str, traffic_shape))} batch, in units of one clone() of "
+             "it (the bandwidth-bound lower limit of an eager call's device time, in × clone).", ""]
     if args.note:
         lines += [f"Note: {args.note}", ""]
     b, big = args.batch, args.large_batch
     lines += [f"| transform | kernels B={b} | kernels B={big} | host reads B={b} | host reads B={big} | "
-              f"host µs per call B={b} |", "|---|---:|---:|---:|---:|---:|"]
+              f"host µs per call B={b} | traffic × clone float32 | traffic × clone uint8 |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def clones(row: dict[str, Any], dtype: str) -> str:
+        value = row["traffic_clones"].get(dtype)
+        return "–" if value is None else f"{value:.2f}"
+
     lines += [f"| {r['name']} | {r['kernels']} | {r['kernels_large']} | {r['host_reads']} | "
-              f"{r['host_reads_large']} | {r['host_us']:.0f} |" for r in rows]
+              f"{r['host_reads_large']} | {r['host_us']:.0f} | {clones(r, 'float32')} | {clones(r, 'uint8')} |"
+              for r in rows]
     write_results(result, args.output, args.markdown, lines)
     return 0
 

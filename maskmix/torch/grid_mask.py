@@ -109,6 +109,10 @@ class RandomGridMask(MaskingTransform):
         cos, sin = torch.cos(angle), torch.sin(angle)
         ys = torch.arange(height, device=device, dtype=torch.float32).view(1, -1, 1) - (height - 1) / 2
         xs = torch.arange(width, device=device, dtype=torch.float32).view(1, 1, -1) - (width - 1) / 2
-        u = torch.floor(cos * xs + sin * ys).to(torch.int64)
-        v = torch.floor(cos * ys - sin * xs).to(torch.int64)
+        u = torch.floor(cos * xs + sin * ys)
+        v = torch.floor(cos * ys - sin * xs)
+        # The grid arithmetic stays in float32 (half the bytes of int64 per pixel): the operands
+        # are integers far below 2**24, so sums and remainders are exact.
+        grid = torch.stack((unit, masked, oy, ox)).to(torch.float32)
+        unit, masked, oy, ox = grid.unbind(0)
         return ((v + oy) % unit < masked) & ((u + ox) % unit < masked)
