@@ -172,16 +172,20 @@ class MaskMixTransform(v2.Transform):
         return (0.0, 255.0) if dtype == torch.uint8 else (0.0, 1.0)
 
     @staticmethod
-    def to_image_dtype(values: Tensor, dtype: torch.dtype, *, in_place: bool = False) -> Tensor:
+    def to_image_dtype(values: Tensor, dtype: torch.dtype, *, in_place: bool = False,
+                       within_range: bool = False) -> Tensor:
         """Cast computed values to the image dtype: floats as they are, uint8 rounded and saturated.
 
         ``in_place=True`` rounds and saturates ``values`` itself (a fresh buffer the caller owns),
-        sparing two batch-sized temporaries; the result is the same.
+        sparing two batch-sized temporaries; the result is the same. ``within_range=True`` says
+        that the values already lie in ``[0, 255]`` (a convex combination of uint8 pixels): the
+        saturation, a pass over the batch, is skipped.
         """
         if dtype == torch.uint8:
-            if in_place:
-                return values.round_().clamp_(0, 255).to(dtype)
-            return values.round().clamp(0, 255).to(dtype)
+            rounded = values.round_() if in_place else values.round()
+            if not within_range:
+                rounded = rounded.clamp_(0, 255)
+            return rounded.to(dtype)
         return values.to(dtype)
 
     @staticmethod

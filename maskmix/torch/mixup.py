@@ -69,16 +69,20 @@ class RandomMixup(MixingTransform):
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         work = self.compute_dtype(images.dtype)
         lam = params["lam"].to(work).view(-1, 1, 1, 1)
+        # A lerp of two uint8 pixels with a weight in [0, 1] lies between them, whichever rounding
+        # or formula computes it (every step is monotone and both ends are representable): the
+        # uint8 result needs rounding but no saturation.
         if may_reuse_buffers(images):
             # The same values with fewer batch-sized allocations: gather the partners in the
-            # image dtype, then blend, round and saturate in place.
+            # image dtype, then blend and round in place.
             mixed = images.index_select(0, params["partner"]).to(work)
-            mixed = self.to_image_dtype(mixed.lerp_(images.to(work), lam), images.dtype, in_place=True)
+            mixed = self.to_image_dtype(mixed.lerp_(images.to(work), lam), images.dtype, in_place=True,
+                                        within_range=True)
         else:
             # Indexing keeps the images' memory layout, so that lerp sees two tensors of one layout:
             # its result (last bit in bfloat16) does not depend on the layout then.
             x = images.to(work)
-            mixed = self.to_image_dtype(torch.lerp(x[params["partner"]], x, lam), images.dtype)
+            mixed = self.to_image_dtype(torch.lerp(x[params["partner"]], x, lam), images.dtype, within_range=True)
         if all_selected(params):
             return mixed
         return torch.where(params["selected"].view(-1, 1, 1, 1), mixed, images)
