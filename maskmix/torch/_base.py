@@ -373,8 +373,8 @@ class MaskingTransform(MaskMixTransform):
             return None
         if method in ("normal", "normal_per_patch"):
             return torch.randn(size, device=device, dtype=work, generator=generator)
-        u = torch.rand(size, device=device, dtype=work, generator=generator)
-        return lo + (hi - lo) * u
+        # One kernel (rand, then a scale and a shift, would be three passes over a noise batch).
+        return torch.empty(size, device=device, dtype=work).uniform_(lo, hi, generator=generator)
 
     def fill_for(self, images: Tensor, params: Mapping[str, Any]) -> Tensor | float | int:
         """The fill values for ``images``, in their dtype, broadcastable to ``(B, C, H, W)``.
