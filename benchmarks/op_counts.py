@@ -83,7 +83,7 @@ def call(transform: Callable[..., Any], x: torch.Tensor, y: torch.Tensor) -> Any
     return transform(x)
 
 
-#: Ops that allocate without writing: no memory traffic.
+#: Ops that allocate without reading or writing: no memory traffic.
 ALLOCATING_OPS = frozenset({"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided"})
 
 
@@ -110,11 +110,11 @@ class TrafficCounter(TorchDispatchMode):
         kwargs = kwargs or {}
         result = func(*args, **kwargs)
         name = func.overloadpacket.__name__
-        if name in VIEW_OPS or name in HOST_READ_OPS:
+        if name in VIEW_OPS or name in HOST_READ_OPS or name in ALLOCATING_OPS:
             return result
         inputs = [t for t in tree_flatten((args, {k: v for k, v in kwargs.items() if k != "out"}))[0]
                   if isinstance(t, torch.Tensor)]
-        outputs = [] if name in ALLOCATING_OPS else [t for t in tree_flatten(result)[0] if isinstance(t, torch.Tensor)]
+        outputs = [t for t in tree_flatten(result)[0] if isinstance(t, torch.Tensor)]
         moved = sum(touched_bytes(t) for t in (*inputs, *outputs))
         self.bytes += moved
         self.by_op[name] += moved
@@ -195,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15, help="timed batches of 20 calls (default 15)")
     parser.add_argument("--quick", action="store_true", help="3 timed batches (smoke run)")
     parser.add_argument("--no-peers", action="store_true")
-    parser.add_argument("--traffic-shape", default="256x3x224x224",
-                        help="BxCxHxW of the memory-traffic columns (default 256x3x224x224; peers run it on the CPU)")
+    parser.add_argument("--traffic-shape", default=None,
+                        help="BxCxHxW of the memory-traffic columns (default 256x3x224x224, 8x3x64x64 with "
+                             "--quick; peers run it on the CPU)")
     parser.add_argument("--note", default="", help="free text stored with the results")
     parser.add_argument("--output", type=Path, default=None, help="JSON results")
     parser.add_argument("--markdown", type=Path, default=None, help="markdown table")
@@ -212,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         return torch.empty(n, *shape[1:], device="meta"), torch.zeros(n, dtype=torch.int64, device="meta")
 
     small_meta, large_meta = meta(args.batch), meta(args.large_batch)
-    traffic_shape = tuple(int(n) for n in args.traffic_shape.split("x"))
+    traffic_shape = tuple(int(n) for n in (args.traffic_shape or ("8x3x64x64" if args.quick else "256x3x224x224"))
+                          .split("x"))
     traffic_batches = {
         dtype: (torch.empty(traffic_shape, dtype=dtype, device="meta"),
                 torch.zeros(traffic_shape[0], dtype=torch.int64, device="meta"))

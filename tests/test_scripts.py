@@ -141,6 +141,11 @@ def test_op_counts_quick_mode(tmp_path: Path) -> None:
     rows = {row["name"]: row for row in json.loads(output.read_text())["rows"]}
     ours = [row for row in rows.values() if row["counted_on"] == "meta"]
     assert len(ours) >= 10 and all(row["host_reads"] == 0 and row["kernels"] > 0 for row in ours)
+    # Memory traffic: every transform reads and writes the batch at least once (one clone); a
+    # masking transform with a constant fill is one where over it, little more.
+    assert all(row["traffic_clones"]["float32"] >= 1.0 and row["traffic_clones"]["uint8"] >= 1.0 for row in ours)
+    assert rows["RandomCutout"]["traffic_clones"]["float32"] < 1.2
+    assert all("float32" in row["traffic_clones"] for row in rows.values())
     # Batched: the same launches at any batch size; timm's per-image loop launches more.
     assert all(row["kernels_large"] == row["kernels"] for row in ours)
     timm_loop = rows["timm RandomErasing (per-image loop)"]
@@ -245,3 +250,23 @@ def test_gpu_session_runs_in_priority_order_within_its_budget(tmp_path: Path) ->
     listing = subprocess.run(["tar", "tzf", str(out / "results.tar.gz")], capture_output=True, text=True,
                              check=True).stdout
     assert "cuda_checks.json" in listing and "environment.txt" in listing
+
+
+def test_traffic_counter_counts_bytes_read_and_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One clone is 1.0 by definition; a sum of two batches reads two and writes one (1.5); a
+    broadcast (expanded) operand counts its distinct elements once; allocating writes nothing."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import torch
+    from op_counts import traffic
+
+    x = torch.empty(4, 3, 8, 8, device="meta")
+    assert traffic(x.clone, x)[0] == 1.0
+    assert traffic(lambda: x + x, x)[0] == 1.5
+    mask = torch.empty(4, 1, 8, 8, dtype=torch.bool, device="meta")  # broadcast over the channels
+    fill = torch.empty(1, 3, 1, 1, device="meta")
+    clone_bytes = 2 * x.numel() * 4
+    # x in and the output: one clone; the mask once per pixel (1 byte); the 3 fill values.
+    expected = 1.0 + (mask.numel() + 3 * 4) / clone_bytes
+    assert traffic(lambda: torch.where(mask, x, fill), x)[0] == expected
+    assert traffic(lambda: torch.where(mask.expand(4, 3, 8, 8), x, fill), x)[0] == expected
+    assert traffic(lambda: torch.empty_like(x), x)[0] == 0.0
