@@ -270,3 +270,76 @@ def test_traffic_counter_counts_bytes_read_and_written(monkeypatch: pytest.Monke
     assert traffic(lambda: torch.where(mask, x, fill), x)[0] == expected
     assert traffic(lambda: torch.where(mask.expand(4, 3, 8, 8), x, fill), x)[0] == expected
     assert traffic(lambda: torch.empty_like(x), x)[0] == 0.0
+
+
+class _FakeGPU:
+    """A GPU timeline for bench_torch's CUDA-only timing code: kernels queue behind each other and
+    run while the host goes on; an event records when the queue reaches it."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.clock = time.perf_counter
+        self.busy_until = self.clock()
+
+    def launch(self, seconds: float) -> None:
+        self.busy_until = max(self.busy_until, self.clock()) + seconds
+
+    def synchronize(self) -> None:
+        while self.clock() < self.busy_until:
+            pass
+
+    def event_class(self) -> type:
+        gpu = self
+
+        class Event:
+            def __init__(self, enable_timing: bool = False) -> None:
+                self.at = 0.0
+
+            def record(self) -> None:
+                gpu.launch(0.0)
+                self.at = gpu.busy_until
+
+            def synchronize(self) -> None:
+                while gpu.clock() < self.at:
+                    pass
+
+            def elapsed_time(self, end: "Event") -> float:
+                return (end.at - self.at) * 1e3
+
+        return Event
+
+
+def test_device_and_host_time_on_a_simulated_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA-only split of an eager call into device time (its kernels back to back, the host's
+    launches hidden behind a sleeping GPU) and host time, run against a simulated GPU: a call that
+    enqueues three 50 us kernels in 400 us of host time takes 150 us of device time; a call that
+    waits for the GPU cannot be split (None)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_torch
+    import torch
+
+    gpu = _FakeGPU()
+    monkeypatch.setattr(torch.cuda, "synchronize", gpu.synchronize)
+    monkeypatch.setattr(torch.cuda, "Event", gpu.event_class())
+    monkeypatch.setattr(torch.cuda, "_sleep", lambda cycles: gpu.launch(cycles / 1e9))
+
+    def busy(seconds: float) -> None:
+        end = gpu.clock() + seconds
+        while gpu.clock() < end:
+            pass
+
+    def call() -> None:
+        for _ in range(3):
+            busy(400e-6 / 3)
+            gpu.launch(50e-6)
+
+    device, host = bench_torch.device_and_host_time(call, repeats=5, warmup=1)
+    assert device == pytest.approx(150e-6, rel=0.05)
+    assert 400e-6 <= host < 2e-3
+
+    def waits_for_the_gpu() -> None:
+        gpu.launch(10e-6)
+        gpu.synchronize()
+
+    assert bench_torch.device_and_host_time(waits_for_the_gpu, repeats=3, warmup=1) is None
