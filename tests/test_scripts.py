@@ -304,7 +304,7 @@ class _FakeGPU:
                 while gpu.clock() < self.at:
                     pass
 
-            def elapsed_time(self, end: "Event") -> float:
+            def elapsed_time(self, end: Event) -> float:
                 return (end.at - self.at) * 1e3
 
         return Event
