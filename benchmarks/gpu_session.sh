@@ -4,6 +4,7 @@
 # lightning are installed there). Run from the repository root:
 #
 #   benchmarks/gpu_session.sh OUTDIR [BUDGET_SECONDS]     # default budget 420 s
+#   STEPS=compile,pytest benchmarks/gpu_session.sh OUTDIR 300   # only the named steps (a second call)
 #
 # The steps run in order of importance; each gets what is left of the budget (capped by its own
 # share) and a step that would start with too little left is skipped, so the command ends inside
@@ -12,7 +13,7 @@
 #   OUTDIR/session.log       everything printed, as it happens (kept even if the command is killed)
 #   OUTDIR/results.tar.gz    the JSON/markdown files of the steps that ran, repacked after each step
 #
-# Steps:
+# Steps (names for STEPS; train covers train-fp32 and train-bf16):
 #   1. checks     cuda_checks.py without torch.compile (no host syncs, CUDA-graph capture, CPU
 #                 semantics; float32, bfloat16, uint8) and the device-side label assertion
 #   2. bench224   bench_torch at 256x3x224x224 float32: eager (wall, device and host time), CUDA
@@ -48,6 +49,9 @@ pack() { tar -czf "$out/results.tar.gz.tmp" -C "$work" . && mv "$out/results.tar
 step() {
   local name=$1 share=$2 min=$3 left rc
   shift 3
+  if [ -n "${STEPS:-}" ] && [[ ",$STEPS," != *",${name%%-*},"* ]]; then
+    return  # not asked for
+  fi
   left=$((budget - (SECONDS - began)))
   if [ "$left" -lt "$min" ]; then
     echo "=== $name: skipped, ${left}s of the budget left (needs ${min}s)" | tee -a "$log"

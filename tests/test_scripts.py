@@ -251,6 +251,18 @@ def test_gpu_session_runs_in_priority_order_within_its_budget(tmp_path: Path) ->
                              check=True).stdout
     assert "cuda_checks.json" in listing and "environment.txt" in listing
 
+    # A second call for what the first left out: only the named steps run.
+    calls.unlink()
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_session.sh"), str(tmp_path / "again"), "200"],
+        cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHON": str(fake_python), "STEPS": "compile,train"},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    runs = [line for line in calls.read_text().splitlines() if line.startswith("benchmarks/")]
+    assert [line.split()[0] for line in runs] == ["benchmarks/bench_train_step.py"] * 2 + ["benchmarks/cuda_checks.py"]
+    assert "--compile only" in runs[2]
+
 
 def test_traffic_counter_counts_bytes_read_and_written(monkeypatch: pytest.MonkeyPatch) -> None:
     """One clone is 1.0 by definition; a sum of two batches reads two and writes one (1.5); a
