@@ -149,7 +149,7 @@ def device_and_host_time(fn: Callable[[], object], repeats: int, warmup: int) ->
     end.record()
     end.synchronize()
     cycles_per_second = 10_000_000 / (start.elapsed_time(end) / 1e3)
-    sleep_s, device_samples, host_samples = 0.002, [], []
+    sleep_s, device_samples, host_samples, retried = 0.002, [], [], False
     for _ in range(4 * repeats):
         if len(device_samples) == repeats:
             break
@@ -161,9 +161,9 @@ def device_and_host_time(fn: Callable[[], object], repeats: int, warmup: int) ->
         end.record()
         end.synchronize()
         if host > 0.5 * sleep_s:  # the GPU may have caught up with the host: retry with a longer sleep
-            sleep_s = 4 * host
-            if sleep_s > 0.5:
-                return None  # the call waits for the GPU: no host run-ahead possible
+            if retried and host >= 0.9 * sleep_s:
+                return None  # it waited out the sleep twice: the call synchronises, no run-ahead possible
+            retried, sleep_s = True, 4 * host
             continue
         device_samples.append(start.elapsed_time(end) / 1e3)
         host_samples.append(host)
