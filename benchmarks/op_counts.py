@@ -95,10 +95,12 @@ def touched_bytes(t: torch.Tensor) -> int:
 class TrafficCounter(TorchDispatchMode):
     """Sums the bytes every kernel reads and writes (its tensor inputs and outputs), views excluded.
 
-    A device-independent lower bound for the time of an eager call on a bandwidth-bound GPU:
+    A device-independent estimate of what bounds an eager call on a bandwidth-bound GPU:
     ``bytes / (2 x batch bytes)`` is the call's traffic in units of one ``clone()`` of the batch
-    (which reads and writes it once). Kernels that read part of an input (a gather of a few rows)
-    are counted as reading all of it, so the figure leans high for those.
+    (which reads and writes it once). Each tensor counts its distinct elements once per kernel
+    (a broadcast operand once, not once per use). Kernels that read part of an input (a gather
+    of a few rows) are counted as reading all of it, so the figure leans high for those; for the
+    elementwise and whole-batch kernels the transforms launch it is what DRAM must move.
     """
 
     def __init__(self) -> None:
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
              f"peers on CPU tensors. Host time: median per call at B = {args.batch} on the CPU, 1 thread "
              "(the fixed per-call overhead: the pixel work is tiny). Memory traffic: bytes every kernel of one "
              f"call reads and writes on a {'x'.join(map(str, traffic_shape))} batch, in units of one clone() of "
-             "it (the bandwidth-bound lower limit of an eager call's device time, in × clone).", ""]
+             "it (what bounds an eager call's device time on a bandwidth-bound GPU, in × clone).", ""]
     if args.note:
         lines += [f"Note: {args.note}", ""]
     b, big = args.batch, args.large_batch

@@ -270,3 +270,30 @@ def test_call_time_errors(cls) -> None:
         t({"x": x})
     with pytest.raises(TypeError, match=rf"{name}: images must have dtype"):
         t(torch.zeros(4, 3, 8, 8, dtype=torch.int32), torch.tensor([0, 1, 2, 0]))
+
+
+@pytest.mark.parametrize("contiguous", [True, False], ids=["in_place_path", "out_of_place_path"])
+def test_uint8_mixup_needs_no_saturation(contiguous: bool) -> None:
+    """uint8 Mixup rounds without clamping, because a lerp of two values in [0, 255] with a weight
+    in [0, 1] stays between them. Checked at the extremes (0 against 255, both ways) with weights
+    crowding 0 and 1 (alpha 0.05), against the saturated reference, on both code paths."""
+    B = 64
+    x = torch.zeros(B, 1, 4, 8, dtype=torch.uint8)
+    x[::2] = 255
+    x[:, :, :, 4:] = 255 - x[:, :, :, 4:]  # every image has both extremes
+    if not contiguous:
+        x = x.transpose(-1, -2).contiguous().transpose(-1, -2)
+    assert x.is_contiguous() == contiguous
+    t = RandomMixup(num_classes=2, alpha=0.05, generator=torch.Generator().manual_seed(5))
+    out, _, p = run(t, x, torch.zeros(B, dtype=torch.int64))
+    lam = p["lam"].view(-1, 1, 1, 1)
+    xf = x.float()
+    reference = torch.lerp(xf[p["partner"]], xf, lam).round().clamp(0, 255).to(torch.uint8)
+    assert torch.equal(out, reference)
+    assert ((lam < 1e-3) | (lam > 1 - 1e-3)).any()  # the draws do reach the extremes
+    # The bound itself, on the lerp kernel, for weights across [0, 1] and its ends.
+    w = torch.cat([torch.linspace(0, 1, 100_001), torch.tensor([1e-30, 1 - 2**-24, 0.5 - 2**-25])])
+    lo, hi = torch.zeros_like(w), torch.full_like(w, 255.0)
+    for a, b in ((lo, hi), (hi, lo)):
+        mixed = torch.lerp(a, b, w)
+        assert mixed.min() >= 0 and mixed.max() <= 255

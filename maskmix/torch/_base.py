@@ -324,7 +324,8 @@ class MaskingTransform(MaskMixTransform):
 
     A subclass implements :meth:`sample_region` (per-image region parameters) and
     :meth:`region_mask` (the ``(B, H, W)`` boolean mask those parameters cover). The base draws
-    the fill values and writes ``where(mask & selected, fill, image)`` in one pass.
+    the fill values and writes ``where(mask & selected, fill, image)`` in one pass (``where(mask, fill,
+    image)`` when every image is selected by construction, see :func:`selection`).
 
     ``fill_method`` is one of ``black``, ``gray``, ``white`` (relative to ``pixels_range``),
     ``mean_per_channel`` (each image's own channel means), ``random`` (one colour per image,
