@@ -201,6 +201,36 @@ def test_torch_compile_fullgraph_matches_eager(name: str) -> None:
             assert changed_pixels(x, out).any()
 
 
+@pytest.mark.compile
+@pytest.mark.parametrize("name", [*NAMES, "cutmix", "cutmix_variant", "mixup", "thumbnail_mixed"])
+def test_torch_compile_with_a_changing_batch_size(name: str) -> None:
+    """The last batch of an epoch is smaller: Dynamo then retraces once with a symbolic batch size
+    (automatic dynamic shapes), which every random draw must support, and later sizes reuse that graph."""
+    from torch._dynamo.testing import CompileCounter
+
+    from maskmix.params import num_selected
+    from maskmix.torch import RandomCutMix, RandomMixup
+
+    mixing = {
+        "cutmix": lambda **kw: RandomCutMix(num_classes=3, **kw),
+        "cutmix_variant": lambda **kw: RandomCutMix(num_classes=3, alpha=0.5, patch_area=(0.1, 0.5), **kw),
+        "mixup": lambda **kw: RandomMixup(num_classes=3, **kw),
+        "thumbnail_mixed": lambda **kw: RandomCutThumbnail(mix_images=True, num_classes=3, **kw),
+    }
+    torch._dynamo.reset()
+    t = (mixing.get(name) or FACTORIES[name])(augmentation_ratio=0.5)
+    counter = CompileCounter()
+    compiled = torch.compile(t, fullgraph=True, backend=counter)
+    for batch_size in (8, 5, 7, 3):
+        x = make_images((batch_size, 3, 20, 24))
+        out = compiled(x, torch.arange(batch_size) % 3) if name in mixing else compiled(x)
+        images = out[0] if isinstance(out, tuple) else out
+        assert images.shape == x.shape and images.dtype == x.dtype
+        changed = changed_pixels(x, images).flatten(1).any(1)
+        assert int(changed.sum()) == num_selected(0.5, batch_size)
+    assert counter.frame_count == 2  # the static first graph, then one dynamic graph for every other size
+
+
 def test_torch_compile_with_generator_explains_itself() -> None:
     torch._dynamo.reset()
     t = RandomCutout(generator=torch.Generator().manual_seed(0))

@@ -373,9 +373,9 @@ class MaskingTransform(MaskMixTransform):
         else:
             return None
         if method in ("normal", "normal_per_patch"):
-            return torch.randn(size, device=device, dtype=work, generator=generator)
+            return torch.randn(size, device=device, dtype=work, **_sampling.drawing_from(generator))
         # One kernel (rand, then a scale and a shift, would be three passes over a noise batch).
-        return torch.empty(size, device=device, dtype=work).uniform_(lo, hi, generator=generator)
+        return torch.empty(size, device=device, dtype=work).uniform_(lo, hi, **_sampling.drawing_from(generator))
 
     def fill_for(self, images: Tensor, params: Mapping[str, Any]) -> Tensor | float | int:
         """The fill values for ``images``, in their dtype, broadcastable to ``(B, C, H, W)``.

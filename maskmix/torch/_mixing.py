@@ -44,8 +44,8 @@ def _log_standard_gamma(alpha: float, size: tuple[int, ...], *, device: torch.de
     d = a - 1.0 / 3.0
     c = 1.0 / math.sqrt(9.0 * d)
     shape = (*size, GAMMA_PROPOSALS)
-    z = torch.randn(shape, device=device, generator=generator)
-    u = torch.rand(shape, device=device, generator=generator)
+    z = torch.randn(shape, device=device, **_sampling.drawing_from(generator))
+    u = torch.rand(shape, device=device, **_sampling.drawing_from(generator))
     v = (1.0 + c * z) ** 3
     safe_v = v.clamp_min(1e-30)
     accept = (v > 0) & (torch.log1p(-u) < 0.5 * z * z + d - d * safe_v + d * torch.log(safe_v))
@@ -55,7 +55,7 @@ def _log_standard_gamma(alpha: float, size: tuple[int, ...], *, device: torch.de
     chosen = torch.where(accept.any(dim=-1, keepdim=True), safe_v.gather(-1, first), fallback)
     log_gamma = math.log(d) + torch.log(chosen.squeeze(-1))
     if boosted:
-        boost = torch.rand(size, device=device, generator=generator)
+        boost = torch.rand(size, device=device, **_sampling.drawing_from(generator))
         log_gamma = log_gamma + torch.log1p(-boost) / alpha  # 1 - U is uniform on (0, 1]: no log(0)
     return log_gamma
 
@@ -68,7 +68,7 @@ def beta(alpha: float, size: tuple[int, ...], *, device: torch.device,
     and is drawn as such: one kernel instead of the gamma sampler's few dozen.
     """
     if alpha == 1.0:
-        return torch.rand(size, device=device, generator=generator)
+        return torch.rand(size, device=device, **_sampling.drawing_from(generator))
     # Both gamma variables of every sample come from one draw of shape (2, *size).
     log_gammas = _log_standard_gamma(alpha, (2, *size), device=device, generator=generator)
     return torch.sigmoid(log_gammas[0] - log_gammas[1])

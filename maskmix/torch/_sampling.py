@@ -17,14 +17,25 @@ from torch import Tensor
 Size = Sequence[int]
 
 
+def drawing_from(generator: torch.Generator | None) -> dict[str, torch.Generator]:
+    """Keyword arguments that make a ``torch`` random op draw from ``generator``.
+
+    Nothing for the default generator: an explicit ``generator=None`` selects the ``*.generator``
+    overloads of ``rand``/``randint``/``randn``, which ``torch.compile`` cannot trace with a
+    symbolic size (a batch size that changes between calls, e.g. the last batch of an epoch)
+    and which Inductor runs as separate fallback kernels instead of fusing them.
+    """
+    return {} if generator is None else {"generator": generator}
+
+
 def uniform(low: float | Tensor, high: float | Tensor, size: Size, *, device: torch.device,
             generator: torch.Generator | None) -> Tensor:
     """Float32 samples uniform in ``[low, high)``; ``low``/``high`` may be broadcastable tensors."""
     if isinstance(low, Tensor) or isinstance(high, Tensor):
-        u = torch.rand(tuple(size), device=device, generator=generator)
+        u = torch.rand(tuple(size), device=device, **drawing_from(generator))
         return low + (high - low) * u
     # One kernel instead of three: on an accelerator, eager cost is mostly launches.
-    return torch.empty(tuple(size), device=device).uniform_(float(low), float(high), generator=generator)
+    return torch.empty(tuple(size), device=device).uniform_(float(low), float(high), **drawing_from(generator))
 
 
 def log_uniform(low: float, high: float, size: Size, *, device: torch.device,
@@ -48,8 +59,8 @@ def randint(low: int | Tensor, high: int | Tensor, size: Size, *, device: torch.
     if not isinstance(low, Tensor) and not isinstance(high, Tensor):
         if high < low:
             return torch.full(size, int(high), dtype=torch.int64, device=device)
-        return torch.randint(int(low), int(high) + 1, size, device=device, generator=generator)
-    u = torch.rand(size, device=device, generator=generator, dtype=torch.float64)
+        return torch.randint(int(low), int(high) + 1, size, device=device, **drawing_from(generator))
+    u = torch.rand(size, device=device, dtype=torch.float64, **drawing_from(generator))
     span = high + 1 if isinstance(low, int) and low == 0 else high - low + 1
     # Truncation is floor for the non-negative products; a negative product only arises for an
     # empty range, which the minimum below maps to `high` either way.
@@ -71,14 +82,14 @@ def select_images(batch_size: int, ratio: float, bernoulli: bool, *, device: tor
     from maskmix.params import num_selected
 
     if bernoulli:
-        return torch.rand(batch_size, device=device, generator=generator) < ratio
+        return torch.rand(batch_size, device=device, **drawing_from(generator)) < ratio
     count = num_selected(ratio, batch_size)
     if count >= batch_size:
         return torch.ones(batch_size, dtype=torch.bool, device=device)
     if count == 0:
         return torch.zeros(batch_size, dtype=torch.bool, device=device)
     # The rank of an image in a random permutation is below `count` for exactly `count` images.
-    scores = torch.rand(batch_size, device=device, generator=generator)
+    scores = torch.rand(batch_size, device=device, **drawing_from(generator))
     ranks = scores.argsort().argsort()
     return ranks < count
 

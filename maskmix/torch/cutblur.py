@@ -212,7 +212,7 @@ class RandomCutBlur(MaskMixTransform):
             batch_size, height, width, self.patch_area, self.patch_aspect_ratio, device=device, generator=generator
         )
         lo, hi = self.blur_factor
-        u = torch.rand((batch_size,), device=device, generator=generator, dtype=torch.float64)
+        u = torch.rand((batch_size,), device=device, dtype=torch.float64, **_sampling.drawing_from(generator))
         factor = (lo + (hi - lo) * u).clamp_max(hi)
         params["blur_factor"] = factor
         params["low_height"] = _low_resolution_sizes(factor, height)
@@ -386,7 +386,7 @@ def cutblur_pair(
         width,
     )
     if direction == "random":
-        lr_to_hr = torch.rand((batch_size,), device=device, generator=generator) < 0.5
+        lr_to_hr = torch.rand((batch_size,), device=device, **_sampling.drawing_from(generator)) < 0.5
     else:
         lr_to_hr = torch.full((batch_size,), direction == "lr_to_hr", device=device)
     # HR where the box is pasted from HR ("hr_to_lr") or where HR surrounds the LR box ("lr_to_hr").

@@ -88,7 +88,7 @@ class RandomHideAndSeek(MaskingTransform):
         valid = (torch.arange(max_rows, device=device).view(1, -1, 1) < rows.view(-1, 1, 1)) & (
             torch.arange(max_cols, device=device).view(1, 1, -1) < cols.view(-1, 1, 1)
         )
-        scores = torch.rand((batch_size, max_rows, max_cols), device=device, generator=generator)
+        scores = torch.rand((batch_size, max_rows, max_cols), device=device, **_sampling.drawing_from(generator))
         if self.hide_prob is not None:
             hidden = (scores < self.hide_prob) & valid
         else:
