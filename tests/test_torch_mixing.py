@@ -236,6 +236,18 @@ def test_torch_compile_fullgraph_matches_eager(factory) -> None:
     torch.testing.assert_close(out[1], eager[1], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [torch.int8, torch.uint8, torch.int16])
+def test_index_labels_of_a_narrow_dtype_with_more_classes_than_it_can_hold(dtype: torch.dtype) -> None:
+    """A num_classes beyond the labels' dtype range must not wrap around in the range check."""
+    num_classes = torch.iinfo(dtype).max + 1
+    labels = torch.tensor([0, 1, torch.iinfo(dtype).max, 2], dtype=dtype)
+    _, soft = RandomCutMix(num_classes=num_classes, augmentation_ratio=0.0)(make_images((4, 1, 2, 2)), labels)
+    assert torch.equal(soft.argmax(1), labels.long())
+    if dtype.is_signed:
+        with pytest.raises(ValueError, match=rf"class indices must lie in \[0, {num_classes}\); got \[-1\]"):
+            RandomCutMix(num_classes=num_classes)(make_images((2, 1, 2, 2)), torch.tensor([0, -1], dtype=dtype))
+
+
 @pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
 def test_call_time_errors(cls) -> None:
     name = cls.__name__

@@ -217,7 +217,10 @@ class MixingTransform(MaskMixTransform):
         if labels.numel() == 0 or torch.compiler.is_compiling():
             return
         assert self.num_classes is not None
-        inside = (labels >= 0) & (labels < self.num_classes)
+        inside = labels >= 0
+        if self.num_classes <= torch.iinfo(labels.dtype).max:
+            # Compared in the labels' dtype, a num_classes beyond its range would wrap around.
+            inside = inside & (labels < self.num_classes)
         message = f"{type(self).__name__}: class indices must lie in [0, {self.num_classes})"
         if labels.device.type == "cpu":
             if not bool(inside.all()):
