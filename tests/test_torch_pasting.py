@@ -108,6 +108,17 @@ def test_cutblur_resampling_tables_follow_the_image_size() -> None:
         assert torch.equal(t.transform(x, p), fresh.transform(x, p))
 
 
+def test_cutblur_tables_made_under_inference_mode_do_not_leak_into_training() -> None:
+    """A preview under inference_mode (a gallery, a validation hook) must not break a later
+    differentiable call: its cached tables would be inference tensors, which autograd cannot save."""
+    t = RandomCutBlur()
+    with torch.inference_mode():
+        t(make_images((2, 3, 16, 16)))
+    x = make_images((2, 3, 16, 16)).requires_grad_()
+    t(x).sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_low_resolution_matches_interpolate_per_image(method: str) -> None:
     x = make_images((5, 2, 13, 17), torch.float64)

@@ -232,7 +232,8 @@ class RandomCutBlur(MaskMixTransform):
         ``blur_factor=(0.05, 0.5)`` about 40 MB in float32). Under ``torch.compile`` they are
         built inside the graph instead.
         """
-        key = (height, width, dtype, device, self.blur_factor, self.resize_method)
+        # Tables made under inference_mode are inference tensors, which autograd cannot save.
+        key = (height, width, dtype, device, self.blur_factor, self.resize_method, torch.is_inference_mode_enabled())
         compiling = torch.compiler.is_compiling()
         cached = None if compiling else self.__dict__.get("_resampling_cache")
         if cached is not None and cached[0] == key:
