@@ -10,6 +10,8 @@ not split between patches or a per-batch decision gives a KS statistic several t
 
 from __future__ import annotations
 
+import inspect
+
 import math
 import random
 
@@ -214,6 +216,19 @@ def test_from_timm_maps_the_arguments() -> None:
     assert RandomErasing.from_timm(max_aspect=3.0).patch_aspect_ratio == pytest.approx((0.3, 3.0))
 
 
+def test_from_timm_accepts_every_argument_of_timm_in_the_same_order() -> None:
+    """timm's own factory passes ``device='cpu'``: the same call must work with from_timm."""
+    from timm.data.random_erasing import RandomErasing as TimmErasing
+
+    timm_names = [n for n in inspect.signature(TimmErasing.__init__).parameters if n != "self"]
+    ours = [n for n, p in inspect.signature(RandomErasing.from_timm).parameters.items()
+            if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    assert ours[: len(timm_names)] == timm_names
+    t = RandomErasing.from_timm(0.25, 0.02, 1 / 3, 0.3, None, "pixel", 1, 2, 0, "cpu")
+    assert t.augmentation_ratio == 0.25 and t.fill_method == "normal" and t.patch_count == (1, 2)
+    assert RandomErasing.from_timm(device=torch.device("cpu")).augmentation_ratio == 0.5
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
@@ -237,6 +252,7 @@ def test_from_timm_maps_the_arguments() -> None:
         ({"min_aspect": 0.5, "max_aspect": 0.4}, ValueError, r"from_timm: \(min_aspect, max_aspect\)"),
         ({"max_aspect": -2.0}, ValueError, r"from_timm: \(min_aspect, max_aspect\)"),
         ({"min_count": 0}, ValueError, r"from_timm: min_count must be an integer >= 1; got 0"),
+        ({"device": 3}, TypeError, r"from_timm: device must be a str, a torch.device or None; got int"),
         ({"min_count": 1.5}, TypeError, r"from_timm: min_count"),
         ({"min_count": True}, TypeError, r"from_timm: min_count"),
         ({"max_count": 0}, ValueError, r"from_timm: max_count"),
@@ -251,11 +267,11 @@ def test_from_timm_validates_its_arguments(kwargs, error, match) -> None:
         RandomErasing.from_timm(**kwargs)
 
 
-def test_from_timm_rejects_unknown_and_device_arguments() -> None:
-    with pytest.raises(TypeError):
-        RandomErasing.from_timm(device="cpu")  # documented: the device is the images'
-    with pytest.raises(TypeError):
-        RandomErasing.from_timm(0.5, 0.02, 1 / 3, 0.3, None, "const", 1, None, 0, None)  # generator is keyword-only
+def test_from_timm_rejects_unknown_and_extra_positional_arguments() -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'color'"):
+        RandomErasing.from_timm(color=0)
+    with pytest.raises(TypeError):  # an 11th positional argument: generator is keyword-only
+        RandomErasing.from_timm(0.5, 0.02, 1 / 3, 0.3, None, "const", 1, None, 0, "cpu", None)
 
 
 def test_from_timm_count_order_error_names_the_timm_arguments() -> None:

@@ -93,6 +93,7 @@ class RandomErasing(MaskingTransform):
         min_count: int = 1,
         max_count: int | None = None,
         num_splits: int = 0,
+        device: str | torch.device | None = None,
         *,
         generator: torch.Generator | None = None,
     ) -> RandomErasing:
@@ -104,8 +105,8 @@ class RandomErasing(MaskingTransform):
         ``'pixel'`` per-pixel normal noise; the count is uniform in
         ``[min_count, max_count or min_count]`` with the area split between the patches; with
         ``num_splits > 1`` the first ``B // num_splits`` images of a batch stay clean (the clean
-        split of timm's AugMix/split-BN training). timm's ``device`` argument is not needed: the
-        patches are drawn on the images' device. Differences from timm: the patches are drawn
+        split of timm's AugMix/split-BN training). timm's ``device`` argument is accepted (so that
+        timm's own call works unchanged) and ignored: the patches are drawn on the images' device. Differences from timm: the patches are drawn
         on-device for all images at once, a patch that does not fit after 10 candidates is clamped
         to the image instead of skipped, a patch as tall or as wide as the image fits (timm needs
         it strictly smaller), and ``'rand'`` draws one colour per image rather than per patch.
@@ -127,6 +128,8 @@ class RandomErasing(MaskingTransform):
                 f"{name}: max_count must be >= min_count; got min_count={min_count}, max_count={max_count}"
             )
         num_splits = integer_at_least(0)(name, "num_splits", num_splits)
+        if device is not None and not isinstance(device, (str, torch.device)):
+            raise TypeError(f"{name}: device must be a str, a torch.device or None; got {type(device).__name__}")
         transform = cls(
             patch_area=area,
             patch_aspect_ratio=aspect,
