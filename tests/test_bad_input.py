@@ -86,6 +86,35 @@ def test_wrong_rank_raises_value_error(name: str, shape: tuple[int, ...]) -> Non
             call(name, FACTORIES[name](), torch.rand(3, 8, 8), torch.zeros(1, dtype=torch.int64))
 
 
+@pytest.mark.parametrize("name", FACTORIES)
+@pytest.mark.parametrize("shape", [(4, 0, 8, 8), (4, 3, 0, 8), (4, 3, 8, 0), (2, 3, 3, 0, 5)],
+                         ids=["C0", "H0", "W0", "5d-H0"])
+def test_images_without_pixels_raise_value_error(name: str, shape: tuple[int, ...]) -> None:
+    """An empty batch passes through, but an image with no channel, row or column is a mistake."""
+    cls = FACTORIES[name]().__class__.__name__
+    message = rf"^{cls}: images must have at least one channel, row and column \(C, H, W >= 1\); got shape "
+    with pytest.raises(ValueError, match=message + re_shape(shape) + "$"):
+        call(name, FACTORIES[name](), torch.rand(shape), torch.arange(shape[0]) % 3)
+
+
+@pytest.mark.parametrize("fill_method", ["noise", "random", "normal", "normal_per_patch"])
+def test_drawn_fills_need_the_images_of_a_sample_to_agree(fill_method: str) -> None:
+    """Random fill values are drawn once per call from the first image of a sample: an image of
+    other channels or dtype beside it is refused (constant fills still work for such samples)."""
+    from torchvision import tv_tensors
+
+    rgb = tv_tensors.Image(torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8))
+    depth = tv_tensors.Image(torch.rand(1, 16, 16))
+    unit = tv_tensors.Image(torch.rand(3, 16, 16))
+    erase = mm.RandomErasing(fill_method=fill_method)
+    for first, other in ((rgb, depth), (rgb, unit), (unit, rgb)):
+        with pytest.raises(ValueError, match=rf"^RandomErasing: fill_method='{fill_method}' draws its values "
+                                             r"from the first image of a sample, so all its images must share"):
+            erase(first, other)
+    out_rgb, out_depth = mm.RandomErasing(fill_method="black")(rgb, depth)
+    assert (out_rgb == 0).all(0).sum() > 0 and (out_depth == 0).all(0).sum() > 0
+
+
 def re_shape(shape: tuple[int, ...]) -> str:
     return re.escape(str(tuple(shape)))
 

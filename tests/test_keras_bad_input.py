@@ -102,6 +102,16 @@ def test_wrong_rank_raises_value_error(name: str, data_format: str) -> None:
 
 
 @pytest.mark.parametrize("name", FACTORIES)
+@pytest.mark.parametrize("shape", [(4, 0, 8, 3), (4, 8, 0, 3), (4, 8, 8, 0)], ids=["H0", "W0", "C0"])
+def test_images_without_pixels_raise_value_error(name: str, shape: tuple[int, ...]) -> None:
+    """An empty batch passes through, but an image with no channel, row or column is a mistake."""
+    expected = (f"{class_of(name)}: images must have at least one channel, row and column (C, H, W >= 1); "
+                f"got shape {shape}")
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        call(name, FACTORIES[name](), np.zeros(shape, "float32"), np.arange(4) % 3)
+
+
+@pytest.mark.parametrize("name", FACTORIES)
 def test_non_tensor_images(name: str) -> None:
     """Python lists are not images: the per-image layers say so; for ``(images, labels)`` Keras
     itself refuses a structure mixing tensors and lists before the layer runs."""

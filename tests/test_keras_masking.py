@@ -209,3 +209,16 @@ def test_fills_on_every_dtype(layer_cls, fill):
         x = images(3, dtype)
         out = layer_cls(fill_method=fill, seed=0)(x)
         assert out.dtype == x.dtype and tuple(out.shape) == tuple(x.shape)
+
+
+@pytest.mark.parametrize(("aspect", "line"), [(1e40, "column"), (1e-40, "row")])
+def test_extreme_aspect_ratios_give_one_pixel_lines(aspect: float, line: str) -> None:
+    """Aspect ratios beyond float32 are valid (> 0): a full-length line one pixel wide, no overflow."""
+    x = images(16, size=(12, 10))
+    out = np.asarray(RandomErasing(patch_aspect_ratio=aspect, patch_area=0.3, seed=1)(x))
+    changed = (out != np.asarray(x)).any(-1)
+    rows, cols = changed.any(2).sum(1), changed.any(1).sum(1)
+    if line == "column":
+        assert (cols == 1).all() and (rows >= 11).sum() >= 14  # a pixel may keep its value by chance
+    else:
+        assert (rows == 1).all() and (cols >= 9).sum() >= 14

@@ -11,7 +11,6 @@ not split between patches or a per-batch decision gives a KS statistic several t
 from __future__ import annotations
 
 import inspect
-
 import math
 import random
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from torch import Tensor
 
-from maskmix.torch import RandomCutout, RandomErasing, RandomGridMask, RandomHideAndSeek
+from maskmix.torch import RandomCutBlur, RandomCutout, RandomErasing, RandomGridMask, RandomHideAndSeek
 
 #: False-alarm probability of the distribution tests.
 ALPHA = 1e-4
@@ -465,6 +465,21 @@ def test_erasing_rectangle_sizes_follow_the_formula(size, area, aspect, count) -
     assert params["active"].all() and (params["count"] == count).all()
     assert (params["top"] >= 0).all() and (params["top"] + expected_h <= height).all()
     assert (params["left"] >= 0).all() and (params["left"] + expected_w <= width).all()
+
+
+@pytest.mark.parametrize(("aspect", "line"), [(1e40, "column"), (1e-40, "row"), ((1e-40, 1e-35), "row")])
+@pytest.mark.parametrize("cls", [RandomErasing, RandomCutBlur])
+def test_extreme_aspect_ratios_give_one_pixel_lines(cls, aspect, line: str) -> None:
+    """Aspect ratios beyond float32 are valid (> 0): the rectangle degenerates to a full-length line
+    one pixel wide, instead of overflowing on the way to integer sizes."""
+    x = make_images((16, 3, 12, 10))
+    out = cls(patch_aspect_ratio=aspect, patch_area=0.3)(x)
+    changed = changed_pixels(x, out)
+    rows, cols = changed.any(2).sum(1), changed.any(1).sum(1)
+    if line == "column":
+        assert (cols <= 1).all() and (rows >= 11).sum() >= 14  # a pixel may keep its value by chance
+    else:
+        assert (rows <= 1).all() and (cols >= 9).sum() >= 14
 
 
 @pytest.mark.parametrize("size", [(37, 53), (96, 128), (20, 20)])

@@ -275,6 +275,11 @@ class MaskMixLayer(keras.layers.Layer):
                 f"{name}: images must have dtype float16, bfloat16, float32, float64 or uint8; got {dtype}"
             )
         rank = len(images.shape)
+        if rank in (3, 4) and 0 in tuple(images.shape)[-3:]:
+            raise ValueError(
+                f"{name}: images must have at least one channel, row and column (C, H, W >= 1); "
+                f"got shape {tuple(images.shape)}"
+            )
         if self.needs_batch:
             if rank != 4:
                 raise ValueError(

@@ -61,9 +61,14 @@ def uniform(ops: Ops, low: float | Tensor, high: float | Tensor, size: Size, see
 
 
 def log_uniform(ops: Ops, low: float, high: float, size: Size, seed: Seed) -> Tensor:
-    """Float32 samples whose logarithm is uniform in ``[log low, log high)``."""
+    """Float32 samples whose logarithm is uniform in ``[log low, log high)``.
+
+    Bounds are first clamped into ``[1e-30, 1e30]`` (float32 holds them; for aspect ratios, any
+    value beyond the image's pixel count gives the same one-pixel-wide rectangle).
+    """
+    low, high = (min(max(float(v), 1e-30), 1e30) for v in (low, high))
     if low == high:
-        return ops.numpy.full(tuple(size), float(low), dtype="float32")
+        return ops.numpy.full(tuple(size), low, dtype="float32")
     return ops.numpy.exp(uniform(ops, math.log(low), math.log(high), size, seed))
 
 
@@ -118,9 +123,11 @@ def rectangle_sizes(ops: Ops, area_fraction: Tensor, aspect_ratio: Tensor, heigh
     are *not* clipped to the image.
     """
     target = area_fraction * ops.cast(height * width, "float32")
-    h = ops.cast(ops.numpy.round(ops.numpy.sqrt(target * aspect_ratio)), "int32")
-    w = ops.cast(ops.numpy.round(ops.numpy.sqrt(target / aspect_ratio)), "int32")
-    return ops.numpy.maximum(h, 1), ops.numpy.maximum(w, 1)
+    # Clipped before the cast: an extreme aspect ratio's inf side must stay above H and W.
+    top = float(height * width + 1)
+    h = ops.cast(ops.numpy.clip(ops.numpy.round(ops.numpy.sqrt(target * aspect_ratio)), 1.0, top), "int32")
+    w = ops.cast(ops.numpy.clip(ops.numpy.round(ops.numpy.sqrt(target / aspect_ratio)), 1.0, top), "int32")
+    return h, w
 
 
 def first_fitting(ops: Ops, h: Tensor, w: Tensor, height: int, width: int, *,

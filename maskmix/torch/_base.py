@@ -228,6 +228,11 @@ class MaskMixTransform(v2.Transform):
             raise ValueError(
                 f"{name}: images must be {layout} with at least {minimum} dims; got shape {tuple(image.shape)}"
             )
+        if 0 in image.shape[-3:]:
+            raise ValueError(
+                f"{name}: images must have at least one channel, row and column (C, H, W >= 1); "
+                f"got shape {tuple(image.shape)}"
+            )
 
     def _generator_for(self, device: torch.device) -> torch.Generator | None:
         gen = self.generator
@@ -355,6 +360,7 @@ class MaskingTransform(MaskMixTransform):
         params["fill_values"] = self._sample_fill(
             batch_size, channels, height, width, dtype=dtype, device=device, generator=generator
         )
+        params["fill_drawn_for"] = (channels, dtype)  # the values' shape and range depend on both
         return params
 
     def _sample_fill(self, batch_size: int, channels: int, height: int, width: int, *,
@@ -391,6 +397,13 @@ class MaskingTransform(MaskMixTransform):
         device = images.device
         if params.get("fill_values") is not None:
             values = params["fill_values"]
+            if params["fill_drawn_for"] != (images.shape[-3], dtype):
+                # Drawn once per call from the first image of the sample (see make_params).
+                raise ValueError(
+                    f"{type(self).__name__}: fill_method={method!r} draws its values from the first image "
+                    "of a sample, so all its images must share channels and dtype; got "
+                    "{} channel(s) in {} and {} in {}".format(*params["fill_drawn_for"], images.shape[-3], dtype)
+                )
         elif method == "mean_per_channel":
             values = images.to(work).mean(dim=(-2, -1), keepdim=True)
         elif isinstance(method, str):

@@ -40,9 +40,14 @@ def uniform(low: float | Tensor, high: float | Tensor, size: Size, *, device: to
 
 def log_uniform(low: float, high: float, size: Size, *, device: torch.device,
                 generator: torch.Generator | None) -> Tensor:
-    """Float32 samples whose logarithm is uniform in ``[log low, log high)``."""
+    """Float32 samples whose logarithm is uniform in ``[log low, log high)``.
+
+    Bounds are first clamped into ``[1e-30, 1e30]`` (float32 holds them; for aspect ratios, any
+    value beyond the image's pixel count gives the same one-pixel-wide rectangle).
+    """
+    low, high = (min(max(float(v), 1e-30), 1e30) for v in (low, high))
     if low == high:
-        return torch.full(tuple(size), float(low), device=device)
+        return torch.full(tuple(size), low, device=device)
     return torch.exp(uniform(math.log(low), math.log(high), size, device=device, generator=generator))
 
 
@@ -102,7 +107,9 @@ def rectangle_sizes(area_fraction: Tensor, aspect_ratio: Tensor, height: int, wi
     """
     target = area_fraction * float(height * width)
     # Both sides rounded in one stacked pass: 8 kernels instead of 11, the same values.
-    sides = torch.stack((target * aspect_ratio, target / aspect_ratio)).sqrt_().round_().clamp_(min=1)
+    # The upper clamp keeps an extreme aspect ratio's inf side castable; it still exceeds H and W.
+    sides = torch.stack((target * aspect_ratio, target / aspect_ratio)).sqrt_().round_()
+    sides = sides.clamp_(1, height * width + 1)
     sides = sides.to(torch.int64)
     return sides[0], sides[1]
 

@@ -106,10 +106,11 @@ class RandomErasing(MaskingTransform):
         ``[min_count, max_count or min_count]`` with the area split between the patches; with
         ``num_splits > 1`` the first ``B // num_splits`` images of a batch stay clean (the clean
         split of timm's AugMix/split-BN training). timm's ``device`` argument is accepted (so that
-        timm's own call works unchanged) and ignored: the patches are drawn on the images' device. Differences from timm: the patches are drawn
-        on-device for all images at once, a patch that does not fit after 10 candidates is clamped
-        to the image instead of skipped, a patch as tall or as wide as the image fits (timm needs
-        it strictly smaller), and ``'rand'`` draws one colour per image rather than per patch.
+        timm's own call works unchanged) and ignored: the patches are drawn on the images'
+        device. Differences from timm: the patches are drawn on-device for all images at once, a
+        patch that does not fit after 10 candidates is clamped to the image instead of skipped, a
+        patch as tall or as wide as the image fits (timm needs it strictly smaller), and
+        ``'rand'`` draws one colour per image rather than per patch.
         """
         name = cls.__name__ + ".from_timm"
         if not isinstance(mode, str) or mode.lower() not in _TIMM_MODES:
