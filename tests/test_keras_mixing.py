@@ -137,6 +137,18 @@ def test_selection_pass_through_and_smoothing(layer_cls):
 
 
 @pytest.mark.parametrize("layer_cls", [RandomCutMix, RandomMixup])
+def test_binary_labels_in_one_column_are_smoothed_towards_one_half(layer_cls):
+    """(B, 1) float labels of a sigmoid model: smoothing 0.2 maps 0/1 to 0.1/0.9, as Keras' binary
+    losses do, not 0.2/1.0."""
+    x, _ = batch(6)
+    y = np.array([[0.0], [1.0], [1.0], [0.0], [1.0], [0.0]], "float32")
+    _, plain = layer_cls(label_smoothing=0.2, augmentation_ratio=0.0, seed=1)((x, y))
+    np.testing.assert_allclose(np_(plain), np.where(y > 0.5, 0.9, 0.1), rtol=1e-6)
+    _, mixed = layer_cls(label_smoothing=0.2, seed=1)((x, y))
+    assert np_(mixed).shape == (6, 1) and ((np_(mixed) >= 0.1 - 1e-6) & (np_(mixed) <= 0.9 + 1e-6)).all()
+
+
+@pytest.mark.parametrize("layer_cls", [RandomCutMix, RandomMixup])
 def test_call_matches_the_two_halves_and_structures(layer_cls):
     x, y = batch(7)
     out, soft = layer_cls(num_classes=K, seed=6)((x, y))

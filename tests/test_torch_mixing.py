@@ -236,6 +236,17 @@ def test_torch_compile_fullgraph_matches_eager(factory) -> None:
     torch.testing.assert_close(out[1], eager[1], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
+def test_binary_labels_in_one_column_are_smoothed_towards_one_half(cls) -> None:
+    """(B, 1) float labels of a sigmoid model: smoothing 0.2 maps 0/1 to 0.1/0.9 (Keras' binary
+    convention), not 0.2/1.0; mixing then weighs the smoothed values by the partner fraction."""
+    y = torch.tensor([[0.0], [1.0], [1.0], [0.0], [1.0], [0.0]])
+    _, plain = cls(label_smoothing=0.2, augmentation_ratio=0.0)(make_images((6, 1, 4, 4)), y)
+    assert torch.allclose(plain, torch.where(y > 0.5, 0.9, 0.1))
+    _, mixed = cls(label_smoothing=0.2)(make_images((6, 1, 4, 4)), y)
+    assert mixed.shape == (6, 1) and bool(((mixed >= 0.1 - 1e-6) & (mixed <= 0.9 + 1e-6)).all())
+
+
 @pytest.mark.parametrize("dtype", [torch.int8, torch.uint8, torch.int16])
 def test_index_labels_of_a_narrow_dtype_with_more_classes_than_it_can_hold(dtype: torch.dtype) -> None:
     """A num_classes beyond the labels' dtype range must not wrap around in the range check."""

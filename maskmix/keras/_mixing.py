@@ -74,7 +74,8 @@ class MixingLayer(MaskMixLayer):
 
     Args:
         num_classes: number of classes; required with class-index labels.
-        label_smoothing: smoothing in ``[0, 1)`` applied to the labels before mixing.
+        label_smoothing: smoothing in ``[0, 1)`` applied to the labels before mixing
+            (``y (1 - s) + s / K``; a single column of binary labels goes towards 0.5).
     """
 
     needs_batch = True
@@ -225,7 +226,8 @@ class MixingLayer(MaskMixLayer):
         else:
             raise TypeError(f"{name}: labels must be integer class indices or floating soft labels; got {dtype}")
         if self.label_smoothing > 0:
-            classes = ops.cast(ops.shape(soft)[1], soft.dtype)
+            # One column holds binary labels: smoothed towards 0.5, as Keras' binary losses do.
+            classes = ops.numpy.maximum(ops.cast(ops.shape(soft)[1], soft.dtype), 2.0)
             soft = soft * (1.0 - self.label_smoothing) + self.label_smoothing / classes
         return soft
 

@@ -109,7 +109,8 @@ class MixingTransform(MaskMixTransform):
 
     Args:
         num_classes: number of classes; required with class-index labels.
-        label_smoothing: smoothing in ``[0, 1)`` applied to the labels before mixing.
+        label_smoothing: smoothing in ``[0, 1)`` applied to the labels before mixing
+            (``y (1 - s) + s / K``; a single column of binary labels goes towards 0.5).
     """
 
     needs_batch = True
@@ -203,7 +204,8 @@ class MixingTransform(MaskMixTransform):
             )
         soft = labels.to(torch.float64 if labels.dtype == torch.float64 else torch.float32)
         if self.label_smoothing > 0:
-            classes = soft.shape[1]
+            # One column holds binary labels: smoothed towards 0.5, as Keras' binary losses do.
+            classes = max(soft.shape[1], 2)
             soft = soft * (1.0 - self.label_smoothing) + self.label_smoothing / classes
         return soft
 
