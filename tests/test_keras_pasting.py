@@ -401,6 +401,18 @@ def test_exact_count_and_bit_identical_pass_through(name, ratio, bernoulli, b, c
     assert changed_pixels(np.nan_to_num(xs[selected]), np.nan_to_num(out[selected])).any(axis=(1, 2)).all()
 
 
+@pytest.mark.parametrize("size", [(1, 1), (1, 2), (2, 1), (1, 5)])
+def test_cutpaste_labels_only_images_whose_pixels_moved(size):
+    """On thin images the patch may fill the image (one position: nothing moves); such an image
+    is not augmented. is_augmented must be exactly the images that changed."""
+    x = np.arange(64 * size[0] * size[1], dtype="float32").reshape(64, *size, 1)  # distinct pixels
+    out, flags = RandomCutPaste(return_labels=True, patch_aspect_ratio=(0.01, 100.0), seed=3)(x)
+    moved = (np_(out) != x).reshape(64, -1).any(1)
+    np.testing.assert_array_equal(np_(flags), moved.astype(np.int64))
+    if size == (1, 1):
+        assert not moved.any()
+
+
 @pytest.mark.parametrize("cls", [RandomCutPaste, RandomCutSwap])
 def test_return_labels(cls):
     x = images(6)

@@ -277,6 +277,19 @@ def test_cutpaste_color_jitter_respects_pixels_range_and_uint8() -> None:
     assert out.min() >= -2.0 and out.max() <= 2.0
 
 
+@pytest.mark.parametrize("size", [(1, 1), (1, 2), (2, 1), (1, 5)])
+def test_cutpaste_labels_only_images_whose_pixels_moved(size: tuple[int, int]) -> None:
+    """On thin images the patch may fill the image (one position: nothing moves); such an image
+    is not augmented. is_augmented must be exactly the images that changed."""
+    x = torch.arange(64 * size[0] * size[1], dtype=torch.float32).view(64, 1, *size)  # distinct pixels
+    t = RandomCutPaste(return_labels=True, patch_aspect_ratio=(0.01, 100.0), generator=torch.Generator().manual_seed(3))
+    out, labels = t(x)
+    moved = changed_pixels(x, out).flatten(1).any(1)
+    assert torch.equal(labels.bool(), moved)
+    if size == (1, 1):
+        assert not moved.any()
+
+
 @pytest.mark.parametrize("cls", [RandomCutPaste, RandomCutSwap])
 def test_return_labels(cls: type[MaskMixTransform]) -> None:
     x = make_images((10, 3, 12, 12))

@@ -73,9 +73,10 @@ class RandomCutPaste(MaskMixLayer):
         same shape and dtype out. With ``return_labels=True`` the call returns
         ``(output, is_augmented)``: ``is_augmented`` is int64 ``(B,)`` (a scalar for one image;
         int32 on JAX without x64), 1 for the images that were cut-pasted and 0 for those passed
-        through (see ``augmentation_ratio``). The parameters drawn by
+        through (see ``augmentation_ratio``) or whose patch fills the whole image (one position
+        only: nothing moves, e.g. ``1 x 1`` images). The parameters drawn by
         ``get_random_transformation`` are ``height``, ``width``, ``src_top``, ``src_left``,
-        ``top``, ``left`` (the destination) and ``selected`` (plus ``brightness``,
+        ``top``, ``left`` (the destination), ``movable`` and ``selected`` (plus ``brightness``,
         ``contrast``, ``saturation`` with jitter).
 
     Example:
@@ -109,6 +110,14 @@ class RandomCutPaste(MaskMixLayer):
             **common,
         )
 
+    def get_random_transformation(self, data: Any, training: bool = True, seed: Any = None) -> dict[str, Any] | None:
+        params = super().get_random_transformation(data, training=training, seed=seed)
+        if params is not None:
+            # A patch that fills its image has one position only: pasted onto itself it changes
+            # nothing, so the image is not augmented.
+            params["selected"] = self.ops.numpy.logical_and(params["selected"], params["movable"])
+        return params
+
     def sample(self, batch_size: Any, channels: int, height: int, width: int, *,
                dtype: str, seed: Any) -> dict[str, Any]:
         ops = self.ops
@@ -120,7 +129,8 @@ class RandomCutPaste(MaskMixLayer):
         # Uniform over the other positions: draw among positions - 1 and skip the source's index.
         other = _sampling.randint(ops, 0, ops.numpy.maximum(positions - 2, 0), size, seed)
         other = other + ops.cast(other >= source, "int32")
-        destination = ops.numpy.where(positions > 1, other, source)
+        movable = positions > 1
+        destination = ops.numpy.where(movable, other, source)
         params: dict[str, Any] = {
             "height": h,
             "width": w,
@@ -128,6 +138,7 @@ class RandomCutPaste(MaskMixLayer):
             "src_left": ops.numpy.mod(source, columns),
             "top": ops.numpy.floor_divide(destination, columns),
             "left": ops.numpy.mod(destination, columns),
+            "movable": movable,
         }
         if self.color_jitter > 0:
             j = self.color_jitter

@@ -71,7 +71,8 @@ class RandomCutPaste(MaskMixTransform):
         ``(..., C, H, W)`` in, same shape, dtype and device out. With ``return_labels=True`` the
         call returns ``(output, is_augmented)``: ``is_augmented`` is int64 shaped like the
         leading dims ``shape[:-3]`` (0-d for one ``(C, H, W)`` image), 1 for the images that
-        were cut-pasted and 0 for those passed through (see ``augmentation_ratio``).
+        were cut-pasted and 0 for those passed through (see ``augmentation_ratio``) or whose
+        patch fills the whole image (one position only: nothing moves, e.g. ``1 x 1`` images).
 
     Example:
         >>> import torch
@@ -105,6 +106,15 @@ class RandomCutPaste(MaskMixTransform):
             **common,
         )
 
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        params = super().make_params(flat_inputs)
+        if params:
+            # A patch that fills its image has one position only: pasted onto itself it changes
+            # nothing, so the image is not augmented (its pixels are unchanged either way, which
+            # is why the kernels may still skip the selection when all images are selected).
+            params["selected"] = params["selected"] & params["movable"]
+        return params
+
     def sample(self, batch_size: int, channels: int, height: int, width: int, *,
                dtype: torch.dtype, device: torch.device,
                generator: torch.Generator | None) -> dict[str, Any]:
@@ -117,7 +127,8 @@ class RandomCutPaste(MaskMixTransform):
         # Uniform over the other positions: draw among positions - 1 and skip the source's index.
         other = _sampling.randint(0, positions - 2, (batch_size,), device=device, generator=generator)
         other = other + (other >= source).to(torch.int64)
-        destination = torch.where(positions > 1, other, source)
+        movable = positions > 1
+        destination = torch.where(movable, other, source)
         src_top, src_left = _index_to_position(source, columns)
         dst_top, dst_left = _index_to_position(destination, columns)
         params: dict[str, Any] = {
@@ -127,6 +138,7 @@ class RandomCutPaste(MaskMixTransform):
             "src_left": src_left,
             "top": dst_top,
             "left": dst_left,
+            "movable": movable,
         }
         if self.color_jitter > 0:
             j = self.color_jitter
