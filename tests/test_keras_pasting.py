@@ -401,6 +401,38 @@ def test_exact_count_and_bit_identical_pass_through(name, ratio, bernoulli, b, c
     assert changed_pixels(np.nan_to_num(xs[selected]), np.nan_to_num(out[selected])).any(axis=(1, 2)).all()
 
 
+@pytest.mark.parametrize("cls", [RandomCutPaste, RandomCutSwap])
+def test_unknown_image_size_at_trace_time(cls):
+    """Traced with ``(None, None, None, 3)`` images (variable-size inputs, tf.data from a
+    generator): same output as eager with the same seed."""
+    x = images(5)
+    traced = tf.function(cls(seed=4), input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)])
+    np.testing.assert_array_equal(np_(traced(x)), np_(cls(seed=4)(x)))
+
+
+@pytest.mark.parametrize("build", [lambda: RandomCutBlur(seed=1), lambda: RandomCutThumbnail(seed=1),
+                                   lambda: RandomCutThumbnail(mix_images=True, num_classes=3, seed=1)],
+                         ids=["cutblur", "thumbnail", "thumbnail_mixed"])
+def test_resampling_layers_need_the_image_size_at_trace_time(build):
+    """CutBlur and Cut-Thumbnail build resampling matrices for the image size: an unknown size is
+    refused with a message that says what to do (it was a TypeError deep inside the sampling)."""
+    layer = build()
+    mixes = getattr(layer, "mixes", False)
+    spec = tf.TensorSpec((None, None, None, 3), tf.float32)
+    if mixes:
+        traced = tf.function(lambda a, b: layer((a, b)), input_signature=[spec, tf.TensorSpec((None,), tf.int64)])
+        call = lambda: traced(images(4), np.arange(4) % 3)  # noqa: E731
+    else:
+        traced = tf.function(layer, input_signature=[spec])
+        call = lambda: traced(images(4))  # noqa: E731
+    with pytest.raises(ValueError, match=rf"{type(layer).__name__}: the images' height and width must be known when "
+                                         r"the layer is traced .*got shape \(None, None, None, 3\)"):
+        call()
+    if not mixes:  # a known size traces, whatever the batch size
+        known = tf.function(layer, input_signature=[tf.TensorSpec((None, *SIZE, 3), tf.float32)])
+        assert tuple(known(images(4)).shape) == (4, *SIZE, 3)
+
+
 @pytest.mark.parametrize("size", [(1, 1), (1, 2), (2, 1), (1, 5)])
 def test_cutpaste_labels_only_images_whose_pixels_moved(size):
     """On thin images the patch may fill the image (one position: nothing moves); such an image

@@ -114,6 +114,10 @@ class MaskMixLayer(keras.layers.Layer):
     #: True for the strategies that need a batch (they pair images of the batch).
     needs_batch: bool = False
 
+    #: True for the strategies that build resampling matrices from the image size (CutBlur,
+    #: Cut-Thumbnail): their height and width must be known when the layer is traced.
+    needs_static_size: bool = False
+
     #: Set per instance by strategies whose spec has a ``return_labels`` parameter (CutPaste,
     #: CutSwap): the layer then returns ``(images, is_augmented)`` with int64 ``is_augmented``.
     return_labels: bool = False
@@ -313,6 +317,12 @@ class MaskMixLayer(keras.layers.Layer):
             return None
         images, _ = self.check_images(data)
         batch_size, channels, height, width = self.dims(images)
+        if self.needs_static_size and not (isinstance(height, int) and isinstance(width, int)):
+            raise ValueError(
+                f"{type(self).__name__}: the images' height and width must be known when the layer is "
+                f"traced (it builds resampling matrices for that size); got shape {tuple(images.shape)}. "
+                "Give them in keras.Input or the tf.function input signature, or resize the images first"
+            )
         seed = self.seed_generator() if seed is None else seed
         selected = _sampling.select_images(
             self.ops, batch_size, self.augmentation_ratio, self.bernoulli_mix, seed

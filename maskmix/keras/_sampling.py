@@ -124,10 +124,13 @@ def rectangle_sizes(ops: Ops, area_fraction: Tensor, aspect_ratio: Tensor, heigh
     """
     target = area_fraction * ops.cast(height * width, "float32")
     # Clipped before the cast: an extreme aspect ratio's inf side must stay above H and W.
-    top = float(height * width + 1)
-    h = ops.cast(ops.numpy.clip(ops.numpy.round(ops.numpy.sqrt(target * aspect_ratio)), 1.0, top), "int32")
-    w = ops.cast(ops.numpy.clip(ops.numpy.round(ops.numpy.sqrt(target / aspect_ratio)), 1.0, top), "int32")
-    return h, w
+    top = ops.cast(height * width + 1, "float32")  # H and W may be tensors (unknown at trace time)
+
+    def side(value: Tensor) -> Tensor:
+        return ops.cast(ops.numpy.minimum(ops.numpy.maximum(ops.numpy.round(ops.numpy.sqrt(value)), 1.0), top),
+                        "int32")
+
+    return side(target * aspect_ratio), side(target / aspect_ratio)
 
 
 def first_fitting(ops: Ops, h: Tensor, w: Tensor, height: int, width: int, *,

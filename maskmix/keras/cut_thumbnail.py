@@ -90,7 +90,9 @@ class RandomCutThumbnail(MixingLayer):
         ``(B,)`` integer or ``(B, K)`` float; returns ``(images, labels)`` with labels ``(B, K)``
         float32 (float64 if given). The parameters drawn by ``get_random_transformation`` are
         ``area``, ``top``, ``left``, ``height``, ``width`` (the box), ``partner_weight``,
-        ``selected`` and, when mixing, ``partner``.
+        ``selected`` and, when mixing, ``partner``. The batch size may be unknown when the
+        layer is traced, the height and width may not (the resampling matrices are built for
+        them): an unknown size raises a ``ValueError``.
 
     Example:
         >>> import numpy as np
@@ -104,6 +106,7 @@ class RandomCutThumbnail(MixingLayer):
         (8, 10)
     """
 
+    needs_static_size = True
     spec = RANDOM_CUT_THUMBNAIL
     thumbnail_area: tuple[float, float]
     resize_method: str

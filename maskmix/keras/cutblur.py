@@ -148,7 +148,9 @@ class RandomCutBlur(MaskMixLayer):
         ``(B, H, W, C)`` or ``(H, W, C)`` (channels_first: ``(B, C, H, W)``/``(C, H, W)``) in,
         same shape and dtype out. The parameters drawn by ``get_random_transformation`` are
         ``top``, ``left``, ``height``, ``width`` (the rectangle), ``blur_factor``,
-        ``low_height``, ``low_width`` and ``selected``, all ``(B,)``.
+        ``low_height``, ``low_width`` and ``selected``, all ``(B,)``. The batch size may be
+        unknown when the layer is traced, the height and width may not (the resampling matrices
+        are built for them): an unknown size raises a ``ValueError``.
 
     Example:
         >>> import numpy as np
@@ -159,6 +161,7 @@ class RandomCutBlur(MaskMixLayer):
         (8, 64, 64, 3)
     """
 
+    needs_static_size = True
     spec = RANDOM_CUTBLUR
     patch_area: tuple[float, float]
     patch_aspect_ratio: tuple[float, float]

@@ -137,9 +137,13 @@ class RandomCutSwap(MaskMixLayer):
         params = super().get_random_transformation(data, training=training, seed=seed)
         if params is not None:
             _, _, height, width = self.dims(self.check_images(data)[0])
-            if height < 2 and width < 2:
-                # No room for two disjoint patches: nothing is swapped, nothing is augmented.
-                params["selected"] = self.ops.numpy.zeros_like(params["selected"])
+            if isinstance(height, int) and isinstance(width, int):
+                if height < 2 and width < 2:
+                    # No room for two disjoint patches: nothing is swapped, nothing is augmented.
+                    params["selected"] = self.ops.numpy.zeros_like(params["selected"])
+            else:  # the size is only known when the graph runs
+                roomy = self.ops.numpy.logical_or(height >= 2, width >= 2)
+                params["selected"] = self.ops.numpy.logical_and(params["selected"], roomy)
         return params
 
     def sample(self, batch_size: Any, channels: int, height: int, width: int, *,
@@ -175,13 +179,16 @@ class RandomCutSwap(MaskMixLayer):
         h, w = _sampling.random_rectangles(
             ops, size, height, width, self.patch_area, self.patch_aspect_ratio, seed, fits=leaves_room_for_two
         )
-        if height < 2 and width < 2:
+        static = isinstance(height, int) and isinstance(width, int)
+        if static and height < 2 and width < 2:
             return h, w  # 1 x 1 images: nothing can be swapped (see get_random_transformation)
         room = np_.logical_or(2 * h <= height, 2 * w <= width)
         # Cap the side whose halving keeps the larger patch; a side of one pixel cannot be halved.
         capped_h = np_.minimum(h, height // 2)
         capped_w = np_.minimum(w, width // 2)
-        if height < 2:
+        if not static:  # the same choice, in the graph (1 x 1 images are deselected there)
+            cap_height = np_.logical_and(height >= 2, np_.logical_or(width < 2, capped_h * w >= h * capped_w))
+        elif height < 2:
             cap_height = np_.zeros_like(room)
         elif width < 2:
             cap_height = np_.ones_like(room)
