@@ -1,8 +1,21 @@
 """Command-line flags that choose the augmentations, shared by the training examples.
 
-timm's flags keep their meaning (``--reprob --remode --recount --mixup --cutmix --mixup-prob
---mixup-switch-prob --smoothing``); ``--augment`` adds any masking or pasting strategy by name and
-``--set strategy.parameter=value`` sets one of its parameters, e.g.::
+timm's flags (``--reprob --remode --recount --mixup --cutmix --mixup-prob --mixup-switch-prob
+--smoothing``) keep timm's meaning, with two differences:
+
+* ``--remode``: timm fills erased pixels in *normalised* space: ``const`` with 0, ``rand`` with one
+  standard-normal colour per patch, ``pixel`` with per-pixel standard-normal noise. The examples
+  augment the **uint8** ``[0, 255]`` images *before* normalising them (``(x / 255 - 0.5) / 0.25``),
+  where those values would all be almost black, so the pixel-space counterparts are used:
+  ``const`` -> ``"gray"`` (exact: normalised 0 is the mean, 127.5), ``rand`` -> ``"random"`` (one
+  colour per image, uniform over 0..255) and ``pixel`` -> ``"noise"`` (per-pixel uniform over
+  0..255): uniform instead of normal draws.
+* ``--mixup-prob`` is the fraction of each batch's images that are mixed; timm's ``--mixup-prob``
+  is, in its default batch mode, the probability that the whole batch is mixed.
+
+``--recount N`` is timm's maximum count: each image erases a count drawn uniformly in ``1..N``.
+``--augment`` adds any masking or pasting strategy by name and ``--set strategy.parameter=value``
+sets one of its parameters (or one of mixup's / cutmix's when enabled), e.g.::
 
     --augment cutout,gridmask --set cutout.patch_area=0.25 --set gridmask.rotation=360
 
@@ -14,8 +27,11 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from maskmix.params import SPECS  # framework-free: imports neither torch nor keras
 
 #: ``--augment`` names -> class names (the same in maskmix.torch and maskmix.keras).
 STRATEGIES = {
@@ -28,8 +44,12 @@ STRATEGIES = {
     "cutpaste": "RandomCutPaste",
     "cutswap": "RandomCutSwap",
 }
-#: timm's ``--remode`` -> maskmix fill methods.
-REMODES = {"const": "zero", "rand": "normal_per_patch", "pixel": "normal"}
+#: timm's ``--remode`` -> maskmix fill methods for the examples' uint8 images (augmented before
+#: normalisation): timm's normalised-space fills (0, normal per patch, normal per pixel) become the
+#: pixel-space ones (the mean gray exactly; uniform colour per image; uniform noise per pixel).
+REMODES = {"const": "gray", "rand": "random", "pixel": "noise"}
+#: ``--set`` names of the mixing strategies (enabled by ``--mixup ALPHA`` / ``--cutmix ALPHA``).
+MIXING = {"mixup": "RandomMixup", "cutmix": "RandomCutMix"}
 
 
 @dataclass
@@ -65,12 +85,19 @@ def add_augment_flags(parser: argparse.ArgumentParser) -> None:
     """Add the augmentation flags to an example's parser."""
     group = parser.add_argument_group("augmentation (timm-compatible flags plus --augment)")
     group.add_argument("--reprob", type=float, default=0.0, help="random erasing probability per image (timm)")
-    group.add_argument("--remode", choices=sorted(REMODES), default="pixel", help="random erasing fill (timm)")
-    group.add_argument("--recount", type=int, default=1, help="random erasing patches per image (timm)")
+    group.add_argument("--remode", choices=sorted(REMODES), default="pixel",
+                       help="random erasing fill: const = mid gray, rand = one uniform random colour per "
+                            "image, pixel = uniform per-pixel noise (timm draws normal values in normalised "
+                            "space; on the examples' uint8 pixels the uniform counterparts are used, const "
+                            "is exact)")
+    group.add_argument("--recount", type=int, default=1,
+                       help="random erasing: at most this many patches per image, the count uniform in "
+                            "1..RECOUNT (timm's max_count)")
     group.add_argument("--mixup", type=float, default=0.0, help="mixup alpha; 0 disables (timm)")
     group.add_argument("--cutmix", type=float, default=0.0, help="cutmix alpha; 0 disables (timm)")
     group.add_argument("--mixup-prob", type=float, default=1.0,
-                       help="fraction of each batch's images that are mixed (timm)")
+                       help="fraction of each batch's images that are mixed (timm's --mixup-prob is "
+                            "the probability per batch in its batch mode)")
     group.add_argument("--mixup-switch-prob", type=float, default=0.5,
                        help="probability of CutMix instead of Mixup when both are enabled (timm)")
     group.add_argument("--smoothing", type=float, default=0.0, help="label smoothing (timm)")
@@ -81,8 +108,54 @@ def add_augment_flags(parser: argparse.ArgumentParser) -> None:
                        help="augmentation_ratio of the --augment strategies")
 
 
+def _check_flags(args: argparse.Namespace) -> None:
+    """The timm-style numeric flags, named as on the command line (ValueError on a bad one)."""
+
+    def need(ok: bool, flag: str, expected: str, value: Any) -> None:
+        if not ok:
+            raise ValueError(f"{flag} must be {expected}; got {value!r}")
+
+    def fraction(value: float) -> bool:
+        return math.isfinite(value) and 0.0 <= value <= 1.0
+
+    need(fraction(args.reprob), "--reprob", "in [0, 1]", args.reprob)
+    need(args.recount >= 1, "--recount", "an integer >= 1", args.recount)
+    for flag, value in (("--mixup", args.mixup), ("--cutmix", args.cutmix)):
+        need(math.isfinite(value) and value >= 0, flag, "an alpha >= 0 (0 disables it)", value)
+    need(fraction(args.mixup_prob), "--mixup-prob", "in [0, 1]", args.mixup_prob)
+    need(fraction(args.mixup_switch_prob), "--mixup-switch-prob", "in [0, 1]", args.mixup_switch_prob)
+    need(math.isfinite(args.smoothing) and 0.0 <= args.smoothing < 1.0, "--smoothing", "in [0, 1)", args.smoothing)
+    need(fraction(args.augment_ratio), "--augment-ratio", "in [0, 1]", args.augment_ratio)
+
+
+def _check_step(name: str, kwargs: dict[str, Any], *, mixing: bool) -> None:
+    """Validate one step against maskmix's framework-free spec (ValueError / TypeError)."""
+    if "num_classes" in kwargs:
+        raise ValueError(f"{name}: num_classes comes from the data set; do not --set it")
+    SPECS[name].validate(kwargs, owner=name)
+    if mixing:
+        return
+    # The masking steps map images to images: a step that also returns labels cannot be one.
+    if kwargs.get("mix_images"):
+        raise ValueError(f"{name}: mix_images=True mixes labels, which a masking step cannot do; "
+                         "mix with --mixup ALPHA / --cutmix ALPHA")
+    if kwargs.get("return_labels"):
+        raise ValueError(f"{name}: return_labels=True returns labels, which a masking step cannot do")
+
+
 def plan_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> AugmentPlan:
-    """Build the plan; flag errors go through ``parser.error`` (one line, exit status 2)."""
+    """Build the plan; flag errors go through ``parser.error`` (one line, exit status 2).
+
+    Every step's keyword arguments are validated here against :data:`maskmix.params.SPECS` (no
+    framework import), so a bad ``--set`` value or timm flag is reported before any data loads.
+    """
+    try:
+        return _plan(args, parser)
+    except (ValueError, TypeError) as exc:
+        parser.error(" ".join(str(exc).split()))  # exits with status 2
+
+
+def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> AugmentPlan:
     overrides: dict[str, dict[str, Any]] = {}
     for item in args.set:
         key, sep, raw = item.partition("=")
@@ -95,30 +168,40 @@ def plan_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
             value = raw  # a bare word such as noise or bicubic
         overrides.setdefault(strategy, {})[param] = value
 
+    _check_flags(args)
     plan = AugmentPlan(label_smoothing=args.smoothing)
     names = [n.strip() for n in args.augment.split(",") if n.strip()]
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown:
         parser.error(f"--augment: unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
-    stray = sorted(set(overrides) - set(names) - {"mixup", "cutmix"})
+    stray = sorted(set(overrides) - set(names) - set(MIXING))
     if stray:
         parser.error(f"--set names strategies that are not in --augment: {stray}")
+    for flag, alpha in (("mixup", args.mixup), ("cutmix", args.cutmix)):
+        if flag in overrides and alpha == 0:
+            parser.error(f"--set {flag}.{next(iter(overrides[flag]))}: {flag} is disabled; "
+                         f"enable it with --{flag} ALPHA")
     for name in names:
         plan.masking.append((STRATEGIES[name], {"augmentation_ratio": args.augment_ratio, **overrides.get(name, {})}))
     if args.reprob > 0:
         plan.masking.append(("RandomErasing", {
             "patch_area": (0.02, 1 / 3), "patch_aspect_ratio": (0.3, 1 / 0.3),
-            "patch_count": args.recount, "fill_method": REMODES[args.remode],
+            # timm's --recount is max_count: the count per image is uniform in 1..recount.
+            "patch_count": (1, args.recount) if args.recount > 1 else 1,
+            "fill_method": REMODES[args.remode],
             "augmentation_ratio": args.reprob, "bernoulli_mix": True,
         }))
     mixing = []
-    if args.mixup > 0:
-        mixing.append(("RandomMixup", {"alpha": args.mixup, **overrides.get("mixup", {})}))
-    if args.cutmix > 0:
-        mixing.append(("RandomCutMix", {"alpha": args.cutmix, **overrides.get("cutmix", {})}))
+    for flag, alpha in (("mixup", args.mixup), ("cutmix", args.cutmix)):
+        if alpha > 0:
+            mixing.append((MIXING[flag], {"alpha": alpha, **overrides.get(flag, {})}))
     for _, kwargs in mixing:
         kwargs.setdefault("augmentation_ratio", args.mixup_prob)
         kwargs.setdefault("label_smoothing", args.smoothing)
+    for name, kwargs in plan.masking:
+        _check_step(name, kwargs, mixing=False)
+    for name, kwargs in mixing:
+        _check_step(name, kwargs, mixing=True)
     plan.mixing = mixing
     if len(mixing) == 2:
         plan.mix_weights = [1.0 - args.mixup_switch_prob, args.mixup_switch_prob]

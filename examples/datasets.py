@@ -130,8 +130,7 @@ def load_cifar(name: str, data_dir: Path, *, download: bool = True) -> Dataset:
     root = data_dir / folder
     if not (root / test_file).exists():
         archive = _fetch(url, data_dir, name, download=download)
-        with tarfile.open(archive) as tar:
-            tar.extractall(data_dir, filter="data")
+        _extract(archive, data_dir, name)
     if not (root / test_file).exists():
         raise DatasetUnavailable(f"{name}: {root / test_file} is missing after extracting {url}")
     train_x, train_y = _cifar_arrays([_unpickle(root / f) for f in train_files], key)
@@ -167,8 +166,7 @@ def load_flowers102(data_dir: Path, *, image_size: int = 64, download: bool = Tr
             continue
         archive = _fetch(FLOWERS_URL + filename, root, "flowers102", download=download)
         if extracted:
-            with tarfile.open(archive) as tar:
-                tar.extractall(root, filter="data")
+            _extract(archive, root, "flowers102")
     labels = loadmat(root / "imagelabels.mat")["labels"].ravel().astype(np.int64) - 1  # 1-based in the file
     split = loadmat(root / "setid.mat")
 
@@ -185,6 +183,41 @@ def load_flowers102(data_dir: Path, *, image_size: int = 64, download: bool = Tr
 # --------------------------------------------------------------------------------------------
 # Downloads
 # --------------------------------------------------------------------------------------------
+
+
+def _extract(archive: Path, directory: Path, name: str) -> None:
+    """Extract a tar archive into ``directory`` safely: only regular files and directories, all inside.
+
+    Uses tarfile's ``"data"`` filter where this Python has it (3.10.12+, 3.11.4+, 3.12+); on older
+    patch releases, checks every member first and writes the files itself (no links, devices,
+    owners or mode bits from the archive). An unsafe member is a :class:`DatasetUnavailable`.
+    """
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):
+            try:
+                tar.extractall(directory, filter="data")
+            except tarfile.FilterError as error:
+                raise DatasetUnavailable(f"{name}: refusing to extract {archive}: {error}") from None
+            return
+        target = directory.resolve()
+        members = tar.getmembers()
+        for member in members:
+            path = (target / member.name).resolve()
+            inside = path == target or target in path.parents
+            if not inside or not (member.isfile() or member.isdir()):
+                kind = "a link or special file" if inside else "outside the target directory"
+                raise DatasetUnavailable(f"{name}: refusing to extract {archive}: member {member.name!r} is {kind}")
+        for member in members:
+            path = (target / member.name).resolve()
+            if member.isdir():
+                path.mkdir(parents=True, exist_ok=True)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            source = tar.extractfile(member)
+            assert source is not None  # a regular file
+            with source, path.open("wb") as out:
+                while chunk := source.read(1 << 20):
+                    out.write(chunk)
 
 
 def _fetch(url: str, directory: Path, name: str, *, download: bool) -> Path:

@@ -78,10 +78,13 @@ class Classifier(L.LightningModule):
 
 
 def loaders(data: datasets.Dataset, batch_size: int, seed: int) -> tuple[DataLoader, DataLoader]:
+    """Shuffled training batches (the last, smaller one dropped unless it is the only one) and test batches."""
     train = TensorDataset(torch.from_numpy(data.train_images), torch.from_numpy(data.train_labels))
     test = TensorDataset(torch.from_numpy(data.test_images), torch.from_numpy(data.test_labels))
     return (
-        DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=True,
+        # With fewer images than batch_size, drop_last would leave no batch at all (and OneCycleLR
+        # no step): keep the one short batch then.
+        DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=len(train) > batch_size,
                    generator=torch.Generator().manual_seed(seed)),
         DataLoader(test, batch_size=512),
     )
@@ -131,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="32-true", help="e.g. bf16-mixed, 16-mixed")
     parser.add_argument("--log-dir", default="outputs/lightning_logs")
     args, plan = training_cli.parse(parser, argv)
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value < 1:
+            parser.error(f"{flag} must be >= 1; got {value}")
     data = training_cli.load_data(args)
     if data is None:
         return 2

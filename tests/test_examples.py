@@ -116,6 +116,64 @@ def test_flowers_loader_reads_jpgs_and_mat_files(tmp_path: Path) -> None:
     np.testing.assert_allclose(data.test_images[0].reshape(3, -1).mean(axis=1), [90, 165, 21], atol=3)
 
 
+def _extractall_before_3_10_12(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make tarfile look like Python < 3.10.12 / 3.11.4: no data_filter, no ``filter`` argument."""
+    import tarfile
+
+    real = tarfile.TarFile.extractall
+
+    def extractall(self, path=".", members=None, *, numeric_owner=False, **kwargs):
+        if kwargs:
+            raise TypeError(f"extractall() got an unexpected keyword argument {next(iter(kwargs))!r}")
+        return real(self, path, members, numeric_owner=numeric_owner, filter="fully_trusted")
+
+    monkeypatch.delattr(tarfile, "data_filter")
+    monkeypatch.setattr(tarfile.TarFile, "extractall", extractall)
+
+
+def test_cifar_archive_is_extracted_on_pythons_without_tar_filters(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import tarfile
+
+    source = tmp_path / "src"
+    written = _write_cifar(source, "cifar10", np.random.default_rng(2))
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(source / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    _extractall_before_3_10_12(monkeypatch)
+    data = datasets.load("cifar10", tmp_path, download=False)
+    assert data.train_images.shape == (15, 3, 32, 32)
+    assert np.array_equal(data.test_images.reshape(3, -1), written["test_batch"][0])
+
+
+@pytest.mark.parametrize("old_python", [False, True], ids=["data_filter", "no_data_filter"])
+@pytest.mark.parametrize("attack", ["parent", "absolute", "symlink"])
+def test_unsafe_archive_members_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attack: str,
+                                            old_python: bool) -> None:
+    import io
+    import tarfile
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    outside = tmp_path / "evil.txt"
+    with tarfile.open(data_dir / "cifar-10-python.tar.gz", "w:gz") as tar:
+        if attack == "symlink":
+            member = tarfile.TarInfo("cifar-10-batches-py/test_batch")
+            member.type, member.linkname = tarfile.SYMTYPE, str(outside)
+            tar.addfile(member)
+        else:
+            name = "cifar-10-batches-py/../../evil.txt" if attack == "parent" else str(outside)
+            member = tarfile.TarInfo(name)
+            member.size = 4
+            tar.addfile(member, io.BytesIO(b"evil"))
+    if old_python:
+        _extractall_before_3_10_12(monkeypatch)
+    # Refused outright, or (an absolute name under the data filter) extracted inside data_dir.
+    with pytest.raises(datasets.DatasetUnavailable, match=r"refusing to extract|missing after extracting"):
+        datasets.load("cifar10", data_dir, download=False)
+    assert not outside.exists()
+    assert not (data_dir / "cifar-10-batches-py" / "test_batch").is_symlink()
+
+
 def test_missing_data_offline_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def offline(*args, **kwargs):
         raise urllib.error.URLError("network unreachable")
@@ -154,11 +212,104 @@ def test_timm_flags_map_to_the_strategies() -> None:
                  "--mixup-prob", "0.6", "--mixup-switch-prob", "0.3", "--smoothing", "0.1")
     (name, erasing), = plan.masking
     assert name == "RandomErasing" and erasing["augmentation_ratio"] == 0.25 and erasing["bernoulli_mix"]
-    assert erasing["fill_method"] == "normal_per_patch" and erasing["patch_count"] == 3
+    # timm's --recount is max_count: the count per image is uniform in 1..recount.
+    assert erasing["fill_method"] == "random" and erasing["patch_count"] == (1, 3)
     assert [m[0] for m in plan.mixing] == ["RandomMixup", "RandomCutMix"]
     assert plan.mix_weights == pytest.approx([0.7, 0.3])
     assert all(m[1]["augmentation_ratio"] == 0.6 and m[1]["label_smoothing"] == 0.1 for m in plan.mixing)
     assert _plan().empty
+
+
+def test_recount_one_is_one_patch_and_remode_maps_to_pixel_space_fills() -> None:
+    (_, erasing), = _plan("--reprob", "0.5", "--recount", "1").masking
+    assert erasing["patch_count"] == 1
+    fills = {mode: _plan("--reprob", "0.5", "--remode", mode).masking[0][1]["fill_method"]
+             for mode in ("const", "rand", "pixel")}
+    assert fills == {"const": "gray", "rand": "random", "pixel": "noise"}
+
+
+@pytest.mark.parametrize("remode", ["const", "rand", "pixel"])
+def test_remode_fills_are_not_black_on_the_examples_uint8_images(remode: str) -> None:
+    """The examples erase uint8 [0, 255] images before normalising them: timm's fills must land
+    mid-range there (timm's const 0 is the normalisation mean, 127.5), not near 0."""
+    import torch
+
+    import maskmix.torch as mm
+
+    (name, kwargs), = _plan("--reprob", "1", "--remode", remode).masking
+    erasing = getattr(mm, name)(**kwargs, generator=torch.Generator().manual_seed(0))
+    out = erasing(torch.zeros(64, 3, 32, 32, dtype=torch.uint8))
+    erased = out[out != 0].float()
+    assert erased.numel() > 64 * 3 * 32 * 32 * 0.02  # every image erased at least 2% of its area
+    assert 100 < float(erased.mean()) < 155
+    if remode == "const":
+        assert set(erased.unique().tolist()) <= {127.0, 128.0}
+    else:
+        assert float(erased.std()) > 40  # uniform over 0..255 (std 74), per image or per pixel
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--reprob", "1.5"], "--reprob must be in [0, 1]; got 1.5"),
+    (["--reprob", "nan"], "--reprob must be in [0, 1]"),
+    (["--recount", "0", "--reprob", ".5"], "--recount must be an integer >= 1; got 0"),
+    (["--smoothing", "1.0", "--cutmix", "1"], "--smoothing must be in [0, 1); got 1.0"),
+    (["--smoothing", "-0.1"], "--smoothing must be in [0, 1)"),
+    (["--mixup", "1", "--cutmix", "1", "--mixup-switch-prob", "1.5"], "--mixup-switch-prob must be in [0, 1]"),
+    (["--mixup", "1", "--mixup-prob", "-0.5"], "--mixup-prob must be in [0, 1]"),
+    (["--mixup", "-1"], "--mixup must be an alpha >= 0"),
+    (["--augment", "cutout", "--augment-ratio", "2"], "--augment-ratio must be in [0, 1]"),
+    (["--augment", "cutout", "--set", "cutout.patch_area=2"], "RandomCutout: patch_area must be"),
+    (["--augment", "cutout", "--set", "cutout.bogus=1"], "RandomCutout: unexpected parameter(s) bogus"),
+    (["--augment", "gridmask", "--set", "gridmask.fill_method=nope"], "RandomGridMask: fill_method must be"),
+    (["--augment", "thumbnail", "--set", "thumbnail.mix_images=True"], "mix with --mixup ALPHA / --cutmix ALPHA"),
+    (["--augment", "cutpaste", "--set", "cutpaste.return_labels=True"], "RandomCutPaste: return_labels=True"),
+    (["--set", "cutmix.alpha=0.5"], "cutmix is disabled; enable it with --cutmix ALPHA"),
+    (["--cutmix", "0", "--set", "mixup.alpha=0.5"], "mixup is disabled; enable it with --mixup ALPHA"),
+    (["--cutmix", "1", "--set", "cutmix.alpha=-1"], "RandomCutMix: alpha must be a float > 0; got -1"),
+    (["--mixup", "1", "--set", "mixup.num_classes=5"], "num_classes comes from the data set"),
+])
+def test_bad_flag_values_are_one_line_parser_errors(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                                    message: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        _plan(*argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0] and err.endswith(errors[0] + "\n"), err
+
+
+@pytest.mark.parametrize("script", ["manual_loop", "train_lightning", "train_keras"])
+def test_default_augmentation_is_valid_and_erases_with_mid_gray(script: str) -> None:
+    import importlib
+
+    module = importlib.import_module(script)
+    parser = module.training_cli.training_parser(None, module.DEFAULT_AUGMENTATION)
+    _, plan = module.training_cli.parse(parser, [])
+    (name, erasing), = plan.masking
+    assert name == "RandomErasing" and erasing["fill_method"] == "gray"
+
+
+@pytest.mark.parametrize("script", ["manual_loop", "train_lightning", "train_keras"])
+@pytest.mark.parametrize("flag", ["--epochs", "--batch-size"])
+def test_zero_epochs_or_batch_size_is_a_parser_error(capsys: pytest.CaptureFixture[str], script: str,
+                                                     flag: str) -> None:
+    import importlib
+
+    module = importlib.import_module(script)
+    with pytest.raises(SystemExit) as info:
+        module.main([flag, "0", "--reprob", "0", "--cutmix", "0", "--mixup", "0"])
+    assert info.value.code == 2
+    assert f"error: {flag} must be >= 1; got 0" in capsys.readouterr().err
+
+
+def test_lightning_loader_keeps_a_short_batch_when_it_is_the_only_one() -> None:
+    import train_lightning
+
+    data = datasets.load("digits")
+    few, _ = train_lightning.loaders(data.subset(train=10), batch_size=64, seed=0)
+    assert len(few) == 1 and len(next(iter(few))[0]) == 10
+    many, _ = train_lightning.loaders(data.subset(train=130), batch_size=64, seed=0)
+    assert len(many) == 2  # the short last batch is dropped as before
 
 
 def test_augment_and_set_flags(capsys: pytest.CaptureFixture[str]) -> None:
@@ -214,6 +365,15 @@ def test_train_lightning_fast_dev_run_and_compare(tmp_path: Path) -> None:
     assert "baseline: test accuracy clean" in proc.stdout and "augmented: test accuracy clean" in proc.stdout
     results = json.loads(metrics.read_text())["results"]
     assert set(results) == {"baseline", "augmented"}
+
+
+@pytest.mark.slow
+def test_train_lightning_with_fewer_images_than_a_batch(tmp_path: Path) -> None:
+    # digits has 1437 training images: one short batch per epoch (it used to be dropped: no step).
+    proc = run_example(str(EXAMPLES / "train_lightning.py"), "--fast-dev-run", "--batch-size", "2000",
+                       "--reprob", "0.5", "--cutmix", "0", "--mixup", "0", check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "augmented: test accuracy clean" in proc.stdout
 
 
 @pytest.mark.slow
