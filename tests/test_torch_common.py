@@ -155,6 +155,19 @@ def test_bernoulli_mix_counts_follow_binomial(name: str) -> None:
     assert len(set(counts.tolist())) > 20
 
 
+@pytest.mark.parametrize("name", ["cutout", "erasing", "cutswap", "thumbnail"])
+def test_one_image_is_augmented_with_probability_ratio(name: str) -> None:
+    """A (C, H, W) image in a per-sample pipeline: ratio 0.3 augments about 30% of the calls (an
+    exact count of one image would be round(0.3) = 0, never), as torchvision's p does."""
+    t = FACTORIES[name](augmentation_ratio=0.3, generator=torch.Generator().manual_seed(0))
+    x = make_images((3, 12, 12))
+    pipeline = v2.Compose([v2.RandomHorizontalFlip(p=0.0), t])
+    hits = sum(not torch.equal(x, pipeline(x)) for _ in range(400))
+    assert abs(hits - 120) < 37  # Binomial(400, 0.3): sd 9.2, four sd
+    assert all(not torch.equal(x, FACTORIES[name](augmentation_ratio=1.0)(x)) for _ in range(5))
+    assert torch.equal(x, FACTORIES[name](augmentation_ratio=0.0)(x))
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_same_seed_same_output_different_seed_different(name: str) -> None:
     x = make_images((6, 3, 32, 32))

@@ -89,7 +89,9 @@ class MaskMixLayer(keras.layers.Layer):
             Default 1.0.
         bernoulli_mix: ``False`` augments exactly ``round(ratio * B)`` images (halves rounded
             up) at random positions; ``True`` augments each image independently with probability
-            ``ratio``. Default False.
+            ``ratio``. Default False. One rank-3 image (a per-sample ``tf.data`` map) is always
+            augmented with probability ``ratio``: an exact count of one image would be all or
+            nothing.
         pixels_range: ``(lo, hi)`` value range of the images, used by the ``black``, ``gray``,
             ``white``, ``random`` and ``noise`` fills. ``None`` means ``(0, 1)`` for floating
             dtypes and ``(0, 255)`` for ``uint8``.
@@ -315,7 +317,7 @@ class MaskMixLayer(keras.layers.Layer):
         """
         if training is False:
             return None
-        images, _ = self.check_images(data)
+        images, single = self.check_images(data)
         batch_size, channels, height, width = self.dims(images)
         if self.needs_static_size and not (isinstance(height, int) and isinstance(width, int)):
             raise ValueError(
@@ -324,9 +326,8 @@ class MaskMixLayer(keras.layers.Layer):
                 "Give them in keras.Input or the tf.function input signature, or resize the images first"
             )
         seed = self.seed_generator() if seed is None else seed
-        selected = _sampling.select_images(
-            self.ops, batch_size, self.augmentation_ratio, self.bernoulli_mix, seed
-        )
+        bernoulli = self.bernoulli_mix or (single and 0.0 < self.augmentation_ratio < 1.0)
+        selected = _sampling.select_images(self.ops, batch_size, self.augmentation_ratio, bernoulli, seed)
         params = self.sample(
             batch_size, channels, height, width,
             dtype=keras.backend.standardize_dtype(images.dtype), seed=seed,
@@ -347,7 +348,8 @@ class MaskMixLayer(keras.layers.Layer):
 
     def call(self, images: Tensor, training: bool = True) -> Any:
         batch, single = self.check_images(images)
-        transformation = self.get_random_transformation(batch, training=training)
+        # The images as given: one rank-3 image is selected with probability `augmentation_ratio`.
+        transformation = self.get_random_transformation(images, training=training)
         out = self.transform_images(batch, transformation)
         if single:
             out = self.ops.numpy.squeeze(out, 0)

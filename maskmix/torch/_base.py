@@ -101,7 +101,9 @@ class MaskMixTransform(v2.Transform):
         augmentation_ratio: fraction of the images of the batch to augment, in ``[0, 1]``.
         bernoulli_mix: ``False`` augments exactly ``round(ratio * B)`` images (halves rounded
             up) at random positions; ``True`` augments each image independently with probability
-            ``ratio`` (timm's ``probability``).
+            ``ratio`` (timm's ``probability``). One ``(C, H, W)`` image (a per-sample pipeline,
+            e.g. in a ``Dataset``) is always augmented with probability ``ratio``, as
+            torchvision's ``p``: an exact count of one image would be all or nothing.
         pixels_range: ``(lo, hi)`` value range of the images, used by the ``black``, ``gray``,
             ``white``, ``random`` and ``noise`` fills. ``None`` means ``(0, 1)`` for floating
             dtypes and ``(0, 255)`` for ``uint8``. Set it for normalised images.
@@ -265,8 +267,9 @@ class MaskMixTransform(v2.Transform):
         batch_size = math.prod(first.shape[:-3])
         device = first.device
         generator = self._generator_for(device)
+        bernoulli = self.bernoulli_mix or (first.ndim == 3 and 0.0 < self.augmentation_ratio < 1.0)
         selected = _sampling.select_images(
-            batch_size, self.augmentation_ratio, self.bernoulli_mix, device=device, generator=generator
+            batch_size, self.augmentation_ratio, bernoulli, device=device, generator=generator
         )
         if self._clean_splits > 1:
             clean = batch_size // self._clean_splits
@@ -277,7 +280,7 @@ class MaskMixTransform(v2.Transform):
         params["selected"] = selected
         # Static (no tensor is read): the whole batch is selected by construction.
         params["all_selected"] = (
-            not self.bernoulli_mix
+            not bernoulli
             and self._clean_splits <= 1
             and num_selected(self.augmentation_ratio, batch_size) >= batch_size
         )
