@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -487,6 +489,73 @@ def test_same_seed_same_augmentations_other_seed_other_ones() -> None:
     assert not torch.equal(a[0][0], c[0][0])
 
 
+def fit_seeded(callback: MaskMixCallback | None, global_seed: int, train: list[Any],
+               model: Probe | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``seed_everything(global_seed)``, then one epoch on a new Trainer; the batches this fit trained on."""
+    L.seed_everything(global_seed, verbose=False)
+    model = Probe() if model is None else model
+    start = len(model.seen["train"])
+    make_trainer([] if callback is None else [callback], limit_val_batches=0).fit(model, FixedBatches(train))
+    return train_images(model)[start:]
+
+
+def test_seed_none_is_read_again_and_the_stream_restarts_on_every_fit() -> None:
+    train = make_batches(2, seed=0)
+    reused = default_callback(seed=None)
+    first = fit_seeded(reused, 1, train)
+    second = fit_seeded(reused, 2, train)
+    assert reused.state_dict() == {"version": 1, "seed": 2, "batches": 2}
+    # The second fit is what a new callback gives under seed_everything(2) ...
+    assert_same_batches(second, fit_seeded(default_callback(seed=None), 2, train))
+    assert not torch.equal(first[0][0], second[0][0])
+    # ... and seed_everything(1) reproduces the first fit.
+    assert_same_batches(fit_seeded(reused, 1, train), first)
+    assert reused.state_dict() == {"version": 1, "seed": 1, "batches": 2}
+
+
+def test_explicit_seed_restarts_the_stream_on_every_fit() -> None:
+    train = make_batches(2, seed=0)
+    reused = default_callback(seed=5)
+    first = fit_seeded(reused, 1, train)
+    # The global seed does not matter with an explicit seed, and the stream starts again at batch 0.
+    assert_same_batches(fit_seeded(reused, 2, train), first)
+    assert_same_batches(fit_seeded(default_callback(seed=5), 3, train), first)
+    assert reused.state_dict() == {"version": 1, "seed": 5, "batches": 2}
+    # Documented: fitting again on the same Trainer (more epochs) starts a fresh stream too.
+    model = Probe()
+    trainer = make_trainer([reused], limit_val_batches=0)
+    trainer.fit(model, FixedBatches(train))
+    trainer.fit_loop.max_epochs = 2
+    trainer.fit(model, FixedBatches(train))
+    images = train_images(model)
+    assert len(images) == 4
+    assert_same_batches(images[:2], first)
+    assert_same_batches(images[2:], first)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [11, None])
+def test_resume_with_a_reused_callback_continues_the_checkpoint(tmp_path: Path, seed: int | None) -> None:
+    train = make_batches(2, seed=0)
+    callback = default_callback(seed=seed)
+    L.seed_everything(1, verbose=False)
+    uninterrupted = Probe()
+    make_trainer([callback], max_epochs=2, limit_val_batches=0).fit(uninterrupted, FixedBatches(train))
+    L.seed_everything(1, verbose=False)
+    trainer = make_trainer([callback], limit_val_batches=0)
+    trainer.fit(Probe(), FixedBatches(train))
+    trainer.save_checkpoint(tmp_path / "one.ckpt")
+    fit_seeded(callback, 7, train)  # another fit in between: its position must not leak into the resume
+    # The fresh start of the resumed fit is replaced by the checkpoint's position (and seed).
+    L.seed_everything(99, verbose=False)
+    resumed = Probe()
+    make_trainer([callback], max_epochs=2, limit_val_batches=0).fit(
+        resumed, FixedBatches(train), ckpt_path=str(tmp_path / "one.ckpt")
+    )
+    assert_same_batches(train_images(resumed), train_images(uninterrupted)[2:])
+    assert callback.state_dict() == {"version": 1, "seed": 1 if seed is None else seed, "batches": 4}
+
+
 def test_engine_streams_depend_on_seed_rank_and_batch() -> None:
     batch = make_batches(1, seed=0)[0]
 
@@ -596,6 +665,34 @@ def test_mixin_resumes_from_checkpoint(tmp_path: Path) -> None:
     assert_same_batches(train_images(resumed), train_images(uninterrupted)[2:])
 
 
+def test_mixin_seed_none_is_read_again_and_the_stream_restarts_on_every_fit(tmp_path: Path) -> None:
+    train = make_batches(2, seed=0)
+    reused = MixinProbe(seed=None)
+    first = fit_seeded(None, 1, train, model=reused)
+    second = fit_seeded(None, 2, train, model=reused)
+    assert reused.maskmix_engine.state_dict() == {"version": 1, "seed": 2, "batches": 2}
+    assert_same_batches(second, fit_seeded(None, 2, train, model=MixinProbe(seed=None)))
+    assert_same_batches(fit_seeded(None, 1, train, model=reused), first)
+    # With an explicit seed every fit starts again at batch 0 as well.
+    explicit = MixinProbe(seed=4)
+    assert_same_batches(fit_seeded(None, 1, train, model=explicit), fit_seeded(None, 2, train, model=explicit))
+    # Resuming the reused module from a checkpoint continues the checkpoint's stream.
+    L.seed_everything(1, verbose=False)
+    trainer = make_trainer([], limit_val_batches=0)
+    trainer.fit(reused, FixedBatches(train))
+    trainer.save_checkpoint(tmp_path / "mixin.ckpt")
+    L.seed_everything(1, verbose=False)
+    uninterrupted = MixinProbe(seed=None)
+    make_trainer([], max_epochs=2, limit_val_batches=0).fit(uninterrupted, FixedBatches(train))
+    L.seed_everything(99, verbose=False)
+    start = len(reused.seen["train"])
+    make_trainer([], max_epochs=2, limit_val_batches=0).fit(
+        reused, FixedBatches(train), ckpt_path=str(tmp_path / "mixin.ckpt")
+    )
+    assert_same_batches(train_images(reused)[start:], train_images(uninterrupted)[2:])
+    assert reused.maskmix_engine.state_dict() == {"version": 1, "seed": 1, "batches": 4}
+
+
 def test_mixin_errors() -> None:
     class Unconfigured(MaskMixMixin, Probe):
         pass
@@ -655,11 +752,42 @@ def test_mixin_errors() -> None:
         (dict(image_key="x", label_key="x"), ValueError, r"image_key and label_key must differ"),
         (dict(seed=-3), TypeError, r"seed must be None or a non-negative int"),
         (dict(seed=1.0), TypeError, r"seed must be None or a non-negative int"),
+        (dict(seed=True), TypeError, r"seed must be None or a non-negative int"),
+        (dict(seed=np.int64(-1)), TypeError, r"seed must be None or a non-negative int"),
+        (dict(seed=np.float64(3.0)), TypeError, r"seed must be None or a non-negative int"),
+        (dict(mix=RandomMixup(), num_classes=np.int64(0)), ValueError, r"num_classes must be a positive int; got 0$"),
+        (dict(mix=RandomMixup(), num_classes=np.bool_(True)), TypeError, r"num_classes must be None or a positive"),
+        (dict(mix=RandomMixup(), num_classes=True), TypeError, r"num_classes must be None or a positive int"),
+        (dict(mix=RandomMixup(num_classes=5), num_classes=np.int64(4)), ValueError,
+         r"num_classes=4 disagrees with mix\[0\] \(RandomMixup\) num_classes=5"),
+        (dict(image_key=np.int64(-2)), ValueError, r"image_key must be a non-negative position; got -2$"),
+        (dict(label_key=np.float32(1.0)), TypeError, r"label_key must be an int"),
     ],
 )
 def test_invalid_arguments(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=f"^MaskMixCallback: {match}"):
         MaskMixCallback(**kwargs)
+
+
+@pytest.mark.parametrize("integer", [np.int64, np.int32, np.uint8])
+def test_numpy_integers_are_accepted_as_ints(integer: type[np.integer[Any]]) -> None:
+    callback = MaskMixCallback(transforms=[RandomErasing()], mix=RandomCutMix(num_classes=K), num_classes=integer(K),
+                               image_key=integer(0), label_key=integer(1), seed=integer(3))
+    engine = callback.engine
+    for value, expected in ((engine.num_classes, K), (engine.image_key, 0), (engine.label_key, 1),
+                            (engine.seed_argument, 3)):
+        assert type(value) is int and value == expected
+    plain = MaskMixCallback(transforms=[RandomErasing()], mix=RandomCutMix(num_classes=K), num_classes=K, seed=3)
+    assert callback.state_key == plain.state_key
+    mixin = MixinProbe()
+    mixin.configure_maskmix(mix=RandomMixup(), num_classes=integer(K), label_key=integer(1), seed=integer(3))
+    assert type(mixin.maskmix_engine.num_classes) is int and type(mixin.maskmix_engine.seed_argument) is int
+    # A real fit: the same augmentations as with plain ints, and an int seed in the state.
+    train = make_batches(2, seed=0)
+    got, want = fit_seeded(callback, 1, train), fit_seeded(plain, 2, train)
+    assert_same_batches(got, want)
+    assert callback.state_dict() == {"version": 1, "seed": 3, "batches": 2}
+    assert type(callback.state_dict()["seed"]) is int
 
 
 def test_matching_options_are_accepted() -> None:
@@ -711,6 +839,12 @@ def test_soft_label_targets() -> None:
     assert soft_label_targets(index) is index
     with pytest.raises(TypeError, match="soft_label_targets: labels must be a tensor"):
         soft_label_targets([0.1, 0.9])  # type: ignore[arg-type]
+    assert torch.equal(soft_label_targets(soft.half().unsqueeze(0)), torch.tensor([[1, 0]]))
+    # 1-D (or 0-d) floating labels are not rows of K classes: no argmax over the whole batch.
+    for bad in (torch.tensor([0.0, 2.0, 1.0]), torch.tensor(0.5)):
+        shape = re.escape(str(tuple(bad.shape)))
+        with pytest.raises(ValueError, match=rf"^soft_label_targets: .*at least 2 dims; got shape {shape}"):
+            soft_label_targets(bad)
 
 
 # --------------------------------------------------------------------------------------------

@@ -56,6 +56,11 @@ def soft_label_targets(labels: Tensor) -> Tensor:
     Returns:
         int64 class indices ``(...)`` (integer inputs are returned as they are).
 
+    Raises:
+        TypeError: if ``labels`` is not a tensor.
+        ValueError: if ``labels`` is floating with fewer than 2 dims (a 1-D floating tensor is
+            ambiguous: it is not a batch of rows, and its argmax would be one index for the batch).
+
     Example:
         >>> import torch
         >>> soft_label_targets(torch.tensor([[0.7, 0.3], [0.2, 0.8]]))
@@ -65,8 +70,11 @@ def soft_label_targets(labels: Tensor) -> Tensor:
         raise TypeError(f"soft_label_targets: labels must be a tensor; got {type(labels).__name__}")
     if not labels.dtype.is_floating_point:
         return labels
-    if labels.ndim < 1:
-        raise ValueError("soft_label_targets: soft labels must have shape (..., K); got a 0-d tensor")
+    if labels.ndim < 2:
+        raise ValueError(
+            "soft_label_targets: floating (soft or one-hot) labels must have shape (..., K) with at least 2 dims; "
+            f"got shape {tuple(labels.shape)} (class indices must be an integer tensor)"
+        )
     return labels.argmax(dim=-1)
 
 
@@ -135,15 +143,31 @@ def _as_list(value: Any) -> list[Any] | None:
     return None
 
 
+def _is_integer(value: Any) -> bool:
+    """Whether ``value`` is an integer (``int``, NumPy integers, any ``numbers.Integral``) but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_key(owner: str, name: str, key: Any) -> Hashable:
-    if isinstance(key, bool) or not isinstance(key, (int, str)):
+    if isinstance(key, str):
+        return key
+    if not _is_integer(key):
         raise TypeError(
             f"{owner}: {name} must be an int (position in a tuple/list batch) or a str (key of a dict "
             f"batch); got {key!r}"
         )
-    if isinstance(key, int) and key < 0:
-        raise ValueError(f"{owner}: {name} must be a non-negative position; got {key}")
-    return key
+    position = int(key)
+    if position < 0:
+        raise ValueError(f"{owner}: {name} must be a non-negative position; got {position}")
+    return position
+
+
+def _check_seed(owner: str, seed: Any) -> int | None:
+    if seed is None:
+        return None
+    if not _is_integer(seed) or int(seed) < 0:
+        raise TypeError(f"{owner}: seed must be None or a non-negative int; got {seed!r}")
+    return int(seed)
 
 
 def _check_real(owner: str, name: str, value: Any) -> float:
@@ -183,11 +207,12 @@ class MaskMixEngine:
         self.label_key = _check_key(owner, "label_key", label_key)
         if self.image_key == self.label_key:
             raise ValueError(f"{owner}: image_key and label_key must differ; both are {image_key!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise TypeError(f"{owner}: seed must be None or a non-negative int; got {seed!r}")
-        #: The seed of the streams; None until :meth:`resolve_seed` (then ``torch.initial_seed()``).
-        self.seed: int | None = seed
-        #: Number of batches augmented so far (the position in the stream).
+        #: The ``seed`` argument as given (an int, or None to follow ``torch.initial_seed()``).
+        self.seed_argument: int | None = _check_seed(owner, seed)
+        #: The seed of the streams; None until :meth:`begin_fit` / :meth:`resolve_seed` when the
+        #: argument is None (then ``torch.initial_seed()``).
+        self.seed: int | None = self.seed_argument
+        #: Number of batches augmented so far in this fit (the position in the stream).
         self.batches = 0
         #: Options the callback gives its mixing transforms for the duration of a call.
         self._mix_overrides = self._mix_options()
@@ -293,8 +318,9 @@ class MaskMixEngine:
         owner = self.owner
         if num_classes is None:
             return None
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int):
+        if not _is_integer(num_classes):
             raise TypeError(f"{owner}: num_classes must be None or a positive int; got {num_classes!r}")
+        num_classes = int(num_classes)
         if num_classes < 1:
             raise ValueError(f"{owner}: num_classes must be a positive int; got {num_classes}")
         for i, m in enumerate(self.mixes):
@@ -340,6 +366,17 @@ class MaskMixEngine:
         if self.seed is None:
             self.seed = torch.initial_seed() & _MASK64
         return self.seed
+
+    def begin_fit(self) -> None:
+        """Start the streams of a new fit: batch 0, and the seed argument or ``torch.initial_seed()``.
+
+        Called at ``setup("fit")``, before Lightning restores a checkpoint given as ``ckpt_path``:
+        :meth:`load_state_dict` then replaces this fresh start by the saved position, so a resumed
+        fit continues the saved streams while every other fit starts from batch 0.
+        """
+        self.seed = self.seed_argument
+        self.batches = 0
+        self.resolve_seed()
 
     def _device_generator(self, device: torch.device) -> torch.Generator:
         gen = self._generators.get(device)
@@ -539,10 +576,21 @@ class MaskMixCallback(pl.Callback):
     device from ``(seed, global rank, batch number)`` and hands it to every maskmix transform for
     that call (their own ``generator`` is not used), so DDP ranks augment differently and a run is
     reproducible. The choice among several ``mix`` transforms is drawn on the host from a CPU
-    generator seeded the same way: it never synchronises with the device. The state saved in
-    checkpoints (``state_dict``) is the seed and the number of batches augmented, so a run
-    resumed with ``ckpt_path`` continues the same streams, on every rank (Lightning saves rank
-    0's callback state only; the streams depend on the rank, not on per-rank saved state).
+    generator seeded the same way: it never synchronises with the device.
+
+    **Every fit starts a fresh stream.** Each ``trainer.fit`` starts at batch number 0 with
+    ``seed`` (or, with ``seed=None``, ``torch.initial_seed()`` read when that fit starts), so a
+    fit's augmentations do not depend on earlier fits with the same callback: the same seed gives
+    the same augmentations. This holds for an explicit ``seed`` too, also when ``fit`` is called
+    again on the same Trainer; to continue a run's streams, resume it from a checkpoint.
+
+    **Checkpoints.** The state saved in checkpoints (``state_dict``) is the seed and the number of
+    batches augmented, so a fit resumed with ``ckpt_path`` continues the saved streams. Lightning
+    saves rank 0's callback state only and every rank loads it: the streams are continued on every
+    rank when all ranks have the same seed (an explicit ``seed``, or ``seed=None`` after
+    ``lightning.seed_everything``). With ``seed=None`` and no ``seed_everything``, each process's
+    ``torch.initial_seed()`` differs; after resuming, every rank switches to rank 0's seed, so the
+    ranks' streams stay distinct but those of ranks other than 0 are not continued.
 
     Args:
         transforms: masking transforms applied first, in order: maskmix transforms
@@ -561,8 +609,11 @@ class MaskMixCallback(pl.Callback):
             default 0 finds ``"image"``/``"images"`` in a dict batch.
         label_key: position or key of the labels. The default 1 finds ``"label"``/``"labels"``
             in a dict batch.
-        seed: seed of the augmentation streams; ``None`` uses ``torch.initial_seed()`` when fit
-            starts (so ``lightning.seed_everything`` makes runs reproducible).
+        seed: seed of the augmentation streams; ``None`` uses ``torch.initial_seed()`` read when
+            each fit starts (so ``lightning.seed_everything`` makes runs reproducible).
+
+    Integer arguments (``num_classes``, integer ``image_key`` / ``label_key``, ``seed``) accept any
+    ``numbers.Integral`` except ``bool`` (NumPy integers included) and are stored as ``int``.
 
     Raises:
         TypeError, ValueError: at construction for invalid arguments, and at call time for batches
@@ -608,7 +659,6 @@ class MaskMixCallback(pl.Callback):
             transforms, mix, mix_weights, num_classes, label_smoothing, image_key, label_key, seed,
             owner=type(self).__name__,
         )
-        self._seed_argument = seed
         self._trainer: pl.Trainer | None = None
         self._hook: Callable[..., Any] | None = None
         self._hook_target: Any = None
@@ -626,7 +676,7 @@ class MaskMixCallback(pl.Callback):
         return self._generate_state_key(
             transforms=[type(t).__name__ for t in engine.transforms],
             mix=[type(m).__name__ for m in engine.mixes],
-            seed=self._seed_argument,
+            seed=self.engine.seed_argument,
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -640,7 +690,7 @@ class MaskMixCallback(pl.Callback):
     # Installation.
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Install the hook for ``fit`` (nothing is installed for validate, test or predict)."""
+        """Install the hook for ``fit`` and start the streams from batch 0 (nothing for validate, test, predict)."""
         if stage != "fit":
             return
         if isinstance(pl_module, MaskMixMixin):
@@ -650,7 +700,7 @@ class MaskMixCallback(pl.Callback):
             )
         self._remove_hook()
         self._trainer = trainer
-        self.engine.resolve_seed()
+        self.engine.begin_fit()  # a checkpoint given as ckpt_path is restored after this
         datamodule = trainer.datamodule
         if datamodule is not None and is_overridden(_HOOK, datamodule, pl.LightningDataModule):
             target: Any = datamodule
@@ -726,9 +776,11 @@ class MaskMixMixin:
     Put it before ``LightningModule`` in the bases and call :meth:`configure_maskmix` (same
     arguments as :class:`MaskMixCallback`) in ``__init__``. It implements
     ``on_after_batch_transfer`` (calling ``super()`` first, then augmenting training batches with
-    the same engine as the callback) and stores its state in checkpoints through
-    ``on_save_checkpoint`` / ``on_load_checkpoint``. If you override any of these three hooks,
-    call ``super()`` in them. When a LightningDataModule overrides ``on_after_batch_transfer``,
+    the same engine as the callback), starts the streams of each fit from batch 0 in ``setup``
+    (as the callback does: see :class:`MaskMixCallback` for seeds, fits and resuming) and stores
+    its state in checkpoints through ``on_save_checkpoint`` / ``on_load_checkpoint`` (restored
+    with ``ckpt_path``, after ``setup``). If you override any of these four hooks, call
+    ``super()`` in them. When a LightningDataModule overrides ``on_after_batch_transfer``,
     Lightning calls the datamodule's hook instead of the module's: use :class:`MaskMixCallback`
     then.
 
@@ -779,6 +831,12 @@ class MaskMixMixin:
                 "__init__"
             )
         return engine
+
+    def setup(self, stage: str) -> None:
+        """Call ``super()``'s hook; for ``fit``, start the streams from batch 0 (a fresh fit)."""
+        super().setup(stage)  # type: ignore[misc]
+        if stage == "fit":
+            self._engine().begin_fit()  # a checkpoint given as ckpt_path is restored after this
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Call ``super()``'s hook, then augment the batch if it is a training batch."""
