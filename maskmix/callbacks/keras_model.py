@@ -37,12 +37,17 @@ Regularisation losses (``model.losses``) are added once, as Keras does.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
+import numbers
+import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
-from keras.src.models.functional import Functional
+from keras.src.models.functional import Functional, functional_like_constructor
 
 from maskmix.keras import MixingLayer
 
@@ -60,6 +65,18 @@ _CONFIG_KEYS = (
     "augmentations", "mix", "mix_weights", "num_classes", "label_smoothing",
     "metric_labels", "mixed_loss", "seed",
 )
+# Keywords the functional form hands to Keras: `Functional.__init__`'s own and `Layer.__init__`'s
+# (Keras' functional constructor ignores the latter, except `name` and `trainable`, but accepts them).
+_FUNCTIONAL_KEYWORDS = frozenset(
+    {"inputs", "outputs", "name", "trainable", "input_shape", "input_dim"}
+    | {
+        name for name, parameter in inspect.signature(keras.layers.Layer.__init__).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+)
+
+
+_UNSET: Any = object()
 
 
 class _StepContext:
@@ -86,6 +103,53 @@ class _FunctionLoss(keras.losses.Loss):
 def _is_functional_call(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
     """The ``Model(inputs, outputs)`` signature detection of Keras."""
     return (len(args) == 2) or (len(args) == 1 and "outputs" in kwargs) or ("inputs" in kwargs and "outputs" in kwargs)
+
+
+def _functional_outputs(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """The ``outputs`` of a functional constructor call (see :func:`_is_functional_call`)."""
+    return args[1] if len(args) == 2 else kwargs.get("outputs")
+
+
+def _check_functional_keywords(kwargs: Mapping[str, Any]) -> None:
+    """Keras' ``Functional`` swallows unknown keywords: a misspelled option would be ignored silently."""
+    unknown = sorted(key for key in kwargs if key not in _FUNCTIONAL_KEYWORDS)
+    if not unknown:
+        return
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, (*_CONFIG_KEYS, *sorted(_FUNCTIONAL_KEYWORDS)), n=1)
+        hints.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
+    raise TypeError(f"{_NAME}: unrecognized keyword argument(s): {', '.join(hints)}")
+
+
+def _is_integer(value: Any) -> bool:
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and type(value).__name__ != "bool_"
+
+
+def _is_real(value: Any) -> bool:
+    """A Python or NumPy real number (integers included), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_"
+
+
+def _inject_functional(cls: type) -> None:
+    """Make a subclass that calls ``super().__init__(inputs, outputs, ...)`` a functional model.
+
+    This is Keras' "functional subclass" pattern: ``keras.Model.__init__`` splices ``Functional``
+    into the hierarchy of the class being initialised (and of all its bases up to
+    ``keras.Model``). Here only ``cls`` itself gets ``Functional`` as a last base, so that
+    :class:`MaskMixModel` and its other subclasses are left alone.
+    """
+    if cls is MaskMixModel:
+        raise TypeError(f"{_NAME}: call MaskMixModel(inputs, outputs, ...) to build a functional model")
+    try:
+        cls.__bases__ = (*cls.__bases__, Functional)
+    except TypeError as error:
+        raise TypeError(
+            f"{_NAME}: {cls.__name__} calls super().__init__(inputs, outputs, ...) (the functional-subclass "
+            f"pattern) but Functional cannot be added to its bases ({error}); derive it from "
+            "FunctionalMaskMixModel instead"
+        ) from None
 
 
 def _check_layer_list(value: Any, what: str) -> list[keras.layers.Layer]:
@@ -138,10 +202,29 @@ def _validate_weights(weights: Any, count: int) -> list[float] | None:
         )
     out = []
     for w in weights:
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+        if not _is_real(w) or not math.isfinite(w) or w <= 0:
             raise ValueError(f"{_NAME}: mix_weights must be positive finite numbers; got {list(weights)!r}")
         out.append(float(w))
     return out
+
+
+def _validate_num_classes(num_classes: Any, mix_layers: Sequence[MixingLayer]) -> int | None:
+    """``num_classes`` as a Python int (or None); it and the mixing layers' values must agree."""
+    if num_classes is not None:
+        if not _is_integer(num_classes) or num_classes < 1:
+            raise ValueError(f"{_NAME}: num_classes must be None or a positive int; got {num_classes!r}")
+        num_classes = int(num_classes)
+    given = [(f"num_classes={num_classes}", num_classes)] if num_classes is not None else []
+    given += [
+        (f"{type(layer).__name__} has num_classes={layer.num_classes}", layer.num_classes)
+        for layer in mix_layers if layer.num_classes is not None
+    ]
+    if len({value for _, value in given}) > 1:
+        raise ValueError(
+            f"{_NAME}: the num_classes of the model and of its mix layers must agree; got "
+            + ", ".join(what for what, _ in given)
+        )
+    return num_classes
 
 
 def _dense_counterpart(loss: Any, integer_labels: bool) -> keras.losses.Loss | None:
@@ -298,34 +381,42 @@ class MaskMixModel(keras.Model):
         seed: int | None = None,
         **kwargs: Any,
     ) -> None:
+        functional = _is_functional_call(args, kwargs)
+        if functional:
+            _check_functional_keywords(kwargs)
+            options = (augmentations, mix, mix_weights, num_classes, label_smoothing, metric_labels, mixed_loss, seed)
+            if options == (None, None, None, None, 0.0, "dominant", None, None):
+                source = _take_clone_source(_functional_outputs(args, kwargs))
+                if source is not None:  # `keras.models.clone_model(source)`: same options, fresh layers
+                    cloned = _options_from_config(_options_config(source))
+                    augmentations, mix, mix_weights = cloned["augmentations"], cloned["mix"], cloned["mix_weights"]
+                    num_classes, label_smoothing = cloned["num_classes"], cloned["label_smoothing"]
+                    metric_labels, mixed_loss, seed = cloned["metric_labels"], cloned["mixed_loss"], cloned["seed"]
         augmentation_layers = _validate_augmentations(augmentations)
         mix_layers = _validate_mix(mix)
         weights = _validate_weights(mix_weights, len(mix_layers))
         if weights is not None and not mix_layers:
             raise ValueError(f"{_NAME}: mix_weights needs mix layers; got mix=None")
-        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                        or num_classes < 1):
-            raise ValueError(f"{_NAME}: num_classes must be None or a positive int; got {num_classes!r}")
-        for layer in mix_layers:
-            if num_classes is not None and layer.num_classes is not None and layer.num_classes != num_classes:
-                raise ValueError(
-                    f"{_NAME}: num_classes={num_classes} but {type(layer).__name__} has "
-                    f"num_classes={layer.num_classes}"
-                )
-        if (isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float))
-                or not math.isfinite(label_smoothing) or not 0.0 <= label_smoothing < 1.0):
+        num_classes = _validate_num_classes(num_classes, mix_layers)
+        if not _is_real(label_smoothing) or not math.isfinite(label_smoothing) or not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"{_NAME}: label_smoothing must be a float in [0, 1); got {label_smoothing!r}")
         if metric_labels not in _METRIC_LABELS:
             raise ValueError(f"{_NAME}: metric_labels must be 'dominant' or 'original'; got {metric_labels!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"{_NAME}: seed must be an int or None; got {seed!r}")
+        if seed is not None:
+            if not _is_integer(seed):
+                raise TypeError(f"{_NAME}: seed must be an int or None; got {seed!r}")
+            seed = int(seed)
         if mixed_loss is not None:
             try:
                 _as_loss_object(mixed_loss)
             except (ValueError, TypeError) as error:
                 raise ValueError(f"{_NAME}: mixed_loss must be a Keras loss; got {mixed_loss!r} ({error})") from None
 
-        if _is_functional_call(args, kwargs):
+        if functional:
+            if not isinstance(self, Functional):
+                # The functional-subclass pattern (`super().__init__(inputs, outputs, ...)` in a
+                # subclass' __init__): __new__ saw no graph arguments. Keras' own answer.
+                _inject_functional(type(self))
             # `keras.Model.__init__` would inject `Functional` into this class' bases (see __new__);
             # `Functional.__init__` reaches `keras.Model.__init__` without the graph arguments.
             Functional.__init__(self, *args, **kwargs)
@@ -377,7 +468,16 @@ class MaskMixModel(keras.Model):
             x = layer(x, training=True)
         if y is None or not self.uses_soft_targets:
             return self._repack(structure, x), y, None
-        soft, integer = self._soft_targets(y)
+        labels = y
+        if keras.tree.is_nested(y):  # e.g. `fit(x, [y])` or `{"head": y}` for a single-output model
+            flat = keras.tree.flatten(y)
+            if len(flat) != 1:
+                raise TypeError(
+                    f"{_NAME}: mix and label_smoothing need a single label tensor (one output); got labels "
+                    f"with {len(flat)} tensors"
+                )
+            labels = flat[0]
+        soft, integer = self._soft_targets(labels)
         self._maskmix_step.integer_labels = integer
         if self.mix_layers:
             outputs = [layer((x, soft), training=True) for layer in self.mix_layers]
@@ -385,7 +485,9 @@ class MaskMixModel(keras.Model):
                 x, soft = outputs[0]
             else:
                 x, soft = self._select(outputs)
-        return self._repack(structure, x), self._labels_for_metrics(y, soft), soft
+        if self.metric_labels == "original":
+            return self._repack(structure, x), y, soft
+        return self._repack(structure, x), self._repack(y, self._labels_for_metrics(labels, soft)), soft
 
     @staticmethod
     def _repack(structure: Any, x: Tensor) -> Any:
@@ -415,7 +517,9 @@ class MaskMixModel(keras.Model):
         else:
             raise TypeError(f"{_NAME}: labels must be integer class indices or float one-hot/soft rows; got {dtype}")
         if self.label_smoothing > 0:
-            classes = ops.cast(ops.shape(soft)[1], soft.dtype)
+            # Towards the uniform distribution over K classes; a single column of binary labels goes
+            # towards 0.5 (Keras' binary convention: y * (1 - s) + s / 2), not s / 1.
+            classes = ops.cast(ops.maximum(ops.shape(soft)[1], 2), soft.dtype)
             soft = soft * (1.0 - self.label_smoothing) + self.label_smoothing / classes
         return soft, integer
 
@@ -446,15 +550,23 @@ class MaskMixModel(keras.Model):
         return x, soft
 
     def _labels_for_metrics(self, y: Tensor, soft: Tensor) -> Tensor:
+        """The dominant class of each mixed target, in the type and shape of the labels ``y``."""
         if self.metric_labels == "original":
             return y
         ops = keras.ops
         y = ops.convert_to_tensor(y)
-        dominant = ops.argmax(soft, axis=-1)
         dtype = keras.backend.standardize_dtype(y.dtype)
         if dtype in _INT_DTYPES:
-            return ops.reshape(ops.cast(dominant, dtype), ops.shape(y))
-        return ops.one_hot(dominant, ops.shape(soft)[-1], dtype=dtype)
+            return ops.reshape(ops.cast(ops.argmax(soft, axis=-1), dtype), ops.shape(y))
+        # One column of binary labels (a sigmoid output): the probability of class 1, rounded (ties,
+        # 0.5, go to 1); an argmax over one column would always be class 0, whose one-hot row is 1.
+        binary = ops.cast(ops.greater_equal(soft, 0.5), dtype)
+        if soft.shape[-1] == 1:
+            return binary
+        one_hot = ops.one_hot(ops.argmax(soft, axis=-1), ops.shape(soft)[-1], dtype=dtype)
+        if soft.shape[-1] is None:  # unknown until run time
+            return ops.where(ops.equal(ops.shape(soft)[-1], 1), binary, one_hot)
+        return one_hot
 
     # ----------------------------------------------------------------------------------------
     # Training step (per backend) and loss.
@@ -564,33 +676,95 @@ class MaskMixModel(keras.Model):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        serialize = keras.saving.serialize_keras_object
-        config.update({
-            "augmentations": [serialize(layer) for layer in self.augmentations],
-            "mix": [serialize(layer) for layer in self.mix_layers] or None,
-            "mix_weights": self.mix_weights,
-            "num_classes": self.num_classes,
-            "label_smoothing": self.label_smoothing,
-            "metric_labels": self.metric_labels,
-            "mixed_loss": (
-                self.mixed_loss if self.mixed_loss is None or isinstance(self.mixed_loss, str)
-                else keras.losses.serialize(self.mixed_loss)
-            ),
-            "seed": self.seed,
-        })
+        config.update(_options_config(self))
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> MaskMixModel:
-        config = dict(config)
-        deserialize = keras.saving.deserialize_keras_object
-        if config.get("augmentations"):
-            config["augmentations"] = [deserialize(c, custom_objects=custom_objects) for c in config["augmentations"]]
-        if config.get("mix"):
-            config["mix"] = [deserialize(c, custom_objects=custom_objects) for c in config["mix"]]
-        if isinstance(config.get("mixed_loss"), dict):
-            config["mixed_loss"] = keras.losses.deserialize(config["mixed_loss"], custom_objects=custom_objects)
+        config = {**config, **_options_from_config(config, custom_objects)}
         return super().from_config(config, custom_objects=custom_objects)
+
+    # ----------------------------------------------------------------------------------------
+    # Cloning (`keras.models.clone_model`).
+    # ----------------------------------------------------------------------------------------
+
+    def _run_through_graph(self, inputs: Any, operation_fn: Any = _UNSET, call_fn: Any = _UNSET) -> Any:
+        """Keras' graph walk; on ``clone_model``'s walk, remember this model for the clone's constructor.
+
+        ``keras.models.clone_model`` rebuilds a functional model with
+        ``type(model)(new_inputs, new_outputs, name=...)``, which carries no maskmix option; it is
+        the only caller that passes both ``operation_fn`` and ``call_fn``. The outputs of that walk
+        are remembered with this model, and the constructor that receives exactly those outputs
+        (and no option) takes this model's options (its layers rebuilt from their configs).
+        """
+        kwargs = {}
+        if operation_fn is not _UNSET:
+            kwargs["operation_fn"] = operation_fn
+        if call_fn is not _UNSET:
+            kwargs["call_fn"] = call_fn
+        outputs = super()._run_through_graph(inputs, **kwargs)
+        if operation_fn is not _UNSET and call_fn is not _UNSET:
+            if not functional_like_constructor(type(self)):
+                raise TypeError(
+                    f"{_NAME}: keras.models.clone_model cannot clone a {type(self).__name__} (its constructor "
+                    "takes no inputs/outputs, so Keras would return a plain Functional model without the "
+                    f"maskmix options); use {type(self).__name__}.from_config(model.get_config())"
+                )
+            _CLONE_SOURCE.pending = (keras.tree.flatten(outputs), weakref.ref(self))
+        return outputs
+
+
+def _options_config(model: MaskMixModel) -> dict[str, Any]:
+    """The maskmix options of ``model`` as config entries (layers and losses serialised)."""
+    serialize = keras.saving.serialize_keras_object
+    return {
+        "augmentations": [serialize(layer) for layer in model.augmentations],
+        "mix": [serialize(layer) for layer in model.mix_layers] or None,
+        "mix_weights": None if model.mix_weights is None else list(model.mix_weights),
+        "num_classes": model.num_classes,
+        "label_smoothing": model.label_smoothing,
+        "metric_labels": model.metric_labels,
+        "mixed_loss": (
+            model.mixed_loss if model.mixed_loss is None or isinstance(model.mixed_loss, str)
+            else keras.losses.serialize(model.mixed_loss)
+        ),
+        "seed": model.seed,
+    }
+
+
+def _options_from_config(config: Mapping[str, Any], custom_objects: Any = None) -> dict[str, Any]:
+    """The constructor options found in config entries (see :func:`_options_config`), deserialised."""
+    deserialize = keras.saving.deserialize_keras_object
+    options = {key: config[key] for key in _CONFIG_KEYS if key in config}
+    if options.get("augmentations"):
+        options["augmentations"] = [deserialize(c, custom_objects=custom_objects) for c in options["augmentations"]]
+    if options.get("mix"):
+        options["mix"] = [deserialize(c, custom_objects=custom_objects) for c in options["mix"]]
+    if isinstance(options.get("mixed_loss"), dict):
+        options["mixed_loss"] = keras.losses.deserialize(options["mixed_loss"], custom_objects=custom_objects)
+    return options
+
+
+class _CloneSource(threading.local):
+    """The last ``clone_model`` walk of a MaskMixModel in this thread: ``(outputs, weakref(model))``."""
+
+    pending: tuple[list[Any], weakref.ref[MaskMixModel]] | None = None
+
+
+_CLONE_SOURCE = _CloneSource()
+
+
+def _take_clone_source(outputs: Any) -> MaskMixModel | None:
+    """The model whose ``clone_model`` walk produced exactly ``outputs`` (consumed), or None."""
+    pending = _CLONE_SOURCE.pending
+    if pending is None:
+        return None
+    flat, ref = pending
+    given = keras.tree.flatten(outputs)
+    if len(given) != len(flat) or any(a is not b for a, b in zip(given, flat, strict=True)):
+        return None
+    _CLONE_SOURCE.pending = None
+    return ref()
 
 
 _FUNCTIONAL_CLASSES: dict[type, type] = {}
