@@ -236,6 +236,24 @@ def test_torch_compile_fullgraph_matches_eager(factory) -> None:
     torch.testing.assert_close(out[1], eager[1], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("mix_images", [False, True], ids=["cutmix", "thumbnail"])
+def test_float64_labels_weigh_exactly_the_pixel_fraction(mix_images: bool) -> None:
+    """In float64 the label weight is the pixel count over H*W to the last bit (a float32
+    fraction would be off by ~1e-8, which a float64 user can see)."""
+    from maskmix.torch import RandomCutThumbnail
+
+    B, H, W = 64, 7, 9
+    x = torch.arange(B * H * W, dtype=torch.float64).view(B, 1, H, W)  # every pixel distinct
+    y = torch.eye(B, dtype=torch.float64)
+    t = (RandomCutThumbnail(mix_images=True, thumbnail_area=(0.1, 0.6)) if mix_images
+         else RandomCutMix(generator=torch.Generator().manual_seed(0)))
+    out, soft = t(x, y)
+    assert soft.dtype == torch.float64
+    moved = changed_pixels(x, out).flatten(1).sum(1).to(torch.float64)
+    partner_weight = torch.where(torch.eye(B, dtype=torch.bool), 0.0, soft).amax(1)
+    assert torch.equal(partner_weight, moved / (H * W))
+
+
 @pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
 def test_binary_labels_in_one_column_are_smoothed_towards_one_half(cls) -> None:
     """(B, 1) float labels of a sigmoid model: smoothing 0.2 maps 0/1 to 0.1/0.9 (Keras' binary

@@ -75,8 +75,9 @@ def beta(alpha: float, size: tuple[int, ...], *, device: torch.device,
 
 
 def box_fraction(h: Tensor, w: Tensor, height: int, width: int) -> Tensor:
-    """Exact float32 fraction of an image's pixels covered by ``h x w`` boxes (the label weight)."""
-    return (h * w).to(torch.float64).div(max(height * width, 1)).to(torch.float32)
+    """Fraction of an image's pixels covered by ``h x w`` boxes (the label weight), in float64:
+    float32 labels get it correctly rounded, float64 labels exactly."""
+    return (h * w).to(torch.float64).div(max(height * width, 1))
 
 
 def partners(batch_size: int, *, device: torch.device, generator: torch.Generator | None) -> Tensor:
@@ -124,7 +125,8 @@ class MixingTransform(MaskMixTransform):
     def sample_mixing(self, batch_size: int, channels: int, height: int, width: int, *,
                       partner: Tensor, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Any]:
-        """Draw the strategy's quantities; must include ``partner_weight`` (float32 ``(B,)``)."""
+        """Draw the strategy's quantities; must include ``partner_weight`` (float64 ``(B,)``, the
+        exact fraction of each image's pixels that come from its partner)."""
         raise NotImplementedError
 
     def sample(self, batch_size: int, channels: int, height: int, width: int, *,

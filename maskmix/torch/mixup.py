@@ -64,7 +64,8 @@ class RandomMixup(MixingTransform):
                       partner: Tensor, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Any]:
         lam = beta(self.alpha, (batch_size,), device=device, generator=generator)
-        return {"lam": lam, "partner_weight": 1.0 - lam}
+        # 1 - lam is exact in float64 (not always in float32): float64 labels weigh exactly lam.
+        return {"lam": lam, "partner_weight": 1.0 - lam.to(torch.float64)}
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         work = self.compute_dtype(images.dtype)
