@@ -236,6 +236,32 @@ def test_torch_compile_fullgraph_matches_eager(factory) -> None:
     torch.testing.assert_close(out[1], eager[1], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
+def test_videos_mix_whole_clips_as_torchvision_does(cls) -> None:
+    """A tv_tensors.Video (B, T, C, H, W) with one label per clip (torchvision's CutMix/MixUp
+    convention): every frame of a clip is mixed with the same frame of one partner clip, with one
+    box or lambda for the whole clip, and the clip's label row weighs that fraction."""
+    from torchvision import tv_tensors
+
+    B, T, C, H, W = 6, 4, 2, 8, 10
+    video = tv_tensors.Video(torch.arange(B * T * C * H * W, dtype=torch.float64).view(B, T, C, H, W))
+    out, soft = cls(num_classes=B, generator=torch.Generator().manual_seed(1))(video, torch.arange(B))
+    assert isinstance(out, tv_tensors.Video) and out.shape == video.shape and soft.shape == (B, B)
+    partner = torch.where(torch.eye(B, dtype=torch.bool), -1.0, soft).argmax(1)
+    assert not torch.equal(partner, torch.arange(B))
+    v, o = video.as_subclass(torch.Tensor), out.as_subclass(torch.Tensor)
+    if cls is RandomCutMix:
+        from_partner = o == v[partner]
+        assert torch.equal(from_partner | (o == v), torch.ones_like(from_partner))
+        box = from_partner[:, :1, :1]  # (B, 1, 1, H, W): the first frame's box
+        assert torch.equal(from_partner, box.expand_as(from_partner))  # the same box in every frame
+        weight = box.flatten(1).sum(1).to(torch.float32) / (H * W)
+    else:
+        weight = soft[torch.arange(B), partner]
+        torch.testing.assert_close(o, (1 - weight.view(B, 1, 1, 1, 1)) * v + weight.view(B, 1, 1, 1, 1) * v[partner])
+    torch.testing.assert_close(soft[torch.arange(B), partner], weight)
+
+
 @pytest.mark.parametrize("mix_images", [False, True], ids=["cutmix", "thumbnail"])
 def test_float64_labels_weigh_exactly_the_pixel_fraction(mix_images: bool) -> None:
     """In float64 the label weight is the pixel count over H*W to the last bit (a float32

@@ -97,6 +97,11 @@ class MixingTransform(MaskMixTransform):
     comes back with the images mixed and the labels replaced by soft labels ``(B, K)``. Extra
     elements are returned untouched.
 
+    A ``tv_tensors.Video`` ``(B, T, C, H, W)`` is a batch of ``B`` clips, as for torchvision's
+    ``CutMix``/``MixUp``: labels have one row per clip, and each clip is mixed with a partner clip
+    with the same box or ``lambda`` for all its frames. (A plain 5-D tensor is a stack of batches,
+    flattened: one label per image.)
+
     Labels are class indices ``(B,)`` of an integer dtype together with ``num_classes``, or
     one-hot/soft labels ``(B, K)`` of a floating dtype. The output labels are float32 (float64
     when the input labels were float64); ``label_smoothing`` is applied before mixing; each
@@ -146,6 +151,13 @@ class MixingTransform(MaskMixTransform):
     def forward(self, *inputs: Any) -> Any:
         sample = inputs if len(inputs) > 1 else inputs[0]
         images, labels, rebuild = self._split(sample)
+        video = images if isinstance(images, tv_tensors.Video) and images.ndim >= 5 else None
+        if video is not None:
+            # torchvision's convention: a Video (..., T, C, H, W) holds clips of T frames and the
+            # labels one row per clip; a clip is mixed with a partner clip, its frames alike
+            # (one box, one lambda), which is the per-image rule with the frames as channels.
+            clips, frames_channels = math.prod(video.shape[:-4]), math.prod(video.shape[-4:-2])
+            images = video.as_subclass(Tensor).reshape(clips, frames_channels, *video.shape[-2:])
         params = self.make_params([images])
         batch_size = params["batch_shape"][0]
         if batch_size < 2:
@@ -159,6 +171,8 @@ class MixingTransform(MaskMixTransform):
         mixed = soft * (1 - weight) + soft[params["partner"]] * weight
         if (selected := selection(params)) is not None:
             mixed = torch.where(selected.unsqueeze(1), mixed, soft)
+        if video is not None:
+            out = tv_tensors.wrap(out.reshape(video.shape), like=video)
         return rebuild(out, mixed)
 
     def _split(self, sample: Any) -> tuple[Tensor, Tensor, Any]:
