@@ -16,6 +16,7 @@ import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see 
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -399,6 +400,25 @@ def test_exact_count_and_bit_identical_pass_through(name, ratio, bernoulli, b, c
     out = np_(layer.transform_images(x, t))
     np.testing.assert_array_equal(out[~selected], xs[~selected])
     assert changed_pixels(np.nan_to_num(xs[selected]), np.nan_to_num(out[selected])).any(axis=(1, 2)).all()
+
+
+def test_cutblur_pair_layer_checks_its_pair_like_the_function():
+    """The layer refuses what cutblur_pair refuses (it returned float32 for a uint8 LR input)."""
+    lr, hr = images(2), images(2, seed=1)
+    layer = RandomCutBlurPair(seed=0)
+    cases = [
+        ((keras.ops.cast(lr, "uint8"), hr), TypeError,
+         "lr_upsampled and hr must have the same dtype; got uint8 and float32"),
+        ((lr[0], hr), ValueError, "lr_upsampled and hr must have the same shape"),
+        ((lr[:1], hr), ValueError, "lr_upsampled and hr must have the same shape"),
+        ({"lr": lr}, TypeError, "expected a pair (lr_upsampled, hr); got dict"),
+        ((lr, hr, hr), TypeError, "expected a pair (lr_upsampled, hr); got tuple"),
+    ]
+    for data, error, message in cases:
+        with pytest.raises(error, match="RandomCutBlurPair: " + re.escape(message)):
+            layer(data)
+    out, target = layer((lr, hr))
+    assert tuple(out.shape) == tuple(lr.shape) and target is hr
 
 
 @pytest.mark.parametrize("cls", [RandomCutPaste, RandomCutSwap])

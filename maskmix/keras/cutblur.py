@@ -267,7 +267,11 @@ class RandomCutBlurPair(MaskMixLayer):
 
     def call(self, data: Any, training: bool = True) -> Any:
         ops = self.ops
+        name = type(self).__name__
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise TypeError(f"{name}: expected a pair (lr_upsampled, hr); got {type(data).__name__}")
         lr, hr = data
+        check_pair(name, lr, hr)
         lr_batch, single = self.check_images(lr)
         hr_batch, _ = self.check_images(hr)
         transformation = self.get_random_transformation(lr_batch, training=training)
@@ -286,6 +290,25 @@ class RandomCutBlurPair(MaskMixLayer):
     def compute_output_spec(self, data: Any, training: Any = None) -> Any:
         lr, hr = data
         return keras.KerasTensor(lr.shape, dtype=lr.dtype), keras.KerasTensor(hr.shape, dtype=hr.dtype)
+
+
+def check_pair(name: str, lr_upsampled: Any, hr: Any) -> None:
+    """Raise unless ``lr_upsampled`` and ``hr`` are tensors of one shape (dims unknown at trace
+    time aside) and one dtype."""
+    for label, tensor in (("lr_upsampled", lr_upsampled), ("hr", hr)):
+        if not (hasattr(tensor, "shape") and hasattr(tensor, "dtype")):
+            raise TypeError(f"{name}: {label} must be a tensor or array; got {type(tensor).__name__}")
+    lr_shape, hr_shape = tuple(lr_upsampled.shape), tuple(hr.shape)
+    if len(lr_shape) != len(hr_shape) or any(
+        a is not None and b is not None and a != b for a, b in zip(lr_shape, hr_shape, strict=False)
+    ):
+        raise ValueError(
+            f"{name}: lr_upsampled and hr must have the same shape (up-sample the LR images to the HR size "
+            f"first); got {lr_shape} and {hr_shape}"
+        )
+    lr_dtype, hr_dtype = keras.backend.standardize_dtype(lr_upsampled.dtype), keras.backend.standardize_dtype(hr.dtype)
+    if lr_dtype != hr_dtype:
+        raise TypeError(f"{name}: lr_upsampled and hr must have the same dtype; got {lr_dtype} and {hr_dtype}")
 
 
 def cutblur_pair(
@@ -361,17 +384,7 @@ def cutblur_pair(
     )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise TypeError(f"{name}: seed must be an int or None; got {seed!r}")
-    for label, tensor in (("lr_upsampled", lr_upsampled), ("hr", hr)):
-        if not (hasattr(tensor, "shape") and hasattr(tensor, "dtype")):
-            raise TypeError(f"{name}: {label} must be a tensor or array; got {type(tensor).__name__}")
-    if tuple(lr_upsampled.shape) != tuple(hr.shape):
-        raise ValueError(
-            f"{name}: lr_upsampled and hr must have the same shape (up-sample the LR images to the HR size "
-            f"first); got {tuple(lr_upsampled.shape)} and {tuple(hr.shape)}"
-        )
-    lr_dtype, hr_dtype = keras.backend.standardize_dtype(lr_upsampled.dtype), keras.backend.standardize_dtype(hr.dtype)
-    if lr_dtype != hr_dtype:
-        raise TypeError(f"{name}: lr_upsampled and hr must have the same dtype; got {lr_dtype} and {hr_dtype}")
+    check_pair(name, lr_upsampled, hr)
     layer = RandomCutBlurPair(**options, seed=seed, data_format=data_format, name=name)
     out, _ = layer((lr_upsampled, hr))
     return out, hr
