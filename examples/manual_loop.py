@@ -6,7 +6,7 @@ straight into ``F.cross_entropy``.
 
 Usage:
     python examples/manual_loop.py                                  # digits, erasing + cutmix/mixup
-    python examples/manual_loop.py --reprob 0 --cutmix 0 --mixup 0  # no augmentation
+    python examples/manual_loop.py --augment "" --cutmix 0 --mixup 0  # no augmentation
     python examples/manual_loop.py --augment gridmask --cutmix 1.0 --epochs 20
     python examples/manual_loop.py --compare                        # with vs without augmentation,
                                                                     # on clean and occluded test images
@@ -29,8 +29,9 @@ import training_cli
 from augment_flags import AugmentPlan
 from torch_training import accuracy, build_model, build_transforms, occlude, to_input
 
-#: This example's default augmentation (timm's flags): random erasing, then CutMix or Mixup.
-DEFAULT_AUGMENTATION = {"reprob": 0.5, "remode": "const", "cutmix": 1.0, "mixup": 0.2}
+#: This example's default augmentation: maskmix's RandomErasing (black rectangles, its defaults) on
+#: half of each batch, then CutMix or Mixup (timm's flags).
+DEFAULT_AUGMENTATION = {"augment": "erasing", "augment_ratio": 0.5, "cutmix": 1.0, "mixup": 0.2}
 
 
 def train(data: datasets.Dataset, plan: AugmentPlan, *, epochs: int, batch_size: int, lr: float, seed: int,

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 # Keras (and TensorFlow, which logs several lines as it loads) is imported only once the data is
 # there, so that a missing data set is reported in one clean line.
 
-#: This example's default augmentation (timm's flags): random erasing, then CutMix or Mixup.
-DEFAULT_AUGMENTATION = {"reprob": 0.5, "remode": "const", "cutmix": 1.0, "mixup": 0.2}
+#: This example's default augmentation: maskmix's RandomErasing (black rectangles, its defaults) on
+#: half of each batch, then CutMix or Mixup (timm's flags).
+DEFAULT_AUGMENTATION = {"augment": "erasing", "augment_ratio": 0.5, "cutmix": 1.0, "mixup": 0.2}
 #: Per-image normalisation inside the model: uint8 -> float in [0, 1], then centred.
 MEAN, STD = 0.5, 0.25
 

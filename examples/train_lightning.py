@@ -34,8 +34,9 @@ from torch_training import accuracy, build_model, build_transforms, occlude, to_
 
 from maskmix.callbacks import MaskMixCallback, soft_label_targets
 
-#: This example's default augmentation (timm's flags): random erasing, then CutMix or Mixup.
-DEFAULT_AUGMENTATION = {"reprob": 0.5, "remode": "const", "cutmix": 1.0, "mixup": 0.2}
+#: This example's default augmentation: maskmix's RandomErasing (black rectangles, its defaults) on
+#: half of each batch, then CutMix or Mixup (timm's flags).
+DEFAULT_AUGMENTATION = {"augment": "erasing", "augment_ratio": 0.5, "cutmix": 1.0, "mixup": 0.2}
 
 
 class Classifier(L.LightningModule):

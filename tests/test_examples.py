@@ -279,14 +279,15 @@ def test_bad_flag_values_are_one_line_parser_errors(capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.parametrize("script", ["manual_loop", "train_lightning", "train_keras"])
-def test_default_augmentation_is_valid_and_erases_with_mid_gray(script: str) -> None:
+def test_default_augmentation_is_valid_and_erases_in_black(script: str) -> None:
     import importlib
 
     module = importlib.import_module(script)
     parser = module.training_cli.training_parser(None, module.DEFAULT_AUGMENTATION)
     _, plan = module.training_cli.parse(parser, [])
     (name, erasing), = plan.masking
-    assert name == "RandomErasing" and erasing["fill_method"] == "gray"
+    assert name == "RandomErasing" and erasing == {"augmentation_ratio": 0.5}  # its defaults: black fill
+    assert [m[0] for m in plan.mixing] == ["RandomMixup", "RandomCutMix"]
 
 
 @pytest.mark.parametrize("script", ["manual_loop", "train_lightning", "train_keras"])
