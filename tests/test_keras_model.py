@@ -19,6 +19,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from keras.src.models.functional import Functional
 from keras_helpers import make_images
 
 from maskmix.callbacks.keras_model import FunctionalMaskMixModel, MaskMixModel
@@ -433,6 +434,127 @@ def test_subclassing_fit_save_load(tmp_path):
     loaded.fit(x, y, batch_size=16, epochs=1, verbose=0)
 
 
+@keras.saving.register_keras_serializable(package="maskmix_tests")
+class FunctionalNet(MaskMixModel):
+    """The functional-subclass usage: the graph is built in ``__init__`` and handed to ``super().__init__``."""
+
+    def __init__(self, units: int = 8, **kwargs):
+        inputs = keras.Input(SHAPE)
+        hidden = keras.layers.Dense(units, activation="relu")(keras.layers.Flatten()(inputs))
+        super().__init__(inputs, keras.layers.Dense(K)(hidden), **kwargs)
+        self.units = units
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@pytest.mark.slow
+def test_functional_subclass_fit_save_load(tmp_path):
+    x, y = dataset(48)
+    keras.utils.set_random_seed(0)
+    model = FunctionalNet(units=8, augmentations=[RandomErasing(seed=0)], mix=RandomCutMix(seed=1), num_classes=K)
+    assert type(model) is FunctionalNet and isinstance(model, MaskMixModel)
+    assert MaskMixModel.__bases__ == (keras.Model,)  # only the subclass became functional
+    assert not isinstance(Net(num_classes=K), Functional)
+    assert len(model.layers) == 4 and model.num_classes == K and len(model.mix_layers) == 1
+    model.compile(keras.optimizers.Adam(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["sparse_categorical_accuracy"])
+    history = model.fit(x, y, batch_size=16, epochs=6, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    path = tmp_path / "functional_net.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is FunctionalNet and loaded.units == 8 and loaded.num_classes == K
+    assert [layer.get_config() for layer in loaded.mix_layers] == [layer.get_config() for layer in model.mix_layers]
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    loaded.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    # Keras would clone it into a plain Functional model (its constructor takes no graph): refused.
+    with pytest.raises(TypeError, match="from_config"):
+        keras.models.clone_model(model)
+
+
+def options_of(model) -> dict:
+    graph_keys = ("name", "layers", "input_layers", "output_layers")
+    return {key: value for key, value in model.get_config().items() if key not in graph_keys}
+
+
+def test_clone_model_keeps_options():
+    x, y = dataset(16)
+    model = functional(
+        augmentations=[RandomCutout(seed=5)], mix=[RandomCutMix(seed=1), RandomMixup(seed=2)], mix_weights=[1, 3],
+        num_classes=K, label_smoothing=0.1, metric_labels="original", seed=7,
+        mixed_loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["sparse_categorical_accuracy"])
+    clone = keras.models.clone_model(model)
+    assert type(clone) is FunctionalMaskMixModel and clone.compiled
+    assert options_of(clone) == options_of(model) and clone.num_classes == K and clone.label_smoothing == 0.1
+    # fresh layers, built from the originals' configs
+    assert all(a is not b for a, b in zip(clone.augmentations + clone.mix_layers,
+                                          model.augmentations + model.mix_layers, strict=True))
+    assert isinstance(clone.mixed_loss, keras.losses.CategoricalCrossentropy)
+    out, _, soft = clone.augment_batch(x, y)
+    assert soft is not None and (np_(out) != x).any()
+    clone.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert keras.models.clone_model(model, clone_function=lambda layer: layer).mix_weights == [1.0, 3.0]
+    # a model built on the symbolic output of a MaskMixModel does not inherit its options
+    inputs = keras.Input(SHAPE)
+    outer = MaskMixModel(inputs, model(inputs))
+    assert outer.num_classes is None and not outer.mix_layers and not outer.augmentations
+
+
+def test_single_output_labels_in_a_list_or_dict():
+    x, y = dataset(16)
+    model = functional(mix=RandomCutMix(seed=0), num_classes=K)
+    model.compile("adam", [keras.losses.SparseCategoricalCrossentropy(from_logits=True)], metrics=[["accuracy"]])
+    history = model.fit(x, [y], batch_size=8, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+    _, labels, soft = model.augment_batch(x, [y])
+    assert isinstance(labels, list) and len(labels) == 1 and np_(labels[0]).shape == y.shape
+    np.testing.assert_array_equal(np_(labels[0]), np_(soft).argmax(-1))
+    # a dense loss (used as compiled, on the soft targets) with list-wrapped one-hot labels
+    model.compile("adam", [keras.losses.CategoricalCrossentropy(from_logits=True)],
+                  metrics=[["categorical_accuracy"]])
+    assert np.isfinite(model.fit(x, [one_hot(y)], batch_size=8, epochs=1, verbose=0).history["loss"]).all()
+    name = model.output_names[0]
+    model.compile("adam", {name: keras.losses.SparseCategoricalCrossentropy(from_logits=True)})
+    assert np.isfinite(model.fit(x, {name: y}, batch_size=8, epochs=1, verbose=0).history["loss"]).all()
+
+
+def binary_model(bias: float, **options) -> MaskMixModel:
+    """A sigmoid model whose prediction is sigmoid(bias) for every image (zero kernel)."""
+    inputs = keras.Input(SHAPE)
+    dense = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="zeros",
+                               bias_initializer=keras.initializers.Constant(bias))
+    return MaskMixModel(inputs, dense(keras.layers.Flatten()(inputs)), **options)
+
+
+def test_binary_single_column_labels_metrics_and_smoothing():
+    x, _ = dataset(32)
+    y = (np.arange(32) % 2).astype("float32")[:, None]
+    model = binary_model(2.0, mix=RandomMixup(alpha=1.0, seed=0))
+    _, labels, soft = model.augment_batch(x, y)
+    labels, soft = np_(labels), np_(soft)
+    assert labels.shape == y.shape and labels.dtype == np.float32
+    np.testing.assert_array_equal(labels, (soft >= 0.5).astype("float32"))  # round, not argmax over 1 column
+    assert 0 < labels.sum() < len(labels)
+    # label smoothing towards 0.5 (Keras' binary convention): 0/1 -> 0.1/0.9 for 0.2
+    model = binary_model(2.0, label_smoothing=0.2)
+    _, labels, soft = model.augment_batch(x, y)
+    np.testing.assert_allclose(np_(soft), np.where(y > 0.5, 0.9, 0.1), atol=1e-6)
+    np.testing.assert_array_equal(np_(labels), y)
+    # in fit: the prediction is always class 1, so binary_accuracy is the share of class-1 labels
+    model.compile(keras.optimizers.SGD(0.0), "binary_crossentropy", metrics=["binary_accuracy"])
+    history = model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False).history
+    p = 1.0 / (1.0 + np.exp(-2.0))
+    t = np.where(y > 0.5, 0.9, 0.1)
+    expected = np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p)))
+    assert history["binary_accuracy"][0] == pytest.approx(0.5)
+    assert history["loss"][0] == pytest.approx(expected, rel=1e-5)
+    assert model.evaluate(x, y, verbose=0)[1] == pytest.approx(0.5)
+
+
 def test_augmentation_only_keeps_labels_and_loss():
     x, y = dataset(16)
     model = functional(augmentations=[RandomCutout(seed=0)])
@@ -466,12 +588,38 @@ def test_augmentation_only_keeps_labels_and_loss():
         ({"metric_labels": "soft"}, ValueError, "metric_labels must be"),
         ({"seed": 1.5}, TypeError, "seed must be an int"),
         ({"mixed_loss": "no_such_loss"}, ValueError, "mixed_loss must be a Keras loss"),
+        ({"mix": [RandomCutMix(num_classes=3), RandomMixup(num_classes=4)]}, ValueError, "must agree"),
+        ({"mix": [RandomCutMix(num_classes=3), RandomMixup()], "num_classes": 4}, ValueError, "must agree"),
+        ({"num_classes": np.bool_(True)}, ValueError, "num_classes must be None or a positive int"),
+        ({"augmentation": [RandomCutout()]}, TypeError, "'augmentation' \\(did you mean 'augmentations'\\?\\)"),
+        ({"mixes": RandomCutMix(), "num_classes": 3}, TypeError, "unrecognized keyword argument.*'mixes'"),
     ],
 )
 def test_constructor_errors(options, error, match):
     inputs = keras.Input(SHAPE)
     with pytest.raises(error, match=match):
         MaskMixModel(inputs, body(inputs), **options)
+
+
+def test_numpy_scalars_are_accepted_as_python_numbers():
+    # e.g. num_classes = y.max() + 1
+    model = functional(mix=[RandomCutMix(), RandomMixup()], mix_weights=[np.float32(1), 2.0],
+                       num_classes=np.int64(K), label_smoothing=np.float32(0.25), seed=np.int32(5))
+    assert type(model.num_classes) is int and model.num_classes == K
+    assert type(model.label_smoothing) is float and model.label_smoothing == 0.25
+    assert model.mix_weights == [1.0, 2.0] and all(type(w) is float for w in model.mix_weights)
+    assert type(model.seed) is int and model.seed == 5
+    x, y = dataset(16)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+
+
+def test_functional_form_accepts_keras_model_keywords():
+    inputs = keras.Input(SHAPE)
+    model = MaskMixModel(inputs, body(inputs), name="net", trainable=False, dtype="float32", num_classes=K)
+    assert model.name == "net" and not model.trainable
+    model = MaskMixModel(inputs=inputs, outputs=body(inputs), name="net2")
+    assert model.name == "net2"
 
 
 def test_step_errors():
@@ -486,6 +634,8 @@ def test_step_errors():
         model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"\(B, K\)"):
         model.augment_batch(x, np.zeros((16,), "float32"))
+    with pytest.raises(TypeError, match="single label tensor"):
+        model.augment_batch(x, [y, y])
 
 
 # --------------------------------------------------------------------------------------------

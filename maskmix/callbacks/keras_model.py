@@ -275,9 +275,11 @@ class MaskMixModel(keras.Model):
     """A ``keras.Model`` whose training step augments and mixes each batch; inference sees clean data.
 
     Use it like ``keras.Model``: subclass it (define layers in ``__init__`` and ``call``, pass the
-    options below to ``super().__init__``) or build it functionally with
-    ``MaskMixModel(inputs, outputs, augmentations=[...], mix=...)``. Then ``compile`` and
-    ``fit`` as usual.
+    options below to ``super().__init__``), build it functionally with
+    ``MaskMixModel(inputs, outputs, augmentations=[...], mix=...)``, or combine both (a subclass
+    whose ``__init__`` builds a graph and calls ``super().__init__(inputs, outputs, **options)``;
+    as in Keras, that subclass then derives from ``Functional``, ``MaskMixModel`` itself does not).
+    Then ``compile`` and ``fit`` as usual.
 
     In ``fit`` (and ``train_on_batch``) every step runs the ``augmentations`` in order on the
     images, then (if ``mix`` is set) one mixing layer on images and labels, and computes the loss
@@ -294,8 +296,10 @@ class MaskMixModel(keras.Model):
     compared with the predictions on the augmented images. With ``metric_labels="dominant"``
     (default) the labels are the class with the largest weight in the mixed target (its index for
     integer labels, its one-hot row for float labels; ties go to the lower class index), so an
-    image that is mostly its partner counts as the partner's class; with ``"original"`` they are
-    the labels as given.
+    image that is mostly its partner counts as the partner's class; a single column of float
+    labels (binary, sigmoid output) gives ``1.0`` where the mixed target is ``>= 0.5``, else
+    ``0.0``. With ``"original"`` they are the labels as given. Labels wrapped in a one-item list
+    or dict (``fit(x, [y])``) keep that structure.
 
     Args:
         *args: ``inputs, outputs`` for the functional API; nothing when subclassing.
@@ -312,16 +316,22 @@ class MaskMixModel(keras.Model):
         mix_weights: None (uniform) or one positive weight per ``mix`` layer: the probabilities
             (after normalisation) of choosing each layer at a step.
         num_classes: number of classes; required with class-index labels unless the mixing
-            layers set their own ``num_classes`` (all given values must agree).
+            layers set their own ``num_classes`` (all given values must agree, else ValueError).
+            NumPy integers are accepted (``y.max() + 1``), as are NumPy numbers for
+            ``label_smoothing``, ``mix_weights`` and ``seed``; they are stored as Python numbers.
         label_smoothing: in ``[0, 1)``, applied to the one-hot/soft targets before mixing
-            (in addition to any smoothing the mixing layers or the loss do). Default 0.
+            (in addition to any smoothing the mixing layers or the loss do): ``y * (1 - s) + s / K``,
+            and ``y * (1 - s) + s / 2`` for a single column of binary labels (Keras' binary
+            convention: 0/1 become ``s/2``/``1 - s/2``). Default 0.
         metric_labels: ``"dominant"`` (default) or ``"original"``, see Metrics above.
         mixed_loss: None, or a loss (name, function or ``keras.losses.Loss``) applied to the soft
             targets in training steps instead of the compiled loss (e.g. the soft version of a
             custom sparse loss). The compiled loss weight still applies.
         seed: int or None, seeds the choice among the ``mix`` layers (each maskmix layer keeps
             its own ``seed``).
-        **kwargs: ``keras.Model`` arguments (``name``, ``trainable``, ``dtype``, ...).
+        **kwargs: ``keras.Model`` arguments (``name``, ``trainable``, ``dtype``, ...). Any other
+            keyword (e.g. a misspelled option) raises a TypeError in the functional form too (Keras'
+            ``Functional`` would ignore it silently).
 
     Labels given to ``fit``: class indices ``(B,)`` or ``(B, 1)`` of an integer dtype, or
     one-hot/soft rows ``(B, K)`` of a float dtype. The model has a single image input and a
@@ -336,6 +346,13 @@ class MaskMixModel(keras.Model):
     state of ``keras.random.SeedGenerator``s, so a loaded model restarts the layers' random
     streams from their seeds. A subclass with constructor arguments of its own adds them to
     ``get_config`` as usual in Keras.
+
+    Cloning: ``keras.models.clone_model`` of a functional ``MaskMixModel`` keeps every option;
+    the clone's ``augmentations``/``mix`` layers are new layers built from the originals'
+    configs (seeds included). A functional subclass whose constructor does not take
+    ``inputs, outputs`` cannot be cloned that way (Keras would return a plain ``Functional``
+    model without the options): ``clone_model`` raises a TypeError; use
+    ``type(model).from_config(model.get_config())``.
 
     Distribution: under a ``tf.distribute`` strategy each replica augments its own part of the
     global batch and partners are drawn within it; the layers' seed generators are replicated
