@@ -130,6 +130,28 @@ def test_train_step_benchmark_quick_mode(tmp_path: Path) -> None:
     assert 0 < result["augment_share"] < 1 and result["step_ms"] > 0
 
 
+def test_compiled_kernels_quick_mode(tmp_path: Path) -> None:
+    """Inductor's CUDA code for a simulated H200, generated on the CPU: the clone is one kernel of
+    one clone's traffic; CutMix fuses its random draws (no randint fallback, which an explicit
+    generator=None used to cause) and its pass reads the batch twice (self and partner)."""
+    output, table = tmp_path / "kernels.json", tmp_path / "kernels.md"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "compiled_kernels.py"), "--quick", "--output", str(output),
+         "--markdown", str(table)],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {row["name"]: row for row in json.loads(output.read_text())["rows"]}
+    clone = rows["clone() floor"]
+    assert (clone["launches"], clone["image_loads"], clone["fallbacks"]) == (1, 1, [])
+    assert clone["estimated_traffic"] == pytest.approx(1.0)
+    cutmix = rows["RandomCutMix"]
+    assert cutmix["fallbacks"] == ["aten.randint.low_out"]  # Inductor's own seeds, nothing else
+    assert cutmix["launches"] <= 4 and cutmix["image_loads"] == 2
+    assert rows["RandomCutout"]["image_loads"] == 1
+    assert "| RandomCutMix | " in table.read_text()
+
+
 @pytest.mark.slow
 def test_op_counts_quick_mode(tmp_path: Path) -> None:
     output, table = tmp_path / "ops.json", tmp_path / "ops.md"
