@@ -422,14 +422,19 @@ def test_subclassing_fit_save_load(tmp_path):
     assert MaskMixModel.__bases__ == (keras.Model,)
     x, y = dataset(48)
     model = Net(units=8, augmentations=[RandomErasing(seed=0)], mix=RandomCutMix(seed=1), num_classes=K)
+    fit_save_load_fit(model, x, y, tmp_path / "net.keras")
+
+
+def fit_save_load_fit(model, x, y, path):
+    """Train, save as .keras, reload (same class, options and predictions), train again."""
     model.compile(keras.optimizers.Adam(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["sparse_categorical_accuracy"])
     history = model.fit(x, y, batch_size=16, epochs=6, verbose=0).history
     assert history["loss"][-1] < history["loss"][0]
-    path = tmp_path / "net.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    assert type(loaded) is Net and loaded.units == 8 and loaded.num_classes == K
+    assert type(loaded) is type(model) and loaded.units == 8 and loaded.num_classes == K
+    assert [layer.get_config() for layer in loaded.mix_layers] == [layer.get_config() for layer in model.mix_layers]
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     loaded.fit(x, y, batch_size=16, epochs=1, verbose=0)
 
@@ -457,17 +462,7 @@ def test_functional_subclass_fit_save_load(tmp_path):
     assert MaskMixModel.__bases__ == (keras.Model,)  # only the subclass became functional
     assert not isinstance(Net(num_classes=K), Functional)
     assert len(model.layers) == 4 and model.num_classes == K and len(model.mix_layers) == 1
-    model.compile(keras.optimizers.Adam(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["sparse_categorical_accuracy"])
-    history = model.fit(x, y, batch_size=16, epochs=6, verbose=0).history
-    assert history["loss"][-1] < history["loss"][0]
-    path = tmp_path / "functional_net.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert type(loaded) is FunctionalNet and loaded.units == 8 and loaded.num_classes == K
-    assert [layer.get_config() for layer in loaded.mix_layers] == [layer.get_config() for layer in model.mix_layers]
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    loaded.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    fit_save_load_fit(model, x, y, tmp_path / "functional_net.keras")
     # Keras would clone it into a plain Functional model (its constructor takes no graph): refused.
     with pytest.raises(TypeError, match="from_config"):
         keras.models.clone_model(model)
