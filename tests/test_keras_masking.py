@@ -8,6 +8,7 @@ import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see 
 
 import numpy as np
 import pytest
+import scipy.stats
 from keras_helpers import (
     changed_pixels,
     make_images,
@@ -222,3 +223,15 @@ def test_extreme_aspect_ratios_give_one_pixel_lines(aspect: float, line: str) ->
         assert (cols == 1).all() and (rows >= 11).sum() >= 14  # a pixel may keep its value by chance
     else:
         assert (rows == 1).all() and (cols >= 9).sum() >= 14
+
+
+@pytest.mark.parametrize("fill", ["random", "noise"])
+def test_uint8_random_fills_are_uniform_over_every_level(fill: str) -> None:
+    """uint8 fills are rounded: every level of 0..255 equally likely, the two end levels too."""
+    layer = RandomCutout(fill_method=fill, seed=11)
+    x = np.zeros((4000 if fill == "random" else 40, 32, 32, 3), "uint8")
+    drawn = np_(layer.fill_for(to_tensor(x, "uint8"), layer.get_random_transformation(x)))
+    counts = np.bincount(drawn.astype(np.int64).ravel(), minlength=256)
+    assert counts.size == 256 and counts.sum() >= 12000
+    assert scipy.stats.chisquare(counts).pvalue > 1e-4
+    assert counts[[0, 255]].mean() > 0.75 * counts[1:255].mean()

@@ -363,6 +363,20 @@ def test_random_fill_distributions(fill, distribution, shape) -> None:
     assert np.abs(corr[np.triu_indices(3, 1)]).max() < 5 / math.sqrt(shape[0])
 
 
+@pytest.mark.parametrize("fill", ["random", "noise"])
+def test_uint8_random_fills_are_uniform_over_every_level(fill: str) -> None:
+    """uint8 fills are rounded: every level of 0..255 must be equally likely, the two end levels
+    too (uniform over [0, 255] then rounded would give them half the share of the others)."""
+    transform = RandomCutout(fill_method=fill, generator=gen(11))
+    images = torch.zeros(1, 1, 1, 1, dtype=torch.uint8).expand(4000 if fill == "random" else 40, 3, 32, 32)
+    drawn = transform.fill_for(images, transform.make_params([images]))
+    counts = torch.bincount(drawn.flatten().long(), minlength=256).numpy()
+    assert counts.size == 256 and counts.sum() >= 12000
+    assert stats.chisquare(counts).pvalue > ALPHA
+    ends, inner = counts[[0, 255]].mean(), counts[1:255].mean()
+    assert ends > 0.75 * inner
+
+
 # --------------------------------------------------------------------------------------------
 # Geometry: sizes follow the documented formulas, boxes lie inside.
 # --------------------------------------------------------------------------------------------

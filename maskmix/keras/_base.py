@@ -438,6 +438,10 @@ class MaskingLayer(MaskMixLayer):
             values = ops.cast(ops.random.normal(size, dtype="float32", seed=seed), work)
         else:
             lo, hi = self.value_range(dtype)
+            if dtype == "uint8":
+                # Half a level beyond each end: after rounding every level, 0 and 255 included,
+                # is equally likely (over [lo, hi] the end levels would get half the others' share).
+                lo, hi = lo - 0.5, hi + 0.5
             values = ops.cast(lo + (hi - lo) * ops.random.uniform(size, 0.0, 1.0, dtype="float32", seed=seed), work)
         return self.per_channel(values) if len(size) == 2 else values
 

@@ -373,6 +373,10 @@ class MaskingTransform(MaskMixTransform):
         method = self.fill_method
         work = self.compute_dtype(dtype)
         lo, hi = self.value_range(dtype)
+        if dtype == torch.uint8:
+            # Half a level beyond each end: after rounding every level, 0 and 255 included, is
+            # equally likely (over [lo, hi] the end levels would get half the others' share).
+            lo, hi = lo - 0.5, hi + 0.5
         if method == "random":
             size: tuple[int, ...] = (batch_size, channels, 1, 1)
         elif method in ("noise", "normal"):

@@ -232,12 +232,15 @@ class RandomCutBlur(MaskMixTransform):
         ``blur_factor=(0.05, 0.5)`` about 40 MB in float32). Under ``torch.compile`` they are
         built inside the graph instead.
         """
-        # Tables made under inference_mode are inference tensors, which autograd cannot save.
-        key = (height, width, dtype, device, self.blur_factor, self.resize_method, torch.is_inference_mode_enabled())
         compiling = torch.compiler.is_compiling()
-        cached = None if compiling else self.__dict__.get("_resampling_cache")
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        if not compiling:
+            # Tables made under inference_mode are inference tensors, which autograd cannot save.
+            # (Dynamo cannot trace the mode query: the key is only needed in eager mode.)
+            key = (height, width, dtype, device, self.blur_factor, self.resize_method,
+                   torch.is_inference_mode_enabled())
+            cached = self.__dict__.get("_resampling_cache")
+            if cached is not None and cached[0] == key:
+                return cached[1]
         tables: list[Tensor] = []
         for size in (height, width):
             low, high = self._size_range(size)
