@@ -94,14 +94,14 @@ def test_exact_count_and_bit_identical_pass_through(layer_cls, ratio, b, count):
     np.testing.assert_array_equal(out[~selected], np_(x)[~selected])
 
 
-@pytest.mark.parametrize("layer_cls", MASKING)
+@pytest.mark.parametrize("layer_cls", [RandomCutout, RandomGridMask])
 def test_one_image_is_augmented_with_probability_ratio(layer_cls):
     """A rank-3 image (a per-sample tf.data map): ratio 0.3 augments about 30% of the calls (an
-    exact count of one image would be round(0.3) = 0, never)."""
+    exact count of one image would be round(0.3) = 0, never). The selection lives in the base."""
     layer = layer_cls(augmentation_ratio=0.3, seed=2)
     x = images(1)[0]
-    hits = sum(not np.array_equal(np_(layer(x)), np_(x)) for _ in range(300))
-    assert abs(hits - 90) < 32  # Binomial(300, 0.3): sd 7.9, four sd
+    hits = sum(not np.array_equal(np_(layer(x)), np_(x)) for _ in range(200))
+    assert abs(hits - 60) < 26  # Binomial(200, 0.3): sd 6.5, four sd
     assert np.array_equal(np_(layer_cls(augmentation_ratio=0.0, seed=2)(x)), np_(x))
 
 

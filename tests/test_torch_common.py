@@ -234,7 +234,7 @@ def test_torch_compile_with_a_changing_batch_size(name: str) -> None:
     t = (mixing.get(name) or FACTORIES[name])(augmentation_ratio=0.5)
     counter = CompileCounter()
     compiled = torch.compile(t, fullgraph=True, backend=counter)
-    for batch_size in (8, 5, 7, 3):
+    for batch_size in (8, 5, 3):
         x = make_images((batch_size, 3, 20, 24))
         out = compiled(x, torch.arange(batch_size) % 3) if name in mixing else compiled(x)
         images = out[0] if isinstance(out, tuple) else out
