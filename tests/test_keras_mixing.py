@@ -230,3 +230,21 @@ def test_input_errors():
     dtypes = "float16, bfloat16, float32, float64 or uint8"
     with pytest.raises(TypeError, match=f"images must have dtype {dtypes}; got int32"):
         RandomMixup(num_classes=K)((keras.ops.cast(x, "int32"), y))
+
+
+@pytest.mark.parametrize("layer_cls", [RandomCutMix, RandomMixup])
+def test_float64_labels_weigh_exactly_the_partner_fraction(layer_cls):
+    """Float64 labels get the weight to the last bit: CutMix the box's pixel count over H*W,
+    Mixup 1 - lambda (a float32 weight would be off by ~1e-8)."""
+    x, _ = batch(32)
+    y = np.eye(32)  # float64 one-hot, one class per image: a row's partner entry is its weight
+    t = (layer := layer_cls(seed=3)).get_random_transformation(x)
+    soft = np_(layer.transform_labels(y, t, batch_size=32))
+    p = params_np(t)
+    assert soft.dtype == np.float64
+    weight = soft[np.arange(32), p["partner"]]
+    if layer_cls is RandomCutMix:
+        expected = (p["height"] * p["width"]).astype(np.float64) / (SIZE[0] * SIZE[1])
+    else:
+        expected = 1.0 - p["lam"].astype(np.float64)
+    np.testing.assert_array_equal(weight, expected)

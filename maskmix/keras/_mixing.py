@@ -44,10 +44,11 @@ def partners(ops: Any, batch_size: int | Tensor, seed: Any) -> Tensor:
     return ops.numpy.where(size >= 2, mixed, index)
 
 
-def box_fraction(ops: Any, h: Tensor, w: Tensor, height: int, width: int) -> Tensor:
-    """Exact float32 fraction of an image's pixels covered by ``h x w`` boxes (the label weight)."""
-    area = ops.cast(ops.numpy.maximum(height * width, 1), "float32")
-    return ops.cast(h * w, "float32") / area
+def box_fraction(ops: Any, h: Tensor, w: Tensor, height: int, width: int, dtype: str = "float32") -> Tensor:
+    """Fraction of an image's pixels covered by ``h x w`` boxes (the label weight), correctly
+    rounded to ``dtype``."""
+    area = ops.cast(ops.numpy.maximum(height * width, 1), dtype)
+    return ops.cast(h * w, dtype) / area
 
 
 class MixingLayer(MaskMixLayer):
@@ -144,6 +145,14 @@ class MixingLayer(MaskMixLayer):
             params["selected"] = self.ops.numpy.logical_and(params["selected"], batch_size >= 2)
         return params
 
+    def label_weight(self, transformation: Mapping[str, Any], dtype: str) -> Tensor:
+        """Each row's partner weight in the labels' ``dtype`` (``partner_weight``, float32).
+
+        Strategies whose weight is a ratio of integers or ``1 - lam`` override this so that
+        float64 labels get the weight exactly rather than float32-rounded.
+        """
+        return self.ops.cast(transformation["partner_weight"], dtype)
+
     def transform_labels(self, labels: Tensor, transformation: Mapping[str, Any] | None,
                          training: bool = True, *, batch_size: Any = None) -> Tensor:
         """Soft ``(B, K)`` labels, mixed by ``partner_weight`` for the selected images."""
@@ -151,7 +160,8 @@ class MixingLayer(MaskMixLayer):
         soft = self.soft_labels(labels, batch_size)
         if transformation is None or training is False:
             return soft
-        weight = ops.numpy.expand_dims(ops.cast(transformation["partner_weight"], soft.dtype), 1)
+        dtype = keras.backend.standardize_dtype(soft.dtype)
+        weight = ops.numpy.expand_dims(self.label_weight(transformation, dtype), 1)
         partner = ops.numpy.take(soft, transformation["partner"], axis=0)
         mixed = soft * (1.0 - weight) + partner * weight
         return ops.numpy.where(ops.numpy.expand_dims(transformation["selected"], 1), mixed, soft)

@@ -90,7 +90,7 @@ class RandomCutThumbnail(MixingLayer):
         ``(B,)`` integer or ``(B, K)`` float; returns ``(images, labels)`` with labels ``(B, K)``
         float32 (float64 if given). The parameters drawn by ``get_random_transformation`` are
         ``area``, ``top``, ``left``, ``height``, ``width`` (the box), ``partner_weight``,
-        ``selected`` and, when mixing, ``partner``. The batch size may be unknown when the
+        ``image_pixels`` (``H * W``), ``selected`` and, when mixing, ``partner``. The batch size may be unknown when the
         layer is traced, the height and width may not (the resampling matrices are built for
         them): an unknown size raises a ``ValueError``.
 
@@ -185,11 +185,17 @@ class RandomCutThumbnail(MixingLayer):
             "height": h,
             "width": w,
             "partner_weight": box_fraction(ops, h, w, height, width),
+            "image_pixels": ops.numpy.zeros_like(h) + height * width,  # (B,) like the others
         }
 
     # ----------------------------------------------------------------------------------------
     # Pixels.
     # ----------------------------------------------------------------------------------------
+
+    def label_weight(self, transformation: Mapping[str, Any], dtype: str) -> Tensor:
+        # Recomputed in the labels' dtype: exact for float64 labels.
+        return box_fraction(self.ops, transformation["height"], transformation["width"],
+                            transformation["image_pixels"], 1, dtype)
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         ops = self.ops

@@ -123,7 +123,13 @@ class RandomCutMix(MixingLayer):
             "height": h,
             "width": w,
             "partner_weight": box_fraction(ops, h, w, height, width),
+            "image_pixels": ops.numpy.zeros_like(h) + height * width,  # (B,) like the others
         }
+
+    def label_weight(self, transformation: Mapping[str, Any], dtype: str) -> Any:
+        # Recomputed in the labels' dtype: exact for float64 labels.
+        return box_fraction(self.ops, transformation["height"], transformation["width"],
+                            transformation["image_pixels"], 1, dtype)
 
     def apply(self, images: Any, params: Mapping[str, Any]) -> Any:
         ops = self.ops

@@ -71,6 +71,10 @@ class RandomMixup(MixingLayer):
         lam = _sampling.beta(self.ops, self.alpha, (batch_size,), seed)
         return {"lam": lam, "partner_weight": 1.0 - lam}
 
+    def label_weight(self, transformation: Mapping[str, Any], dtype: str) -> Any:
+        # 1 - lam in the labels' dtype: exact for float64 labels (float32 1 - lam is rounded).
+        return 1.0 - self.ops.cast(transformation["lam"], dtype)
+
     def apply(self, images: Any, params: Mapping[str, Any]) -> Any:
         ops = self.ops
         dtype = keras.backend.standardize_dtype(images.dtype)
