@@ -12,7 +12,7 @@ import pytest
 import scipy.stats
 from keras_helpers import changed_pixels, make_images, np_, params_np, reference_box_mask, to_tensor
 
-from maskmix.keras import RandomCutMix, RandomMixup, _sampling, random_cutmix, random_mixup
+from maskmix.keras import RandomCutMix, RandomCutThumbnail, RandomMixup, _sampling, random_cutmix, random_mixup
 from maskmix.keras._mixing import partners
 
 SIZE = (12, 10)
@@ -232,18 +232,20 @@ def test_input_errors():
         RandomMixup(num_classes=K)((keras.ops.cast(x, "int32"), y))
 
 
-@pytest.mark.parametrize("layer_cls", [RandomCutMix, RandomMixup])
-def test_float64_labels_weigh_exactly_the_partner_fraction(layer_cls):
-    """Float64 labels get the weight to the last bit: CutMix the box's pixel count over H*W,
-    Mixup 1 - lambda (a float32 weight would be off by ~1e-8)."""
+@pytest.mark.parametrize("build", [lambda: RandomCutMix(seed=3), lambda: RandomMixup(seed=3),
+                                   lambda: RandomCutThumbnail(mix_images=True, thumbnail_area=(0.1, 0.6), seed=3)],
+                         ids=["cutmix", "mixup", "thumbnail"])
+def test_float64_labels_weigh_exactly_the_partner_fraction(build):
+    """Float64 labels get the weight to the last bit: a box's pixel count over H*W (CutMix, the
+    mixed thumbnail), 1 - lambda (Mixup); a float32 weight would be off by ~1e-8."""
     x, _ = batch(32)
     y = np.eye(32)  # float64 one-hot, one class per image: a row's partner entry is its weight
-    t = (layer := layer_cls(seed=3)).get_random_transformation(x)
+    t = (layer := build()).get_random_transformation(x)
     soft = np_(layer.transform_labels(y, t, batch_size=32))
     p = params_np(t)
     assert soft.dtype == np.float64
     weight = soft[np.arange(32), p["partner"]]
-    if layer_cls is RandomCutMix:
+    if not isinstance(layer, RandomMixup):
         expected = (p["height"] * p["width"]).astype(np.float64) / (SIZE[0] * SIZE[1])
     else:
         expected = 1.0 - p["lam"].astype(np.float64)

@@ -44,11 +44,10 @@ def partners(ops: Any, batch_size: int | Tensor, seed: Any) -> Tensor:
     return ops.numpy.where(size >= 2, mixed, index)
 
 
-def box_fraction(ops: Any, h: Tensor, w: Tensor, height: int, width: int, dtype: str = "float32") -> Tensor:
-    """Fraction of an image's pixels covered by ``h x w`` boxes (the label weight), correctly
-    rounded to ``dtype``."""
-    area = ops.cast(ops.numpy.maximum(height * width, 1), dtype)
-    return ops.cast(h * w, dtype) / area
+def box_fraction(ops: Any, h: Tensor, w: Tensor, height: int, width: int) -> Tensor:
+    """Exact float32 fraction of an image's pixels covered by ``h x w`` boxes (the label weight)."""
+    area = ops.cast(ops.numpy.maximum(height * width, 1), "float32")
+    return ops.cast(h * w, "float32") / area
 
 
 class MixingLayer(MaskMixLayer):
@@ -146,12 +145,17 @@ class MixingLayer(MaskMixLayer):
         return params
 
     def label_weight(self, transformation: Mapping[str, Any], dtype: str) -> Tensor:
-        """Each row's partner weight in the labels' ``dtype`` (``partner_weight``, float32).
+        """Each row's partner weight in the labels' ``dtype``, exact for float64 labels.
 
-        Strategies whose weight is a ratio of integers or ``1 - lam`` override this so that
-        float64 labels get the weight exactly rather than float32-rounded.
+        A box strategy (CutMix, Cut-Thumbnail) also reports ``image_pixels`` (``H * W`` per
+        image): its weight is then recomputed as the box's pixel count over it in ``dtype``.
+        Otherwise the float32 ``partner_weight`` is cast; Mixup overrides this with ``1 - lam``.
         """
-        return self.ops.cast(transformation["partner_weight"], dtype)
+        ops = self.ops
+        if "image_pixels" in transformation:
+            box = ops.cast(transformation["height"] * transformation["width"], dtype)
+            return box / ops.cast(ops.numpy.maximum(transformation["image_pixels"], 1), dtype)
+        return ops.cast(transformation["partner_weight"], dtype)
 
     def transform_labels(self, labels: Tensor, transformation: Mapping[str, Any] | None,
                          training: bool = True, *, batch_size: Any = None) -> Tensor:

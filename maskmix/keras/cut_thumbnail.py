@@ -192,11 +192,6 @@ class RandomCutThumbnail(MixingLayer):
     # Pixels.
     # ----------------------------------------------------------------------------------------
 
-    def label_weight(self, transformation: Mapping[str, Any], dtype: str) -> Tensor:
-        # Recomputed in the labels' dtype: exact for float64 labels.
-        return box_fraction(self.ops, transformation["height"], transformation["width"],
-                            transformation["image_pixels"], 1, dtype)
-
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         ops = self.ops
         np_ = ops.numpy

@@ -126,11 +126,6 @@ class RandomCutMix(MixingLayer):
             "image_pixels": ops.numpy.zeros_like(h) + height * width,  # (B,) like the others
         }
 
-    def label_weight(self, transformation: Mapping[str, Any], dtype: str) -> Any:
-        # Recomputed in the labels' dtype: exact for float64 labels.
-        return box_fraction(self.ops, transformation["height"], transformation["width"],
-                            transformation["image_pixels"], 1, dtype)
-
     def apply(self, images: Any, params: Mapping[str, Any]) -> Any:
         ops = self.ops
         _, _, height, width = self.dims(images)
