@@ -42,7 +42,8 @@ from typing import Any, ClassVar, TypedDict
 import keras
 from keras.src.utils import backend_utils, jax_utils, tracking
 
-from maskmix.params import StrategySpec
+from maskmix import registry
+from maskmix.registry import StrategySpec
 
 from . import _sampling
 
@@ -112,6 +113,14 @@ class MaskMixLayer(keras.layers.Layer):
     """
 
     spec: ClassVar[StrategySpec]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A class that declares its own spec under the spec's name implements that strategy: the
+        # registry finds it there (tests, benchmarks and the gallery iterate over the registry).
+        spec = cls.__dict__.get("spec")
+        if spec is not None and spec.name == cls.__name__:
+            registry.register_implementation(spec, "keras", cls)
 
     #: True for the strategies that need a batch (they pair images of the batch).
     needs_batch: bool = False

@@ -24,7 +24,9 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from maskmix.params import StrategySpec, num_selected
+from maskmix import registry
+from maskmix.params import num_selected
+from maskmix.registry import StrategySpec
 
 from . import _sampling
 
@@ -118,6 +120,14 @@ class MaskMixTransform(v2.Transform):
 
     spec: ClassVar[StrategySpec]
     _transformed_types = (torch.Tensor, PIL.Image.Image)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A class that declares its own spec under the spec's name implements that strategy: the
+        # registry finds it there (tests, benchmarks and the gallery iterate over the registry).
+        spec = cls.__dict__.get("spec")
+        if spec is not None and spec.name == cls.__name__:
+            registry.register_implementation(spec, "torch", cls)
 
     #: True for the strategies that need at least two images (they pair images of the batch).
     needs_batch: ClassVar[bool] = False

@@ -1,0 +1,325 @@
+"""Framework-free value checks: each takes ``(owner, name, value)`` and returns the normalised
+value or raises a ``ValueError``/``TypeError`` whose message names the owner and the parameter.
+
+The parameter specifications (:mod:`maskmix.params`) and the integrations' options
+(:mod:`maskmix.integration_options`) are built from these checks, so that every part of the
+library words a refusal the same way. Standard library only.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = [
+    "FILL_METHODS",
+    "RESIZE_METHODS",
+    "Checker",
+    "boolean",
+    "choice",
+    "count_range",
+    "fill_method",
+    "fraction_or_range",
+    "grid_size",
+    "integer_at_least",
+    "number_in",
+    "optional",
+    "pixels_range",
+    "positive_number",
+    "positive_range",
+]
+
+#: Fill methods understood by every masking strategy (SPEC §3, "Fill methods").
+FILL_METHODS: tuple[str, ...] = (
+    "black",
+    "gray",
+    "white",
+    "mean_per_channel",
+    "random",
+    "noise",
+    "zero",
+    "normal",
+    "normal_per_patch",
+)
+
+#: Interpolation methods for the strategies that resize (CutBlur, Cut-Thumbnail).
+RESIZE_METHODS: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "area")
+
+Checker = Callable[[str, str, Any], Any]
+
+
+# --------------------------------------------------------------------------------------------
+# Primitive checks. Each takes (owner, name, value) and returns the normalised value or raises.
+# --------------------------------------------------------------------------------------------
+
+
+def _fail(owner: str, name: str, expected: str, value: Any, exc: type[Exception] = ValueError) -> None:
+    raise exc(f"{owner}: {name} must be {expected}; got {value!r}")
+
+
+def _is_bool(value: Any) -> bool:
+    # numpy.bool_ is not a subclass of bool; recognise it by name so numpy stays optional.
+    return isinstance(value, bool) or type(value).__name__ in ("bool_", "bool")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not _is_bool(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not _is_bool(value)
+
+
+def _is_finite_real(value: Any) -> bool:
+    return _is_real(value) and math.isfinite(float(value))
+
+
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) == 2
+
+
+def _type_for(value: Any, all_numbers: bool) -> type[Exception]:
+    """TypeError for values of the wrong kind, ValueError for values of the right kind out of range."""
+    return ValueError if all_numbers else TypeError
+
+
+def boolean() -> Checker:
+    def check(owner: str, name: str, value: Any) -> bool:
+        if not _is_bool(value):
+            _fail(owner, name, "a bool", value, TypeError)
+        return bool(value)
+
+    return check
+
+
+def number_in(lo: float, hi: float, *, lo_open: bool, hi_open: bool) -> Checker:
+    """A finite real number in an interval."""
+    interval = f"{'(' if lo_open else '['}{_fmt(lo)}, {_fmt(hi)}{')' if hi_open else ']'}"
+    expected = f"a float in {interval}"
+
+    def check(owner: str, name: str, value: Any) -> float:
+        if not _is_real(value):
+            _fail(owner, name, expected, value, TypeError)
+        v = float(value)
+        if not (_inside(v, lo, hi, lo_open, hi_open)):
+            _fail(owner, name, expected, value)
+        return v
+
+    return check
+
+
+def fraction_or_range(*, allow_one: bool = False) -> Checker:
+    """A fraction in (0, 1) (or (0, 1]) or an ordered pair of them; normalised to ``(lo, hi)``."""
+    close = "]" if allow_one else ")"
+    le = "<=" if allow_one else "<"
+    expected = f"a float in (0, 1{close} or a pair (lo, hi) with 0 < lo <= hi {le} 1"
+
+    def ok(v: Any) -> bool:
+        return _is_finite_real(v) and _inside(float(v), 0.0, 1.0, True, not allow_one)
+
+    def check(owner: str, name: str, value: Any) -> tuple[float, float]:
+        if _is_real(value):
+            if not ok(value):
+                _fail(owner, name, expected, value)
+            return (float(value), float(value))
+        if _is_pair(value):
+            lo, hi = value
+            if not (_is_real(lo) and _is_real(hi)):
+                _fail(owner, name, expected, value, TypeError)
+            if not (ok(lo) and ok(hi) and float(lo) <= float(hi)):
+                _fail(owner, name, expected, value)
+            return (float(lo), float(hi))
+        _fail(owner, name, expected, value, _type_for(value, isinstance(value, (tuple, list))))
+        raise AssertionError  # unreachable, keeps type checkers happy
+
+    return check
+
+
+def positive_range() -> Checker:
+    """A number > 0 (fixed) or an ordered pair ``(lo, hi)`` with ``0 < lo <= hi``."""
+    expected = "a float > 0 or a pair (lo, hi) with 0 < lo <= hi"
+
+    def ok(v: Any) -> bool:
+        return _is_finite_real(v) and float(v) > 0
+
+    def check(owner: str, name: str, value: Any) -> tuple[float, float]:
+        if _is_real(value):
+            if not ok(value):
+                _fail(owner, name, expected, value)
+            return (float(value), float(value))
+        if _is_pair(value):
+            lo, hi = value
+            if not (_is_real(lo) and _is_real(hi)):
+                _fail(owner, name, expected, value, TypeError)
+            if not (ok(lo) and ok(hi) and float(lo) <= float(hi)):
+                _fail(owner, name, expected, value)
+            return (float(lo), float(hi))
+        _fail(owner, name, expected, value, _type_for(value, isinstance(value, (tuple, list))))
+        raise AssertionError
+
+    return check
+
+
+def count_range(minimum: int) -> Checker:
+    """An integer >= minimum or an ordered pair of them; normalised to ``(lo, hi)``."""
+    word = "positive integer" if minimum == 1 else f"integer >= {minimum}"
+    expected = f"a {word} or a pair (lo, hi) of integers with {minimum} <= lo <= hi"
+
+    def check(owner: str, name: str, value: Any) -> tuple[int, int]:
+        if _is_int(value):
+            if int(value) < minimum:
+                _fail(owner, name, expected, value)
+            return (int(value), int(value))
+        if _is_pair(value):
+            lo, hi = value
+            if not (_is_int(lo) and _is_int(hi)):
+                _fail(owner, name, expected, value, TypeError)
+            if not (minimum <= int(lo) <= int(hi)):
+                _fail(owner, name, expected, value)
+            return (int(lo), int(hi))
+        _fail(owner, name, expected, value, TypeError)
+        raise AssertionError
+
+    return check
+
+
+def integer_at_least(minimum: int) -> Checker:
+    expected = f"an integer >= {minimum}"
+
+    def check(owner: str, name: str, value: Any) -> int:
+        if not _is_int(value):
+            _fail(owner, name, expected, value, TypeError)
+        if int(value) < minimum:
+            _fail(owner, name, expected, value)
+        return int(value)
+
+    return check
+
+
+def positive_number() -> Checker:
+    expected = "a float > 0"
+
+    def check(owner: str, name: str, value: Any) -> float:
+        if not _is_real(value):
+            _fail(owner, name, expected, value, TypeError)
+        if not (_is_finite_real(value) and float(value) > 0):
+            _fail(owner, name, expected, value)
+        return float(value)
+
+    return check
+
+
+def choice(options: Sequence[str]) -> Checker:
+    expected = "one of " + ", ".join(repr(o) for o in options)
+
+    def check(owner: str, name: str, value: Any) -> str:
+        if not isinstance(value, str):
+            _fail(owner, name, expected, value, TypeError)
+        if value.lower() not in options:
+            _fail(owner, name, expected, value)
+        return value.lower()
+
+    return check
+
+
+def optional(inner: Checker) -> Checker:
+    def check(owner: str, name: str, value: Any) -> Any:
+        return None if value is None else inner(owner, name, value)
+
+    return check
+
+
+def pixels_range() -> Checker:
+    expected = "None or a pair (lo, hi) of finite floats with lo < hi"
+
+    def check(owner: str, name: str, value: Any) -> tuple[float, float] | None:
+        if value is None:
+            return None
+        if not _is_pair(value):
+            _fail(owner, name, expected, value, TypeError)
+        lo, hi = value
+        if not (_is_real(lo) and _is_real(hi)):
+            _fail(owner, name, expected, value, TypeError)
+        if not (_is_finite_real(lo) and _is_finite_real(hi) and float(lo) < float(hi)):
+            _fail(owner, name, expected, value)
+        return (float(lo), float(hi))
+
+    return check
+
+
+def fill_method() -> Checker:
+    expected = (
+        "one of " + ", ".join(repr(m) for m in FILL_METHODS) + ", a finite number, or a non-empty "
+        "tuple of finite numbers (one per channel)"
+    )
+
+    def check(owner: str, name: str, value: Any) -> str | float | tuple[float, ...]:
+        if isinstance(value, str):
+            if value.lower() not in FILL_METHODS:
+                _fail(owner, name, expected, value)
+            return value.lower()
+        if _is_real(value):
+            if not _is_finite_real(value):
+                _fail(owner, name, expected, value)
+            return float(value)
+        if isinstance(value, (tuple, list)):
+            if len(value) == 0 or not all(_is_real(v) for v in value):
+                _fail(owner, name, expected, value, TypeError if len(value) else ValueError)
+            if not all(_is_finite_real(v) for v in value):
+                _fail(owner, name, expected, value)
+            return tuple(float(v) for v in value)
+        _fail(owner, name, expected, value, TypeError)
+        raise AssertionError
+
+    return check
+
+
+def grid_size() -> Checker:
+    """Hide-and-Seek grids: ``n`` (n x n), ``(rows, cols)``, or a list of candidates of either form.
+
+    Normalised to a tuple of ``(rows, cols)`` candidates, e.g. ``8 -> ((8, 8),)`` and
+    ``[4, (8, 16)] -> ((4, 4), (8, 16))``. A list whose items are all pairs is read as candidates,
+    and a tuple of pairs too, so the normalised form validates unchanged, also after a JSON round
+    trip has turned its tuples into lists.
+    """
+    expected = (
+        "a positive integer n (n x n cells), a tuple (rows, cols) of positive integers, "
+        "or a non-empty list of such candidates"
+    )
+
+    def one(owner: str, name: str, value: Any, whole: Any) -> tuple[int, int]:
+        if _is_int(value):
+            if int(value) < 1:
+                _fail(owner, name, expected, whole)
+            return (int(value), int(value))
+        if _is_pair(value) and all(_is_int(v) for v in value):
+            rows, cols = int(value[0]), int(value[1])
+            if rows < 1 or cols < 1:
+                _fail(owner, name, expected, whole)
+            return (rows, cols)
+        _fail(owner, name, expected, whole, TypeError)
+        raise AssertionError
+
+    def check(owner: str, name: str, value: Any) -> tuple[tuple[int, int], ...]:
+        nested = isinstance(value, tuple) and len(value) > 0 and all(isinstance(v, (tuple, list)) for v in value)
+        if isinstance(value, list) or nested:
+            if not value:
+                _fail(owner, name, expected, value)
+            return tuple(one(owner, name, v, value) for v in value)
+        return (one(owner, name, value, value),)
+
+    return check
+
+
+def _inside(v: float, lo: float, hi: float, lo_open: bool, hi_open: bool) -> bool:
+    if math.isnan(v):
+        return False
+    above = v > lo if lo_open else v >= lo
+    below = v < hi if hi_open else v <= hi
+    return above and below
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)

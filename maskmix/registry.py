@@ -1,0 +1,252 @@
+"""The strategy registry: every strategy declared once, framework-free.
+
+A :class:`StrategySpec` holds everything the rest of the project needs to know about a strategy:
+its parameters (name, default, validation, documentation and the :mod:`~maskmix.domains` the
+tests draw from), its family (masking / mixing / pasting), which frameworks implement it, a
+configuration that changes every image, the named configurations the contract tests and the
+kernel-launch budgets run, its benchmark rows, its gallery pictures and its training-script flag.
+
+The test batteries, the benchmarks, the gallery and the examples' flags iterate over
+:func:`specs` (filtered by framework) instead of keeping their own lists, so adding a strategy
+means: its spec (:func:`register`), its torch and/or Keras class (whose base registers it as the
+implementation, see :func:`implementation`) and its own semantic test.
+
+Example:
+    >>> from maskmix import registry
+    >>> [spec.flag for spec in registry.specs(family="mixing")]
+    ['cutmix', 'mixup']
+    >>> registry.get("RandomCutout").frameworks
+    ('torch', 'keras')
+
+Standard library only: importing this module imports neither torch nor keras.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from ._checks import Checker
+from .domains import Domain
+
+__all__ = [
+    "FAMILIES",
+    "FRAMEWORKS",
+    "SPECS",
+    "Param",
+    "StrategySpec",
+    "Variant",
+    "get",
+    "implementation",
+    "register",
+    "register_implementation",
+    "specs",
+    "unregister",
+]
+
+Family = Literal["masking", "mixing", "pasting"]
+#: Strategy families: ``masking`` erases regions (fills), ``mixing`` combines two images and their
+#: labels, ``pasting`` moves or resamples pixels within an image (or, with a mixing switch, pastes
+#: a partner's).
+FAMILIES: tuple[str, ...] = ("masking", "mixing", "pasting")
+#: The frameworks a strategy may be implemented in; each is a subpackage of ``maskmix``.
+FRAMEWORKS: tuple[str, ...] = ("torch", "keras")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One constructor parameter: its name, default, checker, one-line documentation and the
+    domain of valid values the tests draw from (None: not drawn, e.g. ``num_classes``)."""
+
+    name: str
+    default: Any
+    check: Checker
+    doc: str
+    domain: Domain | None = None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named configuration of a strategy that the contract tests run, and its launch budget.
+
+    ``launches`` is the number of kernels one eager call of a 64x3x32x32 float32 batch may launch
+    (counted on the ``meta`` device, with about 15% headroom); None where not budgeted.
+    """
+
+    config: Mapping[str, Any]
+    launches: int | None = None
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, eq=False)
+class StrategySpec:
+    """The framework-free definition of one strategy.
+
+    Args:
+        name: the class name in every framework, e.g. ``"RandomCutout"``.
+        params: its constructor parameters, common options included.
+        summary: one line with the paper reference.
+        flag: short snake-case name: the training scripts' ``--augment``/mixing flag, the gallery
+            label and the prefix of the variants' names.
+        family: ``"masking"``, ``"mixing"`` or ``"pasting"`` (see :data:`FAMILIES`).
+        frameworks: the frameworks that implement it (``"torch"``, ``"keras"``).
+        mixing_switch: a boolean parameter that makes a pasting strategy take ``(images, labels)``
+            and mix labels (Cut-Thumbnail's ``mix_images``); None when there is none.
+        example: a configuration under which every selected image of 2x2 pixels or more changes
+            (mixing strategies: with a partner of other content).
+        draw_everything: a configuration under which one call consumes every kind of random draw
+            the strategy has (fills, counts, ranges, partners, jitter).
+        variants: the named configurations the contract tests and launch budgets run.
+        benchmarks: benchmark rows, ``{row name: configuration}``.
+        gallery: gallery pictures, ``{label: configuration}``.
+    """
+
+    name: str
+    params: tuple[Param, ...]
+    summary: str
+    flag: str = ""
+    family: Family = "masking"
+    frameworks: tuple[str, ...] = FRAMEWORKS
+    mixing_switch: str | None = None
+    example: Mapping[str, Any] = field(default_factory=dict)
+    draw_everything: Mapping[str, Any] = field(default_factory=dict)
+    variants: Mapping[str, Variant] = field(default_factory=dict)
+    benchmarks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    gallery: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"StrategySpec {self.name}: family must be one of {FAMILIES}; got {self.family!r}")
+        unknown = set(self.frameworks) - set(FRAMEWORKS)
+        if unknown or not self.frameworks:
+            raise ValueError(f"StrategySpec {self.name}: frameworks must be a non-empty subset of {FRAMEWORKS}; "
+                             f"got {self.frameworks!r}")
+        if self.mixing_switch is not None and self.mixing_switch not in self.param_names:
+            raise ValueError(f"StrategySpec {self.name}: mixing_switch {self.mixing_switch!r} is not a parameter")
+        # Every declared configuration must be valid: a typo fails here, at import, not in a test.
+        configs = {"example": self.example, "draw_everything": self.draw_everything,
+                   **{f"variant {k}": v.config for k, v in self.variants.items()},
+                   **{f"benchmark {k}": v for k, v in self.benchmarks.items()},
+                   **{f"gallery {k}": v for k, v in self.gallery.items()}}
+        for where, config in configs.items():
+            try:
+                self.validate(config)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"StrategySpec {self.name}: {where} is not a valid configuration: {error}") from None
+        for attr in ("example", "draw_everything", "variants", "benchmarks", "gallery"):
+            object.__setattr__(self, attr, _frozen(getattr(self, attr)))
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    @property
+    def mixes_labels(self) -> bool:
+        """Whether the strategy can take ``(images, labels)`` and mix labels (it has label options)."""
+        return self.family == "mixing" or self.mixing_switch is not None
+
+    def mixes_images(self, config: Mapping[str, Any]) -> bool:
+        """Whether an instance built with ``config`` takes ``(images, labels)`` and needs a batch."""
+        return self.family == "mixing" or (self.mixing_switch is not None and bool(config.get(self.mixing_switch)))
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def validate(self, values: Mapping[str, Any], owner: str | None = None) -> dict[str, Any]:
+        """Validate ``values`` (missing names take their defaults) and return normalised values.
+
+        ``owner`` is the name used in error messages (defaults to the strategy's name; subclasses
+        pass their own class name).
+        """
+        who = owner or self.name
+        unknown = sorted(set(values) - set(self.param_names))
+        if unknown:
+            raise TypeError(
+                f"{who}: unexpected parameter(s) {', '.join(unknown)}; expected {', '.join(self.param_names)}"
+            )
+        out: dict[str, Any] = {}
+        for p in self.params:
+            out[p.name] = p.check(who, p.name, values.get(p.name, p.default))
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# The registry.
+# --------------------------------------------------------------------------------------------
+
+_SPECS: dict[str, StrategySpec] = {}
+#: Every registered strategy, by class name, in registration order (a live read-only view).
+SPECS: Mapping[str, StrategySpec] = MappingProxyType(_SPECS)
+_IMPLEMENTATIONS: dict[tuple[str, str], type] = {}
+
+
+def register(spec: StrategySpec) -> StrategySpec:
+    """Add ``spec`` to the registry and return it; a name or flag already taken is a ValueError."""
+    if not isinstance(spec, StrategySpec):
+        raise TypeError(f"register: expected a StrategySpec; got {spec!r}")
+    if spec.name in _SPECS:
+        raise ValueError(f"register: a strategy named {spec.name!r} is already registered")
+    if spec.flag and any(other.flag == spec.flag for other in _SPECS.values()):
+        raise ValueError(f"register: the flag {spec.flag!r} of {spec.name} is already taken")
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Remove a strategy and its implementations (for tests that declare a throwaway strategy)."""
+    _SPECS.pop(name, None)
+    for key in [key for key in _IMPLEMENTATIONS if key[0] == name]:
+        del _IMPLEMENTATIONS[key]
+
+
+def get(name: str) -> StrategySpec:
+    """The spec registered under ``name``."""
+    try:
+        return _SPECS[name]
+    except KeyError:
+        raise KeyError(f"no strategy named {name!r} is registered; known: {', '.join(_SPECS)}") from None
+
+
+def specs(framework: str | None = None, family: str | None = None) -> tuple[StrategySpec, ...]:
+    """The registered specs, in registration order, optionally those implemented in ``framework``
+    and/or of ``family``."""
+    if framework is not None and framework not in FRAMEWORKS:
+        raise ValueError(f"specs: framework must be one of {FRAMEWORKS}; got {framework!r}")
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"specs: family must be one of {FAMILIES}; got {family!r}")
+    return tuple(
+        spec for spec in _SPECS.values()
+        if (framework is None or framework in spec.frameworks) and (family is None or spec.family == family)
+    )
+
+
+def register_implementation(spec: StrategySpec, framework: str, cls: type) -> None:
+    """Record ``cls`` as the ``framework`` implementation of ``spec`` (the framework bases call this
+    for every class that declares its own ``spec``)."""
+    _IMPLEMENTATIONS[(spec.name, framework)] = cls
+
+
+def implementation(name: str, framework: str) -> type:
+    """The ``framework`` class of the strategy ``name`` (importing ``maskmix.<framework>``, whose
+    classes register themselves). A strategy whose spec does not list ``framework`` is a ValueError."""
+    spec = get(name)
+    if framework not in spec.frameworks:
+        raise ValueError(f"{name} is not implemented for {framework}; it is for {', '.join(spec.frameworks)}")
+    if (name, framework) not in _IMPLEMENTATIONS:
+        importlib.import_module(f"maskmix.{framework}")
+    try:
+        return _IMPLEMENTATIONS[(name, framework)]
+    except KeyError:
+        raise LookupError(f"{name}: its spec lists {framework} but no {framework} class declares it") from None
+
+
+# The built-in strategies register themselves when their specs are defined; importing them here
+# (at the end: maskmix.params imports this module) makes the registry complete whichever of the
+# two modules is imported first.
+from . import params as _builtin_params  # noqa: E402,F401
