@@ -404,3 +404,18 @@ def test_cutswap_one_by_one_images_pass_through_unaugmented() -> None:
     assert torch.equal(out, x) and labels.tolist() == [0, 0, 0]
     out, labels = RandomCutSwap(return_labels=True)(make_images((3, 3, 1, 2)))
     assert labels.tolist() == [1, 1, 1] and torch.equal(out[..., 0], make_images((3, 3, 1, 2))[..., 1])
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 1, 1), (2, 1, 1, 5), (2, 3, 4, 1)])
+def test_cutpaste_jitter_leaves_an_unmovable_patch_alone(shape) -> None:
+    """A patch that fills its image is not augmented: with colour jitter (and the whole batch
+    selected, where the move skips the selection) its pixels must not be jittered either."""
+    from maskmix.torch import RandomCutPaste
+
+    x = torch.rand(shape)
+    t = RandomCutPaste(patch_area=0.99, patch_aspect_ratio=(0.01, 100.0), color_jitter=1.0, return_labels=True)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        out, is_augmented = t(x)
+        unmoved = is_augmented == 0
+        assert torch.equal(out[unmoved], x[unmoved]), "an image flagged as not augmented changed"

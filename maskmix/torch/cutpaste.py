@@ -111,7 +111,8 @@ class RandomCutPaste(MaskMixTransform):
         if params:
             # A patch that fills its image has one position only: pasted onto itself it changes
             # nothing, so the image is not augmented (its pixels are unchanged either way, which
-            # is why the kernels may still skip the selection when all images are selected).
+            # is why the move may still skip the selection when all images are selected; the
+            # jitter may not, see apply).
             params["selected"] = params["selected"] & params["movable"]
         return params
 
@@ -155,6 +156,9 @@ class RandomCutPaste(MaskMixTransform):
         shift = (params["src_top"] - params["top"]) * width + (params["src_left"] - params["left"])
         out = _patches.move_pixels(images, torch.where(mask, shift.view(-1, 1, 1), 0))
         if self.color_jitter > 0:
+            # A patch that fills its image is not augmented (see make_params): no jitter either,
+            # even when the whole batch is selected by construction and `mask` skips the selection.
+            mask = _sampling.mask_and(mask, params["movable"].view(-1, 1, 1))
             out = torch.where(mask.unsqueeze(1), self._jitter(out, mask, params), out)
         return out
 
