@@ -39,8 +39,6 @@ import _cases
 import torch
 from _machine import TORCH_LIBRARIES, cpu_name, header_line, library_versions, write_results
 
-import maskmix.torch as mm
-
 
 def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int) -> float:
     """Median seconds per call, synchronising around each call on CUDA."""
@@ -83,9 +81,9 @@ def cuda_graphed(fn: Callable[[], object]) -> Callable[[], object]:
 
 
 def ours(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], object]]:
-    """One call of each configuration of ``_cases.CASES`` on ``x`` (with ``y`` for the mixing ones)."""
+    """One call of each configuration of ``_cases.cases("torch")`` on ``x`` (with ``y`` for the mixing ones)."""
     return {name: (lambda t=t: t(x, y)) if mixes else (lambda t=t: t(x))
-            for name, (t, mixes) in _cases.build(mm).items()}
+            for name, (t, mixes) in _cases.build("torch").items()}
 
 
 def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], object]]:

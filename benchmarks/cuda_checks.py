@@ -2,6 +2,10 @@
 
 Run on a machine with a CUDA GPU:  python benchmarks/cuda_checks.py --output cuda_checks.json
 Each check prints PASS/FAIL; the exit status is non-zero if any check fails.
+
+The configurations checked come from the strategy registry (:func:`catalogue`: every torch
+strategy's named variants, plus a partial selection of each), so a strategy added there is
+checked here too; the checks about one strategy's semantics (:func:`check_label_assert`) stay.
 """
 
 from __future__ import annotations
@@ -10,46 +14,63 @@ import argparse
 import json
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
 import maskmix.torch as mm
+from maskmix import registry
+from maskmix.registry import StrategySpec
 
-MASKING: dict[str, Callable[[], mm.MaskMixTransform]] = {
-    "RandomCutout": lambda: mm.RandomCutout(augmentation_ratio=0.5),
-    "RandomCutout(partial)": lambda: mm.RandomCutout(allow_partial=True, patch_area=0.25),
-    "RandomErasing": lambda: mm.RandomErasing(patch_count=(1, 3), fill_method="noise"),
-    "RandomErasing(bernoulli)": lambda: mm.RandomErasing(augmentation_ratio=0.5, bernoulli_mix=True),
-    "RandomHideAndSeek": lambda: mm.RandomHideAndSeek(grid_size=[4, 8, (8, 16)], erased_patches=(1, 8)),
-    "RandomGridMask": lambda: mm.RandomGridMask(fill_method="mean_per_channel"),
-    "RandomGridMask(rotated)": lambda: mm.RandomGridMask(rotation=360),
-}
-MIXING: dict[str, Callable[[], mm.MaskMixTransform]] = {
-    "RandomCutMix": lambda: mm.RandomCutMix(num_classes=10),
-    "RandomCutMix(variant)": lambda: mm.RandomCutMix(
-        num_classes=10, patch_area=(0.1, 0.5), patch_aspect_ratio=(0.5, 2)
-    ),
-    "RandomMixup": lambda: mm.RandomMixup(num_classes=10, alpha=0.4),
-}
+#: Classes given to every mixing configuration.
+NUM_CLASSES = 10
 
 
-PASTING: dict[str, Callable[[], mm.MaskMixTransform]] = {
-    "RandomCutBlur": lambda: mm.RandomCutBlur(),
-    "RandomCutPaste(jitter)": lambda: mm.RandomCutPaste(color_jitter=0.5),
-    "RandomCutSwap": lambda: mm.RandomCutSwap(augmentation_ratio=0.5),
-    "RandomCutThumbnail": lambda: mm.RandomCutThumbnail(),
-    "RandomCutThumbnail(mix)": lambda: mm.RandomCutThumbnail(mix_images=True, num_classes=10),
-}
+def _factory(spec: StrategySpec, config: Mapping[str, Any]) -> Callable[[], mm.MaskMixTransform]:
+    """Builds the torch class of ``spec`` with ``config`` (and ``num_classes`` when it mixes)."""
+    extra = {"num_classes": NUM_CLASSES} if spec.mixes_images(config) else {}
+    return lambda: registry.implementation(spec.name, "torch")(**config, **extra)
+
+
+def catalogue() -> dict[str, Callable[[], mm.MaskMixTransform]]:
+    """``{name: factory}`` of every configuration checked, from the registry's torch strategies:
+
+    * every named variant of every strategy (``spec.variants``: ``cutout``, ``cutout_partial``,
+      ``cutmix_variant``, ``thumbnail_mix``, ...), each augmenting every image of the batch;
+    * ``<flag>_selected``: the strategy's first variant with ``augmentation_ratio=0.5``, so that
+      the partial-selection paths are checked too: an exact count of images for the strategies
+      at even positions of the registry, a Bernoulli draw per image at odd ones. These are not
+      compiled (:func:`gets_compiled`): one compilation per variant is what the GPU session allows.
+    """
+    out: dict[str, Callable[[], mm.MaskMixTransform]] = {}
+    for position, spec in enumerate(registry.specs(framework="torch")):
+        for name, variant in spec.variants.items():
+            out[name] = _factory(spec, variant.config)
+        if spec.variants:
+            first = next(iter(spec.variants.values())).config
+            selected = {**first, "augmentation_ratio": 0.5, "bernoulli_mix": position % 2 == 1}
+            out[f"{spec.flag or spec.name}_selected"] = _factory(spec, selected)
+    return out
+
+
+def gets_compiled(name: str) -> bool:
+    """Whether the configuration ``name`` of :func:`catalogue` gets :func:`check_compile`."""
+    return not name.endswith("_selected")
+
+
+def mixes(transform: mm.MaskMixTransform) -> bool:
+    """Whether ``transform`` takes ``(images, labels)`` (its spec's family or mixing switch)."""
+    # torch.compile wraps modules in an OptimizedModule; look at the original.
+    original = getattr(transform, "_orig_mod", transform)
+    spec = original.spec
+    switch = {spec.mixing_switch: getattr(original, spec.mixing_switch)} if spec.mixing_switch else {}
+    return spec.mixes_images(switch)
 
 
 def call(transform: mm.MaskMixTransform, x: torch.Tensor, y: torch.Tensor):
-    # torch.compile wraps modules in an OptimizedModule; look at the original to pick the call.
-    # Cut-Thumbnail is a mixing transform whose plain variant takes images alone.
-    original = getattr(transform, "_orig_mod", transform)
-    if getattr(original, "mix_images", isinstance(original, mm.MixingTransform)):
-        return transform(x, y)
-    return transform(x)
+    # Cut-Thumbnail is a pasting transform that mixes only under its switch (mix_images).
+    return transform(x, y) if mixes(transform) else transform(x)
 
 
 def check_no_sync(name: str, factory, x, y) -> None:
@@ -95,6 +116,10 @@ def check_compile(name: str, factory, x, y) -> None:
     assert out.shape == x.shape and out.dtype == x.dtype
 
 
+#: Strategies that blend images: their pixels are sums the GPU may round differently.
+BLENDING = frozenset({"RandomMixup"})
+
+
 def check_matches_cpu_semantics(name: str, factory, x, y) -> None:
     """Draw params on CUDA, apply them on CUDA and on CPU: the pixel results must agree exactly."""
     t = factory()
@@ -102,10 +127,11 @@ def check_matches_cpu_semantics(name: str, factory, x, y) -> None:
     out_gpu = t.transform(x, params)
     cpu_params = {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in params.items()}
     out_cpu = t.transform(x.cpu(), cpu_params)
-    if x.dtype == torch.uint8 and ("Blur" in name or "Thumbnail" in name):
+    resamples = "resize_method" in t.spec.param_names  # Cut-Blur, Cut-Thumbnail
+    if x.dtype == torch.uint8 and resamples:
         # Resampling matmuls round differently on the GPU: at most one uint8 level.
         assert (out_gpu.cpu().int() - out_cpu.int()).abs().max() <= 1
-    elif "mean_per_channel" in repr(t) or "Mixup" in name or "Blur" in name or "Thumbnail" in name:
+    elif "mean_per_channel" in repr(t) or t.spec.name in BLENDING or resamples:
         torch.testing.assert_close(out_gpu.cpu(), out_cpu, rtol=1e-5, atol=1e-5)
     else:
         assert torch.equal(out_gpu.cpu(), out_cpu), "CUDA and CPU results differ for the same parameters"
@@ -148,7 +174,7 @@ def main() -> int:
         return 0
     device = torch.device("cuda")
     results: dict[str, str] = {}
-    transforms = {**MASKING, **MIXING, **PASTING}
+    transforms = catalogue()
     checks = {"no": (check_no_sync, check_graph_capture, check_matches_cpu_semantics),
               "yes": (check_no_sync, check_graph_capture, check_compile, check_matches_cpu_semantics),
               "only": (check_compile,)}[args.compile]
@@ -158,7 +184,7 @@ def main() -> int:
         for name, factory in transforms.items():
             for check in checks:
                 key = f"{check.__name__}[{name}, {dtype}]"
-                if check is check_compile and dtype != torch.float32:
+                if check is check_compile and (dtype != torch.float32 or not gets_compiled(name)):
                     continue
                 try:
                     check(name, factory, x, y)

@@ -42,8 +42,6 @@ from _machine import TORCH_LIBRARIES, cpu_name, header_line, library_versions, w
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-import maskmix.torch as mm
-
 #: ATen ops that only make a new view or alias of a tensor: no kernel runs.
 VIEW_OPS = frozenset({
     "_reshape_alias", "_unsafe_view", "alias", "as_strided", "detach", "expand", "lift_fresh", "permute",
@@ -76,11 +74,9 @@ class KernelCounter(TorchDispatchMode):
         return sum(n for name, n in self.ops.items() if name in HOST_READ_OPS)
 
 
-def call(transform: Callable[..., Any], x: torch.Tensor, y: torch.Tensor) -> Any:
-    """Call a maskmix transform with labels when it mixes (Cut-Thumbnail only with ``mix_images``)."""
-    if getattr(transform, "mix_images", isinstance(transform, mm.MixingTransform)):
-        return transform(x, y)
-    return transform(x)
+def call(transform: Callable[..., Any], x: torch.Tensor, y: torch.Tensor, mixes: bool) -> Any:
+    """Call a maskmix transform, with labels when it mixes (``_cases.build`` says which do)."""
+    return transform(x, y) if mixes else transform(x)
 
 
 #: Ops that allocate without reading or writing: no memory traffic.
@@ -223,11 +219,12 @@ def main(argv: list[str] | None = None) -> int:
         for dtype in (torch.float32, torch.uint8)
     }
     rows = []
-    for name, (transform, _) in _cases.build(mm, {**_cases.CASES, **_cases.SAMPLING_VARIANTS}).items():
-        counter = count(lambda t=transform: call(t, *small_meta))
-        counter_large = count(lambda t=transform: call(t, *large_meta))
-        seconds = host_time(lambda t=transform: call(t, cpu_x, cpu_y), repeats)
-        moved = {str(dtype).removeprefix("torch."): traffic(lambda t=transform, b=b: call(t, *b), b[0])
+    for name, (transform, mixes) in _cases.build("torch", {**_cases.cases("torch"),
+                                                             **_cases.SAMPLING_VARIANTS}).items():
+        counter = count(lambda t=transform, m=mixes: call(t, *small_meta, m))
+        counter_large = count(lambda t=transform, m=mixes: call(t, *large_meta, m))
+        seconds = host_time(lambda t=transform, m=mixes: call(t, cpu_x, cpu_y, m), repeats)
+        moved = {str(dtype).removeprefix("torch."): traffic(lambda t=transform, m=mixes, b=b: call(t, *b, m), b[0])
                  for dtype, b in traffic_batches.items()}
         rows.append(dict(name=name, counted_on="meta", kernels=counter.kernels, host_reads=counter.host_reads,
                          kernels_large=counter_large.kernels, host_reads_large=counter_large.host_reads,

@@ -183,14 +183,23 @@ def test_cuda_checks_catalogue_runs_on_cpu(monkeypatch: pytest.MonkeyPatch) -> N
     import cuda_checks
     import torch
 
+    from maskmix import registry
+
     x, y = torch.rand(6, 3, 20, 24), torch.randint(0, 10, (6,))
-    catalogue = {**cuda_checks.MASKING, **cuda_checks.MIXING, **cuda_checks.PASTING}
-    assert len({factory().__class__.__name__ for factory in catalogue.values()}) == 10
+    catalogue = cuda_checks.catalogue()
+    torch_specs = registry.specs(framework="torch")
+    # Every variant of every torch strategy, and one partial selection of each.
+    variants = {name: spec for spec in torch_specs for name in spec.variants}
+    assert set(catalogue) == set(variants) | {f"{spec.flag}_selected" for spec in torch_specs}
+    assert {factory().__class__.__name__ for factory in catalogue.values()} == {spec.name for spec in torch_specs}
     for name, factory in catalogue.items():
-        out = cuda_checks.call(factory(), x, y)
+        transform = factory()
+        out = cuda_checks.call(transform, x, y)
         images = out[0] if isinstance(out, tuple) else out
         assert images.shape == x.shape and images.dtype == x.dtype, name
-        assert isinstance(out, tuple) == ("Mix" in name or "mix" in name), name
+        config = variants[name].variants[name].config if name in variants else {}
+        assert isinstance(out, tuple) == transform.spec.mixes_images(config), name
+        assert cuda_checks.gets_compiled(name) == (name in variants), name
     if not torch.cuda.is_available():
         monkeypatch.setattr(sys, "argv", ["cuda_checks.py"])
         assert cuda_checks.main() == 0
