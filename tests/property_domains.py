@@ -1,7 +1,8 @@
 """Framework-free hypothesis domains shared by the torch and Keras property tests and the soak test.
 
-Per strategy (by class name): a hypothesis strategy of valid keyword arguments drawn from each
-parameter's documented domain (SPEC §4), the common fraction-control options, the image layouts
+Per strategy (by class name): a hypothesis strategy of valid keyword arguments generated from the
+domains its parameters declare in the registry (:mod:`maskmix.domains`), the common
+fraction-control options, the image layouts
 the property tests draw, and the catalogue of bad values used to probe validation. Nothing here
 imports torch, keras or tensorflow: both frameworks share these definitions so that they are
 tested against the same domains.
@@ -15,7 +16,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from maskmix.params import FILL_METHODS, RESIZE_METHODS, SPECS
+from maskmix import registry
+from maskmix.params import COMMON_PARAMS, SPECS
+from maskmix.registry import Param, StrategySpec
 
 __all__ = [
     "BAD_VALUES",
@@ -24,94 +27,45 @@ __all__ = [
     "COMMON",
     "DOMAINS",
     "DRAW_EVERYTHING",
-    "MIXING",
     "NAMES",
     "SIZES",
     "is_mixing",
+    "names",
     "random_kwargs",
     "spec_errors",
 ]
 
 # --------------------------------------------------------------------------------------------
-# Valid parameter domains.
+# Valid parameter domains: generated from the domains each parameter declares in the registry.
 # --------------------------------------------------------------------------------------------
 
-
-def fraction_or_range(lo: float = 0.01, hi: float = 0.95) -> st.SearchStrategy:
-    value = st.floats(lo, hi)
-    return st.one_of(value, st.tuples(value, value).map(lambda p: tuple(sorted(p))))
+_COMMON_NAMES = frozenset(p.name for p in COMMON_PARAMS)
 
 
-def aspect_or_range() -> st.SearchStrategy:
-    value = st.floats(0.1, 10.0)
-    return st.one_of(value, st.tuples(value, value).map(lambda p: tuple(sorted(p))))
+def _drawn(spec: StrategySpec) -> tuple[Param, ...]:
+    """The strategy's own parameters that the tests draw (those with a domain)."""
+    return tuple(p for p in spec.params if p.domain is not None and p.name not in _COMMON_NAMES)
 
-
-def count_or_range(lo: int, hi: int) -> st.SearchStrategy:
-    value = st.integers(lo, hi)
-    return st.one_of(value, st.tuples(value, value).map(lambda p: tuple(sorted(p))))
-
-
-FILLS = st.one_of(
-    st.sampled_from(FILL_METHODS),
-    st.floats(-1.0, 2.0),
-    # One value per channel only fits images with that many channels: a 1-tuple always fits.
-    st.tuples(st.floats(-1.0, 2.0)),
-)
-RESIZES = st.sampled_from(RESIZE_METHODS)
 
 #: Per strategy class name: a hypothesis strategy of valid keyword arguments.
 DOMAINS: dict[str, st.SearchStrategy] = {
-    "RandomCutout": st.fixed_dictionaries(
-        {"patch_area": fraction_or_range(), "allow_partial": st.booleans(), "fill_method": FILLS}),
-    "RandomErasing": st.fixed_dictionaries(
-        {"patch_area": fraction_or_range(), "patch_aspect_ratio": aspect_or_range(),
-         "patch_count": count_or_range(1, 4), "fill_method": FILLS}),
-    "RandomHideAndSeek": st.fixed_dictionaries(
-        {"grid_size": st.one_of(st.integers(1, 9), st.tuples(st.integers(1, 9), st.integers(1, 9)),
-                                st.lists(st.integers(1, 9), min_size=1, max_size=3)),
-         "erased_patches": count_or_range(0, 6),
-         "hide_prob": st.one_of(st.none(), st.floats(0.01, 0.99)),
-         "fill_method": FILLS}),
-    "RandomGridMask": st.fixed_dictionaries(
-        {"unit_length": fraction_or_range(0.05, 1.0), "masked_ratio": st.floats(0.05, 0.95),
-         "rotation": st.floats(0, 360), "fill_method": FILLS}),
-    "RandomCutMix": st.one_of(
-        st.fixed_dictionaries({"alpha": st.floats(0.05, 5.0)}),
-        st.fixed_dictionaries({"alpha": st.floats(0.05, 5.0), "patch_area": fraction_or_range(),
-                               "patch_aspect_ratio": aspect_or_range()})),
-    "RandomMixup": st.fixed_dictionaries({"alpha": st.floats(0.05, 5.0)}),
-    "RandomCutBlur": st.fixed_dictionaries(
-        {"patch_area": fraction_or_range(), "patch_aspect_ratio": aspect_or_range(),
-         "blur_factor": fraction_or_range(0.02, 0.98), "resize_method": RESIZES}),
-    "RandomCutThumbnail": st.fixed_dictionaries(
-        {"thumbnail_area": fraction_or_range(), "resize_method": RESIZES, "mix_images": st.booleans()}),
-    "RandomCutPaste": st.fixed_dictionaries(
-        {"patch_area": fraction_or_range(), "patch_aspect_ratio": aspect_or_range(),
-         "color_jitter": st.one_of(st.just(0.0), st.floats(0.0, 1.0)), "return_labels": st.booleans()}),
-    "RandomCutSwap": st.fixed_dictionaries(
-        {"patch_area": fraction_or_range(), "patch_aspect_ratio": aspect_or_range(),
-         "return_labels": st.booleans()}),
+    spec.name: st.fixed_dictionaries({p.name: p.domain.strategy(st) for p in _drawn(spec)})
+    for spec in registry.specs()
 }
 NAMES: tuple[str, ...] = tuple(DOMAINS)
 
 #: The fraction control and value range every strategy takes.
-COMMON = st.fixed_dictionaries({
-    "augmentation_ratio": st.floats(0.0, 1.0),
-    "bernoulli_mix": st.booleans(),
-    "pixels_range": st.one_of(
-        st.none(),
-        st.tuples(st.floats(-3.0, 0.0), st.floats(0.5, 300.0)),
-    ),
-})
+COMMON = st.fixed_dictionaries({p.name: p.domain.strategy(st) for p in COMMON_PARAMS})
 
-#: Strategies that always mix images and labels (Cut-Thumbnail does with ``mix_images=True``).
-MIXING: frozenset[str] = frozenset({"RandomCutMix", "RandomMixup"})
+
+def names(framework: str) -> tuple[str, ...]:
+    """The strategies ``framework`` implements, in registry order."""
+    return tuple(spec.name for spec in registry.specs(framework))
 
 
 def is_mixing(name: str, kwargs: dict[str, Any]) -> bool:
     """Whether ``name`` built with ``kwargs`` takes ``(images, labels)`` and needs a batch."""
-    return name in MIXING or bool(kwargs.get("mix_images", False))
+    return registry.get(name).mixes_images(kwargs)
 
 
 #: Image sizes ``(H, W)``: 1x1, 1xN, Nx1, 2x2, H != W, odd squares.
@@ -125,53 +79,11 @@ def random_kwargs(name: str, rng: random.Random) -> dict[str, Any]:
     """Valid keyword arguments for ``name`` drawn with a plain ``random.Random`` (the soak test).
 
     The same domains as :data:`DOMAINS` (hypothesis' ``example()`` is for interactive use only and
-    too slow for thousands of draws): fractions and ranges in ``[0.01, 0.95]``, log-uniform
-    aspect ratios in ``[0.1, 10]``, every fill and resize method, the common options.
+    too slow for thousands of draws), the common options included.
     """
-    def frac(lo: float = 0.01, hi: float = 0.95) -> Any:
-        a, b = rng.uniform(lo, hi), rng.uniform(lo, hi)
-        return rng.choice([a, (min(a, b), max(a, b))])
-
-    def aspect() -> Any:
-        a, b = math.exp(rng.uniform(math.log(0.1), math.log(10))), math.exp(rng.uniform(math.log(0.1), math.log(10)))
-        return rng.choice([a, (min(a, b), max(a, b))])
-
-    def count(lo: int, hi: int) -> Any:
-        a, b = rng.randint(lo, hi), rng.randint(lo, hi)
-        return rng.choice([a, (min(a, b), max(a, b))])
-
-    def fill() -> Any:
-        return rng.choice([rng.choice(FILL_METHODS), rng.uniform(-1, 2), (rng.uniform(-1, 2),)])
-
-    makers = {
-        "RandomCutout": lambda: {"patch_area": frac(), "allow_partial": rng.random() < 0.5, "fill_method": fill()},
-        "RandomErasing": lambda: {"patch_area": frac(), "patch_aspect_ratio": aspect(),
-                                  "patch_count": count(1, 4), "fill_method": fill()},
-        "RandomHideAndSeek": lambda: {
-            "grid_size": rng.choice([rng.randint(1, 9), (rng.randint(1, 9), rng.randint(1, 9)),
-                                     [rng.randint(1, 9) for _ in range(rng.randint(1, 3))]]),
-            "erased_patches": count(0, 6),
-            "hide_prob": rng.choice([None, rng.uniform(0.01, 0.99)]),
-            "fill_method": fill()},
-        "RandomGridMask": lambda: {"unit_length": frac(0.05, 1.0), "masked_ratio": rng.uniform(0.05, 0.95),
-                                   "rotation": rng.choice([0.0, rng.uniform(0, 360)]), "fill_method": fill()},
-        "RandomCutMix": lambda: {"alpha": rng.uniform(0.05, 5.0)} | (
-            {"patch_area": frac(), "patch_aspect_ratio": aspect()} if rng.random() < 0.5 else {}),
-        "RandomMixup": lambda: {"alpha": rng.uniform(0.05, 5.0)},
-        "RandomCutBlur": lambda: {"patch_area": frac(), "patch_aspect_ratio": aspect(),
-                                  "blur_factor": frac(0.02, 0.98), "resize_method": rng.choice(RESIZE_METHODS)},
-        "RandomCutThumbnail": lambda: {"thumbnail_area": frac(), "resize_method": rng.choice(RESIZE_METHODS),
-                                       "mix_images": rng.random() < 0.5},
-        "RandomCutPaste": lambda: {"patch_area": frac(), "patch_aspect_ratio": aspect(),
-                                   "color_jitter": rng.choice([0.0, rng.uniform(0, 1)]),
-                                   "return_labels": rng.random() < 0.5},
-        "RandomCutSwap": lambda: {"patch_area": frac(), "patch_aspect_ratio": aspect(),
-                                  "return_labels": rng.random() < 0.5},
-    }
-    kwargs = makers[name]()
-    kwargs["augmentation_ratio"] = rng.choice([1.0, rng.random()])
-    kwargs["bernoulli_mix"] = rng.random() < 0.5
-    kwargs["pixels_range"] = rng.choice([None, (rng.uniform(-3, 0), rng.uniform(0.5, 300))])
+    spec = registry.get(name)
+    kwargs = {p.name: p.domain.draw(rng) for p in _drawn(spec)}
+    kwargs.update({p.name: p.domain.draw(rng) for p in COMMON_PARAMS})
     return kwargs
 
 
@@ -205,15 +117,4 @@ def spec_errors() -> list[tuple[str, str, Any, type, str]]:
 
 #: Per strategy: keyword arguments under which one call consumes every kind of random draw it has
 #: (fills, counts, ranges, partners, jitter); the determinism tests of both frameworks use them.
-DRAW_EVERYTHING: dict[str, dict[str, Any]] = {
-    "RandomCutout": {"fill_method": "noise", "augmentation_ratio": 0.7},
-    "RandomErasing": {"patch_count": (1, 3), "fill_method": "normal", "bernoulli_mix": True, "augmentation_ratio": 0.6},
-    "RandomHideAndSeek": {"grid_size": [2, (3, 4)], "fill_method": "random"},
-    "RandomGridMask": {"rotation": 90.0, "fill_method": "normal_per_patch"},
-    "RandomCutMix": {"num_classes": 3, "label_smoothing": 0.1},
-    "RandomMixup": {"num_classes": 3, "alpha": 0.4},
-    "RandomCutBlur": {"blur_factor": (0.1, 0.5), "resize_method": "bicubic"},
-    "RandomCutThumbnail": {"thumbnail_area": (0.1, 0.5), "mix_images": True, "num_classes": 3},
-    "RandomCutPaste": {"color_jitter": 0.3, "return_labels": True},
-    "RandomCutSwap": {"return_labels": True},
-}
+DRAW_EVERYTHING: dict[str, dict[str, Any]] = {spec.name: dict(spec.draw_everything) for spec in registry.specs()}

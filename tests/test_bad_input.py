@@ -15,34 +15,22 @@ from __future__ import annotations
 
 import math
 import re
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 from helpers import make_images
-from property_domains import NAMES
+from registry_cases import example_cases
 
 import maskmix.torch as mm
 
-#: The three ways of calling a mixing transform: CutMix, Mixup and the mixed Cut-Thumbnail.
-MIXING = {
-    "RandomCutMix": lambda **kw: mm.RandomCutMix(num_classes=3, **kw),
-    "RandomMixup": lambda **kw: mm.RandomMixup(num_classes=3, **kw),
-    "RandomCutThumbnail-mixed": lambda **kw: mm.RandomCutThumbnail(mix_images=True, num_classes=3, **kw),
-}
-#: Every strategy, with a configuration that changes every selected image of 2x2 or more pixels.
-FACTORIES = {
-    "RandomCutout": lambda **kw: mm.RandomCutout(patch_area=0.3, **kw),
-    "RandomErasing": lambda **kw: mm.RandomErasing(**kw),
-    "RandomHideAndSeek": lambda **kw: mm.RandomHideAndSeek(grid_size=2, erased_patches=(1, 3), **kw),
-    "RandomGridMask": lambda **kw: mm.RandomGridMask(**kw),
-    "RandomCutBlur": lambda **kw: mm.RandomCutBlur(**kw),
-    "RandomCutThumbnail": lambda **kw: mm.RandomCutThumbnail(thumbnail_area=(0.1, 0.5), **kw),
-    "RandomCutPaste": lambda **kw: mm.RandomCutPaste(**kw),
-    "RandomCutSwap": lambda **kw: mm.RandomCutSwap(**kw),
-    **MIXING,
-}
-assert {name.removesuffix("-mixed") for name in FACTORIES} == set(NAMES)
+#: Every strategy torch implements, in a configuration that changes every selected image of 2x2
+#: or more pixels (the registry's ``example``), and the mixing form of those that have one.
+CASES = example_cases("torch")
+FACTORIES = {name: partial(case.build, "torch") for name, case in CASES.items()}
+#: The ways of calling a mixing transform (CutMix, Mixup, the mixed Cut-Thumbnail...).
+MIXING = {name: factory for name, factory in FACTORIES.items() if CASES[name].mixes}
 
 BAD_DTYPES = [torch.bool, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16, torch.complex64,
               torch.complex128, torch.float8_e4m3fn]

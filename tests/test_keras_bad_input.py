@@ -19,33 +19,23 @@ import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see 
 
 import math
 import re
+from functools import partial
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from keras_helpers import make_images, np_
-from property_domains import NAMES
+from registry_cases import example_cases
 
 import maskmix.keras as mk
 
-MIXING = {
-    "RandomCutMix": lambda **kw: mk.RandomCutMix(num_classes=3, **kw),
-    "RandomMixup": lambda **kw: mk.RandomMixup(num_classes=3, **kw),
-    "RandomCutThumbnail-mixed": lambda **kw: mk.RandomCutThumbnail(mix_images=True, num_classes=3, **kw),
-}
-FACTORIES = {
-    "RandomCutout": lambda **kw: mk.RandomCutout(patch_area=0.3, **kw),
-    "RandomErasing": lambda **kw: mk.RandomErasing(**kw),
-    "RandomHideAndSeek": lambda **kw: mk.RandomHideAndSeek(grid_size=2, erased_patches=(1, 3), **kw),
-    "RandomGridMask": lambda **kw: mk.RandomGridMask(**kw),
-    "RandomCutBlur": lambda **kw: mk.RandomCutBlur(**kw),
-    "RandomCutThumbnail": lambda **kw: mk.RandomCutThumbnail(thumbnail_area=(0.1, 0.5), **kw),
-    "RandomCutPaste": lambda **kw: mk.RandomCutPaste(**kw),
-    "RandomCutSwap": lambda **kw: mk.RandomCutSwap(**kw),
-    **MIXING,
-}
-assert {name.removesuffix("-mixed") for name in FACTORIES} == set(NAMES)
+#: Every strategy Keras implements, in a configuration that changes every selected image of 2x2
+#: or more pixels (the registry's ``example``), and the mixing form of those that have one.
+CASES = example_cases("keras")
+FACTORIES = {name: partial(case.build, "keras") for name, case in CASES.items()}
+#: The ways of calling a mixing layer (CutMix, Mixup, the mixed Cut-Thumbnail...).
+MIXING = {name: factory for name, factory in FACTORIES.items() if CASES[name].mixes}
 FORMATS = ("channels_last", "channels_first")
 
 BAD_DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint16", "uint32", "complex64", "complex128",

@@ -33,20 +33,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from keras_helpers import make_images, np_
-from property_domains import DRAW_EVERYTHING
+from property_domains import DRAW_EVERYTHING, names
 
-import maskmix.keras as mk
+import maskmix.keras  # noqa: F401
+from maskmix import registry
 
 REPO = Path(__file__).resolve().parents[1]
 
-CONFIGS = DRAW_EVERYTHING
+CONFIGS = {name: config for name, config in DRAW_EVERYTHING.items() if name in names("keras")}
 NAMES = list(CONFIGS)
 X = make_images((6, 20, 24, 3), seed=1)
 Y = np.arange(6) % 3
 
 
 def layer(name: str, seed: int | None = 3):
-    return getattr(mk, name)(seed=seed, **CONFIGS[name])
+    return registry.implementation(name, "keras")(seed=seed, **CONFIGS[name])
 
 
 def call(layer_, images, labels=Y) -> tuple:

@@ -15,41 +15,33 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from test_torch_common import FACTORIES
+from registry_cases import variant_cases
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from maskmix.torch import MaskMixTransform, RandomCutMix, RandomCutThumbnail, RandomMixup
+from maskmix.torch import MaskMixTransform
 
 # The counter is the one benchmarks/op_counts.py reports with.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from op_counts import KernelCounter, call
 
-MIXING_FACTORIES: dict[str, Callable[..., MaskMixTransform]] = {
-    "cutmix": lambda **kw: RandomCutMix(num_classes=10, **kw),
-    "cutmix_variant": lambda **kw: RandomCutMix(num_classes=10, alpha=0.5, patch_area=(0.1, 0.5),
-                                                patch_aspect_ratio=(0.5, 2.0), **kw),
-    "mixup": lambda **kw: RandomMixup(num_classes=10, **kw),
-    "mixup_alpha": lambda **kw: RandomMixup(num_classes=10, alpha=0.2, label_smoothing=0.1, **kw),
-    "thumbnail_mix": lambda **kw: RandomCutThumbnail(mix_images=True, num_classes=10, **kw),
+#: Every variant of every strategy torch implements (the registry's), with 10 classes for the mixing
+#: ones; each has its launch budget in the registry (``Variant.launches``).
+CASES = variant_cases("torch")
+ALL_FACTORIES: dict[str, Callable[..., MaskMixTransform]] = {
+    name: partial(case.build, num_classes=10) for name, case in CASES.items()
 }
-ALL_FACTORIES = {**FACTORIES, **MIXING_FACTORIES}
+BUDGETS = {name: case.launches for name, case in CASES.items()}
 
-#: Kernel launches per call of a 64x3x32x32 float32 batch at augmentation_ratio 1, measured on
-#: the meta device (2026-11-30, after the whole-batch selection stopped costing kernels), with
-#: about 15% headroom. Lower a budget when a change saves launches; raise one only with a reason.
-BUDGETS = {
-    "cutout": 29, "cutout_partial": 36, "erasing": 53, "erasing_multi": 57,
-    "hide_and_seek": 46, "hide_and_seek_prob": 33, "gridmask": 37, "gridmask_rotated": 56,
-    "cutblur": 67, "cutblur_range": 79, "cutpaste": 76, "cutpaste_jitter": 117,
-    "cutswap": 225, "thumbnail": 174,
-    "cutmix": 63, "cutmix_variant": 102, "mixup": 25, "mixup_alpha": 63, "thumbnail_mix": 187,
-}
+
+def test_every_variant_has_a_budget() -> None:
+    assert all(isinstance(budget, int) and budget > 0 for budget in BUDGETS.values()), BUDGETS
 
 
 @pytest.mark.parametrize("name", list(ALL_FACTORIES))

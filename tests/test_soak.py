@@ -40,7 +40,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from property_domains import BATCH_SIZES, CHANNELS, NAMES, SIZES, is_mixing, random_kwargs
+from property_domains import BATCH_SIZES, CHANNELS, SIZES, is_mixing, names, random_kwargs
+
+from maskmix import registry
 
 #: Resident-memory growth allowed over the second half of the calls (see the module docstring).
 RSS_SLACK = 48 * 2**20
@@ -109,19 +111,17 @@ def test_soak_torch() -> None:
     torch = pytest.importorskip("torch")
     from helpers import ALL_DTYPES, make_images
 
-    import maskmix.torch as mm
-
-    names = list(NAMES)
+    strategies = names("torch")
 
     def one_call(rng: random.Random) -> None:
-        name = names[rng.randrange(len(names))]
+        name = strategies[rng.randrange(len(strategies))]
         kwargs = random_kwargs(name, rng)
         mixing = is_mixing(name, kwargs)
         if mixing:
             kwargs["num_classes"] = 4
             kwargs["label_smoothing"] = rng.choice([0.0, 0.1])
         generator = torch.Generator().manual_seed(rng.randrange(2**31)) if rng.random() < 0.5 else None
-        transform = getattr(mm, name)(generator=generator, **kwargs)
+        transform = registry.implementation(name, "torch")(generator=generator, **kwargs)
         shape, _ = random_layout(rng, mixing)
         dtype = rng.choice(ALL_DTYPES)
         images = make_images(shape, dtype, seed=rng.randrange(2**16))
@@ -138,7 +138,7 @@ def test_soak_torch() -> None:
                 out, _ = out
         assert out.shape == images.shape and out.dtype == images.dtype
 
-    soak(one_call, TORCH_CALLS_PER_STRATEGY * len(names), seed=0)
+    soak(one_call, TORCH_CALLS_PER_STRATEGY * len(strategies), seed=0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,12 +163,10 @@ def keras_soak(calls: int, *, check_rss: bool) -> dict[str, float]:
     import keras
     from keras_helpers import make_images, to_tensor
 
-    import maskmix.keras as mk
-
     dtypes = ("uint8", "float16", "bfloat16", "float32", "float64")
     build = random.Random(2)
     pool = []
-    for name in NAMES:
+    for name in names("keras"):
         for _ in range(KERAS_LAYERS_PER_STRATEGY):
             kwargs = random_kwargs(name, build)
             mixing = is_mixing(name, kwargs)
@@ -176,7 +174,8 @@ def keras_soak(calls: int, *, check_rss: bool) -> dict[str, float]:
                 kwargs["num_classes"] = 4
                 kwargs["label_smoothing"] = build.choice([0.0, 0.1])
             data_format = build.choice(["channels_first", "channels_last"])
-            layer = getattr(mk, name)(seed=build.randrange(2**31), data_format=data_format, **kwargs)
+            layer_class = registry.implementation(name, "keras")
+            layer = layer_class(seed=build.randrange(2**31), data_format=data_format, **kwargs)
             pool.append((layer, mixing, data_format == "channels_first", bool(kwargs.get("return_labels"))))
 
     def one_call(rng: random.Random) -> None:
@@ -206,7 +205,7 @@ def keras_soak(calls: int, *, check_rss: bool) -> dict[str, float]:
 @pytest.mark.slow
 def test_soak_keras() -> None:
     """In this process (oneDNN as configured): no failure, no Python object growth."""
-    keras_soak(KERAS_CALLS_PER_STRATEGY * len(NAMES), check_rss=False)
+    keras_soak(KERAS_CALLS_PER_STRATEGY * len(names("keras")), check_rss=False)
 
 
 @pytest.mark.slow
@@ -218,7 +217,7 @@ def test_soak_keras_memory_without_onednn() -> None:
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
            "KERAS_BACKEND": "tensorflow",
            "PYTHONPATH": os.pathsep.join([str(repo / "tests"), str(repo), os.environ.get("PYTHONPATH", "")])}
-    calls = 100 * len(NAMES)
+    calls = 100 * len(names("keras"))
     script = f"import json, test_soak as t; print(json.dumps(t.keras_soak({calls}, check_rss=True)))"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=repo,
                             timeout=600)

@@ -14,37 +14,18 @@ import PIL.Image
 import pytest
 import torch
 from helpers import ALL_DTYPES, changed_pixels, make_images, run_with_params
+from registry_cases import variant_cases
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from maskmix.torch import (
-    RandomCutBlur,
-    RandomCutout,
-    RandomCutPaste,
-    RandomCutSwap,
-    RandomCutThumbnail,
-    RandomErasing,
-    RandomGridMask,
-    RandomHideAndSeek,
-)
+from maskmix.torch import RandomCutout, RandomErasing
 
-# Configurations in which an augmented image (of at least 2x2 random pixels) always changes.
-FACTORIES = {
-    "cutout": lambda **kw: RandomCutout(**kw),
-    "cutout_partial": lambda **kw: RandomCutout(patch_area=(0.05, 0.4), allow_partial=True, **kw),
-    "erasing": lambda **kw: RandomErasing(**kw),
-    "erasing_multi": lambda **kw: RandomErasing(patch_count=(1, 3), fill_method="noise", **kw),
-    "hide_and_seek": lambda **kw: RandomHideAndSeek(grid_size=[2, (3, 4)], erased_patches=(1, 3), **kw),
-    "hide_and_seek_prob": lambda **kw: RandomHideAndSeek(hide_prob=0.9, fill_method="white", **kw),
-    "gridmask": lambda **kw: RandomGridMask(**kw),
-    "gridmask_rotated": lambda **kw: RandomGridMask(rotation=90, fill_method="mean_per_channel", **kw),
-    "cutblur": lambda **kw: RandomCutBlur(**kw),
-    "cutblur_range": lambda **kw: RandomCutBlur(blur_factor=(0.05, 0.5), resize_method="bicubic", **kw),
-    "cutpaste": lambda **kw: RandomCutPaste(**kw),
-    "cutpaste_jitter": lambda **kw: RandomCutPaste(color_jitter=0.5, patch_area=(0.1, 0.4), **kw),
-    "cutswap": lambda **kw: RandomCutSwap(**kw),
-    "thumbnail": lambda **kw: RandomCutThumbnail(thumbnail_area=(0.1, 0.5), **kw),
-}
+#: The configurations of every strategy torch implements (the registry's variants) that map images
+#: to images; in each, an augmented image (of at least 2x2 random pixels) always changes.
+CASES = variant_cases("torch", mixing=False)
+#: The variants that mix a partner image and labels in.
+MIXING_CASES = variant_cases("torch", mixing=True)
+FACTORIES = {name: case.build for name, case in CASES.items()}
 NAMES = list(FACTORIES)
 #: Inductor code generation costs seconds per graph on CPU: the resampling strategies (matmul
 #: graphs Inductor mostly hands to ATen) are captured whole with aot_eager, which still proves
@@ -111,8 +92,7 @@ def test_empty_batches_and_tiny_images(name: str, shape) -> None:
     x = make_images(shape)
     out = FACTORIES[name]()(x)
     assert out.shape == x.shape and out.dtype == x.dtype
-    moves_pixels = name.startswith(("cutblur", "cutswap", "thumbnail")) or name == "cutpaste"
-    if shape[-2:] == (1, 1) and moves_pixels:
+    if shape[-2:] == (1, 1) and CASES[name].moves_pixels:
         assert torch.equal(out, x), "a single pixel has nowhere to go"
 
 
@@ -215,28 +195,22 @@ def test_torch_compile_fullgraph_matches_eager(name: str) -> None:
 
 
 @pytest.mark.compile
-@pytest.mark.parametrize("name", [*NAMES, "cutmix", "cutmix_variant", "mixup", "thumbnail_mixed"])
+@pytest.mark.parametrize("name", [*NAMES, *MIXING_CASES])
 def test_torch_compile_with_a_changing_batch_size(name: str) -> None:
     """The last batch of an epoch is smaller: Dynamo then retraces once with a symbolic batch size
     (automatic dynamic shapes), which every random draw must support, and later sizes reuse that graph."""
     from torch._dynamo.testing import CompileCounter
 
     from maskmix.params import num_selected
-    from maskmix.torch import RandomCutMix, RandomMixup
 
-    mixing = {
-        "cutmix": lambda **kw: RandomCutMix(num_classes=3, **kw),
-        "cutmix_variant": lambda **kw: RandomCutMix(num_classes=3, alpha=0.5, patch_area=(0.1, 0.5), **kw),
-        "mixup": lambda **kw: RandomMixup(num_classes=3, **kw),
-        "thumbnail_mixed": lambda **kw: RandomCutThumbnail(mix_images=True, num_classes=3, **kw),
-    }
+    mixing = name in MIXING_CASES
     torch._dynamo.reset()
-    t = (mixing.get(name) or FACTORIES[name])(augmentation_ratio=0.5)
+    t = {**CASES, **MIXING_CASES}[name].build(augmentation_ratio=0.5)
     counter = CompileCounter()
     compiled = torch.compile(t, fullgraph=True, backend=counter)
     for batch_size in (8, 5, 3):
         x = make_images((batch_size, 3, 20, 24))
-        out = compiled(x, torch.arange(batch_size) % 3) if name in mixing else compiled(x)
+        out = compiled(x, torch.arange(batch_size) % 3) if mixing else compiled(x)
         images = out[0] if isinstance(out, tuple) else out
         assert images.shape == x.shape and images.dtype == x.dtype
         changed = changed_pixels(x, images).flatten(1).any(1)

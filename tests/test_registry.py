@@ -1,0 +1,243 @@
+"""The strategy registry (:mod:`maskmix.registry`): declarations are checked, lookups filter by
+framework and family, and a strategy declared through the registry alone is picked up by every
+test battery of the frameworks that implement it (and skipped by the others)."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from maskmix import registry
+from maskmix._checks import fraction_or_range
+from maskmix.domains import Booleans, Choice, Integers, ListOf, LogUniform, OneOf, OrRange, TupleOf, Uniform
+from maskmix.params import COMMON_PARAMS
+from maskmix.registry import Param, StrategySpec, Variant
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _spec(name: str = "RandomThrowaway", **fields) -> StrategySpec:
+    size = Param("size", 0.5, fraction_or_range(allow_one=True), "Side fraction.", OrRange(Uniform(0.1, 1.0)))
+    return StrategySpec(name, (size, *COMMON_PARAMS), "A throwaway strategy.", flag=name.lower(),
+                        frameworks=("torch",), **fields)
+
+
+def test_builtins_are_registered_with_an_implementation_per_framework() -> None:
+    for spec in registry.specs():
+        assert spec.flag and spec.example is not None and spec.variants, spec.name
+        for framework in spec.frameworks:
+            cls = registry.implementation(spec.name, framework)
+            assert cls.__name__ == spec.name and cls.spec is spec
+    assert [s.name for s in registry.specs(family="mixing")] == ["RandomCutMix", "RandomMixup"]
+    assert all(s.family == "pasting" for s in registry.specs(family="pasting"))
+
+
+def test_declarations_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"StrategySpec RandomThrowaway: example is not a valid configuration: "
+                                         r"RandomThrowaway: size must be a float in \(0, 1\]"):
+        _spec(example={"size": 2.0})
+    with pytest.raises(ValueError, match=r"StrategySpec RandomThrowaway: variant big is not a valid configuration"):
+        _spec(variants={"big": Variant({"sise": 0.5})})
+    with pytest.raises(ValueError, match=r"StrategySpec RandomThrowaway: family must be one of"):
+        _spec(family="blending")
+    with pytest.raises(ValueError, match=r"frameworks must be a non-empty subset of \('torch', 'keras'\)"):
+        StrategySpec("RandomThrowaway", COMMON_PARAMS, "x", frameworks=("jax",))
+    with pytest.raises(ValueError, match=r"mixing_switch 'mix' is not a parameter"):
+        _spec(mixing_switch="mix")
+
+
+def test_register_refuses_taken_names_and_flags_and_unregister_forgets() -> None:
+    with pytest.raises(ValueError, match=r"register: a strategy named 'RandomCutout' is already registered"):
+        registry.register(_spec("RandomCutout"))
+    with pytest.raises(ValueError, match=r"register: the flag 'cutout' of RandomOther is already taken"):
+        registry.register(StrategySpec("RandomOther", COMMON_PARAMS, "x", flag="cutout"))
+    with pytest.raises(TypeError, match=r"register: expected a StrategySpec"):
+        registry.register("RandomCutout")  # type: ignore[arg-type]
+    spec = registry.register(_spec())
+    try:
+        assert registry.get("RandomThrowaway") is spec and spec in registry.specs("torch")
+        assert spec not in registry.specs("keras")
+        with pytest.raises(ValueError, match=r"RandomThrowaway is not implemented for keras; it is for torch"):
+            registry.implementation("RandomThrowaway", "keras")
+        with pytest.raises(LookupError, match=r"RandomThrowaway: its spec lists torch but no torch class declares it"):
+            registry.implementation("RandomThrowaway", "torch")
+    finally:
+        registry.unregister("RandomThrowaway")
+    with pytest.raises(KeyError, match=r"no strategy named 'RandomThrowaway' is registered"):
+        registry.get("RandomThrowaway")
+    with pytest.raises(ValueError, match=r"specs: framework must be one of"):
+        registry.specs("tensorflow")
+
+
+DOMAINS = [
+    Uniform(0.2, 0.7), LogUniform(0.1, 10.0), Integers(2, 5), Choice(("a", "b")), Booleans(),
+    OneOf((Integers(1, 2), Uniform(5.0, 6.0))), OrRange(Integers(0, 9)), TupleOf((Integers(1, 3), Booleans())),
+    ListOf(Integers(1, 9), 1, 3),
+]
+
+
+def _inside(domain, value) -> bool:
+    """Membership written independently of the domains' own code."""
+    kind = type(domain).__name__
+    if kind in ("Uniform", "LogUniform"):
+        return isinstance(value, float) and domain.lo <= value <= domain.hi * (1 + 1e-12)
+    if kind == "Integers":
+        return isinstance(value, int) and domain.lo <= value <= domain.hi
+    if kind == "Choice":
+        return value in domain.options
+    if kind == "Booleans":
+        return isinstance(value, bool)
+    if kind == "OneOf":
+        return any(_inside(option, value) for option in domain.options)
+    if kind == "OrRange":
+        if isinstance(value, tuple):
+            return len(value) == 2 and value[0] <= value[1] and all(_inside(domain.inner, v) for v in value)
+        return _inside(domain.inner, value)
+    if kind == "TupleOf":
+        return len(value) == len(domain.items) and all(_inside(d, v) for d, v in zip(domain.items, value, strict=True))
+    if kind == "ListOf":
+        return domain.min_size <= len(value) <= domain.max_size and all(_inside(domain.inner, v) for v in value)
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("domain", DOMAINS, ids=lambda d: type(d).__name__)
+def test_domains_draw_inside_themselves_both_ways(domain) -> None:
+    rng = random.Random(0)
+    drawn = [domain.draw(rng) for _ in range(300)]
+    assert all(_inside(domain, v) for v in drawn)
+
+    @given(domain.strategy(st))
+    def check(value) -> None:
+        assert _inside(domain, value)
+
+    check()
+
+
+def test_log_uniform_draws_are_log_uniform() -> None:
+    rng = random.Random(1)
+    draws = [LogUniform(0.1, 10.0).draw(rng) for _ in range(4000)]
+    below_one = sum(d < 1.0 for d in draws) / len(draws)
+    assert abs(below_one - 0.5) < 0.03  # uniform over (0.1, 10) would put 9% below 1
+
+
+# --------------------------------------------------------------------------------------------
+# A strategy declared through the registry only, picked up by every battery.
+# --------------------------------------------------------------------------------------------
+
+PLUGIN = '''
+"""A throwaway torch-only masking strategy, declared through the registry only."""
+import os
+
+import torch
+
+from maskmix import registry
+from maskmix._checks import fraction_or_range
+from maskmix.domains import OrRange, Uniform
+from maskmix.params import COMMON_PARAMS, FILL_PARAM
+from maskmix.registry import Param, StrategySpec, Variant
+from maskmix.torch import MaskingTransform, _sampling
+
+SPEC = registry.register(StrategySpec(
+    "RandomCornerErase",
+    (Param("size", 0.5, fraction_or_range(allow_one=True), "Side of the erased square over the image side.",
+           OrRange(Uniform(0.1, 1.0))), FILL_PARAM, *COMMON_PARAMS),
+    "Erase a square at a random corner of each image (a test strategy).",
+    flag="corner_erase",
+    frameworks=("torch",),
+    example={"size": 0.5},
+    draw_everything={"size": (0.3, 0.8), "fill_method": "noise", "augmentation_ratio": 0.7},
+    variants={"corner_erase": Variant({}, launches=LAUNCHES), "corner_erase_big": Variant({"size": (0.6, 1.0)},
+                                                                                        launches=LAUNCHES)},
+    benchmarks={"RandomCornerErase": {}},
+    gallery={"corner_erase": {}},
+))
+
+
+class RandomCornerErase(MaskingTransform):
+    spec = SPEC
+
+    def __init__(self, *, size=0.5, fill_method="black", **common):
+        super().__init__(size=size, fill_method=fill_method, **common)
+
+    def sample_region(self, batch_size, height, width, *, device, generator):
+        side = _sampling.uniform(*self.size, (batch_size,), device=device, generator=generator)
+        rows = (side * height).round_().clamp_(1, height).to(torch.int64)
+        cols = (side * width).round_().clamp_(1, width).to(torch.int64)
+        corner = _sampling.randint(0, 3, (batch_size,), device=device, generator=generator)
+        top = torch.where(corner >= 2, height - rows, 0)
+        left = torch.where(corner % 2 == 1, width - cols, 0)
+        return {"top": top, "left": left, "height": rows, "width": cols}
+
+    def region_mask(self, params, height, width):
+        return _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width)
+
+    if os.environ.get("THROWAWAY_BROKEN") == "selection":
+        def apply(self, images, params):  # forgets the selection: unselected images change
+            mask = self.region_mask(params, *images.shape[-2:])
+            return torch.where(mask.unsqueeze(1), self.fill_for(images, params), images)
+'''
+
+#: The batteries that must pick a torch-only strategy up, and those that must leave it out.
+TORCH_BATTERIES = ["tests/test_torch_common.py", "tests/test_bad_input.py", "tests/test_torch_properties.py",
+                   "tests/test_launch_budget.py", "tests/test_determinism.py"]
+KERAS_BATTERIES = ["tests/test_keras_bad_input.py", "tests/test_keras_properties.py",
+                   "tests/test_keras_determinism.py"]
+
+
+def _pytest(tmp_path: Path, args: list[str], **env: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **env,
+                   "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO / "tests"), str(REPO),
+                                                  os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "pytest", "-p", "throwaway_strategy", "-p", "no:cacheprovider", "-q",
+               "-k", "corner or Corner", *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=environment, timeout=600)
+
+
+def _launches() -> int:
+    """What one call of the throwaway strategy launches, counted like the launch-budget test."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import torch
+        from op_counts import KernelCounter
+
+        from maskmix.torch import RandomCutout
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    x = torch.empty(64, 3, 32, 32, device="meta")
+    with KernelCounter() as counter:
+        RandomCutout()(x)
+    return counter.kernels
+
+
+@pytest.mark.slow
+def test_a_strategy_declared_through_the_registry_only_is_picked_up_by_every_battery(tmp_path: Path) -> None:
+    # The budget: Cutout's own count plus a margin (the throwaway draws a corner instead of a place).
+    (tmp_path / "throwaway_strategy.py").write_text(textwrap.dedent(PLUGIN).replace("LAUNCHES",
+                                                                                    str(_launches() + 8)))
+    collected = _pytest(tmp_path, ["--collect-only", *TORCH_BATTERIES, *KERAS_BATTERIES])
+    assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr[-3000:]
+    ids = [line for line in collected.stdout.splitlines() if "::" in line]
+    for battery in TORCH_BATTERIES:
+        assert any(line.startswith(battery) for line in ids), f"{battery} does not run RandomCornerErase"
+    assert not any(line.startswith(tuple(KERAS_BATTERIES)) for line in ids), "a Keras battery ran a torch-only strategy"
+    assert any("corner_erase_big" in line for line in ids), "the variants are not all run"
+
+    # The strategy is correct: every battery passes (compile tests left to the built-ins: Inductor
+    # costs seconds per graph here).
+    passed = _pytest(tmp_path, ["-m", "not compile", "-x", *TORCH_BATTERIES])
+    assert passed.returncode == 0, passed.stdout[-4000:] + passed.stderr[-2000:]
+    assert " passed" in passed.stdout.splitlines()[-1]
+
+    # ... and the batteries do judge it: one that forgets the selection fails them.
+    broken = _pytest(tmp_path, ["-m", "not compile", "tests/test_torch_common.py", "tests/test_torch_properties.py"],
+                     THROWAWAY_BROKEN="selection")
+    assert broken.returncode == 1, broken.stdout[-3000:]
+    assert "an unselected image changed" in broken.stdout or "bit-identical" in broken.stdout, broken.stdout[-3000:]
