@@ -6,11 +6,13 @@ row shows one strategy applied to the whole batch at once, every image with its 
 Under the mixing strategies' images, the caption gives the soft label: which photographs the image
 now holds, weighted by their exact pixel share (or Mixup's lambda).
 
-Both frameworks render the same grid from the same settings (:data:`SETTINGS`): ``--framework
+Both frameworks render the same grid from the same settings (:func:`settings`, each registered
+strategy's ``gallery`` pictures in registry order, :mod:`maskmix.registry`): ``--framework
 torch`` (the default) with the transforms of :mod:`maskmix.torch`, ``--framework keras`` with the
 Keras 3 layers of :mod:`maskmix.keras` (channels-last, called with ``training=True``; the Keras
-backend is TensorFlow unless ``KERAS_BACKEND`` says otherwise). Each path imports only its own
-framework. The random draws differ between the two, so the pictures differ in detail.
+backend is TensorFlow unless ``KERAS_BACKEND`` says otherwise); a strategy implemented in one
+framework only is shown in that framework's grid. Each path imports only its own framework.
+The random draws differ between the two, so the pictures differ in detail.
 
 Usage:
     python examples/gallery.py --output outputs/gallery.png
@@ -29,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from maskmix import registry  # framework-free: imports neither torch nor keras
 
 RGB_SAMPLES = ("astronaut", "chelsea", "coffee", "rocket")
 GRAY_SAMPLES = ("camera",)
@@ -53,56 +57,53 @@ def load_photographs(size: int) -> tuple[np.ndarray, list[str]]:
     return np.stack(images).astype(np.float32), names
 
 
-#: Every strategy in gallery order: its class (same name in maskmix.torch and maskmix.keras) and
-#: the gallery settings, the defaults made a little stronger so that the effect is visible.
-SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
-    "cutout": ("RandomCutout", {"patch_area": 0.15}),
-    "erasing": ("RandomErasing", {"patch_count": (1, 3), "fill_method": "noise"}),
-    "hide_and_seek": ("RandomHideAndSeek", {"grid_size": [4, 6], "hide_prob": 0.3, "fill_method": "gray"}),
-    "gridmask": ("RandomGridMask", {"rotation": 30}),
-    "cutmix": ("RandomCutMix", {}),
-    "mixup": ("RandomMixup", {}),
-    "cutblur": ("RandomCutBlur", {"patch_area": (0.2, 0.4), "blur_factor": 0.08}),
-    "thumbnail": ("RandomCutThumbnail", {"thumbnail_area": 0.15}),
-    "thumbnail_mix": ("RandomCutThumbnail", {"thumbnail_area": 0.25, "mix_images": True}),
-    "cutpaste": ("RandomCutPaste", {"patch_area": (0.1, 0.2), "color_jitter": 0.2}),
-    "cutswap": ("RandomCutSwap", {"patch_area": (0.1, 0.2)}),
-}
-
-#: Strategies that pair images of the batch and return soft labels as well.
-MIXING = ("cutmix", "mixup", "thumbnail_mix")
-
 NUM_CLASSES = len(RGB_SAMPLES + GRAY_SAMPLES)
 
 
-def _factories(module: Any, num_classes: int, **seeding: Callable[[], Any]) -> dict[str, Callable]:
-    """One factory per strategy of :data:`SETTINGS`, building ``module``'s class afresh on every call.
+def settings(framework: str = "torch") -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every picture of the gallery for ``framework``, in registry order: ``{label: (class name,
+    settings)}`` from each registered strategy's ``gallery`` (its defaults made a little stronger,
+    so that the effect is visible), for the strategies ``framework`` implements."""
+    return {label: (spec.name, dict(config))
+            for spec in registry.specs(framework=framework) for label, config in spec.gallery.items()}
+
+
+def mixing(framework: str = "torch") -> frozenset[str]:
+    """The labels of :func:`settings` whose strategy pairs images of the batch and returns soft
+    labels as well."""
+    return frozenset(label for label, (class_name, config) in settings(framework).items()
+                     if registry.get(class_name).mixes_images(config))
+
+
+def _factories(framework: str, num_classes: int, **seeding: Callable[[], Any]) -> dict[str, Callable]:
+    """One factory per picture of :func:`settings`, building the ``framework`` class afresh on
+    every call.
 
     ``seeding`` maps the framework's seeding argument to a function giving a fresh value, so that
     each built transform starts from the same seed.
     """
+    pictures, mixes = settings(framework), mixing(framework)
 
     def factory(name: str) -> Callable:
-        class_name, settings = SETTINGS[name]
-        labels = {"num_classes": num_classes} if name in MIXING else {}
-        return lambda: getattr(module, class_name)(
-            **settings, **labels, augmentation_ratio=1.0, **{key: make() for key, make in seeding.items()}
+        class_name, config = pictures[name]
+        cls = registry.implementation(class_name, framework)
+        labels = {"num_classes": num_classes} if name in mixes else {}
+        return lambda: cls(
+            **config, **labels, augmentation_ratio=1.0, **{key: make() for key, make in seeding.items()}
         )
 
-    return {name: factory(name) for name in SETTINGS}
+    return {name: factory(name) for name in pictures}
 
 
 def torch_strategies(seed: int, num_classes: int = NUM_CLASSES) -> dict[str, Callable]:
     """Factories of the :mod:`maskmix.torch` transforms, each seeded with its own ``torch.Generator``.
 
-    The mixing ones (:data:`MIXING`) take ``(images, labels)`` and return soft labels over
+    The mixing ones (:func:`mixing`) take ``(images, labels)`` and return soft labels over
     ``num_classes`` classes.
     """
     import torch
 
-    import maskmix.torch as mm
-
-    return _factories(mm, num_classes, generator=lambda: torch.Generator().manual_seed(seed))
+    return _factories("torch", num_classes, generator=lambda: torch.Generator().manual_seed(seed))
 
 
 def keras_strategies(seed: int, num_classes: int = NUM_CLASSES) -> dict[str, Callable]:
@@ -113,9 +114,7 @@ def keras_strategies(seed: int, num_classes: int = NUM_CLASSES) -> dict[str, Cal
     """
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-    import maskmix.keras as mm
-
-    return _factories(mm, num_classes, seed=lambda: seed)
+    return _factories("keras", num_classes, seed=lambda: seed)
 
 
 def apply_torch(transform: Callable, x: np.ndarray, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -162,15 +161,15 @@ def describe(soft: np.ndarray, names: list[str]) -> str:
     return " + ".join(parts)
 
 
-def augment(images: np.ndarray, gray: np.ndarray, name: str, strategy: Callable, names: list[str],
+def augment(images: np.ndarray, gray: np.ndarray, mixes: bool, strategy: Callable, names: list[str],
             run: Callable) -> tuple[np.ndarray, list[str] | None]:
     """Apply a strategy to the RGB photographs as one batch and to grayscale (C=1) copies of all.
 
     ``run(transform, images, labels)`` applies a freshly built ``strategy()`` to an ``(N, C, H, W)``
     batch (:func:`apply_torch`, :func:`apply_keras`). The grayscale columns come from a batch of
     single-channel images (so mixing strategies have partners there too). Returns the augmented
-    ``(N, 3, H, W)`` images and, for the mixing strategies, one caption per image naming the
-    classes its soft label mixes.
+    ``(N, 3, H, W)`` images and, when the strategy ``mixes`` (see :func:`mixing`), one caption per
+    image naming the classes its soft label mixes.
     """
     labels = np.arange(len(images))
     outputs, captions = np.empty_like(images), [""] * len(images)
@@ -181,13 +180,13 @@ def augment(images: np.ndarray, gray: np.ndarray, name: str, strategy: Callable,
             if source.shape[1] == 1 else list(range(len(members)))
         if not shown:
             continue
-        out, soft = run(strategy(), source[members], labels[members] if name in MIXING else None)
+        out, soft = run(strategy(), source[members], labels[members] if mixes else None)
         for position in shown:
             index = members[position]
             outputs[index] = out[position].repeat(3 // out.shape[1], axis=0)
             if soft is not None:
                 captions[index] = describe(soft[position], names)
-    return outputs, (captions if name in MIXING else None)
+    return outputs, (captions if mixes else None)
 
 
 def render(rows: list[tuple[str, np.ndarray, list[str] | None]], names: list[str], output: Path) -> None:
@@ -227,19 +226,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("outputs/gallery.png"))
     args = parser.parse_args(argv)
 
-    wanted = list(SETTINGS) if args.strategies == "all" else [s.strip() for s in args.strategies.split(",")]
-    unknown = [s for s in wanted if s not in SETTINGS]
+    pictures = settings(args.framework)
+    wanted = list(pictures) if args.strategies == "all" else [s.strip() for s in args.strategies.split(",")]
+    unknown = [s for s in wanted if s not in pictures]
     if unknown:
-        parser.error(f"unknown strategies {unknown}; choose from {sorted(SETTINGS)}")
+        parser.error(f"unknown strategies {unknown}; choose from {sorted(pictures)}")
 
     build, run = FRAMEWORKS[args.framework]
-    factories = build(args.seed)
+    factories, mixes = build(args.seed), mixing(args.framework)
 
     images, names = load_photographs(args.size)
     gray = np.array([n.endswith("(gray)") for n in names])
     rows: list[tuple[str, np.ndarray, list[str] | None]] = [("original", images, None)]
     for name in wanted:
-        rows.append((name, *augment(images, gray, name, factories[name], names, run)))
+        rows.append((name, *augment(images, gray, name in mixes, factories[name], names, run)))
     render(rows, names, args.output)
     print(f"wrote {args.output} ({len(wanted)} strategies with {args.framework}, {len(names)} images of "
           f"{args.size}px)")
