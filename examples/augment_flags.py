@@ -14,10 +14,15 @@ timm's flags (``--reprob --remode --recount --mixup --cutmix --mixup-prob --mixu
   is, in its default batch mode, the probability that the whole batch is mixed.
 
 ``--recount N`` is timm's maximum count: each image erases a count drawn uniformly in ``1..N``.
-``--augment`` adds any masking or pasting strategy by name and ``--set strategy.parameter=value``
+``--augment`` adds any masking or pasting strategy by its flag and ``--set strategy.parameter=value``
 sets one of its parameters (or one of mixup's / cutmix's when enabled), e.g.::
 
     --augment cutout,gridmask --set cutout.patch_area=0.25 --set gridmask.rotation=360
+
+The strategies come from the registry (:mod:`maskmix.registry`), filtered by the framework the
+example trains with: ``--augment`` takes the flags of the registered strategies that do not mix
+(:func:`strategies`), and every registered mixing strategy gets a flag of its own, ``--<flag>
+ALPHA`` (:func:`mixing`; timm's ``--mixup`` and ``--cutmix`` are two of them).
 
 The flags are parsed into an :class:`AugmentPlan` (names and keyword arguments, no framework
 import); each example turns the plan into torch transforms or Keras layers of the same names.
@@ -31,25 +36,45 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from maskmix.params import SPECS  # framework-free: imports neither torch nor keras
+from maskmix import registry  # framework-free: imports neither torch nor keras
 
-#: ``--augment`` names -> class names (the same in maskmix.torch and maskmix.keras).
-STRATEGIES = {
-    "cutout": "RandomCutout",
-    "erasing": "RandomErasing",
-    "hide_and_seek": "RandomHideAndSeek",
-    "gridmask": "RandomGridMask",
-    "cutblur": "RandomCutBlur",
-    "thumbnail": "RandomCutThumbnail",
-    "cutpaste": "RandomCutPaste",
-    "cutswap": "RandomCutSwap",
-}
+#: timm's mixing flags, in timm's order: when both are enabled, ``--mixup-switch-prob`` is the
+#: probability of the second instead of the first.
+TIMM_MIXING = ("mixup", "cutmix")
 #: timm's ``--remode`` -> maskmix fill methods for the examples' uint8 images (augmented before
 #: normalisation): timm's normalised-space fills (0, normal per patch, normal per pixel) become the
 #: pixel-space ones (the mean gray exactly; uniform colour per image; uniform noise per pixel).
 REMODES = {"const": "gray", "rand": "random", "pixel": "noise"}
-#: ``--set`` names of the mixing strategies (enabled by ``--mixup ALPHA`` / ``--cutmix ALPHA``).
-MIXING = {"mixup": "RandomMixup", "cutmix": "RandomCutMix"}
+
+
+def strategies(framework: str = "torch") -> dict[str, str]:
+    """``--augment`` names -> class names: the flags of the registered strategies that do not mix,
+    implemented in ``framework``, in registry order."""
+    return {spec.flag: spec.name for spec in registry.specs(framework=framework)
+            if spec.flag and spec.family != "mixing"}
+
+
+def mixing(framework: str = "torch") -> dict[str, str]:
+    """Mixing flags (``--<flag> ALPHA``, and the ``--set`` names) -> class names: the registered
+    mixing strategies implemented in ``framework``, timm's (:data:`TIMM_MIXING`) first in timm's
+    order, then the others in registry order."""
+    found = {spec.flag: spec.name for spec in registry.specs(framework=framework, family="mixing") if spec.flag}
+    order = [flag for flag in TIMM_MIXING if flag in found] + [flag for flag in found if flag not in TIMM_MIXING]
+    return {flag: found[flag] for flag in order}
+
+
+def __getattr__(name: str) -> dict[str, str]:
+    # The torch choices under their former constant names, read from the registry when asked.
+    if name == "STRATEGIES":
+        return strategies()
+    if name == "MIXING":
+        return mixing()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _option(flag: str) -> str:
+    """The command-line option of a mixing flag: ``--cutmix``, ``--some-mix``."""
+    return "--" + flag.replace("_", "-")
 
 
 @dataclass
@@ -81,8 +106,10 @@ class AugmentPlan:
         return "; ".join(parts) or "none"
 
 
-def add_augment_flags(parser: argparse.ArgumentParser) -> None:
-    """Add the augmentation flags to an example's parser."""
+def add_augment_flags(parser: argparse.ArgumentParser, framework: str = "torch") -> None:
+    """Add the augmentation flags to an example's parser, for the strategies ``framework``
+    (``"torch"`` or ``"keras"``) implements."""
+    parser.set_defaults(augment_framework=framework)
     group = parser.add_argument_group("augmentation (timm-compatible flags plus --augment)")
     group.add_argument("--reprob", type=float, default=0.0, help="random erasing probability per image (timm)")
     group.add_argument("--remode", choices=sorted(REMODES), default="pixel",
@@ -93,22 +120,26 @@ def add_augment_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--recount", type=int, default=1,
                        help="random erasing: at most this many patches per image, the count uniform in "
                             "1..RECOUNT (timm's max_count)")
-    group.add_argument("--mixup", type=float, default=0.0, help="mixup alpha; 0 disables (timm)")
-    group.add_argument("--cutmix", type=float, default=0.0, help="cutmix alpha; 0 disables (timm)")
+    for flag, name in mixing(framework).items():
+        timm = " (timm)" if flag in TIMM_MIXING else f" ({name})"
+        group.add_argument(_option(flag), dest=flag, type=float, default=0.0,
+                           help=f"{flag} alpha; 0 disables{timm}")
     group.add_argument("--mixup-prob", type=float, default=1.0,
                        help="fraction of each batch's images that are mixed (timm's --mixup-prob is "
                             "the probability per batch in its batch mode)")
     group.add_argument("--mixup-switch-prob", type=float, default=0.5,
                        help="probability of CutMix instead of Mixup when both are enabled (timm)")
     group.add_argument("--smoothing", type=float, default=0.0, help="label smoothing (timm)")
-    group.add_argument("--augment", default="", help=f"comma-separated strategies among {', '.join(STRATEGIES)}")
+    group.add_argument("--augment", default="",
+                       help=f"comma-separated strategies among {', '.join(strategies(framework))}")
     group.add_argument("--set", action="append", default=[], metavar="STRATEGY.PARAM=VALUE",
-                       help="a parameter of an --augment strategy (or of mixup/cutmix); repeatable")
+                       help=f"a parameter of an --augment strategy (or of {'/'.join(mixing(framework))}); "
+                            "repeatable")
     group.add_argument("--augment-ratio", type=float, default=1.0,
                        help="augmentation_ratio of the --augment strategies")
 
 
-def _check_flags(args: argparse.Namespace) -> None:
+def _check_flags(args: argparse.Namespace, mix_flags: dict[str, str]) -> None:
     """The timm-style numeric flags, named as on the command line (ValueError on a bad one)."""
 
     def need(ok: bool, flag: str, expected: str, value: Any) -> None:
@@ -120,34 +151,48 @@ def _check_flags(args: argparse.Namespace) -> None:
 
     need(fraction(args.reprob), "--reprob", "in [0, 1]", args.reprob)
     need(args.recount >= 1, "--recount", "an integer >= 1", args.recount)
-    for flag, value in (("--mixup", args.mixup), ("--cutmix", args.cutmix)):
-        need(math.isfinite(value) and value >= 0, flag, "an alpha >= 0 (0 disables it)", value)
+    for flag in mix_flags:
+        value = getattr(args, flag)
+        need(math.isfinite(value) and value >= 0, _option(flag), "an alpha >= 0 (0 disables it)", value)
     need(fraction(args.mixup_prob), "--mixup-prob", "in [0, 1]", args.mixup_prob)
     need(fraction(args.mixup_switch_prob), "--mixup-switch-prob", "in [0, 1]", args.mixup_switch_prob)
     need(math.isfinite(args.smoothing) and 0.0 <= args.smoothing < 1.0, "--smoothing", "in [0, 1)", args.smoothing)
     need(fraction(args.augment_ratio), "--augment-ratio", "in [0, 1]", args.augment_ratio)
 
 
-def _check_step(name: str, kwargs: dict[str, Any], *, mixing: bool) -> None:
+def _check_step(name: str, kwargs: dict[str, Any], *, mixing: bool, mix_flags: dict[str, str]) -> None:
     """Validate one step against maskmix's framework-free spec (ValueError / TypeError)."""
     if "num_classes" in kwargs:
         raise ValueError(f"{name}: num_classes comes from the data set; do not --set it")
-    SPECS[name].validate(kwargs, owner=name)
+    spec = registry.get(name)
+    spec.validate(kwargs, owner=name)
     if mixing:
         return
     # The masking steps map images to images: a step that also returns labels cannot be one.
-    if kwargs.get("mix_images"):
-        raise ValueError(f"{name}: mix_images=True mixes labels, which a masking step cannot do; "
-                         "mix with --mixup ALPHA / --cutmix ALPHA")
+    if spec.mixes_images(kwargs):
+        mix_with = " / ".join(f"{_option(flag)} ALPHA" for flag in mix_flags)
+        raise ValueError(f"{name}: {spec.mixing_switch}=True mixes labels, which a masking step cannot do; "
+                         f"mix with {mix_with}")
     if kwargs.get("return_labels"):
         raise ValueError(f"{name}: return_labels=True returns labels, which a masking step cannot do")
+
+
+def _mix_weights(enabled: list[str], switch_prob: float) -> list[float]:
+    """The probability of each enabled mixing choice: equal shares, except that timm's pair, when
+    both are enabled, shares one: ``1 - switch_prob`` of it to the first, ``switch_prob`` to the
+    second (with those two alone: timm's ``[1 - p, p]``)."""
+    pair = all(flag in enabled for flag in TIMM_MIXING)
+    share = 1.0 / (len(enabled) - (1 if pair else 0)) if enabled else 0.0
+    split = dict(zip(TIMM_MIXING, (1.0 - switch_prob, switch_prob), strict=True)) if pair else {}
+    return [share * split.get(flag, 1.0) for flag in enabled]
 
 
 def plan_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> AugmentPlan:
     """Build the plan; flag errors go through ``parser.error`` (one line, exit status 2).
 
-    Every step's keyword arguments are validated here against :data:`maskmix.params.SPECS` (no
-    framework import), so a bad ``--set`` value or timm flag is reported before any data loads.
+    Every step's keyword arguments are validated here against its spec in :mod:`maskmix.registry`
+    (no framework import), so a bad ``--set`` value or timm flag is reported before any data loads.
+    The strategies are those of the framework given to :func:`add_augment_flags`.
     """
     try:
         return _plan(args, parser)
@@ -156,6 +201,8 @@ def plan_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
 
 
 def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> AugmentPlan:
+    framework = getattr(args, "augment_framework", "torch")
+    choices, mix_flags = strategies(framework), mixing(framework)
     overrides: dict[str, dict[str, Any]] = {}
     for item in args.set:
         key, sep, raw = item.partition("=")
@@ -168,21 +215,21 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> AugmentP
             value = raw  # a bare word such as noise or bicubic
         overrides.setdefault(strategy, {})[param] = value
 
-    _check_flags(args)
+    _check_flags(args, mix_flags)
     plan = AugmentPlan(label_smoothing=args.smoothing)
     names = [n.strip() for n in args.augment.split(",") if n.strip()]
-    unknown = [n for n in names if n not in STRATEGIES]
+    unknown = [n for n in names if n not in choices]
     if unknown:
-        parser.error(f"--augment: unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
-    stray = sorted(set(overrides) - set(names) - set(MIXING))
+        parser.error(f"--augment: unknown strategies {unknown}; choose from {', '.join(choices)}")
+    stray = sorted(set(overrides) - set(names) - set(mix_flags))
     if stray:
         parser.error(f"--set names strategies that are not in --augment: {stray}")
-    for flag, alpha in (("mixup", args.mixup), ("cutmix", args.cutmix)):
-        if flag in overrides and alpha == 0:
+    for flag in mix_flags:
+        if flag in overrides and getattr(args, flag) == 0:
             parser.error(f"--set {flag}.{next(iter(overrides[flag]))}: {flag} is disabled; "
-                         f"enable it with --{flag} ALPHA")
+                         f"enable it with {_option(flag)} ALPHA")
     for name in names:
-        plan.masking.append((STRATEGIES[name], {"augmentation_ratio": args.augment_ratio, **overrides.get(name, {})}))
+        plan.masking.append((choices[name], {"augmentation_ratio": args.augment_ratio, **overrides.get(name, {})}))
     if args.reprob > 0:
         plan.masking.append(("RandomErasing", {
             "patch_area": (0.02, 1 / 3), "patch_aspect_ratio": (0.3, 1 / 0.3),
@@ -191,20 +238,21 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> AugmentP
             "fill_method": REMODES[args.remode],
             "augmentation_ratio": args.reprob, "bernoulli_mix": True,
         }))
-    mixing = []
-    for flag, alpha in (("mixup", args.mixup), ("cutmix", args.cutmix)):
+    mixing_steps, enabled = [], []
+    for flag, name in mix_flags.items():
+        alpha = getattr(args, flag)
         if alpha > 0:
-            mixing.append((MIXING[flag], {"alpha": alpha, **overrides.get(flag, {})}))
-    for _, kwargs in mixing:
+            # A mixing strategy without an alpha is enabled by any value > 0.
+            kwargs = {"alpha": alpha} if "alpha" in registry.get(name).param_names else {}
+            mixing_steps.append((name, {**kwargs, **overrides.get(flag, {})}))
+            enabled.append(flag)
+    for _, kwargs in mixing_steps:
         kwargs.setdefault("augmentation_ratio", args.mixup_prob)
         kwargs.setdefault("label_smoothing", args.smoothing)
     for name, kwargs in plan.masking:
-        _check_step(name, kwargs, mixing=False)
-    for name, kwargs in mixing:
-        _check_step(name, kwargs, mixing=True)
-    plan.mixing = mixing
-    if len(mixing) == 2:
-        plan.mix_weights = [1.0 - args.mixup_switch_prob, args.mixup_switch_prob]
-    elif mixing:
-        plan.mix_weights = [1.0]
+        _check_step(name, kwargs, mixing=False, mix_flags=mix_flags)
+    for name, kwargs in mixing_steps:
+        _check_step(name, kwargs, mixing=True, mix_flags=mix_flags)
+    plan.mixing = mixing_steps
+    plan.mix_weights = _mix_weights(enabled, args.mixup_switch_prob)
     return plan

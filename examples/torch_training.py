@@ -15,6 +15,7 @@ from augment_flags import AugmentPlan
 from torch import nn
 
 import maskmix.torch as mm
+from maskmix import registry
 
 #: Per-image normalisation used by every example: uint8 -> float in [0, 1], then centred.
 MEAN, STD = 0.5, 0.25
@@ -51,8 +52,8 @@ def build_model(in_channels: int, num_classes: int, image_size: int) -> nn.Modul
 
 def build_transforms(plan: AugmentPlan, num_classes: int) -> tuple[list[nn.Module], list[nn.Module]]:
     """``(masking, mixing)`` torch transforms of a plan (mixing ones know ``num_classes``)."""
-    masking = [getattr(mm, name)(**kwargs) for name, kwargs in plan.masking]
-    mixing = [getattr(mm, name)(num_classes=num_classes, **kwargs) for name, kwargs in plan.mixing]
+    masking = [registry.implementation(name, "torch")(**kwargs) for name, kwargs in plan.masking]
+    mixing = [registry.implementation(name, "torch")(num_classes=num_classes, **kwargs) for name, kwargs in plan.mixing]
     return masking, mixing
 
 

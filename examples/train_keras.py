@@ -42,7 +42,7 @@ def build_model(plan: AugmentPlan, image_shape: tuple[int, int, int], num_classe
     """A compact CNN (channels-last uint8 input) wrapped in a MaskMixModel configured by ``plan``."""
     import keras
 
-    import maskmix.keras as mk
+    from maskmix import registry
     from maskmix.callbacks import MaskMixModel
 
     inputs = keras.Input(image_shape, dtype="uint8")
@@ -57,8 +57,9 @@ def build_model(plan: AugmentPlan, image_shape: tuple[int, int, int], num_classe
     x = keras.layers.Dropout(0.2)(x)
     outputs = keras.layers.Dense(num_classes)(x)
     # Each maskmix layer gets its own seed so that runs repeat exactly.
-    masking = [getattr(mk, name)(seed=seed + i, **kwargs) for i, (name, kwargs) in enumerate(plan.masking)]
-    mixing = [getattr(mk, name)(num_classes=num_classes, seed=seed + 100 + i, **kwargs)
+    masking = [registry.implementation(name, "keras")(seed=seed + i, **kwargs)
+               for i, (name, kwargs) in enumerate(plan.masking)]
+    mixing = [registry.implementation(name, "keras")(num_classes=num_classes, seed=seed + 100 + i, **kwargs)
               for i, (name, kwargs) in enumerate(plan.mixing)]
     return MaskMixModel(
         inputs, outputs,
@@ -82,7 +83,7 @@ def occlude(images: np.ndarray, *, area: float = 0.2, seed: int = 1234) -> np.nd
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = training_cli.training_parser(__doc__, DEFAULT_AUGMENTATION)
+    parser = training_cli.training_parser(__doc__, DEFAULT_AUGMENTATION, framework="keras")
     parser.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto")
     args, plan = training_cli.parse(parser, argv)
     for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):

@@ -17,8 +17,10 @@ import datasets
 from augment_flags import AugmentPlan, add_augment_flags, plan_from_args
 
 
-def training_parser(description: str | None, default_augmentation: dict[str, Any]) -> argparse.ArgumentParser:
-    """A parser with the flags every training example takes and the augmentation flags."""
+def training_parser(description: str | None, default_augmentation: dict[str, Any],
+                    framework: str = "torch") -> argparse.ArgumentParser:
+    """A parser with the flags every training example takes and the augmentation flags of the
+    strategies ``framework`` (``"torch"`` or ``"keras"``) implements."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=datasets.DATASETS, default="digits")
     parser.add_argument("--data-dir", default="data", help="where CIFAR / Flowers live or are downloaded to")
@@ -31,7 +33,7 @@ def training_parser(description: str | None, default_augmentation: dict[str, Any
                         help="train without and with augmentation; report clean and occluded test accuracy")
     parser.add_argument("--fast-dev-run", action="store_true", help="a few steps on a few images (smoke test)")
     parser.add_argument("--metrics", type=Path, default=None, help="write the test accuracies to this JSON file")
-    add_augment_flags(parser)
+    add_augment_flags(parser, framework)
     parser.set_defaults(**default_augmentation)
     return parser
 
