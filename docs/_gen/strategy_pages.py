@@ -1,0 +1,239 @@
+"""The strategy pages of the documentation site, generated from the registry.
+
+Two uses:
+
+* **mkdocs hook** (``hooks:`` in ``mkdocs.yml``): at build time, one page per registered strategy
+  (``strategies/<flag>.md``: summary, picture, parameters with defaults and documentation, a
+  PyTorch and a Keras example, links into the API reference) and an index
+  (``strategies/index.md``) are added to the site and to the navigation. They are generated
+  from :data:`maskmix.registry.SPECS`, so a new strategy gets its page without editing the docs.
+* **picture script**: ``python docs/_gen/strategy_pages.py`` renders one picture per strategy,
+  ``docs/img/strategies/<flag>.png`` (the original photographs, then one row per gallery
+  configuration of the spec), with the gallery machinery of ``examples/gallery.py``
+  (scikit-image's sample photographs, offline, maskmix.torch). The pictures are committed: the
+  site build does not need torch. ``tests/test_docs.py`` checks that the committed pictures are
+  exactly those this script renders for the registry. ``--only cutout,mixup`` renders some.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # the hook runs from mkdocs; maskmix may not be installed
+    sys.path.insert(0, str(ROOT))
+
+from maskmix.registry import SPECS, StrategySpec  # noqa: E402 - standard library only
+
+IMAGE_DIR = ROOT / "docs" / "img" / "strategies"
+PAGE_DIR = "strategies"
+FRAMEWORK_NAMES = {"torch": "PyTorch", "keras": "Keras 3"}
+FAMILY_TEXT = {
+    "masking": "masking: erases regions and fills them",
+    "mixing": "mixing: combines each image with a partner of the batch, and their labels",
+    "pasting": "pasting: moves or resamples pixels within the image",
+}
+#: Shared options each framework adds to the registry's parameters.
+FRAMEWORK_OPTIONS = {
+    "torch": "`generator` (a `torch.Generator` on the images' device, default None: the global RNG)",
+    "keras": "`seed` (default None), `data_format` (default None: Keras' image data format) and "
+             "Keras' layer arguments (`name`, `dtype`, `trainable`)",
+}
+
+
+def image_names(specs: Mapping[str, StrategySpec] = SPECS) -> list[str]:
+    """File names of the pictures, one per strategy that has gallery configurations."""
+    return [f"{spec.flag}.png" for spec in specs.values() if spec.gallery]
+
+
+def _literal(value: Any) -> str:
+    return repr(tuple(value) if isinstance(value, list) else value) if not isinstance(value, list) else repr(value)
+
+
+def _call_args(config: Mapping[str, Any], extra: str = "") -> str:
+    parts = [f"{key}={_literal(value)}" for key, value in config.items()]
+    if extra:
+        parts.append(extra)
+    return ", ".join(parts)
+
+
+def _examples(spec: StrategySpec) -> list[str]:
+    """A PyTorch and a Keras example of the strategy with its registry example configuration."""
+    config = dict(spec.example)
+    mixes = spec.mixes_images(config)
+    returns_flags = bool(config.get("return_labels"))
+    lines: list[str] = []
+    if "torch" in spec.frameworks:
+        torch_args = _call_args(config, "num_classes=10" if mixes else "")
+        call = f"{spec.name}({torch_args})"
+        body = ["import torch", "", f"from maskmix.torch import {spec.name}", "",
+                "images = torch.rand(8, 3, 64, 64)  # (B, C, H, W), values in [0, 1]"]
+        if mixes:
+            body += ["labels = torch.randint(0, 10, (8,))",
+                     f"out, soft = {call}(images, labels)  # soft: (8, 10) mixed labels"]
+        elif returns_flags:
+            body += [f"out, is_augmented = {call}(images)"]
+        else:
+            body += [f"out = {call}(images)"]
+        body += ["assert out.shape == images.shape"]
+        lines += ["=== \"PyTorch\"", "", "    ```python", *[f"    {b}" if b else "" for b in body], "    ```", ""]
+    if "keras" in spec.frameworks:
+        keras_args = _call_args(config, ("num_classes=10, " if mixes else "") + "seed=0")
+        call = f"{spec.name}({keras_args})"
+        body = ["import numpy as np", "", f"from maskmix.keras import {spec.name}", "",
+                "images = np.random.rand(8, 64, 64, 3).astype(\"float32\")  # (B, H, W, C)"]
+        if mixes:
+            body += ["labels = np.random.randint(0, 10, (8,))",
+                     f"out, soft = {call}((images, labels))  # soft: (8, 10) mixed labels"]
+        elif returns_flags:
+            body += [f"out, is_augmented = {call}(images)"]
+        else:
+            body += [f"out = {call}(images)"]
+        body += ["assert tuple(out.shape) == images.shape"]
+        lines += ["=== \"Keras 3\"", "", "    ```python", *[f"    {b}" if b else "" for b in body], "    ```", ""]
+    return lines
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def strategy_page(spec: StrategySpec) -> str:
+    """The Markdown of one strategy's page."""
+    refs = ", ".join(
+        f"{FRAMEWORK_NAMES[fw]}: [`maskmix.{fw}.{spec.name}`][maskmix.{fw}.{spec.name}]" for fw in spec.frameworks
+    )
+    lines = [f"# {spec.name}", "", spec.summary, "",
+             "| | |", "|---|---|",
+             f"| family | {FAMILY_TEXT.get(spec.family, spec.family)} |",
+             f"| classes | {refs} |",
+             f"| short name | `{spec.flag}` (the gallery label; the training scripts' `--augment` name) |",
+             ""]
+    if spec.gallery:
+        settings = "; ".join(f"`{label}`: {_call_args(config) or 'defaults'}" for label, config in spec.gallery.items())
+        lines += [f"![{spec.name} on scikit-image's sample photographs](../img/strategies/{spec.flag}.png)", "",
+                  f"The first row shows scikit-image's sample photographs; each further row applies the "
+                  f"transform (PyTorch, `augmentation_ratio=1`) to the whole batch, every image with its own "
+                  f"random draws. Settings: {settings}.", ""]
+        if spec.mixes_labels:
+            lines += ["Under the mixed images, the caption gives the soft label: which photographs the image "
+                      "holds, weighted by their exact pixel share.", ""]
+    lines += ["## Parameters", "",
+              "Keyword arguments of both frameworks' classes, with their defaults; every value is validated "
+              "at construction (the same message in both frameworks).", "",
+              "| parameter | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{p.name}` | `{_cell(repr(p.default))}` | {_cell(p.doc)} |" for p in spec.params]
+    lines += ["", "Each framework adds its own: " + "; ".join(
+        f"{FRAMEWORK_NAMES[fw]}: {FRAMEWORK_OPTIONS[fw]}" for fw in spec.frameworks) + ".", ""]
+    lines += ["## Example", "", *_examples(spec)]
+    lines += ["The API reference of each class gives the exact sampling law, the paper's settings and "
+              "the shapes it accepts.", ""]
+    return "\n".join(lines)
+
+
+def index_page(specs: Mapping[str, StrategySpec] = SPECS) -> str:
+    lines = ["# Strategies", "",
+             "Every strategy is declared once, framework-free, in the registry (`maskmix.registry`); "
+             "these pages are generated from it. The same class name exists in `maskmix.torch` and "
+             "`maskmix.keras`, with the same parameters, defaults and validation messages.", "",
+             "![every strategy on scikit-image's sample photographs](../gallery.png)", "",
+             "| strategy | family | what it does | frameworks |", "|---|---|---|---|"]
+    for spec in specs.values():
+        frameworks = ", ".join(FRAMEWORK_NAMES[fw] for fw in spec.frameworks)
+        lines.append(f"| [{spec.name}]({spec.flag}.md) | {spec.family} | {_cell(spec.summary)} | {frameworks} |")
+    return "\n".join(lines) + "\n"
+
+
+def pages(specs: Mapping[str, StrategySpec] = SPECS) -> dict[str, str]:
+    """``{path relative to docs/: Markdown}`` of the generated pages."""
+    out = {f"{PAGE_DIR}/index.md": index_page(specs)}
+    out.update({f"{PAGE_DIR}/{spec.flag}.md": strategy_page(spec) for spec in specs.values()})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# mkdocs hook
+# ------------------------------------------------------------------------------------------------
+
+def on_config(config: Any, **kwargs: Any) -> Any:
+    """Replace the ``Strategies: strategies/index.md`` entry of the nav by the generated section."""
+    section = [f"{PAGE_DIR}/index.md", *({spec.name: f"{PAGE_DIR}/{spec.flag}.md"} for spec in SPECS.values())]
+    for entry in config["nav"] or []:
+        if isinstance(entry, dict) and entry.get("Strategies") == f"{PAGE_DIR}/index.md":
+            entry["Strategies"] = section
+    return config
+
+
+def on_files(files: Any, config: Any, **kwargs: Any) -> Any:
+    from mkdocs.structure.files import File
+
+    for path, content in pages().items():
+        files.append(File.generated(config, path, content=content))
+    return files
+
+
+# ------------------------------------------------------------------------------------------------
+# picture script
+# ------------------------------------------------------------------------------------------------
+
+def render_images(names: list[str] | None = None, size: int = 112, seed: int = 0) -> list[Path]:
+    """Render ``docs/img/strategies/<flag>.png`` for the strategies (all, or the given flags)."""
+    import numpy as np
+    import torch
+
+    import maskmix.torch as mm
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    import gallery
+
+    images, photo_names = gallery.load_photographs(size)
+    labels = np.arange(len(images))
+    written = []
+    IMAGE_DIR.mkdir(parents=True, exist_ok=True)
+    for spec in SPECS.values():
+        if not spec.gallery or (names and spec.flag not in names):
+            continue
+        rows: list[tuple[str, np.ndarray, list[str] | None]] = [("original", images, None)]
+        for label, config in spec.gallery.items():
+            mixes = spec.mixes_images(config)
+            transform = getattr(mm, spec.name)(
+                **config, **({"num_classes": len(images)} if mixes else {}), augmentation_ratio=1.0,
+                generator=torch.Generator().manual_seed(seed),
+            )
+            out, soft = gallery.apply_torch(transform, images, labels if mixes else None)
+            captions = [gallery.describe(row, photo_names) for row in soft] if soft is not None else None
+            rows.append((label, out, captions))
+        path = IMAGE_DIR / f"{spec.flag}.png"
+        gallery.render(rows, photo_names, path)
+        _compress(path)
+        written.append(path)
+    return written
+
+
+def _compress(path: Path) -> None:
+    """Re-save with a 128-colour adaptive palette (a quarter of the size; the pictures are committed)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        quantized = image.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT,
+                                                  dither=Image.Dither.FLOYDSTEINBERG)
+    quantized.save(path, optimize=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="", help="comma-separated strategy flags (default: all)")
+    parser.add_argument("--size", type=int, default=112, help="side of the photographs in pixels")
+    args = parser.parse_args(argv)
+    only = [name.strip() for name in args.only.split(",") if name.strip()] or None
+    for path in render_images(only, size=args.size):
+        print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
