@@ -3,8 +3,9 @@
 One process, one batch, three timings (median of repeats, synchronised on CUDA):
 
 * ``step``: forward, backward and optimiser step of the model on a clean batch;
-* ``augment``: the MaskMixCallback pipeline alone (its engine: random erasing on half of the
-  images, then CutMix, soft labels), exactly what the callback runs in ``on_after_batch_transfer``;
+* ``augment``: the MaskMixCallback pipeline alone (``maskmix.torch.MaskMixPipeline``: random
+  erasing on half of the images, then CutMix, soft labels), exactly what the callback runs in
+  ``on_after_batch_transfer``;
 * ``augmented step``: both, as a training step with the callback runs them.
 
 The share is ``augment / augmented step``. GPU: torchvision's ResNet-18 on 256x3x224x224;
@@ -33,8 +34,7 @@ from _machine import cpu_name
 from torch import nn
 
 import maskmix
-from maskmix.callbacks.lightning import MaskMixEngine
-from maskmix.torch import RandomCutMix, RandomErasing
+from maskmix.torch import MaskMixPipeline, RandomCutMix, RandomErasing
 
 NUM_CLASSES = 1000
 
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     images = torch.rand(batch, 3, size, size, device=device)
     labels = torch.randint(0, NUM_CLASSES, (batch,), device=device)
-    engine = MaskMixEngine(
+    pipeline = MaskMixPipeline(
         transforms=[RandomErasing(augmentation_ratio=0.5, bernoulli_mix=True)],
         mix=RandomCutMix(),
         num_classes=NUM_CLASSES,
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         optimizer.step()
 
     def augment() -> tuple[torch.Tensor, torch.Tensor]:
-        return engine((images, labels))
+        return pipeline((images, labels))
 
     def augmented_step() -> None:
         step(*augment())
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": model_name,
         "shape": [batch, 3, size, size],
         "precision": args.precision,
-        "augmentation": "MaskMixEngine: RandomErasing(ratio 0.5, Bernoulli) then RandomCutMix, soft labels",
+        "augmentation": "MaskMixPipeline: RandomErasing(ratio 0.5, Bernoulli) then RandomCutMix, soft labels",
         "step_ms": clean * 1e3,
         "augment_ms": aug * 1e3,
         "augmented_step_ms": both * 1e3,

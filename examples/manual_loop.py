@@ -1,8 +1,9 @@
 """Train with maskmix in a plain PyTorch loop: call the transforms on each batch yourself.
 
-The batch is augmented on the device it trains on, after it left the loader: masking transforms
-first (each image its own region), then one mixing transform per batch, whose soft labels go
-straight into ``F.cross_entropy``.
+The batch is augmented on the device it trains on, after it left the loader, by a
+``maskmix.torch.MaskMixPipeline`` (what the Lightning callback runs): masking transforms first
+(each image its own region), then one mixing transform per batch, whose soft labels go straight
+into ``F.cross_entropy``.
 
 Usage:
     python examples/manual_loop.py                                  # digits, erasing + cutmix/mixup
@@ -29,6 +30,8 @@ import training_cli
 from augment_flags import AugmentPlan
 from torch_training import accuracy, build_model, build_transforms, occlude, to_input
 
+from maskmix.torch import MaskMixPipeline
+
 #: This example's default augmentation: maskmix's RandomErasing (black rectangles, its defaults) on
 #: half of each batch, then CutMix or Mixup (timm's flags).
 DEFAULT_AUGMENTATION = {"augment": "erasing", "augment_ratio": 0.5, "cutmix": 1.0, "mixup": 0.2}
@@ -46,9 +49,10 @@ def train(data: datasets.Dataset, plan: AugmentPlan, *, epochs: int, batch_size:
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
     images = torch.from_numpy(data.train_images)
     labels = torch.from_numpy(data.train_labels)
-    # The per-batch choice among the mixing transforms is drawn on the host: no device sync.
-    choose = torch.Generator().manual_seed(seed)
-    weights = torch.tensor(plan.mix_weights) if mixing else None
+    # Masking in order, then one mixing transform per batch (chosen on the host: no device sync),
+    # labels soft (B, K) rows when mixed or smoothed; seeded streams, one batch per call.
+    pipeline = MaskMixPipeline(masking, mixing or None, mix_weights=plan.mix_weights if mixing else None,
+                               num_classes=data.num_classes, label_smoothing=plan.label_smoothing, seed=seed)
     step = 0
     for epoch in range(epochs):
         model.train()
@@ -57,14 +61,8 @@ def train(data: datasets.Dataset, plan: AugmentPlan, *, epochs: int, batch_size:
         for i in range(steps_per_epoch):
             index = order[i * batch_size : (i + 1) * batch_size]
             x, y = images[index].to(device), labels[index].to(device)
-            for transform in masking:  # on uint8, on the training device
-                x = transform(x)
-            if mixing:
-                mix = mixing[int(torch.multinomial(weights, 1, generator=choose))]
-                x, y = mix(x, y)  # y becomes soft (B, K) float32
-                loss = F.cross_entropy(model(to_input(x)), y)
-            else:
-                loss = F.cross_entropy(model(to_input(x)), y, label_smoothing=plan.label_smoothing)
+            x, y = pipeline.augment(x, y)  # on uint8, on the training device; y soft (B, K) or indices
+            loss = F.cross_entropy(model(to_input(x)), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,4 +1,4 @@
-"""DDP run of MaskMixCallback on CPU, used by tests/test_lightning_callback.py (run as a script).
+"""DDP run of MaskMixCallback on CPU, used by tests/integrations/test_lightning_callback.py (run as a script).
 
 ``python tests/ddp_script.py OUT_DIR`` fits a tiny model with ``Trainer(accelerator="cpu",
 devices=2, strategy="ddp")``; Lightning re-launches this script for rank 1. Both ranks read the

@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import math
-import numbers
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +48,7 @@ import keras
 from keras.src.models.functional import Functional, functional_like_constructor
 
 from maskmix.keras import MixingLayer
+from maskmix.keras.pipeline import MaskMixPipeline
 
 __all__ = ["FunctionalMaskMixModel", "MaskMixModel"]
 
@@ -57,7 +56,6 @@ Tensor = Any
 
 _NAME = "MaskMixModel"
 _INT_DTYPES = frozenset({"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"})
-_FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 _METRIC_LABELS = ("dominant", "original")
 _SPARSE_CE_NAMES = frozenset({"sparse_categorical_crossentropy", "SparseCategoricalCrossentropy"})
 _AUTO_CE_NAMES = frozenset({"crossentropy", "ce"})
@@ -122,16 +120,6 @@ def _check_functional_keywords(kwargs: Mapping[str, Any]) -> None:
     raise TypeError(f"{_NAME}: unrecognized keyword argument(s): {', '.join(hints)}")
 
 
-def _is_integer(value: Any) -> bool:
-    """A Python or NumPy integer, not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and type(value).__name__ != "bool_"
-
-
-def _is_real(value: Any) -> bool:
-    """A Python or NumPy real number (integers included), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_"
-
-
 def _inject_functional(cls: type) -> None:
     """Make a subclass that calls ``super().__init__(inputs, outputs, ...)`` a functional model.
 
@@ -150,81 +138,6 @@ def _inject_functional(cls: type) -> None:
             f"pattern) but Functional cannot be added to its bases ({error}); derive it from "
             "FunctionalMaskMixModel instead"
         ) from None
-
-
-def _check_layer_list(value: Any, what: str) -> list[keras.layers.Layer]:
-    if value is None:
-        return []
-    items = list(value) if isinstance(value, (list, tuple)) else [value]
-    for item in items:
-        if not isinstance(item, keras.layers.Layer):
-            raise TypeError(f"{_NAME}: {what} must be Keras layers; got {type(item).__name__} ({item!r})")
-    return items
-
-
-def _validate_augmentations(value: Any) -> list[keras.layers.Layer]:
-    layers = _check_layer_list(value, "augmentations")
-    for layer in layers:
-        if isinstance(layer, MixingLayer) and layer.mixes:
-            raise ValueError(
-                f"{_NAME}: augmentations must be per-image layers; {type(layer).__name__} mixes images "
-                "and labels, pass it as mix= instead"
-            )
-        if getattr(layer, "return_labels", False):
-            raise ValueError(
-                f"{_NAME}: augmentations must return images only; {type(layer).__name__} has "
-                "return_labels=True"
-            )
-    return layers
-
-
-def _validate_mix(value: Any) -> list[MixingLayer]:
-    layers = _check_layer_list(value, "mix")
-    for layer in layers:
-        if not isinstance(layer, MixingLayer) or not layer.mixes:
-            raise TypeError(
-                f"{_NAME}: mix must be None, a maskmix mixing layer (RandomCutMix, RandomMixup, ...) or a "
-                f"list of them; got {type(layer).__name__}"
-            )
-    if isinstance(value, (list, tuple)) and not layers:
-        raise ValueError(f"{_NAME}: mix must be None, a mixing layer or a non-empty list of them; got []")
-    return layers
-
-
-def _validate_weights(weights: Any, count: int) -> list[float] | None:
-    if weights is None:
-        return None
-    if not isinstance(weights, (list, tuple)):
-        raise TypeError(f"{_NAME}: mix_weights must be None or a list of {count} positive numbers; got {weights!r}")
-    if len(weights) != count:
-        raise ValueError(
-            f"{_NAME}: mix_weights must have one weight per mix layer ({count}); got {len(weights)}: {list(weights)!r}"
-        )
-    out = []
-    for w in weights:
-        if not _is_real(w) or not math.isfinite(w) or w <= 0:
-            raise ValueError(f"{_NAME}: mix_weights must be positive finite numbers; got {list(weights)!r}")
-        out.append(float(w))
-    return out
-
-
-def _validate_num_classes(num_classes: Any, mix_layers: Sequence[MixingLayer]) -> int | None:
-    """``num_classes`` as a Python int (or None); it and the mixing layers' values must agree."""
-    if num_classes is not None:
-        if not _is_integer(num_classes) or num_classes < 1:
-            raise ValueError(f"{_NAME}: num_classes must be None or a positive int; got {num_classes!r}")
-        num_classes = int(num_classes)
-    given = [(f"num_classes={num_classes}", num_classes)] if num_classes is not None else []
-    given += [
-        (f"{type(layer).__name__} has num_classes={layer.num_classes}", layer.num_classes)
-        for layer in mix_layers if layer.num_classes is not None
-    ]
-    if len({value for _, value in given}) > 1:
-        raise ValueError(
-            f"{_NAME}: the num_classes of the model and of its mix layers must agree; got "
-            + ", ".join(what for what, _ in given)
-        )
-    return num_classes
 
 
 def _dense_counterpart(loss: Any, integer_labels: bool) -> keras.losses.Loss | None:
@@ -313,25 +226,31 @@ class MaskMixModel(keras.Model):
             chosen per training step. Every candidate is evaluated and the chosen one is selected
             with ``where`` (graph- and XLA-friendly, no host synchronisation), so a list of
             ``n`` layers costs ``n`` mixing passes per step.
-        mix_weights: None (uniform) or one positive weight per ``mix`` layer: the probabilities
-            (after normalisation) of choosing each layer at a step.
+        mix_weights: None (uniform) or one finite weight ``>= 0`` per ``mix`` layer, at least one
+            positive: the probabilities (after normalisation) of choosing each layer at a step
+            (a layer of weight 0 never runs).
         num_classes: number of classes; required with class-index labels unless the mixing
             layers set their own ``num_classes`` (all given values must agree, else ValueError).
             NumPy integers are accepted (``y.max() + 1``), as are NumPy numbers for
             ``label_smoothing``, ``mix_weights`` and ``seed``; they are stored as Python numbers.
-        label_smoothing: in ``[0, 1)``, applied to the one-hot/soft targets before mixing
-            (in addition to any smoothing the mixing layers or the loss do): ``y * (1 - s) + s / K``,
+        label_smoothing: in ``[0, 1)``, applied once to the one-hot/soft targets before mixing
+            (a mixing layer's own non-zero ``label_smoothing`` must be the same value; the loss's
+            own smoothing comes in addition): ``y * (1 - s) + s / K``,
             and ``y * (1 - s) + s / 2`` for a single column of binary labels (Keras' binary
             convention: 0/1 become ``s/2``/``1 - s/2``). Default 0.
         metric_labels: ``"dominant"`` (default) or ``"original"``, see Metrics above.
         mixed_loss: None, or a loss (name, function or ``keras.losses.Loss``) applied to the soft
             targets in training steps instead of the compiled loss (e.g. the soft version of a
             custom sparse loss). The compiled loss weight still applies.
-        seed: int or None, seeds the choice among the ``mix`` layers (each maskmix layer keeps
-            its own ``seed``).
+        seed: None or an integer ``>= 0``, seeds the choice among the ``mix`` layers (each
+            maskmix layer keeps its own ``seed``).
         **kwargs: ``keras.Model`` arguments (``name``, ``trainable``, ``dtype``, ...). Any other
             keyword (e.g. a misspelled option) raises a TypeError in the functional form too (Keras'
             ``Functional`` would ignore it silently).
+
+    The option rules (shared with the Lightning ``MaskMixCallback``: same exception types and
+    messages) are those of :mod:`maskmix.integration_options`; the batch work is a
+    :class:`maskmix.keras.MaskMixPipeline` (attribute ``maskmix_pipeline``).
 
     Labels given to ``fit``: class indices ``(B,)`` or ``(B, 1)`` of an integer dtype, or
     one-hot/soft rows ``(B, K)`` of a float dtype. The model has a single image input and a
@@ -409,20 +328,11 @@ class MaskMixModel(keras.Model):
                     augmentations, mix, mix_weights = cloned["augmentations"], cloned["mix"], cloned["mix_weights"]
                     num_classes, label_smoothing = cloned["num_classes"], cloned["label_smoothing"]
                     metric_labels, mixed_loss, seed = cloned["metric_labels"], cloned["mixed_loss"], cloned["seed"]
-        augmentation_layers = _validate_augmentations(augmentations)
-        mix_layers = _validate_mix(mix)
-        weights = _validate_weights(mix_weights, len(mix_layers))
-        if weights is not None and not mix_layers:
-            raise ValueError(f"{_NAME}: mix_weights needs mix layers; got mix=None")
-        num_classes = _validate_num_classes(num_classes, mix_layers)
-        if not _is_real(label_smoothing) or not math.isfinite(label_smoothing) or not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"{_NAME}: label_smoothing must be a float in [0, 1); got {label_smoothing!r}")
+        pipeline = MaskMixPipeline(
+            augmentations, mix, mix_weights, num_classes, label_smoothing, seed, owner=_NAME,
+        )
         if metric_labels not in _METRIC_LABELS:
             raise ValueError(f"{_NAME}: metric_labels must be 'dominant' or 'original'; got {metric_labels!r}")
-        if seed is not None:
-            if not _is_integer(seed):
-                raise TypeError(f"{_NAME}: seed must be an int or None; got {seed!r}")
-            seed = int(seed)
         if mixed_loss is not None:
             try:
                 _as_loss_object(mixed_loss)
@@ -440,15 +350,18 @@ class MaskMixModel(keras.Model):
         else:
             super().__init__(*args, **kwargs)
 
-        self.augmentations = augmentation_layers
-        self.mix_layers = mix_layers
-        self.mix_weights = weights
-        self.num_classes = num_classes
-        self.label_smoothing = float(label_smoothing)
+        #: The batch pipeline (:class:`maskmix.keras.MaskMixPipeline`); its layers and seed
+        #: generator are also attributes of the model, so that Keras tracks them.
+        self.maskmix_pipeline = pipeline
+        self.augmentations = pipeline.augmentations
+        self.mix_layers = pipeline.mix_layers
+        self.mix_weights = pipeline.mix_weights
+        self.num_classes = pipeline.num_classes
+        self.label_smoothing = pipeline.label_smoothing
         self.metric_labels = metric_labels
         self.mixed_loss = mixed_loss
-        self.seed = seed
-        self._maskmix_seed_generator = keras.random.SeedGenerator(seed) if len(mix_layers) > 1 else None
+        self.seed = pipeline.seed
+        self._maskmix_seed_generator = pipeline.seed_generator
         self._maskmix_step = _StepContext()
 
     # ----------------------------------------------------------------------------------------
@@ -458,7 +371,7 @@ class MaskMixModel(keras.Model):
     @property
     def uses_soft_targets(self) -> bool:
         """Whether training steps replace the labels by soft targets (``mix`` or label smoothing)."""
-        return bool(self.mix_layers) or self.label_smoothing > 0
+        return self.maskmix_pipeline.makes_soft_targets
 
     def augment_batch(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """Augment and mix one training batch: returns ``(images, metric_labels, soft_targets)``.
@@ -481,9 +394,8 @@ class MaskMixModel(keras.Model):
                     f"{_NAME}: augmentations and mix need a single image input; got inputs with {len(flat)} tensors"
                 )
             x = flat[0]
-        for layer in self.augmentations:
-            x = layer(x, training=True)
         if y is None or not self.uses_soft_targets:
+            x, _, _ = self.maskmix_pipeline.augment(x)
             return self._repack(structure, x), y, None
         labels = y
         if keras.tree.is_nested(y):  # e.g. `fit(x, [y])` or `{"head": y}` for a single-output model
@@ -494,14 +406,8 @@ class MaskMixModel(keras.Model):
                     f"with {len(flat)} tensors"
                 )
             labels = flat[0]
-        soft, integer = self._soft_targets(labels)
+        x, soft, integer = self.maskmix_pipeline.augment(x, labels)
         self._maskmix_step.integer_labels = integer
-        if self.mix_layers:
-            outputs = [layer((x, soft), training=True) for layer in self.mix_layers]
-            if len(outputs) == 1:
-                x, soft = outputs[0]
-            else:
-                x, soft = self._select(outputs)
         if self.metric_labels == "original":
             return self._repack(structure, x), y, soft
         return self._repack(structure, x), self._repack(y, self._labels_for_metrics(labels, soft)), soft
@@ -510,61 +416,6 @@ class MaskMixModel(keras.Model):
     def _repack(structure: Any, x: Tensor) -> Any:
         """``x`` in the input's structure (a one-tensor dict/list stays a dict/list)."""
         return keras.tree.pack_sequence_as(structure, [x]) if keras.tree.is_nested(structure) else x
-
-    def _soft_targets(self, y: Tensor) -> tuple[Tensor, bool]:
-        ops = keras.ops
-        y = ops.convert_to_tensor(y)
-        dtype = keras.backend.standardize_dtype(y.dtype)
-        shape = tuple(y.shape)
-        if dtype in _INT_DTYPES:
-            if len(shape) == 2 and shape[1] == 1:
-                y = ops.reshape(y, (-1,))
-            elif len(shape) != 1:
-                raise ValueError(f"{_NAME}: class-index labels must have shape (B,) or (B, 1); got shape {shape}")
-            classes = self._resolve_num_classes()
-            soft = ops.one_hot(ops.cast(y, "int32"), classes, dtype="float32")
-            integer = True
-        elif dtype in _FLOAT_DTYPES:
-            if len(shape) != 2:
-                raise ValueError(f"{_NAME}: one-hot/soft labels must have shape (B, K); got shape {shape}")
-            if self.num_classes is not None and shape[1] is not None and shape[1] != self.num_classes:
-                raise ValueError(f"{_NAME}: labels have {shape[1]} classes but num_classes is {self.num_classes}")
-            soft = ops.cast(y, "float64" if dtype == "float64" else "float32")
-            integer = False
-        else:
-            raise TypeError(f"{_NAME}: labels must be integer class indices or float one-hot/soft rows; got {dtype}")
-        if self.label_smoothing > 0:
-            # Towards the uniform distribution over K classes; a single column of binary labels goes
-            # towards 0.5 (Keras' binary convention: y * (1 - s) + s / 2), not s / 1.
-            classes = ops.cast(ops.maximum(ops.shape(soft)[1], 2), soft.dtype)
-            soft = soft * (1.0 - self.label_smoothing) + self.label_smoothing / classes
-        return soft, integer
-
-    def _resolve_num_classes(self) -> int:
-        if self.num_classes is not None:
-            return self.num_classes
-        for layer in self.mix_layers:
-            if layer.num_classes is not None:
-                return layer.num_classes
-        raise ValueError(
-            f"{_NAME}: num_classes is required with class-index labels (pass num_classes= to the model "
-            "or to the mixing layers)"
-        )
-
-    def _select(self, outputs: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
-        """Pick one mixing layer's output per step (``where`` on a scalar: no host sync, XLA-friendly)."""
-        ops = keras.ops
-        weights = self.mix_weights or [1.0] * len(outputs)
-        total = sum(weights)
-        cumulative = [sum(weights[: i + 1]) / total for i in range(len(weights) - 1)]
-        u = keras.random.uniform((), seed=self._maskmix_seed_generator)
-        choice = ops.sum(ops.cast(ops.greater_equal(u, ops.convert_to_tensor(cumulative, "float32")), "int32"))
-        x, soft = outputs[-1]
-        for index in range(len(outputs) - 2, -1, -1):
-            pick = ops.equal(choice, index)
-            x = ops.where(pick, outputs[index][0], x)
-            soft = ops.where(pick, outputs[index][1], soft)
-        return x, soft
 
     def _labels_for_metrics(self, y: Tensor, soft: Tensor) -> Tensor:
         """The dominant class of each mixed target, in the type and shape of the labels ``y``."""

@@ -16,11 +16,13 @@ from .erasing import RandomErasing
 from .grid_mask import RandomGridMask
 from .hide_and_seek import RandomHideAndSeek
 from .mixup import RandomMixup, random_mixup
+from .pipeline import MaskMixPipeline
 
 __all__ = [
     "SUPPORTED_DTYPES",
     "CommonOptions",
     "MaskMixLayer",
+    "MaskMixPipeline",
     "MaskingLayer",
     "MixingLayer",
     "RandomCutBlur",

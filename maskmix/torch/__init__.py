@@ -3,7 +3,7 @@
 Importing this package imports torch and torchvision, never keras or tensorflow.
 """
 
-from ._base import SUPPORTED_DTYPES, CommonOptions, MaskingTransform, MaskMixTransform
+from ._base import SUPPORTED_DTYPES, CommonOptions, MaskingTransform, MaskMixTransform, using_generator
 from ._mixing import MixingTransform
 from .cut_thumbnail import RandomCutThumbnail
 from .cutblur import RandomCutBlur, cutblur_pair
@@ -15,10 +15,12 @@ from .erasing import RandomErasing
 from .grid_mask import RandomGridMask
 from .hide_and_seek import RandomHideAndSeek
 from .mixup import RandomMixup, random_mixup
+from .pipeline import MaskMixPipeline, soft_label_targets
 
 __all__ = [
     "SUPPORTED_DTYPES",
     "CommonOptions",
+    "MaskMixPipeline",
     "MaskMixTransform",
     "MaskingTransform",
     "MixingTransform",
@@ -35,4 +37,6 @@ __all__ = [
     "cutblur_pair",
     "random_cutmix",
     "random_mixup",
+    "soft_label_targets",
+    "using_generator",
 ]

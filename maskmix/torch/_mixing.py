@@ -22,7 +22,7 @@ from maskmix._structure import split_images_labels, usage
 from . import _sampling
 from ._base import MaskMixTransform, selection
 
-__all__ = ["MixingTransform", "beta", "box_fraction", "partners"]
+__all__ = ["MixingTransform", "beta", "box_fraction", "partners", "soft_labels"]
 
 #: Marsaglia-Tsang proposals drawn per gamma sample; all of them are rejected with probability < 1e-10.
 GAMMA_PROPOSALS = 8
@@ -89,6 +89,65 @@ def partners(batch_size: int, *, device: torch.device, generator: torch.Generato
     return (index + shift) % batch_size
 
 
+def soft_labels(owner: str, labels: Tensor, batch_size: int, *, num_classes: int | None,
+                label_smoothing: float) -> Tensor:
+    """Validated, smoothed soft labels ``(B, K)`` from class indices ``(B,)`` or soft rows ``(B, K)``.
+
+    Class indices need ``num_classes``; they are one-hot encoded in float32. Floating rows keep
+    float64, other floats become float32. ``label_smoothing`` moves each row towards the uniform
+    distribution (``y (1 - s) + s / K``; a single column of binary labels goes towards 0.5).
+    Class indices outside ``[0, num_classes)`` raise a ``ValueError`` for CPU tensors, trip a
+    device-side assertion on an accelerator (no host synchronisation) and are not checked while
+    ``torch.compile`` traces. Messages start with ``owner``.
+    """
+    if labels.dtype == torch.bool or labels.is_complex():
+        raise TypeError(f"{owner}: labels must be integer class indices or floating soft labels; got {labels.dtype}")
+    if not labels.dtype.is_floating_point:
+        if labels.ndim != 1:
+            raise ValueError(f"{owner}: class-index labels must have shape (B,); got shape {tuple(labels.shape)}")
+        if num_classes is None:
+            raise ValueError(f"{owner}: num_classes is required when labels are class indices")
+        _check_batch(owner, labels, batch_size)
+        _check_indices(owner, labels, num_classes)
+        # One-hot with the smoothing folded in: two kernels.
+        off = label_smoothing / num_classes
+        on = 1.0 - label_smoothing + off
+        soft = torch.full((labels.shape[0], num_classes), off, dtype=torch.float32, device=labels.device)
+        return soft.scatter_(1, labels.long().unsqueeze(1), on)
+    if labels.ndim != 2:
+        raise ValueError(f"{owner}: one-hot/soft labels must have shape (B, K); got shape {tuple(labels.shape)}")
+    _check_batch(owner, labels, batch_size)
+    if num_classes is not None and labels.shape[1] != num_classes:
+        raise ValueError(f"{owner}: labels have {labels.shape[1]} classes but num_classes is {num_classes}")
+    soft = labels.to(torch.float64 if labels.dtype == torch.float64 else torch.float32)
+    if label_smoothing > 0:
+        # One column holds binary labels: smoothed towards 0.5, as Keras' binary losses do.
+        classes = max(soft.shape[1], 2)
+        soft = soft * (1.0 - label_smoothing) + label_smoothing / classes
+    return soft
+
+
+def _check_batch(owner: str, labels: Tensor, batch_size: int) -> None:
+    if labels.shape[0] != batch_size:
+        raise ValueError(f"{owner}: labels have batch size {labels.shape[0]} but the images have {batch_size}")
+
+
+def _check_indices(owner: str, labels: Tensor, num_classes: int) -> None:
+    if labels.numel() == 0 or torch.compiler.is_compiling():
+        return
+    inside = labels >= 0
+    if num_classes <= torch.iinfo(labels.dtype).max:
+        # Compared in the labels' dtype, a num_classes beyond its range would wrap around.
+        inside = inside & (labels < num_classes)
+    message = f"{owner}: class indices must lie in [0, {num_classes})"
+    if labels.device.type == "cpu":
+        if not bool(inside.all()):
+            bad = labels[~inside][:5].tolist()
+            raise ValueError(f"{message}; got {bad}")
+    else:
+        torch._assert_async(inside.all(), message)
+
+
 class MixingTransform(MaskMixTransform):
     """Base class of the transforms that mix each image with a partner image and mix the labels.
 
@@ -149,6 +208,32 @@ class MixingTransform(MaskMixTransform):
     # ----------------------------------------------------------------------------------------
 
     def forward(self, *inputs: Any) -> Any:
+        return self._mix(inputs, self.num_classes, self.label_smoothing)
+
+    def mix_batch(self, *inputs: Any, num_classes: int | None = None,
+                  label_smoothing: float | None = None) -> Any:
+        """Call the transform with label options given for this call only (None: the transform's own).
+
+        The same as calling the transform, except that ``num_classes`` / ``label_smoothing``, when
+        given, replace the transform's own for this call; nothing is stored on the transform. This
+        is how :class:`maskmix.torch.MaskMixPipeline` hands its options to the mixing transforms.
+
+        Example:
+            >>> import torch
+            >>> from maskmix.torch import RandomMixup
+            >>> x, y = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
+            >>> RandomMixup().mix_batch(x, y, num_classes=3, label_smoothing=0.1)[1].shape
+            torch.Size([4, 3])
+        """
+        if not self.needs_batch:
+            raise ValueError(f"{type(self).__name__}: mix_batch needs a transform that mixes images (mix_images=True)")
+        return self._mix(
+            inputs,
+            self.num_classes if num_classes is None else num_classes,
+            self.label_smoothing if label_smoothing is None else label_smoothing,
+        )
+
+    def _mix(self, inputs: tuple[Any, ...], num_classes: int | None, label_smoothing: float) -> Any:
         sample = inputs if len(inputs) > 1 else inputs[0]
         images, labels, rebuild = self._split(sample)
         video = images if isinstance(images, tv_tensors.Video) and images.ndim >= 5 else None
@@ -163,7 +248,7 @@ class MixingTransform(MaskMixTransform):
         if batch_size < 2:
             params["selected"] = torch.zeros_like(params["selected"])
             params["all_selected"] = False
-        soft = self.soft_labels(labels, images, batch_size)
+        soft = self.soft_labels(labels, images, batch_size, num_classes=num_classes, label_smoothing=label_smoothing)
         out = self.transform(images, params)
         # Not torch.lerp (one kernel fewer): Inductor computes lerp with other roundings than the
         # eager kernel, and this form gives compiled labels bit-identical to eager ones.
@@ -188,64 +273,20 @@ class MixingTransform(MaskMixTransform):
     # Labels.
     # ----------------------------------------------------------------------------------------
 
-    def soft_labels(self, labels: Tensor, images: Tensor, batch_size: int) -> Tensor:
-        """Validate ``labels`` against ``images`` and return smoothed soft labels ``(B, K)``."""
+    def soft_labels(self, labels: Tensor, images: Tensor, batch_size: int, *, num_classes: int | None = None,
+                    label_smoothing: float | None = None) -> Tensor:
+        """Validate ``labels`` against ``images`` and return smoothed soft labels ``(B, K)``.
+
+        ``num_classes`` / ``label_smoothing`` default to the transform's own.
+        """
         name = type(self).__name__
         if labels.device != images.device:
             raise ValueError(f"{name}: labels are on {labels.device} but the images are on {images.device}")
-        if labels.dtype == torch.bool or labels.is_complex():
-            raise TypeError(f"{name}: labels must be integer class indices or floating soft labels; got {labels.dtype}")
-        if not labels.dtype.is_floating_point:
-            if labels.ndim != 1:
-                raise ValueError(
-                    f"{name}: class-index labels must have shape (B,); got shape {tuple(labels.shape)}"
-                )
-            if self.num_classes is None:
-                raise ValueError(f"{name}: num_classes is required when labels are class indices")
-            self._check_batch(labels, batch_size)
-            self._check_indices(labels)
-            # One-hot with the smoothing folded in: two kernels.
-            off = self.label_smoothing / self.num_classes
-            on = 1.0 - self.label_smoothing + off
-            soft = torch.full((labels.shape[0], self.num_classes), off, dtype=torch.float32, device=labels.device)
-            return soft.scatter_(1, labels.long().unsqueeze(1), on)
-        if labels.ndim != 2:
-            raise ValueError(
-                f"{name}: one-hot/soft labels must have shape (B, K); got shape {tuple(labels.shape)}"
-            )
-        self._check_batch(labels, batch_size)
-        if self.num_classes is not None and labels.shape[1] != self.num_classes:
-            raise ValueError(
-                f"{name}: labels have {labels.shape[1]} classes but num_classes is {self.num_classes}"
-            )
-        soft = labels.to(torch.float64 if labels.dtype == torch.float64 else torch.float32)
-        if self.label_smoothing > 0:
-            # One column holds binary labels: smoothed towards 0.5, as Keras' binary losses do.
-            classes = max(soft.shape[1], 2)
-            soft = soft * (1.0 - self.label_smoothing) + self.label_smoothing / classes
-        return soft
-
-    def _check_batch(self, labels: Tensor, batch_size: int) -> None:
-        if labels.shape[0] != batch_size:
-            raise ValueError(
-                f"{type(self).__name__}: labels have batch size {labels.shape[0]} but the images have {batch_size}"
-            )
-
-    def _check_indices(self, labels: Tensor) -> None:
-        if labels.numel() == 0 or torch.compiler.is_compiling():
-            return
-        assert self.num_classes is not None
-        inside = labels >= 0
-        if self.num_classes <= torch.iinfo(labels.dtype).max:
-            # Compared in the labels' dtype, a num_classes beyond its range would wrap around.
-            inside = inside & (labels < self.num_classes)
-        message = f"{type(self).__name__}: class indices must lie in [0, {self.num_classes})"
-        if labels.device.type == "cpu":
-            if not bool(inside.all()):
-                bad = labels[~inside][:5].tolist()
-                raise ValueError(f"{message}; got {bad}")
-        else:
-            torch._assert_async(inside.all(), message)
+        return soft_labels(
+            name, labels, batch_size,
+            num_classes=self.num_classes if num_classes is None else num_classes,
+            label_smoothing=self.label_smoothing if label_smoothing is None else label_smoothing,
+        )
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         # Only the images are transformed here; labels are mixed in forward.

@@ -26,8 +26,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torchvision.transforms import v2
 
 from maskmix.callbacks import MaskMixCallback, MaskMixMixin, soft_label_targets
-from maskmix.callbacks.lightning import MaskMixEngine, derive_seed
 from maskmix.torch import (
+    MaskMixPipeline,
     RandomCutMix,
     RandomCutout,
     RandomCutPaste,
@@ -35,8 +35,9 @@ from maskmix.torch import (
     RandomErasing,
     RandomMixup,
 )
+from maskmix.torch.pipeline import derive_seed
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 K = 4  # classes
 B = 6  # images per batch
 HOOK = "on_after_batch_transfer"
@@ -560,7 +561,7 @@ def test_engine_streams_depend_on_seed_rank_and_batch() -> None:
     batch = make_batches(1, seed=0)[0]
 
     def out(seed: int, rank: int, start: int = 0) -> torch.Tensor:
-        engine = MaskMixEngine([RandomErasing()], RandomCutMix(), num_classes=K, seed=seed)
+        engine = MaskMixPipeline([RandomErasing()], RandomCutMix(), num_classes=K, seed=seed)
         engine.batches = start
         return engine(batch, rank=rank)[0]
 
@@ -572,7 +573,7 @@ def test_engine_streams_depend_on_seed_rank_and_batch() -> None:
 
 
 def test_mix_choice_follows_weights_on_the_host() -> None:
-    engine = MaskMixEngine(mix=[RandomCutMix(), RandomMixup(), RandomCutMix()], mix_weights=[1, 3, 0], seed=0)
+    engine = MaskMixPipeline(mix=[RandomCutMix(), RandomMixup(), RandomCutMix()], mix_weights=[1, 3, 0], seed=0)
     picks = [engine.choose_mix(rank=0, batch=n) for n in range(4000)]
     counts = collections.Counter(picks)
     assert counts[2] == 0
@@ -581,15 +582,25 @@ def test_mix_choice_follows_weights_on_the_host() -> None:
     assert picks != [engine.choose_mix(rank=1, batch=n) for n in range(4000)]
 
 
-def test_generators_and_mix_options_are_lent_for_the_call_only() -> None:
-    erasing, cutmix = RandomErasing(), RandomCutMix()
-    engine = MaskMixEngine([erasing], cutmix, num_classes=K, label_smoothing=0.1, seed=0)
+def test_generators_and_mix_options_are_passed_at_call_time_not_written_on_the_transforms() -> None:
+    seen: list[Any] = []
+
+    class Recording(RandomCutMix):
+        def sample_mixing(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            seen.append(("mix", self.generator, self.num_classes, self.label_smoothing))
+            return super().sample_mixing(*args, **kwargs)
+
+    erasing, cutmix = RandomErasing(), Recording()
+    spy = v2.Lambda(lambda images: seen.append(("erasing", erasing.generator)) or images)
+    engine = MaskMixPipeline([erasing, spy], cutmix, num_classes=K, label_smoothing=0.1, seed=0)
     x, y = make_batches(1, seed=0, kind="pair")[0]
     _, soft = engine((x, y))
+    # During the call too, the user's transforms keep their own attributes.
+    assert seen == [("erasing", None), ("mix", None, None, 0.0)]
     assert erasing.generator is None and cutmix.generator is None
     # Transforms nested in torchvision containers get the generator too: same seed, same output.
-    nested = MaskMixEngine([v2.Compose([RandomErasing()])], seed=0)
-    assert torch.equal(nested((x, y))[0], MaskMixEngine([RandomErasing()], seed=0)((x, y))[0])
+    nested = MaskMixPipeline([v2.Compose([RandomErasing()])], seed=0)
+    assert torch.equal(nested((x, y))[0], MaskMixPipeline([RandomErasing()], seed=0)((x, y))[0])
     assert cutmix.num_classes is None and cutmix.label_smoothing == 0.0
     assert float(soft.min()) >= 0.1 / K - 1e-7  # smoothing applied once
     with pytest.warns(UserWarning, match="generator of RandomErasing is not used"):
@@ -600,7 +611,7 @@ def test_generators_and_mix_options_are_lent_for_the_call_only() -> None:
 def test_engine_on_cuda_never_synchronises() -> None:
     x, y = make_batches(1, seed=0, kind="pair")[0]
     x, y = x.cuda(), y.cuda()
-    engine = MaskMixEngine([RandomErasing()], [RandomCutMix(), RandomMixup()], num_classes=K, seed=0)
+    engine = MaskMixPipeline([RandomErasing()], [RandomCutMix(), RandomMixup()], num_classes=K, seed=0)
     engine((x, y))  # warm-up: creates the device generator
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
@@ -616,7 +627,7 @@ def test_state_dict_round_trip() -> None:
     callback = default_callback(seed=None)
     assert callback.state_dict() == {"version": 1, "seed": None, "batches": 0}
     callback.load_state_dict({"version": 1, "seed": 42, "batches": 7})
-    assert callback.engine.seed == 42 and callback.engine.batches == 7
+    assert callback.pipeline.seed == 42 and callback.pipeline.batches == 7
     assert callback.state_dict() == {"version": 1, "seed": 42, "batches": 7}
     with pytest.raises(ValueError, match="MaskMixCallback: not a MaskMixCallback state"):
         callback.load_state_dict({"foo": 1})
@@ -670,7 +681,7 @@ def test_mixin_seed_none_is_read_again_and_the_stream_restarts_on_every_fit(tmp_
     reused = MixinProbe(seed=None)
     first = fit_seeded(None, 1, train, model=reused)
     second = fit_seeded(None, 2, train, model=reused)
-    assert reused.maskmix_engine.state_dict() == {"version": 1, "seed": 2, "batches": 2}
+    assert reused.maskmix_pipeline.state_dict() == {"version": 1, "seed": 2, "batches": 2}
     assert_same_batches(second, fit_seeded(None, 2, train, model=MixinProbe(seed=None)))
     assert_same_batches(fit_seeded(None, 1, train, model=reused), first)
     # With an explicit seed every fit starts again at batch 0 as well.
@@ -690,7 +701,7 @@ def test_mixin_seed_none_is_read_again_and_the_stream_restarts_on_every_fit(tmp_
         reused, FixedBatches(train), ckpt_path=str(tmp_path / "mixin.ckpt")
     )
     assert_same_batches(train_images(reused)[start:], train_images(uninterrupted)[2:])
-    assert reused.maskmix_engine.state_dict() == {"version": 1, "seed": 1, "batches": 4}
+    assert reused.maskmix_pipeline.state_dict() == {"version": 1, "seed": 1, "batches": 4}
 
 
 def test_mixin_errors() -> None:
@@ -713,7 +724,8 @@ def test_mixin_errors() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        (dict(transforms=[lambda x: x]), TypeError, r"transforms\[0\] must be a maskmix or torchvision transform"),
+        (dict(transforms=[lambda x: x]), TypeError, r"transforms\[0\] must be a maskmix or torchvision v2 transform; "
+         r"got function$"),
         (dict(transforms=[torch.nn.Identity()]), TypeError, r"transforms\[0\] must be a maskmix or torchvision"),
         (dict(transforms=[RandomErasing(), RandomCutMix()]), ValueError,
          r"transforms\[1\] is or contains the mixing transform RandomCutMix; .*mix="),
@@ -721,7 +733,7 @@ def test_mixin_errors() -> None:
          r"transforms\[0\] is or contains the mixing transform RandomMixup"),
         (dict(transforms=[v2.CutMix(num_classes=4)]), ValueError, r"transforms\[0\] is or contains the mixing"),
         (dict(transforms=[RandomCutPaste(return_labels=True)]), ValueError, r"transforms\[0\].*return_labels=True"),
-        (dict(mix=RandomErasing()), TypeError, r"mix must be a maskmix mixing transform"),
+        (dict(mix=RandomErasing()), TypeError, r"mix must be a maskmix mixing transform .*; got RandomErasing$"),
         (dict(mix=[RandomMixup(), "cutmix"]), TypeError, r"mix\[1\] must be a maskmix mixing transform"),
         (dict(mix=v2.MixUp(num_classes=4)), TypeError, r"mix must be a maskmix mixing transform .*torchvision's MixUp"),
         (dict(mix=RandomCutThumbnail()), ValueError, r"mix is RandomCutThumbnail with mix_images=False"),
@@ -729,39 +741,41 @@ def test_mixin_errors() -> None:
         (dict(mix=[RandomMixup(), RandomCutMix()], mix_weights=[1.0]), ValueError,
          r"mix_weights must have one weight per mix transform \(2\); got 1"),
         (dict(mix=[RandomMixup(), RandomCutMix()], mix_weights=[1.0, -1.0]), ValueError,
-         r"mix_weights must be non-negative"),
+         r"mix_weights\[1\] must be a finite number >= 0; got -1.0$"),
         (dict(mix=[RandomMixup(), RandomCutMix()], mix_weights=[0, 0]), ValueError,
-         r"mix_weights must have a positive"),
-        (dict(mix=[RandomMixup(), RandomCutMix()], mix_weights=[1, float("nan")]), TypeError,
-         r"mix_weights\[1\] must be a finite number"),
+         r"mix_weights must have at least one positive weight"),
+        (dict(mix=[RandomMixup(), RandomCutMix()], mix_weights=[1, float("nan")]), ValueError,
+         r"mix_weights\[1\] must be a finite number >= 0; got nan"),
         (dict(mix=[RandomMixup(), RandomCutMix()], mix_weights=[True, 1]), TypeError, r"mix_weights\[0\]"),
         (dict(mix=RandomMixup(), mix_weights=0.5), TypeError, r"mix_weights must be a list of numbers"),
         (dict(mix_weights=[1.0]), ValueError, r"mix_weights needs mix"),
-        (dict(mix=RandomMixup(), num_classes=0), ValueError, r"num_classes must be a positive int; got 0"),
-        (dict(mix=RandomMixup(), num_classes=2.0), TypeError, r"num_classes must be None or a positive int"),
+        (dict(mix=RandomMixup(), num_classes=0), ValueError, r"num_classes must be None or an integer >= 1; got 0"),
+        (dict(mix=RandomMixup(), num_classes=2.0), TypeError, r"num_classes must be None or an integer >= 1"),
+        (dict(mix=RandomMixup(), num_classes="3"), TypeError, r"num_classes must be None or an integer >= 1; got '3'"),
         (dict(mix=RandomMixup(num_classes=5), num_classes=4), ValueError,
-         r"num_classes=4 disagrees with mix\[0\] \(RandomMixup\) num_classes=5"),
+         r"num_classes must agree .*; got num_classes=4, mix \(RandomMixup\) num_classes=5$"),
+        (dict(mix=[RandomMixup(num_classes=5), RandomCutMix(num_classes=4)]), ValueError,
+         r"num_classes must agree .*; got mix\[0\] \(RandomMixup\) num_classes=5, mix\[1\]"),
         (dict(mix=RandomMixup(label_smoothing=0.2), label_smoothing=0.1), ValueError,
-         r"label_smoothing=0.1 disagrees with mix\[0\]"),
-        (dict(mix=RandomMixup(), label_smoothing=1.0), ValueError, r"label_smoothing must be in \[0, 1\)"),
-        (dict(mix=RandomMixup(), label_smoothing="0.1"), TypeError, r"label_smoothing must be a finite number"),
-        (dict(label_smoothing=0.1), ValueError, r"label_smoothing=0.1 needs mix"),
-        (dict(image_key=1.5), TypeError, r"image_key must be an int .* or a str"),
-        (dict(label_key=True), TypeError, r"label_key must be an int"),
-        (dict(image_key=-1), ValueError, r"image_key must be a non-negative position"),
+         r"label_smoothing must agree .*; got label_smoothing=0.1, mix \(RandomMixup\) label_smoothing=0.2$"),
+        (dict(mix=RandomMixup(), label_smoothing=1.0), ValueError, r"label_smoothing must be a float in \[0, 1\)"),
+        (dict(mix=RandomMixup(), label_smoothing="0.1"), TypeError, r"label_smoothing must be a float in \[0, 1\)"),
+        (dict(image_key=1.5), TypeError, r"image_key must be a position >= 0 .* or a key \(a str"),
+        (dict(label_key=True), TypeError, r"label_key must be a position"),
+        (dict(image_key=-1), ValueError, r"image_key must be a position >= 0"),
         (dict(image_key="x", label_key="x"), ValueError, r"image_key and label_key must differ"),
-        (dict(seed=-3), TypeError, r"seed must be None or a non-negative int"),
-        (dict(seed=1.0), TypeError, r"seed must be None or a non-negative int"),
-        (dict(seed=True), TypeError, r"seed must be None or a non-negative int"),
-        (dict(seed=np.int64(-1)), TypeError, r"seed must be None or a non-negative int"),
-        (dict(seed=np.float64(3.0)), TypeError, r"seed must be None or a non-negative int"),
-        (dict(mix=RandomMixup(), num_classes=np.int64(0)), ValueError, r"num_classes must be a positive int; got 0$"),
-        (dict(mix=RandomMixup(), num_classes=np.bool_(True)), TypeError, r"num_classes must be None or a positive"),
-        (dict(mix=RandomMixup(), num_classes=True), TypeError, r"num_classes must be None or a positive int"),
+        (dict(seed=-3), ValueError, r"seed must be None or an integer >= 0; got -3$"),
+        (dict(seed=1.0), TypeError, r"seed must be None or an integer >= 0"),
+        (dict(seed=True), TypeError, r"seed must be None or an integer >= 0"),
+        (dict(seed=np.int64(-1)), ValueError, r"seed must be None or an integer >= 0"),
+        (dict(seed=np.float64(3.0)), TypeError, r"seed must be None or an integer >= 0"),
+        (dict(mix=RandomMixup(), num_classes=np.int64(0)), ValueError, r"num_classes must be None or an integer >= 1"),
+        (dict(mix=RandomMixup(), num_classes=np.bool_(True)), TypeError, r"num_classes must be None or an integer"),
+        (dict(mix=RandomMixup(), num_classes=True), TypeError, r"num_classes must be None or an integer >= 1"),
         (dict(mix=RandomMixup(num_classes=5), num_classes=np.int64(4)), ValueError,
-         r"num_classes=4 disagrees with mix\[0\] \(RandomMixup\) num_classes=5"),
-        (dict(image_key=np.int64(-2)), ValueError, r"image_key must be a non-negative position; got -2$"),
-        (dict(label_key=np.float32(1.0)), TypeError, r"label_key must be an int"),
+         r"num_classes must agree .*; got num_classes=4, mix \(RandomMixup\) num_classes=5$"),
+        (dict(image_key=np.int64(-2)), ValueError, r"image_key must be a position >= 0 .*; got np.int64\(-2\)$"),
+        (dict(label_key=np.float32(1.0)), TypeError, r"label_key must be a position"),
     ],
 )
 def test_invalid_arguments(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
@@ -773,7 +787,7 @@ def test_invalid_arguments(kwargs: dict[str, Any], error: type[Exception], match
 def test_numpy_integers_are_accepted_as_ints(integer: type[np.integer[Any]]) -> None:
     callback = MaskMixCallback(transforms=[RandomErasing()], mix=RandomCutMix(num_classes=K), num_classes=integer(K),
                                image_key=integer(0), label_key=integer(1), seed=integer(3))
-    engine = callback.engine
+    engine = callback.pipeline
     for value, expected in ((engine.num_classes, K), (engine.image_key, 0), (engine.label_key, 1),
                             (engine.seed_argument, 3)):
         assert type(value) is int and value == expected
@@ -781,7 +795,7 @@ def test_numpy_integers_are_accepted_as_ints(integer: type[np.integer[Any]]) -> 
     assert callback.state_key == plain.state_key
     mixin = MixinProbe()
     mixin.configure_maskmix(mix=RandomMixup(), num_classes=integer(K), label_key=integer(1), seed=integer(3))
-    assert type(mixin.maskmix_engine.num_classes) is int and type(mixin.maskmix_engine.seed_argument) is int
+    assert type(mixin.maskmix_pipeline.num_classes) is int and type(mixin.maskmix_pipeline.seed_argument) is int
     # A real fit: the same augmentations as with plain ints, and an int seed in the state.
     train = make_batches(2, seed=0)
     got, want = fit_seeded(callback, 1, train), fit_seeded(plain, 2, train)
@@ -794,6 +808,8 @@ def test_matching_options_are_accepted() -> None:
     MaskMixCallback(mix=RandomMixup(num_classes=K, label_smoothing=0.1), num_classes=K, label_smoothing=0.1)
     MaskMixCallback(transforms=RandomErasing(), mix=RandomCutThumbnail(mix_images=True), num_classes=K)
     MaskMixCallback(transforms=[v2.RandomHorizontalFlip(), RandomCutThumbnail()])
+    MaskMixCallback(mix=[RandomMixup(), RandomCutMix()], mix_weights=[0, 1])  # never the first
+    MaskMixCallback(label_smoothing=0.1, num_classes=K)  # smoothing alone
 
 
 @pytest.mark.parametrize(
@@ -816,18 +832,18 @@ def test_matching_options_are_accepted() -> None:
 )
 def test_invalid_batches(kwargs: dict[str, Any], batch: Any, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=f"^MaskMixCallback: {match}"):
-        MaskMixCallback(**kwargs).engine(batch)
+        MaskMixCallback(**kwargs).pipeline(batch)
 
 
 def test_dict_keys_and_defaults() -> None:
     x, y = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])
-    engine = MaskMixEngine(mix=RandomMixup(), num_classes=K, seed=0)
+    engine = MaskMixPipeline(mix=RandomMixup(), num_classes=K, seed=0)
     out = engine({"images": x, "labels": y, "meta": "m"})
     assert set(out) == {"images", "labels", "meta"} and out["labels"].shape == (4, K)
-    engine = MaskMixEngine(mix=RandomMixup(), num_classes=K, image_key="pixels", label_key="target", seed=0)
+    engine = MaskMixPipeline(mix=RandomMixup(), num_classes=K, image_key="pixels", label_key="target", seed=0)
     out = engine({"pixels": x, "target": y})
     assert out["target"].shape == (4, K)
-    engine = MaskMixEngine([RandomErasing()], image_key=1, label_key=0, seed=0)
+    engine = MaskMixPipeline([RandomErasing()], image_key=1, label_key=0, seed=0)
     y2, x2 = engine((y, x))
     assert y2 is y and not torch.equal(x2, x)
 

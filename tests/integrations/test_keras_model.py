@@ -25,7 +25,7 @@ from keras_helpers import make_images
 from maskmix.callbacks.keras_model import FunctionalMaskMixModel, MaskMixModel
 from maskmix.keras import RandomCutMix, RandomCutout, RandomErasing, RandomMixup
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 K = 3
 SHAPE = (8, 8, 1)
 
@@ -570,22 +570,29 @@ def test_augmentation_only_keeps_labels_and_loss():
 @pytest.mark.parametrize(
     ("options", "error", "match"),
     [
-        ({"augmentations": [RandomCutMix()]}, ValueError, "pass it as mix"),
-        ({"augmentations": ["cutout"]}, TypeError, "augmentations must be Keras layers"),
-        ({"mix": RandomCutout()}, TypeError, "mix must be None, a maskmix mixing layer"),
+        ({"augmentations": [RandomCutMix()]}, ValueError, "pass mixing layers as mix="),
+        ({"augmentations": ["cutout"]}, TypeError, r"augmentations\[0\] must be a Keras layer; got 'cutout'$"),
+        ({"mix": RandomCutout()}, TypeError, "mix must be a maskmix mixing layer .*; got RandomCutout$"),
         ({"mix": []}, ValueError, "non-empty list"),
         ({"mix": [RandomCutMix(), RandomMixup()], "mix_weights": [1.0]}, ValueError, "one weight per mix layer"),
-        ({"mix": [RandomCutMix(), RandomMixup()], "mix_weights": [1.0, -1.0]}, ValueError, "positive"),
-        ({"mix_weights": [1.0]}, ValueError, "one weight per mix layer"),
+        ({"mix": [RandomCutMix(), RandomMixup()], "mix_weights": [1.0, -1.0]}, ValueError, r"mix_weights\[1\] must be"),
+        ({"mix": [RandomCutMix(), RandomMixup()], "mix_weights": [0, 0]}, ValueError, "at least one positive"),
+        ({"mix_weights": [1.0]}, ValueError, "mix_weights needs mix"),
         ({"mix": RandomCutMix(num_classes=4), "num_classes": 3}, ValueError, "num_classes=3"),
-        ({"num_classes": 0}, ValueError, "num_classes must be None or a positive int"),
+        ({"num_classes": 0}, ValueError, "num_classes must be None or an integer >= 1"),
+        ({"num_classes": "3"}, TypeError, "num_classes must be None or an integer >= 1; got '3'$"),
         ({"label_smoothing": 1.0}, ValueError, "label_smoothing must be a float in"),
+        ({"mix": RandomMixup(label_smoothing=0.2), "label_smoothing": 0.1}, ValueError, "label_smoothing must agree"),
         ({"metric_labels": "soft"}, ValueError, "metric_labels must be"),
-        ({"seed": 1.5}, TypeError, "seed must be an int"),
+        ({"seed": 1.5}, TypeError, "seed must be None or an integer >= 0"),
+        ({"seed": -1}, ValueError, "seed must be None or an integer >= 0; got -1$"),
+        ({"mix": keras.layers.CutMix()}, TypeError, "got Keras' CutMix"),
+        ({"augmentations": [keras.layers.MixUp()]}, ValueError,
+         r"augmentations\[0\] is or contains the mixing layer MixUp"),
         ({"mixed_loss": "no_such_loss"}, ValueError, "mixed_loss must be a Keras loss"),
         ({"mix": [RandomCutMix(num_classes=3), RandomMixup(num_classes=4)]}, ValueError, "must agree"),
         ({"mix": [RandomCutMix(num_classes=3), RandomMixup()], "num_classes": 4}, ValueError, "must agree"),
-        ({"num_classes": np.bool_(True)}, ValueError, "num_classes must be None or a positive int"),
+        ({"num_classes": np.bool_(True)}, TypeError, "num_classes must be None or an integer >= 1"),
         ({"augmentation": [RandomCutout()]}, TypeError, "'augmentation' \\(did you mean 'augmentations'\\?\\)"),
         ({"mixes": RandomCutMix(), "num_classes": 3}, TypeError, "unrecognized keyword argument.*'mixes'"),
     ],

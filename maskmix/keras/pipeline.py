@@ -1,0 +1,236 @@
+"""The batch pipeline of the Keras training integration: mask, then mix, with soft targets.
+
+:class:`MaskMixPipeline` is what ``MaskMixModel`` runs inside its training step, usable on its
+own in a custom ``train_step`` or training loop: per-image layers in order, then the labels as
+soft ``(B, K)`` targets (one-hot, smoothed) and one mixing layer chosen per step with
+``mix_weights``. Everything is ``keras.ops`` / ``keras.random``: it runs in eager mode, in
+``tf.function`` (also ``jit_compile=True``) and on the TensorFlow, torch and JAX backends.
+
+Importing this module imports keras (and its backend), never torch (unless torch is the Keras
+backend) nor Lightning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import keras
+
+from maskmix import integration_options as options
+
+from ._mixing import MixingLayer
+
+__all__ = ["MaskMixPipeline"]
+
+Tensor = Any
+
+_INT_DTYPES = frozenset({"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"})
+_FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+
+
+def _walk(layer: Any) -> Iterator[Any]:
+    flatten = getattr(layer, "_flatten_layers", None)
+    if callable(flatten):
+        yield from flatten(include_self=True, recursive=True)
+    else:  # pragma: no cover - every Keras 3 layer has _flatten_layers
+        yield layer
+
+
+def _mixing(layer: Any) -> bool | None:
+    if isinstance(layer, MixingLayer):
+        return bool(layer.mixes)  # RandomCutThumbnail mixes only with mix_images=True
+    return None
+
+
+_KERAS_MIXING = tuple(getattr(keras.layers, name) for name in ("CutMix", "MixUp") if hasattr(keras.layers, name))
+
+
+def _foreign_mixing(layer: Any) -> str | None:
+    if _KERAS_MIXING and isinstance(layer, _KERAS_MIXING):
+        return (f"Keras' {type(layer).__name__}, which takes labels its own way: use "
+                "maskmix.keras.RandomCutMix / RandomMixup instead")
+    return None
+
+
+#: The Keras answers of the option rules.
+KERAS = options.Framework(
+    kind="layer",
+    transforms_name="augmentations",
+    accepted="a Keras layer",
+    is_augmentation=lambda value: isinstance(value, keras.layers.Layer),
+    walk=_walk,
+    mixing=_mixing,
+    foreign_mixing=_foreign_mixing,
+)
+
+
+class MaskMixPipeline:
+    """Mask, then mix, Keras training batches: the pipeline of ``MaskMixModel``, for any training step.
+
+    ``pipeline(images, labels)`` returns ``(images, targets)``: the images through every layer of
+    ``augmentations`` in order (``training=True``), then, when ``mix`` or ``label_smoothing`` is
+    set, the labels as soft float targets ``(B, K)`` (class indices one-hot encoded with
+    ``num_classes``, then smoothed) and images and targets through one mixing layer, chosen per
+    call with the weights ``mix_weights``. Without ``mix`` and smoothing the labels come back as
+    given. Every candidate mixing layer with a positive weight runs and the chosen output is
+    selected with ``where`` (no host synchronisation, XLA-friendly).
+
+    Shapes: images ``(B, H, W, C)`` (or what the layers take); labels class indices ``(B,)`` or
+    ``(B, 1)`` of an integer dtype, or one-hot/soft rows ``(B, K)`` of a float dtype; targets are
+    float32 ``(B, K)`` (float64 stays float64).
+
+    The random state is in Keras ``SeedGenerator``s (each layer's own, and :attr:`seed_generator`
+    for the choice among several ``mix`` layers): a ``keras.Model`` that uses the pipeline must
+    track them (assign the layers and the generator to its attributes, as ``MaskMixModel`` does),
+    so that they are in its state on JAX.
+
+    Args:
+        augmentations: a Keras layer or a list of them (maskmix masking/pasting layers or any
+            per-image Keras layer); no mixing layers, no ``return_labels=True``.
+        mix: None, a maskmix mixing layer (``RandomCutMix``, ``RandomMixup``,
+            ``RandomCutThumbnail(mix_images=True)``) or a list of them.
+        mix_weights: None (uniform) or one finite weight ``>= 0`` per ``mix`` layer, at least
+            one positive (layers of weight 0 never run).
+        num_classes: the number of classes (required with class-index labels unless the mixing
+            layers have it); every value given must agree.
+        label_smoothing: in ``[0, 1)``, applied once to the targets before mixing; needs no
+            ``mix``. Must agree with the mixing layers' own when both are non-zero.
+        seed: None or an integer ``>= 0``: seeds the choice among the ``mix`` layers.
+        owner: the name that starts error messages (``MaskMixModel`` passes its class name).
+
+    The option rules are those of :mod:`maskmix.integration_options`, shared with the torch
+    integration (same exception types and messages).
+
+    Example:
+        >>> import numpy as np
+        >>> from maskmix.keras import MaskMixPipeline, RandomCutMix, RandomErasing, RandomMixup
+        >>> pipeline = MaskMixPipeline([RandomErasing(seed=0)], [RandomCutMix(seed=1), RandomMixup(seed=2)],
+        ...                            num_classes=10, label_smoothing=0.1, seed=0)
+        >>> images = np.random.rand(8, 32, 32, 3).astype("float32")
+        >>> labels = np.random.randint(0, 10, (8,))
+        >>> mixed, targets = pipeline(images, labels)
+        >>> tuple(mixed.shape), tuple(targets.shape)
+        ((8, 32, 32, 3), (8, 10))
+    """
+
+    def __init__(
+        self,
+        augmentations: keras.layers.Layer | Sequence[keras.layers.Layer] | None = None,
+        mix: MixingLayer | Sequence[MixingLayer] | None = None,
+        mix_weights: Sequence[float] | None = None,
+        num_classes: int | None = None,
+        label_smoothing: float = 0.0,
+        seed: int | None = None,
+        *,
+        owner: str | None = None,
+    ) -> None:
+        self.owner = owner = owner or type(self).__name__
+        checked = options.check_options(
+            owner, KERAS, transforms=augmentations, mix=mix, mix_weights=mix_weights, num_classes=num_classes,
+            label_smoothing=label_smoothing, seed=seed,
+        )
+        self.augmentations: list[keras.layers.Layer] = checked.transforms
+        self.mix_layers: list[MixingLayer] = checked.mix
+        self.mix_weights = checked.mix_weights
+        self.num_classes = checked.num_classes
+        self.label_smoothing = checked.label_smoothing
+        self.seed = checked.seed
+        #: The generator of the choice among several ``mix`` layers (None with at most one).
+        self.seed_generator = keras.random.SeedGenerator(self.seed) if len(self.mix_layers) > 1 else None
+
+    @property
+    def makes_soft_targets(self) -> bool:
+        """Whether the labels are replaced by soft targets (``mix`` or ``label_smoothing``)."""
+        return bool(self.mix_layers) or self.label_smoothing > 0
+
+    def __call__(self, images: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """``(images, targets)`` of one training batch (see the class docstring)."""
+        images, targets, _ = self.augment(images, labels)
+        return images, (labels if targets is None else targets)
+
+    def augment(self, images: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor | None, bool]:
+        """``(images, soft targets or None, whether the labels were class indices)``.
+
+        The targets are None when neither ``mix`` nor ``label_smoothing`` is set or ``labels``
+        is None.
+        """
+        for layer in self.augmentations:
+            images = layer(images, training=True)
+        if labels is None or not self.makes_soft_targets:
+            return images, None, False
+        raw, integer = self.soft_targets(labels, smoothing=0.0)
+        smoothed = self.smooth(raw) if self.label_smoothing > 0 else raw
+        if not self.mix_layers:
+            return images, smoothed, integer
+        weights = self.mix_weights or [1.0] * len(self.mix_layers)
+        candidates = [(layer, w) for layer, w in zip(self.mix_layers, weights, strict=True) if w > 0]
+        outputs = []
+        for layer, _ in candidates:
+            # Smoothing is applied once: a layer that smooths (with the same value) gets the raw targets.
+            given = raw if self.label_smoothing > 0 and layer.label_smoothing > 0 else smoothed
+            outputs.append(layer((images, given), training=True))
+        if len(outputs) == 1:
+            images, targets = outputs[0]
+        else:
+            images, targets = self._select(outputs, [w for _, w in candidates])
+        return images, targets, integer
+
+    def soft_targets(self, labels: Tensor, smoothing: float | None = None) -> tuple[Tensor, bool]:
+        """``(soft targets (B, K), whether labels were class indices)``, smoothed by ``smoothing``
+        (default: ``label_smoothing``)."""
+        owner, ops = self.owner, keras.ops
+        y = ops.convert_to_tensor(labels)
+        dtype = keras.backend.standardize_dtype(y.dtype)
+        shape = tuple(y.shape)
+        if dtype in _INT_DTYPES:
+            if len(shape) == 2 and shape[1] == 1:
+                y = ops.reshape(y, (-1,))
+            elif len(shape) != 1:
+                raise ValueError(f"{owner}: class-index labels must have shape (B,) or (B, 1); got shape {shape}")
+            soft = ops.one_hot(ops.cast(y, "int32"), self.resolve_num_classes(), dtype="float32")
+            integer = True
+        elif dtype in _FLOAT_DTYPES:
+            if len(shape) != 2:
+                raise ValueError(f"{owner}: one-hot/soft labels must have shape (B, K); got shape {shape}")
+            if self.num_classes is not None and shape[1] is not None and shape[1] != self.num_classes:
+                raise ValueError(f"{owner}: labels have {shape[1]} classes but num_classes is {self.num_classes}")
+            soft = ops.cast(y, "float64" if dtype == "float64" else "float32")
+            integer = False
+        else:
+            raise TypeError(f"{owner}: labels must be integer class indices or float one-hot/soft rows; got {dtype}")
+        smoothing = self.label_smoothing if smoothing is None else smoothing
+        return (self.smooth(soft, smoothing) if smoothing > 0 else soft), integer
+
+    def smooth(self, soft: Tensor, smoothing: float | None = None) -> Tensor:
+        """``soft * (1 - s) + s / K``; a single column of binary labels goes towards 0.5 (Keras' convention)."""
+        ops = keras.ops
+        s = self.label_smoothing if smoothing is None else smoothing
+        classes = ops.cast(ops.maximum(ops.shape(soft)[1], 2), soft.dtype)
+        return soft * (1.0 - s) + s / classes
+
+    def resolve_num_classes(self) -> int:
+        """``num_classes``, or that of the mixing layers; raises when nobody gives it."""
+        if self.num_classes is not None:
+            return self.num_classes
+        for layer in self.mix_layers:
+            if layer.num_classes is not None:
+                return layer.num_classes
+        raise ValueError(
+            f"{self.owner}: num_classes is required with class-index labels (pass num_classes= to the "
+            f"{self.owner} or to the mixing layers)"
+        )
+
+    def _select(self, outputs: list[tuple[Tensor, Tensor]], weights: list[float]) -> tuple[Tensor, Tensor]:
+        """Pick one mixing layer's output per step (``where`` on a scalar: no host sync, XLA-friendly)."""
+        ops = keras.ops
+        total = sum(weights)
+        cumulative = [sum(weights[: i + 1]) / total for i in range(len(weights) - 1)]
+        u = keras.random.uniform((), seed=self.seed_generator)
+        choice = ops.sum(ops.cast(ops.greater_equal(u, ops.convert_to_tensor(cumulative, "float32")), "int32"))
+        x, soft = outputs[-1]
+        for index in range(len(outputs) - 2, -1, -1):
+            pick = ops.equal(choice, index)
+            x = ops.where(pick, outputs[index][0], x)
+            soft = ops.where(pick, outputs[index][1], soft)
+        return x, soft

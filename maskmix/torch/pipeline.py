@@ -1,0 +1,419 @@
+"""The batch pipeline of the training integrations: mask, then mix, with per-rank seeded streams.
+
+:class:`MaskMixPipeline` is what ``MaskMixCallback`` and ``MaskMixMixin`` (Lightning) run on
+every training batch, usable on its own in any training loop: masking transforms in order, then
+one mixing transform chosen per batch with ``mix_weights``, each batch drawn from a generator
+seeded from ``(seed, rank, batch number)``, with a ``state_dict`` to resume the streams.
+:func:`soft_label_targets` turns the soft labels back into class indices for metrics.
+
+Importing this module imports torch and torchvision only (no Lightning, no keras).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchvision.transforms import v2
+
+from maskmix import integration_options as options
+
+from ._base import MaskMixTransform, using_generator
+from ._mixing import MixingTransform, soft_labels
+
+__all__ = ["MaskMixPipeline", "derive_seed", "soft_label_targets"]
+
+_MASK64 = (1 << 64) - 1
+_STATE_VERSION = 1
+#: Stream ids mixed into the per-batch seeds: one for the device generator, one for the host choice.
+_DEVICE_STREAM, _CHOICE_STREAM = 0, 1
+_DEFAULT_IMAGE_KEYS = ("image", "images")
+_DEFAULT_LABEL_KEYS = ("label", "labels")
+
+
+def soft_label_targets(labels: Tensor) -> Tensor:
+    """Class indices for metrics from soft labels: the dominant class of each row.
+
+    Training metrics such as ``torchmetrics.Accuracy`` want class indices, while the mixed
+    labels are soft ``(B, K)`` rows. This returns ``labels.argmax(dim=-1)`` for floating
+    labels with at least 2 dims (one-hot, smoothed or mixed rows) and the labels unchanged when
+    they already are integer class indices (batches that were not mixed). It runs on the labels'
+    device, with no host synchronisation.
+
+    Args:
+        labels: soft/one-hot labels ``(..., K)`` of a floating dtype, or integer class indices.
+
+    Returns:
+        int64 class indices ``(...)`` (integer inputs are returned as they are).
+
+    Raises:
+        TypeError: if ``labels`` is not a tensor.
+        ValueError: if ``labels`` is floating with fewer than 2 dims (a 1-D floating tensor is
+            ambiguous: it is not a batch of rows, and its argmax would be one index for the batch).
+
+    Example:
+        >>> import torch
+        >>> soft_label_targets(torch.tensor([[0.7, 0.3], [0.2, 0.8]]))
+        tensor([0, 1])
+    """
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"soft_label_targets: labels must be a tensor; got {type(labels).__name__}")
+    if not labels.dtype.is_floating_point:
+        return labels
+    if labels.ndim < 2:
+        raise ValueError(
+            "soft_label_targets: floating (soft or one-hot) labels must have shape (..., K) with at least 2 dims; "
+            f"got shape {tuple(labels.shape)} (class indices must be an integer tensor)"
+        )
+    return labels.argmax(dim=-1)
+
+
+def _splitmix64(value: int) -> int:
+    value = (value + 0x9E3779B97F4A7C15) & _MASK64
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return value ^ (value >> 31)
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed that depends on every part (splitmix64 chain); equal parts give equal seeds."""
+    state = 0
+    for part in parts:
+        state = _splitmix64(state ^ (part & _MASK64))
+    return state >> 1
+
+
+# --------------------------------------------------------------------------------------------
+# What the shared option rules (maskmix.integration_options) need to know about torch objects.
+# --------------------------------------------------------------------------------------------
+
+
+def _walk(transform: Any) -> Iterator[Any]:
+    """``transform`` and every transform nested in it (torchvision's ``Compose``, ``RandomApply``,
+    ``RandomChoice`` and ``RandomOrder`` keep theirs in a plain ``transforms`` list, not as submodules)."""
+    seen: set[int] = set()
+    stack = [transform]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        nested = getattr(item, "transforms", None)
+        if isinstance(nested, (list, tuple, torch.nn.ModuleList)):
+            stack.extend(nested)
+        if isinstance(item, torch.nn.Module):
+            stack.extend(item.children())
+
+
+def _is_augmentation(transform: Any) -> bool:
+    if isinstance(transform, v2.Transform):
+        return True
+    module = type(transform).__module__
+    return isinstance(transform, torch.nn.Module) and module.startswith("torchvision.transforms")
+
+
+def _mixing(transform: Any) -> bool | None:
+    if isinstance(transform, MixingTransform):
+        return bool(transform.needs_batch)  # RandomCutThumbnail mixes only with mix_images=True
+    return None
+
+
+def _foreign_mixing(transform: Any) -> str | None:
+    if isinstance(transform, (v2.CutMix, v2.MixUp)):
+        return (f"torchvision's {type(transform).__name__}, which cannot be seeded per rank: use "
+                "maskmix.torch.RandomCutMix / RandomMixup instead")
+    return None
+
+
+#: The torch answers of the option rules.
+TORCH = options.Framework(
+    kind="transform",
+    transforms_name="transforms",
+    accepted="a maskmix or torchvision v2 transform",
+    is_augmentation=_is_augmentation,
+    walk=_walk,
+    mixing=_mixing,
+    foreign_mixing=_foreign_mixing,
+)
+
+
+class MaskMixPipeline:
+    """Mask, then mix, training batches: the pipeline of the Lightning integrations, for any loop.
+
+    ``pipeline(batch, rank=...)`` returns the batch with its images masked by ``transforms`` (in
+    order), then mixed by ``mix`` (one transform, or one chosen per batch with ``mix_weights``),
+    and its labels soft ``(B, K)`` rows (with ``mix`` or ``label_smoothing``). Every call is one
+    batch of the stream: its random numbers come from a generator on the images' device seeded
+    from ``(seed, rank, batch number)``, handed to every maskmix transform for that call only
+    (:func:`~maskmix.torch.using_generator`; the transforms' own ``generator`` is not used and
+    nothing is written on them), so ranks differ and runs repeat. The choice among several ``mix``
+    transforms is drawn on the host from a CPU generator seeded the same way: no device sync.
+    Under ``torch.compile`` no generator is handed over (the global RNG is used).
+
+    Shapes: images ``(B, C, H, W)`` (any layout the transforms take) of a supported dtype; labels
+    class indices ``(B,)`` (with ``num_classes``) or one-hot/soft ``(B, K)``; with ``mix`` or
+    ``label_smoothing`` they come out float32 ``(B, K)`` (float64 stays float64). Without either,
+    the labels are returned untouched.
+
+    Args:
+        transforms: masking transforms applied first, in order: maskmix transforms or torchvision
+            v2 transforms (which draw from the global RNG). One transform or a list.
+        mix: None, a maskmix mixing transform (``RandomCutMix``, ``RandomMixup``,
+            ``RandomCutThumbnail(mix_images=True)``) or a list of them, one chosen per batch.
+        mix_weights: relative probabilities of the ``mix`` list (finite, ``>= 0``, at least one
+            positive); None chooses uniformly.
+        num_classes: number of classes, handed to the mixing transforms for each call (required
+            with class-index labels unless they have it); must agree with theirs.
+        label_smoothing: in ``[0, 1)``, applied before mixing (handed to the mixing transforms
+            for each call); without ``mix`` the labels are only smoothed. Must agree with theirs
+            when both are non-zero.
+        image_key: position of the images in tuple/list batches, or their key in dict batches
+            (the default 0 finds ``"image"``/``"images"`` in a dict).
+        label_key: position or key of the labels (the default 1 finds ``"label"``/``"labels"``).
+        seed: seed of the streams (integer ``>= 0``); None reads ``torch.initial_seed()`` at the
+            first batch and at each :meth:`restart`.
+        owner: the name that starts error messages (the integrations pass their class name).
+
+    The option rules are those of :mod:`maskmix.integration_options`, shared with the Keras
+    integration.
+
+    Example:
+        >>> import torch
+        >>> from maskmix.torch import MaskMixPipeline, RandomCutMix, RandomErasing, RandomMixup
+        >>> pipeline = MaskMixPipeline([RandomErasing()], [RandomCutMix(), RandomMixup(alpha=0.2)],
+        ...                            mix_weights=[0.5, 0.5], num_classes=10, seed=0)
+        >>> images, labels = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
+        >>> mixed, soft = pipeline((images, labels))
+        >>> mixed.shape, soft.shape, pipeline.state_dict()["batches"]
+        (torch.Size([8, 3, 32, 32]), torch.Size([8, 10]), 1)
+    """
+
+    def __init__(
+        self,
+        transforms: Sequence[Any] | Any | None = None,
+        mix: Sequence[MixingTransform] | MixingTransform | None = None,
+        mix_weights: Sequence[float] | None = None,
+        num_classes: int | None = None,
+        label_smoothing: float = 0.0,
+        image_key: int | str = 0,
+        label_key: int | str = 1,
+        seed: int | None = None,
+        *,
+        owner: str | None = None,
+    ) -> None:
+        self.owner = owner = owner or type(self).__name__
+        checked = options.check_options(
+            owner, TORCH, transforms=transforms, mix=mix, mix_weights=mix_weights, num_classes=num_classes,
+            label_smoothing=label_smoothing, seed=seed,
+        )
+        self.transforms: list[Any] = checked.transforms
+        self.mixes: list[MixingTransform] = checked.mix
+        self.mix_weights = checked.mix_weights
+        self.num_classes = checked.num_classes
+        self.label_smoothing = checked.label_smoothing
+        self.image_key, self.label_key = options.check_keys(owner, image_key, label_key)
+        #: The ``seed`` argument as given (an int, or None to follow ``torch.initial_seed()``).
+        self.seed_argument: int | None = checked.seed
+        #: The seed of the streams; None until the first batch or :meth:`restart` when the argument is None.
+        self.seed: int | None = self.seed_argument
+        #: Number of batches augmented so far (the position in the stream).
+        self.batches = 0
+        modules = [m for t in (*self.transforms, *self.mixes) for m in _walk(t) if isinstance(m, MaskMixTransform)]
+        owned = [type(m).__name__ for m in modules if m.generator is not None]
+        if owned:
+            warnings.warn(
+                f"{owner}: the generator of {', '.join(owned)} is not used; the {owner} draws every "
+                "random quantity from its own per-rank generators (set seed= instead)",
+                UserWarning,
+                stacklevel=3,
+            )
+        self._generators: dict[torch.device, torch.Generator] = {}
+        self._choice_generator = torch.Generator()
+
+    @property
+    def makes_soft_labels(self) -> bool:
+        """Whether the labels come out as soft rows (``mix`` or ``label_smoothing`` is set)."""
+        return bool(self.mixes) or self.label_smoothing > 0
+
+    # ----------------------------------------------------------------------------------------
+    # Seeds and state.
+    # ----------------------------------------------------------------------------------------
+
+    def resolve_seed(self) -> int:
+        """The seed; ``None`` becomes ``torch.initial_seed()`` (follows ``lightning.seed_everything``)."""
+        if self.seed is None:
+            self.seed = torch.initial_seed() & _MASK64
+        return self.seed
+
+    def restart(self) -> None:
+        """Start the streams again: batch 0, and the seed argument (or ``torch.initial_seed()`` now).
+
+        The integrations call it when a fit starts; :meth:`load_state_dict` afterwards replaces
+        this fresh start by a saved position.
+        """
+        self.seed = self.seed_argument
+        self.batches = 0
+        self.resolve_seed()
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"version", "seed", "batches"}``: all a resumed run needs to continue the streams."""
+        return {"version": _STATE_VERSION, "seed": self.seed, "batches": self.batches}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`; the next batch continues the saved run's streams."""
+        if not isinstance(state, Mapping) or "batches" not in state:
+            raise ValueError(f"{self.owner}: not a {self.owner} state: {state!r}")
+        if state.get("seed") is not None:
+            self.seed = int(state["seed"])
+        self.batches = int(state["batches"])
+
+    def _device_generator(self, device: torch.device) -> torch.Generator:
+        gen = self._generators.get(device)
+        if gen is None:
+            gen = self._generators[device] = torch.Generator(device=device)
+        return gen
+
+    def choose_mix(self, rank: int, batch: int) -> int:
+        """Index of the mix transform of batch number ``batch`` on ``rank`` (a host draw, no device sync)."""
+        if len(self.mixes) < 2:
+            return 0
+        gen = self._choice_generator
+        gen.manual_seed(derive_seed(self.resolve_seed(), rank, batch, _CHOICE_STREAM))
+        u = float(torch.rand((), generator=gen))  # a CPU tensor: no device synchronisation
+        weights = self.mix_weights or [1.0] * len(self.mixes)
+        total = sum(weights)
+        cumulative = 0.0
+        for i, w in enumerate(weights):
+            cumulative += w / total
+            if u < cumulative and w > 0:
+                return i
+        return max(i for i, w in enumerate(weights) if w > 0)
+
+    # ----------------------------------------------------------------------------------------
+    # Batches.
+    # ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _dict_key(batch: Mapping[Any, Any], key: Hashable, defaults: tuple[str, ...],
+                  default_key: int) -> Hashable | None:
+        if key in batch:
+            return key
+        if key == default_key:  # the defaults 0 / 1 on a dict batch: look for the usual names
+            found = next((k for k in defaults if k in batch), None)
+            if found is not None:
+                return found
+        return None
+
+    def split(self, batch: Any) -> tuple[Tensor, Tensor | None, Callable[[Tensor, Tensor | None], Any]]:
+        """``(images, labels or None, rebuild)`` of a batch; ``rebuild(images, labels)`` keeps the rest."""
+        owner = self.owner
+        need_labels = self.makes_soft_labels
+        if isinstance(batch, Tensor):
+            if need_labels:
+                what = "mix" if self.mixes else "label_smoothing"
+                raise TypeError(
+                    f"{owner}: {what} needs labels, but the batch is a single tensor; give (images, labels)"
+                )
+            return batch, None, lambda images, labels: images
+        if isinstance(batch, Mapping):
+            image_key = self._dict_key(batch, self.image_key, _DEFAULT_IMAGE_KEYS, 0)
+            label_key = self._dict_key(batch, self.label_key, _DEFAULT_LABEL_KEYS, 1)
+            keys = list(batch)
+            looked_up = (("image_key", self.image_key, image_key), ("label_key", self.label_key, label_key))
+            for name, key, found in looked_up:
+                if found is None and (name == "image_key" or need_labels):
+                    raise ValueError(f"{owner}: {name} {key!r} is not a key of the batch; its keys are {keys}")
+
+            def rebuild_dict(images: Tensor, labels: Tensor | None) -> Any:
+                out = batch.copy() if hasattr(batch, "copy") else dict(batch)
+                out[image_key] = images
+                if labels is not None:
+                    out[label_key] = labels
+                return out
+
+            labels = batch[label_key] if label_key is not None else None
+            return self._check_images(batch[image_key]), self._check_labels(labels), rebuild_dict
+        if isinstance(batch, (tuple, list)):
+            for name, key in (("image_key", self.image_key), ("label_key", self.label_key)):
+                if not isinstance(key, int):
+                    raise TypeError(f"{owner}: {name} is {key!r} but the batch is a {type(batch).__name__}; "
+                                    "use integer positions for tuple/list batches")
+            image_pos, label_pos = int(self.image_key), int(self.label_key)
+            if image_pos >= len(batch):
+                raise ValueError(f"{owner}: image_key {image_pos} is out of range for a batch of {len(batch)} items")
+            has_labels = label_pos < len(batch)
+            if need_labels and not has_labels:
+                raise ValueError(f"{owner}: label_key {label_pos} is out of range for a batch of {len(batch)} items")
+
+            def rebuild_seq(images: Tensor, labels: Tensor | None) -> Any:
+                items = list(batch)
+                items[image_pos] = images
+                if labels is not None:
+                    items[label_pos] = labels
+                if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
+                    return type(batch)(*items)
+                return type(batch)(items)
+
+            labels = batch[label_pos] if has_labels else None
+            return self._check_images(batch[image_pos]), self._check_labels(labels), rebuild_seq
+        raise TypeError(
+            f"{owner}: a batch must be a tensor of images, a tuple/list (images, labels, ...) or a dict; "
+            f"got {type(batch).__name__}"
+        )
+
+    def _check_images(self, images: Any) -> Tensor:
+        if not isinstance(images, Tensor):
+            raise TypeError(f"{self.owner}: the images of the batch (image_key={self.image_key!r}) must be a tensor; "
+                            f"got {type(images).__name__}")
+        return images
+
+    def _check_labels(self, labels: Any) -> Tensor | None:
+        if labels is None or not self.makes_soft_labels:
+            return None
+        if not isinstance(labels, Tensor):
+            raise TypeError(f"{self.owner}: the labels of the batch (label_key={self.label_key!r}) must be a tensor; "
+                            f"got {type(labels).__name__}")
+        return labels
+
+    def augment(self, images: Tensor, labels: Tensor | None = None, *, rank: int = 0) -> tuple[Tensor, Tensor | None]:
+        """Augment one batch given as tensors; returns ``(images, labels)`` (labels soft when mixed/smoothed).
+
+        ``labels`` may be None when neither ``mix`` nor ``label_smoothing`` is set. Advances the
+        stream by one batch.
+        """
+        number = self.batches
+        seed = self.resolve_seed()
+        if torch.compiler.is_compiling():  # torch.compile cannot trace a generator: the global RNG
+            images, labels = self._run(images, labels, rank, number)
+        else:
+            generator = self._device_generator(images.device)
+            generator.manual_seed(derive_seed(seed, rank, number, _DEVICE_STREAM))
+            with using_generator(generator):
+                images, labels = self._run(images, labels, rank, number)
+        self.batches = number + 1
+        return images, labels
+
+    def _run(self, images: Tensor, labels: Tensor | None, rank: int, number: int) -> tuple[Tensor, Tensor | None]:
+        for transform in self.transforms:
+            images = transform(images)
+        smoothing = self.label_smoothing if self.label_smoothing > 0 else None
+        if self.mixes:
+            mix = self.mixes[self.choose_mix(rank, number)]
+            images, labels = mix.mix_batch(images, labels, num_classes=self.num_classes, label_smoothing=smoothing)
+        elif smoothing is not None and labels is not None:
+            if labels.device != images.device:
+                raise ValueError(f"{self.owner}: labels are on {labels.device} but the images are on {images.device}")
+            batch = math.prod(images.shape[:-3])
+            labels = soft_labels(self.owner, labels, batch, num_classes=self.num_classes, label_smoothing=smoothing)
+        return images, labels
+
+    def __call__(self, batch: Any, *, rank: int = 0) -> Any:
+        """Augment one batch (tensor, tuple/list or dict; see the class docstring); advances the stream."""
+        images, labels, rebuild = self.split(batch)
+        images, labels = self.augment(images, labels, rank=rank)
+        return rebuild(images, labels)

@@ -1,0 +1,221 @@
+"""The training integrations accept and refuse the same options, with the same errors (SPEC §5).
+
+``MaskMixCallback`` and ``MaskMixMixin`` (Lightning) and ``MaskMixModel`` (Keras) check their shared
+options with the rules of :mod:`maskmix.integration_options`. For every rule and a catalogue of
+bad values, each integration must raise the same exception type with the same message, up to
+the integration's own vocabulary: its class name, the name of its augmentation argument
+(``transforms`` / ``augmentations``), its word for an augmentation (``transform`` / ``layer``)
+and what such an object must be (the Keras messages are read in the torch terms). The
+catalogue's objects are built for each framework from the same recipe, as
+``tests/test_keras_vs_torch.py`` does for the strategies.
+"""
+
+from __future__ import annotations
+
+import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see there)
+
+# isort: split
+
+import math
+import re
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+import maskmix.keras as mk
+import maskmix.torch as mt
+from maskmix import integration_options
+from maskmix.callbacks import MaskMixCallback, MaskMixMixin, MaskMixModel
+
+Recipe = Callable[[ModuleType], dict[str, Any]]
+
+#: For each rule of maskmix.integration_options, option sets that break it (built per framework).
+CATALOGUE: dict[str, list[Recipe]] = {
+    "check_transforms": [
+        lambda m: {"transforms": ["cutout"]},
+        lambda m: {"transforms": [3]},
+        lambda m: {"transforms": "cutout"},
+        lambda m: {"transforms": [lambda x: x]},
+        lambda m: {"transforms": [m.RandomErasing(), m.RandomCutMix()]},
+        lambda m: {"transforms": m.RandomMixup()},
+        lambda m: {"transforms": [m.RandomCutThumbnail(mix_images=True, num_classes=3)]},
+        lambda m: {"transforms": [m.RandomCutPaste(return_labels=True)]},
+        lambda m: {"transforms": [m.RandomCutSwap(return_labels=True)]},
+    ],
+    "check_mix": [
+        lambda m: {"mix": m.RandomCutout()},
+        lambda m: {"mix": [m.RandomMixup(), "cutmix"]},
+        lambda m: {"mix": []},
+        lambda m: {"mix": ()},
+        lambda m: {"mix": 3},
+        lambda m: {"mix": m.RandomCutThumbnail()},
+        lambda m: {"mix": [m.RandomCutMix(), m.RandomCutThumbnail(mix_images=False)]},
+    ],
+    "check_mix_weights": [
+        lambda m: {"mix_weights": [1.0]},
+        lambda m: {"mix_weights": [0, 1]},
+        lambda m: {"mix": [m.RandomMixup(), m.RandomCutMix()], "mix_weights": [1.0]},
+        lambda m: {"mix": [m.RandomMixup(), m.RandomCutMix()], "mix_weights": [1.0, -1.0]},
+        lambda m: {"mix": [m.RandomMixup(), m.RandomCutMix()], "mix_weights": [0, 0]},
+        lambda m: {"mix": [m.RandomMixup(), m.RandomCutMix()], "mix_weights": [1, math.nan]},
+        lambda m: {"mix": [m.RandomMixup(), m.RandomCutMix()], "mix_weights": [math.inf, 1]},
+        lambda m: {"mix": [m.RandomMixup(), m.RandomCutMix()], "mix_weights": [True, 1]},
+        lambda m: {"mix": [m.RandomMixup(), m.RandomCutMix()], "mix_weights": ["1", 1]},
+        lambda m: {"mix": [m.RandomMixup(), m.RandomCutMix()], "mix_weights": [None, 1]},
+        lambda m: {"mix": m.RandomMixup(), "mix_weights": 0.5},
+        lambda m: {"mix": m.RandomMixup(), "mix_weights": "1"},
+        lambda m: {"mix": m.RandomMixup(), "mix_weights": {"a": 1}},
+    ],
+    "check_num_classes": [
+        lambda m: {"num_classes": "3"},
+        lambda m: {"num_classes": 0},
+        lambda m: {"num_classes": -1},
+        lambda m: {"num_classes": 2.0},
+        lambda m: {"num_classes": True},
+        lambda m: {"num_classes": np.bool_(True)},
+        lambda m: {"num_classes": np.int64(0)},
+        lambda m: {"num_classes": [3]},
+        lambda m: {"mix": m.RandomMixup(num_classes=5), "num_classes": 4},
+        lambda m: {"mix": [m.RandomMixup(), m.RandomCutMix(num_classes=5)], "num_classes": np.int64(4)},
+        lambda m: {"mix": [m.RandomMixup(num_classes=5), m.RandomCutMix(num_classes=4)]},
+    ],
+    "check_label_smoothing": [
+        lambda m: {"label_smoothing": 1.0},
+        lambda m: {"label_smoothing": -0.1},
+        lambda m: {"label_smoothing": math.nan},
+        lambda m: {"label_smoothing": math.inf},
+        lambda m: {"label_smoothing": "0.1"},
+        lambda m: {"label_smoothing": True},
+        lambda m: {"label_smoothing": None},
+        lambda m: {"mix": m.RandomMixup(label_smoothing=0.2), "label_smoothing": 0.1},
+        lambda m: {"mix": [m.RandomCutMix(), m.RandomMixup(label_smoothing=0.2)], "label_smoothing": 0.1},
+    ],
+    "check_seed": [
+        lambda m: {"seed": -1},
+        lambda m: {"seed": np.int64(-1)},
+        lambda m: {"seed": 1.5},
+        lambda m: {"seed": np.float64(3.0)},
+        lambda m: {"seed": True},
+        lambda m: {"seed": "0"},
+    ],
+}
+
+#: Option sets every integration accepts (the divergent cases of the past included).
+ACCEPTED: list[Recipe] = [
+    lambda m: {},
+    lambda m: {"mix": [m.RandomMixup(), m.RandomCutMix()], "mix_weights": [0, 1]},
+    lambda m: {"mix": [m.RandomMixup(), m.RandomCutMix()], "mix_weights": (np.float32(1), 2)},
+    lambda m: {"label_smoothing": 0.1, "num_classes": 3},  # smoothing alone
+    lambda m: {"mix": m.RandomMixup(label_smoothing=0.1), "label_smoothing": 0.1, "num_classes": 3},
+    lambda m: {"mix": [m.RandomMixup(num_classes=3), m.RandomCutMix()], "num_classes": np.int64(3)},
+    lambda m: {"seed": 0},
+    lambda m: {"seed": np.uint8(7)},
+    lambda m: {"transforms": m.RandomErasing(), "mix": m.RandomCutThumbnail(mix_images=True)},
+]
+
+
+class _Module(MaskMixMixin, L.LightningModule):
+    pass
+
+
+def _callback(options: dict[str, Any]) -> None:
+    MaskMixCallback(**options)
+
+
+def _mixin(options: dict[str, Any]) -> None:
+    _Module().configure_maskmix(**options)
+
+
+def _model(options: dict[str, Any]) -> None:
+    options = dict(options)
+    if "transforms" in options:
+        options["augmentations"] = options.pop("transforms")
+    MaskMixModel(**options)
+
+
+_TORCH_TERMS: list[tuple[str, str]] = []
+#: Keras' words in the torch integration's terms (unambiguous in this direction: "transforms" is
+#: both the torch argument and the plural of "transform").
+_KERAS_TERMS = [
+    (re.escape("a Keras layer"), "a maskmix or torchvision v2 transform"),
+    (r"\baugmentations\b", "transforms"),
+    (r"\blayer(s?)\b", r"transform\1"),
+]
+
+#: name -> (framework module, constructor, vocabulary in the torch terms).
+INTEGRATIONS: dict[str, tuple[ModuleType, Callable[[dict[str, Any]], None], list[tuple[str, str]]]] = {
+    "MaskMixCallback": (mt, _callback, _TORCH_TERMS),
+    "MaskMixMixin": (mt, _mixin, _TORCH_TERMS),
+    "MaskMixModel": (mk, _model, _KERAS_TERMS),
+}
+
+
+def normalise(message: str, owner: str, vocabulary: list[tuple[str, str]]) -> str:
+    """The message with the integration's name as ``<owner>``, in the torch integration's terms."""
+    message = message.replace(owner, "<owner>")
+    for pattern, replacement in vocabulary:
+        message = re.sub(pattern, replacement, message)
+    return message
+
+
+def outcome(name: str, recipe: Recipe) -> tuple[type[Exception], str] | None:
+    module, build, vocabulary = INTEGRATIONS[name]
+    options = recipe(module)
+    try:
+        build(options)
+    except (TypeError, ValueError) as error:
+        assert str(error).startswith(f"{name}: "), str(error)
+        return type(error), normalise(str(error), name, vocabulary)
+    return None
+
+
+CASES = [(rule, i) for rule, recipes in CATALOGUE.items() for i in range(len(recipes))]
+
+
+def test_the_catalogue_covers_every_shared_rule() -> None:
+    shared = {name for name in integration_options.__all__ if name.startswith("check_")}
+    assert set(CATALOGUE) == shared - {"check_options", "check_keys"}  # keys: the torch batches only
+
+
+@pytest.mark.parametrize(("rule", "index"), CASES, ids=[f"{rule}-{i}" for rule, i in CASES])
+def test_bad_values_raise_the_same_error_everywhere(rule: str, index: int) -> None:
+    recipe = CATALOGUE[rule][index]
+    outcomes = {name: outcome(name, recipe) for name in INTEGRATIONS}
+    reference = outcomes["MaskMixCallback"]
+    assert reference is not None, f"{rule}: accepted by MaskMixCallback"
+    for name, got in outcomes.items():
+        assert got == reference, f"{name} differs from MaskMixCallback:\n  {got}\n  {reference}"
+
+
+@pytest.mark.parametrize("index", range(len(ACCEPTED)))
+def test_good_values_are_accepted_everywhere(index: int) -> None:
+    for name in INTEGRATIONS:
+        assert outcome(name, ACCEPTED[index]) is None, name
+
+
+def test_smoothing_alone_gives_the_same_targets_on_both_frameworks() -> None:
+    labels = np.array([0, 2, 1, 2])
+    images = np.random.default_rng(0).random((4, 8, 8, 3)).astype("float32")
+    _, torch_soft = mt.MaskMixPipeline(label_smoothing=0.1, num_classes=3, seed=0)(
+        (torch.from_numpy(images).permute(0, 3, 1, 2), torch.from_numpy(labels)))
+    _, keras_soft = mk.MaskMixPipeline(label_smoothing=0.1, num_classes=3, seed=0)(images, labels)
+    np.testing.assert_allclose(torch_soft.numpy(), np.asarray(keras_soft), rtol=0, atol=1e-7)
+    np.testing.assert_allclose(torch_soft.numpy(), np.eye(3)[labels] * 0.9 + 0.1 / 3, rtol=0, atol=1e-7)
+
+
+def test_zero_weighted_mix_is_never_chosen() -> None:
+    pipeline = mt.MaskMixPipeline(mix=[mt.RandomMixup(), mt.RandomCutMix()], mix_weights=[0, 1], seed=0)
+    assert {pipeline.choose_mix(rank=0, batch=n) for n in range(200)} == {1}
+    keras_pipeline = mk.MaskMixPipeline(mix=[mk.RandomMixup(seed=1), mk.RandomCutMix(seed=5)], mix_weights=[0, 1],
+                                        num_classes=3, seed=0)
+    images = np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")
+    labels = np.array([0, 1, 2, 0])
+    expected = mk.RandomCutMix(seed=5)((images, np.eye(3, dtype="float32")[labels]), training=True)
+    got = keras_pipeline(images, labels)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
