@@ -45,17 +45,18 @@ FRAMEWORK_OPTIONS = {
 }
 
 
+def _has_picture(spec: StrategySpec) -> bool:
+    """The pictures are rendered with the PyTorch classes, from the spec's gallery settings."""
+    return bool(spec.gallery) and "torch" in spec.frameworks
+
+
 def image_names(specs: Mapping[str, StrategySpec] = SPECS) -> list[str]:
-    """File names of the pictures, one per strategy that has gallery configurations."""
-    return [f"{spec.flag}.png" for spec in specs.values() if spec.gallery]
-
-
-def _literal(value: Any) -> str:
-    return repr(tuple(value) if isinstance(value, list) else value) if not isinstance(value, list) else repr(value)
+    """File names of the pictures: one per strategy with gallery settings and a PyTorch class."""
+    return [f"{spec.flag}.png" for spec in specs.values() if _has_picture(spec)]
 
 
 def _call_args(config: Mapping[str, Any], extra: str = "") -> str:
-    parts = [f"{key}={_literal(value)}" for key, value in config.items()]
+    parts = [f"{key}={value!r}" for key, value in config.items()]
     if extra:
         parts.append(extra)
     return ", ".join(parts)
@@ -113,7 +114,7 @@ def strategy_page(spec: StrategySpec) -> str:
              f"| classes | {refs} |",
              f"| short name | `{spec.flag}` (the gallery label; the training scripts' `--augment` name) |",
              ""]
-    if spec.gallery:
+    if _has_picture(spec):
         settings = "; ".join(f"`{label}`: {_call_args(config) or 'defaults'}" for label, config in spec.gallery.items())
         lines += [f"![{spec.name} on scikit-image's sample photographs](../img/strategies/{spec.flag}.png)", "",
                   f"The first row shows scikit-image's sample photographs; each further row applies the "
@@ -185,7 +186,7 @@ def render_images(names: list[str] | None = None, size: int = 112, seed: int = 0
     import numpy as np
     import torch
 
-    import maskmix.torch as mm
+    from maskmix.registry import implementation
 
     sys.path.insert(0, str(ROOT / "examples"))
     import gallery
@@ -195,12 +196,12 @@ def render_images(names: list[str] | None = None, size: int = 112, seed: int = 0
     written = []
     IMAGE_DIR.mkdir(parents=True, exist_ok=True)
     for spec in SPECS.values():
-        if not spec.gallery or (names and spec.flag not in names):
+        if not _has_picture(spec) or (names and spec.flag not in names):
             continue
         rows: list[tuple[str, np.ndarray, list[str] | None]] = [("original", images, None)]
         for label, config in spec.gallery.items():
             mixes = spec.mixes_images(config)
-            transform = getattr(mm, spec.name)(
+            transform = implementation(spec.name, "torch")(
                 **config, **({"num_classes": len(images)} if mixes else {}), augmentation_ratio=1.0,
                 generator=torch.Generator().manual_seed(seed),
             )
