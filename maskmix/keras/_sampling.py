@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from maskmix.geometry import ATTEMPTS, GAMMA_PROPOSALS, gamma_proposal_constants, log_uniform_bounds
 from maskmix.params import num_selected
 
 __all__ = [
@@ -38,20 +39,16 @@ __all__ = [
     "random_rectangles",
     "range_mask",
     "rectangle_sizes",
+    "rounded_within",
     "select_images",
     "uniform",
+    "uniform_closed",
 ]
 
 Ops = Any
 Seed = Any
 Tensor = Any
 Size = Sequence[Any]
-
-#: How many candidate rectangles are drawn per patch before falling back to clamping.
-ATTEMPTS = 10
-
-#: Marsaglia-Tsang proposals drawn per gamma sample; all of them are rejected with probability < 1e-10.
-GAMMA_PROPOSALS = 8
 
 
 def uniform(ops: Ops, low: float | Tensor, high: float | Tensor, size: Size, seed: Seed) -> Tensor:
@@ -63,13 +60,35 @@ def uniform(ops: Ops, low: float | Tensor, high: float | Tensor, size: Size, see
 def log_uniform(ops: Ops, low: float, high: float, size: Size, seed: Seed) -> Tensor:
     """Float32 samples whose logarithm is uniform in ``[log low, log high)``.
 
-    Bounds are first clamped into ``[1e-30, 1e30]`` (float32 holds them; for aspect ratios, any
-    value beyond the image's pixel count gives the same one-pixel-wide rectangle).
+    Bounds are first clamped by :func:`maskmix.geometry.log_uniform_bounds`.
     """
-    low, high = (min(max(float(v), 1e-30), 1e30) for v in (low, high))
+    low, high = log_uniform_bounds(low, high)
     if low == high:
         return ops.numpy.full(tuple(size), low, dtype="float32")
     return ops.numpy.exp(uniform(ops, math.log(low), math.log(high), size, seed))
+
+
+def uniform_closed(ops: Ops, low: float, high: float, size: Size, seed: Seed) -> Tensor:
+    """Float32 samples uniform in ``[low, high]``: ``low`` itself when the range is one value.
+
+    ``low + (high - low) * U`` can round above ``high`` in float32; the result is clamped to
+    ``high``, so a value drawn from a configured range never leaves it.
+    """
+    if low == high:
+        return ops.numpy.full(tuple(size), low, dtype="float32")
+    return ops.numpy.minimum(uniform(ops, low, high, size, seed), high)
+
+
+def rounded_within(ops: Ops, values: Tensor, bounds: tuple[int, int], *, half_up: bool = False) -> Tensor:
+    """Int32 ``round(values)`` clamped into ``bounds`` (both inclusive).
+
+    The float-rounding clamp of the sizes drawn from a range: ``bounds`` are the sizes of the
+    range's ends, computed in float64 on the host (:mod:`maskmix.geometry`); a size computed on
+    the device from a value drawn in float32 may round one pixel past them, and the clamp only
+    undoes that. ``half_up`` rounds halves up (``floor(x + 0.5)``) instead of to even.
+    """
+    rounded = ops.numpy.floor(values + 0.5) if half_up else ops.numpy.round(values)
+    return ops.numpy.clip(ops.cast(rounded, "int32"), bounds[0], bounds[1])
 
 
 def randint(ops: Ops, low: int | Tensor, high: int | Tensor, size: Size, seed: Seed) -> Tensor:
@@ -223,10 +242,7 @@ def _log_standard_gamma(ops: Ops, alpha: float, size: Size, seed: Seed) -> Tenso
     ``G(alpha) = G(alpha + 1) * U^(1 / alpha)`` is applied in log space so that tiny values do not
     underflow. The same algorithm as :func:`maskmix.torch._mixing.beta`.
     """
-    boosted = alpha < 1.0
-    a = alpha + 1.0 if boosted else alpha
-    d = a - 1.0 / 3.0
-    c = 1.0 / math.sqrt(9.0 * d)
+    boosted, d, c = gamma_proposal_constants(alpha)
     shape = (*size, GAMMA_PROPOSALS)
     z = ops.random.normal(shape, dtype="float32", seed=seed)
     u = ops.random.uniform(shape, 0.0, 1.0, dtype="float32", seed=seed)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import keras
 
+from maskmix.geometry import thumbnail_size_range
 from maskmix.params import RANDOM_CUT_THUMBNAIL
 
 from . import _patches, _sampling
@@ -146,12 +146,7 @@ class RandomCutThumbnail(MixingLayer):
 
     def thumbnail_sizes(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """The smallest and largest ``(th, tw)`` that ``thumbnail_area`` allows for an ``H x W`` image."""
-
-        def side(n: int, area: float) -> int:
-            return max(1, min(n, round(n * math.sqrt(area))))
-
-        lo, hi = self.thumbnail_area
-        return (side(height, lo), side(width, lo)), (side(height, hi), side(width, hi))
+        return thumbnail_size_range(self.thumbnail_area, height, width)
 
     def sample(self, batch_size: Any, channels: int, height: int, width: int, *,
                dtype: str, seed: Any) -> dict[str, Any]:
@@ -165,18 +160,11 @@ class RandomCutThumbnail(MixingLayer):
 
     def _sample_thumbnails(self, batch_size: Any, height: int, width: int, seed: Any) -> dict[str, Any]:
         ops = self.ops
-        size = (batch_size,)
-        lo, hi = self.thumbnail_area
-        if lo == hi:
-            area = ops.numpy.full(size, lo, dtype="float32")
-        else:
-            area = _sampling.uniform(ops, lo, hi, size, seed)
+        area = _sampling.uniform_closed(ops, *self.thumbnail_area, (batch_size,), seed)
         side = ops.numpy.sqrt(area)
         (min_h, min_w), (max_h, max_w) = self.thumbnail_sizes(height, width)
-        # The sizes grow with the area: the clamp to the sizes of the range's ends (computed in
-        # float64 on the host) only undoes float32 rounding at those ends.
-        h = ops.numpy.clip(ops.cast(ops.numpy.round(side * float(height)), "int32"), min_h, max_h)
-        w = ops.numpy.clip(ops.cast(ops.numpy.round(side * float(width)), "int32"), min_w, max_w)
+        h = _sampling.rounded_within(ops, side * float(height), (min_h, max_h))
+        w = _sampling.rounded_within(ops, side * float(width), (min_w, max_w))
         top, left = _sampling.place_inside(ops, h, w, height, width, seed)
         return {
             "area": area,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import keras
 
+from maskmix.geometry import low_resolution_size_range as _size_range
 from maskmix.params import (
     COMMON_PARAMS,
     RANDOM_CUTBLUR,
@@ -42,12 +42,6 @@ CUTBLUR_PAIR = StrategySpec(
     ),
     "Swap a rectangle between a super-resolution pair's LR input and HR target (Yoo et al., 2020).",
 )
-
-
-def _size_range(blur_factor: tuple[float, float], size: int) -> tuple[int, int]:
-    """The smallest and largest low-resolution size ``blur_factor`` allows for ``size`` pixels."""
-    lo, hi = blur_factor
-    return (min(max(math.floor(lo * size + 0.5), 1), size), min(max(math.floor(hi * size + 0.5), 1), size))
 
 
 def _axis_matrices(ops: Any, low_sizes: Tensor | None, size: int, bounds: tuple[int, int], method: str,
@@ -192,18 +186,11 @@ class RandomCutBlur(MaskMixLayer):
             ops, size, height, width, self.patch_area, self.patch_aspect_ratio, seed
         )
         top, left = _sampling.place_inside(ops, h, w, height, width, seed)
-        lo, hi = self.blur_factor
-        if lo == hi:
-            factor = ops.numpy.full(size, lo, dtype="float32")
-        else:
-            factor = ops.numpy.minimum(_sampling.uniform(ops, lo, hi, size, seed), hi)
-        sizes = {}
-        for key, n in (("low_height", height), ("low_width", width)):
-            low, high = _size_range(self.blur_factor, n)
-            # Clamped to the sizes of the range's ends (computed in float64 on the host): only
-            # undoes float32 rounding there.
-            drawn = ops.cast(ops.numpy.floor(factor * float(n) + 0.5), "int32")
-            sizes[key] = ops.numpy.clip(drawn, low, high)
+        factor = _sampling.uniform_closed(ops, *self.blur_factor, size, seed)
+        sizes = {
+            key: _sampling.rounded_within(ops, factor * float(n), _size_range(self.blur_factor, n), half_up=True)
+            for key, n in (("low_height", height), ("low_width", width))
+        }
         return {"top": top, "left": left, "height": h, "width": w, "blur_factor": factor, **sizes}
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
+from maskmix.geometry import LUMA_WEIGHTS
 from maskmix.params import RANDOM_CUTPASTE
 
 from . import _patches, _sampling
@@ -20,7 +21,6 @@ __all__ = ["RandomCutPaste"]
 Tensor = Any
 
 #: ITU-R BT.601 luma weights, as torchvision's ``rgb_to_grayscale``.
-_LUMA = (0.2989, 0.587, 0.114)
 
 
 @keras.saving.register_keras_serializable(package="maskmix")
@@ -176,7 +176,7 @@ class RandomCutPaste(MaskMixLayer):
         def grey(values: Tensor) -> Tensor:
             if channels == 3:
                 shape = (1, 3, 1, 1) if self.channels_first else (1, 1, 1, 3)
-                weights = ops.numpy.reshape(ops.convert_to_tensor(list(_LUMA), dtype=work), shape)
+                weights = ops.numpy.reshape(ops.convert_to_tensor(list(LUMA_WEIGHTS), dtype=work), shape)
                 return ops.numpy.sum(values * weights, axis=axis, keepdims=True)
             return ops.numpy.mean(values, axis=axis, keepdims=True)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import keras
 
+from maskmix.geometry import rotation_range
 from maskmix.params import RANDOM_GRID_MASK
 
 from . import _sampling
@@ -95,8 +95,7 @@ class RandomGridMask(MaskingLayer):
         offset_x = _sampling.randint(ops, 0, unit - 1, size, seed)
         params = {"unit": unit, "masked": masked, "offset_y": offset_y, "offset_x": offset_x}
         if self.rotation > 0:
-            limit = math.radians(self.rotation)
-            params["angle"] = _sampling.uniform(ops, -limit, limit, size, seed)
+            params["angle"] = _sampling.uniform(ops, *rotation_range(self.rotation), size, seed)
         return params
 
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Any:

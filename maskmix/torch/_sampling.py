@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from maskmix.geometry import ATTEMPTS, log_uniform_bounds
+
 Size = Sequence[int]
 
 
@@ -42,13 +44,37 @@ def log_uniform(low: float, high: float, size: Size, *, device: torch.device,
                 generator: torch.Generator | None) -> Tensor:
     """Float32 samples whose logarithm is uniform in ``[log low, log high)``.
 
-    Bounds are first clamped into ``[1e-30, 1e30]`` (float32 holds them; for aspect ratios, any
-    value beyond the image's pixel count gives the same one-pixel-wide rectangle).
+    Bounds are first clamped by :func:`maskmix.geometry.log_uniform_bounds`.
     """
-    low, high = (min(max(float(v), 1e-30), 1e30) for v in (low, high))
+    low, high = log_uniform_bounds(low, high)
     if low == high:
         return torch.full(tuple(size), low, device=device)
     return torch.exp(uniform(math.log(low), math.log(high), size, device=device, generator=generator))
+
+
+def uniform_closed(low: float, high: float, size: Size, *, device: torch.device,
+                   generator: torch.Generator | None, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Samples uniform in ``[low, high]`` of ``dtype``: ``low`` itself when the range is one value.
+
+    ``low + (high - low) * U`` can round above ``high`` in float32; the result is clamped to
+    ``high``, so a value drawn from a configured range never leaves it.
+    """
+    if low == high:
+        return torch.full(tuple(size), low, dtype=dtype, device=device)
+    drawn = torch.empty(tuple(size), dtype=dtype, device=device).uniform_(low, high, **drawing_from(generator))
+    return drawn.clamp_max_(high)
+
+
+def rounded_within(values: Tensor, bounds: tuple[int, int], *, half_up: bool = False) -> Tensor:
+    """Int64 ``round(values)`` clamped into ``bounds`` (both inclusive).
+
+    The float-rounding clamp of the sizes drawn from a range: ``bounds`` are the sizes of the
+    range's ends, computed in float64 on the host (:mod:`maskmix.geometry`); a size computed
+    on the device from a value drawn in float32 may round one pixel past them, and the clamp
+    only undoes that. ``half_up`` rounds halves up (``floor(x + 0.5)``) instead of to even.
+    """
+    rounded = torch.floor(values + 0.5) if half_up else torch.round(values)
+    return rounded.to(torch.int64).clamp(*bounds)
 
 
 def randint(low: int | Tensor, high: int | Tensor, size: Size, *, device: torch.device,
@@ -129,10 +155,6 @@ def first_fitting(h: Tensor, w: Tensor, height: int, width: int, *,
     h = h.gather(-1, index).squeeze(-1).clamp_max(height)
     w = w.gather(-1, index).squeeze(-1).clamp_max(width)
     return h, w
-
-
-#: How many candidate rectangles are drawn per patch before falling back to clamping.
-ATTEMPTS = 10
 
 
 def random_rectangles(shape: Size, height: int, width: int, patch_area: tuple[float, float],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +9,7 @@ import torch
 from torch import Tensor
 from typing_extensions import Unpack
 
+from maskmix.geometry import thumbnail_size_range
 from maskmix.params import RANDOM_CUT_THUMBNAIL
 
 from . import _patches, _sampling
@@ -144,12 +144,7 @@ class RandomCutThumbnail(MixingTransform):
 
     def thumbnail_sizes(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """The smallest and largest ``(th, tw)`` that ``thumbnail_area`` allows for an ``H x W`` image."""
-
-        def side(n: int, area: float) -> int:
-            return max(1, min(n, round(n * math.sqrt(area))))
-
-        lo, hi = self.thumbnail_area
-        return (side(height, lo), side(width, lo)), (side(height, hi), side(width, hi))
+        return thumbnail_size_range(self.thumbnail_area, height, width)
 
     def sample(self, batch_size: int, channels: int, height: int, width: int, *,
                dtype: torch.dtype, device: torch.device,
@@ -166,18 +161,11 @@ class RandomCutThumbnail(MixingTransform):
 
     def _sample_thumbnails(self, batch_size: int, height: int, width: int, *, device: torch.device,
                            generator: torch.Generator | None) -> dict[str, Any]:
-        size = (batch_size,)
-        lo, hi = self.thumbnail_area
-        if lo == hi:
-            area = torch.full(size, lo, device=device)
-        else:
-            area = _sampling.uniform(lo, hi, size, device=device, generator=generator)
+        area = _sampling.uniform_closed(*self.thumbnail_area, (batch_size,), device=device, generator=generator)
         side = torch.sqrt(area)
         (min_h, min_w), (max_h, max_w) = self.thumbnail_sizes(height, width)
-        # The sizes grow with the area: the clamp to the sizes of the range's ends (computed in
-        # float64 on the host) only undoes float32 rounding at those ends.
-        h = torch.round(side * height).to(torch.int64).clamp(min_h, max_h)
-        w = torch.round(side * width).to(torch.int64).clamp(min_w, max_w)
+        h = _sampling.rounded_within(side * height, (min_h, max_h))
+        w = _sampling.rounded_within(side * width, (min_w, max_w))
         top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
         return {
             "area": area,

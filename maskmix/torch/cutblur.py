@@ -12,6 +12,7 @@ from torch import Tensor
 from torchvision import tv_tensors
 from typing_extensions import Unpack
 
+from maskmix.geometry import low_resolution_size_range
 from maskmix.params import RANDOM_CUTBLUR, boolean, choice, fraction_or_range, number_in, positive_range
 
 from . import _patches, _sampling
@@ -29,11 +30,6 @@ __all__ = [
 
 #: Directions accepted by :func:`cutblur_pair`.
 CUTBLUR_DIRECTIONS: tuple[str, ...] = ("random", "hr_to_lr", "lr_to_hr")
-
-
-def _low_resolution_sizes(factor: Tensor, size: int) -> Tensor:
-    """``max(1, round(size * factor))`` with halves rounded up, as int64 (``factor`` float64)."""
-    return torch.floor(factor * size + 0.5).to(torch.int64).clamp(1, size)
 
 
 def resize(images: Tensor, size: tuple[int, int], method: str) -> Tensor:
@@ -211,18 +207,16 @@ class RandomCutBlur(MaskMixTransform):
         params: dict[str, Any] = _sample_box(
             batch_size, height, width, self.patch_area, self.patch_aspect_ratio, device=device, generator=generator
         )
-        lo, hi = self.blur_factor
-        u = torch.rand((batch_size,), device=device, dtype=torch.float64, **_sampling.drawing_from(generator))
-        factor = (lo + (hi - lo) * u).clamp_max(hi)
+        factor = _sampling.uniform_closed(*self.blur_factor, (batch_size,), device=device, generator=generator,
+                                          dtype=torch.float64)
         params["blur_factor"] = factor
-        params["low_height"] = _low_resolution_sizes(factor, height)
-        params["low_width"] = _low_resolution_sizes(factor, width)
+        for key, size in (("low_height", height), ("low_width", width)):
+            params[key] = _sampling.rounded_within(factor * size, self._size_range(size), half_up=True)
         return params
 
     def _size_range(self, size: int) -> tuple[int, int]:
         """The smallest and largest low-resolution size ``blur_factor`` allows for ``size``."""
-        lo, hi = self.blur_factor
-        return (min(max(math.floor(lo * size + 0.5), 1), size), min(max(math.floor(hi * size + 0.5), 1), size))
+        return low_resolution_size_range(self.blur_factor, size)
 
     def _tables(self, height: int, width: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, ...]:
         """Resampling matrices for every low-resolution size the factor range allows.

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from typing_extensions import Unpack
 
+from maskmix.geometry import image_aspect
 from maskmix.params import RANDOM_CUTMIX
 
 from . import _sampling
@@ -105,7 +106,7 @@ class RandomCutMix(MixingTransform):
             if self.patch_aspect_ratio is not None:
                 aspect = _sampling.log_uniform(*self.patch_aspect_ratio, size, device=device, generator=generator)
             else:
-                aspect = torch.full(size, height / max(width, 1), device=device)
+                aspect = torch.full(size, image_aspect(height, width), device=device)
             h, w = _sampling.rectangle_sizes(area, aspect, height, width)
             h, w = h.clamp_max(height), w.clamp_max(width)
             top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)

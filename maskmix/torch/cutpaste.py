@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from typing_extensions import Unpack
 
+from maskmix.geometry import LUMA_WEIGHTS
 from maskmix.params import RANDOM_CUTPASTE
 
 from . import _patches, _sampling
@@ -17,7 +18,6 @@ from ._base import CommonOptions, MaskMixTransform, selection
 __all__ = ["RandomCutPaste"]
 
 #: ITU-R BT.601 luma weights, as torchvision's ``rgb_to_grayscale``.
-_LUMA = (0.2989, 0.587, 0.114)
 
 
 def _index_to_position(index: Tensor, columns: Tensor) -> tuple[Tensor, Tensor]:
@@ -175,7 +175,7 @@ class RandomCutPaste(MaskMixTransform):
         def grey(values: Tensor) -> Tensor:
             if values.shape[1] == 3:
                 r, g, b = values.unbind(dim=1)
-                return (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(1)
+                return (LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b).unsqueeze(1)
             return values.mean(dim=1, keepdim=True)
 
         x = (lo + (x - lo) * factor("brightness")).clamp(lo, hi)

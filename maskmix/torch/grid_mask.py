@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +9,7 @@ import torch
 from torch import Tensor
 from typing_extensions import Unpack
 
+from maskmix.geometry import rotation_range
 from maskmix.params import RANDOM_GRID_MASK
 
 from . import _sampling
@@ -90,9 +90,8 @@ class RandomGridMask(MaskingTransform):
         offsets = _sampling.randint(0, unit - 1, (2, batch_size), device=device, generator=generator)
         params = {"unit": unit, "masked": masked, "offset_y": offsets[0], "offset_x": offsets[1]}
         if self.rotation > 0:
-            params["angle"] = _sampling.uniform(
-                -math.radians(self.rotation), math.radians(self.rotation), size, device=device, generator=generator
-            )
+            params["angle"] = _sampling.uniform(*rotation_range(self.rotation), size, device=device,
+                                                generator=generator)
         return params
 
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:

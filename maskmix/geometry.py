@@ -1,0 +1,128 @@
+"""Host-side geometry and constants shared by the torch and Keras strategies.
+
+Everything the two frameworks compute *on the host* (in Python, before any tensor is drawn) lives
+here once: the static size ranges the resampling matrices are built for, the bounds of the
+log-uniform draws, the constants of the samplers and of the colour jitter, the image dtypes.
+:mod:`maskmix.torch` and :mod:`maskmix.keras` import these values, so both frameworks agree by
+construction rather than by keeping two copies in step. Per-image quantities are drawn on the
+device by each framework's ``_sampling`` module; this module never sees a tensor.
+
+Example:
+    >>> from maskmix.geometry import low_resolution_size_range, thumbnail_size_range
+    >>> thumbnail_size_range((0.1, 0.25), 224, 224)
+    ((71, 71), (112, 112))
+    >>> low_resolution_size_range((0.1, 0.5), 33)
+    (3, 17)
+
+This module imports nothing beyond the standard library (not torch, not keras).
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = [
+    "ATTEMPTS",
+    "FLOAT_DTYPES",
+    "GAMMA_PROPOSALS",
+    "IMAGE_DTYPES",
+    "IMAGE_DTYPES_TEXT",
+    "LOG_UNIFORM_LIMITS",
+    "LUMA_WEIGHTS",
+    "gamma_proposal_constants",
+    "image_aspect",
+    "log_uniform_bounds",
+    "low_resolution_size",
+    "low_resolution_size_range",
+    "rotation_range",
+    "thumbnail_side",
+    "thumbnail_size_range",
+]
+
+#: How many candidate rectangles are drawn per patch before falling back to clamping (the
+#: vectorised form of torchvision's and timm's "try up to 10 times" loop).
+ATTEMPTS = 10
+
+#: Marsaglia-Tsang proposals drawn per gamma sample; all of them are rejected with probability < 1e-10.
+GAMMA_PROPOSALS = 8
+
+#: ITU-R 601 luma weights of (R, G, B), as torchvision's ``rgb_to_grayscale`` (CutPaste's jitter).
+LUMA_WEIGHTS: tuple[float, float, float] = (0.2989, 0.587, 0.114)
+
+#: Floating image dtypes every transform accepts, by name (SPEC §3).
+FLOAT_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
+
+#: Every image dtype accepted (SPEC §3), by name: the floats and uint8.
+IMAGE_DTYPES: tuple[str, ...] = (*FLOAT_DTYPES, "uint8")
+
+#: :data:`IMAGE_DTYPES` as error messages spell them.
+IMAGE_DTYPES_TEXT = ", ".join(IMAGE_DTYPES[:-1]) + " or " + IMAGE_DTYPES[-1]
+
+#: Log-uniform bounds are clamped into this range: float32 holds it, and for aspect ratios any
+#: value beyond an image's pixel count gives the same one-pixel-wide rectangle.
+LOG_UNIFORM_LIMITS: tuple[float, float] = (1e-30, 1e30)
+
+
+def log_uniform_bounds(low: float, high: float) -> tuple[float, float]:
+    """``(low, high)`` clamped into :data:`LOG_UNIFORM_LIMITS`, as floats.
+
+    >>> log_uniform_bounds(0.0, 1e40)
+    (1e-30, 1e+30)
+    """
+    floor, ceiling = LOG_UNIFORM_LIMITS
+    return min(max(float(low), floor), ceiling), min(max(float(high), floor), ceiling)
+
+
+def thumbnail_side(size: int, area: float) -> int:
+    """Pixels of a thumbnail side: ``round(size * sqrt(area))``, at least 1, at most ``size``."""
+    return max(1, min(size, round(size * math.sqrt(area))))
+
+
+def thumbnail_size_range(area: tuple[float, float], height: int, width: int
+                         ) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The smallest and largest ``(th, tw)`` a thumbnail area range allows for an ``H x W`` image.
+
+    The thumbnail keeps the image's aspect ratio (Cut-Thumbnail, Xie et al., 2021); the ends are
+    computed in float64 here, and the per-image sizes drawn in float32 are clamped to them.
+    """
+    lo, hi = area
+    return (thumbnail_side(height, lo), thumbnail_side(width, lo)), (thumbnail_side(height, hi),
+                                                                      thumbnail_side(width, hi))
+
+
+def low_resolution_size(factor: float, size: int) -> int:
+    """Pixels of a low-resolution copy: ``round(size * factor)`` (halves up), in ``[1, size]``."""
+    return min(max(math.floor(factor * size + 0.5), 1), size)
+
+
+def low_resolution_size_range(blur_factor: tuple[float, float], size: int) -> tuple[int, int]:
+    """The smallest and largest low-resolution size a ``blur_factor`` range allows (CutBlur)."""
+    lo, hi = blur_factor
+    return low_resolution_size(lo, size), low_resolution_size(hi, size)
+
+
+def image_aspect(height: int, width: int) -> float:
+    """``H / W`` (``H`` for an image 0 pixels wide): the aspect of CutMix's box when only its area is set."""
+    return height / max(width, 1)
+
+
+def rotation_range(degrees: float) -> tuple[float, float]:
+    """``(-r, r)`` in radians for a maximum rotation of ``degrees`` (GridMask)."""
+    limit = math.radians(degrees)
+    return -limit, limit
+
+
+def gamma_proposal_constants(alpha: float) -> tuple[bool, float, float]:
+    """``(boosted, d, c)`` of Marsaglia and Tsang's gamma sampler for Gamma(alpha, 1).
+
+    ``alpha < 1`` is sampled as Gamma(alpha + 1) boosted by ``U^(1 / alpha)``; then
+    ``d = a - 1/3`` and ``c = 1 / sqrt(9 d)`` ("A simple method for generating gamma variables",
+    2000).
+
+    >>> boosted, d, c = gamma_proposal_constants(0.5)
+    >>> boosted, round(d, 4), round(c, 4)
+    (True, 1.1667, 0.3086)
+    """
+    boosted = alpha < 1.0
+    d = (alpha + 1.0 if boosted else alpha) - 1.0 / 3.0
+    return boosted, d, 1.0 / math.sqrt(9.0 * d)
