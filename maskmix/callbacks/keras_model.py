@@ -18,37 +18,24 @@ then delegate to Keras' ``train_step``:
 
 ``evaluate``, ``predict`` and ``model(x)`` are untouched: they see clean data.
 
-Losses
-------
-The loss is computed on the soft targets (as timm's ``SoftTargetCrossEntropy`` and the torch side
-of maskmix do). A loss that expects class indices has no meaning for soft targets, so the known
-sparse losses are replaced *for training steps only* by their dense counterpart with the same
-options: ``SparseCategoricalCrossentropy(from_logits=f, reduction=r)`` becomes
-``CategoricalCrossentropy(from_logits=f, reduction=r)``, the string/function
-``"sparse_categorical_crossentropy"`` becomes ``CategoricalCrossentropy()``, and the shape-guessing
-strings ``"crossentropy"``/``"ce"`` become ``CategoricalCrossentropy()`` when the labels are class
-indices. For cross-entropy this is exactly the λ-mix of the two sparse losses,
-``(1 - f) CE(y, p) + f CE(y_partner, p)``. ``SparseCategoricalCrossentropy(ignore_class=...)`` has
-no soft counterpart and is rejected. Every other loss (``CategoricalCrossentropy``,
-``KLDivergence``, ``CategoricalFocalCrossentropy``, ...) is used as compiled, on the soft targets.
-A custom loss that expects class indices needs ``mixed_loss=`` (its soft-target version).
-Regularisation losses (``model.losses``) are added once, as Keras does.
+The batch work is :class:`maskmix.keras.MaskMixPipeline` (shared option rules:
+:mod:`maskmix.integration_options`); the soft-target losses are in :mod:`._keras_losses` and
+Keras' functional-model and ``clone_model`` workarounds in :mod:`._keras_functional`.
 """
 
 from __future__ import annotations
 
-import difflib
-import inspect
-import threading
-import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
-from keras.src.models.functional import Functional, functional_like_constructor
+from keras.src.models.functional import Functional
 
 from maskmix.keras import MixingLayer
 from maskmix.keras.pipeline import MaskMixPipeline
+
+from . import _keras_functional as graph
+from ._keras_losses import as_loss_object, dense_counterpart, single
 
 __all__ = ["FunctionalMaskMixModel", "MaskMixModel"]
 
@@ -57,26 +44,10 @@ Tensor = Any
 _NAME = "MaskMixModel"
 _INT_DTYPES = frozenset({"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"})
 _METRIC_LABELS = ("dominant", "original")
-_SPARSE_CE_NAMES = frozenset({"sparse_categorical_crossentropy", "SparseCategoricalCrossentropy"})
-_AUTO_CE_NAMES = frozenset({"crossentropy", "ce"})
 _CONFIG_KEYS = (
     "augmentations", "mix", "mix_weights", "num_classes", "label_smoothing",
     "metric_labels", "mixed_loss", "seed",
 )
-# Keywords the functional form hands to Keras: `Functional.__init__`'s own and `Layer.__init__`'s
-# (Keras' functional constructor ignores the latter, except `name` and `trainable`, but accepts them).
-_FUNCTIONAL_KEYWORDS = frozenset(
-    {"inputs", "outputs", "name", "trainable", "input_shape", "input_dim"}
-    | {
-        name for name, parameter in inspect.signature(keras.layers.Layer.__init__).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-    }
-)
-
-
-_UNSET: Any = object()
-
-
 class _StepContext:
     """Per-step values handed from :meth:`MaskMixModel.train_step` to ``compute_loss`` (trace time)."""
 
@@ -85,102 +56,6 @@ class _StepContext:
     def __init__(self) -> None:
         self.targets: Tensor | None = None
         self.integer_labels = False
-
-
-class _FunctionLoss(keras.losses.Loss):
-    """A ``keras.losses.Loss`` around a plain ``fn(y_true, y_pred)`` (reduction handled by Keras)."""
-
-    def __init__(self, fn: Callable[[Tensor, Tensor], Tensor], name: str | None = None) -> None:
-        super().__init__(name=name or getattr(fn, "__name__", "loss"))
-        self.fn = fn
-
-    def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
-        return self.fn(y_true, y_pred)
-
-
-def _is_functional_call(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
-    """The ``Model(inputs, outputs)`` signature detection of Keras."""
-    return (len(args) == 2) or (len(args) == 1 and "outputs" in kwargs) or ("inputs" in kwargs and "outputs" in kwargs)
-
-
-def _functional_outputs(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-    """The ``outputs`` of a functional constructor call (see :func:`_is_functional_call`)."""
-    return args[1] if len(args) == 2 else kwargs.get("outputs")
-
-
-def _check_functional_keywords(kwargs: Mapping[str, Any]) -> None:
-    """Keras' ``Functional`` swallows unknown keywords: a misspelled option would be ignored silently."""
-    unknown = sorted(key for key in kwargs if key not in _FUNCTIONAL_KEYWORDS)
-    if not unknown:
-        return
-    hints = []
-    for key in unknown:
-        close = difflib.get_close_matches(key, (*_CONFIG_KEYS, *sorted(_FUNCTIONAL_KEYWORDS)), n=1)
-        hints.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
-    raise TypeError(f"{_NAME}: unrecognized keyword argument(s): {', '.join(hints)}")
-
-
-def _inject_functional(cls: type) -> None:
-    """Make a subclass that calls ``super().__init__(inputs, outputs, ...)`` a functional model.
-
-    This is Keras' "functional subclass" pattern: ``keras.Model.__init__`` splices ``Functional``
-    into the hierarchy of the class being initialised (and of all its bases up to
-    ``keras.Model``). Here only ``cls`` itself gets ``Functional`` as a last base, so that
-    :class:`MaskMixModel` and its other subclasses are left alone.
-    """
-    if cls is MaskMixModel:
-        raise TypeError(f"{_NAME}: call MaskMixModel(inputs, outputs, ...) to build a functional model")
-    try:
-        cls.__bases__ = (*cls.__bases__, Functional)
-    except TypeError as error:
-        raise TypeError(
-            f"{_NAME}: {cls.__name__} calls super().__init__(inputs, outputs, ...) (the functional-subclass "
-            f"pattern) but Functional cannot be added to its bases ({error}); derive it from "
-            "FunctionalMaskMixModel instead"
-        ) from None
-
-
-def _dense_counterpart(loss: Any, integer_labels: bool) -> keras.losses.Loss | None:
-    """The soft-target version of a sparse loss, or None when ``loss`` is used as compiled."""
-    if isinstance(loss, str):
-        if loss in _SPARSE_CE_NAMES or (integer_labels and loss in _AUTO_CE_NAMES):
-            return keras.losses.CategoricalCrossentropy()
-        return None
-    if isinstance(loss, keras.losses.SparseCategoricalCrossentropy):
-        config = loss.get_config()
-        if config.get("ignore_class") is not None:
-            raise ValueError(
-                f"{_NAME}: SparseCategoricalCrossentropy(ignore_class={config['ignore_class']!r}) has no "
-                "soft-label counterpart; remove ignore_class (mask those samples with sample_weight) or pass "
-                "mixed_loss="
-            )
-        return keras.losses.CategoricalCrossentropy(
-            from_logits=config.get("from_logits", False),
-            reduction=config.get("reduction", "sum_over_batch_size"),
-            name=config.get("name", "categorical_crossentropy"),
-            dtype=getattr(loss, "dtype", None),
-        )
-    if loss is keras.losses.sparse_categorical_crossentropy:
-        return keras.losses.CategoricalCrossentropy()
-    return None
-
-
-def _as_loss_object(loss: Any) -> keras.losses.Loss:
-    if isinstance(loss, keras.losses.Loss):
-        return loss
-    resolved = keras.losses.get(loss)
-    if isinstance(resolved, keras.losses.Loss):
-        return resolved
-    return _FunctionLoss(resolved)
-
-
-def _single(value: Any) -> Any:
-    """Unwrap one-item lists/tuples/dicts (single-output models)."""
-    if isinstance(value, (list, tuple)) and len(value) == 1:
-        return value[0]
-    if isinstance(value, Mapping) and len(value) == 1:
-        return next(iter(value.values()))
-    return value
 
 
 @keras.saving.register_keras_serializable(package="maskmix")
@@ -297,11 +172,11 @@ class MaskMixModel(keras.Model):
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> MaskMixModel:
-        if _is_functional_call(args, kwargs) and not issubclass(cls, Functional):
+        if graph.is_functional_call(args, kwargs) and not issubclass(cls, Functional):
             # Keras would splice `Functional` into the bases of `cls` itself (and of every base up
             # to `keras.Model`), which would turn every later subclass of MaskMixModel into a
             # broken functional model. A dedicated subclass keeps the hierarchy intact.
-            return super().__new__(_functional_class(cls), *args, **kwargs)
+            return super().__new__(graph.functional_class(cls), *args, **kwargs)
         return super().__new__(cls, *args, **kwargs)
 
     def __init__(
@@ -317,12 +192,12 @@ class MaskMixModel(keras.Model):
         seed: int | None = None,
         **kwargs: Any,
     ) -> None:
-        functional = _is_functional_call(args, kwargs)
+        functional = graph.is_functional_call(args, kwargs)
         if functional:
-            _check_functional_keywords(kwargs)
+            graph.check_keywords(_NAME, kwargs, _CONFIG_KEYS)
             options = (augmentations, mix, mix_weights, num_classes, label_smoothing, metric_labels, mixed_loss, seed)
             if options == (None, None, None, None, 0.0, "dominant", None, None):
-                source = _take_clone_source(_functional_outputs(args, kwargs))
+                source = graph.take_clone_source(graph.functional_outputs(args, kwargs))
                 if source is not None:  # `keras.models.clone_model(source)`: same options, fresh layers
                     cloned = _options_from_config(_options_config(source))
                     augmentations, mix, mix_weights = cloned["augmentations"], cloned["mix"], cloned["mix_weights"]
@@ -335,7 +210,7 @@ class MaskMixModel(keras.Model):
             raise ValueError(f"{_NAME}: metric_labels must be 'dominant' or 'original'; got {metric_labels!r}")
         if mixed_loss is not None:
             try:
-                _as_loss_object(mixed_loss)
+                as_loss_object(mixed_loss)
             except (ValueError, TypeError) as error:
                 raise ValueError(f"{_NAME}: mixed_loss must be a Keras loss; got {mixed_loss!r} ({error})") from None
 
@@ -343,7 +218,7 @@ class MaskMixModel(keras.Model):
             if not isinstance(self, Functional):
                 # The functional-subclass pattern (`super().__init__(inputs, outputs, ...)` in a
                 # subclass' __init__): __new__ saw no graph arguments. Keras' own answer.
-                _inject_functional(type(self))
+                graph.inject_functional(type(self), MaskMixModel)
             # `keras.Model.__init__` would inject `Functional` into this class' bases (see __new__);
             # `Functional.__init__` reaches `keras.Model.__init__` without the graph arguments.
             Functional.__init__(self, *args, **kwargs)
@@ -527,15 +402,15 @@ class MaskMixModel(keras.Model):
     def _training_loss(self, integer_labels: bool) -> tuple[keras.losses.Loss | None, float | None]:
         """``(loss, weight)`` for soft targets, or ``(None, None)`` to use the compiled loss as is."""
         compile_loss = getattr(self, "_compile_loss", None)
-        weight = _single(getattr(compile_loss, "_user_loss_weights", None)) if compile_loss is not None else None
+        weight = single(getattr(compile_loss, "_user_loss_weights", None)) if compile_loss is not None else None
         if weight is not None and not isinstance(weight, (int, float)):
             weight = None
         if self.mixed_loss is not None:
-            return _as_loss_object(self.mixed_loss), weight
-        compiled = _single(getattr(self, "loss", None))
+            return as_loss_object(self.mixed_loss), weight
+        compiled = single(getattr(self, "loss", None))
         if compiled is None:
             return None, None
-        dense = _dense_counterpart(compiled, integer_labels)
+        dense = dense_counterpart(compiled, integer_labels, _NAME)
         return dense, (weight if dense is not None else None)
 
     # ----------------------------------------------------------------------------------------
@@ -556,29 +431,18 @@ class MaskMixModel(keras.Model):
     # Cloning (`keras.models.clone_model`).
     # ----------------------------------------------------------------------------------------
 
-    def _run_through_graph(self, inputs: Any, operation_fn: Any = _UNSET, call_fn: Any = _UNSET) -> Any:
-        """Keras' graph walk; on ``clone_model``'s walk, remember this model for the clone's constructor.
-
-        ``keras.models.clone_model`` rebuilds a functional model with
-        ``type(model)(new_inputs, new_outputs, name=...)``, which carries no maskmix option; it is
-        the only caller that passes both ``operation_fn`` and ``call_fn``. The outputs of that walk
-        are remembered with this model, and the constructor that receives exactly those outputs
-        (and no option) takes this model's options (its layers rebuilt from their configs).
-        """
+    def _run_through_graph(self, inputs: Any, operation_fn: Any = graph.UNSET,
+                           call_fn: Any = graph.UNSET) -> Any:
+        """Keras' graph walk; on ``clone_model``'s walk, remember this model for the clone's
+        constructor (see :func:`maskmix.callbacks._keras_functional.remember_clone_source`)."""
         kwargs = {}
-        if operation_fn is not _UNSET:
+        if operation_fn is not graph.UNSET:
             kwargs["operation_fn"] = operation_fn
-        if call_fn is not _UNSET:
+        if call_fn is not graph.UNSET:
             kwargs["call_fn"] = call_fn
         outputs = super()._run_through_graph(inputs, **kwargs)
-        if operation_fn is not _UNSET and call_fn is not _UNSET:
-            if not functional_like_constructor(type(self)):
-                raise TypeError(
-                    f"{_NAME}: keras.models.clone_model cannot clone a {type(self).__name__} (its constructor "
-                    "takes no inputs/outputs, so Keras would return a plain Functional model without the "
-                    f"maskmix options); use {type(self).__name__}.from_config(model.get_config())"
-                )
-            _CLONE_SOURCE.pending = (keras.tree.flatten(outputs), weakref.ref(self))
+        if operation_fn is not graph.UNSET and call_fn is not graph.UNSET:  # only clone_model passes both
+            graph.remember_clone_source(self, outputs, _NAME)
         return outputs
 
 
@@ -613,31 +477,6 @@ def _options_from_config(config: Mapping[str, Any], custom_objects: Any = None) 
     return options
 
 
-class _CloneSource(threading.local):
-    """The last ``clone_model`` walk of a MaskMixModel in this thread: ``(outputs, weakref(model))``."""
-
-    pending: tuple[list[Any], weakref.ref[MaskMixModel]] | None = None
-
-
-_CLONE_SOURCE = _CloneSource()
-
-
-def _take_clone_source(outputs: Any) -> MaskMixModel | None:
-    """The model whose ``clone_model`` walk produced exactly ``outputs`` (consumed), or None."""
-    pending = _CLONE_SOURCE.pending
-    if pending is None:
-        return None
-    flat, ref = pending
-    given = keras.tree.flatten(outputs)
-    if len(given) != len(flat) or any(a is not b for a, b in zip(given, flat, strict=True)):
-        return None
-    _CLONE_SOURCE.pending = None
-    return ref()
-
-
-_FUNCTIONAL_CLASSES: dict[type, type] = {}
-
-
 @keras.saving.register_keras_serializable(package="maskmix")
 class FunctionalMaskMixModel(MaskMixModel, Functional):
     """What ``MaskMixModel(inputs, outputs, ...)`` returns: a functional :class:`MaskMixModel`.
@@ -649,15 +488,4 @@ class FunctionalMaskMixModel(MaskMixModel, Functional):
     """
 
 
-_FUNCTIONAL_CLASSES[MaskMixModel] = FunctionalMaskMixModel
-
-
-def _functional_class(cls: type) -> type:
-    """A functional twin of a MaskMixModel subclass (``class X(cls, Functional)``), cached."""
-    if cls not in _FUNCTIONAL_CLASSES:
-        twin = type(f"Functional{cls.__name__}", (cls, Functional), {
-            "__module__": cls.__module__,
-            "__doc__": f"Functional form of {cls.__name__} (see MaskMixModel).",
-        })
-        _FUNCTIONAL_CLASSES[cls] = twin
-    return _FUNCTIONAL_CLASSES[cls]
+graph.register_functional_class(MaskMixModel, FunctionalMaskMixModel)
