@@ -1,8 +1,8 @@
 """Bad and unusual call-time input for every Keras layer (SPEC §3, "Errors"): the twin of ``test_bad_input.py``.
 
-Complements ``test_keras_base.py::test_call_errors`` (rank 5 and int32 for the masking layers),
-``test_keras_mixing.py::test_label_errors`` / ``test_input_errors`` (CutMix labels, Mixup input)
-and ``test_keras_pasting.py::test_call_errors``: every layer (the mixed Cut-Thumbnail included),
+Complements ``contracts/test_keras_conventions.py`` (the conventions of every layer) and
+``test_keras_mixing.py::test_label_errors`` / ``test_input_errors`` (CutMix labels, Mixup input):
+every layer (the mixed Cut-Thumbnail included),
 both data formats, against every unsupported dtype and rank, non-tensor images, labels of the
 wrong length, dtype or rank, class indices out of range (eager: ``ValueError``; inside
 ``tf.function``: documented zero row, no host synchronisation), NaN/inf pixels (propagate inside

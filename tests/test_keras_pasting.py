@@ -2,10 +2,11 @@
 
 Pixel semantics against independent references (``tf.image.resize`` with ``antialias=True`` for
 the nearest/bilinear/bicubic resizes, a NumPy adaptive average pooling for ``area``, slicing for
-the pixel moves, a NumPy colour jitter), the SPEC §3 conventions (pass-through, fraction control,
-layouts, dtypes, ranks, seeds, serialisation), the Keras layer harness, XLA, ``tf.data``, the
-torch backend, and agreement with the torch transforms (sampled sizes: two-sample KS tests; the
-same parameters give the same pixels); torch is imported only by the tests that need it.
+the pixel moves, a NumPy colour jitter), the same semantics on the torch backend, and agreement
+with the torch transforms (sampled sizes: two-sample KS tests; the same parameters give the same
+pixels); torch is imported only by the tests that need it. The conventions every layer keeps
+(pass-through, fraction control, layouts, dtypes, seeds, serialisation, XLA, tf.data, backends)
+are the battery of ``tests/contracts/test_keras_conventions.py``.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ import numpy as np
 import pytest
 import scipy.stats
 import tensorflow as tf
-from keras.src.testing import TestCase
-from keras_helpers import changed_pixels, make_images, np_, params_np, to_tensor
+from keras_helpers import make_images, np_, params_np, to_tensor
 
 from maskmix.keras import (
     RandomCutBlur,
@@ -41,43 +41,11 @@ from maskmix.keras import (
 
 REPO = str(Path(__file__).resolve().parents[1])
 METHODS = ("nearest", "bilinear", "bicubic", "area")
-DTYPES = ("uint8", "float16", "bfloat16", "float32", "float64")
 SIZE = (11, 9)
 K = 4
 
-#: Non-default configurations (serialisation, harness, XLA, backends).
-CONFIGS = {
-    "cutblur": (RandomCutBlur, dict(patch_area=(0.1, 0.4), patch_aspect_ratio=(0.5, 2.0), blur_factor=(0.2, 0.6),
-                                    resize_method="bicubic")),
-    "thumbnail": (RandomCutThumbnail, dict(thumbnail_area=(0.1, 0.4), resize_method="area")),
-    "thumbnail_mix": (RandomCutThumbnail, dict(thumbnail_area=0.25, mix_images=True, num_classes=K,
-                                               label_smoothing=0.1)),
-    "cutpaste": (RandomCutPaste, dict(patch_area=(0.05, 0.2), patch_aspect_ratio=(0.3, 3.3), color_jitter=0.1,
-                                      return_labels=True)),
-    "cutswap": (RandomCutSwap, dict(patch_area=(0.1, 0.2), patch_aspect_ratio=0.5)),
-}
-NAMES = list(CONFIGS)
-
-
-def build(key: str, **kwargs):
-    cls, config = CONFIGS[key]
-    return cls(**{**config, **kwargs})
-
-
 def images(b: int = 6, dtype: str = "float32", size=SIZE, channels: int = 3, seed: int = 0):
     return to_tensor(make_images((b, *size, channels), dtype, seed=seed), dtype)
-
-
-def labels_for(b: int) -> np.ndarray:
-    return np.eye(K, dtype=np.float32)[np.arange(b) % K]
-
-
-def call(layer, x, **kwargs):
-    """Images out, whatever the calling convention (mixed thumbnails, return_labels)."""
-    if getattr(layer, "mixes", False):
-        return layer((x, labels_for(x.shape[0])), **kwargs)[0]
-    out = layer(x, **kwargs)
-    return out[0] if layer.return_labels else out
 
 
 def run(layer, x):
@@ -380,28 +348,6 @@ def test_cutswap_one_pixel_images_pass_through_unaugmented():
     np.testing.assert_array_equal(np_(flags), [0, 0, 0])
 
 
-# --------------------------------------------------------------------------------------------
-# SPEC §3 conventions, every layer.
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize(("ratio", "bernoulli", "b", "count"), [(0.5, False, 5, 3), (0.25, False, 8, 2),
-                                                                (0.0, False, 4, 0), (1.0, True, 3, 3)])
-def test_exact_count_and_bit_identical_pass_through(name, ratio, bernoulli, b, count):
-    xs = make_images((b, *SIZE, 3), seed=7)
-    xs[:, 0, 0, 0] = np.nan  # NaN and out-of-range values survive untouched in unselected images
-    xs[:, -1, -1, :] = 7.5
-    x = to_tensor(xs, "float32")
-    layer = build(name, augmentation_ratio=ratio, bernoulli_mix=bernoulli, seed=3)
-    t = layer.get_random_transformation(x)
-    selected = np_(t["selected"])
-    assert selected.sum() == count
-    out = np_(layer.transform_images(x, t))
-    np.testing.assert_array_equal(out[~selected], xs[~selected])
-    assert changed_pixels(np.nan_to_num(xs[selected]), np.nan_to_num(out[selected])).any(axis=(1, 2)).all()
-
-
 def test_cutblur_pair_layer_checks_its_pair_like_the_function():
     """The layer refuses what cutblur_pair refuses (it returned float32 for a uint8 LR input)."""
     lr, hr = images(2), images(2, seed=1)
@@ -421,38 +367,6 @@ def test_cutblur_pair_layer_checks_its_pair_like_the_function():
     assert tuple(out.shape) == tuple(lr.shape) and target is hr
 
 
-@pytest.mark.parametrize("cls", [RandomCutPaste, RandomCutSwap])
-def test_unknown_image_size_at_trace_time(cls):
-    """Traced with ``(None, None, None, 3)`` images (variable-size inputs, tf.data from a
-    generator): same output as eager with the same seed."""
-    x = images(5)
-    traced = tf.function(cls(seed=4), input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)])
-    np.testing.assert_array_equal(np_(traced(x)), np_(cls(seed=4)(x)))
-
-
-@pytest.mark.parametrize("build", [lambda: RandomCutBlur(seed=1), lambda: RandomCutThumbnail(seed=1),
-                                   lambda: RandomCutThumbnail(mix_images=True, num_classes=3, seed=1)],
-                         ids=["cutblur", "thumbnail", "thumbnail_mixed"])
-def test_resampling_layers_need_the_image_size_at_trace_time(build):
-    """CutBlur and Cut-Thumbnail build resampling matrices for the image size: an unknown size is
-    refused with a message that says what to do (it was a TypeError deep inside the sampling)."""
-    layer = build()
-    mixes = getattr(layer, "mixes", False)
-    spec = tf.TensorSpec((None, None, None, 3), tf.float32)
-    if mixes:
-        traced = tf.function(lambda a, b: layer((a, b)), input_signature=[spec, tf.TensorSpec((None,), tf.int64)])
-        call = lambda: traced(images(4), np.arange(4) % 3)  # noqa: E731
-    else:
-        traced = tf.function(layer, input_signature=[spec])
-        call = lambda: traced(images(4))  # noqa: E731
-    with pytest.raises(ValueError, match=rf"{type(layer).__name__}: the images' height and width must be known when "
-                                         r"the layer is traced .*got shape \(None, None, None, 3\)"):
-        call()
-    if not mixes:  # a known size traces, whatever the batch size
-        known = tf.function(layer, input_signature=[tf.TensorSpec((None, *SIZE, 3), tf.float32)])
-        assert tuple(known(images(4)).shape) == (4, *SIZE, 3)
-
-
 @pytest.mark.parametrize("size", [(1, 1), (1, 2), (2, 1), (1, 5)])
 def test_cutpaste_labels_only_images_whose_pixels_moved(size):
     """On thin images the patch may fill the image (one position: nothing moves); such an image
@@ -465,222 +379,21 @@ def test_cutpaste_labels_only_images_whose_pixels_moved(size):
         assert not moved.any()
 
 
-@pytest.mark.parametrize("cls", [RandomCutPaste, RandomCutSwap])
-def test_return_labels(cls):
-    x = images(6)
-    out, flags = cls(return_labels=True, augmentation_ratio=0.5, seed=1)(x)
-    assert flags.dtype == tf.int64 and tuple(flags.shape) == (6,)
-    changed = changed_pixels(np_(x), np_(out)).any(axis=(1, 2))
-    np.testing.assert_array_equal(np_(flags), changed.astype(np.int64))
-    assert np_(flags).sum() == 3
-    single, flag = cls(return_labels=True, seed=1)(x[0])
-    assert tuple(single.shape) == tuple(x.shape[1:]) and tuple(flag.shape) == () and int(flag) == 1
-    clean, none = cls(return_labels=True, seed=1)(x, training=False)
-    np.testing.assert_array_equal(np_(clean), np_(x))
-    np.testing.assert_array_equal(np_(none), np.zeros(6))
-    assert not isinstance(cls(seed=1)(x), tuple)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_channels_first_matches_channels_last(name):
-    x = images(6)
-    last = np_(call(build(name, seed=9), x))
-    first = np_(call(build(name, seed=9, data_format="channels_first"), keras.ops.transpose(x, (0, 3, 1, 2))))
-    np.testing.assert_allclose(first.transpose(0, 2, 3, 1), last, atol=1e-6)
-    assert (last != np_(x)).any()
-
-
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_dtypes_and_shapes_are_kept(name, dtype):
-    x = images(4, dtype)
-    out = call(build(name, seed=0), x)
-    assert keras.backend.standardize_dtype(out.dtype) == dtype and tuple(out.shape) == tuple(x.shape)
-    assert changed_pixels(np_(x), np_(out)).any()
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_rank_3_empty_batches_and_tiny_images(name):
-    for x in (images(0), images(3, size=(1, 1)), images(2, size=(1, 5)), images(2, size=(2, 1), channels=1)):
-        out = call(build(name, seed=0), x)
-        assert tuple(out.shape) == tuple(x.shape)
-    if name != "thumbnail_mix":
-        x = images(1)
-        single = call(build(name, seed=5), x[0])
-        assert tuple(single.shape) == tuple(x.shape[1:])
-        np.testing.assert_array_equal(np_(single), np_(call(build(name, seed=5), x))[0])
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_training_false_is_identity_and_seed_determinism(name):
-    xs = make_images((5, *SIZE, 3))
-    x_copy = xs.copy()
-    np.testing.assert_array_equal(np_(call(build(name, seed=1), xs, training=False)), xs)
-    a, b, c = (np_(call(build(name, seed=s), xs)) for s in (1, 1, 2))
-    np.testing.assert_array_equal(a, b)
-    assert (a != c).any()
-    np.testing.assert_array_equal(xs, x_copy)  # the input is not modified
-    layer = build(name, seed=1)
-    assert (np_(call(layer, xs)) != np_(call(layer, xs))).any()  # the generator advances
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_get_config_round_trip_through_json(name):
-    cls, _ = CONFIGS[name]
-    layer = build(name, augmentation_ratio=0.75, bernoulli_mix=True, pixels_range=(-1.0, 2.0), seed=7, name="aug")
-    config = json.loads(json.dumps(layer.get_config()))
-    restored = cls.from_config(config)
-    assert restored.get_config() == layer.get_config()
-    for key in (*layer.spec.param_names, "seed", "data_format"):
-        assert getattr(restored, key) == getattr(layer, key)
-    again = keras.saving.deserialize_keras_object(json.loads(json.dumps(keras.saving.serialize_keras_object(layer))))
-    assert type(again) is cls and again.get_config() == layer.get_config()
-    x = images(5)
-    np.testing.assert_array_equal(np_(call(layer, x)), np_(call(restored, x)))
-
-
-@pytest.mark.parametrize(
-    ("factory", "error", "match"),
-    [
-        (lambda: RandomCutBlur(blur_factor=1.0), ValueError, r"RandomCutBlur: blur_factor must be a float in \(0, 1\)"),
-        (lambda: RandomCutBlur(resize_method="lanczos"), ValueError, "RandomCutBlur: resize_method must be one of"),
-        (lambda: RandomCutThumbnail(thumbnail_area=(0.5, 0.2)), ValueError, "RandomCutThumbnail: thumbnail_area"),
-        (lambda: RandomCutPaste(color_jitter=1.5), ValueError, r"RandomCutPaste: color_jitter must be a float in \["),
-        (lambda: RandomCutSwap(return_labels=1), TypeError, "RandomCutSwap: return_labels must be a bool; got 1"),
-    ],
-)
-def test_constructor_validation(factory, error, match):
-    with pytest.raises(error, match=match):
-        factory()
-
-
-def test_call_errors():
-    with pytest.raises(TypeError, match="RandomCutSwap: images must have dtype"):
-        RandomCutSwap()(np.zeros((2, 3, 3, 1), "int32"))
-    with pytest.raises(ValueError, match=r"RandomCutBlur: images must be one image \(H, W, C\)"):
-        RandomCutBlur()(np.zeros((3, 3), "float32"))
-
-
-# --------------------------------------------------------------------------------------------
-# The Keras harness, XLA, tf.data (TensorFlow backend).
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-class TestKerasHarness(TestCase):
-    """``run_layer_test``: serialisation, symbolic and eager calls, a training step, per layer."""
-
-    def test_image_layers(self):
-        for name in ("cutblur", "thumbnail", "cutswap"):
-            cls, config = CONFIGS[name]
-            self.run_layer_test(
-                cls,
-                init_kwargs={**config, "seed": 1},
-                input_shape=(2, *SIZE, 3),
-                expected_output_shape=(2, *SIZE, 3),
-                expected_output_dtype="float32",
-                expected_num_trainable_weights=0,
-                expected_num_seed_generators=1,
-            )
-
-    def test_cutpaste_with_labels(self):
-        cls, config = CONFIGS["cutpaste"]
-        self.run_layer_test(
-            cls,
-            init_kwargs={**config, "seed": 1},
-            input_data=make_images((2, *SIZE, 3)),
-            expected_output_shape=((2, *SIZE, 3), (2,)),
-            expected_output_dtype=("float32", "int64"),
-            expected_num_seed_generators=1,
-            run_training_check=False,  # the int64 flags have no gradient
-        )
-
-    def test_mixed_thumbnail(self):
-        cls, config = CONFIGS["thumbnail_mix"]
-        self.run_layer_test(
-            cls,
-            init_kwargs={**config, "seed": 1},
-            input_data=(make_images((3, *SIZE, 3)), labels_for(3)),
-            expected_output_shape=((3, *SIZE, 3), (3, K)),
-            expected_output_dtype=("float32", "float32"),
-            expected_num_seed_generators=1,
-        )
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", NAMES)
-def test_xla_jit_compile(name):
-    """Each layer compiles under XLA on CPU (one compilation: the parameters and pixels, and the
-    plain call) and keeps its pixel accounting there."""
-    layer = build(name, seed=2)
-    x = images(4, size=(6, 5))
-    y = labels_for(4)
-
-    @tf.function(jit_compile=True)
-    def step(batch, labels):
-        t = layer.get_random_transformation(batch)
-        called = layer((batch, labels)) if getattr(layer, "mixes", False) else layer(batch)
-        return layer.transform_images(batch, t), t, called
-
-    out, t, called = step(x, y)
-    out, p, xs = np_(out), params_np(t), np_(x)
-    eager = np_(layer.transform_images(x, t))  # the same parameters, eagerly
-    np.testing.assert_allclose(out, eager, atol=1e-6)
-    changed = changed_pixels(xs, out)
-    assert changed[p["selected"]].any() and not changed[~p["selected"]].any()
-    if name == "cutswap":
-        for b in range(4):
-            a, c = box(p, b, suffix="_a"), box(p, b, suffix="_b")
-            np.testing.assert_array_equal(out[b][a], xs[b][c])
-    if getattr(layer, "mixes", False):
-        np.testing.assert_allclose(np_(called[1]).sum(1), 1.0, rtol=1e-6)
-    if layer.return_labels:
-        np.testing.assert_array_equal(np_(called[1]), np.ones(4))
-    assert tuple((called[0] if isinstance(called, tuple) else called).shape) == tuple(x.shape)
-
-
-@pytest.mark.slow
-def test_tf_data_pipeline_with_partial_last_batch():
-    x = make_images((7, *SIZE, 3), "uint8")
-    y = np.arange(7) % K
-    blur, thumb, swap = RandomCutBlur(seed=1), RandomCutThumbnail(seed=2), RandomCutSwap(seed=3)
-    paste = RandomCutPaste(return_labels=True, color_jitter=0.2, seed=4)
-    mix = RandomCutThumbnail(mix_images=True, num_classes=K, seed=5)
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(3)
-    ds = ds.map(lambda a, b: (swap(thumb(blur(a))), b)).map(lambda a, b: mix((a, b)))
-    ds = ds.map(lambda a, b: (*paste(a), b))
-    batches = list(ds)
-    assert [tuple(a.shape) for a, _, _ in batches] == [(3, *SIZE, 3), (3, *SIZE, 3), (1, *SIZE, 3)]
-    assert all(a.dtype == tf.uint8 and f.dtype == tf.int64 and s.dtype == tf.float32 for a, f, s in batches)
-    np.testing.assert_allclose(np.concatenate([s.numpy() for *_, s in batches]).sum(1), 1.0, rtol=1e-6)
-    np.testing.assert_array_equal(np.concatenate([f.numpy() for _, f, _ in batches]), np.ones(7))
-
-
 # --------------------------------------------------------------------------------------------
 # torch: the Keras torch backend, and agreement with the torch transforms.
 # --------------------------------------------------------------------------------------------
 
+#: The pixel semantics of the pasting layers on the Keras torch backend (every layer's conventions
+#: on each backend: ``tests/contracts/test_keras_conventions.py``).
 BACKEND_SCRIPT = textwrap.dedent(
     """
     import sys, numpy as np, keras
-    from maskmix.keras import RandomCutBlur, RandomCutPaste, RandomCutSwap, RandomCutThumbnail, cutblur_pair
+    from maskmix.keras import RandomCutPaste, RandomCutSwap, RandomCutThumbnail, cutblur_pair
     assert keras.backend.backend() == sys.argv[1]
     rng = np.random.default_rng(0)
     x = rng.uniform(0.1, 0.9, (5, 9, 8, 3)).astype("float32")
     y = np.arange(5) % 4
     np_ = keras.ops.convert_to_numpy
-    layers = [RandomCutBlur(blur_factor=(0.2, 0.6), seed=1), RandomCutThumbnail(thumbnail_area=(0.1, 0.4), seed=1),
-              RandomCutPaste(color_jitter=0.1, seed=1), RandomCutSwap(seed=1)]
-    for layer in layers:
-        for dtype in ("float32", "uint8", "bfloat16"):
-            xi = keras.ops.cast(x * (255 if dtype == "uint8" else 1), dtype)
-            out = layer(xi)
-            assert tuple(out.shape) == x.shape and keras.backend.standardize_dtype(out.dtype) == dtype, layer
-            assert (np_(keras.ops.cast(out, "float32")) != np_(keras.ops.cast(xi, "float32"))).any(), layer
-        assert tuple(layer(x[0]).shape) == x.shape[1:]
-        assert tuple(layer(x[:0]).shape) == (0, *x.shape[1:])
-        cf = type(layer).from_config({**layer.get_config(), "data_format": "channels_first"})
-        assert tuple(cf(x.transpose(0, 3, 1, 2)).shape) == (5, 3, 9, 8)
     # CutSwap and CutPaste move exactly their boxes.
     layer = RandomCutSwap(return_labels=False, seed=2)
     t = layer.get_random_transformation(x)
@@ -702,13 +415,6 @@ BACKEND_SCRIPT = textwrap.dedent(
     f = np_(t["height"] * t["width"]) / 72
     eye = np.eye(4)[y]
     np.testing.assert_allclose(soft, (1 - f)[:, None] * eye + f[:, None] * eye[np_(t["partner"])], rtol=1e-6)
-    # Inside tf.data the layers switch to the TensorFlow ops, whatever the backend.
-    import tensorflow as tf
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
-    ds = ds.map(lambda a, b: (layers[0](layers[1](a)), b)).map(lambda a, b: layer((a, b)))
-    ds = ds.map(lambda a, b: (layers[3](layers[2](a)), b))
-    shapes = [tuple(a.shape) for a, _ in ds]
-    assert shapes == [(2, 9, 8, 3), (2, 9, 8, 3), (1, 9, 8, 3)], shapes
     print("backend ok", sys.argv[1])
     """
 )
