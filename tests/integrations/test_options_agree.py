@@ -219,3 +219,33 @@ def test_zero_weighted_mix_is_never_chosen() -> None:
     got = keras_pipeline(images, labels)
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_the_pipelines_and_the_options_spec_import_without_the_integrations() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "import maskmix.integration_options\n"
+        "print(sorted(m for m in ('torch', 'keras', 'tensorflow', 'lightning') if m in sys.modules))\n"
+        "from maskmix.torch import MaskMixPipeline, soft_label_targets, using_generator\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'lightning') if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                         env={**__import__("os").environ, "PYTHONPATH": str(root)}).stdout
+    assert out.split("\n")[:2] == ["[]", "[]"]
+
+
+@pytest.mark.compile
+def test_the_torch_pipeline_compiles_and_leaves_the_transforms_alone() -> None:
+    # Under torch.compile no generator is passed (the global RNG draws), as before the split.
+    pipeline = mt.MaskMixPipeline([mt.RandomErasing()], mt.RandomCutMix(), num_classes=3, label_smoothing=0.1, seed=0)
+    x, y = torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 0])
+    compiled = torch.compile(lambda a, b: pipeline.augment(a, b), fullgraph=True)
+    out, soft = compiled(x, y)
+    assert out.shape == x.shape and soft.shape == (4, 3)
+    torch.testing.assert_close(soft.sum(1), torch.ones(4))
+    assert pipeline.transforms[0].generator is None and pipeline.mixes[0].num_classes is None
