@@ -46,6 +46,8 @@ from .registry import SPECS, Param, StrategySpec, Variant, register
 
 __all__ = [
     "COMMON_PARAMS",
+    "CUTBLUR_DIRECTIONS",
+    "CUTBLUR_PAIR",
     "FILL_METHODS",
     "LABEL_PARAMS",
     "RANDOM_CUTBLUR",
@@ -365,6 +367,24 @@ RANDOM_CUTBLUR = register(StrategySpec(
     benchmarks={"RandomCutBlur": {}},
     gallery={"cutblur": {"patch_area": (0.2, 0.4), "blur_factor": 0.08}},
 ))
+
+#: Directions of :func:`cutblur_pair`: which image of a super-resolution pair the box comes from.
+CUTBLUR_DIRECTIONS: tuple[str, ...] = ("random", "hr_to_lr", "lr_to_hr")
+
+#: The parameters of ``cutblur_pair`` and ``RandomCutBlurPair`` (torch and Keras). Not registered:
+#: it takes ``(lr_upsampled, hr)`` pairs, not a batch of images, so no battery runs it.
+CUTBLUR_PAIR = StrategySpec(
+    "cutblur_pair",
+    (
+        _patch_area((0.05, 0.3)),
+        _patch_aspect_ratio(),
+        Param("direction", "random", choice(CUTBLUR_DIRECTIONS), "Which image the rectangle comes from.",
+              Choice(CUTBLUR_DIRECTIONS)),
+        *COMMON_PARAMS,
+    ),
+    "Swap a rectangle between a super-resolution pair's LR input and HR target (Yoo et al., 2020).",
+    family="pasting",
+)
 
 RANDOM_CUT_THUMBNAIL = register(StrategySpec(
     "RandomCutThumbnail",

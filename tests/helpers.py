@@ -73,3 +73,18 @@ def run_mixing(transform, images: Tensor, labels: Tensor) -> tuple[Tensor, Tenso
     transform.make_params = spy
     out, soft = transform(images, labels)
     return out, soft, captured
+
+
+def cutblur_low_resolution(images: Tensor, low_height: Tensor, low_width: Tensor, method: str) -> Tensor:
+    """Each ``(B, C, H, W)`` image down-sampled to its own ``(low_height[b], low_width[b])`` and
+    up-sampled back, by the code :class:`~maskmix.torch.RandomCutBlur` runs: its ``apply`` with a
+    box covering the whole image, a factor range whose tables hold every size from 1 to ``H``/``W``."""
+    from maskmix.torch import RandomCutBlur
+
+    batch, _, height, width = images.shape
+    transform = RandomCutBlur(blur_factor=(1e-9, 1 - 1e-9), resize_method=method)
+    zeros, ones = torch.zeros(batch, dtype=torch.int64), torch.ones(batch, dtype=torch.bool)
+    params = {"top": zeros, "left": zeros, "height": torch.full_like(zeros, height),
+              "width": torch.full_like(zeros, width), "low_height": low_height, "low_width": low_width,
+              "selected": ones, "all_selected": True}
+    return transform.apply(images, params)

@@ -1,26 +1,29 @@
 """RandomCutBlur / cutblur_pair, RandomCutPaste and RandomCutSwap: pixel semantics checked against
 independent references (F.interpolate, slicing, torchvision's colour functions). The SPEC §3
 battery (layouts, dtypes, pass-through, fraction control, seeding, torch.compile, call-time
-validation) runs on these transforms in ``test_torch_common.py``."""
+validation) runs on these transforms in ``contracts/test_torch_conventions.py``."""
 
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
-from helpers import changed_pixels, make_images, reference_box_mask, run_with_params
-from test_torch_common import FACTORIES
+from helpers import changed_pixels, cutblur_low_resolution, make_images, reference_box_mask, run_with_params
+from registry_cases import variant_cases
 from torchvision import tv_tensors
+from torchvision.transforms import v2
 
+from maskmix.torch import RandomCutBlur, RandomCutBlurPair, cutblur_pair
 from maskmix.torch._base import MaskMixTransform
-from maskmix.torch.cutblur import RandomCutBlur, cutblur_pair, low_resolution, resize
 from maskmix.torch.cutpaste import RandomCutPaste
 from maskmix.torch.cutswap import RandomCutSwap
 
 # The pasting configurations of the shared battery.
+FACTORIES = {name: case.build for name, case in variant_cases("torch", mixing=False).items()}
 NAMES = [name for name in FACTORIES if name.startswith(("cutblur", "cutpaste", "cutswap"))]
 METHODS = ("nearest", "bilinear", "bicubic", "area")
 
@@ -123,12 +126,11 @@ def test_cutblur_tables_made_under_inference_mode_do_not_leak_into_training() ->
 def test_low_resolution_matches_interpolate_per_image(method: str) -> None:
     x = make_images((5, 2, 13, 17), torch.float64)
     low_height, low_width = torch.tensor([1, 4, 13, 7, 2]), torch.tensor([17, 3, 1, 9, 16])
-    out = low_resolution(x, low_height, low_width, method)
+    out = cutblur_low_resolution(x, low_height, low_width, method)
     for b in range(5):
         size = (int(low_height[b]), int(low_width[b]))
-        expected = resize(resize(x[b : b + 1], size, method), (13, 17), method)[0]
+        expected = _resize(_resize(x[b : b + 1], size, method), (13, 17), method)[0]
         torch.testing.assert_close(out[b], expected, rtol=0, atol=1e-12)
-        torch.testing.assert_close(expected, _resize(_resize(x[b : b + 1], size, method), (13, 17), method)[0])
 
 
 def test_cutblur_boxes_follow_area_and_aspect() -> None:
@@ -141,11 +143,20 @@ def test_cutblur_boxes_follow_area_and_aspect() -> None:
     assert (p["left"] >= 0).all() and (p["left"] + p["width"] <= 100).all()
 
 
+def _pair_function(lr, hr, **options):
+    return cutblur_pair(lr, hr, **options)
+
+
+def _pair_transform(lr, hr, **options):
+    return RandomCutBlurPair(**options)((lr, hr))
+
+
+@pytest.mark.parametrize("form", [_pair_function, _pair_transform], ids=["function", "transform"])
 @pytest.mark.parametrize("direction", ["hr_to_lr", "lr_to_hr", "random"])
-def test_cutblur_pair_direction_semantics(direction: str) -> None:
+def test_cutblur_pair_direction_semantics(direction: str, form) -> None:
     hr = make_images((64, 3, 16, 20), seed=4)
     lr = make_images((64, 3, 16, 20), seed=5)
-    x, y = cutblur_pair(lr, hr, direction=direction, patch_area=(0.1, 0.3), generator=torch.Generator().manual_seed(0))
+    x, y = form(lr, hr, direction=direction, patch_area=(0.1, 0.3), generator=torch.Generator().manual_seed(0))
     assert y is hr and x.shape == hr.shape and x.dtype == hr.dtype
     from_hr = (x == hr).all(dim=1)
     from_lr = (x == lr).all(dim=1)
@@ -197,6 +208,45 @@ def test_cutblur_pair_options_types_and_validation() -> None:
         cutblur_pair(a, b.numpy())
 
 
+def test_cutblur_pair_transform_runs_the_function() -> None:
+    """RandomCutBlurPair is cutblur_pair as a v2 transform: same draws, same pixels, either call form."""
+    hr = tv_tensors.Image(make_images((6, 3, 12, 10), torch.uint8, seed=2))
+    lr = tv_tensors.Image(make_images((6, 3, 12, 10), torch.uint8, seed=3))
+    options = dict(patch_area=(0.1, 0.4), direction="random", augmentation_ratio=0.5, bernoulli_mix=True)
+    expected, _ = cutblur_pair(lr, hr, **options, generator=torch.Generator().manual_seed(7))
+    transform = RandomCutBlurPair(**options, generator=torch.Generator().manual_seed(7))
+    x, y = transform((lr, hr))
+    assert y is hr and isinstance(x, tv_tensors.Image) and torch.equal(x, expected)
+    x2, y2 = v2.Compose([v2.Identity(), RandomCutBlurPair(**options, generator=torch.Generator().manual_seed(7))])(
+        lr, hr
+    )
+    assert y2 is hr and torch.equal(x2, expected)
+    single, _ = RandomCutBlurPair(direction="hr_to_lr")(lr[0], hr[0])
+    assert single.shape == lr[0].shape
+
+
+def test_cutblur_pair_transform_checks_like_the_keras_layer() -> None:
+    """Same checks and messages as maskmix.keras.RandomCutBlurPair (and cutblur_pair's)."""
+    a, b = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    transform = RandomCutBlurPair()
+    cases = [
+        ((a,), TypeError, "expected a pair (lr_upsampled, hr); got Tensor"),
+        (((a, b, a),), TypeError, "expected a pair (lr_upsampled, hr); got tuple"),
+        ((a, torch.rand(2, 3, 16, 16)), ValueError, "lr_upsampled and hr must have the same shape (up-sample the LR"),
+        ((a, b.double()), TypeError, "lr_upsampled and hr must have the same dtype; got torch.float32 and torch.f"),
+        ((a.int(), b.int()), TypeError, "lr_upsampled must have dtype float16, bfloat16, float32, float64 or uint8"),
+        ((a, b.numpy()), TypeError, "hr must be a tensor (..., C, H, W); got ndarray"),
+        ((a[0, 0], b[0, 0]), ValueError, "lr_upsampled must be (..., C, H, W) with at least 3 dims"),
+    ]
+    for inputs, error, message in cases:
+        with pytest.raises(error, match="RandomCutBlurPair: " + re.escape(message)):
+            transform(*inputs)
+    with pytest.raises(ValueError, match="RandomCutBlurPair: direction must be one of 'random', 'hr_to_lr'"):
+        RandomCutBlurPair(direction="both")
+    with pytest.raises(TypeError, match=r"RandomCutBlurPair: generator must be a torch\.Generator or None; got 3"):
+        RandomCutBlurPair(generator=3)
+
+
 @pytest.mark.compile
 def test_cutblur_pair_compiles_fullgraph() -> None:
     torch._dynamo.reset()
@@ -207,6 +257,10 @@ def test_cutblur_pair_compiles_fullgraph() -> None:
     eager = pair(lr, hr)[0]
     torch.manual_seed(0)
     assert torch.equal(compiled(lr, hr)[0], eager)
+    transform = RandomCutBlurPair(augmentation_ratio=0.5)
+    compiled = torch.compile(transform, fullgraph=True, backend="aot_eager")
+    torch.manual_seed(0)
+    assert torch.equal(compiled((lr, hr))[0], eager)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ backend. Every layer is registered for serialisation under the package name ``"m
 from ._base import SUPPORTED_DTYPES, CommonOptions, MaskingLayer, MaskMixLayer
 from ._mixing import MixingLayer
 from .cut_thumbnail import RandomCutThumbnail
-from .cutblur import RandomCutBlur, RandomCutBlurPair, cutblur_pair
+from .cutblur import RandomCutBlur
+from .cutblur_pairs import RandomCutBlurPair, cutblur_pair
 from .cutmix import RandomCutMix, random_cutmix
 from .cutout import RandomCutout
 from .cutpaste import RandomCutPaste

@@ -20,7 +20,7 @@ last partial batch of a ``tf.data`` pipeline), a scalar int32 tensor. Integer re
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from maskmix.geometry import ATTEMPTS, GAMMA_PROPOSALS, gamma_proposal_constants, log_uniform_bounds
@@ -31,11 +31,13 @@ __all__ = [
     "GAMMA_PROPOSALS",
     "beta",
     "box_mask",
+    "box_mask_of",
     "first_fitting",
     "log_uniform",
     "pick",
     "place_inside",
     "randint",
+    "random_boxes",
     "random_rectangles",
     "range_mask",
     "rectangle_sizes",
@@ -200,6 +202,20 @@ def place_inside(ops: Ops, h: Tensor, w: Tensor, height: int, width: int, seed: 
     return top, left
 
 
+def random_boxes(ops: Ops, shape: Size, height: int, width: int, patch_area: tuple[float, float],
+                 patch_aspect_ratio: tuple[float, float], seed: Seed, *,
+                 area_divisor: Tensor | None = None) -> dict[str, Tensor]:
+    """Rectangles of :func:`random_rectangles` placed uniformly fully inside (:func:`place_inside`).
+
+    Returns int32 ``top``, ``left``, ``height`` and ``width`` of shape ``shape``: the box
+    parameters :func:`box_mask_of` reads.
+    """
+    h, w = random_rectangles(ops, shape, height, width, patch_area, patch_aspect_ratio, seed,
+                             area_divisor=area_divisor)
+    top, left = place_inside(ops, h, w, height, width, seed)
+    return {"top": top, "left": left, "height": h, "width": w}
+
+
 def range_mask(ops: Ops, start: Tensor, length: Tensor, size: int) -> Tensor:
     """``(..., size)`` boolean mask of the positions ``start <= i < start + length``."""
     positions = ops.numpy.arange(size, dtype="int32")
@@ -216,6 +232,11 @@ def box_mask(ops: Ops, top: Tensor, left: Tensor, h: Tensor, w: Tensor, height: 
     rows = range_mask(ops, top, h, height)
     cols = range_mask(ops, left, w, width)
     return ops.numpy.logical_and(ops.numpy.expand_dims(rows, -1), ops.numpy.expand_dims(cols, -2))
+
+
+def box_mask_of(ops: Ops, params: Mapping[str, Tensor], height: int, width: int) -> Tensor:
+    """:func:`box_mask` of the boxes ``params["top"]``, ``["left"]``, ``["height"]``, ``["width"]``."""
+    return box_mask(ops, params["top"], params["left"], params["height"], params["width"], height, width)
 
 
 def pick(ops: Ops, candidates: Sequence[int], index: Tensor) -> Tensor:

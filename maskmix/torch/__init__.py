@@ -6,7 +6,8 @@ Importing this package imports torch and torchvision, never keras or tensorflow.
 from ._base import SUPPORTED_DTYPES, CommonOptions, MaskingTransform, MaskMixTransform, using_generator
 from ._mixing import MixingTransform
 from .cut_thumbnail import RandomCutThumbnail
-from .cutblur import RandomCutBlur, cutblur_pair
+from .cutblur import RandomCutBlur
+from .cutblur_pairs import RandomCutBlurPair, cutblur_pair
 from .cutmix import RandomCutMix, random_cutmix
 from .cutout import RandomCutout
 from .cutpaste import RandomCutPaste
@@ -25,6 +26,7 @@ __all__ = [
     "MaskingTransform",
     "MixingTransform",
     "RandomCutBlur",
+    "RandomCutBlurPair",
     "RandomCutMix",
     "RandomCutPaste",
     "RandomCutSwap",

@@ -9,7 +9,7 @@ compile with ``torch.compile(fullgraph=True)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -189,6 +189,20 @@ def place_inside(h: Tensor, w: Tensor, height: int, width: int, *, device: torch
     return corner[0], corner[1]
 
 
+def random_boxes(shape: Size, height: int, width: int, patch_area: tuple[float, float],
+                 patch_aspect_ratio: tuple[float, float], *, device: torch.device,
+                 generator: torch.Generator | None, area_divisor: Tensor | None = None) -> dict[str, Tensor]:
+    """Rectangles of :func:`random_rectangles` placed uniformly fully inside (:func:`place_inside`).
+
+    Returns int64 ``top``, ``left``, ``height`` and ``width`` of shape ``shape``: the box
+    parameters :func:`box_mask_of` reads.
+    """
+    h, w = random_rectangles(shape, height, width, patch_area, patch_aspect_ratio, device=device,
+                             generator=generator, area_divisor=area_divisor)
+    top, left = place_inside(h, w, height, width, device=device, generator=generator)
+    return {"top": top, "left": left, "height": h, "width": w}
+
+
 def mask_and(a: Tensor, b: Tensor) -> Tensor:
     """``a & b`` for boolean masks (broadcast against each other), computed as a uint8 product.
 
@@ -219,6 +233,12 @@ def box_mask(top: Tensor, left: Tensor, h: Tensor, w: Tensor, height: int, width
     if within is not None:
         rows = rows & within.unsqueeze(-1)
     return mask_and(rows.unsqueeze(-1), cols.unsqueeze(-2))
+
+
+def box_mask_of(params: Mapping[str, Tensor], height: int, width: int, *,
+                within: Tensor | None = None) -> Tensor:
+    """:func:`box_mask` of the boxes ``params["top"]``, ``["left"]``, ``["height"]``, ``["width"]``."""
+    return box_mask(params["top"], params["left"], params["height"], params["width"], height, width, within=within)
 
 
 def pick(candidates: Sequence[int], index: Tensor) -> Tensor:

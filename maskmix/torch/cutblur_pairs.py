@@ -1,0 +1,217 @@
+"""CutBlur for super-resolution pairs: swap a box between the LR input and the HR target (Yoo et al., 2020)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchvision import tv_tensors
+from typing_extensions import Unpack
+
+from maskmix.geometry import IMAGE_DTYPES_TEXT
+from maskmix.params import CUTBLUR_DIRECTIONS, CUTBLUR_PAIR
+
+from . import _sampling
+from ._base import SUPPORTED_DTYPES, CommonOptions, MaskMixTransform
+
+__all__ = ["CUTBLUR_DIRECTIONS", "RandomCutBlurPair", "check_pair", "cutblur_pair"]
+
+
+def check_pair(name: str, lr_upsampled: Any, hr: Any) -> None:
+    """Raise unless ``lr_upsampled`` and ``hr`` are supported ``(..., C, H, W)`` tensors of one
+    shape, dtype and device (the call checks of :func:`cutblur_pair` and :class:`RandomCutBlurPair`)."""
+    for label, tensor in (("lr_upsampled", lr_upsampled), ("hr", hr)):
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"{name}: {label} must be a tensor (..., C, H, W); got {type(tensor).__name__}")
+        if tensor.dtype not in SUPPORTED_DTYPES:
+            raise TypeError(f"{name}: {label} must have dtype {IMAGE_DTYPES_TEXT}; got {tensor.dtype}")
+        if tensor.ndim < 3:
+            raise ValueError(
+                f"{name}: {label} must be (..., C, H, W) with at least 3 dims; got shape {tuple(tensor.shape)}"
+            )
+    if lr_upsampled.shape != hr.shape:
+        raise ValueError(
+            f"{name}: lr_upsampled and hr must have the same shape (up-sample the LR images to the HR size "
+            f"first); got {tuple(lr_upsampled.shape)} and {tuple(hr.shape)}"
+        )
+    if lr_upsampled.dtype != hr.dtype:
+        raise TypeError(
+            f"{name}: lr_upsampled and hr must have the same dtype; got {lr_upsampled.dtype} and {hr.dtype}"
+        )
+    if lr_upsampled.device != hr.device:
+        raise ValueError(
+            f"{name}: lr_upsampled and hr must be on the same device; got {lr_upsampled.device} and {hr.device}"
+        )
+
+
+def _swap(lr_upsampled: Tensor, hr: Tensor, options: dict[str, Any], generator: torch.Generator | None) -> Tensor:
+    """The augmented input of checked tensors, for validated ``options`` (see :func:`cutblur_pair`)."""
+    device = lr_upsampled.device
+    lr_plain = lr_upsampled.as_subclass(Tensor) if isinstance(lr_upsampled, tv_tensors.TVTensor) else lr_upsampled
+    hr_plain = hr.as_subclass(Tensor) if isinstance(hr, tv_tensors.TVTensor) else hr
+    channels, height, width = lr_plain.shape[-3:]
+    batch_size = math.prod(lr_plain.shape[:-3])
+    selected = _sampling.select_images(
+        batch_size, options["augmentation_ratio"], options["bernoulli_mix"], device=device, generator=generator
+    )
+    boxes = _sampling.random_boxes((batch_size,), height, width, options["patch_area"],
+                                   options["patch_aspect_ratio"], device=device, generator=generator)
+    box = _sampling.box_mask_of(boxes, height, width)
+    if options["direction"] == "random":
+        lr_to_hr = torch.rand((batch_size,), device=device, **_sampling.drawing_from(generator)) < 0.5
+    else:
+        lr_to_hr = torch.full((batch_size,), options["direction"] == "lr_to_hr", device=device)
+    # HR where the box is pasted from HR ("hr_to_lr") or where HR surrounds the LR box ("lr_to_hr").
+    take_hr = torch.where(lr_to_hr.view(-1, 1, 1), ~box, box) & selected.view(-1, 1, 1)
+    lr_flat = lr_plain.reshape(-1, channels, height, width)
+    hr_flat = hr_plain.reshape(-1, channels, height, width)
+    out = torch.where(take_hr.unsqueeze(1), hr_flat, lr_flat).reshape(lr_plain.shape)
+    if isinstance(lr_upsampled, tv_tensors.TVTensor):
+        out = tv_tensors.wrap(out, like=lr_upsampled)
+    return out
+
+
+def cutblur_pair(
+    lr_upsampled: Tensor,
+    hr: Tensor,
+    *,
+    patch_area: float | tuple[float, float] = (0.05, 0.3),
+    patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
+    direction: str = "random",
+    augmentation_ratio: float = 1.0,
+    bernoulli_mix: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """CutBlur for super-resolution pairs: swap a rectangle between the LR input and the HR target.
+
+    Paper: J. Yoo, N. Ahn and K.-A. Sohn, "Rethinking Data Augmentation for Image
+    Super-resolution: A Comprehensive Analysis and a New Strategy", CVPR 2020
+    (https://arxiv.org/abs/2004.00448); this follows the authors' ``cutblur`` function
+    (clovaai/cutblur), with the rectangle drawn per image as in
+    :class:`~maskmix.torch.RandomCutBlur`. :class:`RandomCutBlurPair` is the transform form.
+
+    Per image, a rectangle is drawn as in :class:`~maskmix.torch.RandomCutBlur` (area uniform in
+    ``patch_area``, aspect log-uniform in ``patch_aspect_ratio``, fully inside) and the network
+    input is built from the pair:
+
+    * ``"hr_to_lr"``: the HR pixels of the rectangle are pasted into the LR image (the input is
+      LR outside the rectangle, HR inside);
+    * ``"lr_to_hr"``: the LR pixels of the rectangle are pasted into the HR image (the input is
+      HR outside, LR inside);
+    * ``"random"`` (default, the paper): one of the two, with probability 1/2, per image.
+
+    The target stays the HR image: the model learns where to super-resolve (the paper's point:
+    LR regions must be restored, HR regions left as they are). Images that are not selected
+    (``augmentation_ratio``, ``bernoulli_mix`` as in :class:`~maskmix.torch.MaskMixTransform`)
+    keep their LR input bit-identical.
+
+    Args:
+        lr_upsampled: the low-resolution inputs, already up-sampled to the HR size,
+            ``(..., C, H, W)``; float16/bfloat16/float32/float64 or uint8.
+        hr: the high-resolution targets, same shape, dtype and device.
+        patch_area: rectangle area as a fraction of the image, float in (0, 1) or range.
+            Default ``(0.05, 0.3)``.
+        patch_aspect_ratio: height / width, number > 0 or range drawn log-uniformly.
+            Default ``(0.3, 3.0)``.
+        direction: ``"random"``, ``"hr_to_lr"`` or ``"lr_to_hr"`` (see above).
+        augmentation_ratio: fraction of the pairs that are augmented, in ``[0, 1]``. Default 1.
+        bernoulli_mix: False: exactly ``round(ratio * B)`` pairs; True: each with probability
+            ``ratio``.
+        generator: optional ``torch.Generator`` on the images' device (leave None under
+            ``torch.compile``).
+
+    Returns:
+        ``(augmented_input, hr)``: a new tensor of ``lr_upsampled``'s shape, dtype and type
+        (a ``tv_tensors.Image`` stays one), and ``hr`` itself, the **same object**, not a copy
+        (neither input is modified).
+
+    Example:
+        >>> import torch
+        >>> from maskmix.torch import cutblur_pair
+        >>> hr = torch.rand(4, 3, 64, 64)
+        >>> lr = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(hr, 4), scale_factor=4)
+        >>> x, y = cutblur_pair(lr, hr, direction="hr_to_lr")
+        >>> y is hr, x.shape
+        (True, torch.Size([4, 3, 64, 64]))
+    """
+    name = "cutblur_pair"
+    options = CUTBLUR_PAIR.validate(
+        dict(patch_area=patch_area, patch_aspect_ratio=patch_aspect_ratio, direction=direction,
+             augmentation_ratio=augmentation_ratio, bernoulli_mix=bernoulli_mix),
+        owner=name,
+    )
+    check_pair(name, lr_upsampled, hr)
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"{name}: generator must be a torch.Generator or None; got {generator!r}")
+        if torch.compiler.is_compiling():
+            raise TypeError(
+                f"{name}: torch.compile cannot trace a torch.Generator; leave generator=None under "
+                "torch.compile and seed with torch.manual_seed instead"
+            )
+        if generator.device.type != lr_upsampled.device.type:
+            raise ValueError(
+                f"{name}: generator is on {generator.device} but the images are on {lr_upsampled.device}; "
+                "create the generator on the images' device"
+            )
+    return _swap(lr_upsampled, hr, options, generator), hr
+
+
+class RandomCutBlurPair(MaskMixTransform):
+    """The transform form of :func:`cutblur_pair`: ``transform((lr_upsampled, hr))`` returns ``(input, hr)``.
+
+    Paper: J. Yoo, N. Ahn and K.-A. Sohn, "Rethinking Data Augmentation for Image
+    Super-resolution: A Comprehensive Analysis and a New Strategy", CVPR 2020
+    (https://arxiv.org/abs/2004.00448). Same parameters, rules and shapes as
+    :func:`cutblur_pair` (the same code runs), as a torchvision v2 transform for a
+    ``v2.Compose`` or a dataset of super-resolution pairs; the twin of
+    :class:`maskmix.keras.RandomCutBlurPair`.
+
+    Args:
+        patch_area: rectangle area as a fraction of the image, float in (0, 1) or range.
+            Default ``(0.05, 0.3)``.
+        patch_aspect_ratio: height / width, number > 0 or range drawn log-uniformly.
+            Default ``(0.3, 3.0)``.
+        direction: ``"random"``, ``"hr_to_lr"`` or ``"lr_to_hr"`` (see :func:`cutblur_pair`).
+        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``generator``; see
+            :class:`~maskmix.torch.MaskMixTransform` (``pixels_range`` is accepted and unused).
+
+    Shapes:
+        Takes one pair ``(lr_upsampled, hr)`` (or the two tensors as two arguments), both
+        ``(..., C, H, W)`` of one shape, dtype and device; returns the tuple
+        ``(augmented_input, hr)`` with ``hr`` the same object.
+
+    Example:
+        >>> import torch
+        >>> from maskmix.torch import RandomCutBlurPair
+        >>> hr = torch.rand(2, 3, 32, 32)
+        >>> x, y = RandomCutBlurPair(direction="lr_to_hr")((hr * 0.5, hr))
+        >>> y is hr, x.shape
+        (True, torch.Size([2, 3, 32, 32]))
+    """
+
+    spec = CUTBLUR_PAIR
+    patch_area: tuple[float, float]
+    patch_aspect_ratio: tuple[float, float]
+    direction: str
+
+    def __init__(
+        self,
+        patch_area: float | tuple[float, float] = (0.05, 0.3),
+        patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
+        direction: str = "random",
+        **common: Unpack[CommonOptions],
+    ) -> None:
+        super().__init__(patch_area=patch_area, patch_aspect_ratio=patch_aspect_ratio, direction=direction, **common)
+
+    def forward(self, *inputs: Any) -> tuple[Tensor, Tensor]:
+        name = type(self).__name__
+        data = inputs[0] if len(inputs) == 1 else inputs
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise TypeError(f"{name}: expected a pair (lr_upsampled, hr); got {type(data).__name__}")
+        lr_upsampled, hr = data
+        check_pair(name, lr_upsampled, hr)
+        options = {key: getattr(self, key) for key in self.spec.param_names}
+        return _swap(lr_upsampled, hr, options, self._generator_for(lr_upsampled.device)), hr
