@@ -21,7 +21,7 @@ global backend. This is what Keras' own ``DataLayer`` (``TFDataLayer`` before Ke
 we do not subclass that private class because its ``__call__`` casts every input to the layer's
 compute dtype (uint8 images and integer labels would become float32) and because its name and
 module changed between Keras versions. Only its two small public-behaviour helpers are used
-(``keras.src.utils.backend_utils.DynamicBackend`` and ``in_tf_graph``), as Keras does.
+(``DynamicBackend`` and ``in_tf_graph``, through :mod:`maskmix.keras._compat`), as Keras does.
 
 Seeding
 -------
@@ -40,12 +40,12 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, TypedDict
 
 import keras
-from keras.src.utils import backend_utils, jax_utils, tracking
 
 from maskmix import registry
+from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT
 from maskmix.registry import StrategySpec
 
-from . import _sampling
+from . import _compat, _sampling
 
 __all__ = [
     "SUPPORTED_DTYPES",
@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 #: Image dtypes every layer accepts (SPEC §3); float64 where the backend has it (JAX needs x64).
-SUPPORTED_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64", "uint8")
+SUPPORTED_DTYPES: tuple[str, ...] = IMAGE_DTYPES
 
 #: Keyword arguments that belong to ``keras.layers.Layer`` rather than to the strategy.
 _LAYER_KWARGS = frozenset({"name", "dtype", "trainable", "autocast"})
@@ -158,7 +158,7 @@ class MaskMixLayer(keras.layers.Layer):
         self.seed = seed
         self.data_format = data_format or keras.config.image_data_format()
         self.generator = keras.random.SeedGenerator(seed)
-        self.backend = backend_utils.DynamicBackend()
+        self.backend = _compat.DynamicBackend()
         self._allow_non_tensor_positional_args = True
         self.built = True
 
@@ -240,7 +240,7 @@ class MaskMixLayer(keras.layers.Layer):
     # Seeds and backend switching.
     # ----------------------------------------------------------------------------------------
 
-    @tracking.no_automatic_dependency_tracking
+    @_compat.no_automatic_dependency_tracking
     def seed_generator(self) -> keras.random.SeedGenerator:
         """The generator for the backend the layer currently computes with."""
         name = self.backend.name
@@ -256,20 +256,18 @@ class MaskMixLayer(keras.layers.Layer):
         sample = keras.tree.flatten(inputs)[0] if keras.tree.is_nested(inputs) else inputs
         if (
             not isinstance(sample, keras.KerasTensor)
-            and backend_utils.in_tf_graph()
-            and not jax_utils.is_in_jax_tracing_scope(sample)
+            and _compat.in_tf_graph()
+            and not _compat.is_in_jax_tracing_scope(sample)
         ):
             # Inside a TensorFlow graph (a tf.data pipeline, or a tf.function on the TF backend):
             # compute with the TensorFlow ops. Inputs keep their own dtype (no cast to floatx).
             self.backend.set_backend("tensorflow")
             inputs = keras.tree.map_structure(lambda x: self.backend.convert_to_tensor(x), inputs)
-            convert = self._convert_input_args
-            self._convert_input_args = False
             try:
-                return super().__call__(inputs, *args, **kwargs)
+                with _compat.inputs_kept_as_given(self):
+                    return super().__call__(inputs, *args, **kwargs)
             finally:
                 self.backend.reset()
-                self._convert_input_args = convert
         return super().__call__(inputs, *args, **kwargs)
 
     # ----------------------------------------------------------------------------------------
@@ -287,7 +285,7 @@ class MaskMixLayer(keras.layers.Layer):
         dtype = keras.backend.standardize_dtype(images.dtype)
         if dtype not in SUPPORTED_DTYPES:
             raise TypeError(
-                f"{name}: images must have dtype float16, bfloat16, float32, float64 or uint8; got {dtype}"
+                f"{name}: images must have dtype {IMAGE_DTYPES_TEXT}; got {dtype}"
             )
         rank = len(images.shape)
         if rank in (3, 4) and 0 in tuple(images.shape)[-3:]:

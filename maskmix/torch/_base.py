@@ -22,27 +22,21 @@ from typing import Any, ClassVar, TypedDict
 import PIL.Image
 import torch
 from torch import Tensor
-from torch.utils._pytree import tree_flatten, tree_unflatten
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from maskmix import registry
+from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT
 from maskmix.params import num_selected
 from maskmix.registry import StrategySpec
 
-from . import _sampling
+from . import _compat, _sampling
 
 __all__ = ["SUPPORTED_DTYPES", "CommonOptions", "MaskMixTransform", "MaskingTransform", "all_selected",
            "may_reuse_buffers", "selection", "using_generator"]
 
 #: Image dtypes every transform accepts (SPEC §3).
-SUPPORTED_DTYPES: tuple[torch.dtype, ...] = (
-    torch.float16,
-    torch.bfloat16,
-    torch.float32,
-    torch.float64,
-    torch.uint8,
-)
+SUPPORTED_DTYPES: tuple[torch.dtype, ...] = tuple(getattr(torch, name) for name in IMAGE_DTYPES)
 
 
 def all_selected(params: Mapping[str, Any]) -> bool:
@@ -163,7 +157,6 @@ class MaskMixTransform(v2.Transform):
     """
 
     spec: ClassVar[StrategySpec]
-    _transformed_types = (torch.Tensor, PIL.Image.Image)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -275,9 +268,7 @@ class MaskMixTransform(v2.Transform):
         """Raise if ``image`` is not a supported ``(..., C, H, W)`` tensor."""
         name = type(self).__name__
         if image.dtype not in SUPPORTED_DTYPES:
-            raise TypeError(
-                f"{name}: images must have dtype float16, bfloat16, float32, float64 or uint8; got {image.dtype}"
-            )
+            raise TypeError(f"{name}: images must have dtype {IMAGE_DTYPES_TEXT}; got {image.dtype}")
         minimum = 4 if self.needs_batch else 3
         if image.ndim < minimum:
             layout = "a batch (..., B, C, H, W)" if self.needs_batch else "(..., C, H, W)"
@@ -359,16 +350,16 @@ class MaskMixTransform(v2.Transform):
         """
         if not self.return_labels:
             return super().forward(*inputs)
-        flat_inputs, spec = tree_flatten(inputs if len(inputs) > 1 else inputs[0])
+        flat_inputs, spec = _compat.tree_flatten(inputs if len(inputs) > 1 else inputs[0])
         self.check_inputs(flat_inputs)
-        needs_transform = self._needs_transform_list(flat_inputs)
+        needs_transform = _compat.needs_transform_list(self, flat_inputs)
         chosen = [inpt for inpt, needed in zip(flat_inputs, needs_transform, strict=True) if needed]
         params = self.make_params(chosen)
         flat_outputs = [
             self.transform(inpt, params) if needed else inpt
             for inpt, needed in zip(flat_inputs, needs_transform, strict=True)
         ]
-        output = tree_unflatten(flat_outputs, spec)
+        output = _compat.tree_unflatten(flat_outputs, spec)
         if not params:
             return output, None
         leading = next(inpt for inpt in chosen if self._is_image(inpt)).shape[:-3]
@@ -384,6 +375,10 @@ class MaskMixTransform(v2.Transform):
         if isinstance(inpt, tv_tensors.TVTensor):
             return tv_tensors.wrap(out, like=inpt)
         return out
+
+
+# Plain tensors, tv_tensors and PIL images reach `transform` (PIL images to be refused by name).
+_compat.declare_transformed_types(MaskMixTransform, (torch.Tensor, PIL.Image.Image))
 
 
 class MaskingTransform(MaskMixTransform):

@@ -1,0 +1,74 @@
+"""Every private Keras API that :mod:`maskmix.keras` (and ``maskmix.callbacks``) uses, in one place.
+
+Keras 3 keeps a few helpers its own preprocessing layers rely on under ``keras.src``: the
+``DynamicBackend`` that lets a layer compute with TensorFlow inside ``tf.data`` whatever the
+global backend, ``in_tf_graph`` and ``is_in_jax_tracing_scope`` to tell where a call runs,
+``no_automatic_dependency_tracking`` to keep a layer's private caches out of its tracked
+state, and the ``Functional`` model class behind the functional-subclass pattern. A layer's
+``_convert_input_args`` switch keeps ``Layer.__call__`` from casting uint8 images and integer
+labels to the compute dtype. The rest of the package reaches these only through this module,
+and ``tests/test_compat.py`` checks each one against the installed release, naming the private
+API when a release removes or changes it.
+
+Example:
+    >>> from maskmix.keras import _compat
+    >>> _compat.in_tf_graph()
+    False
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+from keras.src.models.functional import Functional, functional_like_constructor
+from keras.src.utils import backend_utils, jax_utils, tracking
+
+__all__ = [
+    "PRIVATE_APIS",
+    "DynamicBackend",
+    "Functional",
+    "functional_like_constructor",
+    "in_tf_graph",
+    "inputs_kept_as_given",
+    "is_in_jax_tracing_scope",
+    "no_automatic_dependency_tracking",
+]
+
+#: The private names used, as the tests and error reports spell them.
+PRIVATE_APIS: tuple[str, ...] = (
+    "keras.src.utils.backend_utils.DynamicBackend",
+    "keras.src.utils.backend_utils.in_tf_graph",
+    "keras.src.utils.jax_utils.is_in_jax_tracing_scope",
+    "keras.src.utils.tracking.no_automatic_dependency_tracking",
+    "keras.src.models.functional.Functional",
+    "keras.src.models.functional.functional_like_constructor",
+    "keras.layers.Layer._convert_input_args",
+)
+
+#: A backend namespace (``.numpy``, ``.random``, ``.cast``...) that can be switched to TensorFlow
+#: for one call (``set_backend("tensorflow")``, then ``reset()``); ``.name`` is the active one.
+DynamicBackend = backend_utils.DynamicBackend
+
+#: ``in_tf_graph()``: True inside a TensorFlow graph (``tf.function``, ``tf.data``), False eagerly.
+in_tf_graph = backend_utils.in_tf_graph
+
+#: ``is_in_jax_tracing_scope(x)``: True when ``x`` is a JAX tracer (a ``jax.jit`` trace).
+is_in_jax_tracing_scope = jax_utils.is_in_jax_tracing_scope
+
+#: Method decorator: attributes a layer sets inside it are not wrapped and tracked by Keras.
+no_automatic_dependency_tracking = tracking.no_automatic_dependency_tracking
+
+
+@contextlib.contextmanager
+def inputs_kept_as_given(layer: keras.layers.Layer) -> Iterator[None]:
+    """Within the block, ``layer(...)`` passes its inputs to ``call`` without converting them to
+    the layer's compute dtype (``Layer._convert_input_args`` off, then restored)."""
+    convert: Any = layer._convert_input_args
+    layer._convert_input_args = False
+    try:
+        yield
+    finally:
+        layer._convert_input_args = convert

@@ -1,0 +1,63 @@
+"""Every private torch / torchvision API that :mod:`maskmix.torch` uses, in one place.
+
+torchvision's v2 ``Transform`` machinery has no public hook for two things maskmix needs: which
+input types a transform handles (the class attribute ``_transformed_types``) and which entries
+of a flattened sample it transforms (the method ``_needs_transform_list``, whose pure-tensor
+heuristic maskmix keeps so that it composes with torchvision's own transforms). Flattening a
+sample uses ``torch.utils._pytree``, as ``v2.Transform.forward`` does, and the device-side
+check of class indices uses ``torch._assert_async``. The rest of the package reaches these
+only through this module, and ``tests/test_compat.py`` checks each one against the installed
+releases, naming the private API when a release removes or changes it.
+
+Example:
+    >>> import torch
+    >>> from maskmix.torch import _compat
+    >>> flat, spec = _compat.tree_flatten((torch.zeros(1), {"label": 3}))
+    >>> len(flat), _compat.tree_unflatten(flat, spec)[1]
+    (2, {'label': 3})
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils._pytree import tree_flatten, tree_unflatten
+from torchvision.transforms import v2
+
+__all__ = [
+    "PRIVATE_APIS",
+    "assert_async",
+    "declare_transformed_types",
+    "needs_transform_list",
+    "tree_flatten",
+    "tree_unflatten",
+]
+
+#: The private names used, as the tests and error reports spell them.
+PRIVATE_APIS: tuple[str, ...] = (
+    "torch.utils._pytree.tree_flatten",
+    "torch.utils._pytree.tree_unflatten",
+    "torchvision.transforms.v2.Transform._transformed_types",
+    "torchvision.transforms.v2.Transform._needs_transform_list",
+    "torch._assert_async",
+)
+
+
+def declare_transformed_types(cls: type[v2.Transform], types: tuple[type, ...]) -> None:
+    """Make the v2 transform class ``cls`` handle inputs of ``types`` (``_transformed_types``)."""
+    cls._transformed_types = types
+
+
+def needs_transform_list(transform: v2.Transform, flat_inputs: list[Any]) -> list[bool]:
+    """Which entries of a flattened sample ``transform`` changes: torchvision's own rule.
+
+    Entries not of a transformed type pass through; of the plain tensors, only the first is an
+    image, and only when the sample holds no ``tv_tensors.Image``/``Video`` (or PIL image).
+    """
+    return transform._needs_transform_list(flat_inputs)
+
+
+def assert_async(condition: torch.Tensor, message: str) -> None:
+    """``torch._assert_async``: a device-side assertion that never synchronises with the host."""
+    torch._assert_async(condition, message)
