@@ -1,6 +1,6 @@
 """Bad and unusual call-time input for every torch transform (SPEC §3, "Errors").
 
-Complements ``test_torch_common.py::test_call_time_validation`` (rank 2, five dtypes, PIL images,
+Complements ``contracts/test_torch_conventions.py::test_call_time_validation`` (rank 2, five dtypes, PIL images,
 generator device, mismatched sample shapes for the per-image transforms) and
 ``test_torch_mixing.py::test_call_time_errors`` (labels of CutMix/Mixup): every strategy (the
 mixing ones and the mixed Cut-Thumbnail included) against every unsupported dtype and rank,

@@ -53,7 +53,7 @@ def test_every_variant_has_a_budget() -> None:
 def test_accelerator_path_reads_no_value_on_the_host(name: str, dtype: torch.dtype, options: dict) -> None:
     x = torch.empty(6, 3, 20, 24, dtype=dtype, device="meta")
     labels = torch.zeros(6, dtype=torch.int64, device="meta")
-    result = call(ALL_FACTORIES[name](**options), x, labels)
+    result = call(ALL_FACTORIES[name](**options), x, labels, CASES[name].mixes)
     out = result[0] if isinstance(result, tuple) else result
     assert out.device.type == "meta" and out.shape == x.shape and out.dtype == dtype
     if isinstance(result, tuple):
@@ -65,9 +65,9 @@ def test_kernel_launches_within_budget(name: str) -> None:
     transform = ALL_FACTORIES[name]()
     x = torch.empty(64, 3, 32, 32, device="meta")
     labels = torch.zeros(64, dtype=torch.int64, device="meta")
-    call(transform, x, labels)  # first call: lazy setup, if any, is not counted
+    call(transform, x, labels, CASES[name].mixes)  # first call: lazy setup, if any, is not counted
     with KernelCounter() as counter:
-        call(transform, x, labels)
+        call(transform, x, labels, CASES[name].mixes)
     assert counter.host_reads == 0
     assert counter.kernels <= BUDGETS[name], dict(counter.ops.most_common(12))
     # The budget is not so loose that doubling the launches would pass.
@@ -142,7 +142,7 @@ def test_selection_is_applied_only_when_not_every_image_is_selected(name: str, o
     x = torch.empty(64, 3, 32, 32, device="meta")
     labels = torch.zeros(64, dtype=torch.int64, device="meta")
     with spy:
-        call(transform, x, labels)
+        call(transform, x, labels, CASES[name].mixes)
     assert static == [not options]
     if options:
         assert spy.ops, "the selection was never applied"

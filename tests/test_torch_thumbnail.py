@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from helpers import (
     ALL_DTYPES,
-    FLOAT_DTYPES,
     changed_pixels,
     make_images,
     reference_box_mask,
@@ -199,29 +198,6 @@ def test_mixed_labels_weigh_the_thumbnail_pixel_area(label_kind, smoothing) -> N
     torch.testing.assert_close(soft.sum(1), torch.ones(B), rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("mix", [False, True])
-@pytest.mark.parametrize(("ratio", "batch"), [(0.5, 10), (0.3, 7), (0.0, 4)])
-def test_augmentation_ratio_exact_count_and_pass_through(mix, ratio, batch) -> None:
-    K = 3
-    x = make_images((batch, 3, 16, 16), seed=2)
-    y = torch.arange(batch) % K
-    t = RandomCutThumbnail(thumbnail_area=0.2, mix_images=mix, num_classes=K, augmentation_ratio=ratio,
-                           generator=gen(3))
-    if mix:
-        out, soft, p = run(t, x, y)
-        one_hot = F.one_hot(y, K).float()
-        assert torch.equal(soft[~p["selected"]], one_hot[~p["selected"]])
-    else:
-        out, p = run_with_params(t, x)
-    selected = p["selected"]
-    assert int(selected.sum()) == math.floor(ratio * batch + 0.5)
-    assert torch.equal(out[~selected], x[~selected])
-    assert torch.equal(changed_pixels(x, out).flatten(1).any(1), selected)
-    bernoulli = RandomCutThumbnail(augmentation_ratio=0.5, bernoulli_mix=True, generator=gen(0))
-    _, q = run_with_params(bernoulli, make_images((400, 1, 4, 4)))
-    assert 150 < int(q["selected"].sum()) < 250
-
-
 # --------------------------------------------------------------------------------------------
 # dtypes, layouts, conventions.
 # --------------------------------------------------------------------------------------------
@@ -317,46 +293,15 @@ def test_empty_batches_and_tiny_images(mix, size) -> None:
             assert size[2] * size[3] != 1 or torch.equal(out, x)
 
 
-def test_input_is_not_modified_and_validation() -> None:
-    x = make_images((4, 3, 10, 10))
-    before = x.clone()
-    RandomCutThumbnail()(x)
-    RandomCutThumbnail(mix_images=True, num_classes=2)(x, torch.tensor([0, 1, 0, 1]))
-    assert torch.equal(x, before)
-    with pytest.raises(ValueError, match=r"RandomCutThumbnail: thumbnail_area must be"):
-        RandomCutThumbnail(thumbnail_area=(0.5, 0.2))
-    with pytest.raises(ValueError, match=r"RandomCutThumbnail: resize_method"):
-        RandomCutThumbnail(resize_method="lanczos")
-    with pytest.raises(ValueError, match=r"RandomCutThumbnail: images must be \(\.\.\., C, H, W\)"):
-        RandomCutThumbnail()(torch.rand(8, 8))
-    with pytest.raises(TypeError, match=r"RandomCutThumbnail: images must have dtype"):
-        RandomCutThumbnail()(torch.zeros(2, 3, 8, 8, dtype=torch.int32))
-
-
-@pytest.mark.parametrize("mix", [False, True])
-def test_same_seed_same_output(mix) -> None:
-    x = make_images((6, 3, 16, 16))
-    y = torch.arange(6) % 3
-
-    def call(seed):
-        t = RandomCutThumbnail(thumbnail_area=(0.1, 0.4), mix_images=mix, num_classes=3, generator=gen(seed))
-        return t(x, y) if mix else (t(x), None)
-
-    a, b, c = call(1), call(1), call(2)
-    assert torch.equal(a[0], b[0]) and not torch.equal(a[0], c[0])
-    if mix:
-        assert torch.equal(a[1], b[1])
-
-
 @pytest.mark.compile
 @pytest.mark.parametrize(
     "case",
-    [(torch.float32, dict(thumbnail_area=(0.1, 0.5), augmentation_ratio=0.5)),
-     (torch.uint8, dict(thumbnail_area=0.25, resize_method="bicubic", mix_images=True, num_classes=3))],
-    ids=["plain_range", "mixed_fixed"],
+    [(torch.uint8, dict(thumbnail_area=0.25, resize_method="bicubic", mix_images=True, num_classes=3))],
+    ids=["mixed_fixed_bicubic"],
 )
 def test_torch_compile_fullgraph_matches_eager(case) -> None:
-    # One dtype per configuration keeps this to two compilations (about 8 s each on 2 cores).
+    # Bicubic resampling of a fixed-size mixed thumbnail through Inductor (the convention battery
+    # compiles every registry variant; this adds the bicubic tables).
     dtype, kwargs = case
     import torch._inductor.config as inductor_config
 
@@ -393,13 +338,3 @@ def test_float_values_outside_the_range_are_neither_clipped_nor_rounded() -> Non
         region = out[b, :, top : top + th, left : left + tw]
         torch.testing.assert_close(region, reference_thumbnail(x[b], th, tw, "bicubic"), rtol=0, atol=1e-12)
         assert region.min() < -1 and region.max() > 2
-
-
-@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
-def test_unselected_images_bit_identical_with_nan(dtype) -> None:
-    x = make_images((4, 1, 8, 8), dtype)
-    x[0, 0, 0, 0] = float("nan")
-    out, p = run_with_params(RandomCutThumbnail(augmentation_ratio=0.5, generator=gen(4)), x)
-    for b in range(4):
-        if not p["selected"][b]:
-            assert torch.equal(out[b].view(torch.uint8), x[b].view(torch.uint8))

@@ -1,9 +1,11 @@
-"""The battery every per-image torch transform must pass: layouts, dtypes, pass-through, fraction
-control, seeding, torch.compile and call-time validation (SPEC §3).
+"""The convention battery every torch transform passes (SPEC §3), over the registry.
 
-The mixing transforms (which need labels) have the same properties checked in
-``test_torch_mixing.py`` and ``test_torch_thumbnail.py``; the strategy-specific pixel semantics
-live in the strategy test files."""
+Every named configuration (``spec.variants``) of every strategy torch implements, the mixing ones
+(called with labels) included: layouts, dtypes, tv_tensors, torchvision composition, empty
+batches and tiny images, fraction control with bit-identical pass-through of images (NaN
+included) and label rows, seeding, ``torch.compile`` (against eager, and with a changing batch
+size) and call-time validation. Bad input of every kind is the battery of ``test_bad_input.py``;
+each strategy's pixel semantics live in its own test file."""
 
 from __future__ import annotations
 
@@ -13,53 +15,91 @@ import math
 import PIL.Image
 import pytest
 import torch
-from helpers import ALL_DTYPES, changed_pixels, make_images, run_with_params
-from registry_cases import variant_cases
+from helpers import ALL_DTYPES, changed_pixels, make_images, run_mixing, run_with_params
+from registry_cases import NUM_CLASSES, variant_cases
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from maskmix.torch import RandomCutout, RandomErasing
 
-#: The configurations of every strategy torch implements (the registry's variants) that map images
-#: to images; in each, an augmented image (of at least 2x2 random pixels) always changes.
-CASES = variant_cases("torch", mixing=False)
-#: The variants that mix a partner image and labels in.
-MIXING_CASES = variant_cases("torch", mixing=True)
-FACTORIES = {name: case.build for name, case in CASES.items()}
-NAMES = list(FACTORIES)
+#: Every configuration of every strategy torch implements (the registry's variants). In those that
+#: map images to images, an augmented image (of at least 2x2 random pixels) always changes.
+ALL_CASES = variant_cases("torch")
+CASES = {name: case for name, case in ALL_CASES.items() if not case.mixes}
+#: The configurations that mix a partner image and labels in: called with ``(images, labels)``.
+MIXING_CASES = {name: case for name, case in ALL_CASES.items() if case.mixes}
+FACTORIES = {name: case.build for name, case in ALL_CASES.items()}
+NAMES = list(CASES)
+ALL_NAMES = list(ALL_CASES)
 #: Inductor code generation costs seconds per graph on CPU: the resampling strategies (matmul
 #: graphs Inductor mostly hands to ATen) are captured whole with aot_eager, which still proves
-#: fullgraph tracing, except one of them which goes through Inductor.
-COMPILE_BACKENDS = dict.fromkeys(NAMES, "inductor") | dict.fromkeys(("cutblur", "cutpaste", "thumbnail"), "aot_eager")
+#: fullgraph tracing, except the mixed thumbnail which goes through Inductor.
+COMPILE_BACKENDS = dict.fromkeys(ALL_NAMES, "inductor") | dict.fromkeys(("cutblur", "cutpaste", "thumbnail"),
+                                                                        "aot_eager")
 
 
-def _run(transform, x):
-    return transform(x)
+def labels_for(batch: int) -> torch.Tensor:
+    return torch.arange(batch) % NUM_CLASSES
 
 
-@pytest.mark.parametrize("name", NAMES)
+def call(name: str, transform, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The images (and the soft labels of a mixing configuration) of one call."""
+    if ALL_CASES[name].mixes:
+        return transform(x, labels_for(x.shape[0]))  # a batch of images, or of clips (a Video)
+    return transform(x), None
+
+
+def run(name: str, transform, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+    """One call with the parameters it drew: images, soft labels (mixing) and parameters."""
+    if ALL_CASES[name].mixes:
+        return run_mixing(transform, x, labels_for(x.shape[0]))
+    out, params = run_with_params(transform, x)
+    return out, None, params
+
+
+def differ(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per image of two ``(B, C, H, W)`` batches: whether any bit differs (NaN equals NaN)."""
+    bits = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
+    return (a.view(bits) != b.view(bits)).flatten(1).any(1)
+
+
+SHAPES = {"rgb": (4, 3, 20, 24), "gray": (4, 1, 20, 24), "3d": (3, 17, 13), "5d": (2, 3, 2, 16, 16)}
+
+
+@pytest.mark.parametrize(("name", "layout"), [
+    (name, layout) for name in ALL_NAMES for layout in SHAPES
+    if not (ALL_CASES[name].mixes and len(SHAPES[layout]) != 4)  # mixing: a (B, C, H, W) batch
+])
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
-@pytest.mark.parametrize(
-    "shape", [(4, 3, 20, 24), (4, 1, 20, 24), (3, 17, 13), (2, 3, 2, 16, 16)], ids=["rgb", "gray", "3d", "5d"]
-)
-def test_shape_dtype_preserved_and_input_untouched(name: str, dtype: torch.dtype, shape) -> None:
+def test_shape_dtype_preserved_and_input_untouched(name: str, layout: str, dtype: torch.dtype) -> None:
+    shape = SHAPES[layout]
     x = make_images(shape, dtype)
     before = x.clone()
-    out = FACTORIES[name]()(x)
+    out, soft = call(name, FACTORIES[name](), x)
     assert type(out) is torch.Tensor
     assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
     assert out.data_ptr() != x.data_ptr()
     assert torch.equal(x, before), "the input was modified in place"
-    changed = changed_pixels(x.reshape(-1, *shape[-3:]), out.reshape(-1, *shape[-3:]))
-    assert changed.flatten(1).any(dim=1).all(), "every image is augmented at ratio 1"
+    changed = changed_pixels(x.reshape(-1, *shape[-3:]), out.reshape(-1, *shape[-3:])).flatten(1).any(dim=1)
+    if soft is None:
+        assert changed.all(), "every image is augmented at ratio 1"
+    else:
+        assert changed.any() and soft.shape == (shape[0], NUM_CLASSES) and soft.dtype == torch.float32
+        torch.testing.assert_close(soft.sum(1), torch.ones(shape[0]), rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL_NAMES)
 def test_tv_tensors_keep_their_type(name: str) -> None:
     image = tv_tensors.Image(make_images((2, 3, 16, 16)))
     video = tv_tensors.Video(make_images((2, 4, 3, 16, 16)))
     mask = tv_tensors.Mask(torch.ones(2, 16, 16, dtype=torch.uint8))
     t = FACTORIES[name]()
+    if ALL_CASES[name].mixes:  # a Video is a batch of clips, one label each
+        out_image, _ = call(name, t, image)
+        out_video, soft = call(name, t, video)
+        assert isinstance(out_image, tv_tensors.Image) and out_image.shape == image.shape
+        assert isinstance(out_video, tv_tensors.Video) and out_video.shape == video.shape and soft.shape[0] == 2
+        return
     out_image, out_mask = t(image, mask)
     assert isinstance(out_image, tv_tensors.Image) and out_image.shape == image.shape
     assert out_mask is mask, "segmentation masks pass through untouched"
@@ -68,8 +108,16 @@ def test_tv_tensors_keep_their_type(name: str) -> None:
     assert not torch.equal(out_video, video)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL_NAMES)
 def test_inside_v2_compose_with_torchvision(name: str) -> None:
+    if ALL_CASES[name].mixes:
+        batch = tv_tensors.Image(make_images((4, 3, 24, 24), torch.uint8))
+        to_float = v2.ToDtype(torch.float32, scale=True)
+        pipeline = v2.Compose([v2.RandomHorizontalFlip(p=1.0), FACTORIES[name](), to_float])
+        out, soft = pipeline(batch, labels_for(4))
+        assert isinstance(out, tv_tensors.Image) and out.dtype == torch.float32 and out.shape == batch.shape
+        assert soft.shape == (4, NUM_CLASSES)
+        return
     image = tv_tensors.Image(make_images((3, 24, 24), torch.uint8))
     pipeline = v2.Compose(
         [v2.RandomHorizontalFlip(p=1.0), FACTORIES[name](), v2.ToDtype(torch.float32, scale=True), v2.Resize(16)]
@@ -84,32 +132,87 @@ def test_inside_v2_compose_with_torchvision(name: str) -> None:
     assert out_labels is labels and out_x.shape == x.shape
 
 
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize(
-    "shape", [(0, 3, 8, 8), (2, 3, 1, 1), (2, 3, 1, 7), (2, 1, 7, 1), (1, 3, 2, 2), (3, 1, 1), (0, 2, 3, 5, 5)]
-)
+TINY = [(0, 3, 8, 8), (2, 3, 1, 1), (2, 3, 1, 7), (2, 1, 7, 1), (1, 3, 2, 2), (3, 1, 1), (0, 2, 3, 5, 5)]
+
+
+@pytest.mark.parametrize(("name", "shape"), [
+    (name, shape) for name in ALL_NAMES for shape in TINY if not (ALL_CASES[name].mixes and len(shape) != 4)
+])
 def test_empty_batches_and_tiny_images(name: str, shape) -> None:
     x = make_images(shape)
-    out = FACTORIES[name]()(x)
+    out, soft = call(name, FACTORIES[name](), x)
     assert out.shape == x.shape and out.dtype == x.dtype
-    if shape[-2:] == (1, 1) and CASES[name].moves_pixels:
+    if soft is not None:
+        assert soft.shape == (shape[0], NUM_CLASSES)
+        if shape[0] < 2:  # no partner: images and (smoothed) one-hot rows pass through
+            smoothing = ALL_CASES[name].config.get("label_smoothing", 0.0)
+            one_hot = torch.nn.functional.one_hot(labels_for(shape[0]), NUM_CLASSES).float()
+            assert torch.equal(out, x) and torch.equal(soft, one_hot * (1 - smoothing) + smoothing / NUM_CLASSES)
+    if shape[-2:] == (1, 1) and ALL_CASES[name].moves_pixels:
         assert torch.equal(out, x), "a single pixel has nowhere to go"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL_NAMES)
 @pytest.mark.parametrize(("ratio", "batch"), [(0.3, 10), (0.5, 7), (0.0, 5), (1.0, 6), (0.05, 9)])
 def test_augmentation_ratio_changes_exactly_round_ratio_b_images(name: str, ratio: float, batch: int) -> None:
     x = make_images((batch, 3, 12, 12), seed=1)
-    t = FACTORIES[name](augmentation_ratio=ratio, generator=torch.Generator().manual_seed(3))
-    out, params = run_with_params(t, x)
-    changed = changed_pixels(x, out).flatten(1).any(dim=1)
-    assert int(changed.sum()) == math.floor(ratio * batch + 0.5)
-    assert torch.equal(changed, params["selected"])
+    x[:, 0, 0, 0] = float("nan")  # NaN survives bit for bit in images passed through
+    x[:, 1, -1, -1] = 7.5  # and so do values outside pixels_range
+    options = {"label_smoothing": 0.1} if ALL_CASES[name].mixes else {}
+    t = FACTORIES[name](augmentation_ratio=ratio, generator=torch.Generator().manual_seed(3), **options)
+    out, soft, params = run(name, t, x)
+    selected = params["selected"]
+    assert int(selected.sum()) == math.floor(ratio * batch + 0.5)
+    changed = differ(x, out)
+    if soft is None:  # every selected image changes
+        assert torch.equal(changed, selected)
+    else:  # a mixed image may keep its pixels (an empty box); the label rows of the others are kept
+        assert not (changed & ~selected).any() and changed.any() == bool(selected.any())
+        smoothed = torch.nn.functional.one_hot(labels_for(batch), NUM_CLASSES).float() * 0.9 + 0.1 / NUM_CLASSES
+        assert torch.equal(soft[~selected], smoothed[~selected])
     # Unselected images are bit-identical.
-    assert torch.equal(out[~changed], x[~changed])
+    assert not changed[~selected].any()
 
 
-@pytest.mark.parametrize("name", ["cutout", "hide_and_seek", "gridmask"])
+#: One configuration per strategy that maps images to images (its first variant).
+FIRSTS = [name for name, case in CASES.items() if name == next(iter(case.spec.variants))]
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64], ids=str)
+def test_unselected_images_are_bit_identical_in_every_float_dtype(name: str, dtype: torch.dtype) -> None:
+    x = make_images((6, 2, 9, 10), dtype, seed=4)
+    x[:, 0, 0, 0] = float("nan")
+    x[:, 1, 2, 3] = -1e4
+    t = FACTORIES[name](augmentation_ratio=0.5, generator=torch.Generator().manual_seed(1))
+    out, _, params = run(name, t, x)
+    selected = params["selected"]
+    assert int(selected.sum()) == 3 and not differ(x, out)[~selected].any()
+
+
+@pytest.mark.parametrize("name", list(MIXING_CASES))
+def test_mixing_calling_conventions(name: str) -> None:
+    """Tuples with extra items, lists, dicts with other keys, tv_tensors and v2.Compose, as
+    torchvision's CutMix/MixUp take them; the input sample is not modified."""
+    x = make_images((6, 3, 12, 12))
+    y = labels_for(6)
+    t = FACTORIES[name]()
+    out = t((x, y, "meta"))
+    assert isinstance(out, tuple) and out[2] == "meta" and out[1].shape == (6, NUM_CLASSES)
+    out = t([x, y])
+    assert isinstance(out, list) and out[0].shape == x.shape
+    batch = {"images": x, "labels": y, "ids": torch.arange(6)}
+    out = t(batch)
+    assert set(out) == {"images", "labels", "ids"} and out["labels"].shape == (6, NUM_CLASSES)
+    assert batch["labels"] is y and out["ids"] is batch["ids"], "the input dict is not modified"
+    out_image, _ = t(tv_tensors.Image(x), y)
+    assert isinstance(out_image, tv_tensors.Image)
+    before = x.clone()
+    out_x, out_y = v2.Compose([v2.RandomHorizontalFlip(p=1.0), t])(x, y)
+    assert out_x.shape == x.shape and out_y.shape == (6, NUM_CLASSES) and torch.equal(x, before)
+
+
+@pytest.mark.parametrize("name", FIRSTS)
 def test_selected_positions_are_uniform(name: str) -> None:
     t = FACTORIES[name](augmentation_ratio=0.25, generator=torch.Generator().manual_seed(0))
     x = torch.zeros(1, 1, 4, 4).expand(8, 1, 4, 4)
@@ -123,7 +226,7 @@ def test_selected_positions_are_uniform(name: str) -> None:
     assert (counts - trials * 0.25).abs().max() < 5 * 19.4
 
 
-@pytest.mark.parametrize("name", ["cutout", "erasing", "gridmask"])
+@pytest.mark.parametrize("name", FIRSTS)
 def test_bernoulli_mix_counts_follow_binomial(name: str) -> None:
     t = FACTORIES[name](augmentation_ratio=0.3, bernoulli_mix=True, generator=torch.Generator().manual_seed(0))
     x = torch.zeros(1, 1, 4, 4).expand(1000, 1, 4, 4)
@@ -135,7 +238,7 @@ def test_bernoulli_mix_counts_follow_binomial(name: str) -> None:
     assert len(set(counts.tolist())) > 20
 
 
-@pytest.mark.parametrize("name", ["cutout", "erasing", "cutswap", "thumbnail"])
+@pytest.mark.parametrize("name", FIRSTS)
 def test_one_image_is_augmented_with_probability_ratio(name: str) -> None:
     """A (C, H, W) image in a per-sample pipeline: ratio 0.3 augments about 30% of the calls (an
     exact count of one image would be round(0.3) = 0, never), as torchvision's p does."""
@@ -148,24 +251,25 @@ def test_one_image_is_augmented_with_probability_ratio(name: str) -> None:
     assert torch.equal(x, FACTORIES[name](augmentation_ratio=0.0)(x))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL_NAMES)
 def test_same_seed_same_output_different_seed_different(name: str) -> None:
     x = make_images((6, 3, 32, 32))
 
-    def run(seed: int) -> torch.Tensor:
-        return FACTORIES[name](generator=torch.Generator().manual_seed(seed))(x)
+    def seeded(seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return call(name, FACTORIES[name](generator=torch.Generator().manual_seed(seed)), x)
 
-    assert torch.equal(run(5), run(5))
-    assert not torch.equal(run(5), run(6))
+    (a, a_soft), (b, b_soft), (c, _) = seeded(5), seeded(5), seeded(6)
+    assert torch.equal(a, b) and (a_soft is None or torch.equal(a_soft, b_soft))
+    assert not torch.equal(a, c)
     torch.manual_seed(11)
-    a = FACTORIES[name]()(x)
+    a, a_soft = call(name, FACTORIES[name](), x)
     torch.manual_seed(11)
-    b = FACTORIES[name]()(x)
-    assert torch.equal(a, b)
+    b, b_soft = call(name, FACTORIES[name](), x)
+    assert torch.equal(a, b) and (a_soft is None or torch.equal(a_soft, b_soft))
 
 
 @pytest.mark.compile
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL_NAMES)
 def test_torch_compile_fullgraph_matches_eager(name: str) -> None:
     import torch._inductor.config as inductor_config
 
@@ -179,10 +283,14 @@ def test_torch_compile_fullgraph_matches_eager(name: str) -> None:
     with inductor_config.patch(fallback_random=True):
         for dtype in (torch.float32, torch.uint8):
             x = make_images((5, 3, 20, 28), dtype)
+            args = (x, labels_for(5)) if ALL_CASES[name].mixes else (x,)
             torch.manual_seed(0)
-            eager = t(x)
+            eager = t(*args)
             torch.manual_seed(0)
-            out = compiled(x)
+            out = compiled(*args)
+            if ALL_CASES[name].mixes:
+                (eager, eager_soft), (out, soft) = eager, out
+                torch.testing.assert_close(soft, eager_soft, rtol=0, atol=1e-6)
             if labelled:
                 (eager, eager_labels), (out, labels) = eager, out
                 assert labels.dtype == torch.int64 and torch.equal(labels, eager_labels) and int(labels.sum()) == 3
@@ -195,7 +303,7 @@ def test_torch_compile_fullgraph_matches_eager(name: str) -> None:
 
 
 @pytest.mark.compile
-@pytest.mark.parametrize("name", [*NAMES, *MIXING_CASES])
+@pytest.mark.parametrize("name", ALL_NAMES)
 def test_torch_compile_with_a_changing_batch_size(name: str) -> None:
     """The last batch of an epoch is smaller: Dynamo then retraces once with a symbolic batch size
     (automatic dynamic shapes), which every random draw must support, and later sizes reuse that graph."""
@@ -205,7 +313,8 @@ def test_torch_compile_with_a_changing_batch_size(name: str) -> None:
 
     mixing = name in MIXING_CASES
     torch._dynamo.reset()
-    t = {**CASES, **MIXING_CASES}[name].build(augmentation_ratio=0.5)
+    torch.manual_seed(0)
+    t = ALL_CASES[name].build(augmentation_ratio=0.5)
     counter = CompileCounter()
     compiled = torch.compile(t, fullgraph=True, backend=counter)
     for batch_size in (8, 5, 3):
@@ -214,7 +323,10 @@ def test_torch_compile_with_a_changing_batch_size(name: str) -> None:
         images = out[0] if isinstance(out, tuple) else out
         assert images.shape == x.shape and images.dtype == x.dtype
         changed = changed_pixels(x, images).flatten(1).any(1)
-        assert int(changed.sum()) == num_selected(0.5, batch_size)
+        if mixing:  # a mixed image may keep its pixels (an empty box, a lambda of 1 in float32)
+            assert 0 < int(changed.sum()) <= num_selected(0.5, batch_size)
+        else:
+            assert int(changed.sum()) == num_selected(0.5, batch_size)
     assert counter.frame_count == 2  # the static first graph, then one dynamic graph for every other size
 
 
