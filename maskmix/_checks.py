@@ -116,8 +116,19 @@ def fraction_or_range(*, allow_one: bool = False) -> Checker:
     le = "<=" if allow_one else "<"
     expected = f"a float in (0, 1{close} or a pair (lo, hi) with 0 < lo <= hi {le} 1"
 
+    return _real_or_range(expected, lambda v: _inside(v, 0.0, 1.0, True, not allow_one))
+
+
+def positive_range() -> Checker:
+    """A number > 0 (fixed) or an ordered pair ``(lo, hi)`` with ``0 < lo <= hi``."""
+    return _real_or_range("a float > 0 or a pair (lo, hi) with 0 < lo <= hi", lambda v: v > 0)
+
+
+def _real_or_range(expected: str, inside: Callable[[float], bool]) -> Checker:
+    """A finite real for which ``inside`` holds, or an ordered pair of them; normalised to ``(lo, hi)``."""
+
     def ok(v: Any) -> bool:
-        return _is_finite_real(v) and _inside(float(v), 0.0, 1.0, True, not allow_one)
+        return _is_finite_real(v) and inside(float(v))
 
     def check(owner: str, name: str, value: Any) -> tuple[float, float]:
         if _is_real(value):
@@ -133,31 +144,6 @@ def fraction_or_range(*, allow_one: bool = False) -> Checker:
             return (float(lo), float(hi))
         _fail(owner, name, expected, value, _type_for(value, isinstance(value, (tuple, list))))
         raise AssertionError  # unreachable, keeps type checkers happy
-
-    return check
-
-
-def positive_range() -> Checker:
-    """A number > 0 (fixed) or an ordered pair ``(lo, hi)`` with ``0 < lo <= hi``."""
-    expected = "a float > 0 or a pair (lo, hi) with 0 < lo <= hi"
-
-    def ok(v: Any) -> bool:
-        return _is_finite_real(v) and float(v) > 0
-
-    def check(owner: str, name: str, value: Any) -> tuple[float, float]:
-        if _is_real(value):
-            if not ok(value):
-                _fail(owner, name, expected, value)
-            return (float(value), float(value))
-        if _is_pair(value):
-            lo, hi = value
-            if not (_is_real(lo) and _is_real(hi)):
-                _fail(owner, name, expected, value, TypeError)
-            if not (ok(lo) and ok(hi) and float(lo) <= float(hi)):
-                _fail(owner, name, expected, value)
-            return (float(lo), float(hi))
-        _fail(owner, name, expected, value, _type_for(value, isinstance(value, (tuple, list))))
-        raise AssertionError
 
     return check
 
