@@ -23,6 +23,8 @@ This module imports nothing beyond the standard library.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from ._checks import (
     FILL_METHODS,
@@ -70,6 +72,7 @@ __all__ = [
     "count_range",
     "fill_method",
     "fraction_or_range",
+    "given_arguments",
     "grid_size",
     "integer_at_least",
     "num_selected",
@@ -88,6 +91,21 @@ def num_selected(ratio: float, batch_size: int) -> int:
     unlike Python's banker's rounding, so that the count never depends on the parity of the batch.
     """
     return math.floor(ratio * batch_size + 0.5)
+
+
+def given_arguments(frame_locals: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments a strategy's constructor received, for ``super().__init__(**...)``.
+
+    ``frame_locals`` is the constructor's ``locals()`` taken first thing: its named parameters
+    (``self`` and ``__class__`` left out) and its ``**common`` options, merged into one dict.
+
+    >>> def __init__(self, patch_area=0.1, **common):
+    ...     return given_arguments(locals())
+    >>> __init__(None, 0.2, augmentation_ratio=0.5)
+    {'patch_area': 0.2, 'augmentation_ratio': 0.5}
+    """
+    named = {key: value for key, value in frame_locals.items() if key not in ("self", "__class__", "common")}
+    return {**named, **frame_locals.get("common", {})}
 
 
 #: Test domains shared by several parameters (see :mod:`maskmix.domains`).

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from maskmix.geometry import thumbnail_size_range
-from maskmix.params import RANDOM_CUT_THUMBNAIL
+from maskmix.params import RANDOM_CUT_THUMBNAIL, given_arguments
 
 from . import _patches, _sampling
 from ._base import CommonOptions
@@ -121,14 +121,7 @@ class RandomCutThumbnail(MixingLayer):
         label_smoothing: float = 0.0,
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(
-            thumbnail_area=thumbnail_area,
-            resize_method=resize_method,
-            mix_images=mix_images,
-            num_classes=num_classes,
-            label_smoothing=label_smoothing,
-            **common,
-        )
+        super().__init__(**given_arguments(locals()))
 
     @property
     def mixes(self) -> bool:

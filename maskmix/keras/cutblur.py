@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from maskmix.geometry import low_resolution_size_range as _size_range
-from maskmix.params import RANDOM_CUTBLUR
+from maskmix.params import RANDOM_CUTBLUR, given_arguments
 
 from . import _patches, _sampling
 from ._base import CommonOptions, MaskMixLayer
@@ -147,13 +147,7 @@ class RandomCutBlur(MaskMixLayer):
         resize_method: str = "bilinear",
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(
-            patch_area=patch_area,
-            patch_aspect_ratio=patch_aspect_ratio,
-            blur_factor=blur_factor,
-            resize_method=resize_method,
-            **common,
-        )
+        super().__init__(**given_arguments(locals()))
 
     def sample(self, batch_size: Any, channels: int, height: int, width: int, *,
                dtype: str, seed: Any) -> dict[str, Any]:

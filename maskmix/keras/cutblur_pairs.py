@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from maskmix.params import CUTBLUR_DIRECTIONS, CUTBLUR_PAIR
+from maskmix.params import CUTBLUR_DIRECTIONS, CUTBLUR_PAIR, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions, MaskMixLayer
@@ -49,7 +49,7 @@ class RandomCutBlurPair(MaskMixLayer):
         direction: str = "random",
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(patch_area=patch_area, patch_aspect_ratio=patch_aspect_ratio, direction=direction, **common)
+        super().__init__(**given_arguments(locals()))
 
     def sample(self, batch_size: Any, channels: int, height: int, width: int, *,
                dtype: str, seed: Any) -> dict[str, Any]:

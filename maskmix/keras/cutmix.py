@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from maskmix.params import RANDOM_CUTMIX
+from maskmix.params import RANDOM_CUTMIX, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions
@@ -80,14 +80,7 @@ class RandomCutMix(MixingLayer):
         label_smoothing: float = 0.0,
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(
-            alpha=alpha,
-            patch_area=patch_area,
-            patch_aspect_ratio=patch_aspect_ratio,
-            num_classes=num_classes,
-            label_smoothing=label_smoothing,
-            **common,
-        )
+        super().__init__(**given_arguments(locals()))
 
     def sample_mixing(self, batch_size: Any, channels: int, height: int, width: int, *,
                       partner: Any, dtype: str, seed: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from maskmix.params import RANDOM_CUTOUT
+from maskmix.params import RANDOM_CUTOUT, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions, MaskingLayer
@@ -65,7 +65,7 @@ class RandomCutout(MaskingLayer):
         fill_method: str | float | tuple[float, ...] = "black",
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(patch_area=patch_area, allow_partial=allow_partial, fill_method=fill_method, **common)
+        super().__init__(**given_arguments(locals()))
 
     def sample_region(self, batch_size: Any, height: int, width: int, seed: Any) -> dict[str, Any]:
         ops = self.ops

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from maskmix.geometry import LUMA_WEIGHTS
-from maskmix.params import RANDOM_CUTPASTE
+from maskmix.params import RANDOM_CUTPASTE, given_arguments
 
 from . import _patches, _sampling
 from ._base import CommonOptions, MaskMixLayer
@@ -102,13 +102,7 @@ class RandomCutPaste(MaskMixLayer):
         return_labels: bool = False,
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(
-            patch_area=patch_area,
-            patch_aspect_ratio=patch_aspect_ratio,
-            color_jitter=color_jitter,
-            return_labels=return_labels,
-            **common,
-        )
+        super().__init__(**given_arguments(locals()))
 
     def get_random_transformation(self, data: Any, training: bool = True, seed: Any = None) -> dict[str, Any] | None:
         params = super().get_random_transformation(data, training=training, seed=seed)

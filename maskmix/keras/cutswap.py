@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from maskmix.params import RANDOM_CUTSWAP
+from maskmix.params import RANDOM_CUTSWAP, given_arguments
 
 from . import _patches, _sampling
 from ._base import CommonOptions, MaskMixLayer
@@ -126,12 +126,7 @@ class RandomCutSwap(MaskMixLayer):
         return_labels: bool = False,
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(
-            patch_area=patch_area,
-            patch_aspect_ratio=patch_aspect_ratio,
-            return_labels=return_labels,
-            **common,
-        )
+        super().__init__(**given_arguments(locals()))
 
     def get_random_transformation(self, data: Any, training: bool = True, seed: Any = None) -> dict[str, Any] | None:
         params = super().get_random_transformation(data, training=training, seed=seed)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from maskmix.params import RANDOM_ERASING
+from maskmix.params import RANDOM_ERASING, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions, MaskingLayer
@@ -78,13 +78,7 @@ class RandomErasing(MaskingLayer):
         fill_method: str | float | tuple[float, ...] = "black",
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(
-            patch_area=patch_area,
-            patch_aspect_ratio=patch_aspect_ratio,
-            patch_count=patch_count,
-            fill_method=fill_method,
-            **common,
-        )
+        super().__init__(**given_arguments(locals()))
 
     def sample_region(self, batch_size: Any, height: int, width: int, seed: Any) -> dict[str, Any]:
         ops = self.ops

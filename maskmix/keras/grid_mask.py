@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from maskmix.geometry import rotation_range
-from maskmix.params import RANDOM_GRID_MASK
+from maskmix.params import RANDOM_GRID_MASK, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions, MaskingLayer
@@ -74,13 +74,7 @@ class RandomGridMask(MaskingLayer):
         fill_method: str | float | tuple[float, ...] = "black",
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(
-            unit_length=unit_length,
-            masked_ratio=masked_ratio,
-            rotation=rotation,
-            fill_method=fill_method,
-            **common,
-        )
+        super().__init__(**given_arguments(locals()))
 
     def sample_region(self, batch_size: Any, height: int, width: int, seed: Any) -> dict[str, Any]:
         ops = self.ops

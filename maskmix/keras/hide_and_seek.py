@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from maskmix.params import RANDOM_HIDE_AND_SEEK
+from maskmix.params import RANDOM_HIDE_AND_SEEK, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions, MaskingLayer
@@ -71,13 +71,7 @@ class RandomHideAndSeek(MaskingLayer):
         fill_method: str | float | tuple[float, ...] = "black",
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(
-            grid_size=grid_size,
-            erased_patches=erased_patches,
-            hide_prob=hide_prob,
-            fill_method=fill_method,
-            **common,
-        )
+        super().__init__(**given_arguments(locals()))
 
     def sample_region(self, batch_size: Any, height: int, width: int, seed: Any) -> dict[str, Any]:
         ops = self.ops

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from maskmix.params import RANDOM_MIXUP
+from maskmix.params import RANDOM_MIXUP, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions
@@ -64,7 +64,7 @@ class RandomMixup(MixingLayer):
         label_smoothing: float = 0.0,
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(alpha=alpha, num_classes=num_classes, label_smoothing=label_smoothing, **common)
+        super().__init__(**given_arguments(locals()))
 
     def sample_mixing(self, batch_size: Any, channels: int, height: int, width: int, *,
                       partner: Any, dtype: str, seed: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from torch import Tensor
 from typing_extensions import Unpack
 
 from maskmix.geometry import thumbnail_size_range
-from maskmix.params import RANDOM_CUT_THUMBNAIL
+from maskmix.params import RANDOM_CUT_THUMBNAIL, given_arguments
 
 from . import _patches, _sampling
 from ._base import CommonOptions, MaskMixTransform, selection
@@ -118,14 +118,7 @@ class RandomCutThumbnail(MixingTransform):
         label_smoothing: float = 0.0,
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(
-            thumbnail_area=thumbnail_area,
-            resize_method=resize_method,
-            mix_images=mix_images,
-            num_classes=num_classes,
-            label_smoothing=label_smoothing,
-            **common,
-        )
+        super().__init__(**given_arguments(locals()))
 
     @property  # type: ignore[override]
     def needs_batch(self) -> bool:

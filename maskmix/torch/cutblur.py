@@ -10,7 +10,7 @@ from torch import Tensor
 from typing_extensions import Unpack
 
 from maskmix.geometry import low_resolution_size_range
-from maskmix.params import RANDOM_CUTBLUR
+from maskmix.params import RANDOM_CUTBLUR, given_arguments
 
 from . import _patches, _sampling
 from ._base import CommonOptions, MaskMixTransform, selection
@@ -123,13 +123,7 @@ class RandomCutBlur(MaskMixTransform):
         resize_method: str = "bilinear",
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(
-            patch_area=patch_area,
-            patch_aspect_ratio=patch_aspect_ratio,
-            blur_factor=blur_factor,
-            resize_method=resize_method,
-            **common,
-        )
+        super().__init__(**given_arguments(locals()))
 
     def sample(self, batch_size: int, channels: int, height: int, width: int, *,
                dtype: torch.dtype, device: torch.device,

@@ -11,7 +11,7 @@ from torchvision import tv_tensors
 from typing_extensions import Unpack
 
 from maskmix.geometry import IMAGE_DTYPES_TEXT
-from maskmix.params import CUTBLUR_DIRECTIONS, CUTBLUR_PAIR
+from maskmix.params import CUTBLUR_DIRECTIONS, CUTBLUR_PAIR, given_arguments
 
 from . import _sampling
 from ._base import SUPPORTED_DTYPES, CommonOptions, MaskMixTransform
@@ -204,7 +204,7 @@ class RandomCutBlurPair(MaskMixTransform):
         direction: str = "random",
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(patch_area=patch_area, patch_aspect_ratio=patch_aspect_ratio, direction=direction, **common)
+        super().__init__(**given_arguments(locals()))
 
     def forward(self, *inputs: Any) -> tuple[Tensor, Tensor]:
         name = type(self).__name__

@@ -10,7 +10,7 @@ from torch import Tensor
 from typing_extensions import Unpack
 
 from maskmix.geometry import image_aspect
-from maskmix.params import RANDOM_CUTMIX
+from maskmix.params import RANDOM_CUTMIX, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions, may_reuse_buffers, selection
@@ -76,14 +76,7 @@ class RandomCutMix(MixingTransform):
         label_smoothing: float = 0.0,
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(
-            alpha=alpha,
-            patch_area=patch_area,
-            patch_aspect_ratio=patch_aspect_ratio,
-            num_classes=num_classes,
-            label_smoothing=label_smoothing,
-            **common,
-        )
+        super().__init__(**given_arguments(locals()))
 
     def sample_mixing(self, batch_size: int, channels: int, height: int, width: int, *,
                       partner: Tensor, device: torch.device,

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from typing_extensions import Unpack
 
-from maskmix.params import RANDOM_CUTOUT
+from maskmix.params import RANDOM_CUTOUT, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions, MaskingTransform
@@ -62,7 +62,7 @@ class RandomCutout(MaskingTransform):
         fill_method: str | float | tuple[float, ...] = "black",
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(patch_area=patch_area, allow_partial=allow_partial, fill_method=fill_method, **common)
+        super().__init__(**given_arguments(locals()))
 
     def sample_region(self, batch_size: int, height: int, width: int, *, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Tensor]:

@@ -10,7 +10,7 @@ from torch import Tensor
 from typing_extensions import Unpack
 
 from maskmix.geometry import LUMA_WEIGHTS
-from maskmix.params import RANDOM_CUTPASTE
+from maskmix.params import RANDOM_CUTPASTE, given_arguments
 
 from . import _patches, _sampling
 from ._base import CommonOptions, MaskMixTransform, selection
@@ -98,13 +98,7 @@ class RandomCutPaste(MaskMixTransform):
         return_labels: bool = False,
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(
-            patch_area=patch_area,
-            patch_aspect_ratio=patch_aspect_ratio,
-            color_jitter=color_jitter,
-            return_labels=return_labels,
-            **common,
-        )
+        super().__init__(**given_arguments(locals()))
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         params = super().make_params(flat_inputs)

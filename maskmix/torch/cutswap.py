@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from typing_extensions import Unpack
 
-from maskmix.params import RANDOM_CUTSWAP
+from maskmix.params import RANDOM_CUTSWAP, given_arguments
 
 from . import _patches, _sampling
 from ._base import CommonOptions, MaskMixTransform, selection
@@ -118,12 +118,7 @@ class RandomCutSwap(MaskMixTransform):
         return_labels: bool = False,
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(
-            patch_area=patch_area,
-            patch_aspect_ratio=patch_aspect_ratio,
-            return_labels=return_labels,
-            **common,
-        )
+        super().__init__(**given_arguments(locals()))
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         params = super().make_params(flat_inputs)

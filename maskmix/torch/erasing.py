@@ -9,7 +9,14 @@ import torch
 from torch import Tensor
 from typing_extensions import Unpack
 
-from maskmix.params import RANDOM_ERASING, fraction_or_range, integer_at_least, number_in, positive_range
+from maskmix.params import (
+    RANDOM_ERASING,
+    fraction_or_range,
+    given_arguments,
+    integer_at_least,
+    number_in,
+    positive_range,
+)
 
 from . import _sampling
 from ._base import CommonOptions, MaskingTransform
@@ -73,13 +80,7 @@ class RandomErasing(MaskingTransform):
         fill_method: str | float | tuple[float, ...] = "black",
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(
-            patch_area=patch_area,
-            patch_aspect_ratio=patch_aspect_ratio,
-            patch_count=patch_count,
-            fill_method=fill_method,
-            **common,
-        )
+        super().__init__(**given_arguments(locals()))
 
     @classmethod
     def from_timm(

@@ -10,7 +10,7 @@ from torch import Tensor
 from typing_extensions import Unpack
 
 from maskmix.geometry import rotation_range
-from maskmix.params import RANDOM_GRID_MASK
+from maskmix.params import RANDOM_GRID_MASK, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions, MaskingTransform
@@ -70,13 +70,7 @@ class RandomGridMask(MaskingTransform):
         fill_method: str | float | tuple[float, ...] = "black",
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(
-            unit_length=unit_length,
-            masked_ratio=masked_ratio,
-            rotation=rotation,
-            fill_method=fill_method,
-            **common,
-        )
+        super().__init__(**given_arguments(locals()))
 
     def sample_region(self, batch_size: int, height: int, width: int, *, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Tensor]:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from typing_extensions import Unpack
 
-from maskmix.params import RANDOM_HIDE_AND_SEEK
+from maskmix.params import RANDOM_HIDE_AND_SEEK, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions, MaskingTransform
@@ -68,13 +68,7 @@ class RandomHideAndSeek(MaskingTransform):
         fill_method: str | float | tuple[float, ...] = "black",
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(
-            grid_size=grid_size,
-            erased_patches=erased_patches,
-            hide_prob=hide_prob,
-            fill_method=fill_method,
-            **common,
-        )
+        super().__init__(**given_arguments(locals()))
 
     def sample_region(self, batch_size: int, height: int, width: int, *, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Tensor]:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from typing_extensions import Unpack
 
-from maskmix.params import RANDOM_MIXUP
+from maskmix.params import RANDOM_MIXUP, given_arguments
 
 from ._base import CommonOptions, all_selected, may_reuse_buffers
 from ._mixing import MixingTransform, beta
@@ -58,7 +58,7 @@ class RandomMixup(MixingTransform):
         label_smoothing: float = 0.0,
         **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(alpha=alpha, num_classes=num_classes, label_smoothing=label_smoothing, **common)
+        super().__init__(**given_arguments(locals()))
 
     def sample_mixing(self, batch_size: int, channels: int, height: int, width: int, *,
                       partner: Tensor, device: torch.device,
