@@ -12,7 +12,8 @@ from maskmix.params import RANDOM_CUT_THUMBNAIL, given_arguments
 
 from . import _patches, _sampling
 from ._base import CommonOptions
-from ._mixing import MixingLayer, box_fraction
+from ._mixing import MixingLayer
+from .cutmix import partner_box
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -159,15 +160,7 @@ class RandomCutThumbnail(MixingLayer):
         h = _sampling.rounded_within(ops, side * float(height), (min_h, max_h))
         w = _sampling.rounded_within(ops, side * float(width), (min_w, max_w))
         top, left = _sampling.place_inside(ops, h, w, height, width, seed)
-        return {
-            "area": area,
-            "top": top,
-            "left": left,
-            "height": h,
-            "width": w,
-            "partner_weight": box_fraction(ops, h, w, height, width),
-            "image_pixels": ops.numpy.zeros_like(h) + height * width,  # (B,) like the others
-        }
+        return {"area": area, **partner_box(ops, top, left, h, w, height, width)}
 
     # ----------------------------------------------------------------------------------------
     # Pixels.
@@ -185,7 +178,7 @@ class RandomCutThumbnail(MixingLayer):
         local_x = np_.clip(np_.arange(width, dtype="int32") - np_.reshape(params["left"], (-1, 1)), 0, max_w - 1)
         index = np_.expand_dims(local_y * max_w, -1) + np_.expand_dims(local_x, 1)
         pasted = _patches.gather_pixels(ops, thumbnails, index, height, width, channels_first=self.channels_first)
-        box = _sampling.box_mask(ops, params["top"], params["left"], params["height"], params["width"], height, width)
+        box = _sampling.box_mask_of(ops, params, height, width)
         box = np_.logical_and(box, np_.reshape(params["selected"], (-1, 1, 1)))
         return np_.where(self.pixel_mask(box), pasted, images)
 

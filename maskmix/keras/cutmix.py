@@ -16,7 +16,16 @@ from ._mixing import MixingLayer, box_fraction
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["RandomCutMix", "random_cutmix"]
+__all__ = ["RandomCutMix", "partner_box", "random_cutmix"]
+
+
+def partner_box(ops: Any, top: Any, left: Any, h: Any, w: Any, height: Any, width: Any) -> dict[str, Any]:
+    """Parameters of per-image ``h x w`` boxes that receive a partner's pixels (CutMix, the mixed
+    Cut-Thumbnail), with their label weight (the fraction of the image they cover) and the
+    image's pixel count ``H * W``, ``(B,)`` like the others."""
+    return {"top": top, "left": left, "height": h, "width": w,
+            "partner_weight": box_fraction(ops, h, w, height, width),
+            "image_pixels": ops.numpy.zeros_like(h) + height * width}
 
 
 @keras.saving.register_keras_serializable(package="maskmix")
@@ -109,20 +118,12 @@ class RandomCutMix(MixingLayer):
             h, w = _sampling.rectangle_sizes(ops, area, aspect, height, width)
             h, w = ops.numpy.minimum(h, height), ops.numpy.minimum(w, width)
             top, left = _sampling.place_inside(ops, h, w, height, width, seed)
-        return {
-            "lam": lam,
-            "top": top,
-            "left": left,
-            "height": h,
-            "width": w,
-            "partner_weight": box_fraction(ops, h, w, height, width),
-            "image_pixels": ops.numpy.zeros_like(h) + height * width,  # (B,) like the others
-        }
+        return {"lam": lam, **partner_box(ops, top, left, h, w, height, width)}
 
     def apply(self, images: Any, params: Mapping[str, Any]) -> Any:
         ops = self.ops
         _, _, height, width = self.dims(images)
-        box = _sampling.box_mask(ops, params["top"], params["left"], params["height"], params["width"], height, width)
+        box = _sampling.box_mask_of(ops, params, height, width)
         box = ops.numpy.logical_and(box, ops.numpy.reshape(params["selected"], (-1, 1, 1)))
         return ops.numpy.where(self.pixel_mask(box), ops.numpy.take(images, params["partner"], axis=0), images)
 

@@ -86,6 +86,4 @@ class RandomCutout(MaskingLayer):
         return {"top": top, "left": left, "height": bottom - top, "width": right - left}
 
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Any:
-        return _sampling.box_mask(
-            self.ops, params["top"], params["left"], params["height"], params["width"], height, width
-        )
+        return _sampling.box_mask_of(self.ops, params, height, width)

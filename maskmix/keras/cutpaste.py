@@ -143,7 +143,7 @@ class RandomCutPaste(MaskMixLayer):
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         ops = self.ops
         _, _, height, width = self.dims(images)
-        box = _sampling.box_mask(ops, params["top"], params["left"], params["height"], params["width"], height, width)
+        box = _sampling.box_mask_of(ops, params, height, width)
         mask = ops.numpy.logical_and(box, ops.numpy.reshape(params["selected"], (-1, 1, 1)))
         # Each destination pixel reads the source pixel at the same offset inside the patch; one
         # gather from the untouched input, so overlapping source and destination are no problem.

@@ -85,18 +85,15 @@ class RandomErasing(MaskingLayer):
         lo_count, max_count = self.patch_count
         count = _sampling.randint(ops, lo_count, max_count, (batch_size,), seed)
         # Every image draws `max_count` patches; those beyond its own count are disabled.
-        h, w = _sampling.random_rectangles(
+        boxes = _sampling.random_boxes(
             ops, (batch_size, max_count), height, width, self.patch_area, self.patch_aspect_ratio, seed,
             area_divisor=ops.numpy.expand_dims(count, 1),
         )
-        top, left = _sampling.place_inside(ops, h, w, height, width, seed)
         active = ops.numpy.arange(max_count, dtype="int32") < ops.numpy.expand_dims(count, 1)
-        return {"top": top, "left": left, "height": h, "width": w, "active": active, "count": count}
+        return {**boxes, "active": active, "count": count}
 
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Any:
         ops = self.ops
-        boxes = _sampling.box_mask(
-            ops, params["top"], params["left"], params["height"], params["width"], height, width
-        )
+        boxes = _sampling.box_mask_of(ops, params, height, width)
         active = ops.numpy.expand_dims(ops.numpy.expand_dims(params["active"], -1), -1)
         return ops.numpy.any(ops.numpy.logical_and(boxes, active), axis=1)

@@ -14,7 +14,8 @@ from maskmix.params import RANDOM_CUT_THUMBNAIL, given_arguments
 
 from . import _patches, _sampling
 from ._base import CommonOptions, MaskMixTransform, selection
-from ._mixing import MixingTransform, box_fraction
+from ._mixing import MixingTransform
+from .cutmix import partner_box
 
 __all__ = ["RandomCutThumbnail"]
 
@@ -160,14 +161,7 @@ class RandomCutThumbnail(MixingTransform):
         h = _sampling.rounded_within(side * height, (min_h, max_h))
         w = _sampling.rounded_within(side * width, (min_w, max_w))
         top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
-        return {
-            "area": area,
-            "top": top,
-            "left": left,
-            "height": h,
-            "width": w,
-            "partner_weight": box_fraction(h, w, height, width),
-        }
+        return {"area": area, **partner_box(top, left, h, w, height, width)}
 
     # ----------------------------------------------------------------------------------------
     # Pixels.
@@ -184,8 +178,7 @@ class RandomCutThumbnail(MixingTransform):
         local_x = (torch.arange(width, device=device) - params["left"].view(-1, 1)).clamp(0, max_w - 1)
         pasted = thumbnails.gather(2, local_y.view(batch, 1, height, 1).expand(batch, channels, height, max_w))
         pasted = pasted.gather(3, local_x.view(batch, 1, 1, width).expand(batch, channels, height, width))
-        box = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width,
-                                 within=selection(params))
+        box = _sampling.box_mask_of(params, height, width, within=selection(params))
         return torch.where(box.unsqueeze(1), pasted, images)
 
     def thumbnails(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:

@@ -16,7 +16,13 @@ from . import _sampling
 from ._base import CommonOptions, may_reuse_buffers, selection
 from ._mixing import MixingTransform, beta, box_fraction
 
-__all__ = ["RandomCutMix", "random_cutmix"]
+__all__ = ["RandomCutMix", "partner_box", "random_cutmix"]
+
+
+def partner_box(top: Tensor, left: Tensor, h: Tensor, w: Tensor, height: int, width: int) -> dict[str, Tensor]:
+    """Parameters of per-image ``h x w`` boxes that receive a partner's pixels (CutMix, the mixed
+    Cut-Thumbnail), with their label weight: the exact fraction of the image they cover."""
+    return {"top": top, "left": left, "height": h, "width": w, "partner_weight": box_fraction(h, w, height, width)}
 
 
 class RandomCutMix(MixingTransform):
@@ -103,19 +109,11 @@ class RandomCutMix(MixingTransform):
             h, w = _sampling.rectangle_sizes(area, aspect, height, width)
             h, w = h.clamp_max(height), w.clamp_max(width)
             top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
-        return {
-            "lam": lam,
-            "top": top,
-            "left": left,
-            "height": h,
-            "width": w,
-            "partner_weight": box_fraction(h, w, height, width),
-        }
+        return {"lam": lam, **partner_box(top, left, h, w, height, width)}
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         height, width = images.shape[-2:]
-        box = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width,
-                                 within=selection(params))
+        box = _sampling.box_mask_of(params, height, width, within=selection(params))
         if may_reuse_buffers(images):
             # The partner copy becomes the output: one batch-sized allocation instead of two.
             partner_images = images.index_select(0, params["partner"])

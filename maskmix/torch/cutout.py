@@ -84,6 +84,6 @@ class RandomCutout(MaskingTransform):
         return {"top": top, "left": left, "height": bottom - top, "width": right - left}
 
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
-        return _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width)
+        return _sampling.box_mask_of(params, height, width)
 
 

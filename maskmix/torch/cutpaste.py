@@ -143,8 +143,7 @@ class RandomCutPaste(MaskMixTransform):
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         _, _, height, width = images.shape
-        mask = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width,
-                                  within=selection(params))
+        mask = _sampling.box_mask_of(params, height, width, within=selection(params))
         # Each destination pixel reads the source pixel at the same offset inside the patch; one
         # gather from the untouched input, so overlapping source and destination are no problem.
         shift = (params["src_top"] - params["top"]) * width + (params["src_left"] - params["left"])

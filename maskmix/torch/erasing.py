@@ -149,15 +149,13 @@ class RandomErasing(MaskingTransform):
         lo_count, max_count = self.patch_count
         count = _sampling.randint(lo_count, max_count, (batch_size,), device=device, generator=generator)
         # Every image draws `max_count` patches; those beyond its own count are disabled.
-        h, w = _sampling.random_rectangles(
+        boxes = _sampling.random_boxes(
             (batch_size, max_count), height, width, self.patch_area, self.patch_aspect_ratio,
             area_divisor=count.view(-1, 1), device=device, generator=generator,
         )
-        top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
         active = torch.arange(max_count, device=device) < count.unsqueeze(1)
-        return {"top": top, "left": left, "height": h, "width": w, "active": active, "count": count}
+        return {**boxes, "active": active, "count": count}
 
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
-        boxes = _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width,
-                                   within=params["active"])
+        boxes = _sampling.box_mask_of(params, height, width, within=params["active"])
         return boxes[:, 0] if boxes.shape[1] == 1 else boxes.any(dim=1)
