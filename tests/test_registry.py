@@ -186,8 +186,9 @@ class RandomCornerErase(MaskingTransform):
 '''
 
 #: The batteries that must pick a torch-only strategy up, and those that must leave it out.
-TORCH_BATTERIES = ["tests/contracts/test_torch_conventions.py", "tests/test_bad_input.py",
-                   "tests/test_torch_properties.py", "tests/test_launch_budget.py", "tests/test_determinism.py"]
+TORCH_BATTERIES = ["tests/contracts/test_conventions.py", "tests/contracts/test_torch_conventions.py",
+                   "tests/test_bad_input.py", "tests/test_torch_properties.py", "tests/test_launch_budget.py",
+                   "tests/test_determinism.py"]
 KERAS_BATTERIES = ["tests/contracts/test_keras_conventions.py", "tests/test_keras_bad_input.py",
                    "tests/test_keras_properties.py", "tests/test_keras_determinism.py"]
 
@@ -228,6 +229,7 @@ def test_a_strategy_declared_through_the_registry_only_is_picked_up_by_every_bat
     for battery in TORCH_BATTERIES:
         assert any(line.startswith(battery) for line in ids), f"{battery} does not run RandomCornerErase"
     assert not any(line.startswith(tuple(KERAS_BATTERIES)) for line in ids), "a Keras battery ran a torch-only strategy"
+    assert not any("keras-corner" in line for line in ids), "the shared battery ran it through the Keras adapter"
     assert any("corner_erase_big" in line for line in ids), "the variants are not all run"
 
     # The strategy is correct: every battery passes (compile tests left to the built-ins: Inductor

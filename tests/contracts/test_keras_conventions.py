@@ -1,12 +1,13 @@
-"""The convention battery every Keras layer passes (SPEC §3), over the registry.
+"""The conventions only Keras has, over the registry (design §Conventions).
 
 One case per strategy Keras implements (the registry's ``example``, and the mixing form of a
-strategy that has a mixing switch): fraction control and bit-identical pass-through, dtypes,
-ranks, layouts, tiny and empty batches, the training flag, seeding, construction errors,
-serialisation, Keras' own ``run_layer_test`` harness, XLA, unknown sizes at trace time, tf.data,
-``fit`` in a jit-compiled model, ``.keras`` files, and the torch and JAX backends. Call-time
-errors are the battery of ``test_keras_bad_input.py``; each strategy's pixel semantics live in its
-own test file.
+strategy that has a mixing switch): the default channels-last layout (dtypes, ranks, tiny images,
+channels-first against channels-last), the training flag, the seed generator, construction
+errors, ``return_labels``, serialisation, Keras' own ``run_layer_test`` harness, XLA, unknown
+sizes at trace time, tf.data, ``fit`` in a jit-compiled model, ``.keras`` files, and the torch and
+JAX backends. The conventions both frameworks keep (fraction control, pass-through, dtypes, tiny
+batches, seeding) are in ``test_conventions.py``; call-time errors are the battery of
+``test_keras_bad_input.py``; each strategy's pixel semantics live in its own test file.
 
 Runs with the TensorFlow backend in-process; the other backends run in subprocesses.
 """
@@ -98,51 +99,6 @@ def test_predict_is_clean_and_fit_augments():
     x = make_images((4, *SIZE, 3))
     np.testing.assert_array_equal(model.predict(x, verbose=0), x)
     assert (np_(model(x, training=True)) != x).any()
-
-
-# --------------------------------------------------------------------------------------------
-# Fraction control and pass-through.
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize(("ratio", "bernoulli", "b", "count"), [
-    (0.5, False, 5, 3), (0.25, False, 8, 2), (0.0, False, 4, 0), (1.0, False, 3, 3), (1.0, True, 3, 3),
-    (0.5, False, 1, 1),
-])
-def test_exact_count_and_bit_identical_pass_through(name, ratio, bernoulli, b, count):
-    xs = make_images((b, *SIZE, 3), seed=7)
-    xs[:, 0, 0, 0] = np.nan  # NaN and values outside pixels_range survive untouched in unselected images
-    xs[:, -1, -1, :] = 7.5
-    x = to_tensor(xs, "float32")
-    layer = build(name, augmentation_ratio=ratio, bernoulli_mix=bernoulli, seed=3)
-    out, t = transform(layer, x)
-    out, selected = np_(out), np_(t["selected"])
-    if CASES[name].mixes and b < 2:
-        count = 0  # a mixing layer needs a partner
-    assert selected.sum() == count
-    np.testing.assert_array_equal(out[~selected], xs[~selected])
-    changed = changed_pixels(np.nan_to_num(xs), np.nan_to_num(out)).any(axis=(1, 2))
-    if not CASES[name].mixes:  # the example changes every selected image
-        np.testing.assert_array_equal(changed, selected)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_bernoulli_fraction(name):
-    layer = build(name, augmentation_ratio=0.3, bernoulli_mix=True, seed=1)
-    _, t = transform(layer, images(2000, size=(2, 2)))
-    assert 0.26 < np_(t["selected"]).mean() < 0.34
-
-
-@pytest.mark.parametrize("name", PLAIN)
-def test_one_image_is_augmented_with_probability_ratio(name):
-    """A rank-3 image (a per-sample tf.data map): ratio 0.3 augments about 30% of the calls (an
-    exact count of one image would be round(0.3) = 0, never)."""
-    layer = build(name, augmentation_ratio=0.3, seed=2)
-    x = images(1)[0]
-    hits = sum(not np.array_equal(np_(call(layer, x)), np_(x)) for _ in range(120))
-    assert abs(hits - 36) < 21  # Binomial(120, 0.3): sd 5, four sd
-    assert np.array_equal(np_(call(build(name, augmentation_ratio=0.0, seed=2), x)), np_(x))
 
 
 # --------------------------------------------------------------------------------------------
