@@ -1,19 +1,61 @@
-"""Where the images and labels are in what a mixing transform is called with (no framework import).
+"""Where the images and labels are in a sample or a batch (no framework import).
 
-Both frameworks accept the same structures: ``(images, labels)``, a longer tuple or list whose
-extra items are passed through, or a mapping with ``"images"``/``"image"`` and
-``"labels"``/``"label"`` keys. :func:`split_images_labels` finds the two and returns a function
-that rebuilds the same structure around new images and labels.
+One reading of batch structures for the mixing transforms of both frameworks and for the
+training pipelines: ``(images, labels)``, a longer tuple or list whose extra items are passed
+through (a namedtuple stays that namedtuple), or a mapping whose images and labels are found by
+key, ``"images"`` before ``"image"`` and ``"labels"`` before ``"label"`` (:func:`find_key`); the
+mapping keeps its type and its other keys. :func:`split_images_labels` finds the two for a
+transform; the pipelines (:class:`maskmix.torch.MaskMixPipeline`) choose their keys and
+positions with :func:`find_key` and rebuild with :func:`rebuild_sequence` /
+:func:`rebuild_mapping`, so that both read and rebuild batches the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-__all__ = ["split_images_labels", "usage"]
+__all__ = ["IMAGE_KEYS", "LABEL_KEYS", "find_key", "rebuild_mapping", "rebuild_sequence", "split_images_labels",
+           "usage"]
 
 Rebuild = Callable[[Any, Any], Any]
+
+#: The keys of a mapping that hold the images, and the labels, in the order they are looked up.
+IMAGE_KEYS: tuple[str, ...] = ("images", "image")
+LABEL_KEYS: tuple[str, ...] = ("labels", "label")
+
+
+def find_key(data: Mapping[Any, Any], key: Hashable, defaults: tuple[str, ...], default: Hashable) -> Hashable | None:
+    """The key of ``data`` that ``key`` designates, or None.
+
+    ``key`` itself when ``data`` has it; when ``key`` is the caller's ``default`` (a position, as
+    given for tuple batches) the first of ``defaults`` that ``data`` has.
+    """
+    if key in data:
+        return key
+    if key == default:
+        return next((k for k in defaults if k in data), None)
+    return None
+
+
+def rebuild_sequence(data: tuple[Any, ...] | list[Any], replaced: Mapping[int, Any]) -> Any:
+    """``data`` with the items at the positions of ``replaced`` replaced: a tuple stays a tuple, a
+    namedtuple that namedtuple, a list a list (a list subclass is rebuilt from the items)."""
+    items = list(data)
+    for position, value in replaced.items():
+        items[position] = value
+    if isinstance(data, tuple):
+        return type(data)(*items) if hasattr(data, "_fields") else tuple(items)
+    return items if type(data) is list else type(data)(items)
+
+
+def rebuild_mapping(data: Mapping[Any, Any], replaced: Mapping[Hashable, Any]) -> Any:
+    """A copy of ``data`` with ``replaced`` over its items (``data`` untouched): its own ``copy()``
+    where it has one (a dict subclass keeps its type and state, e.g. a ``defaultdict`` its
+    factory), else a dict."""
+    out = data.copy() if hasattr(data, "copy") else dict(data)
+    out.update(replaced)
+    return out
 
 
 def usage(name: str) -> str:
@@ -32,24 +74,14 @@ def split_images_labels(name: str, data: Any) -> tuple[Any, Any, Rebuild]:
     keys and ``TypeError`` for anything else; both messages start with ``name``.
     """
     if isinstance(data, Mapping):
-        image_key = next((k for k in ("images", "image") if k in data), None)
-        label_key = next((k for k in ("labels", "label") if k in data), None)
+        image_key = find_key(data, 0, IMAGE_KEYS, 0)
+        label_key = find_key(data, 1, LABEL_KEYS, 1)
         if image_key is None or label_key is None:
             raise ValueError(f"{usage(name)}; got a dict with keys {sorted(map(str, data))}")
-
-        def rebuild_mapping(images: Any, labels: Any) -> Any:
-            out = {**data, image_key: images, label_key: labels}
-            return out if type(data) is dict else type(data)(out)
-
-        return data[image_key], data[label_key], rebuild_mapping
+        return (data[image_key], data[label_key],
+                lambda images, labels: rebuild_mapping(data, {image_key: images, label_key: labels}))
     if isinstance(data, (tuple, list)):
         if len(data) < 2:
             raise TypeError(f"{usage(name)}; got a {type(data).__name__} of {len(data)} item(s)")
-        rest = list(data[2:])
-
-        def rebuild_sequence(images: Any, labels: Any) -> Any:
-            items = [images, labels, *rest]
-            return tuple(items) if isinstance(data, tuple) else items
-
-        return data[0], data[1], rebuild_sequence
+        return data[0], data[1], lambda images, labels: rebuild_sequence(data, {0: images, 1: labels})
     raise TypeError(f"{usage(name)}; got {type(data).__name__}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -21,6 +21,7 @@ from torch import Tensor
 from torchvision.transforms import v2
 
 from maskmix import integration_options as options
+from maskmix._structure import IMAGE_KEYS, LABEL_KEYS, find_key, rebuild_mapping, rebuild_sequence
 
 from ._base import MaskMixTransform, using_generator
 from ._mixing import MixingTransform, soft_labels
@@ -31,8 +32,6 @@ _MASK64 = (1 << 64) - 1
 _STATE_VERSION = 1
 #: Stream ids mixed into the per-batch seeds: one for the device generator, one for the host choice.
 _DEVICE_STREAM, _CHOICE_STREAM = 0, 1
-_DEFAULT_IMAGE_KEYS = ("image", "images")
-_DEFAULT_LABEL_KEYS = ("label", "labels")
 
 
 def soft_label_targets(labels: Tensor) -> Tensor:
@@ -298,17 +297,6 @@ class MaskMixPipeline:
     # Batches.
     # ----------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _dict_key(batch: Mapping[Any, Any], key: Hashable, defaults: tuple[str, ...],
-                  default_key: int) -> Hashable | None:
-        if key in batch:
-            return key
-        if key == default_key:  # the defaults 0 / 1 on a dict batch: look for the usual names
-            found = next((k for k in defaults if k in batch), None)
-            if found is not None:
-                return found
-        return None
-
     def split(self, batch: Any) -> tuple[Tensor, Tensor | None, Callable[[Tensor, Tensor | None], Any]]:
         """``(images, labels or None, rebuild)`` of a batch; ``rebuild(images, labels)`` keeps the rest."""
         owner = self.owner
@@ -321,8 +309,8 @@ class MaskMixPipeline:
                 )
             return batch, None, lambda images, labels: images
         if isinstance(batch, Mapping):
-            image_key = self._dict_key(batch, self.image_key, _DEFAULT_IMAGE_KEYS, 0)
-            label_key = self._dict_key(batch, self.label_key, _DEFAULT_LABEL_KEYS, 1)
+            image_key = find_key(batch, self.image_key, IMAGE_KEYS, 0)
+            label_key = find_key(batch, self.label_key, LABEL_KEYS, 1)
             keys = list(batch)
             looked_up = (("image_key", self.image_key, image_key), ("label_key", self.label_key, label_key))
             for name, key, found in looked_up:
@@ -330,11 +318,8 @@ class MaskMixPipeline:
                     raise ValueError(f"{owner}: {name} {key!r} is not a key of the batch; its keys are {keys}")
 
             def rebuild_dict(images: Tensor, labels: Tensor | None) -> Any:
-                out = batch.copy() if hasattr(batch, "copy") else dict(batch)
-                out[image_key] = images
-                if labels is not None:
-                    out[label_key] = labels
-                return out
+                return rebuild_mapping(batch, {image_key: images} if labels is None else
+                                       {image_key: images, label_key: labels})
 
             labels = batch[label_key] if label_key is not None else None
             return self._check_images(batch[image_key]), self._check_labels(labels), rebuild_dict
@@ -351,13 +336,8 @@ class MaskMixPipeline:
                 raise ValueError(f"{owner}: label_key {label_pos} is out of range for a batch of {len(batch)} items")
 
             def rebuild_seq(images: Tensor, labels: Tensor | None) -> Any:
-                items = list(batch)
-                items[image_pos] = images
-                if labels is not None:
-                    items[label_pos] = labels
-                if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
-                    return type(batch)(*items)
-                return type(batch)(items)
+                return rebuild_sequence(batch, {image_pos: images} if labels is None else
+                                        {image_pos: images, label_pos: labels})
 
             labels = batch[label_pos] if has_labels else None
             return self._check_images(batch[image_pos]), self._check_labels(labels), rebuild_seq

@@ -10,6 +10,7 @@ each strategy's pixel semantics live in its own test file."""
 
 from __future__ import annotations
 
+import collections
 import inspect
 
 import PIL.Image
@@ -135,6 +136,13 @@ def test_mixing_calling_conventions(name: str) -> None:
     assert batch["labels"] is y and out["ids"] is batch["ids"], "the input dict is not modified"
     out_image, _ = t(tv_tensors.Image(x), y)
     assert isinstance(out_image, tv_tensors.Image)
+    # The batch structures of the training pipeline (maskmix._structure): a namedtuple stays one,
+    # a dict subclass keeps its type and state.
+    Batch = collections.namedtuple("Batch", "images labels ids")
+    out = t(Batch(x, y, "ids"))
+    assert type(out) is Batch and out.ids == "ids" and out.labels.shape == (6, NUM_CLASSES)
+    out = t(collections.defaultdict(list, image=x, label=y))
+    assert type(out) is collections.defaultdict and out.default_factory is list and out["label"].shape[1] == 3
     before = x.clone()
     out_x, out_y = v2.Compose([v2.RandomHorizontalFlip(p=1.0), t])(x, y)
     assert out_x.shape == x.shape and out_y.shape == (6, NUM_CLASSES) and torch.equal(x, before)
