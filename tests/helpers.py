@@ -1,12 +1,15 @@
-"""Test helpers shared by the torch test modules: image factories and reference masks.
+"""Test helpers shared by the torch test modules: image factories, parameter capture, and thin
+torch wrappers of the framework-free references of ``tests/references.py``.
 
-The reference masks are built with plain Python slicing from the sampled parameters, independently
-of the library's vectorised mask builders, so that pixel-accounting tests compare two different
-computations.
+The references are built with plain Python loops and slicing from the sampled parameters,
+independently of the library's vectorised code, so that pixel-accounting tests compare two
+different computations; the Keras tests use the same references (``keras_helpers.py``).
 """
 
 from __future__ import annotations
 
+import numpy as np
+import references
 import torch
 from torch import Tensor
 
@@ -33,16 +36,23 @@ def make_images(shape: tuple[int, ...], dtype: torch.dtype = torch.float32, *, s
 
 def reference_box_mask(top: Tensor, left: Tensor, height: Tensor, width: Tensor, size: tuple[int, int],
                        active: Tensor | None = None) -> Tensor:
-    """``(B, H, W)`` mask of per-image boxes, built by slicing (``(B,)`` or ``(B, K)`` params)."""
-    top, left, height, width = (t.reshape(t.shape[0], -1).tolist() for t in (top, left, height, width))
-    act = active.reshape(active.shape[0], -1).tolist() if active is not None else None
-    mask = torch.zeros((len(top), *size), dtype=torch.bool)
-    for b in range(len(top)):
-        for k in range(len(top[b])):
-            if act is not None and not act[b][k]:
-                continue
-            mask[b, top[b][k] : top[b][k] + height[b][k], left[b][k] : left[b][k] + width[b][k]] = True
-    return mask
+    """``(B, H, W)`` mask of per-image boxes (:func:`references.box_mask`; ``(B,)`` or ``(B, K)`` params)."""
+    return torch.from_numpy(references.box_mask(top, left, height, width, size, active))
+
+
+def reference_resize(image: Tensor, size: tuple[int, int], method: str) -> Tensor:
+    """One ``(C, H, W)`` image resized to ``size`` by :func:`references.resize` (float64)."""
+    resized = references.resize(image.detach().double().permute(1, 2, 0).numpy(), size, method)
+    return torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1)))
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def assert_bit_identical(a: Tensor, b: Tensor) -> None:
+    assert a.dtype == b.dtype and a.shape == b.shape
+    assert torch.equal(a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8))
 
 
 def changed_pixels(before: Tensor, after: Tensor) -> Tensor:

@@ -1,13 +1,14 @@
-"""NumPy helpers for the Keras test modules: image factories, parameter capture and reference masks.
+"""NumPy helpers for the Keras test modules: image factories, parameter capture, and the
+framework-free references of ``tests/references.py`` under the names the Keras tests use.
 
-The reference masks are built with plain Python loops and slicing from the sampled parameters,
-independently of the layers' vectorised mask builders, so that pixel-accounting tests compare two
-different computations. Nothing here imports torch (only Triton, when installed: see below).
+The references are built with plain Python loops and slicing from the sampled parameters,
+independently of the layers' vectorised code, so that pixel-accounting tests compare two different
+computations; the torch tests use the same references (``helpers.py``). Nothing here imports torch
+(only Triton, when installed: see below).
 """
 
 from __future__ import annotations
 
-import math
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -27,6 +28,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import references
 
 MASKING_DTYPES = ("uint8", "float16", "bfloat16", "float32", "float64")
 
@@ -73,51 +75,55 @@ def changed_pixels(before: np.ndarray, after: np.ndarray, channels_first: bool =
     return (np.asarray(before) != np.asarray(after)).any(axis=1 if channels_first else -1)
 
 
-def reference_box_mask(top, left, height, width, size: tuple[int, int], active=None) -> np.ndarray:
-    """``(B, H, W)`` mask of per-image boxes, built by slicing (``(B,)`` or ``(B, K)`` params)."""
-    top, left, height, width = (np.asarray(t).reshape(len(t), -1) for t in (top, left, height, width))
-    act = None if active is None else np.asarray(active).reshape(len(active), -1)
-    mask = np.zeros((top.shape[0], *size), dtype=bool)
-    for b in range(top.shape[0]):
-        for k in range(top.shape[1]):
-            if act is not None and not act[b, k]:
-                continue
-            mask[b, top[b, k] : top[b, k] + height[b, k], left[b, k] : left[b, k] + width[b, k]] = True
-    return mask
-
-
-def reference_hide_and_seek(rows, cols, hidden, size: tuple[int, int]) -> np.ndarray:
-    """``(B, H, W)`` mask of hidden cells with boundaries ``floor(i * H / rows)``, by slicing."""
-    height, width = size
-    mask = np.zeros((len(rows), height, width), dtype=bool)
-    for b in range(len(rows)):
-        r, c = int(rows[b]), int(cols[b])
-        for i in range(r):
-            for j in range(c):
-                if hidden[b, i, j]:
-                    y0, y1 = (i * height) // r, ((i + 1) * height) // r
-                    x0, x1 = (j * width) // c, ((j + 1) * width) // c
-                    mask[b, y0:y1, x0:x1] = True
-    return mask
+#: ``(B, H, W)`` mask of per-image boxes, built by slicing (``(B,)`` or ``(B, K)`` params).
+reference_box_mask = references.box_mask
+#: ``(B, H, W)`` mask of hidden cells with boundaries ``floor(i * H / rows)``, by slicing.
+reference_hide_and_seek = references.hide_and_seek_mask
 
 
 def reference_grid_mask(params: dict, size: tuple[int, int]) -> np.ndarray:
-    """``(B, H, W)`` GridMask mask by a per-pixel loop (rotation in float32, as the layer)."""
-    height, width = size
-    batch = len(params["unit"])
-    mask = np.zeros((batch, height, width), dtype=bool)
-    for b in range(batch):
-        d, m = int(params["unit"][b]), int(params["masked"][b])
-        oy, ox = int(params["offset_y"][b]), int(params["offset_x"][b])
-        angle = params.get("angle")
-        for y in range(height):
-            for x in range(width):
-                if angle is None:
-                    u, v = x, y
-                else:
-                    t = np.float32(angle[b])
-                    fy, fx = np.float32(y - (height - 1) / 2), np.float32(x - (width - 1) / 2)
-                    u = math.floor(np.cos(t) * fx + np.sin(t) * fy)
-                    v = math.floor(np.cos(t) * fy - np.sin(t) * fx)
-                mask[b, y, x] = (v + oy) % d < m and (u + ox) % d < m
-    return mask
+    """``(B, H, W)`` GridMask region of a layer's parameters (:func:`references.grid_mask`)."""
+    region, _ = references.grid_mask(params["unit"], params["masked"], params["offset_y"], params["offset_x"], size,
+                                     params.get("angle"))
+    return region
+
+
+def box_slices(p: dict, b: int, prefix: str = "", suffix: str = "") -> tuple[slice, slice]:
+    """Image ``b``'s box ``(rows, cols)`` from ``{prefix}top{suffix}``, ``{prefix}left{suffix}``,
+    ``height`` and ``width``."""
+    top, left = int(p[f"{prefix}top{suffix}"][b]), int(p[f"{prefix}left{suffix}"][b])
+    return slice(top, top + int(p["height"][b])), slice(left, left + int(p["width"][b]))
+
+
+def outside(shape: tuple[int, ...], *boxes: tuple[slice, slice]) -> np.ndarray:
+    """``(H, W)`` mask of the pixels outside every box."""
+    keep = np.ones(shape[:2], bool)
+    for rows, cols in boxes:
+        keep[rows, cols] = False
+    return keep
+
+
+#: Image size and class count of the Keras mixing tests.
+MIXING_SIZE = (12, 10)
+MIXING_CLASSES = 5
+
+
+def one_hot(y, k: int = MIXING_CLASSES) -> np.ndarray:
+    """float32 one-hot rows (the labels the Keras mixing tests feed the layers)."""
+    return np.eye(k, dtype=np.float32)[y]
+
+
+def mixing_batch(b: int = 16, dtype: str = "float32", channels_first: bool = False, seed: int = 0):
+    """``(images, class indices)`` of the Keras mixing tests: ``MIXING_SIZE`` RGB images, labels ``arange(b) % 5``."""
+    shape = (b, 3, *MIXING_SIZE) if channels_first else (b, *MIXING_SIZE, 3)
+    x = to_tensor(make_images(shape, dtype, seed=seed), dtype)
+    y = np.arange(b) % MIXING_CLASSES
+    return x, y
+
+
+def run_mixing_layer(layer: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Draw the parameters, then mix images and labels with them (what ``call`` does)."""
+    t = layer.get_random_transformation(x)
+    out = layer.transform_images(x, t)
+    soft = layer.transform_labels(y, t, batch_size=x.shape[0])
+    return np_(out), np_(soft), params_np(t)
