@@ -1,0 +1,339 @@
+"""What every mixing strategy shares (the mixing bases ``MixingTransform``/``MixingLayer``), torch
+and Keras: lambda ~ Beta(alpha, alpha) (CutMix and Mixup), partners uniform over the other
+images, label conventions (index, one-hot, soft, binary, float64 labels weighed to the last bit,
+label smoothing, pass-through rows), videos, the functional forms, calling conventions and the
+call-time errors. Each strategy's pixels: ``test_cutmix.py``, ``test_mixup.py``,
+``test_thumbnail.py``.
+"""
+
+from __future__ import annotations
+
+import keras_helpers as kh  # first: loads Triton before TensorFlow (see there)
+
+# isort: split
+
+import keras
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+from helpers import changed_pixels, make_images
+from torchvision import tv_tensors
+
+from maskmix.keras import RandomCutMix as keras_RandomCutMix
+from maskmix.keras import RandomCutThumbnail as keras_RandomCutThumbnail
+from maskmix.keras import RandomMixup as keras_RandomMixup
+from maskmix.keras import _sampling
+from maskmix.keras import random_cutmix as keras_random_cutmix
+from maskmix.keras import random_mixup as keras_random_mixup
+from maskmix.keras._mixing import partners
+from maskmix.torch import RandomCutMix, RandomMixup, random_cutmix, random_mixup
+
+# --------------------------------------------------------------------------------------------
+# torch.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alpha", [0.2, 1.0, 2.0])
+@pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
+def test_torch_lambda_follows_beta_alpha_alpha(alpha: float, cls) -> None:
+    t = cls(alpha=alpha, num_classes=2, generator=torch.Generator().manual_seed(7))
+    x = torch.zeros(1, 1, 1, 1).expand(20000, 1, 4, 4)
+    lam = t.make_params([x])["lam"].double().numpy()
+    dist = scipy.stats.beta(alpha, alpha)
+    # float32 cannot hold values within 6e-8 of 1 (small alpha puts ~2% of the mass there), so the
+    # KS test runs on the distribution conditioned on [a, 1 - a] and the tails are counted apart.
+    a = 1e-3
+    inner = lam[(lam >= a) & (lam <= 1 - a)]
+    mass = dist.cdf(1 - a) - dist.cdf(a)
+    result = scipy.stats.kstest(inner, lambda v: (dist.cdf(v) - dist.cdf(a)) / mass)
+    # The 1% critical value of D is 1.63 / sqrt(n).
+    assert result.statistic < 1.63 / len(inner) ** 0.5, result
+    tail = 1 - mass
+    sd = (len(lam) * tail * (1 - tail)) ** 0.5
+    assert abs((len(lam) - len(inner)) - len(lam) * tail) < 4 * sd + 1
+    assert abs(lam.var() - 1 / (4 * (2 * alpha + 1))) < 0.01
+
+
+def test_torch_partner_is_uniform_over_the_other_images() -> None:
+    t = RandomCutMix(num_classes=2, generator=torch.Generator().manual_seed(0))
+    x = torch.zeros(1, 1, 1, 1).expand(5, 1, 4, 4)
+    counts = torch.zeros(5, 5)
+    for _ in range(2000):
+        partner = t.make_params([x])["partner"]
+        counts[torch.arange(5), partner] += 1
+    assert torch.all(counts.diagonal() == 0)
+    off = counts[~torch.eye(5, dtype=torch.bool)]
+    # Each of the 4 others with probability 1/4: mean 500, sd 19.4.
+    assert (off - 500).abs().max() < 5 * 19.4
+
+
+def test_torch_functions_match_classes() -> None:
+    x = make_images((6, 3, 12, 12))
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    a = random_cutmix(x, y, num_classes=3, generator=torch.Generator().manual_seed(3))
+    b = RandomCutMix(num_classes=3, generator=torch.Generator().manual_seed(3))(x, y)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    a = random_mixup(x, y, num_classes=3, alpha=0.4, generator=torch.Generator().manual_seed(3))
+    b = RandomMixup(num_classes=3, alpha=0.4, generator=torch.Generator().manual_seed(3))(x, y)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_torch_float64_labels_stay_float64_and_soft_labels_are_accepted() -> None:
+    x = make_images((4, 3, 8, 8))
+    y = torch.softmax(torch.randn(4, 5, dtype=torch.float64), dim=1)
+    _, soft = RandomCutMix()(x, y)
+    assert soft.dtype == torch.float64
+    torch.testing.assert_close(soft.sum(1), torch.ones(4, dtype=torch.float64))
+    _, soft = RandomMixup()(x, y.half())
+    assert soft.dtype == torch.float32
+
+
+@pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
+def test_torch_videos_mix_whole_clips_as_torchvision_does(cls) -> None:
+    """A tv_tensors.Video (B, T, C, H, W) with one label per clip (torchvision's CutMix/MixUp
+    convention): every frame of a clip is mixed with the same frame of one partner clip, with one
+    box or lambda for the whole clip, and the clip's label row weighs that fraction."""
+
+    B, T, C, H, W = 6, 4, 2, 8, 10
+    video = tv_tensors.Video(torch.arange(B * T * C * H * W, dtype=torch.float64).view(B, T, C, H, W))
+    out, soft = cls(num_classes=B, generator=torch.Generator().manual_seed(1))(video, torch.arange(B))
+    assert isinstance(out, tv_tensors.Video) and out.shape == video.shape and soft.shape == (B, B)
+    partner = torch.where(torch.eye(B, dtype=torch.bool), -1.0, soft).argmax(1)
+    assert not torch.equal(partner, torch.arange(B))
+    v, o = video.as_subclass(torch.Tensor), out.as_subclass(torch.Tensor)
+    if cls is RandomCutMix:
+        from_partner = o == v[partner]
+        assert torch.equal(from_partner | (o == v), torch.ones_like(from_partner))
+        box = from_partner[:, :1, :1]  # (B, 1, 1, H, W): the first frame's box
+        assert torch.equal(from_partner, box.expand_as(from_partner))  # the same box in every frame
+        weight = box.flatten(1).sum(1).to(torch.float32) / (H * W)
+    else:
+        weight = soft[torch.arange(B), partner]
+        torch.testing.assert_close(o, (1 - weight.view(B, 1, 1, 1, 1)) * v + weight.view(B, 1, 1, 1, 1) * v[partner])
+    torch.testing.assert_close(soft[torch.arange(B), partner], weight)
+
+
+@pytest.mark.parametrize("mix_images", [False, True], ids=["cutmix", "thumbnail"])
+def test_torch_float64_labels_weigh_exactly_the_pixel_fraction(mix_images: bool) -> None:
+    """In float64 the label weight is the pixel count over H*W to the last bit (a float32
+    fraction would be off by ~1e-8, which a float64 user can see)."""
+    from maskmix.torch import RandomCutThumbnail
+
+    B, H, W = 64, 7, 9
+    x = torch.arange(B * H * W, dtype=torch.float64).view(B, 1, H, W)  # every pixel distinct
+    y = torch.eye(B, dtype=torch.float64)
+    t = (RandomCutThumbnail(mix_images=True, thumbnail_area=(0.1, 0.6)) if mix_images
+         else RandomCutMix(generator=torch.Generator().manual_seed(0)))
+    out, soft = t(x, y)
+    assert soft.dtype == torch.float64
+    moved = changed_pixels(x, out).flatten(1).sum(1).to(torch.float64)
+    partner_weight = torch.where(torch.eye(B, dtype=torch.bool), 0.0, soft).amax(1)
+    assert torch.equal(partner_weight, moved / (H * W))
+
+
+@pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
+def test_torch_binary_labels_in_one_column_are_smoothed_towards_one_half(cls) -> None:
+    """(B, 1) float labels of a sigmoid model: smoothing 0.2 maps 0/1 to 0.1/0.9 (Keras' binary
+    convention), not 0.2/1.0; mixing then weighs the smoothed values by the partner fraction."""
+    y = torch.tensor([[0.0], [1.0], [1.0], [0.0], [1.0], [0.0]])
+    _, plain = cls(label_smoothing=0.2, augmentation_ratio=0.0)(make_images((6, 1, 4, 4)), y)
+    assert torch.allclose(plain, torch.where(y > 0.5, 0.9, 0.1))
+    _, mixed = cls(label_smoothing=0.2)(make_images((6, 1, 4, 4)), y)
+    assert mixed.shape == (6, 1) and bool(((mixed >= 0.1 - 1e-6) & (mixed <= 0.9 + 1e-6)).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.uint8, torch.int16])
+def test_torch_index_labels_of_a_narrow_dtype_with_more_classes_than_it_can_hold(dtype: torch.dtype) -> None:
+    """A num_classes beyond the labels' dtype range must not wrap around in the range check."""
+    num_classes = torch.iinfo(dtype).max + 1
+    labels = torch.tensor([0, 1, torch.iinfo(dtype).max, 2], dtype=dtype)
+    _, soft = RandomCutMix(num_classes=num_classes, augmentation_ratio=0.0)(make_images((4, 1, 2, 2)), labels)
+    assert torch.equal(soft.argmax(1), labels.long())
+    if dtype.is_signed:
+        with pytest.raises(ValueError, match=rf"class indices must lie in \[0, {num_classes}\); got \[-1\]"):
+            RandomCutMix(num_classes=num_classes)(make_images((2, 1, 2, 2)), torch.tensor([0, -1], dtype=dtype))
+
+
+@pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
+def test_torch_call_time_errors(cls) -> None:
+    name = cls.__name__
+    x = make_images((4, 3, 8, 8))
+    t = cls(num_classes=3)
+    with pytest.raises(ValueError, match=rf"{name}: labels have batch size 3 but the images have 4"):
+        t(x, torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match=rf"{name}: class indices must lie in \[0, 3\); got \[3\]"):
+        t(x, torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match=rf"{name}: class indices must lie in \[0, 3\); got \[-1\]"):
+        t(x, torch.tensor([0, -1, 2, 1]))
+    with pytest.raises(ValueError, match=rf"{name}: num_classes is required when labels are class indices"):
+        cls()(x, torch.tensor([0, 1, 2, 1]))
+    with pytest.raises(ValueError, match=rf"{name}: labels are on meta but the images are on cpu"):
+        t(x, torch.zeros(4, dtype=torch.int64, device="meta"))
+    batch_message = rf"{name}: images must be a batch \(\.\.\., B, C, H, W\) with at least 4 dims"
+    with pytest.raises(ValueError, match=batch_message):
+        t(make_images((3, 8, 8)), torch.tensor([0]))
+    with pytest.raises(TypeError, match=rf"{name}: labels must be integer class indices or floating soft labels"):
+        t(x, torch.ones(4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=rf"{name}: labels have 4 classes but num_classes is 3"):
+        t(x, torch.ones(4, 4))
+    with pytest.raises(ValueError, match=rf"{name}: one-hot/soft labels must have shape \(B, K\)"):
+        t(x, torch.ones(4))
+    with pytest.raises(ValueError, match=rf"{name}: class-index labels must have shape \(B,\)"):
+        t(x, torch.ones(4, 1, dtype=torch.int64))
+    with pytest.raises(TypeError, match=rf"{name}: labels must be a tensor; got list"):
+        t(x, [0, 1, 2, 0])
+    with pytest.raises(TypeError, match=rf"{name}: expected \(images, labels\)"):
+        t(x)
+    with pytest.raises(ValueError, match=rf"{name}: expected \(images, labels\).*got a dict with keys \['x'\]"):
+        t({"x": x})
+    with pytest.raises(TypeError, match=rf"{name}: images must have dtype"):
+        t(torch.zeros(4, 3, 8, 8, dtype=torch.int32), torch.tensor([0, 1, 2, 0]))
+
+
+# --------------------------------------------------------------------------------------------
+# Keras.
+# --------------------------------------------------------------------------------------------
+
+
+#: The Keras tests' image size and class count.
+KERAS_SIZE, K = kh.MIXING_SIZE, kh.MIXING_CLASSES
+
+
+def test_keras_functional_forms():
+    x, y = kh.mixing_batch(6)
+    out, soft = keras_random_cutmix(x, y, num_classes=K, seed=3)
+    assert tuple(out.shape) == tuple(x.shape) and tuple(soft.shape) == (6, K)
+    out, soft = keras_random_mixup(x, y, num_classes=K, alpha=0.4, seed=3)
+    assert tuple(out.shape) == tuple(x.shape) and soft.dtype == "float32"
+
+
+@pytest.mark.parametrize("layer_cls", [keras_RandomCutMix, keras_RandomMixup])
+def test_keras_selection_pass_through_and_smoothing(layer_cls):
+    x, y = kh.mixing_batch(20)
+    layer = layer_cls(num_classes=K, augmentation_ratio=0.3, label_smoothing=0.1, seed=5)
+    out, soft, p = kh.run_mixing_layer(layer, x, y)
+    assert p["selected"].sum() == 6
+    smooth = kh.one_hot(y) * 0.9 + 0.1 / K
+    keep = ~p["selected"]
+    np.testing.assert_array_equal(out[keep], kh.np_(x)[keep])
+    np.testing.assert_allclose(soft[keep], smooth[keep], rtol=1e-6)
+    np.testing.assert_allclose(soft.sum(1), 1.0, rtol=1e-6)
+    w = p["partner_weight"][:, None]
+    mixed = (1 - w) * smooth + w * smooth[p["partner"]]
+    np.testing.assert_allclose(soft[~keep], mixed[~keep], rtol=1e-6)
+
+
+@pytest.mark.parametrize("layer_cls", [keras_RandomCutMix, keras_RandomMixup])
+def test_keras_binary_labels_in_one_column_are_smoothed_towards_one_half(layer_cls):
+    """(B, 1) float labels of a sigmoid model: smoothing 0.2 maps 0/1 to 0.1/0.9, as Keras' binary
+    losses do, not 0.2/1.0."""
+    x, _ = kh.mixing_batch(6)
+    y = np.array([[0.0], [1.0], [1.0], [0.0], [1.0], [0.0]], "float32")
+    _, plain = layer_cls(label_smoothing=0.2, augmentation_ratio=0.0, seed=1)((x, y))
+    np.testing.assert_allclose(kh.np_(plain), np.where(y > 0.5, 0.9, 0.1), rtol=1e-6)
+    _, mixed = layer_cls(label_smoothing=0.2, seed=1)((x, y))
+    assert kh.np_(mixed).shape == (6, 1) and ((kh.np_(mixed) >= 0.1 - 1e-6) & (kh.np_(mixed) <= 0.9 + 1e-6)).all()
+
+
+@pytest.mark.parametrize("layer_cls", [keras_RandomCutMix, keras_RandomMixup])
+def test_keras_call_matches_the_two_halves_and_structures(layer_cls):
+    x, y = kh.mixing_batch(7)
+    out, soft = layer_cls(num_classes=K, seed=6)((x, y))
+    out2, soft2, _ = kh.run_mixing_layer(layer_cls(num_classes=K, seed=6), x, y)
+    np.testing.assert_array_equal(kh.np_(out), out2)
+    np.testing.assert_array_equal(kh.np_(soft), soft2)
+    # Extra items (tensors: Keras rejects structures mixing tensors and Python values) come back as given.
+    extra = np.arange(7)
+    d = layer_cls(seed=6)({"images": x, "labels": kh.one_hot(y), "extra": extra})
+    assert set(d) == {"images", "labels", "extra"}
+    np.testing.assert_array_equal(kh.np_(d["extra"]), extra)
+    np.testing.assert_array_equal(kh.np_(d["images"]), out2)
+    lst = layer_cls(num_classes=K, seed=6)([x, y, extra])
+    assert isinstance(lst, list) and len(lst) == 3
+    soft64 = layer_cls(seed=6)((x, kh.one_hot(y).astype(np.float64)))[1]
+    assert soft64.dtype == "float64"
+    single = layer_cls(num_classes=K, seed=6)((x[:1], y[:1]))
+    np.testing.assert_array_equal(kh.np_(single[0]), kh.np_(x[:1]))
+    np.testing.assert_array_equal(kh.np_(single[1]), kh.one_hot(y[:1]))
+    empty = layer_cls(num_classes=K, seed=6)((x[:0], y[:0]))
+    assert tuple(empty[0].shape) == (0, *KERAS_SIZE, 3) and tuple(empty[1].shape) == (0, K)
+    off = layer_cls(num_classes=K, seed=6)((x, y), training=False)
+    np.testing.assert_array_equal(kh.np_(off[0]), kh.np_(x))
+    np.testing.assert_array_equal(kh.np_(off[1]), kh.one_hot(y))
+
+
+def test_keras_partners_are_uniform_over_the_others():
+    ops = keras.src.backend
+    for b in (2, 3, 5):
+        seen = np.stack([kh.np_(partners(ops, b, seed)) for seed in range(150)])
+        assert (seen != np.arange(b)).all()
+        counts = np.stack([(seen == j).sum(0) for j in range(b)])  # (partner, image)
+        expected = 150 / (b - 1)
+        off_diagonal = counts[~np.eye(b, dtype=bool)]
+        assert np.abs(off_diagonal - expected).max() < 0.3 * expected + 10
+    np.testing.assert_array_equal(kh.np_(partners(ops, 1, 0)), [0])
+
+
+@pytest.mark.parametrize("alpha", [0.2, 1.0, 2.0])
+def test_keras_beta_sampler_statistics(alpha):
+    ops = keras.src.backend
+    samples = kh.np_(_sampling.beta(ops, alpha, (4000,), keras.random.SeedGenerator(int(alpha * 10))))
+    assert np.isfinite(samples).all() and samples.min() >= 0.0 and samples.max() <= 1.0
+    assert scipy.stats.kstest(samples, scipy.stats.beta(alpha, alpha).cdf).pvalue > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("labels", "kwargs", "exc", "message"),
+    [
+        (np.arange(4), {}, ValueError, "RandomCutMix: num_classes is required when labels are class indices"),
+        (np.arange(3), {"num_classes": K}, ValueError,
+         "RandomCutMix: labels have batch size 3 but the images have 4"),
+        (np.array([0, 1, 7, -1]), {"num_classes": K}, ValueError,
+         r"RandomCutMix: class indices must lie in \[0, 5\); got \[7, -1\]"),
+        (np.zeros((4, 1), "int32"), {"num_classes": K}, ValueError, r"class-index labels must have shape \(B,\)"),
+        (np.zeros((4,), "float32"), {}, ValueError, r"one-hot/soft labels must have shape \(B, K\)"),
+        (np.zeros((4, 3), "float32"), {"num_classes": K}, ValueError, "labels have 3 classes but num_classes is 5"),
+        (np.zeros((4,), bool), {"num_classes": K}, TypeError, "labels must be integer class indices"),
+    ],
+)
+def test_keras_label_errors(labels, kwargs, exc, message):
+    x, _ = kh.mixing_batch(4)
+    with pytest.raises(exc, match=message):
+        keras_RandomCutMix(seed=0, **kwargs)((x, labels))
+
+
+def test_keras_input_errors():
+    x, y = kh.mixing_batch(4)
+    with pytest.raises(ValueError, match=r"RandomMixup: images must be a batch \(B, H, W, C\) of rank 4"):
+        keras_RandomMixup(num_classes=K)((x[0], y))
+    with pytest.raises(TypeError, match="expected \\(images, labels\\)"):
+        keras_RandomMixup(num_classes=K)(x)
+    with pytest.raises(ValueError, match="got a dict with keys"):
+        keras_RandomMixup(num_classes=K)({"x": x, "y": y})
+    dtypes = "float16, bfloat16, float32, float64 or uint8"
+    with pytest.raises(TypeError, match=f"images must have dtype {dtypes}; got int32"):
+        keras_RandomMixup(num_classes=K)((keras.ops.cast(x, "int32"), y))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda: keras_RandomCutMix(seed=3), lambda: keras_RandomMixup(seed=3),
+     lambda: keras_RandomCutThumbnail(mix_images=True, thumbnail_area=(0.1, 0.6), seed=3)],
+    ids=["cutmix", "mixup", "thumbnail"],
+)
+def test_keras_float64_labels_weigh_exactly_the_partner_fraction(build):
+    """Float64 labels get the weight to the last bit: a box's pixel count over H*W (CutMix, the
+    mixed thumbnail), 1 - lambda (Mixup); a float32 weight would be off by ~1e-8."""
+    x, _ = kh.mixing_batch(32)
+    y = np.eye(32)  # float64 one-hot, one class per image: a row's partner entry is its weight
+    t = (layer := build()).get_random_transformation(x)
+    soft = kh.np_(layer.transform_labels(y, t, batch_size=32))
+    p = kh.params_np(t)
+    assert soft.dtype == np.float64
+    weight = soft[np.arange(32), p["partner"]]
+    if not isinstance(layer, keras_RandomMixup):
+        expected = (p["height"] * p["width"]).astype(np.float64) / (KERAS_SIZE[0] * KERAS_SIZE[1])
+    else:
+        expected = 1.0 - p["lam"].astype(np.float64)
+    np.testing.assert_array_equal(weight, expected)
