@@ -34,9 +34,12 @@ PUBLIC_MODULES = {
     "maskmix.params": ("maskmix/params.py", "reference/params"),
 }
 #: Hand-written pages whose ```python blocks run.
-CODE_PAGES = ("getting-started/torch.md", "getting-started/keras.md", "targets.md", "papers.md", "migration.md")
+CODE_PAGES = (
+    "getting-started/torch.md", "getting-started/keras.md", "lightning.md", "keras_model.md",
+    "targets.md", "papers.md", "migration.md",
+)
 #: Pages whose code trains a model (a few seconds each): marked slow.
-SLOW_PAGES = ("getting-started/torch.md", "getting-started/keras.md")
+SLOW_PAGES = ("getting-started/torch.md", "getting-started/keras.md", "lightning.md", "keras_model.md")
 
 
 def _strategy_pages_module():
