@@ -2,7 +2,7 @@
 
 Complements ``contracts/test_torch_conventions.py::test_call_time_validation`` (rank 2, five dtypes, PIL images,
 generator device, mismatched sample shapes for the per-image transforms) and
-``test_torch_mixing.py::test_call_time_errors`` (labels of CutMix/Mixup): every strategy (the
+``strategies/test_mixing_base.py::test_torch_call_time_errors`` (labels of CutMix/Mixup): every strategy (the
 mixing ones and the mixed Cut-Thumbnail included) against every unsupported dtype and rank,
 labels of the wrong length, dtype, rank or device and class indices out of range, NaN/inf pixels
 (they propagate inside the image they belong to and never crash or leak into other images),

@@ -1,7 +1,7 @@
 """Bad and unusual call-time input for every Keras layer (SPEC §3, "Errors"): the twin of ``test_bad_input.py``.
 
 Complements ``contracts/test_keras_conventions.py`` (the conventions of every layer) and
-``test_keras_mixing.py::test_label_errors`` / ``test_input_errors`` (CutMix labels, Mixup input):
+``strategies/test_mixing_base.py::test_keras_label_errors`` / ``test_keras_input_errors`` (CutMix labels, Mixup input):
 every layer (the mixed Cut-Thumbnail included),
 both data formats, against every unsupported dtype and rank, non-tensor images, labels of the
 wrong length, dtype or rank, class indices out of range (eager: ``ValueError``; inside
