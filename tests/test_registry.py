@@ -187,8 +187,8 @@ class RandomCornerErase(MaskingTransform):
 
 #: The batteries that must pick a torch-only strategy up, and those that must leave it out.
 TORCH_BATTERIES = ["tests/contracts/test_conventions.py", "tests/contracts/test_torch_conventions.py",
-                   "tests/test_bad_input.py", "tests/test_torch_properties.py", "tests/test_launch_budget.py",
-                   "tests/test_determinism.py"]
+                   "tests/contracts/test_call_errors.py", "tests/contracts/test_property_contract.py",
+                   "tests/test_bad_input.py", "tests/test_launch_budget.py", "tests/test_determinism.py"]
 KERAS_BATTERIES = ["tests/contracts/test_keras_conventions.py", "tests/test_keras_bad_input.py",
                    "tests/test_keras_properties.py", "tests/test_keras_determinism.py"]
 
@@ -239,7 +239,7 @@ def test_a_strategy_declared_through_the_registry_only_is_picked_up_by_every_bat
     assert " passed" in passed.stdout.splitlines()[-1]
 
     # ... and the batteries do judge it: one that forgets the selection fails them.
-    broken = _pytest(tmp_path, ["-m", "not compile", TORCH_BATTERIES[0], "tests/test_torch_properties.py"],
+    broken = _pytest(tmp_path, ["-m", "not compile", TORCH_BATTERIES[0], "tests/contracts/test_property_contract.py"],
                      THROWAWAY_BROKEN="selection")
     assert broken.returncode == 1, broken.stdout[-3000:]
     assert "an unselected image changed" in broken.stdout or "bit-identical" in broken.stdout, broken.stdout[-3000:]

@@ -66,11 +66,17 @@ def test_unsupported_dtypes_raise_type_error(framework: str, name: str, dtype: s
     raises(adapter, TypeError, message, adapter.call, case, adapter.build(case), adapter.filled((4, 3, 8, 8), dtype))
 
 
-@pytest.mark.parametrize(("framework", "name"), PAIRS)
+@pytest.mark.parametrize(("framework", "layout", "name"), [
+    pytest.param(framework, layout, name, id=f"{adapter.layout}-{name}")
+    for framework, cases in CASES.items() for layout, adapter in enumerate(ADAPTERS[framework].layouts())
+    for name in cases
+])
 @pytest.mark.parametrize("shape", [(4, 0, 8, 8), (4, 3, 0, 8), (4, 3, 8, 0)], ids=["C0", "H0", "W0"])
-def test_images_without_pixels_raise_value_error(framework: str, name: str, shape: tuple[int, ...]) -> None:
-    """An empty batch passes through, but an image with no channel, row or column is a mistake."""
-    adapter, case = setup(framework, name)
+def test_images_without_pixels_raise_value_error(framework: str, layout: int, name: str,
+                                                 shape: tuple[int, ...]) -> None:
+    """An empty batch passes through, but an image with no channel, row or column is a mistake
+    (the shape as given, in each layout)."""
+    adapter, case = ADAPTERS[framework].layouts()[layout], CASES[framework][name]
     message = (f"{case.spec.name}: images must have at least one channel, row and column (C, H, W >= 1); "
                f"got shape {adapter.shape_text(shape)}")
     raises(adapter, ValueError, message, adapter.call, case, adapter.build(case),
