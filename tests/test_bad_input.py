@@ -1,14 +1,15 @@
-"""Bad and unusual call-time input for every torch transform (SPEC §3, "Errors").
+"""Bad and unusual call-time input that only torch has (SPEC §3, "Errors").
 
-Complements ``contracts/test_torch_conventions.py::test_call_time_validation`` (rank 2, five dtypes, PIL images,
-generator device, mismatched sample shapes for the per-image transforms) and
-``strategies/test_mixing_base.py::test_torch_call_time_errors`` (labels of CutMix/Mixup): every strategy (the
-mixing ones and the mixed Cut-Thumbnail included) against every unsupported dtype and rank,
-labels of the wrong length, dtype, rank or device and class indices out of range, NaN/inf pixels
-(they propagate inside the image they belong to and never crash or leak into other images),
-non-contiguous inputs (same output as the contiguous copy), inputs that require a gradient
-(autograd flows through), and inputs that hold no image tensor (passed through, torchvision's
-convention).
+What both frameworks check (unsupported dtypes, images without pixels, bad labels, labels without
+``num_classes``, NaN/inf pixels, uint8 saturation, gradients) is written once in
+``contracts/test_call_errors.py``. Here, for every strategy (the mixing ones and the mixed
+Cut-Thumbnail included): ranks in torch's words (``(..., C, H, W)``), images without pixels under
+leading dims, drawn fills over a sample of several images, labels that are not tensors or on
+another device, non-contiguous inputs (same output as the contiguous copy) and inputs that hold no
+image tensor (passed through, torchvision's convention). See also
+``contracts/test_torch_conventions.py::test_call_time_validation`` (rank 2, five dtypes, PIL
+images, generator device, mismatched sample shapes) and
+``strategies/test_mixing_base.py::test_torch_call_time_errors`` (labels of CutMix/Mixup).
 """
 
 from __future__ import annotations

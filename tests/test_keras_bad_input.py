@@ -1,14 +1,14 @@
-"""Bad and unusual call-time input for every Keras layer (SPEC §3, "Errors"): the twin of ``test_bad_input.py``.
+"""Bad and unusual call-time input that only Keras has (SPEC §3, "Errors").
 
-Complements ``contracts/test_keras_conventions.py`` (the conventions of every layer) and
-``strategies/test_mixing_base.py::test_keras_label_errors`` / ``test_keras_input_errors`` (CutMix labels, Mixup input):
-every layer (the mixed Cut-Thumbnail included),
-both data formats, against every unsupported dtype and rank, non-tensor images, labels of the
-wrong length, dtype or rank, class indices out of range (eager: ``ValueError``; inside
-``tf.function``: documented zero row, no host synchronisation), NaN/inf pixels (propagate inside
-their image, never leak into another one), uint8 saturation, gradients, NumPy arrays of any
-memory layout, ``training=False``. Keras wraps a layer's exception in its own "Exception
-encountered when calling ..." text: the messages are matched with ``re.search``.
+What both frameworks check (unsupported dtypes, images without pixels, bad labels, labels without
+``num_classes``, NaN/inf pixels in both data formats, uint8 saturation, gradients) is written once
+in ``contracts/test_call_errors.py``. Here, for every layer (the mixed Cut-Thumbnail included):
+unsupported dtypes under ``training=False``, ranks in both data formats' words, non-tensor images,
+string labels, out-of-range class indices inside ``tf.function`` (documented zero row, no host
+synchronisation), NumPy arrays of any memory layout, ``training=False``. See also
+``contracts/test_keras_conventions.py`` and ``strategies/test_mixing_base.py::test_keras_label_errors``
+/ ``test_keras_input_errors`` (CutMix labels, Mixup input). Keras wraps a layer's exception in its
+own "Exception encountered when calling ..." text: the messages are matched with ``re.search``.
 """
 
 from __future__ import annotations
