@@ -5,8 +5,9 @@ Every named configuration (``spec.variants``) of every strategy torch implements
 torchvision composition and calling conventions, the global seed, ``torch.compile`` (against
 eager, and with a changing batch size) and call-time validation. The conventions both frameworks
 keep (fraction control, pass-through, dtypes, tiny batches, seeding) are in
-``test_conventions.py``. Bad input of every kind is the battery of ``test_bad_input.py``;
-each strategy's pixel semantics live in its own test file."""
+``test_conventions.py``; call-time errors in ``test_call_errors.py`` (both frameworks) and
+``tests/test_bad_input.py`` (torch only); each strategy's pixel semantics in
+``tests/strategies/``."""
 
 from __future__ import annotations
 
