@@ -26,7 +26,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import keras
-from keras.src.models.functional import Functional, functional_like_constructor
+
+from maskmix.keras._compat import Functional, functional_like_constructor
 
 __all__ = [
     "UNSET",

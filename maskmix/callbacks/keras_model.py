@@ -29,9 +29,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
-from keras.src.models.functional import Functional
 
 from maskmix.keras import MixingLayer
+from maskmix.keras._compat import Functional
 from maskmix.keras.pipeline import MaskMixPipeline
 
 from . import _keras_functional as graph

@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
-from keras.src.utils import backend_utils, jax_utils
 
+from maskmix import geometry
 from maskmix._structure import split_images_labels
 
-from . import _sampling
+from . import _compat, _sampling
 from ._base import MaskMixLayer
 
 __all__ = ["MixingLayer", "box_fraction", "partners"]
@@ -26,7 +26,6 @@ __all__ = ["MixingLayer", "box_fraction", "partners"]
 Tensor = Any
 
 _INT_DTYPES = frozenset({"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"})
-_FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 
 
 def partners(ops: Any, batch_size: int | Tensor, seed: Any) -> Tensor:
@@ -227,7 +226,7 @@ class MixingLayer(MaskMixLayer):
             self._check_batch(labels, batch_size)
             self._check_indices(labels)
             soft = ops.nn.one_hot(ops.cast(labels, "int32"), self.num_classes, dtype="float32")
-        elif dtype in _FLOAT_DTYPES:
+        elif dtype in geometry.FLOAT_DTYPES:
             if rank != 2:
                 raise ValueError(
                     f"{name}: one-hot/soft labels must have shape (B, K); got shape {tuple(labels.shape)}"
@@ -269,9 +268,9 @@ def _is_tensor_like(data: Any) -> bool:
 def _is_concrete_cpu(backend: str, x: Any) -> bool:
     """True when ``x`` holds values on the host that can be read without a device sync or a trace."""
     if backend == "tensorflow":
-        return not backend_utils.in_tf_graph() and "CPU" in getattr(x, "device", "CPU").upper()
+        return not _compat.in_tf_graph() and "CPU" in getattr(x, "device", "CPU").upper()
     if backend == "jax":
-        return not jax_utils.is_in_jax_tracing_scope(x) and all(d.platform == "cpu" for d in x.devices())
+        return not _compat.is_in_jax_tracing_scope(x) and all(d.platform == "cpu" for d in x.devices())
     if backend == "torch":
         import torch
 

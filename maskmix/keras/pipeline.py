@@ -17,6 +17,7 @@ from typing import Any
 
 import keras
 
+from maskmix import geometry
 from maskmix import integration_options as options
 
 from ._mixing import MixingLayer
@@ -26,7 +27,6 @@ __all__ = ["MaskMixPipeline"]
 Tensor = Any
 
 _INT_DTYPES = frozenset({"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"})
-_FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 
 
 def _walk(layer: Any) -> Iterator[Any]:
@@ -190,7 +190,7 @@ class MaskMixPipeline:
                 raise ValueError(f"{owner}: class-index labels must have shape (B,) or (B, 1); got shape {shape}")
             soft = ops.one_hot(ops.cast(y, "int32"), self.resolve_num_classes(), dtype="float32")
             integer = True
-        elif dtype in _FLOAT_DTYPES:
+        elif dtype in geometry.FLOAT_DTYPES:
             if len(shape) != 2:
                 raise ValueError(f"{owner}: one-hot/soft labels must have shape (B, K); got shape {shape}")
             if self.num_classes is not None and shape[1] is not None and shape[1] != self.num_classes:

@@ -18,14 +18,12 @@ from torch import Tensor
 from torchvision import tv_tensors
 
 from maskmix._structure import split_images_labels, usage
+from maskmix.geometry import GAMMA_PROPOSALS, gamma_proposal_constants
 
-from . import _sampling
+from . import _compat, _sampling
 from ._base import MaskMixTransform, selection
 
 __all__ = ["MixingTransform", "beta", "box_fraction", "partners", "soft_labels"]
-
-#: Marsaglia-Tsang proposals drawn per gamma sample; all of them are rejected with probability < 1e-10.
-GAMMA_PROPOSALS = 8
 
 
 def _log_standard_gamma(alpha: float, size: tuple[int, ...], *, device: torch.device,
@@ -39,10 +37,7 @@ def _log_standard_gamma(alpha: float, size: tuple[int, ...], *, device: torch.de
     ``G(alpha) = G(alpha + 1) * U^(1 / alpha)`` is applied in log space, so that tiny values
     (frequent for small alpha) do not underflow.
     """
-    boosted = alpha < 1.0
-    a = alpha + 1.0 if boosted else alpha
-    d = a - 1.0 / 3.0
-    c = 1.0 / math.sqrt(9.0 * d)
+    boosted, d, c = gamma_proposal_constants(alpha)
     shape = (*size, GAMMA_PROPOSALS)
     z = torch.randn(shape, device=device, **_sampling.drawing_from(generator))
     u = torch.rand(shape, device=device, **_sampling.drawing_from(generator))
@@ -145,7 +140,7 @@ def _check_indices(owner: str, labels: Tensor, num_classes: int) -> None:
             bad = labels[~inside][:5].tolist()
             raise ValueError(f"{message}; got {bad}")
     else:
-        torch._assert_async(inside.all(), message)
+        _compat.assert_async(inside.all(), message)
 
 
 class MixingTransform(MaskMixTransform):
