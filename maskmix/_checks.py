@@ -80,11 +80,6 @@ def _is_pair(value: Any) -> bool:
     return isinstance(value, (tuple, list)) and len(value) == 2
 
 
-def _type_for(value: Any, all_numbers: bool) -> type[Exception]:
-    """TypeError for values of the wrong kind, ValueError for values of the right kind out of range."""
-    return ValueError if all_numbers else TypeError
-
-
 def boolean() -> Checker:
     def check(owner: str, name: str, value: Any) -> bool:
         if not _is_bool(value):
@@ -126,47 +121,36 @@ def positive_range() -> Checker:
 
 def _real_or_range(expected: str, inside: Callable[[float], bool]) -> Checker:
     """A finite real for which ``inside`` holds, or an ordered pair of them; normalised to ``(lo, hi)``."""
-
-    def ok(v: Any) -> bool:
-        return _is_finite_real(v) and inside(float(v))
-
-    def check(owner: str, name: str, value: Any) -> tuple[float, float]:
-        if _is_real(value):
-            if not ok(value):
-                _fail(owner, name, expected, value)
-            return (float(value), float(value))
-        if _is_pair(value):
-            lo, hi = value
-            if not (_is_real(lo) and _is_real(hi)):
-                _fail(owner, name, expected, value, TypeError)
-            if not (ok(lo) and ok(hi) and float(lo) <= float(hi)):
-                _fail(owner, name, expected, value)
-            return (float(lo), float(hi))
-        _fail(owner, name, expected, value, _type_for(value, isinstance(value, (tuple, list))))
-        raise AssertionError  # unreachable, keeps type checkers happy
-
-    return check
+    return _value_or_range(expected, _is_real, lambda v: _is_finite_real(v) and inside(float(v)), float, ValueError)
 
 
 def count_range(minimum: int) -> Checker:
     """An integer >= minimum or an ordered pair of them; normalised to ``(lo, hi)``."""
     word = "positive integer" if minimum == 1 else f"integer >= {minimum}"
     expected = f"a {word} or a pair (lo, hi) of integers with {minimum} <= lo <= hi"
+    return _value_or_range(expected, _is_int, lambda v: int(v) >= minimum, int, TypeError)
 
-    def check(owner: str, name: str, value: Any) -> tuple[int, int]:
-        if _is_int(value):
-            if int(value) < minimum:
+
+def _value_or_range(expected: str, of_kind: Callable[[Any], bool], ok: Callable[[Any], bool],
+                    convert: Callable[[Any], Any], wrong_length: type[Exception]) -> Checker:
+    """One value of a kind (``of_kind``) for which ``ok`` holds, or an ordered pair of them;
+    normalised to ``(lo, hi)`` by ``convert``. A tuple or list that is not a pair raises
+    ``wrong_length``; a value of another kind, a ``TypeError``."""
+
+    def check(owner: str, name: str, value: Any) -> tuple[Any, Any]:
+        if of_kind(value):
+            if not ok(value):
                 _fail(owner, name, expected, value)
-            return (int(value), int(value))
+            return (convert(value), convert(value))
         if _is_pair(value):
             lo, hi = value
-            if not (_is_int(lo) and _is_int(hi)):
+            if not (of_kind(lo) and of_kind(hi)):
                 _fail(owner, name, expected, value, TypeError)
-            if not (minimum <= int(lo) <= int(hi)):
+            if not (ok(lo) and ok(hi) and convert(lo) <= convert(hi)):
                 _fail(owner, name, expected, value)
-            return (int(lo), int(hi))
-        _fail(owner, name, expected, value, TypeError)
-        raise AssertionError
+            return (convert(lo), convert(hi))
+        _fail(owner, name, expected, value, wrong_length if isinstance(value, (tuple, list)) else TypeError)
+        raise AssertionError  # unreachable, keeps type checkers happy
 
     return check
 

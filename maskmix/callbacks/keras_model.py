@@ -262,25 +262,13 @@ class MaskMixModel(keras.Model):
             y: the labels (class indices ``(B,)``/``(B, 1)`` or float ``(B, K)``), or None.
         """
         structure = x
-        if keras.tree.is_nested(x):
-            flat = keras.tree.flatten(x)
-            if len(flat) != 1:
-                raise TypeError(
-                    f"{_NAME}: augmentations and mix need a single image input; got inputs with {len(flat)} tensors"
-                )
-            x = flat[0]
+        x = _only_tensor(x, TypeError, "augmentations and mix need a single image input; got inputs with {} tensors")
         if y is None or not self.uses_soft_targets:
             x, _, _ = self.maskmix_pipeline.augment(x)
             return self._repack(structure, x), y, None
-        labels = y
-        if keras.tree.is_nested(y):  # e.g. `fit(x, [y])` or `{"head": y}` for a single-output model
-            flat = keras.tree.flatten(y)
-            if len(flat) != 1:
-                raise TypeError(
-                    f"{_NAME}: mix and label_smoothing need a single label tensor (one output); got labels "
-                    f"with {len(flat)} tensors"
-                )
-            labels = flat[0]
+        # Nested labels: e.g. `fit(x, [y])` or `{"head": y}` for a single-output model.
+        labels = _only_tensor(y, TypeError, "mix and label_smoothing need a single label tensor (one output); "
+                                            "got labels with {} tensors")
         x, soft, integer = self.maskmix_pipeline.augment(x, labels)
         self._maskmix_step.integer_labels = integer
         if self.metric_labels == "original":
@@ -384,13 +372,7 @@ class MaskMixModel(keras.Model):
         loss_fn, weight = self._training_loss(self._maskmix_step.integer_labels)
         if loss_fn is None:
             return super().compute_loss(x, targets, y_pred, sample_weight, training=training)
-        if keras.tree.is_nested(y_pred):
-            flat = keras.tree.flatten(y_pred)
-            if len(flat) != 1:
-                raise ValueError(
-                    f"{_NAME}: mix and label_smoothing need a single-output model; got {len(flat)} outputs"
-                )
-            y_pred = flat[0]
+        y_pred = _only_tensor(y_pred, ValueError, "mix and label_smoothing need a single-output model; got {} outputs")
         losses = [loss_fn(targets, y_pred, sample_weight)]
         if weight is not None and weight != 1.0:
             losses[0] = losses[0] * weight
@@ -444,6 +426,17 @@ class MaskMixModel(keras.Model):
         if operation_fn is not graph.UNSET and call_fn is not graph.UNSET:  # only clone_model passes both
             graph.remember_clone_source(self, outputs, _NAME)
         return outputs
+
+
+def _only_tensor(data: Any, error: type[Exception], message: str) -> Any:
+    """The one tensor of ``data`` (itself when not nested); ``error`` with ``message`` formatted with
+    the number of tensors when a nested ``data`` holds more or fewer than one."""
+    if not keras.tree.is_nested(data):
+        return data
+    flat = keras.tree.flatten(data)
+    if len(flat) != 1:
+        raise error(f"{_NAME}: " + message.format(len(flat)))
+    return flat[0]
 
 
 def _options_config(model: MaskMixModel) -> dict[str, Any]:

@@ -21,9 +21,10 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities.model_helpers import is_overridden
+from typing_extensions import Unpack
 
 from maskmix.torch import MixingTransform
-from maskmix.torch.pipeline import MaskMixPipeline, derive_seed, soft_label_targets
+from maskmix.torch.pipeline import MaskMixPipeline, PipelineOptions, derive_seed, soft_label_targets
 
 __all__ = ["MaskMixCallback", "MaskMixEngine", "MaskMixMixin", "derive_seed", "soft_label_targets"]
 
@@ -202,7 +203,7 @@ class MaskMixCallback(pl.Callback):
         self._remove_hook()
         self._trainer = trainer
         self.pipeline.restart()  # a checkpoint given as ckpt_path is restored after this
-        datamodule = trainer.datamodule
+        datamodule = trainer.datamodule  # type: ignore[attr-defined]  # set on the Trainer at fit time, not declared
         if datamodule is not None and is_overridden(_HOOK, datamodule, pl.LightningDataModule):
             target: Any = datamodule
         else:
@@ -303,26 +304,14 @@ class MaskMixMixin:
 
     _maskmix_checkpoint_key = "maskmix"
 
-    def configure_maskmix(
-        self,
-        transforms: Sequence[Any] | Any | None = None,
-        mix: Sequence[MixingTransform] | MixingTransform | None = None,
-        mix_weights: Sequence[float] | None = None,
-        num_classes: int | None = None,
-        label_smoothing: float = 0.0,
-        image_key: int | str = 0,
-        label_key: int | str = 1,
-        seed: int | None = None,
-    ) -> None:
-        """Set the augmentations; the arguments and their meaning are those of :class:`MaskMixCallback`.
+    def configure_maskmix(self, **options: Unpack[PipelineOptions]) -> None:
+        """Set the augmentations; the arguments (keywords) and their meaning are those of
+        :class:`MaskMixCallback`.
 
         Raises:
             TypeError, ValueError: for invalid arguments (messages name ``MaskMixMixin``).
         """
-        self.maskmix_pipeline = MaskMixPipeline(
-            transforms, mix, mix_weights, num_classes, label_smoothing, image_key, label_key, seed,
-            owner="MaskMixMixin",
-        )
+        self.maskmix_pipeline = MaskMixPipeline(**options, owner="MaskMixMixin")
 
     @property
     def maskmix_engine(self) -> MaskMixPipeline | None:

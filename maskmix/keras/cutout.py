@@ -25,6 +25,10 @@ class RandomCutout(MaskingLayer):
     Paper: T. DeVries and G. W. Taylor, "Improved Regularization of Convolutional Neural Networks
     with Cutout", 2017 (https://arxiv.org/abs/1708.04552).
 
+    Shapes:
+        ``(B, H, W, C)`` or ``(H, W, C)`` (channels_first: ``(B, C, H, W)``/``(C, H, W)``) in,
+        same shape and dtype out.
+
     Per image: draw an area fraction ``a`` uniformly in ``patch_area``; the square's side is
     ``round(sqrt(a * H * W))`` pixels (at least 1). With ``allow_partial=False`` (default) the side
     is capped at ``min(H, W)`` and the square is placed uniformly so that it lies fully inside the
@@ -36,14 +40,8 @@ class RandomCutout(MaskingLayer):
         patch_area: square area as a fraction of the image area: a float in (0, 1) or a range
             ``(lo, hi)`` drawn uniformly per image. Default 0.1.
         allow_partial: let the square cross the border (see above). Default False.
-        fill_method: how the square is filled; see :class:`~maskmix.keras.MaskingLayer`.
-            Default ``"black"``.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``seed``,
-            ``data_format`` and Keras layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
-
-    Shapes:
-        ``(B, H, W, C)`` or ``(H, W, C)`` (channels_first: ``(B, C, H, W)``/``(C, H, W)``) in,
-        same shape and dtype out.
+        fill_method: fill of the erased square, default ``"black"``.
+        **common: common options and layer arguments; see :class:`~maskmix.keras.MaskingLayer` (and fills).
 
     Example:
         >>> import numpy as np

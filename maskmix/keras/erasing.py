@@ -30,6 +30,10 @@ class RandomErasing(MaskingLayer):
     patch_area=(min_area, max_area), patch_aspect_ratio=(min_aspect, 1 / min_aspect),
     fill_method="zero" | "normal_per_patch" | "normal", patch_count=(min_count, max_count)``.
 
+    Shapes:
+        ``(B, H, W, C)`` or ``(H, W, C)`` (channels_first: ``(B, C, H, W)``/``(C, H, W)``) in,
+        same shape and dtype out.
+
     Per image: draw a patch count ``n`` uniformly in ``patch_count``. For each of the ``n``
     patches, draw an area fraction ``a`` uniformly in ``patch_area`` and divide it by ``n`` (as
     timm does, so that the total erased area keeps the configured scale), and an aspect ratio
@@ -47,14 +51,8 @@ class RandomErasing(MaskingLayer):
             log-uniformly. Default ``(0.3, 3.0)``.
         patch_count: rectangles per image: a positive int or a range ``(lo, hi)`` drawn uniformly
             per image. Default 1.
-        fill_method: how the rectangles are filled; see :class:`~maskmix.keras.MaskingLayer`.
-            Default ``"black"``.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``seed``,
-            ``data_format`` and Keras layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
-
-    Shapes:
-        ``(B, H, W, C)`` or ``(H, W, C)`` (channels_first: ``(B, C, H, W)``/``(C, H, W)``) in,
-        same shape and dtype out.
+        fill_method: what the erased rectangles are filled with; default ``"black"``.
+        **common: common options and layer arguments; see :class:`~maskmix.keras.MaskingLayer` (and fills).
 
     Example:
         >>> import numpy as np

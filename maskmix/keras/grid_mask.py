@@ -27,6 +27,10 @@ class RandomGridMask(MaskingLayer):
     (https://arxiv.org/abs/2001.04086). The paper rotates the grid by up to 360 degrees
     (``rotation=360``).
 
+    Shapes:
+        ``(B, H, W, C)`` or ``(H, W, C)`` (channels_first: ``(B, C, H, W)``/``(C, H, W)``) in,
+        same shape and dtype out.
+
     Per image: draw a unit fraction ``u`` uniformly in ``unit_length`` and a ratio ``m``
     uniformly in ``masked_ratio``; the unit side is ``d = round(u * min(H, W))`` pixels (at least
     2) and the masked square's side ``l = round(m * d)`` clamped to ``[1, d - 1]``, so every unit
@@ -43,14 +47,8 @@ class RandomGridMask(MaskingLayer):
         masked_ratio: masked square side divided by the unit side: a float in (0, 1) or a range.
             Default 0.5.
         rotation: maximum rotation in degrees, in ``[0, 360]``. Default 0.
-        fill_method: how masked pixels are filled; see :class:`~maskmix.keras.MaskingLayer`.
-            Default ``"black"``.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``seed``,
-            ``data_format`` and Keras layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
-
-    Shapes:
-        ``(B, H, W, C)`` or ``(H, W, C)`` (channels_first: ``(B, C, H, W)``/``(C, H, W)``) in,
-        same shape and dtype out.
+        fill_method: fill of the masked pixels of the grid; default ``"black"``.
+        **common: common options and layer arguments; see :class:`~maskmix.keras.MaskingLayer` (and fills).
 
     Example:
         >>> import numpy as np

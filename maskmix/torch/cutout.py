@@ -23,6 +23,9 @@ class RandomCutout(MaskingTransform):
     Paper: T. DeVries and G. W. Taylor, "Improved Regularization of Convolutional Neural Networks
     with Cutout", 2017 (https://arxiv.org/abs/1708.04552).
 
+    Shapes:
+        ``(..., C, H, W)`` in, same shape, dtype and device out.
+
     Per image: draw an area fraction ``a`` uniformly in ``patch_area``; the square's side is
     ``round(sqrt(a * H * W))`` pixels (at least 1). With ``allow_partial=False`` (default) the side
     is capped at ``min(H, W)`` and the square is placed uniformly so that it lies fully inside the
@@ -34,13 +37,8 @@ class RandomCutout(MaskingTransform):
         patch_area: square area as a fraction of the image area: a float in (0, 1) or a range
             ``(lo, hi)`` drawn uniformly per image. Default 0.1.
         allow_partial: let the square cross the border (see above). Default False.
-        fill_method: how the square is filled; see :class:`~maskmix.torch.MaskingTransform`.
-            Default ``"black"``.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``generator``; see
-            :class:`~maskmix.torch.MaskMixTransform`.
-
-    Shapes:
-        ``(..., C, H, W)`` in, same shape, dtype and device out.
+        fill_method: fill of the erased square, default ``"black"``.
+        **common: common options; see :class:`~maskmix.torch.MaskingTransform`, which lists the fills.
 
     Example:
         >>> import torch

@@ -34,6 +34,9 @@ class RandomErasing(MaskingTransform):
     ``patch_area=(0.02, 0.4), patch_aspect_ratio=(0.3, 3.33), augmentation_ratio=0.5,
     bernoulli_mix=True``. :meth:`from_timm` builds the transform from timm's arguments.
 
+    Shapes:
+        ``(..., C, H, W)`` in, same shape, dtype and device out.
+
     Per image: draw a patch count ``n`` uniformly in ``patch_count``. For each of the ``n``
     patches, draw an area fraction ``a`` uniformly in ``patch_area`` and divide it by ``n`` (as
     timm does, so that the total erased area keeps the configured scale), and an aspect ratio
@@ -50,13 +53,8 @@ class RandomErasing(MaskingTransform):
             log-uniformly. Default ``(0.3, 3.0)``.
         patch_count: rectangles per image: a positive int or a range ``(lo, hi)`` drawn uniformly
             per image. Default 1.
-        fill_method: how the rectangles are filled; see :class:`~maskmix.torch.MaskingTransform`.
-            Default ``"black"``.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``generator``; see
-            :class:`~maskmix.torch.MaskMixTransform`.
-
-    Shapes:
-        ``(..., C, H, W)`` in, same shape, dtype and device out.
+        fill_method: what the erased rectangles are filled with; default ``"black"``.
+        **common: common options; see :class:`~maskmix.torch.MaskingTransform`, which lists the fills.
 
     Example:
         >>> import torch

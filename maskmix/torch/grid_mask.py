@@ -25,6 +25,9 @@ class RandomGridMask(MaskingTransform):
     (https://arxiv.org/abs/2001.04086). The paper rotates the grid by up to 360 degrees
     (``rotation=360``).
 
+    Shapes:
+        ``(..., C, H, W)`` in, same shape, dtype and device out.
+
     Per image: draw a unit fraction ``u`` uniformly in ``unit_length`` and a ratio ``m``
     uniformly in ``masked_ratio``; the unit side is ``d = round(u * min(H, W))`` pixels (at least
     2) and the masked square's side ``l = round(m * d)`` clamped to ``[1, d - 1]``, so every unit
@@ -40,13 +43,8 @@ class RandomGridMask(MaskingTransform):
         masked_ratio: masked square side divided by the unit side: a float in (0, 1) or a range.
             Default 0.5.
         rotation: maximum rotation in degrees, in ``[0, 360]``. Default 0.
-        fill_method: how masked pixels are filled; see :class:`~maskmix.torch.MaskingTransform`.
-            Default ``"black"``.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``generator``; see
-            :class:`~maskmix.torch.MaskMixTransform`.
-
-    Shapes:
-        ``(..., C, H, W)`` in, same shape, dtype and device out.
+        fill_method: fill of the masked pixels of the grid; default ``"black"``.
+        **common: common options; see :class:`~maskmix.torch.MaskingTransform`, which lists the fills.
 
     Example:
         >>> import torch

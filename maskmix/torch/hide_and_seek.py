@@ -25,6 +25,9 @@ class RandomHideAndSeek(MaskingTransform):
     (https://arxiv.org/abs/1811.02545). The paper hides every cell with probability 0.5
     (``hide_prob=0.5``) and draws the grid per image from several candidate sizes.
 
+    Shapes:
+        ``(..., C, H, W)`` in, same shape, dtype and device out.
+
     Per image: pick a grid ``(rows, cols)`` uniformly among the ``grid_size`` candidates. Cell
     ``(i, j)`` covers rows ``floor(i H / rows) <= y < floor((i + 1) H / rows)`` and the like for
     columns, so the cells tile the whole image even when ``H`` is not a multiple of ``rows``.
@@ -38,13 +41,8 @@ class RandomHideAndSeek(MaskingTransform):
         erased_patches: number of hidden cells: an int >= 0 or a range ``(lo, hi)`` drawn
             uniformly per image. Default ``(0, 5)``. Ignored when ``hide_prob`` is set.
         hide_prob: probability in (0, 1) of hiding each cell, or None. Default None.
-        fill_method: how hidden cells are filled; see :class:`~maskmix.torch.MaskingTransform`.
-            Default ``"black"``.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``generator``; see
-            :class:`~maskmix.torch.MaskMixTransform`.
-
-    Shapes:
-        ``(..., C, H, W)`` in, same shape, dtype and device out.
+        fill_method: what hidden cells show; default ``"black"``.
+        **common: common options; see :class:`~maskmix.torch.MaskingTransform`, which lists the fills.
 
     Example:
         >>> import torch

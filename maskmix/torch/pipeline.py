@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import torch
 from torch import Tensor
@@ -26,7 +26,7 @@ from maskmix._structure import IMAGE_KEYS, LABEL_KEYS, find_key, rebuild_mapping
 from ._base import MaskMixTransform, using_generator
 from ._mixing import MixingTransform, soft_labels
 
-__all__ = ["MaskMixPipeline", "derive_seed", "soft_label_targets"]
+__all__ = ["MaskMixPipeline", "PipelineOptions", "derive_seed", "soft_label_targets"]
 
 _MASK64 = (1 << 64) - 1
 _STATE_VERSION = 1
@@ -139,6 +139,19 @@ TORCH = options.Framework(
     mixing=_mixing,
     foreign_mixing=_foreign_mixing,
 )
+
+
+class PipelineOptions(TypedDict, total=False):
+    """The options of :class:`MaskMixPipeline` as keywords (the Lightning mixin takes them so)."""
+
+    transforms: Sequence[Any] | Any | None
+    mix: Sequence[MixingTransform] | MixingTransform | None
+    mix_weights: Sequence[float] | None
+    num_classes: int | None
+    label_smoothing: float
+    image_key: int | str
+    label_key: int | str
+    seed: int | None
 
 
 class MaskMixPipeline:
@@ -328,7 +341,7 @@ class MaskMixPipeline:
                 if not isinstance(key, int):
                     raise TypeError(f"{owner}: {name} is {key!r} but the batch is a {type(batch).__name__}; "
                                     "use integer positions for tuple/list batches")
-            image_pos, label_pos = int(self.image_key), int(self.label_key)
+            image_pos, label_pos = int(cast(int, self.image_key)), int(cast(int, self.label_key))  # ints, checked above
             if image_pos >= len(batch):
                 raise ValueError(f"{owner}: image_key {image_pos} is out of range for a batch of {len(batch)} items")
             has_labels = label_pos < len(batch)
