@@ -247,7 +247,7 @@ class MaskMixLayer(keras.layers.Layer):
         if name == keras.backend.backend():
             return self.generator
         if not hasattr(self, "_backend_generators"):
-            self._backend_generators = {}
+            self._backend_generators: dict[str, Any] = {}
         if name not in self._backend_generators:
             self._backend_generators[name] = keras.random.SeedGenerator(self.seed, backend=self.backend)
         return self._backend_generators[name]

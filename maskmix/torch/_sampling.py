@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from typing import TypedDict
 
 import torch
 from torch import Tensor
@@ -19,7 +20,13 @@ from maskmix.geometry import ATTEMPTS, log_uniform_bounds
 Size = Sequence[int]
 
 
-def drawing_from(generator: torch.Generator | None) -> dict[str, torch.Generator]:
+class Drawing(TypedDict, total=False):
+    """The keyword arguments of :func:`drawing_from`: a ``generator`` or nothing."""
+
+    generator: torch.Generator
+
+
+def drawing_from(generator: torch.Generator | None) -> Drawing:
     """Keyword arguments that make a ``torch`` random op draw from ``generator``.
 
     Nothing for the default generator: an explicit ``generator=None`` selects the ``*.generator``

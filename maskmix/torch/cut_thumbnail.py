@@ -121,8 +121,8 @@ class RandomCutThumbnail(MixingTransform):
     ) -> None:
         super().__init__(**given_arguments(locals()))
 
-    @property  # type: ignore[override]
-    def needs_batch(self) -> bool:
+    @property
+    def needs_batch(self) -> bool:  # type: ignore[override]  # a per-instance property over the base's class flag
         """Only the mixed variant pairs images of a batch; the plain one accepts a single image."""
         return self.mix_images
 
