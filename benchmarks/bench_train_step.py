@@ -1,4 +1,4 @@
-"""The share of a training step that maskmix's augmentation takes (SPEC §7, issue target: < 3%).
+"""The share of a training step that maskmix's augmentation takes (docs/performance.md; target: < 3%).
 
 One process, one batch, three timings (median of repeats, synchronised on CUDA):
 

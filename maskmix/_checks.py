@@ -31,7 +31,7 @@ __all__ = [
     "positive_range",
 ]
 
-#: Fill methods understood by every masking strategy (SPEC §3, "Fill methods").
+#: Fill methods understood by every masking strategy (design §Conventions, fills).
 FILL_METHODS: tuple[str, ...] = (
     "black",
     "gray",

@@ -49,10 +49,10 @@ GAMMA_PROPOSALS = 8
 #: ITU-R 601 luma weights of (R, G, B), as torchvision's ``rgb_to_grayscale`` (CutPaste's jitter).
 LUMA_WEIGHTS: tuple[float, float, float] = (0.2989, 0.587, 0.114)
 
-#: Floating image dtypes every transform accepts, by name (SPEC §3).
+#: Floating image dtypes every transform accepts, by name (design §Conventions).
 FLOAT_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
 
-#: Every image dtype accepted (SPEC §3), by name: the floats and uint8.
+#: Every image dtype accepted (design §Conventions), by name: the floats and uint8.
 IMAGE_DTYPES: tuple[str, ...] = (*FLOAT_DTYPES, "uint8")
 
 #: :data:`IMAGE_DTYPES` as error messages spell them.

@@ -1,4 +1,4 @@
-"""The options of the training integrations, checked once for both frameworks (SPEC §5).
+"""The options of the training integrations, checked once for both frameworks (design §Layers, integrations).
 
 ``MaskMixCallback`` / ``MaskMixMixin`` (Lightning, through :class:`maskmix.torch.MaskMixPipeline`)
 and ``MaskMixModel`` (Keras, through :class:`maskmix.keras.MaskMixPipeline`) take the same

@@ -119,7 +119,7 @@ _FILLS = OneOf((
 ))
 _RESIZES = Choice(RESIZE_METHODS)
 
-# Parameters shared by every strategy (the fraction control and value range of SPEC §3).
+# Parameters shared by every strategy (the fraction control and value range of design §Conventions).
 COMMON_PARAMS: tuple[Param, ...] = (
     Param(
         "augmentation_ratio",
@@ -145,7 +145,7 @@ COMMON_PARAMS: tuple[Param, ...] = (
     ),
 )
 
-FILL_PARAM = Param("fill_method", "black", fill_method(), "How erased pixels are filled (SPEC §3).", _FILLS)
+FILL_PARAM = Param("fill_method", "black", fill_method(), "How erased pixels are filled (design §Conventions).", _FILLS)
 
 LABEL_PARAMS: tuple[Param, ...] = (
     Param(

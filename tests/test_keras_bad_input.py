@@ -1,4 +1,4 @@
-"""Bad and unusual call-time input that only Keras has (SPEC §3, "Errors").
+"""Bad and unusual call-time input that only Keras has (design §Conventions, errors).
 
 What both frameworks check (unsupported dtypes, images without pixels, bad labels, labels without
 ``num_classes``, NaN/inf pixels in both data formats, uint8 saturation, gradients) is written once

@@ -1,4 +1,4 @@
-"""``MaskMixModel``: a ``keras.Model`` whose ``train_step`` augments and mixes the batch (SPEC §5).
+"""``MaskMixModel``: a ``keras.Model`` whose ``train_step`` augments and mixes the batch (design §Layers, integrations).
 
 Importing this module imports keras (and its backend), never torch (unless torch is the Keras
 backend) nor Lightning.

@@ -1,4 +1,4 @@
-"""Lightning integration: augment and mix every training batch on its device (SPEC §5).
+"""Lightning integration: augment and mix every training batch on its device (design §Layers, integrations).
 
 * :class:`MaskMixCallback` is added to ``Trainer(callbacks=[...])``. Lightning gives callbacks no
   ``on_after_batch_transfer`` hook, so the callback installs one into the object whose hook

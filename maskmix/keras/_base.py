@@ -1,6 +1,6 @@
 """The Keras base layers: everything the strategies have in common lives here.
 
-:class:`MaskMixLayer` owns what SPEC §3 says about every layer: accepted inputs (rank 3 = one
+:class:`MaskMixLayer` owns what design §Conventions says about every layer: accepted inputs (rank 3 = one
 image, rank 4 = a batch, ``channels_last`` or ``channels_first``, an unknown batch size at trace
 time), dtypes, the value range, fraction control (``augmentation_ratio`` / ``bernoulli_mix``),
 bit-identical pass-through, seeding, the ``training`` flag, serialisation and the switch to the
@@ -54,7 +54,7 @@ __all__ = [
     "MaskingLayer",
 ]
 
-#: Image dtypes every layer accepts (SPEC §3); float64 where the backend has it (JAX needs x64).
+#: Image dtypes every layer accepts (design §Conventions); float64 where the backend has it (JAX needs x64).
 SUPPORTED_DTYPES: tuple[str, ...] = IMAGE_DTYPES
 
 #: Keyword arguments that belong to ``keras.layers.Layer`` rather than to the strategy.
@@ -394,7 +394,7 @@ class MaskMixLayer(keras.layers.Layer):
 
 
 class MaskingLayer(MaskMixLayer):
-    """Base of the strategies that erase a region of each image and fill it (SPEC §3, fills).
+    """Base of the strategies that erase a region of each image and fill it (design §Conventions, fills).
 
     A subclass implements :meth:`sample_region` (per-image region parameters) and
     :meth:`region_mask` (the ``(B, H, W)`` boolean mask those parameters cover). The base draws

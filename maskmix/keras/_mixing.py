@@ -1,4 +1,4 @@
-"""Base of the Keras layers that mix two images of a batch and their labels (SPEC §3, "Labels").
+"""Base of the Keras layers that mix two images of a batch and their labels (design §Conventions, labels).
 
 :class:`MixingLayer` adds to :class:`~maskmix.keras.MaskMixLayer` what every mixing strategy
 shares: the ``(images, labels)`` calling convention (tuples, lists and dicts, extra elements

@@ -109,7 +109,7 @@ def randint(ops: Ops, low: int | Tensor, high: int | Tensor, size: Size, seed: S
 
 
 def select_images(ops: Ops, batch_size: int | Tensor, ratio: float, bernoulli: bool, seed: Seed) -> Tensor:
-    """Boolean ``(B,)`` mask of the images to augment (SPEC §3, fraction control).
+    """Boolean ``(B,)`` mask of the images to augment (design §Conventions, fraction control).
 
     ``bernoulli=False`` selects exactly ``num_selected(ratio, B)`` images (``round(ratio * B)``,
     halves up) at random positions: the images whose rank in a random permutation is below the

@@ -1,6 +1,6 @@
 """The torch base transforms: everything the strategies have in common lives here.
 
-:class:`MaskMixTransform` owns what SPEC §3 says about every transform: accepted inputs
+:class:`MaskMixTransform` owns what design §Conventions says about every transform: accepted inputs
 (plain tensors, ``tv_tensors.Image``/``Video``, ``(..., C, H, W)`` layouts), dtypes, the value
 range, fraction control (``augmentation_ratio`` / ``bernoulli_mix``), bit-identical pass-through,
 seeding and call-time validation. It follows torchvision's ``make_params`` / ``transform`` split:
@@ -35,7 +35,7 @@ from . import _compat, _sampling
 __all__ = ["SUPPORTED_DTYPES", "CommonOptions", "MaskMixTransform", "MaskingTransform", "all_selected",
            "may_reuse_buffers", "selection", "using_generator"]
 
-#: Image dtypes every transform accepts (SPEC §3).
+#: Image dtypes every transform accepts (design §Conventions).
 SUPPORTED_DTYPES: tuple[torch.dtype, ...] = tuple(getattr(torch, name) for name in IMAGE_DTYPES)
 
 
@@ -382,7 +382,7 @@ _compat.declare_transformed_types(MaskMixTransform, (torch.Tensor, PIL.Image.Ima
 
 
 class MaskingTransform(MaskMixTransform):
-    """Base of the strategies that erase a region of each image and fill it (SPEC §3, fills).
+    """Base of the strategies that erase a region of each image and fill it (design §Conventions, fills).
 
     A subclass implements :meth:`sample_region` (per-image region parameters) and
     :meth:`region_mask` (the ``(B, H, W)`` boolean mask those parameters cover). The base draws

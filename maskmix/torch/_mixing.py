@@ -1,4 +1,4 @@
-"""Base of the strategies that mix two images of a batch and their labels (SPEC §3, "Labels").
+"""Base of the strategies that mix two images of a batch and their labels (design §Conventions, labels).
 
 :class:`MixingTransform` adds to :class:`~maskmix.torch.MaskMixTransform` what every mixing
 strategy shares: the ``(images, labels)`` calling convention (tuples, lists and dicts, extra

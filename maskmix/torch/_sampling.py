@@ -112,7 +112,7 @@ def randint(low: int | Tensor, high: int | Tensor, size: Size, *, device: torch.
 
 def select_images(batch_size: int, ratio: float, bernoulli: bool, *, device: torch.device,
                   generator: torch.Generator | None) -> Tensor:
-    """Boolean ``(B,)`` mask of the images to augment (SPEC §3, fraction control).
+    """Boolean ``(B,)`` mask of the images to augment (design §Conventions, fraction control).
 
     ``bernoulli=False`` selects exactly ``num_selected(ratio, B)`` images at random positions;
     ``bernoulli=True`` selects each image independently with probability ``ratio``.

@@ -1,4 +1,4 @@
-"""MaskMixCallback / MaskMixMixin: real Trainer.fit runs on CPU with probe modules (SPEC §5).
+"""MaskMixCallback / MaskMixMixin: real Trainer.fit runs on CPU with probe modules (design §Layers, integrations).
 
 The probe module records what ``training_step``, ``validation_step`` and the sanity check receive;
 the loaders are plain iterables that yield the very batch objects the test built, so that

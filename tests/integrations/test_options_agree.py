@@ -1,4 +1,4 @@
-"""The training integrations accept and refuse the same options, with the same errors (SPEC §5).
+"""The training integrations accept and refuse the same options, with the same errors (design §Layers, integrations).
 
 ``MaskMixCallback`` and ``MaskMixMixin`` (Lightning) and ``MaskMixModel`` (Keras) check their shared
 options with the rules of :mod:`maskmix.integration_options`. For every rule and a catalogue of
