@@ -11,7 +11,7 @@ as ``params["partner_weight"]`` and changes the pixels in ``apply``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 
@@ -47,6 +47,19 @@ def box_fraction(ops: Any, h: Tensor, w: Tensor, height: int, width: int) -> Ten
     """Exact float32 fraction of an image's pixels covered by ``h x w`` boxes (the label weight)."""
     area = ops.cast(ops.numpy.maximum(height * width, 1), "float32")
     return ops.cast(h * w, "float32") / area
+
+
+class MixingDraw(NamedTuple):
+    """What :meth:`MixingLayer.sample_mixing` draws for: the batch's geometry (the batch size may be
+    a tensor at trace time), each image's partner index, the images' dtype and the seed."""
+
+    batch_size: int | Tensor
+    channels: int
+    height: int
+    width: int
+    partner: Tensor
+    dtype: str
+    seed: Any
 
 
 class MixingLayer(MaskMixLayer):
@@ -94,17 +107,15 @@ class MixingLayer(MaskMixLayer):
     # Strategy hooks.
     # ----------------------------------------------------------------------------------------
 
-    def sample_mixing(self, batch_size: int | Tensor, channels: int, height: int, width: int, *,
-                      partner: Tensor, dtype: str, seed: Any) -> dict[str, Any]:
-        """Draw the strategy's quantities; must include ``partner_weight`` (float32 ``(B,)``)."""
+    def sample_mixing(self, draw: MixingDraw) -> dict[str, Any]:
+        """Draw the strategy's quantities for the batch that ``draw`` describes; must include
+        ``partner_weight`` (float32 ``(B,)``)."""
         raise NotImplementedError
 
     def sample(self, batch_size: int | Tensor, channels: int, height: int, width: int, *,
                dtype: str, seed: Any) -> dict[str, Any]:
         partner = partners(self.ops, batch_size, seed)
-        params = self.sample_mixing(
-            batch_size, channels, height, width, partner=partner, dtype=dtype, seed=seed
-        )
+        params = self.sample_mixing(MixingDraw(batch_size, channels, height, width, partner, dtype, seed))
         params["partner"] = partner
         return params
 

@@ -12,7 +12,7 @@ from maskmix.params import RANDOM_CUT_THUMBNAIL, given_arguments
 
 from . import _patches, _sampling
 from ._base import CommonOptions
-from ._mixing import MixingLayer
+from ._mixing import MixingDraw, MixingLayer
 from .cutmix import partner_box
 
 if TYPE_CHECKING:
@@ -148,9 +148,8 @@ class RandomCutThumbnail(MixingLayer):
             return super().sample(batch_size, channels, height, width, dtype=dtype, seed=seed)
         return self._sample_thumbnails(batch_size, height, width, seed)
 
-    def sample_mixing(self, batch_size: Any, channels: int, height: int, width: int, *,
-                      partner: Tensor, dtype: str, seed: Any) -> dict[str, Any]:
-        return self._sample_thumbnails(batch_size, height, width, seed)
+    def sample_mixing(self, draw: MixingDraw) -> dict[str, Any]:
+        return self._sample_thumbnails(draw.batch_size, draw.height, draw.width, draw.seed)
 
     def _sample_thumbnails(self, batch_size: Any, height: int, width: int, seed: Any) -> dict[str, Any]:
         ops = self.ops

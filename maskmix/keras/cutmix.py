@@ -11,7 +11,7 @@ from maskmix.params import RANDOM_CUTMIX, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions
-from ._mixing import MixingLayer, box_fraction
+from ._mixing import MixingDraw, MixingLayer, box_fraction
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -55,15 +55,13 @@ class RandomCutMix(MixingLayer):
         alpha: ``Beta(alpha, alpha)`` parameter, > 0. Default 1.0 (lam uniform).
         patch_area: None, or the area range of the original library's variant (float or pair).
         patch_aspect_ratio: None, or the aspect range of that variant (number or pair).
-        num_classes: number of classes, required with class-index labels.
-        label_smoothing: in ``[0, 1)``, applied before mixing. Default 0.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``seed``,
-            ``data_format`` and Keras layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
+        **common: the common options; see :class:`~maskmix.keras.MixingLayer`, which also
+            documents ``num_classes`` and ``label_smoothing``.
 
     Shapes:
-        input ``(images, labels)`` (or a dict with ``images``/``labels``): images ``(B, H, W, C)``
-        (channels_first ``(B, C, H, W)``), labels ``(B,)`` integer or ``(B, K)`` float; returns
-        the same structure with labels ``(B, K)`` float32 (float64 if given).
+        a batch ``(B, H, W, C)`` (channels_first ``(B, C, H, W)``) and its labels; each image
+        comes back with one box from its partner, and the labels as ``(B, K)`` rows weighted by
+        box area.
 
     Example:
         >>> import numpy as np
@@ -91,10 +89,9 @@ class RandomCutMix(MixingLayer):
     ) -> None:
         super().__init__(**given_arguments(locals()))
 
-    def sample_mixing(self, batch_size: Any, channels: int, height: int, width: int, *,
-                      partner: Any, dtype: str, seed: Any) -> dict[str, Any]:
-        ops = self.ops
-        size = (batch_size,)
+    def sample_mixing(self, draw: MixingDraw) -> dict[str, Any]:
+        ops, seed = self.ops, draw.seed
+        size, height, width = (draw.batch_size,), draw.height, draw.width
         lam = _sampling.beta(ops, self.alpha, size, seed)
         fheight, fwidth = ops.cast(height, "float32"), ops.cast(width, "float32")
         if self.patch_area is None and self.patch_aspect_ratio is None:

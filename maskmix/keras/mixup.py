@@ -11,7 +11,7 @@ from maskmix.params import RANDOM_MIXUP, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions
-from ._mixing import MixingLayer
+from ._mixing import MixingDraw, MixingLayer
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -34,24 +34,21 @@ class RandomMixup(MixingLayer):
 
     Args:
         alpha: ``Beta(alpha, alpha)`` parameter, > 0. Default 1.0.
-        num_classes: number of classes, required with class-index labels.
-        label_smoothing: in ``[0, 1)``, applied before mixing. Default 0.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``seed``,
-            ``data_format`` and Keras layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
+        **common: the common options; see :class:`~maskmix.keras.MixingLayer` (with
+            ``num_classes`` and ``label_smoothing``, the label options).
 
     Shapes:
-        input ``(images, labels)`` (or a dict with ``images``/``labels``): images ``(B, H, W, C)``
-        (channels_first ``(B, C, H, W)``), labels ``(B,)`` integer or ``(B, K)`` float; returns
-        the same structure with labels ``(B, K)`` float32 (float64 if given).
+        the blended images keep the batch's ``(B, H, W, C)`` (or channels_first) shape; class
+        indices ``(B,)`` or one-hot rows ``(B, K)`` become soft rows ``(B, K)`` (dtypes: see the
+        base class).
 
     Example:
         >>> import numpy as np
         >>> from maskmix.keras import RandomMixup
-        >>> images = np.random.rand(8, 32, 32, 3).astype("float32")
-        >>> labels = np.random.randint(0, 10, size=(8,))
-        >>> out, soft = RandomMixup(alpha=0.2, num_classes=10, seed=0)((images, labels))
-        >>> tuple(out.shape), tuple(soft.shape)
-        ((8, 32, 32, 3), (8, 10))
+        >>> batch = (np.random.rand(4, 16, 16, 3).astype("float32"), np.arange(4))
+        >>> blended, soft = RandomMixup(alpha=0.2, num_classes=4, seed=0)(batch)
+        >>> tuple(blended.shape), bool(np.allclose(np.asarray(soft).sum(axis=1), 1.0))
+        ((4, 16, 16, 3), True)
     """
 
     spec = RANDOM_MIXUP
@@ -66,9 +63,8 @@ class RandomMixup(MixingLayer):
     ) -> None:
         super().__init__(**given_arguments(locals()))
 
-    def sample_mixing(self, batch_size: Any, channels: int, height: int, width: int, *,
-                      partner: Any, dtype: str, seed: Any) -> dict[str, Any]:
-        lam = _sampling.beta(self.ops, self.alpha, (batch_size,), seed)
+    def sample_mixing(self, draw: MixingDraw) -> dict[str, Any]:
+        lam = _sampling.beta(self.ops, self.alpha, (draw.batch_size,), draw.seed)
         return {"lam": lam, "partner_weight": 1.0 - lam}
 
     def label_weight(self, transformation: Mapping[str, Any], dtype: str) -> Any:

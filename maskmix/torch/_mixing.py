@@ -11,7 +11,7 @@ reports that fraction as ``params["partner_weight"]`` and changes the pixels in 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -143,6 +143,19 @@ def _check_indices(owner: str, labels: Tensor, num_classes: int) -> None:
         _compat.assert_async(inside.all(), message)
 
 
+class MixingDraw(NamedTuple):
+    """What :meth:`MixingTransform.sample_mixing` draws for: the batch's geometry, each image's
+    partner index, and the device and generator of the draws."""
+
+    batch_size: int
+    channels: int
+    height: int
+    width: int
+    partner: Tensor
+    device: torch.device
+    generator: torch.Generator | None
+
+
 class MixingTransform(MaskMixTransform):
     """Base class of the transforms that mix each image with a partner image and mix the labels.
 
@@ -181,20 +194,17 @@ class MixingTransform(MaskMixTransform):
     # Strategy hooks.
     # ----------------------------------------------------------------------------------------
 
-    def sample_mixing(self, batch_size: int, channels: int, height: int, width: int, *,
-                      partner: Tensor, device: torch.device,
-                      generator: torch.Generator | None) -> dict[str, Any]:
-        """Draw the strategy's quantities; must include ``partner_weight`` (float64 ``(B,)``, the
-        exact fraction of each image's pixels that come from its partner)."""
+    def sample_mixing(self, draw: MixingDraw) -> dict[str, Any]:
+        """Draw the strategy's quantities for the batch that ``draw`` describes; must include
+        ``partner_weight`` (float64 ``(B,)``, the exact fraction of each image's pixels that come
+        from its partner)."""
         raise NotImplementedError
 
     def sample(self, batch_size: int, channels: int, height: int, width: int, *,
                dtype: torch.dtype, device: torch.device,
                generator: torch.Generator | None) -> dict[str, Any]:
         partner = partners(batch_size, device=device, generator=generator)
-        params = self.sample_mixing(
-            batch_size, channels, height, width, partner=partner, device=device, generator=generator
-        )
+        params = self.sample_mixing(MixingDraw(batch_size, channels, height, width, partner, device, generator))
         params["partner"] = partner
         return params
 

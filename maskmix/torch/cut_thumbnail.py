@@ -14,7 +14,7 @@ from maskmix.params import RANDOM_CUT_THUMBNAIL, given_arguments
 
 from . import _patches, _sampling
 from ._base import CommonOptions, MaskMixTransform, selection
-from ._mixing import MixingTransform
+from ._mixing import MixingDraw, MixingTransform
 from .cutmix import partner_box
 
 __all__ = ["RandomCutThumbnail"]
@@ -148,10 +148,9 @@ class RandomCutThumbnail(MixingTransform):
                                   generator=generator)
         return self._sample_thumbnails(batch_size, height, width, device=device, generator=generator)
 
-    def sample_mixing(self, batch_size: int, channels: int, height: int, width: int, *,
-                      partner: Tensor, device: torch.device,
-                      generator: torch.Generator | None) -> dict[str, Any]:
-        return self._sample_thumbnails(batch_size, height, width, device=device, generator=generator)
+    def sample_mixing(self, draw: MixingDraw) -> dict[str, Any]:
+        return self._sample_thumbnails(draw.batch_size, draw.height, draw.width, device=draw.device,
+                                       generator=draw.generator)
 
     def _sample_thumbnails(self, batch_size: int, height: int, width: int, *, device: torch.device,
                            generator: torch.Generator | None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from maskmix.params import RANDOM_CUTMIX, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions, may_reuse_buffers, selection
-from ._mixing import MixingTransform, beta, box_fraction
+from ._mixing import MixingDraw, MixingTransform, beta, box_fraction
 
 __all__ = ["RandomCutMix", "partner_box", "random_cutmix"]
 
@@ -50,14 +50,12 @@ class RandomCutMix(MixingTransform):
         alpha: ``Beta(alpha, alpha)`` parameter, > 0. Default 1.0 (lam uniform).
         patch_area: None, or the area range of the original library's variant (float or pair).
         patch_aspect_ratio: None, or the aspect range of that variant (number or pair).
-        num_classes: number of classes, required with class-index labels.
-        label_smoothing: in ``[0, 1)``, applied before mixing. Default 0.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``generator``; see
-            :class:`~maskmix.torch.MaskMixTransform`.
+        **common: the common options; see :class:`~maskmix.torch.MixingTransform`, which also
+            documents ``num_classes`` and ``label_smoothing``.
 
     Shapes:
-        images ``(B, C, H, W)`` (or ``(..., B, C, H, W)``), labels ``(B,)`` integer or ``(B, K)``
-        float; returns ``(images, labels)`` with labels ``(B, K)`` float32 (float64 if given).
+        a batch ``(B, C, H, W)`` (or ``(..., B, C, H, W)``) and its labels; each image comes back
+        with one box from its partner, and the labels as ``(B, K)`` rows weighted by box area.
 
     Example:
         >>> import torch
@@ -84,10 +82,9 @@ class RandomCutMix(MixingTransform):
     ) -> None:
         super().__init__(**given_arguments(locals()))
 
-    def sample_mixing(self, batch_size: int, channels: int, height: int, width: int, *,
-                      partner: Tensor, device: torch.device,
-                      generator: torch.Generator | None) -> dict[str, Any]:
-        size = (batch_size,)
+    def sample_mixing(self, draw: MixingDraw) -> dict[str, Any]:
+        size, height, width = (draw.batch_size,), draw.height, draw.width
+        device, generator = draw.device, draw.generator
         lam = beta(self.alpha, size, device=device, generator=generator)
         if self.patch_area is None and self.patch_aspect_ratio is None:
             side = torch.sqrt(1.0 - lam)

@@ -12,7 +12,7 @@ from typing_extensions import Unpack
 from maskmix.params import RANDOM_MIXUP, given_arguments
 
 from ._base import CommonOptions, all_selected, may_reuse_buffers
-from ._mixing import MixingTransform, beta
+from ._mixing import MixingDraw, MixingTransform, beta
 
 __all__ = ["RandomMixup", "random_mixup"]
 
@@ -30,22 +30,19 @@ class RandomMixup(MixingTransform):
 
     Args:
         alpha: ``Beta(alpha, alpha)`` parameter, > 0. Default 1.0.
-        num_classes: number of classes, required with class-index labels.
-        label_smoothing: in ``[0, 1)``, applied before mixing. Default 0.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``generator``; see
-            :class:`~maskmix.torch.MaskMixTransform`.
+        **common: the common options; see :class:`~maskmix.torch.MixingTransform` (with
+            ``num_classes`` and ``label_smoothing``, the label options).
 
     Shapes:
-        images ``(B, C, H, W)``, labels ``(B,)`` integer or ``(B, K)`` float; returns
-        ``(images, labels)`` with labels ``(B, K)`` float32 (float64 if given).
+        the blended images keep the batch's ``(B, C, H, W)`` shape; class indices ``(B,)`` or
+        one-hot rows ``(B, K)`` become soft rows ``(B, K)`` (dtypes: see the base class).
 
     Example:
         >>> import torch
         >>> from maskmix.torch import RandomMixup
-        >>> images, labels = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
-        >>> out, soft = RandomMixup(alpha=0.2, num_classes=10)(images, labels)
-        >>> out.shape, soft.shape
-        (torch.Size([8, 3, 32, 32]), torch.Size([8, 10]))
+        >>> blended, soft = RandomMixup(alpha=0.2, num_classes=4)(torch.rand(4, 3, 16, 16), torch.arange(4))
+        >>> blended.shape, soft.sum(dim=1).allclose(torch.ones(4))
+        (torch.Size([4, 3, 16, 16]), True)
     """
 
     spec = RANDOM_MIXUP
@@ -60,10 +57,8 @@ class RandomMixup(MixingTransform):
     ) -> None:
         super().__init__(**given_arguments(locals()))
 
-    def sample_mixing(self, batch_size: int, channels: int, height: int, width: int, *,
-                      partner: Tensor, device: torch.device,
-                      generator: torch.Generator | None) -> dict[str, Any]:
-        lam = beta(self.alpha, (batch_size,), device=device, generator=generator)
+    def sample_mixing(self, draw: MixingDraw) -> dict[str, Any]:
+        lam = beta(self.alpha, (draw.batch_size,), device=draw.device, generator=draw.generator)
         # 1 - lam is exact in float64 (not always in float32): float64 labels weigh exactly lam.
         return {"lam": lam, "partner_weight": 1.0 - lam.to(torch.float64)}
 
