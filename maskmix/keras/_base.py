@@ -342,7 +342,13 @@ class MaskMixLayer(keras.layers.Layer):
         if training is not True and training is not None:  # a symbolic training flag
             selected = self.ops.numpy.logical_and(selected, self.ops.cast(training, "bool"))
         params["selected"] = selected
+        self.refine_selection(params, height, width)
         return params
+
+    def refine_selection(self, params: dict[str, Any], height: Any, width: Any) -> None:
+        """Hook: unselect, in the drawn ``params``, the images that the strategy leaves unchanged,
+        so that they count as not augmented (CutPaste, CutSwap). ``height``/``width`` may be
+        tensors at trace time. By default, none."""
 
     def transform_images(self, images: Tensor, transformation: Mapping[str, Any] | None,
                          training: bool = True) -> Tensor:

@@ -29,6 +29,7 @@ from maskmix.params import num_selected
 __all__ = [
     "ATTEMPTS",
     "GAMMA_PROPOSALS",
+    "RectanglePatches",
     "beta",
     "box_mask",
     "box_mask_of",
@@ -169,6 +170,26 @@ def first_fitting(ops: Ops, h: Tensor, w: Tensor, height: int, width: int, *,
     h = ops.numpy.squeeze(ops.numpy.take_along_axis(h, index, axis=-1), -1)
     w = ops.numpy.squeeze(ops.numpy.take_along_axis(w, index, axis=-1), -1)
     return ops.numpy.minimum(h, height), ops.numpy.minimum(w, width)
+
+
+class RectanglePatches:
+    """Mixin of the strategies whose rectangles :func:`random_rectangles` draws from the validated
+    ``patch_area`` and ``patch_aspect_ratio`` ranges (CutBlur and its pairs, Random Erasing,
+    CutPaste, CutSwap): it declares the two attributes and draws with them."""
+
+    patch_area: tuple[float, float]
+    patch_aspect_ratio: tuple[float, float]
+
+    def draw_rectangles(self, ops: Ops, shape: Size, height: Any, width: Any, seed: Seed, *,
+                        fits: Callable[[Tensor, Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """:func:`random_rectangles` with this strategy's ranges."""
+        return random_rectangles(ops, shape, height, width, self.patch_area, self.patch_aspect_ratio, seed, fits=fits)
+
+    def draw_boxes(self, ops: Ops, shape: Size, height: Any, width: Any, seed: Seed, *,
+                   area_divisor: Tensor | None = None) -> dict[str, Tensor]:
+        """:func:`random_boxes` with this strategy's ranges."""
+        return random_boxes(ops, shape, height, width, self.patch_area, self.patch_aspect_ratio, seed,
+                            area_divisor=area_divisor)
 
 
 def random_rectangles(ops: Ops, shape: Size, height: int, width: int, patch_area: tuple[float, float],

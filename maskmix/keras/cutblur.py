@@ -65,7 +65,7 @@ def low_resolution(ops: Any, images: Tensor, low_height: Tensor | None, low_widt
 
 
 @keras.saving.register_keras_serializable(package="maskmix")
-class RandomCutBlur(MaskMixLayer):
+class RandomCutBlur(_sampling.RectanglePatches, MaskMixLayer):
     """Replace a rectangle of each image by the same region of a low-resolution copy of the image.
 
     Paper: J. Yoo, N. Ahn and K.-A. Sohn, "Rethinking Data Augmentation for Image
@@ -134,8 +134,6 @@ class RandomCutBlur(MaskMixLayer):
 
     needs_static_size = True
     spec = RANDOM_CUTBLUR
-    patch_area: tuple[float, float]
-    patch_aspect_ratio: tuple[float, float]
     blur_factor: tuple[float, float]
     resize_method: str
 
@@ -153,7 +151,7 @@ class RandomCutBlur(MaskMixLayer):
                dtype: str, seed: Any) -> dict[str, Any]:
         ops = self.ops
         size = (batch_size,)
-        boxes = _sampling.random_boxes(ops, size, height, width, self.patch_area, self.patch_aspect_ratio, seed)
+        boxes = self.draw_boxes(ops, size, height, width, seed)
         factor = _sampling.uniform_closed(ops, *self.blur_factor, size, seed)
         sizes = {
             key: _sampling.rounded_within(ops, factor * float(n), _size_range(self.blur_factor, n), half_up=True)

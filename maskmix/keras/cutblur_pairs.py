@@ -20,7 +20,7 @@ Tensor = Any
 
 
 @keras.saving.register_keras_serializable(package="maskmix")
-class RandomCutBlurPair(MaskMixLayer):
+class RandomCutBlurPair(_sampling.RectanglePatches, MaskMixLayer):
     """The layer form of :func:`cutblur_pair`: ``layer((lr_upsampled, hr))`` returns ``(input, hr)``.
 
     Build it once to use :func:`cutblur_pair` inside ``tf.data.Dataset.map`` or a compiled step
@@ -38,8 +38,6 @@ class RandomCutBlurPair(MaskMixLayer):
     """
 
     spec = CUTBLUR_PAIR
-    patch_area: tuple[float, float]
-    patch_aspect_ratio: tuple[float, float]
     direction: str
 
     def __init__(
@@ -53,9 +51,8 @@ class RandomCutBlurPair(MaskMixLayer):
 
     def sample(self, batch_size: Any, channels: int, height: int, width: int, *,
                dtype: str, seed: Any) -> dict[str, Any]:
-        ops = self.ops
-        size = (batch_size,)
-        params = _sampling.random_boxes(ops, size, height, width, self.patch_area, self.patch_aspect_ratio, seed)
+        params = self.draw_boxes(self.ops, (batch_size,), height, width, seed)
+        ops, size = self.ops, (batch_size,)
         if self.direction == "random":
             lr_to_hr = _sampling.uniform(ops, 0.0, 1.0, size, seed) < 0.5
         else:

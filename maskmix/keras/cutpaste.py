@@ -24,7 +24,7 @@ Tensor = Any
 
 
 @keras.saving.register_keras_serializable(package="maskmix")
-class RandomCutPaste(MaskMixLayer):
+class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
     """Cut a rectangle out of each image and paste it at another place of the same image.
 
     Paper: C.-L. Li, K. Sohn, J. Yoon and T. Pfister, "CutPaste: Self-Supervised Learning for
@@ -64,17 +64,16 @@ class RandomCutPaste(MaskMixLayer):
             log-uniformly. Default ``(0.3, 3.0)``.
         color_jitter: jitter strength ``j`` in ``[0, 1]`` of the pasted patch (see above).
             Default 0 (the pasted pixels are exact copies).
-        return_labels: also return ``is_augmented`` (see below). Default False.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``seed``,
-            ``data_format`` and Keras layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
+        return_labels: also return ``is_augmented``, CutPaste's "normal vs. cut-pasted" target:
+            0 for an image passed through (see ``augmentation_ratio``) or whose patch fills it
+            (one position only: nothing moves, e.g. ``1 x 1`` images). Default False.
+        **common: common options, ``seed``, ``data_format`` and layer arguments; see
+            :class:`~maskmix.keras.MaskMixLayer`.
 
     Shapes:
         ``(B, H, W, C)`` or ``(H, W, C)`` (channels_first: ``(B, C, H, W)``/``(C, H, W)``) in,
-        same shape and dtype out. With ``return_labels=True`` the call returns
-        ``(output, is_augmented)``: ``is_augmented`` is int64 ``(B,)`` (a scalar for one image;
-        int32 on JAX without x64), 1 for the images that were cut-pasted and 0 for those passed
-        through (see ``augmentation_ratio``) or whose patch fills the whole image (one position
-        only: nothing moves, e.g. ``1 x 1`` images). The parameters drawn by
+        the same shape and dtype out, followed with ``return_labels=True`` by ``is_augmented``:
+        int64 ``(B,)``, a scalar for one image (int32 on JAX without x64). The parameters drawn by
         ``get_random_transformation`` are ``height``, ``width``, ``src_top``, ``src_left``,
         ``top``, ``left`` (the destination), ``movable`` and ``selected`` (plus ``brightness``,
         ``contrast``, ``saturation`` with jitter).
@@ -90,8 +89,6 @@ class RandomCutPaste(MaskMixLayer):
     """
 
     spec = RANDOM_CUTPASTE
-    patch_area: tuple[float, float]
-    patch_aspect_ratio: tuple[float, float]
     color_jitter: float
 
     def __init__(
@@ -104,19 +101,16 @@ class RandomCutPaste(MaskMixLayer):
     ) -> None:
         super().__init__(**given_arguments(locals()))
 
-    def get_random_transformation(self, data: Any, training: bool = True, seed: Any = None) -> dict[str, Any] | None:
-        params = super().get_random_transformation(data, training=training, seed=seed)
-        if params is not None:
-            # A patch that fills its image has one position only: pasted onto itself it changes
-            # nothing, so the image is not augmented.
-            params["selected"] = self.ops.numpy.logical_and(params["selected"], params["movable"])
-        return params
+    def refine_selection(self, params: dict[str, Any], height: Any, width: Any) -> None:
+        # A patch that fills its image has one position only: pasted onto itself it changes
+        # nothing, so the image is not augmented.
+        params["selected"] = self.ops.numpy.logical_and(params["selected"], params["movable"])
 
     def sample(self, batch_size: Any, channels: int, height: int, width: int, *,
                dtype: str, seed: Any) -> dict[str, Any]:
         ops = self.ops
         size = (batch_size,)
-        h, w = _sampling.random_rectangles(ops, size, height, width, self.patch_area, self.patch_aspect_ratio, seed)
+        h, w = self.draw_rectangles(ops, size, height, width, seed)
         columns = width - w + 1
         positions = (height - h + 1) * columns
         source = _sampling.randint(ops, 0, positions - 1, size, seed)

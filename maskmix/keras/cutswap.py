@@ -61,7 +61,7 @@ def _span(ops: Any, first: Tensor, last: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @keras.saving.register_keras_serializable(package="maskmix")
-class RandomCutSwap(MaskMixLayer):
+class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
     """Swap the contents of two non-overlapping patches of the same size in each image.
 
     Paper: the CutSwap augmentation of Qin et al., 2023 (two same-size regions of one image
@@ -94,16 +94,14 @@ class RandomCutSwap(MaskMixLayer):
             range ``(lo, hi)`` drawn uniformly. Default ``(0.05, 0.3)``.
         patch_aspect_ratio: height / width: a number > 0 or a range ``(lo, hi)`` drawn
             log-uniformly. Default ``(0.3, 3.0)``.
-        return_labels: also return ``is_augmented`` (see below). Default False.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``seed``,
-            ``data_format`` and Keras layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
+        return_labels: call returns ``(output, is_augmented)``, with 1 where two patches were
+            swapped and 0 where the image passed through. Default False.
+        **common: the common options and layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
 
     Shapes:
-        ``(B, H, W, C)`` or ``(H, W, C)`` (channels_first: ``(B, C, H, W)``/``(C, H, W)``) in,
-        same shape and dtype out. With ``return_labels=True`` the call returns
-        ``(output, is_augmented)``: ``is_augmented`` is int64 ``(B,)`` (a scalar for one image;
-        int32 on JAX without x64), 1 for the images whose patches were swapped and 0 for those
-        passed through. The parameters drawn by ``get_random_transformation`` are ``height``,
+        images ``(B, H, W, C)``, ``(H, W, C)`` or channels-first come back with their patches
+        swapped, in the input's shape and dtype; ``is_augmented`` is int64 ``(B,)`` (a scalar
+        for one image; int32 on JAX without x64). ``get_random_transformation`` draws ``height``,
         ``width``, ``top_a``, ``left_a``, ``top_b``, ``left_b`` and ``selected``, all ``(B,)``.
 
     Example:
@@ -116,8 +114,6 @@ class RandomCutSwap(MaskMixLayer):
     """
 
     spec = RANDOM_CUTSWAP
-    patch_area: tuple[float, float]
-    patch_aspect_ratio: tuple[float, float]
 
     def __init__(
         self,
@@ -128,18 +124,14 @@ class RandomCutSwap(MaskMixLayer):
     ) -> None:
         super().__init__(**given_arguments(locals()))
 
-    def get_random_transformation(self, data: Any, training: bool = True, seed: Any = None) -> dict[str, Any] | None:
-        params = super().get_random_transformation(data, training=training, seed=seed)
-        if params is not None:
-            _, _, height, width = self.dims(self.check_images(data)[0])
-            if isinstance(height, int) and isinstance(width, int):
-                if height < 2 and width < 2:
-                    # No room for two disjoint patches: nothing is swapped, nothing is augmented.
-                    params["selected"] = self.ops.numpy.zeros_like(params["selected"])
-            else:  # the size is only known when the graph runs
-                roomy = self.ops.numpy.logical_or(height >= 2, width >= 2)
-                params["selected"] = self.ops.numpy.logical_and(params["selected"], roomy)
-        return params
+    def refine_selection(self, params: dict[str, Any], height: Any, width: Any) -> None:
+        if isinstance(height, int) and isinstance(width, int):
+            if height < 2 and width < 2:
+                # No room for two disjoint patches: nothing is swapped, nothing is augmented.
+                params["selected"] = self.ops.numpy.zeros_like(params["selected"])
+        else:  # the size is only known when the graph runs
+            roomy = self.ops.numpy.logical_or(height >= 2, width >= 2)
+            params["selected"] = self.ops.numpy.logical_and(params["selected"], roomy)
 
     def sample(self, batch_size: Any, channels: int, height: int, width: int, *,
                dtype: str, seed: Any) -> dict[str, Any]:
@@ -171,9 +163,7 @@ class RandomCutSwap(MaskMixLayer):
             inside = np_.logical_and(h <= height, w <= width)
             return np_.logical_and(inside, np_.logical_or(2 * h <= height, 2 * w <= width))
 
-        h, w = _sampling.random_rectangles(
-            ops, size, height, width, self.patch_area, self.patch_aspect_ratio, seed, fits=leaves_room_for_two
-        )
+        h, w = self.draw_rectangles(ops, size, height, width, seed, fits=leaves_room_for_two)
         static = isinstance(height, int) and isinstance(width, int)
         if static and height < 2 and width < 2:
             return h, w  # 1 x 1 images: nothing can be swapped (see get_random_transformation)

@@ -19,7 +19,7 @@ __all__ = ["RandomErasing"]
 
 
 @keras.saving.register_keras_serializable(package="maskmix")
-class RandomErasing(MaskingLayer):
+class RandomErasing(_sampling.RectanglePatches, MaskingLayer):
     """Erase one or more rectangles of random area and aspect ratio per image.
 
     Paper: Z. Zhong, L. Zheng, G. Kang, S. Li and Y. Yang, "Random Erasing Data Augmentation",
@@ -64,8 +64,6 @@ class RandomErasing(MaskingLayer):
     """
 
     spec = RANDOM_ERASING
-    patch_area: tuple[float, float]
-    patch_aspect_ratio: tuple[float, float]
     patch_count: tuple[int, int]
 
     def __init__(
@@ -83,10 +81,8 @@ class RandomErasing(MaskingLayer):
         lo_count, max_count = self.patch_count
         count = _sampling.randint(ops, lo_count, max_count, (batch_size,), seed)
         # Every image draws `max_count` patches; those beyond its own count are disabled.
-        boxes = _sampling.random_boxes(
-            ops, (batch_size, max_count), height, width, self.patch_area, self.patch_aspect_ratio, seed,
-            area_divisor=ops.numpy.expand_dims(count, 1),
-        )
+        boxes = self.draw_boxes(ops, (batch_size, max_count), height, width, seed,
+                                area_divisor=ops.numpy.expand_dims(count, 1))
         active = ops.numpy.arange(max_count, dtype="int32") < ops.numpy.expand_dims(count, 1)
         return {**boxes, "active": active, "count": count}
 

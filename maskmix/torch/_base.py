@@ -335,7 +335,12 @@ class MaskMixTransform(v2.Transform):
             and num_selected(self.augmentation_ratio, batch_size) >= batch_size
         )
         params["batch_shape"] = (batch_size, height, width)
+        self.refine_selection(params)
         return params
+
+    def refine_selection(self, params: dict[str, Any]) -> None:
+        """Hook: unselect, in the drawn ``params``, the images that the strategy leaves unchanged,
+        so that they count as not augmented (CutPaste, CutSwap). By default, none."""
 
     def forward(self, *inputs: Any) -> Any:
         """Transform a sample; with ``return_labels=True`` return ``(output, is_augmented)``.

@@ -164,6 +164,28 @@ def first_fitting(h: Tensor, w: Tensor, height: int, width: int, *,
     return h, w
 
 
+class RectanglePatches:
+    """Mixin of the strategies whose rectangles :func:`random_rectangles` draws from the validated
+    ``patch_area`` and ``patch_aspect_ratio`` ranges (CutBlur and its pairs, Random Erasing,
+    CutPaste, CutSwap): it declares the two attributes and draws with them."""
+
+    patch_area: tuple[float, float]
+    patch_aspect_ratio: tuple[float, float]
+
+    def draw_rectangles(self, shape: Size, height: int, width: int, *, device: torch.device,
+                        generator: torch.Generator | None,
+                        fits: Callable[[Tensor, Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """:func:`random_rectangles` with this strategy's ranges."""
+        return random_rectangles(shape, height, width, self.patch_area, self.patch_aspect_ratio, device=device,
+                                 generator=generator, fits=fits)
+
+    def draw_boxes(self, shape: Size, height: int, width: int, *, device: torch.device,
+                   generator: torch.Generator | None, area_divisor: Tensor | None = None) -> dict[str, Tensor]:
+        """:func:`random_boxes` with this strategy's ranges."""
+        return random_boxes(shape, height, width, self.patch_area, self.patch_aspect_ratio, device=device,
+                            generator=generator, area_divisor=area_divisor)
+
+
 def random_rectangles(shape: Size, height: int, width: int, patch_area: tuple[float, float],
                       patch_aspect_ratio: tuple[float, float], *, device: torch.device,
                       generator: torch.Generator | None, area_divisor: Tensor | None = None,

@@ -43,7 +43,7 @@ def apply_resampling(images: Tensor, down_h: Tensor, up_h: Tensor, down_w: Tenso
     return (up_h.unsqueeze(1) @ low) @ up_w.transpose(-1, -2).unsqueeze(1)  # (B, C, H, W)
 
 
-class RandomCutBlur(MaskMixTransform):
+class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
     """Replace a rectangle of each image by the same region of a low-resolution copy of the image.
 
     Paper: J. Yoo, N. Ahn and K.-A. Sohn, "Rethinking Data Augmentation for Image
@@ -110,8 +110,6 @@ class RandomCutBlur(MaskMixTransform):
     """
 
     spec = RANDOM_CUTBLUR
-    patch_area: tuple[float, float]
-    patch_aspect_ratio: tuple[float, float]
     blur_factor: tuple[float, float]
     resize_method: str
 
@@ -128,9 +126,7 @@ class RandomCutBlur(MaskMixTransform):
     def sample(self, batch_size: int, channels: int, height: int, width: int, *,
                dtype: torch.dtype, device: torch.device,
                generator: torch.Generator | None) -> dict[str, Any]:
-        params: dict[str, Any] = _sampling.random_boxes(
-            (batch_size,), height, width, self.patch_area, self.patch_aspect_ratio, device=device, generator=generator
-        )
+        params: dict[str, Any] = self.draw_boxes((batch_size,), height, width, device=device, generator=generator)
         factor = _sampling.uniform_closed(*self.blur_factor, (batch_size,), device=device, generator=generator,
                                           dtype=torch.float64)
         params["blur_factor"] = factor

@@ -159,7 +159,7 @@ def cutblur_pair(
     return _swap(lr_upsampled, hr, options, generator), hr
 
 
-class RandomCutBlurPair(MaskMixTransform):
+class RandomCutBlurPair(_sampling.RectanglePatches, MaskMixTransform):
     """The transform form of :func:`cutblur_pair`: ``transform((lr_upsampled, hr))`` returns ``(input, hr)``.
 
     Paper: J. Yoo, N. Ahn and K.-A. Sohn, "Rethinking Data Augmentation for Image
@@ -193,8 +193,6 @@ class RandomCutBlurPair(MaskMixTransform):
     """
 
     spec = CUTBLUR_PAIR
-    patch_area: tuple[float, float]
-    patch_aspect_ratio: tuple[float, float]
     direction: str
 
     def __init__(

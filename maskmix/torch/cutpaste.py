@@ -24,7 +24,7 @@ def _index_to_position(index: Tensor, columns: Tensor) -> tuple[Tensor, Tensor]:
     return index // columns, index % columns
 
 
-class RandomCutPaste(MaskMixTransform):
+class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
     """Cut a rectangle out of each image and paste it at another place of the same image.
 
     Paper: C.-L. Li, K. Sohn, J. Yoon and T. Pfister, "CutPaste: Self-Supervised Learning for
@@ -63,16 +63,15 @@ class RandomCutPaste(MaskMixTransform):
             log-uniformly. Default ``(0.3, 3.0)``.
         color_jitter: jitter strength ``j`` in ``[0, 1]`` of the pasted patch (see above).
             Default 0 (the pasted pixels are exact copies).
-        return_labels: also return ``is_augmented`` (see below). Default False.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``generator``; see
-            :class:`~maskmix.torch.MaskMixTransform`.
+        return_labels: also return ``is_augmented``, CutPaste's "normal vs. cut-pasted" target:
+            0 for an image passed through (see ``augmentation_ratio``) or whose patch fills it
+            (one position only: nothing moves, e.g. ``1 x 1`` images). Default False.
+        **common: common options; see :class:`~maskmix.torch.MaskMixTransform`.
 
     Shapes:
-        ``(..., C, H, W)`` in, same shape, dtype and device out. With ``return_labels=True`` the
-        call returns ``(output, is_augmented)``: ``is_augmented`` is int64 shaped like the
-        leading dims ``shape[:-3]`` (0-d for one ``(C, H, W)`` image), 1 for the images that
-        were cut-pasted and 0 for those passed through (see ``augmentation_ratio``) or whose
-        patch fills the whole image (one position only: nothing moves, e.g. ``1 x 1`` images).
+        ``(..., C, H, W)`` in, the same shape, dtype and device out, followed with
+        ``return_labels=True`` by the int64 ``is_augmented`` of the leading dims ``shape[:-3]``
+        (as :meth:`~maskmix.torch.MaskMixTransform.forward` returns it).
 
     Example:
         >>> import torch
@@ -85,10 +84,7 @@ class RandomCutPaste(MaskMixTransform):
     """
 
     spec = RANDOM_CUTPASTE
-    patch_area: tuple[float, float]
-    patch_aspect_ratio: tuple[float, float]
     color_jitter: float
-    return_labels: bool
 
     def __init__(
         self,
@@ -100,22 +96,17 @@ class RandomCutPaste(MaskMixTransform):
     ) -> None:
         super().__init__(**given_arguments(locals()))
 
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        params = super().make_params(flat_inputs)
-        if params:
-            # A patch that fills its image has one position only: pasted onto itself it changes
-            # nothing, so the image is not augmented (its pixels are unchanged either way, which
-            # is why the move may still skip the selection when all images are selected; the
-            # jitter may not, see apply).
-            params["selected"] = params["selected"] & params["movable"]
-        return params
+    def refine_selection(self, params: dict[str, Any]) -> None:
+        # A patch that fills its image has one position only: pasted onto itself it changes
+        # nothing, so the image is not augmented (its pixels are unchanged either way, which
+        # is why the move may still skip the selection when all images are selected; the
+        # jitter may not, see apply).
+        params["selected"] = params["selected"] & params["movable"]
 
     def sample(self, batch_size: int, channels: int, height: int, width: int, *,
                dtype: torch.dtype, device: torch.device,
                generator: torch.Generator | None) -> dict[str, Any]:
-        h, w = _sampling.random_rectangles(
-            (batch_size,), height, width, self.patch_area, self.patch_aspect_ratio, device=device, generator=generator
-        )
+        h, w = self.draw_rectangles((batch_size,), height, width, device=device, generator=generator)
         columns = width - w + 1
         positions = (height - h + 1) * columns
         source = _sampling.randint(0, positions - 1, (batch_size,), device=device, generator=generator)

@@ -54,7 +54,7 @@ def _span(first: Tensor, last: Tensor) -> tuple[Tensor, Tensor]:
     return first, (last - first + 1).clamp_min(0)
 
 
-class RandomCutSwap(MaskMixTransform):
+class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
     """Swap the contents of two non-overlapping patches of the same size in each image.
 
     Paper: the CutSwap augmentation of Qin et al., 2023 (two same-size regions of one image
@@ -87,15 +87,14 @@ class RandomCutSwap(MaskMixTransform):
             range ``(lo, hi)`` drawn uniformly. Default ``(0.05, 0.3)``.
         patch_aspect_ratio: height / width: a number > 0 or a range ``(lo, hi)`` drawn
             log-uniformly. Default ``(0.3, 3.0)``.
-        return_labels: also return ``is_augmented`` (see below). Default False.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``generator``; see
-            :class:`~maskmix.torch.MaskMixTransform`.
+        return_labels: call returns ``(output, is_augmented)``, with 1 where two patches were
+            swapped and 0 where the image passed through. Default False.
+        **common: common options; see :class:`~maskmix.torch.MaskMixTransform`, whose
+            :meth:`~maskmix.torch.MaskMixTransform.forward` describes ``is_augmented``.
 
     Shapes:
-        ``(..., C, H, W)`` in, same shape, dtype and device out. With ``return_labels=True`` the
-        call returns ``(output, is_augmented)``: ``is_augmented`` is int64 shaped like the
-        leading dims ``shape[:-3]`` (0-d for one ``(C, H, W)`` image), 1 for the images whose
-        patches were swapped and 0 for those passed through.
+        images ``(..., C, H, W)`` come back with their patches swapped and the input's shape,
+        dtype and device; ``is_augmented`` is shaped ``shape[:-3]`` (0-d for one image).
 
     Example:
         >>> import torch
@@ -107,9 +106,6 @@ class RandomCutSwap(MaskMixTransform):
     """
 
     spec = RANDOM_CUTSWAP
-    patch_area: tuple[float, float]
-    patch_aspect_ratio: tuple[float, float]
-    return_labels: bool
 
     def __init__(
         self,
@@ -120,15 +116,12 @@ class RandomCutSwap(MaskMixTransform):
     ) -> None:
         super().__init__(**given_arguments(locals()))
 
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        params = super().make_params(flat_inputs)
-        if params:
-            _, height, width = params["batch_shape"]
-            if height < 2 and width < 2:
-                # No room for two disjoint patches: nothing is swapped, nothing is augmented.
-                params["selected"] = torch.zeros_like(params["selected"])
-                params["all_selected"] = False
-        return params
+    def refine_selection(self, params: dict[str, Any]) -> None:
+        _, height, width = params["batch_shape"]
+        if height < 2 and width < 2:
+            # No room for two disjoint patches: nothing is swapped, nothing is augmented.
+            params["selected"] = torch.zeros_like(params["selected"])
+            params["all_selected"] = False
 
     def sample(self, batch_size: int, channels: int, height: int, width: int, *,
                dtype: torch.dtype, device: torch.device,
@@ -155,10 +148,8 @@ class RandomCutSwap(MaskMixTransform):
         def leaves_room_for_two(h: Tensor, w: Tensor) -> Tensor:
             return (h <= height) & (w <= width) & ((2 * h <= height) | (2 * w <= width))
 
-        h, w = _sampling.random_rectangles(
-            (batch_size,), height, width, self.patch_area, self.patch_aspect_ratio,
-            fits=leaves_room_for_two, device=device, generator=generator,
-        )
+        h, w = self.draw_rectangles((batch_size,), height, width, fits=leaves_room_for_two, device=device,
+                                    generator=generator)
         if height < 2 and width < 2:
             return h, w  # 1 x 1 images: nothing can be swapped (see make_params)
         room = (2 * h <= height) | (2 * w <= width)

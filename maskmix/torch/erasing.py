@@ -26,7 +26,7 @@ __all__ = ["RandomErasing"]
 _TIMM_MODES = {"const": "zero", "": "zero", "rand": "normal_per_patch", "pixel": "normal"}
 
 
-class RandomErasing(MaskingTransform):
+class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
     """Erase one or more rectangles of random area and aspect ratio per image.
 
     Paper: Z. Zhong, L. Zheng, G. Kang, S. Li and Y. Yang, "Random Erasing Data Augmentation",
@@ -66,8 +66,6 @@ class RandomErasing(MaskingTransform):
     """
 
     spec = RANDOM_ERASING
-    patch_area: tuple[float, float]
-    patch_aspect_ratio: tuple[float, float]
     patch_count: tuple[int, int]
 
     def __init__(
@@ -147,10 +145,8 @@ class RandomErasing(MaskingTransform):
         lo_count, max_count = self.patch_count
         count = _sampling.randint(lo_count, max_count, (batch_size,), device=device, generator=generator)
         # Every image draws `max_count` patches; those beyond its own count are disabled.
-        boxes = _sampling.random_boxes(
-            (batch_size, max_count), height, width, self.patch_area, self.patch_aspect_ratio,
-            area_divisor=count.view(-1, 1), device=device, generator=generator,
-        )
+        boxes = self.draw_boxes((batch_size, max_count), height, width, area_divisor=count.view(-1, 1),
+                                device=device, generator=generator)
         active = torch.arange(max_count, device=device) < count.unsqueeze(1)
         return {**boxes, "active": active, "count": count}
 
