@@ -112,8 +112,8 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixLayer):
             or a range ``(lo, hi)`` drawn uniformly per image. Default 0.1.
         resize_method: ``"nearest"``, ``"bilinear"``, ``"bicubic"`` or ``"area"``. Default
             ``"bilinear"``.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``seed``,
-            ``data_format`` and Keras layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
+        **common: common options, ``seed``, ``data_format`` and layer arguments; see
+            :class:`~maskmix.keras.MaskMixLayer`.
 
     Shapes:
         ``(B, H, W, C)`` or ``(H, W, C)`` (channels_first: ``(B, C, H, W)``/``(C, H, W)``) in,
@@ -126,10 +126,11 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixLayer):
     Example:
         >>> import numpy as np
         >>> from maskmix.keras import RandomCutBlur
+        >>> cutblur = RandomCutBlur(blur_factor=(0.1, 0.5), resize_method="bicubic", seed=0)
         >>> images = np.random.rand(8, 64, 64, 3).astype("float32")
-        >>> out = RandomCutBlur(blur_factor=(0.1, 0.5), resize_method="bicubic", seed=0)(images)
-        >>> tuple(out.shape)
-        (8, 64, 64, 3)
+        >>> changed = (np.asarray(cutblur(images)) != images).any(axis=-1)  # inside the rectangles only
+        >>> changed.shape, bool(changed.mean() <= 0.3)
+        ((8, 64, 64), True)
     """
 
     needs_static_size = True

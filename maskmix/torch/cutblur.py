@@ -94,19 +94,20 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
             or a range ``(lo, hi)`` drawn uniformly per image. Default 0.1.
         resize_method: ``"nearest"``, ``"bilinear"``, ``"bicubic"`` or ``"area"``. Default
             ``"bilinear"``.
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``generator``; see
-            :class:`~maskmix.torch.MaskMixTransform`.
+        **common: common options; see :class:`~maskmix.torch.MaskMixTransform`.
 
     Shapes:
-        ``(..., C, H, W)`` in, same shape, dtype and device out.
+        ``(..., C, H, W)`` in, the same shape, dtype and device out; only the pixels of each
+        image's rectangle differ from the input.
 
     Example:
         >>> import torch
         >>> from maskmix.torch import RandomCutBlur
+        >>> cutblur = RandomCutBlur(blur_factor=(0.1, 0.5), resize_method="bicubic")
         >>> images = torch.rand(8, 3, 64, 64)
-        >>> out = RandomCutBlur(blur_factor=(0.1, 0.5), resize_method="bicubic")(images)
-        >>> out.shape
-        torch.Size([8, 3, 64, 64])
+        >>> changed = (cutblur(images) != images).any(dim=1)  # (B, H, W): inside the rectangles only
+        >>> changed.shape, bool(changed.float().mean() <= 0.3)
+        (torch.Size([8, 64, 64]), True)
     """
 
     spec = RANDOM_CUTBLUR
