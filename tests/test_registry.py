@@ -223,20 +223,18 @@ def test_a_strategy_declared_through_the_registry_only_is_picked_up_by_every_bat
     # The budget: Cutout's own count plus a margin (the throwaway draws a corner instead of a place).
     (tmp_path / "throwaway_strategy.py").write_text(textwrap.dedent(PLUGIN).replace("LAUNCHES",
                                                                                     str(_launches() + 8)))
-    collected = _pytest(tmp_path, ["--collect-only", *TORCH_BATTERIES, *KERAS_BATTERIES])
-    assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr[-3000:]
-    ids = [line for line in collected.stdout.splitlines() if "::" in line]
+    # One run over every battery: the torch ones run it (and pass: the strategy is correct; compile
+    # tests are left to the built-ins, Inductor costs seconds per graph here), the Keras ones
+    # collect nothing of it.
+    passed = _pytest(tmp_path, ["-m", "not compile", "-rA", *TORCH_BATTERIES, *KERAS_BATTERIES])
+    assert passed.returncode == 0, passed.stdout[-4000:] + passed.stderr[-2000:]
+    ids = [line.split(" ", 1)[1] for line in passed.stdout.splitlines() if line.startswith(("PASSED ", "SKIPPED "))]
     for battery in TORCH_BATTERIES:
         assert any(line.startswith(battery) for line in ids), f"{battery} does not run RandomCornerErase"
     assert not any(line.startswith(tuple(KERAS_BATTERIES)) for line in ids), "a Keras battery ran a torch-only strategy"
     assert not any("keras-corner" in line for line in ids), "the shared battery ran it through the Keras adapter"
     assert any("corner_erase_big" in line for line in ids), "the variants are not all run"
-
-    # The strategy is correct: every battery passes (compile tests left to the built-ins: Inductor
-    # costs seconds per graph here).
-    passed = _pytest(tmp_path, ["-m", "not compile", "-x", *TORCH_BATTERIES])
-    assert passed.returncode == 0, passed.stdout[-4000:] + passed.stderr[-2000:]
-    assert " passed" in passed.stdout.splitlines()[-1]
+    assert " passed" in passed.stdout.splitlines()[-1] and " failed" not in passed.stdout.splitlines()[-1]
 
     # ... and the batteries do judge it: one that forgets the selection fails them.
     broken = _pytest(tmp_path, ["-m", "not compile", TORCH_BATTERIES[0], "tests/contracts/test_property_contract.py"],
