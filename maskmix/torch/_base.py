@@ -13,10 +13,8 @@ strategy only samples its region parameters and says which pixels they cover.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Mapping
 from typing import Any, ClassVar, TypedDict
 
 import PIL.Image
@@ -31,6 +29,7 @@ from maskmix.params import num_selected
 from maskmix.registry import StrategySpec
 
 from . import _compat, _sampling
+from ._sampling import using_generator
 
 __all__ = ["SUPPORTED_DTYPES", "CommonOptions", "MaskMixTransform", "MaskingTransform", "all_selected",
            "may_reuse_buffers", "selection", "using_generator"]
@@ -75,48 +74,6 @@ def may_reuse_buffers(images: Tensor) -> bool:
         and not (images.requires_grad and torch.is_grad_enabled())
         and images.is_contiguous()
     )
-
-
-#: The generator lent to every maskmix transform called inside :func:`using_generator` (this
-#: thread/task only); None outside it. Nothing is written on the transforms.
-_LENT_GENERATOR: ContextVar[torch.Generator | None] = ContextVar("maskmix_lent_generator", default=None)
-
-
-@contextlib.contextmanager
-def using_generator(generator: torch.Generator | None) -> Iterator[None]:
-    """Make every maskmix transform called inside the block draw from ``generator``.
-
-    The generator is passed at call time, also to transforms nested in torchvision containers
-    (``v2.Compose``, ``v2.RandomApply``...), which call them without extra arguments: it takes the
-    place of each transform's own ``generator`` for the calls made inside the block, and nothing
-    is written on the transforms (another thread or task is unaffected). ``None`` leaves each
-    transform its own generator. This is how :class:`maskmix.torch.MaskMixPipeline` seeds each
-    batch. ``torch.compile`` cannot trace a ``torch.Generator``: do not enter the block in code
-    that is being compiled (the pipeline does not).
-
-    Args:
-        generator: a ``torch.Generator`` on the images' device, or None.
-
-    Example:
-        >>> import torch
-        >>> from torchvision.transforms import v2
-        >>> from maskmix.torch import RandomErasing, using_generator
-        >>> pipeline = v2.Compose([v2.RandomHorizontalFlip(p=0.0), RandomErasing()])
-        >>> x = torch.rand(4, 3, 8, 8)
-        >>> with using_generator(torch.Generator().manual_seed(0)):
-        ...     a = pipeline(x)
-        >>> with using_generator(torch.Generator().manual_seed(0)):
-        ...     b = pipeline(x)
-        >>> torch.equal(a, b)
-        True
-    """
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"using_generator: generator must be a torch.Generator or None; got {generator!r}")
-    token = _LENT_GENERATOR.set(generator)
-    try:
-        yield
-    finally:
-        _LENT_GENERATOR.reset(token)
 
 
 class CommonOptions(TypedDict, total=False):
@@ -290,7 +247,7 @@ class MaskMixTransform(v2.Transform):
                     "generator=None under torch.compile and seed with torch.manual_seed instead"
                 )
             return None
-        lent = _LENT_GENERATOR.get()  # see using_generator: passed at call time, not stored here
+        lent = _sampling.lent_generator()  # see using_generator: passed at call time, not stored here
         if lent is not None:
             gen = lent
         if gen is not None and gen.device.type != device.type:

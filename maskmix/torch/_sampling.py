@@ -3,13 +3,16 @@
 Every function draws one value per image (or per image and patch) as a tensor on the images'
 device, with an optional ``torch.Generator``. Nothing here reads a tensor value back to the host,
 branches on data, or produces a data-dependent shape, so callers stay free of host syncs and
-compile with ``torch.compile(fullgraph=True)``.
+compile with ``torch.compile(fullgraph=True)``. Where the draws come from: each transform's own
+``generator``, or the one :func:`using_generator` lends to every call inside its block.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import TypedDict
 
 import torch
@@ -276,3 +279,50 @@ def pick(candidates: Sequence[int], index: Tensor) -> Tensor:
     for k, value in enumerate(candidates[1:], start=1):
         out = torch.where(index == k, value, out)
     return out
+
+
+#: The generator lent to every maskmix transform called inside :func:`using_generator` (this
+#: thread/task only); None outside it. Nothing is written on the transforms.
+_LENT_GENERATOR: ContextVar[torch.Generator | None] = ContextVar("maskmix_lent_generator", default=None)
+
+
+@contextlib.contextmanager
+def using_generator(generator: torch.Generator | None) -> Iterator[None]:
+    """Make every maskmix transform called inside the block draw from ``generator``.
+
+    The generator is passed at call time, also to transforms nested in torchvision containers
+    (``v2.Compose``, ``v2.RandomApply``...), which call them without extra arguments: it takes the
+    place of each transform's own ``generator`` for the calls made inside the block, and nothing
+    is written on the transforms (another thread or task is unaffected). ``None`` leaves each
+    transform its own generator. This is how :class:`maskmix.torch.MaskMixPipeline` seeds each
+    batch. ``torch.compile`` cannot trace a ``torch.Generator``: do not enter the block in code
+    that is being compiled (the pipeline does not).
+
+    Args:
+        generator: a ``torch.Generator`` on the images' device, or None.
+
+    Example:
+        >>> import torch
+        >>> from torchvision.transforms import v2
+        >>> from maskmix.torch import RandomErasing, using_generator
+        >>> pipeline = v2.Compose([v2.RandomHorizontalFlip(p=0.0), RandomErasing()])
+        >>> x = torch.rand(4, 3, 8, 8)
+        >>> with using_generator(torch.Generator().manual_seed(0)):
+        ...     a = pipeline(x)
+        >>> with using_generator(torch.Generator().manual_seed(0)):
+        ...     b = pipeline(x)
+        >>> torch.equal(a, b)
+        True
+    """
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"using_generator: generator must be a torch.Generator or None; got {generator!r}")
+    token = _LENT_GENERATOR.set(generator)
+    try:
+        yield
+    finally:
+        _LENT_GENERATOR.reset(token)
+
+
+def lent_generator() -> torch.Generator | None:
+    """The generator :func:`using_generator` lends to the calls of this thread/task, or None."""
+    return _LENT_GENERATOR.get()
