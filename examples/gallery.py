@@ -189,15 +189,17 @@ def augment(images: np.ndarray, gray: np.ndarray, mixes: bool, strategy: Callabl
     return outputs, (captions if mixes else None)
 
 
-def render(rows: list[tuple[str, np.ndarray, list[str] | None]], names: list[str], output: Path) -> None:
-    """Save the grid: one row per strategy, captions under the images of the mixing rows."""
+def render(rows: list[tuple[str, np.ndarray, list[str] | None]], names: list[str], output: Path,
+           cell: float = 2.0) -> None:
+    """Save the grid: one row per strategy, captions under the images of the mixing rows; each
+    image takes ``cell`` inches (80 pixels an inch)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n_rows, n_cols = len(rows), len(names)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.0 * n_cols, 2.15 * n_rows + 0.3), squeeze=False)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols, (cell + 0.15) * n_rows + 0.3), squeeze=False)
     for r, (label, batch, captions) in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r, c]
@@ -205,7 +207,7 @@ def render(rows: list[tuple[str, np.ndarray, list[str] | None]], names: list[str
             ax.set_xticks([])
             ax.set_yticks([])
             if captions:
-                ax.set_xlabel(captions[c], fontsize=7, labelpad=2)
+                ax.set_xlabel(captions[c], fontsize=3.5 * cell, labelpad=2)
             if r == 0:
                 ax.set_title(names[c], fontsize=9)
             if c == 0:

@@ -2,7 +2,8 @@
 
 Every strategy's parameter names, defaults, validation rules and test domains live here, once,
 with what the rest of the project needs to know about it (family, frameworks, the configurations
-the tests, benchmarks and gallery run, its training-script flag). The torch transforms
+the tests, benchmarks and gallery run, the values of its main parameter its documentation picture
+sweeps, its training-script flag). The torch transforms
 (:mod:`maskmix.torch`) and the Keras layers (:mod:`maskmix.keras`) both call
 :meth:`~maskmix.registry.StrategySpec.validate` in their constructors, so a bad argument produces
 the same ``ValueError``/``TypeError`` message whatever the framework.
@@ -208,6 +209,7 @@ RANDOM_CUTOUT = register(StrategySpec(
     },
     benchmarks={"RandomCutout": {}},
     gallery={"cutout": {"patch_area": 0.15}},
+    sweep=("patch_area", (0.05, 0.15, 0.3)),
 ))
 
 RANDOM_ERASING = register(StrategySpec(
@@ -237,6 +239,7 @@ RANDOM_ERASING = register(StrategySpec(
     benchmarks={"RandomErasing": {},
                 "RandomErasing(count 1-3, noise)": {"patch_count": (1, 3), "fill_method": "noise"}},
     gallery={"erasing": {"patch_count": (1, 3), "fill_method": "noise"}},
+    sweep=("patch_area", (0.05, 0.15, 0.3)),
 ))
 
 RANDOM_HIDE_AND_SEEK = register(StrategySpec(
@@ -266,6 +269,7 @@ RANDOM_HIDE_AND_SEEK = register(StrategySpec(
     },
     benchmarks={"RandomHideAndSeek": {}},
     gallery={"hide_and_seek": {"grid_size": [4, 6], "hide_prob": 0.3, "fill_method": "gray"}},
+    sweep=("hide_prob", (0.1, 0.3, 0.5)),
 ))
 
 RANDOM_GRID_MASK = register(StrategySpec(
@@ -305,6 +309,7 @@ RANDOM_GRID_MASK = register(StrategySpec(
     },
     benchmarks={"RandomGridMask": {}, "RandomGridMask(rotation)": {"rotation": 360}},
     gallery={"gridmask": {"rotation": 30}},
+    sweep=("masked_ratio", (0.3, 0.5, 0.7)),
 ))
 
 RANDOM_CUTMIX = register(StrategySpec(
@@ -335,6 +340,7 @@ RANDOM_CUTMIX = register(StrategySpec(
     },
     benchmarks={"RandomCutMix": {}},
     gallery={"cutmix": {}},
+    sweep=("patch_area", (0.1, 0.25, 0.5)),
 ))
 
 RANDOM_MIXUP = register(StrategySpec(
@@ -356,6 +362,7 @@ RANDOM_MIXUP = register(StrategySpec(
     },
     benchmarks={"RandomMixup": {}},
     gallery={"mixup": {}},
+    sweep=("alpha", (0.2, 1.0, 5.0)),
 ))
 
 RANDOM_CUTBLUR = register(StrategySpec(
@@ -384,6 +391,7 @@ RANDOM_CUTBLUR = register(StrategySpec(
     },
     benchmarks={"RandomCutBlur": {}},
     gallery={"cutblur": {"patch_area": (0.2, 0.4), "blur_factor": 0.08}},
+    sweep=("patch_area", (0.1, 0.25, 0.45)),
 ))
 
 #: Directions of :func:`cutblur_pair`: which image of a super-resolution pair the box comes from.
@@ -432,6 +440,7 @@ RANDOM_CUT_THUMBNAIL = register(StrategySpec(
     },
     benchmarks={"RandomCutThumbnail": {}},
     gallery={"thumbnail": {"thumbnail_area": 0.15}, "thumbnail_mix": {"thumbnail_area": 0.25, "mix_images": True}},
+    sweep=("thumbnail_area", (0.05, 0.15, 0.3)),
 ))
 
 RANDOM_CUTPASTE = register(StrategySpec(
@@ -460,6 +469,7 @@ RANDOM_CUTPASTE = register(StrategySpec(
     },
     benchmarks={"RandomCutPaste": {}},
     gallery={"cutpaste": {"patch_area": (0.1, 0.2), "color_jitter": 0.2}},
+    sweep=("patch_area", (0.05, 0.15, 0.3)),
 ))
 
 RANDOM_CUTSWAP = register(StrategySpec(
@@ -478,4 +488,5 @@ RANDOM_CUTSWAP = register(StrategySpec(
     variants={"cutswap": Variant({}, launches=225)},
     benchmarks={"RandomCutSwap": {}},
     gallery={"cutswap": {"patch_area": (0.1, 0.2)}},
+    sweep=("patch_area", (0.05, 0.12, 0.2)),
 ))

@@ -4,7 +4,8 @@ A :class:`StrategySpec` holds everything the rest of the project needs to know a
 its parameters (name, default, validation, documentation and the :mod:`~maskmix.domains` the
 tests draw from), its family (masking / mixing / pasting), which frameworks implement it, a
 configuration that changes every image, the named configurations the contract tests and the
-kernel-launch budgets run, its benchmark rows, its gallery pictures and its training-script flag.
+kernel-launch budgets run, its benchmark rows, its gallery pictures, the values of its main
+parameter its documentation picture sweeps, and its training-script flag.
 
 The test batteries, the benchmarks, the gallery and the examples' flags iterate over
 :func:`specs` (filtered by framework) instead of keeping their own lists, so adding a strategy
@@ -105,6 +106,11 @@ class StrategySpec:
         variants: the named configurations the contract tests and launch budgets run.
         benchmarks: benchmark rows, ``{row name: configuration}``.
         gallery: gallery pictures, ``{label: configuration}``.
+        sweep: ``(parameter, values)``: the strategy's main parameter and the values its
+            documentation picture shows, one row per value, each merged into the first gallery
+            configuration (see :meth:`sweep_configs`); None: the picture shows the gallery
+            configurations instead. Every value, merged into every gallery configuration, must be
+            valid.
     """
 
     name: str
@@ -119,6 +125,7 @@ class StrategySpec:
     variants: Mapping[str, Variant] = field(default_factory=dict)
     benchmarks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     gallery: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    sweep: tuple[str, tuple[Any, ...]] | None = None
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -134,6 +141,8 @@ class StrategySpec:
                    **{f"variant {k}": v.config for k, v in self.variants.items()},
                    **{f"benchmark {k}": v for k, v in self.benchmarks.items()},
                    **{f"gallery {k}": v for k, v in self.gallery.items()}}
+        if self.sweep is not None:
+            configs.update(self._sweep_configs_to_check())
         for where, config in configs.items():
             try:
                 self.validate(config)
@@ -141,6 +150,30 @@ class StrategySpec:
                 raise ValueError(f"StrategySpec {self.name}: {where} is not a valid configuration: {error}") from None
         for attr in ("example", "draw_everything", "variants", "benchmarks", "gallery"):
             object.__setattr__(self, attr, _frozen(getattr(self, attr)))
+
+    def _sweep_configs_to_check(self) -> dict[str, Mapping[str, Any]]:
+        """``{where: configuration}`` of every sweep value merged into every gallery configuration."""
+        sweep = self.sweep
+        if not (isinstance(sweep, tuple) and len(sweep) == 2 and isinstance(sweep[0], str)
+                and isinstance(sweep[1], tuple) and sweep[1]):
+            raise ValueError(f"StrategySpec {self.name}: sweep must be (parameter name, non-empty tuple of values); "
+                             f"got {sweep!r}")
+        name, values = sweep
+        if name not in self.param_names:
+            raise ValueError(f"StrategySpec {self.name}: sweep parameter {name!r} is not a parameter")
+        bases = self.gallery or {"defaults": {}}
+        return {f"sweep {name}={value!r} (gallery {label})": {**base, name: value}
+                for label, base in bases.items() for value in values}
+
+    def sweep_configs(self) -> dict[str, dict[str, Any]]:
+        """The rows of the documentation picture's sweep: ``{"param=value": configuration}``, each
+        value of :attr:`sweep` merged into the first gallery configuration (the defaults when there
+        is none); empty when the spec has no sweep."""
+        if self.sweep is None:
+            return {}
+        name, values = self.sweep
+        base = dict(next(iter(self.gallery.values()), {}))
+        return {f"{name}={value!r}": {**base, name: value} for value in values}
 
     @property
     def param_names(self) -> tuple[str, ...]:

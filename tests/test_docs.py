@@ -8,6 +8,10 @@
 * :func:`test_strategy_pictures_match_the_registry`: the committed pictures
   (``docs/img/strategies``) are exactly those ``docs/_gen/strategy_pages.py`` renders for the
   registry (re-render them with that script after adding a strategy).
+* :func:`test_every_strategy_sweeps_its_main_parameter`: every registered strategy declares a
+  sweep, its page says which parameter the rows sweep, and its committed picture has the original
+  row and one row per swept value; :func:`test_a_picture_has_a_row_per_swept_value` renders one
+  (small) and checks its rows and labels.
 * :func:`test_page_code_runs`: every ```` ```python ```` block of the hand-written pages and of the
   generated strategy pages runs, page by page, in one namespace, in a temporary directory.
   Blocks fenced ```` ```py ```` are shown only (the other libraries' "before" code, fragments).
@@ -103,6 +107,53 @@ def test_strategy_pictures_match_the_registry() -> None:
         "docs/img/strategies/ does not match the registry: run .venv/bin/python docs/_gen/strategy_pages.py "
         "(and remove pictures of strategies that are gone)"
     )
+
+
+def _rows_in(png: Path, cell: float) -> float:
+    """The number of image rows of a picture, from its height (``gallery.render``: cell + 0.15
+    inches a row, 0.3 inch of margin, 80 pixels an inch)."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        return (image.height / 80 - 0.3) / (cell + 0.15)
+
+
+def test_every_strategy_sweeps_its_main_parameter() -> None:
+    strategy_pages = _strategy_pages_module()
+    for spec in strategy_pages.SPECS.values():
+        assert spec.sweep is not None, f"{spec.name} has no sweep (maskmix/params.py)"
+        name, values = spec.sweep
+        assert name in spec.param_names and len(values) >= 2, spec.name
+        assert f"The rows sweep `{name}`" in strategy_pages.strategy_page(spec), spec.name
+        png = DOCS / "img" / "strategies" / f"{spec.flag}.png"
+        assert png.is_file(), f"no picture for {spec.name}: run .venv/bin/python docs/_gen/strategy_pages.py"
+        rows = _rows_in(png, strategy_pages.CELL_INCHES)
+        assert rows == pytest.approx(1 + len(values), abs=0.05), (
+            f"{png.name} has {rows:.2f} rows, not the original and one per value of {name}: re-render it "
+            "with .venv/bin/python docs/_gen/strategy_pages.py"
+        )
+
+
+def test_a_picture_has_a_row_per_swept_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Renders the Cutout picture at 16 pixels into tmp_path: the originals, then one row per value,
+    labelled ``param=value``; a fixed seed gives the same picture twice."""
+    strategy_pages = _strategy_pages_module()
+    spec = next(spec for spec in strategy_pages.SPECS.values() if spec.flag == "cutout")
+    name, values = spec.sweep
+    if str(ROOT / "examples") not in sys.path:
+        monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    import gallery
+
+    rendered: list[list[str]] = []
+    render = gallery.render
+    monkeypatch.setattr(gallery, "render", lambda rows, *a, **k: (rendered.append([r[0] for r in rows]),
+                                                                   render(rows, *a, **k))[1])
+    first, second = tmp_path / "a", tmp_path / "b"
+    [png] = strategy_pages.render_images(["cutout"], size=16, directory=first)
+    strategy_pages.render_images(["cutout"], size=16, directory=second)
+    assert rendered[0] == ["original", *(f"{name}={value!r}" for value in values)]
+    assert _rows_in(png, strategy_pages.CELL_INCHES) == pytest.approx(1 + len(values), abs=0.05)
+    assert png.read_bytes() == (second / png.name).read_bytes()
 
 
 def test_every_page_is_in_the_navigation_or_generated() -> None:

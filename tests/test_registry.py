@@ -54,6 +54,22 @@ def test_declarations_are_checked() -> None:
         _spec(mixing_switch="mix")
 
 
+def test_sweeps_are_checked_at_declaration() -> None:
+    with pytest.raises(ValueError, match=r"StrategySpec RandomThrowaway: sweep size=2.0 \(gallery big\) is not a "
+                                         r"valid configuration: RandomThrowaway: size must be a float in \(0, 1\]"):
+        _spec(gallery={"big": {"size": 0.5}}, sweep=("size", (0.2, 2.0)))
+    with pytest.raises(ValueError, match=r"sweep size=0.0 \(gallery defaults\) is not a valid configuration"):
+        _spec(sweep=("size", (0.5, 0.0)))  # no gallery: the values are checked against the defaults
+    with pytest.raises(ValueError, match=r"sweep parameter 'sise' is not a parameter"):
+        _spec(sweep=("sise", (0.5,)))
+    with pytest.raises(ValueError, match=r"sweep must be \(parameter name, non-empty tuple of values\)"):
+        _spec(sweep=("size", ()))
+    spec = _spec(gallery={"g": {"augmentation_ratio": 0.5}}, sweep=("size", (0.2, 0.6)))
+    assert spec.sweep_configs() == {"size=0.2": {"augmentation_ratio": 0.5, "size": 0.2},
+                                    "size=0.6": {"augmentation_ratio": 0.5, "size": 0.6}}
+    assert _spec().sweep_configs() == {}
+
+
 def test_register_refuses_taken_names_and_flags_and_unregister_forgets() -> None:
     with pytest.raises(ValueError, match=r"register: a strategy named 'RandomCutout' is already registered"):
         registry.register(_spec("RandomCutout"))

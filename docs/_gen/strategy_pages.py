@@ -8,11 +8,14 @@ Two uses:
   (``strategies/index.md``) are added to the site and to the navigation. They are generated
   from :data:`maskmix.registry.SPECS`, so a new strategy gets its page without editing the docs.
 * **picture script**: ``python docs/_gen/strategy_pages.py`` renders one picture per strategy,
-  ``docs/img/strategies/<flag>.png`` (the original photographs, then one row per gallery
-  configuration of the spec), with the gallery machinery of ``examples/gallery.py``
-  (scikit-image's sample photographs, offline, maskmix.torch). The pictures are committed: the
-  site build does not need torch. ``tests/test_docs.py`` checks that the committed pictures are
-  exactly those this script renders for the registry. ``--only cutout,mixup`` renders some.
+  ``docs/img/strategies/<flag>.png`` (the original photographs, then one row per value of the
+  spec's ``sweep``, its main parameter, labelled ``param=value``; a spec without a sweep gets one
+  row per gallery configuration), with the gallery machinery of ``examples/gallery.py``
+  (scikit-image's sample photographs, offline, maskmix.torch), every row drawn from the same fixed
+  seed so the pictures are reproducible. The pictures are committed: the site build does not need
+  torch. ``tests/test_docs.py`` checks that the committed pictures are those this script renders
+  for the registry (one per strategy, one row per swept value). ``--only cutout,mixup`` renders
+  some.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from maskmix.registry import SPECS, StrategySpec  # noqa: E402 - standard librar
 
 IMAGE_DIR = ROOT / "docs" / "img" / "strategies"
 PAGE_DIR = "strategies"
+#: Side of one photograph in the pictures, in inches of 80 pixels (smaller than the gallery's 2.0:
+#: a picture has a row per swept value, and the pictures are committed).
+CELL_INCHES = 1.6
 FRAMEWORK_NAMES = {"torch": "PyTorch", "keras": "Keras 3"}
 FAMILY_TEXT = {
     "masking": "masking: erases regions and fills them",
@@ -46,8 +52,14 @@ FRAMEWORK_OPTIONS = {
 
 
 def _has_picture(spec: StrategySpec) -> bool:
-    """The pictures are rendered with the PyTorch classes, from the spec's gallery settings."""
-    return bool(spec.gallery) and "torch" in spec.frameworks
+    """The pictures are rendered with the PyTorch classes, from the spec's sweep or gallery settings."""
+    return bool(spec.gallery or spec.sweep) and "torch" in spec.frameworks
+
+
+def picture_rows(spec: StrategySpec) -> dict[str, dict[str, Any]]:
+    """The rows of a strategy's picture after the originals, ``{label: configuration}``: one per
+    value of its sweep (``"param=value"``), or one per gallery configuration when it has none."""
+    return spec.sweep_configs() or {label: dict(config) for label, config in spec.gallery.items()}
 
 
 def image_names(specs: Mapping[str, StrategySpec] = SPECS) -> list[str]:
@@ -103,6 +115,19 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _rows_text(spec: StrategySpec) -> str:
+    """What the rows of a strategy's picture show: the swept parameter and its values, or the
+    gallery settings."""
+    if spec.sweep is None:
+        settings = "; ".join(f"`{label}`: {_call_args(config) or 'defaults'}" for label, config in spec.gallery.items())
+        return f"Settings: {settings}."
+    name, values = spec.sweep
+    shown = ", ".join(f"`{value!r}`" for value in values)
+    base = {key: value for key, value in next(iter(spec.gallery.values()), {}).items() if key != name}
+    others = f"; the other settings: {_call_args(base)}" if base else "; the other parameters at their defaults"
+    return f"The rows sweep `{name}`, the strategy's main parameter, over {shown} (one row per value{others})."
+
+
 def strategy_page(spec: StrategySpec) -> str:
     """The Markdown of one strategy's page."""
     refs = ", ".join(
@@ -115,11 +140,10 @@ def strategy_page(spec: StrategySpec) -> str:
              f"| short name | `{spec.flag}` (the gallery label; the training scripts' `--augment` name) |",
              ""]
     if _has_picture(spec):
-        settings = "; ".join(f"`{label}`: {_call_args(config) or 'defaults'}" for label, config in spec.gallery.items())
         lines += [f"![{spec.name} on scikit-image's sample photographs](../img/strategies/{spec.flag}.png)", "",
-                  f"The first row shows scikit-image's sample photographs; each further row applies the "
-                  f"transform (PyTorch, `augmentation_ratio=1`) to the whole batch, every image with its own "
-                  f"random draws. Settings: {settings}.", ""]
+                  "The first row shows scikit-image's sample photographs; each further row applies the "
+                  "transform (PyTorch, `augmentation_ratio=1`) to the whole batch, every image with its own "
+                  "random draws (the same seed on every row). " + _rows_text(spec), ""]
         if spec.mixes_labels:
             lines += ["Under the mixed images, the caption gives the soft label: which photographs the image "
                       "holds, weighted by their exact pixel share.", ""]
@@ -181,25 +205,29 @@ def on_files(files: Any, config: Any, **kwargs: Any) -> Any:
 # picture script
 # ------------------------------------------------------------------------------------------------
 
-def render_images(names: list[str] | None = None, size: int = 112, seed: int = 0) -> list[Path]:
-    """Render ``docs/img/strategies/<flag>.png`` for the strategies (all, or the given flags)."""
+def render_images(names: list[str] | None = None, size: int = 112, seed: int = 0,
+                  directory: Path = IMAGE_DIR) -> list[Path]:
+    """Render ``<directory>/<flag>.png`` (by default the committed ``docs/img/strategies``) for the
+    strategies (all, or the given flags): the originals, then one row per :func:`picture_rows`
+    entry, each transform seeded with ``seed``."""
     import numpy as np
     import torch
 
     from maskmix.registry import implementation
 
-    sys.path.insert(0, str(ROOT / "examples"))
+    if str(ROOT / "examples") not in sys.path:
+        sys.path.insert(0, str(ROOT / "examples"))
     import gallery
 
     images, photo_names = gallery.load_photographs(size)
     labels = np.arange(len(images))
     written = []
-    IMAGE_DIR.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
     for spec in SPECS.values():
         if not _has_picture(spec) or (names and spec.flag not in names):
             continue
         rows: list[tuple[str, np.ndarray, list[str] | None]] = [("original", images, None)]
-        for label, config in spec.gallery.items():
+        for label, config in picture_rows(spec).items():
             mixes = spec.mixes_images(config)
             transform = implementation(spec.name, "torch")(
                 **config, **({"num_classes": len(images)} if mixes else {}), augmentation_ratio=1.0,
@@ -208,8 +236,8 @@ def render_images(names: list[str] | None = None, size: int = 112, seed: int = 0
             out, soft = gallery.apply_torch(transform, images, labels if mixes else None)
             captions = [gallery.describe(row, photo_names) for row in soft] if soft is not None else None
             rows.append((label, out, captions))
-        path = IMAGE_DIR / f"{spec.flag}.png"
-        gallery.render(rows, photo_names, path)
+        path = directory / f"{spec.flag}.png"
+        gallery.render(rows, photo_names, path, cell=CELL_INCHES)
         _compress(path)
         written.append(path)
     return written
