@@ -23,6 +23,7 @@ __all__ = [
     "fill_method",
     "fraction_or_range",
     "grid_size",
+    "integer",
     "integer_at_least",
     "number_in",
     "optional",
@@ -151,6 +152,17 @@ def _value_or_range(expected: str, of_kind: Callable[[Any], bool], ok: Callable[
             return (convert(lo), convert(hi))
         _fail(owner, name, expected, value, wrong_length if isinstance(value, (tuple, list)) else TypeError)
         raise AssertionError  # unreachable, keeps type checkers happy
+
+    return check
+
+
+def integer() -> Checker:
+    expected = "an integer"
+
+    def check(owner: str, name: str, value: Any) -> int:
+        if not _is_int(value):
+            _fail(owner, name, expected, value, TypeError)
+        return int(value)
 
     return check
 

@@ -37,6 +37,7 @@ from ._checks import (
     fill_method,
     fraction_or_range,
     grid_size,
+    integer,
     integer_at_least,
     number_in,
     optional,
@@ -53,6 +54,7 @@ __all__ = [
     "CUTBLUR_PAIR",
     "FILL_METHODS",
     "LABEL_PARAMS",
+    "MASK_FILL_PARAM",
     "RANDOM_CUTBLUR",
     "RANDOM_CUTMIX",
     "RANDOM_CUTOUT",
@@ -148,6 +150,18 @@ COMMON_PARAMS: tuple[Param, ...] = (
 
 FILL_PARAM = Param("fill_method", "black", fill_method(), "How erased pixels are filled (design §Conventions).", _FILLS)
 
+# Segmentation masks in the sample (torchvision ``tv_tensors.Mask``, Keras ``segmentation_masks``)
+# keep their values by default: an erased region is still the object it was. With an ignore index
+# (e.g. 255, or -100 for ``F.cross_entropy``) the erased mask pixels are marked so the loss skips them.
+MASK_FILL_PARAM = Param(
+    "mask_fill",
+    None,
+    optional(integer()),
+    "Value written on the erased pixels of segmentation masks in the sample (an ignore index such "
+    "as 255); None keeps the masks unchanged.",
+    OneOf((Just(None), Integers(0, 255))),
+)
+
 LABEL_PARAMS: tuple[Param, ...] = (
     Param(
         "num_classes",
@@ -197,6 +211,7 @@ RANDOM_CUTOUT = register(StrategySpec(
             Booleans(),
         ),
         FILL_PARAM,
+        MASK_FILL_PARAM,
         *COMMON_PARAMS,
     ),
     "Erase one square of a given area per image (DeVries & Taylor, 2017).",
@@ -225,6 +240,7 @@ RANDOM_ERASING = register(StrategySpec(
             OrRange(Integers(1, 4)),
         ),
         FILL_PARAM,
+        MASK_FILL_PARAM,
         *COMMON_PARAMS,
     ),
     "Erase a rectangle of random area and aspect ratio per image (Zhong et al., 2017).",
@@ -257,6 +273,7 @@ RANDOM_HIDE_AND_SEEK = register(StrategySpec(
             OneOf((Just(None), Uniform(0.01, 0.99))),
         ),
         FILL_PARAM,
+        MASK_FILL_PARAM,
         *COMMON_PARAMS,
     ),
     "Split the image into a grid and hide random cells (Singh et al., 2018).",
@@ -297,6 +314,7 @@ RANDOM_GRID_MASK = register(StrategySpec(
             OneOf((Just(0.0), Uniform(0.0, 360.0))),
         ),
         FILL_PARAM,
+        MASK_FILL_PARAM,
         *COMMON_PARAMS,
     ),
     "Mask a regular grid of squares with random unit size and offset (Chen et al., 2020).",

@@ -199,6 +199,14 @@ class StrategySpec:
         """
         who = owner or self.name
         unknown = sorted(set(values) - set(self.param_names))
+        probability = [name for name in unknown if name in _PROBABILITY_NAMES]
+        if probability and "augmentation_ratio" in self.param_names:
+            # torchvision's `p` and timm's `probability` are maskmix's augmentation_ratio: say so
+            # rather than list every parameter.
+            raise TypeError(
+                f"{who}: unexpected parameter {probability[0]}; the fraction (or, with "
+                "bernoulli_mix=True, the per-image probability) of augmented images is augmentation_ratio"
+            )
         if unknown:
             raise TypeError(
                 f"{who}: unexpected parameter(s) {', '.join(unknown)}; expected {', '.join(self.param_names)}"
@@ -212,6 +220,9 @@ class StrategySpec:
 # --------------------------------------------------------------------------------------------
 # The registry.
 # --------------------------------------------------------------------------------------------
+
+#: Names other libraries give the probability of augmenting an image (torchvision, Kornia, timm).
+_PROBABILITY_NAMES = frozenset({"p", "prob", "probability"})
 
 _SPECS: dict[str, StrategySpec] = {}
 #: Every registered strategy, by class name, in registration order (a live read-only view).

@@ -115,6 +115,7 @@ class RandomCutThumbnail(MixingLayer):
 
     def __init__(
         self,
+        *,
         thumbnail_area: float | tuple[float, float] = 0.1,
         resize_method: str = "bilinear",
         mix_images: bool = False,

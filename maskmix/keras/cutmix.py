@@ -80,6 +80,7 @@ class RandomCutMix(MixingLayer):
 
     def __init__(
         self,
+        *,
         alpha: float = 1.0,
         patch_area: float | tuple[float, float] | None = None,
         patch_aspect_ratio: float | tuple[float, float] | None = None,

@@ -58,9 +58,11 @@ class RandomCutout(MaskingLayer):
 
     def __init__(
         self,
+        *,
         patch_area: float | tuple[float, float] = 0.1,
         allow_partial: bool = False,
         fill_method: str | float | tuple[float, ...] = "black",
+        mask_fill: int | None = None,
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))

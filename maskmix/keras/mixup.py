@@ -56,6 +56,7 @@ class RandomMixup(MixingLayer):
 
     def __init__(
         self,
+        *,
         alpha: float = 1.0,
         num_classes: int | None = None,
         label_smoothing: float = 0.0,

@@ -112,6 +112,7 @@ class RandomCutThumbnail(MixingTransform):
 
     def __init__(
         self,
+        *,
         thumbnail_area: float | tuple[float, float] = 0.1,
         resize_method: str = "bilinear",
         mix_images: bool = False,

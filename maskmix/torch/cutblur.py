@@ -116,6 +116,7 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
 
     def __init__(
         self,
+        *,
         patch_area: float | tuple[float, float] = (0.05, 0.3),
         patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
         blur_factor: float | tuple[float, float] = 0.1,

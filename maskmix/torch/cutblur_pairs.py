@@ -197,6 +197,7 @@ class RandomCutBlurPair(_sampling.RectanglePatches, MaskMixTransform):
 
     def __init__(
         self,
+        *,
         patch_area: float | tuple[float, float] = (0.05, 0.3),
         patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
         direction: str = "random",

@@ -73,6 +73,7 @@ class RandomCutMix(MixingTransform):
 
     def __init__(
         self,
+        *,
         alpha: float = 1.0,
         patch_area: float | tuple[float, float] | None = None,
         patch_aspect_ratio: float | tuple[float, float] | None = None,

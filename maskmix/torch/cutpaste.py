@@ -88,6 +88,7 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
 
     def __init__(
         self,
+        *,
         patch_area: float | tuple[float, float] = (0.05, 0.3),
         patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
         color_jitter: float = 0.0,

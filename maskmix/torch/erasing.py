@@ -70,10 +70,12 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
 
     def __init__(
         self,
+        *,
         patch_area: float | tuple[float, float] = (0.05, 0.3),
         patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
         patch_count: int | tuple[int, int] = 1,
         fill_method: str | float | tuple[float, ...] = "black",
+        mask_fill: int | None = None,
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))

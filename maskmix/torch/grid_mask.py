@@ -62,10 +62,12 @@ class RandomGridMask(MaskingTransform):
 
     def __init__(
         self,
+        *,
         unit_length: float | tuple[float, float] = (0.2, 0.4),
         masked_ratio: float | tuple[float, float] = 0.5,
         rotation: float = 0.0,
         fill_method: str | float | tuple[float, ...] = "black",
+        mask_fill: int | None = None,
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))

@@ -60,10 +60,12 @@ class RandomHideAndSeek(MaskingTransform):
 
     def __init__(
         self,
+        *,
         grid_size: int | tuple[int, int] | list[int | tuple[int, int]] = (8, 8),
         erased_patches: int | tuple[int, int] = (0, 5),
         hide_prob: float | None = None,
         fill_method: str | float | tuple[float, ...] = "black",
+        mask_fill: int | None = None,
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))

@@ -23,6 +23,8 @@ import pytest
 from adapters import ADAPTERS, Adapter, make_images
 from registry_cases import NUM_CLASSES, Case, example_cases
 
+from maskmix import registry
+
 CASES: dict[str, dict[str, Case]] = {framework: example_cases(framework) for framework in ADAPTERS}
 
 
@@ -203,3 +205,25 @@ def test_gradients_flow_through_the_transform(framework: str, name: str) -> None
     assert grad.shape == xs.shape and np.isfinite(grad).all()
     unchanged = (out == xs).all(axis=1)
     assert unchanged.any() and (grad.sum(axis=1)[unchanged] > 0).all()
+
+
+# --------------------------------------------------------------------------------------------
+# Construction in the peers' words (design §Conventions, "Errors").
+# --------------------------------------------------------------------------------------------
+
+IMPLEMENTED = [pytest.param(framework, spec.name, id=f"{framework}-{spec.name}")
+               for framework in ADAPTERS for spec in registry.specs(framework)]
+
+
+@pytest.mark.parametrize(("framework", "name"), IMPLEMENTED)
+def test_strategy_parameters_are_keyword_only(framework: str, name: str) -> None:
+    # RandomErasing(0.5) reads as torchvision's / timm's probability; it must not become an area.
+    with pytest.raises(TypeError, match="positional argument"):
+        registry.implementation(name, framework)(0.5)
+
+
+@pytest.mark.parametrize(("framework", "name"), IMPLEMENTED)
+@pytest.mark.parametrize("keyword", ["p", "probability", "prob"])
+def test_the_peers_probability_keywords_point_to_augmentation_ratio(framework: str, name: str, keyword: str) -> None:
+    with pytest.raises(TypeError, match=f"^{name}: unexpected parameter {keyword}; .* is augmentation_ratio$"):
+        registry.implementation(name, framework)(**{keyword: 0.5})
