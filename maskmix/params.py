@@ -46,7 +46,7 @@ from ._checks import (
     positive_range,
 )
 from .domains import Booleans, Choice, Integers, Just, ListOf, LogUniform, OneOf, OrRange, TupleOf, Uniform
-from .registry import SPECS, Param, StrategySpec, Variant, register
+from .registry import SPECS, Param, Preset, StrategySpec, Variant, register
 
 __all__ = [
     "COMMON_PARAMS",
@@ -225,6 +225,18 @@ RANDOM_CUTOUT = register(StrategySpec(
     benchmarks={"RandomCutout": {}},
     gallery={"cutout": {"patch_area": 0.15}},
     sweep=("patch_area", (0.05, 0.15, 0.3)),
+    # DeVries & Taylor (2017), Table 1 and the official code (uoguelph-mlrg/Cutout, util/cutout.py):
+    # one square of side L pixels on 32x32 images, centre uniform over the pixels, clipped at the
+    # border; filled with 0 on normalised images.
+    papers={
+        setting: Preset(
+            {"patch_area": (side / 32) ** 2, "allow_partial": True, "fill_method": "zero"},
+            f"DeVries & Taylor 2017, §4 / Table 1: length={side} on {dataset}; official util/cutout.py",
+            "For 32x32 images normalised with the dataset's mean and std (the 0 fill is the mean).",
+        )
+        for setting, dataset, side in (("cifar10", "CIFAR-10", 16), ("cifar100", "CIFAR-100", 8),
+                                       ("svhn", "SVHN", 20))
+    },
 ))
 
 RANDOM_ERASING = register(StrategySpec(

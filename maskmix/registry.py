@@ -38,6 +38,7 @@ __all__ = [
     "FRAMEWORKS",
     "SPECS",
     "Param",
+    "Preset",
     "StrategySpec",
     "Variant",
     "get",
@@ -81,6 +82,23 @@ class Variant:
     launches: int | None = None
 
 
+@dataclass(frozen=True)
+class Preset:
+    """One published setting of a strategy: what ``from_paper(setting)`` builds.
+
+    Args:
+        config: the strategy's parameters for that setting (validated at declaration).
+        source: where each value comes from: the official code's file and line, or the paper's
+            table / section where no code exists.
+        notes: what the configuration leaves to the user (e.g. "images normalised with the CIFAR
+            mean and std, so the paper's mean fill is ``zero``"), or an empty string.
+    """
+
+    config: Mapping[str, Any]
+    source: str
+    notes: str = ""
+
+
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
 
@@ -111,6 +129,8 @@ class StrategySpec:
             configuration (see :meth:`sweep_configs`); None: the picture shows the gallery
             configurations instead. Every value, merged into every gallery configuration, must be
             valid.
+        papers: the published settings, ``{setting name: Preset}``, in the order the paper lists
+            them; the first is what ``from_paper()`` builds without a setting (see :meth:`paper_config`).
     """
 
     name: str
@@ -126,6 +146,7 @@ class StrategySpec:
     benchmarks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     gallery: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     sweep: tuple[str, tuple[Any, ...]] | None = None
+    papers: Mapping[str, Preset] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -140,7 +161,8 @@ class StrategySpec:
         configs = {"example": self.example, "draw_everything": self.draw_everything,
                    **{f"variant {k}": v.config for k, v in self.variants.items()},
                    **{f"benchmark {k}": v for k, v in self.benchmarks.items()},
-                   **{f"gallery {k}": v for k, v in self.gallery.items()}}
+                   **{f"gallery {k}": v for k, v in self.gallery.items()},
+                   **{f"paper setting {k!r}": v.config for k, v in self.papers.items()}}
         if self.sweep is not None:
             configs.update(self._sweep_configs_to_check())
         for where, config in configs.items():
@@ -148,7 +170,7 @@ class StrategySpec:
                 self.validate(config)
             except (TypeError, ValueError) as error:
                 raise ValueError(f"StrategySpec {self.name}: {where} is not a valid configuration: {error}") from None
-        for attr in ("example", "draw_everything", "variants", "benchmarks", "gallery"):
+        for attr in ("example", "draw_everything", "variants", "benchmarks", "gallery", "papers"):
             object.__setattr__(self, attr, _frozen(getattr(self, attr)))
 
     def _sweep_configs_to_check(self) -> dict[str, Mapping[str, Any]]:
@@ -174,6 +196,22 @@ class StrategySpec:
         name, values = self.sweep
         base = dict(next(iter(self.gallery.values()), {}))
         return {f"{name}={value!r}": {**base, name: value} for value in values}
+
+    def paper_config(self, setting: str | None = None, *, owner: str | None = None) -> dict[str, Any]:
+        """The parameters of the published ``setting`` (None: the first one declared), validated.
+
+        An unknown setting, or a strategy without published settings, is a ``ValueError`` that
+        lists the settings there are; messages start with ``owner`` (default: the spec's name).
+        """
+        who = owner or self.name
+        if not self.papers:
+            raise ValueError(f"{who}.from_paper: no published setting is declared for {self.name}")
+        if setting is None:
+            setting = next(iter(self.papers))
+        if not isinstance(setting, str) or setting not in self.papers:
+            raise ValueError(f"{who}.from_paper: setting must be one of {', '.join(map(repr, self.papers))} "
+                             f"or None; got {setting!r}")
+        return self.validate(self.papers[setting].config, owner=who)
 
     @property
     def param_names(self) -> tuple[str, ...]:

@@ -37,7 +37,7 @@ created on first use (as Keras' ``DataLayer`` does).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypedDict
+from typing import Any, ClassVar, TypedDict, TypeVar
 
 import keras
 
@@ -74,6 +74,9 @@ class CommonOptions(TypedDict, total=False):
     name: str | None
     dtype: Any
     trainable: bool
+
+
+_Built = TypeVar("_Built", bound="MaskMixLayer")
 
 
 class MaskMixLayer(keras.layers.Layer):
@@ -161,6 +164,23 @@ class MaskMixLayer(keras.layers.Layer):
         self.backend = _compat.DynamicBackend()
         self._allow_non_tensor_positional_args = True
         self.built = True
+
+    @classmethod
+    def from_paper(cls: type[_Built], setting: str | None = None, **options: Any) -> _Built:
+        """The strategy configured as its paper's official code (or the paper) did in ``setting``.
+
+        The settings are declared once, framework-free, in the strategy's spec
+        (``cls.spec.papers``: ``{setting: Preset(config, source, notes)}``; the docs list them with
+        their sources). ``setting=None`` takes the first one. ``options`` are passed on top of the
+        setting's parameters (``seed``, ``pixels_range``, ...); an unknown setting is a
+        ``ValueError`` listing the known ones.
+
+        Example:
+            >>> from maskmix.keras import RandomCutout
+            >>> RandomCutout.from_paper("svhn", seed=0).patch_area  # a 20-pixel square on 32x32 images
+            (0.390625, 0.390625)
+        """
+        return cls(**{**cls.spec.paper_config(setting, owner=cls.__name__), **options})
 
     # ----------------------------------------------------------------------------------------
     # Strategy hooks.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypedDict
+from typing import Any, ClassVar, TypedDict, TypeVar
 
 import PIL.Image
 import torch
@@ -85,6 +85,9 @@ class CommonOptions(TypedDict, total=False):
     generator: torch.Generator | None
 
 
+_Built = TypeVar("_Built", bound="MaskMixTransform")
+
+
 class MaskMixTransform(v2.Transform):
     """Base class of every maskmix torch transform.
 
@@ -145,6 +148,24 @@ class MaskMixTransform(v2.Transform):
         self.generator = generator
         # timm's `num_splits`: the first B // n images of a batch stay clean (n > 1).
         self._clean_splits = 0
+
+    @classmethod
+    def from_paper(cls: type[_Built], setting: str | None = None, **options: Any) -> _Built:
+        """The strategy configured as its paper's official code (or the paper) did in ``setting``.
+
+        The settings are declared once, framework-free, in the strategy's spec
+        (``cls.spec.papers``: ``{setting: Preset(config, source, notes)}``; the docs list them with
+        their sources). ``setting=None`` takes the first one. ``options`` are passed on top of the
+        setting's parameters (``generator``, ``pixels_range``, ...); an unknown setting is a
+        ``ValueError`` listing the known ones.
+
+        Example:
+            >>> from maskmix.torch import RandomCutout
+            >>> cutout = RandomCutout.from_paper("cifar10")  # a 16-pixel square on 32x32 images
+            >>> cutout.patch_area, cutout.allow_partial
+            ((0.25, 0.25), True)
+        """
+        return cls(**{**cls.spec.paper_config(setting, owner=cls.__name__), **options})
 
     # ----------------------------------------------------------------------------------------
     # Strategy hooks.
