@@ -11,6 +11,7 @@ Importing this module imports torch and torchvision only (no Lightning, no keras
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -152,6 +153,37 @@ class PipelineOptions(TypedDict, total=False):
     image_key: int | str
     label_key: int | str
     seed: int | None
+    compile: bool | Mapping[str, Any]
+
+
+def _compile_options(owner: str, value: Any) -> dict[str, Any] | None:
+    """``torch.compile`` keyword arguments for the ``compile`` option, or None (eager)."""
+    if isinstance(value, bool):
+        return {} if value else None
+    if isinstance(value, Mapping) and all(isinstance(key, str) for key in value):
+        return dict(value)
+    raise TypeError(f"{owner}: compile must be a bool or a dict of torch.compile arguments "
+                    f"(e.g. {{'mode': 'reduce-overhead'}}); got {value!r}")
+
+
+@contextlib.contextmanager
+def _seeded_default_generator(device: torch.device, seed: int) -> Iterator[None]:
+    """Seed the default generator of ``device`` for the block, and restore its state after it.
+
+    A compiled step cannot take a ``torch.Generator``: Inductor draws from the device's default
+    generator. Seeding that one for the step (and putting the user's state back afterwards) keeps
+    the per-rank, per-batch streams of the eager path without touching the user's RNG.
+    """
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        with torch.random.fork_rng(devices=[index], device_type="cuda"):
+            torch.cuda.default_generators[index].manual_seed(seed)
+            yield
+    else:
+        # fork_rng always saves and restores the CPU generator.
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            yield
 
 
 class MaskMixPipeline:
@@ -166,6 +198,19 @@ class MaskMixPipeline:
     nothing is written on them), so ranks differ and runs repeat. The choice among several ``mix``
     transforms is drawn on the host from a CPU generator seeded the same way: no device sync.
     Under ``torch.compile`` no generator is handed over (the global RNG is used).
+
+    With ``compile=True`` the pipeline compiles its own step (masking and the chosen mix) with
+    ``torch.compile(fullgraph=True)``: each batch then costs one compiled call (Inductor fuses the
+    transforms' elementwise work into a few kernels) instead of dozens of eager launches. The
+    first batch pays the compilation (seconds to a minute, once per process); graphs are cached
+    per ``mix`` item and image dtype, and a batch of another size (the last batch of an epoch)
+    recompiles once into a graph with a dynamic batch size, so the number of graphs stays
+    bounded. The compiled step draws from the default generator of the images' device, seeded
+    for the step from ``(seed, rank, batch number)`` and restored afterwards: runs repeat and the
+    user's RNG is untouched, but the draws differ from the eager path's (same distributions).
+    A dict instead of True is passed to ``torch.compile`` (e.g. ``{"mode": "reduce-overhead"}``
+    for CUDA graphs, ``{"fullgraph": False}`` to let torchvision transforms that do not trace
+    run eagerly between compiled parts).
 
     Shapes: images ``(B, C, H, W)`` (any layout the transforms take) of a supported dtype; labels
     class indices ``(B,)`` (with ``num_classes``) or one-hot/soft ``(B, K)``; with ``mix`` or
@@ -189,6 +234,8 @@ class MaskMixPipeline:
         label_key: position or key of the labels (the default 1 finds ``"label"``/``"labels"``).
         seed: seed of the streams (integer ``>= 0``); None reads ``torch.initial_seed()`` at the
             first batch and at each :meth:`restart`.
+        compile: False (eager), True (compile the step with ``torch.compile``, see above) or a
+            dict of ``torch.compile`` arguments on top of ``fullgraph=True``.
         owner: the name that starts error messages (the integrations pass their class name).
 
     The option rules are those of :mod:`maskmix.integration_options`, shared with the Keras
@@ -215,6 +262,7 @@ class MaskMixPipeline:
         image_key: int | str = 0,
         label_key: int | str = 1,
         seed: int | None = None,
+        compile: bool | Mapping[str, Any] = False,
         *,
         owner: str | None = None,
     ) -> None:
@@ -246,6 +294,12 @@ class MaskMixPipeline:
             )
         self._generators: dict[torch.device, torch.Generator] = {}
         self._choice_generator = torch.Generator()
+        #: ``torch.compile`` arguments of the compiled step, or None for the eager path.
+        self.compile_options = _compile_options(owner, compile)
+        if self.compile_options is not None and owned:
+            raise ValueError(f"{owner}: compile=True cannot use the own generator of {', '.join(owned)} "
+                             "(torch.compile cannot trace a torch.Generator); create them without generator=")
+        self._compiled_step: Callable[..., tuple[Tensor, Tensor | None]] | None = None
 
     @property
     def makes_soft_labels(self) -> bool:
@@ -381,22 +435,35 @@ class MaskMixPipeline:
         """
         number = self.batches
         seed = self.resolve_seed()
+        # Chosen on the host, outside any compiled code: a compiled step is specialised per item.
+        mix_index = self.choose_mix(rank, number) if self.mixes else -1
+        step_seed = derive_seed(seed, rank, number, _DEVICE_STREAM)
         if torch.compiler.is_compiling():  # torch.compile cannot trace a generator: the global RNG
-            images, labels = self._run(images, labels, rank, number)
+            images, labels = self._step(images, labels, mix_index)
+        elif self.compile_options is not None:
+            with _seeded_default_generator(images.device, step_seed):
+                images, labels = self.compiled_step()(images, labels, mix_index)
         else:
             generator = self._device_generator(images.device)
-            generator.manual_seed(derive_seed(seed, rank, number, _DEVICE_STREAM))
+            generator.manual_seed(step_seed)
             with using_generator(generator):
-                images, labels = self._run(images, labels, rank, number)
+                images, labels = self._step(images, labels, mix_index)
         self.batches = number + 1
         return images, labels
 
-    def _run(self, images: Tensor, labels: Tensor | None, rank: int, number: int) -> tuple[Tensor, Tensor | None]:
+    def compiled_step(self) -> Callable[..., tuple[Tensor, Tensor | None]]:
+        """The compiled ``(images, labels, mix_index) -> (images, labels)`` step (built once, lazily)."""
+        if self._compiled_step is None:
+            arguments = {"fullgraph": True, **(self.compile_options or {})}
+            self._compiled_step = torch.compile(self._step, **arguments)
+        return self._compiled_step
+
+    def _step(self, images: Tensor, labels: Tensor | None, mix_index: int) -> tuple[Tensor, Tensor | None]:
         for transform in self.transforms:
             images = transform(images)
         smoothing = self.label_smoothing if self.label_smoothing > 0 else None
         if self.mixes:
-            mix = self.mixes[self.choose_mix(rank, number)]
+            mix = self.mixes[mix_index]
             images, labels = mix.mix_batch(images, labels, num_classes=self.num_classes, label_smoothing=smoothing)
         elif smoothing is not None and labels is not None:
             if labels.device != images.device:
