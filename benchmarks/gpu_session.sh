@@ -13,12 +13,13 @@
 #   OUTDIR/session.log       everything printed, as it happens (kept even if the command is killed)
 #   OUTDIR/results.tar.gz    the JSON/markdown files of the steps that ran, repacked after each step
 #
-# Steps (names for STEPS; train covers train-fp32 and train-bf16):
+# Steps (names for STEPS):
 #   1. checks     cuda_checks.py without torch.compile (no host syncs, CUDA-graph capture, CPU
 #                 semantics; float32, bfloat16, uint8) and the device-side label assertion
 #   2. bench224   bench_torch at 256x3x224x224 float32: eager (wall, device and host time), CUDA
 #                 graph, compile, compile+cudagraphs, and the peers
-#   3. train      bench_train_step: ResNet-18, 256x3x224x224, fp32 and bf16 autocast
+#   3. train      bench_train_step: ResNet-50, 256x3x224x224, channels_last, bf16 autocast; the
+#                 callback's pipeline eager and compiled (compile=True), with its first-call seconds
 #   4. benchrest  bench_torch eager + CUDA graph at 256x3x224x224 bfloat16/uint8 and 1024x3x32x32
 #   5. compile    cuda_checks.py --compile only (float32, every configuration)
 #   6. pytest     the CUDA variants of tests/test_determinism.py (eager and compiled)
@@ -75,10 +76,8 @@ step checks 90 30 "$python" benchmarks/cuda_checks.py --compile no --output "$wo
 step bench224 200 60 "$python" benchmarks/bench_torch.py --device cuda --compile --graphs \
   --shapes 256x3x224x224 --dtypes float32 --repeats 20 --budget 170 \
   --output "$work/torch_cuda_224_fp32.json" --markdown "$work/torch_cuda_224_fp32.md"
-for precision in fp32 bf16; do
-  step "train-$precision" 40 20 "$python" benchmarks/bench_train_step.py --device cuda --precision "$precision" \
-    --repeats 15 --output "$work/train_step_cuda_$precision.json"
-done
+step train 90 45 "$python" benchmarks/bench_train_step.py --device cuda --precision bf16 --compile \
+  --repeats 15 --output "$work/train_step_cuda_bf16.json"
 step benchrest 110 40 "$python" benchmarks/bench_torch.py --device cuda --graphs \
   --shapes 256x3x224x224,1024x3x32x32 --dtypes float32,bfloat16,uint8 --skip 256x3x224x224:float32 \
   --repeats 10 --budget 95 --output "$work/torch_cuda_rest.json" --markdown "$work/torch_cuda_rest.md"
