@@ -98,6 +98,15 @@ def test_site_builds_strict(tmp_path: Path) -> None:
         if f"{spec.flag}.png" in strategy_pages.image_names():
             assert f"img/strategies/{spec.flag}.png" in html
             assert (site / "img" / "strategies" / f"{spec.flag}.png").is_file()
+        for setting in spec.papers:
+            assert f"<code>{setting}</code>" in html, f"{spec.name}'s page does not list its setting {setting!r}"
+
+    # The papers page holds the generated table of every published setting, not its marker.
+    papers = (site / "papers" / "index.html").read_text(encoding="utf-8")
+    assert strategy_pages.PRESETS_MARKER not in papers
+    calls = [f"{spec.name}.from_paper(\"{setting}\")" for spec in strategy_pages.SPECS.values()
+             for setting in spec.papers]
+    assert calls and all(call in papers for call in calls), [call for call in calls if call not in papers]
 
 
 def test_strategy_pictures_match_the_registry() -> None:

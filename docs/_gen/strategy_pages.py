@@ -128,6 +128,50 @@ def _rows_text(spec: StrategySpec) -> str:
     return f"The rows sweep `{name}`, the strategy's main parameter, over {shown} (one row per value{others})."
 
 
+#: The marker a page puts where the table of every published setting goes (``docs/papers.md``).
+PRESETS_MARKER = "<!-- maskmix: published settings -->"
+
+
+def _paper_test(spec: StrategySpec) -> str | None:
+    """The test file that checks a strategy's published settings against the official sampler."""
+    path = ROOT / "tests" / "papers" / f"test_{spec.flag}_paper.py"
+    return f"tests/papers/{path.name}" if path.exists() else None
+
+
+def presets_table(specs: Mapping[str, StrategySpec] = SPECS, *, link_prefix: str = f"{PAGE_DIR}/") -> str:
+    """A Markdown table of every published setting in the registry (``StrategySpec.papers``):
+    the call that builds it, where its values come from, what the user must supply, and the
+    test that checks it against an independent re-implementation of the official sampler."""
+    lines = ["| strategy | setting | call | source | notes | checked by |", "|---|---|---|---|---|---|"]
+    for spec in specs.values():
+        test = _paper_test(spec)
+        checked = f"`{test}`" if test else "`tests/test_presets.py` (builds it)"
+        for setting, preset in spec.papers.items():
+            lines.append(f"| [{spec.name}]({link_prefix}{spec.flag}.md) | `{setting}` | "
+                         f"`{spec.name}.from_paper(\"{setting}\")` | {_cell(preset.source)} | "
+                         f"{_cell(preset.notes) or '–'} | {checked} |")
+    return "\n".join(lines) + "\n"
+
+
+def _papers_section(spec: StrategySpec) -> list[str]:
+    if not spec.papers:
+        return []
+    lines = ["## Published settings", "",
+             f"`{spec.name}.from_paper(setting)` builds the configuration of the paper's official code "
+             "(or of the paper where no code exists), in both frameworks; options given next to the "
+             "setting go on top of it (e.g. `generator=`, `seed=`). Without a setting: "
+             f"`{next(iter(spec.papers))!r}`.", "",
+             "| setting | parameters | source | notes |", "|---|---|---|---|"]
+    for setting, preset in spec.papers.items():
+        lines.append(f"| `{setting}` | {_call_args(preset.config)} | {_cell(preset.source)} | "
+                     f"{_cell(preset.notes) or '–'} |")
+    test = _paper_test(spec)
+    if test:
+        lines += ["", f"`{test}` checks each setting against an independent re-implementation of the "
+                  "official sampler (two-sample tests on the quantities that define it)."]
+    return [*lines, ""]
+
+
 def strategy_page(spec: StrategySpec) -> str:
     """The Markdown of one strategy's page."""
     refs = ", ".join(
@@ -154,6 +198,7 @@ def strategy_page(spec: StrategySpec) -> str:
     lines += [f"| `{p.name}` | `{_cell(repr(p.default))}` | {_cell(p.doc)} |" for p in spec.params]
     lines += ["", "Each framework adds its own: " + "; ".join(
         f"{FRAMEWORK_NAMES[fw]}: {FRAMEWORK_OPTIONS[fw]}" for fw in spec.frameworks) + ".", ""]
+    lines += _papers_section(spec)
     lines += ["## Example", "", *_examples(spec)]
     lines += ["The API reference of each class gives the exact sampling law, the paper's settings and "
               "the shapes it accepts.", ""]
@@ -191,6 +236,13 @@ def on_config(config: Any, **kwargs: Any) -> Any:
         if isinstance(entry, dict) and entry.get("Strategies") == f"{PAGE_DIR}/index.md":
             entry["Strategies"] = section
     return config
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any, **kwargs: Any) -> str:
+    """Put the table of every published setting where a page has :data:`PRESETS_MARKER`."""
+    if PRESETS_MARKER in markdown:
+        markdown = markdown.replace(PRESETS_MARKER, presets_table())
+    return markdown
 
 
 def on_files(files: Any, config: Any, **kwargs: Any) -> Any:
