@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
+from maskmix.geometry import ATTEMPTS
 from maskmix.params import RANDOM_ERASING, given_arguments
 
 from . import _sampling
@@ -65,6 +66,9 @@ class RandomErasing(_sampling.RectanglePatches, MaskingLayer):
 
     spec = RANDOM_ERASING
     patch_count: tuple[int, int]
+    aspect_law: str
+    fit: str
+    attempts: int
 
     def __init__(
         self,
@@ -72,6 +76,9 @@ class RandomErasing(_sampling.RectanglePatches, MaskingLayer):
         patch_area: float | tuple[float, float] = (0.05, 0.3),
         patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
         patch_count: int | tuple[int, int] = 1,
+        aspect_law: str = "log_uniform",
+        fit: str = "clamp",
+        attempts: int = ATTEMPTS,
         fill_method: str | float | tuple[float, ...] = "black",
         mask_fill: int | None = None,
         **common: Unpack[CommonOptions],
@@ -83,9 +90,19 @@ class RandomErasing(_sampling.RectanglePatches, MaskingLayer):
         lo_count, max_count = self.patch_count
         count = _sampling.randint(ops, lo_count, max_count, (batch_size,), seed)
         # Every image draws `max_count` patches; those beyond its own count are disabled.
-        boxes = self.draw_boxes(ops, (batch_size, max_count), height, width, seed,
-                                area_divisor=ops.numpy.expand_dims(count, 1))
         active = ops.numpy.arange(max_count, dtype="int32") < ops.numpy.expand_dims(count, 1)
+        shape, divisor = (batch_size, max_count), ops.numpy.expand_dims(count, 1)
+        if (self.aspect_law, self.fit, self.attempts) == ("log_uniform", "clamp", ATTEMPTS):
+            boxes = self.draw_boxes(ops, shape, height, width, seed, area_divisor=divisor)
+        else:
+            h, w, found = _sampling.paper_rectangles(
+                ops, shape, height, width, self.patch_area, self.patch_aspect_ratio, seed,
+                aspect_law=self.aspect_law, attempts=self.attempts, strict=self.fit == "skip", area_divisor=divisor)
+            top, left = _sampling.place_inside(ops, h, w, height, width, seed)
+            boxes = {"top": top, "left": left, "height": h, "width": w}
+            if self.fit == "skip":
+                # The official loop gives up after its tries and erases nothing.
+                active = ops.numpy.logical_and(active, found)
         return {**boxes, "active": active, "count": count}
 
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Any:

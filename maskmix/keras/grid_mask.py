@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import keras
 
-from maskmix.geometry import rotation_range
+from maskmix.geometry import ceil_product_table, rotation_range, unit_pixels_bounds
 from maskmix.params import RANDOM_GRID_MASK, given_arguments
 
 from . import _sampling
@@ -63,6 +64,10 @@ class RandomGridMask(MaskingLayer):
     unit_length: tuple[float, float]
     masked_ratio: tuple[float, float]
     rotation: float
+    unit_pixels: tuple[int, int | None] | None
+    kept_ratio: float | None
+    whole_degrees: bool
+    invert: bool
 
     def __init__(
         self,
@@ -70,6 +75,10 @@ class RandomGridMask(MaskingLayer):
         unit_length: float | tuple[float, float] = (0.2, 0.4),
         masked_ratio: float | tuple[float, float] = 0.5,
         rotation: float = 0.0,
+        unit_pixels: int | tuple[int, int | None] | None = None,
+        kept_ratio: float | None = None,
+        whole_degrees: bool = False,
+        invert: bool = False,
         fill_method: str | float | tuple[float, ...] = "black",
         mask_fill: int | None = None,
         **common: Unpack[CommonOptions],
@@ -79,18 +88,49 @@ class RandomGridMask(MaskingLayer):
     def sample_region(self, batch_size: Any, height: int, width: int, seed: Any) -> dict[str, Any]:
         ops = self.ops
         size = (batch_size,)
-        unit_fraction = _sampling.uniform(ops, *self.unit_length, size, seed)
-        ratio = _sampling.uniform(ops, *self.masked_ratio, size, seed)
-        shortest = ops.cast(ops.numpy.minimum(height, width), "float32")
-        unit = ops.numpy.maximum(ops.cast(ops.numpy.round(unit_fraction * shortest), "int32"), 2)
-        masked = ops.cast(ops.numpy.round(ratio * ops.cast(unit, "float32")), "int32")
-        masked = ops.numpy.minimum(ops.numpy.maximum(masked, 1), unit - 1)
+        shortest = ops.numpy.minimum(height, width)
+        if self.unit_pixels is not None:
+            lo, hi = self.unit_pixels
+            top = shortest - 1 if hi is None else ops.numpy.minimum(hi, shortest - 1)
+            unit = _sampling.randint(ops, lo, ops.numpy.maximum(lo, top), size, seed)
+        else:
+            unit_fraction = _sampling.uniform(ops, *self.unit_length, size, seed)
+            unit = ops.cast(ops.numpy.round(unit_fraction * ops.cast(shortest, "float32")), "int32")
+            unit = ops.numpy.maximum(unit, 2)
+        if self.kept_ratio is not None:
+            masked = unit - self._kept_band(unit, height, width)
+        else:
+            ratio = _sampling.uniform(ops, *self.masked_ratio, size, seed)
+            masked = ops.cast(ops.numpy.round(ratio * ops.cast(unit, "float32")), "int32")
+            masked = ops.numpy.minimum(ops.numpy.maximum(masked, 1), unit - 1)
         offset_y = _sampling.randint(ops, 0, unit - 1, size, seed)
         offset_x = _sampling.randint(ops, 0, unit - 1, size, seed)
         params = {"unit": unit, "masked": masked, "offset_y": offset_y, "offset_x": offset_x}
         if self.rotation > 0:
-            params["angle"] = _sampling.uniform(ops, *rotation_range(self.rotation), size, seed)
+            if self.whole_degrees:
+                degrees = _sampling.randint(ops, 0, math.ceil(self.rotation) - 1, size, seed)
+                params["angle"] = ops.cast(degrees, "float32") * (math.pi / 180.0)
+            else:
+                params["angle"] = _sampling.uniform(ops, *rotation_range(self.rotation), size, seed)
         return params
+
+    def _kept_band(self, unit: Any, height: Any, width: Any) -> Any:
+        """``ceil(kept_ratio * d)`` per image, as Python computes it (float64).
+
+        With a static image size the largest unit is known and the bands come from a host table
+        (exact on every backend, JAX without x64 included); otherwise the product is made in
+        float64 on the device.
+        """
+        ops = self.ops
+        assert self.kept_ratio is not None
+        if isinstance(height, int) and isinstance(width, int):
+            if self.unit_pixels is not None:
+                largest = unit_pixels_bounds(self.unit_pixels, height, width)[1]
+            else:
+                largest = max(min(height, width), 2)
+            table = ops.convert_to_tensor(ceil_product_table(self.kept_ratio, largest), dtype="int32")
+            return ops.numpy.take(table, unit)
+        return ops.cast(ops.numpy.ceil(ops.cast(unit, "float64") * self.kept_ratio), "int32")
 
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Any:
         ops = self.ops
@@ -113,4 +153,6 @@ class RandomGridMask(MaskingLayer):
             ys = ops.cast(ops.numpy.floor(cos * fy - sin * fx), "int32")
         rows = ops.numpy.mod(ys + oy, unit) < masked
         cols = ops.numpy.mod(xs + ox, unit) < masked
-        return ops.numpy.logical_and(rows, cols)
+        squares = ops.numpy.logical_and(rows, cols)
+        # invert: the bands between the squares (the official mode=0).
+        return ops.numpy.logical_not(squares) if self.invert else squares

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from typing_extensions import Unpack
 
+from maskmix.geometry import ATTEMPTS
 from maskmix.params import (
     RANDOM_ERASING,
     fraction_or_range,
@@ -67,6 +68,9 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
 
     spec = RANDOM_ERASING
     patch_count: tuple[int, int]
+    aspect_law: str
+    fit: str
+    attempts: int
 
     def __init__(
         self,
@@ -74,6 +78,9 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
         patch_area: float | tuple[float, float] = (0.05, 0.3),
         patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
         patch_count: int | tuple[int, int] = 1,
+        aspect_law: str = "log_uniform",
+        fit: str = "clamp",
+        attempts: int = ATTEMPTS,
         fill_method: str | float | tuple[float, ...] = "black",
         mask_fill: int | None = None,
         **common: Unpack[CommonOptions],
@@ -147,9 +154,20 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
         lo_count, max_count = self.patch_count
         count = _sampling.randint(lo_count, max_count, (batch_size,), device=device, generator=generator)
         # Every image draws `max_count` patches; those beyond its own count are disabled.
-        boxes = self.draw_boxes((batch_size, max_count), height, width, area_divisor=count.view(-1, 1),
-                                device=device, generator=generator)
         active = torch.arange(max_count, device=device) < count.unsqueeze(1)
+        shape, divisor = (batch_size, max_count), count.view(-1, 1)
+        if (self.aspect_law, self.fit, self.attempts) == ("log_uniform", "clamp", ATTEMPTS):
+            boxes = self.draw_boxes(shape, height, width, area_divisor=divisor, device=device, generator=generator)
+        else:
+            h, w, found = _sampling.paper_rectangles(
+                shape, height, width, self.patch_area, self.patch_aspect_ratio, aspect_law=self.aspect_law,
+                attempts=self.attempts, strict=self.fit == "skip", area_divisor=divisor, device=device,
+                generator=generator)
+            top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
+            boxes = {"top": top, "left": left, "height": h, "width": w}
+            if self.fit == "skip":
+                # The official loop gives up after its tries and erases nothing.
+                active = active & found
         return {**boxes, "active": active, "count": count}
 
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:

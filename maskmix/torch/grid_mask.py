@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,7 +10,7 @@ import torch
 from torch import Tensor
 from typing_extensions import Unpack
 
-from maskmix.geometry import rotation_range
+from maskmix.geometry import rotation_range, unit_pixels_bounds
 from maskmix.params import RANDOM_GRID_MASK, given_arguments
 
 from . import _sampling
@@ -59,6 +60,10 @@ class RandomGridMask(MaskingTransform):
     unit_length: tuple[float, float]
     masked_ratio: tuple[float, float]
     rotation: float
+    unit_pixels: tuple[int, int | None] | None
+    kept_ratio: float | None
+    whole_degrees: bool
+    invert: bool
 
     def __init__(
         self,
@@ -66,6 +71,10 @@ class RandomGridMask(MaskingTransform):
         unit_length: float | tuple[float, float] = (0.2, 0.4),
         masked_ratio: float | tuple[float, float] = 0.5,
         rotation: float = 0.0,
+        unit_pixels: int | tuple[int, int | None] | None = None,
+        kept_ratio: float | None = None,
+        whole_degrees: bool = False,
+        invert: bool = False,
         fill_method: str | float | tuple[float, ...] = "black",
         mask_fill: int | None = None,
         **common: Unpack[CommonOptions],
@@ -75,17 +84,30 @@ class RandomGridMask(MaskingTransform):
     def sample_region(self, batch_size: int, height: int, width: int, *, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Tensor]:
         size = (batch_size,)
-        unit_fraction = _sampling.uniform(*self.unit_length, size, device=device, generator=generator)
-        ratio = _sampling.uniform(*self.masked_ratio, size, device=device, generator=generator)
-        unit = torch.round(unit_fraction * float(min(height, width))).to(torch.int64).clamp_min(2)
-        masked = torch.round(ratio * unit).to(torch.int64)
-        masked = torch.minimum(masked.clamp_min(1), unit - 1)
+        if self.unit_pixels is not None:
+            unit = _sampling.randint(*unit_pixels_bounds(self.unit_pixels, height, width), size, device=device,
+                                     generator=generator)
+        else:
+            unit_fraction = _sampling.uniform(*self.unit_length, size, device=device, generator=generator)
+            unit = torch.round(unit_fraction * float(min(height, width))).to(torch.int64).clamp_min(2)
+        if self.kept_ratio is not None:
+            # ceil(r d) in float64, as Python computes it (a float32 product can round past an integer).
+            kept = torch.ceil(unit.to(torch.float64) * self.kept_ratio).to(torch.int64)
+            masked = unit - kept
+        else:
+            ratio = _sampling.uniform(*self.masked_ratio, size, device=device, generator=generator)
+            masked = torch.round(ratio * unit).to(torch.int64)
+            masked = torch.minimum(masked.clamp_min(1), unit - 1)
         # Both offsets in one draw (rows 0 and 1): half the kernels of two.
         offsets = _sampling.randint(0, unit - 1, (2, batch_size), device=device, generator=generator)
         params = {"unit": unit, "masked": masked, "offset_y": offsets[0], "offset_x": offsets[1]}
         if self.rotation > 0:
-            params["angle"] = _sampling.uniform(*rotation_range(self.rotation), size, device=device,
-                                                generator=generator)
+            if self.whole_degrees:
+                degrees = _sampling.randint(0, math.ceil(self.rotation) - 1, size, device=device, generator=generator)
+                params["angle"] = torch.deg2rad(degrees.to(torch.float32))
+            else:
+                params["angle"] = _sampling.uniform(*rotation_range(self.rotation), size, device=device,
+                                                    generator=generator)
         return params
 
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
@@ -97,7 +119,7 @@ class RandomGridMask(MaskingTransform):
         if "angle" not in params:
             ys = torch.arange(height, device=device).view(1, -1, 1)
             xs = torch.arange(width, device=device).view(1, 1, -1)
-            return ((ys + oy) % unit < masked) & ((xs + ox) % unit < masked)
+            return self._squares(((ys + oy) % unit < masked), ((xs + ox) % unit < masked))
         angle = params["angle"].view(-1, 1, 1)
         cos, sin = torch.cos(angle), torch.sin(angle)
         ys = torch.arange(height, device=device, dtype=torch.float32).view(1, -1, 1) - (height - 1) / 2
@@ -108,4 +130,8 @@ class RandomGridMask(MaskingTransform):
         # are integers far below 2**24, so sums and remainders are exact.
         grid = torch.stack((unit, masked, oy, ox)).to(torch.float32)
         unit, masked, oy, ox = grid.unbind(0)
-        return ((v + oy) % unit < masked) & ((u + ox) % unit < masked)
+        return self._squares((v + oy) % unit < masked, (u + ox) % unit < masked)
+
+    def _squares(self, rows: Tensor, cols: Tensor) -> Tensor:
+        """The squares where a masked row band crosses a masked column band, or (``invert``) the rest."""
+        return ~(rows & cols) if self.invert else rows & cols

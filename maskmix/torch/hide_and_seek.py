@@ -57,6 +57,7 @@ class RandomHideAndSeek(MaskingTransform):
     grid_size: tuple[tuple[int, int], ...]
     erased_patches: tuple[int, int]
     hide_prob: float | None
+    cell_size: tuple[int, ...] | None
 
     def __init__(
         self,
@@ -64,6 +65,7 @@ class RandomHideAndSeek(MaskingTransform):
         grid_size: int | tuple[int, int] | list[int | tuple[int, int]] = (8, 8),
         erased_patches: int | tuple[int, int] = (0, 5),
         hide_prob: float | None = None,
+        cell_size: int | list[int] | tuple[int, ...] | None = None,
         fill_method: str | float | tuple[float, ...] = "black",
         mask_fill: int | None = None,
         **common: Unpack[CommonOptions],
@@ -72,13 +74,12 @@ class RandomHideAndSeek(MaskingTransform):
 
     def sample_region(self, batch_size: int, height: int, width: int, *, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Tensor]:
-        row_options = [rows for rows, _ in self.grid_size]
-        col_options = [cols for _, cols in self.grid_size]
-        choice = _sampling.randint(0, len(self.grid_size) - 1, (batch_size,), device=device, generator=generator)
+        row_options, col_options = self.grid_options(height, width)
+        choice = _sampling.randint(0, len(row_options) - 1, (batch_size,), device=device, generator=generator)
         rows = _sampling.pick(row_options, choice)
         cols = _sampling.pick(col_options, choice)
         # Cells live on a (max_rows, max_cols) lattice; those outside an image's own grid are invalid.
-        max_rows, max_cols = max(row_options), max(col_options)
+        max_rows, max_cols = max(max(row_options), 1), max(max(col_options), 1)
         valid = (torch.arange(max_rows, device=device).view(1, -1, 1) < rows.view(-1, 1, 1)) & (
             torch.arange(max_cols, device=device).view(1, 1, -1) < cols.view(-1, 1, 1)
         )
@@ -92,7 +93,18 @@ class RandomHideAndSeek(MaskingTransform):
             # Invalid cells rank last; the `count` lowest-ranked valid cells are hidden.
             ranked = torch.where(valid, scores, 2.0).flatten(1).argsort(dim=1).argsort(dim=1)
             hidden = (ranked < count.view(-1, 1)).view(batch_size, max_rows, max_cols)
-        return {"rows": rows, "cols": cols, "hidden": hidden}
+        params = {"rows": rows, "cols": cols, "hidden": hidden}
+        if self.cell_size is not None:
+            params["cell"] = _sampling.pick(self.cell_size, choice)
+        return params
+
+    def grid_options(self, height: int, width: int) -> tuple[list[int], list[int]]:
+        """The candidate ``rows`` and ``cols`` counts: ``grid_size``'s, or those of cells of
+        ``cell_size`` pixels with a partial last cell (``ceil(H / s)``; 0 for ``s = 0``)."""
+        if self.cell_size is None:
+            return [rows for rows, _ in self.grid_size], [cols for _, cols in self.grid_size]
+        return ([-(-height // side) if side else 0 for side in self.cell_size],
+                [-(-width // side) if side else 0 for side in self.cell_size])
 
     @staticmethod
     def _cell_index(size: int, cells: Tensor) -> Tensor:
@@ -104,11 +116,25 @@ class RandomHideAndSeek(MaskingTransform):
         positions = torch.arange(1, size + 1, device=cells.device).view(1, -1)
         return (positions * cells.view(-1, 1) + size - 1) // size - 1
 
+    @staticmethod
+    def _pixel_cells(size: int, side: Tensor, cells: int) -> Tensor:
+        """``(B, size)`` index ``p // side`` of the cell of each pixel, for cells from (0, 0).
+
+        A side of 0 (no hiding: no valid cell) maps every pixel to cell 0, which is not hidden;
+        the clamp keeps the index inside the ``cells``-long lattice.
+        """
+        positions = torch.arange(size, device=side.device).view(1, -1)
+        return (positions // side.clamp_min(1).view(-1, 1)).clamp_max(cells - 1)
+
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
         rows, cols, hidden = params["rows"], params["cols"], params["hidden"]
         device = hidden.device
-        row_cell = self._cell_index(height, rows)
-        col_cell = self._cell_index(width, cols)
+        if "cell" in params:
+            row_cell, col_cell = self._pixel_cells(height, params["cell"], hidden.shape[1]), self._pixel_cells(
+                width, params["cell"], hidden.shape[2])
+        else:
+            row_cell = self._cell_index(height, rows)
+            col_cell = self._cell_index(width, cols)
         batch = torch.arange(hidden.shape[0], device=device).view(-1, 1, 1)
         # Broadcast indices: the (B, H, W) result is gathered without materialising (B, H, W) indices.
         return hidden[batch, row_cell.unsqueeze(2), col_cell.unsqueeze(1)]
