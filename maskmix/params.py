@@ -47,8 +47,8 @@ from ._checks import (
     positive_number,
     positive_range,
 )
-from .geometry import ASPECT_LAWS, ATTEMPTS, FIT_RULES
 from .domains import Booleans, Choice, Integers, Just, ListOf, LogUniform, OneOf, OrRange, TupleOf, Uniform
+from .geometry import ASPECT_LAWS, ATTEMPTS, FIT_RULES
 from .registry import SPECS, Param, Preset, StrategySpec, Variant, register
 
 __all__ = [

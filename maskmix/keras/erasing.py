@@ -24,9 +24,8 @@ class RandomErasing(_sampling.RectanglePatches, MaskingLayer):
     """Erase one or more rectangles of random area and aspect ratio per image.
 
     Paper: Z. Zhong, L. Zheng, G. Kang, S. Li and Y. Yang, "Random Erasing Data Augmentation",
-    AAAI 2020 (https://arxiv.org/abs/1708.04896). The paper's setting is
-    ``patch_area=(0.02, 0.4), patch_aspect_ratio=(0.3, 3.33), augmentation_ratio=0.5,
-    bernoulli_mix=True``; timm's ``RandomErasing(probability, min_area, max_area, min_aspect,
+    AAAI 2020 (https://arxiv.org/abs/1708.04896). The defaults are not the paper's law (see
+    "Reproducing the paper" below); timm's ``RandomErasing(probability, min_area, max_area, min_aspect,
     mode, min_count, max_count)`` maps to ``augmentation_ratio=probability, bernoulli_mix=True,
     patch_area=(min_area, max_area), patch_aspect_ratio=(min_aspect, 1 / min_aspect),
     fill_method="zero" | "normal_per_patch" | "normal", patch_count=(min_count, max_count)``.
@@ -38,12 +37,24 @@ class RandomErasing(_sampling.RectanglePatches, MaskingLayer):
     Per image: draw a patch count ``n`` uniformly in ``patch_count``. For each of the ``n``
     patches, draw an area fraction ``a`` uniformly in ``patch_area`` and divide it by ``n`` (as
     timm does, so that the total erased area keeps the configured scale), and an aspect ratio
-    ``r = h / w`` log-uniformly in ``patch_aspect_ratio``; the rectangle is
-    ``h = round(sqrt(a H W r / n))`` by ``w = round(sqrt(a H W / (r n)))`` pixels (at least 1).
-    A rectangle that does not fit inside the image is redrawn, up to 10 candidates (drawn at once,
-    the first that fits is kept; if none fits, the first is clamped to the image). It is placed
-    uniformly, fully inside. Patches of one image may overlap. Same rule as
+    ``r = h / w`` log-uniformly (``aspect_law="uniform"``: uniformly) in ``patch_aspect_ratio``;
+    the rectangle is ``h = round(sqrt(a H W r / n))`` by ``w = round(sqrt(a H W / (r n)))``
+    pixels (at least 1). A rectangle that does not fit inside the image is redrawn, up to
+    ``attempts`` candidates (drawn at once, the first that fits is kept). With ``fit="clamp"``
+    a candidate fits when ``h <= H`` and ``w <= W``, and if none fits the first is clamped to the
+    image; with ``fit="skip"`` it fits when ``h < H`` and ``w < W``, and if none fits the patch
+    is not erased. It is placed uniformly, fully inside. Patches of one image may overlap. Same rule as
     :class:`maskmix.torch.RandomErasing`.
+
+    Reproducing the paper: ``RandomErasing.from_paper("cifar")`` (also ``"fashion_mnist"``) is
+    the official code's setting: per image with probability 0.5 (``augmentation_ratio=0.5,
+    bernoulli_mix=True``), up to 100 tries (``attempts=100``) of an area ``U(0.02, 0.4)`` and an
+    aspect ratio **uniform** in ``(0.3, 1 / 0.3)`` (``aspect_law="uniform"``; the log-uniform
+    default puts half the rectangles taller than wide, the paper three quarters), kept only when
+    ``h < H`` and ``w < W``, and nothing erased when every try fails (``fit="skip"``); the fill is
+    the constants the official script writes into the normalised images (the CIFAR mean
+    ``(0.4914, 0.4822, 0.4465)``). The paper's detection variants (image- and object-aware
+    erasing) need the boxes and are not expressible.
 
     Args:
         patch_area: area of the erased region as a fraction of the image: a float in (0, 1) or a
@@ -52,6 +63,10 @@ class RandomErasing(_sampling.RectanglePatches, MaskingLayer):
             log-uniformly. Default ``(0.3, 3.0)``.
         patch_count: rectangles per image: a positive int or a range ``(lo, hi)`` drawn uniformly
             per image. Default 1.
+        aspect_law: ``"log_uniform"`` (default) or ``"uniform"``: how the aspect ratio is drawn.
+        fit: ``"clamp"`` (default) or ``"skip"``: the fit test and what happens when no
+            candidate fits (see above).
+        attempts: candidates drawn per rectangle, an int >= 1. Default 10.
         fill_method: what the erased rectangles are filled with; default ``"black"``.
         **common: common options and layer arguments; see :class:`~maskmix.keras.MaskingLayer` (and fills).
 

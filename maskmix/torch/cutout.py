@@ -26,17 +26,32 @@ class RandomCutout(MaskingTransform):
     Shapes:
         ``(..., C, H, W)`` in, same shape, dtype and device out.
 
-    Per image: draw an area fraction ``a`` uniformly in ``patch_area``; the square's side is
-    ``round(sqrt(a * H * W))`` pixels (at least 1). With ``allow_partial=False`` (default) the side
-    is capped at ``min(H, W)`` and the square is placed uniformly so that it lies fully inside the
-    image. With ``allow_partial=True`` (the paper) its centre is uniform over the image's pixels
-    and the square is clipped at the border, so border squares erase fewer pixels (the paper's
-    16 px square on 32 px CIFAR images is ``patch_area=0.25``).
+    Per image, for each of ``n`` squares (``n`` drawn uniformly in ``patch_count``, each square
+    drawn and placed independently; they may overlap): the side is ``L`` pixels drawn uniformly
+    in ``patch_side`` when it is set, else ``round(sqrt(a * H * W))`` (at least 1) for an area
+    fraction ``a`` drawn uniformly in ``patch_area``. With ``allow_partial=False`` (default) the
+    side is capped at ``min(H, W)`` and the square is placed uniformly so that it lies fully
+    inside the image. With ``allow_partial=True`` its centre ``c`` is uniform over the image's
+    pixels and the square ``[c - L//2, c - L//2 + L)`` is clipped at the border, so border squares
+    erase fewer pixels. ``symmetric_box=True`` spans ``[c - L//2, c + L//2)`` instead, the
+    official code's box: an odd side ``L`` erases ``2 * (L//2)`` pixels a side (inside the image
+    too, where the square then has that side).
+
+    Reproducing the paper: ``RandomCutout.from_paper("cifar10")`` (also ``"cifar100"``,
+    ``"svhn"``) is the official ``util/cutout.py`` with the paper's lengths 16, 8 and 20:
+    ``patch_side=L, allow_partial=True, symmetric_box=True, fill_method="zero"`` (the image is
+    multiplied by the mask after normalisation, so erased pixels are 0, the dataset mean). The
+    official ``n_holes`` is ``patch_count``.
 
     Args:
         patch_area: square area as a fraction of the image area: a float in (0, 1) or a range
-            ``(lo, hi)`` drawn uniformly per image. Default 0.1.
+            ``(lo, hi)`` drawn uniformly per square. Default 0.1. Not used when ``patch_side``
+            is set.
         allow_partial: let the square cross the border (see above). Default False.
+        patch_side: square side in pixels, an int >= 1 or a range ``(lo, hi)`` drawn uniformly
+            per square, or None (the side comes from ``patch_area``). Default None.
+        symmetric_box: the official box rule (see above). Default False.
+        patch_count: squares per image, an int >= 1 or a range ``(lo, hi)``. Default 1.
         fill_method: fill of the erased square, default ``"black"``.
         **common: common options; see :class:`~maskmix.torch.MaskingTransform`, which lists the fills.
 

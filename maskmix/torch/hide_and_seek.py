@@ -22,8 +22,8 @@ class RandomHideAndSeek(MaskingTransform):
 
     Paper: K. K. Singh, H. Yu, A. Sarmasi, G. Pradeep and Y. J. Lee, "Hide-and-Seek: A Data
     Augmentation Technique for Weakly-Supervised Localization and Beyond", 2018
-    (https://arxiv.org/abs/1811.02545). The paper hides every cell with probability 0.5
-    (``hide_prob=0.5``) and draws the grid per image from several candidate sizes.
+    (https://arxiv.org/abs/1811.02545), after K. K. Singh and Y. J. Lee, "Hide-and-Seek: Forcing
+    a Network to be Meticulous for Weakly-supervised Object and Action Localization", ICCV 2017.
 
     Shapes:
         ``(..., C, H, W)`` in, same shape, dtype and device out.
@@ -31,9 +31,19 @@ class RandomHideAndSeek(MaskingTransform):
     Per image: pick a grid ``(rows, cols)`` uniformly among the ``grid_size`` candidates. Cell
     ``(i, j)`` covers rows ``floor(i H / rows) <= y < floor((i + 1) H / rows)`` and the like for
     columns, so the cells tile the whole image even when ``H`` is not a multiple of ``rows``.
+    With ``cell_size`` set, a side ``s`` in pixels is picked uniformly among its candidates
+    instead and cell ``(i, j)`` covers rows ``i s <= y < (i + 1) s`` (and the like for columns)
+    from ``(0, 0)``: ``ceil(H / s)`` rows of cells, the last one partial; ``s = 0`` hides
+    nothing.
     Without ``hide_prob``, draw a count ``n`` uniformly in ``erased_patches`` (capped at the number
     of cells) and hide ``n`` distinct cells chosen uniformly; with ``hide_prob`` set, hide each
     cell independently with that probability.
+
+    Reproducing the paper: ``RandomHideAndSeek.from_paper("imagenet")`` is the official
+    ``hide_patch.py``: a cell side drawn per image among 0, 16, 32, 44 and 56 pixels
+    (``cell_size=[0, 16, 32, 44, 56]``; a side of 44 has no cell count on 224-pixel images),
+    each cell hidden with probability 0.5 (``hide_prob=0.5``), filled with 0 on normalised
+    images (the paper's dataset mean).
 
     Args:
         grid_size: ``n`` for an ``n x n`` grid, a tuple ``(rows, cols)``, or a list of such
@@ -41,6 +51,8 @@ class RandomHideAndSeek(MaskingTransform):
         erased_patches: number of hidden cells: an int >= 0 or a range ``(lo, hi)`` drawn
             uniformly per image. Default ``(0, 5)``. Ignored when ``hide_prob`` is set.
         hide_prob: probability in (0, 1) of hiding each cell, or None. Default None.
+        cell_size: cell side in pixels (an int >= 0) or a list of candidates, one drawn per
+            image; 0 hides nothing. Default None (``grid_size`` is used).
         fill_method: what hidden cells show; default ``"black"``.
         **common: common options; see :class:`~maskmix.torch.MaskingTransform`, which lists the fills.
 
