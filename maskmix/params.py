@@ -247,6 +247,9 @@ RANDOM_CUTOUT = register(StrategySpec(
     variants={
         "cutout": Variant({}, launches=29),
         "cutout_partial": Variant({"patch_area": (0.05, 0.4), "allow_partial": True}, launches=36),
+        # The options of the paper's code (from_paper), so that every battery runs them.
+        "cutout_paper": Variant({"patch_side": (3, 9), "allow_partial": True, "symmetric_box": True,
+                                 "patch_count": (1, 3)}, launches=38),
     },
     benchmarks={"RandomCutout": {}},
     gallery={"cutout": {"patch_area": 0.15}},
@@ -314,6 +317,8 @@ RANDOM_ERASING = register(StrategySpec(
     variants={
         "erasing": Variant({}, launches=53),
         "erasing_multi": Variant({"patch_count": (1, 3), "fill_method": "noise"}, launches=57),
+        "erasing_paper": Variant({"patch_area": (0.02, 0.4), "patch_aspect_ratio": (0.3, 3.33),
+                                  "aspect_law": "uniform", "fit": "skip", "attempts": 100}, launches=54),
     },
     benchmarks={"RandomErasing": {},
                 "RandomErasing(count 1-3, noise)": {"patch_count": (1, 3), "fill_method": "noise"}},
@@ -370,6 +375,9 @@ RANDOM_HIDE_AND_SEEK = register(StrategySpec(
     variants={
         "hide_and_seek": Variant({"grid_size": [2, (3, 4)], "erased_patches": (1, 3)}, launches=46),
         "hide_and_seek_prob": Variant({"hide_prob": 0.9, "fill_method": "white"}, launches=33),
+        # Sides in pixels; without the 0 candidate, so that every selected image changes (as the
+        # batteries check): the paper's "no hiding" is tested in tests/papers.
+        "hide_and_seek_paper": Variant({"cell_size": [3, 5], "hide_prob": 0.9}, launches=39),
     },
     benchmarks={"RandomHideAndSeek": {}},
     gallery={"hide_and_seek": {"grid_size": [4, 6], "hide_prob": 0.3, "fill_method": "gray"}},
@@ -453,6 +461,8 @@ RANDOM_GRID_MASK = register(StrategySpec(
     variants={
         "gridmask": Variant({}, launches=37),
         "gridmask_rotated": Variant({"rotation": 90, "fill_method": "mean_per_channel"}, launches=56),
+        "gridmask_paper": Variant({"unit_pixels": (3, None), "kept_ratio": 0.6, "rotation": 360,
+                                   "whole_degrees": True, "invert": True}, launches=48),
     },
     benchmarks={"RandomGridMask": {}, "RandomGridMask(rotation)": {"rotation": 360}},
     gallery={"gridmask": {"rotation": 30}},
