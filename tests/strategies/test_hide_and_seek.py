@@ -255,3 +255,6 @@ def test_cells_in_pixels_start_at_the_corner_with_partial_last_cells(framework: 
                 cell = mask[y:y + 5, x0:x0 + 5]
                 assert cell.all() or not cell.any()
     assert masks[:, 10:, :].any() and masks[:, :, 10:].any()
+    # The partial cells are cells of their own, drawn independently of their neighbours.
+    drawn = masks[~empty]
+    assert not np.array_equal(drawn[:, 10], drawn[:, 5]) and not np.array_equal(drawn[:, :, 10], drawn[:, :, 5])
