@@ -99,16 +99,15 @@ class RandomCutout(MaskingLayer):
             area = _sampling.uniform(ops, *self.patch_area, shape, seed)
             side = ops.cast(ops.numpy.round(ops.numpy.sqrt(area * ops.cast(height * width, "float32"))), "int32")
             side = ops.numpy.maximum(side, 1)
-        half = ops.numpy.floor_divide(side, 2)
         if not self.allow_partial:
             side = ops.numpy.minimum(side, ops.numpy.minimum(height, width))
-            half = ops.numpy.floor_divide(side, 2)
-            # The official rule [c - L//2, c + L//2) spans 2 * (L//2) pixels: one less for an odd side.
-            extent = 2 * half if self.symmetric_box else side
+        half = ops.numpy.floor_divide(side, 2)
+        # The official rule [c - L//2, c + L//2) spans 2 * (L//2) pixels: one less for an odd side.
+        extent = 2 * half if self.symmetric_box else side
+        if not self.allow_partial:
             top, left = _sampling.place_inside(ops, extent, extent, height, width, seed)
             params = {"top": top, "left": left, "height": extent, "width": extent}
         else:
-            extent = 2 * half if self.symmetric_box else side
             center_y = _sampling.randint(ops, 0, height - 1, shape, seed)
             center_x = _sampling.randint(ops, 0, width - 1, shape, seed)
             # The square [c - side//2, c - side//2 + extent), clipped to the image.

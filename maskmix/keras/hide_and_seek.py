@@ -50,7 +50,8 @@ class RandomHideAndSeek(MaskingLayer):
 
     Args:
         grid_size: ``n`` for an ``n x n`` grid, a tuple ``(rows, cols)``, or a list of such
-            candidates, one drawn per image (e.g. ``[4, 8, (8, 16)]``). Default ``(8, 8)``.
+            candidates, one drawn per image (e.g. ``[4, 8, (8, 16)]``). Default ``(8, 8)``. Not
+            used when ``cell_size`` is set.
         erased_patches: number of hidden cells: an int >= 0 or a range ``(lo, hi)`` drawn
             uniformly per image. Default ``(0, 5)``. Ignored when ``hide_prob`` is set.
         hide_prob: probability in (0, 1) of hiding each cell, or None. Default None.

@@ -47,7 +47,8 @@ class RandomHideAndSeek(MaskingTransform):
 
     Args:
         grid_size: ``n`` for an ``n x n`` grid, a tuple ``(rows, cols)``, or a list of such
-            candidates, one drawn per image (e.g. ``[4, 8, (8, 16)]``). Default ``(8, 8)``.
+            candidates, one drawn per image (e.g. ``[4, 8, (8, 16)]``). Default ``(8, 8)``. Not
+            used when ``cell_size`` is set.
         erased_patches: number of hidden cells: an int >= 0 or a range ``(lo, hi)`` drawn
             uniformly per image. Default ``(0, 5)``. Ignored when ``hide_prob`` is set.
         hide_prob: probability in (0, 1) of hiding each cell, or None. Default None.
@@ -142,8 +143,8 @@ class RandomHideAndSeek(MaskingTransform):
         rows, cols, hidden = params["rows"], params["cols"], params["hidden"]
         device = hidden.device
         if "cell" in params:
-            row_cell, col_cell = self._pixel_cells(height, params["cell"], hidden.shape[1]), self._pixel_cells(
-                width, params["cell"], hidden.shape[2])
+            row_cell = self._pixel_cells(height, params["cell"], hidden.shape[1])
+            col_cell = self._pixel_cells(width, params["cell"], hidden.shape[2])
         else:
             row_cell = self._cell_index(height, rows)
             col_cell = self._cell_index(width, cols)
