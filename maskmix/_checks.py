@@ -27,6 +27,8 @@ __all__ = [
     "integer_at_least",
     "number_in",
     "optional",
+    "pixel_range_up_to_image",
+    "pixel_sizes",
     "pixels_range",
     "positive_number",
     "positive_range",
@@ -305,3 +307,44 @@ def _inside(v: float, lo: float, hi: float, lo_open: bool, hi_open: bool) -> boo
 
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+def pixel_sizes() -> Checker:
+    """Sizes in pixels, one drawn per image: an integer >= 0 or a non-empty list/tuple of them.
+
+    Normalised to a tuple of ints, e.g. ``16 -> (16,)`` and ``[0, 16, 32] -> (0, 16, 32)``
+    (Hide-and-Seek's cell sides, where 0 means "hide nothing").
+    """
+    expected = "an integer >= 0 or a non-empty list of integers >= 0"
+
+    def check(owner: str, name: str, value: Any) -> tuple[int, ...]:
+        items = list(value) if isinstance(value, (tuple, list)) else [value]
+        if not items or not all(_is_int(v) for v in items):
+            _fail(owner, name, expected, value, TypeError if items else ValueError)
+        if any(int(v) < 0 for v in items):
+            _fail(owner, name, expected, value)
+        return tuple(int(v) for v in items)
+
+    return check
+
+
+def pixel_range_up_to_image(minimum: int) -> Checker:
+    """A pair ``(lo, hi)`` of integers ``minimum <= lo <= hi``, or ``(lo, None)`` (no upper bound
+    but the image's); an integer ``n`` is ``(n, n)``. Normalised to ``(lo, hi)``."""
+    expected = f"an integer >= {minimum} or a pair (lo, hi) of integers with {minimum} <= lo <= hi, hi may be None"
+
+    def check(owner: str, name: str, value: Any) -> tuple[int, int | None]:
+        if _is_int(value):
+            if int(value) < minimum:
+                _fail(owner, name, expected, value)
+            return (int(value), int(value))
+        if not _is_pair(value):
+            _fail(owner, name, expected, value, ValueError if isinstance(value, (tuple, list)) else TypeError)
+        lo, hi = value
+        if not (_is_int(lo) and (hi is None or _is_int(hi))):
+            _fail(owner, name, expected, value, TypeError)
+        if int(lo) < minimum or (hi is not None and int(hi) < int(lo)):
+            _fail(owner, name, expected, value)
+        return (int(lo), None if hi is None else int(hi))
+
+    return check

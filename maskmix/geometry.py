@@ -22,13 +22,16 @@ from __future__ import annotations
 import math
 
 __all__ = [
+    "ASPECT_LAWS",
     "ATTEMPTS",
+    "FIT_RULES",
     "FLOAT_DTYPES",
     "GAMMA_PROPOSALS",
     "IMAGE_DTYPES",
     "IMAGE_DTYPES_TEXT",
     "LOG_UNIFORM_LIMITS",
     "LUMA_WEIGHTS",
+    "ceil_product_table",
     "gamma_proposal_constants",
     "image_aspect",
     "log_uniform_bounds",
@@ -37,6 +40,7 @@ __all__ = [
     "rotation_range",
     "thumbnail_side",
     "thumbnail_size_range",
+    "unit_pixels_bounds",
 ]
 
 #: How many candidate rectangles are drawn per patch before falling back to clamping (the
@@ -126,3 +130,41 @@ def gamma_proposal_constants(alpha: float) -> tuple[bool, float, float]:
     boosted = alpha < 1.0
     d = (alpha + 1.0 if boosted else alpha) - 1.0 / 3.0
     return boosted, d, 1.0 / math.sqrt(9.0 * d)
+
+
+#: How Random Erasing draws the aspect ratio in ``patch_aspect_ratio``: log-uniformly (maskmix,
+#: torchvision, timm) or uniformly (the paper's official code).
+ASPECT_LAWS: tuple[str, ...] = ("log_uniform", "uniform")
+
+#: Random Erasing's fit rules: ``"clamp"`` (a candidate fits when ``h <= H`` and ``w <= W``; if
+#: none does, the first is clamped) or ``"skip"`` (the paper's code: ``h < H`` and ``w < W``; if
+#: none does, nothing is erased).
+FIT_RULES: tuple[str, ...] = ("clamp", "skip")
+
+
+def ceil_product_table(ratio: float, largest: int) -> tuple[int, ...]:
+    """``math.ceil(d * ratio)`` for ``d = 0, ..., largest``, as Python computes it (float64).
+
+    GridMask's official kept band (``math.ceil(d * ratio)``): a float32 product on the device
+    would round up past an integer for some ``d`` (``0.6 * 5`` is ``3.0000001`` in float32,
+    ``3.0`` in float64), so the bands are computed here once and looked up per image.
+
+    >>> ceil_product_table(0.6, 5)
+    (0, 1, 2, 2, 3, 3)
+    """
+    return tuple(math.ceil(d * ratio) for d in range(largest + 1))
+
+
+def unit_pixels_bounds(unit_pixels: tuple[int, int | None], height: int, width: int) -> tuple[int, int]:
+    """GridMask's unit range in pixels for an ``H x W`` image: ``(lo, max(lo, min(hi, min(H, W) - 1)))``.
+
+    The official code draws ``randint(d1, d2)`` with ``d2`` at most the image's shorter side
+    (excluded); ``hi=None`` is that side minus one. The range never falls below ``lo``: on an
+    image smaller than the unit the grid is simply coarser than the image.
+
+    >>> unit_pixels_bounds((2, None), 32, 48), unit_pixels_bounds((96, 223), 32, 32)
+    ((2, 31), (96, 96))
+    """
+    lo, hi = unit_pixels
+    top = min(height, width) - 1 if hi is None else min(hi, min(height, width) - 1)
+    return lo, max(lo, top)

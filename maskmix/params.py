@@ -41,11 +41,14 @@ from ._checks import (
     integer_at_least,
     number_in,
     optional,
+    pixel_range_up_to_image,
+    pixel_sizes,
     pixels_range,
     positive_number,
     positive_range,
 )
 from .domains import Booleans, Choice, Integers, Just, ListOf, LogUniform, OneOf, OrRange, TupleOf, Uniform
+from .geometry import ASPECT_LAWS, ATTEMPTS, FIT_RULES
 from .registry import SPECS, Param, Preset, StrategySpec, Variant, register
 
 __all__ = [
@@ -210,6 +213,29 @@ RANDOM_CUTOUT = register(StrategySpec(
             "False: the square lies fully inside; True: its centre is uniform over the image and it is clipped.",
             Booleans(),
         ),
+        Param(
+            "patch_side",
+            None,
+            optional(count_range(1)),
+            "Square side in pixels (int or range drawn uniformly per square); None: from patch_area, which it "
+            "replaces when set.",
+            OneOf((Just(None), OrRange(Integers(1, 12)))),
+        ),
+        Param(
+            "symmetric_box",
+            False,
+            boolean(),
+            "True: the square spans [c - L//2, c + L//2) about its centre c (the official code: an odd side "
+            "L erases 2 * (L//2) pixels); False: [c - L//2, c - L//2 + L).",
+            Booleans(),
+        ),
+        Param(
+            "patch_count",
+            1,
+            count_range(1),
+            "Number of squares per image (int or range), each drawn and placed independently; they may overlap.",
+            OrRange(Integers(1, 3)),
+        ),
         FILL_PARAM,
         MASK_FILL_PARAM,
         *COMMON_PARAMS,
@@ -221,18 +247,23 @@ RANDOM_CUTOUT = register(StrategySpec(
     variants={
         "cutout": Variant({}, launches=29),
         "cutout_partial": Variant({"patch_area": (0.05, 0.4), "allow_partial": True}, launches=36),
+        # The options of the paper's code (from_paper), so that every battery runs them.
+        "cutout_paper": Variant({"patch_side": (3, 9), "allow_partial": True, "symmetric_box": True,
+                                 "patch_count": (1, 3)}, launches=38),
     },
     benchmarks={"RandomCutout": {}},
     gallery={"cutout": {"patch_area": 0.15}},
     sweep=("patch_area", (0.05, 0.15, 0.3)),
-    # DeVries & Taylor (2017), Table 1 and the official code (uoguelph-mlrg/Cutout, util/cutout.py):
-    # one square of side L pixels on 32x32 images, centre uniform over the pixels, clipped at the
-    # border; filled with 0 on normalised images.
+    # DeVries & Taylor (2017), Table 1 and the official code (uoguelph-mlrg/Cutout, util/cutout.py
+    # and the commands at the top of train.py): n_holes=1 square of side L pixels, centre
+    # (randint(h), randint(w)), box [c - L//2, c + L//2) clipped at the border; the image is
+    # multiplied by the mask after Normalize, i.e. filled with 0.
     papers={
         setting: Preset(
-            {"patch_area": (side / 32) ** 2, "allow_partial": True, "fill_method": "zero"},
-            f"DeVries & Taylor 2017, §4 / Table 1: length={side} on {dataset}; official util/cutout.py",
-            "For 32x32 images normalised with the dataset's mean and std (the 0 fill is the mean).",
+            {"patch_side": side, "allow_partial": True, "symmetric_box": True, "fill_method": "zero"},
+            f"DeVries & Taylor 2017, §4 / Table 1: --length {side} on {dataset}; official util/cutout.py",
+            "For images normalised with the dataset's mean and std (the 0 fill is the mean); the paper's "
+            "images are 32x32.",
         )
         for setting, dataset, side in (("cifar10", "CIFAR-10", 16), ("cifar100", "CIFAR-100", 8),
                                        ("svhn", "SVHN", 20))
@@ -251,6 +282,29 @@ RANDOM_ERASING = register(StrategySpec(
             "Number of rectangles per image (int or range); the drawn area is split between them.",
             OrRange(Integers(1, 4)),
         ),
+        Param(
+            "aspect_law",
+            "log_uniform",
+            choice(ASPECT_LAWS),
+            "How the aspect ratio is drawn in patch_aspect_ratio: 'log_uniform' or 'uniform' (the paper's code).",
+            Choice(ASPECT_LAWS),
+        ),
+        Param(
+            "fit",
+            "clamp",
+            choice(FIT_RULES),
+            "'clamp': a candidate fits when h <= H and w <= W, and if none of the attempts fits the first is "
+            "clamped to the image; 'skip' (the paper's code): it fits when h < H and w < W, and if none fits "
+            "the patch is not erased.",
+            Choice(FIT_RULES),
+        ),
+        Param(
+            "attempts",
+            ATTEMPTS,
+            integer_at_least(1),
+            "Candidate rectangles drawn per patch (the tries of the paper's loop).",
+            Integers(1, 12),
+        ),
         FILL_PARAM,
         MASK_FILL_PARAM,
         *COMMON_PARAMS,
@@ -263,11 +317,29 @@ RANDOM_ERASING = register(StrategySpec(
     variants={
         "erasing": Variant({}, launches=53),
         "erasing_multi": Variant({"patch_count": (1, 3), "fill_method": "noise"}, launches=57),
+        "erasing_paper": Variant({"patch_area": (0.02, 0.4), "patch_aspect_ratio": (0.3, 3.33),
+                                  "aspect_law": "uniform", "fit": "skip", "attempts": 100}, launches=54),
     },
     benchmarks={"RandomErasing": {},
                 "RandomErasing(count 1-3, noise)": {"patch_count": (1, 3), "fill_method": "noise"}},
     gallery={"erasing": {"patch_count": (1, 3), "fill_method": "noise"}},
     sweep=("patch_area", (0.05, 0.15, 0.3)),
+    # Zhong et al. (AAAI 2020), §5.1 and the official code (zhunzhong07/Random-Erasing,
+    # transforms.py with the defaults cifar.py / fashionmnist.py pass, README: --p 0.5): per image
+    # with p = 0.5, up to 100 tries of area U(0.02, 0.4), aspect U(0.3, 1/0.3), sides rounded, kept
+    # when h < H and w < W, else nothing; erased after Normalize with the raw mean constants.
+    papers={
+        setting: Preset(
+            {"patch_area": (0.02, 0.4), "patch_aspect_ratio": (0.3, 1 / 0.3), "aspect_law": "uniform",
+             "fit": "skip", "attempts": 100, "fill_method": fill, "augmentation_ratio": 0.5,
+             "bernoulli_mix": True},
+            f"Zhong et al. 2020, §5.1 (p=0.5, sl=0.02, sh=0.4, r1=0.3); official transforms.py, {script}",
+            "For images normalised with the dataset's mean and std: the official script erases after "
+            f"Normalize with the constants {fill} (not 0), which this fill writes.",
+        )
+        for setting, script, fill in (("cifar", "cifar.py", (0.4914, 0.4822, 0.4465)),
+                                      ("fashion_mnist", "fashionmnist.py", (0.4914,)))
+    },
 ))
 
 RANDOM_HIDE_AND_SEEK = register(StrategySpec(
@@ -284,6 +356,14 @@ RANDOM_HIDE_AND_SEEK = register(StrategySpec(
             "If set, each cell is hidden independently with this probability (erased_patches is ignored).",
             OneOf((Just(None), Uniform(0.01, 0.99))),
         ),
+        Param(
+            "cell_size",
+            None,
+            optional(pixel_sizes()),
+            "Cell side in pixels, or a list of candidates drawn per image (0: hide nothing); the grid starts "
+            "at (0, 0) with partial last cells. Replaces grid_size when set.",
+            OneOf((Just(None), ListOf(Integers(0, 12), 1, 3))),
+        ),
         FILL_PARAM,
         MASK_FILL_PARAM,
         *COMMON_PARAMS,
@@ -295,10 +375,24 @@ RANDOM_HIDE_AND_SEEK = register(StrategySpec(
     variants={
         "hide_and_seek": Variant({"grid_size": [2, (3, 4)], "erased_patches": (1, 3)}, launches=46),
         "hide_and_seek_prob": Variant({"hide_prob": 0.9, "fill_method": "white"}, launches=33),
+        # Sides in pixels; without the 0 candidate, so that every selected image changes (as the
+        # batteries check): the paper's "no hiding" is tested in tests/papers.
+        "hide_and_seek_paper": Variant({"cell_size": [3, 5], "hide_prob": 0.9}, launches=39),
     },
     benchmarks={"RandomHideAndSeek": {}},
     gallery={"hide_and_seek": {"grid_size": [4, 6], "hide_prob": 0.3, "fill_method": "gray"}},
     sweep=("hide_prob", (0.1, 0.3, 0.5)),
+    # Singh & Lee (ICCV 2017) and the official code (kkanshul/Hide-and-Seek, hide_patch.py): a cell
+    # side drawn per image from {0, 16, 32, 44, 56} pixels (0: no hiding), cells from (0, 0) with
+    # partial last ones, each hidden with probability 0.5, on normalised 224x224 images.
+    papers={
+        "imagenet": Preset(
+            {"cell_size": [0, 16, 32, 44, 56], "hide_prob": 0.5, "fill_method": "zero"},
+            "Singh & Lee 2017, §3.1 and §4 (ImageNet); official hide_patch.py (grid_sizes, hide_prob)",
+            "For 224x224 images normalised with the dataset's mean and std: the paper fills hidden cells "
+            "with the dataset mean, 0 after normalisation.",
+        ),
+    },
 ))
 
 RANDOM_GRID_MASK = register(StrategySpec(
@@ -325,6 +419,37 @@ RANDOM_GRID_MASK = register(StrategySpec(
             "Maximum rotation of the grid in degrees; the angle is uniform in [-rotation, rotation].",
             OneOf((Just(0.0), Uniform(0.0, 360.0))),
         ),
+        Param(
+            "unit_pixels",
+            None,
+            optional(pixel_range_up_to_image(2)),
+            "Grid unit side in pixels, uniform over the integers lo..min(hi, min(H, W) - 1) (hi None: "
+            "min(H, W) - 1; never below lo); replaces unit_length when set.",
+            OneOf((Just(None), TupleOf((Integers(2, 4), OneOf((Just(None), Integers(4, 40))))))),
+        ),
+        Param(
+            "kept_ratio",
+            None,
+            optional(number_in(0.0, 1.0, lo_open=True, hi_open=True)),
+            "If set, the masked square's side is d - ceil(kept_ratio * d) (the official code's kept band of "
+            "ceil(r d) pixels per unit); replaces masked_ratio.",
+            OneOf((Just(None), Uniform(0.05, 0.95))),
+        ),
+        Param(
+            "whole_degrees",
+            False,
+            boolean(),
+            "True: the angle is a whole number of degrees uniform in {0, ..., ceil(rotation) - 1} (the "
+            "official randint(rotate)).",
+            Booleans(),
+        ),
+        Param(
+            "invert",
+            False,
+            boolean(),
+            "True: mask everything but the squares (the bands between them), the official code's mode=0.",
+            Booleans(),
+        ),
         FILL_PARAM,
         MASK_FILL_PARAM,
         *COMMON_PARAMS,
@@ -336,10 +461,37 @@ RANDOM_GRID_MASK = register(StrategySpec(
     variants={
         "gridmask": Variant({}, launches=37),
         "gridmask_rotated": Variant({"rotation": 90, "fill_method": "mean_per_channel"}, launches=56),
+        "gridmask_paper": Variant({"unit_pixels": (3, None), "kept_ratio": 0.6, "rotation": 360,
+                                   "whole_degrees": True, "invert": True}, launches=48),
     },
     benchmarks={"RandomGridMask": {}, "RandomGridMask(rotation)": {"rotation": 360}},
     gallery={"gridmask": {"rotation": 30}},
     sweep=("masked_ratio", (0.3, 0.5, 0.7)),
+    # Chen et al. (2020) and the official code (akuxcw/GridMask): imagenet_grid/utils/grid.py with
+    # the defaults of imagenet_amp.py (d1=96, d2=224, rotate=360, ratio=0.6, mode=1, prob=0.8,
+    # applied to the normalised batch); detection_grid/.../transforms/grid.py with
+    # configs/grid_faster_rcnn_R_50_FPN_2x.yaml (d in [2, min side), ratio=0.5, rotate=1, mode=1,
+    # prob=0.7). mode=1 multiplies by the inverse of the band mask: the squares are erased.
+    papers={
+        "imagenet": Preset(
+            {"unit_pixels": (96, 223), "kept_ratio": 0.6, "rotation": 360, "whole_degrees": True,
+             "fill_method": "zero", "augmentation_ratio": 0.8, "bernoulli_mix": True},
+            "Chen et al. 2020, §4.1 (ImageNet); official imagenet_grid/utils/grid.py, imagenet_amp.py defaults",
+            "For 224x224 images normalised with the dataset's mean and std (0 = the mean). The official "
+            "probability ramps as 0.8 * min(1, epoch / 240): schedules are not available yet, so this "
+            "preset uses the final 0.8 throughout.",
+        ),
+        "detection": Preset(
+            {"unit_pixels": (2, None), "kept_ratio": 0.5, "fill_method": "zero", "augmentation_ratio": 0.7,
+             "bernoulli_mix": True},
+            "Chen et al. 2020, §4.3 (COCO detection); official detection_grid/maskrcnn_benchmark/data/"
+            "transforms/grid.py, configs/grid_faster_rcnn_R_50_FPN_2x.yaml",
+            "For normalised images. The official probability ramps as 0.7 * iteration / max_iter "
+            "(schedules are not available yet: 0.7 throughout). The official loop starts its bands at "
+            "the random offset on a 1.5x canvas (no band above or left of it), which leaves wider "
+            "masked strips near the border for large units; this grid is periodic everywhere.",
+        ),
+    },
 ))
 
 RANDOM_CUTMIX = register(StrategySpec(

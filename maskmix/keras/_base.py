@@ -177,8 +177,8 @@ class MaskMixLayer(keras.layers.Layer):
 
         Example:
             >>> from maskmix.keras import RandomCutout
-            >>> RandomCutout.from_paper("svhn", seed=0).patch_area  # a 20-pixel square on 32x32 images
-            (0.390625, 0.390625)
+            >>> RandomCutout.from_paper("svhn", seed=0).patch_side  # a 20-pixel square on 32x32 images
+            (20, 20)
         """
         return cls(**{**cls.spec.paper_config(setting, owner=cls.__name__), **options})
 

@@ -35,6 +35,7 @@ __all__ = [
     "box_mask_of",
     "first_fitting",
     "log_uniform",
+    "paper_rectangles",
     "pick",
     "place_inside",
     "randint",
@@ -312,3 +313,30 @@ def beta(ops: Ops, alpha: float, size: Size, seed: Seed) -> Tensor:
     log_g1 = _log_standard_gamma(ops, alpha, size, seed)
     log_g2 = _log_standard_gamma(ops, alpha, size, seed)
     return ops.nn.sigmoid(log_g1 - log_g2)
+
+
+def paper_rectangles(ops: Ops, shape: Size, height: Any, width: Any, patch_area: tuple[float, float],
+                     patch_aspect_ratio: tuple[float, float], seed: Seed, *, aspect_law: str, attempts: int,
+                     strict: bool, area_divisor: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`random_rectangles` with the laws of Random Erasing's official code as options.
+
+    ``aspect_law`` ``"uniform"`` draws the aspect ratio uniformly in ``patch_aspect_ratio``;
+    ``attempts`` candidates are drawn per rectangle; with ``strict`` a candidate fits only when
+    ``h < H`` and ``w < W``. Returns ``(h, w, found)``, ``found`` False where no candidate fits.
+    Same rule as :func:`maskmix.torch._sampling.paper_rectangles`.
+    """
+    size = (*shape, attempts)
+    area = uniform(ops, patch_area[0], patch_area[1], size, seed)
+    if aspect_law == "uniform":
+        aspect = uniform(ops, patch_aspect_ratio[0], patch_aspect_ratio[1], size, seed)
+    else:
+        aspect = log_uniform(ops, patch_aspect_ratio[0], patch_aspect_ratio[1], size, seed)
+    if area_divisor is not None:
+        area = area / ops.numpy.expand_dims(ops.cast(area_divisor, "float32"), -1)
+    h, w = rectangle_sizes(ops, area, aspect, height, width)
+    if strict:
+        fits = ops.numpy.logical_and(h < height, w < width)
+    else:
+        fits = ops.numpy.logical_and(h <= height, w <= width)
+    h, w = first_fitting(ops, h, w, height, width, fits=fits)
+    return h, w, ops.numpy.any(fits, axis=-1)

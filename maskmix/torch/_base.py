@@ -162,8 +162,8 @@ class MaskMixTransform(v2.Transform):
         Example:
             >>> from maskmix.torch import RandomCutout
             >>> cutout = RandomCutout.from_paper("cifar10")  # a 16-pixel square on 32x32 images
-            >>> cutout.patch_area, cutout.allow_partial
-            ((0.25, 0.25), True)
+            >>> cutout.patch_side, cutout.allow_partial
+            ((16, 16), True)
         """
         return cls(**{**cls.spec.paper_config(setting, owner=cls.__name__), **options})
 

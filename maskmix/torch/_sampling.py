@@ -326,3 +326,29 @@ def using_generator(generator: torch.Generator | None) -> Iterator[None]:
 def lent_generator() -> torch.Generator | None:
     """The generator :func:`using_generator` lends to the calls of this thread/task, or None."""
     return _LENT_GENERATOR.get()
+
+
+def paper_rectangles(shape: Size, height: int, width: int, patch_area: tuple[float, float],
+                     patch_aspect_ratio: tuple[float, float], *, aspect_law: str, attempts: int, strict: bool,
+                     device: torch.device, generator: torch.Generator | None,
+                     area_divisor: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`random_rectangles` with the laws of Random Erasing's official code as options.
+
+    ``aspect_law`` ``"uniform"`` draws the aspect ratio uniformly in ``patch_aspect_ratio``
+    (``"log_uniform"`` as :func:`random_rectangles`); ``attempts`` candidates are drawn per
+    rectangle; with ``strict`` a candidate fits only when ``h < H`` and ``w < W`` (the official
+    test). Returns ``(h, w, found)``: ``found`` is False where no candidate fits, and the caller
+    decides what that means (the official loop erases nothing).
+    """
+    size = (*shape, attempts)
+    area = uniform(*patch_area, size, device=device, generator=generator)
+    if aspect_law == "uniform":
+        aspect = uniform(*patch_aspect_ratio, size, device=device, generator=generator)
+    else:
+        aspect = log_uniform(*patch_aspect_ratio, size, device=device, generator=generator)
+    if area_divisor is not None:
+        area = area / area_divisor.unsqueeze(-1)
+    h, w = rectangle_sizes(area, aspect, height, width)
+    fits = (h < height) & (w < width) if strict else (h <= height) & (w <= width)
+    h, w = first_fitting(h, w, height, width, fits=fits)
+    return h, w, fits.any(dim=-1)

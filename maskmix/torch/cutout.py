@@ -26,17 +26,32 @@ class RandomCutout(MaskingTransform):
     Shapes:
         ``(..., C, H, W)`` in, same shape, dtype and device out.
 
-    Per image: draw an area fraction ``a`` uniformly in ``patch_area``; the square's side is
-    ``round(sqrt(a * H * W))`` pixels (at least 1). With ``allow_partial=False`` (default) the side
-    is capped at ``min(H, W)`` and the square is placed uniformly so that it lies fully inside the
-    image. With ``allow_partial=True`` (the paper) its centre is uniform over the image's pixels
-    and the square is clipped at the border, so border squares erase fewer pixels (the paper's
-    16 px square on 32 px CIFAR images is ``patch_area=0.25``).
+    Per image, for each of ``n`` squares (``n`` drawn uniformly in ``patch_count``, each square
+    drawn and placed independently; they may overlap): the side is ``L`` pixels drawn uniformly
+    in ``patch_side`` when it is set, else ``round(sqrt(a * H * W))`` (at least 1) for an area
+    fraction ``a`` drawn uniformly in ``patch_area``. With ``allow_partial=False`` (default) the
+    side is capped at ``min(H, W)`` and the square is placed uniformly so that it lies fully
+    inside the image. With ``allow_partial=True`` its centre ``c`` is uniform over the image's
+    pixels and the square ``[c - L//2, c - L//2 + L)`` is clipped at the border, so border squares
+    erase fewer pixels. ``symmetric_box=True`` spans ``[c - L//2, c + L//2)`` instead, the
+    official code's box: an odd side ``L`` erases ``2 * (L//2)`` pixels a side (inside the image
+    too, where the square then has that side).
+
+    Reproducing the paper: ``RandomCutout.from_paper("cifar10")`` (also ``"cifar100"``,
+    ``"svhn"``) is the official ``util/cutout.py`` with the paper's lengths 16, 8 and 20:
+    ``patch_side=L, allow_partial=True, symmetric_box=True, fill_method="zero"`` (the image is
+    multiplied by the mask after normalisation, so erased pixels are 0, the dataset mean). The
+    official ``n_holes`` is ``patch_count``.
 
     Args:
         patch_area: square area as a fraction of the image area: a float in (0, 1) or a range
-            ``(lo, hi)`` drawn uniformly per image. Default 0.1.
+            ``(lo, hi)`` drawn uniformly per square. Default 0.1. Not used when ``patch_side``
+            is set.
         allow_partial: let the square cross the border (see above). Default False.
+        patch_side: square side in pixels, an int >= 1 or a range ``(lo, hi)`` drawn uniformly
+            per square, or None (the side comes from ``patch_area``). Default None.
+        symmetric_box: the official box rule (see above). Default False.
+        patch_count: squares per image, an int >= 1 or a range ``(lo, hi)``. Default 1.
         fill_method: fill of the erased square, default ``"black"``.
         **common: common options; see :class:`~maskmix.torch.MaskingTransform`, which lists the fills.
 
@@ -52,12 +67,18 @@ class RandomCutout(MaskingTransform):
     spec = RANDOM_CUTOUT
     patch_area: tuple[float, float]
     allow_partial: bool
+    patch_side: tuple[int, int] | None
+    symmetric_box: bool
+    patch_count: tuple[int, int]
 
     def __init__(
         self,
         *,
         patch_area: float | tuple[float, float] = 0.1,
         allow_partial: bool = False,
+        patch_side: int | tuple[int, int] | None = None,
+        symmetric_box: bool = False,
+        patch_count: int | tuple[int, int] = 1,
         fill_method: str | float | tuple[float, ...] = "black",
         mask_fill: int | None = None,
         **common: Unpack[CommonOptions],
@@ -66,24 +87,41 @@ class RandomCutout(MaskingTransform):
 
     def sample_region(self, batch_size: int, height: int, width: int, *, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Tensor]:
-        pixels = float(height * width)
-        lo, hi = self.patch_area
-        # The area is drawn in pixels directly, and the side clamped once: fewer kernels per call.
-        area = _sampling.uniform(lo * pixels, hi * pixels, (batch_size,), device=device, generator=generator)
+        lo_count, max_count = self.patch_count
+        # One square per image keeps the (B,) draws of the single-square transform.
+        shape: tuple[int, ...] = (batch_size,) if max_count == 1 else (batch_size, max_count)
         largest = None if self.allow_partial else min(height, width)
-        side = torch.sqrt(area).round_().clamp_(1, largest).to(torch.int64)
+        if self.patch_side is not None:
+            side = _sampling.randint(*self.patch_side, shape, device=device, generator=generator)
+            if largest is not None:
+                side = side.clamp_max(largest)
+        else:
+            pixels = float(height * width)
+            lo, hi = self.patch_area
+            # The area is drawn in pixels directly, and the side clamped once: fewer kernels per call.
+            area = _sampling.uniform(lo * pixels, hi * pixels, shape, device=device, generator=generator)
+            side = torch.sqrt(area).round_().clamp_(1, largest).to(torch.int64)
+        # The official rule [c - L//2, c + L//2) spans 2 * (L//2) pixels: one less for an odd side.
+        extent = 2 * (side // 2) if self.symmetric_box else side
         if not self.allow_partial:
-            top, left = _sampling.place_inside(side, side, height, width, device=device, generator=generator)
-            return {"top": top, "left": left, "height": side, "width": side}
-        center_y = _sampling.randint(0, height - 1, (batch_size,), device=device, generator=generator)
-        center_x = _sampling.randint(0, width - 1, (batch_size,), device=device, generator=generator)
-        # The square [c - side//2, c - side//2 + side), clipped to the image.
-        y0, x0 = center_y - side // 2, center_x - side // 2
-        top, left = y0.clamp(0, height), x0.clamp(0, width)
-        bottom, right = (y0 + side).clamp(0, height), (x0 + side).clamp(0, width)
-        return {"top": top, "left": left, "height": bottom - top, "width": right - left}
+            top, left = _sampling.place_inside(extent, extent, height, width, device=device, generator=generator)
+            params = {"top": top, "left": left, "height": extent, "width": extent}
+        else:
+            center_y = _sampling.randint(0, height - 1, shape, device=device, generator=generator)
+            center_x = _sampling.randint(0, width - 1, shape, device=device, generator=generator)
+            # The square [c - side//2, c - side//2 + extent), clipped to the image.
+            y0, x0 = center_y - side // 2, center_x - side // 2
+            top, left = y0.clamp(0, height), x0.clamp(0, width)
+            bottom, right = (y0 + extent).clamp(0, height), (x0 + extent).clamp(0, width)
+            params = {"top": top, "left": left, "height": bottom - top, "width": right - left}
+        if max_count > 1:
+            count = _sampling.randint(lo_count, max_count, (batch_size,), device=device, generator=generator)
+            params["active"] = torch.arange(max_count, device=device) < count.unsqueeze(1)
+        return params
 
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
-        return _sampling.box_mask_of(params, height, width)
+        if "active" not in params:
+            return _sampling.box_mask_of(params, height, width)
+        return _sampling.box_mask_of(params, height, width, within=params["active"]).any(dim=1)
 
 

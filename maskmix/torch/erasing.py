@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from typing_extensions import Unpack
 
+from maskmix.geometry import ATTEMPTS
 from maskmix.params import (
     RANDOM_ERASING,
     fraction_or_range,
@@ -30,9 +31,8 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
     """Erase one or more rectangles of random area and aspect ratio per image.
 
     Paper: Z. Zhong, L. Zheng, G. Kang, S. Li and Y. Yang, "Random Erasing Data Augmentation",
-    AAAI 2020 (https://arxiv.org/abs/1708.04896). The paper's setting is
-    ``patch_area=(0.02, 0.4), patch_aspect_ratio=(0.3, 3.33), augmentation_ratio=0.5,
-    bernoulli_mix=True``. :meth:`from_timm` builds the transform from timm's arguments.
+    AAAI 2020 (https://arxiv.org/abs/1708.04896). The defaults are not the paper's law (see
+    "Reproducing the paper" below). :meth:`from_timm` builds the transform from timm's arguments.
 
     Shapes:
         ``(..., C, H, W)`` in, same shape, dtype and device out.
@@ -40,11 +40,23 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
     Per image: draw a patch count ``n`` uniformly in ``patch_count``. For each of the ``n``
     patches, draw an area fraction ``a`` uniformly in ``patch_area`` and divide it by ``n`` (as
     timm does, so that the total erased area keeps the configured scale), and an aspect ratio
-    ``r = h / w`` log-uniformly in ``patch_aspect_ratio``; the rectangle is
-    ``h = round(sqrt(a H W r / n))`` by ``w = round(sqrt(a H W / (r n)))`` pixels (at least 1).
-    A rectangle that does not fit inside the image is redrawn, up to 10 candidates (drawn at once,
-    the first that fits is kept; if none fits, the first is clamped to the image). It is placed
-    uniformly, fully inside. Patches of one image may overlap.
+    ``r = h / w`` log-uniformly (``aspect_law="uniform"``: uniformly) in ``patch_aspect_ratio``;
+    the rectangle is ``h = round(sqrt(a H W r / n))`` by ``w = round(sqrt(a H W / (r n)))``
+    pixels (at least 1). A rectangle that does not fit inside the image is redrawn, up to
+    ``attempts`` candidates (drawn at once, the first that fits is kept). With ``fit="clamp"``
+    a candidate fits when ``h <= H`` and ``w <= W``, and if none fits the first is clamped to the
+    image; with ``fit="skip"`` it fits when ``h < H`` and ``w < W``, and if none fits the patch
+    is not erased. It is placed uniformly, fully inside. Patches of one image may overlap.
+
+    Reproducing the paper: ``RandomErasing.from_paper("cifar")`` (also ``"fashion_mnist"``) is
+    the official code's setting: per image with probability 0.5 (``augmentation_ratio=0.5,
+    bernoulli_mix=True``), up to 100 tries (``attempts=100``) of an area ``U(0.02, 0.4)`` and an
+    aspect ratio **uniform** in ``(0.3, 1 / 0.3)`` (``aspect_law="uniform"``; the log-uniform
+    default puts half the rectangles taller than wide, the paper three quarters), kept only when
+    ``h < H`` and ``w < W``, and nothing erased when every try fails (``fit="skip"``); the fill is
+    the constants the official script writes into the normalised images (the CIFAR mean
+    ``(0.4914, 0.4822, 0.4465)``). The paper's detection variants (image- and object-aware
+    erasing) need the boxes and are not expressible.
 
     Args:
         patch_area: area of the erased region as a fraction of the image: a float in (0, 1) or a
@@ -53,6 +65,10 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
             log-uniformly. Default ``(0.3, 3.0)``.
         patch_count: rectangles per image: a positive int or a range ``(lo, hi)`` drawn uniformly
             per image. Default 1.
+        aspect_law: ``"log_uniform"`` (default) or ``"uniform"``: how the aspect ratio is drawn.
+        fit: ``"clamp"`` (default) or ``"skip"``: the fit test and what happens when no
+            candidate fits (see above).
+        attempts: candidates drawn per rectangle, an int >= 1. Default 10.
         fill_method: what the erased rectangles are filled with; default ``"black"``.
         **common: common options; see :class:`~maskmix.torch.MaskingTransform`, which lists the fills.
 
@@ -67,6 +83,9 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
 
     spec = RANDOM_ERASING
     patch_count: tuple[int, int]
+    aspect_law: str
+    fit: str
+    attempts: int
 
     def __init__(
         self,
@@ -74,6 +93,9 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
         patch_area: float | tuple[float, float] = (0.05, 0.3),
         patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
         patch_count: int | tuple[int, int] = 1,
+        aspect_law: str = "log_uniform",
+        fit: str = "clamp",
+        attempts: int = ATTEMPTS,
         fill_method: str | float | tuple[float, ...] = "black",
         mask_fill: int | None = None,
         **common: Unpack[CommonOptions],
@@ -147,9 +169,20 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
         lo_count, max_count = self.patch_count
         count = _sampling.randint(lo_count, max_count, (batch_size,), device=device, generator=generator)
         # Every image draws `max_count` patches; those beyond its own count are disabled.
-        boxes = self.draw_boxes((batch_size, max_count), height, width, area_divisor=count.view(-1, 1),
-                                device=device, generator=generator)
         active = torch.arange(max_count, device=device) < count.unsqueeze(1)
+        shape, divisor = (batch_size, max_count), count.view(-1, 1)
+        if (self.aspect_law, self.fit, self.attempts) == ("log_uniform", "clamp", ATTEMPTS):
+            boxes = self.draw_boxes(shape, height, width, area_divisor=divisor, device=device, generator=generator)
+        else:
+            h, w, found = _sampling.paper_rectangles(
+                shape, height, width, self.patch_area, self.patch_aspect_ratio, aspect_law=self.aspect_law,
+                attempts=self.attempts, strict=self.fit == "skip", area_divisor=divisor, device=device,
+                generator=generator)
+            top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
+            boxes = {"top": top, "left": left, "height": h, "width": w}
+            if self.fit == "skip":
+                # The official loop gives up after its tries and erases nothing.
+                active = active & found
         return {**boxes, "active": active, "count": count}
 
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,7 +10,7 @@ import torch
 from torch import Tensor
 from typing_extensions import Unpack
 
-from maskmix.geometry import rotation_range
+from maskmix.geometry import rotation_range, unit_pixels_bounds
 from maskmix.params import RANDOM_GRID_MASK, given_arguments
 
 from . import _sampling
@@ -22,27 +23,49 @@ class RandomGridMask(MaskingTransform):
     """Mask a regular grid of squares with a random unit size, offset and rotation per image.
 
     Paper: P. Chen, S. Liu, H. Zhao and J. Jia, "GridMask Data Augmentation", 2020
-    (https://arxiv.org/abs/2001.04086). The paper rotates the grid by up to 360 degrees
-    (``rotation=360``).
+    (https://arxiv.org/abs/2001.04086).
 
     Shapes:
         ``(..., C, H, W)`` in, same shape, dtype and device out.
 
-    Per image: draw a unit fraction ``u`` uniformly in ``unit_length`` and a ratio ``m``
-    uniformly in ``masked_ratio``; the unit side is ``d = round(u * min(H, W))`` pixels (at least
-    2) and the masked square's side ``l = round(m * d)`` clamped to ``[1, d - 1]``, so every unit
-    keeps some pixels and masks some. Offsets ``oy, ox`` are uniform in ``{0, ..., d - 1}``.
-    Without rotation, pixel ``(y, x)`` is masked iff ``(y + oy) mod d < l`` and
-    ``(x + ox) mod d < l``: the masked fraction is about ``(l / d)^2``. With ``rotation`` set, an
-    angle ``t`` is drawn uniformly in ``[-rotation, rotation]`` degrees and the same test is made
-    on the pixel centre's coordinates rotated by ``t`` about the image centre (floored).
+    Per image: the unit side ``d`` is drawn uniformly over the integers of ``unit_pixels`` when
+    it is set (``lo`` to ``min(hi, min(H, W) - 1)``, never below ``lo``), else ``d = round(u *
+    min(H, W))`` (at least 2) for a fraction ``u`` uniform in ``unit_length``. The masked
+    square's side is ``l = d - ceil(kept_ratio * d)`` when ``kept_ratio`` is set (computed as
+    Python computes it, in float64), else ``l = round(m * d)`` clamped to ``[1, d - 1]`` for a
+    ratio ``m`` uniform in ``masked_ratio``. Offsets ``oy, ox`` are uniform in
+    ``{0, ..., d - 1}``. Without rotation, pixel ``(y, x)`` is masked iff ``(y + oy) mod d < l``
+    and ``(x + ox) mod d < l``: the masked fraction is about ``(l / d)^2``; ``invert=True`` masks
+    the other pixels (the bands between the squares). With ``rotation`` set, an angle ``t`` is
+    drawn uniformly in ``[-rotation, rotation]`` degrees (``whole_degrees=True``: a whole number
+    of degrees uniform in ``{0, ..., ceil(rotation) - 1}``, the official ``randint(rotate)``) and
+    the same test is made on the pixel centre's coordinates rotated by ``t`` about the image
+    centre (floored).
+
+    Reproducing the paper: ``RandomGridMask.from_paper("imagenet")`` is the official ImageNet
+    code (``imagenet_grid/utils/grid.py`` with ``imagenet_amp.py``'s defaults): ``d`` uniform in
+    ``randint(96, 224)`` (``unit_pixels=(96, 223)``), kept band ``ceil(0.6 d)``
+    (``kept_ratio=0.6``; ``masked_ratio=0.4`` would round one pixel larger for 51 of the 128
+    units), whole-degree rotation in ``randint(360)``, the squares erased (the official
+    ``mode=1``; ``invert=True`` is ``mode=0``), filled with 0 on normalised images, per image
+    with probability 0.8. The official probability ramps up as ``0.8 * min(1, epoch / 240)``,
+    which needs a schedule (not available yet). ``from_paper("detection")`` is the COCO setting
+    (``d`` in ``randint(2, min(H, W))``, ratio 0.5, no rotation, probability 0.7, ramped over
+    the iterations in the official code); the official detection loop leaves the canvas above
+    and left of its first band unbanded, which this periodic grid does not reproduce.
 
     Args:
         unit_length: grid unit side as a fraction of ``min(H, W)``: a float in (0, 1] or a range
-            ``(lo, hi)``. Default ``(0.2, 0.4)``.
+            ``(lo, hi)``. Default ``(0.2, 0.4)``. Not used when ``unit_pixels`` is set.
         masked_ratio: masked square side divided by the unit side: a float in (0, 1) or a range.
-            Default 0.5.
+            Default 0.5. Not used when ``kept_ratio`` is set.
         rotation: maximum rotation in degrees, in ``[0, 360]``. Default 0.
+        unit_pixels: unit side in pixels: an int >= 2, a pair ``(lo, hi)``, or ``(lo, None)``
+            (up to ``min(H, W) - 1``); None (default) uses ``unit_length``.
+        kept_ratio: the official ratio ``r`` in (0, 1): the kept band of each unit is
+            ``ceil(r d)`` pixels. Default None (``masked_ratio`` is used).
+        whole_degrees: draw the angle as the official code does (see above). Default False.
+        invert: mask the bands instead of the squares. Default False.
         fill_method: fill of the masked pixels of the grid; default ``"black"``.
         **common: common options; see :class:`~maskmix.torch.MaskingTransform`, which lists the fills.
 
@@ -59,6 +82,10 @@ class RandomGridMask(MaskingTransform):
     unit_length: tuple[float, float]
     masked_ratio: tuple[float, float]
     rotation: float
+    unit_pixels: tuple[int, int | None] | None
+    kept_ratio: float | None
+    whole_degrees: bool
+    invert: bool
 
     def __init__(
         self,
@@ -66,6 +93,10 @@ class RandomGridMask(MaskingTransform):
         unit_length: float | tuple[float, float] = (0.2, 0.4),
         masked_ratio: float | tuple[float, float] = 0.5,
         rotation: float = 0.0,
+        unit_pixels: int | tuple[int, int | None] | None = None,
+        kept_ratio: float | None = None,
+        whole_degrees: bool = False,
+        invert: bool = False,
         fill_method: str | float | tuple[float, ...] = "black",
         mask_fill: int | None = None,
         **common: Unpack[CommonOptions],
@@ -75,17 +106,30 @@ class RandomGridMask(MaskingTransform):
     def sample_region(self, batch_size: int, height: int, width: int, *, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Tensor]:
         size = (batch_size,)
-        unit_fraction = _sampling.uniform(*self.unit_length, size, device=device, generator=generator)
-        ratio = _sampling.uniform(*self.masked_ratio, size, device=device, generator=generator)
-        unit = torch.round(unit_fraction * float(min(height, width))).to(torch.int64).clamp_min(2)
-        masked = torch.round(ratio * unit).to(torch.int64)
-        masked = torch.minimum(masked.clamp_min(1), unit - 1)
+        if self.unit_pixels is not None:
+            unit = _sampling.randint(*unit_pixels_bounds(self.unit_pixels, height, width), size, device=device,
+                                     generator=generator)
+        else:
+            unit_fraction = _sampling.uniform(*self.unit_length, size, device=device, generator=generator)
+            unit = torch.round(unit_fraction * float(min(height, width))).to(torch.int64).clamp_min(2)
+        if self.kept_ratio is not None:
+            # ceil(r d) in float64, as Python computes it (a float32 product can round past an integer).
+            kept = torch.ceil(unit.to(torch.float64) * self.kept_ratio).to(torch.int64)
+            masked = unit - kept
+        else:
+            ratio = _sampling.uniform(*self.masked_ratio, size, device=device, generator=generator)
+            masked = torch.round(ratio * unit).to(torch.int64)
+            masked = torch.minimum(masked.clamp_min(1), unit - 1)
         # Both offsets in one draw (rows 0 and 1): half the kernels of two.
         offsets = _sampling.randint(0, unit - 1, (2, batch_size), device=device, generator=generator)
         params = {"unit": unit, "masked": masked, "offset_y": offsets[0], "offset_x": offsets[1]}
         if self.rotation > 0:
-            params["angle"] = _sampling.uniform(*rotation_range(self.rotation), size, device=device,
-                                                generator=generator)
+            if self.whole_degrees:
+                degrees = _sampling.randint(0, math.ceil(self.rotation) - 1, size, device=device, generator=generator)
+                params["angle"] = torch.deg2rad(degrees.to(torch.float32))
+            else:
+                params["angle"] = _sampling.uniform(*rotation_range(self.rotation), size, device=device,
+                                                    generator=generator)
         return params
 
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
@@ -97,7 +141,7 @@ class RandomGridMask(MaskingTransform):
         if "angle" not in params:
             ys = torch.arange(height, device=device).view(1, -1, 1)
             xs = torch.arange(width, device=device).view(1, 1, -1)
-            return ((ys + oy) % unit < masked) & ((xs + ox) % unit < masked)
+            return self._squares(((ys + oy) % unit < masked), ((xs + ox) % unit < masked))
         angle = params["angle"].view(-1, 1, 1)
         cos, sin = torch.cos(angle), torch.sin(angle)
         ys = torch.arange(height, device=device, dtype=torch.float32).view(1, -1, 1) - (height - 1) / 2
@@ -108,4 +152,8 @@ class RandomGridMask(MaskingTransform):
         # are integers far below 2**24, so sums and remainders are exact.
         grid = torch.stack((unit, masked, oy, ox)).to(torch.float32)
         unit, masked, oy, ox = grid.unbind(0)
-        return ((v + oy) % unit < masked) & ((u + ox) % unit < masked)
+        return self._squares((v + oy) % unit < masked, (u + ox) % unit < masked)
+
+    def _squares(self, rows: Tensor, cols: Tensor) -> Tensor:
+        """The squares where a masked row band crosses a masked column band, or (``invert``) the rest."""
+        return ~(rows & cols) if self.invert else rows & cols

@@ -22,8 +22,8 @@ class RandomHideAndSeek(MaskingTransform):
 
     Paper: K. K. Singh, H. Yu, A. Sarmasi, G. Pradeep and Y. J. Lee, "Hide-and-Seek: A Data
     Augmentation Technique for Weakly-Supervised Localization and Beyond", 2018
-    (https://arxiv.org/abs/1811.02545). The paper hides every cell with probability 0.5
-    (``hide_prob=0.5``) and draws the grid per image from several candidate sizes.
+    (https://arxiv.org/abs/1811.02545), after K. K. Singh and Y. J. Lee, "Hide-and-Seek: Forcing
+    a Network to be Meticulous for Weakly-supervised Object and Action Localization", ICCV 2017.
 
     Shapes:
         ``(..., C, H, W)`` in, same shape, dtype and device out.
@@ -31,16 +31,29 @@ class RandomHideAndSeek(MaskingTransform):
     Per image: pick a grid ``(rows, cols)`` uniformly among the ``grid_size`` candidates. Cell
     ``(i, j)`` covers rows ``floor(i H / rows) <= y < floor((i + 1) H / rows)`` and the like for
     columns, so the cells tile the whole image even when ``H`` is not a multiple of ``rows``.
+    With ``cell_size`` set, a side ``s`` in pixels is picked uniformly among its candidates
+    instead and cell ``(i, j)`` covers rows ``i s <= y < (i + 1) s`` (and the like for columns)
+    from ``(0, 0)``: ``ceil(H / s)`` rows of cells, the last one partial; ``s = 0`` hides
+    nothing.
     Without ``hide_prob``, draw a count ``n`` uniformly in ``erased_patches`` (capped at the number
     of cells) and hide ``n`` distinct cells chosen uniformly; with ``hide_prob`` set, hide each
     cell independently with that probability.
 
+    Reproducing the paper: ``RandomHideAndSeek.from_paper("imagenet")`` is the official
+    ``hide_patch.py``: a cell side drawn per image among 0, 16, 32, 44 and 56 pixels
+    (``cell_size=[0, 16, 32, 44, 56]``; a side of 44 has no cell count on 224-pixel images),
+    each cell hidden with probability 0.5 (``hide_prob=0.5``), filled with 0 on normalised
+    images (the paper's dataset mean).
+
     Args:
         grid_size: ``n`` for an ``n x n`` grid, a tuple ``(rows, cols)``, or a list of such
-            candidates, one drawn per image (e.g. ``[4, 8, (8, 16)]``). Default ``(8, 8)``.
+            candidates, one drawn per image (e.g. ``[4, 8, (8, 16)]``). Default ``(8, 8)``. Not
+            used when ``cell_size`` is set.
         erased_patches: number of hidden cells: an int >= 0 or a range ``(lo, hi)`` drawn
             uniformly per image. Default ``(0, 5)``. Ignored when ``hide_prob`` is set.
         hide_prob: probability in (0, 1) of hiding each cell, or None. Default None.
+        cell_size: cell side in pixels (an int >= 0) or a list of candidates, one drawn per
+            image; 0 hides nothing. Default None (``grid_size`` is used).
         fill_method: what hidden cells show; default ``"black"``.
         **common: common options; see :class:`~maskmix.torch.MaskingTransform`, which lists the fills.
 
@@ -57,6 +70,7 @@ class RandomHideAndSeek(MaskingTransform):
     grid_size: tuple[tuple[int, int], ...]
     erased_patches: tuple[int, int]
     hide_prob: float | None
+    cell_size: tuple[int, ...] | None
 
     def __init__(
         self,
@@ -64,6 +78,7 @@ class RandomHideAndSeek(MaskingTransform):
         grid_size: int | tuple[int, int] | list[int | tuple[int, int]] = (8, 8),
         erased_patches: int | tuple[int, int] = (0, 5),
         hide_prob: float | None = None,
+        cell_size: int | list[int] | tuple[int, ...] | None = None,
         fill_method: str | float | tuple[float, ...] = "black",
         mask_fill: int | None = None,
         **common: Unpack[CommonOptions],
@@ -72,13 +87,12 @@ class RandomHideAndSeek(MaskingTransform):
 
     def sample_region(self, batch_size: int, height: int, width: int, *, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Tensor]:
-        row_options = [rows for rows, _ in self.grid_size]
-        col_options = [cols for _, cols in self.grid_size]
-        choice = _sampling.randint(0, len(self.grid_size) - 1, (batch_size,), device=device, generator=generator)
+        row_options, col_options = self.grid_options(height, width)
+        choice = _sampling.randint(0, len(row_options) - 1, (batch_size,), device=device, generator=generator)
         rows = _sampling.pick(row_options, choice)
         cols = _sampling.pick(col_options, choice)
         # Cells live on a (max_rows, max_cols) lattice; those outside an image's own grid are invalid.
-        max_rows, max_cols = max(row_options), max(col_options)
+        max_rows, max_cols = max(max(row_options), 1), max(max(col_options), 1)
         valid = (torch.arange(max_rows, device=device).view(1, -1, 1) < rows.view(-1, 1, 1)) & (
             torch.arange(max_cols, device=device).view(1, 1, -1) < cols.view(-1, 1, 1)
         )
@@ -92,7 +106,18 @@ class RandomHideAndSeek(MaskingTransform):
             # Invalid cells rank last; the `count` lowest-ranked valid cells are hidden.
             ranked = torch.where(valid, scores, 2.0).flatten(1).argsort(dim=1).argsort(dim=1)
             hidden = (ranked < count.view(-1, 1)).view(batch_size, max_rows, max_cols)
-        return {"rows": rows, "cols": cols, "hidden": hidden}
+        params = {"rows": rows, "cols": cols, "hidden": hidden}
+        if self.cell_size is not None:
+            params["cell"] = _sampling.pick(self.cell_size, choice)
+        return params
+
+    def grid_options(self, height: int, width: int) -> tuple[list[int], list[int]]:
+        """The candidate ``rows`` and ``cols`` counts: ``grid_size``'s, or those of cells of
+        ``cell_size`` pixels with a partial last cell (``ceil(H / s)``; 0 for ``s = 0``)."""
+        if self.cell_size is None:
+            return [rows for rows, _ in self.grid_size], [cols for _, cols in self.grid_size]
+        return ([-(-height // side) if side else 0 for side in self.cell_size],
+                [-(-width // side) if side else 0 for side in self.cell_size])
 
     @staticmethod
     def _cell_index(size: int, cells: Tensor) -> Tensor:
@@ -104,11 +129,25 @@ class RandomHideAndSeek(MaskingTransform):
         positions = torch.arange(1, size + 1, device=cells.device).view(1, -1)
         return (positions * cells.view(-1, 1) + size - 1) // size - 1
 
+    @staticmethod
+    def _pixel_cells(size: int, side: Tensor, cells: int) -> Tensor:
+        """``(B, size)`` index ``p // side`` of the cell of each pixel, for cells from (0, 0).
+
+        A side of 0 (no hiding: no valid cell) maps every pixel to cell 0, which is not hidden;
+        the clamp keeps the index inside the ``cells``-long lattice.
+        """
+        positions = torch.arange(size, device=side.device).view(1, -1)
+        return (positions // side.clamp_min(1).view(-1, 1)).clamp_max(cells - 1)
+
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
         rows, cols, hidden = params["rows"], params["cols"], params["hidden"]
         device = hidden.device
-        row_cell = self._cell_index(height, rows)
-        col_cell = self._cell_index(width, cols)
+        if "cell" in params:
+            row_cell = self._pixel_cells(height, params["cell"], hidden.shape[1])
+            col_cell = self._pixel_cells(width, params["cell"], hidden.shape[2])
+        else:
+            row_cell = self._cell_index(height, rows)
+            col_cell = self._cell_index(width, cols)
         batch = torch.arange(hidden.shape[0], device=device).view(-1, 1, 1)
         # Broadcast indices: the (B, H, W) result is gathered without materialising (B, H, W) indices.
         return hidden[batch, row_cell.unsqueeze(2), col_cell.unsqueeze(1)]

@@ -185,3 +185,34 @@ def test_keras_cutout_partial_clips_at_the_border():
     p = {k: kh.np_(v) for k, v in layer.get_random_transformation(keras_images(256)).items()}
     side = round(np.sqrt(0.6 * KERAS_SIZE[0] * KERAS_SIZE[1]))
     assert (p["height"] < side).any() and (p["height"] * p["width"] < side * side).any()
+
+
+# --------------------------------------------------------------------------------------------
+# The options of the paper's code (from_paper; tests/papers/test_cutout_paper.py compares them
+# with the official sampler).
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [RandomCutout, KerasRandomCutout], ids=["torch", "keras"])
+def test_paper_options_are_validated_by_name(cls) -> None:
+    with pytest.raises(ValueError, match=r"^RandomCutout: patch_side must be a positive integer or a pair "
+                                         r"\(lo, hi\) of integers with 1 <= lo <= hi; got 0$"):
+        cls(patch_side=0)
+    with pytest.raises(TypeError, match=r"^RandomCutout: patch_side .*; got 2\.5$"):
+        cls(patch_side=2.5)
+    with pytest.raises(TypeError, match=r"^RandomCutout: symmetric_box must be a bool; got 1$"):
+        cls(symmetric_box=1)
+    with pytest.raises(ValueError, match=r"^RandomCutout: patch_count .*; got \(3, 1\)$"):
+        cls(patch_count=(3, 1))
+    built = cls(patch_side=[4, 6], patch_count=2)
+    assert (built.patch_side, built.patch_count, built.symmetric_box) == ((4, 6), (2, 2), False)
+
+
+def test_torch_symmetric_box_inside_the_image_has_the_even_side() -> None:
+    """``symmetric_box`` with the square fully inside: an odd side ``L`` erases ``2 (L//2)``."""
+    x = make_images((40, 1, 12, 12))
+    out = RandomCutout(patch_side=(5, 7), symmetric_box=True, generator=gen(0))(x)
+    changed = changed_pixels(x, out)
+    rows, cols = changed.any(dim=2).sum(dim=1), changed.any(dim=1).sum(dim=1)
+    assert set(rows.tolist()) == {4, 6} and torch.equal(rows, cols)
+    assert torch.equal(changed.sum(dim=(1, 2)), rows * cols)

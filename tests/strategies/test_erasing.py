@@ -250,3 +250,34 @@ def test_keras_extreme_aspect_ratios_give_one_pixel_lines(aspect: float, line: s
         assert (cols == 1).all() and (rows >= 11).sum() >= 14  # a pixel may keep its value by chance
     else:
         assert (rows == 1).all() and (cols >= 9).sum() >= 14
+
+
+# --------------------------------------------------------------------------------------------
+# The options of the paper's code (from_paper; tests/papers/test_erasing_paper.py compares them
+# with the official sampler).
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [RandomErasing, KerasRandomErasing], ids=["torch", "keras"])
+def test_paper_options_are_validated_by_name(cls) -> None:
+    with pytest.raises(ValueError, match=r"^RandomErasing: aspect_law must be one of 'log_uniform', 'uniform'; "
+                                         r"got 'normal'$"):
+        cls(aspect_law="normal")
+    with pytest.raises(ValueError, match=r"^RandomErasing: fit must be one of 'clamp', 'skip'; got 'crop'$"):
+        cls(fit="crop")
+    with pytest.raises(ValueError, match=r"^RandomErasing: attempts must be an integer >= 1; got 0$"):
+        cls(attempts=0)
+    with pytest.raises(TypeError, match=r"^RandomErasing: attempts must be an integer >= 1; got 2\.0$"):
+        cls(attempts=2.0)
+    built = cls(aspect_law="UNIFORM", fit="skip", attempts=100)
+    assert (built.aspect_law, built.fit, built.attempts) == ("uniform", "skip", 100)
+
+
+def test_torch_skip_never_erases_a_full_side_and_clamp_does() -> None:
+    """Tall thin candidates: 'clamp' keeps full-height rectangles, 'skip' needs h < H strictly."""
+    x = make_images((200, 1, 10, 10))
+    options = {"patch_area": (0.3, 0.5), "patch_aspect_ratio": (3.0, 6.0), "aspect_law": "uniform"}
+    skipped = changed_pixels(x, RandomErasing(fit="skip", generator=gen(0), **options)(x))
+    clamped = changed_pixels(x, RandomErasing(fit="clamp", generator=gen(0), **options)(x))
+    assert skipped.any(dim=2).sum(dim=1).max() < 10 and not skipped.all(dim=1).any()
+    assert clamped.any(dim=2).sum(dim=1).max() == 10

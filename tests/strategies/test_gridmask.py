@@ -199,3 +199,61 @@ def test_keras_grid_mask_unit_range():
     p = {k: kh.np_(v) for k, v in layer.get_random_transformation(keras_images(500, size=(50, 60), channels=1)).items()}
     assert p["unit"].min() >= 10 and p["unit"].max() <= 20
     np.testing.assert_array_equal(p["masked"], np.clip(np.round(0.5 * p["unit"]), 1, p["unit"] - 1))
+
+
+# --------------------------------------------------------------------------------------------
+# The options of the paper's code (from_paper; tests/papers/test_gridmask_paper.py compares them
+# with the official sampler).
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [RandomGridMask, KerasRandomGridMask], ids=["torch", "keras"])
+def test_paper_options_are_validated_by_name(cls) -> None:
+    with pytest.raises(ValueError, match=r"^RandomGridMask: unit_pixels must be an integer >= 2 or a pair "
+                                         r"\(lo, hi\) of integers with 2 <= lo <= hi, hi may be None; got 1$"):
+        cls(unit_pixels=1)
+    with pytest.raises(ValueError, match=r"^RandomGridMask: unit_pixels .*; got \(8, 4\)$"):
+        cls(unit_pixels=(8, 4))
+    with pytest.raises(TypeError, match=r"^RandomGridMask: unit_pixels .*; got \(None, 4\)$"):
+        cls(unit_pixels=(None, 4))
+    with pytest.raises(ValueError, match=r"^RandomGridMask: kept_ratio must be a float in \(0, 1\); got 1\.0$"):
+        cls(kept_ratio=1.0)
+    with pytest.raises(TypeError, match=r"^RandomGridMask: whole_degrees must be a bool; got 'yes'$"):
+        cls(whole_degrees="yes")
+    with pytest.raises(TypeError, match=r"^RandomGridMask: invert must be a bool; got 0$"):
+        cls(invert=0)
+    assert cls(unit_pixels=[96, None]).unit_pixels == (96, None)
+    assert cls(unit_pixels=5).unit_pixels == (5, 5)
+
+
+def test_kept_band_is_pythons_ceil_on_both_frameworks() -> None:
+    """``ceil(0.6 * 25)`` is 15 in float64 (Python, the official code) and 16 in float32: with a
+    25-pixel unit the masked square is 10 pixels a side, also on Keras with an unknown image size."""
+    import tensorflow as tf
+
+    x = make_images((4, 1, 50, 50))
+    out = RandomGridMask(unit_pixels=25, kept_ratio=0.6, generator=gen(0))(x)
+    # Columns are masked iff (x + ox) mod 25 < 10: 20 of the 50, whatever the offset.
+    assert changed_pixels(x, out).any(dim=1).sum().item() == 4 * 20
+    layer = KerasRandomGridMask(unit_pixels=25, kept_ratio=0.6, seed=0)
+    xs = kh.make_images((4, 50, 50, 1))
+    static = np.asarray(layer(xs)) != xs
+    dynamic = np.asarray(tf.function(layer, input_signature=[tf.TensorSpec([None, None, None, 1])])(xs)) != xs
+    for masks in (static, dynamic):
+        assert masks[..., 0].any(axis=1).sum() == 4 * 20
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_invert_masks_exactly_the_other_pixels(framework: str) -> None:
+    options = {"unit_pixels": (3, None), "kept_ratio": 0.5, "rotation": 90, "whole_degrees": True}
+    if framework == "torch":
+        x = make_images((6, 1, 17, 23))
+        squares = changed_pixels(x, RandomGridMask(generator=gen(1), **options)(x))
+        bands = changed_pixels(x, RandomGridMask(invert=True, generator=gen(1), **options)(x))
+        assert bool((squares == ~bands).all())
+    else:
+        xs = kh.make_images((6, 17, 23, 1))
+        squares = np.asarray(KerasRandomGridMask(seed=1, **options)(xs)) != xs
+        bands = np.asarray(KerasRandomGridMask(invert=True, seed=1, **options)(xs)) != xs
+        assert np.array_equal(squares, ~bands)
+

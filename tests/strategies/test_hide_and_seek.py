@@ -216,3 +216,45 @@ def test_keras_hide_and_seek_grid_candidates_and_counts_are_uniform():
     assert abs((p["rows"] == 2).mean() - 0.5) < 0.05
     counts = np.bincount(p["count"], minlength=4) / 2000
     np.testing.assert_allclose(counts, 0.25, atol=0.04)
+
+
+# --------------------------------------------------------------------------------------------
+# The options of the paper's code (from_paper; tests/papers/test_hide_and_seek_paper.py compares
+# them with the official sampler).
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [RandomHideAndSeek, KerasRandomHideAndSeek], ids=["torch", "keras"])
+def test_cell_size_is_validated_by_name(cls) -> None:
+    with pytest.raises(ValueError, match=r"^RandomHideAndSeek: cell_size must be an integer >= 0 or a non-empty "
+                                         r"list of integers >= 0; got \[16, -1\]$"):
+        cls(cell_size=[16, -1])
+    with pytest.raises(ValueError, match=r"^RandomHideAndSeek: cell_size .*; got \[\]$"):
+        cls(cell_size=[])
+    with pytest.raises(TypeError, match=r"^RandomHideAndSeek: cell_size .*; got \[16, 2\.5\]$"):
+        cls(cell_size=[16, 2.5])
+    assert cls(cell_size=16).cell_size == (16,)
+    assert cls(cell_size=[0, 16]).cell_size == (0, 16)
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_cells_in_pixels_start_at_the_corner_with_partial_last_cells(framework: str) -> None:
+    """Sides 0 (nothing hidden) and 5 on 12x13 images: hidden pixels are unions of the cells
+    ``[5i, 5i + 5) x [5j, 5j + 5)`` clipped to the image, the 2- and 3-pixel last ones included."""
+    if framework == "torch":
+        x = make_images((60, 1, 12, 13))
+        masks = changed_pixels(x, RandomHideAndSeek(cell_size=[0, 5], hide_prob=0.5, generator=gen(0))(x)).numpy()
+    else:
+        xs = kh.make_images((60, 12, 13, 1))
+        masks = (np.asarray(KerasRandomHideAndSeek(cell_size=[0, 5], hide_prob=0.5, seed=0)(xs)) != xs)[..., 0]
+    empty = ~masks.any(axis=(1, 2))
+    assert 0 < empty.sum() < 60  # the side 0 hides nothing
+    for mask in masks:
+        for y in range(0, 12, 5):
+            for x0 in range(0, 13, 5):
+                cell = mask[y:y + 5, x0:x0 + 5]
+                assert cell.all() or not cell.any()
+    assert masks[:, 10:, :].any() and masks[:, :, 10:].any()
+    # The partial cells are cells of their own, drawn independently of their neighbours.
+    drawn = masks[~empty]
+    assert not np.array_equal(drawn[:, 10], drawn[:, 5]) and not np.array_equal(drawn[:, :, 10], drawn[:, :, 5])
