@@ -28,8 +28,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._checks import (
+    CUTMIX_BOX_ROUNDINGS,
     FILL_METHODS,
     RESIZE_METHODS,
+    THUMBNAIL_RESIZE_METHODS,
     Checker,
     boolean,
     choice,
@@ -39,6 +41,7 @@ from ._checks import (
     grid_size,
     integer,
     integer_at_least,
+    normal_fraction,
     number_in,
     optional,
     pixels_range,
@@ -355,6 +358,14 @@ RANDOM_CUTMIX = register(StrategySpec(
             OneOf((Just(None), _FRACTION)),
         ),
         Param("patch_aspect_ratio", None, optional(positive_range()), _ASPECT_DOC, OneOf((Just(None), _ASPECT))),
+        Param(
+            "box_rounding",
+            "round",
+            choice(CUTMIX_BOX_ROUNDINGS),
+            "Sides of the box of area 1 - lambda (patch_area and patch_aspect_ratio None): 'round' rounds "
+            "them; 'truncate' is the official code's int() and [c - cut // 2, c + cut // 2) box.",
+            Choice(CUTMIX_BOX_ROUNDINGS),
+        ),
         *LABEL_PARAMS,
         *COMMON_PARAMS,
     ),
@@ -371,6 +382,24 @@ RANDOM_CUTMIX = register(StrategySpec(
     benchmarks={"RandomCutMix": {}},
     gallery={"cutmix": {}},
     sweep=("patch_area", (0.1, 0.25, 0.5)),
+    # Yun et al. (2019) and the official code (clovaai/CutMix-PyTorch, train.py: rand_bbox and the
+    # cutmix_prob test of the training loop; README: --beta 1.0 --cutmix_prob 0.5 on CIFAR, 1.0 on
+    # ImageNet): lambda ~ Beta(1, 1), the box's sides int(side * sqrt(1 - lambda)), its centre
+    # uniform over the pixels, [c - cut // 2, c + cut // 2) clipped; labels by the exact pixel ratio.
+    papers={
+        setting: Preset(
+            {"alpha": 1.0, "box_rounding": "truncate", "augmentation_ratio": ratio,
+             "bernoulli_mix": ratio < 1.0},
+            f"Yun et al. 2019, §4.1 ({dataset}); official train.py (rand_bbox, --beta 1.0 "
+            f"--cutmix_prob {ratio})",
+            "Per image here; the official code draws one lambda, one box and one partner permutation per "
+            f"batch and mixes the whole batch with probability {ratio}: sampling='batch' is not available "
+            "yet (each image draws its own lambda and box, and is mixed with probability "
+            f"{ratio}, the same per-image laws). Partners are other images of the batch, where "
+            "torch.randperm may pair an image with itself.",
+        )
+        for setting, dataset, ratio in (("cifar", "CIFAR-10/100", 0.5), ("imagenet", "ImageNet", 1.0))
+    },
 ))
 
 RANDOM_MIXUP = register(StrategySpec(
@@ -393,6 +422,23 @@ RANDOM_MIXUP = register(StrategySpec(
     benchmarks={"RandomMixup": {}},
     gallery={"mixup": {}},
     sweep=("alpha", (0.2, 1.0, 5.0)),
+    # Zhang et al. (2018): lambda ~ Beta(alpha, alpha), one per batch, partners by torch.randperm
+    # (official facebookresearch/mixup-cifar10, train.py: mixup_data, --alpha 1.0); ImageNet:
+    # alpha = 0.2 (§3.1, Table 1; no official ImageNet code).
+    papers={
+        "cifar10": Preset(
+            {"alpha": 1.0},
+            "Zhang et al. 2018, §3.2; official facebookresearch/mixup-cifar10 train.py (mixup_data, --alpha 1.)",
+            "The official code draws one lambda per batch and pairs by torch.randperm (an image may meet "
+            "itself): sampling='batch' is not available yet, so each image draws its own lambda here (the "
+            "same per-image law) and is paired with another image.",
+        ),
+        "imagenet": Preset(
+            {"alpha": 0.2},
+            "Zhang et al. 2018, §3.1 and Table 1 (mixup alpha = 0.2 on ImageNet-2012); no official ImageNet code",
+            "One lambda per batch in the paper: sampling='batch' is not available yet (per-image lambda here).",
+        ),
+    },
 ))
 
 RANDOM_CUTBLUR = register(StrategySpec(
