@@ -493,13 +493,22 @@ RANDOM_CUT_THUMBNAIL = register(StrategySpec(
     (
         Param("thumbnail_area", 0.1, fraction_or_range(), "Thumbnail area as a fraction of the image (or range).",
               _FRACTION),
-        Param("resize_method", "bilinear", choice(RESIZE_METHODS), "Interpolation of the down-sampling.", _RESIZES),
+        Param("resize_method", "bilinear", choice(THUMBNAIL_RESIZE_METHODS), "Interpolation of the down-sampling.",
+              Choice(THUMBNAIL_RESIZE_METHODS)),
         Param(
             "mix_images",
             False,
             boolean(),
             "True: paste the partner's thumbnail and mix labels by its pixel area.",
             Booleans(),
+        ),
+        Param(
+            "thumbnail_weight",
+            None,
+            optional(number_in(0.0, 1.0, lo_open=False, hi_open=False)),
+            "With mix_images: None weighs the partner's label by the thumbnail's exact pixel fraction; a "
+            "number in [0, 1] is a fixed weight instead (the paper's lam = 0.25, not a pixel fraction).",
+            OneOf((Just(None), Uniform(0.0, 1.0))),
         ),
         *LABEL_PARAMS,
         *COMMON_PARAMS,
@@ -517,6 +526,26 @@ RANDOM_CUT_THUMBNAIL = register(StrategySpec(
     benchmarks={"RandomCutThumbnail": {}},
     gallery={"thumbnail": {"thumbnail_area": 0.15}, "thumbnail_mix": {"thumbnail_area": 0.25, "mix_images": True}},
     sweep=("thumbnail_area", (0.05, 0.15, 0.3)),
+    # Xie et al. (2021) and the official code (TianshuXie/Cut-Thumbnail, train.py and its README):
+    # 224 x 224 crops, a 112 x 112 thumbnail made by F.interpolate's default (legacy) nearest
+    # mode, its top-left corner uniform where it fits (rand_bbox: random.randint, both ends
+    # included), the batch augmented with probability 0.8 (participation_rate); "mst" pastes a
+    # permuted image's thumbnail and weighs its target by lam = 0.25.
+    papers={
+        setting: Preset(
+            {"thumbnail_area": 0.25, "resize_method": "nearest_legacy", "mix_images": mix,
+             "thumbnail_weight": 0.25 if mix else None, "augmentation_ratio": 0.8, "bernoulli_mix": True},
+            f"Xie et al. 2021, §3 and Table 1 (ImageNet, ResNet-50, {name}); official train.py "
+            f"(--mode {mode} --size 112 --lam 0.25 --participation_rate 0.8)",
+            "For 224 x 224 images (a 112 x 112 thumbnail). The official code draws one position, one "
+            "partner permutation and one participation per batch: sampling='batch' is not available "
+            "yet (each image draws its own position and is augmented with probability 0.8)."
+            + (" The label weight 0.25 is the paper's lam, not the pixel fraction (equal only when "
+               "the thumbnail is exactly a quarter of the image)." if mix else ""),
+        )
+        for setting, mix, mode, name in (("imagenet_mst", True, "mst", "mixed single thumbnail"),
+                                         ("imagenet_st", False, "st", "self thumbnail"))
+    },
 ))
 
 RANDOM_CUTPASTE = register(StrategySpec(
