@@ -441,6 +441,28 @@ RANDOM_MIXUP = register(StrategySpec(
     },
 ))
 
+def _patch_side_normal() -> Param:
+    return Param(
+        "patch_side_normal",
+        None,
+        optional(normal_fraction()),
+        "None: the rectangle of patch_area and patch_aspect_ratio; (mean, std): the official CutBlur box, "
+        "of the image's shape with sides int(H r) by int(W r), r ~ Normal(mean, std) clipped to [0, 1], fully "
+        "inside (patch_area and patch_aspect_ratio are then unused).",
+        OneOf((Just(None), TupleOf((Uniform(0.05, 1.0), Uniform(0.0, 0.1))))),
+    )
+
+
+# Yoo et al. (2020) and the official code (clovaai/cutblur, augments.py: cutblur; option.py: the
+# default policy's alpha 0.7 and prob 1.0 for cutblur): one box per batch, its side ratio
+# np.random.randn() * 0.01 + alpha, ch = int(h * ratio) by cw = int(w * ratio), its corner
+# randint(0, h - ch + 1) by randint(0, w - cw + 1); HR pasted into the LR input or LR into the
+# HR image, each with probability 1/2; the LR input is up-sampled with mode="nearest" (solver.py).
+_CUTBLUR_SOURCE = ("Yoo et al. 2020, §3 and the official clovaai/cutblur augments.py (cutblur) and option.py "
+                   "(alpha 0.7, prob 1.0)")
+_CUTBLUR_PER_BATCH = ("The official code draws one side ratio, one box and one direction per batch: sampling='batch' "
+                      "is not available yet (each image draws its own, with the same laws).")
+
 RANDOM_CUTBLUR = register(StrategySpec(
     "RandomCutBlur",
     (
@@ -454,6 +476,7 @@ RANDOM_CUTBLUR = register(StrategySpec(
             OrRange(Uniform(0.02, 0.98)),
         ),
         Param("resize_method", "bilinear", choice(RESIZE_METHODS), "Interpolation of the up-sampling.", _RESIZES),
+        _patch_side_normal(),
         *COMMON_PARAMS,
     ),
     "Replace a rectangle by a low-resolution copy of the same region (Yoo et al., 2020).",
@@ -468,6 +491,18 @@ RANDOM_CUTBLUR = register(StrategySpec(
     benchmarks={"RandomCutBlur": {}},
     gallery={"cutblur": {"patch_area": (0.2, 0.4), "blur_factor": 0.08}},
     sweep=("patch_area", (0.1, 0.25, 0.45)),
+    papers={
+        f"sr_x{scale}": Preset(
+            {"patch_side_normal": (0.7, 0.01), "blur_factor": 1.0 / scale, "resize_method": "bicubic",
+             "augmentation_ratio": 1.0},
+            f"{_CUTBLUR_SOURCE}; x{scale} super-resolution (--scale {scale})",
+            "The single-image form: the low-resolution copy is made from the image (bicubic down and up), "
+            "where the paper uses the dataset's LR image up-sampled with mode='nearest', and only the LR box "
+            "in the HR image is made (the paper also pastes HR into LR with probability 1/2): for "
+            "super-resolution pairs use cutblur_pair / RandomCutBlurPair.from_paper('sr'). " + _CUTBLUR_PER_BATCH,
+        )
+        for scale in (4, 2)
+    },
 ))
 
 #: Directions of :func:`cutblur_pair`: which image of a super-resolution pair the box comes from.
@@ -482,10 +517,19 @@ CUTBLUR_PAIR = StrategySpec(
         _patch_aspect_ratio(),
         Param("direction", "random", choice(CUTBLUR_DIRECTIONS), "Which image the rectangle comes from.",
               Choice(CUTBLUR_DIRECTIONS)),
+        _patch_side_normal(),
         *COMMON_PARAMS,
     ),
     "Swap a rectangle between a super-resolution pair's LR input and HR target (Yoo et al., 2020).",
     family="pasting",
+    papers={
+        "sr": Preset(
+            {"patch_side_normal": (0.7, 0.01), "direction": "random", "augmentation_ratio": 1.0},
+            _CUTBLUR_SOURCE,
+            "lr_upsampled is the dataset's LR image up-sampled to the HR size (the official code: "
+            "F.interpolate(LR, scale_factor=scale, mode='nearest')). " + _CUTBLUR_PER_BATCH,
+        ),
+    },
 )
 
 RANDOM_CUT_THUMBNAIL = register(StrategySpec(

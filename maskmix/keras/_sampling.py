@@ -312,3 +312,21 @@ def beta(ops: Ops, alpha: float, size: Size, seed: Seed) -> Tensor:
     log_g1 = _log_standard_gamma(ops, alpha, size, seed)
     log_g2 = _log_standard_gamma(ops, alpha, size, seed)
     return ops.nn.sigmoid(log_g1 - log_g2)
+
+
+def normal_side_boxes(ops: Ops, shape: Size, height: int, width: int, side: tuple[float, float],
+                      seed: Seed) -> dict[str, Tensor]:
+    """Boxes of the image's shape whose side ratio is normal: CutBlur's official law.
+
+    Per box: ``r ~ Normal(mean, std)`` for ``side = (mean, std)``, clipped to ``[0, 1]``; the box
+    is ``int(H r)`` by ``int(W r)`` pixels (truncated, as the official ``np.int``; possibly empty)
+    and its corner is uniform where it fits (:func:`place_inside`). Returns int32 ``top``,
+    ``left``, ``height``, ``width`` (as :func:`maskmix.torch._sampling.normal_side_boxes`).
+    """
+    mean, std = side
+    ratio = ops.numpy.clip(ops.random.normal(tuple(shape), dtype="float32", seed=seed) * std + mean, 0.0, 1.0)
+    # Floor is the official int() here: the products are non-negative.
+    h = ops.cast(ops.numpy.floor(ratio * float(height)), "int32")
+    w = ops.cast(ops.numpy.floor(ratio * float(width)), "int32")
+    top, left = place_inside(ops, h, w, height, width, seed)
+    return {"top": top, "left": left, "height": h, "width": w}
