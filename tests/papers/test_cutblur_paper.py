@@ -110,3 +110,13 @@ def test_presets_declare_the_official_configuration() -> None:
         config = TorchCutBlur.spec.paper_config(setting)
         assert config["patch_side_normal"] == (0.7, 0.01) and config["blur_factor"] == (factor, factor)
         assert "sampling='batch'" in TorchCutBlur.spec.papers[setting].notes
+
+
+@pytest.mark.parametrize("cls", [TorchCutBlur, KerasCutBlur, TorchPair, KerasPair])
+@pytest.mark.parametrize(("value", "error"), [((1.5, 0.01), ValueError), ((0.7, -0.1), ValueError),
+                                               ((0.7, float("nan")), ValueError), ((0.7,), ValueError),
+                                               (0.7, TypeError), (("0.7", 0.01), TypeError)])
+def test_patch_side_normal_is_validated(cls: type, value: object, error: type) -> None:
+    expected = r"patch_side_normal must be a pair \(mean, std\) with 0 < mean <= 1 and std >= 0; got "
+    with pytest.raises(error, match=rf"^{cls.__name__}: {expected}"):
+        cls(patch_side_normal=value)

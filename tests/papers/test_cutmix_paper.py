@@ -150,3 +150,10 @@ def test_presets_declare_the_official_configuration() -> None:
         assert (config["alpha"], config["box_rounding"], config["augmentation_ratio"]) == (1.0, "truncate", ratio)
         assert config["patch_area"] is None and config["patch_aspect_ratio"] is None
         assert "sampling='batch'" in papers[setting].notes
+
+
+@pytest.mark.parametrize("cls", [TorchCutMix, KerasCutMix])
+def test_box_rounding_is_validated(cls: type) -> None:
+    with pytest.raises(ValueError, match=r"^RandomCutMix: box_rounding must be one of 'round', 'truncate'; "
+                                         r"got 'floor'$"):
+        cls(box_rounding="floor")

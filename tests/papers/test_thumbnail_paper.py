@@ -161,3 +161,13 @@ def test_presets_declare_the_official_configuration() -> None:
         assert (config["mix_images"], config["thumbnail_weight"]) == (mix, 0.25 if mix else None)
         assert (config["augmentation_ratio"], config["bernoulli_mix"]) == (0.8, True)
         assert "sampling='batch'" in papers[setting].notes
+
+
+@pytest.mark.parametrize("cls", [TorchThumbnail, KerasThumbnail])
+def test_the_new_options_are_validated(cls: type) -> None:
+    with pytest.raises(ValueError, match=r"^RandomCutThumbnail: thumbnail_weight must be a float in \[0, 1\]; "
+                                         r"got 1.5$"):
+        cls(mix_images=True, thumbnail_weight=1.5)
+    with pytest.raises(ValueError, match=r"^RandomCutThumbnail: resize_method must be one of .*'nearest_legacy'; "
+                                         r"got 'lanczos'$"):
+        cls(resize_method="lanczos")
