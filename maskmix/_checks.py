@@ -14,8 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = [
+    "CUTMIX_BOX_ROUNDINGS",
     "FILL_METHODS",
     "RESIZE_METHODS",
+    "THUMBNAIL_RESIZE_METHODS",
     "Checker",
     "boolean",
     "choice",
@@ -25,6 +27,7 @@ __all__ = [
     "grid_size",
     "integer",
     "integer_at_least",
+    "normal_fraction",
     "number_in",
     "optional",
     "pixel_range_up_to_image",
@@ -346,5 +349,32 @@ def pixel_range_up_to_image(minimum: int) -> Checker:
         if int(lo) < minimum or (hi is not None and int(hi) < int(lo)):
             _fail(owner, name, expected, value)
         return (int(lo), None if hi is None else int(hi))
+# --------------------------------------------------------------------------------------------
+# Paper presets (issue 18): the mixing strategies' sampling options.
+# --------------------------------------------------------------------------------------------
+
+#: Cut-Thumbnail's resize methods: :data:`RESIZE_METHODS` and ``"nearest_legacy"``, the default
+#: ``mode="nearest"`` of ``torch.nn.functional.interpolate`` that the paper's code calls (source
+#: pixel ``floor(i * n_in / n_out)``, not the pixel-centred ``nearest-exact`` of ``"nearest"``).
+THUMBNAIL_RESIZE_METHODS: tuple[str, ...] = (*RESIZE_METHODS, "nearest_legacy")
+
+#: How CutMix rounds the paper's box (see :class:`maskmix.torch.RandomCutMix`).
+CUTMIX_BOX_ROUNDINGS: tuple[str, ...] = ("round", "truncate")
+
+
+def normal_fraction() -> Checker:
+    """A pair ``(mean, std)`` of a normal law of fractions: ``0 < mean <= 1`` and ``std >= 0``,
+    both finite; normalised to a tuple of floats."""
+    expected = "a pair (mean, std) with 0 < mean <= 1 and std >= 0"
+
+    def check(owner: str, name: str, value: Any) -> tuple[float, float]:
+        if not _is_pair(value):
+            _fail(owner, name, expected, value, ValueError if isinstance(value, (tuple, list)) else TypeError)
+        mean, std = value
+        if not (_is_real(mean) and _is_real(std)):
+            _fail(owner, name, expected, value, TypeError)
+        if not (_is_finite_real(mean) and _is_finite_real(std) and 0.0 < float(mean) <= 1.0 and float(std) >= 0.0):
+            _fail(owner, name, expected, value)
+        return (float(mean), float(std))
 
     return check

@@ -28,8 +28,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._checks import (
+    CUTMIX_BOX_ROUNDINGS,
     FILL_METHODS,
     RESIZE_METHODS,
+    THUMBNAIL_RESIZE_METHODS,
     Checker,
     boolean,
     choice,
@@ -39,6 +41,7 @@ from ._checks import (
     grid_size,
     integer,
     integer_at_least,
+    normal_fraction,
     number_in,
     optional,
     pixel_range_up_to_image,
@@ -507,6 +510,14 @@ RANDOM_CUTMIX = register(StrategySpec(
             OneOf((Just(None), _FRACTION)),
         ),
         Param("patch_aspect_ratio", None, optional(positive_range()), _ASPECT_DOC, OneOf((Just(None), _ASPECT))),
+        Param(
+            "box_rounding",
+            "round",
+            choice(CUTMIX_BOX_ROUNDINGS),
+            "Sides of the box of area 1 - lambda (patch_area and patch_aspect_ratio None): 'round' rounds "
+            "them; 'truncate' is the official code's int() and [c - cut // 2, c + cut // 2) box.",
+            Choice(CUTMIX_BOX_ROUNDINGS),
+        ),
         *LABEL_PARAMS,
         *COMMON_PARAMS,
     ),
@@ -523,6 +534,24 @@ RANDOM_CUTMIX = register(StrategySpec(
     benchmarks={"RandomCutMix": {}},
     gallery={"cutmix": {}},
     sweep=("patch_area", (0.1, 0.25, 0.5)),
+    # Yun et al. (2019) and the official code (clovaai/CutMix-PyTorch, train.py: rand_bbox and the
+    # cutmix_prob test of the training loop; README: --beta 1.0 --cutmix_prob 0.5 on CIFAR, 1.0 on
+    # ImageNet): lambda ~ Beta(1, 1), the box's sides int(side * sqrt(1 - lambda)), its centre
+    # uniform over the pixels, [c - cut // 2, c + cut // 2) clipped; labels by the exact pixel ratio.
+    papers={
+        setting: Preset(
+            {"alpha": 1.0, "box_rounding": "truncate", "augmentation_ratio": ratio,
+             "bernoulli_mix": ratio < 1.0},
+            f"Yun et al. 2019, §4.1 ({dataset}); official train.py (rand_bbox, --beta 1.0 "
+            f"--cutmix_prob {ratio})",
+            "Per image here; the official code draws one lambda, one box and one partner permutation per "
+            f"batch and mixes the whole batch with probability {ratio}: sampling='batch' is not available "
+            "yet (each image draws its own lambda and box, and is mixed with probability "
+            f"{ratio}, the same per-image laws). Partners are other images of the batch, where "
+            "torch.randperm may pair an image with itself.",
+        )
+        for setting, dataset, ratio in (("cifar", "CIFAR-10/100", 0.5), ("imagenet", "ImageNet", 1.0))
+    },
 ))
 
 RANDOM_MIXUP = register(StrategySpec(
@@ -545,7 +574,46 @@ RANDOM_MIXUP = register(StrategySpec(
     benchmarks={"RandomMixup": {}},
     gallery={"mixup": {}},
     sweep=("alpha", (0.2, 1.0, 5.0)),
+    # Zhang et al. (2018): lambda ~ Beta(alpha, alpha), one per batch, partners by torch.randperm
+    # (official facebookresearch/mixup-cifar10, train.py: mixup_data, --alpha 1.0); ImageNet:
+    # alpha = 0.2 (§3.1, Table 1; no official ImageNet code).
+    papers={
+        "cifar10": Preset(
+            {"alpha": 1.0},
+            "Zhang et al. 2018, §3.2; official facebookresearch/mixup-cifar10 train.py (mixup_data, --alpha 1.)",
+            "The official code draws one lambda per batch and pairs by torch.randperm (an image may meet "
+            "itself): sampling='batch' is not available yet, so each image draws its own lambda here (the "
+            "same per-image law) and is paired with another image.",
+        ),
+        "imagenet": Preset(
+            {"alpha": 0.2},
+            "Zhang et al. 2018, §3.1 and Table 1 (mixup alpha = 0.2 on ImageNet-2012); no official ImageNet code",
+            "One lambda per batch in the paper: sampling='batch' is not available yet (per-image lambda here).",
+        ),
+    },
 ))
+
+def _patch_side_normal() -> Param:
+    return Param(
+        "patch_side_normal",
+        None,
+        optional(normal_fraction()),
+        "None: the rectangle of patch_area and patch_aspect_ratio; (mean, std): the official CutBlur box, "
+        "of the image's shape with sides int(H r) by int(W r), r ~ Normal(mean, std) clipped to [0, 1], fully "
+        "inside (patch_area and patch_aspect_ratio are then unused).",
+        OneOf((Just(None), TupleOf((Uniform(0.05, 1.0), Uniform(0.0, 0.1))))),
+    )
+
+
+# Yoo et al. (2020) and the official code (clovaai/cutblur, augments.py: cutblur; option.py: the
+# default policy's alpha 0.7 and prob 1.0 for cutblur): one box per batch, its side ratio
+# np.random.randn() * 0.01 + alpha, ch = int(h * ratio) by cw = int(w * ratio), its corner
+# randint(0, h - ch + 1) by randint(0, w - cw + 1); HR pasted into the LR input or LR into the
+# HR image, each with probability 1/2; the LR input is up-sampled with mode="nearest" (solver.py).
+_CUTBLUR_SOURCE = ("Yoo et al. 2020, §3 and the official clovaai/cutblur augments.py (cutblur) and option.py "
+                   "(alpha 0.7, prob 1.0)")
+_CUTBLUR_PER_BATCH = ("The official code draws one side ratio, one box and one direction per batch: sampling='batch' "
+                      "is not available yet (each image draws its own, with the same laws).")
 
 RANDOM_CUTBLUR = register(StrategySpec(
     "RandomCutBlur",
@@ -560,6 +628,7 @@ RANDOM_CUTBLUR = register(StrategySpec(
             OrRange(Uniform(0.02, 0.98)),
         ),
         Param("resize_method", "bilinear", choice(RESIZE_METHODS), "Interpolation of the up-sampling.", _RESIZES),
+        _patch_side_normal(),
         *COMMON_PARAMS,
     ),
     "Replace a rectangle by a low-resolution copy of the same region (Yoo et al., 2020).",
@@ -574,6 +643,18 @@ RANDOM_CUTBLUR = register(StrategySpec(
     benchmarks={"RandomCutBlur": {}},
     gallery={"cutblur": {"patch_area": (0.2, 0.4), "blur_factor": 0.08}},
     sweep=("patch_area", (0.1, 0.25, 0.45)),
+    papers={
+        f"sr_x{scale}": Preset(
+            {"patch_side_normal": (0.7, 0.01), "blur_factor": 1.0 / scale, "resize_method": "bicubic",
+             "augmentation_ratio": 1.0},
+            f"{_CUTBLUR_SOURCE}; x{scale} super-resolution (--scale {scale})",
+            "The single-image form: the low-resolution copy is made from the image (bicubic down and up), "
+            "where the paper uses the dataset's LR image up-sampled with mode='nearest', and only the LR box "
+            "in the HR image is made (the paper also pastes HR into LR with probability 1/2): for "
+            "super-resolution pairs use cutblur_pair / RandomCutBlurPair.from_paper('sr'). " + _CUTBLUR_PER_BATCH,
+        )
+        for scale in (4, 2)
+    },
 ))
 
 #: Directions of :func:`cutblur_pair`: which image of a super-resolution pair the box comes from.
@@ -588,10 +669,19 @@ CUTBLUR_PAIR = StrategySpec(
         _patch_aspect_ratio(),
         Param("direction", "random", choice(CUTBLUR_DIRECTIONS), "Which image the rectangle comes from.",
               Choice(CUTBLUR_DIRECTIONS)),
+        _patch_side_normal(),
         *COMMON_PARAMS,
     ),
     "Swap a rectangle between a super-resolution pair's LR input and HR target (Yoo et al., 2020).",
     family="pasting",
+    papers={
+        "sr": Preset(
+            {"patch_side_normal": (0.7, 0.01), "direction": "random", "augmentation_ratio": 1.0},
+            _CUTBLUR_SOURCE,
+            "lr_upsampled is the dataset's LR image up-sampled to the HR size (the official code: "
+            "F.interpolate(LR, scale_factor=scale, mode='nearest')). " + _CUTBLUR_PER_BATCH,
+        ),
+    },
 )
 
 RANDOM_CUT_THUMBNAIL = register(StrategySpec(
@@ -599,13 +689,22 @@ RANDOM_CUT_THUMBNAIL = register(StrategySpec(
     (
         Param("thumbnail_area", 0.1, fraction_or_range(), "Thumbnail area as a fraction of the image (or range).",
               _FRACTION),
-        Param("resize_method", "bilinear", choice(RESIZE_METHODS), "Interpolation of the down-sampling.", _RESIZES),
+        Param("resize_method", "bilinear", choice(THUMBNAIL_RESIZE_METHODS), "Interpolation of the down-sampling.",
+              Choice(THUMBNAIL_RESIZE_METHODS)),
         Param(
             "mix_images",
             False,
             boolean(),
             "True: paste the partner's thumbnail and mix labels by its pixel area.",
             Booleans(),
+        ),
+        Param(
+            "thumbnail_weight",
+            None,
+            optional(number_in(0.0, 1.0, lo_open=False, hi_open=False)),
+            "With mix_images: None weighs the partner's label by the thumbnail's exact pixel fraction; a "
+            "number in [0, 1] is a fixed weight instead (the paper's lam = 0.25, not a pixel fraction).",
+            OneOf((Just(None), Uniform(0.0, 1.0))),
         ),
         *LABEL_PARAMS,
         *COMMON_PARAMS,
@@ -623,6 +722,26 @@ RANDOM_CUT_THUMBNAIL = register(StrategySpec(
     benchmarks={"RandomCutThumbnail": {}},
     gallery={"thumbnail": {"thumbnail_area": 0.15}, "thumbnail_mix": {"thumbnail_area": 0.25, "mix_images": True}},
     sweep=("thumbnail_area", (0.05, 0.15, 0.3)),
+    # Xie et al. (2021) and the official code (TianshuXie/Cut-Thumbnail, train.py and its README):
+    # 224 x 224 crops, a 112 x 112 thumbnail made by F.interpolate's default (legacy) nearest
+    # mode, its top-left corner uniform where it fits (rand_bbox: random.randint, both ends
+    # included), the batch augmented with probability 0.8 (participation_rate); "mst" pastes a
+    # permuted image's thumbnail and weighs its target by lam = 0.25.
+    papers={
+        setting: Preset(
+            {"thumbnail_area": 0.25, "resize_method": "nearest_legacy", "mix_images": mix,
+             "thumbnail_weight": 0.25 if mix else None, "augmentation_ratio": 0.8, "bernoulli_mix": True},
+            f"Xie et al. 2021, §3 and Table 1 (ImageNet, ResNet-50, {name}); official train.py "
+            f"(--mode {mode} --size 112 --lam 0.25 --participation_rate 0.8)",
+            "For 224 x 224 images (a 112 x 112 thumbnail). The official code draws one position, one "
+            "partner permutation and one participation per batch: sampling='batch' is not available "
+            "yet (each image draws its own position and is augmented with probability 0.8)."
+            + (" The label weight 0.25 is the paper's lam, not the pixel fraction (equal only when "
+               "the thumbnail is exactly a quarter of the image)." if mix else ""),
+        )
+        for setting, mix, mode, name in (("imagenet_mst", True, "mst", "mixed single thumbnail"),
+                                         ("imagenet_st", False, "st", "self thumbnail"))
+    },
 ))
 
 RANDOM_CUTPASTE = register(StrategySpec(

@@ -126,6 +126,8 @@ def resize_matrix(n_in: int, n_out: int, method: str) -> np.ndarray:
 
     * ``nearest``: the source pixel ``floor((i + 0.5) * n_in / n_out)`` (half-pixel centres; the
       product in float32, as the frameworks' nearest kernels compute it);
+    * ``nearest_legacy``: the source pixel ``floor(i * n_in / n_out)`` (``interpolate``'s default
+      ``mode="nearest"``; the product in float32);
     * ``area``: the mean of the source pixels ``[floor(i n_in / n_out), ceil((i + 1) n_in / n_out))``
       (adaptive average pooling);
     * ``bilinear``/``bicubic``: the antialiased filter (triangle / Keys cubic) centred on
@@ -137,6 +139,8 @@ def resize_matrix(n_in: int, n_out: int, method: str) -> np.ndarray:
     for i in range(n_out):
         if method == "nearest":
             matrix[i, min(math.floor(np.float32(scale) * np.float32(i + 0.5)), n_in - 1)] = 1.0
+        elif method == "nearest_legacy":
+            matrix[i, min(math.floor(np.float32(scale) * np.float32(i)), n_in - 1)] = 1.0
         elif method == "area":
             first, last = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
             matrix[i, first:last] = 1.0 / (last - first)

@@ -82,6 +82,9 @@ def resample_matrix(ops: Ops, in_size: Tensor | int, out_size: Tensor | int, in_
     * ``"nearest"``: ``mode="nearest-exact"`` (pixel centres aligned, as PIL and TensorFlow;
       output ``i`` copies input ``min(floor((i + 0.5) n_in / n_out), n_in - 1)``, in float32
       like ATen so that ties fall the same way);
+    * ``"nearest_legacy"``: ``mode="nearest"``, ``interpolate``'s default (output ``i`` copies
+      input ``min(floor(i n_in / n_out), n_in - 1)``, in float32 like ATen; Cut-Thumbnail's
+      official code);
     * ``"area"``: ``mode="area"`` (adaptive average pooling: output ``i`` averages the inputs
       ``floor(i n_in / n_out) <= j < ceil((i + 1) n_in / n_out)``);
     * ``"bilinear"``/``"bicubic"``: ``mode=method, antialias=True, align_corners=False`` (the
@@ -101,6 +104,11 @@ def resample_matrix(ops: Ops, in_size: Tensor | int, out_size: Tensor | int, in_
     if method == "nearest":
         scale = ops.cast(n_in, "float32") / ops.cast(n_out, "float32")
         source = ops.cast(np_.floor((ops.cast(i, "float32") + 0.5) * scale), "int32")
+        weights = ops.cast(j == np_.minimum(source, n_in - 1), dtype)
+    elif method == "nearest_legacy":
+        # ATen's legacy nearest: floor(i * scale), the scale and product in float32.
+        scale = ops.cast(n_in, "float32") / ops.cast(n_out, "float32")
+        source = ops.cast(np_.floor(ops.cast(i, "float32") * scale), "int32")
         weights = ops.cast(j == np_.minimum(source, n_in - 1), dtype)
     elif method == "area":
         n_out_safe = np_.maximum(n_out, 1)

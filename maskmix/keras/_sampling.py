@@ -340,3 +340,19 @@ def paper_rectangles(ops: Ops, shape: Size, height: Any, width: Any, patch_area:
         fits = ops.numpy.logical_and(h <= height, w <= width)
     h, w = first_fitting(ops, h, w, height, width, fits=fits)
     return h, w, ops.numpy.any(fits, axis=-1)
+def normal_side_boxes(ops: Ops, shape: Size, height: int, width: int, side: tuple[float, float],
+                      seed: Seed) -> dict[str, Tensor]:
+    """Boxes of the image's shape whose side ratio is normal: CutBlur's official law.
+
+    Per box: ``r ~ Normal(mean, std)`` for ``side = (mean, std)``, clipped to ``[0, 1]``; the box
+    is ``int(H r)`` by ``int(W r)`` pixels (truncated, as the official ``np.int``; possibly empty)
+    and its corner is uniform where it fits (:func:`place_inside`). Returns int32 ``top``,
+    ``left``, ``height``, ``width`` (as :func:`maskmix.torch._sampling.normal_side_boxes`).
+    """
+    mean, std = side
+    ratio = ops.numpy.clip(ops.random.normal(tuple(shape), dtype="float32", seed=seed) * std + mean, 0.0, 1.0)
+    # Floor is the official int() here: the products are non-negative.
+    h = ops.cast(ops.numpy.floor(ratio * float(height)), "int32")
+    w = ops.cast(ops.numpy.floor(ratio * float(width)), "int32")
+    top, left = place_inside(ops, h, w, height, width, seed)
+    return {"top": top, "left": left, "height": h, "width": w}

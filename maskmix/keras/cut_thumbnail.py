@@ -44,7 +44,10 @@ class RandomCutThumbnail(MixingLayer):
       resampled from ``H x W`` to ``th x tw`` pixels. Every other pixel is unchanged.
 
     With ``mix_images=True`` the label row becomes ``(1 - f) y_self + f y_partner`` with
-    ``f = th * tw / (H * W)``, the exact fraction of pixels that now come from the partner.
+    ``f = th * tw / (H * W)``, the exact fraction of pixels that now come from the partner, or
+    ``f = thumbnail_weight`` when that is set: the paper's fixed ``lam``, which is *not* the pixel
+    fraction in general (it is for a thumbnail of exactly a quarter of the image, 112 x 112 of
+    224 x 224; on 31 x 31 images a 16 x 16 thumbnail covers 0.266 of the pixels).
 
     ``resize_method`` says how the ``H x W`` image becomes ``th x tw``; each method is
     ``torch.nn.functional.interpolate`` with ``size=(th, tw)`` and ``align_corners=False`` (up
@@ -60,6 +63,10 @@ class RandomCutThumbnail(MixingLayer):
       ``floor(i H / th) <= y < ceil((i + 1) H / th)`` and columns likewise.
     * ``"nearest"``: ``mode="nearest-exact"``: output pixel ``i`` copies source pixel
       ``min(floor((i + 0.5) H / th), H - 1)``.
+    * ``"nearest_legacy"``: ``mode="nearest"``, ``interpolate``'s default, which the paper's code
+      calls: output pixel ``i`` copies source pixel ``min(floor(i H / th), H - 1)`` (the first
+      pixel of each bin: 224 -> 112 keeps the even rows and columns, where ``"nearest"`` keeps the
+      odd ones).
 
     The resampling is separable and batched, with no loop over the images: per image, two
     weight matrices ``R_h`` (``th x H``) and ``R_w`` (``tw x W``), zero-padded to the largest
@@ -74,11 +81,22 @@ class RandomCutThumbnail(MixingLayer):
     ``(images, labels)`` (or a dict) and a batch of images; batches of 0 or 1 images pass through
     unchanged (labels made soft).
 
+    Reproducing the paper: ``RandomCutThumbnail.from_paper("imagenet_mst")`` (the mixed single
+    thumbnail) and ``from_paper("imagenet_st")`` (the self thumbnail) are the official ImageNet
+    runs for 224 x 224 images: a quarter-area (112 x 112) thumbnail made with
+    ``"nearest_legacy"``, placed uniformly where it fits, label weight 0.25 for the partner, each
+    image augmented with probability 0.8. The official code draws one position, one partner
+    permutation and one participation for the whole batch; that per-batch sampling is not
+    available yet, and partners here are always another image.
+
     Args:
         thumbnail_area: thumbnail area as a fraction of the image area, in ``(0, 1)``: a float or
             a pair ``(lo, hi)`` (uniform per image). Default 0.1; the paper uses 0.25.
-        resize_method: ``"bilinear"``, ``"bicubic"``, ``"area"`` or ``"nearest"`` (see above).
+        resize_method: ``"bilinear"``, ``"bicubic"``, ``"area"``, ``"nearest"`` or
+            ``"nearest_legacy"`` (see above).
         mix_images: ``True`` pastes the partner's thumbnail and mixes the labels.
+        thumbnail_weight: None (default: the exact pixel fraction) or a fixed label weight in
+            ``[0, 1]`` for the partner (``mix_images=True``; unused otherwise).
         num_classes: number of classes, required with class-index labels (``mix_images=True``).
         label_smoothing: in ``[0, 1)``, applied before mixing (``mix_images=True``). Default 0.
         **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``seed``,
@@ -112,6 +130,7 @@ class RandomCutThumbnail(MixingLayer):
     thumbnail_area: tuple[float, float]
     resize_method: str
     mix_images: bool
+    thumbnail_weight: float | None
 
     def __init__(
         self,
@@ -119,6 +138,7 @@ class RandomCutThumbnail(MixingLayer):
         thumbnail_area: float | tuple[float, float] = 0.1,
         resize_method: str = "bilinear",
         mix_images: bool = False,
+        thumbnail_weight: float | None = None,
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
         **common: Unpack[CommonOptions],
@@ -160,7 +180,16 @@ class RandomCutThumbnail(MixingLayer):
         h = _sampling.rounded_within(ops, side * float(height), (min_h, max_h))
         w = _sampling.rounded_within(ops, side * float(width), (min_w, max_w))
         top, left = _sampling.place_inside(ops, h, w, height, width, seed)
-        return {"area": area, **partner_box(ops, top, left, h, w, height, width)}
+        params = {"area": area, **partner_box(ops, top, left, h, w, height, width)}
+        if self.thumbnail_weight is not None:
+            params["partner_weight"] = ops.numpy.zeros_like(params["partner_weight"]) + self.thumbnail_weight
+        return params
+
+    def label_weight(self, transformation: Mapping[str, Any], dtype: str) -> Any:
+        if self.thumbnail_weight is None:
+            return super().label_weight(transformation, dtype)
+        # The paper's fixed label weight, whatever the thumbnail's pixel count.
+        return self.ops.numpy.zeros_like(self.ops.cast(transformation["height"], dtype)) + self.thumbnail_weight
 
     # ----------------------------------------------------------------------------------------
     # Pixels.

@@ -103,6 +103,14 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixLayer):
     the input's range inside the rectangle (float images are not clipped; ``uint8`` saturates).
     Values are computed in float32 (float64 for float64 images).
 
+    Reproducing the paper: ``RandomCutBlur.from_paper("sr_x4")`` (``"sr_x2"``) draws the
+    official box (``patch_side_normal=(0.7, 0.01)``, the default policy's ``alpha``) and a
+    low-resolution copy at ``1/4`` (``1/2``) of the size, bicubic. It is the single-image form:
+    the paper takes the dataset's LR image (up-sampled with ``mode="nearest"``) and also pastes
+    HR into LR half of the time, which :func:`maskmix.keras.cutblur_pair` with
+    ``RandomCutBlurPair.from_paper("sr")`` does. The official code draws one ratio, box and
+    direction per batch; that per-batch sampling is not available yet.
+
     Args:
         patch_area: rectangle area as a fraction of the image: a float in (0, 1) or a range
             ``(lo, hi)`` drawn uniformly. Default ``(0.05, 0.3)``.
@@ -112,6 +120,10 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixLayer):
             or a range ``(lo, hi)`` drawn uniformly per image. Default 0.1.
         resize_method: ``"nearest"``, ``"bilinear"``, ``"bicubic"`` or ``"area"``. Default
             ``"bilinear"``.
+        patch_side_normal: None (default: the rectangle above), or ``(mean, std)``: the
+            official code's box of the image's shape, ``int(H r)`` by ``int(W r)`` pixels with
+            ``r ~ Normal(mean, std)`` clipped to ``[0, 1]``, placed uniformly fully inside
+            (``patch_area`` and ``patch_aspect_ratio`` are then unused).
         **common: common options, ``seed``, ``data_format`` and layer arguments; see
             :class:`~maskmix.keras.MaskMixLayer`.
 
@@ -137,6 +149,7 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixLayer):
     spec = RANDOM_CUTBLUR
     blur_factor: tuple[float, float]
     resize_method: str
+    patch_side_normal: tuple[float, float] | None
 
     def __init__(
         self,
@@ -145,6 +158,7 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixLayer):
         patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
         blur_factor: float | tuple[float, float] = 0.1,
         resize_method: str = "bilinear",
+        patch_side_normal: tuple[float, float] | None = None,
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))
@@ -153,7 +167,10 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixLayer):
                dtype: str, seed: Any) -> dict[str, Any]:
         ops = self.ops
         size = (batch_size,)
-        boxes = self.draw_boxes(ops, size, height, width, seed)
+        if self.patch_side_normal is None:
+            boxes = self.draw_boxes(ops, size, height, width, seed)
+        else:
+            boxes = _sampling.normal_side_boxes(ops, size, height, width, self.patch_side_normal, seed)
         factor = _sampling.uniform_closed(ops, *self.blur_factor, size, seed)
         sizes = {
             key: _sampling.rounded_within(ops, factor * float(n), _size_range(self.blur_factor, n), half_up=True)

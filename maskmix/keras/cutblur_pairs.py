@@ -39,6 +39,7 @@ class RandomCutBlurPair(_sampling.RectanglePatches, MaskMixLayer):
 
     spec = CUTBLUR_PAIR
     direction: str
+    patch_side_normal: tuple[float, float] | None
 
     def __init__(
         self,
@@ -46,13 +47,18 @@ class RandomCutBlurPair(_sampling.RectanglePatches, MaskMixLayer):
         patch_area: float | tuple[float, float] = (0.05, 0.3),
         patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
         direction: str = "random",
+        patch_side_normal: tuple[float, float] | None = None,
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))
 
     def sample(self, batch_size: Any, channels: int, height: int, width: int, *,
                dtype: str, seed: Any) -> dict[str, Any]:
-        params = self.draw_boxes(self.ops, (batch_size,), height, width, seed)
+        if self.patch_side_normal is None:
+            params = self.draw_boxes(self.ops, (batch_size,), height, width, seed)
+        else:
+            params = _sampling.normal_side_boxes(self.ops, (batch_size,), height, width, self.patch_side_normal,
+                                                 seed)
         ops, size = self.ops, (batch_size,)
         if self.direction == "random":
             lr_to_hr = _sampling.uniform(ops, 0.0, 1.0, size, seed) < 0.5
@@ -112,6 +118,7 @@ def cutblur_pair(
     patch_area: float | tuple[float, float] = (0.05, 0.3),
     patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
     direction: str = "random",
+    patch_side_normal: tuple[float, float] | None = None,
     augmentation_ratio: float = 1.0,
     bernoulli_mix: bool = False,
     seed: int | None = None,
@@ -141,6 +148,12 @@ def cutblur_pair(
     inside ``tf.data.Dataset.map`` or a compiled step build a :class:`RandomCutBlurPair` once and
     call it instead.
 
+    Reproducing the paper: ``RandomCutBlurPair.from_paper("sr")`` (or ``cutblur_pair(lr, hr,
+    patch_side_normal=(0.7, 0.01))``) is the official ``cutblur`` with the default policy's
+    ``alpha = 0.7`` and ``prob = 1``: the box of ``patch_side_normal`` (below) and a random
+    direction per image. The official code draws one ratio, box and direction per
+    batch; that per-batch sampling is not available yet.
+
     Args:
         lr_upsampled: the low-resolution inputs, already up-sampled to the HR size: a batch
             ``(B, H, W, C)`` or one image ``(H, W, C)`` (channels_first ``(B, C, H, W)``/
@@ -151,6 +164,10 @@ def cutblur_pair(
         patch_aspect_ratio: height / width, number > 0 or range drawn log-uniformly.
             Default ``(0.3, 3.0)``.
         direction: ``"random"``, ``"hr_to_lr"`` or ``"lr_to_hr"`` (see above).
+        patch_side_normal: None (default: the rectangle above), or ``(mean, std)``: the
+            official code's box of the image's shape, ``int(H r)`` by ``int(W r)`` pixels with
+            ``r ~ Normal(mean, std)`` clipped to ``[0, 1]``, placed uniformly fully inside
+            (``patch_area`` and ``patch_aspect_ratio`` are then unused).
         augmentation_ratio: fraction of the pairs that are augmented, in ``[0, 1]``. Default 1.
         bernoulli_mix: False: exactly ``round(ratio * B)`` pairs; True: each with probability
             ``ratio``.
@@ -173,7 +190,8 @@ def cutblur_pair(
     name = "cutblur_pair"
     options = CUTBLUR_PAIR.validate(
         dict(patch_area=patch_area, patch_aspect_ratio=patch_aspect_ratio, direction=direction,
-             augmentation_ratio=augmentation_ratio, bernoulli_mix=bernoulli_mix),
+             patch_side_normal=patch_side_normal, augmentation_ratio=augmentation_ratio,
+             bernoulli_mix=bernoulli_mix),
         owner=name,
     )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):

@@ -51,6 +51,8 @@ def resample_matrix(in_size: Tensor, out_size: Tensor, in_max: int, out_max: int
     ``size=(out_h, out_w)`` (up to floating-point summation order):
 
     * ``"nearest"``: ``mode="nearest-exact"`` (pixel centres aligned, as PIL and TensorFlow);
+    * ``"nearest_legacy"``: ``mode="nearest"``, ``interpolate``'s default (source pixel
+      ``floor(i * n_in / n_out)``: the top-left pixel of each bin; Cut-Thumbnail's official code);
     * ``"area"``: ``mode="area"`` (adaptive average pooling, exact integer bin boundaries);
     * ``"bilinear"``/``"bicubic"``: ``mode=method, antialias=True, align_corners=False`` (the
       PIL/torchvision resize: a triangle or Keys cubic (a = -0.5) filter widened by the scale
@@ -68,6 +70,11 @@ def resample_matrix(in_size: Tensor, out_size: Tensor, in_max: int, out_max: int
         # float32 arithmetic, as ATen's nearest-exact kernels, so that ties round the same way.
         scale = n_in.to(torch.float32) / n_out.to(torch.float32)
         source = torch.floor((i.to(torch.float32) + 0.5) * scale).to(torch.int64)
+        weights = (j == torch.minimum(source, n_in - 1)).to(dtype)
+    elif method == "nearest_legacy":
+        # ATen's legacy nearest: floor(i * scale), the scale and product in float32.
+        scale = n_in.to(torch.float32) / n_out.to(torch.float32)
+        source = torch.floor(i.to(torch.float32) * scale).to(torch.int64)
         weights = (j == torch.minimum(source, n_in - 1)).to(dtype)
     elif method == "area":
         start = (i * n_in) // n_out.clamp_min(1)

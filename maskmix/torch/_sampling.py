@@ -352,3 +352,20 @@ def paper_rectangles(shape: Size, height: int, width: int, patch_area: tuple[flo
     fits = (h < height) & (w < width) if strict else (h <= height) & (w <= width)
     h, w = first_fitting(h, w, height, width, fits=fits)
     return h, w, fits.any(dim=-1)
+def normal_side_boxes(shape: Size, height: int, width: int, side: tuple[float, float], *, device: torch.device,
+                      generator: torch.Generator | None) -> dict[str, Tensor]:
+    """Boxes of the image's shape whose side ratio is normal: CutBlur's official law.
+
+    Per box: ``r ~ Normal(mean, std)`` for ``side = (mean, std)``, clipped to ``[0, 1]``; the box
+    is ``int(H r)`` by ``int(W r)`` pixels (truncated, as the official ``np.int``; possibly empty)
+    and its corner is uniform where it fits (:func:`place_inside`, both ends included like
+    ``np.random.randint(0, H - h + 1)``). Returns int64 ``top``, ``left``, ``height``, ``width``.
+    """
+    mean, std = side
+    ratio = (torch.randn(tuple(shape), device=device, dtype=torch.float64, **drawing_from(generator)) * std
+             + mean).clamp(0.0, 1.0)
+    # Truncation is floor here: the products are non-negative.
+    h = (ratio * height).to(torch.int64)
+    w = (ratio * width).to(torch.int64)
+    top, left = place_inside(h, w, height, width, device=device, generator=generator)
+    return {"top": top, "left": left, "height": h, "width": w}

@@ -40,7 +40,10 @@ class RandomCutThumbnail(MixingTransform):
       resampled from ``H x W`` to ``th x tw`` pixels. Every other pixel is unchanged.
 
     With ``mix_images=True`` the label row becomes ``(1 - f) y_self + f y_partner`` with
-    ``f = th * tw / (H * W)``, the exact fraction of pixels that now come from the partner.
+    ``f = th * tw / (H * W)``, the exact fraction of pixels that now come from the partner, or
+    ``f = thumbnail_weight`` when that is set: the paper's fixed ``lam``, which is *not* the pixel
+    fraction in general (it is for a thumbnail of exactly a quarter of the image, 112 x 112 of
+    224 x 224; on 31 x 31 images a 16 x 16 thumbnail covers 0.266 of the pixels).
 
     ``resize_method`` says how the ``H x W`` image becomes ``th x tw``; each method is
     :func:`torch.nn.functional.interpolate` with ``size=(th, tw)`` and ``align_corners=False``
@@ -59,6 +62,10 @@ class RandomCutThumbnail(MixingTransform):
     * ``"nearest"``: ``mode="nearest-exact"``: output pixel ``i`` copies source pixel
       ``min(floor((i + 0.5) H / th), H - 1)`` (pixel centres aligned, as PIL and TensorFlow; the
       scale is computed in float32 as ATen does, so ties fall the same way).
+    * ``"nearest_legacy"``: ``mode="nearest"``, ``interpolate``'s default, which the paper's code
+      calls: output pixel ``i`` copies source pixel ``min(floor(i H / th), H - 1)`` (the first
+      pixel of each bin: 224 -> 112 keeps the even rows and columns, where ``"nearest"`` keeps the
+      odd ones).
 
     The resampling is separable and batched, with no loop over the images: per image, two
     weight matrices ``R_h`` (``th x H``) and ``R_w`` (``tw x W``), zero-padded to the largest
@@ -78,11 +85,22 @@ class RandomCutThumbnail(MixingTransform):
     ``mix_images=True`` it is called like :class:`~maskmix.torch.RandomCutMix`, with
     ``(images, labels)`` and a batch of images; batches of 0 or 1 images pass through unchanged.
 
+    Reproducing the paper: ``RandomCutThumbnail.from_paper("imagenet_mst")`` (the mixed single
+    thumbnail) and ``from_paper("imagenet_st")`` (the self thumbnail) are the official ImageNet
+    runs for 224 x 224 images: a quarter-area (112 x 112) thumbnail made with
+    ``"nearest_legacy"``, placed uniformly where it fits, label weight 0.25 for the partner, each
+    image augmented with probability 0.8. The official code draws one position, one partner
+    permutation and one participation for the whole batch; that per-batch sampling is not
+    available yet, and partners here are always another image.
+
     Args:
         thumbnail_area: thumbnail area as a fraction of the image area, in ``(0, 1)``: a float or
             a pair ``(lo, hi)`` (uniform per image). Default 0.1; the paper uses 0.25.
-        resize_method: ``"bilinear"``, ``"bicubic"``, ``"area"`` or ``"nearest"`` (see above).
+        resize_method: ``"bilinear"``, ``"bicubic"``, ``"area"``, ``"nearest"`` or
+            ``"nearest_legacy"`` (see above).
         mix_images: ``True`` pastes the partner's thumbnail and mixes the labels.
+        thumbnail_weight: None (default: the exact pixel fraction) or a fixed label weight in
+            ``[0, 1]`` for the partner (``mix_images=True``; unused otherwise).
         num_classes: number of classes, required with class-index labels (``mix_images=True``).
         label_smoothing: in ``[0, 1)``, applied before mixing (``mix_images=True``). Default 0.
         **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``generator``; see
@@ -109,6 +127,7 @@ class RandomCutThumbnail(MixingTransform):
     thumbnail_area: tuple[float, float]
     resize_method: str
     mix_images: bool
+    thumbnail_weight: float | None
 
     def __init__(
         self,
@@ -116,6 +135,7 @@ class RandomCutThumbnail(MixingTransform):
         thumbnail_area: float | tuple[float, float] = 0.1,
         resize_method: str = "bilinear",
         mix_images: bool = False,
+        thumbnail_weight: float | None = None,
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
         **common: Unpack[CommonOptions],
@@ -161,7 +181,12 @@ class RandomCutThumbnail(MixingTransform):
         h = _sampling.rounded_within(side * height, (min_h, max_h))
         w = _sampling.rounded_within(side * width, (min_w, max_w))
         top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
-        return {"area": area, **partner_box(top, left, h, w, height, width)}
+        params = {"area": area, **partner_box(top, left, h, w, height, width)}
+        if self.thumbnail_weight is not None:
+            # The paper's fixed label weight, whatever the thumbnail's pixel count.
+            params["partner_weight"] = torch.full((batch_size,), self.thumbnail_weight, dtype=torch.float64,
+                                                  device=device)
+        return params
 
     # ----------------------------------------------------------------------------------------
     # Pixels.

@@ -85,6 +85,14 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
     overshoot the input's range inside the rectangle (float images are not clipped; ``uint8``
     saturates). Values are computed in float32 (float64 for float64 images).
 
+    Reproducing the paper: ``RandomCutBlur.from_paper("sr_x4")`` (``"sr_x2"``) draws the
+    official box (``patch_side_normal=(0.7, 0.01)``, the default policy's ``alpha``) and a
+    low-resolution copy at ``1/4`` (``1/2``) of the size, bicubic. It is the single-image form:
+    the paper takes the dataset's LR image (up-sampled with ``mode="nearest"``) and also pastes
+    HR into LR half of the time, which :func:`maskmix.torch.cutblur_pair` with
+    ``RandomCutBlurPair.from_paper("sr")`` does. The official code draws one ratio, box and
+    direction per batch; that per-batch sampling is not available yet.
+
     Args:
         patch_area: rectangle area as a fraction of the image: a float in (0, 1) or a range
             ``(lo, hi)`` drawn uniformly. Default ``(0.05, 0.3)``.
@@ -94,6 +102,10 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
             or a range ``(lo, hi)`` drawn uniformly per image. Default 0.1.
         resize_method: ``"nearest"``, ``"bilinear"``, ``"bicubic"`` or ``"area"``. Default
             ``"bilinear"``.
+        patch_side_normal: None (default: the rectangle above), or ``(mean, std)``: the
+            official code's box of the image's shape, ``int(H r)`` by ``int(W r)`` pixels with
+            ``r ~ Normal(mean, std)`` clipped to ``[0, 1]``, placed uniformly fully inside
+            (``patch_area`` and ``patch_aspect_ratio`` are then unused).
         **common: common options; see :class:`~maskmix.torch.MaskMixTransform`.
 
     Shapes:
@@ -113,6 +125,7 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
     spec = RANDOM_CUTBLUR
     blur_factor: tuple[float, float]
     resize_method: str
+    patch_side_normal: tuple[float, float] | None
 
     def __init__(
         self,
@@ -121,6 +134,7 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
         patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
         blur_factor: float | tuple[float, float] = 0.1,
         resize_method: str = "bilinear",
+        patch_side_normal: tuple[float, float] | None = None,
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))
@@ -128,7 +142,12 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
     def sample(self, batch_size: int, channels: int, height: int, width: int, *,
                dtype: torch.dtype, device: torch.device,
                generator: torch.Generator | None) -> dict[str, Any]:
-        params: dict[str, Any] = self.draw_boxes((batch_size,), height, width, device=device, generator=generator)
+        params: dict[str, Any]
+        if self.patch_side_normal is None:
+            params = self.draw_boxes((batch_size,), height, width, device=device, generator=generator)
+        else:
+            params = _sampling.normal_side_boxes((batch_size,), height, width, self.patch_side_normal,
+                                                 device=device, generator=generator)
         factor = _sampling.uniform_closed(*self.blur_factor, (batch_size,), device=device, generator=generator,
                                           dtype=torch.float64)
         params["blur_factor"] = factor

@@ -56,8 +56,12 @@ def _swap(lr_upsampled: Tensor, hr: Tensor, options: dict[str, Any], generator: 
     selected = _sampling.select_images(
         batch_size, options["augmentation_ratio"], options["bernoulli_mix"], device=device, generator=generator
     )
-    boxes = _sampling.random_boxes((batch_size,), height, width, options["patch_area"],
-                                   options["patch_aspect_ratio"], device=device, generator=generator)
+    if options["patch_side_normal"] is None:
+        boxes = _sampling.random_boxes((batch_size,), height, width, options["patch_area"],
+                                       options["patch_aspect_ratio"], device=device, generator=generator)
+    else:
+        boxes = _sampling.normal_side_boxes((batch_size,), height, width, options["patch_side_normal"],
+                                            device=device, generator=generator)
     box = _sampling.box_mask_of(boxes, height, width)
     if options["direction"] == "random":
         lr_to_hr = torch.rand((batch_size,), device=device, **_sampling.drawing_from(generator)) < 0.5
@@ -80,6 +84,7 @@ def cutblur_pair(
     patch_area: float | tuple[float, float] = (0.05, 0.3),
     patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
     direction: str = "random",
+    patch_side_normal: tuple[float, float] | None = None,
     augmentation_ratio: float = 1.0,
     bernoulli_mix: bool = False,
     generator: torch.Generator | None = None,
@@ -107,6 +112,12 @@ def cutblur_pair(
     (``augmentation_ratio``, ``bernoulli_mix`` as in :class:`~maskmix.torch.MaskMixTransform`)
     keep their LR input bit-identical.
 
+    Reproducing the paper: ``RandomCutBlurPair.from_paper("sr")`` (or ``cutblur_pair(lr, hr,
+    patch_side_normal=(0.7, 0.01))``) is the official ``cutblur`` with the default policy's
+    ``alpha = 0.7`` and ``prob = 1``: the box of ``patch_side_normal`` (below) and a random
+    direction per image. The official code draws one ratio, box and direction per
+    batch; that per-batch sampling is not available yet.
+
     Args:
         lr_upsampled: the low-resolution inputs, already up-sampled to the HR size,
             ``(..., C, H, W)``; float16/bfloat16/float32/float64 or uint8.
@@ -116,6 +127,10 @@ def cutblur_pair(
         patch_aspect_ratio: height / width, number > 0 or range drawn log-uniformly.
             Default ``(0.3, 3.0)``.
         direction: ``"random"``, ``"hr_to_lr"`` or ``"lr_to_hr"`` (see above).
+        patch_side_normal: None (default: the rectangle above), or ``(mean, std)``: the
+            official code's box of the image's shape, ``int(H r)`` by ``int(W r)`` pixels with
+            ``r ~ Normal(mean, std)`` clipped to ``[0, 1]``, placed uniformly fully inside
+            (``patch_area`` and ``patch_aspect_ratio`` are then unused).
         augmentation_ratio: fraction of the pairs that are augmented, in ``[0, 1]``. Default 1.
         bernoulli_mix: False: exactly ``round(ratio * B)`` pairs; True: each with probability
             ``ratio``.
@@ -139,7 +154,8 @@ def cutblur_pair(
     name = "cutblur_pair"
     options = CUTBLUR_PAIR.validate(
         dict(patch_area=patch_area, patch_aspect_ratio=patch_aspect_ratio, direction=direction,
-             augmentation_ratio=augmentation_ratio, bernoulli_mix=bernoulli_mix),
+             patch_side_normal=patch_side_normal, augmentation_ratio=augmentation_ratio,
+             bernoulli_mix=bernoulli_mix),
         owner=name,
     )
     check_pair(name, lr_upsampled, hr)
@@ -175,6 +191,7 @@ class RandomCutBlurPair(_sampling.RectanglePatches, MaskMixTransform):
         patch_aspect_ratio: height / width, number > 0 or range drawn log-uniformly.
             Default ``(0.3, 3.0)``.
         direction: ``"random"``, ``"hr_to_lr"`` or ``"lr_to_hr"`` (see :func:`cutblur_pair`).
+        patch_side_normal: None or ``(mean, std)``, the official box (see :func:`cutblur_pair`).
         **common: ``augmentation_ratio``, ``bernoulli_mix``, ``generator``; see
             :class:`~maskmix.torch.MaskMixTransform` (``pixels_range`` is accepted and unused).
 
@@ -194,6 +211,7 @@ class RandomCutBlurPair(_sampling.RectanglePatches, MaskMixTransform):
 
     spec = CUTBLUR_PAIR
     direction: str
+    patch_side_normal: tuple[float, float] | None
 
     def __init__(
         self,
@@ -201,6 +219,7 @@ class RandomCutBlurPair(_sampling.RectanglePatches, MaskMixTransform):
         patch_area: float | tuple[float, float] = (0.05, 0.3),
         patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
         direction: str = "random",
+        patch_side_normal: tuple[float, float] | None = None,
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))

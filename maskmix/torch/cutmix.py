@@ -34,9 +34,16 @@ class RandomCutMix(MixingTransform):
     Per image: a partner is drawn uniformly among the other images of the batch and
     ``lam ~ Beta(alpha, alpha)``.
 
-    * Default (the paper): the box has the image's shape and area ``1 - lam``: its sides are
-      ``round(H sqrt(1 - lam))`` by ``round(W sqrt(1 - lam))``; its centre is uniform over the
-      image's pixels and it is clipped at the border.
+    * Default: the box has the image's shape and area ``1 - lam``: its sides are
+      ``cut_h = round(H sqrt(1 - lam))`` by ``cut_w = round(W sqrt(1 - lam))``; its centre
+      ``(cy, cx)`` is uniform over the image's pixels, its rows are
+      ``[cy - cut_h // 2, cy - cut_h // 2 + cut_h)`` (columns likewise) and it is clipped at the
+      border. This is the paper's law with another rounding, not the official code's box: on
+      32 x 32 images the mean pasted fraction is 0.321 here and 0.299 with the official rounding,
+      which shrinks the box (a distinguishable law: see ``tests/papers``).
+    * ``box_rounding="truncate"``: the official code's rounding (``rand_bbox`` in
+      clovaai/CutMix-PyTorch): ``cut_h = int(H sqrt(1 - lam))`` (truncated), rows
+      ``[cy - cut_h // 2, cy + cut_h // 2)`` (an odd side loses a pixel), clipped; columns likewise.
     * With ``patch_area`` and/or ``patch_aspect_ratio`` (the original library's variant): the area
       fraction is ``lo + (hi - lo) * lam`` over the ``patch_area`` range (``(0, 1)`` if None), the
       aspect ratio ``h / w`` is log-uniform over ``patch_aspect_ratio`` (the image's own ``H / W``
@@ -50,8 +57,18 @@ class RandomCutMix(MixingTransform):
         alpha: ``Beta(alpha, alpha)`` parameter, > 0. Default 1.0 (lam uniform).
         patch_area: None, or the area range of the original library's variant (float or pair).
         patch_aspect_ratio: None, or the aspect range of that variant (number or pair).
+        box_rounding: ``"round"`` (default) or ``"truncate"`` (the official code's box); only for
+            the box of area ``1 - lam`` (``patch_area`` and ``patch_aspect_ratio`` None): the
+            variant's box does not use it.
         **common: the common options; see :class:`~maskmix.torch.MixingTransform`, which also
             documents ``num_classes`` and ``label_smoothing``.
+
+    Reproducing the paper: ``RandomCutMix.from_paper("cifar")`` (``"imagenet"``) sets
+    ``alpha=1``, ``box_rounding="truncate"`` and the official ``cutmix_prob`` (0.5 on CIFAR, 1 on
+    ImageNet) as ``augmentation_ratio``, so each image's ``lam``, box and label weight follow the
+    official ``train.py``. The official code draws one ``lam`` and one box for the whole batch
+    and decides once per batch whether to mix; that per-batch sampling is not available yet, and
+    partners here are always another image (``torch.randperm`` may pair an image with itself).
 
     Shapes:
         a batch ``(B, C, H, W)`` (or ``(..., B, C, H, W)``) and its labels; each image comes back
@@ -70,6 +87,7 @@ class RandomCutMix(MixingTransform):
     alpha: float
     patch_area: tuple[float, float] | None
     patch_aspect_ratio: tuple[float, float] | None
+    box_rounding: str
 
     def __init__(
         self,
@@ -77,6 +95,7 @@ class RandomCutMix(MixingTransform):
         alpha: float = 1.0,
         patch_area: float | tuple[float, float] | None = None,
         patch_aspect_ratio: float | tuple[float, float] | None = None,
+        box_rounding: str = "round",
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
         **common: Unpack[CommonOptions],
@@ -89,14 +108,20 @@ class RandomCutMix(MixingTransform):
         lam = beta(self.alpha, size, device=device, generator=generator)
         if self.patch_area is None and self.patch_aspect_ratio is None:
             side = torch.sqrt(1.0 - lam)
-            cut_h = torch.round(side * height).to(torch.int64)
-            cut_w = torch.round(side * width).to(torch.int64)
+            truncate = self.box_rounding == "truncate"
+            # Truncation is trunc(), as the official int(): the products are non-negative.
+            to_pixels = torch.trunc if truncate else torch.round
+            cut_h = to_pixels(side * height).to(torch.int64)
+            cut_w = to_pixels(side * width).to(torch.int64)
             center_y = _sampling.randint(0, height - 1, size, device=device, generator=generator)
             center_x = _sampling.randint(0, width - 1, size, device=device, generator=generator)
             y0, x0 = center_y - cut_h // 2, center_x - cut_w // 2
+            # The official box ends at c + cut // 2: an odd cut loses a pixel.
+            y1 = center_y + cut_h // 2 if truncate else y0 + cut_h
+            x1 = center_x + cut_w // 2 if truncate else x0 + cut_w
             top, left = y0.clamp(0, height), x0.clamp(0, width)
-            h = (y0 + cut_h).clamp(0, height) - top
-            w = (x0 + cut_w).clamp(0, width) - left
+            h = y1.clamp(0, height) - top
+            w = x1.clamp(0, width) - left
         else:
             lo, hi = self.patch_area if self.patch_area is not None else (0.0, 1.0)
             area = lo + (hi - lo) * lam
@@ -127,6 +152,7 @@ def random_cutmix(
     alpha: float = 1.0,
     patch_area: float | tuple[float, float] | None = None,
     patch_aspect_ratio: float | tuple[float, float] | None = None,
+    box_rounding: str = "round",
     num_classes: int | None = None,
     label_smoothing: float = 0.0,
     **common: Unpack[CommonOptions],
@@ -144,6 +170,7 @@ def random_cutmix(
         alpha=alpha,
         patch_area=patch_area,
         patch_aspect_ratio=patch_aspect_ratio,
+        box_rounding=box_rounding,
         num_classes=num_classes,
         label_smoothing=label_smoothing,
         **common,

@@ -28,6 +28,12 @@ class RandomMixup(MixingTransform):
     in float32 for uint8 images, then rounded, so uint8 stays uint8) and its label row
     ``lam * y + (1 - lam) * y_partner``.
 
+    Reproducing the paper: ``RandomMixup.from_paper("cifar10")`` (``alpha=1``, the official
+    ``mixup-cifar10`` script) and ``RandomMixup.from_paper("imagenet")`` (``alpha=0.2``, the
+    paper's ImageNet runs) give each image the paper's ``Beta(alpha, alpha)`` law. The paper draws
+    one ``lam`` for the whole batch and pairs images by a random permutation (an image may meet
+    itself); that per-batch sampling is not available yet.
+
     Args:
         alpha: ``Beta(alpha, alpha)`` parameter, > 0. Default 1.0.
         **common: the common options; see :class:`~maskmix.torch.MixingTransform` (with
