@@ -42,7 +42,7 @@ def shift_hue(ops: Any, rgb: Tensor, shift: Tensor, *, channels_first: bool) -> 
     green_max = np_.logical_and(value == g, np_.logical_not(red_max))
     hue = np_.where(red_max, (g - b) / safe_chroma,
                     np_.where(green_max, 2.0 + (b - r) / safe_chroma, 4.0 + (r - g) / safe_chroma))
-    hue = np_.mod(hue / 6.0 + np_.reshape(ops.cast(shift, rgb.dtype), (-1, 1, 1)), 1.0)
+    hue = np_.mod(hue * (1.0 / 6.0) + np_.reshape(ops.cast(shift, rgb.dtype), (-1, 1, 1)), 1.0)
     # Back to RGB: the sector of the colour wheel and the position inside it.
     sector6 = hue * 6.0
     sector = np_.floor(sector6)
@@ -309,6 +309,6 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
             x = ops.numpy.clip(gray + (x - gray) * factor("saturation"), lo, hi)
         if self.hue_jitter > 0 and channels == 3:
             # Hue is defined on [0, 1] RGB values: the value range is mapped there and back.
-            shifted = shift_hue(ops, (x - lo) / (hi - lo), params["hue"], channels_first=self.channels_first)
+            shifted = shift_hue(ops, (x - lo) * (1.0 / (hi - lo)), params["hue"], channels_first=self.channels_first)
             x = lo + shifted * (hi - lo)
         return self.to_image_dtype(x, dtype)

@@ -39,7 +39,7 @@ def shift_hue(rgb: Tensor, shift: Tensor) -> Tensor:
     green_max = (value == g) & ~red_max
     hue = torch.where(red_max, (g - b) / safe_chroma,
                       torch.where(green_max, 2.0 + (b - r) / safe_chroma, 4.0 + (r - g) / safe_chroma))
-    hue = torch.remainder(hue / 6.0 + shift.view(-1, 1, 1), 1.0)
+    hue = torch.remainder(hue * (1.0 / 6.0) + shift.view(-1, 1, 1), 1.0)
     # Back to RGB: the sector of the colour wheel and the position inside it.
     sector6 = hue * 6.0
     sector = torch.floor(sector6)
@@ -302,5 +302,5 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
             x = (gray + (x - gray) * factor("saturation")).clamp(lo, hi)
         if self.hue_jitter > 0 and x.shape[1] == 3:
             # Hue is defined on [0, 1] RGB values: the value range is mapped there and back.
-            x = lo + shift_hue((x - lo) / (hi - lo), params["hue"].to(work)) * (hi - lo)
+            x = lo + shift_hue((x - lo) * (1.0 / (hi - lo)), params["hue"].to(work)) * (hi - lo)
         return self.to_image_dtype(x, dtype)
