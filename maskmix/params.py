@@ -573,6 +573,14 @@ RANDOM_CUTSWAP = register(StrategySpec(
     (
         _patch_area((0.05, 0.3)),
         _patch_aspect_ratio(),
+        Param(
+            "saliency_clusters",
+            2,
+            integer_at_least(1),
+            "With saliency maps given at call time: clusters of the 1-D k-means of each map's values; "
+            "both patches are centred on pixels of the most salient cluster.",
+            Integers(1, 4),
+        ),
         _return_labels(),
         *COMMON_PARAMS,
     ),
@@ -585,4 +593,19 @@ RANDOM_CUTSWAP = register(StrategySpec(
     benchmarks={"RandomCutSwap": {}},
     gallery={"cutswap": {"patch_area": (0.1, 0.2)}},
     sweep=("patch_area", (0.05, 0.12, 0.2)),
+    # Qin, Gu, Yu & Zhang, "Multilevel Saliency-Guided Self-Supervised Learning for Image Anomaly
+    # Detection" (arXiv 2311.18332, SIVP 2024): LayerCAM saliency maps are clustered and a pixel
+    # pair of the cluster with the highest centroid saliency centres the two swapped patches. No
+    # official code; only the abstract could be read here, not the patch sizes nor the cluster count.
+    papers={
+        "paper": Preset(
+            {"saliency_clusters": 2, "return_labels": True},
+            "Qin et al. 2023 (arXiv 2311.18332), abstract: saliency clustering, a pixel pair of the most "
+            "salient cluster, patches swapped (no official code)",
+            "Pass each image's saliency map (e.g. LayerCAM) at call time: torch maskmix.torch.SaliencyMap "
+            "in the sample, Keras layer(images, saliency=maps); without maps the patches are placed "
+            "uniformly. The paper's patch sizes and cluster count were not available: maskmix's default "
+            "patch_area/patch_aspect_ratio and 2 clusters are used.",
+        ),
+    },
 ))

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torchvision import tv_tensors
 from typing_extensions import Unpack
 
 from maskmix.params import RANDOM_CUTSWAP, given_arguments
@@ -14,7 +15,57 @@ from maskmix.params import RANDOM_CUTSWAP, given_arguments
 from . import _patches, _sampling
 from ._base import CommonOptions, MaskMixTransform, selection
 
-__all__ = ["RandomCutSwap"]
+__all__ = ["RandomCutSwap", "SaliencyMap", "salient_pixels"]
+
+#: Lloyd iterations of the per-image 1-D k-means of the saliency values (fixed: no data-dependent loop).
+KMEANS_ITERATIONS = 12
+
+
+class SaliencyMap(tv_tensors.Mask):
+    """Per-image saliency maps ``(..., H, W)`` for :class:`RandomCutSwap`, found in the sample by type.
+
+    A ``tv_tensors.Mask`` subclass, so torchvision's geometric transforms (flips, crops, resizes)
+    move it with the images it belongs to; maskmix's :class:`RandomCutSwap` reads it to place its
+    patches (the map itself comes back unchanged). Leading dims match the images' (``(B, H, W)``
+    for a ``(B, C, H, W)`` batch, ``(H, W)`` for one image); any real dtype, larger is more
+    salient.
+
+    Example:
+        >>> import torch
+        >>> from maskmix.torch import SaliencyMap
+        >>> SaliencyMap(torch.rand(4, 32, 32)).shape
+        torch.Size([4, 32, 32])
+    """
+
+
+def salient_pixels(saliency: Tensor, clusters: int) -> Tensor:
+    """``(B, N)`` boolean mask of the pixels of each ``(B, N)`` map's most salient k-means cluster.
+
+    A 1-D k-means of each map's values with ``clusters`` centroids, started evenly spaced between
+    the map's minimum and maximum and refined by :data:`KMEANS_ITERATIONS` Lloyd steps (an empty
+    cluster keeps its centroid); a pixel belongs to the cluster of its nearest centroid (the lower
+    one on a tie). The result is the cluster whose centroid is the highest among the non-empty
+    ones: never empty. A constant map has one non-empty cluster, every pixel.
+    """
+    values = saliency.to(torch.float32)
+    low = values.amin(dim=-1, keepdim=True)
+    high = values.amax(dim=-1, keepdim=True)
+    steps = (torch.arange(clusters, device=values.device, dtype=torch.float32) + 0.5) / clusters
+    centroids = low + (high - low) * steps  # (B, k)
+
+    def assign(centres: Tensor) -> Tensor:
+        return (values.unsqueeze(-1) - centres.unsqueeze(-2)).abs().argmin(dim=-1)
+
+    ranks = torch.arange(clusters, device=values.device)
+    for _ in range(KMEANS_ITERATIONS):
+        member = (assign(centroids).unsqueeze(-1) == ranks).to(torch.float32)  # (B, N, k)
+        count = member.sum(dim=-2)
+        total = (member * values.unsqueeze(-1)).sum(dim=-2)
+        centroids = torch.where(count > 0, total / count.clamp_min(1), centroids)
+    labels = assign(centroids)
+    occupied = (labels.unsqueeze(-1) == ranks).any(dim=-2)
+    top = torch.where(occupied, centroids, -torch.inf).argmax(dim=-1, keepdim=True)
+    return labels == top
 
 
 def _cell_outside_block(index: Tensor, columns: Tensor, block_top: Tensor, block_rows: Tensor,
@@ -47,6 +98,12 @@ def _cell_outside_block(index: Tensor, columns: Tensor, block_top: Tensor, block
     row = torch.where(is_above, row_above, torch.where(is_band, row_band, row_below))
     col = torch.where(is_above, col_above, torch.where(is_band, col_band, col_below))
     return row, col
+
+
+def _in_bad_block(h: Tensor, w: Tensor, top: Tensor, left: Tensor, height: int, width: int) -> Tensor:
+    """Whether an ``h x w`` patch at (``top``, ``left``) leaves no room for a disjoint one: no room
+    above nor below it (``H - 2h < top < h``) and none left nor right of it (``W - 2w < left < w``)."""
+    return (top > height - 2 * h) & (top < h) & (left > width - 2 * w) & (left < w)
 
 
 def _span(first: Tensor, last: Tensor) -> tuple[Tensor, Tensor]:
@@ -106,16 +163,82 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
     """
 
     spec = RANDOM_CUTSWAP
+    saliency_clusters: int
 
     def __init__(
         self,
         *,
         patch_area: float | tuple[float, float] = (0.05, 0.3),
         patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
+        saliency_clusters: int = 2,
         return_labels: bool = False,
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        # The saliency maps are part of the sample, not of the images' geometry that `sample`
+        # receives: the patches are drawn as usual, then moved where the maps say.
+        params = super().make_params(flat_inputs)
+        maps = [inpt for inpt in flat_inputs if isinstance(inpt, SaliencyMap)]
+        if not params or not maps:
+            return params
+        if len(maps) > 1:
+            raise ValueError(f"RandomCutSwap: a sample holds at most one SaliencyMap; got {len(maps)}")
+        batch_size, height, width = params["batch_shape"]
+        saliency = self._check_saliency(maps[0], batch_size, height, width)
+        self._place_by_saliency(params, saliency, height, width,
+                                generator=self._generator_for(saliency.device))
+        return params
+
+    @staticmethod
+    def _check_saliency(saliency: Tensor, batch_size: int, height: int, width: int) -> Tensor:
+        values = saliency.as_subclass(Tensor)
+        if values.dtype == torch.bool or values.is_complex():
+            raise TypeError(f"RandomCutSwap: the SaliencyMap must have a real dtype; got {values.dtype}")
+        if values.ndim < 2 or values.shape[-2:] != (height, width) or values[..., 0, 0].numel() != batch_size:
+            raise ValueError(
+                f"RandomCutSwap: the SaliencyMap must be shaped like the images without their channels "
+                f"({batch_size} maps of {height}x{width}); got shape {tuple(values.shape)}"
+            )
+        return values.reshape(batch_size, height * width)
+
+    def _place_by_saliency(self, params: dict[str, Any], saliency: Tensor, height: int, width: int, *,
+                           generator: torch.Generator | None) -> None:
+        h, w = params["height"], params["width"]
+        batch_size = h.shape[0]
+        candidates = salient_pixels(saliency, self.saliency_clusters)
+        draws = torch.rand((2, *candidates.shape), device=h.device, **_sampling.drawing_from(generator))
+        # A: a uniform pixel of the salient cluster (the largest of masked uniform scores).
+        centre_a = torch.where(candidates, draws[0], -1.0).argmax(dim=-1)
+        rows = torch.arange(height * width, device=h.device) // width
+        cols = torch.arange(height * width, device=h.device) % width
+        # The patch centred on a pixel, moved inside the image: it still covers that pixel.
+        tops = (rows - (h // 2).unsqueeze(-1)).clamp_min(0)
+        tops = torch.minimum(tops, (height - h).unsqueeze(-1))
+        lefts = (cols - (w // 2).unsqueeze(-1)).clamp_min(0)
+        lefts = torch.minimum(lefts, (width - w).unsqueeze(-1))
+        top_a = tops.gather(-1, centre_a.unsqueeze(-1)).squeeze(-1)
+        left_a = lefts.gather(-1, centre_a.unsqueeze(-1)).squeeze(-1)
+        # B: a uniform pixel of the same cluster whose patch does not overlap A's.
+        apart = ((tops - top_a.unsqueeze(-1)).abs() >= h.unsqueeze(-1)) | (
+            (lefts - left_a.unsqueeze(-1)).abs() >= w.unsqueeze(-1))
+        partners = candidates & apart
+        centre_b = torch.where(partners, draws[1], -1.0).argmax(dim=-1)
+        paired = partners.any(dim=-1)
+        top_b = torch.where(paired, tops.gather(-1, centre_b.unsqueeze(-1)).squeeze(-1), 0)
+        left_b = torch.where(paired, lefts.gather(-1, centre_b.unsqueeze(-1)).squeeze(-1), 0)
+        # No partner in the cluster: B uniform among the places that do not overlap A, if A leaves
+        # any; if it does not, the image keeps its uniform draw (both patches placed at random).
+        other_top, other_left = self._place_b(h, w, top_a, left_a, height, width, batch_size,
+                                              device=h.device, generator=generator)
+        roomy = ~_in_bad_block(h, w, top_a, left_a, height, width)
+        top_b = torch.where(paired, top_b, other_top)
+        left_b = torch.where(paired, left_b, other_left)
+        guided = paired | roomy
+        params["saliency_paired"] = paired
+        for key, value in (("top_a", top_a), ("left_a", left_a), ("top_b", top_b), ("left_b", left_b)):
+            params[key] = torch.where(guided, value, params[key])
 
     def refine_selection(self, params: dict[str, Any]) -> None:
         _, height, width = params["batch_shape"]
@@ -136,13 +259,21 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
         count_a = rows * columns - bad_rows * bad_columns
         index_a = _sampling.randint(0, (count_a - 1).clamp_min(0), (batch_size,), device=device, generator=generator)
         top_a, left_a = _cell_outside_block(index_a, columns, bad_top, bad_rows, bad_left, bad_columns)
+        top_b, left_b = self._place_b(h, w, top_a, left_a, height, width, batch_size, device=device,
+                                      generator=generator)
+        return {"height": h, "width": w, "top_a": top_a, "left_a": left_a, "top_b": top_b, "left_b": left_b}
+
+    @staticmethod
+    def _place_b(h: Tensor, w: Tensor, top_a: Tensor, left_a: Tensor, height: int, width: int, batch_size: int,
+                 *, device: torch.device, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """B's corner, uniform among the corners (fully inside) where B does not overlap A."""
+        rows, columns = height - h + 1, width - w + 1
         # B avoids the corners that overlap A: rows |t - top_a| < h times columns |l - left_a| < w.
         near_top, near_rows = _span((top_a - h + 1).clamp_min(0), torch.minimum(top_a + h - 1, height - h))
         near_left, near_columns = _span((left_a - w + 1).clamp_min(0), torch.minimum(left_a + w - 1, width - w))
         count_b = rows * columns - near_rows * near_columns
         index_b = _sampling.randint(0, (count_b - 1).clamp_min(0), (batch_size,), device=device, generator=generator)
-        top_b, left_b = _cell_outside_block(index_b, columns, near_top, near_rows, near_left, near_columns)
-        return {"height": h, "width": w, "top_a": top_a, "left_a": left_a, "top_b": top_b, "left_b": left_b}
+        return _cell_outside_block(index_b, columns, near_top, near_rows, near_left, near_columns)
 
     def _sizes(self, batch_size: int, height: int, width: int, *, device: torch.device,
                generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
