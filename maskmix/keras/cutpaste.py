@@ -97,10 +97,10 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
     """Cut a rectangle out of each image and paste it at another place of the same image.
 
     Paper: C.-L. Li, K. Sohn, J. Yoon and T. Pfister, "CutPaste: Self-Supervised Learning for
-    Anomaly Detection and Localization", CVPR 2021 (https://arxiv.org/abs/2104.04015). The paper's
-    setting is ``patch_area=(0.02, 0.15), patch_aspect_ratio=(0.3, 3.3), color_jitter=0.1``;
-    with ``return_labels=True`` the layer yields the "normal vs. cut-pasted" labels of its
-    self-supervised pretext task.
+    Anomaly Detection and Localization", CVPR 2021 (https://arxiv.org/abs/2104.04015). The
+    defaults are maskmix's (a larger rectangle, no jitter, no scar), not the paper's: see
+    "Reproducing the paper" below. With ``return_labels=True`` the layer yields the targets of
+    the self-supervised pretext task.
 
     Per image (the same rules as :class:`maskmix.torch.RandomCutPaste`):
 
@@ -124,7 +124,19 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
        (``g + (x - g) s``), each step clamped to the value range ``(lo, hi)``
        (``pixels_range``, by default ``(0, 1)`` or ``(0, 255)``). Grey levels use the ITU-R 601
        weights for 3 channels and the channel mean otherwise (so saturation does nothing to a
-       single-channel image). Hue is not jittered. ``uint8`` results are rounded.
+       single-channel image). With ``hue_jitter = d > 0`` the hue of the pasted pixels of RGB
+       images is then shifted by a factor uniform in ``[-d, d]`` per image (torchvision's
+       ``adjust_hue``: HSV round trip on values mapped from ``(lo, hi)`` to ``[0, 1]``;
+       other channel counts are left as they are). ``uint8`` results are rounded.
+    5. With ``scar_prob = q > 0`` each augmented image gets, with probability ``q``, a
+       CutPaste-Scar instead of steps 1-3: a ``length x width`` upright rectangle (pixels, uniform
+       integers in ``scar_length`` and ``scar_width``, capped by the image) is cut at a uniform
+       place fully inside, rotated by an angle uniform in ``[-scar_rotation, scar_rotation]``
+       degrees about its centre, and pasted with its centre uniform where the rotated rectangle's
+       bounding box lies fully inside (centred when the box is larger than the image). A pixel is
+       in the scar when its centre, rotated back, lies strictly inside the rectangle; it takes the
+       value of the source pixel under that point (nearest neighbour, as PIL's ``rotate``). The
+       jitter of step 4 applies to the scar's pixels (contrast uses their mean grey level).
 
     Args:
         patch_area: patch area as a fraction of the image: a float in (0, 1) or a range
@@ -133,9 +145,21 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
             log-uniformly. Default ``(0.3, 3.0)``.
         color_jitter: jitter strength ``j`` in ``[0, 1]`` of the pasted patch (see above).
             Default 0 (the pasted pixels are exact copies).
+        hue_jitter: maximum hue shift ``d`` in ``[0, 0.5]`` (a fraction of the colour wheel) of
+            the pasted pixels of RGB images (step 4). Default 0.
+        scar_prob: probability in ``[0, 1]`` that an augmented image gets a scar (step 5)
+            instead of the rectangle. Default 0 (never).
+        scar_width: scar width in pixels, an int or a range ``(lo, hi)`` drawn uniformly.
+            Default ``(2, 16)`` (the paper's).
+        scar_length: scar length in pixels, an int or a range. Default ``(10, 25)`` (the paper's).
+        scar_rotation: maximum scar rotation in degrees, in ``[0, 180]``. Default 45 (the paper's).
+        three_way_labels: with ``return_labels``, label a scar 2 instead of 1: the paper's 3-way
+            task (0 normal, 1 CutPaste, 2 CutPaste-Scar). Default False.
         return_labels: also return ``is_augmented``, CutPaste's "normal vs. cut-pasted" target:
             0 for an image passed through (see ``augmentation_ratio``) or whose patch fills it
-            (one position only: nothing moves, e.g. ``1 x 1`` images). Default False.
+            (one position only: nothing moves, e.g. ``1 x 1`` images; a scar counts as moved
+            whenever the image has 2 pixels or more), 1 otherwise (2 for a scar with
+            ``three_way_labels``). Default False.
         **common: common options, ``seed``, ``data_format`` and layer arguments; see
             :class:`~maskmix.keras.MaskMixLayer`.
 
@@ -145,7 +169,19 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
         int64 ``(B,)``, a scalar for one image (int32 on JAX without x64). The parameters drawn by
         ``get_random_transformation`` are ``height``, ``width``, ``src_top``, ``src_left``,
         ``top``, ``left`` (the destination), ``movable`` and ``selected`` (plus ``brightness``,
-        ``contrast``, ``saturation`` with jitter).
+        ``contrast``, ``saturation`` with jitter, ``hue`` with hue jitter, and with scars
+        ``is_scar``, ``scar_length``, ``scar_width``, ``scar_top``, ``scar_left``, ``scar_angle``,
+        ``scar_cy``, ``scar_cx``).
+
+    Reproducing the paper:
+        ``RandomCutPaste.from_paper(setting)`` with ``setting`` one of ``"cutpaste"`` (the
+        rectangle: area U(0.02, 0.15), aspect log-uniform on (0.3, 3.3), jitter 0.1 on
+        brightness, contrast, saturation and hue; half the batch augmented; binary labels),
+        ``"scar"`` (the same with scars only) and ``"3way"`` (the best setting: 2/3 of the batch
+        augmented, half of those with a scar, labels 0/1/2). The paper's images are 256 x 256
+        crops in ``[0, 1]`` (set ``pixels_range`` otherwise); its ColorJitter applies the four
+        adjustments in a random order, here they come in a fixed order. The laws are checked
+        against a NumPy re-implementation in ``tests/papers/test_cutpaste_paper.py``.
 
     Example:
         >>> import numpy as np
