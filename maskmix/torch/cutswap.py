@@ -158,7 +158,9 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
        moved inside the image: they still cover their pixel). If no pixel of the cluster gives
        such a B, B is placed uniformly where it does not overlap A; if A leaves no room for any
        B, the image keeps its uniform patches. Everything is elementwise over the maps (argmax
-       of masked uniform scores): no data-dependent shape.
+       of masked uniform scores): no data-dependent shape. ``torch.compile(fullgraph=True)``
+       cannot trace a tv_tensor subclass in the sample (a ``tv_tensors.Image`` neither): call the
+       transform eagerly with a ``SaliencyMap``; the placement itself compiles.
 
     Images with fewer than 2 pixels (``1 x 1``) have no room for two patches: they are passed
     through unchanged and count as not augmented.
