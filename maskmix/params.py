@@ -744,6 +744,15 @@ RANDOM_CUT_THUMBNAIL = register(StrategySpec(
     },
 ))
 
+#: CutPaste's rectangle and jitter in the paper (Li et al. 2021, appendix A).
+_CUTPASTE_PATCH: dict[str, Any] = {"patch_area": (0.02, 0.15), "patch_aspect_ratio": (0.3, 3.3),
+                                   "color_jitter": 0.1, "hue_jitter": 0.1}
+_CUTPASTE_NOTES = (
+    "For images in [0, 1] (or set pixels_range), as the paper's 256x256 crops: the scar sizes are "
+    "in pixels. torchvision's ColorJitter applies its four adjustments in a random order per call; "
+    "here the order is fixed (brightness, contrast, saturation, hue)."
+)
+
 RANDOM_CUTPASTE = register(StrategySpec(
     "RandomCutPaste",
     (
@@ -756,6 +765,38 @@ RANDOM_CUTPASTE = register(StrategySpec(
             "Strength in [0, 1] of the brightness/contrast/saturation jitter of the pasted patch.",
             OneOf((Just(0.0), Uniform(0.0, 1.0))),
         ),
+        Param(
+            "hue_jitter",
+            0.0,
+            number_in(0.0, 0.5, lo_open=False, hi_open=False),
+            "Maximum hue shift in [0, 0.5] (fraction of the colour wheel) of the pasted patch of RGB images.",
+            OneOf((Just(0.0), Uniform(0.0, 0.5))),
+        ),
+        Param(
+            "scar_prob",
+            0.0,
+            number_in(0.0, 1.0, lo_open=False, hi_open=False),
+            "Probability that an augmented image gets a rotated thin scar (CutPaste-Scar) instead of the rectangle.",
+            OneOf((Just(0.0), Just(1.0), Uniform(0.0, 1.0))),
+        ),
+        Param("scar_width", (2, 16), count_range(1), "Scar width in pixels (int or range drawn uniformly).",
+              OrRange(Integers(1, 6))),
+        Param("scar_length", (10, 25), count_range(1), "Scar length in pixels (int or range drawn uniformly).",
+              OrRange(Integers(1, 12))),
+        Param(
+            "scar_rotation",
+            45.0,
+            number_in(0.0, 180.0, lo_open=False, hi_open=False),
+            "Maximum scar rotation in degrees; the angle is uniform in [-scar_rotation, scar_rotation].",
+            Uniform(0.0, 180.0),
+        ),
+        Param(
+            "three_way_labels",
+            False,
+            boolean(),
+            "With return_labels: 0 = passed through, 1 = rectangle, 2 = scar (the paper's 3-way task).",
+            Booleans(),
+        ),
         _return_labels(),
         *COMMON_PARAMS,
     ),
@@ -763,7 +804,7 @@ RANDOM_CUTPASTE = register(StrategySpec(
     flag="cutpaste",
     family="pasting",
     example={},
-    draw_everything={"color_jitter": 0.3, "return_labels": True},
+    draw_everything={"color_jitter": 0.3, "hue_jitter": 0.1, "scar_prob": 0.5, "return_labels": True},
     variants={
         "cutpaste": Variant({}, launches=76),
         "cutpaste_jitter": Variant({"color_jitter": 0.5, "patch_area": (0.1, 0.4)}, launches=117),
@@ -771,6 +812,31 @@ RANDOM_CUTPASTE = register(StrategySpec(
     benchmarks={"RandomCutPaste": {}},
     gallery={"cutpaste": {"patch_area": (0.1, 0.2), "color_jitter": 0.2}},
     sweep=("patch_area", (0.05, 0.15, 0.3)),
+    # Li et al., CVPR 2021, §3.1-3.2 and appendix (no official code): the rectangle's area is
+    # U(0.02, 0.15) of the image, its aspect ratio in (0.3, 1) U (1, 3.3) (read as log-uniform on
+    # (0.3, 3.3), as the common re-implementation does), ColorJitter 0.1 on brightness, contrast,
+    # saturation and hue; the scar is 2-16 px wide, 10-25 px long, rotated in [-45, 45] degrees.
+    papers={
+        "cutpaste": Preset(
+            {**_CUTPASTE_PATCH, "augmentation_ratio": 0.5, "return_labels": True},
+            "Li et al. 2021, §3.1 and appendix A (CutPaste; no official code)",
+            "Binary task: half the batch is cut-pasted; the call returns (images, labels). "
+            + _CUTPASTE_NOTES,
+        ),
+        "scar": Preset(
+            {**_CUTPASTE_PATCH, "scar_prob": 1.0, "augmentation_ratio": 0.5, "return_labels": True},
+            "Li et al. 2021, §3.2 and appendix A (CutPaste-Scar; no official code)",
+            "Binary task with scars only: half the batch gets a scar. " + _CUTPASTE_NOTES,
+        ),
+        "3way": Preset(
+            {**_CUTPASTE_PATCH, "scar_prob": 0.5, "augmentation_ratio": 2 / 3, "three_way_labels": True,
+             "return_labels": True},
+            "Li et al. 2021, §3.2 and Table 1 (CutPaste (3-way), the best setting; no official code)",
+            "Labels 0 (normal), 1 (CutPaste), 2 (Scar) in thirds: 2/3 of the batch is augmented, half of "
+            "those with a scar (drawn per image, so the split between 1 and 2 varies per batch). "
+            + _CUTPASTE_NOTES,
+        ),
+    },
 ))
 
 RANDOM_CUTSWAP = register(StrategySpec(
@@ -778,6 +844,14 @@ RANDOM_CUTSWAP = register(StrategySpec(
     (
         _patch_area((0.05, 0.3)),
         _patch_aspect_ratio(),
+        Param(
+            "saliency_clusters",
+            2,
+            integer_at_least(1),
+            "With saliency maps given at call time: clusters of the 1-D k-means of each map's values; "
+            "both patches are centred on pixels of the most salient cluster.",
+            Integers(1, 4),
+        ),
         _return_labels(),
         *COMMON_PARAMS,
     ),
@@ -790,4 +864,19 @@ RANDOM_CUTSWAP = register(StrategySpec(
     benchmarks={"RandomCutSwap": {}},
     gallery={"cutswap": {"patch_area": (0.1, 0.2)}},
     sweep=("patch_area", (0.05, 0.12, 0.2)),
+    # Qin, Gu, Yu & Zhang, "Multilevel Saliency-Guided Self-Supervised Learning for Image Anomaly
+    # Detection" (arXiv 2311.18332, SIVP 2024): LayerCAM saliency maps are clustered and a pixel
+    # pair of the cluster with the highest centroid saliency centres the two swapped patches. No
+    # official code; only the abstract could be read here, not the patch sizes nor the cluster count.
+    papers={
+        "paper": Preset(
+            {"saliency_clusters": 2, "return_labels": True},
+            "Qin et al. 2023 (arXiv 2311.18332), abstract: saliency clustering, a pixel pair of the most "
+            "salient cluster, patches swapped (no official code)",
+            "Pass each image's saliency map (e.g. LayerCAM) at call time: torch maskmix.torch.SaliencyMap "
+            "in the sample, Keras layer(images, saliency=maps); without maps the patches are placed "
+            "uniformly. The paper's patch sizes and cluster count were not available: maskmix's default "
+            "patch_area/patch_aspect_ratio and 2 clusters are used.",
+        ),
+    },
 ))

@@ -69,6 +69,9 @@ CASES = [
     (mt.RandomCutMix, {"patch_area": (0.1, 0.5), "patch_aspect_ratio": (0.5, 2.0)},
      lambda p: {"weight": p["partner_weight"], "h": p["height"], "w": p["width"]}),
     (mt.RandomMixup, {"alpha": 0.2}, lambda p: {"lam": p["lam"]}),
+    (mt.RandomCutPaste, {"scar_prob": 0.5, "hue_jitter": 0.2},
+     lambda p: {"scar": p["is_scar"], "length": p["scar_length"], "width": p["scar_width"], "top": p["scar_top"],
+                "angle": p["scar_angle"], "cy": p["scar_cy"], "cx": p["scar_cx"], "hue": p["hue"]}),
     (mt.RandomMixup, {"alpha": 2.0}, lambda p: {"lam": p["lam"]}),
 ]
 
@@ -203,6 +206,7 @@ FRACTION_CASES = [
     ("RandomCutThumbnail", {"thumbnail_area": (0.05, 0.4)}),
     ("RandomCutThumbnail", {"thumbnail_area": 0.25, "mix_images": True, "num_classes": 3}),
     ("RandomCutPaste", {"patch_area": (0.02, 0.3)}),
+    ("RandomCutPaste", {"scar_prob": 1.0, "scar_length": (4, 20), "color_jitter": 0.1, "hue_jitter": 0.1}),
     ("RandomCutSwap", {"patch_area": (0.05, 0.4)}),
 ]
 

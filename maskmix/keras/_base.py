@@ -370,6 +370,11 @@ class MaskMixLayer(keras.layers.Layer):
         so that they count as not augmented (CutPaste, CutSwap). ``height``/``width`` may be
         tensors at trace time. By default, none."""
 
+    def augmentation_labels(self, params: Mapping[str, Any]) -> Tensor:
+        """Hook: the int64 ``(B,)`` labels ``return_labels=True`` returns; by default 1 where the
+        image was augmented, 0 where it passed through (CutPaste's 3-way task labels its kinds)."""
+        return self.ops.cast(params["selected"], "int64")
+
     def transform_images(self, images: Tensor, transformation: Mapping[str, Any] | None,
                          training: bool = True) -> Tensor:
         """Apply drawn parameters to ``images`` (rank 3 or 4); identity when not training."""
@@ -392,7 +397,7 @@ class MaskMixLayer(keras.layers.Layer):
         if transformation is None:
             flags = self.ops.numpy.zeros((batch_size,), dtype="int64")
         else:
-            flags = self.ops.cast(transformation["selected"], "int64")
+            flags = self.augmentation_labels(transformation)
         return out, (self.ops.numpy.squeeze(flags, 0) if single else flags)
 
     def compute_output_shape(self, input_shape: Any) -> Any:

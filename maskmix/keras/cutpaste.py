@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from maskmix.geometry import LUMA_WEIGHTS
+from maskmix.geometry import LUMA_WEIGHTS, rotation_range
 from maskmix.params import RANDOM_CUTPASTE, given_arguments
 
 from . import _patches, _sampling
@@ -20,7 +20,76 @@ __all__ = ["RandomCutPaste"]
 
 Tensor = Any
 
-#: ITU-R BT.601 luma weights, as torchvision's ``rgb_to_grayscale``.
+
+def shift_hue(ops: Any, rgb: Tensor, shift: Tensor, *, channels_first: bool) -> Tensor:
+    """Rotate the hue of RGB values in ``[0, 1]`` by ``shift`` ``(B,)`` turns, per image.
+
+    The Keras twin of :func:`maskmix.torch.cutpaste.shift_hue` (torchvision's ``adjust_hue``
+    round trip RGB -> HSV -> RGB, hue shifted modulo 1), for a ``(B, H, W, 3)`` or
+    ``(B, 3, H, W)`` batch.
+    """
+    np_ = ops.numpy
+    axis = 1 if channels_first else -1
+    r, g, b = (np_.take(rgb, k, axis=axis) for k in range(3))
+    value = np_.maximum(np_.maximum(r, g), b)
+    low = np_.minimum(np_.minimum(r, g), b)
+    chroma = value - low
+    one = np_.ones_like(chroma)
+    # Grey pixels (chroma 0) have no hue: any hue gives them back unchanged.
+    safe_chroma = np_.where(chroma > 0, chroma, one)
+    saturation = chroma / np_.where(value > 0, value, one)
+    red_max = value == r
+    green_max = np_.logical_and(value == g, np_.logical_not(red_max))
+    hue = np_.where(red_max, (g - b) / safe_chroma,
+                    np_.where(green_max, 2.0 + (b - r) / safe_chroma, 4.0 + (r - g) / safe_chroma))
+    hue = np_.mod(hue * (1.0 / 6.0) + np_.reshape(ops.cast(shift, rgb.dtype), (-1, 1, 1)), 1.0)
+    # Back to RGB: the sector of the colour wheel and the position inside it.
+    sector6 = hue * 6.0
+    sector = np_.floor(sector6)
+    fraction = sector6 - sector
+    sector = np_.mod(sector, 6.0)
+    p = value * (1.0 - saturation)
+    q = value * (1.0 - saturation * fraction)
+    t = value * (1.0 - saturation * (1.0 - fraction))
+
+    def by_sector(*choices: Tensor) -> Tensor:
+        out = choices[5]
+        for k in range(4, -1, -1):
+            out = np_.where(sector == float(k), choices[k], out)
+        return out
+
+    return np_.stack((by_sector(value, q, p, p, t, value),
+                      by_sector(t, value, value, q, p, p),
+                      by_sector(p, p, t, value, value, q)), axis=axis)
+
+
+def scar_offsets(ops: Any, params: Mapping[str, Tensor], height: Any, width: Any) -> tuple[Tensor, Tensor]:
+    """The ``(B, H, W)`` mask of each image's rotated scar and the flat offsets every pixel would read.
+
+    The Keras twin of :func:`maskmix.torch.cutpaste.scar_offsets` (the same geometry: pixel
+    centres rotated back into the upright scar, nearest source pixel; int32 offsets).
+    """
+    np_ = ops.numpy
+
+    def col(name: str, dtype: str = "float32") -> Tensor:
+        return np_.reshape(ops.cast(params[name], dtype), (-1, 1, 1))
+
+    length, side, angle = col("scar_length"), col("scar_width"), col("scar_angle")
+    cos, sin = np_.cos(angle), np_.sin(angle)
+    rows = np_.reshape(np_.arange(height, dtype="int32"), (1, -1, 1))
+    cols = np_.reshape(np_.arange(width, dtype="int32"), (1, 1, -1))
+    dy = ops.cast(rows, "float32") + 0.5 - col("scar_cy")
+    dx = ops.cast(cols, "float32") + 0.5 - col("scar_cx")
+    along = dy * cos + dx * sin
+    across = dx * cos - dy * sin
+    inside = np_.logical_and(np_.abs(along) < length / 2, np_.abs(across) < side / 2)
+    top, left = col("scar_top", "int32"), col("scar_left", "int32")
+    src_row = ops.cast(np_.floor(ops.cast(top, "float32") + length / 2 + along), "int32")
+    src_col = ops.cast(np_.floor(ops.cast(left, "float32") + side / 2 + across), "int32")
+    src_row = np_.minimum(np_.maximum(src_row, top), top + col("scar_length", "int32") - 1)
+    src_col = np_.minimum(np_.maximum(src_col, left), left + col("scar_width", "int32") - 1)
+    return inside, (src_row - rows) * width + (src_col - cols)
+
 
 
 @keras.saving.register_keras_serializable(package="maskmix")
@@ -28,10 +97,10 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
     """Cut a rectangle out of each image and paste it at another place of the same image.
 
     Paper: C.-L. Li, K. Sohn, J. Yoon and T. Pfister, "CutPaste: Self-Supervised Learning for
-    Anomaly Detection and Localization", CVPR 2021 (https://arxiv.org/abs/2104.04015). The paper's
-    setting is ``patch_area=(0.02, 0.15), patch_aspect_ratio=(0.3, 3.3), color_jitter=0.1``;
-    with ``return_labels=True`` the layer yields the "normal vs. cut-pasted" labels of its
-    self-supervised pretext task.
+    Anomaly Detection and Localization", CVPR 2021 (https://arxiv.org/abs/2104.04015). The
+    defaults are maskmix's (a larger rectangle, no jitter, no scar), not the paper's: see
+    "Reproducing the paper" below. With ``return_labels=True`` the layer yields the targets of
+    the self-supervised pretext task.
 
     Per image (the same rules as :class:`maskmix.torch.RandomCutPaste`):
 
@@ -55,7 +124,19 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
        (``g + (x - g) s``), each step clamped to the value range ``(lo, hi)``
        (``pixels_range``, by default ``(0, 1)`` or ``(0, 255)``). Grey levels use the ITU-R 601
        weights for 3 channels and the channel mean otherwise (so saturation does nothing to a
-       single-channel image). Hue is not jittered. ``uint8`` results are rounded.
+       single-channel image). With ``hue_jitter = d > 0`` the hue of the pasted pixels of RGB
+       images is then shifted by a factor uniform in ``[-d, d]`` per image (torchvision's
+       ``adjust_hue``: HSV round trip on values mapped from ``(lo, hi)`` to ``[0, 1]``;
+       other channel counts are left as they are). ``uint8`` results are rounded.
+    5. With ``scar_prob = q > 0`` each augmented image gets, with probability ``q``, a
+       CutPaste-Scar instead of steps 1-3: a ``length x width`` upright rectangle (pixels, uniform
+       integers in ``scar_length`` and ``scar_width``, capped by the image) is cut at a uniform
+       place fully inside, rotated by an angle uniform in ``[-scar_rotation, scar_rotation]``
+       degrees about its centre, and pasted with its centre uniform where the rotated rectangle's
+       bounding box lies fully inside (centred when the box is larger than the image). A pixel is
+       in the scar when its centre, rotated back, lies strictly inside the rectangle; it takes the
+       value of the source pixel under that point (nearest neighbour, as PIL's ``rotate``). The
+       jitter of step 4 applies to the scar's pixels (contrast uses their mean grey level).
 
     Args:
         patch_area: patch area as a fraction of the image: a float in (0, 1) or a range
@@ -64,9 +145,21 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
             log-uniformly. Default ``(0.3, 3.0)``.
         color_jitter: jitter strength ``j`` in ``[0, 1]`` of the pasted patch (see above).
             Default 0 (the pasted pixels are exact copies).
+        hue_jitter: maximum hue shift ``d`` in ``[0, 0.5]`` (a fraction of the colour wheel) of
+            the pasted pixels of RGB images (step 4). Default 0.
+        scar_prob: probability in ``[0, 1]`` that an augmented image gets a scar (step 5)
+            instead of the rectangle. Default 0 (never).
+        scar_width: scar width in pixels, an int or a range ``(lo, hi)`` drawn uniformly.
+            Default ``(2, 16)`` (the paper's).
+        scar_length: scar length in pixels, an int or a range. Default ``(10, 25)`` (the paper's).
+        scar_rotation: maximum scar rotation in degrees, in ``[0, 180]``. Default 45 (the paper's).
+        three_way_labels: with ``return_labels``, label a scar 2 instead of 1: the paper's 3-way
+            task (0 normal, 1 CutPaste, 2 CutPaste-Scar). Default False.
         return_labels: also return ``is_augmented``, CutPaste's "normal vs. cut-pasted" target:
             0 for an image passed through (see ``augmentation_ratio``) or whose patch fills it
-            (one position only: nothing moves, e.g. ``1 x 1`` images). Default False.
+            (one position only: nothing moves, e.g. ``1 x 1`` images; a scar counts as moved
+            whenever the image has 2 pixels or more), 1 otherwise (2 for a scar with
+            ``three_way_labels``). Default False.
         **common: common options, ``seed``, ``data_format`` and layer arguments; see
             :class:`~maskmix.keras.MaskMixLayer`.
 
@@ -76,7 +169,19 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
         int64 ``(B,)``, a scalar for one image (int32 on JAX without x64). The parameters drawn by
         ``get_random_transformation`` are ``height``, ``width``, ``src_top``, ``src_left``,
         ``top``, ``left`` (the destination), ``movable`` and ``selected`` (plus ``brightness``,
-        ``contrast``, ``saturation`` with jitter).
+        ``contrast``, ``saturation`` with jitter, ``hue`` with hue jitter, and with scars
+        ``is_scar``, ``scar_length``, ``scar_width``, ``scar_top``, ``scar_left``, ``scar_angle``,
+        ``scar_cy``, ``scar_cx``).
+
+    Reproducing the paper:
+        ``RandomCutPaste.from_paper(setting)`` with ``setting`` one of ``"cutpaste"`` (the
+        rectangle: area U(0.02, 0.15), aspect log-uniform on (0.3, 3.3), jitter 0.1 on
+        brightness, contrast, saturation and hue; half the batch augmented; binary labels),
+        ``"scar"`` (the same with scars only) and ``"3way"`` (the best setting: 2/3 of the batch
+        augmented, half of those with a scar, labels 0/1/2). The paper's images are 256 x 256
+        crops in ``[0, 1]`` (set ``pixels_range`` otherwise); its ColorJitter applies the four
+        adjustments in a random order, here they come in a fixed order. The laws are checked
+        against a NumPy re-implementation in ``tests/papers/test_cutpaste_paper.py``.
 
     Example:
         >>> import numpy as np
@@ -90,6 +195,12 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
 
     spec = RANDOM_CUTPASTE
     color_jitter: float
+    hue_jitter: float
+    scar_prob: float
+    scar_width: tuple[int, int]
+    scar_length: tuple[int, int]
+    scar_rotation: float
+    three_way_labels: bool
 
     def __init__(
         self,
@@ -97,6 +208,12 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
         patch_area: float | tuple[float, float] = (0.05, 0.3),
         patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
         color_jitter: float = 0.0,
+        hue_jitter: float = 0.0,
+        scar_prob: float = 0.0,
+        scar_width: int | tuple[int, int] = (2, 16),
+        scar_length: int | tuple[int, int] = (10, 25),
+        scar_rotation: float = 45.0,
+        three_way_labels: bool = False,
         return_labels: bool = False,
         **common: Unpack[CommonOptions],
     ) -> None:
@@ -133,7 +250,44 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
             j = self.color_jitter
             for key in ("brightness", "contrast", "saturation"):
                 params[key] = _sampling.uniform(ops, 1 - j, 1 + j, size, seed)
+        # The options' draws come after the defaults' ones: a default call draws what it always drew.
+        if self.hue_jitter > 0:
+            params["hue"] = _sampling.uniform(ops, -self.hue_jitter, self.hue_jitter, size, seed)
+        if self.scar_prob > 0:
+            params.update(self._sample_scars(size, height, width, seed))
+            params["movable"] = ops.numpy.where(params["is_scar"], height * width > 1, movable)
         return params
+
+    def _sample_scars(self, size: tuple[Any, ...], height: Any, width: Any, seed: Any) -> dict[str, Any]:
+        ops = self.ops
+        np_ = ops.numpy
+        if self.scar_prob >= 1:
+            is_scar = np_.ones(size, dtype="bool")
+        else:
+            is_scar = ops.random.uniform(size, 0.0, 1.0, dtype="float32", seed=seed) < self.scar_prob
+        # Sides in pixels, capped by the image (the paper's scars are for 256 x 256 crops).
+        length = np_.minimum(_sampling.randint(ops, *self.scar_length, size, seed), height)
+        side = np_.minimum(_sampling.randint(ops, *self.scar_width, size, seed), width)
+        top, left = _sampling.place_inside(ops, length, side, height, width, seed)
+        angle = _sampling.uniform(ops, *rotation_range(self.scar_rotation), size, seed)
+        # The rotated scar's bounding box lies fully inside, centre uniform; a box larger than the
+        # image is centred on it (the scar is then clipped by the image's border).
+        cos, sin = np_.abs(np_.cos(angle)), np_.abs(np_.sin(angle))
+        length_f, side_f = ops.cast(length, "float32"), ops.cast(side, "float32")
+        centres = []
+        for extent, limit in ((length_f * cos + side_f * sin, height), (length_f * sin + side_f * cos, width)):
+            limit_f = ops.cast(limit, "float32")
+            u = ops.random.uniform(size, 0.0, 1.0, dtype="float32", seed=seed)
+            centres.append(np_.where(extent <= limit_f, extent / 2 + u * (limit_f - extent), limit_f / 2))
+        return {"is_scar": is_scar, "scar_length": length, "scar_width": side, "scar_top": top,
+                "scar_left": left, "scar_angle": angle, "scar_cy": centres[0], "scar_cx": centres[1]}
+
+    def augmentation_labels(self, params: Mapping[str, Any]) -> Tensor:
+        labels = self.ops.cast(params["selected"], "int64")
+        if self.three_way_labels and "is_scar" in params:
+            # The paper's 3-way task: 0 normal, 1 CutPaste (rectangle), 2 CutPaste-Scar.
+            labels = labels * (1 + self.ops.cast(params["is_scar"], "int64"))
+        return labels
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         ops = self.ops
@@ -142,15 +296,26 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
         mask = ops.numpy.logical_and(box, ops.numpy.reshape(params["selected"], (-1, 1, 1)))
         # Each destination pixel reads the source pixel at the same offset inside the patch; one
         # gather from the untouched input, so overlapping source and destination are no problem.
-        shift = (params["src_top"] - params["top"]) * width + (params["src_left"] - params["left"])
-        offsets = ops.numpy.where(mask, ops.numpy.reshape(shift, (-1, 1, 1)), ops.numpy.zeros_like(mask, dtype="int32"))
+        shift = ops.numpy.reshape((params["src_top"] - params["top"]) * width
+                                  + (params["src_left"] - params["left"]), (-1, 1, 1))
+        area = params["height"] * params["width"]
+        if "is_scar" in params:
+            scar, scar_shift = scar_offsets(ops, params, height, width)
+            is_scar = ops.numpy.reshape(params["is_scar"], (-1, 1, 1))
+            box = ops.numpy.where(is_scar, scar, box)
+            mask = ops.numpy.logical_and(box, ops.numpy.reshape(params["selected"], (-1, 1, 1)))
+            shift = ops.numpy.where(is_scar, scar_shift, shift)
+            scar_area = ops.numpy.maximum(ops.numpy.sum(ops.cast(scar, "int32"), axis=(1, 2)), 1)
+            area = ops.numpy.where(params["is_scar"], scar_area, area)
+        offsets = ops.numpy.where(mask, shift, ops.numpy.zeros_like(mask, dtype="int32"))
         out = _patches.move_pixels(ops, images, offsets, channels_first=self.channels_first)
-        if self.color_jitter > 0:
-            out = ops.numpy.where(self.pixel_mask(mask), self._jitter(out, box, params), out)
+        if self.color_jitter > 0 or self.hue_jitter > 0:
+            out = ops.numpy.where(self.pixel_mask(mask), self._jitter(out, box, area, params), out)
         return out
 
-    def _jitter(self, patch: Tensor, box: Tensor, params: Mapping[str, Any]) -> Tensor:
-        """Brightness, contrast and saturation jitter of the pixels of ``patch`` inside ``box``."""
+    def _jitter(self, patch: Tensor, box: Tensor, area: Tensor, params: Mapping[str, Any]) -> Tensor:
+        """Brightness, contrast, saturation and hue jitter of the pixels of ``patch`` inside ``box``
+        (``area`` pixels per image)."""
         ops = self.ops
         dtype = keras.backend.standardize_dtype(patch.dtype)
         work = "float64" if dtype == "float64" else "float32"
@@ -169,12 +334,17 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
                 return ops.numpy.sum(values * weights, axis=axis, keepdims=True)
             return ops.numpy.mean(values, axis=axis, keepdims=True)
 
-        x = ops.numpy.clip(lo + (x - lo) * factor("brightness"), lo, hi)
-        area = self.per_image(ops.cast(params["height"] * params["width"], work))
-        # where, not a product with the mask: values outside the patch (even NaN) never leak in.
-        inside = ops.numpy.where(self.pixel_mask(box), grey(x), ops.numpy.zeros((), dtype=work))
-        mean = ops.numpy.sum(inside, axis=self.spatial_axes, keepdims=True) / area
-        x = ops.numpy.clip(mean + (x - mean) * factor("contrast"), lo, hi)
-        gray = grey(x)
-        x = ops.numpy.clip(gray + (x - gray) * factor("saturation"), lo, hi)
+        if self.color_jitter > 0:
+            x = ops.numpy.clip(lo + (x - lo) * factor("brightness"), lo, hi)
+            pixels = self.per_image(ops.cast(area, work))
+            # where, not a product with the mask: values outside the patch (even NaN) never leak in.
+            inside = ops.numpy.where(self.pixel_mask(box), grey(x), ops.numpy.zeros((), dtype=work))
+            mean = ops.numpy.sum(inside, axis=self.spatial_axes, keepdims=True) / pixels
+            x = ops.numpy.clip(mean + (x - mean) * factor("contrast"), lo, hi)
+            gray = grey(x)
+            x = ops.numpy.clip(gray + (x - gray) * factor("saturation"), lo, hi)
+        if self.hue_jitter > 0 and channels == 3:
+            # Hue is defined on [0, 1] RGB values: the value range is mapped there and back.
+            shifted = shift_hue(ops, (x - lo) * (1.0 / (hi - lo)), params["hue"], channels_first=self.channels_first)
+            x = lo + shifted * (hi - lo)
         return self.to_image_dtype(x, dtype)

@@ -15,9 +15,52 @@ from ._base import CommonOptions, MaskMixLayer
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["RandomCutSwap"]
+__all__ = ["RandomCutSwap", "salient_pixels"]
 
 Tensor = Any
+
+#: Lloyd iterations of the per-image 1-D k-means of the saliency values (as the torch twin).
+KMEANS_ITERATIONS = 12
+
+
+def salient_pixels(ops: Any, saliency: Tensor, clusters: int) -> Tensor:
+    """``(B, N)`` boolean mask of the pixels of each ``(B, N)`` map's most salient k-means cluster.
+
+    The Keras twin of :func:`maskmix.torch.cutswap.salient_pixels`: centroids started evenly
+    spaced between each map's minimum and maximum, :data:`KMEANS_ITERATIONS` Lloyd steps (an
+    empty cluster keeps its centroid), nearest centroid (the lower one on a tie), and the cluster
+    whose centroid is the highest among the non-empty ones.
+    """
+    np_ = ops.numpy
+    values = ops.cast(saliency, "float32")
+    low = np_.min(values, axis=-1, keepdims=True)
+    high = np_.max(values, axis=-1, keepdims=True)
+    steps = (np_.arange(clusters, dtype="float32") + 0.5) / float(clusters)
+    centroids = low + (high - low) * steps
+    ranks = np_.arange(clusters, dtype="int32")
+
+    def assign(centres: Tensor) -> Tensor:
+        distance = np_.abs(np_.expand_dims(values, -1) - np_.expand_dims(centres, -2))
+        return ops.cast(np_.argmin(distance, axis=-1), "int32")
+
+    for _ in range(KMEANS_ITERATIONS):
+        member = ops.cast(np_.expand_dims(assign(centroids), -1) == ranks, "float32")
+        count = np_.sum(member, axis=-2)
+        total = np_.sum(member * np_.expand_dims(values, -1), axis=-2)
+        centroids = np_.where(count > 0, total / np_.maximum(count, 1.0), centroids)
+    labels = assign(centroids)
+    occupied = np_.any(np_.expand_dims(labels, -1) == ranks, axis=-2)
+    top = ops.cast(np_.argmax(np_.where(occupied, centroids, -np_.ones_like(centroids) * float("inf")), axis=-1),
+                   "int32")
+    return labels == np_.expand_dims(top, -1)
+
+
+def _in_bad_block(ops: Any, h: Tensor, w: Tensor, top: Tensor, left: Tensor, height: Any, width: Any) -> Tensor:
+    """Whether an ``h x w`` patch at (``top``, ``left``) leaves no room for a disjoint one."""
+    np_ = ops.numpy
+    rows = np_.logical_and(top > height - 2 * h, top < h)
+    cols = np_.logical_and(left > width - 2 * w, left < w)
+    return np_.logical_and(rows, cols)
 
 
 def _cell_outside_block(ops: Any, index: Tensor, columns: Tensor, block_top: Tensor, block_rows: Tensor,
@@ -64,8 +107,12 @@ def _span(ops: Any, first: Tensor, last: Tensor) -> tuple[Tensor, Tensor]:
 class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
     """Swap the contents of two non-overlapping patches of the same size in each image.
 
-    Paper: the CutSwap augmentation of Qin et al., 2023 (two same-size regions of one image
-    exchange their contents; the rest of the image is unchanged).
+    Paper: J. Qin, C. Gu, J. Yu and C. Zhang, "Multilevel Saliency-Guided Self-Supervised
+    Learning for Image Anomaly Detection", 2023 (https://arxiv.org/abs/2311.18332; Signal, Image
+    and Video Processing 2024): two same-size patches of one image exchange their contents, the
+    rest of the image is unchanged. In the paper the patches are centred on a pixel pair of the
+    most salient cluster of LayerCAM saliency maps; without maps (the default) they are placed
+    uniformly.
 
     Per image (the same rules as :class:`maskmix.torch.RandomCutSwap`):
 
@@ -86,6 +133,18 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
        all other pixels are unchanged (values are moved by one gather over the flattened
        pixels, never recomputed: exact for every dtype).
 
+    4. With saliency maps, one ``(H, W)`` map per image given at call time through
+       ``layer(images, saliency=maps)`` (or ``get_random_transformation(images,
+       saliency=maps)``), the patches of steps 1-2 are then moved where the map says (the sizes stay):
+       each map's values are clustered by a 1-D k-means with ``saliency_clusters`` centroids
+       (started evenly spaced between the map's minimum and maximum, 12 Lloyd steps); patch A is
+       centred on a uniform pixel of the cluster with the highest centroid, patch B on a uniform
+       pixel of the same cluster whose centred patch does not overlap A (centred patches are
+       moved inside the image: they still cover their pixel). If no pixel of the cluster gives
+       such a B, B is placed uniformly where it does not overlap A; if A leaves no room for any
+       B, the image keeps its uniform patches. Everything is elementwise over the maps (argmax
+       of masked uniform scores): no data-dependent shape.
+
     Images with fewer than 2 pixels (``1 x 1``) have no room for two patches: they are passed
     through unchanged and count as not augmented.
 
@@ -94,6 +153,8 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
             range ``(lo, hi)`` drawn uniformly. Default ``(0.05, 0.3)``.
         patch_aspect_ratio: height / width: a number > 0 or a range ``(lo, hi)`` drawn
             log-uniformly. Default ``(0.3, 3.0)``.
+        saliency_clusters: number of clusters (an int >= 1) of the k-means of the saliency
+            maps (step 4); unused without maps. Default 2.
         return_labels: call returns ``(output, is_augmented)``, with 1 where two patches were
             swapped and 0 where the image passed through. Default False.
         **common: the common options and layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
@@ -104,6 +165,13 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
         for one image; int32 on JAX without x64). ``get_random_transformation`` draws ``height``,
         ``width``, ``top_a``, ``left_a``, ``top_b``, ``left_b`` and ``selected``, all ``(B,)``.
 
+    Reproducing the paper:
+        ``RandomCutSwap.from_paper("paper")``, called with each image's saliency map (the paper
+        computes multilevel LayerCAM maps with a network; maskmix takes them as given). There is
+        no official code and only the paper's abstract could be consulted: the cluster count (2
+        here) and the patch sizes (maskmix's defaults) are not the paper's confirmed values. The
+        guidance is checked against scikit-learn's k-means in ``tests/papers/test_cutswap_paper.py``.
+
     Example:
         >>> import numpy as np
         >>> from maskmix.keras import RandomCutSwap
@@ -111,19 +179,112 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
         >>> out = RandomCutSwap(patch_area=(0.05, 0.2), seed=0)(images)
         >>> tuple(out.shape)
         (8, 64, 64, 3)
+        >>> maps = np.zeros((8, 64, 64), "float32")
+        >>> maps[:, 20:40, 20:40] = 1.0  # both 9 x 9 patches are centred in this square
+        >>> out = RandomCutSwap(patch_area=0.02, patch_aspect_ratio=1.0, seed=0)(images, saliency=maps)
+        >>> bool((np.asarray(out) != images)[:, :16].any())
+        False
     """
 
     spec = RANDOM_CUTSWAP
+    saliency_clusters: int
 
     def __init__(
         self,
         *,
         patch_area: float | tuple[float, float] = (0.05, 0.3),
         patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
+        saliency_clusters: int = 2,
         return_labels: bool = False,
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))
+        # The saliency maps of the call in progress (see `call`): read by get_random_transformation.
+        object.__setattr__(self, "_call_saliency", None)
+
+    def call(self, images: Tensor, training: bool = True, saliency: Tensor | None = None) -> Any:
+        """The layer's call; ``saliency`` (optional) holds one map per image, ``(B, H, W)`` or
+        ``(H, W)``, from which the patches are placed (see the class docstring)."""
+        object.__setattr__(self, "_call_saliency", saliency)
+        try:
+            return super().call(images, training=training)
+        finally:
+            object.__setattr__(self, "_call_saliency", None)
+
+    def compute_output_spec(self, inputs: Any, training: Any = None, saliency: Any = None) -> Any:
+        return super().compute_output_spec(inputs, training=training)
+
+    def get_random_transformation(self, data: Any, training: bool = True, seed: Any = None,
+                                  saliency: Tensor | None = None) -> dict[str, Any] | None:
+        """The base's draw (:meth:`MaskMixLayer.get_random_transformation`); with ``saliency``
+        maps (or those given to the call in progress) the patches are then placed from them."""
+        params = super().get_random_transformation(data, training=training, seed=seed)
+        if saliency is None:
+            saliency = self._call_saliency
+        if params is None or saliency is None:
+            return params
+        _, _, height, width = self.dims(self.check_images(data)[0])
+        maps = self._check_saliency(saliency, data, height, width)
+        self._place_by_saliency(params, maps, height, width, self.seed_generator() if seed is None else seed)
+        return params
+
+    def _check_saliency(self, saliency: Any, images: Tensor, height: Any, width: Any) -> Tensor:
+        if not (hasattr(saliency, "shape") and hasattr(saliency, "dtype")):
+            raise TypeError(f"RandomCutSwap: saliency must be a tensor or a NumPy array; got {type(saliency).__name__}")
+        dtype = keras.backend.standardize_dtype(saliency.dtype)
+        if dtype == "bool" or dtype.startswith("complex") or dtype == "string":
+            raise TypeError(f"RandomCutSwap: saliency must have a real dtype; got {dtype}")
+        shape = tuple(saliency.shape)
+        # The images as given: (B, H, W) maps for a batch, one (H, W) map for one image.
+        expected = (*tuple(images.shape)[:-3], height, width)
+        fits = len(shape) == len(expected) and all(
+            got == want for got, want in zip(shape, expected, strict=True)
+            if isinstance(got, int) and isinstance(want, int))
+        if not fits:
+            raise ValueError(
+                f"RandomCutSwap: saliency must be shaped like the images without their channels, (B, H, W) "
+                f"or (H, W) for one image; got shape {shape} for images of shape {tuple(images.shape)}"
+            )
+        return self.ops.numpy.reshape(self.ops.convert_to_tensor(saliency), (-1, height * width))
+
+    def _place_by_saliency(self, params: dict[str, Any], saliency: Tensor, height: Any, width: Any,
+                           seed: Any) -> None:
+        ops = self.ops
+        np_ = ops.numpy
+        h, w = params["height"], params["width"]
+        candidates = salient_pixels(ops, saliency, self.saliency_clusters)
+        shape = ops.shape(candidates)
+        draw_a = ops.random.uniform(shape, 0.0, 1.0, dtype="float32", seed=seed)
+        draw_b = ops.random.uniform(shape, 0.0, 1.0, dtype="float32", seed=seed)
+        minus_one = -np_.ones_like(draw_a)
+        # A: a uniform pixel of the salient cluster (the largest of masked uniform scores).
+        centre_a = ops.cast(np_.argmax(np_.where(candidates, draw_a, minus_one), axis=-1), "int32")
+        pixels = np_.arange(height * width, dtype="int32")
+        rows, cols = np_.floor_divide(pixels, width), np_.mod(pixels, width)
+        half_h, half_w = np_.expand_dims(np_.floor_divide(h, 2), -1), np_.expand_dims(np_.floor_divide(w, 2), -1)
+        # The patch centred on a pixel, moved inside the image: it still covers that pixel.
+        tops = np_.minimum(np_.maximum(rows - half_h, 0), np_.expand_dims(height - h, -1))
+        lefts = np_.minimum(np_.maximum(cols - half_w, 0), np_.expand_dims(width - w, -1))
+
+        def at(table: Tensor, index: Tensor) -> Tensor:
+            return np_.squeeze(np_.take_along_axis(table, np_.expand_dims(index, -1), axis=-1), -1)
+
+        top_a, left_a = at(tops, centre_a), at(lefts, centre_a)
+        # B: a uniform pixel of the same cluster whose patch does not overlap A's.
+        apart = np_.logical_or(np_.abs(tops - np_.expand_dims(top_a, -1)) >= np_.expand_dims(h, -1),
+                               np_.abs(lefts - np_.expand_dims(left_a, -1)) >= np_.expand_dims(w, -1))
+        partners = np_.logical_and(candidates, apart)
+        centre_b = ops.cast(np_.argmax(np_.where(partners, draw_b, minus_one), axis=-1), "int32")
+        paired = np_.any(partners, axis=-1)
+        # No partner in the cluster: B uniform among the places that do not overlap A, if A leaves
+        # any; if it does not, the image keeps its uniform draw (both patches placed at random).
+        other_top, other_left = self._place_b(h, w, top_a, left_a, height, width, seed)
+        top_b = np_.where(paired, at(tops, centre_b), other_top)
+        left_b = np_.where(paired, at(lefts, centre_b), other_left)
+        guided = np_.logical_or(paired, np_.logical_not(_in_bad_block(ops, h, w, top_a, left_a, height, width)))
+        params["saliency_paired"] = paired
+        for key, value in (("top_a", top_a), ("left_a", left_a), ("top_b", top_b), ("left_b", left_b)):
+            params[key] = np_.where(guided, value, params[key])
 
     def refine_selection(self, params: dict[str, Any], height: Any, width: Any) -> None:
         if isinstance(height, int) and isinstance(width, int):
@@ -148,13 +309,21 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
         count_a = rows * columns - bad_rows * bad_columns
         index_a = _sampling.randint(ops, 0, np_.maximum(count_a - 1, 0), size, seed)
         top_a, left_a = _cell_outside_block(ops, index_a, columns, bad_top, bad_rows, bad_left, bad_columns)
+        top_b, left_b = self._place_b(h, w, top_a, left_a, height, width, seed)
+        return {"height": h, "width": w, "top_a": top_a, "left_a": left_a, "top_b": top_b, "left_b": left_b}
+
+    def _place_b(self, h: Tensor, w: Tensor, top_a: Tensor, left_a: Tensor, height: Any, width: Any,
+                 seed: Any) -> tuple[Tensor, Tensor]:
+        """B's corner, uniform among the corners (fully inside) where B does not overlap A."""
+        ops = self.ops
+        np_ = ops.numpy
+        rows, columns = height - h + 1, width - w + 1
         # B avoids the corners that overlap A: rows |t - top_a| < h times columns |l - left_a| < w.
         near_top, near_rows = _span(ops, np_.maximum(top_a - h + 1, 0), np_.minimum(top_a + h - 1, height - h))
         near_left, near_columns = _span(ops, np_.maximum(left_a - w + 1, 0), np_.minimum(left_a + w - 1, width - w))
         count_b = rows * columns - near_rows * near_columns
-        index_b = _sampling.randint(ops, 0, np_.maximum(count_b - 1, 0), size, seed)
-        top_b, left_b = _cell_outside_block(ops, index_b, columns, near_top, near_rows, near_left, near_columns)
-        return {"height": h, "width": w, "top_a": top_a, "left_a": left_a, "top_b": top_b, "left_b": left_b}
+        index_b = _sampling.randint(ops, 0, np_.maximum(count_b - 1, 0), ops.shape(h), seed)
+        return _cell_outside_block(ops, index_b, columns, near_top, near_rows, near_left, near_columns)
 
     def _sizes(self, size: tuple[Any, ...], height: int, width: int, seed: Any) -> tuple[Tensor, Tensor]:
         ops = self.ops

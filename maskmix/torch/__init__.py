@@ -11,7 +11,7 @@ from .cutblur_pairs import RandomCutBlurPair, cutblur_pair
 from .cutmix import RandomCutMix, random_cutmix
 from .cutout import RandomCutout
 from .cutpaste import RandomCutPaste
-from .cutswap import RandomCutSwap
+from .cutswap import RandomCutSwap, SaliencyMap
 from .erasing import RandomErasing
 from .grid_mask import RandomGridMask
 from .hide_and_seek import RandomHideAndSeek
@@ -36,6 +36,7 @@ __all__ = [
     "RandomGridMask",
     "RandomHideAndSeek",
     "RandomMixup",
+    "SaliencyMap",
     "cutblur_pair",
     "random_cutmix",
     "random_mixup",

@@ -320,6 +320,11 @@ class MaskMixTransform(v2.Transform):
         """Hook: unselect, in the drawn ``params``, the images that the strategy leaves unchanged,
         so that they count as not augmented (CutPaste, CutSwap). By default, none."""
 
+    def augmentation_labels(self, params: Mapping[str, Any]) -> Tensor:
+        """Hook: the int64 ``(B,)`` labels ``return_labels=True`` returns; by default 1 where the
+        image was augmented, 0 where it passed through (CutPaste's 3-way task labels its kinds)."""
+        return params["selected"].to(torch.int64)
+
     def forward(self, *inputs: Any) -> Any:
         """Transform a sample; with ``return_labels=True`` return ``(output, is_augmented)``.
 
@@ -346,7 +351,7 @@ class MaskMixTransform(v2.Transform):
         if not params:
             return output, None
         leading = next(inpt for inpt in chosen if self._is_image(inpt)).shape[:-3]
-        return output, params["selected"].to(torch.int64).reshape(leading)
+        return output, self.augmentation_labels(params).reshape(leading)
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         if not self._is_image(inpt) or not params:

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torchvision import tv_tensors
 from typing_extensions import Unpack
 
 from maskmix.params import RANDOM_CUTSWAP, given_arguments
@@ -14,7 +15,64 @@ from maskmix.params import RANDOM_CUTSWAP, given_arguments
 from . import _patches, _sampling
 from ._base import CommonOptions, MaskMixTransform, selection
 
-__all__ = ["RandomCutSwap"]
+__all__ = ["RandomCutSwap", "SaliencyMap", "salient_pixels"]
+
+#: Lloyd iterations of the per-image 1-D k-means of the saliency values (fixed: no data-dependent loop).
+KMEANS_ITERATIONS = 12
+
+
+class SaliencyMap(tv_tensors.Mask):
+    """Per-image saliency maps ``(..., H, W)`` for :class:`RandomCutSwap`, found in the sample by type.
+
+    A ``tv_tensors.Mask`` subclass, so torchvision's geometric transforms (flips, crops, resizes)
+    move it with the images it belongs to; maskmix's :class:`RandomCutSwap` reads it to place its
+    patches (the map itself comes back unchanged). Leading dims match the images' (``(B, H, W)``
+    for a ``(B, C, H, W)`` batch, ``(H, W)`` for one image); any real dtype, larger is more
+    salient.
+
+    Reproducing the paper:
+        ``RandomCutSwap.from_paper("paper")``, called with each image's saliency map (the paper
+        computes multilevel LayerCAM maps with a network; maskmix takes them as given). There is
+        no official code and only the paper's abstract could be consulted: the cluster count (2
+        here) and the patch sizes (maskmix's defaults) are not the paper's confirmed values. The
+        guidance is checked against scikit-learn's k-means in ``tests/papers/test_cutswap_paper.py``.
+
+    Example:
+        >>> import torch
+        >>> from maskmix.torch import SaliencyMap
+        >>> SaliencyMap(torch.rand(4, 32, 32)).shape
+        torch.Size([4, 32, 32])
+    """
+
+
+def salient_pixels(saliency: Tensor, clusters: int) -> Tensor:
+    """``(B, N)`` boolean mask of the pixels of each ``(B, N)`` map's most salient k-means cluster.
+
+    A 1-D k-means of each map's values with ``clusters`` centroids, started evenly spaced between
+    the map's minimum and maximum and refined by :data:`KMEANS_ITERATIONS` Lloyd steps (an empty
+    cluster keeps its centroid); a pixel belongs to the cluster of its nearest centroid (the lower
+    one on a tie). The result is the cluster whose centroid is the highest among the non-empty
+    ones: never empty. A constant map has one non-empty cluster, every pixel.
+    """
+    values = saliency.to(torch.float32)
+    low = values.amin(dim=-1, keepdim=True)
+    high = values.amax(dim=-1, keepdim=True)
+    steps = (torch.arange(clusters, device=values.device, dtype=torch.float32) + 0.5) / clusters
+    centroids = low + (high - low) * steps  # (B, k)
+
+    def assign(centres: Tensor) -> Tensor:
+        return (values.unsqueeze(-1) - centres.unsqueeze(-2)).abs().argmin(dim=-1)
+
+    ranks = torch.arange(clusters, device=values.device)
+    for _ in range(KMEANS_ITERATIONS):
+        member = (assign(centroids).unsqueeze(-1) == ranks).to(torch.float32)  # (B, N, k)
+        count = member.sum(dim=-2)
+        total = (member * values.unsqueeze(-1)).sum(dim=-2)
+        centroids = torch.where(count > 0, total / count.clamp_min(1), centroids)
+    labels = assign(centroids)
+    occupied = (labels.unsqueeze(-1) == ranks).any(dim=-2)
+    top = torch.where(occupied, centroids, -torch.inf).argmax(dim=-1, keepdim=True)
+    return labels == top
 
 
 def _cell_outside_block(index: Tensor, columns: Tensor, block_top: Tensor, block_rows: Tensor,
@@ -49,6 +107,12 @@ def _cell_outside_block(index: Tensor, columns: Tensor, block_top: Tensor, block
     return row, col
 
 
+def _in_bad_block(h: Tensor, w: Tensor, top: Tensor, left: Tensor, height: int, width: int) -> Tensor:
+    """Whether an ``h x w`` patch at (``top``, ``left``) leaves no room for a disjoint one: no room
+    above nor below it (``H - 2h < top < h``) and none left nor right of it (``W - 2w < left < w``)."""
+    return (top > height - 2 * h) & (top < h) & (left > width - 2 * w) & (left < w)
+
+
 def _span(first: Tensor, last: Tensor) -> tuple[Tensor, Tensor]:
     """``(start, count)`` of the integer interval ``[first, last]`` (count 0 when empty)."""
     return first, (last - first + 1).clamp_min(0)
@@ -57,8 +121,12 @@ def _span(first: Tensor, last: Tensor) -> tuple[Tensor, Tensor]:
 class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
     """Swap the contents of two non-overlapping patches of the same size in each image.
 
-    Paper: the CutSwap augmentation of Qin et al., 2023 (two same-size regions of one image
-    exchange their contents; the rest of the image is unchanged).
+    Paper: J. Qin, C. Gu, J. Yu and C. Zhang, "Multilevel Saliency-Guided Self-Supervised
+    Learning for Image Anomaly Detection", 2023 (https://arxiv.org/abs/2311.18332; Signal, Image
+    and Video Processing 2024): two same-size patches of one image exchange their contents, the
+    rest of the image is unchanged. In the paper the patches are centred on a pixel pair of the
+    most salient cluster of LayerCAM saliency maps; without maps (the default) they are placed
+    uniformly.
 
     Per image:
 
@@ -79,6 +147,21 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
        all other pixels are unchanged (values are moved, never recomputed: exact for every
        dtype).
 
+    4. With saliency maps, one ``(H, W)`` map per image given at call time through
+       a :class:`SaliencyMap` in the sample (``t(images, SaliencyMap(maps))`` or a dict
+       entry; torchvision's geometric transforms move it with the images; it comes back
+       unchanged), the patches of steps 1-2 are then moved where the map says (the sizes stay):
+       each map's values are clustered by a 1-D k-means with ``saliency_clusters`` centroids
+       (started evenly spaced between the map's minimum and maximum, 12 Lloyd steps); patch A is
+       centred on a uniform pixel of the cluster with the highest centroid, patch B on a uniform
+       pixel of the same cluster whose centred patch does not overlap A (centred patches are
+       moved inside the image: they still cover their pixel). If no pixel of the cluster gives
+       such a B, B is placed uniformly where it does not overlap A; if A leaves no room for any
+       B, the image keeps its uniform patches. Everything is elementwise over the maps (argmax
+       of masked uniform scores): no data-dependent shape. ``torch.compile(fullgraph=True)``
+       cannot trace a tv_tensor subclass in the sample (a ``tv_tensors.Image`` neither): call the
+       transform eagerly with a ``SaliencyMap``; the placement itself compiles.
+
     Images with fewer than 2 pixels (``1 x 1``) have no room for two patches: they are passed
     through unchanged and count as not augmented.
 
@@ -87,6 +170,8 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
             range ``(lo, hi)`` drawn uniformly. Default ``(0.05, 0.3)``.
         patch_aspect_ratio: height / width: a number > 0 or a range ``(lo, hi)`` drawn
             log-uniformly. Default ``(0.3, 3.0)``.
+        saliency_clusters: number of clusters (an int >= 1) of the k-means of the saliency
+            maps (step 4); unused without maps. Default 2.
         return_labels: call returns ``(output, is_augmented)``, with 1 where two patches were
             swapped and 0 where the image passed through. Default False.
         **common: common options; see :class:`~maskmix.torch.MaskMixTransform`, whose
@@ -98,24 +183,95 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
 
     Example:
         >>> import torch
-        >>> from maskmix.torch import RandomCutSwap
+        >>> from maskmix.torch import RandomCutSwap, SaliencyMap
         >>> images = torch.rand(8, 3, 64, 64)
         >>> out = RandomCutSwap(patch_area=(0.05, 0.2))(images)
         >>> out.shape
         torch.Size([8, 3, 64, 64])
+        >>> maps = torch.zeros(8, 64, 64)
+        >>> maps[:, 20:40, 20:40] = 1.0  # both 9 x 9 patches are centred in this square
+        >>> out, maps_out = RandomCutSwap(patch_area=0.02, patch_aspect_ratio=1.0)(images, SaliencyMap(maps))
+        >>> bool((out != images)[:, :, :16].any()), torch.equal(maps_out, maps)
+        (False, True)
     """
 
     spec = RANDOM_CUTSWAP
+    saliency_clusters: int
 
     def __init__(
         self,
         *,
         patch_area: float | tuple[float, float] = (0.05, 0.3),
         patch_aspect_ratio: float | tuple[float, float] = (0.3, 3.0),
+        saliency_clusters: int = 2,
         return_labels: bool = False,
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        # The saliency maps are part of the sample, not of the images' geometry that `sample`
+        # receives: the patches are drawn as usual, then moved where the maps say.
+        params = super().make_params(flat_inputs)
+        maps = [inpt for inpt in flat_inputs if isinstance(inpt, SaliencyMap)]
+        if not params or not maps:
+            return params
+        if len(maps) > 1:
+            raise ValueError(f"RandomCutSwap: a sample holds at most one SaliencyMap; got {len(maps)}")
+        batch_size, height, width = params["batch_shape"]
+        saliency = self._check_saliency(maps[0], batch_size, height, width)
+        self._place_by_saliency(params, saliency, height, width,
+                                generator=self._generator_for(saliency.device))
+        return params
+
+    @staticmethod
+    def _check_saliency(saliency: Tensor, batch_size: int, height: int, width: int) -> Tensor:
+        values = saliency.as_subclass(Tensor)
+        if values.dtype == torch.bool or values.is_complex():
+            raise TypeError(f"RandomCutSwap: the SaliencyMap must have a real dtype; got {values.dtype}")
+        if values.ndim < 2 or values.shape[-2:] != (height, width) or values[..., 0, 0].numel() != batch_size:
+            raise ValueError(
+                f"RandomCutSwap: the SaliencyMap must be shaped like the images without their channels "
+                f"({batch_size} maps of {height}x{width}); got shape {tuple(values.shape)}"
+            )
+        return values.reshape(batch_size, height * width)
+
+    def _place_by_saliency(self, params: dict[str, Any], saliency: Tensor, height: int, width: int, *,
+                           generator: torch.Generator | None) -> None:
+        h, w = params["height"], params["width"]
+        batch_size = h.shape[0]
+        candidates = salient_pixels(saliency, self.saliency_clusters)
+        draws = torch.rand((2, *candidates.shape), device=h.device, **_sampling.drawing_from(generator))
+        # A: a uniform pixel of the salient cluster (the largest of masked uniform scores).
+        centre_a = torch.where(candidates, draws[0], -1.0).argmax(dim=-1)
+        rows = torch.arange(height * width, device=h.device) // width
+        cols = torch.arange(height * width, device=h.device) % width
+        # The patch centred on a pixel, moved inside the image: it still covers that pixel.
+        tops = (rows - (h // 2).unsqueeze(-1)).clamp_min(0)
+        tops = torch.minimum(tops, (height - h).unsqueeze(-1))
+        lefts = (cols - (w // 2).unsqueeze(-1)).clamp_min(0)
+        lefts = torch.minimum(lefts, (width - w).unsqueeze(-1))
+        top_a = tops.gather(-1, centre_a.unsqueeze(-1)).squeeze(-1)
+        left_a = lefts.gather(-1, centre_a.unsqueeze(-1)).squeeze(-1)
+        # B: a uniform pixel of the same cluster whose patch does not overlap A's.
+        apart = ((tops - top_a.unsqueeze(-1)).abs() >= h.unsqueeze(-1)) | (
+            (lefts - left_a.unsqueeze(-1)).abs() >= w.unsqueeze(-1))
+        partners = candidates & apart
+        centre_b = torch.where(partners, draws[1], -1.0).argmax(dim=-1)
+        paired = partners.any(dim=-1)
+        top_b = torch.where(paired, tops.gather(-1, centre_b.unsqueeze(-1)).squeeze(-1), 0)
+        left_b = torch.where(paired, lefts.gather(-1, centre_b.unsqueeze(-1)).squeeze(-1), 0)
+        # No partner in the cluster: B uniform among the places that do not overlap A, if A leaves
+        # any; if it does not, the image keeps its uniform draw (both patches placed at random).
+        other_top, other_left = self._place_b(h, w, top_a, left_a, height, width, batch_size,
+                                              device=h.device, generator=generator)
+        roomy = ~_in_bad_block(h, w, top_a, left_a, height, width)
+        top_b = torch.where(paired, top_b, other_top)
+        left_b = torch.where(paired, left_b, other_left)
+        guided = paired | roomy
+        params["saliency_paired"] = paired
+        for key, value in (("top_a", top_a), ("left_a", left_a), ("top_b", top_b), ("left_b", left_b)):
+            params[key] = torch.where(guided, value, params[key])
 
     def refine_selection(self, params: dict[str, Any]) -> None:
         _, height, width = params["batch_shape"]
@@ -136,13 +292,21 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
         count_a = rows * columns - bad_rows * bad_columns
         index_a = _sampling.randint(0, (count_a - 1).clamp_min(0), (batch_size,), device=device, generator=generator)
         top_a, left_a = _cell_outside_block(index_a, columns, bad_top, bad_rows, bad_left, bad_columns)
+        top_b, left_b = self._place_b(h, w, top_a, left_a, height, width, batch_size, device=device,
+                                      generator=generator)
+        return {"height": h, "width": w, "top_a": top_a, "left_a": left_a, "top_b": top_b, "left_b": left_b}
+
+    @staticmethod
+    def _place_b(h: Tensor, w: Tensor, top_a: Tensor, left_a: Tensor, height: int, width: int, batch_size: int,
+                 *, device: torch.device, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """B's corner, uniform among the corners (fully inside) where B does not overlap A."""
+        rows, columns = height - h + 1, width - w + 1
         # B avoids the corners that overlap A: rows |t - top_a| < h times columns |l - left_a| < w.
         near_top, near_rows = _span((top_a - h + 1).clamp_min(0), torch.minimum(top_a + h - 1, height - h))
         near_left, near_columns = _span((left_a - w + 1).clamp_min(0), torch.minimum(left_a + w - 1, width - w))
         count_b = rows * columns - near_rows * near_columns
         index_b = _sampling.randint(0, (count_b - 1).clamp_min(0), (batch_size,), device=device, generator=generator)
-        top_b, left_b = _cell_outside_block(index_b, columns, near_top, near_rows, near_left, near_columns)
-        return {"height": h, "width": w, "top_a": top_a, "left_a": left_a, "top_b": top_b, "left_b": left_b}
+        return _cell_outside_block(index_b, columns, near_top, near_rows, near_left, near_columns)
 
     def _sizes(self, batch_size: int, height: int, width: int, *, device: torch.device,
                generator: torch.Generator | None) -> tuple[Tensor, Tensor]:

@@ -10,6 +10,8 @@ import keras_helpers as kh  # first: loads Triton before TensorFlow (see there)
 
 # isort: split
 
+import math
+
 import keras
 import numpy as np
 import pytest
@@ -173,3 +175,97 @@ def test_keras_cutpaste_labels_only_images_whose_pixels_moved(size):
     np.testing.assert_array_equal(kh.np_(flags), moved.astype(np.int64))
     if size == (1, 1):
         assert not moved.any()
+
+
+# --------------------------------------------------------------------------------------------
+# Hue jitter and scars, both frameworks, pixel for pixel against references built from the
+# sampled parameters (colorsys for the hue, a per-pixel loop for the scar).
+# --------------------------------------------------------------------------------------------
+
+
+def reference_hue(patch: np.ndarray, shift: float, lo: float, hi: float) -> np.ndarray:
+    """colorsys' HSV round trip of ``(h, w, 3)`` values in ``[lo, hi]``, hue shifted by ``shift``."""
+    import colorsys
+
+    unit = (patch - lo) / (hi - lo)
+    out = np.empty_like(unit)
+    for idx in np.ndindex(unit.shape[:-1]):
+        h, s, v = colorsys.rgb_to_hsv(*unit[idx])
+        out[idx] = colorsys.hsv_to_rgb((h + shift) % 1.0, s, v)
+    return lo + out * (hi - lo)
+
+
+def reference_scar(image: np.ndarray, p: dict, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(mask, out)`` of image ``b`` (``(H, W, C)``) with its scar pasted, pixel by pixel."""
+    height, width = image.shape[:2]
+    length, side = int(p["scar_length"][b]), int(p["scar_width"][b])
+    top, left, angle = int(p["scar_top"][b]), int(p["scar_left"][b]), float(p["scar_angle"][b])
+    out, mask = image.copy(), np.zeros((height, width), bool)
+    for y in range(height):
+        for x in range(width):
+            dy, dx = y + 0.5 - float(p["scar_cy"][b]), x + 0.5 - float(p["scar_cx"][b])
+            along = dy * math.cos(angle) + dx * math.sin(angle)
+            across = dx * math.cos(angle) - dy * math.sin(angle)
+            if abs(along) < length / 2 and abs(across) < side / 2:
+                mask[y, x] = True
+                row = min(max(math.floor(top + length / 2 + along), top), top + length - 1)
+                col = min(max(math.floor(left + side / 2 + across), left), left + side - 1)
+                out[y, x] = image[row, col]
+    return mask, out
+
+
+def test_torch_cutpaste_hue_jitter_matches_colorsys() -> None:
+    x = make_images((6, 3, 7, 9), torch.float32, seed=3)
+    t = RandomCutPaste(color_jitter=0.3, hue_jitter=0.4, patch_area=0.3, pixels_range=(0.0, 0.9),
+                       generator=torch.Generator().manual_seed(2))
+    out, p = run_with_params(t, x)
+    xs, outs = x.permute(0, 2, 3, 1).numpy(), out.permute(0, 2, 3, 1).numpy()
+    for b in range(6):
+        dst = reference_box_mask(p["top"][b:b + 1], p["left"][b:b + 1], p["height"][b:b + 1],
+                                 p["width"][b:b + 1], (7, 9))[0].numpy()
+        src = reference_box_mask(p["src_top"][b:b + 1], p["src_left"][b:b + 1], p["height"][b:b + 1],
+                                 p["width"][b:b + 1], (7, 9))[0].numpy()
+        h, w = int(p["height"][b]), int(p["width"][b])
+        patch = xs[b][src].reshape(h, w, 3)
+        factors = (float(p["brightness"][b]), float(p["contrast"][b]), float(p["saturation"][b]))
+        expected = reference_hue(references.color_jitter(patch, *factors, 0.0, 0.9), float(p["hue"][b]), 0.0, 0.9)
+        np.testing.assert_allclose(outs[b][dst].reshape(h, w, 3), expected, atol=1e-5)
+        np.testing.assert_array_equal(outs[b][~dst], xs[b][~dst])
+
+
+def test_keras_cutpaste_hue_jitter_matches_colorsys() -> None:
+    x = keras_images(6, "float32", seed=4)
+    xs = kh.np_(x)
+    layer = keras_RandomCutPaste(color_jitter=0.3, hue_jitter=0.4, patch_area=0.3, pixels_range=(0.0, 0.9), seed=5)
+    out, p = kh.run_with_params(layer, x)
+    for b in range(6):
+        dst, src = kh.box_slices(p, b), kh.box_slices(p, b, "src_")
+        factors = (p["brightness"][b], p["contrast"][b], p["saturation"][b])
+        expected = reference_hue(references.color_jitter(xs[b][src], *factors, 0.0, 0.9), float(p["hue"][b]), 0.0, 0.9)
+        np.testing.assert_allclose(out[b][dst], expected, atol=1e-5)
+
+
+def test_torch_cutpaste_scar_matches_the_reference() -> None:
+    """Each scar image equals the per-pixel reference built from its parameters; labels 2."""
+    x = make_images((10, 2, 30, 28), torch.float32, seed=6)
+    t = RandomCutPaste(scar_prob=1.0, three_way_labels=True, return_labels=True,
+                       generator=torch.Generator().manual_seed(7))
+    out, p = run_with_params(t, x)
+    xs, outs = x.permute(0, 2, 3, 1).numpy(), out.permute(0, 2, 3, 1).numpy()
+    params = {k: v.numpy() for k, v in p.items() if isinstance(v, torch.Tensor)}
+    assert params["is_scar"].all()
+    for b in range(10):
+        mask, expected = reference_scar(xs[b], params, b)
+        assert 0 < mask.sum() <= params["scar_length"][b] * params["scar_width"][b] + 2 * params["scar_length"][b]
+        np.testing.assert_array_equal(outs[b], expected)
+
+
+def test_keras_cutpaste_scar_matches_the_reference() -> None:
+    x = keras_images(10, "float32", size=(30, 28), channels=2, seed=8)
+    xs = kh.np_(x)
+    layer = keras_RandomCutPaste(scar_prob=0.5, seed=9)
+    out, p = kh.run_with_params(layer, x)
+    assert 0 < p["is_scar"].sum() < 10
+    for b in np.flatnonzero(p["is_scar"]):
+        _, expected = reference_scar(xs[b], p, b)
+        np.testing.assert_array_equal(out[b], expected)
