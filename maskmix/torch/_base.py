@@ -257,10 +257,26 @@ class MaskMixTransform(v2.Transform):
             )
         return gen
 
+    def check_inputs(self, flat_inputs: list[Any]) -> None:
+        # Called by torchvision's forward with every item of the sample, before the non-image
+        # ones are filtered out: the place to say what a sample without images held.
+        if not self._images_of(flat_inputs):
+            self._refuse_imageless(flat_inputs)
+
+    def _refuse_imageless(self, flat_inputs: list[Any]) -> None:
+        # torchvision refuses such a sample too: returning it untouched would look like an
+        # augmentation that happened to select nothing (a NumPy batch, a list of images).
+        received = ", ".join(sorted({type(inpt).__name__ for inpt in flat_inputs})) or "nothing"
+        raise TypeError(
+            f"{type(self).__name__}: no image found in the sample (got {received}); pass image "
+            "tensors (a torch.Tensor, tv_tensors.Image or tv_tensors.Video), e.g. "
+            "torch.from_numpy(array) or v2.ToImage()(image), stacked into one batch tensor"
+        )
+
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         images = self._images_of(flat_inputs)
         if not images:
-            return {}
+            self._refuse_imageless(flat_inputs)
         first = images[0]
         self.check_image(first)
         for other in images[1:]:
@@ -307,8 +323,7 @@ class MaskMixTransform(v2.Transform):
         input) so that the call's parameters are at hand without storing them on the module,
         and ``is_augmented`` is returned next to the usual output: an int64 tensor shaped like
         the leading dims of the first image (``shape[:-3]``; 0-d for a single ``(C, H, W)``
-        image) that is 1 where the image was augmented and 0 where it was passed through. It is
-        ``None`` when the sample holds no image.
+        image) that is 1 where the image was augmented and 0 where it was passed through.
         """
         if not self.return_labels:
             return super().forward(*inputs)
@@ -322,8 +337,6 @@ class MaskMixTransform(v2.Transform):
             for inpt, needed in zip(flat_inputs, needs_transform, strict=True)
         ]
         output = _compat.tree_unflatten(flat_outputs, spec)
-        if not params:
-            return output, None
         leading = next(inpt for inpt in chosen if self._is_image(inpt)).shape[:-3]
         return output, params["selected"].to(torch.int64).reshape(leading)
 
@@ -333,7 +346,12 @@ class MaskMixTransform(v2.Transform):
         image = inpt.as_subclass(Tensor) if isinstance(inpt, tv_tensors.TVTensor) else inpt
         channels, height, width = image.shape[-3:]
         batch = image.reshape(-1, channels, height, width)
-        out = self.apply(batch, params).reshape(image.shape)
+        out = self.apply(batch, params)
+        if batch.is_contiguous(memory_format=torch.channels_last) and not batch.is_contiguous():
+            # channels_last in, channels_last out (as torchvision and timm): the next layer would
+            # otherwise pay a hidden conversion. A no-op where the strategy already kept the format.
+            out = out.contiguous(memory_format=torch.channels_last)
+        out = out.reshape(image.shape)
         if isinstance(inpt, tv_tensors.TVTensor):
             return tv_tensors.wrap(out, like=inpt)
         return out
@@ -428,7 +446,9 @@ class MaskingTransform(MaskMixTransform):
                     "{} channel(s) in {} and {} in {}".format(*params["fill_drawn_for"], images.shape[-3], dtype)
                 )
         elif method == "mean_per_channel":
-            values = images.to(work).mean(dim=(-2, -1), keepdim=True)
+            # Reduced in the standard layout: a channels_last batch would sum in another order and
+            # give means (hence fills) that differ in the last bit from the contiguous batch's.
+            values = images.contiguous().to(work).mean(dim=(-2, -1), keepdim=True)
         elif isinstance(method, str):
             constant = {"black": lo, "white": hi, "gray": (lo + hi) / 2, "zero": 0.0}[method]
             return self.to_image_scalar(constant, dtype)
