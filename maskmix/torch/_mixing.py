@@ -11,6 +11,7 @@ reports that fraction as ``params["partner_weight"]`` and changes the pixels in 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import torch
@@ -97,6 +98,9 @@ def soft_labels(owner: str, labels: Tensor, batch_size: int, *, num_classes: int
     """
     if labels.dtype == torch.bool or labels.is_complex():
         raise TypeError(f"{owner}: labels must be integer class indices or floating soft labels; got {labels.dtype}")
+    if not labels.dtype.is_floating_point and labels.ndim == 2:
+        # Integer one-hot rows (F.one_hot then default_collate gives int64 (B, K)): soft labels.
+        labels = labels.to(torch.float32)
     if not labels.dtype.is_floating_point:
         if labels.ndim != 1:
             raise ValueError(f"{owner}: class-index labels must have shape (B,); got shape {tuple(labels.shape)}")
@@ -170,11 +174,15 @@ class MixingTransform(MaskMixTransform):
     flattened: one label per image.)
 
     Labels are class indices ``(B,)`` of an integer dtype together with ``num_classes``, or
-    one-hot/soft labels ``(B, K)`` of a floating dtype. The output labels are float32 (float64
-    when the input labels were float64); ``label_smoothing`` is applied before mixing; each
-    augmented row is ``(1 - f) * y_self + f * y_partner`` with ``f`` the exact fraction of the
-    image's pixels that now come from the partner. Rows of images that are not augmented are the
-    (smoothed) input rows. Batches of 0 or 1 images pass through unchanged.
+    one-hot/soft labels ``(B, K)`` (integer one-hot rows, as ``F.one_hot`` gives, are read as
+    float32 soft labels). In a dict sample the images are the one ``tv_tensors.Image``/``Video``
+    value, else found by key (``"images"``, ``"image"``, ``"img"``, ``"pixel_values"``); the labels
+    under ``"labels"``, ``"label"``, else the first key containing "label" in any case; a sample
+    holding an Image and a Video is refused (one is mixed per image, the other per clip). The output
+    labels are float32 (float64 when the input labels were float64); ``label_smoothing`` is applied
+    before mixing; each augmented row is ``(1 - f) * y_self + f * y_partner`` with ``f`` the exact
+    fraction of the image's pixels that now come from the partner. Rows of images that are not
+    augmented are the (smoothed) input rows. Batches of 0 or 1 images pass through unchanged.
 
     Class indices outside ``[0, num_classes)`` raise a ``ValueError`` for CPU tensors; on an
     accelerator the check is a device-side assertion (``torch._assert_async``) so that it never
@@ -267,7 +275,19 @@ class MixingTransform(MaskMixTransform):
 
     def _split(self, sample: Any) -> tuple[Tensor, Tensor, Any]:
         name = type(self).__name__
-        images, labels, rebuild = split_images_labels(name, sample)
+        typed = None
+        if isinstance(sample, Mapping):
+            # Images are found by type first (any key), then by the key conventions of _structure.
+            keys = [k for k, v in sample.items() if isinstance(v, (tv_tensors.Image, tv_tensors.Video))]
+            if len(keys) > 1:
+                # torchvision mixes them all with one draw; here an Image is mixed per image and a
+                # Video per clip, so one draw cannot serve both.
+                raise TypeError(
+                    f"{name}: a sample must hold one image batch to mix; got tv_tensors under keys "
+                    f"{sorted(map(str, keys))}; call the transform once per batch"
+                )
+            typed = keys[0] if keys else None
+        images, labels, rebuild = split_images_labels(name, sample, image_key=typed)
         if not self._is_image(images):
             raise TypeError(f"{usage(name)}; images are a {type(images).__name__}")
         if not isinstance(labels, Tensor):

@@ -123,3 +123,71 @@ def test_channels_last_under_torch_compile(family: str) -> None:
             outs.append(_call(case, compiled, images))
     assert outs[0].is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(outs[0], outs[1])
+
+
+# --------------------------------------------------------------------------------------------
+# The mixing transforms as drop-ins for torchvision's CutMix / MixUp.
+# --------------------------------------------------------------------------------------------
+
+MIXING = [name for name, case in EXAMPLES.items() if case.mixes]
+
+
+def _reference(name: str, images: torch.Tensor, labels: torch.Tensor):
+    """The output of the plain ``(images, labels)`` call with the tests' seed."""
+    transform = EXAMPLES[name].build(generator=torch.Generator().manual_seed(4))
+    return transform(images, labels)
+
+
+@pytest.mark.parametrize("name", MIXING)
+def test_torchvision_gallery_collate_pattern(name: str) -> None:
+    """torchvision's "How to use CutMix and MixUp": ``default_collate`` of (image, label) pairs,
+    then the transform on the collated (images, labels); integer one-hot rows
+    (``F.one_hot`` before collation, int64 ``(B, K)``) are read as soft labels."""
+    from torch.utils.data import default_collate
+
+    images = make_images((4, 3, 8, 8))
+    indices = torch.tensor([0, 1, 2, 0])
+    expected_images, expected_soft = _reference(name, images, indices)
+    pairs = [(images[i], int(indices[i])) for i in range(4)]
+    for batch in (default_collate(pairs),
+                  default_collate([(x, torch.nn.functional.one_hot(torch.tensor(y), NUM_CLASSES)) for x, y in pairs])):
+        assert batch[1].dtype == torch.int64
+        out_images, soft = EXAMPLES[name].build(generator=torch.Generator().manual_seed(4))(batch)
+        assert torch.equal(out_images, expected_images) and torch.equal(soft, expected_soft)
+
+
+DICT_SAMPLES = {
+    "image+LABELS": lambda x, y: {"image": x, "LABELS": y},
+    "img+labels": lambda x, y: {"img": x, "labels": y},
+    "pixel_values+labels": lambda x, y: {"pixel_values": x, "labels": y},
+    "typed+class_label": lambda x, y: {"id": 3, "frames": tv_tensors.Image(x), "class_label": y},
+}
+
+
+@pytest.mark.parametrize("name", MIXING)
+@pytest.mark.parametrize("sample", DICT_SAMPLES)
+def test_dict_samples_with_other_keys(name: str, sample: str) -> None:
+    """Images by type (a tv_tensors.Image under any key), else by key (images, image, img,
+    pixel_values); labels under labels/label, else the first key containing "label" in any case
+    (torchvision's heuristic); the other keys come back untouched."""
+    images, labels = make_images((4, 3, 8, 8)), torch.tensor([0, 1, 2, 0])
+    expected_images, expected_soft = _reference(name, images, labels)
+    data = DICT_SAMPLES[sample](images, labels)
+    out = EXAMPLES[name].build(generator=torch.Generator().manual_seed(4))(data)
+    assert type(out) is dict and list(out) == list(data)
+    image_key = next(k for k in data if data[k] is not labels and isinstance(data[k], torch.Tensor))
+    label_key = next(k for k in data if data[k] is labels)
+    assert torch.equal(out[image_key], expected_images) and torch.equal(out[label_key], expected_soft)
+    assert all(out[k] is data[k] for k in data if k not in (image_key, label_key))
+
+
+@pytest.mark.parametrize("name", MIXING)
+def test_an_image_and_a_video_in_one_sample_are_refused(name: str) -> None:
+    """An Image is mixed per image and a Video per clip: one draw cannot serve both (torchvision
+    mixes both with one draw); the error says so instead of mixing one and ignoring the other."""
+    sample = {"image": tv_tensors.Image(make_images((2, 3, 8, 8))),
+              "video": tv_tensors.Video(make_images((2, 2, 3, 8, 8))), "labels": torch.tensor([0, 1])}
+    cls = type(EXAMPLES[name].build()).__name__
+    with pytest.raises(TypeError, match=rf"^{cls}: a sample must hold one image batch to mix; got tv_tensors "
+                                        r"under keys \['image', 'video'\]"):
+        EXAMPLES[name].build()(sample)
