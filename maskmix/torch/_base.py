@@ -76,6 +76,14 @@ def may_reuse_buffers(images: Tensor) -> bool:
     )
 
 
+def clip_length(images: Tensor) -> int:
+    """The frames per clip of a ``tv_tensors.Video`` ``(..., T, C, H, W)`` (design §Conventions: a
+    Video is a batch of clips whose frames share every random quantity), 1 for other images."""
+    if isinstance(images, tv_tensors.Video) and images.ndim >= 4:
+        return int(images.shape[-4])
+    return 1
+
+
 class CommonOptions(TypedDict, total=False):
     """Keyword-only options every transform accepts (see :class:`MaskMixTransform`)."""
 
@@ -109,7 +117,9 @@ class MaskMixTransform(v2.Transform):
 
     Inputs are tensors shaped ``(..., C, H, W)``: a 4-D tensor is a batch, a 3-D tensor one image,
     leading dims beyond one are flattened and restored. Each image of the flattened batch gets its
-    own random parameters. The output has the input's shape, dtype, device and tensor subclass;
+    own random parameters, except in a ``tv_tensors.Video`` ``(..., T, C, H, W)``: a batch of
+    clips (one clip when 4-D), where the selection and every draw are per clip, shared by its
+    ``T`` frames. A sample in which no image is found raises a ``TypeError``. The output has the input's shape, dtype, device and tensor subclass;
     the input is never modified. Images that are not selected are returned bit-identical.
     """
 
@@ -287,10 +297,12 @@ class MaskMixTransform(v2.Transform):
                     f"width; got shapes {tuple(first.shape)} and {tuple(other.shape)}"
                 )
         channels, height, width = first.shape[-3:]
-        batch_size = math.prod(first.shape[:-3])
+        frames = clip_length(first)
+        batch_size = math.prod(first.shape[:-3]) // max(frames, 1)  # images, or clips of a Video
         device = first.device
         generator = self._generator_for(device)
-        bernoulli = self.bernoulli_mix or (first.ndim == 3 and 0.0 < self.augmentation_ratio < 1.0)
+        single = first.ndim == 3 or (frames > 1 and first.ndim == 4)  # one image, or one clip
+        bernoulli = self.bernoulli_mix or (single and 0.0 < self.augmentation_ratio < 1.0)
         selected = _sampling.select_images(
             batch_size, self.augmentation_ratio, bernoulli, device=device, generator=generator
         )
@@ -309,6 +321,12 @@ class MaskMixTransform(v2.Transform):
         )
         params["batch_shape"] = (batch_size, height, width)
         self.refine_selection(params)
+        if frames > 1:
+            # A Video: everything was drawn per clip; each frame takes its clip's draws.
+            params = {key: value.repeat_interleave(frames, dim=0)
+                      if isinstance(value, Tensor) and value.ndim > 0 else value
+                      for key, value in params.items()}
+            params["batch_shape"] = (batch_size * frames, height, width)
         return params
 
     def refine_selection(self, params: dict[str, Any]) -> None:
@@ -337,8 +355,12 @@ class MaskMixTransform(v2.Transform):
             for inpt, needed in zip(flat_inputs, needs_transform, strict=True)
         ]
         output = _compat.tree_unflatten(flat_outputs, spec)
-        leading = next(inpt for inpt in chosen if self._is_image(inpt)).shape[:-3]
-        return output, params["selected"].to(torch.int64).reshape(leading)
+        first = next(inpt for inpt in chosen if self._is_image(inpt))
+        frames = clip_length(first)
+        selected = params["selected"]
+        if frames > 1:
+            selected = selected[::frames]  # one label per clip: its frames share the selection
+        return output, selected.to(torch.int64).reshape(first.shape[:-4] if frames > 1 else first.shape[:-3])
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         if not self._is_image(inpt) or not params:

@@ -10,6 +10,8 @@ the contiguous batch's output for the same seed, eager and compiled.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -191,3 +193,48 @@ def test_an_image_and_a_video_in_one_sample_are_refused(name: str) -> None:
     with pytest.raises(TypeError, match=rf"^{cls}: a sample must hold one image batch to mix; got tv_tensors "
                                         r"under keys \['image', 'video'\]"):
         EXAMPLES[name].build()(sample)
+
+
+# --------------------------------------------------------------------------------------------
+# Videos: a batch of clips whose frames share every draw.
+# --------------------------------------------------------------------------------------------
+
+PER_IMAGE_VARIANTS = [name for name, case in VARIANTS.items() if not case.mixes]
+
+
+@pytest.mark.parametrize("name", PER_IMAGE_VARIANTS)
+def test_video_frames_of_a_clip_share_every_draw(name: str) -> None:
+    """A clip of identical frames comes back with identical frames (the region, the fill colours
+    or noise, the jitter: every random quantity is drawn per clip), and exactly round(0.5 * B)
+    clips are changed, each in every frame; ``is_augmented`` has one entry per clip."""
+    case = VARIANTS[name]
+    clip = make_images((4, 1, 3, 12, 12), seed=5)
+    video = tv_tensors.Video(clip.expand(4, 3, 3, 12, 12).clone())
+    labelled = "return_labels" in inspect.signature(type(case.build())).parameters
+    transform = case.build(augmentation_ratio=0.5, generator=torch.Generator().manual_seed(2),
+                           **({"return_labels": True} if labelled else {}))
+    result = transform(video)
+    out = result[0] if labelled else result
+    if labelled:  # one is_augmented label per clip
+        assert torch.equal(result[1], (out != video).flatten(1).any(dim=1).to(torch.int64))
+    assert type(out) is tv_tensors.Video and out.shape == video.shape
+    assert torch.equal(out, out[:, :1].expand_as(out)), "the frames of a clip were changed differently"
+    changed = (out != video).flatten(2).any(dim=2)  # (clips, frames)
+    assert changed.sum() == 2 * 3 and torch.equal(changed.all(dim=1), changed.any(dim=1))
+
+
+@pytest.mark.parametrize("name", [name for name, case in EXAMPLES.items() if not case.mixes])
+@pytest.mark.parametrize("shape", [(3, 2, 3, 12, 12), (4, 3, 12, 12)], ids=["clips", "one_clip"])
+def test_video_regions_are_shared_by_the_frames(name: str, shape: tuple[int, ...]) -> None:
+    """Frames with different content: every frame of a clip is changed at the same pixels, a
+    ``(T, C, H, W)`` Video being one clip; a plain 5-D tensor keeps one draw per image."""
+    frames = make_images(shape, seed=6)
+    video = tv_tensors.Video(frames)
+    out = EXAMPLES[name].build(generator=torch.Generator().manual_seed(1))(video)
+    out = out[0] if isinstance(out, tuple) else out
+    changed = (out != video).any(dim=-3).reshape(-1, shape[-4], 12, 12)  # (clips, frames, H, W)
+    assert changed.any() and torch.equal(changed, changed[:, :1].expand_as(changed))
+    plain = EXAMPLES[name].build(generator=torch.Generator().manual_seed(1))(frames)
+    plain = plain[0] if isinstance(plain, tuple) else plain
+    changed = (plain != frames).any(dim=-3).reshape(-1, shape[-4], 12, 12)
+    assert not torch.equal(changed, changed[:, :1].expand_as(changed)), "plain tensors: one draw per image"
