@@ -14,7 +14,7 @@ strategy only samples its region parameters and says which pixels they cover.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypedDict
 
 import PIL.Image
@@ -91,6 +91,7 @@ class CommonOptions(TypedDict, total=False):
     bernoulli_mix: bool
     pixels_range: tuple[float, float] | None
     generator: torch.Generator | None
+    labels_getter: str | Callable[[Any], Any]
 
 
 class MaskMixTransform(v2.Transform):
@@ -114,6 +115,10 @@ class MaskMixTransform(v2.Transform):
             dtypes and ``(0, 255)`` for ``uint8``. Set it for normalised images.
         generator: optional ``torch.Generator`` on the images' device; ``None`` uses the global
             RNG of that device. Same generator state and same input give the same output.
+        labels_getter: the transforms that mix labels only (torchvision's option): ``"default"``
+            finds the labels by the sample conventions (second item, ``labels``/``label`` key or
+            the first key containing "label"); a callable returns them from the sample, and they
+            are replaced where it found them (an item or a value of the sample itself).
 
     Inputs are tensors shaped ``(..., C, H, W)``: a 4-D tensor is a batch, a 3-D tensor one image,
     leading dims beyond one are flattened and restored. Each image of the flattened batch gets its
@@ -146,7 +151,8 @@ class MaskMixTransform(v2.Transform):
     bernoulli_mix: bool
     pixels_range: tuple[float, float] | None
 
-    def __init__(self, *, generator: torch.Generator | None = None, **params: Any) -> None:
+    def __init__(self, *, generator: torch.Generator | None = None,
+                 labels_getter: str | Callable[[Any], Any] = "default", **params: Any) -> None:
         super().__init__()
         name = type(self).__name__
         for key, value in self.spec.validate(params, owner=name).items():
@@ -154,6 +160,17 @@ class MaskMixTransform(v2.Transform):
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"{name}: generator must be a torch.Generator or None; got {generator!r}")
         self.generator = generator
+        if not (callable(labels_getter) or (isinstance(labels_getter, str) and labels_getter == "default")):
+            raise TypeError(
+                f"{name}: labels_getter must be 'default' or a callable returning the labels from the "
+                f"sample; got {labels_getter!r}"
+            )
+        if labels_getter != "default" and not self.needs_batch:
+            raise TypeError(
+                f"{name}: labels_getter applies to the transforms that mix labels; this one leaves "
+                "labels untouched (leave labels_getter at 'default')"
+            )
+        self.labels_getter = labels_getter
         # timm's `num_splits`: the first B // n images of a batch stay clean (n > 1).
         self._clean_splits = 0
 

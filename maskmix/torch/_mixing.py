@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torchvision import tv_tensors
 
-from maskmix._structure import split_images_labels, usage
+from maskmix._structure import IMAGE_KEYS, find_key, rebuild_mapping, rebuild_sequence, split_images_labels, usage
 from maskmix.geometry import GAMMA_PROPOSALS, gamma_proposal_constants
 
 from . import _compat, _sampling
@@ -287,12 +287,45 @@ class MixingTransform(MaskMixTransform):
                     f"{sorted(map(str, keys))}; call the transform once per batch"
                 )
             typed = keys[0] if keys else None
-        images, labels, rebuild = split_images_labels(name, sample, image_key=typed)
+        if callable(self.labels_getter):
+            images, labels, rebuild = self._split_with_getter(sample, typed)
+        else:
+            images, labels, rebuild = split_images_labels(name, sample, image_key=typed)
         if not self._is_image(images):
             raise TypeError(f"{usage(name)}; images are a {type(images).__name__}")
         if not isinstance(labels, Tensor):
             raise TypeError(f"{name}: labels must be a tensor; got {type(labels).__name__}")
         return images, labels, rebuild
+
+    def _split_with_getter(self, sample: Any, typed: Any) -> tuple[Any, Any, Any]:
+        # The labels are what the callable returns; they go back where they were found, by
+        # identity among the sample's items (torchvision replaces them in place of the same object).
+        name = type(self).__name__
+        labels = self.labels_getter(sample)  # type: ignore[operator]  # callable: checked by the caller
+        if isinstance(sample, Mapping):
+            items: list[tuple[Any, Any]] = list(sample.items())
+        elif isinstance(sample, (tuple, list)):
+            items = list(enumerate(sample))
+        else:
+            raise TypeError(f"{usage(name)}; got {type(sample).__name__}")
+        label_key = next((k for k, v in items if v is labels), None)
+        if label_key is None:
+            raise ValueError(
+                f"{name}: labels_getter must return an item of the sample (a value of the dict or an "
+                f"item of the tuple/list); got a {type(labels).__name__} found nowhere in it"
+            )
+        image_key = typed
+        if image_key is None and isinstance(sample, Mapping):
+            image_key = find_key(sample, 0, IMAGE_KEYS, 0)
+        if image_key is None:  # as torchvision: the first other tensor of the sample
+            image_key = next((k for k, v in items if k != label_key and self._is_image(v)), None)
+        if image_key is None:
+            raise ValueError(f"{usage(name)}; no images found next to the labels that labels_getter returned")
+        if isinstance(sample, Mapping):
+            return (sample[image_key], labels,
+                    lambda images, soft: rebuild_mapping(sample, {image_key: images, label_key: soft}))
+        return (sample[image_key], labels,
+                lambda images, soft: rebuild_sequence(sample, {image_key: images, label_key: soft}))
 
     # ----------------------------------------------------------------------------------------
     # Labels.

@@ -238,3 +238,44 @@ def test_video_regions_are_shared_by_the_frames(name: str, shape: tuple[int, ...
     plain = plain[0] if isinstance(plain, tuple) else plain
     changed = (plain != frames).any(dim=-3).reshape(-1, shape[-4], 12, 12)
     assert not torch.equal(changed, changed[:, :1].expand_as(changed)), "plain tensors: one draw per image"
+
+
+GETTER_SAMPLES = {
+    "tuple_second": (lambda x, y: (x, y), lambda s: s[1]),
+    "tuple_third": (lambda x, y: (x, "id", y), lambda s: s[2]),
+    "dict_target": (lambda x, y: {"target": y, "x": x}, lambda s: s["target"]),
+    "typed_dict": (lambda x, y: {"t": y, "clip": tv_tensors.Image(x)}, lambda s: s["t"]),
+}
+
+
+@pytest.mark.parametrize("name", MIXING)
+@pytest.mark.parametrize("sample", GETTER_SAMPLES)
+def test_labels_getter_callable(name: str, sample: str) -> None:
+    """torchvision's ``labels_getter``: the callable's labels are mixed and put back where they
+    were; the images are found by type, by key, else as the first other tensor."""
+    images, labels = make_images((4, 3, 8, 8)), torch.tensor([0, 1, 2, 0])
+    expected_images, expected_soft = _reference(name, images, labels)
+    make, getter = GETTER_SAMPLES[sample]
+    data = make(images, labels)
+    out = EXAMPLES[name].build(generator=torch.Generator().manual_seed(4), labels_getter=getter)(data)
+    assert type(out) is type(data)
+    keys = list(data) if isinstance(data, dict) else range(len(data))
+    label_key = next(k for k in keys if data[k] is labels)
+    image_key = next(k for k in keys if k != label_key and isinstance(data[k], torch.Tensor))
+    assert torch.equal(out[image_key], expected_images) and torch.equal(out[label_key], expected_soft)
+    assert all(out[k] is data[k] for k in keys if k not in (image_key, label_key))
+
+
+@pytest.mark.parametrize("name", list(EXAMPLES))
+def test_labels_getter_validation(name: str) -> None:
+    case = EXAMPLES[name]
+    cls = case.spec.name
+    with pytest.raises(TypeError, match=rf"^{cls}: labels_getter must be 'default' or a callable .*; got 'first'"):
+        case.build(labels_getter="first")
+    if not case.mixes:
+        with pytest.raises(TypeError, match=rf"^{cls}: labels_getter applies to the transforms that mix labels"):
+            case.build(labels_getter=lambda s: s[1])
+        return
+    x, y = make_images((4, 3, 8, 8)), torch.tensor([0, 1, 2, 0])
+    with pytest.raises(ValueError, match=rf"^{cls}: labels_getter must return an item of the sample"):
+        case.build(labels_getter=lambda s: s[1].clone())((x, y))
