@@ -1,13 +1,15 @@
 """Where the images and labels are in a sample or a batch (no framework import).
 
-One reading of batch structures for the mixing transforms of both frameworks and for the
-training pipelines: ``(images, labels)``, a longer tuple or list whose extra items are passed
-through (a namedtuple stays that namedtuple), or a mapping whose images and labels are found by
-key, ``"images"`` before ``"image"`` and ``"labels"`` before ``"label"`` (:func:`find_key`); the
-mapping keeps its type and its other keys. :func:`split_images_labels` finds the two for a
-transform; the pipelines (:class:`maskmix.torch.MaskMixPipeline`) choose their keys and
-positions with :func:`find_key` and rebuild with :func:`rebuild_sequence` /
-:func:`rebuild_mapping`, so that both read and rebuild batches the same way.
+One reading of batch structures for the mixing transforms of both frameworks and for the training
+pipelines: ``(images, labels)``, a longer tuple or list whose extra items are passed through (a
+namedtuple stays that namedtuple), or a mapping whose images and labels are found by key:
+``"images"``, ``"image"``, ``"img"``, ``"pixel_values"`` for the images; ``"labels"``, ``"label"``,
+then the first key containing "label" in any case (torchvision's heuristic: ``"LABELS"``,
+``"class_label"``) for the labels (:func:`find_key`); the mapping keeps its type and its other keys.
+:func:`split_images_labels` finds the two for a transform; the pipelines
+(:class:`maskmix.torch.MaskMixPipeline`) choose their keys and positions with :func:`find_key` and
+rebuild with :func:`rebuild_sequence` / :func:`rebuild_mapping`, so that both read and rebuild
+batches the same way.
 """
 
 from __future__ import annotations
@@ -15,26 +17,33 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-__all__ = ["IMAGE_KEYS", "LABEL_KEYS", "find_key", "rebuild_mapping", "rebuild_sequence", "split_images_labels",
-           "usage"]
+__all__ = ["IMAGE_KEYS", "LABEL_KEYS", "LABEL_SUBSTRING", "find_key", "rebuild_mapping", "rebuild_sequence",
+           "split_images_labels", "usage"]
 
 Rebuild = Callable[[Any, Any], Any]
 
 #: The keys of a mapping that hold the images, and the labels, in the order they are looked up.
-IMAGE_KEYS: tuple[str, ...] = ("images", "image")
+IMAGE_KEYS: tuple[str, ...] = ("images", "image", "img", "pixel_values")
 LABEL_KEYS: tuple[str, ...] = ("labels", "label")
+#: Failing the exact label keys, the first key whose text contains this, in any case (torchvision).
+LABEL_SUBSTRING = "label"
 
 
-def find_key(data: Mapping[Any, Any], key: Hashable, defaults: tuple[str, ...], default: Hashable) -> Hashable | None:
+def find_key(data: Mapping[Any, Any], key: Hashable, defaults: tuple[str, ...], default: Hashable, *,
+             containing: str | None = None) -> Hashable | None:
     """The key of ``data`` that ``key`` designates, or None.
 
     ``key`` itself when ``data`` has it; when ``key`` is the caller's ``default`` (a position, as
-    given for tuple batches) the first of ``defaults`` that ``data`` has.
+    given for tuple batches) the first of ``defaults`` that ``data`` has, else (``containing``
+    given) the first key of ``data``, in its order, whose text contains ``containing`` in any case.
     """
     if key in data:
         return key
     if key == default:
-        return next((k for k in defaults if k in data), None)
+        found = next((k for k in defaults if k in data), None)
+        if found is None and containing is not None:
+            found = next((k for k in data if isinstance(k, str) and containing in k.lower()), None)
+        return found
     return None
 
 
@@ -62,20 +71,23 @@ def usage(name: str) -> str:
     """The start of the error message for a call that is not one of the accepted structures."""
     return (
         f"{name}: expected (images, labels), a tuple/list whose first two items are images and labels, "
-        "or a dict with 'image(s)' and 'label(s)' keys"
+        "or a dict with 'image(s)' (or 'img', 'pixel_values') and 'label(s)' (or any key containing "
+        "'label') keys"
     )
 
 
-def split_images_labels(name: str, data: Any) -> tuple[Any, Any, Rebuild]:
+def split_images_labels(name: str, data: Any, *, image_key: Hashable | None = None) -> tuple[Any, Any, Rebuild]:
     """``(images, labels, rebuild)`` of ``data``; ``rebuild(images, labels)`` gives ``data``'s structure.
 
     The structure is kept: a tuple stays a tuple, a list a list (extra items untouched), and a
     mapping keeps its other keys and its type. Raises ``ValueError`` for a mapping without the
-    keys and ``TypeError`` for anything else; both messages start with ``name``.
+    keys and ``TypeError`` for anything else; both messages start with ``name``. ``image_key``
+    (a mapping's key that the caller found the images under, e.g. by their type) comes before
+    the key conventions.
     """
     if isinstance(data, Mapping):
-        image_key = find_key(data, 0, IMAGE_KEYS, 0)
-        label_key = find_key(data, 1, LABEL_KEYS, 1)
+        image_key = find_key(data, 0 if image_key is None else image_key, IMAGE_KEYS, 0)
+        label_key = find_key(data, 1, LABEL_KEYS, 1, containing=LABEL_SUBSTRING)
         if image_key is None or label_key is None:
             raise ValueError(f"{usage(name)}; got a dict with keys {sorted(map(str, data))}")
         return (data[image_key], data[label_key],

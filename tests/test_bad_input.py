@@ -5,8 +5,8 @@ What both frameworks check (unsupported dtypes, images without pixels, bad label
 ``contracts/test_call_errors.py``. Here, for every strategy (the mixing ones and the mixed
 Cut-Thumbnail included): ranks in torch's words (``(..., C, H, W)``), images without pixels under
 leading dims, drawn fills over a sample of several images, labels that are not tensors or on
-another device, non-contiguous inputs (same output as the contiguous copy) and inputs that hold no
-image tensor (passed through, torchvision's convention). See also
+another device, non-contiguous inputs (same output as the contiguous copy); samples that hold no image are
+refused in ``contracts/test_torch_samples.py``. See also
 ``contracts/test_torch_conventions.py::test_call_time_validation`` (rank 2, five dtypes, PIL
 images, generator device, mismatched sample shapes) and
 ``strategies/test_mixing_base.py::test_torch_call_time_errors`` (labels of CutMix/Mixup).
@@ -141,18 +141,6 @@ def test_non_contiguous_inputs_give_the_contiguous_result(name: str, layout: str
     out = run(x)
     assert out.shape == x.shape
     assert torch.equal(out, expected), f"max diff {(out - expected).abs().max()}"
-
-
-@pytest.mark.parametrize("name", [n for n in FACTORIES if n not in MIXING])
-def test_inputs_without_an_image_tensor_pass_through(name: str) -> None:
-    """torchvision's convention: items that are not image tensors (NumPy arrays, lists, numbers)
-    are passed through untouched, as v2.RandomErasing does; the mixing transforms, which need
-    ``(images, labels)``, raise instead."""
-    array = np.zeros((2, 3, 4, 4), np.float32)
-    transform = FACTORIES[name]()
-    assert transform(array) is array
-    assert transform([[0.5]]) == [[0.5]]
-    assert transform(7) == 7
 
 
 @pytest.mark.parametrize("name", MIXING)

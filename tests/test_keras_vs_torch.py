@@ -160,7 +160,7 @@ CALL_ERRORS = [
     ("RandomCutMix", {}, np.arange(4)),
     ("RandomCutMix", {"num_classes": 5}, np.arange(3)),
     ("RandomCutMix", {"num_classes": 3}, np.array([0, 1, 7, -1])),
-    ("RandomMixup", {"num_classes": 3}, np.zeros((4, 2), "int64")),
+    ("RandomMixup", {"num_classes": 3}, np.zeros((4, 2, 1), "int64")),
     ("RandomMixup", {}, np.zeros((4,), "float32")),
     ("RandomMixup", {"num_classes": 3}, np.zeros((4, 5), "float32")),
     ("RandomMixup", {"num_classes": 3}, np.zeros((4,), bool)),

@@ -14,7 +14,7 @@ strategy only samples its region parameters and says which pixels they cover.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypedDict, TypeVar
 
 import PIL.Image
@@ -76,6 +76,14 @@ def may_reuse_buffers(images: Tensor) -> bool:
     )
 
 
+def clip_length(images: Tensor) -> int:
+    """The frames per clip of a ``tv_tensors.Video`` ``(..., T, C, H, W)`` (design §Conventions: a
+    Video is a batch of clips whose frames share every random quantity), 1 for other images."""
+    if isinstance(images, tv_tensors.Video) and images.ndim >= 4:
+        return int(images.shape[-4])
+    return 1
+
+
 class CommonOptions(TypedDict, total=False):
     """Keyword-only options every transform accepts (see :class:`MaskMixTransform`)."""
 
@@ -83,6 +91,7 @@ class CommonOptions(TypedDict, total=False):
     bernoulli_mix: bool
     pixels_range: tuple[float, float] | None
     generator: torch.Generator | None
+    labels_getter: str | Callable[[Any], Any]
 
 
 _Built = TypeVar("_Built", bound="MaskMixTransform")
@@ -109,11 +118,18 @@ class MaskMixTransform(v2.Transform):
             dtypes and ``(0, 255)`` for ``uint8``. Set it for normalised images.
         generator: optional ``torch.Generator`` on the images' device; ``None`` uses the global
             RNG of that device. Same generator state and same input give the same output.
+        labels_getter: the transforms that mix labels only (torchvision's option): ``"default"``
+            finds the labels by the sample conventions (second item, ``labels``/``label`` key or
+            the first key containing "label"); a callable returns them from the sample, and they
+            are replaced where it found them (an item or a value of the sample itself).
 
     Inputs are tensors shaped ``(..., C, H, W)``: a 4-D tensor is a batch, a 3-D tensor one image,
     leading dims beyond one are flattened and restored. Each image of the flattened batch gets its
-    own random parameters. The output has the input's shape, dtype, device and tensor subclass;
-    the input is never modified. Images that are not selected are returned bit-identical.
+    own random parameters, except in a ``tv_tensors.Video`` ``(..., T, C, H, W)``: a batch of clips
+    (one clip when 4-D), where the selection and every draw are per clip, shared by its ``T``
+    frames. A sample in which no image is found raises a ``TypeError``. The output has the input's
+    shape, dtype, device and tensor subclass; the input is never modified. Images that are not
+    selected are returned bit-identical.
     """
 
     spec: ClassVar[StrategySpec]
@@ -138,7 +154,8 @@ class MaskMixTransform(v2.Transform):
     bernoulli_mix: bool
     pixels_range: tuple[float, float] | None
 
-    def __init__(self, *, generator: torch.Generator | None = None, **params: Any) -> None:
+    def __init__(self, *, generator: torch.Generator | None = None,
+                 labels_getter: str | Callable[[Any], Any] = "default", **params: Any) -> None:
         super().__init__()
         name = type(self).__name__
         for key, value in self.spec.validate(params, owner=name).items():
@@ -146,6 +163,17 @@ class MaskMixTransform(v2.Transform):
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"{name}: generator must be a torch.Generator or None; got {generator!r}")
         self.generator = generator
+        if not (callable(labels_getter) or (isinstance(labels_getter, str) and labels_getter == "default")):
+            raise TypeError(
+                f"{name}: labels_getter must be 'default' or a callable returning the labels from the "
+                f"sample; got {labels_getter!r}"
+            )
+        if labels_getter != "default" and not self.needs_batch:
+            raise TypeError(
+                f"{name}: labels_getter applies to the transforms that mix labels; this one leaves "
+                "labels untouched (leave labels_getter at 'default')"
+            )
+        self.labels_getter = labels_getter
         # timm's `num_splits`: the first B // n images of a batch stay clean (n > 1).
         self._clean_splits = 0
 
@@ -278,10 +306,26 @@ class MaskMixTransform(v2.Transform):
             )
         return gen
 
+    def check_inputs(self, flat_inputs: list[Any]) -> None:
+        # Called by torchvision's forward with every item of the sample, before the non-image
+        # ones are filtered out: the place to say what a sample without images held.
+        if not self._images_of(flat_inputs):
+            self._refuse_imageless(flat_inputs)
+
+    def _refuse_imageless(self, flat_inputs: list[Any]) -> None:
+        # torchvision refuses such a sample too: returning it untouched would look like an
+        # augmentation that happened to select nothing (a NumPy batch, a list of images).
+        received = ", ".join(sorted({type(inpt).__name__ for inpt in flat_inputs})) or "nothing"
+        raise TypeError(
+            f"{type(self).__name__}: no image found in the sample (got {received}); pass image "
+            "tensors (a torch.Tensor, tv_tensors.Image or tv_tensors.Video), e.g. "
+            "torch.from_numpy(array) or v2.ToImage()(image), stacked into one batch tensor"
+        )
+
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         images = self._images_of(flat_inputs)
         if not images:
-            return {}
+            self._refuse_imageless(flat_inputs)
         first = images[0]
         self.check_image(first)
         for other in images[1:]:
@@ -292,10 +336,12 @@ class MaskMixTransform(v2.Transform):
                     f"width; got shapes {tuple(first.shape)} and {tuple(other.shape)}"
                 )
         channels, height, width = first.shape[-3:]
-        batch_size = math.prod(first.shape[:-3])
+        frames = clip_length(first)
+        batch_size = math.prod(first.shape[:-3]) // max(frames, 1)  # images, or clips of a Video
         device = first.device
         generator = self._generator_for(device)
-        bernoulli = self.bernoulli_mix or (first.ndim == 3 and 0.0 < self.augmentation_ratio < 1.0)
+        single = first.ndim == 3 or (frames > 1 and first.ndim == 4)  # one image, or one clip
+        bernoulli = self.bernoulli_mix or (single and 0.0 < self.augmentation_ratio < 1.0)
         selected = _sampling.select_images(
             batch_size, self.augmentation_ratio, bernoulli, device=device, generator=generator
         )
@@ -314,6 +360,12 @@ class MaskMixTransform(v2.Transform):
         )
         params["batch_shape"] = (batch_size, height, width)
         self.refine_selection(params)
+        if frames > 1:
+            # A Video: everything was drawn per clip; each frame takes its clip's draws.
+            params = {key: value.repeat_interleave(frames, dim=0)
+                      if isinstance(value, Tensor) and value.ndim > 0 else value
+                      for key, value in params.items()}
+            params["batch_shape"] = (batch_size * frames, height, width)
         return params
 
     def refine_selection(self, params: dict[str, Any]) -> None:
@@ -333,8 +385,7 @@ class MaskMixTransform(v2.Transform):
         input) so that the call's parameters are at hand without storing them on the module,
         and ``is_augmented`` is returned next to the usual output: an int64 tensor shaped like
         the leading dims of the first image (``shape[:-3]``; 0-d for a single ``(C, H, W)``
-        image) that is 1 where the image was augmented and 0 where it was passed through. It is
-        ``None`` when the sample holds no image.
+        image) that is 1 where the image was augmented and 0 where it was passed through.
         """
         if not self.return_labels:
             return super().forward(*inputs)
@@ -348,10 +399,12 @@ class MaskMixTransform(v2.Transform):
             for inpt, needed in zip(flat_inputs, needs_transform, strict=True)
         ]
         output = _compat.tree_unflatten(flat_outputs, spec)
-        if not params:
-            return output, None
-        leading = next(inpt for inpt in chosen if self._is_image(inpt)).shape[:-3]
-        return output, self.augmentation_labels(params).reshape(leading)
+        first = next(inpt for inpt in chosen if self._is_image(inpt))
+        frames = clip_length(first)
+        labels = self.augmentation_labels(params)
+        if frames > 1:
+            labels = labels[::frames]  # one label per clip: its frames share the selection
+        return output, labels.reshape(first.shape[:-4] if frames > 1 else first.shape[:-3])
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         if not self._is_image(inpt) or not params:
@@ -359,7 +412,12 @@ class MaskMixTransform(v2.Transform):
         image = inpt.as_subclass(Tensor) if isinstance(inpt, tv_tensors.TVTensor) else inpt
         channels, height, width = image.shape[-3:]
         batch = image.reshape(-1, channels, height, width)
-        out = self.apply(batch, params).reshape(image.shape)
+        out = self.apply(batch, params)
+        if batch.is_contiguous(memory_format=torch.channels_last) and not batch.is_contiguous():
+            # channels_last in, channels_last out (as torchvision and timm): the next layer would
+            # otherwise pay a hidden conversion. A no-op where the strategy already kept the format.
+            out = out.contiguous(memory_format=torch.channels_last)
+        out = out.reshape(image.shape)
         if isinstance(inpt, tv_tensors.TVTensor):
             return tv_tensors.wrap(out, like=inpt)
         return out
@@ -454,7 +512,9 @@ class MaskingTransform(MaskMixTransform):
                     "{} channel(s) in {} and {} in {}".format(*params["fill_drawn_for"], images.shape[-3], dtype)
                 )
         elif method == "mean_per_channel":
-            values = images.to(work).mean(dim=(-2, -1), keepdim=True)
+            # Reduced in the standard layout: a channels_last batch would sum in another order and
+            # give means (hence fills) that differ in the last bit from the contiguous batch's.
+            values = images.contiguous().to(work).mean(dim=(-2, -1), keepdim=True)
         elif isinstance(method, str):
             constant = {"black": lo, "white": hi, "gray": (lo + hi) / 2, "zero": 0.0}[method]
             return self.to_image_scalar(constant, dtype)

@@ -11,13 +11,14 @@ reports that fraction as ``params["partner_weight"]`` and changes the pixels in 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 from torchvision import tv_tensors
 
-from maskmix._structure import split_images_labels, usage
+from maskmix._structure import IMAGE_KEYS, find_key, rebuild_mapping, rebuild_sequence, split_images_labels, usage
 from maskmix.geometry import GAMMA_PROPOSALS, gamma_proposal_constants
 
 from . import _compat, _sampling
@@ -97,6 +98,9 @@ def soft_labels(owner: str, labels: Tensor, batch_size: int, *, num_classes: int
     """
     if labels.dtype == torch.bool or labels.is_complex():
         raise TypeError(f"{owner}: labels must be integer class indices or floating soft labels; got {labels.dtype}")
+    if not labels.dtype.is_floating_point and labels.ndim == 2:
+        # Integer one-hot rows (F.one_hot then default_collate gives int64 (B, K)): soft labels.
+        labels = labels.to(torch.float32)
     if not labels.dtype.is_floating_point:
         if labels.ndim != 1:
             raise ValueError(f"{owner}: class-index labels must have shape (B,); got shape {tuple(labels.shape)}")
@@ -170,11 +174,15 @@ class MixingTransform(MaskMixTransform):
     flattened: one label per image.)
 
     Labels are class indices ``(B,)`` of an integer dtype together with ``num_classes``, or
-    one-hot/soft labels ``(B, K)`` of a floating dtype. The output labels are float32 (float64
-    when the input labels were float64); ``label_smoothing`` is applied before mixing; each
-    augmented row is ``(1 - f) * y_self + f * y_partner`` with ``f`` the exact fraction of the
-    image's pixels that now come from the partner. Rows of images that are not augmented are the
-    (smoothed) input rows. Batches of 0 or 1 images pass through unchanged.
+    one-hot/soft labels ``(B, K)`` (integer one-hot rows, as ``F.one_hot`` gives, are read as
+    float32 soft labels). In a dict sample the images are the one ``tv_tensors.Image``/``Video``
+    value, else found by key (``"images"``, ``"image"``, ``"img"``, ``"pixel_values"``); the labels
+    under ``"labels"``, ``"label"``, else the first key containing "label" in any case; a sample
+    holding an Image and a Video is refused (one is mixed per image, the other per clip). The output
+    labels are float32 (float64 when the input labels were float64); ``label_smoothing`` is applied
+    before mixing; each augmented row is ``(1 - f) * y_self + f * y_partner`` with ``f`` the exact
+    fraction of the image's pixels that now come from the partner. Rows of images that are not
+    augmented are the (smoothed) input rows. Batches of 0 or 1 images pass through unchanged.
 
     Class indices outside ``[0, num_classes)`` raise a ``ValueError`` for CPU tensors; on an
     accelerator the check is a device-side assertion (``torch._assert_async``) so that it never
@@ -267,12 +275,57 @@ class MixingTransform(MaskMixTransform):
 
     def _split(self, sample: Any) -> tuple[Tensor, Tensor, Any]:
         name = type(self).__name__
-        images, labels, rebuild = split_images_labels(name, sample)
+        typed = None
+        if isinstance(sample, Mapping):
+            # Images are found by type first (any key), then by the key conventions of _structure.
+            keys = [k for k, v in sample.items() if isinstance(v, (tv_tensors.Image, tv_tensors.Video))]
+            if len(keys) > 1:
+                # torchvision mixes them all with one draw; here an Image is mixed per image and a
+                # Video per clip, so one draw cannot serve both.
+                raise TypeError(
+                    f"{name}: a sample must hold one image batch to mix; got tv_tensors under keys "
+                    f"{sorted(map(str, keys))}; call the transform once per batch"
+                )
+            typed = keys[0] if keys else None
+        if callable(self.labels_getter):
+            images, labels, rebuild = self._split_with_getter(sample, typed)
+        else:
+            images, labels, rebuild = split_images_labels(name, sample, image_key=typed)
         if not self._is_image(images):
             raise TypeError(f"{usage(name)}; images are a {type(images).__name__}")
         if not isinstance(labels, Tensor):
             raise TypeError(f"{name}: labels must be a tensor; got {type(labels).__name__}")
         return images, labels, rebuild
+
+    def _split_with_getter(self, sample: Any, typed: Any) -> tuple[Any, Any, Any]:
+        # The labels are what the callable returns; they go back where they were found, by
+        # identity among the sample's items (torchvision replaces them in place of the same object).
+        name = type(self).__name__
+        labels = self.labels_getter(sample)  # type: ignore[operator]  # callable: checked by the caller
+        if isinstance(sample, Mapping):
+            items: list[tuple[Any, Any]] = list(sample.items())
+        elif isinstance(sample, (tuple, list)):
+            items = list(enumerate(sample))
+        else:
+            raise TypeError(f"{usage(name)}; got {type(sample).__name__}")
+        label_key = next((k for k, v in items if v is labels), None)
+        if label_key is None:
+            raise ValueError(
+                f"{name}: labels_getter must return an item of the sample (a value of the dict or an "
+                f"item of the tuple/list); got a {type(labels).__name__} found nowhere in it"
+            )
+        image_key = typed
+        if image_key is None and isinstance(sample, Mapping):
+            image_key = find_key(sample, 0, IMAGE_KEYS, 0)
+        if image_key is None:  # as torchvision: the first other tensor of the sample
+            image_key = next((k for k, v in items if k != label_key and self._is_image(v)), None)
+        if image_key is None:
+            raise ValueError(f"{usage(name)}; no images found next to the labels that labels_getter returned")
+        if isinstance(sample, Mapping):
+            return (sample[image_key], labels,
+                    lambda images, soft: rebuild_mapping(sample, {image_key: images, label_key: soft}))
+        return (sample[image_key], labels,
+                lambda images, soft: rebuild_sequence(sample, {image_key: images, label_key: soft}))
 
     # ----------------------------------------------------------------------------------------
     # Labels.

@@ -22,7 +22,7 @@ from torch import Tensor
 from torchvision.transforms import v2
 
 from maskmix import integration_options as options
-from maskmix._structure import IMAGE_KEYS, LABEL_KEYS, find_key, rebuild_mapping, rebuild_sequence
+from maskmix._structure import IMAGE_KEYS, LABEL_KEYS, LABEL_SUBSTRING, find_key, rebuild_mapping, rebuild_sequence
 
 from ._base import MaskMixTransform, using_generator
 from ._mixing import MixingTransform, soft_labels
@@ -377,7 +377,7 @@ class MaskMixPipeline:
             return batch, None, lambda images, labels: images
         if isinstance(batch, Mapping):
             image_key = find_key(batch, self.image_key, IMAGE_KEYS, 0)
-            label_key = find_key(batch, self.label_key, LABEL_KEYS, 1)
+            label_key = find_key(batch, self.label_key, LABEL_KEYS, 1, containing=LABEL_SUBSTRING)
             keys = list(batch)
             looked_up = (("image_key", self.image_key, image_key), ("label_key", self.label_key, label_key))
             for name, key, found in looked_up:

@@ -102,7 +102,7 @@ LABEL_ERRORS = [
     (np.ones((4, 3), np.complex64), TypeError,
      "labels must be integer class indices or floating soft labels; got {dtype}"),
     (np.array(1), ValueError, "class-index labels must have shape (B,); got shape ()"),
-    (np.zeros((4, 3), np.int64), ValueError, "class-index labels must have shape (B,); got shape (4, 3)"),
+    (np.zeros((4, 3, 1), np.int64), ValueError, "class-index labels must have shape (B,); got shape (4, 3, 1)"),
     (np.ones(4, np.float32), ValueError, "one-hot/soft labels must have shape (B, K); got shape (4,)"),
     (np.ones((4, 3, 1), np.float32), ValueError, "one-hot/soft labels must have shape (B, K); got shape (4, 3, 1)"),
     (np.ones((4, 5), np.float32), ValueError, "labels have 5 classes but num_classes is 3"),

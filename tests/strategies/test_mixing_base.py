@@ -180,7 +180,7 @@ def test_torch_call_time_errors(cls) -> None:
     with pytest.raises(ValueError, match=rf"{name}: one-hot/soft labels must have shape \(B, K\)"):
         t(x, torch.ones(4))
     with pytest.raises(ValueError, match=rf"{name}: class-index labels must have shape \(B,\)"):
-        t(x, torch.ones(4, 1, dtype=torch.int64))
+        t(x, torch.ones(4, 1, 1, dtype=torch.int64))
     with pytest.raises(TypeError, match=rf"{name}: labels must be a tensor; got list"):
         t(x, [0, 1, 2, 0])
     with pytest.raises(TypeError, match=rf"{name}: expected \(images, labels\)"):
