@@ -21,7 +21,7 @@ from maskmix._structure import split_images_labels, usage
 from maskmix.geometry import GAMMA_PROPOSALS, gamma_proposal_constants
 
 from . import _compat, _sampling
-from ._base import MaskMixTransform, selection
+from ._base import POINT_TARGETS, MaskMixTransform, selection
 
 __all__ = ["MixingTransform", "beta", "box_fraction", "partners", "soft_labels"]
 
@@ -254,6 +254,14 @@ class MixingTransform(MaskMixTransform):
             params["selected"] = torch.zeros_like(params["selected"])
             params["all_selected"] = False
         soft = self.soft_labels(labels, images, batch_size, num_classes=num_classes, label_smoothing=label_smoothing)
+        if video is not None:
+            params["image_leading"] = tuple(video.shape[:-3])  # masks (B, T, ...) follow their clip
+        # Dense targets anywhere in the sample are found by type, as torchvision does.
+        leaves, spec = _compat.tree_flatten(sample)
+        if any(isinstance(leaf, (tv_tensors.Mask, *POINT_TARGETS)) for leaf in leaves):
+            leaves = [self.transform_dense_target(leaf, params)
+                      if isinstance(leaf, (tv_tensors.Mask, *POINT_TARGETS)) else leaf for leaf in leaves]
+            rebuild = self._split(_compat.tree_unflatten(leaves, spec))[2]
         out = self.transform(images, params)
         # Not torch.lerp (one kernel fewer): Inductor computes lerp with other roundings than the
         # eager kernel, and this form gives compiled labels bit-identical to eager ones.
@@ -294,7 +302,9 @@ class MixingTransform(MaskMixTransform):
         )
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        # Only the images are transformed here; labels are mixed in forward.
+        # Only the images are transformed here (dense targets in _mix); labels are mixed in forward.
+        if isinstance(inpt, (tv_tensors.Mask, *POINT_TARGETS)):
+            return super().transform(inpt, params)
         if isinstance(inpt, tv_tensors.TVTensor) and not isinstance(inpt, (tv_tensors.Image, tv_tensors.Video)):
             return inpt
         return super().transform(inpt, params)

@@ -84,6 +84,7 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
     """
 
     spec = RANDOM_CUTPASTE
+    dense_targets = "move"
     color_jitter: float
 
     def __init__(
@@ -135,17 +136,26 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         _, _, height, width = images.shape
-        mask = _sampling.box_mask_of(params, height, width, within=selection(params))
-        # Each destination pixel reads the source pixel at the same offset inside the patch; one
-        # gather from the untouched input, so overlapping source and destination are no problem.
-        shift = (params["src_top"] - params["top"]) * width + (params["src_left"] - params["left"])
-        out = _patches.move_pixels(images, torch.where(mask, shift.view(-1, 1, 1), 0))
+        mask, out = self._paste(images, params)
         if self.color_jitter > 0:
             # A patch that fills its image is not augmented (see make_params): no jitter either,
             # even when the whole batch is selected by construction and `mask` skips the selection.
             mask = _sampling.mask_and(mask, params["movable"].view(-1, 1, 1))
             out = torch.where(mask.unsqueeze(1), self._jitter(out, mask, params), out)
         return out
+
+    def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
+        # The same move as the pixels, without the colour jitter: labels move, never blend.
+        return self._paste(masks, params)[1]
+
+    def _paste(self, images: Tensor, params: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
+        """The ``(B, H, W)`` destination boxes and ``images`` with each source patch copied there."""
+        _, _, height, width = images.shape
+        mask = _sampling.box_mask_of(params, height, width, within=selection(params))
+        # Each destination pixel reads the source pixel at the same offset inside the patch; one
+        # gather from the untouched input, so overlapping source and destination are no problem.
+        shift = (params["src_top"] - params["top"]) * width + (params["src_left"] - params["left"])
+        return mask, _patches.move_pixels(images, torch.where(mask, shift.view(-1, 1, 1), 0))
 
     def _jitter(self, patch: Tensor, box: Tensor, params: Mapping[str, Any]) -> Tensor:
         """Brightness, contrast and saturation jitter of the pixels of ``patch`` inside ``box``."""
