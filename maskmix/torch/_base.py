@@ -366,7 +366,7 @@ class MaskMixTransform(v2.Transform):
         return out
 
 
-    def transform_dense_target(self, target: Tensor, params: Mapping[str, Any]) -> Tensor:
+    def transform_dense_target(self, target: Any, params: Mapping[str, Any]) -> Any:
         """A ``tv_tensors.Mask``, ``BoundingBoxes`` or ``KeyPoints`` of the sample, transformed as
         :attr:`dense_targets` says (or refused with a ``TypeError``).
 

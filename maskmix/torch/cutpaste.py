@@ -135,7 +135,6 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
         return params
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
-        _, _, height, width = images.shape
         mask, out = self._paste(images, params)
         if self.color_jitter > 0:
             # A patch that fills its image is not augmented (see make_params): no jitter either,
