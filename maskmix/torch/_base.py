@@ -392,17 +392,17 @@ class MaskMixTransform(v2.Transform):
                 "images, so a pixel has no single class to keep; use RandomCutMix (masks follow the pasted "
                 "region) or blend one-hot masks yourself with the same weights"
             )
-        if target.dtype.is_floating_point or target.is_complex():
-            raise TypeError(f"{name}: segmentation masks must have an integer or bool dtype; got {target.dtype}")
+        masks = target.as_subclass(Tensor)  # the plain tensor, which torch.compile traces
+        if masks.dtype.is_floating_point or masks.dtype.is_complex:
+            raise TypeError(f"{name}: segmentation masks must have an integer or bool dtype; got {masks.dtype}")
         batch_size, height, width = params["batch_shape"]
         leading = tuple(params["image_leading"])
-        shape = tuple(target.shape)
-        if shape[-2:] != (height, width) or shape[:len(leading)] != leading or target.ndim - len(leading) not in (2, 3):
+        shape = tuple(masks.shape)
+        if shape[-2:] != (height, width) or shape[:len(leading)] != leading or masks.ndim - len(leading) not in (2, 3):
             raise ValueError(
                 f"{name}: segmentation masks must have the images' leading dims and spatial size, "
                 f"{(*leading, height, width)} or {(*leading, 'K', height, width)}; got shape {shape}"
             )
-        masks = target.as_subclass(Tensor)
         per_image = math.prod(shape[:-2]) // max(batch_size, 1)
         out = self.apply_mask(masks.reshape(batch_size, per_image, height, width), params).reshape(shape)
         return tv_tensors.wrap(out, like=target)
