@@ -151,6 +151,9 @@ def test_video_masks_follow_their_clip() -> None:
     out, _, out_masks = RandomCutMix(num_classes=NUM_CLASSES)(tv_tensors.Video(clips), torch.tensor([0, 1]), masks)
     assert torch.equal(out_masks.as_subclass(torch.Tensor), out[:, :, 0].to(torch.int64))
     assert not torch.equal(out_masks, masks)
+    stacked = tv_tensors.Mask(torch.stack([masks, masks], dim=2))  # (B, T, K, H, W)
+    out_stacked = RandomCutMix(num_classes=NUM_CLASSES)(tv_tensors.Video(clips), torch.tensor([0, 1]), stacked)[2]
+    assert out_stacked.shape == stacked.shape
 
 
 @pytest.mark.compile
