@@ -119,6 +119,12 @@ class MaskMixTransform(v2.Transform):
     leading dims beyond one are flattened and restored. Each image of the flattened batch gets its
     own random parameters. The output has the input's shape, dtype, device and tensor subclass;
     the input is never modified. Images that are not selected are returned bit-identical.
+
+    Segmentation masks and boxes: a ``tv_tensors.Mask`` in the sample (found by type), shaped
+    like the images' leading dims plus ``(H, W)`` or ``(K, H, W)`` and of an integer or bool dtype,
+    goes through :meth:`apply_mask` with the call's parameters; :attr:`dense_targets` says whether
+    masks are kept, moved with the pixels or refused, and whether ``BoundingBoxes``/``KeyPoints``
+    pass through (``"keep"``) or raise a ``TypeError``. See :meth:`transform_dense_target`.
     """
 
     spec: ClassVar[StrategySpec]
@@ -426,6 +432,20 @@ class MaskingTransform(MaskMixTransform):
     0), ``normal`` (per-pixel standard normal), ``normal_per_patch`` (one standard-normal colour
     per image and channel), or a number / per-channel tuple used as a constant. ``uint8`` fills
     are rounded and saturated to ``[0, 255]``.
+
+    Segmentation masks and boxes: a ``tv_tensors.Mask`` in the sample is kept; with
+    ``mask_fill=v`` (an ignore index such as 255) ``v`` is written on exactly the erased pixels.
+    Boxes and keypoints pass through untouched (pixels do not move).
+
+    Example:
+        >>> import torch
+        >>> from torchvision import tv_tensors
+        >>> from maskmix.torch import RandomErasing
+        >>> images = torch.rand(2, 3, 8, 8)
+        >>> masks = tv_tensors.Mask(torch.zeros(2, 8, 8, dtype=torch.uint8))
+        >>> out, out_masks = RandomErasing(fill_method=-1.0, mask_fill=255)(images, masks)
+        >>> bool(((out_masks == 255) == (out == -1.0).all(dim=1)).all())
+        True
     """
 
     fill_method: str | float | tuple[float, ...]

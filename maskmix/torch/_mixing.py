@@ -176,6 +176,12 @@ class MixingTransform(MaskMixTransform):
     image's pixels that now come from the partner. Rows of images that are not augmented are the
     (smoothed) input rows. Batches of 0 or 1 images pass through unchanged.
 
+    Segmentation masks and boxes: a ``tv_tensors.Mask`` anywhere in the sample, shaped like the
+    images' leading dims plus ``(H, W)`` or ``(K, H, W)`` (a Video's masks ``(B, T, ...)``), is
+    moved with the pixels by the strategies that paste regions (``dense_targets = "move"``) and
+    refused by Mixup, whose blended pixels have no single class; ``BoundingBoxes``/``KeyPoints``
+    are refused (they would not follow the pixels).
+
     Class indices outside ``[0, num_classes)`` raise a ``ValueError`` for CPU tensors; on an
     accelerator the check is a device-side assertion (``torch._assert_async``) so that it never
     synchronises with the host, and under ``torch.compile`` it is skipped.
