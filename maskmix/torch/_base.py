@@ -410,8 +410,11 @@ class MaskMixTransform(v2.Transform):
                 f"{(*leading, height, width)} or {(*leading, 'K', height, width)}; got shape {shape}"
             )
         per_image = math.prod(shape[:-2]) // max(batch_size, 1)
-        out = self.apply_mask(masks.reshape(batch_size, per_image, height, width), params).reshape(shape)
-        return tv_tensors.wrap(out, like=target)
+        flat = masks.reshape(batch_size, per_image, height, width)
+        out = self.apply_mask(flat, params)
+        if out is flat:
+            return target  # kept: the very object passes through, as boxes do
+        return tv_tensors.wrap(out.reshape(shape), like=target)
 
 
 # Plain tensors, tv_tensors and PIL images reach `transform` (PIL images to be refused by name).
