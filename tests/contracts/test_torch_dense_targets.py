@@ -176,3 +176,23 @@ def test_masks_under_torch_compile(name: str) -> None:
     out, out_masks = torch.compile(step, fullgraph=True, backend="aot_eager")(images, masks)
     assert torch.equal(out, eager[0]) and torch.equal(out_masks, eager[1])
     assert not torch.equal(out_masks, masks)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if CASES[n].build().dense_targets != "refuse"])
+@pytest.mark.parametrize("shape", [(0, 3, 5, 5), (3, 3, 1, 1), (1, 3, 4, 4)])
+def test_edge_batches_and_bool_masks(name: str, shape: tuple[int, ...]) -> None:
+    torch.manual_seed(5)
+    t = build(name)
+    if isinstance(t, MaskingTransform):
+        t = build(name, mask_fill=1)
+    images = id_images(shape)
+    masks = tv_tensors.Mask(images[:, 0].to(torch.int64).remainder(2).bool())
+    out, (out_masks,) = call(t, images, masks)
+    assert out_masks.dtype == torch.bool and out_masks.shape == masks.shape
+    plain = out_masks.as_subclass(torch.Tensor)
+    if t.dense_targets == "move":
+        assert torch.equal(plain, out[:, 0].to(torch.int64).remainder(2).bool())
+    elif isinstance(t, MaskingTransform):
+        assert torch.equal(plain, masks | (out == -1.0).all(dim=1))
+    else:
+        assert out_masks is masks
