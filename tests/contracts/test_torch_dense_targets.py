@@ -196,3 +196,9 @@ def test_edge_batches_and_bool_masks(name: str, shape: tuple[int, ...]) -> None:
         assert torch.equal(plain, masks | (out == -1.0).all(dim=1))
     else:
         assert out_masks is masks
+
+
+def test_dense_targets_rule_is_checked_at_class_creation() -> None:
+    expected = r"^Sloppy: dense_targets must be one of \('keep', 'move', 'refuse'\); got 'moves'"
+    with pytest.raises(TypeError, match=expected):
+        type("Sloppy", (MaskingTransform,), {"dense_targets": "moves"})
