@@ -131,6 +131,10 @@ class MaskMixTransform(v2.Transform):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if cls.dense_targets not in DENSE_TARGET_RULES:
+            raise TypeError(
+                f"{cls.__name__}: dense_targets must be one of {DENSE_TARGET_RULES}; got {cls.dense_targets!r}"
+            )
         # A class that declares its own spec under the spec's name implements that strategy: the
         # registry finds it there (tests, benchmarks and the gallery iterate over the registry).
         spec = cls.__dict__.get("spec")
