@@ -349,6 +349,10 @@ def pixel_range_up_to_image(minimum: int) -> Checker:
         if int(lo) < minimum or (hi is not None and int(hi) < int(lo)):
             _fail(owner, name, expected, value)
         return (int(lo), None if hi is None else int(hi))
+
+    return check
+
+
 # --------------------------------------------------------------------------------------------
 # Paper presets (issue 18): the mixing strategies' sampling options.
 # --------------------------------------------------------------------------------------------

@@ -37,6 +37,14 @@ __all__ = ["SUPPORTED_DTYPES", "CommonOptions", "MaskMixTransform", "MaskingTran
 #: Image dtypes every transform accepts (design §Conventions).
 SUPPORTED_DTYPES: tuple[torch.dtype, ...] = tuple(getattr(torch, name) for name in IMAGE_DTYPES)
 
+#: Targets made of coordinates, not pixels (``KeyPoints`` exists in newer torchvision only).
+POINT_TARGETS: tuple[type, ...] = tuple(
+    getattr(tv_tensors, name) for name in ("BoundingBoxes", "KeyPoints") if hasattr(tv_tensors, name)
+)
+
+#: What a strategy does with the dense targets of a sample (:attr:`MaskMixTransform.dense_targets`).
+DENSE_TARGET_RULES = ("keep", "move", "refuse")
+
 
 def all_selected(params: Mapping[str, Any]) -> bool:
     """True when every image of the batch is to be augmented and finding out costs nothing.
@@ -130,12 +138,22 @@ class MaskMixTransform(v2.Transform):
     frames. A sample in which no image is found raises a ``TypeError``. The output has the input's
     shape, dtype, device and tensor subclass; the input is never modified. Images that are not
     selected are returned bit-identical.
+
+    Segmentation masks and boxes: a ``tv_tensors.Mask`` in the sample (found by type), shaped
+    like the images' leading dims plus ``(H, W)`` or ``(K, H, W)`` and of an integer or bool dtype,
+    goes through :meth:`apply_mask` with the call's parameters; :attr:`dense_targets` says whether
+    masks are kept, moved with the pixels or refused, and whether ``BoundingBoxes``/``KeyPoints``
+    pass through (``"keep"``) or raise a ``TypeError``. See :meth:`transform_dense_target`.
     """
 
     spec: ClassVar[StrategySpec]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if cls.dense_targets not in DENSE_TARGET_RULES:
+            raise TypeError(
+                f"{cls.__name__}: dense_targets must be one of {DENSE_TARGET_RULES}; got {cls.dense_targets!r}"
+            )
         # A class that declares its own spec under the spec's name implements that strategy: the
         # registry finds it there (tests, benchmarks and the gallery iterate over the registry).
         spec = cls.__dict__.get("spec")
@@ -144,6 +162,15 @@ class MaskMixTransform(v2.Transform):
 
     #: True for the strategies that need at least two images (they pair images of the batch).
     needs_batch: ClassVar[bool] = False
+
+    #: How the strategy treats the targets of a sample that are not images, declared once here:
+    #: ``"keep"``: pixels stay where they are (erasing, CutBlur), so boxes and keypoints pass
+    #: through untouched and segmentation masks go through :meth:`apply_mask` (unchanged by
+    #: default); ``"move"``: pixels move within or between images, so masks follow them through
+    #: :meth:`apply_mask` and boxes/keypoints, which would not follow, are refused; ``"refuse"``:
+    #: pixels are blended (Mixup), which a hard mask cannot follow: masks, boxes and keypoints
+    #: are refused.
+    dense_targets: ClassVar[str] = "keep"
 
     #: Set per instance by the strategies whose spec has a ``return_labels`` parameter
     #: (CutPaste, CutSwap): ``forward`` then also returns the per-image "is augmented" labels.
@@ -215,6 +242,13 @@ class MaskMixTransform(v2.Transform):
         applying the selection (a mask product or a ``where`` over the batch fewer).
         """
         raise NotImplementedError
+
+    def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
+        """Return the ``(B, K, H, W)`` integer/bool segmentation ``masks`` as the drawn ``params``
+        change their images' pixels (unselected images' masks bit-identical). A ``"move"``
+        strategy moves them with the same index computation as its pixels; by default the masks
+        are kept."""
+        return masks
 
     # ----------------------------------------------------------------------------------------
     # Helpers for strategies.
@@ -359,6 +393,7 @@ class MaskMixTransform(v2.Transform):
             and num_selected(self.augmentation_ratio, batch_size) >= batch_size
         )
         params["batch_shape"] = (batch_size, height, width)
+        params["image_leading"] = tuple(first.shape[:-3])  # what the leading dims of masks must be
         self.refine_selection(params)
         if frames > 1:
             # A Video: everything was drawn per clip; each frame takes its clip's draws.
@@ -407,6 +442,8 @@ class MaskMixTransform(v2.Transform):
         return output, labels.reshape(first.shape[:-4] if frames > 1 else first.shape[:-3])
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if params and isinstance(inpt, (tv_tensors.Mask, *POINT_TARGETS)):
+            return self.transform_dense_target(inpt, params)
         if not self._is_image(inpt) or not params:
             return inpt
         image = inpt.as_subclass(Tensor) if isinstance(inpt, tv_tensors.TVTensor) else inpt
@@ -421,6 +458,51 @@ class MaskMixTransform(v2.Transform):
         if isinstance(inpt, tv_tensors.TVTensor):
             return tv_tensors.wrap(out, like=inpt)
         return out
+
+
+    def transform_dense_target(self, target: Any, params: Mapping[str, Any]) -> Any:
+        """A ``tv_tensors.Mask``, ``BoundingBoxes`` or ``KeyPoints`` of the sample, transformed as
+        :attr:`dense_targets` says (or refused with a ``TypeError``).
+
+        A mask has the images' leading dims and spatial size, as torchvision pairs ``Mask`` and
+        ``Image``: images ``(..., C, H, W)`` take masks ``(..., H, W)`` or ``(..., K, H, W)``
+        (a batch ``(B, C, H, W)``: ``(B, H, W)`` or ``(B, K, H, W)``; one image: ``(H, W)`` or
+        ``(K, H, W)``; a Video ``(B, T, C, H, W)``: ``(B, T, H, W)`` or ``(B, T, K, H, W)``),
+        of an integer dtype or bool. Anything else raises a ``ValueError``/``TypeError``.
+        """
+        name = type(self).__name__
+        kind = type(target).__name__
+        if not isinstance(target, tv_tensors.Mask):
+            if self.dense_targets == "keep":
+                return target
+            raise TypeError(
+                f"{name}: cannot transform {kind}: the strategy moves or blends pixels between places or "
+                f"images and {kind} would not follow them; remove them from the sample (or use a strategy "
+                "that keeps pixels in place: Cutout, Erasing, Hide-and-Seek, GridMask, CutBlur)"
+            )
+        if self.dense_targets == "refuse":
+            raise TypeError(
+                f"{name}: cannot mix segmentation masks (tv_tensors.Mask): it blends every pixel of two "
+                "images, so a pixel has no single class to keep; use RandomCutMix (masks follow the pasted "
+                "region) or blend one-hot masks yourself with the same weights"
+            )
+        masks = target.as_subclass(Tensor)  # the plain tensor, which torch.compile traces
+        if masks.dtype.is_floating_point or masks.dtype.is_complex:
+            raise TypeError(f"{name}: segmentation masks must have an integer or bool dtype; got {masks.dtype}")
+        batch_size, height, width = params["batch_shape"]
+        leading = tuple(params["image_leading"])
+        shape = tuple(masks.shape)
+        if shape[-2:] != (height, width) or shape[:len(leading)] != leading or masks.ndim - len(leading) not in (2, 3):
+            raise ValueError(
+                f"{name}: segmentation masks must have the images' leading dims and spatial size, "
+                f"{(*leading, height, width)} or {(*leading, 'K', height, width)}; got shape {shape}"
+            )
+        per_image = math.prod(shape[:-2]) // max(batch_size, 1)
+        flat = masks.reshape(batch_size, per_image, height, width)
+        out = self.apply_mask(flat, params)
+        if out is flat:
+            return target  # kept: the very object passes through, as boxes do
+        return tv_tensors.wrap(out.reshape(shape), like=target)
 
 
 # Plain tensors, tv_tensors and PIL images reach `transform` (PIL images to be refused by name).
@@ -441,9 +523,24 @@ class MaskingTransform(MaskMixTransform):
     0), ``normal`` (per-pixel standard normal), ``normal_per_patch`` (one standard-normal colour
     per image and channel), or a number / per-channel tuple used as a constant. ``uint8`` fills
     are rounded and saturated to ``[0, 255]``.
+
+    Segmentation masks and boxes: a ``tv_tensors.Mask`` in the sample is kept; with
+    ``mask_fill=v`` (an ignore index such as 255) ``v`` is written on exactly the erased pixels.
+    Boxes and keypoints pass through untouched (pixels do not move).
+
+    Example:
+        >>> import torch
+        >>> from torchvision import tv_tensors
+        >>> from maskmix.torch import RandomErasing
+        >>> images = torch.rand(2, 3, 8, 8)
+        >>> masks = tv_tensors.Mask(torch.zeros(2, 8, 8, dtype=torch.uint8))
+        >>> out, out_masks = RandomErasing(fill_method=-1.0, mask_fill=255)(images, masks)
+        >>> bool(((out_masks == 255) == (out == -1.0).all(dim=1)).all())
+        True
     """
 
     fill_method: str | float | tuple[float, ...]
+    mask_fill: int | None
 
     def sample_region(self, batch_size: int, height: int, width: int, *, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Tensor]:
@@ -539,9 +636,28 @@ class MaskingTransform(MaskMixTransform):
             return min(max(round(value), 0), 255)  # round() is half to even, like torch.round
         return float(value)
 
-    def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
-        height, width = images.shape[-2:]
+    def erased(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
+        """``(B, H, W)`` boolean mask of the pixels erased this call: the region of selected images."""
         mask = self.region_mask(params, height, width)
         if (selected := selection(params)) is not None:
             mask = _sampling.mask_and(mask, selected.view(-1, 1, 1))
+        return mask
+
+    def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        mask = self.erased(params, *images.shape[-2:])
         return torch.where(mask.unsqueeze(1), self.fill_for(images, params), images)
+
+    def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
+        """Masks are kept; with ``mask_fill`` set, it is written on the pixels erased in the images."""
+        if self.mask_fill is None:
+            return masks
+        fill = self.mask_fill
+        dtype = masks.dtype
+        low, high = (0, 1) if dtype == torch.bool else (torch.iinfo(dtype).min, torch.iinfo(dtype).max)
+        if not low <= fill <= high:
+            raise ValueError(
+                f"{type(self).__name__}: mask_fill={fill} does not fit the masks' dtype {dtype} "
+                f"([{low}, {high}]); choose another mask_fill or a wider mask dtype"
+            )
+        mask = self.erased(params, *masks.shape[-2:])
+        return torch.where(mask.unsqueeze(1), torch.full((), fill, dtype=dtype, device=masks.device), masks)

@@ -22,7 +22,7 @@ from maskmix._structure import IMAGE_KEYS, find_key, rebuild_mapping, rebuild_se
 from maskmix.geometry import GAMMA_PROPOSALS, gamma_proposal_constants
 
 from . import _compat, _sampling
-from ._base import MaskMixTransform, selection
+from ._base import POINT_TARGETS, MaskMixTransform, selection
 
 __all__ = ["MixingTransform", "beta", "box_fraction", "partners", "soft_labels"]
 
@@ -184,6 +184,12 @@ class MixingTransform(MaskMixTransform):
     fraction of the image's pixels that now come from the partner. Rows of images that are not
     augmented are the (smoothed) input rows. Batches of 0 or 1 images pass through unchanged.
 
+    Segmentation masks and boxes: a ``tv_tensors.Mask`` anywhere in the sample, shaped like the
+    images' leading dims plus ``(H, W)`` or ``(K, H, W)`` (a Video's masks ``(B, T, ...)``), is
+    moved with the pixels by the strategies that paste regions (``dense_targets = "move"``) and
+    refused by Mixup, whose blended pixels have no single class; ``BoundingBoxes``/``KeyPoints``
+    are refused (they would not follow the pixels).
+
     Class indices outside ``[0, num_classes)`` raise a ``ValueError`` for CPU tensors; on an
     accelerator the check is a device-side assertion (``torch._assert_async``) so that it never
     synchronises with the host, and under ``torch.compile`` it is skipped.
@@ -262,6 +268,14 @@ class MixingTransform(MaskMixTransform):
             params["selected"] = torch.zeros_like(params["selected"])
             params["all_selected"] = False
         soft = self.soft_labels(labels, images, batch_size, num_classes=num_classes, label_smoothing=label_smoothing)
+        if video is not None:
+            params["image_leading"] = tuple(video.shape[:-3])  # masks (B, T, ...) follow their clip
+        # Dense targets anywhere in the sample are found by type, as torchvision does.
+        leaves, spec = _compat.tree_flatten(sample)
+        if any(isinstance(leaf, (tv_tensors.Mask, *POINT_TARGETS)) for leaf in leaves):
+            leaves = [self.transform_dense_target(leaf, params)
+                      if isinstance(leaf, (tv_tensors.Mask, *POINT_TARGETS)) else leaf for leaf in leaves]
+            rebuild = self._split(_compat.tree_unflatten(leaves, spec))[2]
         out = self.transform(images, params)
         # Not torch.lerp (one kernel fewer): Inductor computes lerp with other roundings than the
         # eager kernel, and this form gives compiled labels bit-identical to eager ones.
@@ -347,7 +361,9 @@ class MixingTransform(MaskMixTransform):
         )
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        # Only the images are transformed here; labels are mixed in forward.
+        # Only the images are transformed here (dense targets in _mix); labels are mixed in forward.
+        if isinstance(inpt, (tv_tensors.Mask, *POINT_TARGETS)):
+            return super().transform(inpt, params)
         if isinstance(inpt, tv_tensors.TVTensor) and not isinstance(inpt, (tv_tensors.Image, tv_tensors.Video)):
             return inpt
         return super().transform(inpt, params)

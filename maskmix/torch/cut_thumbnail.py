@@ -124,6 +124,7 @@ class RandomCutThumbnail(MixingTransform):
     """
 
     spec = RANDOM_CUT_THUMBNAIL
+    dense_targets = "move"
     thumbnail_area: tuple[float, float]
     resize_method: str
     mix_images: bool
@@ -193,10 +194,19 @@ class RandomCutThumbnail(MixingTransform):
     # ----------------------------------------------------------------------------------------
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        thumbnails = self.to_image_dtype(self.thumbnails(images, params), images.dtype)
+        return self._paste(images, thumbnails, params)
+
+    def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
+        # Labels are resized with nearest (0/1 weights: float64 carries any int32 label exactly).
+        thumbnails = self.thumbnails(masks.to(torch.float64), params, method="nearest")
+        return self._paste(masks, thumbnails.to(masks.dtype), params)
+
+    def _paste(self, images: Tensor, thumbnails: Tensor, params: Mapping[str, Any]) -> Tensor:
+        """``images`` with each ``(B, C, th_max, tw_max)`` thumbnail pasted in its box."""
         batch, channels, height, width = images.shape
         device = images.device
         _, (max_h, max_w) = self.thumbnail_sizes(height, width)
-        thumbnails = self.to_image_dtype(self.thumbnails(images, params), images.dtype)
         # Move each thumbnail to its box: pixel (y, x) of the box reads (y - top, x - left). Two
         # gathers with broadcast (expanded) indices: rows, then columns.
         local_y = (torch.arange(height, device=device) - params["top"].view(-1, 1)).clamp(0, max_h - 1)
@@ -206,7 +216,7 @@ class RandomCutThumbnail(MixingTransform):
         box = _sampling.box_mask_of(params, height, width, within=selection(params))
         return torch.where(box.unsqueeze(1), pasted, images)
 
-    def thumbnails(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+    def thumbnails(self, images: Tensor, params: Mapping[str, Any], *, method: str | None = None) -> Tensor:
         """``(B, C, th_max, tw_max)`` thumbnails ``R_h @ X @ R_w^T`` in float32 (float64 for float64).
 
         Image ``b``'s thumbnail is the top-left ``th[b] x tw[b]`` corner; with ``mix_images`` it is
@@ -217,8 +227,9 @@ class RandomCutThumbnail(MixingTransform):
         batch, channels, height, width = images.shape
         work = torch.promote_types(images.dtype, torch.float32) if images.dtype.is_floating_point else torch.float32
         (min_h, min_w), (max_h, max_w) = self.thumbnail_sizes(height, width)
-        rows = self._resampling(height, min_h, max_h, params["height"], work, images.device)
-        cols = self._resampling(width, min_w, max_w, params["width"], work, images.device)
+        method = self.resize_method if method is None else method
+        rows = self._resampling(height, min_h, max_h, params["height"], work, images.device, method)
+        cols = self._resampling(width, min_w, max_w, params["width"], work, images.device, method)
         partner = params["partner"] if self.mix_images else None
         # Contiguous: the matmul kernels' summation order (hence the last bit) depends on strides.
         x = images.to(work).contiguous()
@@ -240,7 +251,7 @@ class RandomCutThumbnail(MixingTransform):
         return x[partner] if partner is not None else x
 
     def _resampling(self, size: int, smallest: int, largest: int, sizes: Tensor, dtype: torch.dtype,
-                    device: torch.device) -> Tensor:
+                    device: torch.device, method: str) -> Tensor:
         """Resampling matrices of one axis: ``(largest, size)`` if all images share one size, else
         ``(B, largest, size)`` (row ``i`` of image ``b`` is zero for ``i >= sizes[b]``).
 
@@ -251,9 +262,9 @@ class RandomCutThumbnail(MixingTransform):
         full = torch.full((1,), size, dtype=torch.int64, device=device)
         count = largest - smallest + 1
         if count > sizes.shape[0]:
-            return _patches.resample_matrix(full, sizes, size, largest, self.resize_method, dtype)
+            return _patches.resample_matrix(full, sizes, size, largest, method, dtype)
         out_sizes = torch.arange(smallest, largest + 1, device=device)
-        table = _patches.resample_matrix(full, out_sizes, size, largest, self.resize_method, dtype)
+        table = _patches.resample_matrix(full, out_sizes, size, largest, method, dtype)
         if count == 1:
             return table[0]
         return table[sizes - smallest]

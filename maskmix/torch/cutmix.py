@@ -84,6 +84,7 @@ class RandomCutMix(MixingTransform):
     """
 
     spec = RANDOM_CUTMIX
+    dense_targets = "move"
     alpha: float
     patch_area: tuple[float, float] | None
     patch_aspect_ratio: tuple[float, float] | None
@@ -143,6 +144,10 @@ class RandomCutMix(MixingTransform):
             return torch.where(box.unsqueeze(1), partner_images, images, out=partner_images)
         # Indexing keeps the images' memory layout (index_select would not).
         return torch.where(box.unsqueeze(1), images[params["partner"]], images)
+
+    def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
+        # The same box and partner as the pixels: the partner's mask region is pasted.
+        return self.apply(masks, params)
 
 
 def random_cutmix(

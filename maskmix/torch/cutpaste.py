@@ -186,6 +186,7 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
     """
 
     spec = RANDOM_CUTPASTE
+    dense_targets = "move"
     color_jitter: float
     hue_jitter: float
     scar_prob: float
@@ -284,6 +285,22 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
         return labels
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        mask, out, area = self._paste(images, params)
+        if self.color_jitter > 0 or self.hue_jitter > 0:
+            # A patch that fills its image is not augmented (see make_params): no jitter either,
+            # even when the whole batch is selected by construction and `mask` skips the selection.
+            mask = _sampling.mask_and(mask, params["movable"].view(-1, 1, 1))
+            out = torch.where(mask.unsqueeze(1), self._jitter(out, mask, area, params), out)
+        return out
+
+    def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
+        # The same move as the pixels (rectangles and scars), without the colour jitter: labels
+        # move, never blend.
+        return self._paste(masks, params)[1]
+
+    def _paste(self, images: Tensor, params: Mapping[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
+        """The ``(B, H, W)`` destination region, ``images`` with each source patch copied there,
+        and each region's pixel count."""
         _, _, height, width = images.shape
         mask = _sampling.box_mask_of(params, height, width, within=selection(params))
         # Each destination pixel reads the source pixel at the same offset inside the patch; one
@@ -301,13 +318,7 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
             mask = torch.where(is_scar, scar, mask)
             offsets = torch.where(mask, torch.where(is_scar, scar_shift, shift.view(-1, 1, 1)), 0)
             area = torch.where(params["is_scar"], scar.sum(dim=(-2, -1)).clamp_min(1), area)
-        out = _patches.move_pixels(images, offsets)
-        if self.color_jitter > 0 or self.hue_jitter > 0:
-            # A patch that fills its image is not augmented (see make_params): no jitter either,
-            # even when the whole batch is selected by construction and `mask` skips the selection.
-            mask = _sampling.mask_and(mask, params["movable"].view(-1, 1, 1))
-            out = torch.where(mask.unsqueeze(1), self._jitter(out, mask, area, params), out)
-        return out
+        return mask, _patches.move_pixels(images, offsets), area
 
     def _jitter(self, patch: Tensor, box: Tensor, area: Tensor, params: Mapping[str, Any]) -> Tensor:
         """Brightness, contrast, saturation and hue jitter of the pixels of ``patch`` inside ``box``

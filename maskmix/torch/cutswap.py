@@ -197,6 +197,7 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
 
     spec = RANDOM_CUTSWAP
     saliency_clusters: int
+    dense_targets = "move"
 
     def __init__(
         self,
@@ -342,3 +343,7 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
         shift = ((top_b - top_a) * width + (left_b - left_a)).view(-1, 1, 1)
         offsets = torch.where(box_a, shift, torch.where(box_b, -shift, 0))
         return _patches.move_pixels(images, offsets)
+
+    def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
+        # The same swap as the pixels, integer labels moved as they are.
+        return self.apply(masks, params)

@@ -52,6 +52,7 @@ class RandomMixup(MixingTransform):
     """
 
     spec = RANDOM_MIXUP
+    dense_targets = "refuse"
     alpha: float
 
     def __init__(
