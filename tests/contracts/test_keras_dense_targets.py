@@ -1,0 +1,98 @@
+"""Keras dense targets (SPEC §8 "Keras 3 conventions", "Segmentation masks", "Boxes"), over the registry.
+
+The masking layers take a dict as Keras' image preprocessing layers do: the images are erased,
+``segmentation_masks`` get ``mask_fill`` on exactly the erased pixels (or are kept when it is None),
+``labels``, ``bounding_boxes`` and any other key pass through unchanged. The erased pixels are read
+back from the images (the fill differs from every image value), so the mask check is independent
+of the layer's own mask computation.
+"""
+
+from __future__ import annotations
+
+import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see there)
+
+# isort: split
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from maskmix import registry
+
+MASKING = registry.specs(framework="keras", family="masking")
+IGNORE = 255
+
+
+def _layer(spec: registry.StrategySpec, **overrides: object) -> object:
+    config = {**spec.example, "fill_method": "black", "seed": 3, **overrides}
+    return registry.implementation(spec.name, "keras")(**config)
+
+
+def _batch(channels_first: bool = False) -> dict[str, object]:
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0.1, 0.9, (4, 8, 8, 3)).astype("float32")
+    masks = rng.integers(0, 5, (4, 8, 8, 1)).astype("int32")
+    if channels_first:
+        images, masks = images.transpose(0, 3, 1, 2), masks.transpose(0, 3, 1, 2)
+    return {
+        "images": images,
+        "labels": np.arange(4, dtype="int64"),
+        "segmentation_masks": masks,
+        "bounding_boxes": {"boxes": rng.uniform(0, 8, (4, 2, 4)).astype("float32"),
+                           "labels": np.ones((4, 2), "int32")},
+        "extra": np.full((4,), 7.0, "float32"),
+    }
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("spec", MASKING, ids=lambda s: s.flag)
+def test_masking_writes_mask_fill_exactly_on_erased_pixels(spec, data_format):
+    first = data_format == "channels_first"
+    data = _batch(first)
+    out = _layer(spec, mask_fill=IGNORE, data_format=data_format)(data)
+    axis = 1 if first else -1
+    erased = np.any(np.asarray(out["images"]) != data["images"], axis=axis)
+    assert erased.any()
+    masks = np.asarray(out["segmentation_masks"])
+    assert masks.dtype == np.int32 and masks.shape == data["segmentation_masks"].shape
+    masks, given = np.squeeze(masks, axis), np.squeeze(data["segmentation_masks"], axis)
+    np.testing.assert_array_equal(masks == IGNORE, erased)
+    np.testing.assert_array_equal(masks[~erased], given[~erased])
+    for key in ("labels", "extra"):
+        np.testing.assert_array_equal(np.asarray(out[key]), data[key])
+    for key in ("boxes", "labels"):
+        np.testing.assert_array_equal(np.asarray(out["bounding_boxes"][key]), data["bounding_boxes"][key])
+
+
+@pytest.mark.parametrize("spec", MASKING, ids=lambda s: s.flag)
+def test_masking_keeps_masks_by_default_and_matches_the_plain_call(spec):
+    data = _batch()
+    out = _layer(spec)(data)
+    np.testing.assert_array_equal(np.asarray(out["segmentation_masks"]), data["segmentation_masks"])
+    # The dict call draws what the images-only call draws: the same pixels change.
+    np.testing.assert_array_equal(np.asarray(out["images"]), np.asarray(_layer(spec)(data["images"])))
+
+
+@pytest.mark.parametrize("spec", MASKING[:1], ids=lambda s: s.flag)
+def test_masking_dict_in_tf_data_map_and_single_images(spec):
+    data = _batch()
+    del data["bounding_boxes"]
+    layer = _layer(spec, mask_fill=IGNORE)
+    for batched in (True, False):
+        ds = tf.data.Dataset.from_tensor_slices(data)
+        ds = ds.batch(2).map(layer) if batched else ds.map(layer).batch(2)
+        for out in ds:
+            erased = np.all(out["images"].numpy() == 0, axis=-1)  # black fill; images lie in [0.1, 0.9]
+            assert erased.any()
+            np.testing.assert_array_equal(out["segmentation_masks"].numpy()[..., 0] == IGNORE, erased)
+
+
+@pytest.mark.parametrize("spec", MASKING[:1], ids=lambda s: s.flag)
+def test_masking_dict_errors(spec):
+    layer = _layer(spec, mask_fill=IGNORE)
+    with pytest.raises(ValueError, match=f"{spec.name}: a dict input must have an 'images' key"):
+        layer({"image_batch": np.zeros((2, 4, 4, 3), "float32")})
+    data = _batch()
+    data["segmentation_masks"] = data["segmentation_masks"][:, :4]
+    with pytest.raises(ValueError, match=f"{spec.name}: segmentation_masks must be \\(B, H, W, 1\\)"):
+        layer(data)
