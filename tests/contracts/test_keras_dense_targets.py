@@ -97,3 +97,59 @@ def test_masking_dict_errors(spec):
     data["segmentation_masks"] = data["segmentation_masks"][:, :4]
     with pytest.raises(ValueError, match=f"{spec.name}: segmentation_masks must be \\(B, H, W, 1\\)"):
         layer(data)
+
+
+def _mixing_layer(spec: registry.StrategySpec, **overrides: object) -> object:
+    config = {**spec.example, "num_classes": 4, "seed": 5, **overrides}
+    return registry.implementation(spec.name, "keras")(**config)
+
+
+MIXING = registry.specs(framework="keras", family="mixing")
+
+
+@pytest.mark.parametrize("spec", MIXING, ids=lambda s: s.flag)
+def test_mixing_images_alone_are_mixed_and_returned_alone(spec):
+    images = _batch()["images"]
+    out = _mixing_layer(spec)(images)
+    assert not isinstance(out, (tuple, list, dict))
+    # Same seed, same draws: the images-only call mixes what the (images, labels) call mixes.
+    mixed, _ = _mixing_layer(spec)((images, np.arange(4)))
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(mixed))
+    assert np.any(np.asarray(out) != images)
+
+
+@pytest.mark.parametrize("spec", MIXING, ids=lambda s: s.flag)
+def test_mixing_refuses_boxes(spec):
+    data = _batch()
+    del data["segmentation_masks"]
+    with pytest.raises(ValueError, match=f"{spec.name}: bounding_boxes cannot follow pixels"):
+        _mixing_layer(spec)(data)
+
+
+def test_cutmix_masks_follow_the_pasted_pixels():
+    data = _batch()
+    del data["bounding_boxes"]
+    layer = registry.implementation("RandomCutMix", "keras")(num_classes=4, seed=5, augmentation_ratio=0.5)
+    # The partner of each image is recovered from the pixels: the pasted box equals the partner's.
+    out = layer(data)
+    images, masks = np.asarray(out["images"]), np.asarray(out["segmentation_masks"])[..., 0]
+    given_images, given_masks = data["images"], data["segmentation_masks"][..., 0]
+    assert masks.dtype == np.int32
+    moved_any = False
+    for i in range(4):
+        changed = np.any(images[i] != given_images[i], axis=-1)
+        if not changed.any():
+            np.testing.assert_array_equal(masks[i], given_masks[i])
+            continue
+        moved_any = True
+        partner = next(j for j in range(4) if np.array_equal(images[i][changed], given_images[j][changed]))
+        np.testing.assert_array_equal(masks[i][changed], given_masks[partner][changed])
+        np.testing.assert_array_equal(masks[i][~changed], given_masks[i][~changed])
+    assert moved_any
+
+
+def test_mixup_refuses_masks_saying_why():
+    data = _batch()
+    del data["bounding_boxes"]
+    with pytest.raises(ValueError, match="RandomMixup: segmentation_masks cannot be mixed: Mixup blends every pixel"):
+        _mixing_layer(registry.get("RandomMixup"))(data)
