@@ -69,6 +69,7 @@ class CommonOptions(TypedDict, total=False):
     augmentation_ratio: float
     bernoulli_mix: bool
     pixels_range: tuple[float, float] | None
+    value_range: tuple[float, float] | None
     seed: int | None
     data_format: str | None
     name: str | None
@@ -95,7 +96,9 @@ class MaskMixLayer(keras.layers.Layer):
             nothing.
         pixels_range: ``(lo, hi)`` value range of the images, used by the ``black``, ``gray``,
             ``white``, ``random`` and ``noise`` fills. ``None`` means ``(0, 1)`` for floating
-            dtypes and ``(0, 255)`` for ``uint8``.
+            dtypes and ``(0, 255)`` for ``uint8``. Float images in ``[0, 255]`` (e.g. from
+            ``keras.utils.image_dataset_from_directory``) need ``(0, 255)``.
+        value_range: Keras' name for ``pixels_range`` (give one, not both); saved as ``pixels_range``.
         seed: int or None, seeds the layer's ``keras.random.SeedGenerator``.
         data_format: ``"channels_last"`` (``(B, H, W, C)``) or ``"channels_first"``
             (``(B, C, H, W)``); None uses ``keras.config.image_data_format()``.
@@ -141,6 +144,17 @@ class MaskMixLayer(keras.layers.Layer):
     def __init__(self, *, seed: int | None = None, data_format: str | None = None, **kwargs: Any) -> None:
         name = type(self).__name__
         layer_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _LAYER_KWARGS}
+        if "value_range" in kwargs:
+            # Keras' own name for `pixels_range` (its layers default to (0, 255)); stored and
+            # serialised as `pixels_range`, so get_config round-trips.
+            value_range = kwargs.pop("value_range")
+            if kwargs.get("pixels_range") is not None and value_range is not None:
+                raise ValueError(
+                    f"{name}: value_range is Keras' name for pixels_range; give one of them, not both "
+                    f"(got pixels_range={kwargs['pixels_range']!r}, value_range={value_range!r})"
+                )
+            if value_range is not None:
+                kwargs["pixels_range"] = value_range
         # Everything else is a strategy parameter: unknown names fail in `validate` with the same
         # message as the torch transform.
         validated = self.spec.validate(kwargs, owner=name)

@@ -153,3 +153,18 @@ def test_mixup_refuses_masks_saying_why():
     del data["bounding_boxes"]
     with pytest.raises(ValueError, match="RandomMixup: segmentation_masks cannot be mixed: Mixup blends every pixel"):
         _mixing_layer(registry.get("RandomMixup"))(data)
+
+
+@pytest.mark.parametrize("spec", MASKING, ids=lambda s: s.flag)
+def test_value_range_is_keras_name_for_pixels_range(spec):
+    # Float images in [0, 255], as image_dataset_from_directory yields them: white is 255, not 1.
+    images = _batch()["images"] * 255.0
+    layer = _layer(spec, fill_method="white", value_range=(0, 255))
+    out = np.asarray(layer(images))
+    erased = out != images
+    assert erased.any() and np.all(out[erased] == 255.0)
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.pixels_range == (0, 255) and "value_range" not in layer.get_config()
+    np.testing.assert_array_equal(np.asarray(clone(images)), out)
+    with pytest.raises(ValueError, match=f"{spec.name}: value_range is Keras' name for pixels_range; give one"):
+        _layer(spec, value_range=(0, 255), pixels_range=(0, 1))
