@@ -69,6 +69,7 @@ class CommonOptions(TypedDict, total=False):
     augmentation_ratio: float
     bernoulli_mix: bool
     pixels_range: tuple[float, float] | None
+    value_range: tuple[float, float] | None
     seed: int | None
     data_format: str | None
     name: str | None
@@ -98,7 +99,9 @@ class MaskMixLayer(keras.layers.Layer):
             nothing.
         pixels_range: ``(lo, hi)`` value range of the images, used by the ``black``, ``gray``,
             ``white``, ``random`` and ``noise`` fills. ``None`` means ``(0, 1)`` for floating
-            dtypes and ``(0, 255)`` for ``uint8``.
+            dtypes and ``(0, 255)`` for ``uint8``. Float images in ``[0, 255]`` (e.g. from
+            ``keras.utils.image_dataset_from_directory``) need ``(0, 255)``.
+        value_range: Keras' name for ``pixels_range`` (give one, not both); saved as ``pixels_range``.
         seed: int or None, seeds the layer's ``keras.random.SeedGenerator``.
         data_format: ``"channels_last"`` (``(B, H, W, C)``) or ``"channels_first"``
             (``(B, C, H, W)``); None uses ``keras.config.image_data_format()``.
@@ -144,6 +147,17 @@ class MaskMixLayer(keras.layers.Layer):
     def __init__(self, *, seed: int | None = None, data_format: str | None = None, **kwargs: Any) -> None:
         name = type(self).__name__
         layer_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _LAYER_KWARGS}
+        if "value_range" in kwargs:
+            # Keras' own name for `pixels_range` (its layers default to (0, 255)); stored and
+            # serialised as `pixels_range`, so get_config round-trips.
+            value_range = kwargs.pop("value_range")
+            if kwargs.get("pixels_range") is not None and value_range is not None:
+                raise ValueError(
+                    f"{name}: value_range is Keras' name for pixels_range; give one of them, not both "
+                    f"(got pixels_range={kwargs['pixels_range']!r}, value_range={value_range!r})"
+                )
+            if value_range is not None:
+                kwargs["pixels_range"] = value_range
         # Everything else is a strategy parameter: unknown names fail in `validate` with the same
         # message as the torch transform.
         validated = self.spec.validate(kwargs, owner=name)
@@ -509,9 +523,52 @@ class MaskingLayer(MaskMixLayer):
             values = self.per_channel(values)
         return self.to_image_dtype(values, dtype)
 
+    def erased(self, params: Mapping[str, Any], height: Any, width: Any) -> Tensor:
+        """``(B, H, W)`` boolean mask of the pixels this call erases (region of a selected image)."""
+        selected = self.ops.numpy.reshape(params["selected"], (-1, 1, 1))
+        return self.ops.numpy.logical_and(self.region_mask(params, height, width), selected)
+
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
-        ops = self.ops
         _, _, height, width = self.dims(images)
-        selected = ops.numpy.reshape(params["selected"], (-1, 1, 1))
-        mask = ops.numpy.logical_and(self.region_mask(params, height, width), selected)
-        return ops.numpy.where(self.pixel_mask(mask), self.fill_for(images, params), images)
+        mask = self.erased(params, height, width)
+        return self.ops.numpy.where(self.pixel_mask(mask), self.fill_for(images, params), images)
+
+    def call(self, data: Any, training: bool = True) -> Any:
+        if not isinstance(data, Mapping):
+            return super().call(data, training=training)
+        # A dict as Keras' image preprocessing layers take it: the images are erased, the
+        # segmentation masks get ``mask_fill`` on exactly the erased pixels (kept when None),
+        # bounding boxes, labels and any other key pass through unchanged.
+        name = type(self).__name__
+        if "images" not in data:
+            raise ValueError(f"{name}: a dict input must have an 'images' key; got keys {sorted(map(str, data))}")
+        images = data["images"]
+        batch, single = self.check_images(images)
+        transformation = self.get_random_transformation(images, training=training)
+        out = dict(data)
+        if transformation is None:
+            return out
+        erased_images = self.apply(batch, transformation)
+        out["images"] = self.ops.numpy.squeeze(erased_images, 0) if single else erased_images
+        masks = data.get("segmentation_masks")
+        if masks is not None and self.mask_fill is not None:
+            out["segmentation_masks"] = self._fill_masks(masks, batch, transformation, single)
+        return out
+
+    def _fill_masks(self, masks: Tensor, batch: Tensor, transformation: Mapping[str, Any], single: bool) -> Tensor:
+        ops = self.ops
+        name = type(self).__name__
+        expected = tuple(batch.shape[1:3]) if not self.channels_first else tuple(batch.shape[2:4])
+        mask_batch = ops.numpy.expand_dims(masks, 0) if single else masks
+        spatial = tuple(mask_batch.shape[2:4]) if self.channels_first else tuple(mask_batch.shape[1:3])
+        if len(mask_batch.shape) != 4 or spatial != expected:
+            layout = "(B, 1, H, W)" if self.channels_first else "(B, H, W, 1)"
+            raise ValueError(
+                f"{name}: segmentation_masks must be {layout} with the images' height and width "
+                f"{expected}; got shape {tuple(masks.shape)}"
+            )
+        _, _, height, width = self.dims(batch)
+        erased = self.pixel_mask(self.erased(transformation, height, width))
+        fill = ops.cast(self.mask_fill, keras.backend.standardize_dtype(masks.dtype))
+        out = ops.numpy.where(erased, fill, mask_batch)
+        return ops.numpy.squeeze(out, 0) if single else out

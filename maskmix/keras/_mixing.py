@@ -183,18 +183,47 @@ class MixingLayer(MaskMixLayer):
     def call(self, data: Any, training: bool = True) -> Any:
         if not self.mixes:
             return super().call(data, training=training)
+        name = type(self).__name__
+        masks = None
+        if isinstance(data, Mapping):
+            if data.get("bounding_boxes") is not None:
+                raise ValueError(
+                    f"{name}: bounding_boxes cannot follow pixels moved between images; remove the "
+                    "'bounding_boxes' key (the masking layers pass boxes through)"
+                )
+            masks = data.get("segmentation_masks")
         images, labels, rebuild = self.split(data)
-        if labels is None:
-            raise TypeError(
-                f"{type(self).__name__}: expected (images, labels) or a dict with 'images' and 'labels'; "
-                "got images only"
-            )
         images, _ = self.check_images(images)
         batch_size = self.ops.shape(images)[0]
         transformation = self.get_random_transformation(images, training=training)
-        labels_out = self.transform_labels(labels, transformation, training=training, batch_size=batch_size)
         out = self.transform_images(images, transformation, training=training)
-        return rebuild(out, labels_out)
+        if labels is None:
+            # Images alone, as Keras' own CutMix / MixUp take them: mixed images, no labels.
+            return out
+        labels_out = self.transform_labels(labels, transformation, training=training, batch_size=batch_size)
+        result = rebuild(out, labels_out)
+        if masks is not None:
+            result["segmentation_masks"] = self.transform_masks(masks, transformation, batch_size)
+        return result
+
+    def transform_masks(self, masks: Tensor, transformation: Mapping[str, Any] | None, batch_size: Any) -> Tensor:
+        """Segmentation masks ``(B, H, W, 1)`` (``(B, 1, H, W)`` channels-first) moved as the pixels
+        are. A strategy whose pixels carry their mask overrides :meth:`move_masks`; by default
+        masks are refused."""
+        name = type(self).__name__
+        if len(masks.shape) != 4 or masks.shape[1 if self.channels_first else 3] != 1:
+            layout = "(B, 1, H, W)" if self.channels_first else "(B, H, W, 1)"
+            raise ValueError(f"{name}: segmentation_masks must be {layout}; got shape {tuple(masks.shape)}")
+        if transformation is None:
+            return masks
+        return self.move_masks(masks, transformation)
+
+    def move_masks(self, masks: Tensor, transformation: Mapping[str, Any]) -> Tensor:
+        """Hook: ``masks`` moved with the pixels by the drawn ``transformation``."""
+        raise ValueError(
+            f"{type(self).__name__}: segmentation_masks are not supported by this layer yet; "
+            "remove the 'segmentation_masks' key"
+        )
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         if not self.mixes:

@@ -143,6 +143,10 @@ class RandomCutMix(MixingLayer):
             top, left = _sampling.place_inside(ops, h, w, height, width, seed)
         return {"lam": lam, **partner_box(ops, top, left, h, w, height, width)}
 
+    def move_masks(self, masks: Any, transformation: Mapping[str, Any]) -> Any:
+        # The partner's mask region is pasted with the partner's pixels: the same box, any dtype.
+        return self.apply(masks, transformation)
+
     def apply(self, images: Any, params: Mapping[str, Any]) -> Any:
         ops = self.ops
         _, _, height, width = self.dims(images)

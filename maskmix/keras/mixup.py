@@ -78,6 +78,12 @@ class RandomMixup(MixingLayer):
         # 1 - lam in the labels' dtype: exact for float64 labels (float32 1 - lam is rounded).
         return 1.0 - self.ops.cast(transformation["lam"], dtype)
 
+    def move_masks(self, masks: Any, transformation: Mapping[str, Any]) -> Any:
+        raise ValueError(
+            f"{type(self).__name__}: segmentation_masks cannot be mixed: Mixup blends every pixel of two "
+            "images, so no single class holds at a pixel; remove the 'segmentation_masks' key or use RandomCutMix"
+        )
+
     def apply(self, images: Any, params: Mapping[str, Any]) -> Any:
         ops = self.ops
         dtype = keras.backend.standardize_dtype(images.dtype)
