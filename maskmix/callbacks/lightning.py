@@ -19,6 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+# ruff: noqa: E402  (the imports below follow the optional-dependency check)
+from maskmix._optional import require
+
+require("lightning.pytorch", "maskmix.callbacks.MaskMixCallback")  # names the extra if missing
+
 import lightning.pytorch as pl
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from typing_extensions import Unpack
