@@ -86,6 +86,10 @@ def load(name: str, data_dir: str | Path = "data", *, image_size: int = 64, down
 def load_digits(size: int = 32, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     """scikit-learn's handwritten digits, bilinearly up-sampled to ``size``, stratified split."""
     from PIL import Image
+
+    from maskmix._optional import require
+
+    require("sklearn", "examples/datasets.py (the digits)")
     from sklearn.datasets import load_digits as sklearn_digits
     from sklearn.model_selection import train_test_split
 

@@ -40,6 +40,9 @@ GRAY_SAMPLES = ("camera",)
 
 def load_photographs(size: int) -> tuple[np.ndarray, list[str]]:
     """Return ``(N, 3, size, size)`` float32 images in [0, 1] (gray ones replicated to 3 channels)."""
+    from maskmix._optional import require
+
+    require("skimage", "examples/gallery.py (the photographs)")
     from skimage import data
     from skimage.transform import resize
 
@@ -193,8 +196,9 @@ def render(rows: list[tuple[str, np.ndarray, list[str] | None]], names: list[str
            cell: float = 2.0) -> None:
     """Save the grid: one row per strategy, captions under the images of the mixing rows; each
     image takes ``cell`` inches (80 pixels an inch)."""
-    import matplotlib
+    from maskmix._optional import require
 
+    matplotlib = require("matplotlib", "examples/gallery.py (the picture)")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

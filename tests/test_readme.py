@@ -21,12 +21,21 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::Deprecat
 SECTIONS = ("### PyTorch", "### Keras 3", "### Lightning: `MaskMixCallback`", "### Keras: `MaskMixModel`")
 
 
-def python_blocks(heading: str) -> list[str]:
-    """The ```python blocks of the README section ``heading`` (its subsections included)."""
+#: A line ``<!-- pending: why -->`` right above a ```python fence marks code written against an API
+#: that is not merged yet: shown, not run (remove the line once the API lands).
+PENDING = "<!-- pending: "
+
+
+def python_blocks(heading: str, pending: bool = False) -> list[str]:
+    """The ```python blocks of the README section ``heading`` (its subsections included); those
+    marked pending (:data:`PENDING`) are left out, or, with ``pending=True``, are the only ones."""
     level = len(heading.split(" ", 1)[0])
     blocks: list[str] = []
-    inside, fence, current = False, None, []
+    inside, fence, current, previous, marked = False, None, [], "", False
     for line in README.read_text().splitlines():
+        if fence is None and line.startswith("```"):
+            marked = previous.startswith(PENDING)
+        previous = line
         if fence is None and line.startswith("#"):  # a heading (code lines are inside fences)
             hashes = len(line) - len(line.lstrip("#"))
             if line == heading:
@@ -37,7 +46,7 @@ def python_blocks(heading: str) -> list[str]:
             if fence is None:
                 fence, current = line[3:].strip(), []
             else:
-                if inside and fence == "python":
+                if inside and fence == "python" and marked == pending:
                     blocks.append("\n".join(current) + "\n")
                 fence = None
         elif fence is not None:
@@ -52,10 +61,27 @@ def run_blocks(blocks: list[str], name: str) -> dict[str, object]:
     return namespace
 
 
+#: The dense-target examples, one block per framework (marked pending until that API is merged).
+DENSE_SECTIONS = ("### PyTorch: `tv_tensors.Mask` in the sample", "### Keras 3: a dict of images, labels and masks")
+
+
 def test_every_python_block_belongs_to_a_tested_section() -> None:
     total = len(re.findall(r"```python\n", README.read_text()))
     assert [len(python_blocks(h)) for h in SECTIONS] == [1, 1, 1, 1]
-    assert total == len(python_blocks("## Quick start")) == 4
+    assert len(python_blocks("## Quick start")) == 4 and not python_blocks("## Quick start", pending=True)
+    dense = [len(python_blocks(h)) + len(python_blocks(h, pending=True)) for h in DENSE_SECTIONS]
+    assert dense == [1, 1]
+    assert total == 4 + sum(dense)
+
+
+@pytest.mark.parametrize("heading", DENSE_SECTIONS)
+def test_segmentation_and_detection_sections_run(heading: str) -> None:
+    blocks = python_blocks(heading)
+    if not blocks:
+        pytest.skip(f"README {heading!r}: marked pending (the dense-target API is not merged yet)")
+    if "Keras" in heading:
+        import keras_helpers  # noqa: F401  (Triton before TensorFlow)
+    run_blocks(blocks, "readme_dense")  # the blocks assert what they show
 
 
 def test_pytorch_section_runs() -> None:

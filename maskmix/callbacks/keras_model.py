@@ -28,6 +28,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+# ruff: noqa: E402  (the imports below follow the optional-dependency check)
+from maskmix._optional import require
+
+require("keras", "maskmix.callbacks.MaskMixModel")  # names the extra if missing
+
 import keras
 
 from maskmix.keras import MixingLayer

@@ -19,7 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+# ruff: noqa: E402  (the imports below follow the optional-dependency check)
+from maskmix._optional import require
+
+require("lightning.pytorch", "maskmix.callbacks.MaskMixCallback")  # names the extra if missing
+
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from typing_extensions import Unpack
 
@@ -84,7 +90,9 @@ class MaskMixCallback(pl.Callback):
     Args:
         transforms: masking transforms applied first, in order: maskmix transforms
             (``RandomErasing``, ``RandomCutout``, ...) or torchvision v2 transforms (which draw from
-            the global RNG, not from the per-rank generator). A single transform or a list.
+            the global RNG, not from the per-rank generator). A single transform or a list. Typed
+            ``torch.nn.Module`` so that LightningCLI (jsonargparse) checks each item's
+            ``class_path``/``init_args`` and accepts ``--trainer.callbacks.transforms+=...``.
         mix: ``None`` (no mixing: labels are left as they are), a maskmix mixing transform
             (``RandomCutMix``, ``RandomMixup``, ``RandomCutThumbnail(mix_images=True)``) applied after
             ``transforms``, or a list of them of which one is chosen per batch.
@@ -141,7 +149,7 @@ class MaskMixCallback(pl.Callback):
 
     def __init__(
         self,
-        transforms: Sequence[Any] | Any | None = None,
+        transforms: Sequence[torch.nn.Module] | torch.nn.Module | None = None,
         mix: Sequence[MixingTransform] | MixingTransform | None = None,
         mix_weights: Sequence[float] | None = None,
         num_classes: int | None = None,

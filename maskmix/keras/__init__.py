@@ -4,6 +4,12 @@ Importing this package imports keras (and its backend), never torch unless torch
 backend. Every layer is registered for serialisation under the package name ``"maskmix"``.
 """
 
+# ruff: noqa: E402  (the imports below follow the optional-dependency check)
+from maskmix._optional import require
+
+# Before the first submodule import: a missing Keras (or its backend) names the extra to install.
+require("keras", "maskmix.keras")
+
 from ._base import SUPPORTED_DTYPES, CommonOptions, MaskingLayer, MaskMixLayer
 from ._mixing import MixingLayer
 from .cut_thumbnail import RandomCutThumbnail

@@ -3,6 +3,13 @@
 Importing this package imports torch and torchvision, never keras or tensorflow.
 """
 
+# ruff: noqa: E402  (the imports below follow the optional-dependency check)
+from maskmix._optional import require
+
+# Before the first submodule import: a missing framework names the extra to install.
+require("torch", "maskmix.torch")
+require("torchvision", "maskmix.torch")
+
 from ._base import SUPPORTED_DTYPES, CommonOptions, MaskingTransform, MaskMixTransform, using_generator
 from ._mixing import MixingTransform
 from .cut_thumbnail import RandomCutThumbnail
