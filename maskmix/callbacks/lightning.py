@@ -111,6 +111,10 @@ class MaskMixCallback(pl.Callback):
             in a dict batch.
         seed: seed of the augmentation streams (an integer ``>= 0``); ``None`` uses ``torch.initial_seed()`` read when
             each fit starts (so ``lightning.seed_everything`` makes runs reproducible).
+        compile: False (eager), True to run the augmentation step compiled with ``torch.compile``
+            (fewer, fused kernels per batch; the first batch pays the compilation, a changing last
+            batch size one recompilation), or a dict of ``torch.compile`` arguments (e.g.
+            ``{"mode": "reduce-overhead"}`` for CUDA graphs). See :class:`maskmix.torch.MaskMixPipeline`.
 
     Integer arguments (``num_classes``, integer ``image_key`` / ``label_key``, ``seed``) accept any
     ``numbers.Integral`` except ``bool`` (NumPy integers included) and are stored as ``int``.
@@ -157,11 +161,12 @@ class MaskMixCallback(pl.Callback):
         image_key: int | str = 0,
         label_key: int | str = 1,
         seed: int | None = None,
+        compile: bool | dict[str, Any] = False,
     ) -> None:
         super().__init__()
         #: The batch pipeline (checks, batches, seeds, state).
         self.pipeline = MaskMixPipeline(
-            transforms, mix, mix_weights, num_classes, label_smoothing, image_key, label_key, seed,
+            transforms, mix, mix_weights, num_classes, label_smoothing, image_key, label_key, seed, compile,
             owner=type(self).__name__,
         )
         self._trainer: pl.Trainer | None = None

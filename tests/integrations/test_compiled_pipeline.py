@@ -96,3 +96,37 @@ def test_compile_option_is_checked() -> None:
     own_generator = r"^MaskMixPipeline: compile=True cannot use the own generator of RandomCutMix \(torch.compile"
     with pytest.warns(UserWarning, match="not used"), pytest.raises(ValueError, match=own_generator):
         MaskMixPipeline(mix=RandomCutMix(generator=torch.Generator()), num_classes=3, compile=True)
+
+
+def test_the_lightning_callback_runs_the_compiled_step_in_fit() -> None:
+    import lightning as L
+    import torch.nn.functional as F
+
+    from maskmix.callbacks import MaskMixCallback
+
+    seen: list[torch.Tensor] = []
+
+    class Tiny(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(3 * SIDE * SIDE, CLASSES)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            seen.append(y)
+            return F.cross_entropy(self.layer(x.flatten(1)), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = torch.utils.data.TensorDataset(torch.rand(12, 3, SIDE, SIDE), torch.randint(0, CLASSES, (12,)))
+    callback = MaskMixCallback(transforms=[RandomErasing()], mix=RandomCutMix(), num_classes=CLASSES, seed=0,
+                               compile=True)
+    assert callback.pipeline.compile_options == {}
+    trainer = L.Trainer(max_epochs=1, callbacks=[callback], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.fit(Tiny(), torch.utils.data.DataLoader(data, batch_size=5))  # batches of 5, 5 and 2
+    assert [tuple(y.shape) for y in seen] == [(5, CLASSES), (5, CLASSES), (2, CLASSES)]
+    assert callback.pipeline._compiled_step is not None
+    with pytest.raises(TypeError, match=r"^MaskMixCallback: compile must be a bool or a dict"):
+        MaskMixCallback(compile=1)
