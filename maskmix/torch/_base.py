@@ -472,6 +472,8 @@ class MaskMixTransform(v2.Transform):
         """
         name = type(self).__name__
         kind = type(target).__name__
+        if getattr(target, "maskmix_guidance", False):
+            return target  # e.g. CutSwap's SaliencyMap: read by a transform, never changed
         if not isinstance(target, tv_tensors.Mask):
             if self.dense_targets == "keep":
                 return target

@@ -44,6 +44,9 @@ class SaliencyMap(tv_tensors.Mask):
         torch.Size([4, 32, 32])
     """
 
+    #: Guidance for the transform, not a target: every maskmix transform returns it unchanged.
+    maskmix_guidance = True
+
 
 def salient_pixels(saliency: Tensor, clusters: int) -> Tensor:
     """``(B, N)`` boolean mask of the pixels of each ``(B, N)`` map's most salient k-means cluster.
