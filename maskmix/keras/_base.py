@@ -551,7 +551,7 @@ class MaskingLayer(MaskMixLayer):
         erased_images = self.apply(batch, transformation)
         out["images"] = self.ops.numpy.squeeze(erased_images, 0) if single else erased_images
         masks = data.get("segmentation_masks")
-        if masks is not None and self.mask_fill is not None:
+        if masks is not None and getattr(self, "mask_fill", None) is not None:
             out["segmentation_masks"] = self._fill_masks(masks, batch, transformation, single)
         return out
 

@@ -650,10 +650,11 @@ class MaskingTransform(MaskMixTransform):
         return torch.where(mask.unsqueeze(1), self.fill_for(images, params), images)
 
     def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
-        """Masks are kept; with ``mask_fill`` set, it is written on the pixels erased in the images."""
-        if self.mask_fill is None:
+        """Masks are kept; with ``mask_fill`` set, it is written on the pixels erased in the images
+        (a strategy whose spec declares no ``mask_fill`` keeps them)."""
+        fill = getattr(self, "mask_fill", None)
+        if fill is None:
             return masks
-        fill = self.mask_fill
         dtype = masks.dtype
         low, high = (0, 1) if dtype == torch.bool else (torch.iinfo(dtype).min, torch.iinfo(dtype).max)
         if not low <= fill <= high:

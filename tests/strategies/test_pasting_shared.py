@@ -80,8 +80,9 @@ def test_torch_return_labels(cls: type[MaskMixTransform]) -> None:
     out, labels = cls(return_labels=True)(torch.zeros(0, 3, 8, 8))
     assert out.shape == (0, 3, 8, 8) and labels.shape == (0,)
     assert not isinstance(cls()(x), tuple)
-    # A sample without any image has nothing to label.
-    assert cls(return_labels=True)(mask) == (mask, None)
+    # A sample without any image is refused, never passed through.
+    with pytest.raises(TypeError, match=rf"^{cls.__name__}: no image found in the sample \(got Mask\)"):
+        cls(return_labels=True)(mask)
 
 
 @pytest.mark.parametrize("name", NAMES)
