@@ -19,6 +19,7 @@ from typing import Any, TypedDict, cast
 
 import torch
 from torch import Tensor
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from maskmix import integration_options as options
@@ -30,6 +31,8 @@ from ._mixing import MixingTransform, soft_labels
 __all__ = ["MaskMixPipeline", "PipelineOptions", "derive_seed", "soft_label_targets"]
 
 _MASK64 = (1 << 64) - 1
+#: torchvision's keypoints type, where the installed version has one.
+_POINTS: tuple[type, ...] = tuple(t for t in (getattr(tv_tensors, "KeyPoints", None),) if t is not None)
 _STATE_VERSION = 1
 #: Stream ids mixed into the per-batch seeds: one for the device generator, one for the host choice.
 _DEVICE_STREAM, _CHOICE_STREAM = 0, 1
@@ -413,6 +416,17 @@ class MaskMixPipeline:
             f"got {type(batch).__name__}"
         )
 
+    def _refuse_dense_targets(self, batch: Any) -> None:
+        items = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else ()
+        dense = (tv_tensors.Mask, tv_tensors.BoundingBoxes, *_POINTS)
+        found = [type(item).__name__ for item in items if isinstance(item, dense)]
+        if found:
+            raise TypeError(
+                f"{self.owner}: the batch holds {', '.join(found)}, which the training pipeline does not "
+                "transform (masks and boxes would no longer match the augmented pixels); apply the maskmix "
+                "transforms to the whole sample yourself (they move masks with the pixels), or drop them"
+            )
+
     def _check_images(self, images: Any) -> Tensor:
         if not isinstance(images, Tensor):
             raise TypeError(f"{self.owner}: the images of the batch (image_key={self.image_key!r}) must be a tensor; "
@@ -473,7 +487,13 @@ class MaskMixPipeline:
         return images, labels
 
     def __call__(self, batch: Any, *, rank: int = 0) -> Any:
-        """Augment one batch (tensor, tuple/list or dict; see the class docstring); advances the stream."""
+        """Augment one batch (tensor, tuple/list or dict; see the class docstring); advances the stream.
+
+        A batch that carries segmentation masks or boxes (``tv_tensors.Mask``/``BoundingBoxes``/
+        ``KeyPoints`` next to the images) is refused with a ``TypeError``: the pipeline transforms
+        images and labels only, and dense targets left as they were would no longer match the pixels.
+        """
+        self._refuse_dense_targets(batch)
         images, labels, rebuild = self.split(batch)
         images, labels = self.augment(images, labels, rank=rank)
         return rebuild(images, labels)

@@ -130,3 +130,14 @@ def test_the_lightning_callback_runs_the_compiled_step_in_fit() -> None:
     assert callback.pipeline._compiled_step is not None
     with pytest.raises(TypeError, match=r"^MaskMixCallback: compile must be a bool or a dict"):
         MaskMixCallback(compile=1)
+
+
+@pytest.mark.parametrize("layout", ["dict", "tuple"])
+def test_the_pipeline_refuses_batches_with_masks_rather_than_pass_them_through(layout: str) -> None:
+    from torchvision import tv_tensors
+
+    images, labels = torch.rand(4, 3, SIDE, SIDE), torch.randint(0, CLASSES, (4,))
+    masks = tv_tensors.Mask(torch.zeros(4, SIDE, SIDE, dtype=torch.uint8))
+    batch = {"image": images, "label": labels, "mask": masks} if layout == "dict" else (images, labels, masks)
+    with pytest.raises(TypeError, match=r"^MaskMixPipeline: the batch holds Mask, which the training pipeline"):
+        build()(batch)
