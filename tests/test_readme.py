@@ -131,3 +131,27 @@ def test_keras_model_section_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert isinstance(model, MaskMixModel) and model.num_classes == 10  # type: ignore[attr-defined]
     assert len(model.augmentations) == 1  # type: ignore[attr-defined]
     assert len(ns["history"].history["loss"]) == 1 and np.isfinite(ns["history"].history["loss"][0])  # type: ignore[attr-defined]
+
+
+def test_reproducing_the_papers_table_is_generated_from_the_registry() -> None:
+    """The README's "Reproducing the papers" table lists every published setting of the registry
+    with the call and what its paper test verifies; regenerate it with
+    ``python docs/_gen/strategy_pages.py --readme`` when a preset or a paper test changes."""
+    import importlib.util
+
+    from maskmix import registry
+
+    path = README.parent / "docs" / "_gen" / "strategy_pages.py"
+    spec = importlib.util.spec_from_file_location("strategy_pages", path)
+    assert spec is not None and spec.loader is not None
+    pages = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pages)
+    text = README.read_text()
+    start, end = text.index(pages.README_TABLE_BEGIN), text.index(pages.README_TABLE_END) + len(pages.README_TABLE_END)
+    assert text[start:end] == pages.readme_papers_table(), (
+        "README.md's papers table is stale: run .venv/bin/python docs/_gen/strategy_pages.py --readme"
+    )
+    section = text[text.index("## Reproducing the papers"):start + len(pages.readme_papers_table())]
+    for strategy in registry.specs():
+        for setting in strategy.papers:
+            assert f"`{setting}`" in section, f"{strategy.name}'s setting {setting!r} is missing from the README"

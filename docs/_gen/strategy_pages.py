@@ -153,6 +153,49 @@ def presets_table(specs: Mapping[str, StrategySpec] = SPECS, *, link_prefix: str
     return "\n".join(lines) + "\n"
 
 
+#: The README's "Reproducing the papers" table lies between these two lines (written by
+#: ``python docs/_gen/strategy_pages.py --readme``; ``tests/test_readme.py`` checks it is current).
+README_TABLE_BEGIN = "<!-- maskmix: papers table (generated: python docs/_gen/strategy_pages.py --readme) -->"
+README_TABLE_END = "<!-- maskmix: end of papers table -->"
+
+
+def _verified(test: str) -> str:
+    """What a paper test verifies: its module-level ``VERIFIED`` string (a few words)."""
+    import ast
+
+    for node in ast.parse((ROOT / test).read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "VERIFIED" for t in node.targets):
+            value = ast.literal_eval(node.value)
+            if isinstance(value, str) and value:
+                return value
+    raise LookupError(f"{test} has no VERIFIED string saying what it verifies")
+
+
+def readme_papers_table(specs: Mapping[str, StrategySpec] = SPECS) -> str:
+    """The README's table: one row per strategy with published settings, the call for each setting
+    and what its settings were verified against (the paper test's own summary and file)."""
+    lines = ["| strategy | settings | the call | verified, torch and Keras, against a re-implementation of the "
+             "official sampler | test |", "|---|---|---|---|---|"]
+    for spec in specs.values():
+        if not spec.papers:
+            continue
+        settings = ", ".join(f"`{setting}`" for setting in spec.papers)
+        call = f"`{spec.name}.from_paper(\"{next(iter(spec.papers))}\")`"
+        test = _paper_test(spec)
+        verified = _cell(_verified(test)) if test else "built, not sampled"
+        lines.append(f"| {spec.name} | {settings} | {call} | {verified} | `{test or 'tests/test_presets.py'}` |")
+    return "\n".join([README_TABLE_BEGIN, *lines, README_TABLE_END])
+
+
+def write_readme_table(readme: Path = ROOT / "README.md") -> bool:
+    """Replace the README's papers table by :func:`readme_papers_table`; True when it changed."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.index(README_TABLE_BEGIN), text.index(README_TABLE_END) + len(README_TABLE_END)
+    updated = text[:start] + readme_papers_table() + text[end:]
+    readme.write_text(updated, encoding="utf-8")
+    return updated != text
+
+
 def _papers_section(spec: StrategySpec) -> list[str]:
     if not spec.papers:
         return []
@@ -309,7 +352,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help="comma-separated strategy flags (default: all)")
     parser.add_argument("--size", type=int, default=112, help="side of the photographs in pixels")
+    parser.add_argument("--readme", action="store_true",
+                        help="rewrite README.md's 'Reproducing the papers' table from the registry (no pictures)")
     args = parser.parse_args(argv)
+    if args.readme:
+        print("README.md papers table " + ("updated" if write_readme_table() else "already current"))
+        return 0
     only = [name.strip() for name in args.only.split(",") if name.strip()] or None
     for path in render_images(only, size=args.size):
         print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1024} KiB)")

@@ -31,6 +31,9 @@ from mixing_papers import ACCEPT, REJECT, changed_boxes, chi2_same_law, ks_same_
 from maskmix.keras import RandomCutMix as KerasCutMix
 from maskmix.torch import RandomCutMix as TorchCutMix
 
+#: What this file verifies, in a few words (the README's "Reproducing the papers" table).
+VERIFIED = "box sides (truncated) and position, pasted fraction, label weight = pixel ratio; the rounded box rejected"
+
 SIZE = 32
 
 

@@ -20,6 +20,12 @@ import pytest
 
 from maskmix import registry
 
+#: What this file verifies, in a few words (the README's "Reproducing the papers" table).
+VERIFIED = (
+    "position and sides of the clipped square (exact law by enumerating the centres, chi-square), odd "
+    "sides, several holes"
+)
+
 SIZE = 32
 SETTINGS = [(setting, registry.get("RandomCutout").papers[setting].config["patch_side"])
             for setting in registry.get("RandomCutout").papers]

@@ -23,6 +23,9 @@ from sklearn.cluster import KMeans
 from maskmix.keras import RandomCutSwap as KerasCutSwap
 from maskmix.torch import RandomCutSwap, SaliencyMap
 
+#: What this file verifies, in a few words (the README's "Reproducing the papers" table).
+VERIFIED = "patch pair uniform over the most salient k-means cluster (scikit-learn reference), cluster count"
+
 ALPHA = 1e-3
 SIZE = 16
 

@@ -25,6 +25,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+#: What this file verifies, in a few words (the README's "Reproducing the papers" table).
+VERIFIED = "unit d, kept band ceil(r d), whole-degree rotation and masked fraction (ImageNet and detection)"
+
 
 def official_masks(n: int, height: int, width: int, rng: np.random.Generator, *, d1: int, d2: int,
                    ratio: float, rotate: int, prob: float, detection_band: bool = False) -> np.ndarray:

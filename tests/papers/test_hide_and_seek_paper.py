@@ -15,6 +15,12 @@ import paper_helpers as ph
 import numpy as np
 import pytest
 
+#: What this file verifies, in a few words (the README's "Reproducing the papers" table).
+VERIFIED = (
+    "cell sizes in pixels with the no-hiding candidate, grid from (0, 0), hidden cells; grids in cell "
+    "counts rejected"
+)
+
 SIZE = 224
 SIDES = (0, 16, 32, 44, 56)
 

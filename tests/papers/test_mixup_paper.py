@@ -28,6 +28,9 @@ from mixing_papers import ACCEPT, REJECT, ks_same_law
 from maskmix.keras import RandomMixup as KerasMixup
 from maskmix.torch import RandomMixup as TorchMixup
 
+#: What this file verifies, in a few words (the README's "Reproducing the papers" table).
+VERIFIED = "λ's Beta(α, α) law (KS), pixels λx + (1 − λ)x_partner; the other settings' α rejected"
+
 ALPHA = {"cifar10": 1.0, "imagenet": 0.2}
 
 

@@ -34,6 +34,12 @@ from scipy import stats
 from maskmix.keras import RandomCutThumbnail as KerasThumbnail
 from maskmix.torch import RandomCutThumbnail as TorchThumbnail
 
+#: What this file verifies, in a few words (the README's "Reproducing the papers" table).
+VERIFIED = (
+    "thumbnail position, participation 0.8, legacy-nearest pixels, label weight λ = 0.25; a wrong "
+    "placement rejected"
+)
+
 SIZE, THUMB = 32, 16
 
 
