@@ -253,6 +253,15 @@ class MixingTransform(MaskMixTransform):
         )
 
     def _mix(self, inputs: tuple[Any, ...], num_classes: int | None, label_smoothing: float) -> Any:
+        if (len(inputs) == 2 and type(inputs[0]) is Tensor and type(inputs[1]) is Tensor
+                and not callable(self.labels_getter)):
+            # The usual call, `(images, labels)` as two plain tensors: the structure parsing and
+            # the search for dense targets below would find exactly these two and nothing else.
+            images, labels = inputs
+            params = self._mixing_params(images)
+            soft = self.soft_labels(labels, images, params["batch_shape"][0], num_classes=num_classes,
+                                    label_smoothing=label_smoothing)
+            return self.apply_batched(images, params), self._mixed_labels(soft, params)
         sample = inputs if len(inputs) > 1 else inputs[0]
         images, labels, rebuild = self._split(sample)
         video = images if isinstance(images, tv_tensors.Video) and images.ndim >= 5 else None
@@ -262,11 +271,8 @@ class MixingTransform(MaskMixTransform):
             # (one box, one lambda), which is the per-image rule with the frames as channels.
             clips, frames_channels = math.prod(video.shape[:-4]), math.prod(video.shape[-4:-2])
             images = video.as_subclass(Tensor).reshape(clips, frames_channels, *video.shape[-2:])
-        params = self.make_params([images])
+        params = self._mixing_params(images)
         batch_size = params["batch_shape"][0]
-        if batch_size < 2:
-            params["selected"] = torch.zeros_like(params["selected"])
-            params["all_selected"] = False
         soft = self.soft_labels(labels, images, batch_size, num_classes=num_classes, label_smoothing=label_smoothing)
         if video is not None:
             params["image_leading"] = tuple(video.shape[:-3])  # masks (B, T, ...) follow their clip
@@ -277,15 +283,29 @@ class MixingTransform(MaskMixTransform):
                       if isinstance(leaf, (tv_tensors.Mask, *POINT_TARGETS)) else leaf for leaf in leaves]
             rebuild = self._split(_compat.tree_unflatten(leaves, spec))[2]
         out = self.transform(images, params)
+        mixed = self._mixed_labels(soft, params)
+        if video is not None:
+            out = tv_tensors.wrap(out.reshape(video.shape), like=video)
+        return rebuild(out, mixed)
+
+    def _mixing_params(self, images: Tensor) -> dict[str, Any]:
+        """The call's parameters for the image batch ``images``; a batch of 0 or 1 image passes through."""
+        params = self.make_params([images])
+        if params["batch_shape"][0] < 2:
+            params["selected"] = torch.zeros_like(params["selected"])
+            params["all_selected"] = False
+        return params
+
+    @staticmethod
+    def _mixed_labels(soft: Tensor, params: Mapping[str, Any]) -> Tensor:
+        """Each selected row of ``soft`` mixed with its partner's row by ``partner_weight``."""
         # Not torch.lerp (one kernel fewer): Inductor computes lerp with other roundings than the
         # eager kernel, and this form gives compiled labels bit-identical to eager ones.
         weight = params["partner_weight"].to(soft.dtype).unsqueeze(1)
         mixed = soft * (1 - weight) + soft[params["partner"]] * weight
         if (selected := selection(params)) is not None:
             mixed = torch.where(selected.unsqueeze(1), mixed, soft)
-        if video is not None:
-            out = tv_tensors.wrap(out.reshape(video.shape), like=video)
-        return rebuild(out, mixed)
+        return mixed
 
     def _split(self, sample: Any) -> tuple[Tensor, Tensor, Any]:
         name = type(self).__name__
