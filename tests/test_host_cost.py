@@ -1,69 +1,20 @@
 """The host-cost shortcuts of the torch transforms give exactly what the general code gives.
 
 An eager call on a small batch costs mostly host time (Python, dispatcher, small kernels), so the
-common cases take shorter routes: a plain tensor (or two, images and labels) skips torchvision's
-flatten / needs-transform plumbing, and on a CPU the per-pixel selection is computed on the
-elements' bits instead of by the boolean ``torch.where`` kernel. Each test below compares a short
-route with the long one, bit for bit.
+common case takes a shorter route: a plain tensor (or two, images and labels) skips torchvision's
+flatten / needs-transform plumbing. Each test below compares the short route with the long one,
+bit for bit.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-from helpers import ALL_DTYPES, assert_bit_identical, gen, make_images
+from helpers import assert_bit_identical, gen, make_images
 from registry_cases import variant_cases
 from torchvision.transforms import v2
 
-from maskmix.torch import _sampling
-
 CASES = variant_cases("torch")
-
-#: Fills whose bit patterns are awkward: signed zero, NaN, infinities, values that round in float16.
-SPECIAL_FILLS = (0.0, -0.0, 0.3, 1 / 3, float("nan"), float("-inf"), 255.0, 2)
-
-
-def _images(dtype: torch.dtype, shape: tuple[int, ...] = (4, 3, 5, 6), seed: int = 0) -> torch.Tensor:
-    if not dtype.is_floating_point:
-        return torch.randint(0, 256 if dtype == torch.uint8 else 1000, shape, generator=gen(seed)).to(dtype)
-    values = torch.randn(shape, generator=gen(seed)).to(dtype)
-    values.view(-1)[:4] = torch.tensor([float("nan"), float("inf"), -0.0, -float("inf")]).to(dtype)
-    return values
-
-
-@pytest.mark.parametrize("dtype", [*ALL_DTYPES, torch.int64, torch.int32], ids=str)
-def test_select_is_torch_where_bit_for_bit(dtype: torch.dtype) -> None:
-    b, a = _images(dtype), _images(dtype, seed=1)
-    mask = torch.rand(4, 1, 5, 6, generator=gen(2)) > 0.5
-    fills = SPECIAL_FILLS if dtype.is_floating_point else (0, 7, 255)
-    for fill in fills:
-        assert_bit_identical(_sampling.select(mask, fill, b), torch.where(mask, fill, b))
-    assert_bit_identical(_sampling.select(mask, a, b), torch.where(mask, a, b))
-    # Written over `a` when asked, as torch.where(..., out=a).
-    expected = torch.where(mask, a, b)
-    result = _sampling.select(mask, a, b, out=a)
-    assert result.data_ptr() == a.data_ptr()
-    assert_bit_identical(result, expected)
-
-
-def test_select_keeps_the_inputs_and_their_layouts_values() -> None:
-    b = make_images((3, 3, 4, 5)).contiguous(memory_format=torch.channels_last)
-    a = make_images((3, 3, 4, 5), seed=1)
-    before_a, before_b = a.clone(), b.clone()
-    mask = torch.rand(3, 4, 5, generator=gen(0)).unsqueeze(1) > 0.5
-    assert_bit_identical(_sampling.select(mask, a, b), torch.where(mask, a, b))
-    assert_bit_identical(_sampling.select(mask, 0.25, b), torch.where(mask, 0.25, b))
-    assert_bit_identical(a, before_a)
-    assert_bit_identical(b, before_b)
-
-
-def test_select_lets_gradients_through() -> None:
-    b = make_images((2, 3, 4, 4)).requires_grad_()
-    a = make_images((2, 3, 4, 4), seed=1).requires_grad_()
-    mask = torch.rand(2, 1, 4, 4, generator=gen(0)) > 0.5
-    _sampling.select(mask, a, b).sum().backward()
-    assert torch.equal(a.grad, mask.expand_as(a).float())
-    assert torch.equal(b.grad, (~mask).expand_as(b).float())
 
 
 def _same_seed_calls(case_name: str, images: torch.Tensor, labels: torch.Tensor, short: bool) -> object:

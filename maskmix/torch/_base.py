@@ -661,7 +661,7 @@ class MaskingTransform(MaskMixTransform):
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         mask = self.erased(params, *images.shape[-2:])
-        return _sampling.select(mask.unsqueeze(1), self.fill_for(images, params), images)
+        return torch.where(mask.unsqueeze(1), self.fill_for(images, params), images)
 
     def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
         """Masks are kept; with ``mask_fill`` set, it is written on the pixels erased in the images

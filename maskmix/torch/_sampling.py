@@ -10,7 +10,6 @@ compile with ``torch.compile(fullgraph=True)``. Where the draws come from: each 
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -246,58 +245,6 @@ def mask_and(a: Tensor, b: Tensor) -> Tensor:
     if torch.compiler.is_compiling():
         return a & b
     return (a.view(torch.uint8) * b.view(torch.uint8)).view(torch.bool)
-
-
-#: The integer dtype of each element size: what :func:`select` views the elements as.
-_BITS: dict[int, torch.dtype] = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-
-
-def _bits_of(value: float, dtype: torch.dtype) -> int:
-    """The bits of the Python number ``value`` cast to ``dtype`` (the cast ``torch.where`` makes)."""
-    # The sign is part of the key: 0.0 == -0.0 would share a cache entry.
-    return _cached_bits(value, math.copysign(1.0, value), dtype)
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_bits(value: float, sign: float, dtype: torch.dtype) -> int:
-    return int(torch.tensor(value, dtype=dtype).view(_BITS[dtype.itemsize]).item())
-
-
-def select(mask: Tensor, a: Tensor | float, b: Tensor, *, out: Tensor | None = None) -> Tensor:
-    """``torch.where(mask, a, b)``, bit for bit, for a boolean ``mask`` broadcastable to ``b``.
-
-    ``a`` is a Python number or a tensor; ``out`` (None, or ``a`` itself) writes the result over
-    ``a``, as ``torch.where(..., out=a)``. On a CPU in eager mode, when ``a`` is a number or a
-    tensor of ``b``'s shape and dtype, the elements are selected on their bits: integer ``&``,
-    ``|`` and ``^`` with an all-ones/all-zeros word per element. The boolean ``where`` kernel is
-    not vectorised on CPU while those are: about 3x faster at 8x3x32x32 and 5-20x at 224x224
-    (more for a tensor ``a``), with the same bits (NaN, -0.0 and infinities included).
-    Elsewhere it is ``torch.where``: one kernel on an accelerator, fused under ``torch.compile``,
-    and the op autograd differentiates when a gradient flows through the values.
-    """
-    tensor_a = isinstance(a, Tensor)
-    compiling = torch.compiler.is_compiling()
-    grad = torch.is_grad_enabled() and (b.requires_grad or (tensor_a and a.requires_grad))  # type: ignore[union-attr]
-    if (b.device.type != "cpu" or compiling or grad or b.dtype == torch.bool or b.is_complex()
-            or (tensor_a and (a.dtype != b.dtype or a.shape != b.shape))):  # type: ignore[union-attr]
-        # out= is only an allocation saved: not taken where autograd or a trace would refuse it.
-        if out is None or compiling or grad:
-            return torch.where(mask, a, b)
-        return torch.where(mask, a, b, out=out)  # type: ignore[arg-type]
-    bits = _BITS[b.dtype.itemsize]
-    b_bits = b.view(bits)
-    if not tensor_a:
-        keep = mask.to(bits).sub_(1)  # all ones where b is kept, zeros where a is taken
-        result = b_bits & keep
-        value = _bits_of(a, b.dtype)  # type: ignore[arg-type]
-        if value != 0:
-            result |= keep.bitwise_not_().bitwise_and_(value)
-        return result.view(b.dtype)
-    take = mask.to(bits).neg_()  # all ones where a is taken
-    # b ^ ((a ^ b) & take): a where taken, b elsewhere; written over `a` when asked to.
-    a_bits = a.view(bits)  # type: ignore[union-attr]
-    result = a_bits.bitwise_xor_(b_bits) if out is a else a_bits ^ b_bits
-    return result.bitwise_and_(take).bitwise_xor_(b_bits).view(b.dtype)
 
 
 def box_mask(top: Tensor, left: Tensor, h: Tensor, w: Tensor, height: int, width: int, *,

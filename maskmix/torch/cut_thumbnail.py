@@ -214,7 +214,7 @@ class RandomCutThumbnail(MixingTransform):
         pasted = thumbnails.gather(2, local_y.view(batch, 1, height, 1).expand(batch, channels, height, max_w))
         pasted = pasted.gather(3, local_x.view(batch, 1, 1, width).expand(batch, channels, height, width))
         box = _sampling.box_mask_of(params, height, width, within=selection(params))
-        return _sampling.select(box.unsqueeze(1), pasted, images, out=pasted)
+        return torch.where(box.unsqueeze(1), pasted, images)
 
     def thumbnails(self, images: Tensor, params: Mapping[str, Any], *, method: str | None = None) -> Tensor:
         """``(B, C, th_max, tw_max)`` thumbnails ``R_h @ X @ R_w^T`` in float32 (float64 for float64).

@@ -200,5 +200,4 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
             down_w, up_w = down_w[row], up_w[row]
         blurred = apply_resampling(work, down_h, up_h, down_w, up_w)
         mask = _sampling.box_mask_of(params, height, width, within=selection(params))
-        pasted = self.to_image_dtype(blurred, dtype)  # a fresh tensor: the result is written over it
-        return _sampling.select(mask.unsqueeze(1), pasted, images, out=pasted)
+        return torch.where(mask.unsqueeze(1), self.to_image_dtype(blurred, dtype), images)

@@ -141,9 +141,9 @@ class RandomCutMix(MixingTransform):
         if may_reuse_buffers(images):
             # The partner copy becomes the output: one batch-sized allocation instead of two.
             partner_images = images.index_select(0, params["partner"])
-            return _sampling.select(box.unsqueeze(1), partner_images, images, out=partner_images)
+            return torch.where(box.unsqueeze(1), partner_images, images, out=partner_images)
         # Indexing keeps the images' memory layout (index_select would not).
-        return _sampling.select(box.unsqueeze(1), images[params["partner"]], images)
+        return torch.where(box.unsqueeze(1), images[params["partner"]], images)
 
     def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
         # The same box and partner as the pixels: the partner's mask region is pasted.

@@ -290,7 +290,7 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
             # A patch that fills its image is not augmented (see make_params): no jitter either,
             # even when the whole batch is selected by construction and `mask` skips the selection.
             mask = _sampling.mask_and(mask, params["movable"].view(-1, 1, 1))
-            out = _sampling.select(mask.unsqueeze(1), self._jitter(out, mask, area, params), out)
+            out = torch.where(mask.unsqueeze(1), self._jitter(out, mask, area, params), out)
         return out
 
     def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:

@@ -11,7 +11,6 @@ from typing_extensions import Unpack
 
 from maskmix.params import RANDOM_MIXUP, given_arguments
 
-from . import _sampling
 from ._base import CommonOptions, all_selected, may_reuse_buffers
 from ._mixing import MixingDraw, MixingTransform, beta
 
@@ -90,7 +89,7 @@ class RandomMixup(MixingTransform):
             mixed = self.to_image_dtype(torch.lerp(x[params["partner"]], x, lam), images.dtype, within_range=True)
         if all_selected(params):
             return mixed
-        return _sampling.select(params["selected"].view(-1, 1, 1, 1), mixed, images, out=mixed)
+        return torch.where(params["selected"].view(-1, 1, 1, 1), mixed, images)
 
 
 def random_mixup(
