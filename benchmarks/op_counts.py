@@ -16,7 +16,12 @@ is worse: the host waits for the GPU to drain. Both are counted here with a
 Kernels are counted at two batch sizes (``--batch`` and ``--large-batch``): a per-image Python
 loop launches more kernels the larger the batch; a batched transform launches the same number.
 Next to the counts: the host time per call on the small CPU batch (``--batch``x3x32x32 float32,
-eager), where the pixel work is negligible and the figure is the fixed per-call overhead.
+eager), where the pixel work is small and the figure is mostly the fixed per-call overhead. The
+machine may be shared, so every transform (ours and the peers') is timed in the same rounds,
+one after the other in a rotating order, and each of ours is also reported as the median over
+rounds of its time divided by torchvision's ``RandomErasing`` and ``CutMix`` times of the same
+round, next to the issue's target for its family: masking at most 1x torchvision's
+``RandomErasing``, mixing at most 1x torchvision's ``CutMix``, pasting at most 2x ``RandomErasing``.
 
     python benchmarks/op_counts.py --markdown benchmarks/results/op_counts.md \\
         --output benchmarks/results/op_counts.json
@@ -41,6 +46,8 @@ import torch
 from _machine import TORCH_LIBRARIES, cpu_name, header_line, library_versions, write_results
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
+
+from maskmix import registry
 
 #: ATen ops that only make a new view or alias of a tensor: no kernel runs.
 VIEW_OPS = frozenset({
@@ -137,17 +144,40 @@ def count(fn: Callable[[], Any]) -> KernelCounter:
     return counter
 
 
-def host_time(fn: Callable[[], Any], repeats: int) -> float:
-    """Median seconds per call over ``repeats`` batches of 20 calls."""
-    for _ in range(20):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(20):
+def host_times(fns: dict[str, Callable[[], Any]], repeats: int, calls: int = 20) -> dict[str, list[float]]:
+    """Seconds per call of each of ``fns`` in each of ``repeats`` rounds of ``calls`` calls.
+
+    Every round times every function, in an order rotated by one each round, so that a change of
+    the machine's load hits all of them alike and per-round ratios compare like with like.
+    """
+    for fn in fns.values():
+        for _ in range(calls):
             fn()
-        samples.append((time.perf_counter() - start) / 20)
-    return statistics.median(samples)
+    names = list(fns)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(repeats):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn = fns[name]
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            samples[name].append((time.perf_counter() - start) / calls)
+    return samples
+
+
+#: The issue's host-time targets per family: (peer row, at most this multiple of its time).
+FAMILY_TARGETS = {
+    "masking": ("torchvision RandomErasing (one box per batch)", 1.0),
+    "mixing": ("torchvision CutMix (one box per batch)", 1.0),
+    "pasting": ("torchvision RandomErasing (one box per batch)", 2.0),
+}
+ERASING_PEER, CUTMIX_PEER = FAMILY_TARGETS["masking"][0], FAMILY_TARGETS["mixing"][0]
+
+
+def median_ratio(ours: list[float], peer: list[float]) -> float:
+    """Median over rounds of ``ours / peer`` (both timed in each round)."""
+    return statistics.median(a / b for a, b in zip(ours, peer, strict=True))
 
 
 def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], Any]]:
@@ -190,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=8, help="images per call (default 8)")
     parser.add_argument("--large-batch", type=int, default=64, help="second batch size counted (default 64)")
-    parser.add_argument("--repeats", type=int, default=15, help="timed batches of 20 calls (default 15)")
+    parser.add_argument("--repeats", type=int, default=31, help="timed rounds of 20 calls each (default 31)")
     parser.add_argument("--quick", action="store_true", help="3 timed batches (smoke run)")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--traffic-shape", default=None,
@@ -219,16 +249,17 @@ def main(argv: list[str] | None = None) -> int:
         for dtype in (torch.float32, torch.uint8)
     }
     rows = []
-    for name, (transform, mixes) in _cases.build("torch", {**_cases.cases("torch"),
-                                                             **_cases.SAMPLING_VARIANTS}).items():
+    timed: dict[str, Callable[[], Any]] = {}
+    rows_cases = {**_cases.cases("torch"), **_cases.SAMPLING_VARIANTS}
+    for name, (transform, mixes) in _cases.build("torch", rows_cases).items():
         counter = count(lambda t=transform, m=mixes: call(t, *small_meta, m))
         counter_large = count(lambda t=transform, m=mixes: call(t, *large_meta, m))
-        seconds = host_time(lambda t=transform, m=mixes: call(t, cpu_x, cpu_y, m), repeats)
+        timed[name] = lambda t=transform, m=mixes: call(t, cpu_x, cpu_y, m)
         moved = {str(dtype).removeprefix("torch."): traffic(lambda t=transform, m=mixes, b=b: call(t, *b, m), b[0])
                  for dtype, b in traffic_batches.items()}
         rows.append(dict(name=name, counted_on="meta", kernels=counter.kernels, host_reads=counter.host_reads,
                          kernels_large=counter_large.kernels, host_reads_large=counter_large.host_reads,
-                         host_us=seconds * 1e6, top_ops=dict(counter.ops.most_common(6)),
+                         family=registry.get(rows_cases[name][0]).family, top_ops=dict(counter.ops.most_common(6)),
                          traffic_clones={k: v[0] for k, v in moved.items()},
                          traffic_by_op={k: v[1] for k, v in moved.items()}))
     if not args.no_peers:
@@ -238,13 +269,25 @@ def main(argv: list[str] | None = None) -> int:
         for name, fn in peers(cpu_x, cpu_y).items():
             counter, counter_large = count(fn), count(large_peers[name])
             moved = traffic(traffic_peers[name], traffic_x)
+            timed[name] = fn
             rows.append(dict(name=name, counted_on="cpu", kernels=counter.kernels, host_reads=counter.host_reads,
                              kernels_large=counter_large.kernels, host_reads_large=counter_large.host_reads,
-                             host_us=host_time(fn, repeats) * 1e6, top_ops=dict(counter.ops.most_common(6)),
+                             top_ops=dict(counter.ops.most_common(6)),
                              traffic_clones={"float32": moved[0]}, traffic_by_op={"float32": moved[1]}))
+    samples = host_times(timed, repeats)
+    for row in rows:
+        row["host_us"] = statistics.median(samples[row["name"]]) * 1e6
+        for key, peer in (("x_erasing", ERASING_PEER), ("x_cutmix", CUTMIX_PEER)):
+            if peer in samples:
+                row[key] = median_ratio(samples[row["name"]], samples[peer])
+        if "family" in row and FAMILY_TARGETS[row["family"]][0] in samples:
+            peer, limit = FAMILY_TARGETS[row["family"]]
+            row["target"] = limit
+            row["met"] = row["x_erasing" if peer == ERASING_PEER else "x_cutmix"] <= limit
     for row in rows:
         print(f"{row['name']:<50} {row['counted_on']:>5} {row['kernels']:5d} / {row['kernels_large']:5d} kernels "
               f"{row['host_reads']:3d} / {row['host_reads_large']:3d} reads {row['host_us']:9.1f} us/call "
+              f"x{row.get('x_erasing', math.nan):5.2f} tv erasing x{row.get('x_cutmix', math.nan):5.2f} tv cutmix "
               f"traffic {row['traffic_clones']['float32']:5.2f}x clone", flush=True)
 
     result = {
@@ -262,22 +305,37 @@ def main(argv: list[str] | None = None) -> int:
              "Kernels: ATen ops other than views; host reads: values copied to the host (a GPU "
              "synchronisation each). maskmix is counted on the meta device (the accelerator code path), "
              f"peers on CPU tensors. Host time: median per call at B = {args.batch} on the CPU, 1 thread "
-             "(the fixed per-call overhead: the pixel work is tiny). Memory traffic: bytes every kernel of one "
+             f"(mostly the fixed per-call overhead: the pixel work is small), every row timed in each of {repeats} "
+             "rounds of 20 calls in a rotating order; × tv erasing / × tv CutMix: the median over rounds of the "
+             "row's time over torchvision's RandomErasing / CutMix time of the same round, and the issue's "
+             "target (masking ≤ 1× RandomErasing, mixing ≤ 1× CutMix, pasting ≤ 2× RandomErasing). "
+             "Memory traffic: bytes every kernel of one "
              f"call reads and writes on a {'x'.join(map(str, traffic_shape))} batch, in units of one clone() of "
              "it (what bounds an eager call's device time on a bandwidth-bound GPU, in × clone).", ""]
     if args.note:
         lines += [f"Note: {args.note}", ""]
     b, big = args.batch, args.large_batch
     lines += [f"| transform | kernels B={b} | kernels B={big} | host reads B={b} | host reads B={big} | "
-              f"host µs per call B={b} | traffic × clone float32 | traffic × clone uint8 |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+              f"host µs per call B={b} | × tv erasing | × tv CutMix | target | met | traffic × clone float32 | "
+              "traffic × clone uint8 |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|"]
+
+    def ratio(row: dict[str, Any], key: str) -> str:
+        return f"{row[key]:.2f}" if key in row else "–"
+
+    def target(row: dict[str, Any]) -> tuple[str, str]:
+        if "target" not in row:
+            return "–", "–"
+        peer = "RandomErasing" if FAMILY_TARGETS[row["family"]][0] == ERASING_PEER else "CutMix"
+        return f"≤ {row['target']:g}× {peer}", "yes" if row["met"] else "**no**"
 
     def clones(row: dict[str, Any], dtype: str) -> str:
         value = row["traffic_clones"].get(dtype)
         return "–" if value is None else f"{value:.2f}"
 
     lines += [f"| {r['name']} | {r['kernels']} | {r['kernels_large']} | {r['host_reads']} | "
-              f"{r['host_reads_large']} | {r['host_us']:.0f} | {clones(r, 'float32')} | {clones(r, 'uint8')} |"
+              f"{r['host_reads_large']} | {r['host_us']:.0f} | {ratio(r, 'x_erasing')} | {ratio(r, 'x_cutmix')} | "
+              f"{' | '.join(target(r))} | {clones(r, 'float32')} | {clones(r, 'uint8')} |"
               for r in rows]
     write_results(result, args.output, args.markdown, lines)
     return 0
