@@ -216,9 +216,39 @@ def random_rectangles(shape: Size, height: int, width: int, patch_area: tuple[fl
 def place_inside(h: Tensor, w: Tensor, height: int, width: int, *, device: torch.device,
                  generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
     """Uniform top-left corners such that an ``h x w`` rectangle lies fully inside the image."""
-    # Rows and columns drawn together: half the kernels of two draws.
-    corner = randint(0, torch.stack((height - h, width - w)), (2, *h.shape), device=device, generator=generator)
+    # Rows and columns drawn together: half the kernels of two draws (a square image needs one
+    # subtraction for both).
+    room = height - torch.stack((h, w)) if height == width else torch.stack((height - h, width - w))
+    corner = randint(0, room, (2, *h.shape), device=device, generator=generator)
     return corner[0], corner[1]
+
+
+def random_points(shape: Size, height: int, width: int, *, device: torch.device,
+                  generator: torch.Generator | None) -> Tensor:
+    """Int64 ``(2, *shape)`` pixel positions: rows uniform in ``[0, H)`` (``[0]``), columns in ``[0, W)``
+    (``[1]``); one draw for both on a square image."""
+    if height == width:
+        return torch.randint(0, height, (2, *shape), device=device, **drawing_from(generator))
+    return torch.stack((randint(0, height - 1, shape, device=device, generator=generator),
+                        randint(0, width - 1, shape, device=device, generator=generator)))
+
+
+def clip_to_image(positions: Tensor, height: int, width: int) -> Tensor:
+    """``(2, ...)`` row (``[0]``) and column (``[1]``) positions clamped to ``[0, H]`` and ``[0, W]``."""
+    if height == width:
+        return positions.clamp(0, height)
+    # The two limits built on the device (a tensor from a Python list would be a host copy).
+    limits = torch.full((2,) + (1,) * (positions.ndim - 1), height, dtype=positions.dtype, device=positions.device)
+    limits[1].fill_(width)
+    return torch.minimum(positions.clamp_min(0), limits)
+
+
+def boxes_from_ends(starts: Tensor, ends: Tensor, height: int, width: int) -> dict[str, Tensor]:
+    """The box parameters (``top``, ``left``, ``height``, ``width``) of the ``(2, ...)`` row/column
+    ``[starts, ends)`` ranges, clipped to the image."""
+    starts, ends = clip_to_image(starts, height, width), clip_to_image(ends, height, width)
+    sizes = ends - starts
+    return {"top": starts[0], "left": starts[1], "height": sizes[0], "width": sizes[1]}
 
 
 def random_boxes(shape: Size, height: int, width: int, patch_area: tuple[float, float],
