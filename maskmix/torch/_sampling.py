@@ -141,13 +141,18 @@ def rectangle_sizes(area_fraction: Tensor, aspect_ratio: Tensor, height: int, wi
     Sizes are rounded to the nearest pixel and at least 1; they are *not* clipped to the image
     (callers decide whether a rectangle that does not fit is redrawn, clamped or clipped).
     """
+    sides = rectangle_sides(area_fraction, aspect_ratio, height, width)
+    return sides[0], sides[1]
+
+
+def rectangle_sides(area_fraction: Tensor, aspect_ratio: Tensor, height: int, width: int) -> Tensor:
+    """:func:`rectangle_sizes` as one int64 ``(2, ...)`` tensor: heights ``[0]``, widths ``[1]``."""
     target = area_fraction * float(height * width)
     # Both sides rounded in one stacked pass: 8 kernels instead of 11, the same values.
     # The upper clamp keeps an extreme aspect ratio's inf side castable; it still exceeds H and W.
     sides = torch.stack((target * aspect_ratio, target / aspect_ratio)).sqrt_().round_()
     sides = sides.clamp_(1, height * width + 1)
-    sides = sides.to(torch.int64)
-    return sides[0], sides[1]
+    return sides.to(torch.int64)
 
 
 def first_fitting(h: Tensor, w: Tensor, height: int, width: int, *,
@@ -159,12 +164,22 @@ def first_fitting(h: Tensor, w: Tensor, height: int, width: int, *,
     whose ``fits`` is True); an image whose candidates all fail keeps its first candidate clamped
     to the image, so a patch is always produced.
     """
+    return first_fitting_sides(torch.stack((h, w)), height, width, fits=fits)
+
+
+def first_fitting_sides(sides: Tensor, height: int, width: int, *,
+                        fits: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """:func:`first_fitting` of the candidates ``sides`` (``(2, ..., attempts)``: heights, widths),
+    both sides picked by one gather."""
     if fits is None:
-        fits = (h <= height) & (w <= width)
+        # A square image compares both sides with one bound.
+        fits = (sides <= height).all(dim=0) if height == width else (sides[0] <= height) & (sides[1] <= width)
     index = fits.to(torch.uint8).argmax(dim=-1, keepdim=True)  # first True, or 0 if none
-    h = h.gather(-1, index).squeeze(-1).clamp_max(height)
-    w = w.gather(-1, index).squeeze(-1).clamp_max(width)
-    return h, w
+    chosen = sides.gather(-1, index.expand(2, *index.shape)).squeeze(-1)
+    if height == width:
+        chosen = chosen.clamp_max(height)
+        return chosen[0], chosen[1]
+    return chosen[0].clamp_max(height), chosen[1].clamp_max(width)
 
 
 class RectanglePatches:
@@ -209,8 +224,8 @@ def random_rectangles(shape: Size, height: int, width: int, patch_area: tuple[fl
     aspect = log_uniform(*patch_aspect_ratio, size, device=device, generator=generator)
     if area_divisor is not None:
         area = area / area_divisor.unsqueeze(-1)
-    h, w = rectangle_sizes(area, aspect, height, width)
-    return first_fitting(h, w, height, width, fits=None if fits is None else fits(h, w))
+    sides = rectangle_sides(area, aspect, height, width)
+    return first_fitting_sides(sides, height, width, fits=None if fits is None else fits(sides[0], sides[1]))
 
 
 def place_inside(h: Tensor, w: Tensor, height: int, width: int, *, device: torch.device,
@@ -378,9 +393,10 @@ def paper_rectangles(shape: Size, height: int, width: int, patch_area: tuple[flo
         aspect = log_uniform(*patch_aspect_ratio, size, device=device, generator=generator)
     if area_divisor is not None:
         area = area / area_divisor.unsqueeze(-1)
-    h, w = rectangle_sizes(area, aspect, height, width)
+    sides = rectangle_sides(area, aspect, height, width)
+    h, w = sides[0], sides[1]
     fits = (h < height) & (w < width) if strict else (h <= height) & (w <= width)
-    h, w = first_fitting(h, w, height, width, fits=fits)
+    h, w = first_fitting_sides(sides, height, width, fits=fits)
     return h, w, fits.any(dim=-1)
 def normal_side_boxes(shape: Size, height: int, width: int, side: tuple[float, float], *, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Tensor]:
