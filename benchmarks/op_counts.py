@@ -17,10 +17,10 @@ Kernels are counted at two batch sizes (``--batch`` and ``--large-batch``): a pe
 loop launches more kernels the larger the batch; a batched transform launches the same number.
 Next to the counts: the host time per call on the small CPU batch (``--batch``x3x32x32 float32,
 eager), where the pixel work is small and the figure is mostly the fixed per-call overhead. The
-machine may be shared, so every transform (ours and the peers') is timed in the same rounds,
-one after the other in a rotating order, and each of ours is also reported as the median over
-rounds of its time divided by torchvision's ``RandomErasing`` and ``CutMix`` times of the same
-round, next to the issue's target for its family: masking at most 1x torchvision's
+machine may be shared, so every transform (ours and the peers') is timed in the same rounds, in
+a rotating order, each block of calls right between blocks of torchvision's ``RandomErasing``
+and ``CutMix``; each of ours is reported with the median over rounds of its time divided by the
+peer's time next to it, beside the issue's target for its family: masking at most 1x torchvision's
 ``RandomErasing``, mixing at most 1x torchvision's ``CutMix``, pasting at most 2x ``RandomErasing``.
 
     python benchmarks/op_counts.py --markdown benchmarks/results/op_counts.md \\
@@ -144,26 +144,35 @@ def count(fn: Callable[[], Any]) -> KernelCounter:
     return counter
 
 
-def host_times(fns: dict[str, Callable[[], Any]], repeats: int, calls: int = 20) -> dict[str, list[float]]:
-    """Seconds per call of each of ``fns`` in each of ``repeats`` rounds of ``calls`` calls.
+def host_times(fns: dict[str, Callable[[], Any]], peers: tuple[str, ...], repeats: int,
+               calls: int = 10) -> tuple[dict[str, list[float]], dict[tuple[str, str], list[float]]]:
+    """Seconds per call of each of ``fns`` in each of ``repeats`` rounds, and per-round ratios.
 
-    Every round times every function, in an order rotated by one each round, so that a change of
-    the machine's load hits all of them alike and per-round ratios compare like with like.
+    A round times every function over ``calls`` calls, in an order rotated by one each round,
+    each one right between blocks of the ``peers`` (named in ``fns``): ``ratios[(name, peer)]``
+    holds the function's time over the peer's block timed next to it, so that on a shared
+    machine whose load changes from second to second each ratio compares like with like.
     """
-    for fn in fns.values():
+    def block(fn: Callable[[], Any]) -> float:
+        start = time.perf_counter()
         for _ in range(calls):
             fn()
+        return (time.perf_counter() - start) / calls
+
+    for fn in fns.values():
+        block(fn)
     names = list(fns)
     samples: dict[str, list[float]] = {name: [] for name in names}
+    ratios: dict[tuple[str, str], list[float]] = {(name, peer): [] for name in names for peer in peers}
     for round_ in range(repeats):
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
-            fn = fns[name]
-            start = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            samples[name].append((time.perf_counter() - start) / calls)
-    return samples
+            before = {peer: block(fns[peer]) for peer in peers}
+            seconds = block(fns[name])
+            samples[name].append(seconds)
+            for peer in peers:
+                ratios[(name, peer)].append(seconds / min(before[peer], block(fns[peer])))
+    return samples, ratios
 
 
 #: The issue's host-time targets per family: (peer row, at most this multiple of its time).
@@ -173,11 +182,6 @@ FAMILY_TARGETS = {
     "pasting": ("torchvision RandomErasing (one box per batch)", 2.0),
 }
 ERASING_PEER, CUTMIX_PEER = FAMILY_TARGETS["masking"][0], FAMILY_TARGETS["mixing"][0]
-
-
-def median_ratio(ours: list[float], peer: list[float]) -> float:
-    """Median over rounds of ``ours / peer`` (both timed in each round)."""
-    return statistics.median(a / b for a, b in zip(ours, peer, strict=True))
 
 
 def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], Any]]:
@@ -220,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=8, help="images per call (default 8)")
     parser.add_argument("--large-batch", type=int, default=64, help="second batch size counted (default 64)")
-    parser.add_argument("--repeats", type=int, default=31, help="timed rounds of 20 calls each (default 31)")
+    parser.add_argument("--repeats", type=int, default=31, help="timed rounds of 10 calls each (default 31)")
     parser.add_argument("--quick", action="store_true", help="3 timed batches (smoke run)")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--traffic-shape", default=None,
@@ -274,12 +278,14 @@ def main(argv: list[str] | None = None) -> int:
                              kernels_large=counter_large.kernels, host_reads_large=counter_large.host_reads,
                              top_ops=dict(counter.ops.most_common(6)),
                              traffic_clones={"float32": moved[0]}, traffic_by_op={"float32": moved[1]}))
-    samples = host_times(timed, repeats)
+    peers_timed = tuple(peer for peer in (ERASING_PEER, CUTMIX_PEER) if peer in timed)
+    samples, ratios = host_times(timed, peers_timed, repeats)
     for row in rows:
         row["host_us"] = statistics.median(samples[row["name"]]) * 1e6
+        row["host_us_min"] = min(samples[row["name"]]) * 1e6
         for key, peer in (("x_erasing", ERASING_PEER), ("x_cutmix", CUTMIX_PEER)):
-            if peer in samples:
-                row[key] = median_ratio(samples[row["name"]], samples[peer])
+            if peer in peers_timed:
+                row[key] = statistics.median(ratios[(row["name"], peer)])
         if "family" in row and FAMILY_TARGETS[row["family"]][0] in samples:
             peer, limit = FAMILY_TARGETS[row["family"]]
             row["target"] = limit
@@ -306,8 +312,9 @@ def main(argv: list[str] | None = None) -> int:
              "synchronisation each). maskmix is counted on the meta device (the accelerator code path), "
              f"peers on CPU tensors. Host time: median per call at B = {args.batch} on the CPU, 1 thread "
              f"(mostly the fixed per-call overhead: the pixel work is small), every row timed in each of {repeats} "
-             "rounds of 20 calls in a rotating order; × tv erasing / × tv CutMix: the median over rounds of the "
-             "row's time over torchvision's RandomErasing / CutMix time of the same round, and the issue's "
+             "rounds of 10 calls in a rotating order (median µs, and the minimum over rounds), each block right "
+             "between blocks of torchvision's RandomErasing and CutMix; × tv erasing / × tv CutMix: the median "
+             "over rounds of the row's time over the faster of the two peer blocks around it, and the issue's "
              "target (masking ≤ 1× RandomErasing, mixing ≤ 1× CutMix, pasting ≤ 2× RandomErasing). "
              "Memory traffic: bytes every kernel of one "
              f"call reads and writes on a {'x'.join(map(str, traffic_shape))} batch, in units of one clone() of "
@@ -316,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         lines += [f"Note: {args.note}", ""]
     b, big = args.batch, args.large_batch
     lines += [f"| transform | kernels B={b} | kernels B={big} | host reads B={b} | host reads B={big} | "
-              f"host µs per call B={b} | × tv erasing | × tv CutMix | target | met | traffic × clone float32 | "
-              "traffic × clone uint8 |",
+              f"host µs per call B={b} (median / min) | × tv erasing | × tv CutMix | target | met | "
+              "traffic × clone float32 | traffic × clone uint8 |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|"]
 
     def ratio(row: dict[str, Any], key: str) -> str:
@@ -334,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         return "–" if value is None else f"{value:.2f}"
 
     lines += [f"| {r['name']} | {r['kernels']} | {r['kernels_large']} | {r['host_reads']} | "
-              f"{r['host_reads_large']} | {r['host_us']:.0f} | {ratio(r, 'x_erasing')} | {ratio(r, 'x_cutmix')} | "
+              f"{r['host_reads_large']} | {r['host_us']:.0f} / {r['host_us_min']:.0f} | "
+              f"{ratio(r, 'x_erasing')} | {ratio(r, 'x_cutmix')} | "
               f"{' | '.join(target(r))} | {clones(r, 'float32')} | {clones(r, 'uint8')} |"
               for r in rows]
     write_results(result, args.output, args.markdown, lines)
