@@ -16,7 +16,12 @@ is worse: the host waits for the GPU to drain. Both are counted here with a
 Kernels are counted at two batch sizes (``--batch`` and ``--large-batch``): a per-image Python
 loop launches more kernels the larger the batch; a batched transform launches the same number.
 Next to the counts: the host time per call on the small CPU batch (``--batch``x3x32x32 float32,
-eager), where the pixel work is negligible and the figure is the fixed per-call overhead.
+eager), where the pixel work is small and the figure is mostly the fixed per-call overhead. The
+machine may be shared, so every transform (ours and the peers') is timed in the same rounds, in
+a rotating order, each block of calls right between blocks of torchvision's ``RandomErasing``
+and ``CutMix``; each of ours is reported with the median over rounds of its time divided by the
+peer's time next to it, beside the issue's target for its family: masking at most 1x torchvision's
+``RandomErasing``, mixing at most 1x torchvision's ``CutMix``, pasting at most 2x ``RandomErasing``.
 
     python benchmarks/op_counts.py --markdown benchmarks/results/op_counts.md \\
         --output benchmarks/results/op_counts.json
@@ -41,6 +46,8 @@ import torch
 from _machine import TORCH_LIBRARIES, cpu_name, header_line, library_versions, write_results
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
+
+from maskmix import registry
 
 #: ATen ops that only make a new view or alias of a tensor: no kernel runs.
 VIEW_OPS = frozenset({
@@ -137,17 +144,44 @@ def count(fn: Callable[[], Any]) -> KernelCounter:
     return counter
 
 
-def host_time(fn: Callable[[], Any], repeats: int) -> float:
-    """Median seconds per call over ``repeats`` batches of 20 calls."""
-    for _ in range(20):
-        fn()
-    samples = []
-    for _ in range(repeats):
+def host_times(fns: dict[str, Callable[[], Any]], peers: tuple[str, ...], repeats: int,
+               calls: int = 10) -> tuple[dict[str, list[float]], dict[tuple[str, str], list[float]]]:
+    """Seconds per call of each of ``fns`` in each of ``repeats`` rounds, and per-round ratios.
+
+    A round times every function over ``calls`` calls, in an order rotated by one each round,
+    each one right between blocks of the ``peers`` (named in ``fns``): ``ratios[(name, peer)]``
+    holds the function's time over the peer's block timed next to it, so that on a shared
+    machine whose load changes from second to second each ratio compares like with like.
+    """
+    def block(fn: Callable[[], Any]) -> float:
         start = time.perf_counter()
-        for _ in range(20):
+        for _ in range(calls):
             fn()
-        samples.append((time.perf_counter() - start) / 20)
-    return statistics.median(samples)
+        return (time.perf_counter() - start) / calls
+
+    for fn in fns.values():
+        block(fn)
+    names = list(fns)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    ratios: dict[tuple[str, str], list[float]] = {(name, peer): [] for name in names for peer in peers}
+    for round_ in range(repeats):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            before = {peer: block(fns[peer]) for peer in peers}
+            seconds = block(fns[name])
+            samples[name].append(seconds)
+            for peer in peers:
+                ratios[(name, peer)].append(seconds / min(before[peer], block(fns[peer])))
+    return samples, ratios
+
+
+#: The issue's host-time targets per family: (peer row, at most this multiple of its time).
+FAMILY_TARGETS = {
+    "masking": ("torchvision RandomErasing (one box per batch)", 1.0),
+    "mixing": ("torchvision CutMix (one box per batch)", 1.0),
+    "pasting": ("torchvision RandomErasing (one box per batch)", 2.0),
+}
+ERASING_PEER, CUTMIX_PEER = FAMILY_TARGETS["masking"][0], FAMILY_TARGETS["mixing"][0]
 
 
 def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], Any]]:
@@ -190,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=8, help="images per call (default 8)")
     parser.add_argument("--large-batch", type=int, default=64, help="second batch size counted (default 64)")
-    parser.add_argument("--repeats", type=int, default=15, help="timed batches of 20 calls (default 15)")
+    parser.add_argument("--repeats", type=int, default=31, help="timed rounds of 10 calls each (default 31)")
     parser.add_argument("--quick", action="store_true", help="3 timed batches (smoke run)")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--traffic-shape", default=None,
@@ -219,16 +253,17 @@ def main(argv: list[str] | None = None) -> int:
         for dtype in (torch.float32, torch.uint8)
     }
     rows = []
-    for name, (transform, mixes) in _cases.build("torch", {**_cases.cases("torch"),
-                                                             **_cases.SAMPLING_VARIANTS}).items():
+    timed: dict[str, Callable[[], Any]] = {}
+    rows_cases = {**_cases.cases("torch"), **_cases.SAMPLING_VARIANTS}
+    for name, (transform, mixes) in _cases.build("torch", rows_cases).items():
         counter = count(lambda t=transform, m=mixes: call(t, *small_meta, m))
         counter_large = count(lambda t=transform, m=mixes: call(t, *large_meta, m))
-        seconds = host_time(lambda t=transform, m=mixes: call(t, cpu_x, cpu_y, m), repeats)
+        timed[name] = lambda t=transform, m=mixes: call(t, cpu_x, cpu_y, m)
         moved = {str(dtype).removeprefix("torch."): traffic(lambda t=transform, m=mixes, b=b: call(t, *b, m), b[0])
                  for dtype, b in traffic_batches.items()}
         rows.append(dict(name=name, counted_on="meta", kernels=counter.kernels, host_reads=counter.host_reads,
                          kernels_large=counter_large.kernels, host_reads_large=counter_large.host_reads,
-                         host_us=seconds * 1e6, top_ops=dict(counter.ops.most_common(6)),
+                         family=registry.get(rows_cases[name][0]).family, top_ops=dict(counter.ops.most_common(6)),
                          traffic_clones={k: v[0] for k, v in moved.items()},
                          traffic_by_op={k: v[1] for k, v in moved.items()}))
     if not args.no_peers:
@@ -238,13 +273,27 @@ def main(argv: list[str] | None = None) -> int:
         for name, fn in peers(cpu_x, cpu_y).items():
             counter, counter_large = count(fn), count(large_peers[name])
             moved = traffic(traffic_peers[name], traffic_x)
+            timed[name] = fn
             rows.append(dict(name=name, counted_on="cpu", kernels=counter.kernels, host_reads=counter.host_reads,
                              kernels_large=counter_large.kernels, host_reads_large=counter_large.host_reads,
-                             host_us=host_time(fn, repeats) * 1e6, top_ops=dict(counter.ops.most_common(6)),
+                             top_ops=dict(counter.ops.most_common(6)),
                              traffic_clones={"float32": moved[0]}, traffic_by_op={"float32": moved[1]}))
+    peers_timed = tuple(peer for peer in (ERASING_PEER, CUTMIX_PEER) if peer in timed)
+    samples, ratios = host_times(timed, peers_timed, repeats)
+    for row in rows:
+        row["host_us"] = statistics.median(samples[row["name"]]) * 1e6
+        row["host_us_min"] = min(samples[row["name"]]) * 1e6
+        for key, peer in (("x_erasing", ERASING_PEER), ("x_cutmix", CUTMIX_PEER)):
+            if peer in peers_timed:
+                row[key] = statistics.median(ratios[(row["name"], peer)])
+        if "family" in row and FAMILY_TARGETS[row["family"]][0] in samples:
+            peer, limit = FAMILY_TARGETS[row["family"]]
+            row["target"] = limit
+            row["met"] = row["x_erasing" if peer == ERASING_PEER else "x_cutmix"] <= limit
     for row in rows:
         print(f"{row['name']:<50} {row['counted_on']:>5} {row['kernels']:5d} / {row['kernels_large']:5d} kernels "
               f"{row['host_reads']:3d} / {row['host_reads_large']:3d} reads {row['host_us']:9.1f} us/call "
+              f"x{row.get('x_erasing', math.nan):5.2f} tv erasing x{row.get('x_cutmix', math.nan):5.2f} tv cutmix "
               f"traffic {row['traffic_clones']['float32']:5.2f}x clone", flush=True)
 
     result = {
@@ -262,22 +311,39 @@ def main(argv: list[str] | None = None) -> int:
              "Kernels: ATen ops other than views; host reads: values copied to the host (a GPU "
              "synchronisation each). maskmix is counted on the meta device (the accelerator code path), "
              f"peers on CPU tensors. Host time: median per call at B = {args.batch} on the CPU, 1 thread "
-             "(the fixed per-call overhead: the pixel work is tiny). Memory traffic: bytes every kernel of one "
+             f"(mostly the fixed per-call overhead: the pixel work is small), every row timed in each of {repeats} "
+             "rounds of 10 calls in a rotating order (median µs, and the minimum over rounds), each block right "
+             "between blocks of torchvision's RandomErasing and CutMix; × tv erasing / × tv CutMix: the median "
+             "over rounds of the row's time over the faster of the two peer blocks around it, and the issue's "
+             "target (masking ≤ 1× RandomErasing, mixing ≤ 1× CutMix, pasting ≤ 2× RandomErasing). "
+             "Memory traffic: bytes every kernel of one "
              f"call reads and writes on a {'x'.join(map(str, traffic_shape))} batch, in units of one clone() of "
              "it (what bounds an eager call's device time on a bandwidth-bound GPU, in × clone).", ""]
     if args.note:
         lines += [f"Note: {args.note}", ""]
     b, big = args.batch, args.large_batch
     lines += [f"| transform | kernels B={b} | kernels B={big} | host reads B={b} | host reads B={big} | "
-              f"host µs per call B={b} | traffic × clone float32 | traffic × clone uint8 |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+              f"host µs per call B={b} (median / min) | × tv erasing | × tv CutMix | target | met | "
+              "traffic × clone float32 | traffic × clone uint8 |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|"]
+
+    def ratio(row: dict[str, Any], key: str) -> str:
+        return f"{row[key]:.2f}" if key in row else "–"
+
+    def target(row: dict[str, Any]) -> tuple[str, str]:
+        if "target" not in row:
+            return "–", "–"
+        peer = "RandomErasing" if FAMILY_TARGETS[row["family"]][0] == ERASING_PEER else "CutMix"
+        return f"≤ {row['target']:g}× {peer}", "yes" if row["met"] else "**no**"
 
     def clones(row: dict[str, Any], dtype: str) -> str:
         value = row["traffic_clones"].get(dtype)
         return "–" if value is None else f"{value:.2f}"
 
     lines += [f"| {r['name']} | {r['kernels']} | {r['kernels_large']} | {r['host_reads']} | "
-              f"{r['host_reads_large']} | {r['host_us']:.0f} | {clones(r, 'float32')} | {clones(r, 'uint8')} |"
+              f"{r['host_reads_large']} | {r['host_us']:.0f} / {r['host_us_min']:.0f} | "
+              f"{ratio(r, 'x_erasing')} | {ratio(r, 'x_cutmix')} | "
+              f"{' | '.join(target(r))} | {clones(r, 'float32')} | {clones(r, 'uint8')} |"
               for r in rows]
     write_results(result, args.output, args.markdown, lines)
     return 0

@@ -449,6 +449,14 @@ class MaskMixTransform(v2.Transform):
         the leading dims of the first image (``shape[:-3]``; 0-d for a single ``(C, H, W)``
         image) that is 1 where the image was augmented and 0 where it was passed through.
         """
+        if len(inputs) == 1 and type(inputs[0]) is Tensor:
+            # A plain tensor alone, the usual batch call: torchvision's forward would flatten it
+            # to [image], find that it is the image and transform it. The same steps without
+            # that plumbing, which costs more host time than the kernels of a small batch.
+            image = inputs[0]
+            params = self.make_params([image])
+            output = self.apply_batched(image, params)
+            return (output, self._labels_of(image, params)) if self.return_labels else output
         if not self.return_labels:
             return super().forward(*inputs)
         flat_inputs, spec = _compat.tree_flatten(inputs if len(inputs) > 1 else inputs[0])
@@ -461,19 +469,28 @@ class MaskMixTransform(v2.Transform):
             for inpt, needed in zip(flat_inputs, needs_transform, strict=True)
         ]
         output = _compat.tree_unflatten(flat_outputs, spec)
-        first = next(inpt for inpt in chosen if self._is_image(inpt))
+        return output, self._labels_of(next(inpt for inpt in chosen if self._is_image(inpt)), params)
+
+    def _labels_of(self, first: Tensor, params: Mapping[str, Any]) -> Tensor:
+        """The ``return_labels`` output for a call whose first image is ``first``."""
         frames = clip_length(first)
         labels = self.augmentation_labels(params)
         if frames > 1:
             labels = labels[::frames]  # one label per clip: its frames share the selection
-        return output, labels.reshape(first.shape[:-4] if frames > 1 else first.shape[:-3])
+        return labels.reshape(first.shape[:-4] if frames > 1 else first.shape[:-3])
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         if params and isinstance(inpt, (tv_tensors.Mask, *POINT_TARGETS)):
             return self.transform_dense_target(inpt, params)
         if not self._is_image(inpt) or not params:
             return inpt
-        image = inpt.as_subclass(Tensor) if isinstance(inpt, tv_tensors.TVTensor) else inpt
+        if isinstance(inpt, tv_tensors.TVTensor):
+            return tv_tensors.wrap(self.apply_batched(inpt.as_subclass(Tensor), params), like=inpt)
+        return self.apply_batched(inpt, params)
+
+    def apply_batched(self, image: Tensor, params: Mapping[str, Any]) -> Tensor:
+        """:meth:`apply` to the plain ``(..., C, H, W)`` tensor ``image``, seen as a ``(B, C, H, W)``
+        batch; the result has ``image``'s shape (and its channels_last layout)."""
         channels, height, width = image.shape[-3:]
         batch = image.reshape(-1, channels, height, width)
         out = self.apply(batch, params)
@@ -481,10 +498,7 @@ class MaskMixTransform(v2.Transform):
             # channels_last in, channels_last out (as torchvision and timm): the next layer would
             # otherwise pay a hidden conversion. A no-op where the strategy already kept the format.
             out = out.contiguous(memory_format=torch.channels_last)
-        out = out.reshape(image.shape)
-        if isinstance(inpt, tv_tensors.TVTensor):
-            return tv_tensors.wrap(out, like=inpt)
-        return out
+        return out.reshape(image.shape)
 
 
     def transform_dense_target(self, target: Any, params: Mapping[str, Any]) -> Any:

@@ -145,17 +145,20 @@ def _check_batch(owner: str, labels: Tensor, batch_size: int) -> None:
 def _check_indices(owner: str, labels: Tensor, num_classes: int) -> None:
     if labels.numel() == 0 or torch.compiler.is_compiling():
         return
+    message = f"{owner}: class indices must lie in [0, {num_classes})"
+    if labels.device.type == "cpu":
+        # The values are on the host already: two numbers read, one kernel (four compare all).
+        low, high = (int(v) for v in torch.aminmax(labels))
+        if low < 0 or high >= num_classes:
+            wide = labels.to(torch.int64)  # num_classes may lie beyond the labels' own dtype
+            bad = wide[(wide < 0) | (wide >= num_classes)][:5].tolist()
+            raise ValueError(f"{message}; got {bad}")
+        return
     inside = labels >= 0
     if num_classes <= torch.iinfo(labels.dtype).max:
         # Compared in the labels' dtype, a num_classes beyond its range would wrap around.
         inside = inside & (labels < num_classes)
-    message = f"{owner}: class indices must lie in [0, {num_classes})"
-    if labels.device.type == "cpu":
-        if not bool(inside.all()):
-            bad = labels[~inside][:5].tolist()
-            raise ValueError(f"{message}; got {bad}")
-    else:
-        _compat.assert_async(inside.all(), message)
+    _compat.assert_async(inside.all(), message)
 
 
 class MixingDraw(NamedTuple):
@@ -303,6 +306,15 @@ class MixingTransform(MaskMixTransform):
         )
 
     def _mix(self, inputs: tuple[Any, ...], num_classes: int | None, label_smoothing: float) -> Any:
+        if (len(inputs) == 2 and type(inputs[0]) is Tensor and type(inputs[1]) is Tensor
+                and not callable(self.labels_getter)):
+            # The usual call, `(images, labels)` as two plain tensors: the structure parsing and
+            # the search for dense targets below would find exactly these two and nothing else.
+            images, labels = inputs
+            params = self._mixing_params(images)
+            soft = self.soft_labels(labels, images, params["batch_shape"][0], num_classes=num_classes,
+                                    label_smoothing=label_smoothing)
+            return self.apply_batched(images, params), self._mixed_labels(soft, params)
         sample = inputs if len(inputs) > 1 else inputs[0]
         images, labels, rebuild = self._split(sample)
         video = images if isinstance(images, tv_tensors.Video) and images.ndim >= 5 else None
@@ -312,11 +324,8 @@ class MixingTransform(MaskMixTransform):
             # (one box, one lambda), which is the per-image rule with the frames as channels.
             clips, frames_channels = math.prod(video.shape[:-4]), math.prod(video.shape[-4:-2])
             images = video.as_subclass(Tensor).reshape(clips, frames_channels, *video.shape[-2:])
-        params = self.make_params([images])
+        params = self._mixing_params(images)
         batch_size = params["batch_shape"][0]
-        if batch_size < 2:
-            params["selected"] = torch.zeros_like(params["selected"])
-            params["all_selected"] = False
         soft = self.soft_labels(labels, images, batch_size, num_classes=num_classes, label_smoothing=label_smoothing)
         if video is not None:
             params["image_leading"] = tuple(video.shape[:-3])  # masks (B, T, ...) follow their clip
@@ -327,15 +336,29 @@ class MixingTransform(MaskMixTransform):
                       if isinstance(leaf, (tv_tensors.Mask, *POINT_TARGETS)) else leaf for leaf in leaves]
             rebuild = self._split(_compat.tree_unflatten(leaves, spec))[2]
         out = self.transform(images, params)
+        mixed = self._mixed_labels(soft, params)
+        if video is not None:
+            out = tv_tensors.wrap(out.reshape(video.shape), like=video)
+        return rebuild(out, mixed)
+
+    def _mixing_params(self, images: Tensor) -> dict[str, Any]:
+        """The call's parameters for the image batch ``images``; a batch of 0 or 1 image passes through."""
+        params = self.make_params([images])
+        if params["batch_shape"][0] < 2:
+            params["selected"] = torch.zeros_like(params["selected"])
+            params["all_selected"] = False
+        return params
+
+    @staticmethod
+    def _mixed_labels(soft: Tensor, params: Mapping[str, Any]) -> Tensor:
+        """Each selected row of ``soft`` mixed with its partner's row by ``partner_weight``."""
         # Not torch.lerp (one kernel fewer): Inductor computes lerp with other roundings than the
         # eager kernel, and this form gives compiled labels bit-identical to eager ones.
         weight = params["partner_weight"].to(soft.dtype).unsqueeze(1)
         mixed = soft * (1 - weight) + soft[params["partner"]] * weight
         if (selected := selection(params)) is not None:
             mixed = torch.where(selected.unsqueeze(1), mixed, soft)
-        if video is not None:
-            out = tv_tensors.wrap(out.reshape(video.shape), like=video)
-        return rebuild(out, mixed)
+        return mixed
 
     def _split(self, sample: Any) -> tuple[Tensor, Tensor, Any]:
         name = type(self).__name__

@@ -181,13 +181,18 @@ def rectangle_sizes(area_fraction: Tensor, aspect_ratio: Tensor, height: int, wi
     Sizes are rounded to the nearest pixel and at least 1; they are *not* clipped to the image
     (callers decide whether a rectangle that does not fit is redrawn, clamped or clipped).
     """
+    sides = rectangle_sides(area_fraction, aspect_ratio, height, width)
+    return sides[0], sides[1]
+
+
+def rectangle_sides(area_fraction: Tensor, aspect_ratio: Tensor, height: int, width: int) -> Tensor:
+    """:func:`rectangle_sizes` as one int64 ``(2, ...)`` tensor: heights ``[0]``, widths ``[1]``."""
     target = area_fraction * float(height * width)
     # Both sides rounded in one stacked pass: 8 kernels instead of 11, the same values.
     # The upper clamp keeps an extreme aspect ratio's inf side castable; it still exceeds H and W.
     sides = torch.stack((target * aspect_ratio, target / aspect_ratio)).sqrt_().round_()
     sides = sides.clamp_(1, height * width + 1)
-    sides = sides.to(torch.int64)
-    return sides[0], sides[1]
+    return sides.to(torch.int64)
 
 
 def first_fitting(h: Tensor, w: Tensor, height: int, width: int, *,
@@ -199,12 +204,22 @@ def first_fitting(h: Tensor, w: Tensor, height: int, width: int, *,
     whose ``fits`` is True); an image whose candidates all fail keeps its first candidate clamped
     to the image, so a patch is always produced.
     """
+    return first_fitting_sides(torch.stack((h, w)), height, width, fits=fits)
+
+
+def first_fitting_sides(sides: Tensor, height: int, width: int, *,
+                        fits: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """:func:`first_fitting` of the candidates ``sides`` (``(2, ..., attempts)``: heights, widths),
+    both sides picked by one gather."""
     if fits is None:
-        fits = (h <= height) & (w <= width)
+        # A square image compares both sides with one bound.
+        fits = (sides <= height).all(dim=0) if height == width else (sides[0] <= height) & (sides[1] <= width)
     index = fits.to(torch.uint8).argmax(dim=-1, keepdim=True)  # first True, or 0 if none
-    h = h.gather(-1, index).squeeze(-1).clamp_max(height)
-    w = w.gather(-1, index).squeeze(-1).clamp_max(width)
-    return h, w
+    chosen = sides.gather(-1, index.expand(2, *index.shape)).squeeze(-1)
+    if height == width:
+        chosen = chosen.clamp_max(height)
+        return chosen[0], chosen[1]
+    return chosen[0].clamp_max(height), chosen[1].clamp_max(width)
 
 
 class RectanglePatches:
@@ -249,16 +264,46 @@ def random_rectangles(shape: Size, height: int, width: int, patch_area: tuple[fl
     aspect = log_uniform(*patch_aspect_ratio, size, device=device, generator=generator)
     if area_divisor is not None:
         area = area / area_divisor.unsqueeze(-1)
-    h, w = rectangle_sizes(area, aspect, height, width)
-    return first_fitting(h, w, height, width, fits=None if fits is None else fits(h, w))
+    sides = rectangle_sides(area, aspect, height, width)
+    return first_fitting_sides(sides, height, width, fits=None if fits is None else fits(sides[0], sides[1]))
 
 
 def place_inside(h: Tensor, w: Tensor, height: int, width: int, *, device: torch.device,
                  generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
     """Uniform top-left corners such that an ``h x w`` rectangle lies fully inside the image."""
-    # Rows and columns drawn together: half the kernels of two draws.
-    corner = randint(0, torch.stack((height - h, width - w)), (2, *h.shape), device=device, generator=generator)
+    # Rows and columns drawn together: half the kernels of two draws (a square image needs one
+    # subtraction for both).
+    room = height - torch.stack((h, w)) if height == width else torch.stack((height - h, width - w))
+    corner = randint(0, room, (2, *h.shape), device=device, generator=generator)
     return corner[0], corner[1]
+
+
+def random_points(shape: Size, height: int, width: int, *, device: torch.device,
+                  generator: torch.Generator | None) -> Tensor:
+    """Int64 ``(2, *shape)`` pixel positions: rows uniform in ``[0, H)`` (``[0]``), columns in ``[0, W)``
+    (``[1]``); one draw for both on a square image."""
+    if height == width:
+        return torch.randint(0, height, (2, *shape), device=device, **drawing_from(generator))
+    return torch.stack((randint(0, height - 1, shape, device=device, generator=generator),
+                        randint(0, width - 1, shape, device=device, generator=generator)))
+
+
+def clip_to_image(positions: Tensor, height: int, width: int) -> Tensor:
+    """``(2, ...)`` row (``[0]``) and column (``[1]``) positions clamped to ``[0, H]`` and ``[0, W]``."""
+    if height == width:
+        return positions.clamp(0, height)
+    # The two limits built on the device (a tensor from a Python list would be a host copy).
+    limits = torch.full((2,) + (1,) * (positions.ndim - 1), height, dtype=positions.dtype, device=positions.device)
+    limits[1].fill_(width)
+    return torch.minimum(positions.clamp_min(0), limits)
+
+
+def boxes_from_ends(starts: Tensor, ends: Tensor, height: int, width: int) -> dict[str, Tensor]:
+    """The box parameters (``top``, ``left``, ``height``, ``width``) of the ``(2, ...)`` row/column
+    ``[starts, ends)`` ranges, clipped to the image."""
+    starts, ends = clip_to_image(starts, height, width), clip_to_image(ends, height, width)
+    sizes = ends - starts
+    return {"top": starts[0], "left": starts[1], "height": sizes[0], "width": sizes[1]}
 
 
 def random_boxes(shape: Size, height: int, width: int, patch_area: tuple[float, float],
@@ -388,9 +433,10 @@ def paper_rectangles(shape: Size, height: int, width: int, patch_area: tuple[flo
         aspect = log_uniform(*patch_aspect_ratio, size, device=device, generator=generator)
     if area_divisor is not None:
         area = area / area_divisor.unsqueeze(-1)
-    h, w = rectangle_sizes(area, aspect, height, width)
+    sides = rectangle_sides(area, aspect, height, width)
+    h, w = sides[0], sides[1]
     fits = (h < height) & (w < width) if strict else (h <= height) & (w <= width)
-    h, w = first_fitting(h, w, height, width, fits=fits)
+    h, w = first_fitting_sides(sides, height, width, fits=fits)
     return h, w, fits.any(dim=-1)
 def normal_side_boxes(shape: Size, height: int, width: int, side: tuple[float, float], *, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Tensor]:

@@ -114,17 +114,16 @@ class RandomCutMix(MixingTransform):
             truncate = self.box_rounding == "truncate"
             # Truncation is trunc(), as the official int(): the products are non-negative.
             to_pixels = torch.trunc if truncate else torch.round
-            cut_h = to_pixels(side * height).to(torch.int64)
-            cut_w = to_pixels(side * width).to(torch.int64)
-            center_y = _sampling.randint(0, height - 1, size, device=device, generator=generator)
-            center_x = _sampling.randint(0, width - 1, size, device=device, generator=generator)
-            y0, x0 = center_y - cut_h // 2, center_x - cut_w // 2
+            # Rows ([0]) and columns ([1]) computed together; a square image needs one product.
+            scaled = side * height if height == width else torch.stack((side * height, side * width))
+            cuts = to_pixels(scaled).to(torch.int64)
+            centres = _sampling.random_points(size, height, width, device=device, generator=generator)
+            half = cuts // 2
+            starts = centres - half
             # The official box ends at c + cut // 2: an odd cut loses a pixel.
-            y1 = center_y + cut_h // 2 if truncate else y0 + cut_h
-            x1 = center_x + cut_w // 2 if truncate else x0 + cut_w
-            top, left = y0.clamp(0, height), x0.clamp(0, width)
-            h = y1.clamp(0, height) - top
-            w = x1.clamp(0, width) - left
+            ends = centres + half if truncate else starts + cuts
+            box = _sampling.boxes_from_ends(starts, ends, height, width)
+            top, left, h, w = box["top"], box["left"], box["height"], box["width"]
         else:
             lo, hi = self.patch_area if self.patch_area is not None else (0.0, 1.0)
             area = lo + (hi - lo) * lam

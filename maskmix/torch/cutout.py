@@ -107,13 +107,10 @@ class RandomCutout(MaskingTransform):
             top, left = _sampling.place_inside(extent, extent, height, width, device=device, generator=generator)
             params = {"top": top, "left": left, "height": extent, "width": extent}
         else:
-            center_y = _sampling.randint(0, height - 1, shape, device=device, generator=generator)
-            center_x = _sampling.randint(0, width - 1, shape, device=device, generator=generator)
+            centres = _sampling.random_points(shape, height, width, device=device, generator=generator)
             # The square [c - side//2, c - side//2 + extent), clipped to the image.
-            y0, x0 = center_y - side // 2, center_x - side // 2
-            top, left = y0.clamp(0, height), x0.clamp(0, width)
-            bottom, right = (y0 + extent).clamp(0, height), (x0 + extent).clamp(0, width)
-            params = {"top": top, "left": left, "height": bottom - top, "width": right - left}
+            starts = centres - side // 2
+            params = _sampling.boxes_from_ends(starts, starts + extent, height, width)
         if max_count > 1:
             count = _sampling.randint(lo_count, max_count, (batch_size,), device=device, generator=generator)
             params["active"] = torch.arange(max_count, device=device) < count.unsqueeze(1)

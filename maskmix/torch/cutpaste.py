@@ -225,14 +225,17 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
         h, w = self.draw_rectangles((batch_size,), height, width, device=device, generator=generator)
         columns = width - w + 1
         positions = (height - h + 1) * columns
-        source = _sampling.randint(0, positions - 1, (batch_size,), device=device, generator=generator)
-        # Uniform over the other positions: draw among positions - 1 and skip the source's index.
-        other = _sampling.randint(0, positions - 2, (batch_size,), device=device, generator=generator)
+        # The source uniform over the positions; the destination uniform over the others: drawn
+        # among positions - 1 and skipping the source's index. Both in one draw.
+        draws = _sampling.randint(0, torch.stack((positions - 1, positions - 2)), (2, batch_size), device=device,
+                                  generator=generator)
+        source, other = draws[0], draws[1]
         other = other + (other >= source).to(torch.int64)
         movable = positions > 1
         destination = torch.where(movable, other, source)
-        src_top, src_left = _index_to_position(source, columns)
-        dst_top, dst_left = _index_to_position(destination, columns)
+        # Both corners from their indices in one pass.
+        tops, lefts = _index_to_position(torch.stack((source, destination)), columns)
+        src_top, dst_top, src_left, dst_left = tops[0], tops[1], lefts[0], lefts[1]
         params: dict[str, Any] = {
             "height": h,
             "width": w,

@@ -167,10 +167,17 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
     def sample_region(self, batch_size: int, height: int, width: int, *, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Tensor]:
         lo_count, max_count = self.patch_count
-        count = _sampling.randint(lo_count, max_count, (batch_size,), device=device, generator=generator)
-        # Every image draws `max_count` patches; those beyond its own count are disabled.
-        active = torch.arange(max_count, device=device) < count.unsqueeze(1)
-        shape, divisor = (batch_size, max_count), count.view(-1, 1)
+        shape = (batch_size, max_count)
+        divisor: Tensor | None = None
+        if max_count == 1:
+            # One patch per image, the whole area its own: nothing to draw, disable or divide.
+            count = torch.ones(batch_size, dtype=torch.int64, device=device)
+            active = torch.ones(shape, dtype=torch.bool, device=device)
+        else:
+            count = _sampling.randint(lo_count, max_count, (batch_size,), device=device, generator=generator)
+            # Every image draws `max_count` patches; those beyond its own count are disabled.
+            active = torch.arange(max_count, device=device) < count.unsqueeze(1)
+            divisor = count.view(-1, 1)
         if (self.aspect_law, self.fit, self.attempts) == ("log_uniform", "clamp", ATTEMPTS):
             boxes = self.draw_boxes(shape, height, width, area_divisor=divisor, device=device, generator=generator)
         else:
@@ -186,5 +193,7 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
         return {**boxes, "active": active, "count": count}
 
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
-        boxes = _sampling.box_mask_of(params, height, width, within=params["active"])
+        # One patch per image is always active, unless the official fit skipped it.
+        every_patch = self.patch_count[1] == 1 and self.fit != "skip"
+        boxes = _sampling.box_mask_of(params, height, width, within=None if every_patch else params["active"])
         return boxes[:, 0] if boxes.shape[1] == 1 else boxes.any(dim=1)

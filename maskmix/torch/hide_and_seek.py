@@ -121,13 +121,14 @@ class RandomHideAndSeek(MaskingTransform):
 
     @staticmethod
     def _cell_index(size: int, cells: Tensor) -> Tensor:
-        """``(B, size)`` index of the cell of each pixel, for boundaries ``floor(i * size / cells)``.
+        """``(..., size)`` index of the cell of each pixel, for boundaries ``floor(i * size / cells)``
+        (``cells`` shaped ``(...)``).
 
         Pixel ``p`` lies in cell ``i`` iff ``floor(i size / n) <= p < floor((i + 1) size / n)``,
         i.e. ``i = ceil((p + 1) n / size) - 1``, computed in exact integer arithmetic.
         """
-        positions = torch.arange(1, size + 1, device=cells.device).view(1, -1)
-        return (positions * cells.view(-1, 1) + size - 1) // size - 1
+        positions = torch.arange(1, size + 1, device=cells.device)
+        return (positions * cells.unsqueeze(-1) + size - 1) // size - 1
 
     @staticmethod
     def _pixel_cells(size: int, side: Tensor, cells: int) -> Tensor:
@@ -145,6 +146,9 @@ class RandomHideAndSeek(MaskingTransform):
         if "cell" in params:
             row_cell = self._pixel_cells(height, params["cell"], hidden.shape[1])
             col_cell = self._pixel_cells(width, params["cell"], hidden.shape[2])
+        elif height == width:
+            # Rows and columns of a square image in one (2, B, H) pass.
+            row_cell, col_cell = self._cell_index(height, torch.stack((rows, cols))).unbind(0)
         else:
             row_cell = self._cell_index(height, rows)
             col_cell = self._cell_index(width, cols)
