@@ -40,9 +40,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     workers and the fixture built on each (``--dist loadgroup`` would say this with marks, but
     it does not group with pytest 9.2, whose node ids no longer come from ``_nodeid``, which
     pytest-xdist 3.8 rewrites). Every worker sorts the same way (xdist checks that the
-    collections agree); a run without xdist keeps the files' order.
+    collections agree); any other run keeps the files' order.
     """
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
+    # Only for worksteal: xdist's default "load" mode hands out chunks of consecutive tests, and
+    # moving files to the head would give the first worker more than its share.
+    if not os.environ.get("PYTEST_XDIST_WORKER") or "worksteal" not in " ".join(config.invocation_params.args):
         return
     files = _module_fixture_files(items)
     position = {id(item): index for index, item in enumerate(items)}
