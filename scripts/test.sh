@@ -5,4 +5,4 @@ source "$(dirname "$0")/_env.sh"
 install_project dev
 .venv/bin/python -m ruff check maskmix tests examples benchmarks
 .venv/bin/python -m mypy maskmix  # [tool.mypy] in pyproject.toml; cache in .venv/.mypy_cache
-exec .venv/bin/python -m pytest -n auto "$@"
+exec .venv/bin/python -m pytest -n auto --dist worksteal "$@"
