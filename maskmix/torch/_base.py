@@ -146,9 +146,9 @@ class MaskMixTransform(v2.Transform):
     leading dims beyond one are flattened and restored. Each image of the flattened batch gets its
     own random parameters (with the default ``sampling="image"``), except in a
     ``tv_tensors.Video`` ``(..., T, C, H, W)``: a batch of clips (one clip when 4-D), where the
-    selection and every draw are per clip, shared by its ``T`` frames. A sample in which no image is found raises a ``TypeError``. The output has the input's
-    shape, dtype, device and tensor subclass; the input is never modified. Images that are not
-    selected are returned bit-identical.
+    selection and every draw are per clip, shared by its ``T`` frames. A sample in which no image
+    is found raises a ``TypeError``. The output has the input's shape, dtype, device and tensor
+    subclass; the input is never modified. Images that are not selected are returned bit-identical.
 
     Segmentation masks and boxes: a ``tv_tensors.Mask`` in the sample (found by type), shaped
     like the images' leading dims plus ``(H, W)`` or ``(K, H, W)`` and of an integer or bool dtype,
