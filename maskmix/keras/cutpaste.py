@@ -194,6 +194,7 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
     """
 
     spec = RANDOM_CUTPASTE
+    dense_targets = "move"
     color_jitter: float
     hue_jitter: float
     scar_prob: float
@@ -290,6 +291,19 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
         return labels
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        out, mask, box, area = self._paste(images, params)
+        if self.color_jitter > 0 or self.hue_jitter > 0:
+            out = self.ops.numpy.where(self.pixel_mask(mask), self._jitter(out, box, area, params), out)
+        return out
+
+    def move_masks(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
+        # The same move as the pixels (rectangles and scars), without the colour jitter: class
+        # indices move, never blend.
+        return self._paste(masks, params)[0]
+
+    def _paste(self, images: Tensor, params: Mapping[str, Any]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``images`` with each source patch copied to its destination, the ``(B, H, W)`` pasted
+        pixels (of selected images), the destination region and each region's pixel count."""
         ops = self.ops
         _, _, height, width = self.dims(images)
         box = _sampling.box_mask_of(ops, params, height, width)
@@ -308,10 +322,7 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
             scar_area = ops.numpy.maximum(ops.numpy.sum(ops.cast(scar, "int32"), axis=(1, 2)), 1)
             area = ops.numpy.where(params["is_scar"], scar_area, area)
         offsets = ops.numpy.where(mask, shift, ops.numpy.zeros_like(mask, dtype="int32"))
-        out = _patches.move_pixels(ops, images, offsets, channels_first=self.channels_first)
-        if self.color_jitter > 0 or self.hue_jitter > 0:
-            out = ops.numpy.where(self.pixel_mask(mask), self._jitter(out, box, area, params), out)
-        return out
+        return _patches.move_pixels(ops, images, offsets, channels_first=self.channels_first), mask, box, area
 
     def _jitter(self, patch: Tensor, box: Tensor, area: Tensor, params: Mapping[str, Any]) -> Tensor:
         """Brightness, contrast, saturation and hue jitter of the pixels of ``patch`` inside ``box``

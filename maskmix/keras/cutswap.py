@@ -187,6 +187,7 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
     """
 
     spec = RANDOM_CUTSWAP
+    dense_targets = "move"
     saliency_clusters: int
 
     def __init__(
@@ -367,3 +368,7 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
         zero = np_.zeros_like(box_a, dtype="int32")
         offsets = np_.where(box_a, shift + zero, np_.where(box_b, zero - shift, zero))
         return _patches.move_pixels(ops, images, offsets, channels_first=self.channels_first)
+
+    def move_masks(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
+        # The same swap as the pixels: the gather copies class indices as they are.
+        return self.apply(masks, params)

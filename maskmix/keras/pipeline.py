@@ -20,6 +20,7 @@ import keras
 from maskmix import geometry
 from maskmix import integration_options as options
 
+from ._base import MaskMixLayer
 from ._mixing import MixingLayer
 
 __all__ = ["MaskMixPipeline"]
@@ -175,6 +176,42 @@ class MaskMixPipeline:
         else:
             images, targets = self._select(outputs, [w for _, w in candidates])
         return images, targets, integer
+
+    def augment_dense(self, images: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+        """``(images, masks)`` of a batch whose target is its segmentation masks.
+
+        The masks (``(B, H, W, 1)``, channels-first ``(B, 1, H, W)``, any integer dtype) go through
+        every layer of ``augmentations`` and the chosen ``mix`` layer with the images, as Keras'
+        dict ``{"images", "segmentation_masks"}`` (see :meth:`maskmix.keras.MaskMixLayer.call_dict`):
+        kept where pixels stay, moved where they move; a layer that cannot move them (Mixup, a
+        layer that is not a maskmix layer) raises. ``label_smoothing`` applies to class labels
+        and is refused here.
+        """
+        owner = self.owner
+        if self.label_smoothing > 0:
+            raise ValueError(
+                f"{owner}: label_smoothing applies to class labels; the target of this batch is its "
+                "segmentation masks (set label_smoothing=0, or smooth in the loss)"
+            )
+        data: dict[str, Tensor] = {"images": images, "segmentation_masks": masks}
+        for layer in [*self.augmentations, *self.mix_layers]:
+            if not isinstance(layer, MaskMixLayer):
+                raise TypeError(
+                    f"{owner}: segmentation masks cannot follow {type(layer).__name__} ({layer.name}): only "
+                    "maskmix layers move them with the images; apply it to the images and masks in the "
+                    "dataset (Keras' image layers take the same dict) or remove it"
+                )
+        for layer in self.augmentations:
+            data = layer(data, training=True)
+        if not self.mix_layers:
+            return data["images"], data["segmentation_masks"]
+        weights = self.mix_weights or [1.0] * len(self.mix_layers)
+        candidates = [(layer, w) for layer, w in zip(self.mix_layers, weights, strict=True) if w > 0]
+        outputs = [layer(data, training=True) for layer, _ in candidates]
+        pairs = [(out["images"], out["segmentation_masks"]) for out in outputs]
+        if len(pairs) == 1:
+            return pairs[0]
+        return self._select(pairs, [w for _, w in candidates])
 
     def soft_targets(self, labels: Tensor, smoothing: float | None = None) -> tuple[Tensor, bool]:
         """``(soft targets (B, K), whether labels were class indices)``, smoothed by ``smoothing``
