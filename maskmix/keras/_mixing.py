@@ -79,10 +79,11 @@ class MixingLayer(MaskMixLayer):
     ``keras.utils.to_categorical(y).astype("int32")``) are read as float32 one-hot rows. The
     output labels are float32 (float64 when the input labels were float64); ``label_smoothing``
     is applied before mixing; each augmented row is ``(1 - f) * y_self + f * y_partner`` with
-    ``f`` the exact fraction of the image's pixels that now come from the partner. Rows of images that are not augmented are the
-    (smoothed) input rows. Batches of 0 or 1 images pass through (labels made soft). With
-    ``training=False`` the images are returned unchanged and the labels converted (and smoothed)
-    the same way, so that the output structure and dtypes do not depend on ``training``.
+    ``f`` the exact fraction of the image's pixels that now come from the partner. Rows of
+    images that are not augmented are the (smoothed) input rows. Batches of 0 or 1 images pass
+    through (labels made soft). With ``training=False`` the images are returned unchanged and
+    the labels converted (and smoothed) the same way, so that the output structure and dtypes
+    do not depend on ``training``.
 
     Class indices outside ``[0, num_classes)`` raise a ``ValueError`` when the labels are concrete
     CPU tensors (eager TensorFlow, JAX outside ``jit``, torch on CPU); inside a graph
