@@ -116,6 +116,19 @@ class MaskMixLayer(keras.layers.Layer):
     input is never modified. The layer works in eager mode, in ``tf.function`` (also with
     ``jit_compile=True``), inside ``tf.data.Dataset.map`` (any backend) with an unknown batch size,
     and on the TensorFlow, torch and JAX backends.
+
+    ``images`` may also be Keras' dict (``{"images", "segmentation_masks", "bounding_boxes",
+    "labels", ...}``, also as ``keras.Input``s): see :meth:`call_dict`. Masks follow the pixels
+    as the strategy's :attr:`dense_targets` and :meth:`move_masks` say.
+
+    Example:
+        >>> import numpy as np
+        >>> from maskmix.keras import RandomCutPaste
+        >>> batch = {"images": np.random.rand(2, 16, 16, 3).astype("float32"),
+        ...          "segmentation_masks": np.random.randint(0, 4, (2, 16, 16, 1))}
+        >>> out = RandomCutPaste(seed=0)(batch)  # the masks move with the pasted patch
+        >>> sorted(out), out["segmentation_masks"].shape == batch["segmentation_masks"].shape
+        (['images', 'segmentation_masks'], True)
     """
 
     spec: ClassVar[StrategySpec]

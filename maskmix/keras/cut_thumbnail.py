@@ -109,7 +109,10 @@ class RandomCutThumbnail(MixingLayer):
         ``(B,)`` integer or ``(B, K)`` float; returns ``(images, labels)`` with labels ``(B, K)``
         float32 (float64 if given). The parameters drawn by ``get_random_transformation`` are
         ``area``, ``top``, ``left``, ``height``, ``width`` (the box), ``partner_weight``,
-        ``image_pixels`` (``H * W``), ``selected`` and, when mixing, ``partner``. The batch size may be unknown when the
+        ``image_pixels`` (``H * W``), ``selected`` and, when mixing, ``partner``. A dict's
+        ``segmentation_masks`` (``(B, H, W, 1)``, any integer dtype) get the thumbnail of the
+        mask (its own, or the partner's) made with ``"nearest"`` whatever ``resize_method``:
+        each box pixel copies one mask pixel. ``bounding_boxes`` are refused. The batch size may be unknown when the
         layer is traced, the height and width may not (the resampling matrices are built for
         them): an unknown size raises a ``ValueError``.
 

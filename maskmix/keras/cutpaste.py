@@ -159,7 +159,8 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
             0 for an image passed through (see ``augmentation_ratio``) or whose patch fills it
             (one position only: nothing moves, e.g. ``1 x 1`` images; a scar counts as moved
             whenever the image has 2 pixels or more), 1 otherwise (2 for a scar with
-            ``three_way_labels``). Default False.
+            ``three_way_labels``). Default False. A dict call then returns ``(dict,
+            is_augmented)``: the dict's own ``labels`` are left as they are.
         **common: common options, ``seed``, ``data_format`` and layer arguments; see
             :class:`~maskmix.keras.MaskMixLayer`.
 
@@ -171,7 +172,9 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
         ``top``, ``left`` (the destination), ``movable`` and ``selected`` (plus ``brightness``,
         ``contrast``, ``saturation`` with jitter, ``hue`` with hue jitter, and with scars
         ``is_scar``, ``scar_length``, ``scar_width``, ``scar_top``, ``scar_left``, ``scar_angle``,
-        ``scar_cy``, ``scar_cx``).
+        ``scar_cy``, ``scar_cx``). A dict's ``segmentation_masks`` (``(B, H, W, 1)``, any integer
+        dtype) are moved as the pixels are, with the same per-image offsets (rectangles and
+        scars), without the colour jitter; ``bounding_boxes`` are refused.
 
     Reproducing the paper:
         ``RandomCutPaste.from_paper(setting)`` with ``setting`` one of ``"cutpaste"`` (the
