@@ -192,7 +192,7 @@ class MixingLayer(MaskMixLayer):
             return super().call(data, training=training)
         masks = None
         if isinstance(data, Mapping):
-            if find_key(data, 1, LABEL_KEYS, 1, containing=LABEL_SUBSTRING) is None:
+            if "images" in data and find_key(data, 1, LABEL_KEYS, 1, containing=LABEL_SUBSTRING) is None:
                 # Images (and their dense targets) without labels, as Keras' own CutMix takes them.
                 return self.call_dict(data, training=training)
             self.check_boxes(data)
@@ -219,7 +219,8 @@ class MixingLayer(MaskMixLayer):
         raise NotImplementedError(f"{type(self).__name__}: use compute_output_spec (inputs are a structure)")
 
     def compute_output_spec(self, data: Any, training: Any = None) -> Any:
-        no_labels = isinstance(data, Mapping) and find_key(data, 1, LABEL_KEYS, 1, containing=LABEL_SUBSTRING) is None
+        no_labels = (isinstance(data, Mapping) and "images" in data
+                     and find_key(data, 1, LABEL_KEYS, 1, containing=LABEL_SUBSTRING) is None)
         if not self.mixes or no_labels or _is_tensor_like(data):
             # Images alone, or a dict of images and dense targets: the shapes and dtypes come back.
             return super().compute_output_spec(data, training=training)
