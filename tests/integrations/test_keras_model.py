@@ -127,6 +127,23 @@ def test_fit_one_hot_labels_categorical_loss():
     assert model.evaluate(x, one_hot(y), verbose=0)[1] > 0.9
 
 
+def test_integer_one_hot_labels_are_one_hot_rows():
+    x, y = dataset(16)
+
+    def model():
+        return functional(activation="softmax", mix=RandomCutMix(seed=1))
+
+    _, metric_float, soft_float = model().augment_batch(x, one_hot(y))
+    net = model()
+    _, metric_int, soft_int = net.augment_batch(x, one_hot(y).astype("int32"))
+    np.testing.assert_array_equal(np.asarray(soft_int), np.asarray(soft_float))
+    assert np.asarray(metric_int).dtype == np.int32
+    np.testing.assert_array_equal(np.asarray(metric_int), np.asarray(metric_float).astype("int32"))
+    net.compile("adam", "categorical_crossentropy", metrics=[keras.metrics.CategoricalAccuracy(name="acc")])
+    history = net.fit(x, one_hot(y).astype("int32"), batch_size=8, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"]).all() and 0.0 <= history["acc"][0] <= 1.0
+
+
 def test_fit_from_tf_data_with_sample_weight_and_column_labels():
     import tensorflow as tf
 
