@@ -133,7 +133,8 @@ class MaskMixModel(keras.Model):
     :class:`maskmix.keras.MaskMixPipeline` (attribute ``maskmix_pipeline``).
 
     Labels given to ``fit``: class indices ``(B,)`` or ``(B, 1)`` of an integer dtype, or
-    one-hot/soft rows ``(B, K)`` of a float dtype. The model has a single image input and a
+    one-hot/soft rows ``(B, K)`` of a float dtype (integer one-hot rows, ``K > 1``, count as
+    one-hot rows: metrics get integer one-hot rows of the dominant class). The model has a single image input and a
     single output when ``mix`` or ``label_smoothing`` is used (augmentation alone works with
     any output structure). Sample weights apply to the rows of the mixed batch.
 
@@ -334,7 +335,7 @@ class MaskMixModel(keras.Model):
         ops = keras.ops
         y = ops.convert_to_tensor(y)
         dtype = keras.backend.standardize_dtype(y.dtype)
-        if dtype in _INT_DTYPES:
+        if dtype in _INT_DTYPES and (len(y.shape) != 2 or y.shape[-1] == 1):
             return ops.reshape(ops.cast(ops.argmax(soft, axis=-1), dtype), ops.shape(y))
         # One column of binary labels (a sigmoid output): the probability of class 1, rounded (ties,
         # 0.5, go to 1); an argmax over one column would always be class 0, whose one-hot row is 1.

@@ -78,7 +78,8 @@ class MaskMixPipeline:
     selected with ``where`` (no host synchronisation, XLA-friendly).
 
     Shapes: images ``(B, H, W, C)`` (or what the layers take); labels class indices ``(B,)`` or
-    ``(B, 1)`` of an integer dtype, or one-hot/soft rows ``(B, K)`` of a float dtype; targets are
+    ``(B, 1)`` of an integer dtype, or one-hot/soft rows ``(B, K)`` of a float dtype (integer
+    one-hot rows, ``K > 1``, are read as float rows); targets are
     float32 ``(B, K)`` (float64 stays float64).
 
     The random state is in Keras ``SeedGenerator``s (each layer's own, and :attr:`seed_generator`
@@ -220,6 +221,9 @@ class MaskMixPipeline:
         y = ops.convert_to_tensor(labels)
         dtype = keras.backend.standardize_dtype(y.dtype)
         shape = tuple(y.shape)
+        if dtype in _INT_DTYPES and len(shape) == 2 and shape[1] != 1:
+            # Integer one-hot rows (keras.utils.to_categorical(...).astype("int32")): float rows.
+            y, dtype = ops.cast(y, "float32"), "float32"
         if dtype in _INT_DTYPES:
             if len(shape) == 2 and shape[1] == 1:
                 y = ops.reshape(y, (-1,))
