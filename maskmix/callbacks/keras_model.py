@@ -133,7 +133,8 @@ class MaskMixModel(keras.Model):
     :class:`maskmix.keras.MaskMixPipeline` (attribute ``maskmix_pipeline``).
 
     Labels given to ``fit``: class indices ``(B,)`` or ``(B, 1)`` of an integer dtype, or
-    one-hot/soft rows ``(B, K)`` of a float dtype. The model has a single image input and a
+    one-hot/soft rows ``(B, K)`` of a float dtype (integer one-hot rows, ``K > 1``, count as
+    one-hot rows: metrics get integer one-hot rows of the dominant class). The model has a single image input and a
     single output when ``mix`` or ``label_smoothing`` is used (augmentation alone works with
     any output structure). Sample weights apply to the rows of the mixed batch.
 
@@ -266,8 +267,22 @@ class MaskMixModel(keras.Model):
             x: the images of the batch (one tensor).
             y: the labels (class indices ``(B,)``/``(B, 1)`` or float ``(B, K)``), or None.
         """
+        if isinstance(x, Mapping) and "segmentation_masks" in x:
+            # Keras' dict of images and masks (a dataset of such dicts): the masks are the target.
+            if y is not None or set(x) != {"images", "segmentation_masks"}:
+                raise ValueError(
+                    f"{_NAME}: a batch dict holding segmentation_masks must hold 'images' and "
+                    "'segmentation_masks' only, without labels y (the masks are the training target); "
+                    f"got keys {sorted(map(str, x))}{' and labels y' if y is not None else ''}"
+                )
+            images, masks = self.maskmix_pipeline.augment_dense(x["images"], x["segmentation_masks"])
+            return images, masks, None
         structure = x
         x = _only_tensor(x, TypeError, "augmentations and mix need a single image input; got inputs with {} tensors")
+        if self._is_mask_target(x, y):
+            # fit(images, masks): the masks follow the images through the layers and stay the target.
+            images, masks = self.maskmix_pipeline.augment_dense(x, y)
+            return self._repack(structure, images), masks, None
         if y is None or not self.uses_soft_targets:
             x, _, _ = self.maskmix_pipeline.augment(x)
             return self._repack(structure, x), y, None
@@ -279,6 +294,34 @@ class MaskMixModel(keras.Model):
         if self.metric_labels == "original":
             return self._repack(structure, x), y, soft
         return self._repack(structure, x), self._repack(y, self._labels_for_metrics(labels, soft)), soft
+
+    def _is_mask_target(self, x: Tensor, y: Any) -> bool:
+        """Whether the labels ``y`` are segmentation masks of the images ``x``: integer (or bool)
+        ``(B, H, W, 1)`` (channels-first ``(B, 1, H, W)``) with the images' height and width. Masks
+        without their channel axis, ``(B, H, W)``, are refused: they would not be recognised."""
+        if y is None or keras.tree.is_nested(y) or not (hasattr(y, "shape") and hasattr(y, "dtype")):
+            return False
+        dtype = keras.backend.standardize_dtype(y.dtype)
+        shape, image = tuple(y.shape), tuple(x.shape)
+        if (dtype != "bool" and dtype not in _INT_DTYPES) or len(image) != 4:
+            return False
+        first = self._channels_first()
+        size = image[2:4] if first else image[1:3]
+        if len(shape) == 3 and shape[1:3] == size:
+            raise ValueError(
+                f"{_NAME}: labels of shape {shape} look like segmentation masks of the images {image}; give "
+                "them a channel axis, (B, H, W, 1) (or (B, 1, H, W) channels-first), so that they follow the "
+                "augmented pixels"
+            )
+        if len(shape) != 4:
+            return False
+        return (shape[2:4] if first else shape[1:3]) == size and shape[1 if first else 3] == 1
+
+    def _channels_first(self) -> bool:
+        """The layout of the maskmix layers (the first one's), else Keras' image data format."""
+        layers = [*self.augmentations, *self.mix_layers]
+        formats = [layer.data_format for layer in layers if isinstance(getattr(layer, "data_format", None), str)]
+        return (formats[0] if formats else keras.config.image_data_format()) == "channels_first"
 
     @staticmethod
     def _repack(structure: Any, x: Tensor) -> Any:
@@ -292,7 +335,7 @@ class MaskMixModel(keras.Model):
         ops = keras.ops
         y = ops.convert_to_tensor(y)
         dtype = keras.backend.standardize_dtype(y.dtype)
-        if dtype in _INT_DTYPES:
+        if dtype in _INT_DTYPES and (len(y.shape) != 2 or y.shape[-1] == 1):
             return ops.reshape(ops.cast(ops.argmax(soft, axis=-1), dtype), ops.shape(y))
         # One column of binary labels (a sigmoid output): the probability of class 1, rounded (ties,
         # 0.5, go to 1); an argmax over one column would always be class 0, whose one-hot row is 1.

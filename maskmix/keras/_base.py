@@ -45,7 +45,7 @@ from maskmix import registry
 from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT
 from maskmix.registry import StrategySpec
 
-from . import _compat, _sampling
+from . import _compat, _sampling, _seeds
 
 __all__ = [
     "SUPPORTED_DTYPES",
@@ -127,6 +127,10 @@ class MaskMixLayer(keras.layers.Layer):
     ``tf.function`` (also with ``jit_compile=True``), inside ``tf.data.Dataset.map`` (any backend)
     with an unknown batch size, and on the TensorFlow, torch and JAX backends.
 
+    ``images`` may also be Keras' dict (``{"images", "segmentation_masks", "bounding_boxes",
+    "labels", ...}``, also as ``keras.Input``s): see :meth:`call_dict`. Masks follow the pixels
+    as the strategy's :attr:`dense_targets` and :meth:`move_masks` say.
+
     Example:
         >>> import numpy as np
         >>> from maskmix.keras import RandomErasing
@@ -134,6 +138,12 @@ class MaskMixLayer(keras.layers.Layer):
         >>> out = np.asarray(RandomErasing(sampling="batch", fill_method=0.0, seed=0)(images))
         >>> bool((out == out[0]).all())  # one rectangle for the whole batch
         True
+        >>> from maskmix.keras import RandomCutPaste
+        >>> batch = {"images": np.random.rand(2, 16, 16, 3).astype("float32"),
+        ...          "segmentation_masks": np.random.randint(0, 4, (2, 16, 16, 1))}
+        >>> out = RandomCutPaste(seed=0)(batch)  # the masks move with the pasted patch
+        >>> sorted(out), out["segmentation_masks"].shape == batch["segmentation_masks"].shape
+        (['images', 'segmentation_masks'], True)
     """
 
     spec: ClassVar[StrategySpec]
@@ -156,6 +166,13 @@ class MaskMixLayer(keras.layers.Layer):
     #: Set per instance by strategies whose spec has a ``return_labels`` parameter (CutPaste,
     #: CutSwap): the layer then returns ``(images, is_augmented)`` with int64 ``is_augmented``.
     return_labels: bool = False
+
+    #: What the strategy does with the dense targets of a dict input (the twin of the torch
+    #: transforms' attribute): ``"keep"``: pixels stay in place (erasing, CutBlur), so
+    #: ``bounding_boxes`` pass through and ``segmentation_masks`` go through :meth:`move_masks`
+    #: (unchanged by default); ``"move"``: pixels move within or between images, so masks follow
+    #: them through :meth:`move_masks` and boxes, which would not follow, are refused.
+    dense_targets: ClassVar[str] = "keep"
 
     # Set by the validated parameters (annotations for type checkers).
     augmentation_ratio: float
@@ -180,6 +197,9 @@ class MaskMixLayer(keras.layers.Layer):
         # Everything else is a strategy parameter: unknown names fail in `validate` with the same
         # message as the torch transform.
         validated = self.spec.validate(kwargs, owner=name)
+        # The functional forms (random_cutmix, ...) pass a stream of stateless seeds: no variable.
+        stateless = seed if isinstance(seed, _seeds.StatelessSeeds) else None
+        seed = None if stateless is not None else seed
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"{name}: seed must be an int or None; got {seed!r}")
         if data_format is not None and data_format not in ("channels_last", "channels_first"):
@@ -193,8 +213,11 @@ class MaskMixLayer(keras.layers.Layer):
             setattr(self, key, value)
         self.seed = seed
         self.data_format = data_format or keras.config.image_data_format()
-        self.generator = keras.random.SeedGenerator(seed)
         self.backend = _compat.DynamicBackend()
+        if stateless is None:
+            self.generator = keras.random.SeedGenerator(seed)
+        else:  # untracked: a layer's state is its variables, and the stream has none
+            object.__setattr__(self, "generator", stateless.bind(self.backend))
         self._allow_non_tensor_positional_args = True
         self.built = True
 
@@ -239,6 +262,22 @@ class MaskMixLayer(keras.layers.Layer):
         bit-identical (typically through one ``where``).
         """
         raise NotImplementedError
+
+    def move_masks(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
+        """Hook: the rank-4 segmentation ``masks`` (``(B, H, W, 1)``, channels-first ``(B, 1, H,
+        W)``, any integer dtype or bool) as the drawn ``params`` change their images' pixels.
+
+        Unselected images' masks must come back bit-identical. A strategy that moves pixels
+        (``dense_targets = "move"``) moves the mask pixels with the same indices as the image
+        pixels, copying values (never resampling them). By default the masks are kept by a
+        ``"keep"`` strategy and refused by the others (a mover must say how its masks move).
+        """
+        if self.dense_targets == "keep":
+            return masks
+        raise ValueError(
+            f"{type(self).__name__}: segmentation_masks are not supported by this layer yet; "
+            "remove the 'segmentation_masks' key"
+        )
 
     # ----------------------------------------------------------------------------------------
     # Helpers for strategies.
@@ -305,7 +344,7 @@ class MaskMixLayer(keras.layers.Layer):
     def seed_generator(self) -> keras.random.SeedGenerator:
         """The generator for the backend the layer currently computes with."""
         name = self.backend.name
-        if name == keras.backend.backend():
+        if name == keras.backend.backend() or isinstance(self.generator, _seeds.StatelessSeeds):
             return self.generator
         if not hasattr(self, "_backend_generators"):
             self._backend_generators: dict[str, Any] = {}
@@ -430,6 +469,8 @@ class MaskMixLayer(keras.layers.Layer):
         return self.ops.numpy.squeeze(out, 0) if single else out
 
     def call(self, images: Tensor, training: bool = True) -> Any:
+        if isinstance(images, Mapping):
+            return self.call_dict(images, training=training)
         batch, single = self.check_images(images)
         # The images as given: one rank-3 image is selected with probability `augmentation_ratio`.
         transformation = self.get_random_transformation(images, training=training)
@@ -438,12 +479,98 @@ class MaskMixLayer(keras.layers.Layer):
             out = self.ops.numpy.squeeze(out, 0)
         if not self.return_labels:
             return out
-        batch_size = self.ops.shape(batch)[0]
+        return out, self._augmentation_flags(batch, transformation, single)
+
+    def _augmentation_flags(self, batch: Tensor, transformation: Mapping[str, Any] | None, single: bool) -> Tensor:
+        """What ``return_labels=True`` returns next to the output: int64 ``(B,)`` (a scalar for one image)."""
         if transformation is None:
-            flags = self.ops.numpy.zeros((batch_size,), dtype="int64")
+            flags = self.ops.numpy.zeros((self.ops.shape(batch)[0],), dtype="int64")
         else:
             flags = self.augmentation_labels(transformation)
-        return out, (self.ops.numpy.squeeze(flags, 0) if single else flags)
+        return self.ops.numpy.squeeze(flags, 0) if single else flags
+
+    # ----------------------------------------------------------------------------------------
+    # Keras' dict input: images and their dense targets.
+    # ----------------------------------------------------------------------------------------
+
+    def call_dict(self, data: Mapping[str, Any], training: bool = True) -> Any:
+        """A dict as Keras' image preprocessing layers take it: ``images`` (rank 3 or 4),
+        optional ``segmentation_masks``, ``bounding_boxes``, ``labels`` and any other key.
+
+        The images are transformed as by a plain call (same draws for the same seed); the masks
+        go through :meth:`transform_masks` with the same parameters; boxes pass through when the
+        pixels stay in place (``dense_targets == "keep"``) and are refused otherwise; every other
+        key (``labels`` included: this layer does not mix labels) passes through unchanged. Returns a
+        new dict (the input is not modified), followed by ``is_augmented`` with
+        ``return_labels=True``: ``(dict, is_augmented)``.
+        """
+        name = type(self).__name__
+        if "images" not in data:
+            raise ValueError(f"{name}: a dict input must have an 'images' key; got keys {sorted(map(str, data))}")
+        self.check_boxes(data)
+        images = data["images"]
+        batch, single = self.check_images(images)
+        masks = data.get("segmentation_masks")
+        if masks is not None:
+            self.check_masks(masks, batch, single)
+        transformation = self.get_random_transformation(images, training=training)
+        out = dict(data)
+        if transformation is not None:
+            moved = self.transform_images(batch, transformation)
+            out["images"] = self.ops.numpy.squeeze(moved, 0) if single else moved
+            if masks is not None:
+                out["segmentation_masks"] = self.transform_masks(masks, transformation, single=single)
+        if not self.return_labels:
+            return out
+        return out, self._augmentation_flags(batch, transformation, single)
+
+    def check_boxes(self, data: Mapping[str, Any]) -> None:
+        """Refuse ``bounding_boxes`` when the strategy moves pixels (they would not follow)."""
+        if self.dense_targets != "keep" and data.get("bounding_boxes") is not None:
+            raise ValueError(
+                f"{type(self).__name__}: bounding_boxes cannot follow pixels moved within or between images; "
+                "remove the 'bounding_boxes' key (the masking layers and RandomCutBlur pass boxes through)"
+            )
+
+    def check_masks(self, masks: Any, batch: Tensor, single: bool) -> None:
+        """Validate ``segmentation_masks`` against the rank-4 ``batch`` of images (``single``: the
+        images were one rank-3 image): one channel, the images' batch size, height and width, an
+        integer or bool dtype."""
+        name = type(self).__name__
+        if not (hasattr(masks, "shape") and hasattr(masks, "dtype")):
+            raise TypeError(f"{name}: segmentation_masks must be a tensor or a NumPy array; got {type(masks).__name__}")
+        dtype = keras.backend.standardize_dtype(masks.dtype)
+        if dtype != "bool" and not dtype.startswith(("int", "uint")):
+            raise TypeError(
+                f"{name}: segmentation_masks must have an integer or bool dtype (class indices); got {dtype}"
+            )
+        shape = tuple(masks.shape)
+        images = tuple(batch.shape)
+        expected = images[:1] if not single else ()
+        expected += (1, *images[2:4]) if self.channels_first else (*images[1:3], 1)
+        fits = len(shape) == len(expected) and all(
+            got == want for got, want in zip(shape, expected, strict=True)
+            if isinstance(got, int) and isinstance(want, int))
+        if not fits:
+            layout = "(1, H, W)" if self.channels_first else "(H, W, 1)"
+            layout = layout if single else layout.replace("(", "(B, ")
+            given = images[1:] if single else images
+            raise ValueError(
+                f"{name}: segmentation_masks must be {layout} with the images' batch size, height and width "
+                f"(data_format={self.data_format!r}); got shape {shape} for images of shape {given}"
+            )
+
+    def transform_masks(self, masks: Tensor, transformation: Mapping[str, Any] | None, *,
+                        single: bool = False) -> Tensor:
+        """Segmentation masks (validated by :meth:`check_masks`) as the drawn ``transformation``
+        changes their images: :meth:`move_masks` on the rank-4 batch; unchanged when None."""
+        if transformation is None:
+            return masks
+        ops = self.ops
+        masks = ops.convert_to_tensor(masks)
+        batch = ops.numpy.expand_dims(masks, 0) if single else masks
+        out = self.move_masks(batch, transformation)
+        return ops.numpy.squeeze(out, 0) if single else out
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         if self.return_labels:
@@ -452,9 +579,14 @@ class MaskMixLayer(keras.layers.Layer):
         return input_shape
 
     def compute_output_spec(self, inputs: Any, training: Any = None) -> Any:
-        out = keras.KerasTensor(inputs.shape, dtype=inputs.dtype)
+        if isinstance(inputs, Mapping):
+            images = inputs["images"]
+            out: Any = _fresh_specs(inputs)
+        else:
+            images = inputs
+            out = keras.KerasTensor(inputs.shape, dtype=inputs.dtype)
         if self.return_labels:
-            shape = (inputs.shape[0],) if len(inputs.shape) == 4 else ()
+            shape = (images.shape[0],) if len(images.shape) == 4 else ()
             return out, keras.KerasTensor(shape, dtype="int64")
         return out
 
@@ -564,42 +696,21 @@ class MaskingLayer(MaskMixLayer):
         mask = self.erased(params, height, width)
         return self.ops.numpy.where(self.pixel_mask(mask), self.fill_for(images, params), images)
 
-    def call(self, data: Any, training: bool = True) -> Any:
-        if not isinstance(data, Mapping):
-            return super().call(data, training=training)
-        # A dict as Keras' image preprocessing layers take it: the images are erased, the
-        # segmentation masks get ``mask_fill`` on exactly the erased pixels (kept when None),
-        # bounding boxes, labels and any other key pass through unchanged.
-        name = type(self).__name__
-        if "images" not in data:
-            raise ValueError(f"{name}: a dict input must have an 'images' key; got keys {sorted(map(str, data))}")
-        images = data["images"]
-        batch, single = self.check_images(images)
-        transformation = self.get_random_transformation(images, training=training)
-        out = dict(data)
-        if transformation is None:
-            return out
-        erased_images = self.apply(batch, transformation)
-        out["images"] = self.ops.numpy.squeeze(erased_images, 0) if single else erased_images
-        masks = data.get("segmentation_masks")
-        if masks is not None and getattr(self, "mask_fill", None) is not None:
-            out["segmentation_masks"] = self._fill_masks(masks, batch, transformation, single)
-        return out
-
-    def _fill_masks(self, masks: Tensor, batch: Tensor, transformation: Mapping[str, Any], single: bool) -> Tensor:
+    def move_masks(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
+        # The erased object is still there: masks are kept, or marked with ``mask_fill`` (an ignore
+        # index) on exactly the erased pixels.
+        mask_fill = getattr(self, "mask_fill", None)
+        if mask_fill is None:
+            return masks
         ops = self.ops
-        name = type(self).__name__
-        expected = tuple(batch.shape[1:3]) if not self.channels_first else tuple(batch.shape[2:4])
-        mask_batch = ops.numpy.expand_dims(masks, 0) if single else masks
-        spatial = tuple(mask_batch.shape[2:4]) if self.channels_first else tuple(mask_batch.shape[1:3])
-        if len(mask_batch.shape) != 4 or spatial != expected:
-            layout = "(B, 1, H, W)" if self.channels_first else "(B, H, W, 1)"
-            raise ValueError(
-                f"{name}: segmentation_masks must be {layout} with the images' height and width "
-                f"{expected}; got shape {tuple(masks.shape)}"
-            )
-        _, _, height, width = self.dims(batch)
-        erased = self.pixel_mask(self.erased(transformation, height, width))
-        fill = ops.cast(self.mask_fill, keras.backend.standardize_dtype(masks.dtype))
-        out = ops.numpy.where(erased, fill, mask_batch)
-        return ops.numpy.squeeze(out, 0) if single else out
+        _, _, height, width = self.dims(masks)
+        erased = self.pixel_mask(self.erased(params, height, width))
+        return ops.numpy.where(erased, ops.cast(mask_fill, keras.backend.standardize_dtype(masks.dtype)), masks)
+
+
+def _fresh_specs(structure: Any) -> Any:
+    """New ``KerasTensor``s shaped like those of ``structure`` (a layer's outputs must be new
+    symbolic tensors, even for the items it passes through)."""
+    return keras.tree.map_structure(
+        lambda x: keras.KerasTensor(x.shape, dtype=x.dtype) if isinstance(x, keras.KerasTensor) else x, structure
+    )

@@ -11,17 +11,17 @@ as ``params["partner_weight"]`` and changes the pixels in ``apply``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict
 
 import keras
 
 from maskmix import geometry
-from maskmix._structure import split_images_labels
+from maskmix._structure import LABEL_KEYS, LABEL_SUBSTRING, find_key, split_images_labels
 
-from . import _compat, _sampling
-from ._base import MaskMixLayer
+from . import _compat, _sampling, _seeds
+from ._base import MaskMixLayer, _fresh_specs
 
-__all__ = ["MixingLayer", "box_fraction", "partners"]
+__all__ = ["FunctionOptions", "MixingLayer", "box_fraction", "mix_once", "partners"]
 
 Tensor = Any
 
@@ -77,16 +77,22 @@ class MixingLayer(MaskMixLayer):
     Call it as ``layer((images, labels))`` (a tuple or list whose first two items are images and
     labels; further items are returned untouched) or ``layer({"images": ..., "labels": ...})``
     (``"image"``/``"label"`` keys accepted too); the same structure comes back with the images
-    mixed and the labels replaced by soft labels ``(B, K)``.
+    mixed and the labels replaced by soft labels ``(B, K)``. Called on images alone it returns
+    the mixed images. A dict may also hold ``segmentation_masks`` (``(B, H, W, 1)``,
+    channels-first ``(B, 1, H, W)``, any integer dtype), moved with the pixels as the strategy
+    says (:meth:`~maskmix.keras.MaskMixLayer.move_masks`; Mixup refuses them), with or without
+    labels; ``bounding_boxes`` are refused (they cannot follow pixels moved between images).
 
     Labels are class indices ``(B,)`` of an integer dtype together with ``num_classes``, or
-    one-hot/soft labels ``(B, K)`` of a floating dtype. The output labels are float32 (float64
-    when the input labels were float64); ``label_smoothing`` is applied before mixing; each
-    augmented row is ``(1 - f) * y_self + f * y_partner`` with ``f`` the exact fraction of the
-    image's pixels that now come from the partner. Rows of images that are not augmented are the
-    (smoothed) input rows. Batches of 0 or 1 images pass through (labels made soft). With
-    ``training=False`` the images are returned unchanged and the labels converted (and smoothed)
-    the same way, so that the output structure and dtypes do not depend on ``training``.
+    one-hot/soft labels ``(B, K)`` of a floating dtype; integer ``(B, K)`` rows (e.g.
+    ``keras.utils.to_categorical(y).astype("int32")``) are read as float32 one-hot rows. The
+    output labels are float32 (float64 when the input labels were float64); ``label_smoothing``
+    is applied before mixing; each augmented row is ``(1 - f) * y_self + f * y_partner`` with
+    ``f`` the exact fraction of the image's pixels that now come from the partner. Rows of
+    images that are not augmented are the (smoothed) input rows. Batches of 0 or 1 images pass
+    through (labels made soft). With ``training=False`` the images are returned unchanged and
+    the labels converted (and smoothed) the same way, so that the output structure and dtypes
+    do not depend on ``training``.
 
     Class indices outside ``[0, num_classes)`` raise a ``ValueError`` when the labels are concrete
     CPU tensors (eager TensorFlow, JAX outside ``jit``, torch on CPU); inside a graph
@@ -111,6 +117,7 @@ class MixingLayer(MaskMixLayer):
     """
 
     needs_batch = True
+    dense_targets = "move"
     num_classes: int | None
     label_smoothing: float
     partner: str
@@ -224,17 +231,17 @@ class MixingLayer(MaskMixLayer):
     def call(self, data: Any, training: bool = True) -> Any:
         if not self.mixes:
             return super().call(data, training=training)
-        name = type(self).__name__
         masks = None
         if isinstance(data, Mapping):
-            if data.get("bounding_boxes") is not None:
-                raise ValueError(
-                    f"{name}: bounding_boxes cannot follow pixels moved between images; remove the "
-                    "'bounding_boxes' key (the masking layers pass boxes through)"
-                )
+            if "images" in data and find_key(data, 1, LABEL_KEYS, 1, containing=LABEL_SUBSTRING) is None:
+                # Images (and their dense targets) without labels, as Keras' own CutMix takes them.
+                return self.call_dict(data, training=training)
+            self.check_boxes(data)
             masks = data.get("segmentation_masks")
         images, labels, rebuild = self.split(data)
         images, _ = self.check_images(images)
+        if masks is not None:
+            self.check_masks(masks, images, False)
         batch_size = self.ops.shape(images)[0]
         transformation = self.get_random_transformation(images, training=training)
         out = self.transform_images(images, transformation, training=training)
@@ -244,27 +251,8 @@ class MixingLayer(MaskMixLayer):
         labels_out = self.transform_labels(labels, transformation, training=training, batch_size=batch_size)
         result = rebuild(out, labels_out)
         if masks is not None:
-            result["segmentation_masks"] = self.transform_masks(masks, transformation, batch_size)
+            result["segmentation_masks"] = self.transform_masks(masks, transformation)
         return result
-
-    def transform_masks(self, masks: Tensor, transformation: Mapping[str, Any] | None, batch_size: Any) -> Tensor:
-        """Segmentation masks ``(B, H, W, 1)`` (``(B, 1, H, W)`` channels-first) moved as the pixels
-        are. A strategy whose pixels carry their mask overrides :meth:`move_masks`; by default
-        masks are refused."""
-        name = type(self).__name__
-        if len(masks.shape) != 4 or masks.shape[1 if self.channels_first else 3] != 1:
-            layout = "(B, 1, H, W)" if self.channels_first else "(B, H, W, 1)"
-            raise ValueError(f"{name}: segmentation_masks must be {layout}; got shape {tuple(masks.shape)}")
-        if transformation is None:
-            return masks
-        return self.move_masks(masks, transformation)
-
-    def move_masks(self, masks: Tensor, transformation: Mapping[str, Any]) -> Tensor:
-        """Hook: ``masks`` moved with the pixels by the drawn ``transformation``."""
-        raise ValueError(
-            f"{type(self).__name__}: segmentation_masks are not supported by this layer yet; "
-            "remove the 'segmentation_masks' key"
-        )
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         if not self.mixes:
@@ -272,10 +260,13 @@ class MixingLayer(MaskMixLayer):
         raise NotImplementedError(f"{type(self).__name__}: use compute_output_spec (inputs are a structure)")
 
     def compute_output_spec(self, data: Any, training: Any = None) -> Any:
-        if not self.mixes:
+        no_labels = (isinstance(data, Mapping) and "images" in data
+                     and find_key(data, 1, LABEL_KEYS, 1, containing=LABEL_SUBSTRING) is None)
+        if not self.mixes or no_labels or _is_tensor_like(data):
+            # Images alone, or a dict of images and dense targets: the shapes and dtypes come back.
             return super().compute_output_spec(data, training=training)
         images, labels, rebuild = self.split(data)
-        if labels is None:
+        if labels is None:  # pragma: no cover - bare images returned above
             raise TypeError(f"{type(self).__name__}: expected (images, labels)")
         if len(labels.shape) == 2:
             classes = labels.shape[1]
@@ -284,7 +275,7 @@ class MixingLayer(MaskMixLayer):
         label_dtype = "float64" if keras.backend.standardize_dtype(labels.dtype) == "float64" else "float32"
         out_images = keras.KerasTensor(images.shape, dtype=images.dtype)
         out_labels = keras.KerasTensor((images.shape[0], classes), dtype=label_dtype)
-        return rebuild(out_images, out_labels)
+        return _fresh_specs(rebuild(out_images, out_labels))
 
     # ----------------------------------------------------------------------------------------
     # Labels.
@@ -297,6 +288,10 @@ class MixingLayer(MaskMixLayer):
         labels = ops.convert_to_tensor(labels)
         dtype = keras.backend.standardize_dtype(labels.dtype)
         rank = len(labels.shape)
+        if dtype in _INT_DTYPES and rank == 2:
+            # Integer one-hot rows (keras.utils.to_categorical(..., dtype="int32"), a one-hot cast
+            # to int): soft labels, as the torch transforms read them.
+            labels, dtype = ops.cast(labels, "float32"), "float32"
         if dtype in _INT_DTYPES:
             if rank != 1:
                 raise ValueError(
@@ -340,6 +335,24 @@ class MixingLayer(MaskMixLayer):
             raise ValueError(
                 f"{type(self).__name__}: class indices must lie in [0, {self.num_classes}); got {bad}"
             )
+
+
+class FunctionOptions(TypedDict, total=False):
+    """The common options the functional forms take (``seed`` is their own argument)."""
+
+    augmentation_ratio: float
+    bernoulli_mix: bool
+    pixels_range: tuple[float, float] | None
+    value_range: tuple[float, float] | None
+    data_format: str | None
+
+
+def mix_once(layer_class: type[MixingLayer], owner: str, images: Tensor, labels: Tensor, seed: Any,
+             **config: Any) -> tuple[Tensor, Tensor]:
+    """The functional forms (``random_cutmix``, ``random_mixup``): one call of a layer built with
+    stateless seeds (see :mod:`maskmix.keras._seeds`), so that no variable is created per call."""
+    layer = layer_class(seed=_seeds.stateless_seeds(owner, seed, images), **config)
+    return layer((images, labels))
 
 
 def _is_tensor_like(data: Any) -> bool:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["gather_pixels", "move_pixels", "resample", "resample_matrix"]
+__all__ = ["gather_pixels", "move_pixels", "nearest_source", "resample", "resample_matrix"]
 
 Ops = Any
 Tensor = Any
@@ -68,6 +68,18 @@ def move_pixels(ops: Ops, images: Tensor, offsets: Tensor, *, channels_first: bo
                          channels_first=channels_first)
 
 
+def nearest_source(ops: Ops, index: Tensor, in_size: Tensor | int, out_size: Tensor | int) -> Tensor:
+    """The input sample that output sample ``index`` copies when a length ``in_size`` is resized
+    to ``out_size`` with ``"nearest"`` (``mode="nearest-exact"``): ``min(floor((i + 0.5) n_in /
+    n_out), n_in - 1)``, the scale and product in float32 like ATen so that ties fall the same
+    way. Elementwise (broadcasting) over int32 tensors; the resampling matrices and the gathers
+    that move segmentation masks (Cut-Thumbnail) share it."""
+    np_ = ops.numpy
+    scale = ops.cast(in_size, "float32") / ops.cast(out_size, "float32")
+    source = ops.cast(np_.floor((ops.cast(index, "float32") + 0.5) * scale), "int32")
+    return np_.minimum(source, ops.cast(in_size, "int32") - 1)
+
+
 def resample_matrix(ops: Ops, in_size: Tensor | int, out_size: Tensor | int, in_max: int, out_max: int,
                     method: str, dtype: str) -> Tensor:
     """``(B, out_max, in_max)`` matrices resampling a length ``in_size[b]`` to ``out_size[b]``.
@@ -102,9 +114,7 @@ def resample_matrix(ops: Ops, in_size: Tensor | int, out_size: Tensor | int, in_
     valid = np_.logical_and(i < n_out, j < n_in)
     zero = np_.zeros((), dtype=dtype)
     if method == "nearest":
-        scale = ops.cast(n_in, "float32") / ops.cast(n_out, "float32")
-        source = ops.cast(np_.floor((ops.cast(i, "float32") + 0.5) * scale), "int32")
-        weights = ops.cast(j == np_.minimum(source, n_in - 1), dtype)
+        weights = ops.cast(j == nearest_source(ops, i, n_in, n_out), dtype)
     elif method == "nearest_legacy":
         # ATen's legacy nearest: floor(i * scale), the scale and product in float32.
         scale = ops.cast(n_in, "float32") / ops.cast(n_out, "float32")

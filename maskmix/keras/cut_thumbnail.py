@@ -111,7 +111,10 @@ class RandomCutThumbnail(MixingLayer):
         ``(B,)`` integer or ``(B, K)`` float; returns ``(images, labels)`` with labels ``(B, K)``
         float32 (float64 if given). The parameters drawn by ``get_random_transformation`` are
         ``area``, ``top``, ``left``, ``height``, ``width`` (the box), ``partner_weight``,
-        ``image_pixels`` (``H * W``), ``selected`` and, when mixing, ``partner``. The batch size may be unknown when the
+        ``image_pixels`` (``H * W``), ``selected`` and, when mixing, ``partner``. A dict's
+        ``segmentation_masks`` (``(B, H, W, 1)``, any integer dtype) get the thumbnail of the
+        mask (its own, or the partner's) made with ``"nearest"`` whatever ``resize_method``:
+        each box pixel copies one mask pixel. ``bounding_boxes`` are refused. The batch size may be unknown when the
         layer is traced, the height and width may not (the resampling matrices are built for
         them): an unknown size raises a ``ValueError``.
 
@@ -213,6 +216,28 @@ class RandomCutThumbnail(MixingLayer):
         box = _sampling.box_mask_of(ops, params, height, width)
         box = np_.logical_and(box, np_.reshape(params["selected"], (-1, 1, 1)))
         return np_.where(self.pixel_mask(box), pasted, images)
+
+    def move_masks(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
+        # Masks are resized with "nearest" whatever resize_method (a class index cannot be
+        # blended): each box pixel copies one pixel of the (partner's) mask, so one gather moves
+        # the values exactly, for any integer dtype.
+        ops = self.ops
+        np_ = ops.numpy
+        _, _, height, width = self.dims(masks)
+
+        def sources(size: int, start: Tensor, extent: Tensor) -> Tensor:
+            # (B, size): the source row (column) that each row (column) of the box reads.
+            local = np_.clip(np_.arange(size, dtype="int32") - np_.reshape(start, (-1, 1)), 0, size - 1)
+            return _patches.nearest_source(ops, local, size, np_.reshape(extent, (-1, 1)))
+
+        rows = sources(height, params["top"], params["height"])
+        cols = sources(width, params["left"], params["width"])
+        index = np_.expand_dims(rows * width, -1) + np_.expand_dims(cols, 1)
+        source = np_.take(masks, params["partner"], axis=0) if self.mix_images else masks
+        pasted = _patches.gather_pixels(ops, source, index, height, width, channels_first=self.channels_first)
+        box = _sampling.box_mask_of(ops, params, height, width)
+        box = np_.logical_and(box, np_.reshape(params["selected"], (-1, 1, 1)))
+        return np_.where(self.pixel_mask(box), pasted, masks)
 
     def thumbnails(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         """``(B, th_max, tw_max, C)`` (channels_first ``(B, C, th_max, tw_max)``) thumbnails.

@@ -147,6 +147,7 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixLayer):
 
     needs_static_size = True
     spec = RANDOM_CUTBLUR
+    dense_targets = "keep"  # pixels are blurred in place: masks kept, boxes passed through
     blur_factor: tuple[float, float]
     resize_method: str
     patch_side_normal: tuple[float, float] | None

@@ -11,7 +11,7 @@ from maskmix.params import RANDOM_CUTMIX, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions
-from ._mixing import MixingDraw, MixingLayer, box_fraction
+from ._mixing import FunctionOptions, MixingDraw, MixingLayer, box_fraction, mix_once
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -168,12 +168,21 @@ def random_cutmix(
     num_classes: int | None = None,
     label_smoothing: float = 0.0,
     partner: str = "other",
-    **common: Unpack[CommonOptions],
+    seed: int | tuple[Any, Any] | Any | None = None,
+    **common: Unpack[FunctionOptions],
 ) -> tuple[Any, Any]:
     """Functional form of :class:`RandomCutMix`: returns ``(mixed_images, soft_labels)``.
 
-    Each call builds a layer (and its seed generator); inside a compiled step (``tf.function``,
-    ``jit_compile``) build a :class:`RandomCutMix` once and call it instead.
+    Seeds are stateless, as for Keras' random ops (``keras.random.uniform(..., seed=7)``): the
+    same ``seed`` and inputs give the same output at every call, and no variable is created, so
+    the function runs inside ``tf.function`` (also ``jit_compile=True``), ``tf.data.Dataset.map``
+    and ``jax.jit``. ``seed`` is an int in ``[0, 2**31)``, or a pair of integers (a tuple, or a
+    ``(2,)`` integer tensor) to change from step to step, e.g. ``(7, step)`` or, in a dataset,
+    ``ds.enumerate().map(lambda i, b: random_cutmix(*b, num_classes=10, seed=(7, i)))``. ``None`` (default)
+    draws a fresh seed per call when called eagerly, and is an error inside a traced function
+    (where a seed drawn at trace time would repeat at every step). A
+    :class:`RandomCutMix` layer keeps its own ``SeedGenerator`` state instead: build it once to call it
+    from a training step.
 
     Example:
         >>> import numpy as np
@@ -182,14 +191,8 @@ def random_cutmix(
         >>> [float(v) for v in np.asarray(y).sum(axis=1)]
         [1.0, 1.0, 1.0, 1.0]
     """
-    layer = RandomCutMix(
-        alpha=alpha,
-        patch_area=patch_area,
-        patch_aspect_ratio=patch_aspect_ratio,
-        box_rounding=box_rounding,
-        num_classes=num_classes,
-        label_smoothing=label_smoothing,
-        partner=partner,
-        **common,
+    return mix_once(
+        RandomCutMix, "random_cutmix", images, labels, seed,
+        alpha=alpha, patch_area=patch_area, patch_aspect_ratio=patch_aspect_ratio, box_rounding=box_rounding,
+        num_classes=num_classes, label_smoothing=label_smoothing, partner=partner, **common,
     )
-    return layer((images, labels))

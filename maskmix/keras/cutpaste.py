@@ -159,7 +159,8 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
             0 for an image passed through (see ``augmentation_ratio``) or whose patch fills it
             (one position only: nothing moves, e.g. ``1 x 1`` images; a scar counts as moved
             whenever the image has 2 pixels or more), 1 otherwise (2 for a scar with
-            ``three_way_labels``). Default False.
+            ``three_way_labels``). Default False. A dict call then returns ``(dict,
+            is_augmented)``: the dict's own ``labels`` are left as they are.
         **common: common options, ``seed``, ``data_format`` and layer arguments; see
             :class:`~maskmix.keras.MaskMixLayer`.
 
@@ -171,7 +172,9 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
         ``top``, ``left`` (the destination), ``movable`` and ``selected`` (plus ``brightness``,
         ``contrast``, ``saturation`` with jitter, ``hue`` with hue jitter, and with scars
         ``is_scar``, ``scar_length``, ``scar_width``, ``scar_top``, ``scar_left``, ``scar_angle``,
-        ``scar_cy``, ``scar_cx``).
+        ``scar_cy``, ``scar_cx``). A dict's ``segmentation_masks`` (``(B, H, W, 1)``, any integer
+        dtype) are moved as the pixels are, with the same per-image offsets (rectangles and
+        scars), without the colour jitter; ``bounding_boxes`` are refused.
 
     Reproducing the paper:
         ``RandomCutPaste.from_paper(setting)`` with ``setting`` one of ``"cutpaste"`` (the
@@ -194,6 +197,7 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
     """
 
     spec = RANDOM_CUTPASTE
+    dense_targets = "move"
     color_jitter: float
     hue_jitter: float
     scar_prob: float
@@ -290,6 +294,19 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
         return labels
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
+        out, mask, box, area = self._paste(images, params)
+        if self.color_jitter > 0 or self.hue_jitter > 0:
+            out = self.ops.numpy.where(self.pixel_mask(mask), self._jitter(out, box, area, params), out)
+        return out
+
+    def move_masks(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
+        # The same move as the pixels (rectangles and scars), without the colour jitter: class
+        # indices move, never blend.
+        return self._paste(masks, params)[0]
+
+    def _paste(self, images: Tensor, params: Mapping[str, Any]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``images`` with each source patch copied to its destination, the ``(B, H, W)`` pasted
+        pixels (of selected images), the destination region and each region's pixel count."""
         ops = self.ops
         _, _, height, width = self.dims(images)
         box = _sampling.box_mask_of(ops, params, height, width)
@@ -308,10 +325,7 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
             scar_area = ops.numpy.maximum(ops.numpy.sum(ops.cast(scar, "int32"), axis=(1, 2)), 1)
             area = ops.numpy.where(params["is_scar"], scar_area, area)
         offsets = ops.numpy.where(mask, shift, ops.numpy.zeros_like(mask, dtype="int32"))
-        out = _patches.move_pixels(ops, images, offsets, channels_first=self.channels_first)
-        if self.color_jitter > 0 or self.hue_jitter > 0:
-            out = ops.numpy.where(self.pixel_mask(mask), self._jitter(out, box, area, params), out)
-        return out
+        return _patches.move_pixels(ops, images, offsets, channels_first=self.channels_first), mask, box, area
 
     def _jitter(self, patch: Tensor, box: Tensor, area: Tensor, params: Mapping[str, Any]) -> Tensor:
         """Brightness, contrast, saturation and hue jitter of the pixels of ``patch`` inside ``box``

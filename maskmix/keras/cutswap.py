@@ -156,7 +156,8 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
         saliency_clusters: number of clusters (an int >= 1) of the k-means of the saliency
             maps (step 4); unused without maps. Default 2.
         return_labels: call returns ``(output, is_augmented)``, with 1 where two patches were
-            swapped and 0 where the image passed through. Default False.
+            swapped and 0 where the image passed through (a dict call: ``(dict, is_augmented)``,
+            the dict's own ``labels`` left as they are). Default False.
         **common: the common options and layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
 
     Shapes:
@@ -164,6 +165,8 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
         swapped, in the input's shape and dtype; ``is_augmented`` is int64 ``(B,)`` (a scalar
         for one image; int32 on JAX without x64). ``get_random_transformation`` draws ``height``,
         ``width``, ``top_a``, ``left_a``, ``top_b``, ``left_b`` and ``selected``, all ``(B,)``.
+        A dict's ``segmentation_masks`` (``(B, H, W, 1)``, any integer dtype) are swapped with the
+        pixels; ``bounding_boxes`` are refused.
 
     Reproducing the paper:
         ``RandomCutSwap.from_paper("paper")``, called with each image's saliency map (the paper
@@ -187,6 +190,7 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
     """
 
     spec = RANDOM_CUTSWAP
+    dense_targets = "move"
     saliency_clusters: int
 
     def __init__(
@@ -367,3 +371,7 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
         zero = np_.zeros_like(box_a, dtype="int32")
         offsets = np_.where(box_a, shift + zero, np_.where(box_b, zero - shift, zero))
         return _patches.move_pixels(ops, images, offsets, channels_first=self.channels_first)
+
+    def move_masks(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
+        # The same swap as the pixels: the gather copies class indices as they are.
+        return self.apply(masks, params)

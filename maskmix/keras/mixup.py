@@ -11,7 +11,7 @@ from maskmix.params import RANDOM_MIXUP, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions
-from ._mixing import MixingDraw, MixingLayer
+from ._mixing import FunctionOptions, MixingDraw, MixingLayer, mix_once
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -58,6 +58,7 @@ class RandomMixup(MixingLayer):
     """
 
     spec = RANDOM_MIXUP
+    dense_targets = "refuse"
     alpha: float
 
     def __init__(
@@ -104,13 +105,30 @@ def random_mixup(
     num_classes: int | None = None,
     label_smoothing: float = 0.0,
     partner: str = "other",
-    **common: Unpack[CommonOptions],
+    seed: int | tuple[Any, Any] | Any | None = None,
+    **common: Unpack[FunctionOptions],
 ) -> tuple[Any, Any]:
     """Functional form of :class:`RandomMixup`: returns ``(mixed_images, soft_labels)``.
 
-    Each call builds a layer (and its seed generator); inside a compiled step build a
-    :class:`RandomMixup` once and call it instead.
+    Seeds are stateless, as for Keras' random ops (``keras.random.uniform(..., seed=7)``): the
+    same ``seed`` and inputs give the same output at every call, and no variable is created, so
+    the function runs inside ``tf.function`` (also ``jit_compile=True``), ``tf.data.Dataset.map``
+    and ``jax.jit``. ``seed`` is an int in ``[0, 2**31)``, or a pair of integers (a tuple, or a
+    ``(2,)`` integer tensor) to change from step to step, e.g. ``(7, step)`` or, in a dataset,
+    ``ds.enumerate().map(lambda i, b: random_mixup(*b, num_classes=10, seed=(7, i)))``. ``None`` (default)
+    draws a fresh seed per call when called eagerly, and is an error inside a traced function
+    (where a seed drawn at trace time would repeat at every step). A
+    :class:`RandomMixup` layer keeps its own ``SeedGenerator`` state instead: build it once to call it
+    from a training step.
+
+    Example:
+        >>> import numpy as np
+        >>> from maskmix.keras import random_mixup
+        >>> images = np.random.rand(4, 8, 8, 3).astype("float32")
+        >>> x1, y1 = random_mixup(images, np.arange(4), num_classes=4, seed=3)
+        >>> x2, y2 = random_mixup(images, np.arange(4), num_classes=4, seed=3)
+        >>> bool(np.array_equal(np.asarray(x1), np.asarray(x2)))
+        True
     """
-    layer = RandomMixup(alpha=alpha, num_classes=num_classes, label_smoothing=label_smoothing, partner=partner,
-                        **common)
-    return layer((images, labels))
+    return mix_once(RandomMixup, "random_mixup", images, labels, seed,
+                    alpha=alpha, num_classes=num_classes, label_smoothing=label_smoothing, partner=partner, **common)

@@ -20,6 +20,7 @@ import keras
 from maskmix import geometry
 from maskmix import integration_options as options
 
+from ._base import MaskMixLayer
 from ._mixing import MixingLayer
 
 __all__ = ["MaskMixPipeline"]
@@ -77,7 +78,8 @@ class MaskMixPipeline:
     selected with ``where`` (no host synchronisation, XLA-friendly).
 
     Shapes: images ``(B, H, W, C)`` (or what the layers take); labels class indices ``(B,)`` or
-    ``(B, 1)`` of an integer dtype, or one-hot/soft rows ``(B, K)`` of a float dtype; targets are
+    ``(B, 1)`` of an integer dtype, or one-hot/soft rows ``(B, K)`` of a float dtype (integer
+    one-hot rows, ``K > 1``, are read as float rows); targets are
     float32 ``(B, K)`` (float64 stays float64).
 
     The random state is in Keras ``SeedGenerator``s (each layer's own, and :attr:`seed_generator`
@@ -176,6 +178,42 @@ class MaskMixPipeline:
             images, targets = self._select(outputs, [w for _, w in candidates])
         return images, targets, integer
 
+    def augment_dense(self, images: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+        """``(images, masks)`` of a batch whose target is its segmentation masks.
+
+        The masks (``(B, H, W, 1)``, channels-first ``(B, 1, H, W)``, any integer dtype) go through
+        every layer of ``augmentations`` and the chosen ``mix`` layer with the images, as Keras'
+        dict ``{"images", "segmentation_masks"}`` (see :meth:`maskmix.keras.MaskMixLayer.call_dict`):
+        kept where pixels stay, moved where they move; a layer that cannot move them (Mixup, a
+        layer that is not a maskmix layer) raises. ``label_smoothing`` applies to class labels
+        and is refused here.
+        """
+        owner = self.owner
+        if self.label_smoothing > 0:
+            raise ValueError(
+                f"{owner}: label_smoothing applies to class labels; the target of this batch is its "
+                "segmentation masks (set label_smoothing=0, or smooth in the loss)"
+            )
+        data: dict[str, Tensor] = {"images": images, "segmentation_masks": masks}
+        for layer in [*self.augmentations, *self.mix_layers]:
+            if not isinstance(layer, MaskMixLayer):
+                raise TypeError(
+                    f"{owner}: segmentation masks cannot follow {type(layer).__name__} ({layer.name}): only "
+                    "maskmix layers move them with the images; apply it to the images and masks in the "
+                    "dataset (Keras' image layers take the same dict) or remove it"
+                )
+        for layer in self.augmentations:
+            data = layer(data, training=True)
+        if not self.mix_layers:
+            return data["images"], data["segmentation_masks"]
+        weights = self.mix_weights or [1.0] * len(self.mix_layers)
+        candidates = [(layer, w) for layer, w in zip(self.mix_layers, weights, strict=True) if w > 0]
+        outputs = [layer(data, training=True) for layer, _ in candidates]
+        pairs = [(out["images"], out["segmentation_masks"]) for out in outputs]
+        if len(pairs) == 1:
+            return pairs[0]
+        return self._select(pairs, [w for _, w in candidates])
+
     def soft_targets(self, labels: Tensor, smoothing: float | None = None) -> tuple[Tensor, bool]:
         """``(soft targets (B, K), whether labels were class indices)``, smoothed by ``smoothing``
         (default: ``label_smoothing``)."""
@@ -183,6 +221,9 @@ class MaskMixPipeline:
         y = ops.convert_to_tensor(labels)
         dtype = keras.backend.standardize_dtype(y.dtype)
         shape = tuple(y.shape)
+        if dtype in _INT_DTYPES and len(shape) == 2 and shape[1] != 1:
+            # Integer one-hot rows (keras.utils.to_categorical(...).astype("int32")): float rows.
+            y, dtype = ops.cast(y, "float32"), "float32"
         if dtype in _INT_DTYPES:
             if len(shape) == 2 and shape[1] == 1:
                 y = ops.reshape(y, (-1,))

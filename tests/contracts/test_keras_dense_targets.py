@@ -5,6 +5,11 @@ The masking layers take a dict as Keras' image preprocessing layers do: the imag
 ``labels``, ``bounding_boxes`` and any other key pass through unchanged. The erased pixels are read
 back from the images (the fill differs from every image value), so the mask check is independent
 of the layer's own mask computation.
+
+Every other layer takes the dict too, classified by what its class declares (``dense_targets``:
+``keep`` / ``move`` / ``refuse``), never by a hand list: the movers' images carry each pixel's id
+(distinct over the batch) and the masks are derived from the same ids, so masks follow the
+pixels exactly when every output mask value is still the id of the image pixel at its place.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see 
 
 # isort: split
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from registry_cases import NUM_CLASSES, example_cases
 
 from maskmix import registry
+from maskmix.keras import random_cutmix, random_mixup
 
 MASKING = registry.specs(framework="keras", family="masking")
 IGNORE = 255
@@ -118,14 +126,6 @@ def test_mixing_images_alone_are_mixed_and_returned_alone(spec):
     assert np.any(np.asarray(out) != images)
 
 
-@pytest.mark.parametrize("spec", MIXING, ids=lambda s: s.flag)
-def test_mixing_refuses_boxes(spec):
-    data = _batch()
-    del data["segmentation_masks"]
-    with pytest.raises(ValueError, match=f"{spec.name}: bounding_boxes cannot follow pixels"):
-        _mixing_layer(spec)(data)
-
-
 def test_cutmix_masks_follow_the_pasted_pixels():
     data = _batch()
     del data["bounding_boxes"]
@@ -168,3 +168,240 @@ def test_value_range_is_keras_name_for_pixels_range(spec):
     np.testing.assert_array_equal(np.asarray(clone(images)), out)
     with pytest.raises(ValueError, match=f"{spec.name}: value_range is Keras' name for pixels_range; give one"):
         _layer(spec, value_range=(0, 255), pixels_range=(0, 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Every layer: masks follow the pixels (or are kept), boxes pass or are refused.
+# --------------------------------------------------------------------------------------------
+
+CASES = example_cases("keras")
+NAMES = list(CASES)
+SHAPE = (4, 6, 8)  # B, H, W: 192 ids, exact in float32
+
+
+def build(name: str, **options: object) -> object:
+    """The case's layer with exact pixel moves (nearest thumbnails, no jitter, a fill that is no id)."""
+    case = CASES[name]
+    params = {p.name for p in case.spec.params}
+    exact = {"resize_method": "nearest", "color_jitter": 0.0, "fill_method": -1.0}
+    return case.build("keras", **{k: v for k, v in exact.items() if k in params}, seed=11, **options)
+
+
+def id_batch(channels_first: bool = False, shape: tuple[int, int, int] = SHAPE) -> dict[str, np.ndarray]:
+    """Images whose 3 channels hold each pixel's id; masks ``3 id + 1``; labels; an extra key."""
+    batch, height, width = shape
+    ids = np.arange(batch * height * width).reshape(batch, height, width, 1)
+    images, masks = np.repeat(ids, 3, axis=-1).astype("float32"), (3 * ids + 1).astype("int32")
+    if channels_first:
+        images, masks = images.transpose(0, 3, 1, 2), masks.transpose(0, 3, 1, 2)
+    return {"images": images, "segmentation_masks": masks, "labels": np.arange(batch) % NUM_CLASSES,
+            "extra": np.full((batch,), 7.0, "float32")}
+
+
+def outputs(layer: object, data: dict) -> dict:
+    out = layer(data)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def moves(layer: object) -> bool:
+    return layer.dense_targets == "move"
+
+
+@pytest.mark.parametrize("ratio", [1.0, 0.5])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("name", NAMES)
+def test_masks_follow_the_pixels_or_are_kept(name, data_format, ratio):
+    first = data_format == "channels_first"
+    layer = build(name, data_format=data_format, augmentation_ratio=ratio)
+    data = id_batch(first)
+    if layer.dense_targets == "refuse":
+        with pytest.raises(ValueError, match=f"{type(layer).__name__}: segmentation_masks cannot be mixed"):
+            layer(data)
+        return
+    out = outputs(layer, data)
+    axis = 1 if first else -1
+    images, masks = np.asarray(out["images"]), np.asarray(out["segmentation_masks"])
+    assert masks.dtype == np.int32 and masks.shape == data["segmentation_masks"].shape
+    changed = np.any(images != data["images"], axis=axis)
+    assert changed.any()
+    if ratio < 1:  # unselected images keep their pixels and their masks
+        assert (~changed.any(axis=(1, 2))).any()
+    masks, given = np.squeeze(masks, axis), np.squeeze(data["segmentation_masks"], axis)
+    if moves(layer):
+        # Every mask value is the id of the image pixel now at its place: moved with it, from the
+        # same source image (the partner's for the mixers), kept where the pixel stayed.
+        ids = np.take(images, 0, axis=axis).astype("int64")
+        np.testing.assert_array_equal(masks, 3 * ids + 1)
+    else:
+        np.testing.assert_array_equal(masks, given)
+    np.testing.assert_array_equal(np.asarray(out["extra"]), data["extra"])
+    if getattr(layer, "mixes", False):
+        assert np.asarray(out["labels"]).shape == (SHAPE[0], NUM_CLASSES)
+    else:
+        np.testing.assert_array_equal(np.asarray(out["labels"]), data["labels"])
+
+
+def test_cutpaste_scars_move_their_masks():
+    name = next(n for n in NAMES if "scar_prob" in CASES[n].spec.param_names)
+    layer = build(name, scar_prob=1.0, scar_length=(2, 5), scar_width=(1, 3), scar_rotation=45.0)
+    out = outputs(layer, id_batch())
+    ids = np.asarray(out["images"])[..., 0].astype("int64")
+    assert (ids != id_batch()["images"][..., 0]).any()
+    np.testing.assert_array_equal(np.asarray(out["segmentation_masks"])[..., 0], 3 * ids + 1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_boxes_pass_or_are_refused(name):
+    layer = build(name)
+    data = id_batch()
+    del data["segmentation_masks"]
+    data["bounding_boxes"] = {"boxes": np.ones((SHAPE[0], 2, 4), "float32"), "labels": np.ones((SHAPE[0], 2), "int32")}
+    if layer.dense_targets == "keep":
+        out = outputs(layer, data)
+        for key in ("boxes", "labels"):
+            np.testing.assert_array_equal(np.asarray(out["bounding_boxes"][key]), data["bounding_boxes"][key])
+    else:
+        with pytest.raises(ValueError, match=f"{type(layer).__name__}: bounding_boxes cannot follow pixels"):
+            layer(data)
+
+
+MOVERS = [name for name in NAMES if build(name).dense_targets == "move"]
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int64", "bool"])
+@pytest.mark.parametrize("name", MOVERS)
+def test_mask_dtypes_are_kept(name, dtype):
+    data = id_batch(shape=(2, 4, 6))  # 48 ids: they fit int8
+    ids = data["images"][..., :1].astype("int64")
+    data["segmentation_masks"] = (ids % 2 if dtype == "bool" else ids).astype(dtype)
+    out = outputs(build(name), data)
+    masks = np.asarray(out["segmentation_masks"])
+    assert masks.dtype == np.dtype(dtype)
+    moved = np.asarray(out["images"])[..., :1].astype("int64")
+    np.testing.assert_array_equal(masks, (moved % 2 if dtype == "bool" else moved).astype(dtype))
+
+
+@pytest.mark.parametrize("name", [name for name in NAMES if not build(name).needs_batch])
+def test_one_image_dict_and_training_false(name):
+    data = {key: value[0] for key, value in id_batch().items() if key in ("images", "segmentation_masks")}
+    layer = build(name)
+    out = outputs(layer, data)
+    assert np.asarray(out["segmentation_masks"]).shape == data["segmentation_masks"].shape
+    if moves(layer):
+        ids = np.asarray(out["images"])[..., 0].astype("int64")
+        np.testing.assert_array_equal(np.asarray(out["segmentation_masks"])[..., 0], 3 * ids + 1)
+    kept = layer(data, training=False)
+    for key in data:
+        np.testing.assert_array_equal(np.asarray(kept[key]), data[key])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_mask_shape_and_dtype_errors(name):
+    layer = build(name)
+    data = id_batch()
+    cls = type(layer).__name__
+    wrong = dict(data, segmentation_masks=data["segmentation_masks"][:, :4])
+    with pytest.raises(ValueError, match=rf"{cls}: segmentation_masks must be \(B, H, W, 1\) with the images' batch "
+                                         rf"size, height and width .*got shape \(4, 4, 8, 1\) for images of "
+                                         rf"shape \(4, 6, 8, 3\)"):
+        layer(wrong)
+    with pytest.raises(TypeError, match=f"{cls}: segmentation_masks must have an integer or bool dtype"):
+        layer(dict(data, segmentation_masks=data["segmentation_masks"].astype("float32")))
+    with pytest.raises(ValueError, match=f"{cls}: segmentation_masks must be"):
+        layer(dict(data, segmentation_masks=data["segmentation_masks"][..., 0]))
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if "return_labels" in CASES[n].spec.param_names])
+def test_return_labels_with_a_dict(name):
+    data = id_batch()
+    out, flags = build(name, return_labels=True, augmentation_ratio=0.5)(data)
+    changed = np.any(np.asarray(out["images"]) != data["images"], axis=(1, 2, 3))
+    np.testing.assert_array_equal(np.asarray(flags), changed.astype("int64"))
+    ids = np.asarray(out["images"])[..., 0].astype("int64")
+    np.testing.assert_array_equal(np.asarray(out["segmentation_masks"])[..., 0], 3 * ids + 1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_functional_dict_inputs(name):
+    # compute_output_spec: a dict of keras.Input through the layer builds a model, whose outputs
+    # have the structure, shapes and dtypes of the eager call's.
+    layer = build(name)
+    data = id_batch()
+    del data["labels"]
+    if getattr(layer, "mixes", False):
+        data["labels"] = np.eye(NUM_CLASSES, dtype="float32")[np.arange(SHAPE[0]) % NUM_CLASSES]
+    if layer.dense_targets == "refuse":
+        del data["segmentation_masks"]
+    inputs = {key: keras.Input(value.shape[1:], dtype=str(value.dtype), name=key) for key, value in data.items()}
+    symbolic = layer(inputs)
+    model = keras.Model(inputs, symbolic)
+    eager = layer(data)
+    run = model(data, training=True)
+    for tensor, spec, value in zip(keras.tree.flatten(run), keras.tree.flatten(symbolic), keras.tree.flatten(eager),
+                                   strict=True):
+        assert tuple(tensor.shape) == tuple(value.shape) and tensor.dtype == value.dtype
+        assert spec.shape[1:] == tuple(value.shape)[1:] and spec.dtype == keras.backend.standardize_dtype(value.dtype)
+    assert isinstance(symbolic, tuple) == isinstance(eager, tuple)
+
+
+# --------------------------------------------------------------------------------------------
+# Labels and the functional forms.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if CASES[n].mixes])
+def test_integer_one_hot_labels_are_soft_labels(name):
+    images = id_batch()["images"]
+    classes = np.arange(SHAPE[0]) % NUM_CLASSES
+    reference = build(name)((images, keras.utils.to_categorical(classes, NUM_CLASSES).astype("float32")))
+    for labels in (keras.utils.to_categorical(classes, NUM_CLASSES).astype("int32"),
+                   tf.cast(tf.one_hot(classes, NUM_CLASSES), "int64")):
+        out = build(name)((images, labels))
+        assert keras.backend.standardize_dtype(out[1].dtype) == "float32"
+        np.testing.assert_array_equal(np.asarray(out[1]), np.asarray(reference[1]))
+        np.testing.assert_array_equal(np.asarray(out[0]), np.asarray(reference[0]))
+
+
+FUNCTIONS = [random_cutmix, random_mixup]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.__name__)
+def test_functions_run_in_jit_compile_with_stateless_seeds(function):
+    data = id_batch()
+    images, labels = tf.constant(data["images"] / 192.0), tf.constant(data["labels"])
+    step = tf.function(lambda x, y, seed: function(x, y, num_classes=NUM_CLASSES, seed=seed), jit_compile=True)
+    first = step(images, labels, tf.constant([7, 0], "int64"))
+    again = step(images, labels, tf.constant([7, 0], "int64"))
+    other = step(images, labels, tf.constant([7, 1], "int64"))
+    np.testing.assert_array_equal(first[0].numpy(), again[0].numpy())
+    assert np.any(first[0].numpy() != other[0].numpy())
+    assert np.any(first[0].numpy() != images.numpy())
+    np.testing.assert_allclose(first[1].numpy().sum(axis=1), 1.0, rtol=1e-6)
+    assert step.experimental_get_tracing_count() == 1
+    # An int seed is stateless too: the same draws at every call, as keras.random's.
+    np.testing.assert_array_equal(np.asarray(function(images, labels, num_classes=NUM_CLASSES, seed=3)[0]),
+                                  np.asarray(function(images, labels, num_classes=NUM_CLASSES, seed=3)[0]))
+    with pytest.raises(ValueError, match=f"{function.__name__}: seed is required inside a traced function"):
+        tf.function(lambda x, y: function(x, y, num_classes=NUM_CLASSES))(images, labels)
+
+
+@pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.__name__)
+def test_functions_in_tf_data_map(function):
+    data = id_batch()
+    ds = tf.data.Dataset.from_tensor_slices((data["images"] / 192.0, data["labels"])).batch(2).enumerate()
+    ds = ds.map(lambda i, batch: function(*batch, num_classes=NUM_CLASSES, seed=(5, i)))
+    runs = [[(x.numpy(), y.numpy()) for x, y in ds] for _ in range(2)]
+    for (x, y), (x2, y2) in zip(*runs, strict=True):  # deterministic
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+        assert y.shape == (2, NUM_CLASSES) and np.allclose(y.sum(axis=1), 1.0)
+    batches = np.concatenate([x for x, _ in runs[0]])
+    assert np.any(batches != data["images"] / 192.0)
+
+
+def test_function_seed_errors():
+    images, labels = id_batch()["images"], np.arange(SHAPE[0]) % NUM_CLASSES
+    bad = ((True, TypeError), (-1, ValueError), ((1, 2, 3), ValueError), (np.zeros(2, "float32"), ValueError))
+    for seed, error in bad:
+        with pytest.raises(error, match=r"random_cutmix: .*seed"):
+            random_cutmix(images, labels, num_classes=NUM_CLASSES, seed=seed)

@@ -130,6 +130,23 @@ def test_fit_one_hot_labels_categorical_loss():
     assert model.evaluate(x, one_hot(y), verbose=0)[1] > 0.9
 
 
+def test_integer_one_hot_labels_are_one_hot_rows():
+    x, y = dataset(16)
+
+    def model():
+        return functional(activation="softmax", mix=RandomCutMix(seed=1))
+
+    _, metric_float, soft_float = model().augment_batch(x, one_hot(y))
+    net = model()
+    _, metric_int, soft_int = net.augment_batch(x, one_hot(y).astype("int32"))
+    np.testing.assert_array_equal(np.asarray(soft_int), np.asarray(soft_float))
+    assert np.asarray(metric_int).dtype == np.int32
+    np.testing.assert_array_equal(np.asarray(metric_int), np.asarray(metric_float).astype("int32"))
+    net.compile("adam", "categorical_crossentropy", metrics=[keras.metrics.CategoricalAccuracy(name="acc")])
+    history = net.fit(x, one_hot(y).astype("int32"), batch_size=8, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"]).all() and 0.0 <= history["acc"][0] <= 1.0
+
+
 def test_fit_from_tf_data_with_sample_weight_and_column_labels():
     import tensorflow as tf
 
@@ -641,6 +658,61 @@ def test_step_errors():
         model.augment_batch(x, np.zeros((16,), "float32"))
     with pytest.raises(TypeError, match="single label tensor"):
         model.augment_batch(x, [y, y])
+
+
+# --------------------------------------------------------------------------------------------
+# Segmentation masks as the target.
+# --------------------------------------------------------------------------------------------
+
+
+def mask_task(n: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Images holding each pixel's id (distinct over the data) and masks equal to those ids."""
+    ids = np.arange(n * 8 * 8).reshape(n, 8, 8, 1)
+    return ids.astype("float32"), ids.astype("int32")
+
+
+def mask_model(**options) -> MaskMixModel:
+    """The images themselves as prediction (a zero, frozen convolution added), and a loss that is 0
+    exactly when every mask value is the id of the image pixel at its place."""
+    inputs = keras.Input(SHAPE)
+    zero = keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer="zeros")(inputs)
+    model = MaskMixModel(inputs, keras.layers.Add()([inputs, zero]), **options)
+    model.compile(keras.optimizers.SGD(learning_rate=0.0),
+                  lambda masks, pred: keras.ops.mean(keras.ops.abs(keras.ops.cast(masks, "float32") - pred)))
+    return model
+
+
+def test_segmentation_masks_follow_the_pixels_through_fit():
+    from maskmix.keras import RandomCutSwap
+
+    x, masks = mask_task()
+    model = mask_model(augmentations=[RandomCutSwap(seed=1)], mix=RandomCutMix(seed=2))
+    images, targets, soft = model.augment_batch(x, masks)
+    assert soft is None and np.any(np.asarray(images) != x)
+    np.testing.assert_array_equal(np.asarray(targets), np.asarray(images).astype("int32"))
+    # fit(images, masks) and a tf.data dataset of Keras' dicts: the masks follow, the loss is 0.
+    history = model.fit(x, masks, batch_size=8, epochs=2, verbose=0)
+    assert history.history["loss"] == [0.0, 0.0]
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices({"images": x, "segmentation_masks": masks}).batch(8)
+    assert model.fit(ds, epochs=1, verbose=0).history["loss"] == [0.0]
+
+
+def test_segmentation_masks_refused_where_they_cannot_follow():
+    from maskmix.keras import RandomCutSwap
+
+    x, masks = mask_task(8)
+    with pytest.raises(ValueError, match=r"MaskMixModel: labels of shape \(8, 8, 8\) look like segmentation masks"):
+        mask_model(augmentations=[RandomCutSwap()]).fit(x, masks[..., 0], batch_size=8, verbose=0)
+    with pytest.raises(TypeError, match="MaskMixModel: segmentation masks cannot follow RandomFlip"):
+        mask_model(augmentations=[keras.layers.RandomFlip()]).fit(x, masks, batch_size=8, verbose=0)
+    with pytest.raises(ValueError, match="RandomMixup: segmentation_masks cannot be mixed"):
+        mask_model(mix=RandomMixup()).fit(x, masks, batch_size=8, verbose=0)
+    with pytest.raises(ValueError, match="MaskMixModel: label_smoothing applies to class labels"):
+        mask_model(augmentations=[RandomCutSwap()], label_smoothing=0.1).augment_batch(x, masks)
+    with pytest.raises(ValueError, match="MaskMixModel: a batch dict holding segmentation_masks must hold"):
+        mask_model().augment_batch({"images": x, "segmentation_masks": masks}, np.arange(8))
 
 
 # --------------------------------------------------------------------------------------------

@@ -291,7 +291,9 @@ def test_keras_beta_sampler_statistics(alpha):
          "RandomCutMix: labels have batch size 3 but the images have 4"),
         (np.array([0, 1, 7, -1]), {"num_classes": K}, ValueError,
          r"RandomCutMix: class indices must lie in \[0, 5\); got \[7, -1\]"),
-        (np.zeros((4, 1), "int32"), {"num_classes": K}, ValueError, r"class-index labels must have shape \(B,\)"),
+        # Integer (B, K) rows are one-hot rows (as on torch): a class-index shape error needs 3 dims.
+        (np.zeros((4, 1, 1), "int32"), {"num_classes": K}, ValueError, r"class-index labels must have shape \(B,\)"),
+        (np.zeros((4, 1), "int32"), {"num_classes": K}, ValueError, "labels have 1 classes but num_classes is 5"),
         (np.zeros((4,), "float32"), {}, ValueError, r"one-hot/soft labels must have shape \(B, K\)"),
         (np.zeros((4, 3), "float32"), {"num_classes": K}, ValueError, "labels have 3 classes but num_classes is 5"),
         (np.zeros((4,), bool), {"num_classes": K}, TypeError, "labels must be integer class indices"),
