@@ -740,8 +740,8 @@ RANDOM_MIXUP_OR_CUTMIX = register(StrategySpec(
     example={},
     draw_everything={"num_classes": 3, "mixup_alpha": 0.4, "cutmix_alpha": 0.5, "label_smoothing": 0.1},
     variants={
-        "mixup_or_cutmix": Variant({}, launches=None),
-        "mixup_or_cutmix_timm": Variant({"mixup_alpha": 0.8, "cutmix_minmax": (0.2, 0.8)}, launches=None),
+        "mixup_or_cutmix": Variant({}, launches=80),
+        "mixup_or_cutmix_timm": Variant({"mixup_alpha": 0.8, "cutmix_minmax": (0.2, 0.8)}, launches=106),
     },
     benchmarks={"RandomMixupOrCutMix": {}},
     gallery={"mixup_or_cutmix": {}},
