@@ -167,6 +167,13 @@ def test_the_timm_box_follows_rand_bbox(framework) -> None:
     boxes = [timm_mixup.rand_bbox(SIZE, np.random.beta(1.0, 1.0)) for _ in range(N)]
     yl, yh, xl, xh = (np.array(v) for v in zip(*boxes, strict=True))
     ours = our_params(framework, mixup_alpha=0.0, box_rounding="timm")
+    # Unclipped boxes have timm's whole truncated sides: int(H sqrt(1 - lam)) by int(W sqrt(1 - lam)).
+    top, left, h, w = ours["top"], ours["left"], ours["height"], ours["width"]
+    inside = (top > 0) & (left > 0) & (top + h < SIZE[0]) & (left + w < SIZE[1])
+    side = np.sqrt(1 - ours["lam"].astype(np.float64))
+    assert inside.sum() > 300
+    np.testing.assert_array_equal(h[inside], np.floor(SIZE[0] * side[inside]))
+    np.testing.assert_array_equal(w[inside], np.floor(SIZE[1] * side[inside]))
     assert_same_law(ours["height"], yh - yl, "box height")
     assert_same_law(ours["width"], xh - xl, "box width")
     assert_same_law(ours["top"], yl, "box top")
