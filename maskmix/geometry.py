@@ -31,6 +31,8 @@ __all__ = [
     "IMAGE_DTYPES_TEXT",
     "LOG_UNIFORM_LIMITS",
     "LUMA_WEIGHTS",
+    "PARTNER_LAWS",
+    "SAMPLING_MODES",
     "ceil_product_table",
     "gamma_proposal_constants",
     "image_aspect",
@@ -38,6 +40,7 @@ __all__ = [
     "low_resolution_size",
     "low_resolution_size_range",
     "rotation_range",
+    "sampling_units",
     "thumbnail_side",
     "thumbnail_size_range",
     "unit_pixels_bounds",
@@ -140,6 +143,33 @@ ASPECT_LAWS: tuple[str, ...] = ("log_uniform", "uniform")
 #: none does, the first is clamped) or ``"skip"`` (the paper's code: ``h < H`` and ``w < W``; if
 #: none does, nothing is erased).
 FIT_RULES: tuple[str, ...] = ("clamp", "skip")
+
+#: What one parameter draw covers (design §Conventions, sampling modes): ``"image"`` one draw per
+#: image (per clip of a Video); ``"batch"`` one draw for the whole batch (the papers' CutMix, Mixup,
+#: CutBlur, Cut-Thumbnail; Kornia's ``same_on_batch``); ``"pair"`` one draw per pair of images
+#: ``i`` and ``B - 1 - i`` (timm's ``mode="pair"``), the middle image of an odd batch alone.
+SAMPLING_MODES: tuple[str, ...] = ("image", "batch", "pair")
+
+#: How a mixing strategy pairs each image with a partner: ``"other"`` uniform among the other
+#: images; ``"permutation"`` a uniform random permutation (``torch.randperm``: an image may meet
+#: itself); ``"flip"`` image ``i`` with ``B - 1 - i`` (timm's ``x.flip(0)``).
+PARTNER_LAWS: tuple[str, ...] = ("other", "permutation", "flip")
+
+
+def sampling_units(mode: str, batch_size: int) -> int:
+    """How many independent draws a batch of ``batch_size`` images (or clips) takes in ``mode``.
+
+    Image ``i`` takes draw ``i`` (``"image"``), draw 0 (``"batch"``) or draw ``min(i, B - 1 - i)``
+    (``"pair"``).
+
+    >>> [sampling_units(mode, 5) for mode in SAMPLING_MODES], sampling_units("batch", 0)
+    ([5, 1, 3], 0)
+    """
+    if mode == "batch":
+        return min(batch_size, 1)
+    if mode == "pair":
+        return (batch_size + 1) // 2
+    return batch_size
 
 
 def ceil_product_table(ratio: float, largest: int) -> tuple[int, ...]:

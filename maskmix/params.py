@@ -52,7 +52,7 @@ from ._checks import (
     positive_range,
 )
 from .domains import Booleans, Choice, Integers, Just, ListOf, LogUniform, OneOf, OrRange, TupleOf, Uniform
-from .geometry import ASPECT_LAWS, ATTEMPTS, FIT_RULES
+from .geometry import ASPECT_LAWS, ATTEMPTS, FIT_RULES, PARTNER_LAWS, SAMPLING_MODES
 from .registry import SPECS, Param, Preset, StrategySpec, Variant, register
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "LABEL_PARAMS",
     "MASK_FILL_PARAM",
     "MIXUP_OR_CUTMIX_BOX_ROUNDINGS",
+    "PARTNER_LAWS",
     "RANDOM_CUTBLUR",
     "RANDOM_CUTMIX",
     "RANDOM_CUTOUT",
@@ -75,6 +76,7 @@ __all__ = [
     "RANDOM_MIXUP",
     "RANDOM_MIXUP_OR_CUTMIX",
     "RESIZE_METHODS",
+    "SAMPLING_MODES",
     "SPECS",
     "TIMM_MODES",
     "Checker",
@@ -158,6 +160,15 @@ COMMON_PARAMS: tuple[Param, ...] = (
         "(lo, hi) value range of the images; None means (0, 1) for floats and (0, 255) for uint8.",
         OneOf((Just(None), TupleOf((Uniform(-3.0, 0.0), Uniform(0.5, 300.0))))),
     ),
+    Param(
+        "sampling",
+        "image",
+        choice(SAMPLING_MODES),
+        "What one random draw covers: 'image' (each image its own), 'batch' (one draw shared by the "
+        "batch; with bernoulli_mix one coin for the whole batch) or 'pair' (images i and B-1-i share one "
+        "draw and one selection, timm's pair mode).",
+        Choice(SAMPLING_MODES),
+    ),
 )
 
 FILL_PARAM = Param("fill_method", "black", fill_method(), "How erased pixels are filled (design §Conventions).", _FILLS)
@@ -186,6 +197,15 @@ LABEL_PARAMS: tuple[Param, ...] = (
         0.0,
         number_in(0.0, 1.0, lo_open=False, hi_open=True),
         "Label smoothing in [0, 1) applied before mixing.",
+    ),
+    Param(
+        "partner",
+        "other",
+        choice(PARTNER_LAWS),
+        "Each image's partner: 'other' (uniform among the other images), 'permutation' (a random "
+        "permutation, torch.randperm: an image may meet itself and then is not augmented) or 'flip' "
+        "(image i with B-1-i); with sampling='pair' the partner is the pair's other image ('flip').",
+        Choice(PARTNER_LAWS),
     ),
 )
 
@@ -547,14 +567,13 @@ RANDOM_CUTMIX = register(StrategySpec(
     papers={
         setting: Preset(
             {"alpha": 1.0, "box_rounding": "truncate", "augmentation_ratio": ratio,
-             "bernoulli_mix": ratio < 1.0},
+             "bernoulli_mix": ratio < 1.0, "sampling": "batch", "partner": "permutation"},
             f"Yun et al. 2019, §4.1 ({dataset}); official train.py (rand_bbox, --beta 1.0 "
-            f"--cutmix_prob {ratio})",
-            "Per image here; the official code draws one lambda, one box and one partner permutation per "
-            f"batch and mixes the whole batch with probability {ratio}: sampling='batch' is not available "
-            "yet (each image draws its own lambda and box, and is mixed with probability "
-            f"{ratio}, the same per-image laws). Partners are other images of the batch, where "
-            "torch.randperm may pair an image with itself.",
+            f"--cutmix_prob {ratio}, torch.randperm)",
+            "As the official code: one lambda and one box per batch (sampling='batch'), partners by a random "
+            "permutation (an image that meets itself is left as it is, label included)"
+            + (f", and the whole batch mixed with probability {ratio} (bernoulli_mix: one coin per batch)."
+               if ratio < 1.0 else ", every batch mixed."),
         )
         for setting, dataset, ratio in (("cifar", "CIFAR-10/100", 0.5), ("imagenet", "ImageNet", 1.0))
     },
@@ -585,16 +604,15 @@ RANDOM_MIXUP = register(StrategySpec(
     # alpha = 0.2 (§3.1, Table 1; no official ImageNet code).
     papers={
         "cifar10": Preset(
-            {"alpha": 1.0},
+            {"alpha": 1.0, "sampling": "batch", "partner": "permutation"},
             "Zhang et al. 2018, §3.2; official facebookresearch/mixup-cifar10 train.py (mixup_data, --alpha 1.)",
-            "The official code draws one lambda per batch and pairs by torch.randperm (an image may meet "
-            "itself): sampling='batch' is not available yet, so each image draws its own lambda here (the "
-            "same per-image law) and is paired with another image.",
+            "As the official code: one lambda per batch (sampling='batch') and partners by a random "
+            "permutation (an image that meets itself is left as it is, label included).",
         ),
         "imagenet": Preset(
-            {"alpha": 0.2},
+            {"alpha": 0.2, "sampling": "batch", "partner": "permutation"},
             "Zhang et al. 2018, §3.1 and Table 1 (mixup alpha = 0.2 on ImageNet-2012); no official ImageNet code",
-            "One lambda per batch in the paper: sampling='batch' is not available yet (per-image lambda here).",
+            "One lambda per batch (sampling='batch') and partners by a random permutation, as the CIFAR-10 code.",
         ),
     },
 ))
@@ -768,8 +786,7 @@ def _patch_side_normal() -> Param:
 # HR image, each with probability 1/2; the LR input is up-sampled with mode="nearest" (solver.py).
 _CUTBLUR_SOURCE = ("Yoo et al. 2020, §3 and the official clovaai/cutblur augments.py (cutblur) and option.py "
                    "(alpha 0.7, prob 1.0)")
-_CUTBLUR_PER_BATCH = ("The official code draws one side ratio, one box and one direction per batch: sampling='batch' "
-                      "is not available yet (each image draws its own, with the same laws).")
+_CUTBLUR_PER_BATCH = ("As the official code, one side ratio, one box and one direction per batch (sampling='batch').")
 
 RANDOM_CUTBLUR = register(StrategySpec(
     "RandomCutBlur",
@@ -802,7 +819,7 @@ RANDOM_CUTBLUR = register(StrategySpec(
     papers={
         f"sr_x{scale}": Preset(
             {"patch_side_normal": (0.7, 0.01), "blur_factor": 1.0 / scale, "resize_method": "bicubic",
-             "augmentation_ratio": 1.0},
+             "augmentation_ratio": 1.0, "sampling": "batch"},
             f"{_CUTBLUR_SOURCE}; x{scale} super-resolution (--scale {scale})",
             "The single-image form: the low-resolution copy is made from the image (bicubic down and up), "
             "where the paper uses the dataset's LR image up-sampled with mode='nearest', and only the LR box "
@@ -832,7 +849,7 @@ CUTBLUR_PAIR = StrategySpec(
     family="pasting",
     papers={
         "sr": Preset(
-            {"patch_side_normal": (0.7, 0.01), "direction": "random", "augmentation_ratio": 1.0},
+            {"patch_side_normal": (0.7, 0.01), "direction": "random", "augmentation_ratio": 1.0, "sampling": "batch"},
             _CUTBLUR_SOURCE,
             "lr_upsampled is the dataset's LR image up-sampled to the HR size (the official code: "
             "F.interpolate(LR, scale_factor=scale, mode='nearest')). " + _CUTBLUR_PER_BATCH,
@@ -886,12 +903,13 @@ RANDOM_CUT_THUMBNAIL = register(StrategySpec(
     papers={
         setting: Preset(
             {"thumbnail_area": 0.25, "resize_method": "nearest_legacy", "mix_images": mix,
-             "thumbnail_weight": 0.25 if mix else None, "augmentation_ratio": 0.8, "bernoulli_mix": True},
+             "thumbnail_weight": 0.25 if mix else None, "augmentation_ratio": 0.8, "bernoulli_mix": True,
+             "sampling": "batch", **({"partner": "permutation"} if mix else {})},
             f"Xie et al. 2021, §3 and Table 1 (ImageNet, ResNet-50, {name}); official train.py "
             f"(--mode {mode} --size 112 --lam 0.25 --participation_rate 0.8)",
-            "For 224 x 224 images (a 112 x 112 thumbnail). The official code draws one position, one "
-            "partner permutation and one participation per batch: sampling='batch' is not available "
-            "yet (each image draws its own position and is augmented with probability 0.8)."
+            "For 224 x 224 images (a 112 x 112 thumbnail). As the official code, one position and one "
+            "participation per batch (sampling='batch'; bernoulli_mix: the whole batch with probability 0.8)"
+            + (", partners by a random permutation (an image that meets itself is left as it is)." if mix else ".")
             + (" The label weight 0.25 is the paper's lam, not the pixel fraction (equal only when "
                "the thumbnail is exactly a quarter of the image)." if mix else ""),
         )

@@ -252,7 +252,25 @@ class StrategySpec:
         out: dict[str, Any] = {}
         for p in self.params:
             out[p.name] = p.check(who, p.name, values.get(p.name, p.default))
+        self._check_partner(who, out)
         return out
+
+    def _check_partner(self, who: str, out: Mapping[str, Any]) -> None:
+        """The rules between ``partner`` and the other parameters (design §Conventions, sampling modes)."""
+        partner = out.get("partner", "other")
+        if partner == "other":
+            return
+        if not self.mixes_images(out):
+            # Never silently ignored: a partner law means nothing where no image is mixed.
+            raise ValueError(
+                f"{who}: partner applies only when images are mixed ({self.mixing_switch}=True); got "
+                f"partner={partner!r} with {self.mixing_switch}={out.get(self.mixing_switch)!r}"
+            )
+        if out.get("sampling") == "pair" and partner != "flip":
+            raise ValueError(
+                f"{who}: partner must be 'other' or 'flip' with sampling='pair' (each image is mixed with the "
+                f"other image of its pair, i with B-1-i); got partner={partner!r}"
+            )
 
 
 # --------------------------------------------------------------------------------------------

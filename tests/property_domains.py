@@ -25,6 +25,7 @@ __all__ = [
     "BATCH_SIZES",
     "CHANNELS",
     "COMMON",
+    "CONFIGS",
     "DOMAINS",
     "DRAW_EVERYTHING",
     "NAMES",
@@ -58,6 +59,30 @@ NAMES: tuple[str, ...] = tuple(DOMAINS)
 COMMON = st.fixed_dictionaries({p.name: p.domain.strategy(st) for p in COMMON_PARAMS})
 
 
+def consistent(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with the default ``partner`` where the drawn one does not fit the other draws.
+
+    Each parameter is drawn from its own domain, but a partner law is refused where no image is
+    mixed (Cut-Thumbnail without ``mix_images``) and with ``sampling="pair"`` unless it is the
+    pair's other image (``maskmix.registry.StrategySpec.validate``).
+    """
+    try:
+        registry.get(name).validate(kwargs)
+    except ValueError:
+        if kwargs.get("partner", "other") == "other":
+            raise
+        return {**kwargs, "partner": "other"}
+    return kwargs
+
+
+#: Per strategy class name: a hypothesis strategy of valid keyword arguments, its own parameters
+#: and the common options together.
+CONFIGS: dict[str, st.SearchStrategy] = {
+    name: st.tuples(own, COMMON).map(lambda drawn, name=name: consistent(name, drawn[0] | drawn[1]))
+    for name, own in DOMAINS.items()
+}
+
+
 def names(framework: str) -> tuple[str, ...]:
     """The strategies ``framework`` implements, in registry order."""
     return tuple(spec.name for spec in registry.specs(framework))
@@ -84,7 +109,7 @@ def random_kwargs(name: str, rng: random.Random) -> dict[str, Any]:
     spec = registry.get(name)
     kwargs = {p.name: p.domain.draw(rng) for p in _drawn(spec)}
     kwargs.update({p.name: p.domain.draw(rng) for p in COMMON_PARAMS})
-    return kwargs
+    return consistent(name, kwargs)
 
 
 # --------------------------------------------------------------------------------------------

@@ -70,6 +70,7 @@ class CommonOptions(TypedDict, total=False):
     bernoulli_mix: bool
     pixels_range: tuple[float, float] | None
     value_range: tuple[float, float] | None
+    sampling: str
     seed: int | None
     data_format: str | None
     name: str | None
@@ -102,6 +103,15 @@ class MaskMixLayer(keras.layers.Layer):
             dtypes and ``(0, 255)`` for ``uint8``. Float images in ``[0, 255]`` (e.g. from
             ``keras.utils.image_dataset_from_directory``) need ``(0, 255)``.
         value_range: Keras' name for ``pixels_range`` (give one, not both); saved as ``pixels_range``.
+        sampling: what one random draw covers (design §Conventions, sampling modes).
+            ``"image"`` (default): every image draws its own parameters. ``"batch"``: one draw
+            shared by every image of the batch (the papers' per-batch CutMix, Mixup, CutBlur and
+            Cut-Thumbnail; Kornia's ``same_on_batch=True``); with ``bernoulli_mix=True`` one coin
+            decides for the whole batch (all images or none), without it the exact count of
+            images is selected as usual and they share the draw. ``"pair"`` (timm's
+            ``mode="pair"``): images ``i`` and ``B - 1 - i`` form a unit with one draw and one
+            selection (the exact count then counts pairs); the middle image of an odd batch is a
+            unit of its own. Works with an unknown batch size.
         seed: int or None, seeds the layer's ``keras.random.SeedGenerator``.
         data_format: ``"channels_last"`` (``(B, H, W, C)``) or ``"channels_first"``
             (``(B, C, H, W)``); None uses ``keras.config.image_data_format()``.
@@ -143,6 +153,7 @@ class MaskMixLayer(keras.layers.Layer):
     augmentation_ratio: float
     bernoulli_mix: bool
     pixels_range: tuple[float, float] | None
+    sampling: str
 
     def __init__(self, *, seed: int | None = None, data_format: str | None = None, **kwargs: Any) -> None:
         name = type(self).__name__
@@ -204,6 +215,14 @@ class MaskMixLayer(keras.layers.Layer):
                dtype: str, seed: Any) -> dict[str, Any]:
         """Draw the per-image parameters of a batch (tensors of leading dim ``B``)."""
         raise NotImplementedError
+
+    def sample_units(self, batch_size: int | Tensor, units: int | Tensor, unit_of: Tensor | None, channels: int,
+                     height: int, width: int, *, dtype: str, seed: Any) -> dict[str, Any]:
+        """The ``(B, ...)`` parameters of a batch whose ``B`` images take ``units`` draws: image ``i``
+        takes draw ``unit_of[i]`` (None: its own; see ``sampling``). By default :meth:`sample` for
+        the units, spread; the mixing base also draws each image's partner."""
+        params = self.sample(units, channels, height, width, dtype=dtype, seed=seed)
+        return _sampling.spread(self.ops, params, unit_of)
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         """Return a new rank-4 tensor of ``images``' dtype with the selected images changed.
@@ -368,9 +387,13 @@ class MaskMixLayer(keras.layers.Layer):
             )
         seed = self.seed_generator() if seed is None else seed
         bernoulli = self.bernoulli_mix or (single and 0.0 < self.augmentation_ratio < 1.0)
-        selected = _sampling.select_images(self.ops, batch_size, self.augmentation_ratio, bernoulli, seed)
-        params = self.sample(
-            batch_size, channels, height, width,
+        # The sampling mode's units (design §Conventions, sampling modes): draws are made per unit
+        # and given to its images.
+        ops, mode = self.ops, self.sampling
+        unit_of = _sampling.unit_index(ops, mode, batch_size)
+        selected = _sampling.select_units(ops, mode, batch_size, self.augmentation_ratio, bernoulli, unit_of, seed)
+        params = self.sample_units(
+            batch_size, _sampling.unit_count(ops, mode, batch_size), unit_of, channels, height, width,
             dtype=keras.backend.standardize_dtype(images.dtype), seed=seed,
         )
         if training is not True and training is not None:  # a symbolic training flag

@@ -28,13 +28,20 @@ Tensor = Any
 _INT_DTYPES = frozenset({"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"})
 
 
-def partners(ops: Any, batch_size: int | Tensor, seed: Any) -> Tensor:
-    """Int32 per-image partner index, uniform over the *other* images of the batch (itself when B < 2).
+def partners(ops: Any, batch_size: int | Tensor, seed: Any, law: str = "other") -> Tensor:
+    """Int32 per-image partner index under the partner ``law`` (design §Conventions, sampling modes).
 
-    ``partner = (i + s) mod B`` with ``s`` uniform in ``{1, ..., B - 1}`` per image: never the
-    image itself, every other image equally likely, no permutation needed.
+    ``"other"``: uniform over the *other* images of the batch (itself when B < 2): ``partner =
+    (i + s) mod B`` with ``s`` uniform in ``{1, ..., B - 1}`` per image, no permutation needed.
+    ``"permutation"``: a uniform random permutation (the official code's ``torch.randperm``: an
+    image may be its own partner). ``"flip"``: image ``i`` with ``B - 1 - i`` (timm's ``flip(0)``).
     """
     index = ops.numpy.arange(batch_size, dtype="int32")
+    if law == "flip":
+        return ops.cast(batch_size, "int32") - 1 - index
+    if law == "permutation":
+        scores = ops.random.uniform((batch_size,), 0.0, 1.0, dtype="float32", seed=seed)
+        return ops.cast(ops.numpy.argsort(scores), "int32")
     if isinstance(batch_size, int) and batch_size < 2:
         return index
     size = ops.cast(batch_size, "int32")
@@ -51,7 +58,9 @@ def box_fraction(ops: Any, h: Tensor, w: Tensor, height: int, width: int) -> Ten
 
 class MixingDraw(NamedTuple):
     """What :meth:`MixingLayer.sample_mixing` draws for: the batch's geometry (the batch size may be
-    a tensor at trace time), each image's partner index, the images' dtype and the seed."""
+    a tensor at trace time), each image's partner index, the images' dtype and the seed.
+    ``batch_size`` is the number of draws to make: the images', or fewer with
+    ``sampling="batch"``/``"pair"`` (one per unit); ``partner`` has one entry per image."""
 
     batch_size: int | Tensor
     channels: int
@@ -84,15 +93,27 @@ class MixingLayer(MaskMixLayer):
     (``tf.function``, ``tf.data``, ``jax.jit``) or on an accelerator the check is skipped so that
     it never synchronises with the host: ``one_hot`` then gives a zero row.
 
+    Partners and sampling modes: ``partner="other"`` (default) pairs each image with another image
+    drawn uniformly; ``"permutation"`` with the image a random permutation puts there (the official
+    CutMix/Mixup ``torch.randperm``); ``"flip"`` image ``i`` with ``B - 1 - i`` (timm). An image
+    whose partner is itself (possible with ``"permutation"``, and the middle image of an odd batch
+    with ``"flip"``) is not augmented: its pixels and label row come back exactly. The partner is
+    drawn per image in every ``sampling`` mode; with ``sampling="batch"`` every image shares one
+    ``lambda``/box, and with ``sampling="pair"`` images ``i`` and ``B - 1 - i`` are mixed with each
+    other with one shared ``lambda``/box (the partner is the pair's other image: ``partner`` must
+    be ``"other"`` or ``"flip"``); the middle image of an odd batch has no pair and passes through.
+
     Args:
         num_classes: number of classes; required with class-index labels.
         label_smoothing: smoothing in ``[0, 1)`` applied to the labels before mixing
             (``y (1 - s) + s / K``; a single column of binary labels goes towards 0.5).
+        partner: ``"other"``, ``"permutation"`` or ``"flip"`` (above).
     """
 
     needs_batch = True
     num_classes: int | None
     label_smoothing: float
+    partner: str
 
     @property
     def mixes(self) -> bool:
@@ -114,8 +135,21 @@ class MixingLayer(MaskMixLayer):
 
     def sample(self, batch_size: int | Tensor, channels: int, height: int, width: int, *,
                dtype: str, seed: Any) -> dict[str, Any]:
-        partner = partners(self.ops, batch_size, seed)
-        params = self.sample_mixing(MixingDraw(batch_size, channels, height, width, partner, dtype, seed))
+        return self.sample_units(batch_size, batch_size, None, channels, height, width, dtype=dtype, seed=seed)
+
+    def _partner_law(self) -> str:
+        # In pair mode the partner is the pair's other image (the spec refuses any other law there).
+        return "flip" if self.sampling == "pair" else self.partner
+
+    def sample_units(self, batch_size: int | Tensor, units: int | Tensor, unit_of: Tensor | None, channels: int,
+                     height: int, width: int, *, dtype: str, seed: Any) -> dict[str, Any]:
+        if not self.mixes:  # Cut-Thumbnail without mix_images: a per-image layer
+            return super().sample_units(batch_size, units, unit_of, channels, height, width, dtype=dtype, seed=seed)
+        # The partner is drawn per image in every mode.
+        partner = partners(self.ops, batch_size, seed, self._partner_law())
+        params = _sampling.spread(
+            self.ops, self.sample_mixing(MixingDraw(units, channels, height, width, partner, dtype, seed)), unit_of
+        )
         params["partner"] = partner
         return params
 
@@ -146,12 +180,19 @@ class MixingLayer(MaskMixLayer):
         params = super().get_random_transformation(images, training=training, seed=seed)
         if params is None:
             return None
-        batch_size = self.ops.shape(images)[0]
+        ops = self.ops
+        batch_size = ops.shape(images)[0]
         if isinstance(batch_size, int):
             if batch_size < 2:
-                params["selected"] = self.ops.numpy.zeros((batch_size,), dtype="bool")
+                params["selected"] = ops.numpy.zeros((batch_size,), dtype="bool")
         else:
-            params["selected"] = self.ops.numpy.logical_and(params["selected"], batch_size >= 2)
+            params["selected"] = ops.numpy.logical_and(params["selected"], batch_size >= 2)
+        law = self._partner_law()
+        if law == "permutation" or (law == "flip" and not (isinstance(batch_size, int) and batch_size % 2 == 0)):
+            # An image that meets itself would change nothing (pixels) yet get a label weight: it
+            # is not augmented, so its image and label row pass through exactly.
+            itself = ops.numpy.equal(params["partner"], ops.numpy.arange(batch_size, dtype="int32"))
+            params["selected"] = ops.numpy.logical_and(params["selected"], ops.numpy.logical_not(itself))
         return params
 
     def label_weight(self, transformation: Mapping[str, Any], dtype: str) -> Tensor:

@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from maskmix.geometry import ATTEMPTS, GAMMA_PROPOSALS, gamma_proposal_constants, log_uniform_bounds
+from maskmix.geometry import ATTEMPTS, GAMMA_PROPOSALS, gamma_proposal_constants, log_uniform_bounds, sampling_units
 from maskmix.params import num_selected
 
 __all__ = [
@@ -45,8 +45,12 @@ __all__ = [
     "rectangle_sizes",
     "rounded_within",
     "select_images",
+    "select_units",
+    "spread",
     "uniform",
     "uniform_closed",
+    "unit_count",
+    "unit_index",
 ]
 
 Ops = Any
@@ -136,6 +140,52 @@ def select_images(ops: Ops, batch_size: int | Tensor, ratio: float, bernoulli: b
     scores = ops.random.uniform((batch_size,), 0.0, 1.0, dtype="float32", seed=seed)
     ranks = ops.numpy.argsort(ops.numpy.argsort(scores))
     return ops.cast(ranks, "int32") < count_t
+
+
+def unit_count(ops: Ops, mode: str, batch_size: int | Tensor) -> int | Tensor:
+    """How many draws a batch takes under the sampling ``mode`` (:func:`maskmix.geometry.sampling_units`;
+    a scalar tensor for ``"pair"`` with an unknown batch size; ``"batch"`` always 1 then: spread
+    over an empty batch it gives nothing)."""
+    if isinstance(batch_size, int):
+        return sampling_units(mode, batch_size)
+    if mode == "batch":
+        return 1
+    if mode == "pair":
+        return (batch_size + 1) // 2
+    return batch_size
+
+
+def unit_index(ops: Ops, mode: str, batch_size: int | Tensor) -> Tensor | None:
+    """Int32 ``(B,)``: per image, the index of the draw it takes under the sampling ``mode``
+    (design §Conventions, sampling modes), or None when each takes its own (``"image"``, or a
+    batch of one). ``"batch"``: draw 0; ``"pair"``: images ``i`` and ``B - 1 - i`` take draw
+    ``min(i, B - 1 - i)``."""
+    if mode == "image" or (isinstance(batch_size, int) and sampling_units(mode, batch_size) == batch_size):
+        return None
+    index = ops.numpy.arange(batch_size, dtype="int32")
+    if mode == "batch":
+        return ops.numpy.zeros_like(index)
+    return ops.numpy.minimum(index, ops.cast(batch_size, "int32") - 1 - index)
+
+
+def spread(ops: Ops, params: Mapping[str, Any], index: Tensor | None) -> dict[str, Any]:
+    """Per-draw parameters (leading dim: the draws) given to each image by ``index``
+    (:func:`unit_index`); values without a leading dim are kept as they are."""
+    if index is None:
+        return dict(params)
+    return {key: ops.numpy.take(value, index, axis=0) if len(getattr(value, "shape", ())) > 0 else value
+            for key, value in params.items()}
+
+
+def select_units(ops: Ops, mode: str, batch_size: int | Tensor, ratio: float, bernoulli: bool,
+                 index: Tensor | None, seed: Seed) -> Tensor:
+    """Boolean ``(B,)`` selection under the sampling ``mode``: ``"batch"`` with ``bernoulli`` one
+    coin for the whole batch, without it the exact count over the images; ``"pair"`` one selection
+    per pair (the exact count counting pairs). The twin of ``maskmix.torch._sampling.select_units``."""
+    if index is None or (mode == "batch" and not bernoulli):
+        return select_images(ops, batch_size, ratio, bernoulli, seed)
+    units = unit_count(ops, mode, batch_size)
+    return ops.numpy.take(select_images(ops, units, ratio, bernoulli, seed), index, axis=0)
 
 
 def rectangle_sizes(ops: Ops, area_fraction: Tensor, aspect_ratio: Tensor, height: int, width: int

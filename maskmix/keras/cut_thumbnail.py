@@ -85,9 +85,9 @@ class RandomCutThumbnail(MixingLayer):
     thumbnail) and ``from_paper("imagenet_st")`` (the self thumbnail) are the official ImageNet
     runs for 224 x 224 images: a quarter-area (112 x 112) thumbnail made with
     ``"nearest_legacy"``, placed uniformly where it fits, label weight 0.25 for the partner, each
-    image augmented with probability 0.8. The official code draws one position, one partner
-    permutation and one participation for the whole batch; that per-batch sampling is not
-    available yet, and partners here are always another image.
+    batch augmented with probability 0.8. As the official code, they draw one position and one
+    participation for the whole batch (``sampling="batch"``, ``bernoulli_mix=True``), and the
+    mixed one pairs images by a random permutation (``partner="permutation"``).
 
     Args:
         thumbnail_area: thumbnail area as a fraction of the image area, in ``(0, 1)``: a float or
@@ -99,6 +99,8 @@ class RandomCutThumbnail(MixingLayer):
             ``[0, 1]`` for the partner (``mix_images=True``; unused otherwise).
         num_classes: number of classes, required with class-index labels (``mix_images=True``).
         label_smoothing: in ``[0, 1)``, applied before mixing (``mix_images=True``). Default 0.
+        partner: each image's partner, ``"other"``, ``"permutation"`` or ``"flip"`` (``mix_images=True``
+            only: an error otherwise); see the mixing base class.
         **common: ``augmentation_ratio``, ``bernoulli_mix``, ``pixels_range``, ``seed``,
             ``data_format`` and Keras layer arguments; see :class:`~maskmix.keras.MaskMixLayer`.
 
@@ -141,6 +143,7 @@ class RandomCutThumbnail(MixingLayer):
         thumbnail_weight: float | None = None,
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
+        partner: str = "other",
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))

@@ -121,6 +121,7 @@ def cutblur_pair(
     patch_side_normal: tuple[float, float] | None = None,
     augmentation_ratio: float = 1.0,
     bernoulli_mix: bool = False,
+    sampling: str = "image",
     seed: int | None = None,
     data_format: str | None = None,
 ) -> tuple[Tensor, Tensor]:
@@ -149,10 +150,9 @@ def cutblur_pair(
     call it instead.
 
     Reproducing the paper: ``RandomCutBlurPair.from_paper("sr")`` (or ``cutblur_pair(lr, hr,
-    patch_side_normal=(0.7, 0.01))``) is the official ``cutblur`` with the default policy's
+    patch_side_normal=(0.7, 0.01), sampling="batch")``) is the official ``cutblur`` with the default policy's
     ``alpha = 0.7`` and ``prob = 1``: the box of ``patch_side_normal`` (below) and a random
-    direction per image. The official code draws one ratio, box and direction per
-    batch; that per-batch sampling is not available yet.
+    direction per batch (``sampling="batch"``), as the official code draws them.
 
     Args:
         lr_upsampled: the low-resolution inputs, already up-sampled to the HR size: a batch
@@ -171,6 +171,10 @@ def cutblur_pair(
         augmentation_ratio: fraction of the pairs that are augmented, in ``[0, 1]``. Default 1.
         bernoulli_mix: False: exactly ``round(ratio * B)`` pairs; True: each with probability
             ``ratio``.
+        sampling: ``"image"`` (default: a box and direction per image), ``"batch"`` (one box and
+            one direction for the whole batch, the official code; with ``bernoulli_mix`` one coin
+            for the batch) or ``"pair"`` (images ``i`` and ``B - 1 - i`` share them); see
+            :class:`~maskmix.keras.MaskMixLayer`.
         seed: int or None, seeds the draws.
         data_format: ``"channels_last"`` or ``"channels_first"``; None uses Keras' setting.
 
@@ -191,7 +195,7 @@ def cutblur_pair(
     options = CUTBLUR_PAIR.validate(
         dict(patch_area=patch_area, patch_aspect_ratio=patch_aspect_ratio, direction=direction,
              patch_side_normal=patch_side_normal, augmentation_ratio=augmentation_ratio,
-             bernoulli_mix=bernoulli_mix),
+             bernoulli_mix=bernoulli_mix, sampling=sampling),
         owner=name,
     )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):

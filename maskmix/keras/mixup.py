@@ -34,14 +34,14 @@ class RandomMixup(MixingLayer):
 
     Reproducing the paper: ``RandomMixup.from_paper("cifar10")`` (``alpha=1``, the official
     ``mixup-cifar10`` script) and ``RandomMixup.from_paper("imagenet")`` (``alpha=0.2``, the
-    paper's ImageNet runs) give each image the paper's ``Beta(alpha, alpha)`` law. The paper draws
-    one ``lam`` for the whole batch and pairs images by a random permutation (an image may meet
-    itself); that per-batch sampling is not available yet.
+    paper's ImageNet runs) draw as the paper does: one ``lam ~ Beta(alpha, alpha)`` for the whole
+    batch (``sampling="batch"``) and partners by a random permutation (``partner="permutation"``;
+    an image that meets itself is left as it is).
 
     Args:
         alpha: ``Beta(alpha, alpha)`` parameter, > 0. Default 1.0.
         **common: the common options; see :class:`~maskmix.keras.MixingLayer` (with
-            ``num_classes`` and ``label_smoothing``, the label options).
+            ``num_classes``, ``label_smoothing`` and ``partner``, the label options).
 
     Shapes:
         the blended images keep the batch's ``(B, H, W, C)`` (or channels_first) shape; class
@@ -66,6 +66,7 @@ class RandomMixup(MixingLayer):
         alpha: float = 1.0,
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
+        partner: str = "other",
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))
@@ -108,6 +109,7 @@ def random_mixup(
     alpha: float = 1.0,
     num_classes: int | None = None,
     label_smoothing: float = 0.0,
+    partner: str = "other",
     **common: Unpack[CommonOptions],
 ) -> tuple[Any, Any]:
     """Functional form of :class:`RandomMixup`: returns ``(mixed_images, soft_labels)``.
@@ -115,5 +117,6 @@ def random_mixup(
     Each call builds a layer (and its seed generator); inside a compiled step build a
     :class:`RandomMixup` once and call it instead.
     """
-    layer = RandomMixup(alpha=alpha, num_classes=num_classes, label_smoothing=label_smoothing, **common)
+    layer = RandomMixup(alpha=alpha, num_classes=num_classes, label_smoothing=label_smoothing, partner=partner,
+                        **common)
     return layer((images, labels))

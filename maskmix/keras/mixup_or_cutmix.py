@@ -154,13 +154,13 @@ class RandomMixupOrCutMix(MixingLayer):
         ops, seed = self.ops, draw.seed
         size, height, width = (draw.batch_size,), draw.height, draw.width
         mixup_on, cutmix_on = self.mixup_alpha > 0, self.cutmix_alpha > 0
-        if mixup_on and cutmix_on:
-            use_cutmix = ops.random.uniform(size, 0.0, 1.0, dtype="float32", seed=seed) < self.switch_prob
-        else:
-            use_cutmix = ops.numpy.full_like(draw.partner, cutmix_on, dtype="bool")
+        # One coin per draw (per image, or per unit with sampling): the tensor's shape is the
+        # draws', which may be known only at run time; a disabled branch is never chosen.
+        coin = ops.random.uniform(size, 0.0, 1.0, dtype="float32", seed=seed)
+        use_cutmix = coin < (self.switch_prob if mixup_on and cutmix_on else float(cutmix_on))
         lam_cut = None
         if not cutmix_on:
-            top = left = h = w = ops.numpy.zeros_like(draw.partner)
+            top = left = h = w = ops.cast(ops.numpy.zeros_like(coin), "int32")
         elif self.cutmix_minmax is None:
             lam_cut = _sampling.beta(ops, self.cutmix_alpha, size, seed)
             top, left, h, w = lambda_box(ops, lam_cut, size, height, width, self.box_rounding, seed)

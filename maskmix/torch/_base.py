@@ -24,7 +24,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from maskmix import registry
-from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT
+from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT, sampling_units
 from maskmix.params import num_selected
 from maskmix.registry import StrategySpec
 
@@ -98,6 +98,7 @@ class CommonOptions(TypedDict, total=False):
     augmentation_ratio: float
     bernoulli_mix: bool
     pixels_range: tuple[float, float] | None
+    sampling: str
     generator: torch.Generator | None
     labels_getter: str | Callable[[Any], Any]
 
@@ -124,6 +125,16 @@ class MaskMixTransform(v2.Transform):
         pixels_range: ``(lo, hi)`` value range of the images, used by the ``black``, ``gray``,
             ``white``, ``random`` and ``noise`` fills. ``None`` means ``(0, 1)`` for floating
             dtypes and ``(0, 255)`` for ``uint8``. Set it for normalised images.
+        sampling: what one random draw covers (design §Conventions, sampling modes).
+            ``"image"`` (default): every image draws its own parameters. ``"batch"``: one draw
+            shared by every image of the batch (the papers' per-batch CutMix, Mixup, CutBlur and
+            Cut-Thumbnail; Kornia's ``same_on_batch=True``); with ``bernoulli_mix=True`` one coin
+            decides for the whole batch (all images or none: the papers' per-batch probability),
+            without it the exact count of images is selected as usual and they share the draw.
+            ``"pair"`` (timm's ``mode="pair"``): images ``i`` and ``B - 1 - i`` form a unit with
+            one draw and one selection (the exact count then counts pairs); the middle image of
+            an odd batch is a unit of its own. In a ``tv_tensors.Video`` the units are made of
+            clips, whose frames share everything as always.
         generator: optional ``torch.Generator`` on the images' device; ``None`` uses the global
             RNG of that device. Same generator state and same input give the same output.
         labels_getter: the transforms that mix labels only (torchvision's option): ``"default"``
@@ -180,6 +191,7 @@ class MaskMixTransform(v2.Transform):
     augmentation_ratio: float
     bernoulli_mix: bool
     pixels_range: tuple[float, float] | None
+    sampling: str
 
     def __init__(self, *, generator: torch.Generator | None = None,
                  labels_getter: str | Callable[[Any], Any] = "default", **params: Any) -> None:
@@ -231,6 +243,15 @@ class MaskMixTransform(v2.Transform):
                generator: torch.Generator | None) -> dict[str, Any]:
         """Draw the per-image parameters of a ``(B, C, H, W)`` batch (tensors on ``device``)."""
         raise NotImplementedError
+
+    def sample_units(self, batch_size: int, units: int, unit_of: Tensor | None, channels: int, height: int,
+                     width: int, *, dtype: torch.dtype, device: torch.device,
+                     generator: torch.Generator | None) -> dict[str, Any]:
+        """The ``(B, ...)`` parameters of a batch whose ``B`` images take ``units`` draws: image ``i``
+        takes draw ``unit_of[i]`` (None: its own; see :attr:`sampling`). By default :meth:`sample`
+        for the units, spread; the mixing base also draws each image's partner."""
+        params = self.sample(units, channels, height, width, dtype=dtype, device=device, generator=generator)
+        return _sampling.spread(params, unit_of)
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         """Return a new ``(B, C, H, W)`` tensor of ``images``' dtype with the selected images changed.
@@ -376,21 +397,27 @@ class MaskMixTransform(v2.Transform):
         generator = self._generator_for(device)
         single = first.ndim == 3 or (frames > 1 and first.ndim == 4)  # one image, or one clip
         bernoulli = self.bernoulli_mix or (single and 0.0 < self.augmentation_ratio < 1.0)
-        selected = _sampling.select_images(
-            batch_size, self.augmentation_ratio, bernoulli, device=device, generator=generator
+        # The sampling mode's units (design §Conventions, sampling modes): draws are made per unit
+        # and given to its images (clips of a Video: units of clips, then frames of each clip).
+        mode = self.sampling
+        units = sampling_units(mode, batch_size)
+        unit_of = _sampling.unit_index(mode, batch_size, device=device)
+        selected = _sampling.select_units(
+            mode, batch_size, self.augmentation_ratio, bernoulli, unit_of, device=device, generator=generator
         )
         if self._clean_splits > 1:
             clean = batch_size // self._clean_splits
             selected = selected & (torch.arange(batch_size, device=device) >= clean)
-        params = self.sample(
-            batch_size, channels, height, width, dtype=first.dtype, device=device, generator=generator
+        params = self.sample_units(
+            batch_size, units, unit_of, channels, height, width, dtype=first.dtype, device=device, generator=generator
         )
         params["selected"] = selected
         # Static (no tensor is read): the whole batch is selected by construction.
+        counted = units if mode == "pair" else batch_size  # pair mode counts pairs
         params["all_selected"] = (
             not bernoulli
             and self._clean_splits <= 1
-            and num_selected(self.augmentation_ratio, batch_size) >= batch_size
+            and num_selected(self.augmentation_ratio, counted) >= counted
         )
         params["batch_shape"] = (batch_size, height, width)
         params["image_leading"] = tuple(first.shape[:-3])  # what the leading dims of masks must be

@@ -76,9 +76,20 @@ def box_fraction(h: Tensor, w: Tensor, height: int, width: int) -> Tensor:
     return (h * w).to(torch.float64).div(max(height * width, 1))
 
 
-def partners(batch_size: int, *, device: torch.device, generator: torch.Generator | None) -> Tensor:
-    """Per-image partner index, uniform over the *other* images of the batch (itself when B = 1)."""
+def partners(batch_size: int, *, device: torch.device, generator: torch.Generator | None,
+             law: str = "other") -> Tensor:
+    """Per-image partner index under the partner ``law`` (design §Conventions, sampling modes).
+
+    ``"other"``: uniform over the *other* images of the batch (itself when B = 1);
+    ``"permutation"``: a uniform random permutation (``torch.randperm``, the official CutMix and
+    Mixup code: an image may be its own partner); ``"flip"``: image ``i`` with ``B - 1 - i``
+    (timm's ``x.flip(0)``; the middle image of an odd batch with itself).
+    """
     index = torch.arange(batch_size, device=device)
+    if law == "flip":
+        return (batch_size - 1) - index
+    if law == "permutation":
+        return torch.randperm(batch_size, device=device, **_sampling.drawing_from(generator))
     if batch_size < 2:
         return index
     shift = _sampling.randint(1, batch_size - 1, (batch_size,), device=device, generator=generator)
@@ -149,7 +160,9 @@ def _check_indices(owner: str, labels: Tensor, num_classes: int) -> None:
 
 class MixingDraw(NamedTuple):
     """What :meth:`MixingTransform.sample_mixing` draws for: the batch's geometry, each image's
-    partner index, and the device and generator of the draws."""
+    partner index, and the device and generator of the draws. ``batch_size`` is the number of
+    draws to make: the images', or fewer with ``sampling="batch"``/``"pair"`` (one per unit,
+    then given to its images); ``partner`` always has one entry per image."""
 
     batch_size: int
     channels: int
@@ -194,15 +207,27 @@ class MixingTransform(MaskMixTransform):
     accelerator the check is a device-side assertion (``torch._assert_async``) so that it never
     synchronises with the host, and under ``torch.compile`` it is skipped.
 
+    Partners and sampling modes: ``partner="other"`` (default) pairs each image with another image
+    drawn uniformly; ``"permutation"`` with the image a random permutation puts there (the official
+    CutMix/Mixup ``torch.randperm``); ``"flip"`` image ``i`` with ``B - 1 - i`` (timm). An image
+    whose partner is itself (possible with ``"permutation"``, and the middle image of an odd batch
+    with ``"flip"``) is not augmented: its pixels and label row come back exactly. The partner is
+    drawn per image in every ``sampling`` mode; with ``sampling="batch"`` every image shares one
+    ``lambda``/box, and with ``sampling="pair"`` images ``i`` and ``B - 1 - i`` are mixed with each
+    other with one shared ``lambda``/box (the partner is the pair's other image: ``partner`` must
+    be ``"other"`` or ``"flip"``); the middle image of an odd batch has no pair and passes through.
+
     Args:
         num_classes: number of classes; required with class-index labels.
         label_smoothing: smoothing in ``[0, 1)`` applied to the labels before mixing
             (``y (1 - s) + s / K``; a single column of binary labels goes towards 0.5).
+        partner: ``"other"``, ``"permutation"`` or ``"flip"`` (above).
     """
 
     needs_batch = True
     num_classes: int | None
     label_smoothing: float
+    partner: str
 
     # ----------------------------------------------------------------------------------------
     # Strategy hooks.
@@ -217,9 +242,34 @@ class MixingTransform(MaskMixTransform):
     def sample(self, batch_size: int, channels: int, height: int, width: int, *,
                dtype: torch.dtype, device: torch.device,
                generator: torch.Generator | None) -> dict[str, Any]:
-        partner = partners(batch_size, device=device, generator=generator)
-        params = self.sample_mixing(MixingDraw(batch_size, channels, height, width, partner, device, generator))
+        return self.sample_units(batch_size, batch_size, None, channels, height, width, dtype=dtype,
+                                 device=device, generator=generator)
+
+    def sample_units(self, batch_size: int, units: int, unit_of: Tensor | None, channels: int, height: int,
+                     width: int, *, dtype: torch.dtype, device: torch.device,
+                     generator: torch.Generator | None) -> dict[str, Any]:
+        if not self.needs_batch:  # Cut-Thumbnail without mix_images: a per-image transform
+            return super().sample_units(batch_size, units, unit_of, channels, height, width, dtype=dtype,
+                                        device=device, generator=generator)
+        # The partner is drawn per image in every mode; in pair mode it is the pair's other image.
+        law = "flip" if self.sampling == "pair" else self.partner
+        partner = partners(batch_size, device=device, generator=generator, law=law)
+        params = _sampling.spread(
+            self.sample_mixing(MixingDraw(units, channels, height, width, partner, device, generator)), unit_of
+        )
         params["partner"] = partner
+        return params
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        params = super().make_params(flat_inputs)
+        batch_size = params["batch_shape"][0]
+        law = "flip" if self.sampling == "pair" else self.partner
+        if self.needs_batch and (law == "permutation" or (law == "flip" and batch_size % 2 == 1)):
+            # An image that meets itself would change nothing (pixels) yet get a label weight:
+            # it is not augmented, so its image and label row pass through exactly.
+            params["selected"] = params["selected"] & (params["partner"] != torch.arange(batch_size,
+                                                                                    device=params["partner"].device))
+            params["all_selected"] = False
         return params
 
     # ----------------------------------------------------------------------------------------

@@ -13,12 +13,12 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import torch
 from torch import Tensor
 
-from maskmix.geometry import ATTEMPTS, log_uniform_bounds
+from maskmix.geometry import ATTEMPTS, log_uniform_bounds, sampling_units
 
 Size = Sequence[int]
 
@@ -133,6 +133,46 @@ def select_images(batch_size: int, ratio: float, bernoulli: bool, *, device: tor
     scores = torch.rand(batch_size, device=device, **drawing_from(generator))
     ranks = scores.argsort().argsort()
     return ranks < count
+
+
+def unit_index(mode: str, batch_size: int, *, device: torch.device) -> Tensor | None:
+    """Per image (or clip), the index of the draw it takes under the sampling ``mode``
+    (design §Conventions, sampling modes), or None when each takes its own (``"image"``, or a
+    batch of one).
+
+    ``"batch"``: every image takes draw 0; ``"pair"``: images ``i`` and ``B - 1 - i`` take draw
+    ``min(i, B - 1 - i)`` (the middle image of an odd batch a draw of its own).
+    """
+    if sampling_units(mode, batch_size) == batch_size:
+        return None
+    index = torch.arange(batch_size, device=device)
+    if mode == "batch":
+        return torch.zeros_like(index)
+    return torch.minimum(index, (batch_size - 1) - index)
+
+
+def spread(params: Mapping[str, Any], index: Tensor | None) -> dict[str, Any]:
+    """Per-draw parameters (tensors of leading dim ``units``) given to each image by ``index``
+    (:func:`unit_index`); values that are not batched tensors are kept as they are."""
+    if index is None:
+        return dict(params)
+    return {key: value.index_select(0, index) if isinstance(value, Tensor) and value.ndim > 0 else value
+            for key, value in params.items()}
+
+
+def select_units(mode: str, batch_size: int, ratio: float, bernoulli: bool, index: Tensor | None, *,
+                 device: torch.device, generator: torch.Generator | None) -> Tensor:
+    """Boolean ``(B,)`` selection under the sampling ``mode`` (design §Conventions, sampling modes).
+
+    ``"image"``: :func:`select_images`. ``"batch"``: with ``bernoulli`` one coin for the whole
+    batch (all images or none, the papers' per-batch probability); without, the exact count of
+    :func:`select_images` over the images. ``"pair"``: one selection per pair (:func:`select_images`
+    over the pairs, the exact count counting pairs), shared by its two images.
+    """
+    if index is None or (mode == "batch" and not bernoulli):
+        return select_images(batch_size, ratio, bernoulli, device=device, generator=generator)
+    units = sampling_units(mode, batch_size)
+    return select_images(units, ratio, bernoulli, device=device, generator=generator).index_select(0, index)
 
 
 def rectangle_sizes(area_fraction: Tensor, aspect_ratio: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:

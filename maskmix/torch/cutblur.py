@@ -90,8 +90,8 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
     low-resolution copy at ``1/4`` (``1/2``) of the size, bicubic. It is the single-image form:
     the paper takes the dataset's LR image (up-sampled with ``mode="nearest"``) and also pastes
     HR into LR half of the time, which :func:`maskmix.torch.cutblur_pair` with
-    ``RandomCutBlurPair.from_paper("sr")`` does. The official code draws one ratio, box and
-    direction per batch; that per-batch sampling is not available yet.
+    ``RandomCutBlurPair.from_paper("sr")`` does. As the official code, the presets draw one
+    ratio and one box per batch (``sampling="batch"``).
 
     Args:
         patch_area: rectangle area as a fraction of the image: a float in (0, 1) or a range

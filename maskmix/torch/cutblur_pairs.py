@@ -10,7 +10,7 @@ from torch import Tensor
 from torchvision import tv_tensors
 from typing_extensions import Unpack
 
-from maskmix.geometry import IMAGE_DTYPES_TEXT
+from maskmix.geometry import IMAGE_DTYPES_TEXT, sampling_units
 from maskmix.params import CUTBLUR_DIRECTIONS, CUTBLUR_PAIR, given_arguments
 
 from . import _sampling
@@ -53,20 +53,25 @@ def _swap(lr_upsampled: Tensor, hr: Tensor, options: dict[str, Any], generator: 
     hr_plain = hr.as_subclass(Tensor) if isinstance(hr, tv_tensors.TVTensor) else hr
     channels, height, width = lr_plain.shape[-3:]
     batch_size = math.prod(lr_plain.shape[:-3])
-    selected = _sampling.select_images(
-        batch_size, options["augmentation_ratio"], options["bernoulli_mix"], device=device, generator=generator
-    )
+    # The sampling mode's units (MaskMixTransform's sampling): one box and direction per unit.
+    mode = options["sampling"]
+    units = sampling_units(mode, batch_size)
+    unit_of = _sampling.unit_index(mode, batch_size, device=device)
+    selected = _sampling.select_units(mode, batch_size, options["augmentation_ratio"], options["bernoulli_mix"],
+                                      unit_of, device=device, generator=generator)
     if options["patch_side_normal"] is None:
-        boxes = _sampling.random_boxes((batch_size,), height, width, options["patch_area"],
+        boxes = _sampling.random_boxes((units,), height, width, options["patch_area"],
                                        options["patch_aspect_ratio"], device=device, generator=generator)
     else:
-        boxes = _sampling.normal_side_boxes((batch_size,), height, width, options["patch_side_normal"],
+        boxes = _sampling.normal_side_boxes((units,), height, width, options["patch_side_normal"],
                                             device=device, generator=generator)
-    box = _sampling.box_mask_of(boxes, height, width)
     if options["direction"] == "random":
-        lr_to_hr = torch.rand((batch_size,), device=device, **_sampling.drawing_from(generator)) < 0.5
+        drawn = {**boxes, "lr_to_hr": torch.rand((units,), device=device, **_sampling.drawing_from(generator)) < 0.5}
     else:
-        lr_to_hr = torch.full((batch_size,), options["direction"] == "lr_to_hr", device=device)
+        drawn = {**boxes, "lr_to_hr": torch.full((units,), options["direction"] == "lr_to_hr", device=device)}
+    drawn = _sampling.spread(drawn, unit_of)
+    lr_to_hr = drawn.pop("lr_to_hr")
+    box = _sampling.box_mask_of(drawn, height, width)
     # HR where the box is pasted from HR ("hr_to_lr") or where HR surrounds the LR box ("lr_to_hr").
     take_hr = torch.where(lr_to_hr.view(-1, 1, 1), ~box, box) & selected.view(-1, 1, 1)
     lr_flat = lr_plain.reshape(-1, channels, height, width)
@@ -87,6 +92,7 @@ def cutblur_pair(
     patch_side_normal: tuple[float, float] | None = None,
     augmentation_ratio: float = 1.0,
     bernoulli_mix: bool = False,
+    sampling: str = "image",
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """CutBlur for super-resolution pairs: swap a rectangle between the LR input and the HR target.
@@ -113,10 +119,9 @@ def cutblur_pair(
     keep their LR input bit-identical.
 
     Reproducing the paper: ``RandomCutBlurPair.from_paper("sr")`` (or ``cutblur_pair(lr, hr,
-    patch_side_normal=(0.7, 0.01))``) is the official ``cutblur`` with the default policy's
+    patch_side_normal=(0.7, 0.01), sampling="batch")``) is the official ``cutblur`` with the default policy's
     ``alpha = 0.7`` and ``prob = 1``: the box of ``patch_side_normal`` (below) and a random
-    direction per image. The official code draws one ratio, box and direction per
-    batch; that per-batch sampling is not available yet.
+    direction per batch (``sampling="batch"``), as the official code draws them.
 
     Args:
         lr_upsampled: the low-resolution inputs, already up-sampled to the HR size,
@@ -134,6 +139,10 @@ def cutblur_pair(
         augmentation_ratio: fraction of the pairs that are augmented, in ``[0, 1]``. Default 1.
         bernoulli_mix: False: exactly ``round(ratio * B)`` pairs; True: each with probability
             ``ratio``.
+        sampling: ``"image"`` (default: a box and direction per image), ``"batch"`` (one box and
+            one direction for the whole batch, the official code; with ``bernoulli_mix`` one coin
+            for the batch) or ``"pair"`` (images ``i`` and ``B - 1 - i`` share them); see
+            :class:`~maskmix.torch.MaskMixTransform`.
         generator: optional ``torch.Generator`` on the images' device (leave None under
             ``torch.compile``).
 
@@ -155,7 +164,7 @@ def cutblur_pair(
     options = CUTBLUR_PAIR.validate(
         dict(patch_area=patch_area, patch_aspect_ratio=patch_aspect_ratio, direction=direction,
              patch_side_normal=patch_side_normal, augmentation_ratio=augmentation_ratio,
-             bernoulli_mix=bernoulli_mix),
+             bernoulli_mix=bernoulli_mix, sampling=sampling),
         owner=name,
     )
     check_pair(name, lr_upsampled, hr)
@@ -192,7 +201,7 @@ class RandomCutBlurPair(_sampling.RectanglePatches, MaskMixTransform):
             Default ``(0.3, 3.0)``.
         direction: ``"random"``, ``"hr_to_lr"`` or ``"lr_to_hr"`` (see :func:`cutblur_pair`).
         patch_side_normal: None or ``(mean, std)``, the official box (see :func:`cutblur_pair`).
-        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``generator``; see
+        **common: ``augmentation_ratio``, ``bernoulli_mix``, ``sampling``, ``generator``; see
             :class:`~maskmix.torch.MaskMixTransform` (``pixels_range`` is accepted and unused).
 
     Shapes:

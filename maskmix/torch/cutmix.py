@@ -89,14 +89,15 @@ class RandomCutMix(MixingTransform):
             the box of area ``1 - lam`` (``patch_area`` and ``patch_aspect_ratio`` None): the
             variant's box does not use it.
         **common: the common options; see :class:`~maskmix.torch.MixingTransform`, which also
-            documents ``num_classes`` and ``label_smoothing``.
+            documents ``num_classes``, ``label_smoothing`` and ``partner`` (each image's partner:
+            ``"other"``, ``"permutation"`` or ``"flip"``).
 
     Reproducing the paper: ``RandomCutMix.from_paper("cifar")`` (``"imagenet"``) sets
     ``alpha=1``, ``box_rounding="truncate"`` and the official ``cutmix_prob`` (0.5 on CIFAR, 1 on
-    ImageNet) as ``augmentation_ratio``, so each image's ``lam``, box and label weight follow the
-    official ``train.py``. The official code draws one ``lam`` and one box for the whole batch
-    and decides once per batch whether to mix; that per-batch sampling is not available yet, and
-    partners here are always another image (``torch.randperm`` may pair an image with itself).
+    ImageNet) as the probability that a batch is mixed, as the official ``train.py``: one ``lam``
+    and one box for the whole batch (``sampling="batch"``), one coin per batch
+    (``bernoulli_mix=True``) and partners by ``torch.randperm`` (``partner="permutation"``; an
+    image that meets itself is left as it is).
 
     Shapes:
         a batch ``(B, C, H, W)`` (or ``(..., B, C, H, W)``) and its labels; each image comes back
@@ -127,6 +128,7 @@ class RandomCutMix(MixingTransform):
         box_rounding: str = "round",
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
+        partner: str = "other",
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))
@@ -174,6 +176,7 @@ def random_cutmix(
     box_rounding: str = "round",
     num_classes: int | None = None,
     label_smoothing: float = 0.0,
+    partner: str = "other",
     **common: Unpack[CommonOptions],
 ) -> tuple[Tensor, Tensor]:
     """Functional form of :class:`RandomCutMix`: returns ``(mixed_images, soft_labels)``.
@@ -192,6 +195,7 @@ def random_cutmix(
         box_rounding=box_rounding,
         num_classes=num_classes,
         label_smoothing=label_smoothing,
+        partner=partner,
         **common,
     )
     return transform(images, labels)

@@ -30,14 +30,14 @@ class RandomMixup(MixingTransform):
 
     Reproducing the paper: ``RandomMixup.from_paper("cifar10")`` (``alpha=1``, the official
     ``mixup-cifar10`` script) and ``RandomMixup.from_paper("imagenet")`` (``alpha=0.2``, the
-    paper's ImageNet runs) give each image the paper's ``Beta(alpha, alpha)`` law. The paper draws
-    one ``lam`` for the whole batch and pairs images by a random permutation (an image may meet
-    itself); that per-batch sampling is not available yet.
+    paper's ImageNet runs) draw as the paper does: one ``lam ~ Beta(alpha, alpha)`` for the whole
+    batch (``sampling="batch"``) and partners by a random permutation (``partner="permutation"``;
+    an image that meets itself is left as it is).
 
     Args:
         alpha: ``Beta(alpha, alpha)`` parameter, > 0. Default 1.0.
         **common: the common options; see :class:`~maskmix.torch.MixingTransform` (with
-            ``num_classes`` and ``label_smoothing``, the label options).
+            ``num_classes``, ``label_smoothing`` and ``partner``, the label options).
 
     Shapes:
         the blended images keep the batch's ``(B, C, H, W)`` shape; class indices ``(B,)`` or
@@ -61,6 +61,7 @@ class RandomMixup(MixingTransform):
         alpha: float = 1.0,
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
+        partner: str = "other",
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))
@@ -107,8 +108,10 @@ def random_mixup(
     alpha: float = 1.0,
     num_classes: int | None = None,
     label_smoothing: float = 0.0,
+    partner: str = "other",
     **common: Unpack[CommonOptions],
 ) -> tuple[Tensor, Tensor]:
     """Functional form of :class:`RandomMixup`: returns ``(mixed_images, soft_labels)``."""
-    transform = RandomMixup(alpha=alpha, num_classes=num_classes, label_smoothing=label_smoothing, **common)
+    transform = RandomMixup(alpha=alpha, num_classes=num_classes, label_smoothing=label_smoothing, partner=partner,
+                            **common)
     return transform(images, labels)

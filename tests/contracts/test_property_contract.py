@@ -25,7 +25,7 @@ import pytest
 from adapters import ADAPTERS, DTYPES, make_images
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from property_domains import BATCH_SIZES, CHANNELS, COMMON, DOMAINS, NAMES, SIZES, is_mixing, names, spec_errors
+from property_domains import BATCH_SIZES, CHANNELS, CONFIGS, DOMAINS, NAMES, SIZES, is_mixing, names, spec_errors
 from registry_cases import Case
 
 from maskmix import registry
@@ -94,7 +94,7 @@ def test_valid_draws_keep_the_contract(framework: str, name: str) -> None:
     @given(data=st.data())
     def check(data: st.DataObject) -> None:
         adapter = data.draw(st.sampled_from(ADAPTERS[framework].layouts()), label="layout")
-        config = data.draw(DOMAINS[name]) | data.draw(COMMON)
+        config = data.draw(CONFIGS[name])
         seed = data.draw(st.integers(0, 2**31 - 1))
         mixing = is_mixing(name, config)
         if mixing:
