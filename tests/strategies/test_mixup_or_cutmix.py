@@ -230,3 +230,208 @@ def test_keras_refuses_segmentation_masks_saying_why() -> None:
     with pytest.raises(ValueError, match=r"RandomMixupOrCutMix: segmentation_masks cannot be mixed: the images it "
                                          r"mixes by Mixup blend every pixel"):
         KerasMixupOrCutMix(num_classes=kh.MIXING_CLASSES)(data)
+
+
+# --------------------------------------------------------------------------------------------
+# from_timm: timm's three modes, measured from the outputs of timm's Mixup and of ours.
+# --------------------------------------------------------------------------------------------
+
+#: Batches of B images of one distinct constant value each, labels arange(B) with B classes: a
+#: pasted pixel, a blend and the partner (the non-zero entry of the label row) can all be read back.
+B_TIMM, SIDE, BATCHES = 8, 12, 250
+TIMM_CONFIG = {"mixup_alpha": 0.4, "cutmix_alpha": 1.0, "switch_prob": 0.4, "prob": 0.7, "label_smoothing": 0.0,
+               "num_classes": B_TIMM}
+
+
+def constant_batch() -> np.ndarray:
+    values = (np.arange(B_TIMM) + 1.0) / (B_TIMM + 1.0)
+    return np.broadcast_to(values[:, None, None, None], (B_TIMM, 1, SIDE, SIDE)).copy()
+
+
+def timm_batches(mode: str, **config) -> list[tuple[np.ndarray, np.ndarray]]:
+    np.random.seed(11)
+    mix = timm_mixup.Mixup(**{**TIMM_CONFIG, **config}, mode=mode)
+    out = []
+    for _ in range(BATCHES):
+        x = torch.from_numpy(constant_batch())
+        mixed, soft = mix(x, torch.arange(B_TIMM))
+        out.append((mixed.numpy(), soft.double().numpy()))
+    return out
+
+
+def our_batches(framework: str, mode: str, batch: int = B_TIMM, **config) -> list[tuple[np.ndarray, np.ndarray]]:
+    config = {**TIMM_CONFIG, **config}
+    x = constant_batch()[:batch]
+    y = np.arange(batch)
+    out = []
+    if framework == "torch":
+        mix = RandomMixupOrCutMix.from_timm(**config, mode=mode, generator=torch.Generator().manual_seed(5))
+        for _ in range(BATCHES):
+            mixed, soft = mix(torch.from_numpy(x), torch.from_numpy(y))
+            out.append((mixed.numpy(), soft.double().numpy()))
+        return out
+    layer = KerasMixupOrCutMix.from_timm(**config, mode=mode, seed=5)
+    x_last = x.transpose(0, 2, 3, 1).copy()
+    for _ in range(BATCHES):
+        mixed, soft = layer((x_last, y))
+        out.append((kh.np_(mixed).transpose(0, 3, 1, 2), kh.np_(soft).astype(np.float64)))
+    return out
+
+
+def measure(mixed: np.ndarray, soft: np.ndarray) -> list[dict]:
+    """Per image of one batch: its partner (from the label row), the partner's label weight, and
+    what the pixels say: ``"cut"`` (every pixel its own value or the partner's: the box's rows,
+    columns and pixel fraction) or ``"blend"`` (one value: lambda), or nothing."""
+    x = constant_batch()[: len(mixed)]
+    values = x[:, 0, 0, 0]
+    rows = []
+    for i in range(len(mixed)):
+        row = soft[i].copy()
+        row[i] = 0.0
+        j = int(row.argmax())
+        weight = float(row[j])
+        image = mixed[i, 0]
+        info = {"partner": j if weight > 0 else i, "weight": weight, "kind": None}
+        if weight > 0:
+            box = image == values[j]
+            if np.all(box | (image == values[i])):
+                rows_in, cols_in = box.any(1), box.any(0)
+                info.update(kind="cut", fraction=box.mean(), h=int(rows_in.sum()), w=int(cols_in.sum()),
+                            top=int(rows_in.argmax()), box=box)
+            else:
+                assert np.allclose(image, image.flat[0], rtol=0, atol=1e-6), "a blend is one value"
+                info.update(kind="blend", lam=float((image.flat[0] - values[j]) / (values[i] - values[j])))
+        else:
+            np.testing.assert_array_equal(mixed[i], x[i])  # not mixed: unchanged
+        rows.append(info)
+    return rows
+
+
+def checked(batches: list[tuple[np.ndarray, np.ndarray]], mode: str, who: str) -> list[list[dict]]:
+    """Measure every batch and assert what holds in ``mode`` exactly: partners ``B - 1 - i``, label
+    weights equal to the pasted fraction or to ``1 - lambda``, and who shares a draw with whom."""
+    out = []
+    for mixed, soft in batches:
+        rows = measure(mixed, soft)
+        b = len(rows)
+        for i, r in enumerate(rows):
+            assert r["partner"] in (i, b - 1 - i), f"{who}: image {i} mixed with {r['partner']}"
+            if r["kind"] == "cut":
+                assert abs(r["weight"] - r["fraction"]) < 1e-6, f"{who}: label weight != pasted fraction"
+            elif r["kind"] == "blend":
+                assert abs(r["weight"] - (1 - r["lam"])) < 1e-5, f"{who}: label weight != 1 - lambda"
+        units = [list(range(b))] if mode == "batch" else [[i, b - 1 - i] for i in range(b // 2)] if mode == "pair" else []
+        for unit in units:
+            kinds = {rows[i]["kind"] for i in unit}
+            assert len(kinds) == 1, f"{who}: one {mode} mixed {kinds}"
+            if kinds == {"cut"}:
+                assert all(np.array_equal(rows[i]["box"], rows[unit[0]]["box"]) for i in unit), f"{who}: boxes differ"
+            if kinds == {"blend"}:
+                assert np.ptp([rows[i]["lam"] for i in unit]) < 1e-5, f"{who}: lambdas differ"
+        out.append(rows)
+    return out
+
+
+def pooled(measured: list[list[dict]], mode: str) -> dict[str, np.ndarray]:
+    """The draws, one per unit (the batch, the pair's first image, each image)."""
+    first = [rows[:1] if mode == "batch" else rows[: len(rows) // 2] if mode == "pair" else rows for rows in measured]
+    units = [r for rows in first for r in rows]
+    cut = [r for r in units if r["kind"] == "cut"]
+    return {
+        "mixed": np.array([r["kind"] is not None for r in units]),
+        "cut": np.array([r["kind"] == "cut" for r in units if r["kind"] is not None]),
+        "lam": np.array([r["lam"] for r in units if r["kind"] == "blend"]),
+        "fraction": np.array([r["fraction"] for r in cut]),
+        "h": np.array([r["h"] for r in cut]),
+    }
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("mode", ["elem", "pair", "batch"])
+def test_from_timm_reproduces_timm_in_each_mode(framework, mode) -> None:
+    theirs = pooled(checked(timm_batches(mode), mode, "timm"), mode)
+    ours = pooled(checked(our_batches(framework, mode), mode, "ours"), mode)
+    assert_same_rate(ours["mixed"], theirs["mixed"], f"{mode}: units mixed (prob)")
+    assert_same_rate(ours["cut"], theirs["cut"], f"{mode}: CutMix rather than Mixup (switch_prob)")
+    assert_same_law(ours["lam"], theirs["lam"], f"{mode}: Mixup lambda")
+    assert_same_law(ours["fraction"], theirs["fraction"], f"{mode}: pasted fraction")
+    assert_same_law(ours["h"], theirs["h"], f"{mode}: box height")
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_from_timm_minmax_box_in_pair_mode(framework) -> None:
+    config = {"cutmix_minmax": (0.25, 0.75), "mixup_alpha": 0.0, "prob": 1.0}
+    theirs = pooled(checked(timm_batches("pair", **config), "pair", "timm"), "pair")
+    ours = pooled(checked(our_batches(framework, "pair", **config), "pair", "ours"), "pair")
+    assert theirs["cut"].all() and ours["cut"].all()
+    assert set(ours["h"]) <= set(range(3, 9))
+    assert_same_law(ours["h"], theirs["h"], "min/max box height")
+    assert_same_law(ours["fraction"], theirs["fraction"], "min/max pasted fraction")
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_from_timm_label_rows_are_timms_formula_with_smoothing(framework) -> None:
+    """Given the label weights drawn, the rows are timm's ``mixup_target`` with the same lambda."""
+    K, B = 6, 8
+    labels = torch.tensor([0, 3, 5, 1, 1, 2, 4, 0])
+    x = make_images((B, 3, 10, 9), torch.float32, seed=1)
+    if framework == "torch":
+        mix = RandomMixupOrCutMix.from_timm(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem", label_smoothing=0.1,
+                                            num_classes=K, generator=torch.Generator().manual_seed(3))
+        _, soft, p = run_mixing(mix, x, labels)
+        soft, weight = soft.double(), p["partner_weight"].double()
+    else:
+        layer = KerasMixupOrCutMix.from_timm(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem", label_smoothing=0.1,
+                                             num_classes=K, seed=3)
+        _, soft_np, p = kh.run_mixing_layer(layer, x.permute(0, 2, 3, 1).numpy(), labels.numpy())
+        soft, weight = torch.from_numpy(soft_np).double(), torch.from_numpy(p["partner_weight"]).double()
+    assert (weight > 0).all()
+    expected = timm_mixup.mixup_target(labels, K, lam=(1 - weight).unsqueeze(1), smoothing=0.1)
+    torch.testing.assert_close(soft, expected.double(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("mode", ["elem", "pair"])
+def test_from_timm_odd_batch_middle_image_passes_through(framework, mode) -> None:
+    """timm refuses odd batches; here the middle image is its own flip partner and is left alone."""
+    for mixed, soft in our_batches(framework, mode, batch=7, prob=1.0)[:20]:
+        rows = measure(mixed, soft)
+        assert rows[3]["kind"] is None and rows[3]["weight"] == 0
+        assert [r["partner"] for r in rows if r["kind"]] == [6 - i for i, r in enumerate(rows) if r["kind"]]
+
+
+TIMM_BAD = [
+    ({"mode": "elements"}, r"^RandomMixupOrCutMix\.from_timm: mode must be one of 'batch', 'pair', 'elem' "
+                           r"\(timm's modes\); got 'elements'"),
+    ({"cutmix_alpha": 1.0, "correct_lam": False}, r"^RandomMixupOrCutMix\.from_timm: correct_lam=False .* is not "
+                                                  r"supported: maskmix weighs labels by the exact fraction"),
+    ({"multi_label": True}, r"^RandomMixupOrCutMix\.from_timm: multi_label=True with label_smoothing=0\.1 is not "
+                            r"supported"),
+    ({"mixup_off_epoch": 10}, r"^RandomMixupOrCutMix\.from_timm: mixup_off_epoch .* is a schedule of training "
+                              r"progress.*got 10"),
+    ({"mixup_alpha": 0.0}, r"^RandomMixupOrCutMix: mixup_alpha and cutmix_alpha are both 0"),
+    ({"prob": 1.5}, r"^RandomMixupOrCutMix: augmentation_ratio must be a float in \[0, 1\]; got 1\.5"),
+]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize(("arguments", "message"), TIMM_BAD, ids=[str(i) for i in range(len(TIMM_BAD))])
+def test_from_timm_refuses_what_it_cannot_reproduce(framework, arguments, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        FRAMEWORKS[framework].from_timm(**arguments)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_from_timm_maps_timms_arguments(framework) -> None:
+    cls = FRAMEWORKS[framework]
+    default = cls.from_timm()  # timm's defaults: Mixup only, per batch, smoothing 0.1, 1000 classes
+    assert (default.mixup_alpha, default.cutmix_alpha, default.sampling, default.partner) == (1.0, 0.0, "batch", "flip")
+    assert (default.label_smoothing, default.num_classes, default.augmentation_ratio, default.bernoulli_mix) == (
+        0.1, 1000, 1.0, True)
+    minmax = cls.from_timm(mixup_alpha=0.0, cutmix_alpha=0.0, cutmix_minmax=(0.2, 0.8), correct_lam=False,
+                           mode="elem", prob=0.5)
+    # cutmix_minmax forces cutmix_alpha to 1 (timm), and timm always corrects the min/max box's lambda.
+    assert (minmax.cutmix_alpha, minmax.cutmix_minmax, minmax.sampling, minmax.augmentation_ratio) == (
+        1.0, (0.2, 0.8), "image", 0.5)
+    assert cls.from_timm(mixup_off_epoch=0, multi_label=True, label_smoothing=0.0).label_smoothing == 0.0
+    assert cls.from_timm(mode="pair", box_rounding="round").box_rounding == "round"  # maskmix options on top
