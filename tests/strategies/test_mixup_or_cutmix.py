@@ -259,21 +259,25 @@ def timm_batches(mode: str, **config) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def our_batches(framework: str, mode: str, batch: int = B_TIMM, **config) -> list[tuple[np.ndarray, np.ndarray]]:
+def our_batches(framework: str, mode: str, batch: int = B_TIMM, batches: int = BATCHES,
+                **config) -> list[tuple[np.ndarray, np.ndarray]]:
     config = {**TIMM_CONFIG, **config}
     x = constant_batch()[:batch]
     y = np.arange(batch)
     out = []
     if framework == "torch":
         mix = RandomMixupOrCutMix.from_timm(**config, mode=mode, generator=torch.Generator().manual_seed(5))
-        for _ in range(BATCHES):
+        for _ in range(batches):
             mixed, soft = mix(torch.from_numpy(x), torch.from_numpy(y))
             out.append((mixed.numpy(), soft.double().numpy()))
         return out
+    import tensorflow as tf
+
     layer = KerasMixupOrCutMix.from_timm(**config, mode=mode, seed=5)
-    x_last = x.transpose(0, 2, 3, 1).copy()
-    for _ in range(BATCHES):
-        mixed, soft = layer((x_last, y))
+    step = tf.function(lambda images, labels: layer((images, labels)))  # eager Keras calls are slow
+    x_last = tf.constant(x.transpose(0, 2, 3, 1))
+    for _ in range(batches):
+        mixed, soft = step(x_last, tf.constant(y))
         out.append((kh.np_(mixed).transpose(0, 3, 1, 2), kh.np_(soft).astype(np.float64)))
     return out
 
@@ -394,7 +398,7 @@ def test_from_timm_label_rows_are_timms_formula_with_smoothing(framework) -> Non
 @pytest.mark.parametrize("mode", ["elem", "pair"])
 def test_from_timm_odd_batch_middle_image_passes_through(framework, mode) -> None:
     """timm refuses odd batches; here the middle image is its own flip partner and is left alone."""
-    for mixed, soft in our_batches(framework, mode, batch=7, prob=1.0)[:20]:
+    for mixed, soft in our_batches(framework, mode, batch=7, batches=20, prob=1.0):
         rows = measure(mixed, soft)
         assert rows[3]["kind"] is None and rows[3]["weight"] == 0
         assert [r["partner"] for r in rows if r["kind"]] == [6 - i for i, r in enumerate(rows) if r["kind"]]
