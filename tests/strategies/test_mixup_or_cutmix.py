@@ -432,6 +432,7 @@ def test_from_timm_maps_timms_arguments(framework) -> None:
     assert (default.mixup_alpha, default.cutmix_alpha, default.sampling, default.partner) == (1.0, 0.0, "batch", "flip")
     assert (default.label_smoothing, default.num_classes, default.augmentation_ratio, default.bernoulli_mix) == (
         0.1, 1000, 1.0, True)
+    assert default.box_rounding == "timm"  # rand_bbox: test_the_timm_box_follows_rand_bbox
     minmax = cls.from_timm(mixup_alpha=0.0, cutmix_alpha=0.0, cutmix_minmax=(0.2, 0.8), correct_lam=False,
                            mode="elem", prob=0.5)
     # cutmix_minmax forces cutmix_alpha to 1 (timm), and timm always corrects the min/max box's lambda.
