@@ -78,17 +78,22 @@ class RandomMixup(MixingTransform):
         return torch.where(params["selected"].view(-1, 1, 1, 1), mixed, images)
 
 
-def blend(images: Tensor, partner: Tensor, lam: Tensor) -> Tensor:
+def blend(images: Tensor, partner: Tensor, lam: Tensor, *, gathered: Tensor | None = None) -> Tensor:
     """Every image blended with its partner: ``lam * x + (1 - lam) * x[partner]`` per image.
 
     ``lam`` is ``(B,)``; the result has the images' dtype (computed in float32 for uint8, then
-    rounded) and no selection applied. Mixup, and the Mixup images of RandomMixupOrCutMix.
+    rounded) and no selection applied. ``gathered``, when given, is ``images[partner]`` already
+    gathered by the caller, who still needs it: it is read, never written. Mixup, and the Mixup
+    images of RandomMixupOrCutMix.
     """
     work = MaskMixTransform.compute_dtype(images.dtype)
     weight = lam.to(work).view(-1, 1, 1, 1)
     # A lerp of two uint8 pixels with a weight in [0, 1] lies between them, whichever rounding
     # or formula computes it (every step is monotone and both ends are representable): the
     # uint8 result needs rounding but no saturation.
+    if gathered is not None:
+        mixed = torch.lerp(gathered.to(work), images.to(work), weight)
+        return MaskMixTransform.to_image_dtype(mixed, images.dtype, in_place=True, within_range=True)
     if may_reuse_buffers(images):
         # The same values with fewer batch-sized allocations: gather the partners in the
         # image dtype, then blend and round in place.

@@ -12,7 +12,7 @@ from typing_extensions import Self, Unpack
 from maskmix.params import RANDOM_MIXUP_OR_CUTMIX, check_mixup_or_cutmix, given_arguments, timm_mixup_config
 
 from . import _sampling
-from ._base import CommonOptions, selection
+from ._base import CommonOptions, may_reuse_buffers, selection
 from ._mixing import MixingDraw, MixingTransform, beta
 from .cutmix import lambda_box, partner_box
 from .mixup import blend
@@ -203,17 +203,25 @@ class RandomMixupOrCutMix(MixingTransform):
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         selected = selection(params)
+        reuse = may_reuse_buffers(images)
+        # One gather of the partners serves the blend and the boxes (indexing keeps the layout).
+        partner_images = images.index_select(0, params["partner"]) if reuse else images[params["partner"]]
         out = images
         if self.mixup_alpha > 0:
-            mixed = blend(images, params["partner"], params["lam"])
+            mixed = blend(images, params["partner"], params["lam"], gathered=partner_images)
             blending = ~params["use_cutmix"]
             if selected is not None:
                 blending = blending & selected
-            out = torch.where(blending.view(-1, 1, 1, 1), mixed, images)
+            # `mixed` is a fresh buffer: where writes over it in eager mode (one allocation fewer).
+            out = torch.where(blending.view(-1, 1, 1, 1), mixed, images, **({"out": mixed} if reuse else {}))
         if self.cutmix_alpha > 0:
             # The Mixup images' boxes are empty: one where pastes the CutMix images' boxes.
-            box = _sampling.box_mask_of(params, *images.shape[-2:], within=selected)
-            out = torch.where(box.unsqueeze(1), images[params["partner"]], out)
+            box = _sampling.box_mask_of(params, *images.shape[-2:], within=selected).unsqueeze(1)
+            if reuse:
+                # Over a fresh buffer: the blend's result, or else the partner copy itself.
+                buffer = out if out is not images else partner_images
+                return torch.where(box, partner_images, out, out=buffer)
+            out = torch.where(box, partner_images, out)
         return out
 
 

@@ -324,7 +324,8 @@ def checked(batches: list[tuple[np.ndarray, np.ndarray]], mode: str, who: str) -
                 assert abs(r["weight"] - r["fraction"]) < 1e-6, f"{who}: label weight != pasted fraction"
             elif r["kind"] == "blend":
                 assert abs(r["weight"] - (1 - r["lam"])) < 1e-5, f"{who}: label weight != 1 - lambda"
-        units = [list(range(b))] if mode == "batch" else [[i, b - 1 - i] for i in range(b // 2)] if mode == "pair" else []
+        pairs = [[i, b - 1 - i] for i in range(b // 2)]
+        units = [list(range(b))] if mode == "batch" else pairs if mode == "pair" else []
         for unit in units:
             kinds = {rows[i]["kind"] for i in unit}
             assert len(kinds) == 1, f"{who}: one {mode} mixed {kinds}"
