@@ -909,7 +909,8 @@ RANDOM_CUT_THUMBNAIL = register(StrategySpec(
             f"(--mode {mode} --size 112 --lam 0.25 --participation_rate 0.8)",
             "For 224 x 224 images (a 112 x 112 thumbnail). As the official code, one position and one "
             "participation per batch (sampling='batch'; bernoulli_mix: the whole batch with probability 0.8)"
-            + (", partners by a random permutation (an image that meets itself is left as it is)." if mix else ".")
+            + (", partners by a random permutation (an image that meets itself is left as it is, where the "
+               "official code pastes its own thumbnail)." if mix else ".")
             + (" The label weight 0.25 is the paper's lam, not the pixel fraction (equal only when "
                "the thumbnail is exactly a quarter of the image)." if mix else ""),
         )

@@ -262,9 +262,10 @@ class StrategySpec:
             return
         if not self.mixes_images(out):
             # Never silently ignored: a partner law means nothing where no image is mixed.
+            switch = self.mixing_switch or "mixing"
             raise ValueError(
-                f"{who}: partner applies only when images are mixed ({self.mixing_switch}=True); got "
-                f"partner={partner!r} with {self.mixing_switch}={out.get(self.mixing_switch)!r}"
+                f"{who}: partner applies only when images are mixed ({switch}=True); got "
+                f"partner={partner!r} with {switch}={out.get(switch)!r}"
             )
         if out.get("sampling") == "pair" and partner != "flip":
             raise ValueError(

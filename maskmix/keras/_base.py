@@ -122,10 +122,18 @@ class MaskMixLayer(keras.layers.Layer):
     shape and dtype (the layer does not autocast). With ``training=False`` (e.g. in
     ``model.predict``/``evaluate``) the images are returned unchanged; called directly or with
     ``training=True`` (``model.fit``) it augments, as Keras' own random preprocessing layers.
-    Each image gets its own random parameters; unselected images come back bit-identical; the
-    input is never modified. The layer works in eager mode, in ``tf.function`` (also with
-    ``jit_compile=True``), inside ``tf.data.Dataset.map`` (any backend) with an unknown batch size,
-    and on the TensorFlow, torch and JAX backends.
+    Each image gets its own random parameters (with the default ``sampling="image"``); unselected
+    images come back bit-identical; the input is never modified. The layer works in eager mode, in
+    ``tf.function`` (also with ``jit_compile=True``), inside ``tf.data.Dataset.map`` (any backend)
+    with an unknown batch size, and on the TensorFlow, torch and JAX backends.
+
+    Example:
+        >>> import numpy as np
+        >>> from maskmix.keras import RandomErasing
+        >>> images = np.repeat(np.random.rand(1, 8, 8, 3).astype("float32"), 4, axis=0)
+        >>> out = np.asarray(RandomErasing(sampling="batch", fill_method=0.0, seed=0)(images))
+        >>> bool((out == out[0]).all())  # one rectangle for the whole batch
+        True
     """
 
     spec: ClassVar[StrategySpec]

@@ -144,17 +144,28 @@ class MaskMixTransform(v2.Transform):
 
     Inputs are tensors shaped ``(..., C, H, W)``: a 4-D tensor is a batch, a 3-D tensor one image,
     leading dims beyond one are flattened and restored. Each image of the flattened batch gets its
-    own random parameters, except in a ``tv_tensors.Video`` ``(..., T, C, H, W)``: a batch of clips
-    (one clip when 4-D), where the selection and every draw are per clip, shared by its ``T``
-    frames. A sample in which no image is found raises a ``TypeError``. The output has the input's
-    shape, dtype, device and tensor subclass; the input is never modified. Images that are not
-    selected are returned bit-identical.
+    own random parameters (with the default ``sampling="image"``), except in a
+    ``tv_tensors.Video`` ``(..., T, C, H, W)``: a batch of clips (one clip when 4-D), where the
+    selection and every draw are per clip, shared by its ``T`` frames. A sample in which no image
+    is found raises a ``TypeError``. The output has the input's shape, dtype, device and tensor
+    subclass; the input is never modified. Images that are not selected are returned bit-identical.
 
     Segmentation masks and boxes: a ``tv_tensors.Mask`` in the sample (found by type), shaped
     like the images' leading dims plus ``(H, W)`` or ``(K, H, W)`` and of an integer or bool dtype,
     goes through :meth:`apply_mask` with the call's parameters; :attr:`dense_targets` says whether
     masks are kept, moved with the pixels or refused, and whether ``BoundingBoxes``/``KeyPoints``
     pass through (``"keep"``) or raise a ``TypeError``. See :meth:`transform_dense_target`.
+
+    Example:
+        >>> import torch
+        >>> from maskmix.torch import RandomErasing
+        >>> images = torch.rand(1, 3, 8, 8).expand(4, 3, 8, 8)  # four copies of one image
+        >>> out = RandomErasing(sampling="batch", fill_method=0.0)(images)
+        >>> bool((out == out[0]).all())  # one rectangle for the whole batch
+        True
+        >>> out = RandomErasing(sampling="pair", fill_method=0.0)(images)
+        >>> bool((out[0] == out[3]).all() and (out[1] == out[2]).all())  # images i and B-1-i
+        True
     """
 
     spec: ClassVar[StrategySpec]

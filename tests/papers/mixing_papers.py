@@ -5,9 +5,17 @@ paper's sampler back from the *outputs* (the rows and columns of the changed pix
 weights); the official samplers are re-implemented in NumPy in each test file. Fixed seeds make
 every p-value below deterministic: the thresholds are not flaky, and each test also shows that a
 wrong law (the old default) is rejected by the same statistic.
+
+The presets of CutMix, Mixup, CutBlur and Cut-Thumbnail draw once per batch, as their official
+code (``sampling="batch"``). Each law of one draw is measured with :func:`per_image` (the same
+configuration drawn per image: n draws from one call), and the per-batch sampling itself from many
+small batches (:func:`batch_boxes`): within a batch one draw, over the batches the official law.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -16,6 +24,30 @@ from scipy import stats
 ACCEPT = 1e-3
 #: The wrong law (the old default) must give a p-value below this.
 REJECT = 1e-4
+
+
+def per_image(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A preset's configuration drawn per image (and, for a mixer, with partners among the other
+    images): one call then gives as many independent draws of the preset's law as images."""
+    return {**config, "sampling": "image", **({"partner": "other"} if "partner" in config else {})}
+
+
+def batch_boxes(calls: list[tuple[np.ndarray, np.ndarray]], channel_axis: int) -> dict[str, np.ndarray]:
+    """Per call of a box strategy on a small batch (``(before, after)`` pairs): the box of the
+    batch (0 x 0 at (0, 0) where no image changed), whether every changed image has that same
+    box (one draw per batch), how many images changed and the batch size."""
+    rows: dict[str, list[Any]] = {key: [] for key in ("top", "left", "height", "width", "shared", "changed", "size")}
+    for before, after in calls:
+        boxes = changed_boxes(before, after, channel_axis)
+        changed = boxes["height"] > 0
+        first = int(np.argmax(changed)) if changed.any() else 0
+        for key in ("top", "left", "height", "width"):
+            rows[key].append(boxes[key][first])
+        same = all((boxes[key][changed] == boxes[key][first]).all() for key in ("top", "left", "height", "width"))
+        rows["shared"].append(bool(same and boxes["is_box"].all()))
+        rows["changed"].append(int(changed.sum()))
+        rows["size"].append(len(before))
+    return {key: np.asarray(value) for key, value in rows.items()}
 
 
 def changed_boxes(before: np.ndarray, after: np.ndarray, channel_axis: int) -> dict[str, np.ndarray]:

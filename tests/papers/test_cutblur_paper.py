@@ -1,7 +1,7 @@
 """CutBlur's presets against the official sampler (clovaai/cutblur, ``augments.py``: ``cutblur``).
 
-The official ``cutblur(im1=HR, im2=LR)`` (re-implemented below in NumPy, per image: the paper's one
-draw per batch is not available yet, so the per-image marginal laws are compared), with the
+The official ``cutblur(im1=HR, im2=LR)`` (re-implemented below in NumPy; its laws measured with
+one draw per image, its one draw per batch over many small batches), with the
 default policy's ``alpha = 0.7`` and ``prob = 1.0`` (``option.py``): ``cut_ratio = randn() * 0.01 +
 alpha``, ``ch = int(h * cut_ratio)``, ``cw = int(w * cut_ratio)``, ``cy = randint(0, h - ch + 1)``,
 ``cx = randint(0, w - cw + 1)``; with probability 1/2 the HR box is pasted into the LR input,
@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import pytest
 import torch
-from mixing_papers import ACCEPT, REJECT, changed_boxes, chi2_same_law
+from mixing_papers import ACCEPT, REJECT, batch_boxes, changed_boxes, chi2_same_law, per_image
 from scipy import stats
 
 from maskmix.keras import RandomCutBlur as KerasCutBlur
@@ -70,12 +70,13 @@ def p_values(ours: dict[str, np.ndarray], official: dict[str, np.ndarray]) -> di
 @pytest.mark.parametrize(("framework", "n"), [("torch", 2000), ("keras", 1000)])
 def test_pair_preset_follows_the_official_sampler_and_the_default_law_does_not(framework: str, n: int) -> None:
     official = official_boxes(np.random.default_rng(1), n)
-    ours = pair_boxes(framework, n, 0, **TorchPair.spec.papers["sr"].config)
+    ours = pair_boxes(framework, n, 0, **per_image(TorchPair.spec.papers["sr"].config))
     result = p_values(ours, official)
     assert min(result.values()) > ACCEPT, result
     assert stats.binomtest(int(ours["hr_to_lr"].sum()), n, 0.5).pvalue > ACCEPT
     # The mutation check: maskmix's default rectangle law is rejected by the same statistics.
-    default = pair_boxes(framework, n, 0, **{**TorchPair.spec.papers["sr"].config, "patch_side_normal": None})
+    default = pair_boxes(framework, n, 0,
+                         **per_image({**TorchPair.spec.papers["sr"].config, "patch_side_normal": None}))
     assert chi2_same_law(default["height"], official["height"]) < REJECT
     assert chi2_same_law(default["width"], official["width"]) < REJECT
 
@@ -90,7 +91,7 @@ def test_the_side_statistic_rejects_a_rounded_ratio() -> None:
 @pytest.mark.parametrize(("framework", "n"), [("torch", 600), ("keras", 400)])
 def test_single_image_preset_draws_the_official_box(framework: str, n: int) -> None:
     images = np.random.default_rng(3).random((n, 1, HEIGHT, WIDTH), dtype=np.float32)
-    config = TorchCutBlur.spec.papers["sr_x4"].config
+    config = per_image(TorchCutBlur.spec.papers["sr_x4"].config)
     if framework == "torch":
         out = TorchCutBlur(generator=torch.Generator().manual_seed(0), **config)(torch.from_numpy(images)).numpy()
     else:
@@ -110,6 +111,8 @@ def test_presets_declare_the_official_configuration() -> None:
         config = TorchCutBlur.spec.paper_config(setting)
         assert config["patch_side_normal"] == (0.7, 0.01) and config["blur_factor"] == (factor, factor)
         assert "sampling='batch'" in TorchCutBlur.spec.papers[setting].notes
+        assert config["sampling"] == "batch"
+    assert pair["sampling"] == "batch"
 
 
 @pytest.mark.parametrize("cls", [TorchCutBlur, KerasCutBlur, TorchPair, KerasPair])
@@ -120,3 +123,27 @@ def test_patch_side_normal_is_validated(cls: type, value: object, error: type) -
     expected = r"patch_side_normal must be a pair \(mean, std\) with 0 < mean <= 1 and std >= 0; got "
     with pytest.raises(error, match=rf"^{cls.__name__}: {expected}"):
         cls(patch_side_normal=value)
+
+
+@pytest.mark.parametrize(("framework", "batches"), [("torch", 300), ("keras", 100)])
+def test_presets_draw_one_box_and_one_direction_per_batch(framework: str, batches: int) -> None:
+    """The official cutblur draws one ratio, box and direction per batch (sampling="batch"): within
+    a batch of 4 pairs they are shared, over the batches they follow the official law."""
+    config = dict(TorchPair.spec.papers["sr"].config)
+    drawn = [pair_boxes(framework, 4, seed, **config) for seed in range(batches)]
+    assert all(all((batch[key] == batch[key][0]).all() for key in (*KEYS, "hr_to_lr")) for batch in drawn)
+    ours = {key: np.array([batch[key][0] for batch in drawn]) for key in (*KEYS, "hr_to_lr")}
+    assert min(p_values(ours, official_boxes(np.random.default_rng(1), batches)).values()) > ACCEPT
+    assert stats.binomtest(int(ours["hr_to_lr"].sum()), batches, 0.5).pvalue > ACCEPT
+    # The mutation check: drawn per image, the boxes of a batch differ.
+    per_pair = pair_boxes(framework, 4, 0, **per_image(config))
+    assert not all((per_pair[key] == per_pair[key][0]).all() for key in KEYS)
+    # The single-image presets: one box for the batch too.
+    images = np.random.default_rng(3).random((4, 1, HEIGHT, WIDTH), dtype=np.float32)
+    single = TorchCutBlur.spec.papers["sr_x4"].config
+    if framework == "torch":
+        out = TorchCutBlur(generator=torch.Generator().manual_seed(0), **single)(torch.from_numpy(images)).numpy()
+    else:
+        out = keras.ops.convert_to_numpy(KerasCutBlur(seed=0, data_format="channels_first", **single)(images))
+    boxes = batch_boxes([(images, out)], channel_axis=1)
+    assert boxes["shared"].all() and boxes["changed"][0] == 4

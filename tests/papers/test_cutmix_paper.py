@@ -4,7 +4,8 @@ The official ``rand_bbox`` (re-implemented below in NumPy, per image: the per-ba
 paper is not available yet, so the per-image marginal law is what is compared): ``lam ~ Beta(1, 1)``,
 ``cut = int(32 sqrt(1 - lam))``, centre ``c = randint(32)`` per axis, box
 ``[clip(c - cut // 2), clip(c + cut // 2))``; the whole batch is mixed with probability
-``cutmix_prob`` (0.5 on CIFAR, 1 on ImageNet) and the label weight is the exact pixel ratio.
+``cutmix_prob`` (0.5 on CIFAR, 1 on ImageNet), with one ``lam`` and box per batch and partners by
+``torch.randperm``, and the label weight is the exact pixel ratio.
 
 Measured from maskmix's outputs on 32 x 32 random images: the box (rows and columns of the changed
 pixels), hence its sides and pasted fraction, and the label weights. Statistics: exact support of
@@ -13,7 +14,11 @@ each; the longer side is ``2 * (cut // 2)`` unless the box is clipped on both ax
 sees a ``cut`` rounded instead of truncated inside the official box: that needs n of about 10^4),
 Kolmogorov-Smirnov on the pasted fraction. With n = 16000 (torch) / 8000 (Keras, one-channel
 images) the official law passes (p > 1e-3) and the default rounding (``box_rounding="round"``,
-mean fraction 0.321 against 0.299) is rejected by the same statistics (p < 1e-4).
+mean fraction 0.321 against 0.299) is rejected by the same statistics (p < 1e-4). Per batch (400
+torch / 150 Keras batches of 6): every changed image has the batch's box, the box's pasted
+fraction follows the official law (Kolmogorov-Smirnov) and so does the number of changed images
+per batch (chi-square: 0 when the batch's coin says no, else 6 minus randperm's fixed points);
+the per-image law is rejected by the same statistics.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import keras
 import numpy as np
 import pytest
 import torch
-from mixing_papers import ACCEPT, REJECT, changed_boxes, chi2_same_law, ks_same_law
+from mixing_papers import ACCEPT, REJECT, batch_boxes, changed_boxes, chi2_same_law, ks_same_law, per_image
 
 from maskmix.keras import RandomCutMix as KerasCutMix
 from maskmix.torch import RandomCutMix as TorchCutMix
@@ -102,7 +107,7 @@ def test_torch_preset_boxes_follow_the_official_sampler(setting: str) -> None:
     n = 16000
     preset = TorchCutMix.spec.papers[setting].config
     official = official_boxes(np.random.default_rng(1), n, preset["augmentation_ratio"])
-    ours, _ = torch_boxes(n, 0, **{**preset})
+    ours, _ = torch_boxes(n, 0, **per_image(preset))
     result = check_against_official(ours, official)
     assert result["outside support"] == 0
     assert min(result["height"], result["longer side"], result["fraction"]) > ACCEPT, result
@@ -112,7 +117,7 @@ def test_torch_default_rounding_is_rejected_by_the_same_statistics() -> None:
     # The mutation check: maskmix's default box (rounded sides, [c - cut // 2, c - cut // 2 + cut)).
     n = 16000
     official = official_boxes(np.random.default_rng(1), n, 1.0)
-    ours, _ = torch_boxes(n, 0, **{**TorchCutMix.spec.papers["imagenet"].config, "box_rounding": "round"})
+    ours, _ = torch_boxes(n, 0, **per_image({**TorchCutMix.spec.papers["imagenet"].config, "box_rounding": "round"}))
     result = check_against_official(ours, official)
     assert result["outside support"] > 0
     assert max(result["height"], result["longer side"], result["fraction"]) < REJECT, result
@@ -122,7 +127,8 @@ def test_torch_preset_label_weight_is_the_exact_pixel_ratio() -> None:
     n = 256
     generator = torch.Generator().manual_seed(3)
     images = torch.rand(n, 3, SIZE, SIZE, generator=generator)
-    cutmix = TorchCutMix.from_paper("imagenet", generator=generator, num_classes=n)
+    cutmix = TorchCutMix.from_paper("imagenet", generator=generator, num_classes=n,
+                                      sampling="image", partner="other")
     out, soft = cutmix(images, torch.arange(n))
     boxes = changed_boxes(images.numpy(), out.numpy(), channel_axis=1)
     own = soft.numpy()[np.arange(n), np.arange(n)]
@@ -133,7 +139,7 @@ def test_torch_preset_label_weight_is_the_exact_pixel_ratio() -> None:
 def test_keras_preset_boxes_follow_the_official_sampler_and_the_default_does_not(rounding: str) -> None:
     n = 8000
     official = official_boxes(np.random.default_rng(1), n, 1.0)
-    ours = keras_boxes(n, 0, **{**KerasCutMix.spec.papers["imagenet"].config, "box_rounding": rounding})
+    ours = keras_boxes(n, 0, **per_image({**KerasCutMix.spec.papers["imagenet"].config, "box_rounding": rounding}))
     result = check_against_official(ours, official)
     if rounding == "truncate":
         assert result["outside support"] == 0
@@ -149,6 +155,8 @@ def test_presets_declare_the_official_configuration() -> None:
         config = TorchCutMix.spec.paper_config(setting)
         assert (config["alpha"], config["box_rounding"], config["augmentation_ratio"]) == (1.0, "truncate", ratio)
         assert config["patch_area"] is None and config["patch_aspect_ratio"] is None
+        assert (config["sampling"], config["partner"], config["bernoulli_mix"]) == ("batch", "permutation",
+                                                                                    ratio < 1.0)
         assert "sampling='batch'" in papers[setting].notes
 
 
@@ -157,3 +165,55 @@ def test_box_rounding_is_validated(cls: type) -> None:
     with pytest.raises(ValueError, match=r"^RandomCutMix: box_rounding must be one of 'round', 'truncate'; "
                                          r"got 'floor'$"):
         cls(box_rounding="floor")
+
+
+# --------------------------------------------------------------------------------------------
+# One draw per batch, as the official training loop (sampling="batch").
+# --------------------------------------------------------------------------------------------
+
+BATCH = 6
+
+
+def official_batches(rng: np.random.Generator, batches: int, cutmix_prob: float) -> dict[str, np.ndarray]:
+    """Per batch of the official loop: its box (one ``rand_bbox`` and one coin per batch) and how
+    many images change (those whose ``torch.randperm`` partner is another image)."""
+    boxes = official_boxes(rng, batches, cutmix_prob)
+    fixed = np.array([(rng.permutation(BATCH) == np.arange(BATCH)).sum() for _ in range(batches)])
+    boxes["changed"] = np.where(boxes["height"] > 0, BATCH - fixed, 0)
+    return boxes
+
+
+def batches_of(framework: str, batches: int, **options: object) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    if framework == "torch":
+        cutmix = TorchCutMix(generator=torch.Generator().manual_seed(7), num_classes=BATCH, **options)
+    else:
+        cutmix = KerasCutMix(seed=7, num_classes=BATCH, data_format="channels_first", **options)
+    calls = []
+    for _ in range(batches):
+        images = rng.random((BATCH, 1, SIZE, SIZE), dtype=np.float32)
+        if framework == "torch":
+            out = cutmix(torch.from_numpy(images), torch.arange(BATCH))[0].numpy()
+        else:
+            out = keras.ops.convert_to_numpy(cutmix((images, np.arange(BATCH)))[0])
+        calls.append((images, out))
+    return batch_boxes(calls, channel_axis=1)
+
+
+@pytest.mark.parametrize(("framework", "batches"), [("torch", 400), ("keras", 150)])
+@pytest.mark.parametrize("setting", ["cifar", "imagenet"])
+def test_presets_draw_one_box_and_one_coin_per_batch_as_the_official_loop(framework: str, batches: int,
+                                                                          setting: str) -> None:
+    preset = dict(TorchCutMix.spec.papers[setting].config)
+    official = official_batches(np.random.default_rng(1), batches, preset["augmentation_ratio"])
+    ours = batches_of(framework, batches, **preset)
+    # Within a batch: one box for every changed image; over batches: the official law of the box,
+    # of the coin (all images or none) and of randperm's fixed points (how many images change).
+    assert ours["shared"].all()
+    assert ks_same_law(fraction(ours), fraction(official)) > ACCEPT
+    assert chi2_same_law(ours["changed"], official["changed"]) > ACCEPT, (ours["changed"], official["changed"])
+    # The mutation check: the per-image law (a box and a coin per image, another image as the
+    # partner) is rejected by the same statistics.
+    old = batches_of(framework, batches, **per_image(preset))
+    assert not old["shared"].all()
+    assert chi2_same_law(old["changed"], official["changed"]) < REJECT

@@ -1,7 +1,7 @@
 """Cut-Thumbnail's presets against the official code (TianshuXie/Cut-Thumbnail, ``train.py``).
 
-The official training step (re-implemented below in NumPy, per image: the paper's per-batch draws
-are not available yet, so the per-image marginal laws are compared): with probability
+The official training step (re-implemented below in NumPy; its laws measured with one draw per
+image, its per-batch draws over many small batches): with probability
 ``participation_rate = 0.8`` the batch is augmented; ``rand_bbox`` puts the ``size x size``
 thumbnail's corner at ``random.randint(0, S - size)`` per axis (both ends included); the
 thumbnail is ``F.interpolate(x, (size, size))`` (the legacy ``nearest`` mode) of the image itself
@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from mixing_papers import ACCEPT, REJECT, changed_boxes, chi2_same_law
+from mixing_papers import ACCEPT, REJECT, batch_boxes, changed_boxes, chi2_same_law, per_image
 from scipy import stats
 
 from maskmix.keras import RandomCutThumbnail as KerasThumbnail
@@ -63,7 +63,7 @@ def official_corners(rng: np.random.Generator, n: int) -> np.ndarray:
 @pytest.mark.parametrize(("framework", "n"), [("torch", 2000), ("keras", 1000)])
 def test_mst_preset_positions_participation_and_pixels_follow_the_official_code(framework: str, n: int) -> None:
     images = np.random.default_rng(0).random((n, 3, SIZE, SIZE), dtype=np.float32)
-    preset = dict(TorchThumbnail.spec.papers["imagenet_mst"].config)
+    preset = per_image(TorchThumbnail.spec.papers["imagenet_mst"].config)
     out, soft = run(framework, images, 0, **preset)
     boxes = changed_boxes(images, out, channel_axis=1)
     augmented = boxes["height"] > 0
@@ -97,14 +97,14 @@ def test_the_position_statistic_rejects_a_wrong_placement() -> None:
 def test_st_preset_pastes_the_images_own_legacy_nearest_thumbnail(framework: str) -> None:
     n = 200
     images = np.random.default_rng(3).random((n, 3, SIZE, SIZE), dtype=np.float32)
-    preset = dict(TorchThumbnail.spec.papers["imagenet_st"].config)
+    preset = per_image(TorchThumbnail.spec.papers["imagenet_st"].config)
     assert not preset["mix_images"]
     if framework == "torch":
-        layer = TorchThumbnail.from_paper("imagenet_st", generator=torch.Generator().manual_seed(0))
+        layer = TorchThumbnail(generator=torch.Generator().manual_seed(0), **preset)
         out = layer(torch.from_numpy(images)).numpy()
     else:
         out = keras.ops.convert_to_numpy(
-            KerasThumbnail.from_paper("imagenet_st", seed=0)(images.transpose(0, 2, 3, 1))).transpose(0, 3, 1, 2)
+            KerasThumbnail(seed=0, **preset)(images.transpose(0, 2, 3, 1))).transpose(0, 3, 1, 2)
     # The bounding box of the changed pixels (one pixel of the box may keep its value: the
     # thumbnail's pixel (i, j) is the image's (2i, 2j)).
     boxes = changed_boxes(images, out, channel_axis=1)
@@ -142,8 +142,8 @@ def test_fixed_label_weight_is_the_papers_lam_not_the_pixel_fraction(framework: 
                                                                       expected: float) -> None:
     n = 16
     images = np.random.default_rng(5).random((n, 3, 31, 31), dtype=np.float32)
-    preset = {**TorchThumbnail.spec.papers["imagenet_mst"].config, "augmentation_ratio": 1.0,
-              "bernoulli_mix": False, "thumbnail_weight": weight}
+    preset = per_image({**TorchThumbnail.spec.papers["imagenet_mst"].config, "augmentation_ratio": 1.0,
+                        "bernoulli_mix": False, "thumbnail_weight": weight})
     out, soft = run(framework, images, 2, **preset)
     boxes = changed_boxes(images, out, channel_axis=1)
     assert (boxes["height"] == 16).all() and (boxes["width"] == 16).all()  # round(15.5) = 16
@@ -161,6 +161,7 @@ def test_presets_declare_the_official_configuration() -> None:
         assert (config["mix_images"], config["thumbnail_weight"]) == (mix, 0.25 if mix else None)
         assert (config["augmentation_ratio"], config["bernoulli_mix"]) == (0.8, True)
         assert "sampling='batch'" in papers[setting].notes
+        assert config["sampling"] == "batch" and config["partner"] == ("permutation" if mix else "other")
 
 
 @pytest.mark.parametrize("cls", [TorchThumbnail, KerasThumbnail])
@@ -171,3 +172,31 @@ def test_the_new_options_are_validated(cls: type) -> None:
     with pytest.raises(ValueError, match=r"^RandomCutThumbnail: resize_method must be one of .*'nearest_legacy'; "
                                          r"got 'lanczos'$"):
         cls(resize_method="lanczos")
+
+
+@pytest.mark.parametrize(("framework", "batches"), [("torch", 300), ("keras", 100)])
+def test_mst_preset_draws_one_corner_and_one_participation_per_batch(framework: str, batches: int) -> None:
+    """As the official step: the batch takes part with probability 0.8, with one corner for all its
+    thumbnails and partners by a random permutation (a self-paired image is left as it is here,
+    where the official code pastes its own thumbnail)."""
+    size = 6
+    rng = np.random.default_rng(4)
+    preset = dict(TorchThumbnail.spec.papers["imagenet_mst"].config)
+
+    def measure(**config: object) -> dict[str, np.ndarray]:
+        calls = []
+        for seed in range(batches):
+            images = rng.random((size, 1, SIZE, SIZE), dtype=np.float32)
+            calls.append((images, run(framework, images, seed, **config)[0]))
+        return batch_boxes(calls, channel_axis=1)
+
+    official = np.random.default_rng(1)
+    takes_part = official.random(batches) < 0.8
+    fixed = np.array([(official.permutation(size) == np.arange(size)).sum() for _ in range(batches)])
+    expected = np.where(takes_part, size - fixed, 0)
+    ours = measure(**preset)
+    assert ours["shared"].all()
+    assert chi2_same_law(ours["changed"], expected) > ACCEPT
+    # The mutation check: a corner and a participation per image.
+    old = measure(**per_image(preset))
+    assert not old["shared"].all() and chi2_same_law(old["changed"], expected) < REJECT
