@@ -117,7 +117,7 @@ def check_compile(name: str, factory, x, y) -> None:
 
 
 #: Strategies that blend images: their pixels are sums the GPU may round differently.
-BLENDING = frozenset({"RandomMixup"})
+BLENDING = frozenset({"RandomMixup", "RandomMixupOrCutMix"})
 
 
 def check_matches_cpu_semantics(name: str, factory, x, y) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "count_range",
     "fill_method",
     "fraction_or_range",
+    "fraction_pair",
     "grid_size",
     "integer",
     "integer_at_least",
@@ -380,5 +381,23 @@ def normal_fraction() -> Checker:
         if not (_is_finite_real(mean) and _is_finite_real(std) and 0.0 < float(mean) <= 1.0 and float(std) >= 0.0):
             _fail(owner, name, expected, value)
         return (float(mean), float(std))
+
+    return check
+
+
+def fraction_pair() -> Checker:
+    """An ordered pair ``(lo, hi)`` of fractions with ``0 <= lo < hi <= 1`` (timm's
+    ``cutmix_minmax``); normalised to a tuple of floats."""
+    expected = "a pair (lo, hi) with 0 <= lo < hi <= 1"
+
+    def check(owner: str, name: str, value: Any) -> tuple[float, float]:
+        if not _is_pair(value):
+            _fail(owner, name, expected, value, ValueError if isinstance(value, (tuple, list)) else TypeError)
+        lo, hi = value
+        if not (_is_real(lo) and _is_real(hi)):
+            _fail(owner, name, expected, value, TypeError)
+        if not (_is_finite_real(lo) and _is_finite_real(hi) and 0.0 <= float(lo) < float(hi) <= 1.0):
+            _fail(owner, name, expected, value)
+        return (float(lo), float(hi))
 
     return check

@@ -38,6 +38,7 @@ from ._checks import (
     count_range,
     fill_method,
     fraction_or_range,
+    fraction_pair,
     grid_size,
     integer,
     integer_at_least,
@@ -61,6 +62,7 @@ __all__ = [
     "FILL_METHODS",
     "LABEL_PARAMS",
     "MASK_FILL_PARAM",
+    "MIXUP_OR_CUTMIX_BOX_ROUNDINGS",
     "PARTNER_LAWS",
     "RANDOM_CUTBLUR",
     "RANDOM_CUTMIX",
@@ -72,13 +74,16 @@ __all__ = [
     "RANDOM_GRID_MASK",
     "RANDOM_HIDE_AND_SEEK",
     "RANDOM_MIXUP",
+    "RANDOM_MIXUP_OR_CUTMIX",
     "RESIZE_METHODS",
     "SAMPLING_MODES",
     "SPECS",
+    "TIMM_MODES",
     "Checker",
     "Param",
     "StrategySpec",
     "boolean",
+    "check_mixup_or_cutmix",
     "choice",
     "count_range",
     "fill_method",
@@ -92,6 +97,7 @@ __all__ = [
     "pixels_range",
     "positive_number",
     "positive_range",
+    "timm_mixup_config",
 ]
 
 
@@ -611,6 +617,156 @@ RANDOM_MIXUP = register(StrategySpec(
         ),
     },
 ))
+
+#: Box laws of :class:`~maskmix.torch.RandomMixupOrCutMix`'s box of area ``1 - lambda``: RandomCutMix's
+#: two (:data:`CUTMIX_BOX_ROUNDINGS`) and timm's ``rand_bbox`` (sides truncated, the whole side kept).
+MIXUP_OR_CUTMIX_BOX_ROUNDINGS: tuple[str, ...] = (*CUTMIX_BOX_ROUNDINGS, "timm")
+#: timm's ``Mixup(mode=...)`` -> maskmix's ``sampling`` option (with ``partner="flip"``).
+TIMM_MODES: Mapping[str, str] = {"batch": "batch", "pair": "pair", "elem": "image"}
+
+_ALPHA_OR_OFF = number_in(0.0, math.inf, lo_open=False, hi_open=True)
+
+
+def check_mixup_or_cutmix(owner: str, mixup_alpha: float, cutmix_alpha: float,
+                          cutmix_minmax: tuple[float, float] | None) -> None:
+    """The rules :class:`RandomMixupOrCutMix` puts on its validated parameters together (both
+    frameworks call this after the spec's own checks): at least one branch enabled, and
+    ``cutmix_minmax`` only with the CutMix branch."""
+    if mixup_alpha == 0.0 and cutmix_alpha == 0.0:
+        raise ValueError(f"{owner}: mixup_alpha and cutmix_alpha are both 0, which disables both Mixup and "
+                         "CutMix; set at least one of them > 0")
+    if cutmix_minmax is not None and cutmix_alpha == 0.0:
+        raise ValueError(f"{owner}: cutmix_minmax={cutmix_minmax!r} sets the CutMix box, but cutmix_alpha=0 "
+                         "disables CutMix; set cutmix_alpha > 0 (timm forces it to 1 with cutmix_minmax)")
+
+
+def timm_mixup_config(
+    owner: str,
+    *,
+    mixup_alpha: float,
+    cutmix_alpha: float,
+    cutmix_minmax: Any,
+    prob: float,
+    switch_prob: float,
+    mode: str,
+    correct_lam: bool,
+    label_smoothing: float,
+    num_classes: int | None,
+    multi_label: bool,
+    mixup_off_epoch: Any,
+) -> dict[str, Any]:
+    """The :class:`RandomMixupOrCutMix` parameters that reproduce ``timm.data.Mixup(...)``.
+
+    What each of timm's arguments becomes: ``prob`` is the probability that a unit (the batch, a
+    pair, an image) is mixed (``augmentation_ratio=prob, bernoulli_mix=True``); ``mode``
+    ``"batch"``/``"pair"``/``"elem"`` is ``sampling="batch"``/``"pair"``/``"image"``, with
+    ``partner="flip"`` (timm mixes image ``i`` with image ``B - 1 - i``); the box of area
+    ``1 - lambda`` is timm's (``box_rounding="timm"``); ``cutmix_minmax`` forces ``cutmix_alpha``
+    to 1, as timm does. What maskmix cannot do is refused, never ignored: ``correct_lam=False``
+    where it would change the labels, ``multi_label=True`` with smoothing, ``mixup_off_epoch``.
+    Messages start with ``owner`` (``"RandomMixupOrCutMix.from_timm"``).
+
+    >>> config = timm_mixup_config("f", mixup_alpha=0.8, cutmix_alpha=1.0, cutmix_minmax=None, prob=1.0,
+    ...     switch_prob=0.5, mode="elem", correct_lam=True, label_smoothing=0.1, num_classes=10,
+    ...     multi_label=False, mixup_off_epoch=None)
+    >>> config["sampling"], config["partner"], config["bernoulli_mix"], config["box_rounding"]
+    ('image', 'flip', True, 'timm')
+    """
+    if not isinstance(mode, str) or mode not in TIMM_MODES:
+        raise ValueError(f"{owner}: mode must be one of {', '.join(map(repr, TIMM_MODES))} (timm's modes); "
+                         f"got {mode!r}")
+    correct_lam = boolean()(owner, "correct_lam", correct_lam)
+    multi_label = boolean()(owner, "multi_label", multi_label)
+    if mixup_off_epoch is not None and not (_is_number(mixup_off_epoch) and mixup_off_epoch == 0):
+        raise ValueError(
+            f"{owner}: mixup_off_epoch (timm's train-script option that stops mixing from that epoch on) "
+            "is a schedule of training progress, which a transform does not see: leave it None here and "
+            f"give the training integration a schedule that sets augmentation_ratio to 0 from that epoch; "
+            f"got {mixup_off_epoch!r}"
+        )
+    if cutmix_minmax is not None:
+        cutmix_alpha = 1.0  # timm: "force cutmix alpha == 1.0 when minmax active"
+    cutmix_on = cutmix_minmax is not None or (_is_number(cutmix_alpha) and cutmix_alpha > 0)
+    if not correct_lam and cutmix_on and cutmix_minmax is None:
+        raise ValueError(
+            f"{owner}: correct_lam=False (timm weighs the labels of a clipped CutMix box by the drawn "
+            "lambda, not by its area) is not supported: maskmix weighs labels by the exact fraction of "
+            "pasted pixels, which is timm's correct_lam=True"
+        )
+    if multi_label and _is_number(label_smoothing) and label_smoothing > 0:
+        raise ValueError(
+            f"{owner}: multi_label=True with label_smoothing={label_smoothing!r} is not supported: timm "
+            "smooths each multi-label target towards 0.5, maskmix smooths soft rows towards 1/K; pass "
+            "label_smoothing=0 (multi-hot float rows are then mixed as timm mixes them)"
+        )
+    return {
+        "mixup_alpha": mixup_alpha,
+        "cutmix_alpha": cutmix_alpha,
+        "cutmix_minmax": cutmix_minmax,
+        "switch_prob": switch_prob,
+        "box_rounding": "timm",
+        "label_smoothing": label_smoothing,
+        "num_classes": num_classes,
+        "augmentation_ratio": prob,
+        "bernoulli_mix": True,
+        "sampling": TIMM_MODES[mode],
+        "partner": "flip",
+    }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+RANDOM_MIXUP_OR_CUTMIX = register(StrategySpec(
+    "RandomMixupOrCutMix",
+    (
+        Param("mixup_alpha", 1.0, _ALPHA_OR_OFF,
+              "Beta(alpha, alpha) parameter of the Mixup lambda; 0 disables Mixup.",
+              OneOf((Just(0.0), Uniform(0.05, 5.0)))),
+        Param("cutmix_alpha", 1.0, _ALPHA_OR_OFF,
+              "Beta(alpha, alpha) parameter of the CutMix lambda; 0 disables CutMix.",
+              Uniform(0.05, 5.0)),
+        Param(
+            "switch_prob",
+            0.5,
+            number_in(0.0, 1.0, lo_open=False, hi_open=False),
+            "Probability that an image is CutMix-ed rather than Mixup-ed, when both are enabled.",
+            OneOf((Just(0.5), Uniform(0.0, 1.0))),
+        ),
+        Param(
+            "cutmix_minmax",
+            None,
+            optional(fraction_pair()),
+            "None: the CutMix box has area 1 - lambda; (lo, hi): timm's box, its sides uniform in "
+            "int(lo * side) .. int(hi * side) - 1 pixels, fully inside (lambda unused).",
+            OneOf((Just(None), TupleOf((Uniform(0.0, 0.45), Uniform(0.5, 1.0))))),
+        ),
+        Param(
+            "box_rounding",
+            "round",
+            choice(MIXUP_OR_CUTMIX_BOX_ROUNDINGS),
+            "The box of area 1 - lambda: 'round' and 'truncate' as RandomCutMix; 'timm' truncates the "
+            "sides and keeps them whole, [c - cut // 2, c - cut // 2 + cut) (timm's rand_bbox).",
+            Choice(MIXUP_OR_CUTMIX_BOX_ROUNDINGS),
+        ),
+        *LABEL_PARAMS,
+        *COMMON_PARAMS,
+    ),
+    "Mix each image with a partner by Mixup or by CutMix, chosen per image (timm's Mixup).",
+    flag="mixup_or_cutmix",
+    family="mixing",
+    example={},
+    draw_everything={"num_classes": 3, "mixup_alpha": 0.4, "cutmix_alpha": 0.5, "label_smoothing": 0.1},
+    variants={
+        "mixup_or_cutmix": Variant({}, launches=80),
+        "mixup_or_cutmix_timm": Variant({"mixup_alpha": 0.8, "cutmix_minmax": (0.2, 0.8)}, launches=106),
+    },
+    benchmarks={"RandomMixupOrCutMix": {}},
+    gallery={"mixup_or_cutmix": {}},
+    sweep=("switch_prob", (0.0, 0.5, 1.0)),
+))
+
 
 def _patch_side_normal() -> Param:
     return Param(

@@ -15,7 +15,7 @@ implementation, see :func:`implementation`) and its own semantic test.
 Example:
     >>> from maskmix import registry
     >>> [spec.flag for spec in registry.specs(family="mixing")]
-    ['cutmix', 'mixup']
+    ['cutmix', 'mixup', 'mixup_or_cutmix']
     >>> registry.get("RandomCutout").frameworks
     ('torch', 'keras')
 

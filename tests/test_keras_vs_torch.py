@@ -73,6 +73,11 @@ CASES = [
      lambda p: {"scar": p["is_scar"], "length": p["scar_length"], "width": p["scar_width"], "top": p["scar_top"],
                 "angle": p["scar_angle"], "cy": p["scar_cy"], "cx": p["scar_cx"], "hue": p["hue"]}),
     (mt.RandomMixup, {"alpha": 2.0}, lambda p: {"lam": p["lam"]}),
+    (mt.RandomMixupOrCutMix, {"mixup_alpha": 0.4, "cutmix_alpha": 0.7, "switch_prob": 0.3},
+     lambda p: {"cutmix": p["use_cutmix"], "lam": p["lam"], "weight": p["partner_weight"], "h": p["height"],
+                "top": p["top"]}),
+    (mt.RandomMixupOrCutMix, {"mixup_alpha": 0.0, "cutmix_minmax": (0.2, 0.8)},
+     lambda p: {"h": p["height"], "w": p["width"], "top": p["top"], "left": p["left"], "weight": p["partner_weight"]}),
 ]
 
 
@@ -142,6 +147,10 @@ INVALID = [
     ("RandomMixup", {"alpha": -0.5}),
     ("RandomMixup", {"label_smoothing": -0.1}),
     ("RandomMixup", {"unknown": 1, "other": 2}),
+    ("RandomMixupOrCutMix", {"mixup_alpha": 0.0, "cutmix_alpha": 0.0}),
+    ("RandomMixupOrCutMix", {"cutmix_alpha": 0.0, "cutmix_minmax": (0.2, 0.8)}),
+    ("RandomMixupOrCutMix", {"cutmix_minmax": (0.5, 0.5)}),
+    ("RandomMixupOrCutMix", {"switch_prob": -0.1}),
 ]
 
 
@@ -202,6 +211,7 @@ FRACTION_CASES = [
     ("RandomCutMix", {"num_classes": 3}),
     ("RandomCutMix", {"num_classes": 3, "patch_area": (0.1, 0.5), "patch_aspect_ratio": (0.5, 2.0)}),
     ("RandomMixup", {"num_classes": 3, "alpha": 0.3}),
+    ("RandomMixupOrCutMix", {"num_classes": 3, "mixup_alpha": 0.3, "cutmix_minmax": (0.2, 0.8)}),
     ("RandomCutBlur", {"blur_factor": (0.1, 0.5)}),
     ("RandomCutThumbnail", {"thumbnail_area": (0.05, 0.4)}),
     ("RandomCutThumbnail", {"thumbnail_area": 0.25, "mix_images": True, "num_classes": 3}),

@@ -23,6 +23,7 @@ def test_ten_strategies_are_specified() -> None:
             "RandomGridMask",
             "RandomCutMix",
             "RandomMixup",
+            "RandomMixupOrCutMix",
             "RandomCutBlur",
             "RandomCutThumbnail",
             "RandomCutPaste",

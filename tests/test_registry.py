@@ -36,7 +36,7 @@ def test_builtins_are_registered_with_an_implementation_per_framework() -> None:
         for framework in spec.frameworks:
             cls = registry.implementation(spec.name, framework)
             assert cls.__name__ == spec.name and cls.spec is spec
-    assert [s.name for s in registry.specs(family="mixing")] == ["RandomCutMix", "RandomMixup"]
+    assert [s.name for s in registry.specs(family="mixing")] == ["RandomCutMix", "RandomMixup", "RandomMixupOrCutMix"]
     assert all(s.family == "pasting" for s in registry.specs(family="pasting"))
 
 

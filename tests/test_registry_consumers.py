@@ -163,7 +163,7 @@ def test_a_registered_mixing_strategy_gets_its_own_flag() -> None:
         flag="blend_it", family="mixing", frameworks=("torch",),
     ))
     try:
-        assert list(augment_flags.mixing("torch")) == ["mixup", "cutmix", "blend_it"]
+        assert list(augment_flags.mixing("torch")) == ["mixup", "cutmix", "mixup_or_cutmix", "blend_it"]
         assert "blend_it" not in augment_flags.mixing("keras")
         plan = _plan("torch", "--mixup", "0.2", "--cutmix", "1", "--blend-it", "0.5", "--mixup-switch-prob", "0.25",
                      "--set", "blend_it.label_smoothing=0.1")

@@ -23,6 +23,7 @@ from .erasing import RandomErasing
 from .grid_mask import RandomGridMask
 from .hide_and_seek import RandomHideAndSeek
 from .mixup import RandomMixup, random_mixup
+from .mixup_or_cutmix import RandomMixupOrCutMix, random_mixup_or_cutmix
 from .pipeline import MaskMixPipeline
 
 __all__ = [
@@ -43,7 +44,9 @@ __all__ = [
     "RandomGridMask",
     "RandomHideAndSeek",
     "RandomMixup",
+    "RandomMixupOrCutMix",
     "cutblur_pair",
     "random_cutmix",
     "random_mixup",
+    "random_mixup_or_cutmix",
 ]

@@ -16,7 +16,7 @@ from ._mixing import FunctionOptions, MixingDraw, MixingLayer, box_fraction, mix
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["RandomCutMix", "partner_box", "random_cutmix"]
+__all__ = ["RandomCutMix", "lambda_box", "partner_box", "random_cutmix"]
 
 
 def partner_box(ops: Any, top: Any, left: Any, h: Any, w: Any, height: Any, width: Any) -> dict[str, Any]:
@@ -26,6 +26,28 @@ def partner_box(ops: Any, top: Any, left: Any, h: Any, w: Any, height: Any, widt
     return {"top": top, "left": left, "height": h, "width": w,
             "partner_weight": box_fraction(ops, h, w, height, width),
             "image_pixels": ops.numpy.zeros_like(h) + height * width}
+
+
+def lambda_box(ops: Any, lam: Any, size: Any, height: Any, width: Any, rounding: str,
+               seed: Any) -> tuple[Any, Any, Any, Any]:
+    """Int32 ``(top, left, h, w)`` of per-image boxes of the image's shape and area ``1 - lam``
+    (``size`` is ``lam``'s shape), centred uniformly over the pixels and clipped: the rules of
+    :func:`maskmix.torch.cutmix.lambda_box` (``rounding``: ``"round"``, ``"truncate"``, ``"timm"``)."""
+    side = ops.numpy.sqrt(1.0 - lam)
+    # Floor is the official int() here: the products are non-negative.
+    to_pixels = ops.numpy.floor if rounding in ("truncate", "timm") else ops.numpy.round
+    cut_h = ops.cast(to_pixels(side * ops.cast(height, "float32")), "int32")
+    cut_w = ops.cast(to_pixels(side * ops.cast(width, "float32")), "int32")
+    center_y = _sampling.randint(ops, 0, height - 1, size, seed)
+    center_x = _sampling.randint(ops, 0, width - 1, size, seed)
+    half_h, half_w = ops.numpy.floor_divide(cut_h, 2), ops.numpy.floor_divide(cut_w, 2)
+    y0, x0 = center_y - half_h, center_x - half_w
+    # The official box ends at c + cut // 2: an odd cut loses a pixel.
+    odd_loses = rounding == "truncate"
+    y1 = center_y + half_h if odd_loses else y0 + cut_h
+    x1 = center_x + half_w if odd_loses else x0 + cut_w
+    top, left = ops.numpy.clip(y0, 0, height), ops.numpy.clip(x0, 0, width)
+    return top, left, ops.numpy.clip(y1, 0, height) - top, ops.numpy.clip(x1, 0, width) - left
 
 
 @keras.saving.register_keras_serializable(package="maskmix")
@@ -117,22 +139,7 @@ class RandomCutMix(MixingLayer):
         lam = _sampling.beta(ops, self.alpha, size, seed)
         fheight, fwidth = ops.cast(height, "float32"), ops.cast(width, "float32")
         if self.patch_area is None and self.patch_aspect_ratio is None:
-            side = ops.numpy.sqrt(1.0 - lam)
-            truncate = self.box_rounding == "truncate"
-            # Floor is the official int() here: the products are non-negative.
-            to_pixels = ops.numpy.floor if truncate else ops.numpy.round
-            cut_h = ops.cast(to_pixels(side * fheight), "int32")
-            cut_w = ops.cast(to_pixels(side * fwidth), "int32")
-            center_y = _sampling.randint(ops, 0, height - 1, size, seed)
-            center_x = _sampling.randint(ops, 0, width - 1, size, seed)
-            half_h, half_w = ops.numpy.floor_divide(cut_h, 2), ops.numpy.floor_divide(cut_w, 2)
-            y0, x0 = center_y - half_h, center_x - half_w
-            # The official box ends at c + cut // 2: an odd cut loses a pixel.
-            y1 = center_y + half_h if truncate else y0 + cut_h
-            x1 = center_x + half_w if truncate else x0 + cut_w
-            top, left = ops.numpy.clip(y0, 0, height), ops.numpy.clip(x0, 0, width)
-            h = ops.numpy.clip(y1, 0, height) - top
-            w = ops.numpy.clip(x1, 0, width) - left
+            top, left, h, w = lambda_box(ops, lam, size, height, width, self.box_rounding, seed)
         else:
             lo, hi = self.patch_area if self.patch_area is not None else (0.0, 1.0)
             area = lo + (hi - lo) * lam

@@ -16,7 +16,7 @@ from ._mixing import FunctionOptions, MixingDraw, MixingLayer, mix_once
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["RandomMixup", "random_mixup"]
+__all__ = ["RandomMixup", "blend", "random_mixup"]
 
 
 @keras.saving.register_keras_serializable(package="maskmix")
@@ -87,14 +87,20 @@ class RandomMixup(MixingLayer):
         )
 
     def apply(self, images: Any, params: Mapping[str, Any]) -> Any:
-        ops = self.ops
-        dtype = keras.backend.standardize_dtype(images.dtype)
-        work = self.compute_dtype_for(dtype)
-        lam = self.per_image(ops.cast(params["lam"], work))
-        x = ops.cast(images, work)
-        partner = ops.numpy.take(x, params["partner"], axis=0)
-        mixed = self.to_image_dtype(partner + lam * (x - partner), dtype)
-        return ops.numpy.where(self.per_image(params["selected"]), mixed, images)
+        return self.ops.numpy.where(self.per_image(params["selected"]), blend(self, images, params), images)
+
+
+def blend(layer: MixingLayer, images: Any, params: Mapping[str, Any]) -> Any:
+    """Every image blended with its partner, ``lam * x + (1 - lam) * x[partner]`` per image, in the
+    images' dtype (float32 then rounded for uint8) with no selection applied: ``params["lam"]`` and
+    ``params["partner"]`` are ``(B,)``. Mixup, and the Mixup images of RandomMixupOrCutMix."""
+    ops = layer.ops
+    dtype = keras.backend.standardize_dtype(images.dtype)
+    work = layer.compute_dtype_for(dtype)
+    lam = layer.per_image(ops.cast(params["lam"], work))
+    x = ops.cast(images, work)
+    partner = ops.numpy.take(x, params["partner"], axis=0)
+    return layer.to_image_dtype(partner + lam * (x - partner), dtype)
 
 
 def random_mixup(

@@ -23,6 +23,7 @@ from .erasing import RandomErasing
 from .grid_mask import RandomGridMask
 from .hide_and_seek import RandomHideAndSeek
 from .mixup import RandomMixup, random_mixup
+from .mixup_or_cutmix import RandomMixupOrCutMix, random_mixup_or_cutmix
 from .pipeline import MaskMixPipeline, soft_label_targets
 
 __all__ = [
@@ -43,10 +44,12 @@ __all__ = [
     "RandomGridMask",
     "RandomHideAndSeek",
     "RandomMixup",
+    "RandomMixupOrCutMix",
     "SaliencyMap",
     "cutblur_pair",
     "random_cutmix",
     "random_mixup",
+    "random_mixup_or_cutmix",
     "soft_label_targets",
     "using_generator",
 ]

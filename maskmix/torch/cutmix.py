@@ -16,13 +16,40 @@ from . import _sampling
 from ._base import CommonOptions, may_reuse_buffers, selection
 from ._mixing import MixingDraw, MixingTransform, beta, box_fraction
 
-__all__ = ["RandomCutMix", "partner_box", "random_cutmix"]
+__all__ = ["RandomCutMix", "lambda_box", "partner_box", "random_cutmix"]
 
 
 def partner_box(top: Tensor, left: Tensor, h: Tensor, w: Tensor, height: int, width: int) -> dict[str, Tensor]:
     """Parameters of per-image ``h x w`` boxes that receive a partner's pixels (CutMix, the mixed
     Cut-Thumbnail), with their label weight: the exact fraction of the image they cover."""
     return {"top": top, "left": left, "height": h, "width": w, "partner_weight": box_fraction(h, w, height, width)}
+
+
+def lambda_box(lam: Tensor, height: int, width: int, rounding: str, *, device: torch.device,
+               generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Int64 ``(top, left, h, w)`` of per-image boxes of the image's shape and area ``1 - lam``,
+    centred uniformly over the pixels and clipped (the CutMix paper's box).
+
+    The sides are ``H sqrt(1 - lam)`` by ``W sqrt(1 - lam)``, rounded (``rounding="round"``) or
+    truncated (``"truncate"``, ``"timm"``); the rows are ``[cy - cut // 2, cy - cut // 2 + cut)``,
+    except with ``"truncate"``, the official CutMix code's ``[cy - cut // 2, cy + cut // 2)``
+    (an odd side loses a pixel); ``"timm"`` is timm's ``rand_bbox``. Columns likewise.
+    """
+    size = tuple(lam.shape)
+    side = torch.sqrt(1.0 - lam)
+    truncate = rounding in ("truncate", "timm")
+    # Truncation is trunc(), as the official int(): the products are non-negative.
+    to_pixels = torch.trunc if truncate else torch.round
+    # Rows ([0]) and columns ([1]) computed together; a square image needs one product.
+    scaled = side * height if height == width else torch.stack((side * height, side * width))
+    cuts = to_pixels(scaled).to(torch.int64)
+    centres = _sampling.random_points(size, height, width, device=device, generator=generator)
+    half = cuts // 2
+    starts = centres - half
+    # The official box ends at c + cut // 2: an odd cut loses a pixel.
+    ends = centres + half if rounding == "truncate" else starts + cuts
+    box = _sampling.boxes_from_ends(starts, ends, height, width)
+    return box["top"], box["left"], box["height"], box["width"]
 
 
 class RandomCutMix(MixingTransform):
@@ -110,20 +137,7 @@ class RandomCutMix(MixingTransform):
         device, generator = draw.device, draw.generator
         lam = beta(self.alpha, size, device=device, generator=generator)
         if self.patch_area is None and self.patch_aspect_ratio is None:
-            side = torch.sqrt(1.0 - lam)
-            truncate = self.box_rounding == "truncate"
-            # Truncation is trunc(), as the official int(): the products are non-negative.
-            to_pixels = torch.trunc if truncate else torch.round
-            # Rows ([0]) and columns ([1]) computed together; a square image needs one product.
-            scaled = side * height if height == width else torch.stack((side * height, side * width))
-            cuts = to_pixels(scaled).to(torch.int64)
-            centres = _sampling.random_points(size, height, width, device=device, generator=generator)
-            half = cuts // 2
-            starts = centres - half
-            # The official box ends at c + cut // 2: an odd cut loses a pixel.
-            ends = centres + half if truncate else starts + cuts
-            box = _sampling.boxes_from_ends(starts, ends, height, width)
-            top, left, h, w = box["top"], box["left"], box["height"], box["width"]
+            top, left, h, w = lambda_box(lam, height, width, self.box_rounding, device=device, generator=generator)
         else:
             lo, hi = self.patch_area if self.patch_area is not None else (0.0, 1.0)
             area = lo + (hi - lo) * lam

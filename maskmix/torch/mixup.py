@@ -11,10 +11,10 @@ from typing_extensions import Unpack
 
 from maskmix.params import RANDOM_MIXUP, given_arguments
 
-from ._base import CommonOptions, all_selected, may_reuse_buffers
+from ._base import CommonOptions, MaskMixTransform, all_selected, may_reuse_buffers
 from ._mixing import MixingDraw, MixingTransform, beta
 
-__all__ = ["RandomMixup", "random_mixup"]
+__all__ = ["RandomMixup", "blend", "random_mixup"]
 
 
 class RandomMixup(MixingTransform):
@@ -72,25 +72,38 @@ class RandomMixup(MixingTransform):
         return {"lam": lam, "partner_weight": 1.0 - lam.to(torch.float64)}
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
-        work = self.compute_dtype(images.dtype)
-        lam = params["lam"].to(work).view(-1, 1, 1, 1)
-        # A lerp of two uint8 pixels with a weight in [0, 1] lies between them, whichever rounding
-        # or formula computes it (every step is monotone and both ends are representable): the
-        # uint8 result needs rounding but no saturation.
-        if may_reuse_buffers(images):
-            # The same values with fewer batch-sized allocations: gather the partners in the
-            # image dtype, then blend and round in place.
-            mixed = images.index_select(0, params["partner"]).to(work)
-            mixed = self.to_image_dtype(mixed.lerp_(images.to(work), lam), images.dtype, in_place=True,
-                                        within_range=True)
-        else:
-            # Indexing keeps the images' memory layout, so that lerp sees two tensors of one layout:
-            # its result (last bit in bfloat16) does not depend on the layout then.
-            x = images.to(work)
-            mixed = self.to_image_dtype(torch.lerp(x[params["partner"]], x, lam), images.dtype, within_range=True)
+        mixed = blend(images, params["partner"], params["lam"])
         if all_selected(params):
             return mixed
         return torch.where(params["selected"].view(-1, 1, 1, 1), mixed, images)
+
+
+def blend(images: Tensor, partner: Tensor, lam: Tensor, *, gathered: Tensor | None = None) -> Tensor:
+    """Every image blended with its partner: ``lam * x + (1 - lam) * x[partner]`` per image.
+
+    ``lam`` is ``(B,)``; the result has the images' dtype (computed in float32 for uint8, then
+    rounded) and no selection applied. ``gathered``, when given, is ``images[partner]`` already
+    gathered by the caller, who still needs it: it is read, never written. Mixup, and the Mixup
+    images of RandomMixupOrCutMix.
+    """
+    work = MaskMixTransform.compute_dtype(images.dtype)
+    weight = lam.to(work).view(-1, 1, 1, 1)
+    # A lerp of two uint8 pixels with a weight in [0, 1] lies between them, whichever rounding
+    # or formula computes it (every step is monotone and both ends are representable): the
+    # uint8 result needs rounding but no saturation.
+    if gathered is not None:
+        mixed = torch.lerp(gathered.to(work), images.to(work), weight)
+        return MaskMixTransform.to_image_dtype(mixed, images.dtype, in_place=True, within_range=True)
+    if may_reuse_buffers(images):
+        # The same values with fewer batch-sized allocations: gather the partners in the
+        # image dtype, then blend and round in place.
+        mixed = images.index_select(0, partner).to(work)
+        return MaskMixTransform.to_image_dtype(mixed.lerp_(images.to(work), weight), images.dtype, in_place=True,
+                                               within_range=True)
+    # Indexing keeps the images' memory layout, so that lerp sees two tensors of one layout:
+    # its result (last bit in bfloat16) does not depend on the layout then.
+    x = images.to(work)
+    return MaskMixTransform.to_image_dtype(torch.lerp(x[partner], x, weight), images.dtype, within_range=True)
 
 
 def random_mixup(
