@@ -136,6 +136,7 @@ COMMON_PARAMS: tuple[Param, ...] = (
         number_in(0.0, 1.0, lo_open=False, hi_open=False),
         "Fraction of the images of the batch that are augmented.",
         OneOf((Just(1.0), Uniform(0.0, 1.0))),
+        schedulable=True,
     ),
     Param(
         "bernoulli_mix",

@@ -27,6 +27,7 @@ from maskmix import registry
 from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT
 from maskmix.params import num_selected
 from maskmix.registry import StrategySpec
+from maskmix.schedules import lent_value
 
 from . import _compat, _sampling
 from ._sampling import using_generator
@@ -375,10 +376,12 @@ class MaskMixTransform(v2.Transform):
         device = first.device
         generator = self._generator_for(device)
         single = first.ndim == 3 or (frames > 1 and first.ndim == 4)  # one image, or one clip
-        bernoulli = self.bernoulli_mix or (single and 0.0 < self.augmentation_ratio < 1.0)
-        selected = _sampling.select_images(
-            batch_size, self.augmentation_ratio, bernoulli, device=device, generator=generator
-        )
+        # A scheduled ratio is lent by the integrations (maskmix.schedules): a number in eager
+        # steps, a 0-d tensor in compiled ones (its value then stays out of the graph).
+        ratio = lent_value(self, "augmentation_ratio", self.augmentation_ratio)
+        scheduled = isinstance(ratio, Tensor)
+        bernoulli = self.bernoulli_mix or (single and (scheduled or 0.0 < ratio < 1.0))
+        selected = _sampling.select_images(batch_size, ratio, bernoulli, device=device, generator=generator)
         if self._clean_splits > 1:
             clean = batch_size // self._clean_splits
             selected = selected & (torch.arange(batch_size, device=device) >= clean)
@@ -389,8 +392,9 @@ class MaskMixTransform(v2.Transform):
         # Static (no tensor is read): the whole batch is selected by construction.
         params["all_selected"] = (
             not bernoulli
+            and not scheduled
             and self._clean_splits <= 1
-            and num_selected(self.augmentation_ratio, batch_size) >= batch_size
+            and num_selected(ratio, batch_size) >= batch_size
         )
         params["batch_shape"] = (batch_size, height, width)
         params["image_leading"] = tuple(first.shape[:-3])  # what the leading dims of masks must be
