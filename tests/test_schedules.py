@@ -27,6 +27,8 @@ def test_ramp_start_epoch_and_decreasing() -> None:
     down = ramp(1.0, 0.2, epochs=4, start_epoch=2)
     assert [down(e) for e in (0, 2, 3, 4, 6, 9)] == pytest.approx([1.0, 1.0, 0.8, 0.6, 0.2, 0.2])
     assert down.bounds() == (0.2, 1.0)
+    # The end value itself once the ramp is done (0.2 + (0.9 - 0.2) * 1 is 0.8999999999999999).
+    assert ramp(0.2, 0.9, epochs=3)(3) == 0.9
 
 
 def test_switch_off_is_timms_mixup_off_epoch() -> None:
