@@ -181,3 +181,12 @@ def test_lending_is_per_transform_and_per_block() -> None:
         images = torch.rand(4, 3, 8, 8)
         assert torch.equal(erasing(images), images)
     assert schedules.lent_value(erasing, "augmentation_ratio", 1.0) == 1.0
+
+
+def test_schedules_inside_your_own_compile_are_refused() -> None:
+    p = MaskMixPipeline([RandomErasing()], seed=0, schedules={0: {"augmentation_ratio": constant(0.5)}})
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda x: p.augment(x)[0], fullgraph=True, backend="eager")
+    with pytest.raises(Exception, match=r"MaskMixPipeline: schedules cannot reach the transforms inside a "
+                                        r"torch.compile of your own .* use compile=True"):
+        compiled(torch.rand(2, 3, 8, 8))

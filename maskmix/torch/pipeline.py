@@ -527,8 +527,13 @@ class MaskMixPipeline:
         mix_index = self.choose_mix(rank, number) if self.mixes else -1
         step_seed = derive_seed(seed, rank, number, _DEVICE_STREAM)
         if torch.compiler.is_compiling():  # torch.compile cannot trace a generator: the global RNG
-            with schedules_mod.lending(self._lent(None)):
-                images, labels = self._step(images, labels, mix_index)
+            if self.schedules:
+                raise TypeError(
+                    f"{self.owner}: schedules cannot reach the transforms inside a torch.compile of your own "
+                    "(it cannot trace how the values are handed over); use compile=True, which compiles the "
+                    "step and passes the scheduled values to it as tensors"
+                )
+            images, labels = self._step(images, labels, mix_index)
         elif self.compile_options is not None:
             # Tensors: read inside the compiled step, they are graph inputs, not constants.
             lent = self._lent(images.device) if self.schedules else {}
