@@ -134,7 +134,8 @@ def test_bad_schedules_options_are_refused(option, error, message) -> None:
 
 def test_duplicate_class_names_need_another_key() -> None:
     with pytest.raises(ValueError, match=r"^MaskMixPipeline: schedules key 'RandomCutout' names 2 transforms"):
-        MaskMixPipeline([RandomCutout(), RandomCutout()], schedules={"RandomCutout": {"augmentation_ratio": constant(1)}})
+        MaskMixPipeline([RandomCutout(), RandomCutout()],
+                        schedules={"RandomCutout": {"augmentation_ratio": constant(1)}})
 
 
 def test_a_custom_callable_is_checked_when_evaluated() -> None:
