@@ -191,3 +191,18 @@ def test_schedules_inside_your_own_compile_are_refused() -> None:
     with pytest.raises(Exception, match=r"MaskMixPipeline: schedules cannot reach the transforms inside a "
                                         r"torch.compile of your own .* use compile=True"):
         compiled(torch.rand(2, 3, 8, 8))
+
+
+def test_a_ratio_assigned_on_a_torch_transform_takes_effect_in_the_compiled_step() -> None:
+    # Not scheduled: dynamo guards on the attribute, so a new value recompiles (never silently kept).
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    grid = RandomGridMask(fill_method=-1.0, augmentation_ratio=0.25)
+    p = MaskMixPipeline([grid], seed=0, compile={"backend": counter})
+    images = torch.full((8, 3, 16, 16), 0.5)
+    assert int((p(images) == -1).flatten(1).any(1).sum()) == 2
+    grid.augmentation_ratio = 0.75
+    assert int((p(images) == -1).flatten(1).any(1).sum()) == 6
+    assert counter.frame_count == 2
