@@ -377,7 +377,7 @@ class MaskMixTransform(v2.Transform):
         generator = self._generator_for(device)
         single = first.ndim == 3 or (frames > 1 and first.ndim == 4)  # one image, or one clip
         # A scheduled ratio is lent by the integrations (maskmix.schedules): a number in eager
-        # steps, a 0-d tensor in compiled ones (its value then stays out of the graph).
+        # steps, a (1,) tensor in compiled ones (its value then stays out of the graph).
         ratio = lent_value(self, "augmentation_ratio", self.augmentation_ratio)
         scheduled = isinstance(ratio, Tensor)
         bernoulli = self.bernoulli_mix or (single and (scheduled or 0.0 < ratio < 1.0))

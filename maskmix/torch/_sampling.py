@@ -118,7 +118,7 @@ def select_images(batch_size: int, ratio: float | Tensor, bernoulli: bool, *, de
     """Boolean ``(B,)`` mask of the images to augment (design §Conventions, fraction control).
 
     ``bernoulli=False`` selects exactly ``num_selected(ratio, B)`` images at random positions;
-    ``bernoulli=True`` selects each image independently with probability ``ratio``. A 0-d tensor
+    ``bernoulli=True`` selects each image independently with probability ``ratio``. A ``(1,)`` tensor
     ``ratio`` (a scheduled value, an input of a compiled step) gives the same selection law with
     the count computed on the device, so that its value is never baked into a traced graph.
     """

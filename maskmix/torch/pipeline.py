@@ -36,7 +36,8 @@ _MASK64 = (1 << 64) - 1
 _POINTS: tuple[type, ...] = tuple(t for t in (getattr(tv_tensors, "KeyPoints", None),) if t is not None)
 _STATE_VERSION = 1
 #: Scheduled values handed to a compiled step are float64 tensors where the device has them (the
-#: exact count ``floor(ratio * B + 0.5)`` is then computed as the host computes it).
+#: exact count ``floor(ratio * B + 0.5)`` is then computed as the host computes it), of shape
+#: ``(1,)``: a 0-d float64 input makes Inductor restart its first analysis of the step.
 _NO_FLOAT64 = ("mps",)
 #: Stream ids mixed into the per-batch seeds: one for the device generator, one for the host choice.
 _DEVICE_STREAM, _CHOICE_STREAM = 0, 1
@@ -251,7 +252,7 @@ class MaskMixPipeline:
             ``{"RandomGridMask": {"augmentation_ratio": ramp(0.0, 0.8, epochs=240)}}``.
             :meth:`set_epoch` (the Lightning integrations call it at each batch with the
             trainer's epoch) evaluates them; each batch lends the values to the transforms
-            (nothing is written on them): numbers in the eager step, 0-d tensors in the compiled
+            (nothing is written on them): numbers in the eager step, one-element tensors in the compiled
             one, where they are inputs of the compiled graph, so a new value never recompiles and
             is never baked in.
         owner: the name that starts error messages (the integrations pass their class name).
@@ -361,7 +362,7 @@ class MaskMixPipeline:
         return out
 
     def _lent(self, device: torch.device | None) -> dict[int, dict[str, Any]]:
-        """The scheduled values to lend for one step: numbers (``device=None``), or 0-d tensors on
+        """The scheduled values to lend for one step: numbers (``device=None``), or one-element tensors on
         ``device`` kept from step to step and refilled only when a value changes."""
         if device is None:
             values: list[Any] = list(self._scheduled_values)
@@ -369,7 +370,7 @@ class MaskMixPipeline:
             filled, tensors = self._value_tensors.get(device) or ([], [])
             if not tensors:
                 dtype = torch.float32 if device.type in _NO_FLOAT64 else torch.float64
-                tensors = [torch.empty((), dtype=dtype, device=device) for _ in self.schedules]
+                tensors = [torch.empty((1,), dtype=dtype, device=device) for _ in self.schedules]
                 filled = [math.nan] * len(tensors)
                 self._value_tensors[device] = (filled, tensors)
             for i, value in enumerate(self._scheduled_values):
