@@ -144,6 +144,7 @@ COMMON_PARAMS: tuple[Param, ...] = (
         number_in(0.0, 1.0, lo_open=False, hi_open=False),
         "Fraction of the images of the batch that are augmented.",
         OneOf((Just(1.0), Uniform(0.0, 1.0))),
+        schedulable=True,
     ),
     Param(
         "bernoulli_mix",
@@ -508,8 +509,9 @@ RANDOM_GRID_MASK = register(StrategySpec(
              "fill_method": "zero", "augmentation_ratio": 0.8, "bernoulli_mix": True},
             "Chen et al. 2020, §4.1 (ImageNet); official imagenet_grid/utils/grid.py, imagenet_amp.py defaults",
             "For 224x224 images normalised with the dataset's mean and std (0 = the mean). The official "
-            "probability ramps as 0.8 * min(1, epoch / 240): schedules are not available yet, so this "
-            "preset uses the final 0.8 throughout.",
+            "probability ramps as 0.8 * min(1, epoch / 240): give the integration "
+            "schedules={'RandomGridMask': {'augmentation_ratio': ramp(0.0, 0.8, epochs=240)}} "
+            "(maskmix.schedules); alone, the preset uses the final 0.8 throughout.",
         ),
         "detection": Preset(
             {"unit_pixels": (2, None), "kept_ratio": 0.5, "fill_method": "zero", "augmentation_ratio": 0.7,
@@ -517,7 +519,8 @@ RANDOM_GRID_MASK = register(StrategySpec(
             "Chen et al. 2020, §4.3 (COCO detection); official detection_grid/maskrcnn_benchmark/data/"
             "transforms/grid.py, configs/grid_faster_rcnn_R_50_FPN_2x.yaml",
             "For normalised images. The official probability ramps as 0.7 * iteration / max_iter "
-            "(schedules are not available yet: 0.7 throughout). The official loop starts its bands at "
+            "(0.7 throughout alone; ramp(0.0, 0.7, epochs=E) as a schedule changes it per epoch, or per "
+            "step in a loop calling pipeline.set_epoch(epoch + step / steps)). The official loop starts its bands at "
             "the random offset on a 1.5x canvas (no band above or left of it), which leaves wider "
             "masked strips near the border for large units; this grid is periodic everywhere.",
         ),

@@ -61,13 +61,19 @@ FRAMEWORKS: tuple[str, ...] = ("torch", "keras")
 @dataclass(frozen=True)
 class Param:
     """One constructor parameter: its name, default, checker, one-line documentation and the
-    domain of valid values the tests draw from (None: not drawn, e.g. ``num_classes``)."""
+    domain of valid values the tests draw from (None: not drawn, e.g. ``num_classes``).
+
+    ``schedulable``: the parameter may follow training progress through the integrations'
+    ``schedules`` option (:mod:`maskmix.schedules`); both frameworks' bases must then read it
+    through :func:`maskmix.schedules.lent_value`, as a number or a tensor.
+    """
 
     name: str
     default: Any
     check: Checker
     doc: str
     domain: Domain | None = None
+    schedulable: bool = False
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ Keras' functional-model and ``clone_model`` workarounds in :mod:`._keras_functio
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 # ruff: noqa: E402  (the imports below follow the optional-dependency check)
@@ -35,6 +35,7 @@ require("keras", "maskmix.callbacks.MaskMixModel")  # names the extra if missing
 
 import keras
 
+from maskmix import schedules as schedules_mod
 from maskmix.keras import MixingLayer
 from maskmix.keras._compat import Functional
 from maskmix.keras.pipeline import MaskMixPipeline
@@ -51,7 +52,7 @@ _INT_DTYPES = frozenset({"uint8", "uint16", "uint32", "uint64", "int8", "int16",
 _METRIC_LABELS = ("dominant", "original")
 _CONFIG_KEYS = (
     "augmentations", "mix", "mix_weights", "num_classes", "label_smoothing",
-    "metric_labels", "mixed_loss", "seed",
+    "metric_labels", "mixed_loss", "seed", "schedules",
 )
 class _StepContext:
     """Per-step values handed from :meth:`MaskMixModel.train_step` to ``compute_loss`` (trace time)."""
@@ -124,6 +125,18 @@ class MaskMixModel(keras.Model):
             custom sparse loss). The compiled loss weight still applies.
         seed: None or an integer ``>= 0``, seeds the choice among the ``mix`` layers (each
             maskmix layer keeps its own ``seed``).
+        schedules: None, or ``{layer: {parameter: schedule}}``: parameters that follow the
+            training progress (:mod:`maskmix.schedules`), the layer given by class name, position
+            in ``augmentations + mix`` or itself. ``fit`` sets each value at every epoch start
+            (from the absolute epoch, ``initial_epoch`` included) in a non-trainable variable of
+            the model that the training step reads, so ``jit_compile=True`` and JAX see every
+            new value. GridMask's ImageNet schedule: ``augmentations=[RandomGridMask.from_paper(
+            "imagenet")], schedules={"RandomGridMask": {"augmentation_ratio": ramp(0.0, 0.8,
+            epochs=240)}}``; timm's ``mixup_off_epoch``: ``schedules={"RandomCutMix":
+            {"augmentation_ratio": switch_off(1.0, epoch=E)}}``. The built-in schedules are
+            saved with the model; a custom callable cannot be (``get_config`` raises). Setting
+            ``layer.augmentation_ratio`` after a compiled step used the layer raises a
+            ``ValueError`` instead of being silently ignored: schedule it.
         **kwargs: ``keras.Model`` arguments (``name``, ``trainable``, ``dtype``, ...). Any other
             keyword (e.g. a misspelled option) raises a TypeError in the functional form too (Keras'
             ``Functional`` would ignore it silently).
@@ -196,21 +209,24 @@ class MaskMixModel(keras.Model):
         metric_labels: str = "dominant",
         mixed_loss: Any = None,
         seed: int | None = None,
+        schedules: Mapping[Any, Mapping[str, Callable[[float], float]]] | None = None,
         **kwargs: Any,
     ) -> None:
         functional = graph.is_functional_call(args, kwargs)
         if functional:
             graph.check_keywords(_NAME, kwargs, _CONFIG_KEYS)
-            options = (augmentations, mix, mix_weights, num_classes, label_smoothing, metric_labels, mixed_loss, seed)
-            if options == (None, None, None, None, 0.0, "dominant", None, None):
+            options = (augmentations, mix, mix_weights, num_classes, label_smoothing, metric_labels, mixed_loss, seed,
+                       schedules)
+            if options == (None, None, None, None, 0.0, "dominant", None, None, None):
                 source = graph.take_clone_source(graph.functional_outputs(args, kwargs))
                 if source is not None:  # `keras.models.clone_model(source)`: same options, fresh layers
                     cloned = _options_from_config(_options_config(source))
                     augmentations, mix, mix_weights = cloned["augmentations"], cloned["mix"], cloned["mix_weights"]
                     num_classes, label_smoothing = cloned["num_classes"], cloned["label_smoothing"]
                     metric_labels, mixed_loss, seed = cloned["metric_labels"], cloned["mixed_loss"], cloned["seed"]
+                    schedules = cloned.get("schedules")
         pipeline = MaskMixPipeline(
-            augmentations, mix, mix_weights, num_classes, label_smoothing, seed, owner=_NAME,
+            augmentations, mix, mix_weights, num_classes, label_smoothing, seed, schedules, owner=_NAME,
         )
         if metric_labels not in _METRIC_LABELS:
             raise ValueError(f"{_NAME}: metric_labels must be 'dominant' or 'original'; got {metric_labels!r}")
@@ -243,7 +259,20 @@ class MaskMixModel(keras.Model):
         self.mixed_loss = mixed_loss
         self.seed = pipeline.seed
         self._maskmix_seed_generator = pipeline.seed_generator
+        # Tracked, so that they are state of the model (JAX's stateless steps read them there).
+        self._maskmix_schedule_variables = pipeline.schedule_variables
         self._maskmix_step = _StepContext()
+
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
+        """``keras.Model.fit``; with ``schedules``, a callback first sets their values at each epoch start."""
+        if not self.maskmix_pipeline.schedules:
+            return super().fit(*args, **kwargs)
+        position = 5  # fit(x, y, batch_size, epochs, verbose, callbacks, ...)
+        if len(args) > position:
+            args = (*args[:position], _with_schedules(self, args[position]), *args[position + 1:])
+        else:
+            kwargs["callbacks"] = _with_schedules(self, kwargs.get("callbacks"))
+        return super().fit(*args, **kwargs)
 
     # ----------------------------------------------------------------------------------------
     # Augmentation of a training batch.
@@ -487,6 +516,49 @@ def _only_tensor(data: Any, error: type[Exception], message: str) -> Any:
     return flat[0]
 
 
+class _ScheduleCallback(keras.callbacks.Callback):
+    """Sets the pipeline's scheduled values at each epoch start of ``fit`` (added by ``MaskMixModel.fit``)."""
+
+    def __init__(self, pipeline: MaskMixPipeline) -> None:
+        super().__init__()
+        self.pipeline = pipeline
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.pipeline.set_epoch(epoch)
+
+
+def _with_schedules(model: MaskMixModel, callbacks: Any) -> Any:
+    """``callbacks`` with the schedule callback first (a list, or Keras' ``CallbackList``)."""
+    callback = _ScheduleCallback(model.maskmix_pipeline)
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        callbacks.callbacks.insert(0, callback)
+        callback.set_model(model)
+        return callbacks
+    return [callback, *(callbacks or [])]
+
+
+def _schedules_config(model: MaskMixModel) -> list[list[Any]] | None:
+    """The schedules as ``[[key, parameter, schedule config], ...]`` (JSON keys would turn positions
+    into strings); a key that is a layer object is saved as its position or class name."""
+    pipeline = model.maskmix_pipeline
+    if not pipeline.schedules:
+        return None
+    items = [*pipeline.augmentations, *pipeline.mix_layers]
+    out: list[list[Any]] = []
+    for entry in pipeline.schedules:
+        key = entry.key
+        if not isinstance(key, (str, int)):
+            positions = [i for i, item in enumerate(items) if item is key]
+            key = positions[0] if positions else type(key).__name__
+        if not isinstance(entry.schedule, schedules_mod.Schedule):
+            raise TypeError(
+                f"{_NAME}: {entry.where} is a custom callable, which cannot be saved with the model; use "
+                "maskmix.schedules (ramp, switch_off, piecewise, constant) to save it"
+            )
+        out.append([key, entry.param, entry.schedule.get_config()])
+    return out
+
+
 def _options_config(model: MaskMixModel) -> dict[str, Any]:
     """The maskmix options of ``model`` as config entries (layers and losses serialised)."""
     serialize = keras.saving.serialize_keras_object
@@ -502,6 +574,7 @@ def _options_config(model: MaskMixModel) -> dict[str, Any]:
             else keras.losses.serialize(model.mixed_loss)
         ),
         "seed": model.seed,
+        "schedules": _schedules_config(model),
     }
 
 
@@ -513,6 +586,11 @@ def _options_from_config(config: Mapping[str, Any], custom_objects: Any = None) 
         options["augmentations"] = [deserialize(c, custom_objects=custom_objects) for c in options["augmentations"]]
     if options.get("mix"):
         options["mix"] = [deserialize(c, custom_objects=custom_objects) for c in options["mix"]]
+    if options.get("schedules"):
+        rebuilt: dict[Any, dict[str, Any]] = {}
+        for key, param, schedule in options["schedules"]:
+            rebuilt.setdefault(key, {})[param] = schedules_mod.from_config(schedule)
+        options["schedules"] = rebuilt
     if isinstance(options.get("mixed_loss"), dict):
         options["mixed_loss"] = keras.losses.deserialize(options["mixed_loss"], custom_objects=custom_objects)
     return options

@@ -16,7 +16,7 @@ starting the streams at each fit and the checkpoint hooks. :func:`soft_label_tar
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 # ruff: noqa: E402  (the imports below follow the optional-dependency check)
@@ -115,6 +115,15 @@ class MaskMixCallback(pl.Callback):
             (fewer, fused kernels per batch; the first batch pays the compilation, a changing last
             batch size one recompilation), or a dict of ``torch.compile`` arguments (e.g.
             ``{"mode": "reduce-overhead"}`` for CUDA graphs). See :class:`maskmix.torch.MaskMixPipeline`.
+        schedules: None, or ``{transform: {parameter: schedule}}``: parameters that follow the
+            training progress (:mod:`maskmix.schedules`), the transform given by class name,
+            position in ``transforms + mix`` or itself. The values are set from
+            ``trainer.current_epoch`` before each training batch (so they change at each epoch
+            start, as in the papers' code) and reach the compiled step as tensor inputs (no
+            recompilation per value). GridMask's ImageNet schedule:
+            ``MaskMixCallback([RandomGridMask.from_paper("imagenet")], schedules={"RandomGridMask":
+            {"augmentation_ratio": ramp(0.0, 0.8, epochs=240)}})``; timm's ``mixup_off_epoch``:
+            ``schedules={"RandomCutMix": {"augmentation_ratio": switch_off(1.0, epoch=E)}}``.
 
     Integer arguments (``num_classes``, integer ``image_key`` / ``label_key``, ``seed``) accept any
     ``numbers.Integral`` except ``bool`` (NumPy integers included) and are stored as ``int``.
@@ -162,12 +171,13 @@ class MaskMixCallback(pl.Callback):
         label_key: int | str = 1,
         seed: int | None = None,
         compile: bool | dict[str, Any] = False,
+        schedules: Mapping[Any, Mapping[str, Callable[[float], float]]] | None = None,
     ) -> None:
         super().__init__()
         #: The batch pipeline (checks, batches, seeds, state).
         self.pipeline = MaskMixPipeline(
             transforms, mix, mix_weights, num_classes, label_smoothing, image_key, label_key, seed, compile,
-            owner=type(self).__name__,
+            schedules, owner=type(self).__name__,
         )
         self._trainer: pl.Trainer | None = None
         self._hook: Callable[..., Any] | None = None
@@ -243,7 +253,7 @@ class MaskMixCallback(pl.Callback):
         if not _training(trainer):
             return batch
         assert trainer is not None
-        return self.pipeline(batch, rank=trainer.global_rank)
+        return self.pipeline(batch, rank=trainer.global_rank, epoch=trainer.current_epoch)
 
 
 def _install_hook(target: Any, augment: Callable[[Any], Any]) -> Callable[..., Any]:
@@ -353,7 +363,7 @@ class MaskMixMixin:
         if not _training(trainer):
             return batch
         assert trainer is not None
-        return self._engine()(batch, rank=trainer.global_rank)
+        return self._engine()(batch, rank=trainer.global_rank, epoch=trainer.current_epoch)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the augmentation state (seed, batches) under ``checkpoint["maskmix"]``."""

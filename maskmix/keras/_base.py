@@ -44,6 +44,7 @@ import keras
 from maskmix import registry
 from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT
 from maskmix.registry import StrategySpec
+from maskmix.schedules import lent_value
 
 from . import _compat, _sampling, _seeds
 
@@ -79,6 +80,18 @@ class CommonOptions(TypedDict, total=False):
 
 
 _Built = TypeVar("_Built", bound="MaskMixLayer")
+
+
+def _tracing(images: Any) -> bool:
+    """Whether the layer runs inside a trace (tf.function/tf.data graph, jax.jit, torch.compile),
+    where a Python number it reads becomes a constant of the traced step."""
+    if _compat.in_tf_graph() or _compat.is_in_jax_tracing_scope(images):
+        return True
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return bool(torch.compiler.is_compiling())
+    return False
 
 
 class MaskMixLayer(keras.layers.Layer):
@@ -352,6 +365,24 @@ class MaskMixLayer(keras.layers.Layer):
             self._backend_generators[name] = keras.random.SeedGenerator(self.seed, backend=self.backend)
         return self._backend_generators[name]
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        traced = self.__dict__.get("_maskmix_traced")
+        if traced and name in traced and not (isinstance(value, (int, float)) and value == self.__dict__.get(name)):
+            owner = type(self).__name__
+            if traced[name]:
+                raise ValueError(
+                    f"{owner}: {name} cannot be set (to {value!r}): a schedule drives it in the traced step it "
+                    "ran in, which reads the schedule's variable, not this attribute; change the schedule"
+                )
+            raise ValueError(
+                f"{owner}: {name} cannot change (to {value!r}) after the layer ran in a traced step "
+                "(tf.function, jit_compile, jax.jit or tf.data): that step keeps the value it was traced "
+                f"with and would silently ignore the new one. Schedule it instead, e.g. MaskMixModel(..., "
+                f"schedules={{{owner!r}: {{{name!r}: maskmix.schedules.constant(...)}}}}) or "
+                "MaskMixPipeline(schedules=...).set_epoch(...), or build a new layer"
+            )
+        super().__setattr__(name, value)
+
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         sample = keras.tree.flatten(inputs)[0] if keras.tree.is_nested(inputs) else inputs
         if (
@@ -433,12 +464,19 @@ class MaskMixLayer(keras.layers.Layer):
                 "Give them in keras.Input or the tf.function input signature, or resize the images first"
             )
         seed = self.seed_generator() if seed is None else seed
-        bernoulli = self.bernoulli_mix or (single and 0.0 < self.augmentation_ratio < 1.0)
+        # A scheduled ratio is lent by the pipeline (maskmix.schedules) as a variable's value,
+        # read by the compiled step; a plain number read while tracing becomes a constant of the
+        # traced graph, so later assignments are refused (see __setattr__).
+        ratio = lent_value(self, "augmentation_ratio", self.augmentation_ratio)
+        scheduled = not isinstance(ratio, (int, float))
+        if _tracing(data):
+            self.__dict__["_maskmix_traced"] = {"augmentation_ratio": scheduled}
+        bernoulli = self.bernoulli_mix or (single and (scheduled or 0.0 < ratio < 1.0))
         # The sampling mode's units (design §Conventions, sampling modes): draws are made per unit
         # and given to its images.
         ops, mode = self.ops, self.sampling
         unit_of = _sampling.unit_index(ops, mode, batch_size)
-        selected = _sampling.select_units(ops, mode, batch_size, self.augmentation_ratio, bernoulli, unit_of, seed)
+        selected = _sampling.select_units(ops, mode, batch_size, ratio, bernoulli, unit_of, seed)
         params = self.sample_units(
             batch_size, _sampling.unit_count(ops, mode, batch_size), unit_of, channels, height, width,
             dtype=keras.backend.standardize_dtype(images.dtype), seed=seed,

@@ -114,16 +114,22 @@ def randint(ops: Ops, low: int | Tensor, high: int | Tensor, size: Size, seed: S
     return ops.numpy.minimum(drawn, high_t)
 
 
-def select_images(ops: Ops, batch_size: int | Tensor, ratio: float, bernoulli: bool, seed: Seed) -> Tensor:
+def select_images(ops: Ops, batch_size: int | Tensor, ratio: float | Tensor, bernoulli: bool, seed: Seed) -> Tensor:
     """Boolean ``(B,)`` mask of the images to augment (design §Conventions, fraction control).
 
     ``bernoulli=False`` selects exactly ``num_selected(ratio, B)`` images (``round(ratio * B)``,
     halves up) at random positions: the images whose rank in a random permutation is below the
     count. ``bernoulli=True`` selects each image independently with probability ``ratio``. With a
-    dynamic batch size the count is computed in the graph, in float64 like Python's.
+    dynamic batch size the count is computed in the graph, in float64 like Python's. A scalar
+    tensor ``ratio`` (a scheduled value read from a variable inside a compiled step) gives the
+    same law with the count computed in the graph (in float32: JAX has no float64 by default).
     """
     if bernoulli:
         return ops.random.uniform((batch_size,), 0.0, 1.0, dtype="float32", seed=seed) < ratio
+    if not isinstance(ratio, (int, float)):
+        scores = ops.random.uniform((batch_size,), 0.0, 1.0, dtype="float32", seed=seed)
+        ranks = ops.cast(ops.numpy.argsort(ops.numpy.argsort(scores)), "float32")
+        return ranks < ops.numpy.floor(ops.cast(ratio, "float32") * ops.cast(batch_size, "float32") + 0.5)
     if isinstance(batch_size, int):
         count = num_selected(ratio, batch_size)
         if count >= batch_size:
@@ -177,7 +183,7 @@ def spread(ops: Ops, params: Mapping[str, Any], index: Tensor | None) -> dict[st
             for key, value in params.items()}
 
 
-def select_units(ops: Ops, mode: str, batch_size: int | Tensor, ratio: float, bernoulli: bool,
+def select_units(ops: Ops, mode: str, batch_size: int | Tensor, ratio: float | Tensor, bernoulli: bool,
                  index: Tensor | None, seed: Seed) -> Tensor:
     """Boolean ``(B,)`` selection under the sampling ``mode``: ``"batch"`` with ``bernoulli`` one
     coin for the whole batch, without it the exact count over the images; ``"pair"`` one selection

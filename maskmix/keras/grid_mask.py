@@ -51,8 +51,11 @@ class RandomGridMask(MaskingLayer):
     (``kept_ratio=0.6``; ``masked_ratio=0.4`` would round one pixel larger for 51 of the 128
     units), whole-degree rotation in ``randint(360)``, the squares erased (the official
     ``mode=1``; ``invert=True`` is ``mode=0``), filled with 0 on normalised images, per image
-    with probability 0.8. The official probability ramps up as ``0.8 * min(1, epoch / 240)``,
-    which needs a schedule (not available yet). ``from_paper("detection")`` is the COCO setting
+    with probability 0.8. The official probability ramps up as ``0.8 * min(1, epoch / 240)``
+    (``grid.set_prob(epoch, 240)`` at each epoch start): give the integration that schedule,
+    ``schedules={"RandomGridMask": {"augmentation_ratio": ramp(0.0, 0.8, epochs=240)}}`` with
+    ``maskmix.schedules.ramp`` (``MaskMixCallback``, ``MaskMixModel``, ``MaskMixPipeline``).
+    ``from_paper("detection")`` is the COCO setting
     (``d`` in ``randint(2, min(H, W))``, ratio 0.5, no rotation, probability 0.7, ramped over
     the iterations in the official code); the official detection loop leaves the canvas above
     and left of its first band unbanded, which this periodic grid does not reproduce.

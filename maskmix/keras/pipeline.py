@@ -12,13 +12,14 @@ backend) nor Lightning.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import keras
 
 from maskmix import geometry
 from maskmix import integration_options as options
+from maskmix import schedules as schedules_mod
 
 from ._base import MaskMixLayer
 from ._mixing import MixingLayer
@@ -99,6 +100,13 @@ class MaskMixPipeline:
         label_smoothing: in ``[0, 1)``, applied once to the targets before mixing; needs no
             ``mix``. Must agree with the mixing layers' own when both are non-zero.
         seed: None or an integer ``>= 0``: seeds the choice among the ``mix`` layers.
+        schedules: None, or parameters that follow training progress (:mod:`maskmix.schedules`):
+            ``{key: {parameter: schedule}}``, the key a maskmix layer's class name, its position in
+            ``augmentations + mix`` or the layer itself, the parameter one its spec declares
+            schedulable (``augmentation_ratio``). Each value lives in a non-trainable float32
+            variable (:attr:`schedule_variables`, which a model using the pipeline must track, as
+            ``MaskMixModel`` does) that the layers read inside the step, so a compiled step
+            (``jit_compile``, ``jax.jit``) sees every new value; :meth:`set_epoch` assigns them.
         owner: the name that starts error messages (``MaskMixModel`` passes its class name).
 
     The option rules are those of :mod:`maskmix.integration_options`, shared with the torch
@@ -124,6 +132,7 @@ class MaskMixPipeline:
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
         seed: int | None = None,
+        schedules: Mapping[Any, Mapping[str, Callable[[float], float]]] | None = None,
         *,
         owner: str | None = None,
     ) -> None:
@@ -140,6 +149,44 @@ class MaskMixPipeline:
         self.seed = checked.seed
         #: The generator of the choice among several ``mix`` layers (None with at most one).
         self.seed_generator = keras.random.SeedGenerator(self.seed) if len(self.mix_layers) > 1 else None
+        #: The scheduled parameters (one :class:`maskmix.schedules.Scheduled` each).
+        self.schedules = schedules_mod.resolve(
+            owner, schedules, [*self.augmentations, *self.mix_layers], _walk,
+            lambda layer: layer.spec if isinstance(layer, MaskMixLayer) else None, "layer",
+        )
+        #: The training progress the scheduled values were last set for (:meth:`set_epoch`).
+        self.epoch = 0.0
+        self._scheduled_values = [entry.value(owner, 0.0) for entry in self.schedules]
+        #: One non-trainable float32 variable per scheduled parameter, holding its current value.
+        self.schedule_variables = [
+            keras.Variable(value, dtype="float32", trainable=False, autocast=False,
+                           name=f"{type(entry.transform).__name__}_{entry.param}_schedule")
+            for entry, value in zip(self.schedules, self._scheduled_values, strict=True)
+        ]
+
+    def set_epoch(self, epoch: float) -> None:
+        """Evaluate the schedules at ``epoch`` and assign the values to :attr:`schedule_variables`;
+        the next steps, compiled or not, use them. ``MaskMixModel``
+        calls it at each epoch start of ``fit``; call it yourself in a loop of your own.
+
+        Raises:
+            TypeError, ValueError: for an epoch that is not a finite number ``>= 0``, or a
+                schedule whose value is outside its parameter's domain (named in the message).
+        """
+        epoch = schedules_mod._epoch(f"{self.owner}.set_epoch", epoch)
+        values = [entry.value(self.owner, epoch) for entry in self.schedules]
+        # Every value, changed or not: a loaded model's variables hold the saved run's last values.
+        for variable, value in zip(self.schedule_variables, values, strict=True):
+            variable.assign(value)
+        self._scheduled_values = values
+        self.epoch = epoch
+
+    def scheduled_values(self) -> dict[Any, dict[str, float]]:
+        """``{key: {parameter: value}}``: the values the next steps use, under the keys given."""
+        out: dict[Any, dict[str, float]] = {}
+        for entry, value in zip(self.schedules, self._scheduled_values, strict=True):
+            out.setdefault(entry.key, {})[entry.param] = value
+        return out
 
     @property
     def makes_soft_targets(self) -> bool:
@@ -157,6 +204,14 @@ class MaskMixPipeline:
         The targets are None when neither ``mix`` nor ``label_smoothing`` is set or ``labels``
         is None.
         """
+        lent: dict[int, dict[str, Any]] = {}
+        for entry, variable in zip(self.schedules, self.schedule_variables, strict=True):
+            # The variable's value, read here, inside the step: not a constant of the trace.
+            lent.setdefault(id(entry.transform), {})[entry.param] = variable.value
+        with schedules_mod.lending(lent):
+            return self._augment(images, labels)
+
+    def _augment(self, images: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None, bool]:
         for layer in self.augmentations:
             images = layer(images, training=True)
         if labels is None or not self.makes_soft_targets:

@@ -27,6 +27,7 @@ from maskmix import registry
 from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT, sampling_units
 from maskmix.params import num_selected
 from maskmix.registry import StrategySpec
+from maskmix.schedules import lent_value
 
 from . import _compat, _sampling
 from ._sampling import using_generator
@@ -407,14 +408,18 @@ class MaskMixTransform(v2.Transform):
         device = first.device
         generator = self._generator_for(device)
         single = first.ndim == 3 or (frames > 1 and first.ndim == 4)  # one image, or one clip
-        bernoulli = self.bernoulli_mix or (single and 0.0 < self.augmentation_ratio < 1.0)
+        # A scheduled ratio is lent by the integrations (maskmix.schedules): a number in eager
+        # steps, a (1,) tensor in compiled ones (its value then stays out of the graph).
+        ratio = lent_value(self, "augmentation_ratio", self.augmentation_ratio)
+        scheduled = isinstance(ratio, Tensor)
+        bernoulli = self.bernoulli_mix or (single and (scheduled or 0.0 < ratio < 1.0))
         # The sampling mode's units (design §Conventions, sampling modes): draws are made per unit
         # and given to its images (clips of a Video: units of clips, then frames of each clip).
         mode = self.sampling
         units = sampling_units(mode, batch_size)
         unit_of = _sampling.unit_index(mode, batch_size, device=device)
         selected = _sampling.select_units(
-            mode, batch_size, self.augmentation_ratio, bernoulli, unit_of, device=device, generator=generator
+            mode, batch_size, ratio, bernoulli, unit_of, device=device, generator=generator
         )
         if self._clean_splits > 1:
             clean = batch_size // self._clean_splits
@@ -427,8 +432,9 @@ class MaskMixTransform(v2.Transform):
         counted = units if mode == "pair" else batch_size  # pair mode counts pairs
         params["all_selected"] = (
             not bernoulli
+            and not scheduled
             and self._clean_splits <= 1
-            and num_selected(self.augmentation_ratio, counted) >= counted
+            and num_selected(ratio, counted) >= counted
         )
         params["batch_shape"] = (batch_size, height, width)
         params["image_leading"] = tuple(first.shape[:-3])  # what the leading dims of masks must be

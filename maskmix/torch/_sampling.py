@@ -113,17 +113,22 @@ def randint(low: int | Tensor, high: int | Tensor, size: Size, *, device: torch.
     return drawn.clamp_max(high)
 
 
-def select_images(batch_size: int, ratio: float, bernoulli: bool, *, device: torch.device,
+def select_images(batch_size: int, ratio: float | Tensor, bernoulli: bool, *, device: torch.device,
                   generator: torch.Generator | None) -> Tensor:
     """Boolean ``(B,)`` mask of the images to augment (design §Conventions, fraction control).
 
     ``bernoulli=False`` selects exactly ``num_selected(ratio, B)`` images at random positions;
-    ``bernoulli=True`` selects each image independently with probability ``ratio``.
+    ``bernoulli=True`` selects each image independently with probability ``ratio``. A ``(1,)`` tensor
+    ``ratio`` (a scheduled value, an input of a compiled step) gives the same selection law with
+    the count computed on the device, so that its value is never baked into a traced graph.
     """
     from maskmix.params import num_selected
 
     if bernoulli:
         return torch.rand(batch_size, device=device, **drawing_from(generator)) < ratio
+    if isinstance(ratio, Tensor):
+        scores = torch.rand(batch_size, device=device, **drawing_from(generator))
+        return scores.argsort().argsort() < torch.floor(ratio * batch_size + 0.5)
     count = num_selected(ratio, batch_size)
     if count >= batch_size:
         return torch.ones(batch_size, dtype=torch.bool, device=device)
@@ -160,7 +165,7 @@ def spread(params: Mapping[str, Any], index: Tensor | None) -> dict[str, Any]:
             for key, value in params.items()}
 
 
-def select_units(mode: str, batch_size: int, ratio: float, bernoulli: bool, index: Tensor | None, *,
+def select_units(mode: str, batch_size: int, ratio: float | Tensor, bernoulli: bool, index: Tensor | None, *,
                  device: torch.device, generator: torch.Generator | None) -> Tensor:
     """Boolean ``(B,)`` selection under the sampling ``mode`` (design §Conventions, sampling modes).
 

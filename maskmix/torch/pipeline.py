@@ -23,6 +23,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from maskmix import integration_options as options
+from maskmix import schedules as schedules_mod
 from maskmix._structure import IMAGE_KEYS, LABEL_KEYS, LABEL_SUBSTRING, find_key, rebuild_mapping, rebuild_sequence
 
 from ._base import MaskMixTransform, using_generator
@@ -34,6 +35,10 @@ _MASK64 = (1 << 64) - 1
 #: torchvision's keypoints type, where the installed version has one.
 _POINTS: tuple[type, ...] = tuple(t for t in (getattr(tv_tensors, "KeyPoints", None),) if t is not None)
 _STATE_VERSION = 1
+#: Scheduled values handed to a compiled step are float64 tensors where the device has them (the
+#: exact count ``floor(ratio * B + 0.5)`` is then computed as the host computes it), of shape
+#: ``(1,)``: a 0-d float64 input makes Inductor restart its first analysis of the step.
+_NO_FLOAT64 = ("mps",)
 #: Stream ids mixed into the per-batch seeds: one for the device generator, one for the host choice.
 _DEVICE_STREAM, _CHOICE_STREAM = 0, 1
 
@@ -157,6 +162,7 @@ class PipelineOptions(TypedDict, total=False):
     label_key: int | str
     seed: int | None
     compile: bool | Mapping[str, Any]
+    schedules: Mapping[Any, Mapping[str, Callable[[float], float]]] | None
 
 
 def _compile_options(owner: str, value: Any) -> dict[str, Any] | None:
@@ -239,6 +245,16 @@ class MaskMixPipeline:
             first batch and at each :meth:`restart`.
         compile: False (eager), True (compile the step with ``torch.compile``, see above) or a
             dict of ``torch.compile`` arguments on top of ``fullgraph=True``.
+        schedules: None, or parameters that follow training progress (:mod:`maskmix.schedules`):
+            ``{key: {parameter: schedule}}``, the key a maskmix transform's class name, its
+            position in ``transforms + mix`` or the transform itself, the parameter one its spec
+            declares schedulable (``augmentation_ratio``), e.g.
+            ``{"RandomGridMask": {"augmentation_ratio": ramp(0.0, 0.8, epochs=240)}}``.
+            :meth:`set_epoch` (the Lightning integrations call it at each batch with the
+            trainer's epoch) evaluates them; each batch lends the values to the transforms
+            (nothing is written on them): numbers in the eager step, one-element tensors in the compiled
+            one, where they are inputs of the compiled graph, so a new value never recompiles and
+            is never baked in.
         owner: the name that starts error messages (the integrations pass their class name).
 
     The option rules are those of :mod:`maskmix.integration_options`, shared with the Keras
@@ -266,6 +282,7 @@ class MaskMixPipeline:
         label_key: int | str = 1,
         seed: int | None = None,
         compile: bool | Mapping[str, Any] = False,
+        schedules: Mapping[Any, Mapping[str, Callable[[float], float]]] | None = None,
         *,
         owner: str | None = None,
     ) -> None:
@@ -303,11 +320,68 @@ class MaskMixPipeline:
             raise ValueError(f"{owner}: compile=True cannot use the own generator of {', '.join(owned)} "
                              "(torch.compile cannot trace a torch.Generator); create them without generator=")
         self._compiled_step: Callable[..., tuple[Tensor, Tensor | None]] | None = None
+        #: The scheduled parameters (one :class:`maskmix.schedules.Scheduled` each).
+        self.schedules = schedules_mod.resolve(
+            owner, schedules, [*self.transforms, *self.mixes], _walk,
+            lambda t: t.spec if isinstance(t, MaskMixTransform) else None, "transform",
+        )
+        #: The training progress the scheduled values were last evaluated at (:meth:`set_epoch`).
+        self.epoch = 0.0
+        self._scheduled_values = [entry.value(owner, 0.0) for entry in self.schedules]
+        self._value_tensors: dict[torch.device, tuple[list[float], list[Tensor]]] = {}
 
     @property
     def makes_soft_labels(self) -> bool:
         """Whether the labels come out as soft rows (``mix`` or ``label_smoothing`` is set)."""
         return bool(self.mixes) or self.label_smoothing > 0
+
+    # ----------------------------------------------------------------------------------------
+    # Schedules.
+    # ----------------------------------------------------------------------------------------
+
+    def set_epoch(self, epoch: float) -> None:
+        """Evaluate the schedules at ``epoch`` (the epoch number, plus the fraction done if you
+        like); the next batches use those values. The Lightning integrations call it before each
+        training batch with ``trainer.current_epoch``; call it yourself in a loop of your own.
+
+        Raises:
+            TypeError, ValueError: for an epoch that is not a finite number ``>= 0``, or a
+                schedule whose value is outside its parameter's domain (named in the message).
+        """
+        if epoch == self.epoch and isinstance(epoch, (int, float)) and not isinstance(epoch, bool):
+            return  # the common case, once per batch: nothing to evaluate
+        epoch = schedules_mod._epoch(f"{self.owner}.set_epoch", epoch)
+        self._scheduled_values = [entry.value(self.owner, epoch) for entry in self.schedules]
+        self.epoch = epoch
+
+    def scheduled_values(self) -> dict[Any, dict[str, float]]:
+        """``{key: {parameter: value}}``: the values the next batches use, under the keys given."""
+        out: dict[Any, dict[str, float]] = {}
+        for entry, value in zip(self.schedules, self._scheduled_values, strict=True):
+            out.setdefault(entry.key, {})[entry.param] = value
+        return out
+
+    def _lent(self, device: torch.device | None) -> dict[int, dict[str, Any]]:
+        """The scheduled values to lend for one step: numbers (``device=None``), or one-element tensors on
+        ``device`` kept from step to step and refilled only when a value changes."""
+        if device is None:
+            values: list[Any] = list(self._scheduled_values)
+        else:
+            filled, tensors = self._value_tensors.get(device) or ([], [])
+            if not tensors:
+                dtype = torch.float32 if device.type in _NO_FLOAT64 else torch.float64
+                tensors = [torch.empty((1,), dtype=dtype, device=device) for _ in self.schedules]
+                filled = [math.nan] * len(tensors)
+                self._value_tensors[device] = (filled, tensors)
+            for i, value in enumerate(self._scheduled_values):
+                if filled[i] != value:
+                    tensors[i].fill_(value)  # a fill kernel with the value as argument: no sync
+                    filled[i] = value
+            values = list(tensors)
+        lent: dict[int, dict[str, Any]] = {}
+        for entry, value in zip(self.schedules, values, strict=True):
+            lent.setdefault(id(entry.transform), {})[entry.param] = value
+        return lent
 
     # ----------------------------------------------------------------------------------------
     # Seeds and state.
@@ -328,6 +402,7 @@ class MaskMixPipeline:
         self.seed = self.seed_argument
         self.batches = 0
         self.resolve_seed()
+        self.set_epoch(0)
 
     def state_dict(self) -> dict[str, Any]:
         """``{"version", "seed", "batches"}``: all a resumed run needs to continue the streams."""
@@ -453,14 +528,22 @@ class MaskMixPipeline:
         mix_index = self.choose_mix(rank, number) if self.mixes else -1
         step_seed = derive_seed(seed, rank, number, _DEVICE_STREAM)
         if torch.compiler.is_compiling():  # torch.compile cannot trace a generator: the global RNG
+            if self.schedules:
+                raise TypeError(
+                    f"{self.owner}: schedules cannot reach the transforms inside a torch.compile of your own "
+                    "(it cannot trace how the values are handed over); use compile=True, which compiles the "
+                    "step and passes the scheduled values to it as tensors"
+                )
             images, labels = self._step(images, labels, mix_index)
         elif self.compile_options is not None:
-            with _seeded_default_generator(images.device, step_seed):
+            # Tensors: read inside the compiled step, they are graph inputs, not constants.
+            lent = self._lent(images.device) if self.schedules else {}
+            with _seeded_default_generator(images.device, step_seed), schedules_mod.lending(lent):
                 images, labels = self.compiled_step()(images, labels, mix_index)
         else:
             generator = self._device_generator(images.device)
             generator.manual_seed(step_seed)
-            with using_generator(generator):
+            with using_generator(generator), schedules_mod.lending(self._lent(None)):
                 images, labels = self._step(images, labels, mix_index)
         self.batches = number + 1
         return images, labels
@@ -486,13 +569,17 @@ class MaskMixPipeline:
             labels = soft_labels(self.owner, labels, batch, num_classes=self.num_classes, label_smoothing=smoothing)
         return images, labels
 
-    def __call__(self, batch: Any, *, rank: int = 0) -> Any:
+    def __call__(self, batch: Any, *, rank: int = 0, epoch: float | None = None) -> Any:
         """Augment one batch (tensor, tuple/list or dict; see the class docstring); advances the stream.
+
+        ``epoch``, when given, is passed to :meth:`set_epoch` first (the scheduled values follow it).
 
         A batch that carries segmentation masks or boxes (``tv_tensors.Mask``/``BoundingBoxes``/
         ``KeyPoints`` next to the images) is refused with a ``TypeError``: the pipeline transforms
         images and labels only, and dense targets left as they were would no longer match the pixels.
         """
+        if epoch is not None:
+            self.set_epoch(epoch)
         self._refuse_dense_targets(batch)
         images, labels, rebuild = self.split(batch)
         images, labels = self.augment(images, labels, rank=rank)

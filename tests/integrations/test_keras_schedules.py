@@ -1,0 +1,172 @@
+"""Schedules in Keras: ``MaskMixModel.fit`` with ``jit_compile=True`` follows them epoch by epoch (a
+probe layer counts the augmented images each epoch), they are saved with the model, and a ratio
+set directly on a layer that a compiled step has used raises instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see there)
+
+# isort: split
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from maskmix.callbacks.keras_model import MaskMixModel
+from maskmix.keras import MaskMixPipeline, RandomCutMix, RandomCutout, RandomGridMask
+from maskmix.schedules import constant, piecewise, ramp, switch_off
+
+K, B, SIDE = 3, 8, 8
+RATIOS = {0: 0.0, 1: 0.5, 2: 1.0}
+
+
+@keras.saving.register_keras_serializable(package="maskmix_tests")
+class CutCounter(keras.layers.Layer):
+    """Counts, in a non-trainable variable, the training images holding a cut-out pixel (-1)."""
+
+    def build(self, input_shape) -> None:
+        self.count = self.add_weight(shape=(), initializer="zeros", trainable=False, name="count")
+
+    def call(self, x, training=None):
+        if training:
+            cut = keras.ops.any(keras.ops.reshape(keras.ops.equal(x, -1.0), (keras.ops.shape(x)[0], -1)), axis=1)
+            self.count.assign_add(keras.ops.sum(keras.ops.cast(cut, "float32")))
+        return x
+
+
+class PerEpoch(keras.callbacks.Callback):
+    def __init__(self, counter: CutCounter) -> None:
+        super().__init__()
+        self.counter, self.counts = counter, []
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self.counter.count.assign(0.0)
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        self.counts.append(float(keras.ops.convert_to_numpy(self.counter.count)))
+
+
+def model_with(schedules, **options) -> tuple[MaskMixModel, CutCounter]:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((SIDE, SIDE, 1))
+    counter = CutCounter()
+    outputs = keras.layers.Dense(K)(keras.layers.Flatten()(counter(inputs)))
+    model = MaskMixModel(inputs, outputs, augmentations=[RandomCutout(fill_method=-1.0, seed=1)], num_classes=K,
+                         schedules=schedules, **options)
+    return model, counter
+
+
+def data() -> tuple[np.ndarray, np.ndarray]:
+    return np.full((2 * B, SIDE, SIDE, 1), 0.5, "float32"), np.arange(2 * B) % K
+
+
+def test_fit_with_jit_compile_follows_the_schedule() -> None:
+    assert keras.backend.backend() in ("tensorflow", "jax")  # the backends that trace the step
+    model, counter = model_with({"RandomCutout": {"augmentation_ratio": piecewise(RATIOS)}})
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
+    probe = PerEpoch(counter)
+    traces = []
+    augment = model.maskmix_pipeline.augment
+
+    def traced_augment(*args, **kwargs):  # Python runs only when the step is traced
+        traces.append(1)
+        return augment(*args, **kwargs)
+
+    model.maskmix_pipeline.augment = traced_augment
+    model.fit(*data(), batch_size=B, epochs=3, shuffle=False, verbose=0, callbacks=[probe])
+    # Two batches of 8 per epoch: round(ratio * 8) cut-out images in each.
+    assert probe.counts == [0.0, 8.0, 16.0]
+    assert model.maskmix_pipeline.scheduled_values() == {"RandomCutout": {"augmentation_ratio": 1.0}}
+    assert len(traces) == 1  # one traced step for the three values
+
+
+def test_fit_resumes_at_initial_epoch_and_callbacks_passed_positionally() -> None:
+    model, counter = model_with({0: {"augmentation_ratio": piecewise(RATIOS)}})
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
+    probe = PerEpoch(counter)
+    x, y = data()
+    model.fit(x, y, B, 3, 0, [probe], initial_epoch=1, shuffle=False)  # epochs 1 and 2
+    assert probe.counts == [8.0, 16.0]
+
+
+def test_mixing_switched_off_by_the_schedule() -> None:
+    pipeline = MaskMixPipeline(mix=RandomCutMix(seed=0), num_classes=K,
+                               schedules={"RandomCutMix": {"augmentation_ratio": switch_off(1.0, epoch=1)}})
+    step = tf.function(pipeline, jit_compile=True)
+    x = np.random.default_rng(0).random((B, SIDE, SIDE, 1)).astype("float32")
+    y = np.arange(B) % K
+    _, soft = step(x, y)
+    assert np.sum(np.max(soft, axis=1) < 1) > 0
+    pipeline.set_epoch(1)
+    out, soft = step(x, y)
+    np.testing.assert_array_equal(np.asarray(out), x)
+    np.testing.assert_array_equal(np.asarray(soft), np.eye(K, dtype="float32")[y])
+
+
+def test_schedules_are_saved_with_the_model(tmp_path: Path) -> None:
+    schedule = ramp(0.0, 0.8, epochs=240)
+    model, _ = model_with({0: {"augmentation_ratio": schedule}})
+    model.maskmix_pipeline.set_epoch(120)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    [entry] = loaded.maskmix_pipeline.schedules
+    assert entry.schedule == schedule and entry.key == 0 and entry.transform is loaded.augmentations[0]
+    variable = loaded.maskmix_pipeline.schedule_variables[0]
+    assert float(keras.ops.convert_to_numpy(variable)) == pytest.approx(0.4)  # the saved run's last value
+    loaded.maskmix_pipeline.set_epoch(0)  # a new fit starts at epoch 0: the variable follows
+    assert float(keras.ops.convert_to_numpy(variable)) == 0.0
+
+
+def test_a_custom_callable_cannot_be_saved() -> None:
+    model, _ = model_with({"RandomCutout": {"augmentation_ratio": lambda epoch: 0.5}})
+    with pytest.raises(TypeError, match=r"^MaskMixModel: schedules\['RandomCutout'\]\['augmentation_ratio'\] is a "
+                                        r"custom callable, which cannot be saved"):
+        model.get_config()
+
+
+def test_setting_the_ratio_after_a_compiled_step_raises() -> None:
+    layer = RandomGridMask(seed=0)
+    images = np.full((4, SIDE, SIDE, 1), 0.5, "float32")
+    layer.augmentation_ratio = 0.5  # eager use: takes effect
+    assert np.sum(np.any(np.asarray(layer(images)) != 0.5, axis=(1, 2, 3))) == 2
+    layer.augmentation_ratio = 1.0
+    tf.function(layer, jit_compile=True)(images)
+    layer.augmentation_ratio = 1.0  # the same value: nothing to ignore
+    with pytest.raises(ValueError, match=r"^RandomGridMask: augmentation_ratio cannot change \(to 0.3\) after the "
+                                         r"layer ran in a traced step"):
+        layer.augmentation_ratio = 0.3
+    assert layer.augmentation_ratio == 1.0
+
+
+def test_setting_a_scheduled_ratio_raises() -> None:
+    layer = RandomGridMask(seed=0)
+    pipeline = MaskMixPipeline([layer], schedules={0: {"augmentation_ratio": constant(0.5)}})
+    tf.function(pipeline, jit_compile=True)(np.full((4, SIDE, SIDE, 1), 0.5, "float32"))
+    with pytest.raises(ValueError, match=r"^RandomGridMask: augmentation_ratio cannot be set \(to 0.2\): a schedule "
+                                         r"drives it"):
+        layer.augmentation_ratio = 0.2
+
+
+def test_bad_schedules_name_the_model() -> None:
+    with pytest.raises(ValueError, match=r"^MaskMixModel: schedules key 'RandomGridMask' names none of the maskmix "
+                                         r"layers \(RandomCutout\)"):
+        model_with({"RandomGridMask": {"augmentation_ratio": constant(1.0)}})
+
+
+def test_fit_follows_the_schedule_on_jax() -> None:
+    # JAX's steps are stateless: the values reach them only as state of the model (tracked variables).
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q",
+                           f"{Path(__file__).relative_to(root)}::test_fit_with_jit_compile_follows_the_schedule"],
+                          capture_output=True, text=True, env=env, cwd=root, timeout=300)
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-4000:] + proc.stderr[-4000:]
