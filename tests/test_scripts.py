@@ -149,7 +149,9 @@ def test_compiled_kernels_quick_mode(tmp_path: Path) -> None:
     assert clone["estimated_traffic"] == pytest.approx(1.0)
     cutmix = rows["RandomCutMix"]
     assert cutmix["fallbacks"] == ["aten.randint.low_out"]  # Inductor's own seeds, nothing else
-    assert cutmix["launches"] <= 4 and cutmix["image_loads"] == 2
+    # 4 launches where it was measured (AMD EPYC host, 2026-12-04), 5 on this session's Intel Xeon host
+    # with the same torch 2.14.1 at the merge base too: Inductor's kernel split depends on the host.
+    assert cutmix["launches"] <= 5 and cutmix["image_loads"] == 2
     assert rows["RandomCutout"]["image_loads"] == 1
     assert "| RandomCutMix | " in table.read_text()
 

@@ -93,6 +93,8 @@ class RandomMixupOrCutMix(MixingLayer):
     """
 
     spec = RANDOM_MIXUP_OR_CUTMIX
+    # Mixup blends whole images, which a hard mask cannot follow (as RandomMixup).
+    dense_targets = "refuse"
     mixup_alpha: float
     cutmix_alpha: float
     switch_prob: float
