@@ -182,7 +182,9 @@ def test_pixel_mode_per_pixel_normal_noise() -> None:
     region = erased(ours)
     for b in range(0, 300, 30):
         values = ours[b][:, region[b]]
-        assert torch.unique(values).numel() == values.numel()  # every pixel and channel its own draw
+        # Every pixel and channel its own draw: float32 normals collide by chance (a birthday pair
+        # among ~2700 values is a few-percent event), one shared draw per image would leave 3.
+        assert torch.unique(values).numel() >= values.numel() - 2
     ours_values = ours.permute(1, 0, 2, 3)[:, region].flatten().double().numpy()
     timm_values = timm_out.permute(1, 0, 2, 3)[:, erased(timm_out)].flatten().double().numpy()
     ours_values, timm_values = ours_values[:20000], timm_values[:20000]
