@@ -144,6 +144,9 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
        such a B, B is placed uniformly where it does not overlap A; if A leaves no room for any
        B, the image keeps its uniform patches. Everything is elementwise over the maps (argmax
        of masked uniform scores): no data-dependent shape.
+       The placement follows each image's own map in every ``sampling`` mode: with
+       ``sampling="batch"`` or ``"pair"`` the patch sizes (and the selection) are shared,
+       the salient positions are not.
 
     Images with fewer than 2 pixels (``1 x 1``) have no room for two patches: they are passed
     through unchanged and count as not augmented.

@@ -164,6 +164,9 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
        of masked uniform scores): no data-dependent shape. ``torch.compile(fullgraph=True)``
        cannot trace a tv_tensor subclass in the sample (a ``tv_tensors.Image`` neither): call the
        transform eagerly with a ``SaliencyMap``; the placement itself compiles.
+       The placement follows each image's own map in every ``sampling`` mode: with
+       ``sampling="batch"`` or ``"pair"`` the patch sizes (and the selection) are shared,
+       the salient positions are not.
 
     Images with fewer than 2 pixels (``1 x 1``) have no room for two patches: they are passed
     through unchanged and count as not augmented.
