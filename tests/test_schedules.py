@@ -113,6 +113,8 @@ def test_keys_by_class_name_position_and_object() -> None:
      r"\(RandomCutout, RandomErasing, RandomCutMix\)"),
     ({5: {"augmentation_ratio": constant(1.0)}}, ValueError,
      r"^MaskMixPipeline: schedules key 5 is not a position in transforms \+ mix \(0 to 2\)"),
+    ({-1: {"augmentation_ratio": constant(1.0)}}, ValueError,
+     r"^MaskMixPipeline: schedules key -1 is not a position in transforms \+ mix \(0 to 2\)"),
     ({RandomCutout(): {"augmentation_ratio": constant(1.0)}}, TypeError,
      r"^MaskMixPipeline: a schedules key must be a maskmix transform's class name"),
     ({"RandomCutout": {"patch_area": constant(0.2)}}, ValueError,
@@ -136,6 +138,22 @@ def test_duplicate_class_names_need_another_key() -> None:
     with pytest.raises(ValueError, match=r"^MaskMixPipeline: schedules key 'RandomCutout' names 2 transforms"):
         MaskMixPipeline([RandomCutout(), RandomCutout()],
                         schedules={"RandomCutout": {"augmentation_ratio": constant(1)}})
+    # One transform given twice is one transform: its class name keys it.
+    cutout = RandomCutout()
+    twice = MaskMixPipeline([cutout, cutout], schedules={"RandomCutout": {"augmentation_ratio": constant(0.5)}})
+    assert [e.transform for e in twice.schedules] == [cutout]
+
+
+def test_keys_reach_nested_transforms_and_only_maskmix_positions() -> None:
+    from torchvision.transforms import v2
+
+    cutout = RandomCutout()
+    p = MaskMixPipeline([v2.RandomHorizontalFlip(), v2.Compose([cutout])],
+                        schedules={cutout: {"augmentation_ratio": constant(0.5)}})
+    assert p.schedules[0].transform is cutout
+    with pytest.raises(ValueError, match=r"^MaskMixPipeline: schedules key 0 is RandomHorizontalFlip, not a maskmix "
+                                         r"transform"):
+        MaskMixPipeline([v2.RandomHorizontalFlip(), cutout], schedules={0: {"augmentation_ratio": constant(0.5)}})
 
 
 def test_a_custom_callable_is_checked_when_evaluated() -> None:
