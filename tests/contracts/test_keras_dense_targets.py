@@ -284,12 +284,20 @@ def test_mask_dtypes_are_kept(name, dtype):
 @pytest.mark.parametrize("name", [name for name in NAMES if not build(name).needs_batch])
 def test_one_image_dict_and_training_false(name):
     data = {key: value[0] for key, value in id_batch().items() if key in ("images", "segmentation_masks")}
-    layer = build(name)
+    # The masking layers mark the erased pixels: a one-image dict reaches the mask path too.
+    marks = "mask_fill" in CASES[name].spec.param_names and not moves(build(name))
+    layer = build(name, **({"mask_fill": IGNORE} if marks else {}))
     out = outputs(layer, data)
     assert np.asarray(out["segmentation_masks"]).shape == data["segmentation_masks"].shape
+    changed = np.any(np.asarray(out["images"]) != data["images"], axis=-1)
+    assert changed.any()  # one image at ratio 1 is augmented: the dict path did not skip it
+    masks = np.asarray(out["segmentation_masks"])[..., 0]
     if moves(layer):
         ids = np.asarray(out["images"])[..., 0].astype("int64")
-        np.testing.assert_array_equal(np.asarray(out["segmentation_masks"])[..., 0], 3 * ids + 1)
+        np.testing.assert_array_equal(masks, 3 * ids + 1)
+    elif marks:
+        np.testing.assert_array_equal(masks == IGNORE, changed)
+        np.testing.assert_array_equal(masks[~changed], data["segmentation_masks"][..., 0][~changed])
     kept = layer(data, training=False)
     for key in data:
         np.testing.assert_array_equal(np.asarray(kept[key]), data[key])
@@ -385,6 +393,19 @@ def test_functions_run_in_jit_compile_with_stateless_seeds(function):
         tf.function(lambda x, y: function(x, y, num_classes=NUM_CLASSES))(images, labels)
 
 
+@pytest.mark.parametrize("seed", [3, (3, 1), tf.constant([3, 1], "int64")], ids=["int", "pair", "tensor"])
+def test_function_draws_of_one_call_are_independent(seed):
+    # Mixup's lambda is G1 / (G1 + G2) of two gamma draws: were the draws of one call to share a
+    # seed, G1 = G2 and every lambda would be 0.5. Images of one constant value each make lambda
+    # readable from the pixels: x_i' = lam x_i + (1 - lam) x_j.
+    values = np.linspace(0.1, 0.9, 8, dtype="float32")
+    images = np.broadcast_to(values[:, None, None, None], (8, 2, 2, 1)).copy()
+    mixed, soft = random_mixup(images, np.arange(8), num_classes=8, seed=seed)
+    weights = np.sort(np.asarray(soft), axis=1)[:, -2:]  # (partner weight, own weight) or (0, 1)
+    assert np.all(weights[:, 0] > 0)
+    assert np.ptp(weights[:, 1]) > 0.05 and not np.allclose(weights, 0.5, atol=1e-3)
+
+
 @pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.__name__)
 def test_functions_in_tf_data_map(function):
     data = id_batch()
@@ -397,11 +418,36 @@ def test_functions_in_tf_data_map(function):
         assert y.shape == (2, NUM_CLASSES) and np.allclose(y.sum(axis=1), 1.0)
     batches = np.concatenate([x for x, _ in runs[0]])
     assert np.any(batches != data["images"] / 192.0)
+    # The map runs the eager call's computation with the seed of its batch: (5, i) per batch i.
+    for i, (x, y) in enumerate(runs[0]):
+        eager = function(data["images"][2 * i:2 * i + 2] / 192.0, data["labels"][2 * i:2 * i + 2],
+                         num_classes=NUM_CLASSES, seed=(5, i))
+        np.testing.assert_allclose(x, np.asarray(eager[0]), rtol=1e-6)
+        np.testing.assert_allclose(y, np.asarray(eager[1]), rtol=1e-6)
+    # One batch repeated: the seed (5, i) changes with the batch index, and so do the draws.
+    same = tf.data.Dataset.from_tensors((data["images"][:2] / 192.0, data["labels"][:2])).repeat(3).enumerate()
+    same = same.map(lambda i, batch: function(*batch, num_classes=NUM_CLASSES, seed=(5, i)))
+    labels = [y.numpy() for _, y in same]
+    assert not all(np.array_equal(labels[0], other) for other in labels[1:])
 
 
-def test_function_seed_errors():
+SEED_ERRORS = [
+    (True, TypeError, r"seed must be an int, a pair of integers or None; got True"),
+    (-1, ValueError, r"an int seed must lie in \[0, 2\*\*31\); got -1"),
+    (2**31, ValueError, r"an int seed must lie in \[0, 2\*\*31\); got 2147483648"),
+    ((1, 2, 3), ValueError, r"seed must be an int, a pair of integers or None; got \(1, 2, 3\)"),
+    ((1.0, 2), ValueError, r"seed must be an int, a pair of integers or None; got \(1.0, 2\)"),
+    ((1, False), ValueError, r"seed must be an int, a pair of integers or None; got \(1, False\)"),
+    (np.zeros(2, "float32"), ValueError, r"seed must be an int, a pair of integers \(\(2,\) integer tensor\) or "
+                                         r"None; got float32 of shape \(2,\)"),
+    (np.zeros(3, "int64"), ValueError, r"seed must be .*; got int64 of shape \(3,\)"),
+    ("7", ValueError, r"seed must be .*; got str of shape None"),
+]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.__name__)
+def test_function_seed_errors(function):
     images, labels = id_batch()["images"], np.arange(SHAPE[0]) % NUM_CLASSES
-    bad = ((True, TypeError), (-1, ValueError), ((1, 2, 3), ValueError), (np.zeros(2, "float32"), ValueError))
-    for seed, error in bad:
-        with pytest.raises(error, match=r"random_cutmix: .*seed"):
-            random_cutmix(images, labels, num_classes=NUM_CLASSES, seed=seed)
+    for seed, error, message in SEED_ERRORS:
+        with pytest.raises(error, match=f"^{function.__name__}: {message}"):
+            function(images, labels, num_classes=NUM_CLASSES, seed=seed)
