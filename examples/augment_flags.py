@@ -22,7 +22,9 @@ sets one of its parameters (or one of mixup's / cutmix's when enabled), e.g.::
 The strategies come from the registry (:mod:`maskmix.registry`), filtered by the framework the
 example trains with: ``--augment`` takes the flags of the registered strategies that do not mix
 (:func:`strategies`), and every registered mixing strategy gets a flag of its own, ``--<flag>
-ALPHA`` (:func:`mixing`; timm's ``--mixup`` and ``--cutmix`` are two of them).
+ALPHA`` (:func:`mixing`; timm's ``--mixup`` and ``--cutmix`` are two of them; a strategy without a
+single ``alpha``, such as ``--mixup-or-cutmix``, is enabled by any value > 0 and takes its
+parameters from ``--set``).
 
 The flags are parsed into an :class:`AugmentPlan` (names and keyword arguments, no framework
 import); each example turns the plan into torch transforms or Keras layers of the same names.
@@ -121,9 +123,14 @@ def add_augment_flags(parser: argparse.ArgumentParser, framework: str = "torch")
                        help="random erasing: at most this many patches per image, the count uniform in "
                             "1..RECOUNT (timm's max_count)")
     for flag, name in mixing(framework).items():
-        timm = " (timm)" if flag in TIMM_MIXING else f" ({name})"
-        group.add_argument(_option(flag), dest=flag, type=float, default=0.0,
-                           help=f"{flag} alpha; 0 disables{timm}")
+        if "alpha" in registry.get(name).param_names:
+            timm = " (timm)" if flag in TIMM_MIXING else f" ({name})"
+            text = f"{flag} alpha; 0 disables{timm}"
+        else:
+            # No single alpha (RandomMixupOrCutMix has mixup_alpha and cutmix_alpha): the value only switches it on.
+            text = (f"any value > 0 enables {name} (the value is not an alpha: set its parameters with "
+                    f"--set {flag}.PARAM=VALUE); 0 disables")
+        group.add_argument(_option(flag), dest=flag, type=float, default=0.0, help=text)
     group.add_argument("--mixup-prob", type=float, default=1.0,
                        help="fraction of each batch's images that are mixed (timm's --mixup-prob is "
                             "the probability per batch in its batch mode)")

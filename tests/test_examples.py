@@ -220,6 +220,16 @@ def test_timm_flags_map_to_the_strategies() -> None:
     assert _plan().empty
 
 
+def test_a_mixing_flag_without_an_alpha_says_so_in_its_help() -> None:
+    parser = argparse.ArgumentParser()
+    augment_flags.add_augment_flags(parser)
+    helps = {action.dest: action.help for action in parser._actions}
+    assert helps["cutmix"] == "cutmix alpha; 0 disables (timm)"
+    assert helps["mixup_or_cutmix"].startswith("any value > 0 enables RandomMixupOrCutMix (the value is not an alpha")
+    (name, kwargs), = _plan("--mixup-or-cutmix", "1", "--set", "mixup_or_cutmix.switch_prob=0.25").mixing
+    assert name == "RandomMixupOrCutMix" and kwargs["switch_prob"] == 0.25 and "alpha" not in kwargs
+
+
 def test_recount_one_is_one_patch_and_remode_maps_to_pixel_space_fills() -> None:
     (_, erasing), = _plan("--reprob", "0.5", "--recount", "1").masking
     assert erasing["patch_count"] == 1
