@@ -150,8 +150,10 @@ COMMON_PARAMS: tuple[Param, ...] = (
         "bernoulli_mix",
         False,
         boolean(),
-        "False: exactly round(ratio * B) images at random positions; True: each image independently "
-        "with probability ratio.",
+        "False: exactly round(ratio * B) images at random positions (with sampling='pair', "
+        "round(ratio * U) of its U = ceil(B / 2) units: the pairs, and the middle image of an odd batch alone); "
+        "True: each image (each pair; with sampling='batch' the whole batch) independently with probability "
+        "ratio.",
         Booleans(),
     ),
     Param(
@@ -167,7 +169,8 @@ COMMON_PARAMS: tuple[Param, ...] = (
         choice(SAMPLING_MODES),
         "What one random draw covers: 'image' (each image its own), 'batch' (one draw shared by the "
         "batch; with bernoulli_mix one coin for the whole batch) or 'pair' (images i and B-1-i share one "
-        "draw and one selection, timm's pair mode).",
+        "draw and one selection, timm's pair mode: augmentation_ratio then counts pairs, e.g. 0.5 of a "
+        "batch of 6 selects 2 of its 3 pairs, 4 images).",
         Choice(SAMPLING_MODES),
     ),
 )

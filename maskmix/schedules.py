@@ -23,9 +23,13 @@ used. The integrations take the schedules per transform::
 keyed by the transform's class name, its position in ``transforms + mix`` (``transforms`` is
 ``augmentations`` in Keras), or the transform object itself; the inner keys are parameters the
 strategy's spec declares schedulable (:attr:`maskmix.registry.Param.schedulable`: today
-``augmentation_ratio`` for every strategy). ``MaskMixCallback``/``MaskMixMixin`` (Lightning) and
-``MaskMixModel`` (Keras) set each value at every epoch start from the trainer's epoch; in a loop
-of your own, call ``pipeline.set_epoch(epoch)`` on the torch or Keras ``MaskMixPipeline``. A new
+``augmentation_ratio`` for every strategy; no other parameter, such as a patch size, can follow
+a schedule yet). ``MaskMixCallback``/``MaskMixMixin`` (Lightning) and ``MaskMixModel`` (Keras)
+set each value from the trainer's whole epoch number, so the values change at epoch starts only;
+in a loop of your own, call ``pipeline.set_epoch(epoch)`` on the torch or Keras
+``MaskMixPipeline``, or ``pipeline.set_epoch(epoch + step / steps)`` before each step for a
+schedule that moves every step (``steps`` the steps of an epoch; GridMask's detection ramp is per
+iteration). A new
 value reaches compiled steps without retracing: the torch pipeline hands it to its compiled step
 as a tensor input, and the Keras pipeline keeps it in a non-trainable variable read inside the
 ``jit_compile`` training step.

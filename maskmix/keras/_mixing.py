@@ -85,7 +85,9 @@ class MixingLayer(MaskMixLayer):
 
     Labels are class indices ``(B,)`` of an integer dtype together with ``num_classes``, or
     one-hot/soft labels ``(B, K)`` of a floating dtype; integer ``(B, K)`` rows (e.g.
-    ``keras.utils.to_categorical(y).astype("int32")``) are read as float32 one-hot rows. The
+    ``keras.utils.to_categorical(y).astype("int32")``) are read as float32 one-hot rows, so integer
+    ``(B, 1)`` labels are one column of binary labels (as torch reads them), not class indices:
+    squeeze them to ``(B,)`` for class indices (``MaskMixModel`` does so itself). The
     output labels are float32 (float64 when the input labels were float64); ``label_smoothing``
     is applied before mixing; each augmented row is ``(1 - f) * y_self + f * y_partner`` with
     ``f`` the exact fraction of the image's pixels that now come from the partner. Rows of
@@ -288,6 +290,7 @@ class MixingLayer(MaskMixLayer):
         labels = ops.convert_to_tensor(labels)
         dtype = keras.backend.standardize_dtype(labels.dtype)
         rank = len(labels.shape)
+        column = dtype in _INT_DTYPES and rank == 2 and labels.shape[1] == 1
         if dtype in _INT_DTYPES and rank == 2:
             # Integer one-hot rows (keras.utils.to_categorical(..., dtype="int32"), a one-hot cast
             # to int): soft labels, as the torch transforms read them.
@@ -310,7 +313,9 @@ class MixingLayer(MaskMixLayer):
             self._check_batch(labels, batch_size)
             classes = labels.shape[1]
             if self.num_classes is not None and classes is not None and classes != self.num_classes:
-                raise ValueError(f"{name}: labels have {classes} classes but num_classes is {self.num_classes}")
+                hint = (" (integer labels of shape (B, 1) are one column of binary labels, as torch reads them; "
+                        "give class indices with shape (B,), e.g. keras.ops.squeeze(labels, -1))") if column else ""
+                raise ValueError(f"{name}: labels have {classes} classes but num_classes is {self.num_classes}{hint}")
             soft = ops.cast(labels, "float64" if dtype == "float64" else "float32")
         else:
             raise TypeError(f"{name}: labels must be integer class indices or floating soft labels; got {dtype}")

@@ -368,6 +368,16 @@ def test_integer_one_hot_labels_are_soft_labels(name):
         assert keras.backend.standardize_dtype(out[1].dtype) == "float32"
         np.testing.assert_array_equal(np.asarray(out[1]), np.asarray(reference[1]))
         np.testing.assert_array_equal(np.asarray(out[0]), np.asarray(reference[0]))
+    # Integer (B, 1) labels are one column of binary labels (as torch reads them), not class indices:
+    # the message says how to give class indices.
+    column = (classes % 2)[:, None].astype("int32")
+    binary = build(name, num_classes=None)((images, column))[1]
+    assert tuple(binary.shape) == (SHAPE[0], 1)
+    layer = build(name)
+    with pytest.raises(ValueError, match=rf"{type(layer).__name__}: labels have 1 classes but num_classes is "
+                                         rf"{NUM_CLASSES} \(integer labels of shape \(B, 1\) are one column of "
+                                         r"binary labels.*shape \(B,\)"):
+        layer((images, column))
 
 
 FUNCTIONS = [random_cutmix, random_mixup]
