@@ -126,6 +126,25 @@ def test_mixing_images_alone_are_mixed_and_returned_alone(spec):
     assert np.any(np.asarray(out) != images)
 
 
+@pytest.mark.parametrize("spec", MIXING, ids=lambda s: s.flag)
+def test_mixing_dict_in_tf_data_map(spec):
+    # Keras' CutMix/MixUp pattern: ds.batch(n).map(layer) over {"images", "labels"} dicts, labels
+    # class indices in, soft rows out, other keys passed through.
+    data = _batch()
+    del data["bounding_boxes"], data["segmentation_masks"]
+    ds = tf.data.Dataset.from_tensor_slices(data).batch(2).map(_mixing_layer(spec))
+    outs = list(ds)
+    assert len(outs) == 2
+    for i, out in enumerate(outs):
+        assert sorted(out) == ["extra", "images", "labels"]
+        assert out["labels"].shape == (2, 4) and out["labels"].dtype == tf.float32
+        np.testing.assert_allclose(out["labels"].numpy().sum(axis=1), 1.0, rtol=1e-6)
+        np.testing.assert_array_equal(out["extra"].numpy(), data["extra"][2 * i:2 * i + 2])
+    images = np.concatenate([out["images"].numpy() for out in outs])
+    labels = np.concatenate([out["labels"].numpy() for out in outs])
+    assert np.any(images != data["images"]) and np.any(labels.max(axis=1) < 1)
+
+
 def test_cutmix_masks_follow_the_pasted_pixels():
     data = _batch()
     del data["bounding_boxes"]

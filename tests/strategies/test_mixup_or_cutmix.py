@@ -408,6 +408,16 @@ def test_from_timm_odd_batch_middle_image_passes_through(framework, mode) -> Non
         mixed_count += sum(r["kind"] is not None for r in rows)
     # prob=1: every other image is mixed (an empty timm box, lam > 0.993, is the rare exception).
     assert mixed_count >= 0.9 * 6 * len(batches)
+    # The middle image is deselected, not mixed with itself: mixed with itself its pixels and label
+    # row would come back the same, so only the drawn selection tells the two apart.
+    config = {**TIMM_CONFIG, "prob": 1.0, "mode": mode}
+    if framework == "torch":
+        mix = RandomMixupOrCutMix.from_timm(**config, generator=torch.Generator().manual_seed(1))
+        selected = run_mixing(mix, torch.from_numpy(constant_batch()[:7]), torch.arange(7))[2]["selected"].numpy()
+    else:
+        layer = KerasMixupOrCutMix.from_timm(**config, seed=1)
+        selected = kh.run_mixing_layer(layer, constant_batch()[:7].transpose(0, 2, 3, 1), np.arange(7))[2]["selected"]
+    np.testing.assert_array_equal(selected, np.arange(7) != 3)
 
 
 TIMM_BAD = [
