@@ -425,11 +425,9 @@ def test_functions_run_in_jit_compile_with_stateless_seeds(function):
 @pytest.mark.parametrize("seed", [3, (3, 1), tf.constant([3, 1], "int64")], ids=["int", "pair", "tensor"])
 def test_function_draws_of_one_call_are_independent(seed):
     # Mixup's lambda is G1 / (G1 + G2) of two gamma draws: were the draws of one call to share a
-    # seed, G1 = G2 and every lambda would be 0.5. Images of one constant value each make lambda
-    # readable from the pixels: x_i' = lam x_i + (1 - lam) x_j.
-    values = np.linspace(0.1, 0.9, 8, dtype="float32")
-    images = np.broadcast_to(values[:, None, None, None], (8, 2, 2, 1)).copy()
-    mixed, soft = random_mixup(images, np.arange(8), num_classes=8, seed=seed)
+    # seed, G1 = G2 and every lambda would be 0.5. Eight classes: each row holds lam and 1 - lam.
+    images = np.random.default_rng(0).random((8, 2, 2, 1)).astype("float32")
+    _, soft = random_mixup(images, np.arange(8), num_classes=8, seed=seed)
     weights = np.sort(np.asarray(soft), axis=1)[:, -2:]  # (partner weight, own weight) or (0, 1)
     assert np.all(weights[:, 0] > 0)
     assert np.ptp(weights[:, 1]) > 0.05 and not np.allclose(weights, 0.5, atol=1e-3)
