@@ -115,6 +115,9 @@ def test_selection_is_per_unit(framework: str, mode: str) -> None:
     exact = run(framework, case, images, sampling=mode, augmentation_ratio=0.5).selected
     if mode == "pair":  # round(0.5 * 3 pairs) = 2 pairs
         assert exact.sum() == 4 and np.array_equal(exact, exact[::-1])
+        # 7 images: 4 units (3 pairs and the middle image), round(0.5 * 4) = 2 of them selected.
+        odd = run(framework, case, make_images((7, 3, 8, 8), "float32"), sampling=mode, augmentation_ratio=0.5).selected
+        assert np.array_equal(odd, odd[::-1]) and odd[:3].sum() + odd[3] == 2
     else:
         assert exact.sum() == 3
 
