@@ -53,13 +53,13 @@ class PerEpoch(keras.callbacks.Callback):
         self.counts.append(float(keras.ops.convert_to_numpy(self.counter.count)))
 
 
-def model_with(schedules, **options) -> tuple[MaskMixModel, CutCounter]:
+def model_with(schedules, cutout: RandomCutout | None = None, **options) -> tuple[MaskMixModel, CutCounter]:
     keras.utils.set_random_seed(0)
     inputs = keras.Input((SIDE, SIDE, 1))
     counter = CutCounter()
     outputs = keras.layers.Dense(K)(keras.layers.Flatten()(counter(inputs)))
-    model = MaskMixModel(inputs, outputs, augmentations=[RandomCutout(fill_method=-1.0, seed=1)], num_classes=K,
-                         schedules=schedules, **options)
+    cutout = RandomCutout(fill_method=-1.0, seed=1) if cutout is None else cutout
+    model = MaskMixModel(inputs, outputs, augmentations=[cutout], num_classes=K, schedules=schedules, **options)
     return model, counter
 
 
@@ -112,7 +112,9 @@ def test_mixing_switched_off_by_the_schedule() -> None:
 
 def test_schedules_are_saved_with_the_model(tmp_path: Path) -> None:
     schedule = ramp(0.0, 0.8, epochs=240)
-    model, _ = model_with({0: {"augmentation_ratio": schedule}})
+    cutout = RandomCutout(fill_method=-1.0, seed=1)
+    # Keyed by the layer object: saved as its position (a class name could name several layers).
+    model, _ = model_with({cutout: {"augmentation_ratio": schedule}}, cutout)
     model.maskmix_pipeline.set_epoch(120)
     path = tmp_path / "model.keras"
     model.save(path)
