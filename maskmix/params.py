@@ -276,11 +276,11 @@ RANDOM_CUTOUT = register(StrategySpec(
     example={"patch_area": 0.3},
     draw_everything={"fill_method": "noise", "augmentation_ratio": 0.7},
     variants={
-        "cutout": Variant({}, launches=28),
-        "cutout_partial": Variant({"patch_area": (0.05, 0.4), "allow_partial": True}, launches=28),
+        "cutout": Variant({}, launches=9),
+        "cutout_partial": Variant({"patch_area": (0.05, 0.4), "allow_partial": True}, launches=22),
         # The options of the paper's code (from_paper), so that every battery runs them.
         "cutout_paper": Variant({"patch_side": (3, 9), "allow_partial": True, "symmetric_box": True,
-                                 "patch_count": (1, 3)}, launches=30),
+                                 "patch_count": (1, 3)}, launches=22),
     },
     benchmarks={"RandomCutout": {}},
     gallery={"cutout": {"patch_area": 0.15}},
