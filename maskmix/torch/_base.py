@@ -480,11 +480,11 @@ class MaskMixTransform(v2.Transform):
             # to [image], find that it is the image and transform it. The same steps without
             # that plumbing, which costs more host time than the kernels of a small batch.
             image = inputs[0]
-            if type(self).make_params is MaskMixTransform.make_params:
+            if getattr(self.make_params, "__func__", None) is MaskMixTransform.make_params:
                 self.check_image(image)  # all make_params would do before drawing, for one plain tensor
                 params = self._draw_params(image)
             else:
-                params = self.make_params([image])  # a strategy that adds to the parameters
+                params = self.make_params([image])  # overridden (a strategy adds to the parameters)
             output = self.apply_batched(image, params)
             return (output, self._labels_of(image, params)) if self.return_labels else output
         if not self.return_labels:

@@ -311,6 +311,16 @@ def uniform_corners(rows: int | Tensor, cols: int | Tensor, shape: Size, *, devi
     return (u * spans).to(torch.int64)  # truncation is floor: the products are non-negative
 
 
+def place_sizes(sizes: Tensor, height: int, width: int, *, generator: torch.Generator | None) -> Tensor:
+    """Int64 top-left corners, shaped like ``sizes`` (``(..., 2)``: heights, widths), of boxes of
+    those sizes placed uniformly fully inside an ``H x W`` image: :func:`place_inside` in
+    :func:`box_keep`'s layout, each position ``floor(U * (room + 1))`` as :func:`uniform_corners`."""
+    device = sizes.device
+    ends = height + 1 if height == width else cached_constant((height + 1, width + 1), torch.int64, device)
+    u = torch.rand(sizes.shape, device=device, dtype=torch.float64, **drawing_from(generator))
+    return (u * (ends - sizes)).to(torch.int64)
+
+
 def random_points(shape: Size, height: int, width: int, *, device: torch.device,
                   generator: torch.Generator | None) -> Tensor:
     """Int64 ``(2, *shape)`` pixel positions: rows uniform in ``[0, H)`` (``[0]``), columns in ``[0, W)``
@@ -437,9 +447,10 @@ def cached_constant(values: tuple[float, ...], dtype: torch.dtype, device: torch
 
 
 @functools.lru_cache(maxsize=256)
-def _scalar_bits(value: float | int, dtype: torch.dtype) -> int:
+def _scalar_bits(value: float | int, sign: float, dtype: torch.dtype) -> int:
     # The very cast torch.where applies to a Python fill: the same bits whatever the dtype
-    # (bfloat16 rounding of a float included).
+    # (bfloat16 rounding of a float included). `sign` is in the key because -0.0 == 0.0 (same
+    # hash) would otherwise share a cache entry with different bits.
     written = torch.where(torch.ones((), dtype=torch.bool), value, torch.zeros((), dtype=dtype))
     return int(written.view(same_size_integer(dtype)).item())  # a CPU tensor: no device sync
 
@@ -460,7 +471,7 @@ def keep_or_fill(images: Tensor, keep: Tensor, fill: Tensor | float | int) -> Te
     if isinstance(fill, Tensor):
         kept = kept.addcmul_(fill.view(bits), 1 - keep)
     else:
-        fill_bits = _scalar_bits(fill, images.dtype)
+        fill_bits = _scalar_bits(fill, math.copysign(1.0, fill), images.dtype)
         if fill_bits:
             kept = kept.add_(1 - keep, alpha=fill_bits)
     return kept.view(images.dtype)

@@ -93,8 +93,8 @@ class RandomHideAndSeek(MaskingTransform):
         cols = _sampling.pick(col_options, choice)
         # Cells live on a (max_rows, max_cols) lattice; those outside an image's own grid are invalid.
         max_rows, max_cols = max(max(row_options), 1), max(max(col_options), 1)
-        valid = (torch.arange(max_rows, device=device).view(1, -1, 1) < rows.view(-1, 1, 1)) & (
-            torch.arange(max_cols, device=device).view(1, 1, -1) < cols.view(-1, 1, 1)
+        valid = (_sampling.cached_arange(max_rows, device).view(1, -1, 1) < rows.view(-1, 1, 1)) & (
+            _sampling.cached_arange(max_cols, device).view(1, 1, -1) < cols.view(-1, 1, 1)
         )
         scores = torch.rand((batch_size, max_rows, max_cols), device=device, **_sampling.drawing_from(generator))
         if self.hide_prob is not None:
@@ -127,8 +127,9 @@ class RandomHideAndSeek(MaskingTransform):
         Pixel ``p`` lies in cell ``i`` iff ``floor(i size / n) <= p < floor((i + 1) size / n)``,
         i.e. ``i = ceil((p + 1) n / size) - 1``, computed in exact integer arithmetic.
         """
-        positions = torch.arange(1, size + 1, device=cells.device)
-        return (positions * cells.unsqueeze(-1) + size - 1) // size - 1
+        # Positions 1..size as (p + 1): the cached 0..size-1 with the 1 folded into the constant.
+        positions = _sampling.cached_arange(size, cells.device)
+        return ((positions + 1) * cells.unsqueeze(-1) + (size - 1)) // size - 1
 
     @staticmethod
     def _pixel_cells(size: int, side: Tensor, cells: int) -> Tensor:
@@ -137,10 +138,11 @@ class RandomHideAndSeek(MaskingTransform):
         A side of 0 (no hiding: no valid cell) maps every pixel to cell 0, which is not hidden;
         the clamp keeps the index inside the ``cells``-long lattice.
         """
-        positions = torch.arange(size, device=side.device).view(1, -1)
+        positions = _sampling.cached_arange(size, side.device).view(1, -1)
         return (positions // side.clamp_min(1).view(-1, 1)).clamp_max(cells - 1)
 
-    def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
+    def region_keep(self, params: Mapping[str, Any], height: int, width: int, dtype: torch.dtype, *,
+                    within: Tensor | None = None) -> Tensor:
         rows, cols, hidden = params["rows"], params["cols"], params["hidden"]
         device = hidden.device
         if "cell" in params:
@@ -152,6 +154,9 @@ class RandomHideAndSeek(MaskingTransform):
         else:
             row_cell = self._cell_index(height, rows)
             col_cell = self._cell_index(width, cols)
-        batch = torch.arange(hidden.shape[0], device=device).view(-1, 1, 1)
+        if within is not None:
+            hidden = _sampling.mask_and(hidden, within.view(-1, 1, 1))  # on the cells, not the pixels
+        kept = (~hidden).to(dtype)
+        batch = _sampling.cached_arange(hidden.shape[0], device).view(-1, 1, 1)
         # Broadcast indices: the (B, H, W) result is gathered without materialising (B, H, W) indices.
-        return hidden[batch, row_cell.unsqueeze(2), col_cell.unsqueeze(1)]
+        return kept[batch, row_cell.unsqueeze(2), col_cell.unsqueeze(1)]
