@@ -347,8 +347,8 @@ RANDOM_ERASING = register(StrategySpec(
     draw_everything={"patch_count": (1, 3), "fill_method": "normal", "bernoulli_mix": True,
                      "augmentation_ratio": 0.6},
     variants={
-        "erasing": Variant({}, launches=36),
-        "erasing_multi": Variant({"patch_count": (1, 3), "fill_method": "noise"}, launches=46),
+        "erasing": Variant({}, launches=31),
+        "erasing_multi": Variant({"patch_count": (1, 3), "fill_method": "noise"}, launches=41),
         "erasing_paper": Variant({"patch_area": (0.02, 0.4), "patch_aspect_ratio": (0.3, 3.33),
                                   "aspect_law": "uniform", "fit": "skip", "attempts": 100}, launches=39),
     },

@@ -179,8 +179,9 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
             active = _sampling.cached_arange(max_count, device) < count.unsqueeze(1)
             divisor = count.view(-1, 1)
         if (self.aspect_law, self.fit, self.attempts) == ("log_uniform", "clamp", ATTEMPTS):
-            h, w = _sampling.random_rectangles(shape, height, width, self.patch_area, self.patch_aspect_ratio,
-                                               area_divisor=divisor, device=device, generator=generator)
+            # Rows and columns in the last dim (box_keep's layout); the other keys are views of them.
+            sizes = _sampling.fitting_box_sizes(shape, height, width, self.patch_area, self.patch_aspect_ratio,
+                                                area_divisor=divisor, device=device, generator=generator)
         else:
             h, w, found = _sampling.paper_rectangles(
                 shape, height, width, self.patch_area, self.patch_aspect_ratio, aspect_law=self.aspect_law,
@@ -189,8 +190,7 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
             if self.fit == "skip":
                 # The official loop gives up after its tries and erases nothing.
                 active = active & found
-        # Rows and columns in the last dim (box_keep's layout); the other keys are views of them.
-        sizes = torch.stack((h, w), -1)
+            sizes = torch.stack((h, w), -1)
         starts = _sampling.place_sizes(sizes, height, width, generator=generator)
         return {"top": starts[..., 0], "left": starts[..., 1], "height": sizes[..., 0], "width": sizes[..., 1],
                 "box_start": starts, "box_end": starts + sizes, "active": active, "count": count}
