@@ -87,11 +87,11 @@ def _special_images(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
 def test_keep_or_fill_writes_the_bits_torch_where_writes(dtype: torch.dtype, fill: str) -> None:
     images = _special_images((3, 2, 5, 6), dtype)
     kept = torch.rand(3, 1, 5, 6, generator=gen(1)) < 0.5
-    values = {"zero": 0.0, "nonzero": 0.75, "negative": -2.5, "minus_zero": -0.0,
-              "per_channel": _special_images((3, 2, 1, 1), dtype).flip(0),
-              "per_pixel": _special_images((3, 2, 5, 6), dtype).flip(0)}[fill]
-    if dtype == torch.uint8 and isinstance(values, float):
-        values = {0.0: 0, 0.75: 200, -2.5: 255, -0.0: 1}[values]
+    numbers = {"zero": (0.0, 0), "nonzero": (0.75, 200), "negative": (-2.5, 255), "minus_zero": (-0.0, 1)}
+    values = {"per_channel": _special_images((3, 2, 1, 1), dtype).flip(0),
+              "per_pixel": _special_images((3, 2, 5, 6), dtype).flip(0)}.get(fill)
+    if values is None:
+        values = numbers[fill][dtype == torch.uint8]
     keep = kept.to(_sampling.same_size_integer(dtype))
     got = _sampling.keep_or_fill(images, keep, values)
     assert_bit_identical(got, torch.where(kept, images, values))

@@ -339,7 +339,7 @@ def uniform_corners(rows: int | Tensor, cols: int | Tensor, shape: Size, *, devi
         if rows == cols:
             return torch.randint(0, int(rows) + 1, size, device=device, **drawing_from(generator))
         spans: Tensor = cached_constant((rows + 1, cols + 1), torch.float64, device)
-    elif rows is cols:
+    elif isinstance(rows, Tensor) and rows is cols:
         spans = (rows + 1).unsqueeze(-1)  # one room for both axes
     elif isinstance(rows, Tensor) and isinstance(cols, Tensor):
         spans = torch.stack(torch.broadcast_tensors(rows, cols), -1) + 1

@@ -103,12 +103,12 @@ class RandomCutout(MaskingTransform):
                     side = side.clamp_max(largest)
         else:
             pixels = float(height * width)
-            lo, hi = self.patch_area
-            if lo == hi:
-                side = _area_side(lo * pixels, largest)
+            low, high = self.patch_area
+            if low == high:
+                side = _area_side(low * pixels, largest)
             else:
                 # The area is drawn in pixels directly, and the side clamped once: fewer kernels per call.
-                area = _sampling.uniform(lo * pixels, hi * pixels, shape, device=device, generator=generator)
+                area = _sampling.uniform(low * pixels, high * pixels, shape, device=device, generator=generator)
                 side = torch.sqrt(area).round_().clamp_(1, largest).to(torch.int64)
         # The official rule [c - L//2, c + L//2) spans 2 * (L//2) pixels: one less for an odd side.
         half = side // 2
