@@ -291,20 +291,21 @@ def fitting_box_sizes(shape: Size, height: int, width: int, patch_area: tuple[fl
     log_low, log_high = (math.log(v) for v in log_uniform_bounds(*patch_aspect_ratio))
     u = torch.rand((*shape, 2, ATTEMPTS), device=device, **drawing_from(generator))
     pixels = float(height * width)
-    area = u[..., 0, :] * ((high - low) * pixels) + low * pixels  # in pixels
+    # Ellipsis indexing costs host time per call; select/narrow are direct views.
+    area = u.select(-2, 0) * ((high - low) * pixels) + low * pixels  # in pixels
     if area_divisor is not None:
         area = area / area_divisor.unsqueeze(-1)
     # +-(log r) / 2 for heights and widths, from one (2, 1) pair of constants per call shape.
     halves = cached_constant((0.5 * log_low, -0.5 * log_low, 0.5 * (log_high - log_low), -0.5 * (log_high - log_low)),
                              torch.float32, device).view(2, 2, 1)
-    powers = torch.exp(torch.addcmul(halves[0], halves[1], u[..., 1:, :]))
+    powers = torch.exp(torch.addcmul(halves[0], halves[1], u.narrow(-2, 1, 1)))
     # At least 1; the upper clamp keeps an extreme aspect ratio's inf side castable (it still
     # exceeds H and W).
     sides = (torch.sqrt(area).unsqueeze(-2) * powers).round_().clamp_(1, height * width + 1).to(torch.int64)
     if height == width:
         fits = (sides <= height).all(dim=-2)
     else:
-        fits = (sides[..., 0, :] <= height) & (sides[..., 1, :] <= width)
+        fits = (sides.select(-2, 0) <= height) & (sides.select(-2, 1) <= width)
     first = fits.to(torch.uint8).argmax(dim=-1, keepdim=True)  # first True, or 0 if none
     chosen = sides.gather(-1, first.unsqueeze(-2).expand(*first.shape[:-1], 2, 1)).squeeze(-1)
     if height == width:
@@ -530,7 +531,8 @@ def box_keep(starts: Tensor, ends: Tensor, height: int, width: int, dtype: torch
         ends = ends * within.unsqueeze(-1)
     positions = cached_arange(max(height, width), starts.device)
     outside = ((positions < starts.unsqueeze(-1)) | (positions >= ends.unsqueeze(-1))).to(dtype)
-    return outside[..., 0, :height].unsqueeze(-1) | outside[..., 1, :width].unsqueeze(-2)
+    rows, cols = outside.select(-2, 0), outside.select(-2, 1)  # views; Ellipsis indexing costs host time
+    return rows.narrow(-1, 0, height).unsqueeze(-1) | cols.narrow(-1, 0, width).unsqueeze(-2)
 
 
 def box_mask_of(params: Mapping[str, Tensor], height: int, width: int, *,

@@ -120,7 +120,7 @@ class RandomCutout(MaskingTransform):
             ends = starts + (extent.unsqueeze(-1) if isinstance(extent, Tensor) else extent)
             size = (extent if isinstance(extent, Tensor)
                     else _sampling.cached_constant((extent,), torch.int64, device).expand(shape))
-            params = {"top": starts[..., 0], "left": starts[..., 1], "height": size, "width": size}
+            params = {"top": starts.select(-1, 0), "left": starts.select(-1, 1), "height": size, "width": size}
         else:
             centres = _sampling.random_points(shape, height, width, device=device, generator=generator)
             # The square [c - side//2, c - side//2 + extent), clipped to the image.
