@@ -406,7 +406,7 @@ RANDOM_HIDE_AND_SEEK = register(StrategySpec(
     draw_everything={"grid_size": [2, (3, 4)], "fill_method": "random"},
     variants={
         "hide_and_seek": Variant({"grid_size": [2, (3, 4)], "erased_patches": (1, 3)}, launches=36),
-        "hide_and_seek_prob": Variant({"hide_prob": 0.9, "fill_method": "white"}, launches=24),
+        "hide_and_seek_prob": Variant({"hide_prob": 0.9, "fill_method": "white"}, launches=9),
         # Sides in pixels; without the 0 candidate, so that every selected image changes (as the
         # batteries check): the paper's "no hiding" is tested in tests/papers.
         "hide_and_seek_paper": Variant({"cell_size": [3, 5], "hide_prob": 0.9}, launches=34),
