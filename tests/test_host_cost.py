@@ -14,6 +14,8 @@ from helpers import assert_bit_identical, gen, make_images
 from registry_cases import variant_cases
 from torchvision.transforms import v2
 
+from maskmix.torch import _sampling
+
 CASES = variant_cases("torch")
 
 
@@ -54,3 +56,69 @@ def test_plain_tensor_route_returns_the_same_labels(name: str) -> None:
     assert_bit_identical(short[0], long[0][0])
     assert_bit_identical(short[1], long[1])
     assert short[1].shape == (2, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Masking fills written on the pixels' bit patterns (keep_or_fill) against torch.where.
+# ---------------------------------------------------------------------------------------------
+
+MASKING = {name: case for name, case in CASES.items() if case.spec.family == "masking"}
+IMAGE_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8]
+
+
+def _special_images(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """Images holding every value a bit-level blend could get wrong: NaN (with a payload),
+    infinities, -0.0, negative and subnormal values (uint8: both ends and the middle)."""
+    images = make_images(shape, dtype)
+    if dtype == torch.uint8:
+        specials = torch.tensor([0, 255, 128, 1], dtype=dtype)
+    else:
+        specials = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0, -3.5,
+                                 torch.finfo(dtype).tiny / 2], dtype=dtype)
+        payload = specials[:1].view(_sampling.same_size_integer(dtype)) | 1  # a NaN with another payload
+        specials = torch.cat([specials, payload.view(dtype)])
+    flat = images.view(-1)
+    flat[: 7 * specials.numel(): 7] = specials.repeat(7)[: len(flat[: 7 * specials.numel(): 7])]
+    return images
+
+
+@pytest.mark.parametrize("dtype", IMAGE_DTYPES, ids=str)
+@pytest.mark.parametrize("fill", ["zero", "nonzero", "negative", "minus_zero", "per_channel", "per_pixel"])
+def test_keep_or_fill_writes_the_bits_torch_where_writes(dtype: torch.dtype, fill: str) -> None:
+    images = _special_images((3, 2, 5, 6), dtype)
+    kept = torch.rand(3, 1, 5, 6, generator=gen(1)) < 0.5
+    numbers = {"zero": (0.0, 0), "nonzero": (0.75, 200), "negative": (-2.5, 255), "minus_zero": (-0.0, 1)}
+    values = {"per_channel": _special_images((3, 2, 1, 1), dtype).flip(0),
+              "per_pixel": _special_images((3, 2, 5, 6), dtype).flip(0)}.get(fill)
+    if values is None:
+        values = numbers[fill][dtype == torch.uint8]
+    keep = kept.to(_sampling.same_size_integer(dtype))
+    got = _sampling.keep_or_fill(images, keep, values)
+    assert_bit_identical(got, torch.where(kept, images, values))
+    assert got.data_ptr() != images.data_ptr()
+
+
+@pytest.mark.parametrize("name", list(MASKING))
+@pytest.mark.parametrize("ratio", [1.0, 0.5], ids=["all", "half"])
+def test_masking_bit_path_gives_the_value_path(name: str, ratio: float) -> None:
+    # Images that record a gradient take torch.where on the values; the others the bit path.
+    images = _special_images((6, 3, 9, 8), torch.float32)
+    values = MASKING[name].build(generator=gen(5), augmentation_ratio=ratio)(images.clone().requires_grad_())
+    bits = MASKING[name].build(generator=gen(5), augmentation_ratio=ratio)(images)
+    assert values.requires_grad and not bits.requires_grad
+    assert_bit_identical(bits, values.detach())
+
+
+@pytest.mark.parametrize("name", list(MASKING))
+def test_region_keep_is_the_complement_of_the_region(name: str) -> None:
+    # Each strategy's kept pixels in every dtype, with the selection folded in, are the
+    # complement of its erased mask restricted to the selected images.
+    transform = MASKING[name].build(generator=gen(2), augmentation_ratio=0.5)
+    images = make_images((7, 3, 10, 9))
+    params = transform.make_params([images])
+    erased = transform.region_mask(params, 10, 9) & params["selected"].view(-1, 1, 1)
+    assert erased.any() and not erased.all()
+    for dtype in (torch.bool, torch.uint8, torch.int16, torch.int32, torch.int64):
+        keep = transform.region_keep(params, 10, 9, dtype, within=params["selected"])
+        assert keep.dtype == dtype and keep.shape == (7, 10, 9)
+        assert torch.equal(keep.to(torch.bool), ~erased)

@@ -402,6 +402,11 @@ class MaskMixTransform(v2.Transform):
                     f"{type(self).__name__}: all images of a sample must share batch size, height and "
                     f"width; got shapes {tuple(first.shape)} and {tuple(other.shape)}"
                 )
+        return self._draw_params(first)
+
+    def _draw_params(self, first: Tensor) -> dict[str, Any]:
+        """The call's parameters for images shaped like ``first`` (already checked): what
+        :meth:`make_params` returns, drawn once per call. A plain-tensor call comes here directly."""
         channels, height, width = first.shape[-3:]
         frames = clip_length(first)
         batch_size = math.prod(first.shape[:-3]) // max(frames, 1)  # images, or clips of a Video
@@ -417,10 +422,21 @@ class MaskMixTransform(v2.Transform):
         # and given to its images (clips of a Video: units of clips, then frames of each clip).
         mode = self.sampling
         units = sampling_units(mode, batch_size)
-        unit_of = _sampling.unit_index(mode, batch_size, device=device)
-        selected = _sampling.select_units(
-            mode, batch_size, ratio, bernoulli, unit_of, device=device, generator=generator
+        # Static (no tensor is read): the whole batch is selected by construction.
+        counted = units if mode == "pair" else batch_size  # pair mode counts pairs
+        all_selected = (
+            not bernoulli and not scheduled and self._clean_splits <= 1 and num_selected(ratio, counted) >= counted
         )
+        if units == batch_size:
+            # Every image takes its own draw (the default): no unit index to build.
+            unit_of = None
+            selected = (_sampling.cached_all_true(batch_size, device) if all_selected else
+                        _sampling.select_images(batch_size, ratio, bernoulli, device=device, generator=generator))
+        else:
+            unit_of = _sampling.unit_index(mode, batch_size, device=device)
+            selected = _sampling.select_units(
+                mode, batch_size, ratio, bernoulli, unit_of, device=device, generator=generator
+            )
         if self._clean_splits > 1:
             clean = batch_size // self._clean_splits
             selected = selected & (torch.arange(batch_size, device=device) >= clean)
@@ -428,14 +444,7 @@ class MaskMixTransform(v2.Transform):
             batch_size, units, unit_of, channels, height, width, dtype=first.dtype, device=device, generator=generator
         )
         params["selected"] = selected
-        # Static (no tensor is read): the whole batch is selected by construction.
-        counted = units if mode == "pair" else batch_size  # pair mode counts pairs
-        params["all_selected"] = (
-            not bernoulli
-            and not scheduled
-            and self._clean_splits <= 1
-            and num_selected(ratio, counted) >= counted
-        )
+        params["all_selected"] = all_selected
         params["batch_shape"] = (batch_size, height, width)
         params["image_leading"] = tuple(first.shape[:-3])  # what the leading dims of masks must be
         self.refine_selection(params)
@@ -471,7 +480,11 @@ class MaskMixTransform(v2.Transform):
             # to [image], find that it is the image and transform it. The same steps without
             # that plumbing, which costs more host time than the kernels of a small batch.
             image = inputs[0]
-            params = self.make_params([image])
+            if getattr(self.make_params, "__func__", None) is MaskMixTransform.make_params:
+                self.check_image(image)  # all make_params would do before drawing, for one plain tensor
+                params = self._draw_params(image)
+            else:
+                params = self.make_params([image])  # overridden (a strategy adds to the parameters)
             output = self.apply_batched(image, params)
             return (output, self._labels_of(image, params)) if self.return_labels else output
         if not self.return_labels:
@@ -573,9 +586,11 @@ class MaskingTransform(MaskMixTransform):
     """Base of the strategies that erase a region of each image and fill it (design §Conventions, fills).
 
     A subclass implements :meth:`sample_region` (per-image region parameters) and
-    :meth:`region_mask` (the ``(B, H, W)`` boolean mask those parameters cover). The base draws
-    the fill values and writes ``where(mask & selected, fill, image)`` in one pass (``where(mask, fill,
-    image)`` when every image is selected by construction, see :func:`selection`).
+    :meth:`region_mask` (the ``(B, H, W)`` boolean mask those parameters cover) or, cheaper,
+    :meth:`region_keep` (its complement in a given dtype, the selection folded in). The base
+    draws the fill values and writes ``where(mask & selected, fill, image)`` in one pass over the
+    batch (the selection is skipped when every image is selected by construction, see
+    :func:`selection`), computed on the pixels' bit patterns where no gradient is recorded.
 
     ``fill_method`` is one of ``black``, ``gray``, ``white`` (relative to ``pixels_range``),
     ``mean_per_channel`` (each image's own channel means), ``random`` (one colour per image,
@@ -608,8 +623,28 @@ class MaskingTransform(MaskMixTransform):
         raise NotImplementedError
 
     def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
-        """``(B, H, W)`` boolean mask of the pixels the region parameters cover."""
-        raise NotImplementedError
+        """``(B, H, W)`` boolean mask of the pixels the region parameters cover.
+
+        A strategy implements this or :meth:`region_keep` (then this is its complement).
+        """
+        if type(self).region_keep is MaskingTransform.region_keep:
+            raise NotImplementedError(f"{type(self).__name__} implements neither region_mask nor region_keep")
+        return ~self.region_keep(params, height, width, torch.bool)
+
+    def region_keep(self, params: Mapping[str, Any], height: int, width: int, dtype: torch.dtype, *,
+                    within: Tensor | None = None) -> Tensor:
+        """``(B, H, W)`` tensor of ``dtype`` (bool or an integer dtype): 1 where a pixel is kept,
+        0 where the region covers it in an image whose ``within`` (boolean ``(B,)``) is True.
+
+        The complement of :meth:`region_mask` by default. A strategy overrides it when it can
+        build the kept pixels directly in ``dtype`` for less (a box's rows and columns, a grid's
+        bands), with ``within`` folded into its per-image parameters rather than a pass over the
+        ``(B, H, W)`` mask; then :meth:`region_mask` comes from it.
+        """
+        erased = self.region_mask(params, height, width)
+        if within is not None:
+            erased = _sampling.mask_and(erased, within.view(-1, 1, 1))
+        return (~erased).to(dtype)
 
     def sample(self, batch_size: int, channels: int, height: int, width: int, *,
                dtype: torch.dtype, device: torch.device,
@@ -684,9 +719,7 @@ class MaskingTransform(MaskMixTransform):
                     f"{type(self).__name__}: fill_method has {len(method)} values but the images "
                     f"have {channels} channel(s); give one value or one per channel"
                 )
-            # Built from device-side fills: torch.tensor(list, device=...) would be a host copy.
-            values = torch.stack([torch.full((), v, dtype=work, device=device) for v in method])
-            values = values.view(1, -1, 1, 1)
+            values = _sampling.cached_constant(method, work, device).view(1, -1, 1, 1)
         return self.to_image_dtype(values, dtype)
 
     @staticmethod
@@ -698,14 +731,24 @@ class MaskingTransform(MaskMixTransform):
 
     def erased(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
         """``(B, H, W)`` boolean mask of the pixels erased this call: the region of selected images."""
-        mask = self.region_mask(params, height, width)
-        if (selected := selection(params)) is not None:
-            mask = _sampling.mask_and(mask, selected.view(-1, 1, 1))
-        return mask
+        return ~self.region_keep(params, height, width, torch.bool, within=selection(params))
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
-        mask = self.erased(params, *images.shape[-2:])
-        return torch.where(mask.unsqueeze(1), self.fill_for(images, params), images)
+        """``where(kept, images, fill)`` for the pixels :meth:`region_keep` keeps in the selected images.
+
+        Computed on the images' bit patterns (:func:`~maskmix.torch._sampling.keep_or_fill`, the
+        same bits, several times faster on a CPU) except where values must flow: images that
+        record a gradient, and under ``torch.compile`` (which fuses the ``where`` anyway).
+        """
+        height, width = images.shape[-2:]
+        fill = self.fill_for(images, params)
+        within = selection(params)
+        if torch.compiler.is_compiling() or (images.requires_grad and torch.is_grad_enabled()):
+            keep = self.region_keep(params, height, width, torch.bool, within=within)
+            return torch.where(keep.unsqueeze(1), images, fill)
+        bits = _sampling.same_size_integer(images.dtype)
+        keep = self.region_keep(params, height, width, bits, within=within)
+        return _sampling.keep_or_fill(images, keep.unsqueeze(1), fill)
 
     def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
         """Masks are kept; with ``mask_fill`` set, it is written on the pixels erased in the images

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -91,34 +92,62 @@ class RandomCutout(MaskingTransform):
         # One square per image keeps the (B,) draws of the single-square transform.
         shape: tuple[int, ...] = (batch_size,) if max_count == 1 else (batch_size, max_count)
         largest = None if self.allow_partial else min(height, width)
+        side: int | Tensor
         if self.patch_side is not None:
-            side = _sampling.randint(*self.patch_side, shape, device=device, generator=generator)
-            if largest is not None:
-                side = side.clamp_max(largest)
+            lo, hi = self.patch_side
+            if lo == hi:
+                side = lo if largest is None else min(lo, largest)  # a fixed side: nothing to draw
+            else:
+                side = _sampling.randint(lo, hi, shape, device=device, generator=generator)
+                if largest is not None:
+                    side = side.clamp_max(largest)
         else:
             pixels = float(height * width)
-            lo, hi = self.patch_area
-            # The area is drawn in pixels directly, and the side clamped once: fewer kernels per call.
-            area = _sampling.uniform(lo * pixels, hi * pixels, shape, device=device, generator=generator)
-            side = torch.sqrt(area).round_().clamp_(1, largest).to(torch.int64)
+            low, high = self.patch_area
+            if low == high:
+                side = _area_side(low * pixels, largest)
+            else:
+                # The area is drawn in pixels directly, and the side clamped once: fewer kernels per call.
+                area = _sampling.uniform(low * pixels, high * pixels, shape, device=device, generator=generator)
+                side = torch.sqrt(area).round_().clamp_(1, largest).to(torch.int64)
         # The official rule [c - L//2, c + L//2) spans 2 * (L//2) pixels: one less for an odd side.
-        extent = 2 * (side // 2) if self.symmetric_box else side
+        half = side // 2
+        extent = 2 * half if self.symmetric_box else side
         if not self.allow_partial:
-            top, left = _sampling.place_inside(extent, extent, height, width, device=device, generator=generator)
-            params = {"top": top, "left": left, "height": extent, "width": extent}
+            # Rows and columns in the last dim (box_keep's layout): the square lies fully inside.
+            rooms = (height - extent, width - extent) if height != width else (height - extent,) * 2
+            starts = _sampling.uniform_corners(*rooms, shape, device=device, generator=generator)
+            ends = starts + (extent.unsqueeze(-1) if isinstance(extent, Tensor) else extent)
+            size = (extent if isinstance(extent, Tensor)
+                    else _sampling.cached_constant((extent,), torch.int64, device).expand(shape))
+            params = {"top": starts.select(-1, 0), "left": starts.select(-1, 1), "height": size, "width": size}
         else:
             centres = _sampling.random_points(shape, height, width, device=device, generator=generator)
             # The square [c - side//2, c - side//2 + extent), clipped to the image.
-            starts = centres - side // 2
-            params = _sampling.boxes_from_ends(starts, starts + extent, height, width)
+            starts = centres - half
+            ends = _sampling.clip_to_image(starts + extent, height, width)
+            starts = _sampling.clip_to_image(starts, height, width)
+            sizes = ends - starts
+            params = {"top": starts[0], "left": starts[1], "height": sizes[0], "width": sizes[1]}
+            starts, ends = starts.movedim(0, -1), ends.movedim(0, -1)  # views in box_keep's layout
+        params["box_start"], params["box_end"] = starts, ends
         if max_count > 1:
             count = _sampling.randint(lo_count, max_count, (batch_size,), device=device, generator=generator)
-            params["active"] = torch.arange(max_count, device=device) < count.unsqueeze(1)
+            params["active"] = _sampling.cached_arange(max_count, device) < count.unsqueeze(1)
         return params
 
-    def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
-        if "active" not in params:
-            return _sampling.box_mask_of(params, height, width)
-        return _sampling.box_mask_of(params, height, width, within=params["active"]).any(dim=1)
+    def region_keep(self, params: Mapping[str, Any], height: int, width: int, dtype: torch.dtype, *,
+                    within: Tensor | None = None) -> Tensor:
+        if "active" in params:
+            within = params["active"] if within is None else _sampling.mask_and(params["active"], within.view(-1, 1))
+        keep = _sampling.box_keep(params["box_start"], params["box_end"], height, width, dtype, within=within)
+        return keep if "active" not in params else keep.amin(dim=1)  # kept where no square covers it
 
 
+@functools.lru_cache(maxsize=64)
+def _area_side(area_pixels: float, largest: int | None) -> int:
+    """The side of a square of ``area_pixels`` pixels as the drawn sides are computed (a float32
+    area, its square root rounded half to even, at least 1, at most ``largest``): a fixed area
+    gives a fixed side, worked out once on the host."""
+    side = torch.tensor(area_pixels, dtype=torch.float32).sqrt().round().clamp(1, largest)
+    return int(side.item())  # a CPU tensor: no device sync

@@ -171,29 +171,37 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
         divisor: Tensor | None = None
         if max_count == 1:
             # One patch per image, the whole area its own: nothing to draw, disable or divide.
-            count = torch.ones(batch_size, dtype=torch.int64, device=device)
-            active = torch.ones(shape, dtype=torch.bool, device=device)
+            count = _sampling.cached_constant((1,), torch.int64, device).expand(batch_size)
+            active = _sampling.cached_all_true(1, device).expand(shape)
         else:
             count = _sampling.randint(lo_count, max_count, (batch_size,), device=device, generator=generator)
             # Every image draws `max_count` patches; those beyond its own count are disabled.
-            active = torch.arange(max_count, device=device) < count.unsqueeze(1)
+            active = _sampling.cached_arange(max_count, device) < count.unsqueeze(1)
             divisor = count.view(-1, 1)
         if (self.aspect_law, self.fit, self.attempts) == ("log_uniform", "clamp", ATTEMPTS):
-            boxes = self.draw_boxes(shape, height, width, area_divisor=divisor, device=device, generator=generator)
+            # Rows and columns in the last dim (box_keep's layout); the other keys are views of them.
+            sizes = _sampling.fitting_box_sizes(shape, height, width, self.patch_area, self.patch_aspect_ratio,
+                                                area_divisor=divisor, device=device, generator=generator)
         else:
             h, w, found = _sampling.paper_rectangles(
                 shape, height, width, self.patch_area, self.patch_aspect_ratio, aspect_law=self.aspect_law,
                 attempts=self.attempts, strict=self.fit == "skip", area_divisor=divisor, device=device,
                 generator=generator)
-            top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
-            boxes = {"top": top, "left": left, "height": h, "width": w}
             if self.fit == "skip":
                 # The official loop gives up after its tries and erases nothing.
                 active = active & found
-        return {**boxes, "active": active, "count": count}
+            sizes = torch.stack((h, w), -1)
+        starts = _sampling.place_sizes(sizes, height, width, generator=generator)
+        return {"top": starts.select(-1, 0), "left": starts.select(-1, 1), "height": sizes.select(-1, 0),
+                "width": sizes.select(-1, 1),
+                "box_start": starts, "box_end": starts + sizes, "active": active, "count": count}
 
-    def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
+    def region_keep(self, params: Mapping[str, Any], height: int, width: int, dtype: torch.dtype, *,
+                    within: Tensor | None = None) -> Tensor:
         # One patch per image is always active, unless the official fit skipped it.
-        every_patch = self.patch_count[1] == 1 and self.fit != "skip"
-        boxes = _sampling.box_mask_of(params, height, width, within=None if every_patch else params["active"])
-        return boxes[:, 0] if boxes.shape[1] == 1 else boxes.any(dim=1)
+        if not (self.patch_count[1] == 1 and self.fit != "skip"):
+            within = params["active"] if within is None else _sampling.mask_and(params["active"], within.view(-1, 1))
+        elif within is not None:
+            within = within.view(-1, 1)
+        keep = _sampling.box_keep(params["box_start"], params["box_end"], height, width, dtype, within=within)
+        return keep[:, 0] if keep.shape[1] == 1 else keep.amin(dim=1)  # kept where no patch covers it

@@ -120,12 +120,17 @@ class RandomGridMask(MaskingTransform):
             kept = torch.ceil(unit.to(torch.float64) * self.kept_ratio).to(torch.int64)
             masked = unit - kept
         else:
-            ratio = _sampling.uniform(*self.masked_ratio, size, device=device, generator=generator)
-            masked = torch.round(ratio * unit).to(torch.int64)
+            lo, hi = self.masked_ratio
+            # A fixed ratio (the default) multiplies as a number: nothing to draw.
+            ratio = lo if lo == hi else _sampling.uniform(lo, hi, size, device=device, generator=generator)
+            masked = torch.round(unit * ratio).to(torch.int64)
             masked = torch.minimum(masked.clamp_min(1), unit - 1)
-        # Both offsets in one draw (rows 0 and 1): half the kernels of two.
-        offsets = _sampling.randint(0, unit - 1, (2, batch_size), device=device, generator=generator)
-        params = {"unit": unit, "masked": masked, "offset_y": offsets[0], "offset_x": offsets[1]}
+        # Both offsets uniform in {0, ..., d - 1} in one draw, rows and columns in the last dim:
+        # floor(U d) for U uniform in [0, 1) in float64 (below d for every unit under 2 ** 52).
+        u = torch.rand((batch_size, 2), device=device, dtype=torch.float64, **_sampling.drawing_from(generator))
+        offsets = (u * unit.unsqueeze(-1)).to(torch.int64)
+        params = {"unit": unit, "masked": masked, "offsets": offsets, "offset_y": offsets[:, 0],
+                  "offset_x": offsets[:, 1]}
         if self.rotation > 0:
             if self.whole_degrees:
                 degrees = _sampling.randint(0, math.ceil(self.rotation) - 1, size, device=device, generator=generator)
@@ -135,31 +140,37 @@ class RandomGridMask(MaskingTransform):
                                                     generator=generator)
         return params
 
-    def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
-        unit = params["unit"].view(-1, 1, 1)
-        masked = params["masked"].view(-1, 1, 1)
+    def region_keep(self, params: Mapping[str, Any], height: int, width: int, dtype: torch.dtype, *,
+                    within: Tensor | None = None) -> Tensor:
+        unit, masked = params["unit"], params["masked"]
+        if within is not None:
+            # An unselected image gets bands that erase nothing: none (squares erased) or bands
+            # covering the whole unit (bands erased, invert): one op on (B,) instead of a pass
+            # over the (B, H, W) mask.
+            masked = torch.where(within, masked, unit) if self.invert else masked * within
         if "angle" not in params:
-            # Rows ([0]) and columns ([1]) in one (2, B, max(H, W)) pass: 6 kernels instead of 9.
-            positions = torch.arange(max(height, width), device=unit.device)
-            offsets = torch.stack((params["offset_y"], params["offset_x"])).unsqueeze(-1)
-            bands = (positions + offsets) % params["unit"].unsqueeze(-1) < params["masked"].unsqueeze(-1)
-            return self._squares(bands[0, :, :height].unsqueeze(-1), bands[1, :, :width].unsqueeze(-2))
-        oy = params["offset_y"].view(-1, 1, 1)
-        ox = params["offset_x"].view(-1, 1, 1)
+            # Rows ([:, 0]) and columns ([:, 1]) in one (B, 2, max(H, W)) pass.
+            positions = _sampling.cached_arange(max(height, width), unit.device)
+            phase = (positions + params["offsets"].unsqueeze(-1)) % unit.view(-1, 1, 1)
+            rows_cols = self._kept_bands(phase, masked.view(-1, 1, 1)).to(dtype)
+            rows, cols = rows_cols[:, 0, :height].unsqueeze(-1), rows_cols[:, 1, :width].unsqueeze(-2)
+            return rows & cols if self.invert else rows | cols
         device = unit.device
         angle = params["angle"].view(-1, 1, 1)
         cos, sin = torch.cos(angle), torch.sin(angle)
-        ys = torch.arange(height, device=device, dtype=torch.float32).view(1, -1, 1) - (height - 1) / 2
-        xs = torch.arange(width, device=device, dtype=torch.float32).view(1, 1, -1) - (width - 1) / 2
+        ys = _sampling.cached_arange(height, device, torch.float32).view(1, -1, 1) - (height - 1) / 2
+        xs = _sampling.cached_arange(width, device, torch.float32).view(1, 1, -1) - (width - 1) / 2
         u = torch.floor(cos * xs + sin * ys)
         v = torch.floor(cos * ys - sin * xs)
         # The grid arithmetic stays in float32 (half the bytes of int64 per pixel): the operands
         # are integers far below 2**24, so sums and remainders are exact.
-        grid = torch.stack((unit, masked, oy, ox)).to(torch.float32)
-        unit, masked, oy, ox = grid.unbind(0)
-        return self._squares((v + oy) % unit < masked, (u + ox) % unit < masked)
+        grid = torch.stack((unit, masked, params["offset_y"], params["offset_x"])).to(torch.float32).view(4, -1, 1, 1)
+        unit_f, masked_f, oy, ox = grid.unbind(0)
+        rows, cols = self._kept_bands((v + oy) % unit_f, masked_f), self._kept_bands((u + ox) % unit_f, masked_f)
+        return (rows & cols if self.invert else rows | cols).to(dtype)
 
-    def _squares(self, rows: Tensor, cols: Tensor) -> Tensor:
-        """The squares where a masked row band crosses a masked column band, or (``invert``) the rest."""
-        squares = _sampling.mask_and(rows, cols)
-        return ~squares if self.invert else squares
+    def _kept_bands(self, phase: Tensor, masked: Tensor) -> Tensor:
+        """Where the rows (or columns) of ``phase`` lie in the band a pixel is kept by: outside the
+        masked band (a pixel is kept when its row or its column is), or inside it (``invert``:
+        a pixel is kept when both are)."""
+        return phase < masked if self.invert else phase >= masked

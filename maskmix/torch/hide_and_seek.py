@@ -87,14 +87,16 @@ class RandomHideAndSeek(MaskingTransform):
 
     def sample_region(self, batch_size: int, height: int, width: int, *, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Tensor]:
+        if self._one_grid():
+            return self._sample_one_grid(batch_size, device=device, generator=generator)
         row_options, col_options = self.grid_options(height, width)
         choice = _sampling.randint(0, len(row_options) - 1, (batch_size,), device=device, generator=generator)
         rows = _sampling.pick(row_options, choice)
         cols = _sampling.pick(col_options, choice)
         # Cells live on a (max_rows, max_cols) lattice; those outside an image's own grid are invalid.
         max_rows, max_cols = max(max(row_options), 1), max(max(col_options), 1)
-        valid = (torch.arange(max_rows, device=device).view(1, -1, 1) < rows.view(-1, 1, 1)) & (
-            torch.arange(max_cols, device=device).view(1, 1, -1) < cols.view(-1, 1, 1)
+        valid = (_sampling.cached_arange(max_rows, device).view(1, -1, 1) < rows.view(-1, 1, 1)) & (
+            _sampling.cached_arange(max_cols, device).view(1, 1, -1) < cols.view(-1, 1, 1)
         )
         scores = torch.rand((batch_size, max_rows, max_cols), device=device, **_sampling.drawing_from(generator))
         if self.hide_prob is not None:
@@ -110,6 +112,29 @@ class RandomHideAndSeek(MaskingTransform):
         if self.cell_size is not None:
             params["cell"] = _sampling.pick(self.cell_size, choice)
         return params
+
+    def _one_grid(self) -> bool:
+        """One ``grid_size`` and no ``cell_size`` (the default): every image has the same grid, so
+        nothing is drawn for it, every cell of the lattice is valid and each pixel's cell is known
+        on the host."""
+        return self.cell_size is None and len(self.grid_size) == 1
+
+    def _sample_one_grid(self, batch_size: int, *, device: torch.device,
+                         generator: torch.Generator | None) -> dict[str, Tensor]:
+        """:meth:`sample_region` for :meth:`_one_grid`: the same law with the grid as constants."""
+        (rows, cols), = self.grid_size
+        scores = torch.rand((batch_size, rows, cols), device=device, **_sampling.drawing_from(generator))
+        if self.hide_prob is not None:
+            hidden = scores < self.hide_prob
+        else:
+            lo, hi = self.erased_patches
+            count = _sampling.randint(lo, hi, (batch_size,), device=device, generator=generator)
+            ranked = scores.flatten(1).argsort(dim=1).argsort(dim=1)
+            # At most every cell: a count above rows * cols hides them all, as the cap would.
+            hidden = (ranked < count.view(-1, 1)).view(batch_size, rows, cols)
+        return {"rows": _sampling.cached_constant((rows,), torch.int64, device).expand(batch_size),
+                "cols": _sampling.cached_constant((cols,), torch.int64, device).expand(batch_size),
+                "hidden": hidden}
 
     def grid_options(self, height: int, width: int) -> tuple[list[int], list[int]]:
         """The candidate ``rows`` and ``cols`` counts: ``grid_size``'s, or those of cells of
@@ -127,8 +152,9 @@ class RandomHideAndSeek(MaskingTransform):
         Pixel ``p`` lies in cell ``i`` iff ``floor(i size / n) <= p < floor((i + 1) size / n)``,
         i.e. ``i = ceil((p + 1) n / size) - 1``, computed in exact integer arithmetic.
         """
-        positions = torch.arange(1, size + 1, device=cells.device)
-        return (positions * cells.unsqueeze(-1) + size - 1) // size - 1
+        # Positions 1..size as (p + 1): the cached 0..size-1 with the 1 folded into the constant.
+        positions = _sampling.cached_arange(size, cells.device)
+        return ((positions + 1) * cells.unsqueeze(-1) + (size - 1)) // size - 1
 
     @staticmethod
     def _pixel_cells(size: int, side: Tensor, cells: int) -> Tensor:
@@ -137,13 +163,19 @@ class RandomHideAndSeek(MaskingTransform):
         A side of 0 (no hiding: no valid cell) maps every pixel to cell 0, which is not hidden;
         the clamp keeps the index inside the ``cells``-long lattice.
         """
-        positions = torch.arange(size, device=side.device).view(1, -1)
+        positions = _sampling.cached_arange(size, side.device).view(1, -1)
         return (positions // side.clamp_min(1).view(-1, 1)).clamp_max(cells - 1)
 
-    def region_mask(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
+    def region_keep(self, params: Mapping[str, Any], height: int, width: int, dtype: torch.dtype, *,
+                    within: Tensor | None = None) -> Tensor:
         rows, cols, hidden = params["rows"], params["cols"], params["hidden"]
         device = hidden.device
-        if "cell" in params:
+        if self._one_grid():
+            # The same grid for every image: each pixel's cell is a constant of (size, cells).
+            (grid_rows, grid_cols), = self.grid_size
+            row_cell = _lattice_cells(height, grid_rows, device).view(1, -1)
+            col_cell = _lattice_cells(width, grid_cols, device).view(1, -1)
+        elif "cell" in params:
             row_cell = self._pixel_cells(height, params["cell"], hidden.shape[1])
             col_cell = self._pixel_cells(width, params["cell"], hidden.shape[2])
         elif height == width:
@@ -152,6 +184,17 @@ class RandomHideAndSeek(MaskingTransform):
         else:
             row_cell = self._cell_index(height, rows)
             col_cell = self._cell_index(width, cols)
-        batch = torch.arange(hidden.shape[0], device=device).view(-1, 1, 1)
+        if within is not None:
+            hidden = _sampling.mask_and(hidden, within.view(-1, 1, 1))  # on the cells, not the pixels
+        kept = (~hidden).to(dtype)
+        batch = _sampling.cached_arange(hidden.shape[0], device).view(-1, 1, 1)
         # Broadcast indices: the (B, H, W) result is gathered without materialising (B, H, W) indices.
-        return hidden[batch, row_cell.unsqueeze(2), col_cell.unsqueeze(1)]
+        return kept[batch, row_cell.unsqueeze(2), col_cell.unsqueeze(1)]
+
+
+def _lattice_cells(size: int, cells: int, device: torch.device) -> Tensor:
+    """``(size,)`` cell index of each pixel for ``cells`` cells of boundaries ``floor(i * size / cells)``
+    (:meth:`RandomHideAndSeek._cell_index` of a constant count), built once per (size, cells,
+    device) in eager mode, in Python integers (exact): never write into it."""
+    index = tuple(((p + 1) * cells + size - 1) // size - 1 for p in range(size))
+    return _sampling.cached_constant(index, torch.int64, device)
