@@ -1039,7 +1039,7 @@ RANDOM_CUTSWAP = register(StrategySpec(
     family="pasting",
     example={},
     draw_everything={"return_labels": True},
-    variants={"cutswap": Variant({}, launches=225)},
+    variants={"cutswap": Variant({}, launches=120)},
     benchmarks={"RandomCutSwap": {}},
     gallery={"cutswap": {"patch_area": (0.1, 0.2)}},
     sweep=("patch_area", (0.05, 0.12, 0.2)),
