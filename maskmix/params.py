@@ -985,8 +985,8 @@ RANDOM_CUTPASTE = register(StrategySpec(
     example={},
     draw_everything={"color_jitter": 0.3, "hue_jitter": 0.1, "scar_prob": 0.5, "return_labels": True},
     variants={
-        "cutpaste": Variant({}, launches=69),
-        "cutpaste_jitter": Variant({"color_jitter": 0.5, "patch_area": (0.1, 0.4)}, launches=110),
+        "cutpaste": Variant({}, launches=52),
+        "cutpaste_jitter": Variant({"color_jitter": 0.5, "patch_area": (0.1, 0.4)}, launches=94),
     },
     benchmarks={"RandomCutPaste": {}},
     gallery={"cutpaste": {"patch_area": (0.1, 0.2), "color_jitter": 0.2}},

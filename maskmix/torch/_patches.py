@@ -52,6 +52,8 @@ class Constants(NamedTuple):
     strides: Tensor
     #: ``(2, 1)``: ``[1, -1]``.
     signs: Tensor
+    #: ``(2, 1)``: ``[0, 1]``.
+    steps: Tensor
     #: ``(2, 1)`` bool: ``[False, True]`` (see :func:`cell_outside_block`).
     band_row: Tensor
     #: ``(max(H, W),)``: ``0, 1, ...`` (rows and columns are compared with one pass).
@@ -100,6 +102,7 @@ def constants(height: int, width: int, device: torch.device) -> Constants:
             cap_weights=_column((2 * (width // 2), 2 * (height // 2)), device),
             strides=_column((width, 1), device),
             signs=_column((1, -1), device),
+            steps=_column((0, 1), device),
             band_row=_column((False, True), device, torch.bool),
             positions=torch.arange(max(height, width), device=device),
             pixels=torch.arange(height * width, device=device),

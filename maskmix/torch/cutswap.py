@@ -295,7 +295,7 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
         # No room (h > H // 2 and w > W // 2): cap the side whose halving keeps the larger patch,
         # capping the height on a tie: compare 2 h (W // 2) with 2 w (H // 2) + 1, which never tie.
         # A side of one pixel cannot be halved: its half is 0, so the other side is capped.
-        weighed = sides * const.cap_weights + const.band_row
+        weighed = sides * const.cap_weights + const.steps
         capped = (weighed.flip(0) > weighed) & (sides > const.halves).all(dim=0)
         return torch.where(capped, const.halves, sides)
 
