@@ -814,8 +814,8 @@ RANDOM_CUTBLUR = register(StrategySpec(
     example={},
     draw_everything={"blur_factor": (0.1, 0.5), "resize_method": "bicubic"},
     variants={
-        "cutblur": Variant({}, launches=59),
-        "cutblur_range": Variant({"blur_factor": (0.05, 0.5), "resize_method": "bicubic"}, launches=73),
+        "cutblur": Variant({}, launches=38),
+        "cutblur_range": Variant({"blur_factor": (0.05, 0.5), "resize_method": "bicubic"}, launches=58),
     },
     benchmarks={"RandomCutBlur": {}},
     gallery={"cutblur": {"patch_area": (0.2, 0.4), "blur_factor": 0.08}},

@@ -29,7 +29,7 @@ from maskmix.geometry import ATTEMPTS, log_uniform_bounds
 
 from . import _sampling
 
-__all__ = ["Constants", "box_lines", "cell_outside_block", "constants", "first_fitting", "kept", "move_pixels",
+__all__ = ["Constants", "box_lines", "cell_outside_block", "column", "constants", "first_fitting", "kept", "move_pixels",
            "rectangle_candidates", "resample_matrix", "uniform_corners"]
 
 #: Integer dtypes of the same width as each float dtype, for bit-exact pixel moves.
@@ -87,7 +87,8 @@ def kept(key: tuple[object, ...], device: torch.device, build: Callable[[], T]) 
     return value  # type: ignore[return-value]
 
 
-def _column(values: Sequence[float | bool], device: torch.device, dtype: torch.dtype = torch.int64) -> Tensor:
+def column(values: Sequence[float | bool], device: torch.device, dtype: torch.dtype = torch.int64) -> Tensor:
+    """An int64 (or ``dtype``) ``(len(values), 1)`` column of Python numbers on ``device``."""
     # Built from device-side fills: torch.tensor(list, device=...) would be a host-to-device copy.
     return torch.stack([torch.full((), v, dtype=dtype, device=device) for v in values]).view(-1, 1)
 
@@ -96,14 +97,14 @@ def constants(height: int, width: int, device: torch.device) -> Constants:
     """The :class:`Constants` of ``H x W`` images on ``device`` (:func:`kept`)."""
     def build() -> Constants:
         return Constants(
-            dims=_column((height, width), device),
-            dims1=_column((height + 1, width + 1), device),
-            halves=_column((height // 2, width // 2), device),
-            cap_weights=_column((2 * (width // 2), 2 * (height // 2)), device),
-            strides=_column((width, 1), device),
-            signs=_column((1, -1), device),
-            steps=_column((0, 1), device),
-            band_row=_column((False, True), device, torch.bool),
+            dims=column((height, width), device),
+            dims1=column((height + 1, width + 1), device),
+            halves=column((height // 2, width // 2), device),
+            cap_weights=column((2 * (width // 2), 2 * (height // 2)), device),
+            strides=column((width, 1), device),
+            signs=column((1, -1), device),
+            steps=column((0, 1), device),
+            band_row=column((False, True), device, torch.bool),
             positions=torch.arange(max(height, width), device=device),
             pixels=torch.arange(height * width, device=device),
         )
@@ -129,9 +130,9 @@ def rectangle_candidates(shape: Sequence[int], height: int, width: int, patch_ar
 
     def build() -> tuple[Tensor, Tensor, Tensor]:
         # Row 0 of a uniform draw becomes a H W, row 1 log(r) / 2; then the signs of log(r) / 2.
-        scale = _column((pixels * (high - low), (log_high - log_low) / 2), device, torch.float32)
-        shift = _column((pixels * low, log_low / 2), device, torch.float32)
-        return scale, shift, _column((1.0, -1.0), device, torch.float32)
+        scale = column((pixels * (high - low), (log_high - log_low) / 2), device, torch.float32)
+        shift = column((pixels * low, log_low / 2), device, torch.float32)
+        return scale, shift, column((1.0, -1.0), device, torch.float32)
 
     scale, shift, signs = kept(("candidates", height, width, low, high, log_low, log_high), device, build)
     count = math.prod(shape) * ATTEMPTS
