@@ -893,8 +893,8 @@ RANDOM_CUT_THUMBNAIL = register(StrategySpec(
     example={"thumbnail_area": (0.1, 0.5)},
     draw_everything={"thumbnail_area": (0.1, 0.5), "mix_images": True, "num_classes": 3},
     variants={
-        "thumbnail": Variant({"thumbnail_area": (0.1, 0.5)}, launches=56),
-        "thumbnail_mix": Variant({"mix_images": True}, launches=68),
+        "thumbnail": Variant({"thumbnail_area": (0.1, 0.5)}, launches=42),
+        "thumbnail_mix": Variant({"mix_images": True}, launches=49),
     },
     benchmarks={"RandomCutThumbnail": {}},
     gallery={"thumbnail": {"thumbnail_area": 0.15}, "thumbnail_mix": {"thumbnail_area": 0.25, "mix_images": True}},
