@@ -29,8 +29,8 @@ from maskmix.geometry import ATTEMPTS, log_uniform_bounds
 
 from . import _sampling
 
-__all__ = ["Constants", "box_lines", "cell_outside_block", "column", "constants", "first_fitting", "kept", "move_pixels",
-           "rectangle_candidates", "resample_matrix", "uniform_corners"]
+__all__ = ["Constants", "box_lines", "cell_outside_block", "column", "constants", "first_fitting", "kept",
+           "move_pixels", "rectangle_candidates", "resample_matrix", "uniform_corners"]
 
 #: Integer dtypes of the same width as each float dtype, for bit-exact pixel moves.
 _SAME_SIZE_INTEGER = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}

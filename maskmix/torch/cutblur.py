@@ -157,7 +157,8 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
                                                  device=device, generator=generator)
         ranges = (self._size_range(height), self._size_range(width))
         lows, highs = _patches.kept(("cutblur_low_sizes", ranges), device, lambda: (
-            _patches.column((ranges[0][0], ranges[1][0]), device), _patches.column((ranges[0][1], ranges[1][1]), device)))
+            _patches.column((ranges[0][0], ranges[1][0]), device),
+            _patches.column((ranges[0][1], ranges[1][1]), device)))
         factor = _sampling.uniform_closed(*self.blur_factor, (batch_size,), device=device, generator=generator,
                                           dtype=torch.float64)
         if self.blur_factor[0] == self.blur_factor[1]:
