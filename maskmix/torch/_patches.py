@@ -1,42 +1,235 @@
-"""Building blocks of the strategies that move pixels around: CutBlur, CutPaste and CutSwap.
+"""Building blocks of the strategies that move pixels around: CutBlur, Cut-Thumbnail, CutPaste and CutSwap.
 
 * :func:`move_pixels` moves pixels within each image by per-pixel offsets, in one gather whose
-  index is shared by the channels (no ``(B, C, H, W)`` index tensor).
+  index is shared by the channels (no ``(B, C, H, W)`` index tensor); a channels_last batch comes
+  back channels_last, without a copy.
 * :func:`resample_matrix` builds per-image separable resampling matrices that reproduce
   ``torch.nn.functional.interpolate`` for a different output size per image.
+* :func:`rectangle_candidates`, :func:`first_fitting`, :func:`uniform_corners`, :func:`box_lines`
+  and :func:`cell_outside_block` draw and place the patches with few kernels: rows and columns
+  are handled together as ``(2, ...)`` tensors (``[0]`` rows/heights, ``[1]`` columns/widths),
+  and the small constants they compare with are kept between eager calls (:func:`constants`).
 
-Like :mod:`maskmix.torch._sampling`, nothing here reads tensor values back to the host or builds
+In eager mode on an accelerator, a call costs mostly host time per kernel launched (about 1 us of
+Python and dispatcher each, on the CPU too), so these functions count kernels. Like
+:mod:`maskmix.torch._sampling`, nothing here reads tensor values back to the host or builds
 data-dependent shapes, so every function runs under ``torch.compile(fullgraph=True)``.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, TypeVar
+
 import torch
 from torch import Tensor
 
-__all__ = ["move_pixels", "resample_matrix"]
+from maskmix.geometry import ATTEMPTS, log_uniform_bounds
+
+from . import _sampling
+
+__all__ = ["Constants", "box_lines", "cell_outside_block", "column", "constants", "first_fitting", "kept",
+           "move_pixels", "rectangle_candidates", "resample_matrix", "uniform_corners"]
 
 #: Integer dtypes of the same width as each float dtype, for bit-exact pixel moves.
-_SAME_SIZE_INTEGER = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+_SAME_SIZE_INTEGER = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
-def move_pixels(images: Tensor, offsets: Tensor) -> Tensor:
+
+class Constants(NamedTuple):
+    """The small tensors of one image size that the patch code compares with (all int64 but
+    ``band_row``); rows ``[0]`` are about heights, ``[1]`` about widths."""
+
+    #: ``(2, 1)``: ``[H, W]``.
+    dims: Tensor
+    #: ``(2, 1)``: ``[H + 1, W + 1]`` (a side ``s`` has ``dims1 - s`` positions).
+    dims1: Tensor
+    #: ``(2, 1)``: ``[H // 2, W // 2]`` (``2 s <= H`` exactly when ``s <= H // 2``).
+    halves: Tensor
+    #: ``(2, 1)``: ``[2 (W // 2), 2 (H // 2)]`` (CutSwap's cap of a patch with no room for two).
+    cap_weights: Tensor
+    #: ``(2, 1)``: ``[W, 1]``, a row/column pair's weights in a flat pixel index.
+    strides: Tensor
+    #: ``(2, 1)``: ``[1, -1]``.
+    signs: Tensor
+    #: ``(2, 1)``: ``[0, 1]``.
+    steps: Tensor
+    #: ``(2, 1)`` bool: ``[False, True]`` (see :func:`cell_outside_block`).
+    band_row: Tensor
+    #: ``(max(H, W),)``: ``0, 1, ...`` (rows and columns are compared with one pass).
+    positions: Tensor
+    #: ``(H W,)``: ``0, 1, ...`` (flat pixel indices).
+    pixels: Tensor
+
+
+#: Small tensors kept between eager calls (see :func:`kept`); a handful at a time.
+_KEPT: dict[tuple[object, ...], object] = {}
+
+T = TypeVar("T")
+
+
+def kept(key: tuple[object, ...], device: torch.device, build: Callable[[], T]) -> T:
+    """``build()``, made once per ``key`` and ``device`` and kept between eager calls.
+
+    For the small constant tensors that depend on the configuration and the image size only: a
+    call then launches no kernel to build them. Under ``torch.compile`` they are built inside
+    the graph (where they are folded). Tensors made under ``inference_mode`` are inference
+    tensors, which autograd cannot save: they are kept apart.
+    """
+    if torch.compiler.is_compiling():
+        return build()
+    full_key = (*key, device, torch.is_inference_mode_enabled())
+    value = _KEPT.get(full_key)
+    if value is None:
+        if len(_KEPT) >= 64:
+            _KEPT.clear()
+        value = _KEPT[full_key] = build()
+    return value  # type: ignore[return-value]
+
+
+def column(values: Sequence[float | bool], device: torch.device, dtype: torch.dtype = torch.int64) -> Tensor:
+    """An int64 (or ``dtype``) ``(len(values), 1)`` column of Python numbers on ``device``."""
+    # Built from device-side fills: torch.tensor(list, device=...) would be a host-to-device copy.
+    return torch.stack([torch.full((), v, dtype=dtype, device=device) for v in values]).view(-1, 1)
+
+
+def constants(height: int, width: int, device: torch.device) -> Constants:
+    """The :class:`Constants` of ``H x W`` images on ``device`` (:func:`kept`)."""
+    def build() -> Constants:
+        return Constants(
+            dims=column((height, width), device),
+            dims1=column((height + 1, width + 1), device),
+            halves=column((height // 2, width // 2), device),
+            cap_weights=column((2 * (width // 2), 2 * (height // 2)), device),
+            strides=column((width, 1), device),
+            signs=column((1, -1), device),
+            steps=column((0, 1), device),
+            band_row=column((False, True), device, torch.bool),
+            positions=torch.arange(max(height, width), device=device),
+            pixels=torch.arange(height * width, device=device),
+        )
+
+    return kept(("constants", height, width), device, build)
+
+
+def rectangle_candidates(shape: Sequence[int], height: int, width: int, patch_area: tuple[float, float],
+                         patch_aspect_ratio: tuple[float, float], *, device: torch.device,
+                         generator: torch.Generator | None) -> Tensor:
+    """Int64 ``(2, *shape, ATTEMPTS)`` candidate sides, heights ``[0]`` and widths ``[1]``.
+
+    The law of :func:`maskmix.torch._sampling.random_rectangles`' candidates: an area fraction
+    ``a`` uniform in ``patch_area`` and an aspect ratio ``r = h / w`` log-uniform in
+    ``patch_aspect_ratio`` (bounds clamped by :func:`maskmix.geometry.log_uniform_bounds`),
+    ``h = round(sqrt(a H W) exp(log(r) / 2))``, ``w = round(sqrt(a H W) exp(-log(r) / 2))`` (at
+    least 1: ``sqrt(a H W r)`` and ``sqrt(a H W / r)`` up to float32 rounding). Both uniforms are
+    one draw, scaled and shifted by one ``addcmul``: 9 kernels.
+    """
+    low, high = patch_area
+    log_low, log_high = (math.log(v) for v in log_uniform_bounds(*patch_aspect_ratio))
+    pixels = float(height * width)
+
+    def build() -> tuple[Tensor, Tensor, Tensor]:
+        # Row 0 of a uniform draw becomes a H W, row 1 log(r) / 2; then the signs of log(r) / 2.
+        scale = column((pixels * (high - low), (log_high - log_low) / 2), device, torch.float32)
+        shift = column((pixels * low, log_low / 2), device, torch.float32)
+        return scale, shift, column((1.0, -1.0), device, torch.float32)
+
+    scale, shift, signs = kept(("candidates", height, width, low, high, log_low, log_high), device, build)
+    count = math.prod(shape) * ATTEMPTS
+    drawn = torch.addcmul(shift, scale, torch.rand((2, count), device=device, **_sampling.drawing_from(generator)))
+    sides = drawn[1:].mul(signs).exp_().mul_(drawn[0].sqrt_())
+    # The upper clamp keeps an extreme aspect ratio's huge side castable; it still exceeds H and W.
+    return sides.round_().clamp_(1, height * width + 1).to(torch.int64).view(2, *shape, ATTEMPTS)
+
+
+def first_fitting(sides: Tensor, fits: Tensor, limits: Tensor) -> Tensor:
+    """The first candidate of ``sides`` (``(2, B, attempts)``) whose ``fits`` (``(B, attempts)``)
+    is True, or the first one where none is, clamped to ``limits`` (``(2, 1)``): ``(2, B)``."""
+    index = fits.to(torch.uint8).argmax(dim=-1, keepdim=True)  # first True, or 0 if none
+    return torch.minimum(sides.gather(-1, index.expand(2, *index.shape)).squeeze(-1), limits)
+
+
+def uniform_corners(sides: Tensor, const: Constants, *, generator: torch.Generator | None) -> Tensor:
+    """Int64 ``(2, B)`` top-left corners (rows ``[0]``, columns ``[1]``), uniform where ``(2, B)``
+    ``sides`` lie fully inside the image: ``floor(U (H - h + 1))`` for a float64 ``U`` in [0, 1).
+
+    No clamp is needed: ``U`` is a multiple of ``2^-53`` below 1, and for an integer ``n < 2^53``
+    the float64 product ``U n`` rounds below ``n`` (it lies at least ``n 2^-53``, half the spacing of
+    the floats just below ``n``, under it; a power of two has a finer spacing below it and the
+    product is then exact), so its truncation is at most ``n - 1``.
+    """
+    room = const.dims1 - sides
+    u = torch.rand(sides.shape, dtype=torch.float64, device=sides.device, **_sampling.drawing_from(generator))
+    return (u * room).to(torch.int64)
+
+
+def box_lines(starts: Tensor, sides: Tensor, positions: Tensor, height: int, width: int, *,
+              within: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Boolean row ``(..., H)`` and column ``(..., W)`` masks of boxes given as ``(2, ...)`` corners
+    and sides (``starts <= y < starts + sides``); the box is their outer product. ``within``
+    (broadcastable to ``(...)``) empties the boxes where it is False."""
+    starts = starts.unsqueeze(-1)
+    inside = (positions >= starts) & (positions < starts + sides.unsqueeze(-1))
+    rows, cols = inside[0, ..., :height], inside[1, ..., :width]
+    if within is not None:
+        rows = rows & within.unsqueeze(-1)
+    return rows, cols
+
+
+def cell_outside_block(index: Tensor, cells: Tensor, first: Tensor, count: Tensor, band_row: Tensor) -> Tensor:
+    """``(2, B)`` row ``[0]`` and column ``[1]`` of the ``index``-th cell, in raster order, of a grid
+    minus a block.
+
+    The grid has ``cells[0]`` rows and ``cells[1]`` columns; the block's rows are ``first[0] <= r <
+    first[0] + count[0]`` and its columns ``first[1] <= c < first[1] + count[1]`` (a count may be
+    0); ``band_row`` is :attr:`Constants.band_row`. The cells are numbered rows outside the block
+    first, then the band of rows beside it, so ``index`` uniform over ``[0, cells)`` gives a
+    uniform cell of the grid outside the block; each part is a division by its row length and a
+    skip over the block's rows (outside the band) or columns (in it). Elementwise over images.
+    """
+    columns = cells[1]
+    outside = (cells[0] - count[0]) * columns  # cells in the rows outside the block
+    in_band = index >= outside
+    # At least 1: a block that fills its rows leaves an empty band, which no index reaches.
+    band_width = (columns - count[1]).clamp_min(1)
+    width = torch.where(in_band, band_width, columns)
+    # Band cells are numbered from the block's first row on, so that the quotient is the row itself.
+    local = index + in_band * (first[0] * band_width - outside)
+    row = local // width
+    cell = torch.stack((row, local - row * width))
+    # Past the block: a row outside the band skips the block's rows, a column in it its columns.
+    return cell + ((cell >= first) & (in_band == band_row)) * count
+
+
+def move_pixels(images: Tensor, offsets: Tensor, pixels: Tensor | None = None) -> Tensor:
     """``out[b, c, p] = images[b, c, p + offsets[b, p]]`` over the flattened pixels ``p = y W + x``.
 
-    ``images`` is ``(B, C, H, W)`` and ``offsets`` an int64 ``(B, H, W)`` tensor of flat source
-    offsets (0 keeps a pixel where it is; ``dy * W + dx`` reads the pixel ``dy`` rows below and
-    ``dx`` columns to the right). One gather moves every channel with the same ``(B, 1, H W)``
-    index, broadcast over the channels (never a ``(B, C, H, W)`` index); pixels whose offset is 0
-    are copied bit for bit, NaN included. Offsets must keep every source inside the image.
+    ``images`` is ``(B, C, H, W)`` and ``offsets`` an int64 tensor of ``B H W`` flat source offsets
+    (0 keeps a pixel where it is; ``dy * W + dx`` reads the pixel ``dy`` rows below and ``dx``
+    columns to the right); ``pixels`` is ``arange(H W)`` when at hand (:attr:`Constants.pixels`).
+    One gather moves every channel with the same ``(B, 1, H W)`` index, broadcast over the
+    channels (never a ``(B, C, H, W)`` index); a channels_last batch moves whole pixels (their
+    ``C`` values are contiguous) with one ``index_select`` and comes back channels_last. Pixels
+    whose offset is 0 are copied bit for bit, NaN included. Offsets must keep every source inside
+    the image.
     """
     batch, channels, height, width = images.shape
-    positions = torch.arange(height * width, device=images.device)
-    index = (positions + offsets.reshape(batch, height * width)).unsqueeze(1).expand(batch, channels, height * width)
+    if pixels is None:
+        pixels = torch.arange(height * width, device=images.device)
     # Move the bits, not the values: CPU gather canonicalises bfloat16 NaN payloads, and pixels
     # that stay (unselected images included) must come back bit for bit. Integer views carry no
     # gradient: images that require one are gathered as values (autograd then flows through).
     as_bits = images.is_floating_point() and not (images.requires_grad and torch.is_grad_enabled())
     bits = images.view(_SAME_SIZE_INTEGER[images.element_size()]) if as_bits else images
-    moved = bits.reshape(batch, channels, height * width).gather(2, index).view(batch, channels, height, width)
+    index = pixels + offsets.reshape(batch, height * width)
+    if channels > 1 and images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():
+        # (B H W, C) rows, one per pixel: the result is laid out as the input, with no copy.
+        index = index + torch.arange(0, batch * height * width, height * width, device=images.device).view(-1, 1)
+        rows = bits.permute(0, 2, 3, 1).reshape(batch * height * width, channels)
+        moved = rows.index_select(0, index.view(-1)).view(batch, height, width, channels).permute(0, 3, 1, 2)
+    else:
+        moved = bits.reshape(batch, channels, height * width).gather(
+            2, index.unsqueeze(1).expand(batch, channels, height * width)).view(batch, channels, height, width)
     return moved.view(images.dtype) if as_bits else moved
 
 

@@ -180,11 +180,18 @@ class RandomCutThumbnail(MixingTransform):
     def _sample_thumbnails(self, batch_size: int, height: int, width: int, *, device: torch.device,
                            generator: torch.Generator | None) -> dict[str, Any]:
         area = _sampling.uniform_closed(*self.thumbnail_area, (batch_size,), device=device, generator=generator)
-        side = torch.sqrt(area)
-        (min_h, min_w), (max_h, max_w) = self.thumbnail_sizes(height, width)
-        h = _sampling.rounded_within(side * height, (min_h, max_h))
-        w = _sampling.rounded_within(side * width, (min_w, max_w))
-        top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
+        const = _patches.constants(height, width, device)
+        smallest, largest = self.thumbnail_sizes(height, width)
+        lows, highs = _patches.kept(("thumbnail_sizes", smallest, largest), device, lambda: (
+            _patches.column(smallest, device), _patches.column(largest, device)))
+        if smallest == largest:
+            sides = lows.expand(2, batch_size)  # one size (views of a kept constant)
+        else:
+            # round(sqrt(area) H) by round(sqrt(area) W), clamped into the range's sizes (rounded_within).
+            sides = (torch.sqrt(area) * const.dims).round_().to(torch.int64).clamp(lows, highs)
+        h, w = sides[0], sides[1]
+        corners = _patches.uniform_corners(sides, const, generator=generator)
+        top, left = corners[0], corners[1]
         params = {"area": area, **partner_box(top, left, h, w, height, width)}
         if self.thumbnail_weight is not None:
             # The paper's fixed label weight, whatever the thumbnail's pixel count.
@@ -208,15 +215,31 @@ class RandomCutThumbnail(MixingTransform):
     def _paste(self, images: Tensor, thumbnails: Tensor, params: Mapping[str, Any]) -> Tensor:
         """``images`` with each ``(B, C, th_max, tw_max)`` thumbnail pasted in its box."""
         batch, channels, height, width = images.shape
-        device = images.device
-        _, (max_h, max_w) = self.thumbnail_sizes(height, width)
-        # Move each thumbnail to its box: pixel (y, x) of the box reads (y - top, x - left). Two
-        # gathers with broadcast (expanded) indices: rows, then columns.
-        local_y = (torch.arange(height, device=device) - params["top"].view(-1, 1)).clamp(0, max_h - 1)
-        local_x = (torch.arange(width, device=device) - params["left"].view(-1, 1)).clamp(0, max_w - 1)
-        pasted = thumbnails.gather(2, local_y.view(batch, 1, height, 1).expand(batch, channels, height, max_w))
-        pasted = pasted.gather(3, local_x.view(batch, 1, 1, width).expand(batch, channels, height, width))
-        box = _sampling.box_mask_of(params, height, width, within=selection(params))
+        const = _patches.constants(height, width, images.device)
+        _, largest = self.thumbnail_sizes(height, width)
+        max_h, max_w = largest
+        zeros, last = _patches.kept(("thumbnail_last", largest), images.device, lambda: (
+            _patches.column((0, 0), images.device).unsqueeze(-1),
+            _patches.column((max_h - 1, max_w - 1), images.device).unsqueeze(-1)))
+        # Pixel (y, x) of the box reads (y - top, x - left) of the thumbnail, rows [0] and columns
+        # [1] together (clamped: pixels outside the box read something, which the box mask drops).
+        starts = torch.stack((params["top"], params["left"]))
+        local = (const.positions - starts.unsqueeze(-1)).clamp(zeros, last)
+        local_y, local_x = local[0, :, :height], local[1, :, :width]
+        if channels > 1 and images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():
+            # One index_select of whole pixels (B th tw, C rows): the result is channels_last, as
+            # the images, and the where below writes a channels_last output with no conversion.
+            index = (local_y * max_w).unsqueeze(-1) + local_x.unsqueeze(-2)
+            index = index + torch.arange(0, batch * max_h * max_w, max_h * max_w, device=images.device).view(-1, 1, 1)
+            rows = thumbnails.permute(0, 2, 3, 1).reshape(batch * max_h * max_w, channels)
+            pasted = rows.index_select(0, index.view(-1)).view(batch, height, width, channels).permute(0, 3, 1, 2)
+        else:
+            # Two gathers with broadcast (expanded) indices: rows, then columns.
+            pasted = thumbnails.gather(2, local_y.view(batch, 1, height, 1).expand(batch, channels, height, max_w))
+            pasted = pasted.gather(3, local_x.view(batch, 1, 1, width).expand(batch, channels, height, width))
+        rows_in, cols_in = _patches.box_lines(starts, torch.stack((params["height"], params["width"])),
+                                              const.positions, height, width, within=selection(params))
+        box = _sampling.mask_and(rows_in.unsqueeze(-1), cols_in.unsqueeze(-2))
         return torch.where(box.unsqueeze(1), pasted, images)
 
     def thumbnails(self, images: Tensor, params: Mapping[str, Any], *, method: str | None = None) -> Tensor:

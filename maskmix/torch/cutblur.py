@@ -143,16 +143,31 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
                dtype: torch.dtype, device: torch.device,
                generator: torch.Generator | None) -> dict[str, Any]:
         params: dict[str, Any]
+        const = _patches.constants(height, width, device)
         if self.patch_side_normal is None:
-            params = self.draw_boxes((batch_size,), height, width, device=device, generator=generator)
+            # The boxes of RandomErasing's law (draw_boxes), with rows and columns drawn together.
+            candidates = _patches.rectangle_candidates((batch_size,), height, width, self.patch_area,
+                                                       self.patch_aspect_ratio, device=device, generator=generator)
+            fits = (candidates <= const.dims.unsqueeze(-1)).all(dim=0)
+            sides = _patches.first_fitting(candidates, fits, const.dims)
+            corners = _patches.uniform_corners(sides, const, generator=generator)
+            params = {"top": corners[0], "left": corners[1], "height": sides[0], "width": sides[1]}
         else:
             params = _sampling.normal_side_boxes((batch_size,), height, width, self.patch_side_normal,
                                                  device=device, generator=generator)
+        ranges = (self._size_range(height), self._size_range(width))
+        lows, highs = _patches.kept(("cutblur_low_sizes", ranges), device, lambda: (
+            _patches.column((ranges[0][0], ranges[1][0]), device),
+            _patches.column((ranges[0][1], ranges[1][1]), device)))
         factor = _sampling.uniform_closed(*self.blur_factor, (batch_size,), device=device, generator=generator,
                                           dtype=torch.float64)
+        if self.blur_factor[0] == self.blur_factor[1]:
+            low = lows.expand(2, batch_size)  # one size per axis (views of a kept constant)
+        else:
+            # round(factor * size), halves up, clamped into the range's sizes (rounded_within).
+            low = torch.floor(factor * const.dims + 0.5).to(torch.int64).clamp(lows, highs)
         params["blur_factor"] = factor
-        for key, size in (("low_height", height), ("low_width", width)):
-            params[key] = _sampling.rounded_within(factor * size, self._size_range(size), half_up=True)
+        params["low_height"], params["low_width"] = low[0], low[1]
         return params
 
     def _size_range(self, size: int) -> tuple[int, int]:
@@ -199,5 +214,13 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
             row = params["low_width"] - self._size_range(width)[0]
             down_w, up_w = down_w[row], up_w[row]
         blurred = apply_resampling(work, down_h, up_h, down_w, up_w)
-        mask = _sampling.box_mask_of(params, height, width, within=selection(params))
+        const = _patches.constants(height, width, images.device)
+        rows, cols = _patches.box_lines(torch.stack((params["top"], params["left"])),
+                                        torch.stack((params["height"], params["width"])), const.positions,
+                                        height, width, within=selection(params))
+        mask = _sampling.mask_and(rows.unsqueeze(-1), cols.unsqueeze(-2))
+        # channels_last images come back channels_last through the base's conversion: the matmuls
+        # return the resampled batch in the standard layout, so one batch-sized conversion remains
+        # (of the resampled batch or of the result; a where writing channels_last from inputs of
+        # both layouts costs more than the two).
         return torch.where(mask.unsqueeze(1), self.to_image_dtype(blurred, dtype), images)

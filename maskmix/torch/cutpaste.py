@@ -17,10 +17,6 @@ from ._base import CommonOptions, MaskMixTransform, selection
 
 __all__ = ["RandomCutPaste"]
 
-def _index_to_position(index: Tensor, columns: Tensor) -> tuple[Tensor, Tensor]:
-    return index // columns, index % columns
-
-
 def shift_hue(rgb: Tensor, shift: Tensor) -> Tensor:
     """Rotate the hue of ``(B, 3, H, W)`` RGB values in ``[0, 1]`` by ``shift`` ``(B,)`` turns.
 
@@ -222,28 +218,30 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
     def sample(self, batch_size: int, channels: int, height: int, width: int, *,
                dtype: torch.dtype, device: torch.device,
                generator: torch.Generator | None) -> dict[str, Any]:
-        h, w = self.draw_rectangles((batch_size,), height, width, device=device, generator=generator)
-        columns = width - w + 1
-        positions = (height - h + 1) * columns
-        # The source uniform over the positions; the destination uniform over the others: drawn
-        # among positions - 1 and skipping the source's index. Both in one draw.
-        draws = _sampling.randint(0, torch.stack((positions - 1, positions - 2)), (2, batch_size), device=device,
-                                  generator=generator)
-        source, other = draws[0], draws[1]
-        other = other + (other >= source).to(torch.int64)
-        movable = positions > 1
-        destination = torch.where(movable, other, source)
-        # Both corners from their indices in one pass.
-        tops, lefts = _index_to_position(torch.stack((source, destination)), columns)
-        src_top, dst_top, src_left, dst_left = tops[0], tops[1], lefts[0], lefts[1]
+        const = _patches.constants(height, width, device)
+        candidates = _patches.rectangle_candidates((batch_size,), height, width, self.patch_area,
+                                                   self.patch_aspect_ratio, device=device, generator=generator)
+        sides = _patches.first_fitting(candidates, (candidates <= const.dims.unsqueeze(-1)).all(dim=0), const.dims)
+        cells = const.dims1 - sides
+        positions = cells.prod(dim=0)
+        # The source uniform over the positions, k uniform over positions - 1 (see
+        # _patches.uniform_corners: no clamp needed), both in one draw; the destination is
+        # source + 1 + k modulo positions: uniform over the others (the source itself when the
+        # patch fills the image, its only position).
+        u = torch.rand((2, batch_size), dtype=torch.float64, device=device, **_sampling.drawing_from(generator))
+        draws = (u * (positions - const.steps)).to(torch.int64)
+        index = torch.stack((draws[0], (draws.sum(dim=0) + 1) % positions))
+        # Both corners from their indices in one pass: [source, destination].
+        tops = index // cells[1]
+        lefts = index - tops * cells[1]
         params: dict[str, Any] = {
-            "height": h,
-            "width": w,
-            "src_top": src_top,
-            "src_left": src_left,
-            "top": dst_top,
-            "left": dst_left,
-            "movable": movable,
+            "height": sides[0],
+            "width": sides[1],
+            "src_top": tops[0],
+            "src_left": lefts[0],
+            "top": tops[1],
+            "left": lefts[1],
+            "movable": positions > 1,
         }
         if self.color_jitter > 0:
             j = self.color_jitter
@@ -255,7 +253,7 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
                                               generator=generator)
         if self.scar_prob > 0:
             params.update(self._sample_scars(batch_size, height, width, device=device, generator=generator))
-            params["movable"] = torch.where(params["is_scar"], height * width > 1, movable)
+            params["movable"] = torch.where(params["is_scar"], height * width > 1, params["movable"])
         return params
 
     def _sample_scars(self, batch_size: int, height: int, width: int, *, device: torch.device,
@@ -288,40 +286,47 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
         return labels
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
-        mask, out, area = self._paste(images, params)
-        if self.color_jitter > 0 or self.hue_jitter > 0:
+        jitter = self.color_jitter > 0 or self.hue_jitter > 0
+        mask, out = self._paste(images, params, with_mask=jitter)
+        if mask is not None:
             # A patch that fills its image is not augmented (see make_params): no jitter either,
             # even when the whole batch is selected by construction and `mask` skips the selection.
             mask = _sampling.mask_and(mask, params["movable"].view(-1, 1, 1))
+            area = params["height"] * params["width"]
+            if "is_scar" in params:
+                area = torch.where(params["is_scar"], mask.sum(dim=(-2, -1)).clamp_min(1), area)
             out = torch.where(mask.unsqueeze(1), self._jitter(out, mask, area, params), out)
         return out
 
     def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
         # The same move as the pixels (rectangles and scars), without the colour jitter: labels
         # move, never blend.
-        return self._paste(masks, params)[1]
+        return self._paste(masks, params, with_mask=False)[1]
 
-    def _paste(self, images: Tensor, params: Mapping[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
-        """The ``(B, H, W)`` destination region, ``images`` with each source patch copied there,
-        and each region's pixel count."""
+    def _paste(self, images: Tensor, params: Mapping[str, Any], *, with_mask: bool) -> tuple[Tensor | None, Tensor]:
+        """The ``(B, H, W)`` destination region (when asked for) and ``images`` with each source
+        patch copied there."""
         _, _, height, width = images.shape
-        mask = _sampling.box_mask_of(params, height, width, within=selection(params))
+        const = _patches.constants(height, width, images.device)
+        selected = selection(params)
+        starts = torch.stack((params["top"], params["left"]))
+        rows, cols = _patches.box_lines(starts, torch.stack((params["height"], params["width"])), const.positions,
+                                        height, width, within=selected)
         # Each destination pixel reads the source pixel at the same offset inside the patch; one
         # gather from the untouched input, so overlapping source and destination are no problem.
-        shift = (params["src_top"] - params["top"]) * width + (params["src_left"] - params["left"])
-        area = params["height"] * params["width"]
+        shift = ((torch.stack((params["src_top"], params["src_left"])) - starts) * const.strides).sum(dim=0)
+        mask = _sampling.mask_and(rows.unsqueeze(-1), cols.unsqueeze(-2)) if with_mask else None
         if "is_scar" not in params:
-            offsets = torch.where(mask, shift.view(-1, 1, 1), 0)
+            # The box's offsets as the outer product of its rows (times the shift) and columns.
+            offsets = (rows * shift.unsqueeze(-1)).unsqueeze(-1) * cols.unsqueeze(-2)
         else:
             scar, scar_shift = scar_offsets(params, height, width)
-            selected = selection(params)
             if selected is not None:
                 scar = _sampling.mask_and(scar, selected.view(-1, 1, 1))
             is_scar = params["is_scar"].view(-1, 1, 1)
-            mask = torch.where(is_scar, scar, mask)
+            mask = torch.where(is_scar, scar, _sampling.mask_and(rows.unsqueeze(-1), cols.unsqueeze(-2)))
             offsets = torch.where(mask, torch.where(is_scar, scar_shift, shift.view(-1, 1, 1)), 0)
-            area = torch.where(params["is_scar"], scar.sum(dim=(-2, -1)).clamp_min(1), area)
-        return mask, _patches.move_pixels(images, offsets), area
+        return mask, _patches.move_pixels(images, offsets, const.pixels)
 
     def _jitter(self, patch: Tensor, box: Tensor, area: Tensor, params: Mapping[str, Any]) -> Tensor:
         """Brightness, contrast, saturation and hue jitter of the pixels of ``patch`` inside ``box``

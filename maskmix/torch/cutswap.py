@@ -78,47 +78,10 @@ def salient_pixels(saliency: Tensor, clusters: int) -> Tensor:
     return labels == top
 
 
-def _cell_outside_block(index: Tensor, columns: Tensor, block_top: Tensor, block_rows: Tensor,
-                        block_left: Tensor, block_columns: Tensor) -> tuple[Tensor, Tensor]:
-    """Row and column of the ``index``-th cell, in raster order, of a grid minus a block.
-
-    The grid has ``columns`` columns (and enough rows); the rows ``block_top <= r < block_top +
-    block_rows`` and columns ``block_left <= c < block_left + block_columns`` form the removed
-    block (``block_rows`` or ``block_columns`` may be 0). Cells above the block, beside it and
-    below it are counted in that order, so ``index`` uniform over ``[0, cells)`` gives a uniform
-    cell of the grid outside the block. Everything is elementwise over per-image tensors.
-    """
-    above = block_top * columns
-    band_columns = columns - block_columns
-    band = block_rows * band_columns
-    # Above the block.
-    row_above, col_above = index // columns, index % columns
-    # Beside the block: skip its columns.
-    in_band = index - above
-    safe_band_columns = band_columns.clamp_min(1)
-    row_band = block_top + in_band // safe_band_columns
-    col_band = in_band % safe_band_columns
-    col_band = torch.where(col_band < block_left, col_band, col_band + block_columns)
-    # Below the block.
-    below = index - above - band
-    row_below = block_top + block_rows + below // columns
-    col_below = below % columns
-    is_above = index < above
-    is_band = ~is_above & (index < above + band)
-    row = torch.where(is_above, row_above, torch.where(is_band, row_band, row_below))
-    col = torch.where(is_above, col_above, torch.where(is_band, col_band, col_below))
-    return row, col
-
-
 def _in_bad_block(h: Tensor, w: Tensor, top: Tensor, left: Tensor, height: int, width: int) -> Tensor:
     """Whether an ``h x w`` patch at (``top``, ``left``) leaves no room for a disjoint one: no room
     above nor below it (``H - 2h < top < h``) and none left nor right of it (``W - 2w < left < w``)."""
     return (top > height - 2 * h) & (top < h) & (left > width - 2 * w) & (left < w)
-
-
-def _span(first: Tensor, last: Tensor) -> tuple[Tensor, Tensor]:
-    """``(start, count)`` of the integer interval ``[first, last]`` (count 0 when empty)."""
-    return first, (last - first + 1).clamp_min(0)
 
 
 class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
@@ -270,8 +233,9 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
         left_b = torch.where(paired, lefts.gather(-1, centre_b.unsqueeze(-1)).squeeze(-1), 0)
         # No partner in the cluster: B uniform among the places that do not overlap A, if A leaves
         # any; if it does not, the image keeps its uniform draw (both patches placed at random).
-        other_top, other_left = self._place_b(h, w, top_a, left_a, height, width, batch_size,
-                                              device=h.device, generator=generator)
+        const = _patches.constants(height, width, h.device)
+        u = torch.rand((batch_size,), dtype=torch.float64, device=h.device, **_sampling.drawing_from(generator))
+        other_top, other_left = self._place_b(torch.stack((h, w)), torch.stack((top_a, left_a)), u, const)
         roomy = ~_in_bad_block(h, w, top_a, left_a, height, width)
         top_b = torch.where(paired, top_b, other_top)
         left_b = torch.where(paired, left_b, other_left)
@@ -290,65 +254,62 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
     def sample(self, batch_size: int, channels: int, height: int, width: int, *,
                dtype: torch.dtype, device: torch.device,
                generator: torch.Generator | None) -> dict[str, Any]:
-        h, w = self._sizes(batch_size, height, width, device=device, generator=generator)
-        rows, columns = height - h + 1, width - w + 1
+        const = _patches.constants(height, width, device)
+        sides = self._sizes(batch_size, height, width, const, device=device, generator=generator)
+        # Every index of both placements in one draw (see _patches.uniform_corners: no clamp needed).
+        u = torch.rand((2, batch_size), dtype=torch.float64, device=device, **_sampling.drawing_from(generator))
+        cells = const.dims1 - sides  # positions (fully inside) per axis
         # A must leave room for B: the corners from which no disjoint B fits form one block,
         # rows H - 2h < t < h (no room above nor below) times columns W - 2w < l < w.
-        bad_top, bad_rows = _span((height - 2 * h + 1).clamp_min(0), torch.minimum(h - 1, height - h))
-        bad_left, bad_columns = _span((width - 2 * w + 1).clamp_min(0), torch.minimum(w - 1, width - w))
-        count_a = rows * columns - bad_rows * bad_columns
-        index_a = _sampling.randint(0, (count_a - 1).clamp_min(0), (batch_size,), device=device, generator=generator)
-        top_a, left_a = _cell_outside_block(index_a, columns, bad_top, bad_rows, bad_left, bad_columns)
-        top_b, left_b = self._place_b(h, w, top_a, left_a, height, width, batch_size, device=device,
-                                      generator=generator)
-        return {"height": h, "width": w, "top_a": top_a, "left_a": left_a, "top_b": top_b, "left_b": left_b}
+        first = (cells - sides).clamp_min(0)
+        count = (torch.minimum(sides, cells) - first).clamp_min(0)
+        index = (u[0] * (cells.prod(dim=0) - count.prod(dim=0))).to(torch.int64)
+        corner_a = _patches.cell_outside_block(index, cells, first, count, const.band_row)
+        corner_b = self._place_b(sides, corner_a, u[1], const)
+        return {"height": sides[0], "width": sides[1], "top_a": corner_a[0], "left_a": corner_a[1],
+                "top_b": corner_b[0], "left_b": corner_b[1]}
 
     @staticmethod
-    def _place_b(h: Tensor, w: Tensor, top_a: Tensor, left_a: Tensor, height: int, width: int, batch_size: int,
-                 *, device: torch.device, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-        """B's corner, uniform among the corners (fully inside) where B does not overlap A."""
-        rows, columns = height - h + 1, width - w + 1
-        # B avoids the corners that overlap A: rows |t - top_a| < h times columns |l - left_a| < w.
-        near_top, near_rows = _span((top_a - h + 1).clamp_min(0), torch.minimum(top_a + h - 1, height - h))
-        near_left, near_columns = _span((left_a - w + 1).clamp_min(0), torch.minimum(left_a + w - 1, width - w))
-        count_b = rows * columns - near_rows * near_columns
-        index_b = _sampling.randint(0, (count_b - 1).clamp_min(0), (batch_size,), device=device, generator=generator)
-        return _cell_outside_block(index_b, columns, near_top, near_rows, near_left, near_columns)
+    def _place_b(sides: Tensor, corner_a: Tensor, u: Tensor, const: _patches.Constants) -> Tensor:
+        """B's ``(2, B)`` corner, uniform among the corners (fully inside) where B does not overlap
+        A (at ``corner_a``), from the uniform ``u`` in [0, 1)."""
+        cells = const.dims1 - sides
+        # B avoids the corners that overlap A: rows |t - top_a| < h times columns |l - left_a| < w
+        # (never empty: A's own corner is one).
+        first = (corner_a - sides + 1).clamp_min(0)
+        count = torch.minimum(corner_a + sides, cells) - first
+        index = (u * (cells.prod(dim=0) - count.prod(dim=0))).to(torch.int64)
+        return _patches.cell_outside_block(index, cells, first, count, const.band_row)
 
-    def _sizes(self, batch_size: int, height: int, width: int, *, device: torch.device,
-               generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-        def leaves_room_for_two(h: Tensor, w: Tensor) -> Tensor:
-            return (h <= height) & (w <= width) & ((2 * h <= height) | (2 * w <= width))
-
-        h, w = self.draw_rectangles((batch_size,), height, width, fits=leaves_room_for_two, device=device,
-                                    generator=generator)
+    def _sizes(self, batch_size: int, height: int, width: int, const: _patches.Constants, *, device: torch.device,
+               generator: torch.Generator | None) -> Tensor:
+        """``(2, B)`` patch sides, heights ``[0]`` and widths ``[1]`` (class docstring, step 1)."""
+        candidates = _patches.rectangle_candidates((batch_size,), height, width, self.patch_area,
+                                                   self.patch_aspect_ratio, device=device, generator=generator)
+        # Inside the image, and room for two: 2 h <= H or 2 w <= W (2 s <= n exactly when s <= n // 2).
+        fits = (candidates <= const.dims.unsqueeze(-1)).all(dim=0) & (
+            candidates <= const.halves.unsqueeze(-1)).any(dim=0)
+        sides = _patches.first_fitting(candidates, fits, const.dims)
         if height < 2 and width < 2:
-            return h, w  # 1 x 1 images: nothing can be swapped (see make_params)
-        room = (2 * h <= height) | (2 * w <= width)
-        # Cap the side whose halving keeps the larger patch; a side of one pixel cannot be halved.
-        capped_h = torch.full_like(h, height // 2)
-        capped_w = torch.full_like(w, width // 2)
-        if height < 2:
-            cap_height = torch.zeros_like(room)
-        elif width < 2:
-            cap_height = torch.ones_like(room)
-        else:
-            cap_height = torch.minimum(h, capped_h) * w >= h * torch.minimum(w, capped_w)
-        h = torch.where(room | ~cap_height, h, torch.minimum(h, capped_h))
-        w = torch.where(room | cap_height, w, torch.minimum(w, capped_w))
-        return h, w
+            return sides  # 1 x 1 images: nothing can be swapped (see make_params)
+        # No room (h > H // 2 and w > W // 2): cap the side whose halving keeps the larger patch,
+        # capping the height on a tie: compare 2 h (W // 2) with 2 w (H // 2) + 1, which never tie.
+        # A side of one pixel cannot be halved: its half is 0, so the other side is capped.
+        weighed = sides * const.cap_weights + const.steps
+        capped = (weighed.flip(0) > weighed) & (sides > const.halves).all(dim=0)
+        return torch.where(capped, const.halves, sides)
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         _, _, height, width = images.shape
-        h, w = params["height"], params["width"]
-        top_a, left_a, top_b, left_b = params["top_a"], params["left_a"], params["top_b"], params["left_b"]
-        selected = selection(params)
-        box_a = _sampling.box_mask(top_a, left_a, h, w, height, width, within=selected)
-        box_b = _sampling.box_mask(top_b, left_b, h, w, height, width, within=selected)
+        const = _patches.constants(height, width, images.device)
+        sides = torch.stack((params["height"], params["width"]))
+        corners = torch.stack((params["top_a"], params["left_a"], params["top_b"], params["left_b"])).view(2, 2, -1)
+        rows, cols = _patches.box_lines(corners.transpose(0, 1), sides.unsqueeze(1), const.positions, height, width,
+                                        within=selection(params))
         # A reads B (flat offset +shift), B reads A (-shift), everything else stays: one gather.
-        shift = ((top_b - top_a) * width + (left_b - left_a)).view(-1, 1, 1)
-        offsets = torch.where(box_a, shift, torch.where(box_b, -shift, 0))
-        return _patches.move_pixels(images, offsets)
+        shift = ((corners[1] - corners[0]) * const.strides).sum(dim=0)
+        moves = (rows * (const.signs * shift).unsqueeze(-1)).unsqueeze(-1) * cols.unsqueeze(-2)
+        return _patches.move_pixels(images, moves[0] + moves[1], const.pixels)
 
     def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
         # The same swap as the pixels, integer labels moved as they are.

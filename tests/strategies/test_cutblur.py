@@ -32,6 +32,7 @@ from helpers import (
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from maskmix.geometry import low_resolution_size_range
 from maskmix.keras import RandomCutBlur as keras_RandomCutBlur
 from maskmix.keras import RandomCutBlurPair as keras_RandomCutBlurPair
 from maskmix.keras import cutblur_pair as keras_cutblur_pair
@@ -126,6 +127,17 @@ def test_torch_cutblur_boxes_follow_area_and_aspect() -> None:
     assert (p["top"] >= 0).all() and (p["top"] + p["height"] <= 100).all()
     assert (p["left"] >= 0).all() and (p["left"] + p["width"] <= 100).all()
 
+
+
+def test_torch_cutblur_low_resolution_sizes_stay_in_the_range_of_the_factor() -> None:
+    # 0.01 x 20 rounds to 0 pixels: the sizes are clamped to at least 1 (and to the range's ends).
+    t = RandomCutBlur(blur_factor=(0.01, 0.3), generator=torch.Generator().manual_seed(0))
+    p = t.make_params([torch.zeros(1, 1, 20, 30).expand(500, 1, 20, 30)])
+    for key, size in (("low_height", 20), ("low_width", 30)):
+        low, high = low_resolution_size_range((0.01, 0.3), size)
+        assert p[key].min() == low == 1 and p[key].max() == high
+        expected = torch.floor(p["blur_factor"] * size + 0.5).clamp(low, high).to(torch.int64)
+        assert torch.equal(p[key], expected)
 
 # --------------------------------------------------------------------------------------------
 # torch: cutblur_pair and RandomCutBlurPair.
