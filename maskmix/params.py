@@ -559,7 +559,7 @@ RANDOM_CUTMIX = register(StrategySpec(
     variants={
         "cutmix": Variant({}, launches=51),
         "cutmix_variant": Variant({"alpha": 0.5, "patch_area": (0.1, 0.5), "patch_aspect_ratio": (0.5, 2.0)},
-                                  launches=101),
+                                  launches=72),
     },
     benchmarks={"RandomCutMix": {}},
     gallery={"cutmix": {}},
@@ -598,7 +598,7 @@ RANDOM_MIXUP = register(StrategySpec(
     draw_everything={"num_classes": 3, "alpha": 0.4},
     variants={
         "mixup": Variant({}, launches=25),
-        "mixup_alpha": Variant({"alpha": 0.2, "label_smoothing": 0.1}, launches=63),
+        "mixup_alpha": Variant({"alpha": 0.2, "label_smoothing": 0.1}, launches=36),
     },
     benchmarks={"RandomMixup": {}},
     gallery={"mixup": {}},
@@ -763,7 +763,7 @@ RANDOM_MIXUP_OR_CUTMIX = register(StrategySpec(
     draw_everything={"num_classes": 3, "mixup_alpha": 0.4, "cutmix_alpha": 0.5, "label_smoothing": 0.1},
     variants={
         "mixup_or_cutmix": Variant({}, launches=80),
-        "mixup_or_cutmix_timm": Variant({"mixup_alpha": 0.8, "cutmix_minmax": (0.2, 0.8)}, launches=106),
+        "mixup_or_cutmix_timm": Variant({"mixup_alpha": 0.8, "cutmix_minmax": (0.2, 0.8)}, launches=75),
     },
     benchmarks={"RandomMixupOrCutMix": {}},
     gallery={"mixup_or_cutmix": {}},

@@ -19,7 +19,6 @@ from torch import Tensor
 from torchvision import tv_tensors
 
 from maskmix._structure import IMAGE_KEYS, find_key, rebuild_mapping, rebuild_sequence, split_images_labels, usage
-from maskmix.geometry import GAMMA_PROPOSALS, gamma_proposal_constants
 
 from . import _compat, _sampling
 from ._base import POINT_TARGETS, MaskMixTransform, selection
@@ -27,46 +26,31 @@ from ._base import POINT_TARGETS, MaskMixTransform, selection
 __all__ = ["MixingTransform", "beta", "box_fraction", "partners", "soft_labels"]
 
 
-def _log_standard_gamma(alpha: float, size: tuple[int, ...], *, device: torch.device,
-                        generator: torch.Generator | None) -> Tensor:
-    """``log`` of Gamma(alpha, 1) samples, drawn with a fixed number of proposals per sample.
-
-    ``torch.distributions`` cannot take a ``torch.Generator``; Marsaglia and Tsang's method
-    ("A simple method for generating gamma variables", 2000) needs only normal and uniform draws,
-    so it can. Each sample draws ``GAMMA_PROPOSALS`` proposals at once and keeps the first
-    accepted one (acceptance >= 95% per proposal). For ``alpha < 1`` the usual boost
-    ``G(alpha) = G(alpha + 1) * U^(1 / alpha)`` is applied in log space, so that tiny values
-    (frequent for small alpha) do not underflow.
-    """
-    boosted, d, c = gamma_proposal_constants(alpha)
-    shape = (*size, GAMMA_PROPOSALS)
-    z = torch.randn(shape, device=device, **_sampling.drawing_from(generator))
-    u = torch.rand(shape, device=device, **_sampling.drawing_from(generator))
-    v = (1.0 + c * z) ** 3
-    safe_v = v.clamp_min(1e-30)
-    accept = (v > 0) & (torch.log1p(-u) < 0.5 * z * z + d - d * safe_v + d * torch.log(safe_v))
-    first = accept.to(torch.uint8).argmax(dim=-1, keepdim=True)
-    # If every proposal is rejected (p < 1e-10), the proposal is the mode-ish value d.
-    fallback = torch.ones_like(first, dtype=v.dtype)
-    chosen = torch.where(accept.any(dim=-1, keepdim=True), safe_v.gather(-1, first), fallback)
-    log_gamma = math.log(d) + torch.log(chosen.squeeze(-1))
-    if boosted:
-        boost = torch.rand(size, device=device, **_sampling.drawing_from(generator))
-        log_gamma = log_gamma + torch.log1p(-boost) / alpha  # 1 - U is uniform on (0, 1]: no log(0)
-    return log_gamma
-
-
 def beta(alpha: float, size: tuple[int, ...], *, device: torch.device,
          generator: torch.Generator | None) -> Tensor:
-    """Float32 samples of Beta(alpha, alpha), via two gamma variables: ``G1 / (G1 + G2)``.
+    """Float32 samples of Beta(alpha, alpha), from two Gamma(alpha, 1) variables ``G1 / (G1 + G2)``.
 
     ``Beta(1, 1)`` (the default of CutMix and CutBlur) is the uniform distribution on ``(0, 1)``
-    and is drawn as such: one kernel instead of the gamma sampler's few dozen.
+    and is drawn as such: one kernel. Otherwise both gamma variables of every sample come from one
+    ``torch._standard_gamma`` call (ATen's exact rejection sampler, Marsaglia and Tsang 2000, which
+    takes a ``torch.Generator`` where ``torch.distributions`` cannot): a handful of kernels where a
+    fixed number of proposals per sample took a few dozen. For ``alpha < 1`` the draws go through
+    the usual boost ``G(alpha) = G(alpha + 1) U^(1 / alpha)`` in log space, as
+    ``lam = sigmoid(log G1 - log G2)``: small alpha gives gamma values below float32's smallest
+    normal number (which the sampler clamps to it), and two of them would tie at ``lam = 0.5``.
     """
     if alpha == 1.0:
         return torch.rand(size, device=device, **_sampling.drawing_from(generator))
-    # Both gamma variables of every sample come from one draw of shape (2, *size).
-    log_gammas = _log_standard_gamma(alpha, (2, *size), device=device, generator=generator)
+    shape = (2, *size)
+    if alpha >= 1.0:
+        gammas = torch._standard_gamma(torch.full(shape, alpha, device=device), **_sampling.drawing_from(generator))
+        # Gamma(alpha >= 1) is below 1e-38 with probability < 1e-38: the sum is never 0.
+        return gammas[0] / gammas.sum(0)
+    log_gammas = torch._standard_gamma(torch.full(shape, alpha + 1.0, device=device),
+                                       **_sampling.drawing_from(generator)).log_()
+    boost = torch.rand(shape, device=device, **_sampling.drawing_from(generator))
+    # 1 - U is uniform on (0, 1]: no log(0).
+    log_gammas.add_(boost.neg_().log1p_().div_(alpha))
     return torch.sigmoid(log_gammas[0] - log_gammas[1])
 
 
@@ -353,9 +337,11 @@ class MixingTransform(MaskMixTransform):
     def _mixed_labels(soft: Tensor, params: Mapping[str, Any]) -> Tensor:
         """Each selected row of ``soft`` mixed with its partner's row by ``partner_weight``."""
         # Not torch.lerp (one kernel fewer): Inductor computes lerp with other roundings than the
-        # eager kernel, and this form gives compiled labels bit-identical to eager ones.
+        # eager kernel, and this form gives compiled labels bit-identical to eager ones. addcmul
+        # with its default value 1 rounds the product, then the sum, as `a + b * w` does;
+        # index_select costs a third of the host time of advanced indexing.
         weight = params["partner_weight"].to(soft.dtype).unsqueeze(1)
-        mixed = soft * (1 - weight) + soft[params["partner"]] * weight
+        mixed = torch.addcmul(soft * (1 - weight), soft.index_select(0, params["partner"]), weight)
         if (selected := selection(params)) is not None:
             mixed = torch.where(selected.unsqueeze(1), mixed, soft)
         return mixed
