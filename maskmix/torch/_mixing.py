@@ -60,6 +60,65 @@ def box_fraction(h: Tensor, w: Tensor, height: int, width: int) -> Tensor:
     return (h * w).to(torch.float64).div(max(height * width, 1))
 
 
+#: The integer dtype of each element size: the bits of an image element, for :func:`paste_box`.
+_BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def box_params(starts: Tensor, ends: Tensor, height: int, width: int) -> dict[str, Tensor]:
+    """The parameters of per-image boxes ``[starts, ends)`` (int64 ``(B, 2)``: rows ``[:, 0]``,
+    columns ``[:, 1]``, clipped to the image) that receive a partner's pixels, with their label
+    weight: the exact fraction of the image they cover, in float64 (float32 labels get it
+    correctly rounded). ``top``, ``left``, ``height`` and ``width`` are views of the ``(B, 2)``
+    ``box_starts`` and sizes; :func:`box_rows_cols` reads ``box_starts``/``box_ends`` as they are."""
+    sizes = ends - starts
+    weight = sizes.prod(1, dtype=torch.float64).div_(max(height * width, 1))
+    return {"top": starts[:, 0], "left": starts[:, 1], "height": sizes[:, 0], "width": sizes[:, 1],
+            "box_starts": starts, "box_ends": ends, "partner_weight": weight}
+
+
+def box_rows_cols(params: Mapping[str, Any], height: int, width: int, *,
+                  within: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Boolean ``(B, H)`` rows and ``(B, W)`` columns of each image's box, the box being their
+    outer product; ``within`` (boolean ``(B,)``) empties the boxes where it is False.
+
+    The boxes are ``params["box_starts"]``/``["box_ends"]`` (:func:`box_params`), else
+    ``top``/``left``/``height``/``width``. Rows and columns are compared in one ``(B, 2, max(H, W))`` pass.
+    """
+    if "box_starts" in params:
+        starts, ends = params["box_starts"], params["box_ends"]
+    else:
+        starts = torch.stack((params["top"], params["left"]), 1)
+        ends = starts + torch.stack((params["height"], params["width"]), 1)
+    positions = torch.arange(max(height, width), device=starts.device)
+    inside = (positions >= starts.unsqueeze(-1)) & (positions < ends.unsqueeze(-1))
+    rows, cols = inside[:, 0, :height], inside[:, 1, :width]
+    if within is not None:
+        rows = rows & within.unsqueeze(-1)
+    return rows, cols
+
+
+def paste_box(source: Tensor, base: Tensor, rows: Tensor, cols: Tensor, *, fresh_source: bool) -> Tensor:
+    """``where(box, source, base)`` for the ``(B, C, H, W)`` batches, the box of image ``b`` being
+    ``rows[b] x cols[b]``: every pixel exactly ``source``'s or ``base``'s, bit for bit.
+
+    ``fresh_source`` says that ``source`` is a new buffer of the caller's that may be written over
+    (see :func:`~maskmix.torch._base.may_reuse_buffers`). Then, for CPU tensors, the selection is
+    made on the elements' bits: ``b ^ ((s ^ b) & m)`` with ``m`` all ones in the box and zeros
+    elsewhere, three vectorised integer passes in place, about three times faster than the CPU
+    ``where`` kernel, which runs one element at a time (on an accelerator, or under
+    ``torch.compile``, the one ``where`` pass moves less memory and is what runs).
+    """
+    if fresh_source and base.device.type == "cpu" and source.dtype == base.dtype:
+        bits = _BITS[base.element_size()]
+        base_bits = base.view(bits)
+        keep = (rows.to(bits).neg_().unsqueeze(-1) & cols.to(bits).neg_().unsqueeze(-2)).unsqueeze(1)
+        out = source.view(bits)
+        out.bitwise_xor_(base_bits).bitwise_and_(keep).bitwise_xor_(base_bits)
+        return source
+    box = _sampling.mask_and(rows.unsqueeze(-1), cols.unsqueeze(-2)).unsqueeze(1)
+    return torch.where(box, source, base, **({"out": source} if fresh_source else {}))
+
+
 def partners(batch_size: int, *, device: torch.device, generator: torch.Generator | None,
              law: str = "other") -> Tensor:
     """Per-image partner index under the partner ``law`` (design §Conventions, sampling modes).
