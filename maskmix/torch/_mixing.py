@@ -76,13 +76,15 @@ def box_params(starts: Tensor, ends: Tensor, height: int, width: int) -> dict[st
             "box_starts": starts, "box_ends": ends, "partner_weight": weight}
 
 
-def box_rows_cols(params: Mapping[str, Any], height: int, width: int, *,
-                  within: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Boolean ``(B, H)`` rows and ``(B, W)`` columns of each image's box, the box being their
-    outer product; ``within`` (boolean ``(B,)``) empties the boxes where it is False.
+def box_rows_cols(params: Mapping[str, Any], height: int, width: int, *, within: Tensor | None = None,
+                  dtype: torch.dtype = torch.bool) -> tuple[Tensor, Tensor]:
+    """``(B, H)`` rows and ``(B, W)`` columns of each image's box, the box being their outer
+    product; ``within`` (boolean ``(B,)``) empties the boxes where it is False.
 
     The boxes are ``params["box_starts"]``/``["box_ends"]`` (:func:`box_params`), else
-    ``top``/``left``/``height``/``width``. Rows and columns are compared in one ``(B, 2, max(H, W))`` pass.
+    ``top``/``left``/``height``/``width``. Rows and columns are compared in one
+    ``(B, 2, max(H, W))`` pass. ``dtype`` bool gives booleans; an integer dtype gives 0 outside
+    and all bits set (-1) inside, the masks of :func:`paste_box`'s bit selection.
     """
     if "box_starts" in params:
         starts, ends = params["box_starts"], params["box_ends"]
@@ -91,15 +93,18 @@ def box_rows_cols(params: Mapping[str, Any], height: int, width: int, *,
         ends = starts + torch.stack((params["height"], params["width"]), 1)
     positions = torch.arange(max(height, width), device=starts.device)
     inside = (positions >= starts.unsqueeze(-1)) & (positions < ends.unsqueeze(-1))
-    rows, cols = inside[:, 0, :height], inside[:, 1, :width]
     if within is not None:
-        rows = rows & within.unsqueeze(-1)
-    return rows, cols
+        inside = _sampling.mask_and(inside, within.view(-1, 1, 1))
+    if dtype != torch.bool:
+        inside = inside.to(dtype).neg_()  # both masks converted in one pass
+    return inside[:, 0, :height], inside[:, 1, :width]
 
 
-def paste_box(source: Tensor, base: Tensor, rows: Tensor, cols: Tensor, *, fresh_source: bool) -> Tensor:
-    """``where(box, source, base)`` for the ``(B, C, H, W)`` batches, the box of image ``b`` being
-    ``rows[b] x cols[b]``: every pixel exactly ``source``'s or ``base``'s, bit for bit.
+def paste_box(source: Tensor, base: Tensor, params: Mapping[str, Any], *, within: Tensor | None,
+              fresh_source: bool) -> Tensor:
+    """``where(box, source, base)`` for the ``(B, C, H, W)`` batches, with the boxes of ``params``
+    (:func:`box_rows_cols`, emptied where ``within`` is False): every element exactly
+    ``source``'s or ``base``'s, bit for bit.
 
     ``fresh_source`` says that ``source`` is a new buffer of the caller's that may be written over
     (see :func:`~maskmix.torch._base.may_reuse_buffers`). Then, for CPU tensors, the selection is
@@ -108,13 +113,16 @@ def paste_box(source: Tensor, base: Tensor, rows: Tensor, cols: Tensor, *, fresh
     ``where`` kernel, which runs one element at a time (on an accelerator, or under
     ``torch.compile``, the one ``where`` pass moves less memory and is what runs).
     """
+    height, width = base.shape[-2:]
     if fresh_source and base.device.type == "cpu" and source.dtype == base.dtype:
         bits = _BITS[base.element_size()]
+        rows, cols = box_rows_cols(params, height, width, within=within, dtype=bits)
         base_bits = base.view(bits)
-        keep = (rows.to(bits).neg_().unsqueeze(-1) & cols.to(bits).neg_().unsqueeze(-2)).unsqueeze(1)
         out = source.view(bits)
-        out.bitwise_xor_(base_bits).bitwise_and_(keep).bitwise_xor_(base_bits)
+        out.bitwise_xor_(base_bits).bitwise_and_((rows.unsqueeze(-1) & cols.unsqueeze(-2)).unsqueeze(1))
+        out.bitwise_xor_(base_bits)
         return source
+    rows, cols = box_rows_cols(params, height, width, within=within)
     box = _sampling.mask_and(rows.unsqueeze(-1), cols.unsqueeze(-2)).unsqueeze(1)
     return torch.where(box, source, base, **({"out": source} if fresh_source else {}))
 
@@ -136,7 +144,7 @@ def partners(batch_size: int, *, device: torch.device, generator: torch.Generato
     if batch_size < 2:
         return index
     shift = _sampling.randint(1, batch_size - 1, (batch_size,), device=device, generator=generator)
-    return (index + shift) % batch_size
+    return shift.add_(index).remainder_(batch_size)
 
 
 def soft_labels(owner: str, labels: Tensor, batch_size: int, *, num_classes: int | None,

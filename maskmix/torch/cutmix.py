@@ -14,7 +14,7 @@ from maskmix.params import RANDOM_CUTMIX, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions, may_reuse_buffers, selection
-from ._mixing import MixingDraw, MixingTransform, beta, box_fraction, box_params, box_rows_cols, paste_box
+from ._mixing import MixingDraw, MixingTransform, beta, box_fraction, box_params, paste_box
 
 __all__ = ["RandomCutMix", "clip_box", "lambda_box", "partner_box", "random_cutmix"]
 
@@ -153,18 +153,20 @@ class RandomCutMix(MixingTransform):
             aspect = _sampling.log_uniform(*self.patch_aspect_ratio, size, device=device, generator=generator)
         else:
             aspect = torch.full(size, image_aspect(height, width), device=device)
-        h, w = _sampling.rectangle_sizes(area, aspect, height, width)
-        h, w = h.clamp_max(height), w.clamp_max(width)
-        top, left = _sampling.place_inside(h, w, height, width, device=device, generator=generator)
-        return {"lam": lam, **partner_box(top, left, h, w, height, width)}
+        # Heights [0] and widths [1], fitted to the image, then a corner where the box fits.
+        sides = clip_box(_sampling.rectangle_sides(area, aspect, height, width).t(), height, width)
+        room = (height - sides) if height == width else torch.stack((height - sides[:, 0], width - sides[:, 1]), 1)
+        corners = _sampling.randint(0, room, room.shape, device=device, generator=generator)
+        return {"lam": lam, **box_params(corners, corners + sides, height, width)}
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
-        rows, cols = box_rows_cols(params, *images.shape[-2:], within=selection(params))
+        within = selection(params)
         if may_reuse_buffers(images):
             # The partner copy is a fresh buffer: it becomes the output.
-            return paste_box(images.index_select(0, params["partner"]), images, rows, cols, fresh_source=True)
+            return paste_box(images.index_select(0, params["partner"]), images, params, within=within,
+                             fresh_source=True)
         # Indexing keeps the images' memory layout (index_select would not).
-        return paste_box(images[params["partner"]], images, rows, cols, fresh_source=False)
+        return paste_box(images[params["partner"]], images, params, within=within, fresh_source=False)
 
     def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
         # The same box and partner as the pixels: the partner's mask region is pasted.

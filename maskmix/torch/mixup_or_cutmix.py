@@ -13,7 +13,7 @@ from maskmix.params import RANDOM_MIXUP_OR_CUTMIX, check_mixup_or_cutmix, given_
 
 from . import _sampling
 from ._base import CommonOptions, may_reuse_buffers, selection
-from ._mixing import MixingDraw, MixingTransform, beta, box_params, box_rows_cols, paste_box
+from ._mixing import MixingDraw, MixingTransform, beta, box_params, paste_box
 from .cutmix import lambda_box
 from .mixup import blend
 
@@ -218,9 +218,8 @@ class RandomMixupOrCutMix(MixingTransform):
             out = torch.where(blending.view(-1, 1, 1, 1), mixed, images, **({"out": mixed} if reuse else {}))
         if self.cutmix_alpha > 0:
             # The Mixup images' boxes are empty: one paste puts the CutMix images' boxes in.
-            rows, cols = box_rows_cols(params, *images.shape[-2:], within=selected)
             # The partner copy is a fresh buffer when `reuse` (the blend has read it): the output.
-            out = paste_box(partner_images, out, rows, cols, fresh_source=reuse)
+            out = paste_box(partner_images, out, params, within=selected, fresh_source=reuse)
         return out
 
 
