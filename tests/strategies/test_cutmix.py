@@ -83,10 +83,15 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8], ids=str)
 @pytest.mark.parametrize("ratio", [1.0, 0.5])
-def test_torch_cutmix_pastes_the_partners_bits_exactly(dtype, ratio) -> None:
-    # The CPU paste selects bits (b ^ ((s ^ b) & m)): every element is exactly one of the two
-    # images', bit for bit, whatever its value: -0.0, infinities, NaN payloads, extremes.
-    B, size = 7, (9, 13)
+@pytest.mark.parametrize("size", [(9, 13), (40, 40)])  # below and above BIT_PASTE_MIN_ELEMENTS
+def test_torch_cutmix_pastes_the_partners_bits_exactly(dtype, ratio, size) -> None:
+    # A large CPU batch selects bits (b ^ ((s ^ b) & m)), a small one calls where: either way
+    # every element is exactly one of the two images', bit for bit, whatever its value: -0.0,
+    # infinities, NaN payloads, extremes.
+    from maskmix.torch._mixing import BIT_PASTE_MIN_ELEMENTS
+
+    B = 7
+    assert (B * 3 * size[0] * size[1] >= BIT_PASTE_MIN_ELEMENTS) == (size == (40, 40))
     gen = torch.Generator().manual_seed(5)
     if dtype == torch.uint8:
         x = torch.randint(0, 256, (B, 3, *size), dtype=torch.uint8, generator=gen)
