@@ -233,7 +233,8 @@ def _return_labels() -> Param:
 # augmentation_ratio 1, measured on the meta device (2026-12-05, masking strategies after issue 19's
 # eager host-cost round: bit-pattern fills, box_keep, cached positions; others after the host-cost round: rows and
 # columns drawn together, Cut-Thumbnail's kept resampling tables; before: 2026-11-30, after the whole-batch selection
-# stopped costing kernels), with about 15% headroom. Lower a budget when a change saves
+# stopped costing kernels; mixing: issue 19's Beta sampler and (B, 2) CutMix boxes), with about 15%
+# headroom. Lower a budget when a change saves
 # launches; raise one only with a reason.
 
 RANDOM_CUTOUT = register(StrategySpec(
@@ -561,9 +562,9 @@ RANDOM_CUTMIX = register(StrategySpec(
     example={},
     draw_everything={"num_classes": 3, "label_smoothing": 0.1},
     variants={
-        "cutmix": Variant({}, launches=51),
+        "cutmix": Variant({}, launches=45),
         "cutmix_variant": Variant({"alpha": 0.5, "patch_area": (0.1, 0.5), "patch_aspect_ratio": (0.5, 2.0)},
-                                  launches=101),
+                                  launches=67),
     },
     benchmarks={"RandomCutMix": {}},
     gallery={"cutmix": {}},
@@ -602,7 +603,7 @@ RANDOM_MIXUP = register(StrategySpec(
     draw_everything={"num_classes": 3, "alpha": 0.4},
     variants={
         "mixup": Variant({}, launches=25),
-        "mixup_alpha": Variant({"alpha": 0.2, "label_smoothing": 0.1}, launches=63),
+        "mixup_alpha": Variant({"alpha": 0.2, "label_smoothing": 0.1}, launches=36),
     },
     benchmarks={"RandomMixup": {}},
     gallery={"mixup": {}},
@@ -766,8 +767,8 @@ RANDOM_MIXUP_OR_CUTMIX = register(StrategySpec(
     example={},
     draw_everything={"num_classes": 3, "mixup_alpha": 0.4, "cutmix_alpha": 0.5, "label_smoothing": 0.1},
     variants={
-        "mixup_or_cutmix": Variant({}, launches=80),
-        "mixup_or_cutmix_timm": Variant({"mixup_alpha": 0.8, "cutmix_minmax": (0.2, 0.8)}, launches=106),
+        "mixup_or_cutmix": Variant({}, launches=59),
+        "mixup_or_cutmix_timm": Variant({"mixup_alpha": 0.8, "cutmix_minmax": (0.2, 0.8)}, launches=72),
     },
     benchmarks={"RandomMixupOrCutMix": {}},
     gallery={"mixup_or_cutmix": {}},

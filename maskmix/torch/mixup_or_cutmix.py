@@ -13,8 +13,8 @@ from maskmix.params import RANDOM_MIXUP_OR_CUTMIX, check_mixup_or_cutmix, given_
 
 from . import _sampling
 from ._base import CommonOptions, may_reuse_buffers, selection
-from ._mixing import MixingDraw, MixingTransform, beta
-from .cutmix import lambda_box, partner_box
+from ._mixing import MixingDraw, MixingTransform, beta, box_params, paste_box
+from .cutmix import lambda_box
 from .mixup import blend
 
 __all__ = ["RandomMixupOrCutMix", "minmax_box", "random_mixup_or_cutmix"]
@@ -178,16 +178,18 @@ class RandomMixupOrCutMix(MixingTransform):
             use_cutmix = torch.full(size, cutmix_on, dtype=torch.bool, device=device)
         lam_cut: Tensor | None = None
         if not cutmix_on:
-            top = left = h = w = torch.zeros(size, dtype=torch.int64, device=device)
+            starts = ends = torch.zeros((*size, 2), dtype=torch.int64, device=device)
         elif self.cutmix_minmax is None:
             lam_cut = beta(self.cutmix_alpha, size, device=device, generator=generator)
-            top, left, h, w = lambda_box(lam_cut, height, width, self.box_rounding, device=device, generator=generator)
+            starts, ends = lambda_box(lam_cut, height, width, self.box_rounding, device=device, generator=generator)
         else:
             top, left, h, w = minmax_box(self.cutmix_minmax, size, height, width, device=device, generator=generator)
+            starts = torch.stack((top, left), 1)
+            ends = starts + torch.stack((h, w), 1)
         if mixup_on and cutmix_on:
             # The Mixup images paste no box: their box is empty.
-            h, w = torch.where(use_cutmix, h, 0), torch.where(use_cutmix, w, 0)
-        params = partner_box(top, left, h, w, height, width)
+            ends = torch.where(use_cutmix.unsqueeze(1), ends, starts)
+        params = box_params(starts, ends, height, width)
         if lam_cut is None:
             lam_cut = (1.0 - params["partner_weight"]).to(torch.float32)  # the min/max box's own lambda
         if mixup_on:
@@ -215,13 +217,9 @@ class RandomMixupOrCutMix(MixingTransform):
             # `mixed` is a fresh buffer: where writes over it in eager mode (one allocation fewer).
             out = torch.where(blending.view(-1, 1, 1, 1), mixed, images, **({"out": mixed} if reuse else {}))
         if self.cutmix_alpha > 0:
-            # The Mixup images' boxes are empty: one where pastes the CutMix images' boxes.
-            box = _sampling.box_mask_of(params, *images.shape[-2:], within=selected).unsqueeze(1)
-            if reuse:
-                # Over a fresh buffer: the blend's result, or else the partner copy itself.
-                buffer = out if out is not images else partner_images
-                return torch.where(box, partner_images, out, out=buffer)
-            out = torch.where(box, partner_images, out)
+            # The Mixup images' boxes are empty: one paste puts the CutMix images' boxes in.
+            # The partner copy is a fresh buffer when `reuse` (the blend has read it): the output.
+            out = paste_box(partner_images, out, params, within=selected, fresh_source=reuse)
         return out
 
 

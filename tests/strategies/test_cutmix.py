@@ -76,6 +76,44 @@ def test_torch_cutmix_default_box_has_the_image_shape_and_area_one_minus_lambda(
     torch.testing.assert_close(p["partner_weight"].double(), (p["height"] * p["width"]).double() / (H * W))
 
 
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """The elements' bit patterns: equal bits, not equal values (NaN payloads, -0.0 vs 0.0)."""
+    return t.view({1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8], ids=str)
+@pytest.mark.parametrize("ratio", [1.0, 0.5])
+@pytest.mark.parametrize("size", [(9, 13), (40, 40)])  # below and above BIT_PASTE_MIN_ELEMENTS
+def test_torch_cutmix_pastes_the_partners_bits_exactly(dtype, ratio, size) -> None:
+    # A large CPU batch selects bits (b ^ ((s ^ b) & m)), a small one calls where: either way
+    # every element is exactly one of the two images', bit for bit, whatever its value: -0.0,
+    # infinities, NaN payloads, extremes.
+    from maskmix.torch._mixing import BIT_PASTE_MIN_ELEMENTS
+
+    B = 7
+    assert (B * 3 * size[0] * size[1] >= BIT_PASTE_MIN_ELEMENTS) == (size == (40, 40))
+    gen = torch.Generator().manual_seed(5)
+    if dtype == torch.uint8:
+        x = torch.randint(0, 256, (B, 3, *size), dtype=torch.uint8, generator=gen)
+    else:
+        x = torch.randn(B, 3, *size, generator=gen, dtype=torch.float64).mul(1e4).to(dtype)
+        special = torch.tensor([-0.0, 0.0, float("inf"), float("-inf"), float("nan"),
+                                torch.finfo(dtype).max, -torch.finfo(dtype).max, torch.finfo(dtype).tiny])
+        spots = torch.randint(0, x.numel(), (x.numel() // 3,), generator=gen)
+        x.view(-1)[spots] = special[torch.randint(0, len(special), spots.shape, generator=gen)].to(dtype)
+        _bits(x).view(-1)[spots[::7]] = _bits(torch.tensor([float("nan")], dtype=dtype)).add(3)  # another payload
+    t = RandomCutMix(num_classes=4, augmentation_ratio=ratio, generator=torch.Generator().manual_seed(2))
+    before = x.clone()
+    out, _, p = run_mixing(t, x, torch.zeros(B, dtype=torch.int64))
+    assert torch.equal(_bits(x), _bits(before))  # not modified in place
+    box = reference_box_mask(p["top"], p["left"], p["height"], p["width"], size, p["selected"].numpy())
+    assert box.any() and (~box).any()
+    expected = _bits(x).clone()
+    for i in range(B):
+        expected[i][:, box[i]] = _bits(x)[p["partner"][i]][:, box[i]]
+    assert torch.equal(_bits(out), expected)
+
+
 # --------------------------------------------------------------------------------------------
 # Keras.
 # --------------------------------------------------------------------------------------------
