@@ -39,7 +39,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     the tail of the collection, as they are in file order, their tests would be split between the
     workers and the fixture built on each (``--dist loadgroup`` would say this with marks, but
     it does not group with pytest 9.2, whose node ids no longer come from ``_nodeid``, which
-    pytest-xdist 3.8 rewrites). Every worker sorts the same way (xdist checks that the
+    pytest-xdist 3.8 rewrites). Then come the tests marked ``slow`` or ``compile`` (two thirds of
+    the suite's time in a sixth of its tests): started early, they are spread over the workers,
+    and the tail that one worker runs while the other has nothing left to take is made of short
+    tests (in file order, a 30-60 s soak or XLA test near the end of the collection could keep one
+    worker busy alone for that long). Every worker sorts the same way (xdist checks that the
     collections agree); any other run keeps the files' order.
     """
     # Only for worksteal: xdist's default "load" mode hands out chunks of consecutive tests, and
@@ -48,4 +52,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     files = _module_fixture_files(items)
     position = {id(item): index for index, item in enumerate(items)}
-    items.sort(key=lambda item: (item.nodeid.split("::", 1)[0] not in files, position[id(item)]))
+    items.sort(key=lambda item: (item.nodeid.split("::", 1)[0] not in files, not _is_long(item),
+                                 position[id(item)]))
+
+
+def _is_long(item: pytest.Item) -> bool:
+    return item.get_closest_marker("slow") is not None or item.get_closest_marker("compile") is not None
