@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,38 @@ try:
     import triton  # noqa: F401
 except ImportError:  # no Triton (CPU-only torch, or no torch): nothing to conflict with
     pass
+
+
+# XLA's compiled programs persist on disk, keyed by the HLO they compile (as Inductor's kernels do
+# by default, under /tmp/torchinductor_$USER): a test, subprocess or xdist worker that compiles a
+# graph an earlier one compiled (same layer, shapes and TensorFlow) loads it instead of spending
+# seconds in XLA's CPU compiler; a changed graph is compiled afresh. The cache lives in .venv, so
+# a new TensorFlow (a new environment) starts an empty one. MASKMIX_XLA_CACHE= (empty) turns it off.
+_XLA_CACHE = os.environ.get("MASKMIX_XLA_CACHE", str(Path(__file__).resolve().parents[1] / ".venv" / ".xla_cache"))
+if _XLA_CACHE and "tf_xla_persistent_cache_directory" not in os.environ.get("TF_XLA_FLAGS", ""):
+    _flags = os.environ.get("TF_XLA_FLAGS", "")
+    os.environ["TF_XLA_FLAGS"] = f"{_flags} --tf_xla_persistent_cache_directory={_XLA_CACHE}".strip()
+
+
+#: Past this size the cache drops its least recently used programs (a new graph per code change adds
+#: a few MiB: the whole suite's graphs take ~0.5 GiB).
+_XLA_CACHE_MAX_BYTES = 2 * 2**30
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Trim the XLA cache, once per run (in the controller, before any worker starts)."""
+    if not _XLA_CACHE or os.environ.get("PYTEST_XDIST_WORKER") or not os.path.isdir(_XLA_CACHE):
+        return
+    entries = [(max(e.stat().st_atime, e.stat().st_mtime), e.stat().st_size, e.path)
+               for e in os.scandir(_XLA_CACHE) if e.is_file()]
+    total = sum(size for _, size, _ in entries)
+    if total <= _XLA_CACHE_MAX_BYTES:
+        return
+    for _, size, path in sorted(entries):  # least recently used first, down to half the limit
+        if total <= _XLA_CACHE_MAX_BYTES // 2:
+            break
+        os.remove(path)
+        total -= size
 
 
 def _module_fixture_files(items: list[pytest.Item]) -> set[str]:
