@@ -27,6 +27,12 @@ if _XLA_CACHE and "tf_xla_persistent_cache_directory" not in os.environ.get("TF_
     _flags = os.environ.get("TF_XLA_FLAGS", "")
     os.environ["TF_XLA_FLAGS"] = f"{_flags} --tf_xla_persistent_cache_directory={_XLA_CACHE}".strip()
 
+# JAX (the Keras JAX-backend subprocesses) the same way: eager JAX compiles every op for its shapes
+# and dtypes, so every compile is kept, and JAX itself evicts the least recently used past 1 GiB.
+_JAX_CACHE = os.environ.get("MASKMIX_JAX_CACHE", str(Path(__file__).resolve().parents[1] / ".venv" / ".jax_cache"))
+if _JAX_CACHE and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ.update(JAX_COMPILATION_CACHE_DIR=_JAX_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0", JAX_COMPILATION_CACHE_MAX_SIZE=str(2**30))
 
 #: Past this size the cache drops its least recently used programs (a new graph per code change adds
 #: a few MiB: the whole suite's graphs take ~0.5 GiB).
