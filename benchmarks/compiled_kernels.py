@@ -153,21 +153,25 @@ def generated_code(fn: Callable[..., Any], *inputs: torch.Tensor) -> str:
     raise RuntimeError("Inductor generated no code")
 
 
-def summarize(code: str, batch_bytes: int) -> dict[str, Any]:
+def summarize(code: str, batch_bytes: int, batch_shape: tuple[int, ...]) -> dict[str, Any]:
     """Launches, fallbacks, traffic estimate and image loads of one generated wrapper."""
     call = code[code.index("    def call(self, args):"):code.index("runner = Runner(")]
     triton = re.findall(r"(triton_\w+)\.run\(", call)
     fallbacks = re.findall(r"(extern_kernels\.\w+|torch\.ops\.\w+\.\w+(?:\.\w+)?|aten\.\w+(?:\.\w+)?)\(", call)
     gigabytes = [float(g) for g in re.findall(r"'kernel_num_gb': ([0-9.e+-]+)", code)]
-    # The batch is the wrapper's first argument (arg0_1): count the loads of it in the kernels.
+    # The batch is the wrapper's argument of the batch's shape (constants the trace lifted, such as
+    # a cached 0-d tensor, may come before it): count the loads of it in the kernels.
+    shape_text = "(" + ", ".join(map(str, batch_shape)) + ")"
+    batch_arg = next((name for name, shape in re.findall(r"(arg\d+_1) = rand_strided\((\([^)]*\))", code)
+                      if shape == shape_text), "arg0_1")
     image_loads = 0
     for kernel in set(triton):
         launch = re.search(rf"{kernel}\.run\(([^)]*)\)", call)
         signature = re.search(rf"def {kernel}\(([^)]*)\)", code)
-        if launch is None or signature is None or "arg0_1" not in launch.group(1).split(", "):
+        if launch is None or signature is None or batch_arg not in launch.group(1).split(", "):
             continue
         # The kernel's parameter in the position where the launch passes the batch.
-        pointer = signature.group(1).split(", ")[launch.group(1).split(", ").index("arg0_1")]
+        pointer = signature.group(1).split(", ")[launch.group(1).split(", ").index(batch_arg)]
         body = code[signature.end():code.find("''', device_str=", signature.end())]
         image_loads += len(re.findall(rf"tl\.load\({pointer} \+", body))
     return dict(
@@ -252,7 +256,7 @@ def main() -> int:
             result["failed"].append(dict(name=name, reason=f"{type(exc).__name__}: {str(exc)[:200]}"))
             print(f"{name}: failed: {exc}", file=sys.stderr)
             continue
-        row = dict(name=name, **summarize(code, batch_bytes))
+        row = dict(name=name, **summarize(code, batch_bytes, tuple(x.shape)))
         result["rows"].append(row)
         print(f"{name:<36} launches {row['launches']:3d}  triton {row['triton_kernels']:3d}  "
               f"traffic {row['estimated_traffic']:5.2f}x clone  loads {row['image_loads']}  "

@@ -34,9 +34,7 @@ CONVERTS: dict[str, tuple[int, str]] = {
     # hence the last bit, depends on strides): the input is converted, the output is not.
     "thumbnail": (1, "input made contiguous for bit-identical matmuls"),
     "thumbnail_mix": (1, "input made contiguous for bit-identical matmuls"),
-    # Branch host-mask owns the masking base: its noise is drawn in sample(), before the images'
-    # layout is seen, and mean_per_channel reduces the contiguous batch (bit-identical means).
-    "erasing_multi": (1, "noise fill drawn in the standard layout"),
+    # mean_per_channel reduces the contiguous batch (bit-identical means).
     "gridmask_rotated": (1, "mean_per_channel reduces a contiguous copy"),
 }
 

@@ -736,14 +736,17 @@ class MaskingTransform(MaskMixTransform):
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         """``where(kept, images, fill)`` for the pixels :meth:`region_keep` keeps in the selected images.
 
-        Computed on the images' bit patterns (:func:`~maskmix.torch._sampling.keep_or_fill`, the
-        same bits, several times faster on a CPU) except where values must flow: images that
-        record a gradient, and under ``torch.compile`` (which fuses the ``where`` anyway).
+        On a CPU it is computed on the images' bit patterns
+        (:func:`~maskmix.torch._sampling.keep_or_fill`: the same bits, several times faster than
+        the CPU ``where`` kernel) except where values must flow: images that record a gradient,
+        and under ``torch.compile`` (which fuses the ``where`` anyway). On an accelerator the one
+        ``where`` pass moves less memory than the integer product and sum (two passes).
         """
         height, width = images.shape[-2:]
         fill = self.fill_for(images, params)
         within = selection(params)
-        if torch.compiler.is_compiling() or (images.requires_grad and torch.is_grad_enabled()):
+        if (images.device.type != "cpu" or torch.compiler.is_compiling()
+                or (images.requires_grad and torch.is_grad_enabled())):
             keep = self.region_keep(params, height, width, torch.bool, within=within)
             return torch.where(keep.unsqueeze(1), images, fill)
         bits = _sampling.same_size_integer(images.dtype)
