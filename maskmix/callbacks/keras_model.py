@@ -313,6 +313,7 @@ class MaskMixModel(keras.Model):
             images, masks = self.maskmix_pipeline.augment_dense(x, y)
             return self._repack(structure, images), masks, None
         if y is None or not self.uses_soft_targets:
+            self._refuse_unmoved_pixel_targets(x, y)
             x, _, _ = self.maskmix_pipeline.augment(x)
             return self._repack(structure, x), y, None
         # Nested labels: e.g. `fit(x, [y])` or `{"head": y}` for a single-output model.
@@ -345,6 +346,29 @@ class MaskMixModel(keras.Model):
         if len(shape) != 4:
             return False
         return (shape[2:4] if first else shape[1:3]) == size and shape[1 if first else 3] == 1
+
+    def _refuse_unmoved_pixel_targets(self, x: Tensor, y: Any) -> None:
+        """Refuse labels laid out like the images (per-pixel targets that :meth:`_is_mask_target`
+        did not take for masks: float maps, several channels) when a layer would change them: one
+        that moves pixels would leave them misaligned, one with ``mask_fill`` would not mark them."""
+        if y is None or keras.tree.is_nested(y) or not hasattr(y, "shape") or len(x.shape) != 4:
+            return
+        shape, image = tuple(y.shape), tuple(x.shape)
+        size = image[2:4] if self._channels_first() else image[1:3]
+        spatial = [shape[1:3]] if len(shape) == 3 else [shape[1:3], shape[2:4]] if len(shape) == 4 else []
+        if size not in spatial:
+            return
+        for layer in self.augmentations:
+            moves = getattr(layer, "dense_targets", "keep") != "keep"
+            if moves or getattr(layer, "mask_fill", None) is not None:
+                dtype = keras.backend.standardize_dtype(y.dtype)
+                raise ValueError(
+                    f"{_NAME}: labels of shape {shape} ({dtype}) are laid out like the images {image}, but "
+                    f"{type(layer).__name__} {'moves pixels' if moves else 'writes mask_fill'} and only "
+                    "segmentation masks follow it: integer (B, H, W, 1) masks ((B, 1, H, W) channels-first) "
+                    "or a dataset of {'images', 'segmentation_masks'} dicts. Cast float class maps to class "
+                    "indices; float per-pixel targets (probabilities, regression maps) are not supported"
+                )
 
     def _channels_first(self) -> bool:
         """The layout of the maskmix layers (the first one's), else Keras' image data format."""
