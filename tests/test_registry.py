@@ -149,8 +149,8 @@ def test_log_uniform_draws_are_log_uniform() -> None:
 # --------------------------------------------------------------------------------------------
 
 PLUGIN = '''
-"""A throwaway torch-only masking strategy, declared through the registry only."""
-import os
+"""Throwaway torch-only masking strategies, declared through the registry only."""
+import dataclasses
 
 import torch
 
@@ -195,10 +195,23 @@ class RandomCornerErase(MaskingTransform):
     def region_mask(self, params, height, width):
         return _sampling.box_mask(params["top"], params["left"], params["height"], params["width"], height, width)
 
-    if os.environ.get("THROWAWAY_BROKEN") == "selection":
-        def apply(self, images, params):  # forgets the selection: unselected images change
-            mask = self.region_mask(params, *images.shape[-2:])
-            return torch.where(mask.unsqueeze(1), self.fill_for(images, params), images)
+
+
+# The same strategy, except that it forgets the selection (unselected images change): the
+# batteries must fail it, in the same run as they pass the correct one.
+BROKEN_SPEC = registry.register(dataclasses.replace(
+    SPEC, name="RandomBrokenCornerErase", flag="broken_corner_erase",
+    variants={"broken_corner_erase": Variant({}, launches=LAUNCHES)},
+    benchmarks={"RandomBrokenCornerErase": {}}, gallery={"broken_corner_erase": {}},
+))
+
+
+class RandomBrokenCornerErase(RandomCornerErase):
+    spec = BROKEN_SPEC
+
+    def apply(self, images, params):
+        mask = self.region_mask(params, *images.shape[-2:])
+        return torch.where(mask.unsqueeze(1), self.fill_for(images, params), images)
 '''
 
 #: The batteries that must pick a torch-only strategy up, and those that must leave it out.
@@ -242,21 +255,26 @@ def test_a_strategy_declared_through_the_registry_only_is_picked_up_by_every_bat
     # and its mask goes through the generic region_mask path, not a box_keep).
     (tmp_path / "throwaway_strategy.py").write_text(textwrap.dedent(PLUGIN).replace("LAUNCHES",
                                                                                     str(_launches() + 16)))
-    # One run over every battery: the torch ones run it (and pass: the strategy is correct; compile
-    # tests are left to the built-ins, Inductor costs seconds per graph here), the Keras ones
-    # collect nothing of it.
-    passed = _pytest(tmp_path, ["-m", "not compile", "-rA", *TORCH_BATTERIES, *KERAS_BATTERIES])
-    assert passed.returncode == 0, passed.stdout[-4000:] + passed.stderr[-2000:]
-    ids = [line.split(" ", 1)[1] for line in passed.stdout.splitlines() if line.startswith(("PASSED ", "SKIPPED "))]
+    # One run over every battery: the torch ones run both strategies (compile tests are left to
+    # the built-ins, Inductor costs seconds per graph here) and must pass the correct one and fail
+    # the broken one; the Keras ones collect neither.
+    run = _pytest(tmp_path, ["-m", "not compile", "-rA", *TORCH_BATTERIES, *KERAS_BATTERIES])
+    lines = run.stdout.splitlines()
+    outcome = {line.split(" ", 2)[1]: line.split(" ", 1)[0] for line in lines
+               if line.startswith(("PASSED ", "SKIPPED ", "FAILED ", "ERROR "))}
+    assert outcome, run.stdout[-4000:] + run.stderr[-2000:]
+    correct = {test: result for test, result in outcome.items() if "roken" not in test}
+    broken = {test: result for test, result in outcome.items() if "roken" in test}
+    assert set(correct.values()) <= {"PASSED", "SKIPPED"}, [test for test, r in correct.items() if r != "PASSED"]
     for battery in TORCH_BATTERIES:
-        assert any(line.startswith(battery) for line in ids), f"{battery} does not run RandomCornerErase"
-    assert not any(line.startswith(tuple(KERAS_BATTERIES)) for line in ids), "a Keras battery ran a torch-only strategy"
-    assert not any("keras-corner" in line for line in ids), "the shared battery ran it through the Keras adapter"
-    assert any("corner_erase_big" in line for line in ids), "the variants are not all run"
-    assert " passed" in passed.stdout.splitlines()[-1] and " failed" not in passed.stdout.splitlines()[-1]
-
-    # ... and the batteries do judge it: one that forgets the selection fails them.
-    broken = _pytest(tmp_path, ["-m", "not compile", TORCH_BATTERIES[0], "tests/contracts/test_property_contract.py"],
-                     THROWAWAY_BROKEN="selection")
-    assert broken.returncode == 1, broken.stdout[-3000:]
-    assert "an unselected image changed" in broken.stdout or "bit-identical" in broken.stdout, broken.stdout[-3000:]
+        assert any(test.startswith(battery) for test in correct), f"{battery} does not run RandomCornerErase"
+    keras_ran = [test for test in outcome if test.startswith(tuple(KERAS_BATTERIES))]
+    assert not keras_ran, f"a Keras battery ran a torch-only strategy: {keras_ran}"
+    assert not any("keras-corner" in test for test in outcome), "the shared battery ran it through the Keras adapter"
+    assert any("corner_erase_big" in test for test in correct), "the variants are not all run"
+    # ... and the batteries do judge it: the strategy that forgets the selection fails them.
+    failed = [test for test, result in broken.items() if result == "FAILED"]
+    assert run.returncode == 1 and failed, run.stdout[-3000:]
+    assert any(test.startswith(TORCH_BATTERIES[0]) for test in failed), failed
+    assert any(test.startswith("tests/contracts/test_property_contract.py") for test in failed), failed
+    assert "an unselected image changed" in run.stdout or "bit-identical" in run.stdout, run.stdout[-3000:]

@@ -10,21 +10,23 @@ bounded size (allocator arenas, kernel caches keyed by shape and dtype: the draw
 set of image shapes); the growth over the second half is measured as resident memory
 (``/proc/self/statm``) and as the number of objects Python's garbage collector tracks.
 
-* ``RSS_SLACK`` (48 MiB): measured growth over the second half is ~2 MiB for torch (10 000
-  calls) and ~3 MiB for Keras without oneDNN (500 calls); the slack absorbs allocator
-  fragmentation and lazily created caches. A leak of one tensor wrapper or parameter dict per
-  call (~4-10 KiB) would cost 40-100 MiB over the torch half, and one input batch per call much
+* ``RSS_SLACK`` (32 MiB): measured growth over the second half is ~2 MiB for torch (5 500
+  calls) and ~5 MiB for Keras without oneDNN (550 calls); the slack absorbs allocator
+  fragmentation and lazily created caches. A leak of one parameter dict or tensor wrapper per
+  call (~7-10 KiB) would cost 35-50 MiB over the torch half, and one input batch per call much
   more; smaller leaks are caught by the object count below.
 * ``OBJECT_SLACK`` (500 objects): a leak of one Python object per call (a tensor, a dict of
-  parameters, a traced function) over thousands of calls exceeds it; the measured growth is ~0.
+  parameters, a traced function) over thousands of calls exceeds it; the measured growth is 0 for
+  Keras and ~230 for torch (per-shape caches of the samplers, bounded: the shapes are finite).
 
-Keras on TensorFlow is measured in a subprocess with oneDNN turned off
-(``TF_ENABLE_ONEDNN_OPTS=0``): TensorFlow's oneDNN kernels cache primitives keyed by op and
-shapes, and the random parameters of the resampling and mixing layers produce so many distinct
-matmul/einsum shapes that those caches keep filling for thousands of calls (measured here: +380 MiB
-over 8000 calls, the increments falling from ~30 to ~2 MiB per 250 calls: bounded caches, not a
-leak). With oneDNN off, resident memory is flat after the first few hundred calls. The in-process
-Keras soak (oneDNN on, as the suite runs) checks failures and Python objects only.
+Keras on TensorFlow runs in a subprocess with oneDNN turned off (``TF_ENABLE_ONEDNN_OPTS=0``):
+TensorFlow's oneDNN kernels cache primitives keyed by op and shapes, and the random parameters
+of the resampling and mixing layers produce so many distinct matmul/einsum shapes that those
+caches keep filling for thousands of calls (measured here: +380 MiB over 8000 calls, the
+increments falling from ~30 to ~2 MiB per 250 calls: bounded caches, not a leak). With oneDNN
+off, resident memory is flat after the first few hundred calls. oneDNN changes which kernels
+TensorFlow runs, not what maskmix asks of it: the same calls in this process would only repeat
+the subprocess' checks.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from property_domains import BATCH_SIZES, CHANNELS, SIZES, is_mixing, names, ran
 from maskmix import registry
 
 #: Resident-memory growth allowed over the second half of the calls (see the module docstring).
-RSS_SLACK = 48 * 2**20
+RSS_SLACK = 32 * 2**20
 #: Growth of ``len(gc.get_objects())`` allowed over the second half (see the module docstring).
 OBJECT_SLACK = 500
 
@@ -103,7 +105,7 @@ def random_labels(rng: random.Random, batch: int) -> np.ndarray:
 # torch
 # --------------------------------------------------------------------------------------------
 
-TORCH_CALLS_PER_STRATEGY = 2000
+TORCH_CALLS_PER_STRATEGY = 1000
 
 
 @pytest.mark.slow
@@ -145,7 +147,6 @@ def test_soak_torch() -> None:
 # Keras (eager, TensorFlow backend: ~20 ms a call, so fewer calls)
 # --------------------------------------------------------------------------------------------
 
-KERAS_CALLS_PER_STRATEGY = 150
 #: Layers built per strategy before the calls start (each call picks one at random). Building a
 #: layer per call would measure TensorFlow, not maskmix: every ``keras.random.SeedGenerator`` makes
 #: a ``tf.Variable`` with a new unique name, and TensorFlow's eager runtime keeps ~34 KiB per
@@ -200,12 +201,6 @@ def keras_soak(calls: int, *, check_rss: bool) -> dict[str, float]:
         assert tuple(out.shape) == shape and keras.backend.standardize_dtype(out.dtype) == dtype
 
     return soak(one_call, calls, seed=1, check_rss=check_rss)
-
-
-@pytest.mark.slow
-def test_soak_keras() -> None:
-    """In this process (oneDNN as configured): no failure, no Python object growth."""
-    keras_soak(KERAS_CALLS_PER_STRATEGY * len(names("keras")), check_rss=False)
 
 
 @pytest.mark.slow
