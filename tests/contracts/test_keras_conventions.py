@@ -77,14 +77,6 @@ def transform(layer, x):
     return layer.transform_images(x, t), t
 
 
-@pytest.mark.slow
-def test_import_maskmix_keras_does_not_import_torch():
-    code = "import sys, maskmix.keras; assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO)
-    assert result.returncode == 0, result.stderr[-2000:]
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_every_layer_is_a_maskmix_layer_exported_by_the_package(name):
     import maskmix.keras as mk

@@ -748,9 +748,11 @@ def run_python(code: str, env: dict[str, str] | None = None, timeout: int = 300)
 
 
 def test_import_does_not_pull_torch_or_lightning():
+    # maskmix.keras (the layers) and the Keras model, in one fresh process.
     out = run_python(
         """
         import sys
+        import maskmix.keras
         import maskmix.callbacks.keras_model
         from maskmix.callbacks import MaskMixModel
         assert MaskMixModel is maskmix.callbacks.keras_model.MaskMixModel
