@@ -206,7 +206,8 @@ LABEL_PARAMS: tuple[Param, ...] = (
         "partner",
         "other",
         choice(PARTNER_LAWS),
-        "Each image's partner: 'other' (uniform among the other images), 'permutation' (a random "
+        "Each image's partner: 'other' (uniform among the other images: the batch shifted cyclically by "
+        "a random 1..B-1, so every image is also some image's partner), 'permutation' (a random "
         "permutation, torch.randperm: an image may meet itself and then is not augmented) or 'flip' "
         "(image i with B-1-i); with sampling='pair' the partner is the pair's other image ('flip').",
         Choice(PARTNER_LAWS),

@@ -64,8 +64,7 @@ CASES = [
     (mt.RandomGridMask, {"rotation": 90.0},
      lambda p: {"unit": p["unit"], "masked": p["masked"], "offset": p["offset_y"], "angle": p["angle"]}),
     (mt.RandomCutMix, {"alpha": 0.5},
-     lambda p: {"lam": p["lam"], "weight": p["partner_weight"], "top": p["top"],
-                "partner_shift": (p["partner"] - np.arange(N)) % N}),
+     lambda p: {"lam": p["lam"], "weight": p["partner_weight"], "top": p["top"]}),
     (mt.RandomCutMix, {"patch_area": (0.1, 0.5), "patch_aspect_ratio": (0.5, 2.0)},
      lambda p: {"weight": p["partner_weight"], "h": p["height"], "w": p["width"]}),
     (mt.RandomMixup, {"alpha": 0.2}, lambda p: {"lam": p["lam"]}),
@@ -88,6 +87,26 @@ def test_sampled_quantities_agree(cls, kwargs, quantities):
     k = quantities(keras_params(cls, **kwargs))
     for name in t:
         assert_same_distribution(t[name], k[name], f"{cls.__name__}.{name}")
+
+
+def test_partner_law_agrees():
+    # The "other" law is one cyclic shift of the batch per call, uniform in 1..B-1: a shift per
+    # call on each side, then the two samples of shifts against each other.
+    batch, calls = 7, 400
+    transform = mt.RandomMixup(num_classes=2, generator=torch.Generator().manual_seed(3))
+    layer = mk.RandomMixup(num_classes=2, seed=4)
+    shifts: dict[str, list[int]] = {"torch": [], "keras": []}
+    for _ in range(calls):
+        drawn = {"torch": transform.make_params([torch.zeros(batch, 1, 2, 2)])["partner"].numpy(),
+                 "keras": np_(layer.get_random_transformation(np.zeros((batch, 2, 2, 1), "float32"))["partner"])}
+        for side, partner in drawn.items():
+            shift = (partner - np.arange(batch)) % batch
+            assert (shift == shift[0]).all() and shift[0] != 0, (side, partner)
+            shifts[side].append(int(shift[0]))
+    for side, sample in shifts.items():
+        counts = np.bincount(sample, minlength=batch)[1:]
+        assert scipy.stats.chisquare(counts).pvalue > 1e-3, (side, counts)
+    assert_same_distribution(shifts["torch"], shifts["keras"], "partner shift")
 
 
 @pytest.mark.parametrize("bernoulli", [False, True])

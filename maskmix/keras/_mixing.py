@@ -31,8 +31,10 @@ _INT_DTYPES = frozenset({"uint8", "uint16", "uint32", "uint64", "int8", "int16",
 def partners(ops: Any, batch_size: int | Tensor, seed: Any, law: str = "other") -> Tensor:
     """Int32 per-image partner index under the partner ``law`` (design §Conventions, sampling modes).
 
-    ``"other"``: uniform over the *other* images of the batch (itself when B < 2): ``partner =
-    (i + s) mod B`` with ``s`` uniform in ``{1, ..., B - 1}`` per image, no permutation needed.
+    ``"other"``: uniform over the *other* images of the batch (itself when B < 2): the batch
+    shifted cyclically, ``partner = (i + s) mod B`` with one ``s`` uniform in ``{1, ..., B - 1}``
+    for the batch, so that every image is also the partner of one image (as with the official
+    ``randperm``, torchvision's ``roll`` and timm's ``flip``); the same law as in torch.
     ``"permutation"``: a uniform random permutation (the official code's ``torch.randperm``: an
     image may be its own partner). ``"flip"``: image ``i`` with ``B - 1 - i`` (timm's ``flip(0)``).
     """
@@ -45,7 +47,7 @@ def partners(ops: Any, batch_size: int | Tensor, seed: Any, law: str = "other") 
     if isinstance(batch_size, int) and batch_size < 2:
         return index
     size = ops.cast(batch_size, "int32")
-    shift = _sampling.randint(ops, 1, ops.numpy.maximum(size - 1, 1), (batch_size,), seed)
+    shift = _sampling.randint(ops, 1, ops.numpy.maximum(size - 1, 1), (1,), seed)
     mixed = ops.numpy.mod(index + shift, ops.numpy.maximum(size, 1))
     return ops.numpy.where(size >= 2, mixed, index)
 

@@ -23,7 +23,7 @@ from maskmix._structure import IMAGE_KEYS, find_key, rebuild_mapping, rebuild_se
 from . import _compat, _sampling
 from ._base import POINT_TARGETS, MaskMixTransform, selection
 
-__all__ = ["MixingTransform", "beta", "box_fraction", "partners", "soft_labels"]
+__all__ = ["MixingTransform", "beta", "box_fraction", "partner_shift", "partners", "soft_labels"]
 
 
 def beta(alpha: float, size: tuple[int, ...], *, device: torch.device,
@@ -58,14 +58,6 @@ def box_fraction(h: Tensor, w: Tensor, height: int, width: int) -> Tensor:
     """Fraction of an image's pixels covered by ``h x w`` boxes (the label weight), in float64:
     float32 labels get it correctly rounded, float64 labels exactly."""
     return (h * w).to(torch.float64).div(max(height * width, 1))
-
-
-#: The integer dtype of each element size: the bits of an image element, for :func:`paste_box`.
-_BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-
-#: The CPU batch size (elements) from which :func:`paste_box` selects bits rather than calling
-#: ``where``: about where the two take the same time on one core (8x3x32x32, measured).
-BIT_PASTE_MIN_ELEMENTS = 1 << 15
 
 
 def box_params(starts: Tensor, ends: Tensor, height: int, width: int) -> dict[str, Tensor]:
@@ -108,37 +100,62 @@ def paste_box(source: Tensor, base: Tensor, params: Mapping[str, Any], *, within
               fresh_source: bool) -> Tensor:
     """``where(box, source, base)`` for the ``(B, C, H, W)`` batches, with the boxes of ``params``
     (:func:`box_rows_cols`, emptied where ``within`` is False): every element exactly
-    ``source``'s or ``base``'s, bit for bit.
-
-    ``fresh_source`` says that ``source`` is a new buffer of the caller's that may be written over
-    (see :func:`~maskmix.torch._base.may_reuse_buffers`). Then, for CPU batches of at least
-    :data:`BIT_PASTE_MIN_ELEMENTS` elements, the selection is made on the elements' bits:
-    ``b ^ ((s ^ b) & m)`` with ``m`` all ones in the box and zeros elsewhere, three vectorised
-    integer passes in place, about three times faster than the CPU ``where`` kernel, which runs one
-    element at a time. A smaller batch takes the ``where``: four launches fewer, the same time for
-    the pixels. On an accelerator, or under ``torch.compile``, the one ``where`` pass moves less
-    memory and is what runs.
+    ``source``'s or ``base``'s, bit for bit. ``fresh_source`` says that ``source`` is a new buffer
+    of the caller's that may be written over (see :func:`~maskmix.torch._base.may_reuse_buffers`):
+    it becomes the output.
     """
     height, width = base.shape[-2:]
-    if (fresh_source and base.device.type == "cpu" and source.dtype == base.dtype
-            and base.numel() >= BIT_PASTE_MIN_ELEMENTS):
-        bits = _BITS[base.element_size()]
-        rows, cols = box_rows_cols(params, height, width, within=within, dtype=bits)
-        base_bits = base.view(bits)
-        out = source.view(bits)
-        out.bitwise_xor_(base_bits).bitwise_and_((rows.unsqueeze(-1) & cols.unsqueeze(-2)).unsqueeze(1))
-        out.bitwise_xor_(base_bits)
-        return source
     rows, cols = box_rows_cols(params, height, width, within=within)
     box = _sampling.mask_and(rows.unsqueeze(-1), cols.unsqueeze(-2)).unsqueeze(1)
     return torch.where(box, source, base, **({"out": source} if fresh_source else {}))
+
+
+def cyclic_shift(images: Tensor, params: Mapping[str, Any]) -> int | None:
+    """The shift ``s`` of partners drawn under the ``"other"`` law (image ``i`` with image
+    ``(i + s) mod B``, see :func:`partners`) when the pixel paths may pair slices of the batch
+    instead of gathering a partner copy: a CPU ``(B, C, H, W)`` batch, contiguous or
+    channels_last (the output keeps the layout), in eager mode and with no autograd graph through
+    it (``out=`` records none), where reading ``s`` costs no device synchronisation. None
+    otherwise (the gather path).
+
+    Pairing the two slices ``[0, B - s)`` with ``[s, B)`` and ``[B - s, B)`` with ``[0, s)`` reads
+    each image once and writes the output once; a gather first copies every partner (two more
+    passes over the batch, the larger part of a CPU CutMix or Mixup call).
+    """
+    shift = params.get("partner_shift")
+    if (shift is None or images.device.type != "cpu" or images.ndim != 4 or torch.compiler.is_compiling()
+            or (images.requires_grad and torch.is_grad_enabled())
+            or not (images.is_contiguous() or images.is_contiguous(memory_format=torch.channels_last))):
+        return None
+    return int(shift)
+
+
+def shifted_slices(batch_size: int, shift: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """``(own, partners)`` slice pairs that put image ``i`` next to image ``(i + shift) mod B``."""
+    return ((slice(0, batch_size - shift), slice(shift, batch_size)),
+            (slice(batch_size - shift, batch_size), slice(0, shift)))
+
+
+def paste_box_shifted(images: Tensor, params: Mapping[str, Any], shift: int, *, within: Tensor | None) -> Tensor:
+    """:func:`paste_box` of each image's partner ``(i + shift) mod B`` into a new batch, one
+    ``where`` per slice pair (:func:`cyclic_shift`): the same elements, bit for bit."""
+    height, width = images.shape[-2:]
+    rows, cols = box_rows_cols(params, height, width, within=within)
+    box = _sampling.mask_and(rows.unsqueeze(-1), cols.unsqueeze(-2)).unsqueeze(1)
+    out = torch.empty_like(images)
+    for own, theirs in shifted_slices(images.shape[0], shift):
+        torch.where(box[own], images[theirs], images[own], out=out[own])
+    return out
 
 
 def partners(batch_size: int, *, device: torch.device, generator: torch.Generator | None,
              law: str = "other") -> Tensor:
     """Per-image partner index under the partner ``law`` (design §Conventions, sampling modes).
 
-    ``"other"``: uniform over the *other* images of the batch (itself when B = 1);
+    ``"other"``: uniform over the *other* images of the batch (itself when B = 1): the batch
+    shifted cyclically, image ``i`` with ``(i + s) mod B`` for one ``s`` uniform in
+    ``{1, ..., B - 1}`` (:func:`partner_shift`), so that every image is also the partner of one
+    image (as with the official ``randperm``, torchvision's ``roll`` and timm's ``flip``);
     ``"permutation"``: a uniform random permutation (``torch.randperm``, the official CutMix and
     Mixup code: an image may be its own partner); ``"flip"``: image ``i`` with ``B - 1 - i``
     (timm's ``x.flip(0)``; the middle image of an odd batch with itself).
@@ -150,8 +167,13 @@ def partners(batch_size: int, *, device: torch.device, generator: torch.Generato
         return torch.randperm(batch_size, device=device, **_sampling.drawing_from(generator))
     if batch_size < 2:
         return index
-    shift = _sampling.randint(1, batch_size - 1, (batch_size,), device=device, generator=generator)
-    return shift.add_(index).remainder_(batch_size)
+    return index.add_(partner_shift(batch_size, device=device, generator=generator)).remainder_(batch_size)
+
+
+def partner_shift(batch_size: int, *, device: torch.device, generator: torch.Generator | None) -> Tensor:
+    """The 0-d int64 shift of the ``"other"`` law (:func:`partners`), uniform in ``{1, ..., B - 1}``
+    (``batch_size >= 2``)."""
+    return _sampling.randint(1, batch_size - 1, (), device=device, generator=generator)
 
 
 def soft_labels(owner: str, labels: Tensor, batch_size: int, *, num_classes: int | None,
@@ -314,11 +336,18 @@ class MixingTransform(MaskMixTransform):
                                         device=device, generator=generator)
         # The partner is drawn per image in every mode; in pair mode it is the pair's other image.
         law = "flip" if self.sampling == "pair" else self.partner
-        partner = partners(batch_size, device=device, generator=generator, law=law)
+        shift = None
+        if law == "other" and batch_size >= 2:
+            shift = partner_shift(batch_size, device=device, generator=generator)
+            partner = torch.arange(batch_size, device=device).add_(shift).remainder_(batch_size)
+        else:
+            partner = partners(batch_size, device=device, generator=generator, law=law)
         params = _sampling.spread(
             self.sample_mixing(MixingDraw(units, channels, height, width, partner, device, generator)), unit_of
         )
         params["partner"] = partner
+        if shift is not None:
+            params["partner_shift"] = shift  # the pixel paths' cyclic_shift
         return params
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:

@@ -14,7 +14,16 @@ from maskmix.params import RANDOM_CUTMIX, given_arguments
 
 from . import _sampling
 from ._base import CommonOptions, may_reuse_buffers, selection
-from ._mixing import MixingDraw, MixingTransform, beta, box_fraction, box_params, paste_box
+from ._mixing import (
+    MixingDraw,
+    MixingTransform,
+    beta,
+    box_fraction,
+    box_params,
+    cyclic_shift,
+    paste_box,
+    paste_box_shifted,
+)
 
 __all__ = ["RandomCutMix", "clip_box", "lambda_box", "partner_box", "random_cutmix"]
 
@@ -160,6 +169,9 @@ class RandomCutMix(MixingTransform):
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         within = selection(params)
+        shift = cyclic_shift(images, params)
+        if shift is not None:
+            return paste_box_shifted(images, params, shift, within=within)
         if may_reuse_buffers(images):
             # The partner copy is a fresh buffer: it becomes the output.
             return paste_box(images.index_select(0, params["partner"]), images, params, within=within,

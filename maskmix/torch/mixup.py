@@ -12,7 +12,7 @@ from typing_extensions import Unpack
 from maskmix.params import RANDOM_MIXUP, given_arguments
 
 from ._base import CommonOptions, MaskMixTransform, all_selected, may_reuse_buffers
-from ._mixing import MixingDraw, MixingTransform, beta
+from ._mixing import MixingDraw, MixingTransform, beta, cyclic_shift, shifted_slices
 
 __all__ = ["RandomMixup", "blend", "random_mixup"]
 
@@ -72,22 +72,30 @@ class RandomMixup(MixingTransform):
         return {"lam": lam, "partner_weight": 1.0 - lam.to(torch.float64)}
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
-        mixed = blend(images, params["partner"], params["lam"])
+        mixed = blend(images, params["partner"], params["lam"], shift=cyclic_shift(images, params))
         if all_selected(params):
             return mixed
         return torch.where(params["selected"].view(-1, 1, 1, 1), mixed, images)
 
 
-def blend(images: Tensor, partner: Tensor, lam: Tensor, *, gathered: Tensor | None = None) -> Tensor:
+def blend(images: Tensor, partner: Tensor, lam: Tensor, *, gathered: Tensor | None = None,
+          shift: int | None = None) -> Tensor:
     """Every image blended with its partner: ``lam * x + (1 - lam) * x[partner]`` per image.
 
     ``lam`` is ``(B,)``; the result has the images' dtype (computed in float32 for uint8, then
     rounded) and no selection applied. ``gathered``, when given, is ``images[partner]`` already
-    gathered by the caller, who still needs it: it is read, never written. Mixup, and the Mixup
-    images of RandomMixupOrCutMix.
+    gathered by the caller, who still needs it: it is read, never written. ``shift``, when given,
+    says that ``partner`` is ``(i + shift) mod B`` (:func:`~maskmix.torch._mixing.cyclic_shift`):
+    floating images are then blended slice by slice, without a partner copy, to the same values.
+    Mixup, and the Mixup images of RandomMixupOrCutMix.
     """
     work = MaskMixTransform.compute_dtype(images.dtype)
     weight = lam.to(work).view(-1, 1, 1, 1)
+    if shift is not None and work == images.dtype:
+        out = torch.empty_like(images)
+        for own, theirs in shifted_slices(images.shape[0], shift):
+            torch.lerp(images[theirs], images[own], weight[own], out=out[own])
+        return out
     # A lerp of two uint8 pixels with a weight in [0, 1] lies between them, whichever rounding
     # or formula computes it (every step is monotone and both ends are representable): the
     # uint8 result needs rounding but no saturation.

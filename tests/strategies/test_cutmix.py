@@ -83,15 +83,13 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8], ids=str)
 @pytest.mark.parametrize("ratio", [1.0, 0.5])
-@pytest.mark.parametrize("size", [(9, 13), (40, 40)])  # below and above BIT_PASTE_MIN_ELEMENTS
-def test_torch_cutmix_pastes_the_partners_bits_exactly(dtype, ratio, size) -> None:
-    # A large CPU batch selects bits (b ^ ((s ^ b) & m)), a small one calls where: either way
-    # every element is exactly one of the two images', bit for bit, whatever its value: -0.0,
-    # infinities, NaN payloads, extremes.
-    from maskmix.torch._mixing import BIT_PASTE_MIN_ELEMENTS
-
+@pytest.mark.parametrize("size", [(9, 13), (40, 40)])
+@pytest.mark.parametrize("partner", ["other", "permutation"])  # slices of the batch; a gathered copy
+def test_torch_cutmix_pastes_the_partners_bits_exactly(dtype, ratio, size, partner) -> None:
+    # Every element is exactly one of the two images', bit for bit, whatever its value: -0.0,
+    # infinities, NaN payloads, extremes; whether the CPU pairs two slices of the batch (the
+    # cyclic "other" law) or gathers a partner copy.
     B = 7
-    assert (B * 3 * size[0] * size[1] >= BIT_PASTE_MIN_ELEMENTS) == (size == (40, 40))
     gen = torch.Generator().manual_seed(5)
     if dtype == torch.uint8:
         x = torch.randint(0, 256, (B, 3, *size), dtype=torch.uint8, generator=gen)
@@ -102,7 +100,8 @@ def test_torch_cutmix_pastes_the_partners_bits_exactly(dtype, ratio, size) -> No
         spots = torch.randint(0, x.numel(), (x.numel() // 3,), generator=gen)
         x.view(-1)[spots] = special[torch.randint(0, len(special), spots.shape, generator=gen)].to(dtype)
         _bits(x).view(-1)[spots[::7]] = _bits(torch.tensor([float("nan")], dtype=dtype)).add(3)  # another payload
-    t = RandomCutMix(num_classes=4, augmentation_ratio=ratio, generator=torch.Generator().manual_seed(2))
+    t = RandomCutMix(num_classes=4, augmentation_ratio=ratio, partner=partner,
+                     generator=torch.Generator().manual_seed(2))
     before = x.clone()
     out, _, p = run_mixing(t, x, torch.zeros(B, dtype=torch.int64))
     assert torch.equal(_bits(x), _bits(before))  # not modified in place

@@ -68,6 +68,44 @@ def test_torch_partner_is_uniform_over_the_other_images() -> None:
     assert (off - 500).abs().max() < 5 * 19.4
 
 
+def test_torch_other_partners_are_one_cyclic_shift_of_the_batch() -> None:
+    # Every image is also the partner of exactly one image: the batch shifted by s in 1..B-1.
+    t = RandomMixup(num_classes=2, generator=torch.Generator().manual_seed(1))
+    for batch in (2, 3, 8):
+        shifts = set()
+        for _ in range(60):
+            params = t.make_params([torch.zeros(batch, 1, 2, 2)])
+            shift = int(params["partner_shift"])
+            shifts.add(shift)
+            assert torch.equal(params["partner"], (torch.arange(batch) + shift) % batch)
+        assert shifts == set(range(1, batch))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.uint8], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
+def test_torch_cpu_slices_of_the_shifted_batch_give_the_gathered_result_bit_for_bit(cls, layout, dtype) -> None:
+    from maskmix.torch._mixing import cyclic_shift
+
+    x = make_images((9, 3, 11, 7), dtype, seed=3)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    t = cls(num_classes=4, augmentation_ratio=0.7, generator=torch.Generator().manual_seed(4))
+    params = t.make_params([x])
+    shifted = cyclic_shift(x, params)
+    assert shifted is not None  # taken on a CPU eager call of the default law, in both layouts
+    gathered = {key: value for key, value in params.items() if key != "partner_shift"}
+    assert cyclic_shift(x, gathered) is None
+    out, reference = t.apply(x, params), t.apply(x, gathered)
+    assert out.dtype == x.dtype and out.stride() == reference.stride() == x.stride()
+    bits = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[x.element_size()]
+    assert torch.equal(out.view(bits), reference.view(bits))
+    changed = (out != x).flatten(1).any(1)
+    assert changed.any() and torch.equal(changed & ~params["selected"], torch.zeros_like(changed))
+    if dtype.is_floating_point:  # an autograd graph through the images takes the gather path
+        assert cyclic_shift(x.detach().requires_grad_(), params) is None
+
+
 def test_torch_functions_match_classes() -> None:
     x = make_images((6, 3, 12, 12))
     y = torch.tensor([0, 1, 2, 0, 1, 2])
