@@ -66,7 +66,26 @@ def assert_async():
     raise AssertionError("a False condition did not raise on CPU")
 
 
+def kornia_container():
+    import kornia.augmentation as K
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, images):
+            seen.append(_compat.calling_kornia_data_keys())
+            return images
+
+    images, masks = torch.zeros(2, 3, 4, 4), torch.zeros(2, 1, 4, 4)
+    K.AugmentationSequential(Probe(), data_keys=["input", "mask"])(images, masks)
+    K.AugmentationSequential(K.ImageSequential(Probe()), data_keys=["input", "mask"])(images, masks)
+    Probe()(images)
+    assert [keys and keys[1:] for keys in seen] == [["MASK"], ["MASK"], None], f"data keys seen: {seen}"
+    assert seen[0][0] in ("INPUT", "IMAGE"), seen
+
+
 CHECKS = {
+    "kornia.augmentation.container.AugmentationSequential.data_keys": kornia_container,
     "torch.utils._pytree.tree_flatten": pytree,
     "torch.utils._pytree.tree_unflatten": pytree,
     "torchvision.transforms.v2.Transform._transformed_types": transformed_types,

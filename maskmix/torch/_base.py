@@ -47,6 +47,10 @@ POINT_TARGETS: tuple[type, ...] = tuple(
 DENSE_TARGET_RULES = ("keep", "move", "refuse")
 
 
+#: Kornia ``DataKey`` names of targets laid out on the pixels (masks, boxes, keypoints).
+_KORNIA_PIXEL_TARGETS = frozenset({"MASK", "BBOX", "BBOX_XYXY", "BBOX_XYWH", "KEYPOINTS"})
+
+
 def all_selected(params: Mapping[str, Any]) -> bool:
     """True when every image of the batch is to be augmented and finding out costs nothing.
 
@@ -476,6 +480,8 @@ class MaskMixTransform(v2.Transform):
         image) that is 1 where the image was augmented and 0 where it was passed through.
         """
         if len(inputs) == 1 and type(inputs[0]) is Tensor:
+            if self.dense_targets != "keep" or getattr(self, "mask_fill", None) is not None:
+                self._refuse_a_kornia_container_with_targets()
             # A plain tensor alone, the usual batch call: torchvision's forward would flatten it
             # to [image], find that it is the image and transform it. The same steps without
             # that plumbing, which costs more host time than the kernels of a small batch.
@@ -500,6 +506,26 @@ class MaskMixTransform(v2.Transform):
         ]
         output = _compat.tree_unflatten(flat_outputs, spec)
         return output, self._labels_of(next(inpt for inpt in chosen if self._is_image(inpt)), params)
+
+    def _refuse_a_kornia_container_with_targets(self) -> None:
+        """Raise when a Kornia ``AugmentationSequential`` with masks, boxes or keypoints among its
+        ``data_keys`` calls this transform, which moves pixels or writes ``mask_fill``: Kornia
+        gives a module that is not one of its augmentations the images alone and returns the
+        other keys unchanged, so they would silently stop matching the images."""
+        keys = _compat.calling_kornia_data_keys()
+        if not keys:
+            return
+        moves = self.dense_targets != "keep"
+        targets = [key for key in keys if key in (_KORNIA_PIXEL_TARGETS if moves else {"MASK"})]
+        if targets:
+            name = type(self).__name__
+            raise ValueError(
+                f"{name}: called inside a Kornia AugmentationSequential with data_keys {keys}; Kornia gives a "
+                f"module that is not one of its augmentations the images alone and returns "
+                f"{', '.join(targets)} unchanged, but {name} {'moves pixels' if moves else 'writes mask_fill'}. "
+                f"Run the Kornia container first, then {name} on (images, tv_tensors.Mask(masks)) "
+                "(boxes: tv_tensors.BoundingBoxes)"
+            )
 
     def _labels_of(self, first: Tensor, params: Mapping[str, Any]) -> Tensor:
         """The ``return_labels`` output for a call whose first image is ``first``."""

@@ -5,7 +5,9 @@ input types a transform handles (the class attribute ``_transformed_types``) and
 of a flattened sample it transforms (the method ``_needs_transform_list``, whose pure-tensor
 heuristic maskmix keeps so that it composes with torchvision's own transforms). Flattening a
 sample uses ``torch.utils._pytree``, as ``v2.Transform.forward`` does, and the device-side
-check of class indices uses ``torch._assert_async``. The rest of the package reaches these
+check of class indices uses ``torch._assert_async``. A Kornia ``AugmentationSequential`` that
+calls a maskmix transform is found by its frame (module ``kornia.augmentation.container``, its
+``data_keys``): Kornia hands such modules the images alone. The rest of the package reaches these
 only through this module, and ``tests/test_compat.py`` checks each one against the installed
 releases, naming the private API when a release removes or changes it.
 
@@ -19,6 +21,8 @@ Example:
 
 from __future__ import annotations
 
+import sys
+from types import FrameType
 from typing import Any
 
 import torch
@@ -28,6 +32,7 @@ from torchvision.transforms import v2
 __all__ = [
     "PRIVATE_APIS",
     "assert_async",
+    "calling_kornia_data_keys",
     "declare_transformed_types",
     "needs_transform_list",
     "tree_flatten",
@@ -41,6 +46,7 @@ PRIVATE_APIS: tuple[str, ...] = (
     "torchvision.transforms.v2.Transform._transformed_types",
     "torchvision.transforms.v2.Transform._needs_transform_list",
     "torch._assert_async",
+    "kornia.augmentation.container.AugmentationSequential.data_keys",
 )
 
 
@@ -61,3 +67,30 @@ def needs_transform_list(transform: v2.Transform, flat_inputs: list[Any]) -> lis
 def assert_async(condition: torch.Tensor, message: str) -> None:
     """``torch._assert_async``: a device-side assertion that never synchronises with the host."""
     torch._assert_async(condition, message)
+
+
+#: How many frames above a transform's ``forward`` a Kornia container's own frame may be (its
+#: ``forward``, then the ops class and ``nn.Module.__call__`` in between; nested containers add more).
+_KORNIA_FRAME_DEPTH = 16
+
+
+def calling_kornia_data_keys() -> list[str] | None:
+    """The ``data_keys`` (upper-case ``DataKey`` names) of the Kornia ``AugmentationSequential``
+    whose ``forward`` is calling, or None when no Kornia container is.
+
+    Kornia is not imported: the calling frames are looked at, up to :data:`_KORNIA_FRAME_DEPTH`,
+    for one of ``kornia.augmentation.container`` whose ``self`` has ``data_keys`` (nested
+    sequentials without them are passed over). A few microseconds, so the caller asks only when
+    the answer matters.
+    """
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(_KORNIA_FRAME_DEPTH):
+        frame = frame.f_back if frame is not None else None
+        if frame is None:
+            return None
+        if not frame.f_globals.get("__name__", "").startswith("kornia.augmentation.container"):
+            continue
+        keys = getattr(frame.f_locals.get("self"), "data_keys", None)
+        if keys:
+            return [str(getattr(key, "name", key)).upper() for key in keys]
+    return None
