@@ -104,10 +104,14 @@ def paste_box(source: Tensor, base: Tensor, params: Mapping[str, Any], *, within
     of the caller's that may be written over (see :func:`~maskmix.torch._base.may_reuse_buffers`):
     it becomes the output.
     """
-    height, width = base.shape[-2:]
-    rows, cols = box_rows_cols(params, height, width, within=within)
-    box = _sampling.mask_and(rows.unsqueeze(-1), cols.unsqueeze(-2)).unsqueeze(1)
+    box = paste_mask(params, *base.shape[-2:], within=within)
     return torch.where(box, source, base, **({"out": source} if fresh_source else {}))
+
+
+def paste_mask(params: Mapping[str, Any], height: int, width: int, *, within: Tensor | None) -> Tensor:
+    """Boolean ``(B, 1, H, W)``: the boxes of :func:`box_rows_cols`, for a ``where`` over the channels."""
+    rows, cols = box_rows_cols(params, height, width, within=within)
+    return _sampling.mask_and(rows.unsqueeze(-1), cols.unsqueeze(-2)).unsqueeze(1)
 
 
 def cyclic_shift(images: Tensor, params: Mapping[str, Any]) -> int | None:
@@ -139,9 +143,7 @@ def shifted_slices(batch_size: int, shift: int) -> tuple[tuple[slice, slice], tu
 def paste_box_shifted(images: Tensor, params: Mapping[str, Any], shift: int, *, within: Tensor | None) -> Tensor:
     """:func:`paste_box` of each image's partner ``(i + shift) mod B`` into a new batch, one
     ``where`` per slice pair (:func:`cyclic_shift`): the same elements, bit for bit."""
-    height, width = images.shape[-2:]
-    rows, cols = box_rows_cols(params, height, width, within=within)
-    box = _sampling.mask_and(rows.unsqueeze(-1), cols.unsqueeze(-2)).unsqueeze(1)
+    box = paste_mask(params, *images.shape[-2:], within=within)
     out = torch.empty_like(images)
     for own, theirs in shifted_slices(images.shape[0], shift):
         torch.where(box[own], images[theirs], images[own], out=out[own])
@@ -167,13 +169,18 @@ def partners(batch_size: int, *, device: torch.device, generator: torch.Generato
         return torch.randperm(batch_size, device=device, **_sampling.drawing_from(generator))
     if batch_size < 2:
         return index
-    return index.add_(partner_shift(batch_size, device=device, generator=generator)).remainder_(batch_size)
+    return cyclic_partners(partner_shift(batch_size, device=device, generator=generator), batch_size)
 
 
 def partner_shift(batch_size: int, *, device: torch.device, generator: torch.Generator | None) -> Tensor:
     """The 0-d int64 shift of the ``"other"`` law (:func:`partners`), uniform in ``{1, ..., B - 1}``
     (``batch_size >= 2``)."""
     return _sampling.randint(1, batch_size - 1, (), device=device, generator=generator)
+
+
+def cyclic_partners(shift: Tensor, batch_size: int) -> Tensor:
+    """Image ``i``'s partner ``(i + shift) mod B`` for the 0-d ``shift`` of :func:`partner_shift`."""
+    return torch.arange(batch_size, device=shift.device).add_(shift).remainder_(batch_size)
 
 
 def soft_labels(owner: str, labels: Tensor, batch_size: int, *, num_classes: int | None,
@@ -339,7 +346,7 @@ class MixingTransform(MaskMixTransform):
         shift = None
         if law == "other" and batch_size >= 2:
             shift = partner_shift(batch_size, device=device, generator=generator)
-            partner = torch.arange(batch_size, device=device).add_(shift).remainder_(batch_size)
+            partner = cyclic_partners(shift, batch_size)
         else:
             partner = partners(batch_size, device=device, generator=generator, law=law)
         params = _sampling.spread(
