@@ -480,7 +480,8 @@ class MaskMixTransform(v2.Transform):
         image) that is 1 where the image was augmented and 0 where it was passed through.
         """
         if len(inputs) == 1 and type(inputs[0]) is Tensor:
-            if self.dense_targets != "keep" or getattr(self, "mask_fill", None) is not None:
+            if ((self.dense_targets != "keep" or getattr(self, "mask_fill", None) is not None)
+                    and not torch.compiler.is_compiling()):  # Dynamo cannot trace frame inspection
                 self._refuse_a_kornia_container_with_targets()
             # A plain tensor alone, the usual batch call: torchvision's forward would flatten it
             # to [image], find that it is the image and transform it. The same steps without
@@ -511,7 +512,8 @@ class MaskMixTransform(v2.Transform):
         """Raise when a Kornia ``AugmentationSequential`` with masks, boxes or keypoints among its
         ``data_keys`` calls this transform, which moves pixels or writes ``mask_fill``: Kornia
         gives a module that is not one of its augmentations the images alone and returns the
-        other keys unchanged, so they would silently stop matching the images."""
+        other keys unchanged, so they would silently stop matching the images. Not checked while
+        ``torch.compile`` traces (Dynamo cannot trace the frame inspection)."""
         keys = _compat.calling_kornia_data_keys()
         if not keys:
             return
