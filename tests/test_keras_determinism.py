@@ -42,6 +42,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 CONFIGS = {name: config for name, config in DRAW_EVERYTHING.items() if name in names("keras")}
 NAMES = list(CONFIGS)
+#: The first strategy of each family: XLA's reproducibility comes from the base's stateless seeds
+#: (and its other numbers from TensorFlow's Philox lowering, tested below at the op level), the
+#: same for every strategy of a family; each costs an XLA compile or two.
+FAMILY_FIRSTS = [next(name for name in NAMES if registry.get(name).family == family)
+                 for family in dict.fromkeys(registry.get(name).family for name in NAMES)]
 X = make_images((6, 20, 24, 3), seed=1)
 Y = np.arange(6) % 3
 
@@ -150,7 +155,7 @@ def test_tf_function_draws_the_eager_numbers(name: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", FAMILY_FIRSTS)
 def test_xla_is_reproducible_but_draws_other_numbers(name: str) -> None:
     first, _ = graph_run(name, jit_compile=True, with_params=False)
     second, _ = graph_run(name, jit_compile=True, with_params=False)
