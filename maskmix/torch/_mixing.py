@@ -162,11 +162,11 @@ def partners(batch_size: int, *, device: torch.device, generator: torch.Generato
     Mixup code: an image may be its own partner); ``"flip"``: image ``i`` with ``B - 1 - i``
     (timm's ``x.flip(0)``; the middle image of an odd batch with itself).
     """
+    if law == "permutation":
+        return torch.randperm(batch_size, device=device, **_sampling.drawing_from(generator))
     index = torch.arange(batch_size, device=device)
     if law == "flip":
         return (batch_size - 1) - index
-    if law == "permutation":
-        return torch.randperm(batch_size, device=device, **_sampling.drawing_from(generator))
     if batch_size < 2:
         return index
     return cyclic_partners(partner_shift(batch_size, device=device, generator=generator), batch_size)
