@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -171,11 +172,14 @@ class RandomHideAndSeek(MaskingTransform):
         rows, cols, hidden = params["rows"], params["cols"], params["hidden"]
         device = hidden.device
         if self._one_grid():
-            # The same grid for every image: each pixel's cell is a constant of (size, cells).
+            # The same grid for every image: each pixel's cell is a constant of (size, cells), and
+            # the pixels' cells are two index_selects of the cells (far less host time than one
+            # broadcast advanced index).
             (grid_rows, grid_cols), = self.grid_size
-            row_cell = _lattice_cells(height, grid_rows, device).view(1, -1)
-            col_cell = _lattice_cells(width, grid_cols, device).view(1, -1)
-        elif "cell" in params:
+            kept = (~self._hidden_within(hidden, within)).to(dtype)
+            return kept.index_select(1, _lattice_cells(height, grid_rows, device)).index_select(
+                2, _lattice_cells(width, grid_cols, device))
+        if "cell" in params:
             row_cell = self._pixel_cells(height, params["cell"], hidden.shape[1])
             col_cell = self._pixel_cells(width, params["cell"], hidden.shape[2])
         elif height == width:
@@ -184,17 +188,27 @@ class RandomHideAndSeek(MaskingTransform):
         else:
             row_cell = self._cell_index(height, rows)
             col_cell = self._cell_index(width, cols)
-        if within is not None:
-            hidden = _sampling.mask_and(hidden, within.view(-1, 1, 1))  # on the cells, not the pixels
-        kept = (~hidden).to(dtype)
-        batch = _sampling.cached_arange(hidden.shape[0], device).view(-1, 1, 1)
-        # Broadcast indices: the (B, H, W) result is gathered without materialising (B, H, W) indices.
-        return kept[batch, row_cell.unsqueeze(2), col_cell.unsqueeze(1)]
+        kept = (~self._hidden_within(hidden, within)).to(dtype)
+        # Two gathers with broadcast (stride-0) indices: rows, then columns, without materialising
+        # (B, H, W) indices (and far less host time than one broadcast advanced index).
+        batch, _, grid_cols = kept.shape
+        kept = kept.gather(1, row_cell.unsqueeze(-1).expand(batch, height, grid_cols))
+        return kept.gather(2, col_cell.unsqueeze(1).expand(batch, height, width))
+
+    @staticmethod
+    def _hidden_within(hidden: Tensor, within: Tensor | None) -> Tensor:
+        """The hidden cells of the images ``within`` selects (none elsewhere), on the cells, not the pixels."""
+        return hidden if within is None else _sampling.mask_and(hidden, within.view(-1, 1, 1))
 
 
 def _lattice_cells(size: int, cells: int, device: torch.device) -> Tensor:
     """``(size,)`` cell index of each pixel for ``cells`` cells of boundaries ``floor(i * size / cells)``
     (:meth:`RandomHideAndSeek._cell_index` of a constant count), built once per (size, cells,
     device) in eager mode, in Python integers (exact): never write into it."""
-    index = tuple(((p + 1) * cells + size - 1) // size - 1 for p in range(size))
-    return _sampling.cached_constant(index, torch.int64, device)
+    return _sampling.cached_constant(_lattice_index(size, cells), torch.int64, device)
+
+
+@functools.lru_cache(maxsize=64)
+def _lattice_index(size: int, cells: int) -> tuple[int, ...]:
+    """The values of :func:`_lattice_cells`, computed once per (size, cells)."""
+    return tuple(((p + 1) * cells + size - 1) // size - 1 for p in range(size))
