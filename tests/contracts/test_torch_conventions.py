@@ -43,8 +43,12 @@ COMPILE_BACKENDS = dict.fromkeys(ALL_NAMES, "inductor") | dict.fromkeys(("cutblu
 #: uint8 (the base's conversion, rounding and saturation around the strategy) is compiled for the
 #: first configuration of each strategy, and of its mixing form (Cut-Thumbnail's mix_images): the
 #: other configurations change the sampling, the same code whatever the image dtype (eager uint8
-#: fills: tests/strategies/test_fills.py).
-UINT8_COMPILED = {next(name for name, c in ALL_CASES.items() if c.spec is case.spec and c.mixes == case.mixes)
+#: fills: tests/strategies/test_fills.py). The masking strategies share all of their uint8 code
+#: under compile (the base's fill and one `where` on a boolean keep mask): the first one stands
+#: for the family.
+UINT8_COMPILED = {next(name for name, c in ALL_CASES.items()
+                       if (c.spec is case.spec or c.spec.family == case.spec.family == "masking")
+                       and c.mixes == case.mixes)
                   for case in ALL_CASES.values()}
 COMPILE_DTYPES = {name: (torch.float32, torch.uint8) if name in UINT8_COMPILED else (torch.float32,)
                   for name in ALL_CASES}
