@@ -350,7 +350,8 @@ def test_manual_loop_fast_dev_run_with_every_masking_strategy(tmp_path: Path) ->
     metrics = tmp_path / "m.json"
     every = ",".join(augment_flags.STRATEGIES)
     proc = run_example(str(EXAMPLES / "manual_loop.py"), "--fast-dev-run", "--augment", every,
-                       "--reprob", "0.5", "--cutmix", "1.0", "--mixup", "0.5", "--metrics", str(metrics))
+                       "--reprob", "0.5", "--cutmix", "1.0", "--mixup", "0.5", "--batch-size", "16",
+                       "--metrics", str(metrics))
     assert "augmented: test accuracy clean" in proc.stdout
     assert metrics.exists()
 
@@ -360,7 +361,8 @@ def test_manual_loop_compare_reports_both_models(tmp_path: Path) -> None:
     import json
 
     metrics = tmp_path / "m.json"
-    run_example(str(EXAMPLES / "manual_loop.py"), "--fast-dev-run", "--compare", "--metrics", str(metrics))
+    run_example(str(EXAMPLES / "manual_loop.py"), "--fast-dev-run", "--compare", "--batch-size", "16",
+                "--metrics", str(metrics))
     results = json.loads(metrics.read_text())["results"]
     assert set(results) == {"baseline", "augmented"}
     assert all(0.0 <= r[k] <= 1.0 for r in results.values() for k in ("clean", "occluded"))
