@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
-from helpers import changed_pixels, make_images
+from helpers import assert_bit_identical, changed_pixels, make_images
 from torchvision import tv_tensors
 
 from maskmix.keras import RandomCutMix as keras_RandomCutMix
@@ -90,18 +90,19 @@ def test_torch_cpu_slices_of_the_shifted_batch_give_the_gathered_result_bit_for_
     x = make_images((9, 3, 11, 7), dtype, seed=3)
     if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
-    t = cls(num_classes=4, augmentation_ratio=0.7, generator=torch.Generator().manual_seed(4))
-    params = t.make_params([x])
-    shifted = cyclic_shift(x, params)
-    assert shifted is not None  # taken on a CPU eager call of the default law, in both layouts
-    gathered = {key: value for key, value in params.items() if key != "partner_shift"}
-    assert cyclic_shift(x, gathered) is None
-    out, reference = t.apply(x, params), t.apply(x, gathered)
-    assert out.dtype == x.dtype and out.stride() == reference.stride() == x.stride()
-    bits = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[x.element_size()]
-    assert torch.equal(out.view(bits), reference.view(bits))
-    changed = (out != x).flatten(1).any(1)
-    assert changed.any() and torch.equal(changed & ~params["selected"], torch.zeros_like(changed))
+    # Several draws (other shifts, so both slice pairs carry images), with and without a selection.
+    for seed, ratio in enumerate((1.0, 1.0, 1.0, 0.7)):
+        t = cls(num_classes=4, augmentation_ratio=ratio, generator=torch.Generator().manual_seed(seed))
+        params = t.make_params([x])
+        shifted = cyclic_shift(x, params)
+        assert shifted is not None  # taken on a CPU eager call of the default law, in both layouts
+        gathered = {key: value for key, value in params.items() if key != "partner_shift"}
+        assert cyclic_shift(x, gathered) is None
+        out, reference = t.apply(x, params), t.apply(x, gathered)
+        assert out.dtype == x.dtype and out.stride() == reference.stride() == x.stride()
+        assert_bit_identical(out, reference)
+        changed = (out != x).flatten(1).any(1)
+        assert changed.any() and torch.equal(changed & ~params["selected"], torch.zeros_like(changed))
     if dtype.is_floating_point:  # an autograd graph through the images takes the gather path
         assert cyclic_shift(x.detach().requires_grad_(), params) is None
 
