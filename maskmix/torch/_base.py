@@ -549,14 +549,15 @@ class MaskMixTransform(v2.Transform):
     def apply_batched(self, image: Tensor, params: Mapping[str, Any]) -> Tensor:
         """:meth:`apply` to the plain ``(..., C, H, W)`` tensor ``image``, seen as a ``(B, C, H, W)``
         batch; the result has ``image``'s shape (and its channels_last layout)."""
-        channels, height, width = image.shape[-3:]
-        batch = image.reshape(-1, channels, height, width)
+        # A (B, C, H, W) batch, the usual call, is its own view: two reshapes fewer on the host.
+        flat = image.ndim == 4
+        batch = image if flat else image.reshape(-1, *image.shape[-3:])
         out = self.apply(batch, params)
         if batch.is_contiguous(memory_format=torch.channels_last) and not batch.is_contiguous():
             # channels_last in, channels_last out (as torchvision and timm): the next layer would
             # otherwise pay a hidden conversion. A no-op where the strategy already kept the format.
             out = out.contiguous(memory_format=torch.channels_last)
-        return out.reshape(image.shape)
+        return out if flat else out.reshape(image.shape)
 
 
     def transform_dense_target(self, target: Any, params: Mapping[str, Any]) -> Any:

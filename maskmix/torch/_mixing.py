@@ -180,7 +180,8 @@ def partner_shift(batch_size: int, *, device: torch.device, generator: torch.Gen
 
 def cyclic_partners(shift: Tensor, batch_size: int) -> Tensor:
     """Image ``i``'s partner ``(i + shift) mod B`` for the 0-d ``shift`` of :func:`partner_shift`."""
-    return torch.arange(batch_size, device=shift.device).add_(shift).remainder_(batch_size)
+    # A new tensor from the shared positions (never written), then wrapped in place: two kernels.
+    return (_sampling.cached_arange(batch_size, shift.device) + shift).remainder_(batch_size)
 
 
 def soft_labels(owner: str, labels: Tensor, batch_size: int, *, num_classes: int | None,
@@ -451,7 +452,7 @@ class MixingTransform(MaskMixTransform):
         # with its default value 1 rounds the product, then the sum, as `a + b * w` does;
         # index_select costs a third of the host time of advanced indexing.
         weight = params["partner_weight"].to(soft.dtype).unsqueeze(1)
-        mixed = torch.addcmul(soft * (1 - weight), soft.index_select(0, params["partner"]), weight)
+        mixed = torch.addcmul(soft * torch.rsub(weight, 1), soft.index_select(0, params["partner"]), weight)
         if (selected := selection(params)) is not None:
             mixed = torch.where(selected.unsqueeze(1), mixed, soft)
         return mixed

@@ -195,7 +195,7 @@ def cell_outside_block(index: Tensor, cells: Tensor, first: Tensor, count: Tenso
     width = torch.where(in_band, band_width, columns)
     # Band cells are numbered from the block's first row on, so that the quotient is the row itself.
     local = index + in_band * (first[0] * band_width - outside)
-    row = local // width
+    row = torch.floor_divide(local, width)  # not `//`: Tensor.__floordiv__ is a Python wrapper
     cell = torch.stack((row, local - row * width))
     # Past the block: a row outside the band skips the block's rows, a column in it its columns.
     return cell + ((cell >= first) & (in_band == band_row)) * count

@@ -357,7 +357,7 @@ def place_sizes(sizes: Tensor, height: int, width: int, *, generator: torch.Gene
     device = sizes.device
     ends = height + 1 if height == width else cached_constant((height + 1, width + 1), torch.int64, device)
     u = torch.rand(sizes.shape, device=device, dtype=torch.float64, **drawing_from(generator))
-    return (u * (ends - sizes)).to(torch.int64)
+    return (u * torch.rsub(sizes, ends)).to(torch.int64)
 
 
 def random_points(shape: Size, height: int, width: int, *, device: torch.device,
@@ -508,11 +508,11 @@ def keep_or_fill(images: Tensor, keep: Tensor, fill: Tensor | float | int) -> Te
     bits = same_size_integer(images.dtype)
     kept = images.view(bits) * keep
     if isinstance(fill, Tensor):
-        kept = kept.addcmul_(fill.view(bits), 1 - keep)
+        kept = kept.addcmul_(fill.view(bits), torch.rsub(keep, 1))
     else:
         fill_bits = _scalar_bits(fill, math.copysign(1.0, fill), images.dtype)
         if fill_bits:
-            kept = kept.add_(1 - keep, alpha=fill_bits)
+            kept = kept.add_(torch.rsub(keep, 1), alpha=fill_bits)
     return kept.view(images.dtype)
 
 
@@ -531,8 +531,10 @@ def box_keep(starts: Tensor, ends: Tensor, height: int, width: int, dtype: torch
         ends = ends * within.unsqueeze(-1)
     positions = cached_arange(max(height, width), starts.device)
     outside = ((positions < starts.unsqueeze(-1)) | (positions >= ends.unsqueeze(-1))).to(dtype)
-    rows, cols = outside.select(-2, 0), outside.select(-2, 1)  # views; Ellipsis indexing costs host time
-    return rows.narrow(-1, 0, height).unsqueeze(-1) | cols.narrow(-1, 0, width).unsqueeze(-2)
+    rows, cols = outside.unbind(-2)  # one call for both views; Ellipsis indexing costs host time
+    if height != width:
+        rows, cols = rows.narrow(-1, 0, height), cols.narrow(-1, 0, width)
+    return rows.unsqueeze(-1) | cols.unsqueeze(-2)
 
 
 def box_mask_of(params: Mapping[str, Tensor], height: int, width: int, *,

@@ -46,13 +46,13 @@ def lambda_box(lam: Tensor, height: int, width: int, rounding: str, *, device: t
     (an odd side loses a pixel); ``"timm"`` is timm's ``rand_bbox``. Columns likewise.
     """
     # In place on fresh temporaries: the same values, fewer allocations (host time).
-    side = (1.0 - lam).sqrt_()
+    side = torch.rsub(lam, 1.0).sqrt_()
     # A square image needs one product for both sides, broadcast over rows and columns.
     scaled = (side * height).unsqueeze(1) if height == width else torch.stack((side * height, side * width), 1)
     # Truncation is trunc(), as the official int(): the products are non-negative.
     cuts = (scaled.trunc_() if rounding in ("truncate", "timm") else scaled.round_()).to(torch.int64)
     centres = _sampling.random_points(tuple(lam.shape), height, width, device=device, generator=generator).t()
-    half = cuts // 2
+    half = torch.floor_divide(cuts, 2)
     starts = centres - half
     # The official box ends at c + cut // 2: an odd cut loses a pixel.
     ends = centres + half if rounding == "truncate" else starts + cuts

@@ -232,7 +232,7 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
         draws = (u * (positions - const.steps)).to(torch.int64)
         index = torch.stack((draws[0], (draws.sum(dim=0) + 1) % positions))
         # Both corners from their indices in one pass: [source, destination].
-        tops = index // cells[1]
+        tops = torch.floor_divide(index, cells[1])
         lefts = index - tops * cells[1]
         params: dict[str, Any] = {
             "height": sides[0],

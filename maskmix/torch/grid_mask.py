@@ -129,8 +129,8 @@ class RandomGridMask(MaskingTransform):
         # floor(U d) for U uniform in [0, 1) in float64 (below d for every unit under 2 ** 52).
         u = torch.rand((batch_size, 2), device=device, dtype=torch.float64, **_sampling.drawing_from(generator))
         offsets = (u * unit.unsqueeze(-1)).to(torch.int64)
-        params = {"unit": unit, "masked": masked, "offsets": offsets, "offset_y": offsets[:, 0],
-                  "offset_x": offsets[:, 1]}
+        offset_y, offset_x = offsets.unbind(-1)  # one call for both views (indexing costs host time)
+        params = {"unit": unit, "masked": masked, "offsets": offsets, "offset_y": offset_y, "offset_x": offset_x}
         if self.rotation > 0:
             if self.whole_degrees:
                 degrees = _sampling.randint(0, math.ceil(self.rotation) - 1, size, device=device, generator=generator)
@@ -152,8 +152,10 @@ class RandomGridMask(MaskingTransform):
             # Rows ([:, 0]) and columns ([:, 1]) in one (B, 2, max(H, W)) pass.
             positions = _sampling.cached_arange(max(height, width), unit.device)
             phase = (positions + params["offsets"].unsqueeze(-1)) % unit.view(-1, 1, 1)
-            rows_cols = self._kept_bands(phase, masked.view(-1, 1, 1)).to(dtype)
-            rows, cols = rows_cols[:, 0, :height].unsqueeze(-1), rows_cols[:, 1, :width].unsqueeze(-2)
+            rows, cols = self._kept_bands(phase, masked.view(-1, 1, 1)).to(dtype).unbind(1)
+            if height != width:
+                rows, cols = rows.narrow(-1, 0, height), cols.narrow(-1, 0, width)
+            rows, cols = rows.unsqueeze(-1), cols.unsqueeze(-2)
             return rows & cols if self.invert else rows | cols
         device = unit.device
         angle = params["angle"].view(-1, 1, 1)

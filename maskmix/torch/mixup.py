@@ -69,7 +69,7 @@ class RandomMixup(MixingTransform):
     def sample_mixing(self, draw: MixingDraw) -> dict[str, Any]:
         lam = beta(self.alpha, (draw.batch_size,), device=draw.device, generator=draw.generator)
         # 1 - lam is exact in float64 (not always in float32): float64 labels weigh exactly lam.
-        return {"lam": lam, "partner_weight": 1.0 - lam.to(torch.float64)}
+        return {"lam": lam, "partner_weight": torch.rsub(lam.to(torch.float64), 1.0)}
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         mixed = blend(images, params["partner"], params["lam"], shift=cyclic_shift(images, params))

@@ -195,7 +195,7 @@ class RandomMixupOrCutMix(MixingTransform):
         if mixup_on:
             lam_mix = beta(self.mixup_alpha, size, device=device, generator=generator)
             # 1 - lam is exact in float64 (not always in float32): float64 labels weigh exactly lam.
-            mixup_weight = 1.0 - lam_mix.to(torch.float64)
+            mixup_weight = torch.rsub(lam_mix.to(torch.float64), 1.0)
             params["partner_weight"] = torch.where(use_cutmix, params["partner_weight"], mixup_weight)
             lam = torch.where(use_cutmix, lam_cut, lam_mix) if cutmix_on else lam_mix
         else:
