@@ -84,8 +84,18 @@ def kornia_container():
     assert seen[0][0] in ("INPUT", "IMAGE"), seen
 
 
+def inference_mode_guard():
+    assert not torch.is_inference_mode_enabled()
+    with _compat.inference_mode():
+        assert torch.is_inference_mode_enabled(), "the guard did not enable inference mode"
+        inside = torch.zeros(2) + 1
+    assert inside.is_inference(), "a tensor made under the guard is not an inference tensor"
+    assert not torch.is_inference_mode_enabled(), "inference mode still on after the block"
+
+
 CHECKS = {
     "kornia.augmentation.container.AugmentationSequential.data_keys": kornia_container,
+    "torch._C._InferenceMode": inference_mode_guard,
     "torch.utils._pytree.tree_flatten": pytree,
     "torch.utils._pytree.tree_unflatten": pytree,
     "torchvision.transforms.v2.Transform._transformed_types": transformed_types,

@@ -406,11 +406,33 @@ class MaskMixTransform(v2.Transform):
                     f"{type(self).__name__}: all images of a sample must share batch size, height and "
                     f"width; got shapes {tuple(first.shape)} and {tuple(other.shape)}"
                 )
-        return self._draw_params(first)
+        # Any tensor of the sample that records a gradient (an image, float boxes) may meet the
+        # parameters in an autograd graph: then they are drawn as ordinary tensors.
+        graph = torch.is_grad_enabled() and any(isinstance(inpt, Tensor) and inpt.requires_grad
+                                                for inpt in flat_inputs)
+        return self._draw_params(first, graph=graph)
 
-    def _draw_params(self, first: Tensor) -> dict[str, Any]:
+    def _draw_params(self, first: Tensor, *, graph: bool | None = None) -> dict[str, Any]:
         """The call's parameters for images shaped like ``first`` (already checked): what
-        :meth:`make_params` returns, drawn once per call. A plain-tensor call comes here directly."""
+        :meth:`make_params` returns, drawn once per call. A plain-tensor call comes here directly.
+
+        Drawn in inference mode unless an autograd graph may go through the sample (``graph``;
+        None: through ``first``) or ``torch.compile`` traces: the parameters never need a
+        gradient, and inference mode skips the autograd bookkeeping of each of their many small
+        operations (up to a tenth of the host time of a small eager call). They are then
+        inference tensors: read them freely, but do not write into them, and copy one
+        (:meth:`~torch.Tensor.clone`) before an autograd graph saves it (the label mixing does:
+        :func:`maskmix.torch._mixing.autograd_ready`).
+        """
+        if graph is None:
+            graph = first.requires_grad and torch.is_grad_enabled()
+        if graph or torch.compiler.is_compiling():
+            return self._draw(first)
+        with _compat.inference_mode():
+            return self._draw(first)
+
+    def _draw(self, first: Tensor) -> dict[str, Any]:
+        """:meth:`_draw_params`, in the caller's autograd mode."""
         channels, height, width = first.shape[-3:]
         frames = clip_length(first)
         batch_size = math.prod(first.shape[:-3]) // max(frames, 1)  # images, or clips of a Video

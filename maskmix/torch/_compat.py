@@ -5,7 +5,9 @@ input types a transform handles (the class attribute ``_transformed_types``) and
 of a flattened sample it transforms (the method ``_needs_transform_list``, whose pure-tensor
 heuristic maskmix keeps so that it composes with torchvision's own transforms). Flattening a
 sample uses ``torch.utils._pytree``, as ``v2.Transform.forward`` does, and the device-side
-check of class indices uses ``torch._assert_async``. A Kornia ``AugmentationSequential`` that
+check of class indices uses ``torch._assert_async``, and the parameters of a call are drawn
+under ``torch._C._InferenceMode`` (the guard behind ``torch.inference_mode``, without that
+context manager's Python layers: a few microseconds of each small call). A Kornia ``AugmentationSequential`` that
 calls a maskmix transform is found by its frame (module ``kornia.augmentation.container``, its
 ``data_keys``): Kornia hands such modules the images alone. The rest of the package reaches these
 only through this module, and ``tests/test_compat.py`` checks each one against the installed
@@ -34,6 +36,7 @@ __all__ = [
     "assert_async",
     "calling_kornia_data_keys",
     "declare_transformed_types",
+    "inference_mode",
     "needs_transform_list",
     "tree_flatten",
     "tree_unflatten",
@@ -46,6 +49,7 @@ PRIVATE_APIS: tuple[str, ...] = (
     "torchvision.transforms.v2.Transform._transformed_types",
     "torchvision.transforms.v2.Transform._needs_transform_list",
     "torch._assert_async",
+    "torch._C._InferenceMode",
     "kornia.augmentation.container.AugmentationSequential.data_keys",
 )
 
@@ -67,6 +71,12 @@ def needs_transform_list(transform: v2.Transform, flat_inputs: list[Any]) -> lis
 def assert_async(condition: torch.Tensor, message: str) -> None:
     """``torch._assert_async``: a device-side assertion that never synchronises with the host."""
     torch._assert_async(condition, message)
+
+
+def inference_mode() -> Any:
+    """A context manager that enables inference mode, as ``torch.inference_mode()`` does, at a
+    third of its host cost (``torch._C._InferenceMode``)."""
+    return torch._C._InferenceMode(True)
 
 
 #: How many frames above a transform's ``forward`` a Kornia container's own frame may be (its

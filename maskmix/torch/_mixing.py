@@ -68,7 +68,8 @@ def box_params(starts: Tensor, ends: Tensor, height: int, width: int) -> dict[st
     ``box_starts`` and sizes; :func:`box_rows_cols` reads ``box_starts``/``box_ends`` as they are."""
     sizes = ends - starts
     weight = sizes.prod(1, dtype=torch.float64).div_(max(height * width, 1))
-    return {"top": starts[:, 0], "left": starts[:, 1], "height": sizes[:, 0], "width": sizes[:, 1],
+    (top, left), (box_height, box_width) = starts.unbind(1), sizes.unbind(1)  # indexing costs more host time
+    return {"top": top, "left": left, "height": box_height, "width": box_width,
             "box_starts": starts, "box_ends": ends, "partner_weight": weight}
 
 
@@ -87,13 +88,16 @@ def box_rows_cols(params: Mapping[str, Any], height: int, width: int, *, within:
     else:
         starts = torch.stack((params["top"], params["left"]), 1)
         ends = starts + torch.stack((params["height"], params["width"]), 1)
-    positions = torch.arange(max(height, width), device=starts.device)
+    positions = _sampling.cached_arange(max(height, width), starts.device)
     inside = (positions >= starts.unsqueeze(-1)) & (positions < ends.unsqueeze(-1))
     if within is not None:
         inside = _sampling.mask_and(inside, within.view(-1, 1, 1))
     if dtype != torch.bool:
         inside = inside.to(dtype).neg_()  # both masks converted in one pass
-    return inside[:, 0, :height], inside[:, 1, :width]
+    rows, cols = inside.unbind(1)
+    if height != width:
+        rows, cols = rows.narrow(-1, 0, height), cols.narrow(-1, 0, width)
+    return rows, cols
 
 
 def paste_box(source: Tensor, base: Tensor, params: Mapping[str, Any], *, within: Tensor | None,
@@ -111,7 +115,9 @@ def paste_box(source: Tensor, base: Tensor, params: Mapping[str, Any], *, within
 def paste_mask(params: Mapping[str, Any], height: int, width: int, *, within: Tensor | None) -> Tensor:
     """Boolean ``(B, 1, H, W)``: the boxes of :func:`box_rows_cols`, for a ``where`` over the channels."""
     rows, cols = box_rows_cols(params, height, width, within=within)
-    return _sampling.mask_and(rows.unsqueeze(-1), cols.unsqueeze(-2)).unsqueeze(1)
+    # Shaped (B, 1, H, 1) and (B, 1, 1, W) by one view each: the product is the (B, 1, H, W) mask.
+    batch = rows.shape[0]  # not -1: an empty batch has no size to infer
+    return _sampling.mask_and(rows.view(batch, 1, height, 1), cols.view(batch, 1, 1, width))
 
 
 def cyclic_shift(images: Tensor, params: Mapping[str, Any]) -> int | None:
@@ -170,6 +176,12 @@ def partners(batch_size: int, *, device: torch.device, generator: torch.Generato
     if batch_size < 2:
         return index
     return cyclic_partners(partner_shift(batch_size, device=device, generator=generator), batch_size)
+
+
+def autograd_ready(tensor: Tensor) -> Tensor:
+    """``tensor``, copied when it is an inference tensor (parameters are drawn in inference mode,
+    see :meth:`MaskMixTransform._draw_params`), so that an autograd graph may save it."""
+    return tensor.clone() if tensor.is_inference() else tensor
 
 
 def partner_shift(batch_size: int, *, device: torch.device, generator: torch.Generator | None) -> Tensor:
@@ -452,8 +464,14 @@ class MixingTransform(MaskMixTransform):
         # with its default value 1 rounds the product, then the sum, as `a + b * w` does;
         # index_select costs a third of the host time of advanced indexing.
         weight = params["partner_weight"].to(soft.dtype).unsqueeze(1)
-        mixed = torch.addcmul(soft * torch.rsub(weight, 1), soft.index_select(0, params["partner"]), weight)
-        if (selected := selection(params)) is not None:
+        selected, partner = selection(params), params["partner"]
+        if soft.requires_grad and torch.is_grad_enabled():
+            # Soft labels that record a gradient (a teacher's outputs): the graph saves the weight,
+            # the partners and the selection, which must not be inference tensors (_draw_params).
+            weight, partner = autograd_ready(weight), autograd_ready(partner)
+            selected = None if selected is None else autograd_ready(selected)
+        mixed = torch.addcmul(soft * torch.rsub(weight, 1), soft.index_select(0, partner), weight)
+        if selected is not None:
             mixed = torch.where(selected.unsqueeze(1), mixed, soft)
         return mixed
 

@@ -1,0 +1,85 @@
+"""Parameters drawn in inference mode never reach the user nor an autograd graph.
+
+An eager call draws its random parameters in inference mode (``MaskMixTransform._draw_params``:
+less host time per small operation) unless an autograd graph may go through the sample. The
+parameters are then inference tensors, which may not be written in place outside inference mode
+nor saved by autograd. These tests hold the two promises that make that safe, for every torch
+configuration of the registry: what a call returns is an ordinary tensor, and a graph through any
+image of a sample (not only the first) or through soft labels still gets its gradients.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import gen, make_images
+from registry_cases import NUM_CLASSES, variant_cases
+from torchvision import tv_tensors
+
+CASES = variant_cases("torch")
+
+
+def _outputs(result: object) -> list[torch.Tensor]:
+    """Every tensor of a call's result (nested tuples and dicts flattened)."""
+    if isinstance(result, torch.Tensor):
+        return [result]
+    items = result.values() if isinstance(result, dict) else result
+    return [t for item in items for t in _outputs(item)]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("call", ["plain", "sample"])
+def test_every_output_is_an_ordinary_tensor(name: str, call: str) -> None:
+    # "plain": the short route of a plain batch (and labels); "sample": torchvision's route, with
+    # segmentation masks where the strategy takes them and the augmentation labels.
+    case = CASES[name]
+    images = make_images((4, 3, 8, 8))
+    options = {"return_labels": True} if call == "sample" and "return_labels" in case.spec.param_names else {}
+    transform = case.build(generator=gen(1), augmentation_ratio=0.5, **options)
+    masks = tv_tensors.Mask(torch.arange(4 * 8 * 8).reshape(4, 8, 8).remainder(5).to(torch.uint8))
+    if case.mixes:
+        labels = torch.arange(4).remainder(NUM_CLASSES)
+        result = transform(images, labels) if call == "plain" else transform({"image": images, "label": labels})
+    elif call == "plain" or transform.dense_targets == "refuse":
+        result = transform(images)
+    else:
+        result = transform(images, masks)
+    outputs = _outputs(result)
+    assert len(outputs) >= 1 + bool(options)
+    for out in outputs:
+        assert not out.is_inference(), f"{name} returned an inference tensor of shape {tuple(out.shape)}"
+        out.mul_(1)  # written in place by the caller, as any tensor it owns
+
+
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if not c.mixes])
+def test_a_graph_through_a_later_image_of_the_sample_gets_its_gradient(name: str) -> None:
+    # The parameters are drawn from the first image; the second records a gradient.
+    case = CASES[name]
+    first = tv_tensors.Image(make_images((4, 3, 8, 8), seed=2))
+    second = tv_tensors.Image(make_images((4, 3, 8, 8), seed=3)).requires_grad_()
+    out_first, out_second = case.build(generator=gen(5), augmentation_ratio=0.5)(first, second)
+    out_second.sum().backward()
+    assert second.grad is not None and torch.isfinite(second.grad).all()
+    assert not out_first.requires_grad and out_second.requires_grad
+
+
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if c.mixes])
+def test_soft_labels_that_record_a_gradient_get_it(name: str) -> None:
+    # A teacher's soft labels. The reference: the same draws made as ordinary tensors, because the
+    # images record a gradient too. Every mixed row's weights sum to 1, so each class column of
+    # the gradient of the label sum adds up to the batch size (times 1 - label_smoothing, which
+    # scales the given rows).
+    case = CASES[name]
+
+    def gradient(images: torch.Tensor) -> torch.Tensor:
+        soft = torch.softmax(torch.randn(6, NUM_CLASSES, generator=gen(4)), dim=1).requires_grad_()
+        _, mixed = case.build(generator=gen(6), augmentation_ratio=0.5)(images, soft)
+        mixed.sum().backward()
+        assert soft.grad is not None
+        return soft.grad
+
+    images = make_images((6, 3, 8, 8))
+    got = gradient(images)
+    torch.testing.assert_close(got, gradient(images.clone().requires_grad_()), rtol=0, atol=0)
+    scale = 1.0 - case.config.get("label_smoothing", 0.0)
+    torch.testing.assert_close(got.sum(dim=0), torch.full((NUM_CLASSES,), 6.0 * scale))
