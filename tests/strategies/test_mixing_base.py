@@ -81,12 +81,25 @@ def test_torch_other_partners_are_one_cyclic_shift_of_the_batch() -> None:
         assert shifts == set(range(1, batch))
 
 
+def test_torch_cpu_slices_only_for_batches_worth_their_host_time() -> None:
+    from maskmix.torch._mixing import SLICES_MIN_ELEMENTS, cyclic_shift
+
+    t = RandomCutMix(num_classes=4, generator=torch.Generator().manual_seed(0))
+    small, large = torch.zeros(8, 3, 32, 32), torch.zeros(64, 3, 32, 32)
+    assert small.numel() < SLICES_MIN_ELEMENTS <= large.numel()
+    assert cyclic_shift(small, t.make_params([small])) is None  # a partner gather: less host time
+    assert cyclic_shift(large, t.make_params([large])) is not None
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.uint8], ids=str)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
-def test_torch_cpu_slices_of_the_shifted_batch_give_the_gathered_result_bit_for_bit(cls, layout, dtype) -> None:
+def test_torch_cpu_slices_of_the_shifted_batch_give_the_gathered_result_bit_for_bit(cls, layout, dtype,
+                                                                                   monkeypatch) -> None:
+    from maskmix.torch import _mixing
     from maskmix.torch._mixing import cyclic_shift
 
+    monkeypatch.setattr(_mixing, "SLICES_MIN_ELEMENTS", 0)  # a small batch, to see the slices at work
     x = make_images((9, 3, 11, 7), dtype, seed=3)
     if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
