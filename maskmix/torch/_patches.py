@@ -187,14 +187,15 @@ def cell_outside_block(index: Tensor, cells: Tensor, first: Tensor, count: Tenso
     uniform cell of the grid outside the block; each part is a division by its row length and a
     skip over the block's rows (outside the band) or columns (in it). Elementwise over images.
     """
-    columns = cells[1]
-    outside = (cells[0] - count[0]) * columns  # cells in the rows outside the block
+    # Rows and columns as views by one unbind each (indexing costs more host time).
+    (rows, columns), (count_rows, count_columns) = cells.unbind(0), count.unbind(0)
+    outside = (rows - count_rows) * columns  # cells in the rows outside the block
     in_band = index >= outside
     # At least 1: a block that fills its rows leaves an empty band, which no index reaches.
-    band_width = (columns - count[1]).clamp_min(1)
+    band_width = (columns - count_columns).clamp_min(1)
     width = torch.where(in_band, band_width, columns)
     # Band cells are numbered from the block's first row on, so that the quotient is the row itself.
-    local = index + in_band * (first[0] * band_width - outside)
+    local = index + in_band * (first.select(0, 0) * band_width - outside)
     row = torch.floor_divide(local, width)  # not `//`: Tensor.__floordiv__ is a Python wrapper
     cell = torch.stack((row, local - row * width))
     # Past the block: a row outside the band skips the block's rows, a column in it its columns.

@@ -266,8 +266,8 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
         index = (u[0] * (cells.prod(dim=0) - count.prod(dim=0))).to(torch.int64)
         corner_a = _patches.cell_outside_block(index, cells, first, count, const.band_row)
         corner_b = self._place_b(sides, corner_a, u[1], const)
-        return {"height": sides[0], "width": sides[1], "top_a": corner_a[0], "left_a": corner_a[1],
-                "top_b": corner_b[0], "left_b": corner_b[1]}
+        (h, w), (top_a, left_a), (top_b, left_b) = sides.unbind(0), corner_a.unbind(0), corner_b.unbind(0)
+        return {"height": h, "width": w, "top_a": top_a, "left_a": left_a, "top_b": top_b, "left_b": left_b}
 
     @staticmethod
     def _place_b(sides: Tensor, corner_a: Tensor, u: Tensor, const: _patches.Constants) -> Tensor:
