@@ -411,10 +411,10 @@ RANDOM_HIDE_AND_SEEK = register(StrategySpec(
     draw_everything={"grid_size": [2, (3, 4)], "fill_method": "random"},
     variants={
         "hide_and_seek": Variant({"grid_size": [2, (3, 4)], "erased_patches": (1, 3)}, launches=36),
-        "hide_and_seek_prob": Variant({"hide_prob": 0.9, "fill_method": "white"}, launches=9),
+        "hide_and_seek_prob": Variant({"hide_prob": 0.9, "fill_method": "white"}, launches=8),
         # Sides in pixels; without the 0 candidate, so that every selected image changes (as the
         # batteries check): the paper's "no hiding" is tested in tests/papers.
-        "hide_and_seek_paper": Variant({"cell_size": [3, 5], "hide_prob": 0.9}, launches=34),
+        "hide_and_seek_paper": Variant({"cell_size": [3, 5], "hide_prob": 0.9}, launches=31),
     },
     benchmarks={"RandomHideAndSeek": {}},
     gallery={"hide_and_seek": {"grid_size": [4, 6], "hide_prob": 0.3, "fill_method": "gray"}},
@@ -563,7 +563,7 @@ RANDOM_CUTMIX = register(StrategySpec(
     example={},
     draw_everything={"num_classes": 3, "label_smoothing": 0.1},
     variants={
-        "cutmix": Variant({}, launches=45),
+        "cutmix": Variant({}, launches=42),
         "cutmix_variant": Variant({"alpha": 0.5, "patch_area": (0.1, 0.5), "patch_aspect_ratio": (0.5, 2.0)},
                                   launches=67),
     },
@@ -900,7 +900,7 @@ RANDOM_CUT_THUMBNAIL = register(StrategySpec(
     draw_everything={"thumbnail_area": (0.1, 0.5), "mix_images": True, "num_classes": 3},
     variants={
         "thumbnail": Variant({"thumbnail_area": (0.1, 0.5)}, launches=42),
-        "thumbnail_mix": Variant({"mix_images": True}, launches=49),
+        "thumbnail_mix": Variant({"mix_images": True}, launches=45),
     },
     benchmarks={"RandomCutThumbnail": {}},
     gallery={"thumbnail": {"thumbnail_area": 0.15}, "thumbnail_mix": {"thumbnail_area": 0.25, "mix_images": True}},
