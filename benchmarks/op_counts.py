@@ -184,6 +184,20 @@ FAMILY_TARGETS = {
 ERASING_PEER, CUTMIX_PEER = FAMILY_TARGETS["masking"][0], FAMILY_TARGETS["mixing"][0]
 
 
+def minimal_per_image_cutout(images: torch.Tensor, side: int) -> torch.Tensor:
+    """The floor of a per-image eager erase: one ``side x side`` black square per image, placed
+    uniformly inside, in the fewest plain torch ops (one draw, row and column tests, one product),
+    with no validation, no selection, no fills, no parameters kept and no dtype or layout care.
+    What maskmix's Cutout does per call, stripped to its kernels: how far the library's own
+    plumbing is from what the eager per-image work needs."""
+    batch, _, height, width = images.shape
+    corners = torch.randint(0, min(height, width) - side + 1, (batch, 2, 1), device=images.device)
+    positions = torch.arange(max(height, width), device=images.device)
+    outside = (positions < corners) | (positions >= corners + side)
+    keep = outside[:, 0, :height, None] | outside[:, 1, None, :width]
+    return images * keep[:, None]
+
+
 def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], Any]]:
     """One call of each peer on CPU tensors, keyed '<peer> <what>'. Missing libraries are skipped."""
     from torchvision.transforms import v2
@@ -194,6 +208,7 @@ def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], Any]]:
         "torchvision RandomErasing (one box per batch)": lambda: erase(x),
         "torchvision CutMix (one box per batch)": lambda: cutmix(x, y),
         "torchvision MixUp (one ratio per batch)": lambda: mixup(x, y),
+        "floor: minimal per-image Cutout by hand (no checks)": lambda: minimal_per_image_cutout(x, x.shape[-1] // 2),
     }
     try:
         from timm.data import Mixup

@@ -120,7 +120,8 @@ class RandomCutout(MaskingTransform):
             ends = starts + (extent.unsqueeze(-1) if isinstance(extent, Tensor) else extent)
             size = (extent if isinstance(extent, Tensor)
                     else _sampling.cached_constant((extent,), torch.int64, device).expand(shape))
-            params = {"top": starts.select(-1, 0), "left": starts.select(-1, 1), "height": size, "width": size}
+            top, left = starts.unbind(-1)  # one call for both views
+            params = {"top": top, "left": left, "height": size, "width": size}
         else:
             centres = _sampling.random_points(shape, height, width, device=device, generator=generator)
             # The square [c - side//2, c - side//2 + extent), clipped to the image.

@@ -192,8 +192,8 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
                 active = active & found
             sizes = torch.stack((h, w), -1)
         starts = _sampling.place_sizes(sizes, height, width, generator=generator)
-        return {"top": starts.select(-1, 0), "left": starts.select(-1, 1), "height": sizes.select(-1, 0),
-                "width": sizes.select(-1, 1),
+        (top, left), (box_height, box_width) = starts.unbind(-1), sizes.unbind(-1)  # one call each
+        return {"top": top, "left": left, "height": box_height, "width": box_width,
                 "box_start": starts, "box_end": starts + sizes, "active": active, "count": count}
 
     def region_keep(self, params: Mapping[str, Any], height: int, width: int, dtype: torch.dtype, *,
