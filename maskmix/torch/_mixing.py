@@ -94,10 +94,7 @@ def box_rows_cols(params: Mapping[str, Any], height: int, width: int, *, within:
         inside = _sampling.mask_and(inside, within.view(-1, 1, 1))
     if dtype != torch.bool:
         inside = inside.to(dtype).neg_()  # both masks converted in one pass
-    rows, cols = inside.unbind(1)
-    if height != width:
-        rows, cols = rows.narrow(-1, 0, height), cols.narrow(-1, 0, width)
-    return rows, cols
+    return _sampling.split_lines(inside, height, width)
 
 
 def paste_box(source: Tensor, base: Tensor, params: Mapping[str, Any], *, within: Tensor | None,

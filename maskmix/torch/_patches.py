@@ -170,7 +170,7 @@ def box_lines(starts: Tensor, sides: Tensor, positions: Tensor, height: int, wid
     (broadcastable to ``(...)``) empties the boxes where it is False."""
     starts = starts.unsqueeze(-1)
     inside = (positions >= starts) & (positions < starts + sides.unsqueeze(-1))
-    rows, cols = inside[0, ..., :height], inside[1, ..., :width]
+    rows, cols = _sampling.split_lines(inside, height, width, dim=0)
     if within is not None:
         rows = rows & within.unsqueeze(-1)
     return rows, cols

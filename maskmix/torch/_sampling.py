@@ -531,10 +531,19 @@ def box_keep(starts: Tensor, ends: Tensor, height: int, width: int, dtype: torch
         ends = ends * within.unsqueeze(-1)
     positions = cached_arange(max(height, width), starts.device)
     outside = ((positions < starts.unsqueeze(-1)) | (positions >= ends.unsqueeze(-1))).to(dtype)
-    rows, cols = outside.unbind(-2)  # one call for both views; Ellipsis indexing costs host time
+    rows, cols = split_lines(outside, height, width)
+    return rows.unsqueeze(-1) | cols.unsqueeze(-2)
+
+
+def split_lines(lines: Tensor, height: int, width: int, *, dim: int = -2) -> tuple[Tensor, Tensor]:
+    """Views of the rows ``(..., H)`` and the columns ``(..., W)`` of ``lines``, whose dim ``dim``
+    (size 2) holds rows at 0 and columns at 1 over a last dim of ``max(H, W)`` positions: the
+    layout in which box and band tests compare rows and columns in one pass. One ``unbind``
+    (indexing costs more host time), narrowed only when ``H != W``."""
+    rows, cols = lines.unbind(dim)
     if height != width:
         rows, cols = rows.narrow(-1, 0, height), cols.narrow(-1, 0, width)
-    return rows.unsqueeze(-1) | cols.unsqueeze(-2)
+    return rows, cols
 
 
 def box_mask_of(params: Mapping[str, Tensor], height: int, width: int, *,

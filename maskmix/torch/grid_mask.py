@@ -152,9 +152,8 @@ class RandomGridMask(MaskingTransform):
             # Rows ([:, 0]) and columns ([:, 1]) in one (B, 2, max(H, W)) pass.
             positions = _sampling.cached_arange(max(height, width), unit.device)
             phase = (positions + params["offsets"].unsqueeze(-1)) % unit.view(-1, 1, 1)
-            rows, cols = self._kept_bands(phase, masked.view(-1, 1, 1)).to(dtype).unbind(1)
-            if height != width:
-                rows, cols = rows.narrow(-1, 0, height), cols.narrow(-1, 0, width)
+            rows, cols = _sampling.split_lines(self._kept_bands(phase, masked.view(-1, 1, 1)).to(dtype),
+                                               height, width)
             rows, cols = rows.unsqueeze(-1), cols.unsqueeze(-2)
             return rows & cols if self.invert else rows | cols
         device = unit.device
