@@ -186,9 +186,19 @@ class MaskMixTransform(v2.Transform):
         spec = cls.__dict__.get("spec")
         if spec is not None and spec.name == cls.__name__:
             registry.register_implementation(spec, "torch", cls)
+        # Looked up once per class, not per call (a bound method and an attribute walk each call).
+        cls._default_make_params = cls.make_params is MaskMixTransform.make_params
 
     #: True for the strategies that need at least two images (they pair images of the batch).
     needs_batch: ClassVar[bool] = False
+
+    #: Whether a call's parameters are drawn in inference mode where no autograd graph can reach
+    #: them (see :meth:`_draw_params`). A strategy whose usual draw is one or two small kernels
+    #: turns it off: entering the mode then costs more host time than it saves.
+    draws_in_inference_mode: ClassVar[bool] = True
+
+    #: Set per class (:meth:`__init_subclass__`): True when :meth:`make_params` is the base's.
+    _default_make_params: ClassVar[bool] = True
 
     #: How the strategy treats the targets of a sample that are not images, declared once here:
     #: ``"keep"``: pixels stay where they are (erasing, CutBlur), so boxes and keypoints pass
@@ -417,7 +427,8 @@ class MaskMixTransform(v2.Transform):
         :meth:`make_params` returns, drawn once per call. A plain-tensor call comes here directly.
 
         Drawn in inference mode unless an autograd graph may go through the sample (``graph``;
-        None: through ``first``) or ``torch.compile`` traces: the parameters never need a
+        None: through ``first``), ``torch.compile`` traces or the strategy turns it off
+        (:attr:`draws_in_inference_mode`): the parameters never need a
         gradient, and inference mode skips the autograd bookkeeping of each of their many small
         operations (up to a tenth of the host time of a small eager call). They are then
         inference tensors: read them freely, but do not write into them, and copy one
@@ -426,16 +437,18 @@ class MaskMixTransform(v2.Transform):
         """
         if graph is None:
             graph = first.requires_grad and torch.is_grad_enabled()
-        if graph or torch.compiler.is_compiling():
+        if graph or not self.draws_in_inference_mode or torch.compiler.is_compiling():
             return self._draw(first)
         with _compat.inference_mode():
             return self._draw(first)
 
     def _draw(self, first: Tensor) -> dict[str, Any]:
         """:meth:`_draw_params`, in the caller's autograd mode."""
-        channels, height, width = first.shape[-3:]
+        shape = first.shape
+        channels, height, width = shape[-3:]
         frames = clip_length(first)
-        batch_size = math.prod(first.shape[:-3]) // max(frames, 1)  # images, or clips of a Video
+        # Images, or clips of a Video; a (B, C, H, W) batch, the usual call, without a product.
+        batch_size = shape[0] if len(shape) == 4 and frames == 1 else math.prod(shape[:-3]) // max(frames, 1)
         device = first.device
         generator = self._generator_for(device)
         single = first.ndim == 3 or (frames > 1 and first.ndim == 4)  # one image, or one clip
@@ -472,7 +485,7 @@ class MaskMixTransform(v2.Transform):
         params["selected"] = selected
         params["all_selected"] = all_selected
         params["batch_shape"] = (batch_size, height, width)
-        params["image_leading"] = tuple(first.shape[:-3])  # what the leading dims of masks must be
+        params["image_leading"] = tuple(shape[:-3])  # what the leading dims of masks must be
         self.refine_selection(params)
         if frames > 1:
             # A Video: everything was drawn per clip; each frame takes its clip's draws.
@@ -509,7 +522,7 @@ class MaskMixTransform(v2.Transform):
             # to [image], find that it is the image and transform it. The same steps without
             # that plumbing, which costs more host time than the kernels of a small batch.
             image = inputs[0]
-            if getattr(self.make_params, "__func__", None) is MaskMixTransform.make_params:
+            if self._default_make_params and "make_params" not in self.__dict__:  # not replaced on the instance
                 self.check_image(image)  # all make_params would do before drawing, for one plain tensor
                 params = self._draw_params(image)
             else:
@@ -629,6 +642,16 @@ class MaskMixTransform(v2.Transform):
         return tv_tensors.wrap(out.reshape(shape), like=target)
 
 
+#: The fills that are one number relative to the value range (``fill_method`` names).
+_CONSTANT_FILLS = frozenset({"black", "white", "gray", "zero"})
+
+
+def _image_scalar(value: float, dtype: torch.dtype) -> float | int:
+    if dtype == torch.uint8:
+        return min(max(round(value), 0), 255)  # round() is half to even, like torch.round
+    return float(value)
+
+
 # Plain tensors, tv_tensors and PIL images reach `transform` (PIL images to be refused by name).
 _compat.declare_transformed_types(MaskMixTransform, (torch.Tensor, PIL.Image.Image))
 
@@ -742,8 +765,14 @@ class MaskingTransform(MaskMixTransform):
         """
         method = self.fill_method
         dtype = images.dtype
+        if method in _CONSTANT_FILLS:  # the usual fills, first: no tensor, no lookups
+            lo, hi = self.value_range(dtype)
+            if method == "black" or method == "white":
+                return _image_scalar(lo if method == "black" else hi, dtype)
+            return _image_scalar(0.0 if method == "zero" else (lo + hi) / 2, dtype)
+        if type(method) is float:
+            return _image_scalar(method, dtype)
         work = self.compute_dtype(dtype)
-        lo, hi = self.value_range(dtype)
         device = images.device
         if params.get("fill_values") is not None:
             values = params["fill_values"]
@@ -758,11 +787,8 @@ class MaskingTransform(MaskMixTransform):
             # Reduced in the standard layout: a channels_last batch would sum in another order and
             # give means (hence fills) that differ in the last bit from the contiguous batch's.
             values = images.contiguous().to(work).mean(dim=(-2, -1), keepdim=True)
-        elif isinstance(method, str):
-            constant = {"black": lo, "white": hi, "gray": (lo + hi) / 2, "zero": 0.0}[method]
-            return self.to_image_scalar(constant, dtype)
         elif not isinstance(method, tuple):
-            return self.to_image_scalar(method, dtype)
+            return self.to_image_scalar(method, dtype)  # set after validation (which gives floats)
         else:
             channels = images.shape[-3]
             if len(method) not in (1, channels):
@@ -776,9 +802,7 @@ class MaskingTransform(MaskMixTransform):
     @staticmethod
     def to_image_scalar(value: float, dtype: torch.dtype) -> float | int:
         """A constant as :meth:`to_image_dtype` would cast it, as a Python number."""
-        if dtype == torch.uint8:
-            return min(max(round(value), 0), 255)  # round() is half to even, like torch.round
-        return float(value)
+        return _image_scalar(value, dtype)
 
     def erased(self, params: Mapping[str, Any], height: int, width: int) -> Tensor:
         """``(B, H, W)`` boolean mask of the pixels erased this call: the region of selected images."""

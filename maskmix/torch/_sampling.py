@@ -453,6 +453,9 @@ def _cached(kind: str, value: Any, dtype: torch.dtype, device: torch.device) -> 
             return torch.arange(value, dtype=dtype, device=device)
         if kind == "ones":
             return torch.ones(value, dtype=dtype, device=device)
+        if kind == "full":
+            shape, fill = value
+            return torch.full(shape, fill, dtype=dtype, device=device)
         return torch.tensor(value, dtype=dtype).to(device)  # once per value and device
 
 
@@ -483,6 +486,14 @@ def cached_constant(values: tuple[float, ...], dtype: torch.dtype, device: torch
     if torch.compiler.is_compiling():
         return torch.stack([torch.full((), v, dtype=dtype, device=device) for v in values])
     return _cached("constant", values, dtype, device)
+
+
+def cached_full(shape: tuple[int, ...], value: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``torch.full(shape, value)`` on ``device``, cached like :func:`cached_arange` (a fixed
+    parameter of every image, e.g. the side of a fixed-size square). Never write into it."""
+    if torch.compiler.is_compiling():
+        return torch.full(shape, value, dtype=dtype, device=device)
+    return _cached("full", (shape, value), dtype, device)
 
 
 @functools.lru_cache(maxsize=256)

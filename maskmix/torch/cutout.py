@@ -66,6 +66,8 @@ class RandomCutout(MaskingTransform):
     """
 
     spec = RANDOM_CUTOUT
+    # The usual draw is one randint and one add: inference mode would cost more than it saves.
+    draws_in_inference_mode = False
     patch_area: tuple[float, float]
     allow_partial: bool
     patch_side: tuple[int, int] | None
@@ -118,8 +120,7 @@ class RandomCutout(MaskingTransform):
             rooms = (height - extent, width - extent) if height != width else (height - extent,) * 2
             starts = _sampling.uniform_corners(*rooms, shape, device=device, generator=generator)
             ends = starts + (extent.unsqueeze(-1) if isinstance(extent, Tensor) else extent)
-            size = (extent if isinstance(extent, Tensor)
-                    else _sampling.cached_constant((extent,), torch.int64, device).expand(shape))
+            size = extent if isinstance(extent, Tensor) else _sampling.cached_full(shape, extent, torch.int64, device)
             top, left = starts.unbind(-1)  # one call for both views
             params = {"top": top, "left": left, "height": size, "width": size}
         else:

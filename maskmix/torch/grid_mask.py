@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -110,11 +111,16 @@ class RandomGridMask(MaskingTransform):
                       generator: torch.Generator | None) -> dict[str, Tensor]:
         size = (batch_size,)
         if self.unit_pixels is not None:
-            unit = _sampling.randint(*unit_pixels_bounds(self.unit_pixels, height, width), size, device=device,
-                                     generator=generator)
+            low, high = unit_pixels_bounds(self.unit_pixels, height, width)
+            unit = _sampling.randint(low, high, size, device=device, generator=generator)
+            largest = max(low, high)
         else:
+            side = min(height, width)
             unit_fraction = _sampling.uniform(*self.unit_length, size, device=device, generator=generator)
-            unit = torch.round(unit_fraction * float(min(height, width))).to(torch.int64).clamp_min(2)
+            unit = torch.round(unit_fraction * float(side)).to(torch.int64)
+            if self.unit_length[0] * side < 2:  # else every rounded unit is already 2 or more
+                unit = unit.clamp_min(2)
+            largest = max(side, 2)
         if self.kept_ratio is not None:
             # ceil(r d) in float64, as Python computes it (a float32 product can round past an integer).
             kept = torch.ceil(unit.to(torch.float64) * self.kept_ratio).to(torch.int64)
@@ -124,7 +130,8 @@ class RandomGridMask(MaskingTransform):
             # A fixed ratio (the default) multiplies as a number: nothing to draw.
             ratio = lo if lo == hi else _sampling.uniform(lo, hi, size, device=device, generator=generator)
             masked = torch.round(unit * ratio).to(torch.int64)
-            masked = torch.minimum(masked.clamp_min(1), unit - 1)
+            if lo != hi or torch.compiler.is_compiling() or _masked_side_needs_bounds(lo, largest):
+                masked = torch.minimum(masked.clamp_min(1), unit - 1)
         # Both offsets uniform in {0, ..., d - 1} in one draw, rows and columns in the last dim:
         # floor(U d) for U uniform in [0, 1) in float64 (below d for every unit under 2 ** 52).
         u = torch.rand((batch_size, 2), device=device, dtype=torch.float64, **_sampling.drawing_from(generator))
@@ -175,3 +182,14 @@ class RandomGridMask(MaskingTransform):
         masked band (a pixel is kept when its row or its column is), or inside it (``invert``:
         a pixel is kept when both are)."""
         return phase < masked if self.invert else phase >= masked
+
+
+@functools.lru_cache(maxsize=64)
+def _masked_side_needs_bounds(ratio: float, largest: int) -> bool:
+    """Whether ``round(d * ratio)`` (as a call computes it) falls outside ``[1, d - 1]`` for some
+    unit ``d`` in ``2..largest``: else bounding the masked side is a no-op for a fixed ratio
+    (the default 0.5 among them), two kernels fewer per call. Worked out once, on the CPU."""
+    with torch.inference_mode(False):
+        units = torch.arange(2, largest + 1)
+        masked = torch.round(units * ratio).to(torch.int64)
+        return bool(((masked < 1) | (masked > units - 1)).any())
