@@ -146,6 +146,24 @@ def test_torch_hide_and_seek_hidden_cells_are_uniform_over_the_grid() -> None:
     assert_frequencies(per_cell, np.full(20, 1 / 20))
 
 
+@pytest.mark.parametrize(("cells", "most"), [(64, 5), (6, 9), (20, 20), (7, 0)])
+def test_torch_hide_and_seek_hides_the_lowest_scored_cells(cells, most) -> None:
+    # The cells are picked by a partial sort of per-cell scores: the `count` cells hidden in an
+    # image must be its `count` lowest-scored ones (an independent full argsort here), for every
+    # count up to the bound, also above the number of cells. Would fail for an unsorted partial
+    # pick (the first `count` of the lowest few in another order), the highest scores, or an
+    # off-by-one count.
+    from maskmix.torch.hide_and_seek import _lowest_cells
+
+    generator = gen(26)
+    scores = torch.rand(300, cells, generator=generator)
+    count = torch.randint(0, most + 1, (300,), generator=generator)
+    hidden = _lowest_cells(scores, count, most)
+    ranks = scores.argsort(dim=1).argsort(dim=1)
+    assert torch.equal(hidden, ranks < count.view(-1, 1))
+    assert torch.equal(hidden.sum(1), count.clamp_max(cells))
+
+
 @pytest.mark.parametrize("hide_prob", [0.3, 0.5, 0.9])
 def test_torch_hide_and_seek_hide_prob(hide_prob) -> None:
     transform = RandomHideAndSeek(grid_size=[(4, 4), (8, 8)], erased_patches=0, hide_prob=hide_prob, generator=gen(26))
