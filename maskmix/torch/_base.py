@@ -788,7 +788,7 @@ class MaskingTransform(MaskMixTransform):
             # give means (hence fills) that differ in the last bit from the contiguous batch's.
             values = images.contiguous().to(work).mean(dim=(-2, -1), keepdim=True)
         elif not isinstance(method, tuple):
-            return self.to_image_scalar(method, dtype)  # set after validation (which gives floats)
+            return self.to_image_scalar(float(method), dtype)  # a number set after validation
         else:
             channels = images.shape[-3]
             if len(method) not in (1, channels):

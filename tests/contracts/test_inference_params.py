@@ -51,6 +51,23 @@ def test_every_output_is_an_ordinary_tensor(name: str, call: str) -> None:
         out.mul_(1)  # written in place by the caller, as any tensor it owns
 
 
+@pytest.mark.parametrize("name", list(CASES))
+def test_parameters_are_inference_tensors_exactly_where_the_strategy_draws_them_so(name: str) -> None:
+    # A strategy may turn inference-mode draws off (`draws_in_inference_mode`, Cutout: its usual
+    # draw is cheaper than entering the mode); the others draw every tensor parameter in it,
+    # unless the images record a gradient. Would fail if the flag were ignored either way, or if a
+    # graph through the images still got inference parameters.
+    transform = CASES[name].build(generator=gen(2))
+    images = make_images((4, 3, 8, 8))
+    expected = type(transform).draws_in_inference_mode
+    for graph, wanted in ((False, expected), (True, False)):
+        source = images.clone().requires_grad_(graph)
+        params = transform._draw_params(source)
+        # Drawn tensors are inference tensors; cached constants (built once, outside the mode) never are.
+        drawn = [key for key, value in params.items() if isinstance(value, torch.Tensor) and value.is_inference()]
+        assert bool(drawn) == wanted, (graph, drawn)
+
+
 @pytest.mark.parametrize("name", [n for n, c in CASES.items() if not c.mixes])
 def test_a_graph_through_a_later_image_of_the_sample_gets_its_gradient(name: str) -> None:
     # The parameters are drawn from the first image; the second records a gradient.
