@@ -647,6 +647,7 @@ _CONSTANT_FILLS = frozenset({"black", "white", "gray", "zero"})
 
 
 def _image_scalar(value: float, dtype: torch.dtype) -> float | int:
+    """:meth:`MaskingTransform.to_image_scalar`: ``value`` as a pixel of ``dtype`` would hold it."""
     if dtype == torch.uint8:
         return min(max(round(value), 0), 255)  # round() is half to even, like torch.round
     return float(value)
