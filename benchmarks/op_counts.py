@@ -51,7 +51,7 @@ from maskmix import registry
 
 #: ATen ops that only make a new view or alias of a tensor: no kernel runs.
 VIEW_OPS = frozenset({
-    "_reshape_alias", "_unsafe_view", "alias", "as_strided", "detach", "expand", "lift_fresh", "permute",
+    "_reshape_alias", "_unsafe_view", "alias", "as_strided", "detach", "expand", "lift_fresh", "narrow", "permute",
     "reshape", "select", "slice", "split", "squeeze", "t", "transpose", "unbind", "unsqueeze", "view",
 })
 #: ATen ops that copy a tensor's value to the host (on a GPU: a synchronisation).

@@ -39,6 +39,8 @@ __all__ = [
     "log_uniform_bounds",
     "low_resolution_size",
     "low_resolution_size_range",
+    "rectangles_always_fit",
+    "rectangles_never_empty",
     "rotation_range",
     "sampling_units",
     "thumbnail_side",
@@ -78,6 +80,50 @@ def log_uniform_bounds(low: float, high: float) -> tuple[float, float]:
     """
     floor, ceiling = LOG_UNIFORM_LIMITS
     return min(max(float(low), floor), ceiling), min(max(float(high), floor), ceiling)
+
+
+#: Relative margin on a rectangle side before rounding: covers the float32 arithmetic of the
+#: draws (a few roundings of ``2 ** -24`` each) many times over.
+_SIDE_MARGIN = 1.0 + 1e-4
+
+
+def rectangles_always_fit(height: int, width: int, patch_area: tuple[float, float],
+                          patch_aspect_ratio: tuple[float, float]) -> bool:
+    """Whether every rectangle of the "area fraction and aspect ratio" law fits in an image, so
+    that the first of the :data:`ATTEMPTS` candidates is always the one kept and drawing the
+    others only spends random numbers.
+
+    The sides ``round(sqrt(a H W r))`` and ``round(sqrt(a H W / r))`` grow with the area ``a`` and
+    with ``r`` (``1 / r``); at the largest area and the extreme ratios they must round to at most
+    ``H`` and ``W``, by a relative margin of ``1e-4`` (float32 arithmetic): a rectangle that could
+    reach ``H + 0.5`` keeps the tries.
+    An area divided between several patches is smaller still, so the answer holds for it too.
+
+    >>> rectangles_always_fit(32, 32, (0.05, 0.3), (0.3, 3.0))  # at most 30 x 30 pixels
+    True
+    >>> rectangles_always_fit(32, 32, (0.02, 1 / 3), (0.3, 1 / 0.3))  # up to 34 pixels tall
+    False
+    """
+    low, high = log_uniform_bounds(*patch_aspect_ratio)
+    target = float(patch_area[1]) * height * width
+    return (math.sqrt(target * high) * _SIDE_MARGIN < height + 0.5
+            and math.sqrt(target / low) * _SIDE_MARGIN < width + 0.5)
+
+
+def rectangles_never_empty(height: int, width: int, patch_area: tuple[float, float],
+                           patch_aspect_ratio: tuple[float, float]) -> bool:
+    """Whether every side of the "area fraction and aspect ratio" law (undivided areas) rounds to
+    at least one pixel, so that its lower clamp to 1 changes nothing: at the smallest area and
+    the extreme ratios both sides exceed ``0.5`` by the margin of :func:`rectangles_always_fit`.
+
+    >>> rectangles_never_empty(32, 32, (0.05, 0.3), (0.3, 3.0))  # at least 4 pixels
+    True
+    >>> rectangles_never_empty(32, 32, (0.05, 0.3), (1e-3, 1e3))  # down to 0.2 pixels
+    False
+    """
+    low, high = log_uniform_bounds(*patch_aspect_ratio)
+    target = float(patch_area[0]) * height * width
+    return math.sqrt(target * low) > 0.5 * _SIDE_MARGIN and math.sqrt(target / high) > 0.5 * _SIDE_MARGIN
 
 
 def thumbnail_side(size: int, area: float) -> int:

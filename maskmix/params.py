@@ -352,8 +352,8 @@ RANDOM_ERASING = register(StrategySpec(
     draw_everything={"patch_count": (1, 3), "fill_method": "normal", "bernoulli_mix": True,
                      "augmentation_ratio": 0.6},
     variants={
-        "erasing": Variant({}, launches=31),
-        "erasing_multi": Variant({"patch_count": (1, 3), "fill_method": "noise"}, launches=41),
+        "erasing": Variant({}, launches=22),
+        "erasing_multi": Variant({"patch_count": (1, 3), "fill_method": "noise"}, launches=31),
         "erasing_paper": Variant({"patch_area": (0.02, 0.4), "patch_aspect_ratio": (0.3, 3.33),
                                   "aspect_law": "uniform", "fit": "skip", "attempts": 100}, launches=39),
     },
@@ -820,8 +820,8 @@ RANDOM_CUTBLUR = register(StrategySpec(
     example={},
     draw_everything={"blur_factor": (0.1, 0.5), "resize_method": "bicubic"},
     variants={
-        "cutblur": Variant({}, launches=38),
-        "cutblur_range": Variant({"blur_factor": (0.05, 0.5), "resize_method": "bicubic"}, launches=58),
+        "cutblur": Variant({}, launches=29),
+        "cutblur_range": Variant({"blur_factor": (0.05, 0.5), "resize_method": "bicubic"}, launches=48),
     },
     benchmarks={"RandomCutBlur": {}},
     gallery={"cutblur": {"patch_area": (0.2, 0.4), "blur_factor": 0.08}},
@@ -991,7 +991,7 @@ RANDOM_CUTPASTE = register(StrategySpec(
     example={},
     draw_everything={"color_jitter": 0.3, "hue_jitter": 0.1, "scar_prob": 0.5, "return_labels": True},
     variants={
-        "cutpaste": Variant({}, launches=52),
+        "cutpaste": Variant({}, launches=43),
         "cutpaste_jitter": Variant({"color_jitter": 0.5, "patch_area": (0.1, 0.4)}, launches=94),
     },
     benchmarks={"RandomCutPaste": {}},

@@ -3,18 +3,23 @@
 An eager call on a small batch costs mostly host time (Python, dispatcher, small kernels), so the
 common case takes a shorter route: a plain tensor (or two, images and labels) skips torchvision's
 flatten / needs-transform plumbing. Each test below compares the short route with the long one,
-bit for bit.
+bit for bit, or (one candidate rectangle where every candidate fits) the same law.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 from helpers import assert_bit_identical, gen, make_images
 from registry_cases import variant_cases
+from scipy import stats
 from torchvision.transforms import v2
 
-from maskmix.torch import _sampling
+from maskmix.geometry import rectangles_always_fit, rectangles_never_empty
+from maskmix.torch import _patches, _sampling
 
 CASES = variant_cases("torch")
 
@@ -122,3 +127,98 @@ def test_region_keep_is_the_complement_of_the_region(name: str) -> None:
         keep = transform.region_keep(params, 10, 9, dtype, within=params["selected"])
         assert keep.dtype == dtype and keep.shape == (7, 10, 9)
         assert torch.equal(keep.to(torch.bool), ~erased)
+
+
+# ---------------------------------------------------------------------------------------------
+# One candidate rectangle instead of ten where every candidate fits (geometry guarantees).
+# ---------------------------------------------------------------------------------------------
+
+
+def _extreme_sides(height: int, width: int, area: tuple[float, float],
+                   aspect: tuple[float, float]) -> tuple[float, float, float, float]:
+    """The unrounded tallest, widest, shortest and narrowest sides of the law, in float64."""
+    pixels = height * width
+    return (math.sqrt(area[1] * pixels * aspect[1]), math.sqrt(area[1] * pixels / aspect[0]),
+            math.sqrt(area[0] * pixels * aspect[0]), math.sqrt(area[0] * pixels / aspect[1]))
+
+
+GUARANTEE_CASES = [
+    ((32, 32), (0.05, 0.3), (0.3, 3.0)),
+    ((32, 32), (0.02, 1 / 3), (0.3, 1 / 0.3)),  # timm's: 33.7 px tall at most
+    ((37, 53), (0.1, 0.5), (0.5, 2.0)),  # 62.6 px wide at most
+    ((53, 37), (0.1, 0.5), (0.5, 2.0)),
+    ((40, 90), (0.01, 0.2), (1.5, 4.0)),  # asymmetric ratios: 60 px tall at most
+    ((90, 40), (0.01, 0.2), (1.5, 4.0)),
+    ((64, 64), (1e-4, 0.1), (0.3, 3.0)),  # 0.35 px narrow at least
+    ((5, 7), (0.2, 0.4), (0.8, 1.2)),
+]
+
+
+@pytest.mark.parametrize(("size", "area", "aspect"), GUARANTEE_CASES)
+def test_rectangle_guarantees_follow_the_extreme_sides(size, area, aspect) -> None:
+    height, width = size
+    tallest, widest, shortest, narrowest = _extreme_sides(height, width, area, aspect)
+    assert rectangles_always_fit(height, width, area, aspect) == (round(tallest) <= height and round(widest) <= width)
+    assert rectangles_never_empty(height, width, area, aspect) == (round(shortest) >= 1 and round(narrowest) >= 1)
+
+
+@pytest.mark.parametrize("side", [0.5, 32.5])
+def test_rectangle_guarantees_keep_a_margin_for_float32_draws(side: float) -> None:
+    # A square law whose extreme side lies a hair inside the rounding threshold: the float32
+    # draws may cross it, so neither guarantee may be claimed. A clear margin gives both.
+    def area(length: float) -> tuple[float, float]:
+        return (length ** 2 / (32 * 32), length ** 2 / (32 * 32))
+
+    guarantee = rectangles_never_empty if side == 0.5 else rectangles_always_fit
+    direction = 1.0 if side == 0.5 else -1.0
+    assert not guarantee(32, 32, area(side * (1 + direction * 1e-6)), (1.0, 1.0))
+    assert guarantee(32, 32, area(side * (1 + direction * 1e-3)), (1.0, 1.0))
+
+
+def _two_sample_frequencies(a: np.ndarray, b: np.ndarray) -> float:
+    """The p-value of a chi-square test that two integer samples share one law (bins with fewer
+    than 20 expected samples pooled into their neighbours)."""
+    values = np.union1d(a, b)
+    table = np.stack([np.searchsorted(values, s)[:, None] == np.arange(len(values)) for s in (a, b)]).sum(1)
+    pooled, current = [], np.zeros(2, dtype=np.int64)
+    for column in table.T:
+        current = current + column
+        if current.sum() >= 40:
+            pooled.append(current)
+            current = np.zeros(2, dtype=np.int64)
+    if current.sum():
+        pooled[-1] = pooled[-1] + current
+    return float(stats.chi2_contingency(np.stack(pooled, 1))[1])
+
+
+SINGLE_CANDIDATE_CASES = {
+    "erasing": lambda shape, g: _sampling.fitting_box_sizes(shape, 24, 40, (0.05, 0.3), (0.3, 1.8),
+                                                            device=torch.device("cpu"), generator=g).movedim(-1, 0),
+    "erasing_split": lambda shape, g: _sampling.fitting_box_sizes(
+        shape, 24, 40, (0.05, 0.3), (0.3, 1.8), device=torch.device("cpu"), generator=g,
+        area_divisor=torch.arange(shape[0]).remainder(3).add(1).view(-1, 1)).movedim(-1, 0),
+    "rectangles": lambda shape, g: torch.stack(_sampling.random_rectangles(
+        shape, 24, 40, (0.05, 0.3), (0.3, 1.8), device=torch.device("cpu"), generator=g)),
+    "patches": lambda shape, g: _patches.sides_inside(
+        shape[0], 24, 40, (0.05, 0.3), (0.3, 1.8), _patches.constants(24, 40, torch.device("cpu")),
+        device=torch.device("cpu"), generator=g),
+}
+
+
+@pytest.mark.parametrize("name", list(SINGLE_CANDIDATE_CASES))
+def test_one_candidate_where_all_fit_draws_the_law_of_the_first_fitting_of_ten(name: str, monkeypatch) -> None:
+    # The same law with and without the shortcut: the general route (ten candidates, the first
+    # that fits) is forced by denying the guarantee. At 200 000 rectangles a wrong area scale
+    # or a swapped ratio moves the side frequencies far beyond the test's reach.
+    draw = SINGLE_CANDIDATE_CASES[name]
+    assert rectangles_always_fit(24, 40, (0.05, 0.3), (0.3, 1.8))
+    shape = (100_000, 2)
+    short = draw(shape, gen(11)).reshape(2, -1)
+    monkeypatch.setattr(_sampling, "always_fit", lambda *args: False)
+    general = draw(shape, gen(12)).reshape(2, -1)
+    assert short.dtype == general.dtype == torch.int64 and short.shape == general.shape
+    assert short.min() >= 1 and (short.amax(1) <= torch.tensor([24, 40])).all()
+    for side in range(2):
+        assert _two_sample_frequencies(short[side].numpy(), general[side].numpy()) > 1e-4
+    # The joint law too: the area h * w (the product couples the sides).
+    assert _two_sample_frequencies(short.prod(0).numpy() // 16, general.prod(0).numpy() // 16) > 1e-4

@@ -5,8 +5,8 @@
   back channels_last, without a copy.
 * :func:`resample_matrix` builds per-image separable resampling matrices that reproduce
   ``torch.nn.functional.interpolate`` for a different output size per image.
-* :func:`rectangle_candidates`, :func:`first_fitting`, :func:`uniform_corners`, :func:`box_lines`
-  and :func:`cell_outside_block` draw and place the patches with few kernels: rows and columns
+* :func:`rectangle_candidates`, :func:`sides_inside`, :func:`first_fitting`, :func:`uniform_corners`,
+  :func:`box_lines` and :func:`cell_outside_block` draw and place the patches with few kernels: rows and columns
   are handled together as ``(2, ...)`` tensors (``[0]`` rows/heights, ``[1]`` columns/widths),
   and the small constants they compare with are kept between eager calls (:func:`constants`).
 
@@ -30,7 +30,7 @@ from maskmix.geometry import ATTEMPTS, log_uniform_bounds
 from . import _sampling
 
 __all__ = ["Constants", "box_lines", "cell_outside_block", "column", "constants", "first_fitting", "kept",
-           "move_pixels", "rectangle_candidates", "resample_matrix", "uniform_corners"]
+           "move_pixels", "rectangle_candidates", "resample_matrix", "sides_inside", "uniform_corners"]
 
 #: Integer dtypes of the same width as each float dtype, for bit-exact pixel moves.
 _SAME_SIZE_INTEGER = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
@@ -114,8 +114,8 @@ def constants(height: int, width: int, device: torch.device) -> Constants:
 
 def rectangle_candidates(shape: Sequence[int], height: int, width: int, patch_area: tuple[float, float],
                          patch_aspect_ratio: tuple[float, float], *, device: torch.device,
-                         generator: torch.Generator | None) -> Tensor:
-    """Int64 ``(2, *shape, ATTEMPTS)`` candidate sides, heights ``[0]`` and widths ``[1]``.
+                         generator: torch.Generator | None, attempts: int = ATTEMPTS) -> Tensor:
+    """Int64 ``(2, *shape, attempts)`` candidate sides, heights ``[0]`` and widths ``[1]``.
 
     The law of :func:`maskmix.torch._sampling.random_rectangles`' candidates: an area fraction
     ``a`` uniform in ``patch_area`` and an aspect ratio ``r = h / w`` log-uniform in
@@ -135,11 +135,31 @@ def rectangle_candidates(shape: Sequence[int], height: int, width: int, patch_ar
         return scale, shift, column((1.0, -1.0), device, torch.float32)
 
     scale, shift, signs = kept(("candidates", height, width, low, high, log_low, log_high), device, build)
-    count = math.prod(shape) * ATTEMPTS
+    count = math.prod(shape) * attempts
     drawn = torch.addcmul(shift, scale, torch.rand((2, count), device=device, **_sampling.drawing_from(generator)))
-    sides = drawn[1:].mul(signs).exp_().mul_(drawn[0].sqrt_())
-    # The upper clamp keeps an extreme aspect ratio's huge side castable; it still exceeds H and W.
-    return sides.round_().clamp_(1, height * width + 1).to(torch.int64).view(2, *shape, ATTEMPTS)
+    sides = drawn[1:].mul(signs).exp_().mul_(drawn[0].sqrt_()).round_()
+    if attempts > 1 or not _sampling.never_empty(height, width, patch_area, patch_aspect_ratio):
+        # The upper clamp keeps an extreme aspect ratio's huge side castable; it still exceeds
+        # H and W. A single candidate is only drawn where every side fits (sides_inside).
+        sides = sides.clamp_(1, height * width + 1)
+    return sides.to(torch.int64).view(2, *shape, attempts)
+
+
+def sides_inside(batch_size: int, height: int, width: int, patch_area: tuple[float, float],
+                 patch_aspect_ratio: tuple[float, float], const: Constants, *, device: torch.device,
+                 generator: torch.Generator | None) -> Tensor:
+    """Int64 ``(2, B)`` rectangle sides of RandomErasing's law (heights ``[0]``, widths ``[1]``):
+    the first of the :func:`rectangle_candidates` inside the image, or the first clamped to it.
+
+    Where every candidate fits (:data:`maskmix.torch._sampling.always_fit`) only the first is
+    drawn: the same law in a third of the kernels.
+    """
+    if _sampling.always_fit(height, width, patch_area, patch_aspect_ratio):
+        return rectangle_candidates((batch_size,), height, width, patch_area, patch_aspect_ratio, device=device,
+                                    generator=generator, attempts=1).squeeze(-1)
+    candidates = rectangle_candidates((batch_size,), height, width, patch_area, patch_aspect_ratio, device=device,
+                                      generator=generator)
+    return first_fitting(candidates, (candidates <= const.dims.unsqueeze(-1)).all(dim=0), const.dims)
 
 
 def first_fitting(sides: Tensor, fits: Tensor, limits: Tensor) -> Tensor:

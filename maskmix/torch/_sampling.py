@@ -19,7 +19,13 @@ from typing import Any, TypedDict
 import torch
 from torch import Tensor
 
-from maskmix.geometry import ATTEMPTS, log_uniform_bounds, sampling_units
+from maskmix.geometry import (
+    ATTEMPTS,
+    log_uniform_bounds,
+    rectangles_always_fit,
+    rectangles_never_empty,
+    sampling_units,
+)
 
 Size = Sequence[int]
 
@@ -191,6 +197,13 @@ def rectangle_sizes(area_fraction: Tensor, aspect_ratio: Tensor, height: int, wi
     return sides[0], sides[1]
 
 
+#: :func:`maskmix.geometry.rectangles_always_fit`, remembered per image size and ranges (a
+#: Python test on every call otherwise).
+always_fit = functools.lru_cache(maxsize=256)(rectangles_always_fit)
+#: :func:`maskmix.geometry.rectangles_never_empty`, remembered likewise.
+never_empty = functools.lru_cache(maxsize=256)(rectangles_never_empty)
+
+
 def rectangle_sides(area_fraction: Tensor, aspect_ratio: Tensor, height: int, width: int) -> Tensor:
     """:func:`rectangle_sizes` as one int64 ``(2, ...)`` tensor: heights ``[0]``, widths ``[1]``."""
     target = area_fraction * float(height * width)
@@ -263,14 +276,19 @@ def random_rectangles(shape: Size, height: int, width: int, patch_area: tuple[fl
     ``w = round(sqrt(a H W / r))`` pixels (at least 1). The first candidate that fits is kept
     (:func:`first_fitting`); ``fits(h, w)`` replaces the default "inside the image" test for
     strategies with a stricter rule (CutSwap needs room for two patches). If no candidate fits,
-    the first one is clamped to the image.
+    the first one is clamped to the image. Where every candidate fits (:data:`always_fit`, and
+    no ``fits`` rule) only the first is drawn.
     """
-    size = (*shape, ATTEMPTS)
+    single = fits is None and always_fit(height, width, patch_area, patch_aspect_ratio)
+    # When every candidate fits, the first is the one kept: draw only it (the same law).
+    size = tuple(shape) if single else (*shape, ATTEMPTS)
     area = uniform(*patch_area, size, device=device, generator=generator)
     aspect = log_uniform(*patch_aspect_ratio, size, device=device, generator=generator)
     if area_divisor is not None:
-        area = area / area_divisor.unsqueeze(-1)
+        area = area / (area_divisor if single else area_divisor.unsqueeze(-1))
     sides = rectangle_sides(area, aspect, height, width)
+    if single:
+        return sides[0], sides[1]
     return first_fitting_sides(sides, height, width, fits=None if fits is None else fits(sides[0], sides[1]))
 
 
@@ -285,19 +303,34 @@ def fitting_box_sizes(shape: Size, height: int, width: int, patch_area: tuple[fl
     ``patch_aspect_ratio``), written ``h = round(sqrt(a H W) * r ** 0.5)`` and
     ``w = round(sqrt(a H W) / r ** 0.5)``: both powers of ``r`` come from one ``exp`` of
     ``+-log(r) / 2``, and both uniforms from one draw. The first candidate that fits is kept, or
-    the first one clamped to the image.
+    the first one clamped to the image; where every candidate fits (:data:`always_fit`) only the
+    first is drawn.
     """
     low, high = patch_area
     log_low, log_high = (math.log(v) for v in log_uniform_bounds(*patch_aspect_ratio))
-    u = torch.rand((*shape, 2, ATTEMPTS), device=device, **drawing_from(generator))
     pixels = float(height * width)
+    if always_fit(height, width, patch_area, patch_aspect_ratio):
+        # The first candidate is always kept: draw only it (the same law in far fewer kernels).
+        # One addcmul makes [area in pixels, log(r) / 2] of a uniform pair; then the signs.
+        constants = cached_constant((low * pixels, 0.5 * log_low, (high - low) * pixels, 0.5 * (log_high - log_low),
+                                     1.0, -1.0), torch.float32, device).view(3, 2)
+        drawn = torch.addcmul(constants[0], constants[1],
+                              torch.rand((*shape, 2), device=device, **drawing_from(generator)))
+        area = drawn.narrow(-1, 0, 1)
+        if area_divisor is not None:
+            area = area / area_divisor.unsqueeze(-1)
+        sides = drawn.narrow(-1, 1, 1).mul(constants[2]).exp_().mul_(area.sqrt()).round_()
+        if area_divisor is not None or not never_empty(height, width, patch_area, patch_aspect_ratio):
+            sides = sides.clamp_min_(1)
+        return sides.to(torch.int64)
+    # +-(log r) / 2 for heights and widths, from one pair of constants per call shape.
+    halves = cached_constant((0.5 * log_low, -0.5 * log_low, 0.5 * (log_high - log_low), -0.5 * (log_high - log_low)),
+                             torch.float32, device).view(2, 2, 1)
+    u = torch.rand((*shape, 2, ATTEMPTS), device=device, **drawing_from(generator))
     # Ellipsis indexing costs host time per call; select/narrow are direct views.
     area = u.select(-2, 0) * ((high - low) * pixels) + low * pixels  # in pixels
     if area_divisor is not None:
         area = area / area_divisor.unsqueeze(-1)
-    # +-(log r) / 2 for heights and widths, from one (2, 1) pair of constants per call shape.
-    halves = cached_constant((0.5 * log_low, -0.5 * log_low, 0.5 * (log_high - log_low), -0.5 * (log_high - log_low)),
-                             torch.float32, device).view(2, 2, 1)
     powers = torch.exp(torch.addcmul(halves[0], halves[1], u.narrow(-2, 1, 1)))
     # At least 1; the upper clamp keeps an extreme aspect ratio's inf side castable (it still
     # exceeds H and W).

@@ -154,10 +154,8 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
         const = _patches.constants(height, width, device)
         if self.patch_side_normal is None:
             # The boxes of RandomErasing's law (draw_boxes), with rows and columns drawn together.
-            candidates = _patches.rectangle_candidates((batch_size,), height, width, self.patch_area,
-                                                       self.patch_aspect_ratio, device=device, generator=generator)
-            fits = (candidates <= const.dims.unsqueeze(-1)).all(dim=0)
-            sides = _patches.first_fitting(candidates, fits, const.dims)
+            sides = _patches.sides_inside(batch_size, height, width, self.patch_area, self.patch_aspect_ratio,
+                                          const, device=device, generator=generator)
             corners = _patches.uniform_corners(sides, const, generator=generator)
             params = {"top": corners[0], "left": corners[1], "height": sides[0], "width": sides[1]}
         else:

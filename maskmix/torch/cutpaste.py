@@ -219,9 +219,8 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
                dtype: torch.dtype, device: torch.device,
                generator: torch.Generator | None) -> dict[str, Any]:
         const = _patches.constants(height, width, device)
-        candidates = _patches.rectangle_candidates((batch_size,), height, width, self.patch_area,
-                                                   self.patch_aspect_ratio, device=device, generator=generator)
-        sides = _patches.first_fitting(candidates, (candidates <= const.dims.unsqueeze(-1)).all(dim=0), const.dims)
+        sides = _patches.sides_inside(batch_size, height, width, self.patch_area, self.patch_aspect_ratio, const,
+                                      device=device, generator=generator)
         cells = const.dims1 - sides
         positions = cells.prod(dim=0)
         # The source uniform over the positions, k uniform over positions - 1 (see
