@@ -57,6 +57,9 @@ CASES = [
                 "area": (p["height"] * p["width"] * p["active"]).sum(1)}),
     (mt.RandomErasing, {"patch_area": (0.3, 0.6), "patch_aspect_ratio": (0.2, 5.0)},
      lambda p: {"h": p["height"][:, 0], "w": p["width"][:, 0]}),
+    # Every candidate fits (one drawn): asymmetric ratios tell heights from widths.
+    (mt.RandomErasing, {"patch_area": (0.05, 0.2), "patch_aspect_ratio": (1.5, 3.0)},
+     lambda p: {"h": p["height"][:, 0], "w": p["width"][:, 0]}),
     (mt.RandomHideAndSeek, {"grid_size": [2, (3, 4), 6], "erased_patches": (0, 8)},
      lambda p: {"rows": p["rows"], "count": p["hidden"].sum((1, 2)),
                 "cell": np.argmax(p["hidden"].reshape(N, -1), 1)}),
