@@ -496,8 +496,8 @@ RANDOM_GRID_MASK = register(StrategySpec(
     example={},
     draw_everything={"rotation": 90.0, "fill_method": "normal_per_patch"},
     variants={
-        "gridmask": Variant({}, launches=20),
-        "gridmask_rotated": Variant({"rotation": 90, "fill_method": "mean_per_channel"}, launches=42),
+        "gridmask": Variant({}, launches=17),
+        "gridmask_rotated": Variant({"rotation": 90, "fill_method": "mean_per_channel"}, launches=39),
         "gridmask_paper": Variant({"unit_pixels": (3, None), "kept_ratio": 0.6, "rotation": 360,
                                    "whole_degrees": True, "invert": True}, launches=41),
     },

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -14,7 +13,7 @@ from typing_extensions import Unpack
 from maskmix.geometry import rotation_range, unit_pixels_bounds
 from maskmix.params import RANDOM_GRID_MASK, given_arguments
 
-from . import _sampling
+from . import _patches, _sampling
 from ._base import CommonOptions, MaskingTransform
 
 __all__ = ["RandomGridMask"]
@@ -127,11 +126,14 @@ class RandomGridMask(MaskingTransform):
             masked = unit - kept
         else:
             lo, hi = self.masked_ratio
-            # A fixed ratio (the default) multiplies as a number: nothing to draw.
-            ratio = lo if lo == hi else _sampling.uniform(lo, hi, size, device=device, generator=generator)
-            masked = torch.round(unit * ratio).to(torch.int64)
-            if lo != hi or torch.compiler.is_compiling() or _masked_side_needs_bounds(lo, largest):
-                masked = torch.minimum(masked.clamp_min(1), unit - 1)
+            if lo == hi and not torch.compiler.is_compiling():
+                # A fixed ratio (the default): each unit's masked side, bounds included, is read
+                # from a table of every unit (one kernel instead of three to five).
+                masked = _masked_sides(lo, largest, device).index_select(0, unit)
+            else:
+                # A fixed ratio multiplies as a number: nothing to draw (compiled, this fuses).
+                ratio = lo if lo == hi else _sampling.uniform(lo, hi, size, device=device, generator=generator)
+                masked = _bounded_masked_side(torch.round(unit * ratio).to(torch.int64), unit)
         # Both offsets uniform in {0, ..., d - 1} in one draw, rows and columns in the last dim:
         # floor(U d) for U uniform in [0, 1) in float64 (below d for every unit under 2 ** 52).
         u = torch.rand((batch_size, 2), device=device, dtype=torch.float64, **_sampling.drawing_from(generator))
@@ -184,12 +186,17 @@ class RandomGridMask(MaskingTransform):
         return phase < masked if self.invert else phase >= masked
 
 
-@functools.lru_cache(maxsize=64)
-def _masked_side_needs_bounds(ratio: float, largest: int) -> bool:
-    """Whether ``round(d * ratio)`` (as a call computes it) falls outside ``[1, d - 1]`` for some
-    unit ``d`` in ``2..largest``: else bounding the masked side is a no-op for a fixed ratio
-    (the default 0.5 among them), two kernels fewer per call. Worked out once, on the CPU."""
-    with torch.inference_mode(False):
-        units = torch.arange(2, largest + 1)
-        masked = torch.round(units * ratio).to(torch.int64)
-        return bool(((masked < 1) | (masked > units - 1)).any())
+def _bounded_masked_side(masked: Tensor, unit: Tensor) -> Tensor:
+    """The masked side kept in ``[1, d - 1]``: every unit keeps a band of each kind."""
+    return torch.minimum(masked.clamp_min(1), unit - 1)
+
+
+def _masked_sides(ratio: float, largest: int, device: torch.device) -> Tensor:
+    """Int64 ``(largest + 1,)`` table: entry ``d`` is the bounded masked side of a unit of ``d``
+    pixels at a fixed ``ratio``, computed by the very ops a call would run on the units (the same
+    values), once per ratio, size and device (``_patches.kept``)."""
+    def build() -> Tensor:
+        units = torch.arange(largest + 1, device=device)
+        return _bounded_masked_side(torch.round(units * ratio).to(torch.int64), units)
+
+    return _patches.kept(("gridmask_masked_sides", ratio, largest), device, build)
