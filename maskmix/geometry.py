@@ -96,8 +96,8 @@ def rectangles_always_fit(height: int, width: int, patch_area: tuple[float, floa
     The sides ``round(sqrt(a H W r))`` and ``round(sqrt(a H W / r))`` grow with the area ``a`` and
     with ``r`` (``1 / r``); at the largest area and the extreme ratios they must round to at most
     ``H`` and ``W``, by a relative margin of ``1e-4`` (float32 arithmetic): a rectangle that could
-    reach ``H + 0.5`` keeps the tries.
-    An area divided between several patches is smaller still, so the answer holds for it too.
+    reach ``H + 0.5`` keeps the tries. An area divided between several patches is smaller still,
+    so the answer holds for it too.
 
     >>> rectangles_always_fit(32, 32, (0.05, 0.3), (0.3, 3.0))  # at most 30 x 30 pixels
     True

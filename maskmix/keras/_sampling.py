@@ -23,14 +23,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from maskmix.geometry import (
-    ATTEMPTS,
-    GAMMA_PROPOSALS,
-    gamma_proposal_constants,
-    log_uniform_bounds,
-    rectangles_always_fit,
-    sampling_units,
-)
+from maskmix.geometry import ATTEMPTS, GAMMA_PROPOSALS, gamma_proposal_constants, log_uniform_bounds, sampling_units
 from maskmix.params import num_selected
 
 __all__ = [
@@ -268,21 +261,16 @@ def random_rectangles(ops: Ops, shape: Size, height: int, width: int, patch_area
     ``h = round(sqrt(a H W r))`` by ``w = round(sqrt(a H W / r))`` pixels (at least 1). The first
     candidate that fits is kept (:func:`first_fitting`); ``fits(h, w)`` replaces the default
     "inside the image" test for strategies with a stricter rule. If none fits, the first one is
-    clamped to the image. Same rule as :func:`maskmix.torch._sampling.random_rectangles`; where
-    every candidate fits (:func:`maskmix.geometry.rectangles_always_fit`, static image sizes and
-    no ``fits`` rule) only the first is drawn, the same law.
+    clamped to the image. Same rule as :func:`maskmix.torch._sampling.random_rectangles`, which
+    draws only the first candidate where every one fits; here all ten are always drawn, so that a
+    layer traced with an unknown image size draws what it draws eagerly with the same seed.
     """
-    single = (fits is None and isinstance(height, int) and isinstance(width, int)
-              and rectangles_always_fit(height, width, patch_area, patch_aspect_ratio))
-    size = tuple(shape) if single else (*shape, ATTEMPTS)
+    size = (*shape, ATTEMPTS)
     area = uniform(ops, patch_area[0], patch_area[1], size, seed)
     aspect = log_uniform(ops, patch_aspect_ratio[0], patch_aspect_ratio[1], size, seed)
     if area_divisor is not None:
-        divisor = ops.cast(area_divisor, "float32")
-        area = area / (divisor if single else ops.numpy.expand_dims(divisor, -1))
+        area = area / ops.numpy.expand_dims(ops.cast(area_divisor, "float32"), -1)
     h, w = rectangle_sizes(ops, area, aspect, height, width)
-    if single:
-        return h, w
     return first_fitting(ops, h, w, height, width, fits=None if fits is None else fits(h, w))
 
 

@@ -5,10 +5,11 @@
   back channels_last, without a copy.
 * :func:`resample_matrix` builds per-image separable resampling matrices that reproduce
   ``torch.nn.functional.interpolate`` for a different output size per image.
-* :func:`rectangle_candidates`, :func:`sides_inside`, :func:`first_fitting`, :func:`uniform_corners`,
-  :func:`box_lines` and :func:`cell_outside_block` draw and place the patches with few kernels: rows and columns
-  are handled together as ``(2, ...)`` tensors (``[0]`` rows/heights, ``[1]`` columns/widths),
-  and the small constants they compare with are kept between eager calls (:func:`constants`).
+* :func:`rectangle_candidates`, :func:`sides_inside`, :func:`first_fitting`,
+  :func:`uniform_corners`, :func:`box_lines` and :func:`cell_outside_block` draw and place the
+  patches with few kernels: rows and columns are handled together as ``(2, ...)`` tensors
+  (``[0]`` rows/heights, ``[1]`` columns/widths), and the small constants they compare with are
+  kept between eager calls (:func:`constants`).
 
 In eager mode on an accelerator, a call costs mostly host time per kernel launched (about 1 us of
 Python and dispatcher each, on the CPU too), so these functions count kernels. Like
@@ -138,9 +139,10 @@ def rectangle_candidates(shape: Sequence[int], height: int, width: int, patch_ar
     count = math.prod(shape) * attempts
     drawn = torch.addcmul(shift, scale, torch.rand((2, count), device=device, **_sampling.drawing_from(generator)))
     sides = drawn[1:].mul(signs).exp_().mul_(drawn[0].sqrt_()).round_()
-    if attempts > 1 or not _sampling.never_empty(height, width, patch_area, patch_aspect_ratio):
+    if not (_sampling.always_fit(height, width, patch_area, patch_aspect_ratio)
+            and _sampling.never_empty(height, width, patch_area, patch_aspect_ratio)):
         # The upper clamp keeps an extreme aspect ratio's huge side castable; it still exceeds
-        # H and W. A single candidate is only drawn where every side fits (sides_inside).
+        # H and W. Where every side lies in [1, H] x [1, W] already, the clamp changes nothing.
         sides = sides.clamp_(1, height * width + 1)
     return sides.to(torch.int64).view(2, *shape, attempts)
 
