@@ -208,8 +208,9 @@ SINGLE_CANDIDATE_CASES = {
 @pytest.mark.parametrize("name", list(SINGLE_CANDIDATE_CASES))
 def test_one_candidate_where_all_fit_draws_the_law_of_the_first_fitting_of_ten(name: str, monkeypatch) -> None:
     # The same law with and without the shortcut: the general route (ten candidates, the first
-    # that fits) is forced by denying the guarantee. At 200 000 rectangles a wrong area scale
-    # or a swapped ratio moves the side frequencies far beyond the test's reach.
+    # that fits) is forced by denying the guarantee. At 200 000 rectangles a slip in one route
+    # (a wrong area scale, swapped sides, a dropped divisor) moves the side frequencies far
+    # beyond the test's reach; the law itself is checked in tests/strategies/test_erasing.py.
     draw = SINGLE_CANDIDATE_CASES[name]
     assert rectangles_always_fit(24, 40, (0.05, 0.3), (0.3, 1.8))
     shape = (100_000, 2)

@@ -309,32 +309,26 @@ def fitting_box_sizes(shape: Size, height: int, width: int, patch_area: tuple[fl
     low, high = patch_area
     log_low, log_high = (math.log(v) for v in log_uniform_bounds(*patch_aspect_ratio))
     pixels = float(height * width)
-    if always_fit(height, width, patch_area, patch_aspect_ratio):
-        # The first candidate is always kept: draw only it (the same law in far fewer kernels).
-        # One addcmul makes [area in pixels, log(r) / 2] of a uniform pair; then the signs.
-        constants = cached_constant((low * pixels, 0.5 * log_low, (high - low) * pixels, 0.5 * (log_high - log_low),
-                                     1.0, -1.0), torch.float32, device).view(3, 2)
-        drawn = torch.addcmul(constants[0], constants[1],
-                              torch.rand((*shape, 2), device=device, **drawing_from(generator)))
-        area = drawn.narrow(-1, 0, 1)
-        if area_divisor is not None:
-            area = area / area_divisor.unsqueeze(-1)
-        sides = drawn.narrow(-1, 1, 1).mul(constants[2]).exp_().mul_(area.sqrt()).round_()
+    # Every candidate fits: the first is always the one kept, so only it is drawn (the same law).
+    attempts = 1 if always_fit(height, width, patch_area, patch_aspect_ratio) else ATTEMPTS
+    # One addcmul makes [area in pixels, log(r) / 2] (dim -2) of a uniform pair; then the signs
+    # give +-log(r) / 2 for heights and widths. Select/narrow are direct views (Ellipsis
+    # indexing costs host time per call).
+    constants = cached_constant((low * pixels, 0.5 * log_low, (high - low) * pixels, 0.5 * (log_high - log_low),
+                                 1.0, -1.0), torch.float32, device).view(3, 2, 1)
+    drawn = torch.addcmul(constants[0], constants[1],
+                          torch.rand((*shape, 2, attempts), device=device, **drawing_from(generator)))
+    area = drawn.narrow(-2, 0, 1)
+    if area_divisor is not None:
+        area = area / area_divisor.view(*area_divisor.shape, 1, 1)
+    sides = drawn.narrow(-2, 1, 1).mul(constants[2]).exp_().mul_(area.sqrt()).round_()
+    if attempts == 1:
         if area_divisor is not None or not never_empty(height, width, patch_area, patch_aspect_ratio):
             sides = sides.clamp_min_(1)
-        return sides.to(torch.int64)
-    # +-(log r) / 2 for heights and widths, from one pair of constants per call shape.
-    halves = cached_constant((0.5 * log_low, -0.5 * log_low, 0.5 * (log_high - log_low), -0.5 * (log_high - log_low)),
-                             torch.float32, device).view(2, 2, 1)
-    u = torch.rand((*shape, 2, ATTEMPTS), device=device, **drawing_from(generator))
-    # Ellipsis indexing costs host time per call; select/narrow are direct views.
-    area = u.select(-2, 0) * ((high - low) * pixels) + low * pixels  # in pixels
-    if area_divisor is not None:
-        area = area / area_divisor.unsqueeze(-1)
-    powers = torch.exp(torch.addcmul(halves[0], halves[1], u.narrow(-2, 1, 1)))
+        return sides.squeeze(-1).to(torch.int64)
     # At least 1; the upper clamp keeps an extreme aspect ratio's inf side castable (it still
     # exceeds H and W).
-    sides = (torch.sqrt(area).unsqueeze(-2) * powers).round_().clamp_(1, height * width + 1).to(torch.int64)
+    sides = sides.clamp_(1, height * width + 1).to(torch.int64)
     if height == width:
         fits = (sides <= height).all(dim=-2)
     else:
