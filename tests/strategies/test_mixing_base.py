@@ -91,16 +91,28 @@ def test_torch_cpu_slices_only_for_batches_worth_their_host_time() -> None:
     assert cyclic_shift(large, t.make_params([large])) is not None
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.uint8], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8],
+                         ids=str)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-@pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
-def test_torch_cpu_slices_of_the_shifted_batch_give_the_gathered_result_bit_for_bit(cls, layout, dtype,
+@pytest.mark.parametrize(("cls", "paste"), [(RandomCutMix, "bits"), (RandomCutMix, "where"), (RandomMixup, None)])
+def test_torch_cpu_slices_of_the_shifted_batch_give_the_gathered_result_bit_for_bit(cls, paste, layout, dtype,
                                                                                    monkeypatch) -> None:
     from maskmix.torch import _mixing
     from maskmix.torch._mixing import cyclic_shift
+    from maskmix.torch._sampling import same_size_integer
 
     monkeypatch.setattr(_mixing, "SLICES_MIN_ELEMENTS", 0)  # a small batch, to see the slices at work
+    if paste == "where":  # CutMix's paste of a batch too large for the bit patterns' two passes
+        monkeypatch.setattr(_mixing, "BIT_PASTE_MAX_BYTES", 0)
     x = make_images((9, 3, 11, 7), dtype, seed=3)
+    if dtype.is_floating_point:
+        # Values whose bits a paste must keep: a NaN with a payload, both infinities, -0.0.
+        nan_with_payload = torch.tensor(0x7FC0_0001 if dtype == torch.float32 else 0x7C01 if dtype == torch.float16
+                                        else 0x7FC1 if dtype == torch.bfloat16 else 0x7FF8_0000_0000_0001)
+        bits = x.view(same_size_integer(dtype))
+        bits[:, 0, 0, :4] = torch.stack([nan_with_payload, *(torch.tensor(v, dtype=dtype).view(bits.dtype)
+                                                             for v in (float("inf"), -float("inf"), -0.0))])
+        bits[:, 1:, 3:9, 2:6] = nan_with_payload  # a block of NaNs: a box edge crosses it in some images
     if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
     # Several draws (other shifts, so both slice pairs carry images), with and without a selection.
@@ -114,8 +126,13 @@ def test_torch_cpu_slices_of_the_shifted_batch_give_the_gathered_result_bit_for_
         out, reference = t.apply(x, params), t.apply(x, gathered)
         assert out.dtype == x.dtype and out.stride() == reference.stride() == x.stride()
         assert_bit_identical(out, reference)
-        changed = (out != x).flatten(1).any(1)
+        bits_of = same_size_integer(dtype)
+        changed = (out.view(bits_of) != x.view(bits_of)).flatten(1).any(1)  # compared as bits: NaN != NaN
         assert changed.any() and torch.equal(changed & ~params["selected"], torch.zeros_like(changed))
+        if cls is RandomCutMix:  # segmentation masks move with the pixels through the same paste
+            masks = (x.float() * 100).to(torch.int64) % 5
+            for mask in (masks, masks == 2):
+                assert_bit_identical(t.apply_mask(mask, params), t.apply_mask(mask, gathered))
     if dtype.is_floating_point:  # an autograd graph through the images takes the gather path
         assert cyclic_shift(x.detach().requires_grad_(), params) is None
 
