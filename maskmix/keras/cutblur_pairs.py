@@ -75,7 +75,8 @@ class RandomCutBlurPair(_sampling.RectanglePatches, MaskMixLayer):
         check_pair(name, lr, hr)
         lr_batch, single = self.check_images(lr)
         hr_batch, _ = self.check_images(hr)
-        transformation = self.get_random_transformation(lr_batch, training=training)
+        # The unbatched pair itself: one (H, W, C) pair is augmented with probability augmentation_ratio.
+        transformation = self.get_random_transformation(lr, training=training)
         if transformation is None:
             return lr, hr
         _, _, height, width = self.dims(lr_batch)
@@ -169,6 +170,8 @@ def cutblur_pair(
             ``r ~ Normal(mean, std)`` clipped to ``[0, 1]``, placed uniformly fully inside
             (``patch_area`` and ``patch_aspect_ratio`` are then unused).
         augmentation_ratio: fraction of the pairs that are augmented, in ``[0, 1]``. Default 1.
+            One pair of unbatched images (a per-sample ``tf.data`` map) is augmented with
+            probability ``ratio``.
         bernoulli_mix: False: exactly ``round(ratio * B)`` pairs; True: each with probability
             ``ratio``.
         sampling: ``"image"`` (default: a box and direction per image), ``"batch"`` (one box and

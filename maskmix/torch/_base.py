@@ -97,6 +97,24 @@ def clip_length(images: Tensor) -> int:
     return 1
 
 
+def batch_layout(images: Tensor) -> tuple[int, int, bool]:
+    """``(units, frames, single)`` of ``(..., C, H, W)`` images (design §Conventions): how many
+    images, or clips of a ``tv_tensors.Video``, draw their own parameters; the frames of each clip
+    (1 for images); and whether the tensor is one image ``(C, H, W)`` or one clip ``(T, C, H, W)``."""
+    shape = images.shape
+    frames = clip_length(images)
+    # A (B, C, H, W) batch, the usual call, without a product.
+    units = shape[0] if len(shape) == 4 and frames == 1 else math.prod(shape[:-3]) // max(frames, 1)
+    return units, frames, images.ndim == 3 or (frames > 1 and images.ndim == 4)
+
+
+def draws_coins(bernoulli_mix: bool, ratio: float | Tensor, single: bool) -> bool:
+    """Whether the selection flips a coin per unit (``bernoulli_mix``) rather than counting them:
+    also for one image or clip with a ratio strictly between 0 and 1 (or a scheduled one), which
+    an exact count would round to never or always (torchvision's ``p`` is a coin too)."""
+    return bernoulli_mix or (single and (isinstance(ratio, Tensor) or 0.0 < ratio < 1.0))
+
+
 class CommonOptions(TypedDict, total=False):
     """Keyword-only options every transform accepts (see :class:`MaskMixTransform`)."""
 
@@ -446,17 +464,14 @@ class MaskMixTransform(v2.Transform):
         """:meth:`_draw_params`, in the caller's autograd mode."""
         shape = first.shape
         channels, height, width = shape[-3:]
-        frames = clip_length(first)
-        # Images, or clips of a Video; a (B, C, H, W) batch, the usual call, without a product.
-        batch_size = shape[0] if len(shape) == 4 and frames == 1 else math.prod(shape[:-3]) // max(frames, 1)
+        batch_size, frames, single = batch_layout(first)  # images, or clips of a Video
         device = first.device
         generator = self._generator_for(device)
-        single = first.ndim == 3 or (frames > 1 and first.ndim == 4)  # one image, or one clip
         # A scheduled ratio is lent by the integrations (maskmix.schedules): a number in eager
         # steps, a (1,) tensor in compiled ones (its value then stays out of the graph).
         ratio = lent_value(self, "augmentation_ratio", self.augmentation_ratio)
         scheduled = isinstance(ratio, Tensor)
-        bernoulli = self.bernoulli_mix or (single and (scheduled or 0.0 < ratio < 1.0))
+        bernoulli = draws_coins(self.bernoulli_mix, ratio, single)
         # The sampling mode's units (design §Conventions, sampling modes): draws are made per unit
         # and given to its images (clips of a Video: units of clips, then frames of each clip).
         mode = self.sampling

@@ -670,6 +670,8 @@ def paper_rectangles(shape: Size, height: int, width: int, patch_area: tuple[flo
     fits = (h < height) & (w < width) if strict else (h <= height) & (w <= width)
     h, w = first_fitting_sides(sides, height, width, fits=fits)
     return h, w, fits.any(dim=-1)
+
+
 def normal_side_boxes(shape: Size, height: int, width: int, side: tuple[float, float], *, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Tensor]:
     """Boxes of the image's shape whose side ratio is normal: CutBlur's official law.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -14,7 +13,7 @@ from maskmix.geometry import IMAGE_DTYPES_TEXT, sampling_units
 from maskmix.params import CUTBLUR_DIRECTIONS, CUTBLUR_PAIR, given_arguments
 
 from . import _sampling
-from ._base import SUPPORTED_DTYPES, CommonOptions, MaskMixTransform
+from ._base import SUPPORTED_DTYPES, CommonOptions, MaskMixTransform, batch_layout, draws_coins
 
 __all__ = ["CUTBLUR_DIRECTIONS", "RandomCutBlurPair", "check_pair", "cutblur_pair"]
 
@@ -52,12 +51,15 @@ def _swap(lr_upsampled: Tensor, hr: Tensor, options: dict[str, Any], generator: 
     lr_plain = lr_upsampled.as_subclass(Tensor) if isinstance(lr_upsampled, tv_tensors.TVTensor) else lr_upsampled
     hr_plain = hr.as_subclass(Tensor) if isinstance(hr, tv_tensors.TVTensor) else hr
     channels, height, width = lr_plain.shape[-3:]
-    batch_size = math.prod(lr_plain.shape[:-3])
+    # Pairs of images, or of clips of a Video, whose frames share every draw (MaskMixTransform's
+    # conventions); one pair is augmented with probability augmentation_ratio.
+    batch_size, frames, single = batch_layout(lr_upsampled)
+    ratio = options["augmentation_ratio"]
     # The sampling mode's units (MaskMixTransform's sampling): one box and direction per unit.
     mode = options["sampling"]
     units = sampling_units(mode, batch_size)
     unit_of = _sampling.unit_index(mode, batch_size, device=device)
-    selected = _sampling.select_units(mode, batch_size, options["augmentation_ratio"], options["bernoulli_mix"],
+    selected = _sampling.select_units(mode, batch_size, ratio, draws_coins(options["bernoulli_mix"], ratio, single),
                                       unit_of, device=device, generator=generator)
     if options["patch_side_normal"] is None:
         boxes = _sampling.random_boxes((units,), height, width, options["patch_area"],
@@ -70,6 +72,10 @@ def _swap(lr_upsampled: Tensor, hr: Tensor, options: dict[str, Any], generator: 
     else:
         drawn = {**boxes, "lr_to_hr": torch.full((units,), options["direction"] == "lr_to_hr", device=device)}
     drawn = _sampling.spread(drawn, unit_of)
+    if frames > 1:  # each frame takes its clip's draws
+        drawn = {key: value.repeat_interleave(frames, dim=0) if isinstance(value, Tensor) and value.ndim > 0 else value
+                 for key, value in drawn.items()}
+        selected = selected.repeat_interleave(frames, dim=0)
     lr_to_hr = drawn.pop("lr_to_hr")
     box = _sampling.box_mask_of(drawn, height, width)
     # HR where the box is pasted from HR ("hr_to_lr") or where HR surrounds the LR box ("lr_to_hr").
@@ -137,6 +143,9 @@ def cutblur_pair(
             ``r ~ Normal(mean, std)`` clipped to ``[0, 1]``, placed uniformly fully inside
             (``patch_area`` and ``patch_aspect_ratio`` are then unused).
         augmentation_ratio: fraction of the pairs that are augmented, in ``[0, 1]``. Default 1.
+            One pair of ``(C, H, W)`` images (a per-sample pipeline) is augmented with
+            probability ``ratio``. In a ``tv_tensors.Video`` the pairs are clips, whose frames
+            share the selection, the box and the direction.
         bernoulli_mix: False: exactly ``round(ratio * B)`` pairs; True: each with probability
             ``ratio``.
         sampling: ``"image"`` (default: a box and direction per image), ``"batch"`` (one box and

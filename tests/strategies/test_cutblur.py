@@ -226,6 +226,35 @@ def test_torch_cutblur_pair_transform_runs_the_function() -> None:
     assert single.shape == lr[0].shape
 
 
+@pytest.mark.parametrize("form", [_pair_function, _pair_transform], ids=["function", "transform"])
+def test_torch_cutblur_pair_one_pair_is_augmented_with_probability_ratio(form) -> None:
+    """One (C, H, W) pair, or one clip of a Video, in a per-sample pipeline: ratio 0.3 augments
+    about 30% of the calls (an exact count of one pair would round 0.3 to never and 0.7 to always)."""
+    hr, lr = make_images((3, 12, 12), seed=1), make_images((3, 12, 12), seed=2)
+    clip_hr = tv_tensors.Video(make_images((2, 3, 12, 12), seed=3))
+    clip_lr = tv_tensors.Video(make_images((2, 3, 12, 12)))
+    generator = torch.Generator().manual_seed(0)
+    for ratio, expected in ((0.3, 60), (0.7, 140)):
+        hits = sum(not torch.equal(form(lr, hr, augmentation_ratio=ratio, generator=generator)[0], lr)
+                   for _ in range(200))
+        assert abs(hits - expected) < 26, (ratio, hits)  # Binomial(200, 0.3): sd 6.5, four sd
+        hits = sum(not torch.equal(form(clip_lr, clip_hr, augmentation_ratio=ratio, generator=generator)[0], clip_lr)
+                   for _ in range(200))
+        assert abs(hits - expected) < 26, (ratio, hits)
+
+
+@pytest.mark.parametrize("form", [_pair_function, _pair_transform], ids=["function", "transform"])
+def test_torch_cutblur_pair_frames_of_a_clip_share_the_box_direction_and_selection(form) -> None:
+    hr = tv_tensors.Video(make_images((6, 4, 3, 16, 16), seed=1))
+    lr = tv_tensors.Video(make_images((6, 4, 3, 16, 16), seed=2))
+    x, _ = form(lr, hr, augmentation_ratio=0.5, generator=torch.Generator().manual_seed(0))
+    assert isinstance(x, tv_tensors.Video)
+    from_hr = (x == hr).all(dim=2) & (x != lr).any(dim=2)  # (B, T, H, W): pixels taken from HR
+    assert all(torch.equal(from_hr[:, 0], from_hr[:, t]) for t in range(4))
+    changed = from_hr.flatten(1).any(1)
+    assert int(changed.sum()) == 3  # the exact count of clips, not of frames
+
+
 def test_torch_cutblur_pair_transform_checks_like_the_keras_layer() -> None:
     """Same checks and messages as maskmix.keras.RandomCutBlurPair (and cutblur_pair's)."""
     a, b = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
@@ -371,6 +400,18 @@ def test_keras_cutblur_pair_function_and_validation():
     np.testing.assert_array_equal(kh.np_(clean), lr)
     config = json.loads(json.dumps(keras.saving.serialize_keras_object(layer)))
     assert keras.saving.deserialize_keras_object(config).get_config() == layer.get_config()
+
+
+def test_keras_cutblur_pair_one_pair_is_augmented_with_probability_ratio():
+    """One (H, W, C) pair: ratio 0.3 augments about 30% of the calls, as torch's (an exact count
+    of one pair would round 0.3 to never)."""
+    hr, lr = kh.make_images((8, 8, 3), "float32", seed=1), kh.make_images((8, 8, 3), "float32", seed=2)
+    layer = keras_RandomCutBlurPair(augmentation_ratio=0.3, seed=0)
+    hits = sum(not np.array_equal(kh.np_(layer((lr, hr))[0]), lr) for _ in range(120))
+    assert abs(hits - 36) < 18, hits  # Binomial(120, 0.3): sd 5.0, 3.6 sd
+    hits = sum(not np.array_equal(kh.np_(keras_cutblur_pair(lr, hr, augmentation_ratio=0.3, seed=s)[0]), lr)
+               for s in range(120))
+    assert abs(hits - 36) < 18, hits
 
 
 def test_keras_cutblur_pair_layer_checks_its_pair_like_the_function():
