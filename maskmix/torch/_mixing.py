@@ -467,7 +467,25 @@ class MixingTransform(MaskMixTransform):
             return self.apply_batched(images, params), self._mixed_labels(soft, params)
         sample = inputs if len(inputs) > 1 else inputs[0]
         images, labels, rebuild = self._split(sample)
-        video = images if isinstance(images, tv_tensors.Video) and images.ndim >= 5 else None
+        name = type(self).__name__
+        leaves, spec = _compat.tree_flatten(sample)
+        others = [leaf for leaf in leaves
+                  if isinstance(leaf, (tv_tensors.Image, tv_tensors.Video)) and leaf is not images]
+        if others:
+            # torchvision mixes them all with one draw; here each would need the images' partners
+            # and boxes, and passing them through unmixed would leave them behind the images.
+            raise TypeError(
+                f"{name}: a sample must hold one image batch to mix; got {len(others) + 1} tv_tensors "
+                f"({', '.join(type(leaf).__name__ for leaf in (images, *others))}); call the transform once per "
+                "batch, or stack the images along the channels"
+            )
+        if isinstance(images, tv_tensors.Video) and images.ndim < 5:
+            # One clip (T, C, H, W): mixing its frames with each other is not what a Video means.
+            raise ValueError(
+                f"{name}: a Video to mix must be a batch of clips (B, T, C, H, W) with labels per clip; got "
+                f"shape {tuple(images.shape)}, one clip (add a batch dim, e.g. video.unsqueeze(0))"
+            )
+        video = images if isinstance(images, tv_tensors.Video) else None
         if video is not None:
             # torchvision's convention: a Video (..., T, C, H, W) holds clips of T frames and the
             # labels one row per clip; a clip is mixed with a partner clip, its frames alike
@@ -480,7 +498,6 @@ class MixingTransform(MaskMixTransform):
         if video is not None:
             params["image_leading"] = tuple(video.shape[:-3])  # masks (B, T, ...) follow their clip
         # Dense targets anywhere in the sample are found by type, as torchvision does.
-        leaves, spec = _compat.tree_flatten(sample)
         if any(isinstance(leaf, (tv_tensors.Mask, *POINT_TARGETS)) for leaf in leaves):
             leaves = [self.transform_dense_target(leaf, params)
                       if isinstance(leaf, (tv_tensors.Mask, *POINT_TARGETS)) else leaf for leaf in leaves]

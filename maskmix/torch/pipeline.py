@@ -26,6 +26,7 @@ from maskmix import integration_options as options
 from maskmix import schedules as schedules_mod
 from maskmix._structure import IMAGE_KEYS, LABEL_KEYS, LABEL_SUBSTRING, find_key, rebuild_mapping, rebuild_sequence
 
+from . import _compat
 from ._base import MaskMixTransform, using_generator
 from ._mixing import MixingTransform, soft_labels
 
@@ -492,9 +493,10 @@ class MaskMixPipeline:
         )
 
     def _refuse_dense_targets(self, batch: Any) -> None:
-        items = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else ()
+        # Anywhere in the batch: a target dict or list of masks nested in it would stay behind too.
+        leaves, _ = _compat.tree_flatten(batch)
         dense = (tv_tensors.Mask, tv_tensors.BoundingBoxes, *_POINTS)
-        found = [type(item).__name__ for item in items if isinstance(item, dense)]
+        found = sorted({type(leaf).__name__ for leaf in leaves if isinstance(leaf, dense)})
         if found:
             raise TypeError(
                 f"{self.owner}: the batch holds {', '.join(found)}, which the training pipeline does not "

@@ -199,6 +199,36 @@ def test_an_image_and_a_video_in_one_sample_are_refused(name: str) -> None:
         EXAMPLES[name].build()(sample)
 
 
+@pytest.mark.parametrize("layout", ["arguments", "tuple with a list", "nested dict"])
+@pytest.mark.parametrize("name", MIXING)
+def test_a_second_image_batch_anywhere_in_the_sample_is_refused(name: str, layout: str) -> None:
+    """A second Image (a depth map, a mask kept as an Image) next to the images would pass through
+    unmixed while the images get their partners' pixels: refused wherever it sits in the sample."""
+    images, aux = tv_tensors.Image(make_images((4, 3, 8, 8))), tv_tensors.Image(make_images((4, 1, 8, 8), seed=1))
+    labels = torch.arange(4) % NUM_CLASSES
+    transform = EXAMPLES[name].build()
+    cls = type(transform).__name__
+    with pytest.raises(TypeError, match=rf"^{cls}: a sample must hold one image batch to mix; got 2 tv_tensors "
+                                        r"\(Image, Image\)"):
+        if layout == "arguments":
+            transform(images, labels, aux)
+        elif layout == "tuple with a list":
+            transform((images, labels, [aux]))
+        else:
+            transform({"image": images, "label": labels, "extra": {"depth": aux}})
+
+
+@pytest.mark.parametrize("name", MIXING)
+def test_one_clip_is_refused_by_the_mixing_transforms(name: str) -> None:
+    """A 4-D Video is one clip (T, C, H, W); mixing its frames with each other is not what a Video
+    means (torchvision's CutMix/MixUp refuse it too): a batch of clips is asked for."""
+    transform = EXAMPLES[name].build()
+    cls = type(transform).__name__
+    with pytest.raises(ValueError, match=rf"^{cls}: a Video to mix must be a batch of clips \(B, T, C, H, W\) .*"
+                                         r"got shape \(4, 3, 8, 8\), one clip"):
+        transform(tv_tensors.Video(make_images((4, 3, 8, 8))), torch.arange(4) % NUM_CLASSES)
+
+
 # --------------------------------------------------------------------------------------------
 # Videos: a batch of clips whose frames share every draw.
 # --------------------------------------------------------------------------------------------

@@ -132,12 +132,20 @@ def test_the_lightning_callback_runs_the_compiled_step_in_fit() -> None:
         MaskMixCallback(compile=1)
 
 
-@pytest.mark.parametrize("layout", ["dict", "tuple"])
+@pytest.mark.parametrize("layout", ["dict", "tuple", "nested dict", "nested list"])
 def test_the_pipeline_refuses_batches_with_masks_rather_than_pass_them_through(layout: str) -> None:
     from torchvision import tv_tensors
 
     images, labels = torch.rand(4, 3, SIDE, SIDE), torch.randint(0, CLASSES, (4,))
     masks = tv_tensors.Mask(torch.zeros(4, SIDE, SIDE, dtype=torch.uint8))
-    batch = {"image": images, "label": labels, "mask": masks} if layout == "dict" else (images, labels, masks)
-    with pytest.raises(TypeError, match=r"^MaskMixPipeline: the batch holds Mask, which the training pipeline"):
+    boxes = tv_tensors.BoundingBoxes(torch.zeros(4, 4), format="XYXY", canvas_size=(SIDE, SIDE))
+    batch = {
+        "dict": {"image": images, "label": labels, "mask": masks},
+        "tuple": (images, labels, masks),
+        # A detection-style target nested in the batch stays behind just the same.
+        "nested dict": {"image": images, "label": labels, "target": {"masks": masks, "boxes": boxes}},
+        "nested list": (images, labels, [masks]),
+    }[layout]
+    with pytest.raises(TypeError, match=r"^MaskMixPipeline: the batch holds (BoundingBoxes, )?Mask, which the "
+                                        r"training pipeline"):
         build()(batch)
