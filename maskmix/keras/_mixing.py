@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, TypedDict
 
 import keras
+import numpy as np
 
 from maskmix import geometry
 from maskmix._structure import LABEL_KEYS, LABEL_SUBSTRING, find_key, split_images_labels
@@ -89,7 +90,9 @@ class MixingLayer(MaskMixLayer):
     one-hot/soft labels ``(B, K)`` of a floating dtype; integer ``(B, K)`` rows (e.g.
     ``keras.utils.to_categorical(y).astype("int32")``) are read as float32 one-hot rows, so integer
     ``(B, 1)`` labels are one column of binary labels (as torch reads them), not class indices:
-    squeeze them to ``(B,)`` for class indices (``MaskMixModel`` does so itself). The
+    squeeze them to ``(B,)`` for class indices (``MaskMixModel`` does so itself). Soft labels
+    must lie in ``[0, 1]``: where their values can be read (eager), others are refused, class
+    indices shaped ``(B, 1)`` with a hint to squeeze them. The
     output labels are float32 (float64 when the input labels were float64); ``label_smoothing``
     is applied before mixing; each augmented row is ``(1 - f) * y_self + f * y_partner`` with
     ``f`` the exact fraction of the image's pixels that now come from the partner. Rows of
@@ -318,6 +321,7 @@ class MixingLayer(MaskMixLayer):
                 hint = (" (integer labels of shape (B, 1) are one column of binary labels, as torch reads them; "
                         "give class indices with shape (B,), e.g. keras.ops.squeeze(labels, -1))") if column else ""
                 raise ValueError(f"{name}: labels have {classes} classes but num_classes is {self.num_classes}{hint}")
+            self._check_soft(labels)
             soft = ops.cast(labels, "float64" if dtype == "float64" else "float32")
         else:
             raise TypeError(f"{name}: labels must be integer class indices or floating soft labels; got {dtype}")
@@ -331,6 +335,23 @@ class MixingLayer(MaskMixLayer):
         got = labels.shape[0]
         if isinstance(batch_size, int) and isinstance(got, int) and got != batch_size:
             raise ValueError(f"{type(self).__name__}: labels have batch size {got} but the images have {batch_size}")
+
+    def _check_soft(self, labels: Tensor) -> None:
+        """Refuse one-hot/soft labels below 0 or above 1 where their values can be read (eager, on
+        the host), as :meth:`_check_indices` does: class indices shaped ``(B, 1)``
+        (``keras.datasets``' ``y_train``) or logits would otherwise be mixed as if they were
+        probabilities. NaN passes, as in the pixels: it shows in the loss."""
+        if not _is_concrete_cpu(self.backend.name, labels):
+            return
+        values = keras.ops.convert_to_numpy(labels) if self.backend.name == keras.backend.backend() else labels.numpy()
+        values = values.astype("float64")
+        if ((values < 0) | (values > 1)).any():
+            hint = (" (labels shaped (B, 1) that hold class indices: pass them shaped (B,), e.g. "
+                    "keras.ops.squeeze(labels, -1), with num_classes)") if values.shape[1] == 1 else ""
+            raise ValueError(
+                f"{type(self).__name__}: one-hot/soft labels must lie in [0, 1]; got values from "
+                f"{np.nanmin(values):g} to {np.nanmax(values):g}{hint}"
+            )
 
     def _check_indices(self, labels: Tensor) -> None:
         if not self.num_classes or not _is_concrete_cpu(self.backend.name, labels):

@@ -272,12 +272,33 @@ def soft_labels(owner: str, labels: Tensor, batch_size: int, *, num_classes: int
     _check_batch(owner, labels, batch_size)
     if num_classes is not None and labels.shape[1] != num_classes:
         raise ValueError(f"{owner}: labels have {labels.shape[1]} classes but num_classes is {num_classes}")
+    _check_soft(owner, labels)
     soft = labels.to(torch.float64 if labels.dtype == torch.float64 else torch.float32)
     if label_smoothing > 0:
         # One column holds binary labels: smoothed towards 0.5, as Keras' binary losses do.
         classes = max(soft.shape[1], 2)
         soft = soft * (1.0 - label_smoothing) + label_smoothing / classes
     return soft
+
+
+def _check_soft(owner: str, labels: Tensor) -> None:
+    """Refuse one-hot/soft labels below 0 or above 1: class indices shaped ``(B, 1)`` (a dataset's
+    column of labels) or logits would otherwise be mixed as if they were probabilities. NaN
+    passes, as in the pixels: it shows in the loss. Read on the host for CPU tensors; a
+    device-side assertion on an accelerator; not checked while ``torch.compile`` traces, as class
+    indices."""
+    if labels.numel() == 0 or torch.compiler.is_compiling():
+        return
+    message = f"{owner}: one-hot/soft labels must lie in [0, 1]"
+    hint = (" (labels shaped (B, 1) that hold class indices: pass them shaped (B,), e.g. labels.squeeze(1), "
+            "with num_classes)") if labels.shape[1] == 1 else ""
+    outside = ((labels < 0) | (labels > 1)).any()
+    if labels.device.type == "cpu":
+        if outside:  # the values are on the host already
+            low, high = (float(v) for v in torch.aminmax(labels[~labels.isnan()]))
+            raise ValueError(f"{message}; got values from {low:g} to {high:g}{hint}")
+        return
+    _compat.assert_async(outside.logical_not(), message + hint)
 
 
 def _check_batch(owner: str, labels: Tensor, batch_size: int) -> None:
@@ -333,8 +354,9 @@ class MixingTransform(MaskMixTransform):
     flattened: one label per image.)
 
     Labels are class indices ``(B,)`` of an integer dtype together with ``num_classes``, or
-    one-hot/soft labels ``(B, K)`` (integer one-hot rows, as ``F.one_hot`` gives, are read as
-    float32 soft labels). In a dict sample the images are the one ``tv_tensors.Image``/``Video``
+    one-hot/soft labels ``(B, K)`` with values in ``[0, 1]`` (integer one-hot rows, as
+    ``F.one_hot`` gives, are read as float32 soft labels; a ``(B, 1)`` column is binary labels,
+    so class indices shaped ``(B, 1)`` are refused with a hint to squeeze them). In a dict sample the images are the one ``tv_tensors.Image``/``Video``
     value, else found by key (``"images"``, ``"image"``, ``"img"``, ``"pixel_values"``); the labels
     under ``"labels"``, ``"label"``, else the first key containing "label" in any case; a sample
     holding an Image and a Video is refused (one is mixed per image, the other per clip). The output

@@ -132,9 +132,26 @@ def test_labels_without_num_classes_and_soft_labels_of_every_float_dtype(framewo
         result = adapter.call(case, adapter.build(case, seed=0, num_classes=None), x, soft)
         assert result.soft_dtype == out_dtype and result.soft.shape == (4, 3)
         np.testing.assert_allclose(result.soft.sum(1), np.ones(4), rtol=0, atol=1e-2)
-    # NaN soft labels propagate (no check reads label values other than class indices).
+    # NaN soft labels propagate, as NaN pixels do (the loss shows them).
     nan = adapter.labels(np.full((4, 3), np.nan, np.float32))
     assert np.isnan(adapter.call(case, adapter.build(case, seed=0, num_classes=None), x, nan).soft).all()
+    # Soft labels outside [0, 1] are not probabilities: a column of class indices (a dataset's
+    # (B, 1) labels, which would be averaged as numbers), logits, a NaN next to a bad value.
+    squeeze = "labels.squeeze(1)" if framework == "torch" else "keras.ops.squeeze(labels, -1)"
+    column_hint = (" (labels shaped (B, 1) that hold class indices: pass them shaped (B,), e.g. "
+                   f"{squeeze}, with num_classes)")
+    for labels, message in [
+        (np.array([[3], [1], [2], [0]], np.uint8), "got values from 0 to 3" + column_hint),
+        (np.array([[3], [1], [2], [0]], np.float32), "got values from 0 to 3" + column_hint),
+        (np.array([[2.5, -1.0, 0.0]] * 4, np.float32), "got values from -1 to 2.5"),
+        (np.array([[np.nan, 0.5, 1.5]] * 4, np.float32), "got values from 0.5 to 1.5"),
+    ]:
+        raises(adapter, ValueError, f"{case.spec.name}: one-hot/soft labels must lie in [0, 1]; {message}",
+               adapter.call, case, adapter.build(case, num_classes=None), x, adapter.labels(labels, labels.dtype.name))
+    # A column of binary labels (0 or 1, or probabilities) is one soft column: mixed as it is.
+    binary = adapter.call(case, adapter.build(case, seed=0, num_classes=None), x,
+                          adapter.labels(np.array([[1], [0], [1], [0]], np.int64), "int64"))
+    assert binary.soft.shape == (4, 1) and ((binary.soft >= 0) & (binary.soft <= 1)).all()
 
 
 # --------------------------------------------------------------------------------------------
