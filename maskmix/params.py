@@ -896,6 +896,8 @@ RANDOM_CUT_THUMBNAIL = register(StrategySpec(
     flag="thumbnail",
     family="pasting",
     mixing_switch="mix_images",
+    # num_classes is accepted either way: it tells the number of classes and changes nothing by itself.
+    switched={"thumbnail_weight": "mix_images", "label_smoothing": "mix_images"},
     example={"thumbnail_area": (0.1, 0.5)},
     draw_everything={"thumbnail_area": (0.1, 0.5), "mix_images": True, "num_classes": 3},
     variants={
@@ -988,6 +990,7 @@ RANDOM_CUTPASTE = register(StrategySpec(
     "Cut a patch and paste it elsewhere in the same image (Li et al., 2021).",
     flag="cutpaste",
     family="pasting",
+    switched={"three_way_labels": "return_labels"},
     example={},
     draw_everything={"color_jitter": 0.3, "hue_jitter": 0.1, "scar_prob": 0.5, "return_labels": True},
     variants={

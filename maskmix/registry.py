@@ -123,6 +123,10 @@ class StrategySpec:
         frameworks: the frameworks that implement it (``"torch"``, ``"keras"``).
         mixing_switch: a boolean parameter that makes a pasting strategy take ``(images, labels)``
             and mix labels (Cut-Thumbnail's ``mix_images``); None when there is none.
+        switched: ``{parameter: boolean switch parameter}`` for the parameters that act only when
+            the switch is True (Cut-Thumbnail's ``thumbnail_weight`` and ``label_smoothing`` need
+            ``mix_images``, CutPaste's ``three_way_labels`` needs ``return_labels``): a value other
+            than the default with the switch off is a ``ValueError``, never silently ignored.
         example: a configuration under which every selected image of 2x2 pixels or more changes
             (mixing strategies: with a partner of other content).
         draw_everything: a configuration under which one call consumes every kind of random draw
@@ -146,6 +150,7 @@ class StrategySpec:
     family: Family = "masking"
     frameworks: tuple[str, ...] = FRAMEWORKS
     mixing_switch: str | None = None
+    switched: Mapping[str, str] = field(default_factory=dict)
     example: Mapping[str, Any] = field(default_factory=dict)
     draw_everything: Mapping[str, Any] = field(default_factory=dict)
     variants: Mapping[str, Variant] = field(default_factory=dict)
@@ -163,6 +168,9 @@ class StrategySpec:
                              f"got {self.frameworks!r}")
         if self.mixing_switch is not None and self.mixing_switch not in self.param_names:
             raise ValueError(f"StrategySpec {self.name}: mixing_switch {self.mixing_switch!r} is not a parameter")
+        strays = sorted((set(self.switched) | set(self.switched.values())) - set(self.param_names))
+        if strays:
+            raise ValueError(f"StrategySpec {self.name}: switched names {strays} that are not parameters")
         # Every declared configuration must be valid: a typo fails here, at import, not in a test.
         configs = {"example": self.example, "draw_everything": self.draw_everything,
                    **{f"variant {k}": v.config for k, v in self.variants.items()},
@@ -259,6 +267,11 @@ class StrategySpec:
         for p in self.params:
             out[p.name] = p.check(who, p.name, values.get(p.name, p.default))
         self._check_partner(who, out)
+        defaults = self.defaults()
+        for name, switch in self.switched.items():
+            if out[name] != defaults[name] and not out[switch]:
+                raise ValueError(f"{who}: {name} applies only with {switch}=True; got {name}={out[name]!r} with "
+                                 f"{switch}={out[switch]!r}")
         return out
 
     def _check_partner(self, who: str, out: Mapping[str, Any]) -> None:

@@ -60,14 +60,20 @@ COMMON = st.fixed_dictionaries({p.name: p.domain.strategy(st) for p in COMMON_PA
 
 
 def consistent(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``kwargs`` with the default ``partner`` where the drawn one does not fit the other draws.
+    """``kwargs`` with defaults where a drawn value does not fit the other draws.
 
     Each parameter is drawn from its own domain, but a partner law is refused where no image is
     mixed (Cut-Thumbnail without ``mix_images``) and with ``sampling="pair"`` unless it is the
-    pair's other image (``maskmix.registry.StrategySpec.validate``).
+    pair's other image, and a parameter that acts only with a switch is refused with the switch
+    off (``switched``: Cut-Thumbnail's label options, CutPaste's ``three_way_labels``; see
+    ``maskmix.registry.StrategySpec.validate``).
     """
+    spec = registry.get(name)
+    defaults = spec.defaults()
+    kwargs = {**kwargs, **{param: defaults[param] for param, switch in spec.switched.items()
+                           if param in kwargs and not kwargs.get(switch, defaults[switch])}}
     try:
-        registry.get(name).validate(kwargs)
+        spec.validate(kwargs)
     except ValueError:
         if kwargs.get("partner", "other") == "other":
             raise

@@ -52,6 +52,48 @@ def test_declarations_are_checked() -> None:
         StrategySpec("RandomThrowaway", COMMON_PARAMS, "x", frameworks=("jax",))
     with pytest.raises(ValueError, match=r"mixing_switch 'mix' is not a parameter"):
         _spec(mixing_switch="mix")
+    with pytest.raises(ValueError, match=r"StrategySpec RandomThrowaway: switched names \['mix', 'sise'\] that are "
+                                         r"not parameters"):
+        _spec(switched={"sise": "mix"})
+
+
+SWITCHED = [(spec.name, param, switch) for spec in registry.specs() for param, switch in spec.switched.items()]
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+@pytest.mark.parametrize(("name", "param", "switch"), SWITCHED)
+def test_a_parameter_that_acts_only_with_a_switch_is_refused_with_the_switch_off(framework: str, name: str,
+                                                                                 param: str, switch: str) -> None:
+    """Never silently ignored: e.g. Cut-Thumbnail's thumbnail_weight without mix_images would leave
+    the labels untouched, CutPaste's three_way_labels without return_labels would label nothing."""
+    if framework == "keras":
+        pytest.importorskip("keras")
+    spec = registry.get(name)
+    default, domain = spec.defaults()[param], spec.params[spec.param_names.index(param)].domain
+    rng = random.Random(0)
+    drawn = [domain.draw(rng) for _ in range(100)] if domain is not None else []
+
+    def valid_with_the_switch_on(value: object) -> bool:
+        try:
+            spec.validate({param: value, switch: True})
+        except (TypeError, ValueError):
+            return False
+        return value != default
+
+    value = next(v for v in [*drawn, True, 0.25, 0.1, 2] if valid_with_the_switch_on(v))
+    cls = registry.implementation(name, framework)
+    with pytest.raises(ValueError, match=rf"^{name}: {param} applies only with {switch}=True; got {param}="
+                                         rf"{value!r} with {switch}=False$"):
+        cls(**{param: value})
+    built = cls(**{param: value, switch: True})  # with the switch on: accepted and kept
+    assert getattr(built, param) == value
+    assert registry.get(name).switched, "SWITCHED is built from the registry"
+
+
+def test_switched_parameters_are_declared_for_the_options_that_change_labels() -> None:
+    assert registry.get("RandomCutThumbnail").switched == {"thumbnail_weight": "mix_images",
+                                                           "label_smoothing": "mix_images"}
+    assert registry.get("RandomCutPaste").switched == {"three_way_labels": "return_labels"}
 
 
 def test_sweeps_are_checked_at_declaration() -> None:
