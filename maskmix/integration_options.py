@@ -17,8 +17,12 @@ The rules, as a timm/Lightning/Keras user expects them:
   per batch).
 * ``mix_weights``: None (uniform) or one finite weight ``>= 0`` per ``mix`` item, at least one of
   them positive (``[0, 1]`` is a fine choice: the first one is never used); needs ``mix``.
-* ``num_classes``: None or an integer ``>= 1``; every value given (the integration's and the
-  ``mix`` items' own) must agree, so that every batch has soft labels of one width.
+* ``num_classes``: None or an integer ``>= 2``; every value given (the integration's and the
+  ``mix`` items' own) must agree, so that every batch has soft labels of one width. One class is
+  refused, the ``mix`` items' own included: ``one_hot(y, 1)`` maps label 0 to ``[1]`` and label 1
+  to ``[0]``, so binary class indices would train on inverted targets. Binary labels for one
+  sigmoid output are float ``(B, 1)`` columns of 0.0/1.0 without ``num_classes`` (mixed and
+  smoothed as they are), or class indices with ``num_classes=2`` and two output units.
 * ``label_smoothing``: a float in ``[0, 1)``. It needs no ``mix``: smoothing alone turns the
   labels into smoothed soft rows (class indices need ``num_classes``). When the integration's
   and a ``mix`` item's own are both non-zero they must agree; the smoothing is applied once.
@@ -219,13 +223,27 @@ def _where(mix: Sequence[Any], i: int) -> str:
     return "mix" if len(mix) == 1 else f"mix[{i}]"
 
 
+#: Why one class is refused, and what a binary-classification user gives instead.
+_ONE_CLASS = (
+    "one_hot(y, 1) maps label 0 to [1] and label 1 to [0] (inverted binary targets). For binary classification "
+    "with one sigmoid output, give float labels of shape (B, 1) holding 0.0/1.0 and leave num_classes unset (they "
+    "are mixed and smoothed as they are); with two output units, give class indices and num_classes=2"
+)
+
+
 def check_num_classes(owner: str, value: Any, mix: Sequence[Any], framework: Framework) -> int | None:
-    """None or an integer ``>= 1``, agreeing with every ``num_classes`` the mix items have."""
+    """None or an integer ``>= 2``, agreeing with every ``num_classes`` the mix items have.
+
+    One class is refused here although the mixing layers/transforms accept it (where it checks the
+    width of a binary column): the integrations one-hot class indices with it, inverting them.
+    """
     if value is not None:
-        expected = "None or an integer >= 1"
+        expected = "None or an integer >= 2"
         if not _is_int(value):
             _fail(owner, "num_classes", expected, value, TypeError)
-        if int(value) < 1:
+        if int(value) == 1:
+            raise ValueError(f"{owner}: num_classes must be None or an integer >= 2; got 1: {_ONE_CLASS}")
+        if int(value) < 2:
             _fail(owner, "num_classes", expected, value)
         value = int(value)
     given = [(f"num_classes={value}", value)] if value is not None else []
@@ -233,6 +251,12 @@ def check_num_classes(owner: str, value: Any, mix: Sequence[Any], framework: Fra
         (f"{_where(mix, i)} ({type(m).__name__}) num_classes={m.num_classes}", m.num_classes)
         for i, m in enumerate(mix) if getattr(m, "num_classes", None) is not None
     ]
+    for what, classes in given:  # only a mix item's can still be 1
+        if classes == 1:  # the integration one-hots class indices with a mix item's own num_classes too
+            raise ValueError(
+                f"{owner}: num_classes must be None or an integer >= 2, the mix {framework.kind}s' own included; "
+                f"got {what}: {_ONE_CLASS}"
+            )
     if len({v for _, v in given}) > 1:
         raise ValueError(
             f"{owner}: num_classes must agree between {owner} and its mix {framework.kind}s (give it once); got "

@@ -110,8 +110,10 @@ class MaskMixModel(keras.Model):
         mix_weights: None (uniform) or one finite weight ``>= 0`` per ``mix`` layer, at least one
             positive: the probabilities (after normalisation) of choosing each layer at a step
             (a layer of weight 0 never runs).
-        num_classes: number of classes; required with class-index labels unless the mixing
-            layers set their own ``num_classes`` (all given values must agree, else ValueError).
+        num_classes: number of classes, ``>= 2``; required with class-index labels unless the
+            mixing layers set their own ``num_classes`` (all given values must agree, else
+            ValueError). One class is refused, since ``one_hot`` would invert binary labels: for
+            one sigmoid output give float ``(B, 1)`` labels of 0.0/1.0 and leave it unset.
             NumPy integers are accepted (``y.max() + 1``), as are NumPy numbers for
             ``label_smoothing``, ``mix_weights`` and ``seed``; they are stored as Python numbers.
         label_smoothing: in ``[0, 1)``, applied once to the one-hot/soft targets before mixing
@@ -149,7 +151,15 @@ class MaskMixModel(keras.Model):
     one-hot/soft rows ``(B, K)`` of a float dtype (integer one-hot rows, ``K > 1``, count as
     one-hot rows: metrics get integer one-hot rows of the dominant class). The model has a single image input and a
     single output when ``mix`` or ``label_smoothing`` is used (augmentation alone works with
-    any output structure). Sample weights apply to the rows of the mixed batch.
+    any output structure). Sample weights apply to the rows of the mixed batch. Class indices
+    outside ``[0, num_classes)`` raise a ``ValueError`` in an eager step on the CPU
+    (``run_eagerly=True``); a compiled step does not read them back (``one_hot`` gives a zero row,
+    as in the mixing layers).
+
+    Images given to ``fit``: a rank-4 batch, ``(B, H, W, C)`` or channels-first ``(B, C, H, W)``.
+    The image layers read rank 3 as one image, so a greyscale ``(B, H, W)`` batch raises a
+    ``ValueError`` in the training step (add the channel axis, ``x[..., None]``); ``evaluate``
+    and ``predict`` are not affected.
 
     Backends: TensorFlow (also ``jit_compile=True`` and ``tf.distribute`` strategies), torch and
     JAX. On JAX the random state of the layers flows through the stateless training state.

@@ -337,32 +337,51 @@ class MixingLayer(MaskMixLayer):
             raise ValueError(f"{type(self).__name__}: labels have batch size {got} but the images have {batch_size}")
 
     def _check_soft(self, labels: Tensor) -> None:
-        """Refuse one-hot/soft labels below 0 or above 1 where their values can be read (eager, on
-        the host), as :meth:`_check_indices` does: class indices shaped ``(B, 1)``
-        (``keras.datasets``' ``y_train``) or logits would otherwise be mixed as if they were
-        probabilities. NaN passes, as in the pixels: it shows in the loss."""
-        if not _is_concrete_cpu(self.backend.name, labels):
-            return
-        values = keras.ops.convert_to_numpy(labels) if self.backend.name == keras.backend.backend() else labels.numpy()
-        values = values.astype("float64")
-        if ((values < 0) | (values > 1)).any():
-            hint = (" (labels shaped (B, 1) that hold class indices: pass them shaped (B,), e.g. "
-                    "keras.ops.squeeze(labels, -1), with num_classes)") if values.shape[1] == 1 else ""
-            raise ValueError(
-                f"{type(self).__name__}: one-hot/soft labels must lie in [0, 1]; got values from "
-                f"{np.nanmin(values):g} to {np.nanmax(values):g}{hint}"
-            )
+        check_soft_labels(type(self).__name__, self.backend.name, labels)
 
     def _check_indices(self, labels: Tensor) -> None:
-        if not self.num_classes or not _is_concrete_cpu(self.backend.name, labels):
-            return
-        values = keras.ops.convert_to_numpy(labels) if self.backend.name == keras.backend.backend() else labels.numpy()
-        inside = (values >= 0) & (values < self.num_classes)
-        if not inside.all():
-            bad = values[~inside][:5].tolist()
-            raise ValueError(
-                f"{type(self).__name__}: class indices must lie in [0, {self.num_classes}); got {bad}"
-            )
+        if self.num_classes:
+            check_class_indices(type(self).__name__, self.backend.name, labels, self.num_classes)
+
+
+def host_values(backend: str, labels: Tensor) -> np.ndarray | None:
+    """The values of ``labels`` (computed with the Keras ``backend``) as a NumPy array where reading
+    them needs no trace and no device synchronisation (eager, on the host), else None: the label
+    checks below run there only, as reading them in a compiled step is not possible."""
+    if not _is_concrete_cpu(backend, labels):
+        return None
+    # A layer inside a tf.data graph computes with TensorFlow whatever the global backend.
+    return keras.ops.convert_to_numpy(labels) if backend == keras.backend.backend() else labels.numpy()
+
+
+def check_class_indices(owner: str, backend: str, labels: Tensor, num_classes: int) -> None:
+    """Refuse class indices outside ``[0, num_classes)`` where their values can be read
+    (:func:`host_values`): ``one_hot`` would make them zero rows, which train on nothing. Called
+    on the labels as given: a cast to int32 first could wrap an int64 index into the range."""
+    values = host_values(backend, labels)
+    if values is None:
+        return
+    inside = (values >= 0) & (values < num_classes)
+    if not inside.all():
+        raise ValueError(f"{owner}: class indices must lie in [0, {num_classes}); got {values[~inside][:5].tolist()}")
+
+
+def check_soft_labels(owner: str, backend: str, labels: Tensor) -> None:
+    """Refuse ``(B, K)`` one-hot/soft labels below 0 or above 1 where their values can be read
+    (:func:`host_values`): class indices shaped ``(B, 1)`` (``keras.datasets``' ``y_train``) or
+    logits would otherwise be mixed as if they were probabilities. NaN passes, as in the pixels:
+    it shows in the loss."""
+    values = host_values(backend, labels)
+    if values is None:
+        return
+    values = values.astype("float64")
+    if ((values < 0) | (values > 1)).any():
+        hint = (" (labels shaped (B, 1) that hold class indices: pass them shaped (B,), e.g. "
+                "keras.ops.squeeze(labels, -1), with num_classes)") if values.shape[1] == 1 else ""
+        raise ValueError(
+            f"{owner}: one-hot/soft labels must lie in [0, 1]; got values from "
+            f"{np.nanmin(values):g} to {np.nanmax(values):g}{hint}"
+        )
 
 
 class FunctionOptions(TypedDict, total=False):

@@ -22,7 +22,7 @@ from maskmix import integration_options as options
 from maskmix import schedules as schedules_mod
 
 from ._base import MaskMixLayer
-from ._mixing import MixingLayer
+from ._mixing import MixingLayer, check_class_indices, check_soft_labels
 
 __all__ = ["MaskMixPipeline"]
 
@@ -46,6 +46,13 @@ def _mixing(layer: Any) -> bool | None:
 
 
 _KERAS_MIXING = tuple(getattr(keras.layers, name) for name in ("CutMix", "MixUp") if hasattr(keras.layers, name))
+
+
+def _reads_rank3_as_one_image(layer: Any) -> bool:
+    """Whether ``layer`` takes a rank-3 input for one unbatched image: maskmix's layers and Keras'
+    image-preprocessing layers (both define ``transform_images``), not rank-agnostic layers such as
+    ``GaussianNoise``, which may augment non-image inputs."""
+    return callable(getattr(layer, "transform_images", None))
 
 
 def _foreign_mixing(layer: Any) -> str | None:
@@ -81,7 +88,12 @@ class MaskMixPipeline:
     Shapes: images ``(B, H, W, C)`` (or what the layers take); labels class indices ``(B,)`` or
     ``(B, 1)`` of an integer dtype, or one-hot/soft rows ``(B, K)`` of a float dtype (integer
     one-hot rows, ``K > 1``, are read as float rows); targets are
-    float32 ``(B, K)`` (float64 stays float64).
+    float32 ``(B, K)`` (float64 stays float64). Images of rank < 4 raise a ``ValueError`` when an
+    image layer (a maskmix layer, a Keras image-preprocessing layer) is in the pipeline: those read
+    a rank-3 input as one image, so a greyscale ``(B, H, W)`` batch needs its channel axis
+    (:meth:`check_image_batch`). Class indices outside ``[0, num_classes)`` raise a ``ValueError``
+    where they can be read without a trace or a device synchronisation (eager, on the CPU); in a
+    compiled step, as in the mixing layers, ``one_hot`` makes them zero rows.
 
     The random state is in Keras ``SeedGenerator``s (each layer's own, and :attr:`seed_generator`
     for the choice among several ``mix`` layers): a ``keras.Model`` that uses the pipeline must
@@ -96,7 +108,8 @@ class MaskMixPipeline:
         mix_weights: None (uniform) or one finite weight ``>= 0`` per ``mix`` layer, at least
             one positive (layers of weight 0 never run).
         num_classes: the number of classes (required with class-index labels unless the mixing
-            layers have it); every value given must agree.
+            layers have it); every value given must agree and be ``>= 2`` (one class would one-hot
+            binary labels inverted: give binary labels as float ``(B, 1)`` columns, without it).
         label_smoothing: in ``[0, 1)``, applied once to the targets before mixing; needs no
             ``mix``. Must agree with the mixing layers' own when both are non-zero.
         seed: None or an integer ``>= 0``: seeds the choice among the ``mix`` layers.
@@ -147,6 +160,12 @@ class MaskMixPipeline:
         self.num_classes = checked.num_classes
         self.label_smoothing = checked.label_smoothing
         self.seed = checked.seed
+        # The first layer that would read a rank-3 batch as one image (see check_image_batch).
+        self._image_layer = next(
+            (inner for layer in [*self.augmentations, *self.mix_layers] for inner in _walk(layer)
+             if _reads_rank3_as_one_image(inner)),
+            None,
+        )
         #: The generator of the choice among several ``mix`` layers (None with at most one).
         self.seed_generator = keras.random.SeedGenerator(self.seed) if len(self.mix_layers) > 1 else None
         #: The scheduled parameters (one :class:`maskmix.schedules.Scheduled` each).
@@ -211,7 +230,36 @@ class MaskMixPipeline:
         with schedules_mod.lending(lent):
             return self._augment(images, labels)
 
+    def check_image_batch(self, images: Tensor) -> None:
+        """Refuse training images of rank < 4 when an image layer would see them.
+
+        The layers read a rank-3 input as one image (right for one sample in a ``tf.data`` map),
+        but the pipeline always gets a batch: a greyscale ``(B, H, W)`` batch would be one image
+        whose rows are the batch (one erased band across several images, one flip for all).
+        Layers that take any rank (``GaussianNoise``) and label-only pipelines do not care.
+
+        Raises:
+            ValueError: for a batch of known rank < 4 when an image layer is in ``augmentations``
+                or ``mix``; the message says to add the channel axis.
+        """
+        if self._image_layer is None:
+            return
+        try:
+            rank = len(images.shape)
+        except (AttributeError, TypeError, ValueError):  # no shape, or an unknown rank: the layers check
+            return
+        if rank >= 4:
+            return
+        shape = tuple(images.shape)
+        layer = type(self._image_layer).__name__
+        raise ValueError(
+            f"{self.owner}: the training images must be a batch of rank 4, (B, H, W, C) or channels-first "
+            f"(B, C, H, W), for {layer}; got shape {shape} (the image layers take a rank-3 input for one image). "
+            "Add the channel axis of a greyscale batch: x[..., None] for channels_last, x[:, None] for channels_first"
+        )
+
     def _augment(self, images: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None, bool]:
+        self.check_image_batch(images)
         for layer in self.augmentations:
             images = layer(images, training=True)
         if labels is None or not self.makes_soft_targets:
@@ -249,6 +297,7 @@ class MaskMixPipeline:
                 f"{owner}: label_smoothing applies to class labels; the target of this batch is its "
                 "segmentation masks (set label_smoothing=0, or smooth in the loss)"
             )
+        self.check_image_batch(images)
         data: dict[str, Tensor] = {"images": images, "segmentation_masks": masks}
         for layer in [*self.augmentations, *self.mix_layers]:
             if not isinstance(layer, MaskMixLayer):
@@ -284,13 +333,17 @@ class MaskMixPipeline:
                 y = ops.reshape(y, (-1,))
             elif len(shape) != 1:
                 raise ValueError(f"{owner}: class-index labels must have shape (B,) or (B, 1); got shape {shape}")
-            soft = ops.one_hot(ops.cast(y, "int32"), self.resolve_num_classes(), dtype="float32")
+            num_classes = self.resolve_num_classes()
+            # Checked before the cast: int64 indices beyond int32 would wrap into the range.
+            check_class_indices(owner, keras.backend.backend(), y, num_classes)
+            soft = ops.one_hot(ops.cast(y, "int32"), num_classes, dtype="float32")
             integer = True
         elif dtype in geometry.FLOAT_DTYPES:
             if len(shape) != 2:
                 raise ValueError(f"{owner}: one-hot/soft labels must have shape (B, K); got shape {shape}")
             if self.num_classes is not None and shape[1] is not None and shape[1] != self.num_classes:
                 raise ValueError(f"{owner}: labels have {shape[1]} classes but num_classes is {self.num_classes}")
+            check_soft_labels(owner, keras.backend.backend(), y)
             soft = ops.cast(y, "float64" if dtype == "float64" else "float32")
             integer = False
         else:

@@ -11,6 +11,7 @@ import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see 
 # isort: split
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -599,8 +600,8 @@ def test_augmentation_only_keeps_labels_and_loss():
         ({"mix": [RandomCutMix(), RandomMixup()], "mix_weights": [0, 0]}, ValueError, "at least one positive"),
         ({"mix_weights": [1.0]}, ValueError, "mix_weights needs mix"),
         ({"mix": RandomCutMix(num_classes=4), "num_classes": 3}, ValueError, "num_classes=3"),
-        ({"num_classes": 0}, ValueError, "num_classes must be None or an integer >= 1"),
-        ({"num_classes": "3"}, TypeError, "num_classes must be None or an integer >= 1; got '3'$"),
+        ({"num_classes": 0}, ValueError, "num_classes must be None or an integer >= 2"),
+        ({"num_classes": "3"}, TypeError, "num_classes must be None or an integer >= 2; got '3'$"),
         ({"label_smoothing": 1.0}, ValueError, "label_smoothing must be a float in"),
         ({"mix": RandomMixup(label_smoothing=0.2), "label_smoothing": 0.1}, ValueError, "label_smoothing must agree"),
         ({"metric_labels": "soft"}, ValueError, "metric_labels must be"),
@@ -612,7 +613,15 @@ def test_augmentation_only_keeps_labels_and_loss():
         ({"mixed_loss": "no_such_loss"}, ValueError, "mixed_loss must be a Keras loss"),
         ({"mix": [RandomCutMix(num_classes=3), RandomMixup(num_classes=4)]}, ValueError, "must agree"),
         ({"mix": [RandomCutMix(num_classes=3), RandomMixup()], "num_classes": 4}, ValueError, "must agree"),
-        ({"num_classes": np.bool_(True)}, TypeError, "num_classes must be None or an integer >= 1"),
+        ({"num_classes": np.bool_(True)}, TypeError, "num_classes must be None or an integer >= 2"),
+        # One class would one-hot binary labels inverted (0 -> [1], 1 -> [0]); the message says what to give.
+        ({"num_classes": 1}, ValueError,
+         r"^MaskMixModel: num_classes must be None or an integer >= 2; got 1: one_hot\(y, 1\) maps label 0 to "
+         r"\[1\] and label 1 to \[0\].* give float labels of shape \(B, 1\) holding 0\.0/1\.0 and leave "
+         r"num_classes unset"),
+        ({"mix": RandomCutMix(num_classes=1)}, ValueError,
+         r"^MaskMixModel: num_classes must be None or an integer >= 2, the mix layers' own included; got mix "
+         r"\(RandomCutMix\) num_classes=1: one_hot\(y, 1\)"),
         ({"augmentation": [RandomCutout()]}, TypeError, "'augmentation' \\(did you mean 'augmentations'\\?\\)"),
         ({"mixes": RandomCutMix(), "num_classes": 3}, TypeError, "unrecognized keyword argument.*'mixes'"),
     ],
@@ -658,6 +667,97 @@ def test_step_errors():
         model.augment_batch(x, np.zeros((16,), "float32"))
     with pytest.raises(TypeError, match="single label tensor"):
         model.augment_batch(x, [y, y])
+
+
+@pytest.mark.parametrize(
+    ("labels", "bad"),
+    [
+        (np.array([0, 1, 2, 3, 0, 1, 2, 0]), "[3]"),  # one past the last class: one_hot would give a zero row
+        (np.array([0, -1, 2, 1, 0, 1, 2, 0], "int32"), "[-1]"),
+        (np.array([0, 1, 2, 2**40 + 1, 0, 1, 2, 0]), "[1099511627777]"),  # would wrap into range as int32
+        (np.array([[0], [7], [2], [1], [0], [1], [2], [0]], "uint8"), "[7]"),  # (B, 1) class indices
+    ],
+)
+def test_class_indices_out_of_range_raise_where_they_can_be_read(labels, bad):
+    import tensorflow as tf
+
+    x, _ = dataset(8)
+    refused = rf"^MaskMixModel: class indices must lie in \[0, {K}\); got {re.escape(bad)}$"
+    for options in ({"mix": RandomCutMix(seed=1)}, {"label_smoothing": 0.1}):  # with and without a mixing layer
+        model = functional(num_classes=K, **options)
+        with pytest.raises(ValueError, match=refused):
+            model.augment_batch(x, labels)
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), run_eagerly=True)
+        with pytest.raises(ValueError, match=refused):
+            model.fit(x, labels, batch_size=8, verbose=0)
+    from maskmix.keras import MaskMixPipeline
+
+    with pytest.raises(ValueError, match=rf"^MaskMixPipeline: class indices must lie in \[0, {K}\)"):
+        MaskMixPipeline(mix=RandomCutMix(seed=1), num_classes=K)(x, labels)
+    # A compiled step never reads the labels back: there the pipeline does what the mixing layer
+    # does with class indices of its own (their one_hot rows), draw for draw.
+    labels = np.reshape(labels, (-1,)).astype("int64")
+    pipeline = MaskMixPipeline(mix=RandomCutMix(seed=4), num_classes=K)
+    layer = RandomCutMix(seed=4, num_classes=K)
+    _, got = tf.function(lambda a, b: pipeline(a, b))(x, labels)
+    _, expected = tf.function(lambda a, b: layer((a, b), training=True))(x, labels)
+    np.testing.assert_array_equal(np_(got), np_(expected))
+
+
+def test_soft_labels_outside_zero_one_are_refused_by_the_pipeline_too():
+    """The float path of the pipeline (smoothing alone, no mixing layer to check them) refuses
+    soft rows that are not probabilities, as the mixing layers do, where the values can be read."""
+    from maskmix.keras import MaskMixPipeline
+
+    x, _ = dataset(8)
+    logits = np.linspace(-2.0, 3.0, 8 * K, dtype="float32").reshape(8, K)
+    refused = r"^{}: one-hot/soft labels must lie in \[0, 1\]; got values from -2 to 3$"
+    with pytest.raises(ValueError, match=refused.format("MaskMixModel")):
+        functional(label_smoothing=0.1).augment_batch(x, logits)
+    with pytest.raises(ValueError, match=refused.format("MaskMixPipeline")):
+        MaskMixPipeline(label_smoothing=0.1)(x, logits)
+    probabilities = np.full((8, K), 1.0 / K, "float32")
+    _, targets = MaskMixPipeline(label_smoothing=0.1)(x, probabilities)
+    np.testing.assert_allclose(np_(targets), probabilities, rtol=1e-6)  # uniform rows stay uniform
+
+
+def test_greyscale_batches_without_a_channel_axis_are_refused_in_training():
+    from maskmix.keras import MaskMixPipeline, RandomCutSwap
+
+    x, y = dataset(8)
+    grey = x[..., 0]  # (B, H, W): RandomErasing would read it as one 8x8 image with 8 channels
+    refused = (r"^MaskMixModel: the training images must be a batch of rank 4, \(B, H, W, C\) or channels-first "
+               r"\(B, C, H, W\), for {}; got shape \(8, 8, 8\) \(the image layers take a rank-3 input for one "
+               r"image\)\. Add the channel axis of a greyscale batch: x\[\.\.\., None\] for channels_last")
+    inputs = keras.Input(SHAPE[:2])
+    model = MaskMixModel(inputs, body(inputs), augmentations=[RandomErasing(seed=0)], num_classes=K)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(ValueError, match=refused.format("RandomErasing")):
+        model.augment_batch(grey)
+    with pytest.raises(ValueError, match=refused.format("RandomErasing")):
+        model.augment_batch({"image": grey}, y)  # a one-tensor dict of inputs
+    with pytest.raises(ValueError, match=refused.format("RandomErasing")):
+        model.fit(grey, y, batch_size=8, verbose=0)
+    # Inference takes what the model takes, untouched.
+    twin = keras.Model(inputs, model.output)
+    np.testing.assert_array_equal(model.predict(grey, verbose=0), twin.predict(grey, verbose=0))
+    assert np.isfinite(model.evaluate(grey, y, verbose=0))
+    # Keras' own image layers (nested in a Sequential too), the mixing layers and the masks' dict path.
+    nested = keras.Sequential([keras.layers.RandomFlip(seed=0)])
+    with pytest.raises(ValueError, match=refused.format("RandomFlip")):
+        MaskMixModel(inputs, body(inputs), augmentations=[nested]).augment_batch(grey)
+    with pytest.raises(ValueError, match=refused.format("RandomCutMix")):
+        MaskMixModel(inputs, body(inputs), mix=RandomCutMix(), num_classes=K).augment_batch(grey, y)
+    with pytest.raises(ValueError, match=refused.format("RandomCutSwap")):
+        MaskMixModel(inputs, body(inputs), augmentations=[RandomCutSwap()]).augment_batch(
+            {"images": grey, "segmentation_masks": np.zeros((8, 8, 8, 1), "int32")})
+    with pytest.raises(ValueError, match=r"^MaskMixPipeline: the training images must be a batch of rank 4.*"
+                                         r"got shape \(8, 64\)"):
+        MaskMixPipeline([RandomErasing()])(x.reshape(8, -1))
+    # Layers that take any rank, and smoothing alone, leave non-image inputs alone.
+    for options in ({"augmentations": [keras.layers.GaussianNoise(0.1)]}, {"label_smoothing": 0.1, "num_classes": K}):
+        out, _, _ = MaskMixModel(inputs, body(inputs), **options).augment_batch(grey, y)
+        assert tuple(out.shape) == grey.shape
 
 
 # --------------------------------------------------------------------------------------------

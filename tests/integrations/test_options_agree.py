@@ -83,6 +83,10 @@ CATALOGUE: dict[str, list[Recipe]] = {
         lambda m: {"mix": m.RandomMixup(num_classes=5), "num_classes": 4},
         lambda m: {"mix": [m.RandomMixup(), m.RandomCutMix(num_classes=5)], "num_classes": np.int64(4)},
         lambda m: {"mix": [m.RandomMixup(num_classes=5), m.RandomCutMix(num_classes=4)]},
+        lambda m: {"num_classes": 1},  # one class: one_hot would invert binary labels
+        lambda m: {"num_classes": np.int64(1)},
+        lambda m: {"mix": m.RandomMixup(num_classes=1)},
+        lambda m: {"mix": [m.RandomCutMix(), m.RandomMixup(num_classes=1)], "num_classes": 3},
     ],
     "check_label_smoothing": [
         lambda m: {"label_smoothing": 1.0},
@@ -206,6 +210,38 @@ def test_smoothing_alone_gives_the_same_targets_on_both_frameworks() -> None:
     _, keras_soft = mk.MaskMixPipeline(label_smoothing=0.1, num_classes=3, seed=0)(images, labels)
     np.testing.assert_allclose(torch_soft.numpy(), np.asarray(keras_soft), rtol=0, atol=1e-7)
     np.testing.assert_allclose(torch_soft.numpy(), np.eye(3)[labels] * 0.9 + 0.1 / 3, rtol=0, atol=1e-7)
+
+
+def test_one_class_is_refused_and_binary_columns_mix_as_class_one_of_two() -> None:
+    # num_classes=1 one-hot encoded binary class indices inverted (label 1 -> [0], label 0 -> [1]):
+    # refused by every integration, the torch pipeline included, with what to give instead.
+    advice = r"give float labels of shape \(B, 1\) holding 0\.0/1\.0 and leave num_classes unset"
+    builds: list[tuple[str, Callable[[], Any]]] = [
+        ("MaskMixPipeline", lambda: mt.MaskMixPipeline(mix=mt.RandomCutMix(), num_classes=1, seed=0)),
+        ("MaskMixPipeline", lambda: mk.MaskMixPipeline(mix=mk.RandomCutMix(), num_classes=1, seed=0)),
+        ("MaskMixCallback", lambda: MaskMixCallback(mix=mt.RandomCutMix(), num_classes=1)),
+        ("MaskMixModel", lambda: MaskMixModel(mix=mk.RandomCutMix(), num_classes=1)),
+    ]
+    for owner, build in builds:
+        with pytest.raises(ValueError, match=rf"^{owner}: num_classes must be None or an integer >= 2; got 1: "
+                                             rf"one_hot\(y, 1\) maps label 0 to \[1\] and label 1 to \[0\].*{advice}"):
+            build()
+    with pytest.raises(ValueError, match=rf"^MaskMixPipeline: .* got mix \(RandomCutMix\) num_classes=1: .*{advice}"):
+        mt.MaskMixPipeline(mix=mt.RandomCutMix(num_classes=1), seed=0)
+    # The advice holds: a float (B, 1) column without num_classes is mixed as the class-1 column of
+    # the same labels given as two classes, draw for draw, on both frameworks.
+    labels = np.array([0, 1, 1, 0, 1, 0, 0, 1])
+    images = np.random.default_rng(0).random((8, 8, 8, 3)).astype("float32")
+    timages, tlabels = torch.from_numpy(images).permute(0, 3, 1, 2), torch.from_numpy(labels)
+    _, column = mt.MaskMixPipeline(mix=mt.RandomCutMix(), seed=0)((timages, tlabels.float()[:, None]))
+    _, pair = mt.MaskMixPipeline(mix=mt.RandomCutMix(), num_classes=2, seed=0)((timages, tlabels))
+    assert column.shape == (8, 1) and ((column > 0) & (column < 1)).any()  # mixed, not passed through
+    torch.testing.assert_close(column[:, 0], pair[:, 1], rtol=0, atol=1e-7)
+    _, kcolumn = mk.MaskMixPipeline(mix=mk.RandomCutMix(seed=3))(images, labels.astype("float32")[:, None])
+    _, kpair = mk.MaskMixPipeline(mix=mk.RandomCutMix(seed=3), num_classes=2)(images, labels)
+    kcolumn, kpair = np.asarray(kcolumn), np.asarray(kpair)
+    assert kcolumn.shape == (8, 1) and ((kcolumn > 0) & (kcolumn < 1)).any()
+    np.testing.assert_allclose(kcolumn[:, 0], kpair[:, 1], rtol=0, atol=1e-7)
 
 
 def test_zero_weighted_mix_is_never_chosen() -> None:
