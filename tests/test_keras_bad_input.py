@@ -90,6 +90,29 @@ def test_wrong_rank_raises_value_error(name: str, data_format: str) -> None:
 
 
 @pytest.mark.parametrize("name", FACTORIES)
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_images_in_the_other_layout_are_refused(name: str, data_format: str) -> None:
+    """A torch-style (B, C, H, W) batch given to a channels-last layer would be erased or mixed
+    along the wrong axes (3 rows of 32 pixels with 32 channels): refused, as is the reverse; the
+    same images in the layer's own layout, and a 4-channel RGBA batch, pass."""
+    cls = class_of(name)
+    theirs = "channels_first" if data_format == "channels_last" else "channels_last"
+    own = (4, 12, 12, 3) if data_format == "channels_last" else (4, 3, 12, 12)
+    other = (4, 3, 12, 12) if data_format == "channels_last" else (4, 12, 12, 3)
+    shapes = [other] + ([] if name in MIXING else [other[1:]])
+    for shape in shapes:
+        expected = (f"{cls}: images of shape {shape} look {theirs}: 12 values on the channel axis of "
+                    f"data_format={data_format!r} and 3 where the channels of {theirs} images are; "
+                    f"pass data_format={theirs!r}, or transpose the images")
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            call(name, FACTORIES[name](data_format=data_format), make_images(shape, "float32"), np.arange(4) % 3)
+    for shape in (own, (*own[:3], 4) if data_format == "channels_last" else (4, 4, 12, 12)):
+        out = images_of(call(name, FACTORIES[name](data_format=data_format), make_images(shape, "float32"),
+                             np.arange(4) % 3))
+        assert tuple(out.shape) == shape
+
+
+@pytest.mark.parametrize("name", FACTORIES)
 def test_non_tensor_images(name: str) -> None:
     """Python lists are not images: the per-image layers say so; for ``(images, labels)`` Keras
     itself refuses a structure mixing tensors and lists before the layer runs."""

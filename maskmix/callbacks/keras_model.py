@@ -359,26 +359,41 @@ class MaskMixModel(keras.Model):
 
     def _refuse_unmoved_pixel_targets(self, x: Tensor, y: Any) -> None:
         """Refuse labels laid out like the images (per-pixel targets that :meth:`_is_mask_target`
-        did not take for masks: float maps, several channels) when a layer would change them: one
-        that moves pixels would leave them misaligned, one with ``mask_fill`` would not mark them."""
+        did not take for masks: float maps, several channels), or of rank 4 at another size (masks
+        or heatmaps at another resolution, a grid of targets), when a layer would change the
+        pixels: one that moves pixels would leave them misaligned, one with ``mask_fill`` would not
+        mark them. Labels of rank 3 at another size (one-hot sequences) pass."""
         if y is None or keras.tree.is_nested(y) or not hasattr(y, "shape") or len(x.shape) != 4:
             return
         shape, image = tuple(y.shape), tuple(x.shape)
+        if len(shape) < 3:  # class labels: (B,), (B, 1), (B, K)
+            return
         size = image[2:4] if self._channels_first() else image[1:3]
         spatial = [shape[1:3]] if len(shape) == 3 else [shape[1:3], shape[2:4]] if len(shape) == 4 else []
-        if size not in spatial:
-            return
         for layer in self.augmentations:
             moves = getattr(layer, "dense_targets", "keep") != "keep"
-            if moves or getattr(layer, "mask_fill", None) is not None:
-                dtype = keras.backend.standardize_dtype(y.dtype)
+            if not (moves or getattr(layer, "mask_fill", None) is not None):
+                continue
+            dtype = keras.backend.standardize_dtype(y.dtype)
+            what = "moves pixels" if moves else "writes mask_fill"
+            if size not in spatial:
+                if len(shape) != 4:  # e.g. (B, T, V) one-hot captions: not laid out on the pixels
+                    return
+                # (B, h, w, c) at another size: masks or heatmaps at another resolution, a grid of
+                # targets; nothing can make them follow the pixels.
                 raise ValueError(
-                    f"{_NAME}: labels of shape {shape} ({dtype}) are laid out like the images {image}, but "
-                    f"{type(layer).__name__} {'moves pixels' if moves else 'writes mask_fill'} and only "
-                    "segmentation masks follow it: integer (B, H, W, 1) masks ((B, 1, H, W) channels-first) "
-                    "or a dataset of {'images', 'segmentation_masks'} dicts. Cast float class maps to class "
-                    "indices; float per-pixel targets (probabilities, regression maps) are not supported"
+                    f"{_NAME}: labels of shape {shape} ({dtype}) are per-pixel or grid targets at another size "
+                    f"than the images {image}, but {type(layer).__name__} {what} and they would not follow it; "
+                    "resize segmentation masks to the images' height and width, (B, H, W, 1) ((B, 1, H, W) "
+                    "channels-first), or leave the layer out"
                 )
+            raise ValueError(
+                f"{_NAME}: labels of shape {shape} ({dtype}) are laid out like the images {image}, but "
+                f"{type(layer).__name__} {what} and only "
+                "segmentation masks follow it: integer (B, H, W, 1) masks ((B, 1, H, W) channels-first) "
+                "or a dataset of {'images', 'segmentation_masks'} dicts. Cast float class maps to class "
+                "indices; float per-pixel targets (probabilities, regression maps) are not supported"
+            )
 
     def _channels_first(self) -> bool:
         """The layout of the maskmix layers (the first one's), else Keras' image data format."""

@@ -42,7 +42,7 @@ from typing import Any, ClassVar, TypedDict, TypeVar
 import keras
 
 from maskmix import registry
-from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT
+from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT, looks_transposed
 from maskmix.registry import StrategySpec
 from maskmix.schedules import lent_value
 
@@ -127,7 +127,9 @@ class MaskMixLayer(keras.layers.Layer):
             unit of its own. Works with an unknown batch size.
         seed: int or None, seeds the layer's ``keras.random.SeedGenerator``.
         data_format: ``"channels_last"`` (``(B, H, W, C)``) or ``"channels_first"``
-            (``(B, C, H, W)``); None uses ``keras.config.image_data_format()``.
+            (``(B, C, H, W)``); None uses ``keras.config.image_data_format()``. Images that look
+            laid out the other way (more than 4 channels where the other layout has 1, 3 or 4,
+            e.g. a ``(B, 3, 32, 32)`` batch for a channels-last layer) raise a ``ValueError``.
         **kwargs: ``name``, ``dtype``, ``trainable`` of ``keras.layers.Layer``.
 
     Calling: ``layer(images, training=None)``. ``images`` is rank 4 (a batch) or rank 3 (one
@@ -408,6 +410,20 @@ class MaskMixLayer(keras.layers.Layer):
     def _layout(self) -> str:
         return "(B, C, H, W)" if self.channels_first else "(B, H, W, C)"
 
+    def _refuse_the_other_layout(self, shape: tuple[Any, ...]) -> None:
+        """Raise for images that look laid out in the other ``data_format``
+        (:func:`maskmix.geometry.looks_transposed`), e.g. a torch ``DataLoader``'s ``(B, C, H, W)``
+        batch given to a channels-last layer, which would be changed along the wrong axes."""
+        first, _, last = shape[-3:]
+        channels, other = (first, last) if self.channels_first else (last, first)
+        if looks_transposed(channels, other):
+            theirs = "channels_last" if self.channels_first else "channels_first"
+            raise ValueError(
+                f"{type(self).__name__}: images of shape {shape} look {theirs}: {channels} values on the channel "
+                f"axis of data_format={self.data_format!r} and {other} where the channels of {theirs} images are; "
+                f"pass data_format={theirs!r}, or transpose the images"
+            )
+
     def check_images(self, images: Tensor) -> tuple[Tensor, bool]:
         """Validate ``images``; return them as a rank-4 batch and whether they were one image."""
         name = type(self).__name__
@@ -430,6 +446,7 @@ class MaskMixLayer(keras.layers.Layer):
                     f"{name}: images must be a batch {self._layout()} of rank 4 "
                     f"(data_format={self.data_format!r}); got shape {tuple(images.shape)}"
                 )
+            self._refuse_the_other_layout(tuple(images.shape))
             return images, False
         if rank not in (3, 4):
             single = "(C, H, W)" if self.channels_first else "(H, W, C)"
@@ -437,6 +454,7 @@ class MaskMixLayer(keras.layers.Layer):
                 f"{name}: images must be one image {single} or a batch {self._layout()} "
                 f"(data_format={self.data_format!r}); got shape {tuple(images.shape)}"
             )
+        self._refuse_the_other_layout(tuple(images.shape))
         if rank == 3:
             return self.ops.numpy.expand_dims(images, 0), True
         return images, False

@@ -829,8 +829,16 @@ def test_per_pixel_targets_that_are_not_masks_are_refused_where_pixels_move(targ
     # A masking layer keeps per-pixel targets as it keeps masks: they pass, unchanged.
     _, targets, _ = mask_model(augmentations=[RandomCutout(seed=0)]).augment_batch(x, y)
     np.testing.assert_array_equal(np.asarray(targets), y)
-    # Targets of another size than the images are labels, not pixel maps.
-    mask_model(augmentations=[RandomCutSwap(seed=0)]).augment_batch(x, y[:, :4])
+    # A grid of targets at another size (masks or heatmaps at half resolution) cannot follow the
+    # pixels either; rank-3 labels at another size (one-hot sequences) are not laid out on them.
+    for small in (y[:, ::2, ::2], masks[:, ::2, ::2]):
+        with pytest.raises(ValueError, match=r"MaskMixModel: labels of shape \(8, 4, 4, (1|2)\) \(\w+\) are per-pixel "
+                                             r"or grid targets at another size than the images \(8, 8, 8, 1\), but "
+                                             r"RandomCutSwap moves pixels"):
+            mask_model(augmentations=[RandomCutSwap(seed=0)]).augment_batch(x, small)
+    sequences = np.eye(3, dtype="float32")[np.arange(8 * 5).reshape(8, 5) % 3]
+    _, targets, _ = mask_model(augmentations=[RandomCutSwap(seed=0)]).augment_batch(x, sequences)
+    np.testing.assert_array_equal(np.asarray(targets), sequences)
 
 
 # --------------------------------------------------------------------------------------------
