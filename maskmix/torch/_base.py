@@ -13,8 +13,10 @@ strategy only samples its region parameters and says which pixels they cover.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any, ClassVar, TypedDict, TypeVar
 
 import PIL.Image
@@ -24,7 +26,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from maskmix import registry
-from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT, sampling_units
+from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT, looks_transposed, sampling_units
 from maskmix.params import num_selected
 from maskmix.registry import StrategySpec
 from maskmix.schedules import lent_value
@@ -95,6 +97,23 @@ def clip_length(images: Tensor) -> int:
     if isinstance(images, tv_tensors.Video) and images.ndim >= 4:
         return int(images.shape[-4])
     return 1
+
+
+#: True while the parameters of a Video's clips are drawn with the frames folded into the
+#: channels (the mixing transforms: :func:`folded_frames`); this thread/task only.
+_FOLDED_FRAMES: ContextVar[bool] = ContextVar("maskmix_folded_frames", default=False)
+
+
+@contextlib.contextmanager
+def folded_frames() -> Iterator[None]:
+    """Draw for ``(clips, T * C, H, W)`` tensors made from a Video whose layout was checked:
+    :meth:`MaskMixTransform.check_image` then does not read many frames-times-channels next to a
+    narrow image as a channels-last batch."""
+    token = _FOLDED_FRAMES.set(True)
+    try:
+        yield
+    finally:
+        _FOLDED_FRAMES.reset(token)
 
 
 def batch_layout(images: Tensor) -> tuple[int, int, bool]:
@@ -170,8 +189,10 @@ class MaskMixTransform(v2.Transform):
     own random parameters (with the default ``sampling="image"``), except in a
     ``tv_tensors.Video`` ``(..., T, C, H, W)``: a batch of clips (one clip when 4-D), where the
     selection and every draw are per clip, shared by its ``T`` frames. A sample in which no image
-    is found raises a ``TypeError``. The output has the input's shape, dtype, device and tensor
-    subclass; the input is never modified. Images that are not selected are returned bit-identical.
+    is found raises a ``TypeError``; images that look channels-last (more than 4 values on the
+    channel axis where the last axis has 1, 3 or 4, e.g. ``(B, 32, 32, 3)`` stacked from NumPy)
+    raise a ``ValueError``. The output has the input's shape, dtype, device and tensor subclass;
+    the input is never modified. Images that are not selected are returned bit-identical.
 
     Segmentation masks and boxes: a ``tv_tensors.Mask`` in the sample (found by type), shaped
     like the images' leading dims plus ``(H, W)`` or ``(K, H, W)`` and of an integer or bool dtype,
@@ -384,6 +405,15 @@ class MaskMixTransform(v2.Transform):
             raise ValueError(
                 f"{name}: images must have at least one channel, row and column (C, H, W >= 1); "
                 f"got shape {tuple(image.shape)}"
+            )
+        channels, last = image.shape[-3], image.shape[-1]
+        if looks_transposed(channels, last) and not _FOLDED_FRAMES.get():
+            # E.g. images stacked from NumPy (B, H, W, C) arrays: erased or mixed along the wrong
+            # axes without an error otherwise.
+            raise ValueError(
+                f"{name}: images of shape {tuple(image.shape)} look channels-last (..., H, W, C): {channels} "
+                f"values on the channel axis (-3) and {last} on the last; permute them to (..., C, H, W), "
+                "e.g. images.permute(0, 3, 1, 2) (torchvision's v2.ToImage() does it for NumPy and PIL images)"
             )
 
     def _generator_for(self, device: torch.device) -> torch.Generator | None:

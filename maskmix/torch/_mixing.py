@@ -21,7 +21,7 @@ from torchvision import tv_tensors
 from maskmix._structure import IMAGE_KEYS, find_key, rebuild_mapping, rebuild_sequence, split_images_labels, usage
 
 from . import _compat, _sampling
-from ._base import POINT_TARGETS, MaskMixTransform, selection
+from ._base import POINT_TARGETS, MaskMixTransform, folded_frames, selection
 
 __all__ = ["MixingTransform", "beta", "box_fraction", "partner_shift", "partners", "soft_labels"]
 
@@ -514,8 +514,12 @@ class MixingTransform(MaskMixTransform):
             # labels one row per clip; a clip is mixed with a partner clip, its frames alike
             # (one box, one lambda), which is the per-image rule with the frames as channels.
             clips, frames_channels = math.prod(video.shape[:-4]), math.prod(video.shape[-4:-2])
+            self.check_image(video)  # its own layout, before the frames are folded into the channels
             images = video.as_subclass(Tensor).reshape(clips, frames_channels, *video.shape[-2:])
-        params = self._mixing_params(images)
+            with folded_frames():
+                params = self._mixing_params(images)
+        else:
+            params = self._mixing_params(images)
         batch_size = params["batch_shape"][0]
         soft = self.soft_labels(labels, images, batch_size, num_classes=num_classes, label_smoothing=label_smoothing)
         if video is not None:
