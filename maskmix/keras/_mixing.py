@@ -91,8 +91,8 @@ class MixingLayer(MaskMixLayer):
     ``keras.utils.to_categorical(y).astype("int32")``) are read as float32 one-hot rows, so integer
     ``(B, 1)`` labels are one column of binary labels (as torch reads them), not class indices:
     squeeze them to ``(B,)`` for class indices (``MaskMixModel`` does so itself). Soft labels
-    must lie in ``[0, 1]``: where their values can be read (eager), others are refused, class
-    indices shaped ``(B, 1)`` with a hint to squeeze them. The
+    outside ``[0, 1]`` are refused where their values can be read (eager), class indices shaped
+    ``(B, 1)`` with a hint to squeeze them. The
     output labels are float32 (float64 when the input labels were float64); ``label_smoothing``
     is applied before mixing; each augmented row is ``(1 - f) * y_self + f * y_partner`` with
     ``f`` the exact fraction of the image's pixels that now come from the partner. Rows of
