@@ -370,15 +370,16 @@ class MaskMixModel(keras.Model):
             return
         size = image[2:4] if self._channels_first() else image[1:3]
         spatial = [shape[1:3]] if len(shape) == 3 else [shape[1:3], shape[2:4]] if len(shape) == 4 else []
+        laid_out = size in spatial
+        if not laid_out and len(shape) != 4:  # e.g. (B, T, V) one-hot captions: not on the pixels
+            return
         for layer in self.augmentations:
             moves = getattr(layer, "dense_targets", "keep") != "keep"
             if not (moves or getattr(layer, "mask_fill", None) is not None):
                 continue
             dtype = keras.backend.standardize_dtype(y.dtype)
             what = "moves pixels" if moves else "writes mask_fill"
-            if size not in spatial:
-                if len(shape) != 4:  # e.g. (B, T, V) one-hot captions: not laid out on the pixels
-                    return
+            if not laid_out:
                 # (B, h, w, c) at another size: masks or heatmaps at another resolution, a grid of
                 # targets; nothing can make them follow the pixels.
                 raise ValueError(

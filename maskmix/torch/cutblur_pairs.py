@@ -9,7 +9,7 @@ from torch import Tensor
 from torchvision import tv_tensors
 from typing_extensions import Unpack
 
-from maskmix.geometry import IMAGE_DTYPES_TEXT, sampling_units
+from maskmix.geometry import IMAGE_DTYPES_TEXT, looks_transposed, sampling_units
 from maskmix.params import CUTBLUR_DIRECTIONS, CUTBLUR_PAIR, given_arguments
 
 from . import _sampling
@@ -30,6 +30,12 @@ def check_pair(name: str, lr_upsampled: Any, hr: Any) -> None:
             raise ValueError(
                 f"{name}: {label} must be (..., C, H, W) with at least 3 dims; got shape {tuple(tensor.shape)}"
             )
+    channels, last = lr_upsampled.shape[-3], lr_upsampled.shape[-1]
+    if looks_transposed(channels, last):  # the rule of MaskMixTransform.check_image
+        raise ValueError(
+            f"{name}: lr_upsampled of shape {tuple(lr_upsampled.shape)} looks channels-last (..., H, W, C): "
+            f"{channels} values on the channel axis (-3) and {last} on the last; permute the pair to (..., C, H, W)"
+        )
     if lr_upsampled.shape != hr.shape:
         raise ValueError(
             f"{name}: lr_upsampled and hr must have the same shape (up-sample the LR images to the HR size "

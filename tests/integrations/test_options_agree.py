@@ -86,7 +86,7 @@ CATALOGUE: dict[str, list[Recipe]] = {
         lambda m: {"num_classes": 1},  # one class: one_hot would invert binary labels
         lambda m: {"num_classes": np.int64(1)},
         lambda m: {"mix": m.RandomMixup(num_classes=1)},
-        lambda m: {"mix": [m.RandomCutMix(), m.RandomMixup(num_classes=1)], "num_classes": 3},
+        lambda m: {"mix": [m.RandomCutMix(), m.RandomMixup(num_classes=1)]},
     ],
     "check_label_smoothing": [
         lambda m: {"label_smoothing": 1.0},

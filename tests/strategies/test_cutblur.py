@@ -207,6 +207,11 @@ def test_torch_cutblur_pair_options_types_and_validation() -> None:
         cutblur_pair(a[0, 0], b[0, 0])
     with pytest.raises(TypeError, match=r"cutblur_pair: hr must be a tensor"):
         cutblur_pair(a, b.numpy())
+    # A channels-last pair (stacked from NumPy) would be cut along the wrong axes.
+    for call in (cutblur_pair, lambda lr, hr: RandomCutBlurPair()((lr, hr))):
+        with pytest.raises(ValueError, match=r"(cutblur_pair|RandomCutBlurPair): lr_upsampled of shape "
+                                             r"\(2, 8, 8, 3\) looks channels-last \(\.\.\., H, W, C\)"):
+            call(torch.rand(2, 8, 8, 3), torch.rand(2, 8, 8, 3))
 
 
 def test_torch_cutblur_pair_transform_runs_the_function() -> None:
