@@ -9,7 +9,9 @@ The Keras twin of :mod:`maskmix.torch._patches`:
   index broadcasts over the channels).
 * :func:`resample_matrix` builds per-image separable resampling matrices that reproduce
   ``torch.nn.functional.interpolate`` for a different output size per image, and
-  :func:`resample` applies one along an image axis with a batched ``einsum``.
+  :func:`resample` applies one along an image axis with a batched ``einsum``;
+  :func:`axis_resampling` gives a layer the matrices of one axis, read from a table built once on
+  the host where it is small.
 
 Every function takes ``ops``, the backend namespace to compute with (a layer's ``self.backend``,
 see :mod:`maskmix.keras._sampling`). Nothing here reads tensor values back to the host, loops
@@ -20,9 +22,13 @@ TensorFlow, torch and JAX backends. Integer arguments are int32 tensors (or Pyth
 
 from __future__ import annotations
 
+import functools
+from types import SimpleNamespace
 from typing import Any
 
-__all__ = ["gather_pixels", "move_pixels", "nearest_source", "resample", "resample_matrix"]
+import numpy as np
+
+__all__ = ["axis_resampling", "gather_pixels", "move_pixels", "nearest_source", "resample", "resample_matrix"]
 
 Ops = Any
 Tensor = Any
@@ -169,3 +175,48 @@ def resample(ops: Ops, images: Tensor, matrix: Tensor, axis: str, *, channels_fi
     else:
         spec = f"{m},bijc->bojc" if axis == "height" else f"{m},bjic->bjoc"
     return ops.numpy.einsum(spec, matrix, images)
+
+
+#: :func:`resample_matrix`'s operations on NumPy arrays, to build its tables on the host with the
+#: same code.
+_NUMPY_OPS = SimpleNamespace(numpy=np, cast=lambda x, dtype: np.asarray(x).astype(dtype))
+
+#: Largest table of matrices :func:`axis_resampling` keeps (bytes): it becomes a constant of every
+#: call (a copy in eager mode, a graph constant when traced). 32x32 images need ~130 KiB.
+RESAMPLING_TABLE_BYTES = 2 << 20
+
+
+@functools.lru_cache(maxsize=256)
+def _resampling_table(size: int, low: int, high: int, shrink: bool, method: str, dtype: str) -> np.ndarray:
+    sizes = np.arange(low, high + 1, dtype=np.int32)
+    if shrink:
+        table = resample_matrix(_NUMPY_OPS, size, sizes, size, high, method, dtype)
+    else:
+        table = resample_matrix(_NUMPY_OPS, sizes, size, high, size, method, dtype)
+    table.setflags(write=False)
+    return table
+
+
+def axis_resampling(ops: Ops, size: int, sizes: Tensor | None, bounds: tuple[int, int], *, shrink: bool,
+                    method: str, dtype: str) -> Tensor:
+    """The :func:`resample_matrix` matrices between a static length ``size`` and per-image lengths.
+
+    ``sizes`` is an int32 ``(B,)`` tensor of lengths within ``bounds`` (both inclusive; None when
+    they are equal). ``shrink`` resamples ``size`` to ``sizes`` (``(B, bounds[1], size)``
+    matrices), otherwise ``sizes`` to ``size`` (``(B, size, bounds[1])``); with equal bounds one
+    2-D matrix serves the batch. The matrices of every length in ``bounds`` are computed once on
+    the host (cached per size, bounds, method and dtype) when their table holds at most
+    :data:`RESAMPLING_TABLE_BYTES`, and each call gathers its images' rows of it: one operation
+    where computing them takes about thirty (``resample_matrix``, used for larger tables).
+    Weights built on the host may differ from the backend's in the last bit (normalising sums).
+    """
+    low, high = bounds
+    count = high - low + 1
+    if low == high or count * high * size * np.dtype(dtype).itemsize <= RESAMPLING_TABLE_BYTES:
+        table = _resampling_table(size, low, high, shrink, method, dtype)
+        if low == high:
+            return ops.convert_to_tensor(table[0])
+        return ops.numpy.take(ops.convert_to_tensor(table), ops.cast(sizes, "int32") - low, axis=0)
+    if shrink:
+        return resample_matrix(ops, size, sizes, size, high, method, dtype)
+    return resample_matrix(ops, sizes, size, high, size, method, dtype)

@@ -34,6 +34,7 @@ __all__ = [
     "box_mask",
     "box_mask_of",
     "first_fitting",
+    "first_true",
     "log_uniform",
     "paper_rectangles",
     "pick",
@@ -47,6 +48,7 @@ __all__ = [
     "select_images",
     "select_units",
     "spread",
+    "take_last",
     "uniform",
     "uniform_closed",
     "unit_count",
@@ -222,11 +224,34 @@ def first_fitting(ops: Ops, h: Tensor, w: Tensor, height: int, width: int, *,
     """
     if fits is None:
         fits = ops.numpy.logical_and(h <= height, w <= width)
-    index = ops.numpy.argmax(ops.cast(fits, "int32"), axis=-1)  # first True, or 0 if none
-    index = ops.numpy.expand_dims(ops.cast(index, "int32"), -1)
-    h = ops.numpy.squeeze(ops.numpy.take_along_axis(h, index, axis=-1), -1)
-    w = ops.numpy.squeeze(ops.numpy.take_along_axis(w, index, axis=-1), -1)
-    return ops.numpy.minimum(h, height), ops.numpy.minimum(w, width)
+    chosen = first_true(ops, fits, fallback=True)
+    return (ops.numpy.minimum(take_last(ops, h, chosen), height),
+            ops.numpy.minimum(take_last(ops, w, chosen), width))
+
+
+def first_true(ops: Ops, flags: Tensor, *, fallback: bool) -> Tensor:
+    """Boolean ``(..., n)`` mask of the first True of ``flags`` along the last axis.
+
+    A row without a True gets its first position when ``fallback`` is set, nothing otherwise.
+    Built from a cumulative count, not ``argmax`` + ``take_along_axis``: the backends expand the
+    latter into dozens of small operations (2 ms a call in eager TensorFlow), and the mask
+    selects several candidate tensors at once (:func:`take_last`).
+    """
+    counts = ops.numpy.cumsum(ops.cast(flags, "int32"), axis=-1)
+    first = ops.numpy.logical_and(flags, counts == 1)
+    if not fallback:
+        return first
+    at_start = ops.numpy.arange(ops.shape(flags)[-1], dtype="int32") == 0
+    none = ops.numpy.logical_not(ops.numpy.any(flags, axis=-1, keepdims=True))
+    return ops.numpy.logical_or(first, ops.numpy.logical_and(at_start, none))
+
+
+def take_last(ops: Ops, values: Tensor, chosen: Tensor) -> Tensor:
+    """``values[..., k]`` where ``chosen[..., k]`` is the one True of its row (zero where none).
+
+    A masked sum over the last axis: exact, one value per row is kept and the others are zeros.
+    """
+    return ops.numpy.sum(ops.numpy.where(chosen, values, ops.numpy.zeros((), dtype=values.dtype)), axis=-1)
 
 
 class RectanglePatches:
@@ -351,11 +376,8 @@ def _log_standard_gamma(ops: Ops, alpha: float, size: Size, seed: Seed) -> Tenso
     safe_v = ops.numpy.maximum(v, 1e-30)
     log_v = ops.numpy.log(safe_v)
     accept = ops.numpy.logical_and(v > 0, ops.numpy.log1p(-u) < 0.5 * z * z + d - d * safe_v + d * log_v)
-    first = ops.numpy.expand_dims(ops.cast(ops.numpy.argmax(ops.cast(accept, "int32"), axis=-1), "int32"), -1)
-    chosen = ops.numpy.squeeze(ops.numpy.take_along_axis(log_v, first, axis=-1), -1)
-    # If every proposal is rejected (p < 1e-10) the proposal is v = 1, i.e. G = d.
-    chosen = ops.numpy.where(ops.numpy.any(accept, axis=-1), chosen, ops.numpy.zeros_like(chosen))
-    log_gamma = math.log(d) + chosen
+    # If every proposal is rejected (p < 1e-10) the proposal is v = 1 (log 0), i.e. G = d.
+    log_gamma = math.log(d) + take_last(ops, log_v, first_true(ops, accept, fallback=False))
     if boosted:
         boost = ops.random.uniform(tuple(size), 0.0, 1.0, dtype="float32", seed=seed)
         log_gamma = log_gamma + ops.numpy.log1p(-boost) / alpha  # 1 - U lies in (0, 1]: no log(0)
@@ -365,11 +387,14 @@ def _log_standard_gamma(ops: Ops, alpha: float, size: Size, seed: Seed) -> Tenso
 def beta(ops: Ops, alpha: float, size: Size, seed: Seed) -> Tensor:
     """Float32 samples of Beta(alpha, alpha), via two gamma variables: ``G1 / (G1 + G2)``.
 
-    Computed as ``sigmoid(log G1 - log G2)``; compiles under XLA on CPU (see
-    :func:`_log_standard_gamma`).
+    ``Beta(1, 1)`` (CutMix's default) is the uniform distribution on ``(0, 1)`` and is drawn as
+    such. Otherwise both gamma variables of every sample are drawn together and combined as
+    ``sigmoid(log G1 - log G2)``; compiles under XLA on CPU (see :func:`_log_standard_gamma`).
+    The same law as :func:`maskmix.torch._mixing.beta`.
     """
-    log_g1 = _log_standard_gamma(ops, alpha, size, seed)
-    log_g2 = _log_standard_gamma(ops, alpha, size, seed)
+    if alpha == 1.0:
+        return uniform(ops, 0.0, 1.0, size, seed)
+    log_g1, log_g2 = ops.core.unstack(_log_standard_gamma(ops, alpha, (2, *size), seed), 2, axis=0)
     return ops.nn.sigmoid(log_g1 - log_g2)
 
 

@@ -266,6 +266,5 @@ class RandomCutThumbnail(MixingLayer):
     def _resampling(self, size: int, smallest: int, largest: int, sizes: Tensor, dtype: str) -> Tensor:
         """Resampling matrices of one axis: ``(largest, size)`` if all images share one size, else
         ``(B, largest, size)`` (row ``i`` of image ``b`` is zero for ``i >= sizes[b]``)."""
-        if smallest == largest:
-            return _patches.resample_matrix(self.ops, size, largest, size, largest, self.resize_method, dtype)[0]
-        return _patches.resample_matrix(self.ops, size, sizes, size, largest, self.resize_method, dtype)
+        return _patches.axis_resampling(self.ops, size, sizes, (smallest, largest), shrink=True,
+                                        method=self.resize_method, dtype=dtype)

@@ -27,13 +27,8 @@ def _axis_matrices(ops: Any, low_sizes: Tensor | None, size: int, bounds: tuple[
     With one possible low size (``bounds[0] == bounds[1]``) both are plain 2-D matrices shared by
     the batch; otherwise one padded matrix per image, from its own ``low_sizes[b]``.
     """
-    low, high = bounds
-    if low == high:
-        down = _patches.resample_matrix(ops, size, low, size, low, method, dtype)
-        up = _patches.resample_matrix(ops, low, size, low, size, method, dtype)
-        return down[0], up[0]
-    down = _patches.resample_matrix(ops, size, low_sizes, size, high, method, dtype)
-    up = _patches.resample_matrix(ops, low_sizes, size, high, size, method, dtype)
+    down = _patches.axis_resampling(ops, size, low_sizes, bounds, shrink=True, method=method, dtype=dtype)
+    up = _patches.axis_resampling(ops, size, low_sizes, bounds, shrink=False, method=method, dtype=dtype)
     return down, up
 
 

@@ -273,10 +273,11 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
         tops = np_.minimum(np_.maximum(rows - half_h, 0), np_.expand_dims(height - h, -1))
         lefts = np_.minimum(np_.maximum(cols - half_w, 0), np_.expand_dims(width - w, -1))
 
-        def at(table: Tensor, index: Tensor) -> Tensor:
-            return np_.squeeze(np_.take_along_axis(table, np_.expand_dims(index, -1), axis=-1), -1)
+        def corner(centre: Tensor) -> tuple[Tensor, Tensor]:
+            at_centre = pixels == np_.expand_dims(centre, -1)
+            return _sampling.take_last(ops, tops, at_centre), _sampling.take_last(ops, lefts, at_centre)
 
-        top_a, left_a = at(tops, centre_a), at(lefts, centre_a)
+        top_a, left_a = corner(centre_a)
         # B: a uniform pixel of the same cluster whose patch does not overlap A's.
         apart = np_.logical_or(np_.abs(tops - np_.expand_dims(top_a, -1)) >= np_.expand_dims(h, -1),
                                np_.abs(lefts - np_.expand_dims(left_a, -1)) >= np_.expand_dims(w, -1))
@@ -286,8 +287,9 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
         # No partner in the cluster: B uniform among the places that do not overlap A, if A leaves
         # any; if it does not, the image keeps its uniform draw (both patches placed at random).
         other_top, other_left = self._place_b(h, w, top_a, left_a, height, width, seed)
-        top_b = np_.where(paired, at(tops, centre_b), other_top)
-        left_b = np_.where(paired, at(lefts, centre_b), other_left)
+        paired_top, paired_left = corner(centre_b)
+        top_b = np_.where(paired, paired_top, other_top)
+        left_b = np_.where(paired, paired_left, other_left)
         guided = np_.logical_or(paired, np_.logical_not(_in_bad_block(ops, h, w, top_a, left_a, height, width)))
         params["saliency_paired"] = paired
         for key, value in (("top_a", top_a), ("left_a", left_a), ("top_b", top_b), ("left_b", left_b)):
