@@ -335,6 +335,33 @@ def test_keras_cutblur_rectangle_is_the_down_up_resize_and_nothing_else_changes(
         assert (p["blur_factor"] >= 0.15).all() and (p["blur_factor"] <= 0.8).all()
 
 
+@pytest.mark.parametrize("method", [*METHODS, "nearest_legacy"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_keras_resampling_tables_hold_the_matrices_of_each_size(method, dtype, monkeypatch):
+    """The host-built tables (read per image) equal the matrices computed on the backend for the
+    same sizes, in both directions, and a layer gives the same images either way."""
+    from maskmix.keras import _patches
+
+    ops = keras.src.backend
+    sizes = kh.to_tensor(np.array([3, 7, 5, 3, 6], "int32"), "int32")
+    for shrink in (True, False):
+        table = _patches.axis_resampling(ops, 13, sizes, (3, 7), shrink=shrink, method=method, dtype=dtype)
+        ins, outs = (13, sizes) if shrink else (sizes, 13)
+        computed = _patches.resample_matrix(ops, ins, outs, 13 if shrink else 7, 7 if shrink else 13, method, dtype)
+        assert tuple(table.shape) == tuple(computed.shape) == ((5, 7, 13) if shrink else (5, 13, 7))
+        np.testing.assert_allclose(kh.np_(table), kh.np_(computed), rtol=0, atol=1e-6 if dtype == "float32" else 1e-14)
+        one = _patches.axis_resampling(ops, 13, None, (5, 5), shrink=shrink, method=method, dtype=dtype)
+        fifth = kh.np_(table)[2][:5] if shrink else kh.np_(table)[2][:, :5]  # image 2 has size 5
+        np.testing.assert_allclose(kh.np_(one), fifth, rtol=0, atol=1e-6 if dtype == "float32" else 1e-14)
+    if method not in METHODS:  # Cut-Thumbnail's legacy nearest: not a CutBlur method
+        return
+    x = keras_images(6, dtype, seed=5)
+    tabled = keras_RandomCutBlur(blur_factor=(0.15, 0.8), resize_method=method, seed=3)(x)
+    monkeypatch.setattr(_patches, "RESAMPLING_TABLE_BYTES", 0)
+    np.testing.assert_allclose(kh.np_(keras_RandomCutBlur(blur_factor=(0.15, 0.8), resize_method=method, seed=3)(x)),
+                               kh.np_(tabled), rtol=0, atol=1e-5 if dtype == "float32" else 1e-12)
+
+
 @pytest.mark.parametrize("dtype", ["uint8", "float16", "bfloat16", "float32"])
 def test_keras_cutblur_dtypes_follow_the_float_reference(dtype):
     x = keras_images(4, dtype, seed=2)
