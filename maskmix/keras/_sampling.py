@@ -35,11 +35,13 @@ __all__ = [
     "box_mask_of",
     "first_fitting",
     "first_true",
+    "integers_from",
     "log_uniform",
     "paper_rectangles",
     "pick",
     "place_inside",
     "randint",
+    "randints",
     "random_boxes",
     "random_rectangles",
     "range_mask",
@@ -51,6 +53,7 @@ __all__ = [
     "take_last",
     "uniform",
     "uniform_closed",
+    "uniforms",
     "unit_count",
     "unit_index",
 ]
@@ -63,7 +66,23 @@ Size = Sequence[Any]
 
 def uniform(ops: Ops, low: float | Tensor, high: float | Tensor, size: Size, seed: Seed) -> Tensor:
     """Float32 samples uniform in ``[low, high)``; ``low``/``high`` may be broadcastable tensors."""
-    u = ops.random.uniform(tuple(size), 0.0, 1.0, dtype="float32", seed=seed)
+    return _scaled(uniforms(ops, 1, size, seed)[0], low, high)
+
+
+def uniforms(ops: Ops, count: int, size: Size, seed: Seed) -> tuple[Tensor, ...]:
+    """``count`` independent float32 tensors of shape ``size``, uniform in ``[0, 1)``, from one draw.
+
+    Each random call costs the backends far more than the arithmetic around it (a seed update and
+    a few kernels: ~1 ms in eager TensorFlow), so the values a strategy needs together (a box's
+    row and column, a rectangle's area and aspect) come from one call.
+    """
+    if count == 1:
+        return (ops.random.uniform(tuple(size), 0.0, 1.0, dtype="float32", seed=seed),)
+    drawn = ops.random.uniform((count, *size), 0.0, 1.0, dtype="float32", seed=seed)
+    return tuple(ops.core.unstack(drawn, count, axis=0))
+
+
+def _scaled(u: Tensor, low: float | Tensor, high: float | Tensor) -> Tensor:
     return low + (high - low) * u
 
 
@@ -75,7 +94,16 @@ def log_uniform(ops: Ops, low: float, high: float, size: Size, seed: Seed) -> Te
     low, high = log_uniform_bounds(low, high)
     if low == high:
         return ops.numpy.full(tuple(size), low, dtype="float32")
-    return ops.numpy.exp(uniform(ops, math.log(low), math.log(high), size, seed))
+    return _log_scaled(ops, uniforms(ops, 1, size, seed)[0], low, high)
+
+
+def _log_scaled(ops: Ops, u: Tensor, low: float, high: float) -> Tensor:
+    """``u`` (uniform in ``[0, 1)``) mapped to the log-uniform law on ``[low, high)`` (clamped by
+    :func:`maskmix.geometry.log_uniform_bounds`)."""
+    low, high = log_uniform_bounds(low, high)
+    if low == high:
+        return ops.numpy.full_like(u, low)
+    return ops.numpy.exp(_scaled(u, math.log(low), math.log(high)))
 
 
 def uniform_closed(ops: Ops, low: float, high: float, size: Size, seed: Seed) -> Tensor:
@@ -105,15 +133,29 @@ def randint(ops: Ops, low: int | Tensor, high: int | Tensor, size: Size, seed: S
     """Int32 samples uniform over ``{low, ..., high}`` (both inclusive), per-element bounds allowed.
 
     ``keras.random.randint`` takes one pair of bounds for the whole tensor; drawing
-    ``floor(low + U * (high - low + 1))`` lets every image have its own bounds. The minimum with
+    ``low + floor(U * (high - low + 1))`` lets every image have its own bounds. The minimum with
     ``high`` guards the float rounding of ``U`` close to 1.
     """
-    low_t = ops.cast(low, "int32")
+    return integers_from(ops, ops.random.uniform(tuple(size), 0.0, 1.0, dtype="float32", seed=seed), low, high)
+
+
+def randints(ops: Ops, bounds: Sequence[tuple[int | Tensor, int | Tensor]], size: Size,
+             seed: Seed) -> tuple[Tensor, ...]:
+    """Independent :func:`randint` samples for each ``(low, high)`` of ``bounds``, from one draw
+    (see :func:`uniforms`)."""
+    draws = uniforms(ops, len(bounds), size, seed)
+    return tuple(integers_from(ops, u, low, high) for u, (low, high) in zip(draws, bounds, strict=True))
+
+
+def integers_from(ops: Ops, u: Tensor, low: int | Tensor, high: int | Tensor) -> Tensor:
+    """:func:`randint`'s integers from uniform ``u`` already drawn (see :func:`uniforms`)."""
+    # U * span is non-negative wherever the range is not empty, so the cast truncates as floor
+    # would; an empty range (high < low) gives high either way, through the minimum.
     high_t = ops.cast(high, "int32")
-    u = ops.random.uniform(tuple(size), 0.0, 1.0, dtype="float32", seed=seed)
-    span = ops.cast(high_t - low_t + 1, "float32")
-    drawn = ops.cast(ops.numpy.floor(u * span), "int32") + low_t
-    return ops.numpy.minimum(drawn, high_t)
+    if isinstance(low, int) and low == 0:
+        return ops.numpy.minimum(ops.cast(u * ops.cast(high_t + 1, "float32"), "int32"), high_t)
+    low_t = ops.cast(low, "int32")
+    return ops.numpy.minimum(ops.cast(u * ops.cast(high_t - low_t + 1, "float32"), "int32") + low_t, high_t)
 
 
 def select_images(ops: Ops, batch_size: int | Tensor, ratio: float | Tensor, bernoulli: bool, seed: Seed) -> Tensor:
@@ -290,9 +332,9 @@ def random_rectangles(ops: Ops, shape: Size, height: int, width: int, patch_area
     draws only the first candidate where every one fits; here all ten are always drawn, so that a
     layer traced with an unknown image size draws what it draws eagerly with the same seed.
     """
-    size = (*shape, ATTEMPTS)
-    area = uniform(ops, patch_area[0], patch_area[1], size, seed)
-    aspect = log_uniform(ops, patch_aspect_ratio[0], patch_aspect_ratio[1], size, seed)
+    u_area, u_aspect = uniforms(ops, 2, (*shape, ATTEMPTS), seed)
+    area = _scaled(u_area, *patch_area)
+    aspect = _log_scaled(ops, u_aspect, *patch_aspect_ratio)
     if area_divisor is not None:
         area = area / ops.numpy.expand_dims(ops.cast(area_divisor, "float32"), -1)
     h, w = rectangle_sizes(ops, area, aspect, height, width)
@@ -301,9 +343,7 @@ def random_rectangles(ops: Ops, shape: Size, height: int, width: int, patch_area
 
 def place_inside(ops: Ops, h: Tensor, w: Tensor, height: int, width: int, seed: Seed) -> tuple[Tensor, Tensor]:
     """Uniform top-left corners such that an ``h x w`` rectangle lies fully inside the image."""
-    shape = ops.shape(h)
-    top = randint(ops, 0, height - h, shape, seed)
-    left = randint(ops, 0, width - w, shape, seed)
+    top, left = randints(ops, [(0, height - h), (0, width - w)], ops.shape(h), seed)
     return top, left
 
 
@@ -408,12 +448,12 @@ def paper_rectangles(ops: Ops, shape: Size, height: Any, width: Any, patch_area:
     ``h < H`` and ``w < W``. Returns ``(h, w, found)``, ``found`` False where no candidate fits.
     Same rule as :func:`maskmix.torch._sampling.paper_rectangles`.
     """
-    size = (*shape, attempts)
-    area = uniform(ops, patch_area[0], patch_area[1], size, seed)
+    u_area, u_aspect = uniforms(ops, 2, (*shape, attempts), seed)
+    area = _scaled(u_area, *patch_area)
     if aspect_law == "uniform":
-        aspect = uniform(ops, patch_aspect_ratio[0], patch_aspect_ratio[1], size, seed)
+        aspect = _scaled(u_aspect, *patch_aspect_ratio)
     else:
-        aspect = log_uniform(ops, patch_aspect_ratio[0], patch_aspect_ratio[1], size, seed)
+        aspect = _log_scaled(ops, u_aspect, *patch_aspect_ratio)
     if area_divisor is not None:
         area = area / ops.numpy.expand_dims(ops.cast(area_divisor, "float32"), -1)
     h, w = rectangle_sizes(ops, area, aspect, height, width)

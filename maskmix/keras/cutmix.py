@@ -38,8 +38,7 @@ def lambda_box(ops: Any, lam: Any, size: Any, height: Any, width: Any, rounding:
     to_pixels = ops.numpy.floor if rounding in ("truncate", "timm") else ops.numpy.round
     cut_h = ops.cast(to_pixels(side * ops.cast(height, "float32")), "int32")
     cut_w = ops.cast(to_pixels(side * ops.cast(width, "float32")), "int32")
-    center_y = _sampling.randint(ops, 0, height - 1, size, seed)
-    center_x = _sampling.randint(ops, 0, width - 1, size, seed)
+    center_y, center_x = _sampling.randints(ops, [(0, height - 1), (0, width - 1)], size, seed)
     half_h, half_w = ops.numpy.floor_divide(cut_h, 2), ops.numpy.floor_divide(cut_w, 2)
     y0, x0 = center_y - half_h, center_x - half_w
     # The official box ends at c + cut // 2: an odd cut loses a pixel.

@@ -108,8 +108,7 @@ class RandomCutout(MaskingLayer):
             top, left = _sampling.place_inside(ops, extent, extent, height, width, seed)
             params = {"top": top, "left": left, "height": extent, "width": extent}
         else:
-            center_y = _sampling.randint(ops, 0, height - 1, shape, seed)
-            center_x = _sampling.randint(ops, 0, width - 1, shape, seed)
+            center_y, center_x = _sampling.randints(ops, [(0, height - 1), (0, width - 1)], shape, seed)
             # The square [c - side//2, c - side//2 + extent), clipped to the image.
             y0, x0 = center_y - half, center_x - half
             top, left = ops.numpy.clip(y0, 0, height), ops.numpy.clip(x0, 0, width)

@@ -235,9 +235,10 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
         h, w = self.draw_rectangles(ops, size, height, width, seed)
         columns = width - w + 1
         positions = (height - h + 1) * columns
-        source = _sampling.randint(ops, 0, positions - 1, size, seed)
-        # Uniform over the other positions: draw among positions - 1 and skip the source's index.
-        other = _sampling.randint(ops, 0, ops.numpy.maximum(positions - 2, 0), size, seed)
+        # The destination is uniform over the other positions: drawn among positions - 1, the
+        # source's index skipped.
+        source, other = _sampling.randints(ops, [(0, positions - 1), (0, ops.numpy.maximum(positions - 2, 0))],
+                                           size, seed)
         other = other + ops.cast(other >= source, "int32")
         movable = positions > 1
         destination = ops.numpy.where(movable, other, source)
@@ -270,8 +271,8 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
         else:
             is_scar = ops.random.uniform(size, 0.0, 1.0, dtype="float32", seed=seed) < self.scar_prob
         # Sides in pixels, capped by the image (the paper's scars are for 256 x 256 crops).
-        length = np_.minimum(_sampling.randint(ops, *self.scar_length, size, seed), height)
-        side = np_.minimum(_sampling.randint(ops, *self.scar_width, size, seed), width)
+        length, side = _sampling.randints(ops, [self.scar_length, self.scar_width], size, seed)
+        length, side = np_.minimum(length, height), np_.minimum(side, width)
         top, left = _sampling.place_inside(ops, length, side, height, width, seed)
         angle = _sampling.uniform(ops, *rotation_range(self.scar_rotation), size, seed)
         # The rotated scar's bounding box lies fully inside, centre uniform; a box larger than the

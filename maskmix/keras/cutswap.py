@@ -286,7 +286,8 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
         paired = np_.any(partners, axis=-1)
         # No partner in the cluster: B uniform among the places that do not overlap A, if A leaves
         # any; if it does not, the image keeps its uniform draw (both patches placed at random).
-        other_top, other_left = self._place_b(h, w, top_a, left_a, height, width, seed)
+        other_top, other_left = self._place_b(h, w, top_a, left_a, height, width,
+                                              _sampling.uniforms(ops, 1, ops.shape(h), seed)[0])
         paired_top, paired_left = corner(centre_b)
         top_b = np_.where(paired, paired_top, other_top)
         left_b = np_.where(paired, paired_left, other_left)
@@ -316,14 +317,16 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
         bad_top, bad_rows = _span(ops, np_.maximum(height - 2 * h + 1, 0), np_.minimum(h - 1, height - h))
         bad_left, bad_columns = _span(ops, np_.maximum(width - 2 * w + 1, 0), np_.minimum(w - 1, width - w))
         count_a = rows * columns - bad_rows * bad_columns
-        index_a = _sampling.randint(ops, 0, np_.maximum(count_a - 1, 0), size, seed)
+        u_a, u_b = _sampling.uniforms(ops, 2, size, seed)
+        index_a = _sampling.integers_from(ops, u_a, 0, np_.maximum(count_a - 1, 0))
         top_a, left_a = _cell_outside_block(ops, index_a, columns, bad_top, bad_rows, bad_left, bad_columns)
-        top_b, left_b = self._place_b(h, w, top_a, left_a, height, width, seed)
+        top_b, left_b = self._place_b(h, w, top_a, left_a, height, width, u_b)
         return {"height": h, "width": w, "top_a": top_a, "left_a": left_a, "top_b": top_b, "left_b": left_b}
 
     def _place_b(self, h: Tensor, w: Tensor, top_a: Tensor, left_a: Tensor, height: Any, width: Any,
-                 seed: Any) -> tuple[Tensor, Tensor]:
-        """B's corner, uniform among the corners (fully inside) where B does not overlap A."""
+                 u: Tensor) -> tuple[Tensor, Tensor]:
+        """B's corner, uniform among the corners (fully inside) where B does not overlap A, from
+        ``u``, uniform in ``[0, 1)`` per image."""
         ops = self.ops
         np_ = ops.numpy
         rows, columns = height - h + 1, width - w + 1
@@ -331,7 +334,7 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
         near_top, near_rows = _span(ops, np_.maximum(top_a - h + 1, 0), np_.minimum(top_a + h - 1, height - h))
         near_left, near_columns = _span(ops, np_.maximum(left_a - w + 1, 0), np_.minimum(left_a + w - 1, width - w))
         count_b = rows * columns - near_rows * near_columns
-        index_b = _sampling.randint(ops, 0, np_.maximum(count_b - 1, 0), ops.shape(h), seed)
+        index_b = _sampling.integers_from(ops, u, 0, np_.maximum(count_b - 1, 0))
         return _cell_outside_block(ops, index_b, columns, near_top, near_rows, near_left, near_columns)
 
     def _sizes(self, size: tuple[Any, ...], height: int, width: int, seed: Any) -> tuple[Tensor, Tensor]:

@@ -127,8 +127,7 @@ class RandomGridMask(MaskingLayer):
             ratio = _sampling.uniform(ops, *self.masked_ratio, size, seed)
             masked = ops.cast(ops.numpy.round(ratio * ops.cast(unit, "float32")), "int32")
             masked = ops.numpy.minimum(ops.numpy.maximum(masked, 1), unit - 1)
-        offset_y = _sampling.randint(ops, 0, unit - 1, size, seed)
-        offset_x = _sampling.randint(ops, 0, unit - 1, size, seed)
+        offset_y, offset_x = _sampling.randints(ops, [(0, unit - 1), (0, unit - 1)], size, seed)
         params = {"unit": unit, "masked": masked, "offset_y": offset_y, "offset_x": offset_x}
         if self.rotation > 0:
             if self.whole_degrees:

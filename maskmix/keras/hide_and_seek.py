@@ -91,7 +91,10 @@ class RandomHideAndSeek(MaskingLayer):
     def sample_region(self, batch_size: Any, height: int, width: int, seed: Any) -> dict[str, Any]:
         ops = self.ops
         candidates = len(self.grid_size) if self.cell_size is None else len(self.cell_size)
-        choice = _sampling.randint(ops, 0, candidates - 1, (batch_size,), seed)
+        if self.hide_prob is None:  # the number of hidden cells is drawn with the grid
+            choice, count = _sampling.randints(ops, [(0, candidates - 1), self.erased_patches], (batch_size,), seed)
+        else:
+            choice = _sampling.randint(ops, 0, candidates - 1, (batch_size,), seed)
         cell = None
         if self.cell_size is None:
             row_options = [rows for rows, _ in self.grid_size]
@@ -120,8 +123,6 @@ class RandomHideAndSeek(MaskingLayer):
             hidden = ops.numpy.logical_and(scores < self.hide_prob, valid)
             count = ops.numpy.sum(ops.cast(hidden, "int32"), axis=(1, 2))
         else:
-            lo, hi = self.erased_patches
-            count = _sampling.randint(ops, lo, hi, (batch_size,), seed)
             count = ops.numpy.minimum(count, rows * cols)
             # Invalid cells rank last; the `count` lowest-ranked valid cells are hidden.
             keyed = ops.numpy.reshape(

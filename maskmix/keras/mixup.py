@@ -100,7 +100,11 @@ def blend(layer: MixingLayer, images: Any, params: Mapping[str, Any]) -> Any:
     lam = layer.per_image(ops.cast(params["lam"], work))
     x = ops.cast(images, work)
     partner = ops.numpy.take(x, params["partner"], axis=0)
-    return layer.to_image_dtype(partner + lam * (x - partner), dtype)
+    difference = x - partner
+    # torch.lerp's two-sided form: exact at both ends, so that lam = 1 (which float32 Beta draws
+    # reach) gives the image itself, bit for bit, as its label row says.
+    mixed = ops.numpy.where(lam < 0.5, partner + lam * difference, x - (1.0 - lam) * difference)
+    return layer.to_image_dtype(mixed, dtype)
 
 
 def random_mixup(

@@ -37,8 +37,7 @@ def minmax_box(ops: Any, minmax: tuple[float, float], size: Any, height: Any, wi
     """Int32 ``(top, left, h, w)`` of timm's ``rand_bbox_minmax`` boxes: the rules of
     :func:`maskmix.torch.mixup_or_cutmix.minmax_box` (sides uniform over ``int(lo H) ..
     int(hi H) - 1``, corner uniform where the box fits)."""
-    h = _sampling.randint(ops, *_side_bounds(ops, height, minmax), size, seed)
-    w = _sampling.randint(ops, *_side_bounds(ops, width, minmax), size, seed)
+    h, w = _sampling.randints(ops, [_side_bounds(ops, height, minmax), _side_bounds(ops, width, minmax)], size, seed)
     top, left = _sampling.place_inside(ops, h, w, height, width, seed)
     return top, left, h, w
 

@@ -97,3 +97,17 @@ def test_keras_mixup_blends_images_and_labels(dtype):
     mixed = references.mix_labels(y1, p["partner"], 1 - p["lam"].astype(np.float64))
     np.testing.assert_allclose(soft, mixed, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(p["partner_weight"], 1 - p["lam"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+def test_keras_mixup_lambda_at_either_end_gives_one_image_bit_for_bit(dtype):
+    """Float32 Beta draws reach lam = 1 (and 0): the label row then names one image, and the pixels
+    must be exactly that image's, not ``partner + 1 * (x - partner)`` rounded."""
+    from maskmix.keras.mixup import blend
+
+    x, _ = kh.mixing_batch(23, dtype)
+    layer = keras_RandomMixup(num_classes=K, seed=0)
+    partner = np.roll(np.arange(x.shape[0]), 1).astype("int32")
+    for lam, expected in ((1.0, kh.np_(x)), (0.0, kh.np_(x)[partner])):
+        params = {"lam": np.full(x.shape[0], lam, "float32"), "partner": partner}
+        np.testing.assert_array_equal(kh.np_(blend(layer, x, params)), expected)
