@@ -214,3 +214,32 @@ def test_tf_data_map_is_reproducible(name: str) -> None:
 
     first, second = batches(), batches()
     assert len(first) == 2 and all(bits_equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_call_updates_the_generator_once_and_its_draws_take_consecutive_seeds(name):
+    """A call reads the layer's SeedGenerator state once and advances it by CALL_SEEDS, eagerly and
+    in tf.function: calls never share a seed, however many draws each makes (at most CALL_SEEDS)."""
+    from maskmix.keras._seeds import CALL_SEEDS
+
+    layer_ = layer(name)
+    start = layer_.generator.state.numpy()
+    call(layer_, X)
+    np.testing.assert_array_equal(layer_.generator.state.numpy(), start + np.array([0, CALL_SEEDS]))
+    tf.function(lambda images: call(layer_, images))(X)
+    np.testing.assert_array_equal(layer_.generator.state.numpy(), start + np.array([0, 2 * CALL_SEEDS]))
+
+
+def test_call_seeds_are_consecutive_and_bounded():
+    from maskmix.keras import _seeds
+
+    generator = keras.random.SeedGenerator(11)
+    stream = _seeds.call_seeds(generator, None)
+    seeds = [np_(stream.next()) for _ in range(_seeds.CALL_SEEDS)]
+    np.testing.assert_array_equal(np.stack(seeds), np.stack([np.full(_seeds.CALL_SEEDS, 11),
+                                                             np.arange(_seeds.CALL_SEEDS)], axis=1))
+    with pytest.raises(RuntimeError, match="drew more than CALL_SEEDS = 64 seeds"):
+        stream.next()
+    # An int seed given to get_random_transformation is a stream too: not one seed for every draw.
+    ints = _seeds.call_seeds(7, keras.src.backend)
+    assert [np_(ints.next()).tolist() for _ in range(3)] == [[7, 0], [7, 1], [7, 2]]

@@ -25,11 +25,12 @@ module changed between Keras versions. Only its two small public-behaviour helpe
 
 Seeding
 -------
-``seed`` (an int or None) seeds a ``keras.random.SeedGenerator`` stored on the layer; every
-random draw of a call advances its state, so two layers built with the same seed give the same
-outputs for the same inputs. The seed is part of ``get_config``, the generator's state is not:
-Keras does not save ``SeedGenerator`` state in ``.keras`` files, so a reloaded layer restarts its
-random stream from the seed. Inside ``tf.data``
+``seed`` (an int or None) seeds a ``keras.random.SeedGenerator`` stored on the layer; each call
+takes :data:`~maskmix.keras._seeds.CALL_SEEDS` consecutive seeds of its state at once (one
+update of the variable, see :class:`~maskmix.keras._seeds.CallSeeds`), so two layers built with
+the same seed give the same outputs for the same inputs, call after call. The seed is part of
+``get_config``, the generator's state is not: Keras does not save ``SeedGenerator`` state in
+``.keras`` files, so a reloaded layer restarts its random stream from the seed. Inside ``tf.data``
 under a non-TensorFlow backend a second, TensorFlow-backed generator with the same seed is
 created on first use (as Keras' ``DataLayer`` does).
 """
@@ -468,7 +469,8 @@ class MaskMixLayer(keras.layers.Layer):
 
         The returned dict holds ``(B, ...)`` tensors: the strategy's parameters (e.g. ``top``,
         ``left``, ``height``, ``width``) and ``selected``, the boolean selection of the images to
-        augment. ``seed`` overrides the layer's generator (an int or a ``SeedGenerator``).
+        augment. ``seed`` overrides the layer's generator: a ``SeedGenerator``, or an int (the
+        same draws at every call with the same int, each draw of the call from its own seed).
         ``layer(x)`` is ``transform_images(x, get_random_transformation(x))``.
         """
         if training is False:
@@ -481,7 +483,7 @@ class MaskMixLayer(keras.layers.Layer):
                 f"traced (it builds resampling matrices for that size); got shape {tuple(images.shape)}. "
                 "Give them in keras.Input or the tf.function input signature, or resize the images first"
             )
-        seed = self.seed_generator() if seed is None else seed
+        seed = _seeds.call_seeds(self.seed_generator() if seed is None else seed, self.backend)
         # A scheduled ratio is lent by the pipeline (maskmix.schedules) as a variable's value,
         # read by the compiled step; a plain number read while tracing becomes a constant of the
         # traced graph, so later assignments are refused (see __setattr__).

@@ -11,7 +11,8 @@ Every function takes ``ops``, the backend namespace to compute with: a layer pas
 TensorFlow while the layer runs inside a ``tf.data`` graph whatever the global backend (see
 :class:`maskmix.keras.MaskMixLayer`). ``ops.numpy.*``, ``ops.random.*`` and ``ops.cast`` are the
 functions ``keras.ops``/``keras.random`` call for concrete tensors. ``seed`` is a
-``keras.random.SeedGenerator`` (each draw advances it) or an int.
+``keras.random.SeedGenerator`` (a layer passes the stream of seeds of its call,
+:class:`maskmix.keras._seeds.CallSeeds`) or an int.
 
 ``batch_size`` may be a Python int or, in a TensorFlow graph with an unknown batch dimension (the
 last partial batch of a ``tf.data`` pipeline), a scalar int32 tensor. Integer results are int32.

@@ -17,10 +17,11 @@ import random
 from typing import Any
 
 import keras
+import numpy as np
 
 from . import _compat
 
-__all__ = ["StatelessSeeds", "stateless_seeds"]
+__all__ = ["CALL_SEEDS", "CallSeeds", "StatelessSeeds", "call_seeds", "stateless_seeds"]
 
 Tensor = Any
 
@@ -64,6 +65,59 @@ class StatelessSeeds(keras.random.SeedGenerator):
 
     def get_config(self) -> dict[str, Any]:
         raise TypeError("StatelessSeeds is the seed of one function call; it is not serialisable")
+
+
+#: Seeds one layer call may use: a call takes this many consecutive seeds of its generator's state
+#: at once (the generator advances by as many), so that no two calls share a seed. The strategies
+#: draw at most about a dozen times a call; TensorFlow reduces seeds modulo 2**31 - 2, so a layer
+#: repeats its seeds after about 33 million calls (Keras' own increment of 1: 2 billion).
+CALL_SEEDS = 64
+
+
+class CallSeeds(StatelessSeeds):
+    """The seeds of one call of a layer whose draws come from a ``keras.random.SeedGenerator``.
+
+    The ``i``-th draw of the call gets ``(s0, s1 + i)``, where ``(s0, s1)`` is the generator's
+    state when the call starts; the first draw advances the state by :data:`CALL_SEEDS`. Keras'
+    own ``SeedGenerator.next`` reads and updates the state variable at every draw (the dearest
+    part of a random call in eager mode, and a chain of variable updates in a graph): a call
+    updates it once instead. Advancing by ``CALL_SEEDS`` keeps the seeds of successive calls, and
+    of other users of a shared generator, apart.
+    """
+
+    def __init__(self, generator: keras.random.SeedGenerator) -> None:
+        super().__init__(0)
+        self.name = "call_seeds"
+        self.generator = generator
+        self.base: Tensor | None = None
+
+    def next(self, ordered: bool = True) -> Tensor:
+        if self._count >= CALL_SEEDS:
+            raise RuntimeError(f"a maskmix layer call drew more than CALL_SEEDS = {CALL_SEEDS} seeds")
+        ops = self.generator.backend
+        state = self.generator.state
+        dtype = keras.backend.standardize_dtype(state.dtype)
+        if self.base is None:
+            self.base = state.value * 1  # a copy: the variable is updated next
+            state.assign(ops.numpy.add(state.value, ops.convert_to_tensor(np.array([0, CALL_SEEDS]), dtype=dtype)))
+        offset = self._count
+        self._count += 1
+        if offset == 0:
+            return self.base
+        return ops.numpy.add(self.base, ops.convert_to_tensor(np.array([0, offset]), dtype=dtype))
+
+
+def call_seeds(seed: Any, backend: Any) -> Any:
+    """The seed stream of one layer call: :class:`CallSeeds` of a ``SeedGenerator``, a
+    :class:`StatelessSeeds` of an int (each draw its own seed; as such, Keras' random ops would
+    give every draw of the call the same one), a ``StatelessSeeds`` as it is."""
+    if isinstance(seed, StatelessSeeds):
+        return seed
+    if isinstance(seed, keras.random.SeedGenerator):
+        return CallSeeds(seed)
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return StatelessSeeds(seed).bind(backend)
+    raise TypeError(f"seed must be an int or a keras.random.SeedGenerator; got {type(seed).__name__}")
 
 
 def stateless_seeds(owner: str, seed: Any, images: Any) -> StatelessSeeds:

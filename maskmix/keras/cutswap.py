@@ -9,7 +9,7 @@ import keras
 
 from maskmix.params import RANDOM_CUTSWAP, given_arguments
 
-from . import _patches, _sampling
+from . import _patches, _sampling, _seeds
 from ._base import CommonOptions, MaskMixLayer
 
 if TYPE_CHECKING:
@@ -225,6 +225,8 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
                                   saliency: Tensor | None = None) -> dict[str, Any] | None:
         """The base's draw (:meth:`MaskMixLayer.get_random_transformation`); with ``saliency``
         maps (or those given to the call in progress) the patches are then placed from them."""
+        # One stream for the base's draws and the placement's (see _seeds.CallSeeds).
+        seed = _seeds.call_seeds(self.seed_generator() if seed is None else seed, self.backend)
         params = super().get_random_transformation(data, training=training, seed=seed)
         if saliency is None:
             saliency = self._call_saliency
@@ -232,7 +234,7 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
             return params
         _, _, height, width = self.dims(self.check_images(data)[0])
         maps = self._check_saliency(saliency, data, height, width)
-        self._place_by_saliency(params, maps, height, width, self.seed_generator() if seed is None else seed)
+        self._place_by_saliency(params, maps, height, width, seed)
         return params
 
     def _check_saliency(self, saliency: Any, images: Tensor, height: Any, width: Any) -> Tensor:
