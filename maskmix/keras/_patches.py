@@ -182,11 +182,12 @@ def resample(ops: Ops, images: Tensor, matrix: Tensor, axis: str, *, channels_fi
 _NUMPY_OPS = SimpleNamespace(numpy=np, cast=lambda x, dtype: np.asarray(x).astype(dtype))
 
 #: Largest table of matrices :func:`axis_resampling` keeps (bytes): it becomes a constant of every
-#: call (a copy in eager mode, a graph constant when traced). 32x32 images need ~130 KiB.
+#: call (a copy in eager mode, a graph constant when traced). 32x32 images need ~130 KiB. At most
+#: 32 tables are kept (least recently used dropped): 64 MiB at worst, for many image sizes.
 RESAMPLING_TABLE_BYTES = 2 << 20
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=32)
 def _resampling_table(size: int, low: int, high: int, shrink: bool, method: str, dtype: str) -> np.ndarray:
     sizes = np.arange(low, high + 1, dtype=np.int32)
     if shrink:

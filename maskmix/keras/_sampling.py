@@ -73,9 +73,9 @@ def uniform(ops: Ops, low: float | Tensor, high: float | Tensor, size: Size, see
 def uniforms(ops: Ops, count: int, size: Size, seed: Seed) -> tuple[Tensor, ...]:
     """``count`` independent float32 tensors of shape ``size``, uniform in ``[0, 1)``, from one draw.
 
-    Each random call costs the backends far more than the arithmetic around it (a seed update and
-    a few kernels: ~1 ms in eager TensorFlow), so the values a strategy needs together (a box's
-    row and column, a rectangle's area and aspect) come from one call.
+    Each random call costs the backends far more than the arithmetic around it (a seed and a few
+    kernels: about half a millisecond in eager TensorFlow), so the values a strategy needs
+    together (a box's row and column, a rectangle's area and aspect) come from one call.
     """
     if count == 1:
         return (ops.random.uniform(tuple(size), 0.0, 1.0, dtype="float32", seed=seed),)
