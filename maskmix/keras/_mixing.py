@@ -92,7 +92,8 @@ class MixingLayer(MaskMixLayer):
     ``(B, 1)`` labels are one column of binary labels (as torch reads them), not class indices:
     squeeze them to ``(B,)`` for class indices (``MaskMixModel`` does so itself). Soft labels
     outside ``[0, 1]`` are refused where their values can be read (eager), class indices shaped
-    ``(B, 1)`` with a hint to squeeze them. The
+    ``(B, 1)`` with a hint to squeeze them; class indices outside ``[0, num_classes)`` too, and
+    where they cannot be read (a compiled step) their rows are NaN, not ``one_hot``'s zero rows. The
     output labels are float32 (float64 when the input labels were float64); ``label_smoothing``
     is applied before mixing; each augmented row is ``(1 - f) * y_self + f * y_partner`` with
     ``f`` the exact fraction of the image's pixels that now come from the partner. Rows of
@@ -308,8 +309,7 @@ class MixingLayer(MaskMixLayer):
             if self.num_classes is None:
                 raise ValueError(f"{name}: num_classes is required when labels are class indices")
             self._check_batch(labels, batch_size)
-            self._check_indices(labels)
-            soft = ops.nn.one_hot(ops.cast(labels, "int32"), self.num_classes, dtype="float32")
+            soft = class_index_rows(name, self.backend.name, ops, labels, self.num_classes)
         elif dtype in geometry.FLOAT_DTYPES:
             if rank != 2:
                 raise ValueError(
@@ -339,9 +339,6 @@ class MixingLayer(MaskMixLayer):
     def _check_soft(self, labels: Tensor) -> None:
         check_soft_labels(type(self).__name__, self.backend.name, labels)
 
-    def _check_indices(self, labels: Tensor) -> None:
-        if self.num_classes:
-            check_class_indices(type(self).__name__, self.backend.name, labels, self.num_classes)
 
 
 def host_values(backend: str, labels: Tensor) -> np.ndarray | None:
@@ -354,16 +351,35 @@ def host_values(backend: str, labels: Tensor) -> np.ndarray | None:
     return keras.ops.convert_to_numpy(labels) if backend == keras.backend.backend() else labels.numpy()
 
 
-def check_class_indices(owner: str, backend: str, labels: Tensor, num_classes: int) -> None:
+def check_class_indices(owner: str, backend: str, labels: Tensor, num_classes: int) -> bool:
     """Refuse class indices outside ``[0, num_classes)`` where their values can be read
     (:func:`host_values`): ``one_hot`` would make them zero rows, which train on nothing. Called
-    on the labels as given: a cast to int32 first could wrap an int64 index into the range."""
+    on the labels as given: a cast to int32 first could wrap an int64 index into the range.
+    Returns whether the values could be read (and were checked)."""
     values = host_values(backend, labels)
     if values is None:
-        return
+        return False
     inside = (values >= 0) & (values < num_classes)
     if not inside.all():
         raise ValueError(f"{owner}: class indices must lie in [0, {num_classes}); got {values[~inside][:5].tolist()}")
+    return True
+
+
+def class_index_rows(owner: str, backend: str, ops: Any, labels: Tensor, num_classes: int) -> Tensor:
+    """Float32 one-hot rows ``(B, num_classes)`` of the class indices ``labels`` ``(B,)``.
+
+    Indices outside ``[0, num_classes)`` raise a ``ValueError`` where their values can be read
+    (:func:`check_class_indices`); where they cannot (a compiled step, an accelerator) their rows
+    are NaN instead of ``one_hot``'s zero rows: the loss then shows them (NaN), where zero rows
+    would silently train on nothing. ``ops`` is ``keras.ops`` or a layer's backend.
+    """
+    soft = ops.nn.one_hot(ops.cast(labels, "int32"), num_classes, dtype="float32")
+    if check_class_indices(owner, backend, labels, num_classes):
+        return soft
+    np_ = ops.numpy
+    # Compared as given: a cast to int32 first could wrap an int64 index into the range.
+    inside = np_.logical_and(np_.greater_equal(labels, 0), np_.less(labels, num_classes))
+    return np_.where(np_.expand_dims(inside, -1), soft, float("nan"))
 
 
 def check_soft_labels(owner: str, backend: str, labels: Tensor) -> None:

@@ -22,7 +22,7 @@ from maskmix import integration_options as options
 from maskmix import schedules as schedules_mod
 
 from ._base import MaskMixLayer
-from ._mixing import MixingLayer, check_class_indices, check_soft_labels
+from ._mixing import MixingLayer, check_soft_labels, class_index_rows
 
 __all__ = ["MaskMixPipeline"]
 
@@ -93,7 +93,8 @@ class MaskMixPipeline:
     a rank-3 input as one image, so a greyscale ``(B, H, W)`` batch needs its channel axis
     (:meth:`check_image_batch`). Class indices outside ``[0, num_classes)`` raise a ``ValueError``
     where they can be read without a trace or a device synchronisation (eager, on the CPU); in a
-    compiled step, as in the mixing layers, ``one_hot`` makes them zero rows.
+    compiled step, as in the mixing layers, their rows are NaN (the loss shows them), not
+    ``one_hot``'s zero rows.
 
     The random state is in Keras ``SeedGenerator``s (each layer's own, and :attr:`seed_generator`
     for the choice among several ``mix`` layers): a ``keras.Model`` that uses the pipeline must
@@ -334,9 +335,7 @@ class MaskMixPipeline:
             elif len(shape) != 1:
                 raise ValueError(f"{owner}: class-index labels must have shape (B,) or (B, 1); got shape {shape}")
             num_classes = self.resolve_num_classes()
-            # Checked before the cast: int64 indices beyond int32 would wrap into the range.
-            check_class_indices(owner, keras.backend.backend(), y, num_classes)
-            soft = ops.one_hot(ops.cast(y, "int32"), num_classes, dtype="float32")
+            soft = class_index_rows(owner, keras.backend.backend(), ops, y, num_classes)
             integer = True
         elif dtype in geometry.FLOAT_DTYPES:
             if len(shape) != 2:

@@ -702,6 +702,18 @@ def test_class_indices_out_of_range_raise_where_they_can_be_read(labels, bad):
     _, got = tf.function(lambda a, b: pipeline(a, b))(x, labels)
     _, expected = tf.function(lambda a, b: layer((a, b), training=True))(x, labels)
     np.testing.assert_array_equal(np_(got), np_(expected))
+    assert np.isnan(np_(got)[(labels < 0) | (labels >= K)]).all()  # NaN rows, which the loss shows
+
+
+def test_a_compiled_fit_with_out_of_range_class_indices_reports_a_nan_loss():
+    """Where the labels cannot be read (a compiled step), a bad class index makes the loss NaN
+    instead of a zero target row that trains on nothing."""
+    x, _ = dataset(8)
+    labels = np.array([0, 1, 2, 9, 0, 1, 2, 0], "int64")
+    model = functional(num_classes=K, mix=RandomCutMix(seed=1))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(x, labels, batch_size=8, epochs=1, verbose=0)
+    assert np.isnan(history.history["loss"][-1])
 
 
 def test_soft_labels_outside_zero_one_are_refused_by_the_pipeline_too():

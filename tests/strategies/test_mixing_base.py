@@ -407,3 +407,23 @@ def test_keras_float64_labels_weigh_exactly_the_partner_fraction(build):
     else:
         expected = 1.0 - p["lam"].astype(np.float64)
     np.testing.assert_array_equal(weight, expected)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_keras_out_of_range_class_indices_give_nan_rows_in_a_compiled_step(jit_compile):
+    """A compiled step cannot read the labels to refuse them (as eager calls do): an index outside
+    [0, num_classes) gets a NaN row, which the loss shows, not one_hot's zero row, which trains on
+    nothing; the rows that mix it with a valid one are NaN too."""
+    import tensorflow as tf
+
+    x = kh.to_tensor(kh.make_images((4, 8, 8, 3), "float32", seed=2), "float32")
+    labels = np.array([0, 7, 2, -1], "int64")
+    for ratio in (0.0, 1.0):
+        layer = keras_RandomCutMix(num_classes=5, augmentation_ratio=ratio, seed=1)
+        step = tf.function(lambda a, b, layer=layer: layer((a, b), training=True), jit_compile=jit_compile)
+        soft = kh.np_(step(x, labels)[1])
+        assert np.isnan(soft[[1, 3]]).all()
+        finite = ~np.isnan(soft).any(axis=1)
+        np.testing.assert_allclose(soft[finite].sum(axis=1), 1.0, rtol=1e-6)
+        if ratio == 0.0:  # nothing mixed: the valid rows are their one-hot rows
+            np.testing.assert_array_equal(soft[[0, 2]], np.eye(5, dtype="float32")[[0, 2]])
