@@ -141,13 +141,15 @@ def test_string_labels(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", MIXING)
-def test_out_of_range_indices_inside_tf_function_give_zero_rows(name: str) -> None:
-    """Documented: inside a graph the index check is skipped (it would read values back to the
-    host); ``one_hot`` of an index outside ``[0, num_classes)`` is a zero row."""
+def test_out_of_range_indices_inside_tf_function_give_nan_rows(name: str) -> None:
+    """Documented: inside a graph the index check cannot read the values (it would read them back
+    to the host); an index outside ``[0, num_classes)`` gets a NaN row, which the loss shows, not
+    ``one_hot``'s zero row, which would train on nothing."""
     layer = FACTORIES[name](augmentation_ratio=0.0, seed=0)
     step = tf.function(lambda x, y: layer((x, y)))
     _, soft = step(make_images((4, 6, 7, 3)), tf.constant([0, 7, 2, -1]))
-    np.testing.assert_array_equal(np_(soft), [[1, 0, 0], [0, 0, 0], [0, 0, 1], [0, 0, 0]])
+    nan = [np.nan] * 3
+    np.testing.assert_array_equal(np_(soft), [[1, 0, 0], nan, [0, 0, 1], nan])
 
 
 # --------------------------------------------------------------------------------------------
