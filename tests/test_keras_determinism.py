@@ -234,12 +234,20 @@ def test_call_seeds_are_consecutive_and_bounded():
     from maskmix.keras import _seeds
 
     generator = keras.random.SeedGenerator(11)
-    stream = _seeds.call_seeds(generator, None)
+    stream = _seeds.call_seeds("RandomCutout", generator, None)
     seeds = [np_(stream.next()) for _ in range(_seeds.CALL_SEEDS)]
     np.testing.assert_array_equal(np.stack(seeds), np.stack([np.full(_seeds.CALL_SEEDS, 11),
                                                              np.arange(_seeds.CALL_SEEDS)], axis=1))
     with pytest.raises(RuntimeError, match="drew more than CALL_SEEDS = 64 seeds"):
         stream.next()
     # An int seed given to get_random_transformation is a stream too: not one seed for every draw.
-    ints = _seeds.call_seeds(7, keras.src.backend)
+    ints = _seeds.call_seeds("RandomCutout", np.int64(7), keras.src.backend)
     assert [np_(ints.next()).tolist() for _ in range(3)] == [[7, 0], [7, 1], [7, 2]]
+    layer_ = layer(NAMES[0])
+    with pytest.raises(TypeError, match=rf"^{NAMES[0]}: seed must be an int or a keras.random.SeedGenerator; "
+                                        r"got str$"):
+        layer_.get_random_transformation(X, seed="7")
+    first = layer_.get_random_transformation(X, seed=5)
+    again = layer_.get_random_transformation(X, seed=5)
+    for key, value in first.items():  # an int seed: the same draws at every call
+        np.testing.assert_array_equal(np_(value), np_(again[key]), err_msg=key)

@@ -483,7 +483,8 @@ class MaskMixLayer(keras.layers.Layer):
                 f"traced (it builds resampling matrices for that size); got shape {tuple(images.shape)}. "
                 "Give them in keras.Input or the tf.function input signature, or resize the images first"
             )
-        seed = _seeds.call_seeds(self.seed_generator() if seed is None else seed, self.backend)
+        seed = _seeds.call_seeds(type(self).__name__, self.seed_generator() if seed is None else seed,
+                                 self.backend)
         # A scheduled ratio is lent by the pipeline (maskmix.schedules) as a variable's value,
         # read by the compiled step; a plain number read while tracing becomes a constant of the
         # traced graph, so later assignments are refused (see __setattr__).

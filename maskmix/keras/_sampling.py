@@ -137,7 +137,7 @@ def randint(ops: Ops, low: int | Tensor, high: int | Tensor, size: Size, seed: S
     ``low + floor(U * (high - low + 1))`` lets every image have its own bounds. The minimum with
     ``high`` guards the float rounding of ``U`` close to 1.
     """
-    return integers_from(ops, ops.random.uniform(tuple(size), 0.0, 1.0, dtype="float32", seed=seed), low, high)
+    return integers_from(ops, uniforms(ops, 1, size, seed)[0], low, high)
 
 
 def randints(ops: Ops, bounds: Sequence[tuple[int | Tensor, int | Tensor]], size: Size,

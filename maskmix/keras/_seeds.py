@@ -13,6 +13,7 @@ seed they raise, since a seed drawn while tracing would repeat at every step.
 
 from __future__ import annotations
 
+import numbers
 import random
 from typing import Any
 
@@ -107,17 +108,18 @@ class CallSeeds(StatelessSeeds):
         return ops.numpy.add(self.base, ops.convert_to_tensor(np.array([0, offset]), dtype=dtype))
 
 
-def call_seeds(seed: Any, backend: Any) -> Any:
-    """The seed stream of one layer call: :class:`CallSeeds` of a ``SeedGenerator``, a
-    :class:`StatelessSeeds` of an int (each draw its own seed; as such, Keras' random ops would
-    give every draw of the call the same one), a ``StatelessSeeds`` as it is."""
+def call_seeds(owner: str, seed: Any, backend: Any) -> Any:
+    """The seed stream of one call of the layer ``owner``: :class:`CallSeeds` of a
+    ``SeedGenerator``, a :class:`StatelessSeeds` of an int (each draw its own seed; as such,
+    Keras' random ops would give every draw of the call the same one), a ``StatelessSeeds`` as it
+    is."""
     if isinstance(seed, StatelessSeeds):
         return seed
     if isinstance(seed, keras.random.SeedGenerator):
         return CallSeeds(seed)
-    if isinstance(seed, int) and not isinstance(seed, bool):
-        return StatelessSeeds(seed).bind(backend)
-    raise TypeError(f"seed must be an int or a keras.random.SeedGenerator; got {type(seed).__name__}")
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)):
+        return StatelessSeeds(int(seed)).bind(backend)
+    raise TypeError(f"{owner}: seed must be an int or a keras.random.SeedGenerator; got {type(seed).__name__}")
 
 
 def stateless_seeds(owner: str, seed: Any, images: Any) -> StatelessSeeds:

@@ -226,7 +226,8 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
         """The base's draw (:meth:`MaskMixLayer.get_random_transformation`); with ``saliency``
         maps (or those given to the call in progress) the patches are then placed from them."""
         # One stream for the base's draws and the placement's (see _seeds.CallSeeds).
-        seed = _seeds.call_seeds(self.seed_generator() if seed is None else seed, self.backend)
+        seed = _seeds.call_seeds(type(self).__name__, self.seed_generator() if seed is None else seed,
+                                 self.backend)
         params = super().get_random_transformation(data, training=training, seed=seed)
         if saliency is None:
             saliency = self._call_saliency

@@ -363,8 +363,8 @@ class MixingTransform(MaskMixTransform):
     per image, the other per clip). The output labels are float32 (float64 when the input labels
     were float64); ``label_smoothing`` is applied before mixing; each augmented row is
     ``(1 - f) * y_self + f * y_partner`` with ``f`` the exact fraction of the image's pixels that
-    now come from the partner. Rows of images that are not augmented are the (smoothed) input rows. Batches of 0
-    or 1 images pass through unchanged.
+    now come from the partner. Rows of images that are not augmented are the (smoothed) input
+    rows. Batches of 0 or 1 images pass through unchanged.
 
     Segmentation masks and boxes: a ``tv_tensors.Mask`` anywhere in the sample, shaped like the
     images' leading dims plus ``(H, W)`` or ``(K, H, W)`` (a Video's masks ``(B, T, ...)``), is
