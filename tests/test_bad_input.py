@@ -135,6 +135,32 @@ def test_bad_labels(name: str, labels, error: type, message: str) -> None:
         FACTORIES[name]()(make_images((4, 3, 8, 8)), labels)
 
 
+@pytest.mark.compile
+def test_bad_labels_in_a_compiled_graph_give_nan_rows() -> None:
+    """A graph ``torch.compile`` traces can neither raise nor read the labels: a class index
+    outside ``[0, K)`` or a soft row with a value outside ``[0, 1]`` gets a NaN row, which the
+    loss shows. Before, Inductor's scatter dropped the bad index (a row of smoothing only) and
+    soft rows of class numbers were mixed as probabilities: both trained silently. The other rows
+    are the eager ones, bit for bit (nothing is mixed: ``augmentation_ratio=0``). The pipeline's
+    ``compile=True`` and the Lightning callback compile this same label code."""
+    torch._dynamo.reset()
+    transform = mm.RandomCutMix(num_classes=3, label_smoothing=0.1, augmentation_ratio=0.0)
+    compiled = torch.compile(transform, fullgraph=True)
+    images = make_images((4, 3, 8, 8))
+    nan = [float("nan")] * 3
+    indices, rows = torch.tensor([0, 1, 2, 1]), torch.tensor([[0.0, 1, 0], [1, 0, 0], [0.2, 0.8, 0], [0, 0.5, 0.5]])
+    cases = [  # the valid labels, then with rows 1 and 3 (indices) or 0 and 3 (soft rows) made bad
+        (indices, torch.tensor([0, 7, 2, -1]), [1, 3]),
+        (rows, torch.tensor([[0.0, 7, 0], [1, 0, 0], [0.2, 0.8, 0], [0, -0.5, 1.5]]), [0, 3]),
+    ]
+    for valid, labels, bad in cases:
+        _, soft = compiled(images, labels)
+        good = [i for i in range(4) if i not in bad]
+        _, eager = transform(images, valid)
+        torch.testing.assert_close(soft[good], eager[good], rtol=0, atol=0)
+        torch.testing.assert_close(soft[bad], torch.tensor([nan] * len(bad)), equal_nan=True)
+
+
 # --------------------------------------------------------------------------------------------
 # Memory layouts, no image.
 # --------------------------------------------------------------------------------------------

@@ -152,6 +152,20 @@ def test_out_of_range_indices_inside_tf_function_give_nan_rows(name: str) -> Non
     np.testing.assert_array_equal(np_(soft), [[1, 0, 0], nan, [0, 0, 1], nan])
 
 
+@pytest.mark.parametrize("name", MIXING)
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_soft_labels_outside_zero_one_inside_tf_function_give_nan_rows(name: str, jit_compile: bool) -> None:
+    """Inside a graph the soft-label check cannot read the values either: a row with a value
+    outside ``[0, 1]`` (class numbers in a ``(B, 1)`` column, logits) gets a NaN row, which the
+    loss shows, instead of being mixed as a probability. The other rows come back as given."""
+    layer = FACTORIES[name](augmentation_ratio=0.0, seed=0)
+    step = tf.function(lambda x, y: layer((x, y)), jit_compile=jit_compile)
+    rows = np.array([[0.0, 7.0, 0.0], [1, 0, 0], [0.2, 0.8, 0.0], [0, -0.5, 1.5]], "float32")
+    _, soft = step(make_images((4, 6, 7, 3)), tf.constant(rows))
+    nan = [np.nan] * 3
+    np.testing.assert_array_equal(np_(soft), [nan, rows[1], rows[2], nan])
+
+
 # --------------------------------------------------------------------------------------------
 # NumPy layouts, training=False.
 # --------------------------------------------------------------------------------------------

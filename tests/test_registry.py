@@ -194,6 +194,7 @@ PLUGIN = '''
 import dataclasses
 
 import torch
+from hypothesis import Phase, settings
 
 from maskmix import registry
 from maskmix._checks import fraction_or_range
@@ -201,6 +202,11 @@ from maskmix.domains import OrRange, Uniform
 from maskmix.params import COMMON_PARAMS, FILL_PARAM
 from maskmix.registry import Param, StrategySpec, Variant
 from maskmix.torch import MaskingTransform, _sampling
+
+# The broken strategy must fail the property battery; shrinking its counterexample (seconds of
+# calls) would only make the failure message smaller.
+settings.register_profile("no_shrink", phases=[Phase.explicit, Phase.reuse, Phase.generate])
+settings.load_profile("no_shrink")
 
 SPEC = registry.register(StrategySpec(
     "RandomCornerErase",

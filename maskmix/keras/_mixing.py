@@ -321,7 +321,7 @@ class MixingLayer(MaskMixLayer):
                 hint = (" (integer labels of shape (B, 1) are one column of binary labels, as torch reads them; "
                         "give class indices with shape (B,), e.g. keras.ops.squeeze(labels, -1))") if column else ""
                 raise ValueError(f"{name}: labels have {classes} classes but num_classes is {self.num_classes}{hint}")
-            self._check_soft(labels)
+            labels = soft_label_rows(name, self.backend.name, ops, labels)
             soft = ops.cast(labels, "float64" if dtype == "float64" else "float32")
         else:
             raise TypeError(f"{name}: labels must be integer class indices or floating soft labels; got {dtype}")
@@ -335,10 +335,6 @@ class MixingLayer(MaskMixLayer):
         got = labels.shape[0]
         if isinstance(batch_size, int) and isinstance(got, int) and got != batch_size:
             raise ValueError(f"{type(self).__name__}: labels have batch size {got} but the images have {batch_size}")
-
-    def _check_soft(self, labels: Tensor) -> None:
-        check_soft_labels(type(self).__name__, self.backend.name, labels)
-
 
 
 def host_values(backend: str, labels: Tensor) -> np.ndarray | None:
@@ -382,14 +378,14 @@ def class_index_rows(owner: str, backend: str, ops: Any, labels: Tensor, num_cla
     return np_.where(np_.expand_dims(inside, -1), soft, float("nan"))
 
 
-def check_soft_labels(owner: str, backend: str, labels: Tensor) -> None:
+def check_soft_labels(owner: str, backend: str, labels: Tensor) -> bool:
     """Refuse ``(B, K)`` one-hot/soft labels below 0 or above 1 where their values can be read
     (:func:`host_values`): class indices shaped ``(B, 1)`` (``keras.datasets``' ``y_train``) or
     logits would otherwise be mixed as if they were probabilities. NaN passes, as in the pixels:
-    it shows in the loss."""
+    it shows in the loss. Returns whether the values could be read (and were checked)."""
     values = host_values(backend, labels)
     if values is None:
-        return
+        return False
     values = values.astype("float64")
     if ((values < 0) | (values > 1)).any():
         hint = (" (labels shaped (B, 1) that hold class indices: pass them shaped (B,), e.g. "
@@ -398,6 +394,20 @@ def check_soft_labels(owner: str, backend: str, labels: Tensor) -> None:
             f"{owner}: one-hot/soft labels must lie in [0, 1]; got values from "
             f"{np.nanmin(values):g} to {np.nanmax(values):g}{hint}"
         )
+    return True
+
+
+def soft_label_rows(owner: str, backend: str, ops: Any, labels: Tensor) -> Tensor:
+    """The ``(B, K)`` one-hot/soft ``labels``, checked: a value outside ``[0, 1]`` raises a
+    ``ValueError`` where the values can be read (:func:`check_soft_labels`); where they cannot (a
+    compiled step, an accelerator) its row is NaN instead, which the loss shows, where the row
+    would otherwise be mixed as a probability and train silently. ``ops`` is ``keras.ops`` or a
+    layer's backend."""
+    if check_soft_labels(owner, backend, labels):
+        return labels
+    np_ = ops.numpy
+    outside = np_.any(np_.logical_or(np_.less(labels, 0), np_.greater(labels, 1)), axis=1, keepdims=True)
+    return np_.where(outside, ops.cast(float("nan"), keras.backend.standardize_dtype(labels.dtype)), labels)
 
 
 class FunctionOptions(TypedDict, total=False):

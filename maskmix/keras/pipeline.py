@@ -22,7 +22,7 @@ from maskmix import integration_options as options
 from maskmix import schedules as schedules_mod
 
 from ._base import MaskMixLayer
-from ._mixing import MixingLayer, check_soft_labels, class_index_rows
+from ._mixing import MixingLayer, class_index_rows, soft_label_rows
 
 __all__ = ["MaskMixPipeline"]
 
@@ -342,7 +342,7 @@ class MaskMixPipeline:
                 raise ValueError(f"{owner}: one-hot/soft labels must have shape (B, K); got shape {shape}")
             if self.num_classes is not None and shape[1] is not None and shape[1] != self.num_classes:
                 raise ValueError(f"{owner}: labels have {shape[1]} classes but num_classes is {self.num_classes}")
-            check_soft_labels(owner, keras.backend.backend(), y)
+            y = soft_label_rows(owner, keras.backend.backend(), ops, y)
             soft = ops.cast(y, "float64" if dtype == "float64" else "float32")
             integer = False
         else:

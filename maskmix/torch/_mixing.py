@@ -236,9 +236,10 @@ def soft_labels(owner: str, labels: Tensor, batch_size: int, *, num_classes: int
     Class indices need ``num_classes``; they are one-hot encoded in float32. Floating rows keep
     float64, other floats become float32. ``label_smoothing`` moves each row towards the uniform
     distribution (``y (1 - s) + s / K``; a single column of binary labels goes towards 0.5).
-    Class indices outside ``[0, num_classes)`` raise a ``ValueError`` for CPU tensors, trip a
-    device-side assertion on an accelerator (no host synchronisation) and are not checked while
-    ``torch.compile`` traces. Messages start with ``owner``.
+    Class indices outside ``[0, num_classes)`` and soft rows with a value outside ``[0, 1]`` raise
+    a ``ValueError`` for CPU tensors and trip a device-side assertion on an accelerator (no host
+    synchronisation). A graph ``torch.compile`` traces can do neither: there such a row is NaN
+    (the loss shows it), not a wrong row that trains silently. Messages start with ``owner``.
     """
     if labels.dtype == torch.bool or labels.is_complex():
         raise TypeError(f"{owner}: labels must be integer class indices or floating soft labels; got {labels.dtype}")
@@ -255,8 +256,10 @@ def soft_labels(owner: str, labels: Tensor, batch_size: int, *, num_classes: int
         off = label_smoothing / num_classes
         on = 1.0 - label_smoothing + off
         soft = torch.full((labels.shape[0], num_classes), off, dtype=torch.float32, device=labels.device)
+        if torch.compiler.is_compiling():
+            return _compiled_index_rows(labels, num_classes, soft, on)
         index = labels.long().unsqueeze(1)
-        if labels.device.type != "cpu" or torch.compiler.is_compiling():
+        if labels.device.type != "cpu":
             _check_indices(owner, labels, num_classes)
             return soft.scatter_(1, index, on)
         try:
@@ -272,7 +275,7 @@ def soft_labels(owner: str, labels: Tensor, batch_size: int, *, num_classes: int
     _check_batch(owner, labels, batch_size)
     if num_classes is not None and labels.shape[1] != num_classes:
         raise ValueError(f"{owner}: labels have {labels.shape[1]} classes but num_classes is {num_classes}")
-    _check_soft(owner, labels)
+    labels = _check_soft(owner, labels)
     soft = labels.to(torch.float64 if labels.dtype == torch.float64 else torch.float32)
     if label_smoothing > 0:
         # One column holds binary labels: smoothed towards 0.5, as Keras' binary losses do.
@@ -281,14 +284,27 @@ def soft_labels(owner: str, labels: Tensor, batch_size: int, *, num_classes: int
     return soft
 
 
-def _check_soft(owner: str, labels: Tensor) -> None:
+def _compiled_index_rows(labels: Tensor, num_classes: int, soft: Tensor, on: float) -> Tensor:
+    """The one-hot rows of class indices in a graph ``torch.compile`` traces: an index outside
+    ``[0, num_classes)`` gives a NaN row. The graph can neither raise nor read the labels, and
+    Inductor's scatter checks no bounds: an unclamped bad index is dropped (a row of smoothing
+    only, which trains silently towards nothing) or written out of bounds."""
+    wide = labels.long()  # num_classes may lie beyond the labels' own dtype
+    inside = (wide >= 0) & (wide < num_classes)
+    soft = soft.scatter_(1, wide.clamp(0, num_classes - 1).unsqueeze(1), on)
+    return soft.masked_fill(inside.logical_not().unsqueeze(1), float("nan"))
+
+
+def _check_soft(owner: str, labels: Tensor) -> Tensor:
     """Refuse one-hot/soft labels below 0 or above 1: class indices shaped ``(B, 1)`` (a dataset's
     column of labels) or logits would otherwise be mixed as if they were probabilities. NaN
     passes, as in the pixels: it shows in the loss. Read on the host for CPU tensors; a
-    device-side assertion on an accelerator; not checked while ``torch.compile`` traces, as class
-    indices."""
-    if labels.numel() == 0 or torch.compiler.is_compiling():
-        return
+    device-side assertion on an accelerator. Returns the labels: as given, or, in a graph
+    ``torch.compile`` traces (which can neither raise nor read them), with such rows NaN."""
+    if labels.numel() == 0:
+        return labels
+    if torch.compiler.is_compiling():
+        return labels.masked_fill(((labels < 0) | (labels > 1)).any(dim=1, keepdim=True), float("nan"))
     message = f"{owner}: one-hot/soft labels must lie in [0, 1]"
     hint = (" (labels shaped (B, 1) that hold class indices: pass them shaped (B,), e.g. labels.squeeze(1), "
             "with num_classes)") if labels.shape[1] == 1 else ""
@@ -297,8 +313,9 @@ def _check_soft(owner: str, labels: Tensor) -> None:
         if outside:  # the values are on the host already
             low, high = (float(v) for v in torch.aminmax(labels[~labels.isnan()]))
             raise ValueError(f"{message}; got values from {low:g} to {high:g}{hint}")
-        return
+        return labels
     _compat.assert_async(outside.logical_not(), message + hint)
+    return labels
 
 
 def _check_batch(owner: str, labels: Tensor, batch_size: int) -> None:

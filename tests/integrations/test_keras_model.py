@@ -716,6 +716,29 @@ def test_a_compiled_fit_with_out_of_range_class_indices_reports_a_nan_loss():
     assert np.isnan(history.history["loss"][-1])
 
 
+def test_a_compiled_fit_with_soft_labels_outside_zero_one_reports_a_nan_loss():
+    """Where the labels cannot be read (a compiled step), soft rows that are not probabilities
+    (here logits) make the loss NaN instead of being mixed and smoothed as probabilities; the
+    pipeline in a graph gives NaN rows for them and the valid rows as the eager pipeline does."""
+    import tensorflow as tf
+
+    from maskmix.keras import MaskMixPipeline
+
+    x, _ = dataset(8)
+    logits = np.linspace(-2.0, 3.0, 8 * K, dtype="float32").reshape(8, K)
+    model = functional(label_smoothing=0.1)
+    model.compile("adam", keras.losses.CategoricalCrossentropy(from_logits=True))
+    history = model.fit(x, logits, batch_size=8, epochs=1, verbose=0)
+    assert np.isnan(history.history["loss"][-1])
+    rows = np.full((8, K), 1.0 / K, "float32")
+    rows[3] = logits[3]
+    _, got = tf.function(lambda a, b: MaskMixPipeline(label_smoothing=0.1)(a, b))(x, rows)
+    valid = np.delete(np.arange(8), 3)
+    _, expected = MaskMixPipeline(label_smoothing=0.1)(x[valid], rows[valid])
+    assert np.isnan(np_(got)[3]).all()
+    np.testing.assert_array_equal(np_(got)[valid], np_(expected))
+
+
 def test_soft_labels_outside_zero_one_are_refused_by_the_pipeline_too():
     """The float path of the pipeline (smoothing alone, no mixing layer to check them) refuses
     soft rows that are not probabilities, as the mixing layers do, where the values can be read."""
