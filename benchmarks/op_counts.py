@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
+import functools
 import math
 import os
 import statistics
@@ -198,6 +199,64 @@ def minimal_per_image_cutout(images: torch.Tensor, side: int) -> torch.Tensor:
     return images * keep[:, None]
 
 
+@functools.lru_cache(maxsize=8)
+def _floor_constants(height: int, width: int, area: tuple[float, float] = (0.0, 0.0),
+                     aspect: tuple[float, float] = (1.0, 1.0)) -> tuple[torch.Tensor, ...]:
+    """What the floor rows keep between calls, as maskmix keeps its constants (float64): the image
+    sides ``(H, W)`` and ``(H + 1, W + 1)``, the pixel positions ``0 .. max(H, W) - 1``, and for
+    Random Erasing the affine map of two uniforms to ``[area in pixels, log(r) / 2]`` and the
+    signs that make ``+-log(r) / 2``."""
+    half_low, half_high = math.log(aspect[0]) / 2, math.log(aspect[1]) / 2
+    pixels = height * width
+
+    def f64(values: list[float]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.float64)
+
+    return (f64([height, width]), f64([height + 1, width + 1]), torch.arange(max(height, width), dtype=torch.float64),
+            f64([area[0] * pixels, half_low]), f64([(area[1] - area[0]) * pixels, half_high - half_low]),
+            f64([1.0, -1.0]))
+
+
+def minimal_per_image_erasing(images: torch.Tensor, area: tuple[float, float] = (0.05, 0.3),
+                              aspect: tuple[float, float] = (0.3, 3.0)) -> torch.Tensor:
+    """The floor of a per-image eager Random Erasing: one black rectangle per image of Erasing's
+    law where every candidate fits (area uniform in ``area``, aspect ratio ``r`` log-uniform in
+    ``aspect``, ``h = round(sqrt(a H W r))``, ``w = round(sqrt(a H W / r))``; at 32x32 with the
+    defaults every size lies in ``[1, 32]``), placed uniformly inside, from one draw of four
+    uniforms per image, in 16 plain torch ops (constants kept between calls); no validation, no
+    selection, no fills, no parameters kept. How far the eager per-image work alone is from
+    torchvision's one box per batch."""
+    batch, _, height, width = images.shape
+    _, ends, positions, offset, scale, signs = _floor_constants(height, width, area, aspect)
+    u = torch.rand(batch, 2, 2, dtype=torch.float64)  # [area, aspect] and [row, column] per image
+    drawn = torch.addcmul(offset, scale, u[:, 0])  # [area in pixels, log(r) / 2]
+    sizes = (drawn[:, 1:] * signs).exp_().mul_(drawn[:, :1].sqrt()).round_()
+    starts = (u[:, 1] * (ends - sizes)).floor_()
+    outside = (positions < starts[..., None]) | (positions >= (starts + sizes)[..., None])
+    keep = outside[:, 0, :height, None] | outside[:, 1, None, :width]
+    return images * keep[:, None]
+
+
+def minimal_per_image_cutmix(images: torch.Tensor, labels: torch.Tensor, num_classes: int
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The floor of a per-image eager CutMix: each image takes a box of the official law (``lam``
+    uniform, the box ``sqrt(1 - lam)`` of each side around a uniform centre, clipped) from its
+    neighbour in the batch (one roll), and the labels are mixed by the box's exact area, in plain
+    torch ops (constants kept between calls); no validation, no selection, no parameters kept."""
+    batch, _, height, width = images.shape
+    dims, _, positions, *_ = _floor_constants(height, width)
+    u = torch.rand(batch, 3, dtype=torch.float64)  # lam, centre row, centre column
+    half = ((1 - u[:, :1]).sqrt() * dims).floor_().div_(2).floor_()
+    centres = (u[:, 1:] * dims).floor_()
+    starts, ends = (centres - half).clamp_(min=0), torch.minimum(centres + half, dims)
+    inside = (positions >= starts[..., None]) & (positions < ends[..., None])
+    box = inside[:, 0, :height, None] & inside[:, 1, None, :width]
+    out = torch.where(box[:, None], images.roll(1, 0), images)
+    weight = ((ends - starts).prod(1) / (height * width)).to(torch.float32)[:, None]
+    soft = torch.zeros(batch, num_classes).scatter_(1, labels[:, None], 1.0)
+    return out, torch.lerp(soft, soft.roll(1, 0), weight)
+
+
 def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], Any]]:
     """One call of each peer on CPU tensors, keyed '<peer> <what>'. Missing libraries are skipped."""
     from torchvision.transforms import v2
@@ -209,6 +268,9 @@ def peers(x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], Any]]:
         "torchvision CutMix (one box per batch)": lambda: cutmix(x, y),
         "torchvision MixUp (one ratio per batch)": lambda: mixup(x, y),
         "floor: minimal per-image Cutout by hand (no checks)": lambda: minimal_per_image_cutout(x, x.shape[-1] // 2),
+        "floor: minimal per-image Random Erasing by hand (no checks)": lambda: minimal_per_image_erasing(x),
+        "floor: minimal per-image CutMix by hand (no checks)": lambda: minimal_per_image_cutmix(
+            x, y, _cases.NUM_CLASSES),
     }
     try:
         from timm.data import Mixup
