@@ -152,9 +152,9 @@ class MaskMixModel(keras.Model):
     one-hot rows: metrics get integer one-hot rows of the dominant class). The model has a single image input and a
     single output when ``mix`` or ``label_smoothing`` is used (augmentation alone works with
     any output structure). Sample weights apply to the rows of the mixed batch. Class indices
-    outside ``[0, num_classes)`` raise a ``ValueError`` in an eager step on the CPU
-    (``run_eagerly=True``); a compiled step does not read them back (``one_hot`` gives a zero row,
-    as in the mixing layers).
+    outside ``[0, num_classes)`` and soft rows with a value outside ``[0, 1]`` raise a
+    ``ValueError`` in an eager step on the CPU (``run_eagerly=True``); a compiled step does not
+    read them back: their target rows are NaN, as in the mixing layers, and the loss shows NaN.
 
     Images given to ``fit``: a rank-4 batch, ``(B, H, W, C)`` or channels-first ``(B, C, H, W)``.
     The image layers read rank 3 as one image, so a greyscale ``(B, H, W)`` batch raises a

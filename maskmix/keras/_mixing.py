@@ -92,8 +92,8 @@ class MixingLayer(MaskMixLayer):
     ``(B, 1)`` labels are one column of binary labels (as torch reads them), not class indices:
     squeeze them to ``(B,)`` for class indices (``MaskMixModel`` does so itself). Soft labels
     outside ``[0, 1]`` are refused where their values can be read (eager), class indices shaped
-    ``(B, 1)`` with a hint to squeeze them; class indices outside ``[0, num_classes)`` too, and
-    where they cannot be read (a compiled step) their rows are NaN, not ``one_hot``'s zero rows. The
+    ``(B, 1)`` with a hint to squeeze them; class indices outside ``[0, num_classes)`` too; where
+    they cannot be read (a compiled step) the rows of both are NaN (see below). The
     output labels are float32 (float64 when the input labels were float64); ``label_smoothing``
     is applied before mixing; each augmented row is ``(1 - f) * y_self + f * y_partner`` with
     ``f`` the exact fraction of the image's pixels that now come from the partner. Rows of
@@ -102,10 +102,11 @@ class MixingLayer(MaskMixLayer):
     the labels converted (and smoothed) the same way, so that the output structure and dtypes
     do not depend on ``training``.
 
-    Class indices outside ``[0, num_classes)`` raise a ``ValueError`` when the labels are concrete
-    CPU tensors (eager TensorFlow, JAX outside ``jit``, torch on CPU); inside a graph
-    (``tf.function``, ``tf.data``, ``jax.jit``) or on an accelerator the check is skipped so that
-    it never synchronises with the host: ``one_hot`` then gives a zero row.
+    Class indices outside ``[0, num_classes)`` and soft rows with a value outside ``[0, 1]`` raise a
+    ``ValueError`` when the labels are concrete CPU tensors (eager TensorFlow, JAX outside ``jit``,
+    torch on CPU); inside a graph (``tf.function``, ``tf.data``, ``jax.jit``) or on an accelerator,
+    where reading them would synchronise with the host, their rows are NaN instead: the loss shows
+    them, where a zero row or a row of class numbers would train silently.
 
     Partners and sampling modes: ``partner="other"`` (default) pairs each image with another image
     drawn uniformly; ``"permutation"`` with the image a random permutation puts there (the official

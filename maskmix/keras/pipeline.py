@@ -91,10 +91,10 @@ class MaskMixPipeline:
     float32 ``(B, K)`` (float64 stays float64). Images of rank < 4 raise a ``ValueError`` when an
     image layer (a maskmix layer, a Keras image-preprocessing layer) is in the pipeline: those read
     a rank-3 input as one image, so a greyscale ``(B, H, W)`` batch needs its channel axis
-    (:meth:`check_image_batch`). Class indices outside ``[0, num_classes)`` raise a ``ValueError``
-    where they can be read without a trace or a device synchronisation (eager, on the CPU); in a
-    compiled step, as in the mixing layers, their rows are NaN (the loss shows them), not
-    ``one_hot``'s zero rows.
+    (:meth:`check_image_batch`). Class indices outside ``[0, num_classes)`` and soft rows with a
+    value outside ``[0, 1]`` raise a ``ValueError`` where they can be read without a trace or a
+    device synchronisation (eager, on the CPU); in a compiled step, as in the mixing layers, their
+    rows are NaN (the loss shows them), not ``one_hot``'s zero rows or rows mixed as probabilities.
 
     The random state is in Keras ``SeedGenerator``s (each layer's own, and :attr:`seed_generator`
     for the choice among several ``mix`` layers): a ``keras.Model`` that uses the pipeline must

@@ -389,9 +389,10 @@ class MixingTransform(MaskMixTransform):
     refused by Mixup, whose blended pixels have no single class; ``BoundingBoxes``/``KeyPoints``
     are refused (they would not follow the pixels).
 
-    Class indices outside ``[0, num_classes)`` raise a ``ValueError`` for CPU tensors; on an
-    accelerator the check is a device-side assertion (``torch._assert_async``) so that it never
-    synchronises with the host, and under ``torch.compile`` it is skipped.
+    Class indices outside ``[0, num_classes)`` and soft rows with a value outside ``[0, 1]`` raise a
+    ``ValueError`` for CPU tensors; on an accelerator the check is a device-side assertion
+    (``torch._assert_async``) so that it never synchronises with the host; in a graph
+    ``torch.compile`` traces, which can do neither, their rows are NaN (the loss shows them).
 
     Partners and sampling modes: ``partner="other"`` (default) pairs each image with another image
     drawn uniformly; ``"permutation"`` with the image a random permutation puts there (the official
