@@ -14,7 +14,7 @@ import functools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 import torch
 from torch import Tensor
@@ -197,11 +197,37 @@ def rectangle_sizes(area_fraction: Tensor, aspect_ratio: Tensor, height: int, wi
     return sides[0], sides[1]
 
 
+_Result = TypeVar("_Result")
+
+
+def host_cached(maxsize: int) -> Callable[[Callable[..., _Result]], Callable[..., _Result]]:
+    """``functools.lru_cache(maxsize)`` for a pure function of Python values, in eager calls only.
+
+    While ``torch.compile`` traces, the function itself is called: Dynamo would trace through the
+    cache wrapper anyway, and says so in a ``UserWarning`` ("silent incorrectness is a potential
+    risk") at every compilation of a transform that uses one.
+    """
+
+    def decorate(function: Callable[..., _Result]) -> Callable[..., _Result]:
+        cached = functools.lru_cache(maxsize=maxsize)(function)
+
+        @functools.wraps(function)
+        def call(*args: Any) -> _Result:
+            if torch.compiler.is_compiling():
+                return function(*args)
+            return cached(*args)
+
+        call.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        return call
+
+    return decorate
+
+
 #: :func:`maskmix.geometry.rectangles_always_fit`, remembered per image size and ranges (a
 #: Python test on every call otherwise).
-always_fit = functools.lru_cache(maxsize=256)(rectangles_always_fit)
+always_fit = host_cached(maxsize=256)(rectangles_always_fit)
 #: :func:`maskmix.geometry.rectangles_never_empty`, remembered likewise.
-never_empty = functools.lru_cache(maxsize=256)(rectangles_never_empty)
+never_empty = host_cached(maxsize=256)(rectangles_never_empty)
 
 
 def rectangle_sides(area_fraction: Tensor, aspect_ratio: Tensor, height: int, width: int) -> Tensor:

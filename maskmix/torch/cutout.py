@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -146,7 +145,7 @@ class RandomCutout(MaskingTransform):
         return keep if "active" not in params else keep.amin(dim=1)  # kept where no square covers it
 
 
-@functools.lru_cache(maxsize=64)
+@_sampling.host_cached(maxsize=64)
 def _area_side(area_pixels: float, largest: int | None) -> int:
     """The side of a square of ``area_pixels`` pixels as the drawn sides are computed (a float32
     area, its square root rounded half to even, at least 1, at most ``largest``): a fixed area

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -219,7 +218,7 @@ def _lattice_cells(size: int, cells: int, device: torch.device) -> Tensor:
     return _sampling.cached_constant(_lattice_index(size, cells), torch.int64, device)
 
 
-@functools.lru_cache(maxsize=64)
+@_sampling.host_cached(maxsize=64)
 def _lattice_index(size: int, cells: int) -> tuple[int, ...]:
     """The values of :func:`_lattice_cells`, computed once per (size, cells)."""
     return tuple(((p + 1) * cells + size - 1) // size - 1 for p in range(size))
