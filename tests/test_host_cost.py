@@ -223,3 +223,29 @@ def test_one_candidate_where_all_fit_draws_the_law_of_the_first_fitting_of_ten(n
         assert _two_sample_frequencies(short[side].numpy(), general[side].numpy()) > 1e-4
     # The joint law too: the area h * w (the product couples the sides).
     assert _two_sample_frequencies(short.prod(0).numpy() // 16, general.prod(0).numpy() // 16) > 1e-4
+
+
+# ---------------------------------------------------------------------------------------------
+# Constants kept between eager calls.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_kept_constants_evict_the_oldest_entry_not_those_of_the_call_at_hand(monkeypatch) -> None:
+    """A full cache drops its oldest entry: a call whose constants straddle the limit keeps them
+    all for the next call (a cleared cache made every call of a stream of batch sizes rebuild
+    its constants, kernels the launch budget then counted)."""
+    monkeypatch.setattr(_sampling, "_KEPT", {})
+    monkeypatch.setattr(_sampling, "KEPT_ENTRIES", 4)
+    device, built = torch.device("cpu"), []
+
+    def keep(name: str) -> str:
+        return _sampling.kept((name,), device, lambda: built.append(name) or name)
+
+    for name in "abc":
+        keep(name)
+    assert [keep("d"), keep("e")] == ["d", "e"]  # one call: d fills the cache, e evicts a
+    assert [keep("d"), keep("e"), keep("b")] == ["d", "e", "b"]  # the next call finds them all
+    assert built == list("abcde")
+    keep("a")  # evicted: built again, in place of the oldest (b)
+    assert built == [*"abcde", "a"] and list(_sampling._KEPT) == [("c", device, False), ("d", device, False),
+                                                                    ("e", device, False), ("a", device, False)]

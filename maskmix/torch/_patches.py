@@ -20,8 +20,8 @@ data-dependent shapes, so every function runs under ``torch.compile(fullgraph=Tr
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import NamedTuple, TypeVar
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -64,28 +64,8 @@ class Constants(NamedTuple):
 
 
 #: Small tensors kept between eager calls (see :func:`kept`); a handful at a time.
-_KEPT: dict[tuple[object, ...], object] = {}
-
-T = TypeVar("T")
-
-
-def kept(key: tuple[object, ...], device: torch.device, build: Callable[[], T]) -> T:
-    """``build()``, made once per ``key`` and ``device`` and kept between eager calls.
-
-    For the small constant tensors that depend on the configuration and the image size only: a
-    call then launches no kernel to build them. Under ``torch.compile`` they are built inside
-    the graph (where they are folded). Tensors made under ``inference_mode`` are inference
-    tensors, which autograd cannot save: they are kept apart.
-    """
-    if torch.compiler.is_compiling():
-        return build()
-    full_key = (*key, device, torch.is_inference_mode_enabled())
-    value = _KEPT.get(full_key)
-    if value is None:
-        if len(_KEPT) >= 64:
-            _KEPT.clear()
-        value = _KEPT[full_key] = build()
-    return value  # type: ignore[return-value]
+#: Configuration constants kept between eager calls (:func:`maskmix.torch._sampling.kept`).
+kept = _sampling.kept
 
 
 def column(values: Sequence[float | bool], device: torch.device, dtype: torch.dtype = torch.int64) -> Tensor:

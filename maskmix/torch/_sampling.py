@@ -332,24 +332,16 @@ def fitting_box_sizes(shape: Size, height: int, width: int, patch_area: tuple[fl
     the first one clamped to the image; where every candidate fits (:data:`always_fit`) only the
     first is drawn.
     """
-    low, high = patch_area
-    log_low, log_high = (math.log(v) for v in log_uniform_bounds(*patch_aspect_ratio))
-    pixels = float(height * width)
-    # Every candidate fits: the first is always the one kept, so only it is drawn (the same law).
-    attempts = 1 if always_fit(height, width, patch_area, patch_aspect_ratio) else ATTEMPTS
-    # One addcmul makes [area in pixels, log(r) / 2] (dim -2) of a uniform pair; then the signs
-    # give +-log(r) / 2 for heights and widths. Select/narrow are direct views (Ellipsis
-    # indexing costs host time per call).
-    constants = cached_constant((low * pixels, 0.5 * log_low, (high - low) * pixels, 0.5 * (log_high - log_low),
-                                 1.0, -1.0), torch.float32, device).view(3, 2, 1)
-    drawn = torch.addcmul(constants[0], constants[1],
-                          torch.rand((*shape, 2, attempts), device=device, **drawing_from(generator)))
+    attempts, floored, shift, scale, signs = kept(
+        ("fitting_box_sizes", height, width, patch_area, patch_aspect_ratio), device,
+        lambda: _fitting_constants(height, width, patch_area, patch_aspect_ratio, device))
+    drawn = torch.addcmul(shift, scale, torch.rand((*shape, 2, attempts), device=device, **drawing_from(generator)))
     area = drawn.narrow(-2, 0, 1)
     if area_divisor is not None:
         area = area / area_divisor.view(*area_divisor.shape, 1, 1)
-    sides = drawn.narrow(-2, 1, 1).mul(constants[2]).exp_().mul_(area.sqrt()).round_()
+    sides = drawn.narrow(-2, 1, 1).mul(signs).exp_().mul_(area.sqrt()).round_()
     if attempts == 1:
-        if area_divisor is not None or not never_empty(height, width, patch_area, patch_aspect_ratio):
+        if area_divisor is not None or not floored:
             sides = sides.clamp_min_(1)
         return sides.squeeze(-1).to(torch.int64)
     # At least 1; the upper clamp keeps an extreme aspect ratio's inf side castable (it still
@@ -364,6 +356,24 @@ def fitting_box_sizes(shape: Size, height: int, width: int, patch_area: tuple[fl
     if height == width:
         return chosen.clamp_max(height)
     return torch.minimum(chosen, cached_constant((height, width), torch.int64, device))
+
+
+def _fitting_constants(height: int, width: int, patch_area: tuple[float, float],
+                       patch_aspect_ratio: tuple[float, float], device: torch.device
+                       ) -> tuple[int, bool, Tensor, Tensor, Tensor]:
+    """What :func:`fitting_box_sizes` needs of a configuration and image size (:func:`kept`): the
+    candidates per box (1 where every candidate fits: the first is always the one kept, so only
+    it is drawn, the same law), whether every side rounds to at least 1 already, and the
+    ``(2, 1)`` shift, scale and signs with which one ``addcmul`` makes ``[area in pixels,
+    log(r) / 2]`` of a uniform pair and the signs give ``+-log(r) / 2`` for heights and widths."""
+    low, high = patch_area
+    log_low, log_high = (math.log(v) for v in log_uniform_bounds(*patch_aspect_ratio))
+    pixels = float(height * width)
+    attempts = 1 if always_fit(height, width, patch_area, patch_aspect_ratio) else ATTEMPTS
+    constants = cached_constant((low * pixels, 0.5 * log_low, (high - low) * pixels, 0.5 * (log_high - log_low),
+                                 1.0, -1.0), torch.float32, device).view(3, 2, 1)
+    shift, scale, signs = constants.unbind(0)
+    return attempts, never_empty(height, width, patch_area, patch_aspect_ratio), shift, scale, signs
 
 
 def place_inside(h: Tensor, w: Tensor, height: int, width: int, *, device: torch.device,
@@ -510,6 +520,35 @@ def _cached(kind: str, value: Any, dtype: torch.dtype, device: torch.device) -> 
             shape, fill = value
             return torch.full(shape, fill, dtype=dtype, device=device)
         return torch.tensor(value, dtype=dtype).to(device)  # once per value and device
+
+
+_KEPT: dict[tuple[object, ...], object] = {}
+#: Entries :func:`kept` holds: a few per configuration, image size and batch size of each transform.
+KEPT_ENTRIES = 128
+
+_Kept = TypeVar("_Kept")
+
+
+def kept(key: tuple[object, ...], device: torch.device, build: Callable[[], _Kept]) -> _Kept:
+    """``build()``, made once per ``key`` and ``device`` and kept between eager calls.
+
+    For the small constant tensors that depend on the configuration and the image size only: a
+    call then launches no kernel to build them. Under ``torch.compile`` they are built inside
+    the graph (where they are folded). Tensors made under ``inference_mode`` are inference
+    tensors, which autograd cannot save: they are kept apart.
+    """
+    if torch.compiler.is_compiling():
+        return build()
+    full_key = (*key, device, torch.is_inference_mode_enabled())
+    value = _KEPT.get(full_key)
+    if value is None:
+        if len(_KEPT) >= KEPT_ENTRIES:
+            # The oldest entry goes (dicts keep insertion order), never those of the call at hand:
+            # clearing the whole cache midway through a call would rebuild its earlier entries
+            # in the next call (a stream of batch or image sizes would do that every call).
+            del _KEPT[next(iter(_KEPT))]
+        value = _KEPT[full_key] = build()
+    return value  # type: ignore[return-value]
 
 
 def cached_arange(length: int, device: torch.device, dtype: torch.dtype = torch.int64) -> Tensor:

@@ -171,8 +171,9 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
         divisor: Tensor | None = None
         if max_count == 1:
             # One patch per image, the whole area its own: nothing to draw, disable or divide.
-            count = _sampling.cached_constant((1,), torch.int64, device).expand(batch_size)
-            active = _sampling.cached_all_true(1, device).expand(shape)
+            count, active = _sampling.kept(("erasing_one_patch", batch_size), device, lambda: (
+                _sampling.cached_constant((1,), torch.int64, device).expand(batch_size),
+                _sampling.cached_all_true(1, device).expand(shape)))
         else:
             count = _sampling.randint(lo_count, max_count, (batch_size,), device=device, generator=generator)
             # Every image draws `max_count` patches; those beyond its own count are disabled.
@@ -204,4 +205,4 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
         elif within is not None:
             within = within.view(-1, 1)
         keep = _sampling.box_keep(params["box_start"], params["box_end"], height, width, dtype, within=within)
-        return keep[:, 0] if keep.shape[1] == 1 else keep.amin(dim=1)  # kept where no patch covers it
+        return keep.squeeze(1) if keep.shape[1] == 1 else keep.amin(dim=1)  # kept where no patch covers it
