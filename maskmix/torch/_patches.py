@@ -63,7 +63,6 @@ class Constants(NamedTuple):
     pixels: Tensor
 
 
-#: Small tensors kept between eager calls (see :func:`kept`); a handful at a time.
 #: Configuration constants kept between eager calls (:func:`maskmix.torch._sampling.kept`).
 kept = _sampling.kept
 

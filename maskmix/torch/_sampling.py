@@ -522,6 +522,7 @@ def _cached(kind: str, value: Any, dtype: torch.dtype, device: torch.device) -> 
         return torch.tensor(value, dtype=dtype).to(device)  # once per value and device
 
 
+#: Small tensors kept between eager calls (see :func:`kept`), oldest first.
 _KEPT: dict[tuple[object, ...], object] = {}
 #: Entries :func:`kept` holds: a few per configuration, image size and batch size of each transform.
 KEPT_ENTRIES = 128
