@@ -9,6 +9,8 @@ bit for bit, or (one candidate rectangle where every candidate fits) the same la
 from __future__ import annotations
 
 import math
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -249,3 +251,32 @@ def test_kept_constants_evict_the_oldest_entry_not_those_of_the_call_at_hand(mon
     keep("a")  # evicted: built again, in place of the oldest (b)
     assert built == [*"abcde", "a"] and list(_sampling._KEPT) == [("c", device, False), ("d", device, False),
                                                                     ("e", device, False), ("a", device, False)]
+
+
+def test_kept_constants_are_safe_to_fill_from_several_threads(monkeypatch) -> None:
+    """Transforms may run in several threads (a thread pool of data workers): filling and evicting
+    the cache from them at once must neither raise (a dict changed during the search for its
+    oldest entry, an entry evicted twice) nor outgrow it. Thread switches are forced every
+    microsecond so that the interleavings happen within the test."""
+    monkeypatch.setattr(_sampling, "_KEPT", {})
+    monkeypatch.setattr(_sampling, "KEPT_ENTRIES", 8)
+    device, errors = torch.device("cpu"), []
+
+    def fill(worker: int) -> None:
+        try:
+            for i in range(5000):
+                assert _sampling.kept((worker, i % 50), device, lambda i=i: i % 50) == i % 50
+        except Exception as error:  # any failure of a thread is the test's
+            errors.append(repr(error))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=fill, args=(worker,)) for worker in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == [] and len(_sampling._KEPT) <= 8

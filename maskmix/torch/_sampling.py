@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, TypedDict, TypeVar
@@ -524,6 +525,7 @@ def _cached(kind: str, value: Any, dtype: torch.dtype, device: torch.device) -> 
 
 #: Small tensors kept between eager calls (see :func:`kept`), oldest first.
 _KEPT: dict[tuple[object, ...], object] = {}
+_KEPT_LOCK = threading.Lock()
 #: Entries :func:`kept` holds: a few per configuration, image size and batch size of each transform.
 KEPT_ENTRIES = 128
 
@@ -543,12 +545,14 @@ def kept(key: tuple[object, ...], device: torch.device, build: Callable[[], _Kep
     full_key = (*key, device, torch.is_inference_mode_enabled())
     value = _KEPT.get(full_key)
     if value is None:
-        if len(_KEPT) >= KEPT_ENTRIES:
-            # The oldest entry goes (dicts keep insertion order), never those of the call at hand:
-            # clearing the whole cache midway through a call would rebuild its earlier entries
-            # in the next call (a stream of batch or image sizes would do that every call).
-            del _KEPT[next(iter(_KEPT))]
-        value = _KEPT[full_key] = build()
+        value = build()
+        with _KEPT_LOCK:  # transforms may run in several threads; a miss is rare
+            while len(_KEPT) >= KEPT_ENTRIES:
+                # The oldest entry goes (dicts keep insertion order), never those of the call at
+                # hand: clearing the whole cache midway through a call would rebuild its earlier
+                # entries in the next call (a stream of batch or image sizes would, every call).
+                del _KEPT[next(iter(_KEPT))]
+            _KEPT[full_key] = value
     return value  # type: ignore[return-value]
 
 
