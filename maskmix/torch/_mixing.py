@@ -324,7 +324,10 @@ def _check_batch(owner: str, labels: Tensor, batch_size: int) -> None:
 
 
 def _check_indices(owner: str, labels: Tensor, num_classes: int) -> None:
-    if labels.numel() == 0 or torch.compiler.is_compiling():
+    """Refuse class indices outside ``[0, num_classes)`` in an eager call: read on the host for CPU
+    tensors, a device-side assertion on an accelerator (a compiled graph gets NaN rows instead,
+    :func:`_compiled_index_rows`)."""
+    if labels.numel() == 0:
         return
     message = f"{owner}: class indices must lie in [0, {num_classes})"
     if labels.device.type == "cpu":
