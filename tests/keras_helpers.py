@@ -64,6 +64,19 @@ def params_np(params: dict) -> dict:
     return {k: np_(v) for k, v in params.items()}
 
 
+def in_graph(layer: Any) -> Any:
+    """``layer`` called through one ``tf.function``, for the statistical tests' loops of many calls
+    on inputs of one shape: it is traced once, then a call costs ~1 ms where an eager Keras call
+    costs 10-20 ms. The graph runs the layer's own code and advances its seed generator's state (a
+    variable) at every call, so successive calls draw new numbers: the eager calls' numbers
+    (``test_keras_determinism``: the same selections and integer draws, float draws within ulps,
+    bit-identical outputs with Grappler's rewrites off). AutoGraph is off: the layers are written
+    for graphs already (XLA, JAX), and converting their Python costs seconds per trace."""
+    import tensorflow as tf
+
+    return tf.function(layer, autograph=False)
+
+
 def run_with_params(layer: Any, images: Any) -> tuple[np.ndarray, dict]:
     """``get_random_transformation`` then ``transform_images`` (``call``'s two halves)."""
     params = layer.get_random_transformation(images)

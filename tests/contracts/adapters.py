@@ -14,8 +14,10 @@ is (:meth:`Adapter.shape_text`), a transform's own message out of the framework'
 (:meth:`Adapter.message`), labels of a given dtype (:meth:`Adapter.labels`), gradients
 (:meth:`Adapter.gradient`), its layouts (:meth:`Adapter.layouts`: Keras also runs channels-last,
 transposed back to ``(B, C, H, W)``), the images a user would pass (:meth:`Adapter.inputs`:
-NumPy arrays for Keras) and how many hypothesis examples its eager calls afford
-(:attr:`Adapter.property_examples`).
+NumPy arrays for Keras), how many hypothesis examples its eager calls afford
+(:attr:`Adapter.property_examples`) and how it makes the statistical tests' loops of many calls
+(:meth:`Adapter.calls`, :meth:`Adapter.runs`: Keras calls one traced graph, ~1 ms a call where an
+eager call costs 10-20 ms).
 """
 
 from __future__ import annotations
@@ -130,6 +132,15 @@ class Adapter:
     def run(self, case: Case, transform: Any, images: Any, labels: Any = None) -> Result:
         """A call that also captures the parameters it drew (``selected``, ``partner``...)."""
         raise NotImplementedError
+
+    def calls(self, case: Case, transform: Any, images: Any, count: int) -> list[Result]:
+        """``count`` successive :meth:`call` results of one transform on the same inputs (the
+        statistical tests' loops; Keras makes them through one traced graph)."""
+        return [self.call(case, transform, images) for _ in range(count)]
+
+    def runs(self, case: Case, transform: Any, images: Any, count: int) -> list[Result]:
+        """``count`` successive :meth:`run` results of one transform on the same inputs."""
+        return [self.run(case, transform, images) for _ in range(count)]
 
     def gradient(self, case: Case, transform: Any, array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The output of a call on float32 ``array`` and the gradient of its sum, as NumPy."""
@@ -311,16 +322,27 @@ class KerasAdapter(Adapter):
     def run(self, case: Case, transform: Any, images: Any, labels: Any = None) -> Result:
         if case.mixes:
             labels = self._labels(images) if labels is None else labels
-            t = transform.get_random_transformation((images, labels))
-            out = transform.transform_images(images, t)
-            soft = transform.transform_labels(labels, t)
-            selected = self._numpy(t["selected"])
-            return Result(self._numpy(out), self._dtype(out), self._numpy(soft).astype(np.float64), selected,
-                          self._dtype(soft), self._params(t))
-        t = transform.get_random_transformation(images)
-        out = transform.transform_images(images, t)
+        return self._run_result(case, *_call_halves(case, transform, images, labels))
+
+    def _run_result(self, case: Case, out: Any, soft: Any, t: dict | None) -> Result:
+        if case.mixes:
+            return Result(self._numpy(out), self._dtype(out), self._numpy(soft).astype(np.float64),
+                          self._numpy(t["selected"]), self._dtype(soft), self._params(t))
         selected = self._numpy(t["selected"]) if t is not None else np.zeros(0, bool)
         return Result(self._numpy(out), self._dtype(out), None, selected, params=self._params(t))
+
+    def calls(self, case: Case, transform: Any, images: Any, count: int) -> list[Result]:
+        from keras_helpers import in_graph
+
+        graph = in_graph(transform)
+        return [self.call(case, graph, images) for _ in range(count)]
+
+    def runs(self, case: Case, transform: Any, images: Any, count: int) -> list[Result]:
+        import tensorflow as tf
+
+        labels = self._labels(images) if case.mixes else None
+        graph = tf.function(lambda x, y: _call_halves(case, transform, x, y), autograph=False)  # see in_graph
+        return [self._run_result(case, *graph(images, labels)) for _ in range(count)]
 
     def gradient(self, case: Case, transform: Any, array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import tensorflow as tf
@@ -334,6 +356,14 @@ class KerasAdapter(Adapter):
         if grad is None:
             raise AssertionError("no gradient reached the input")
         return self._numpy(out), self._numpy(grad)
+
+
+def _call_halves(case: Case, transform: Any, images: Any, labels: Any) -> tuple[Any, Any, dict | None]:
+    """A Keras layer's call made of its halves, keeping the drawn parameters: ``(images, soft
+    labels or None, parameters)``."""
+    t = transform.get_random_transformation((images, labels) if case.mixes else images)
+    out = transform.transform_images(images, t)
+    return out, transform.transform_labels(labels, t) if case.mixes else None, t
 
 
 #: The adapters, by framework name (the registry's framework names).

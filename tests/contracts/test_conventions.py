@@ -137,7 +137,7 @@ def test_bernoulli_counts_follow_the_binomial(framework, name):
     adapter, case = setup(framework, name)
     t = adapter.build(case, seed=0, augmentation_ratio=0.3, bernoulli_mix=True)
     x = adapter.images(np.zeros((400, 1, 2, 2), np.float32), "float32")
-    counts = np.array([adapter.run(case, t, x).selected.sum() for _ in range(50)], np.float64)
+    counts = np.array([r.selected.sum() for r in adapter.runs(case, t, x, 50)], np.float64)
     # Binomial(400, 0.3): mean 120, sd 9.17; the mean of 50 draws has sd 1.3, the sd estimate ~0.92.
     assert abs(counts.mean() - 120) < 5.2
     assert abs(counts.std(ddof=1) - math.sqrt(400 * 0.3 * 0.7)) < 3.7
@@ -152,11 +152,9 @@ def test_one_image_is_augmented_with_probability_ratio(framework, name):
     xs = make_images((3, 12, 12), "float32")
     x = adapter.images(xs, "float32")
     t = adapter.build(case, seed=0, augmentation_ratio=0.3)
-    # Keras eager calls cost ~10 ms: 100 calls there. Four sd of Binomial(n, 0.3) still rejects
-    # the exact count (0 hits: 6.5 sd away at n = 100).
-    calls = 200 if framework == "torch" else 100
-    hits = sum(not np.array_equal(adapter.call(case, t, x).images, xs) for _ in range(calls))
-    assert abs(hits - 0.3 * calls) < 4 * math.sqrt(calls * 0.3 * 0.7)
+    # Four sd of Binomial(200, 0.3) reject the exact count (0 hits: 9 sd away).
+    hits = sum(not np.array_equal(r.images, xs) for r in adapter.calls(case, t, x, 200))
+    assert abs(hits - 0.3 * 200) < 4 * math.sqrt(200 * 0.3 * 0.7)
     assert not np.array_equal(adapter.call(case, adapter.build(case, seed=1), x).images, xs)
     np.testing.assert_array_equal(adapter.call(case, adapter.build(case, seed=1, augmentation_ratio=0.0), x).images,
                                   xs)

@@ -438,7 +438,7 @@ def test_keras_cutblur_pair_one_pair_is_augmented_with_probability_ratio():
     """One (H, W, C) pair: ratio 0.3 augments about 30% of the calls, as torch's (an exact count
     of one pair would round 0.3 to never)."""
     hr, lr = kh.make_images((8, 8, 3), "float32", seed=1), kh.make_images((8, 8, 3), "float32", seed=2)
-    layer = keras_RandomCutBlurPair(augmentation_ratio=0.3, seed=0)
+    layer = kh.in_graph(keras_RandomCutBlurPair(augmentation_ratio=0.3, seed=0))
     hits = sum(not np.array_equal(kh.np_(layer((lr, hr))[0]), lr) for _ in range(120))
     assert abs(hits - 36) < 18, hits  # Binomial(120, 0.3): sd 5.0, 3.6 sd
     hits = sum(not np.array_equal(kh.np_(keras_cutblur_pair(lr, hr, augmentation_ratio=0.3, seed=s)[0]), lr)
