@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _is_long(item: pytest.Item) -> bool:
     return item.get_closest_marker("slow") is not None or item.get_closest_marker("compile") is not None
+
+
+@pytest.fixture(scope="session")
+def keras_backend_output(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], str]:
+    """``(backend, script) -> output``: the standard output of a script of ``tests/backend_scripts``
+    run on Keras' torch or JAX backend (an ``AssertionError`` with its traceback if it failed). One
+    process per backend runs all its scripts, once for all the session's workers
+    (``other_backends.py``)."""
+    import other_backends
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return lambda backend, script: other_backends.script_output(backend, script, shared)

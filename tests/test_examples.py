@@ -391,7 +391,7 @@ def test_train_keras_fast_dev_run_and_compare(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_train_keras_on_the_torch_backend(tmp_path: Path) -> None:
-    proc = run_example(str(EXAMPLES / "train_keras.py"), "--fast-dev-run", "--augment", "gridmask,cutswap",
-                       "--cutmix", "1.0", "--batch-size", "16", env={**OFFLINE_ENV, "KERAS_BACKEND": "torch"})
-    assert "Keras backend: torch" in proc.stdout and "augmented: test accuracy clean" in proc.stdout
+def test_train_keras_on_the_torch_backend(keras_backend_output) -> None:
+    # tests/backend_scripts/train_keras_example.py: --fast-dev-run --augment gridmask,cutswap --cutmix 1.0
+    output = keras_backend_output("torch", "train_keras_example")
+    assert "Keras backend: torch" in output and "augmented: test accuracy clean" in output

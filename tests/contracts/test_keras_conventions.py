@@ -9,7 +9,8 @@ JAX backends. The conventions both frameworks keep (fraction control, pass-throu
 batches, seeding) are in ``test_conventions.py``; call-time errors are the battery of
 ``test_keras_bad_input.py``; each strategy's pixel semantics live in its own test file.
 
-Runs with the TensorFlow backend in-process; the other backends run in subprocesses.
+Runs with the TensorFlow backend in-process; on the torch and JAX backends,
+``tests/backend_scripts/layer_conventions.py`` checks the conventions (``other_backends.py``).
 """
 
 from __future__ import annotations
@@ -19,11 +20,6 @@ import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see 
 # isort: split
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -33,7 +29,6 @@ from keras.src.testing import TestCase
 from keras_helpers import changed_pixels, make_images, np_, params_np, to_tensor
 from registry_cases import example_cases
 
-REPO = Path(__file__).resolve().parents[2]
 CASES = example_cases("keras")
 NAMES = list(CASES)
 PLAIN = [name for name in NAMES if not CASES[name].mixes]
@@ -382,66 +377,16 @@ def test_fit_with_layers_in_a_jit_compiled_model():
 
 
 # --------------------------------------------------------------------------------------------
-# Other backends, in subprocesses.
+# Other backends: tests/backend_scripts, in one process per backend (other_backends.py).
 # --------------------------------------------------------------------------------------------
 
-BACKEND_SCRIPT = textwrap.dedent(
-    """
-    import sys
-    import numpy as np, keras
-    from maskmix import registry
-    from registry_cases import example_cases
-    assert keras.backend.backend() == sys.argv[1]
-    np_ = keras.ops.convert_to_numpy
-    x = np.random.default_rng(0).uniform(0.1, 0.9, (5, 9, 8, 3)).astype("float32")
-    y = np.arange(5) % 4
-    for i, (name, case) in enumerate(example_cases("keras").items()):
-        layer = case.build("keras", num_classes=4, seed=1)
-        # Eager JAX compiles every op per dtype: one dtype per layer keeps that run short.
-        dtypes = (("float32", "uint8")[i % 2],) if sys.argv[1] == "jax" else ("float32", "uint8", "bfloat16")
-        for dtype in dtypes:
-            xi = keras.ops.cast(x * (255 if dtype == "uint8" else 1), dtype)
-            out = layer((xi, y)) if case.mixes else layer(xi)
-            images = out[0] if isinstance(out, tuple) else out
-            assert tuple(images.shape) == x.shape and keras.backend.standardize_dtype(images.dtype) == dtype, name
-            changed = (np_(keras.ops.cast(images, "float32")) != np_(keras.ops.cast(xi, "float32"))).any()
-            assert changed, name
-            if case.mixes:
-                assert keras.backend.standardize_dtype(out[1].dtype) == "float32"
-                np.testing.assert_allclose(np_(out[1]).sum(1), 1.0, rtol=1e-6)
-        if not case.mixes and sys.argv[1] != "jax":  # eager JAX: the layouts are the TF run's code paths
-            assert tuple(layer(x[0]).shape) == x.shape[1:], name
-            assert tuple(layer(x[:0]).shape) == (0, *x.shape[1:]), name
-            cf = type(layer).from_config({**layer.get_config(), "data_format": "channels_first"})
-            assert tuple(cf(x.transpose(0, 3, 1, 2)).shape) == (5, 3, 9, 8), name
-        # Pass-through on this backend: only the selected images change.
-        half = case.build("keras", num_classes=4, seed=2, augmentation_ratio=0.4)
-        t = half.get_random_transformation((x, y) if case.mixes else x)
-        out = np_(half.transform_images(x, t))
-        selected = np_(t["selected"]).astype(bool)
-        assert selected.sum() == 2 and (out[~selected] == x[~selected]).all(), name
-    print("backend ok", sys.argv[1])
-    """
-)
-
-
-def _backend(backend: str) -> None:
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH", "")])}
-    if backend == "jax":
-        env["JAX_PLATFORMS"] = "cpu"
-    result = subprocess.run([sys.executable, "-c", BACKEND_SCRIPT, backend], capture_output=True, text=True,
-                            env=env, cwd=REPO, timeout=400)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    assert f"backend ok {backend}" in result.stdout
+@pytest.mark.slow
+def test_torch_backend(keras_backend_output):
+    pytest.importorskip("torch")
+    assert "backend ok torch" in keras_backend_output("torch", "layer_conventions")  # tests/backend_scripts
 
 
 @pytest.mark.slow
-def test_torch_backend():
-    _backend("torch")
-
-
-@pytest.mark.slow
-def test_jax_backend():
+def test_jax_backend(keras_backend_output):
     pytest.importorskip("jax")
-    _backend("jax")
+    assert "backend ok jax" in keras_backend_output("jax", "layer_conventions")

@@ -906,63 +906,16 @@ def test_import_does_not_pull_torch_or_lightning():
     assert out.strip().splitlines()[-1] == "[]"
 
 
-BACKEND_SCRIPT = """
-import os
-import numpy as np, keras
-from maskmix.callbacks import MaskMixModel
-from maskmix.keras import RandomCutMix, RandomErasing, RandomMixup
-assert keras.backend.backend() == os.environ["KERAS_BACKEND"]
-keras.utils.set_random_seed(0)
-patterns = np.random.default_rng(123).uniform(0.1, 0.9, (3, 8, 8, 1))
-y = np.arange(48) % 3
-x = np.clip(patterns[y] + np.random.default_rng(0).normal(0, 0.05, (48, 8, 8, 1)), 0.1, 0.9).astype("float32")
-
-class Net(MaskMixModel):
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.flat = keras.layers.Flatten()
-        self.head = keras.layers.Dense(3)
-    def call(self, x):
-        return self.head(self.flat(x))
-
-inputs = keras.Input((8, 8, 1))
-functional = MaskMixModel(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)),
-                          augmentations=[RandomErasing(seed=0)], mix=[RandomCutMix(seed=1), RandomMixup(seed=2)],
-                          num_classes=3, seed=0)
-for model in (functional, Net(augmentations=[RandomErasing(seed=0)], mix=RandomCutMix(seed=1), num_classes=3)):
-    model.compile(keras.optimizers.Adam(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["sparse_categorical_accuracy"])
-    history = model.fit(x, y, batch_size=16, epochs=5, verbose=0).history
-    assert np.isfinite(history["loss"]).all(), history
-    assert history["loss"][-1] < history["loss"][0], history
-    assert 0 <= history["sparse_categorical_accuracy"][-1] <= 1
-    # the layers' random state advanced (on JAX it flows through the stateless training state)
-    states = [np.asarray(keras.ops.convert_to_numpy(layer.generator.state)) for layer in model.mix_layers]
-    assert all(s[1] > 0 for s in states), states
-    loss, acc = model.evaluate(x, y, verbose=0)
-    assert acc > 0.9, (loss, acc)
-model = functional
-twin = keras.Model(inputs, model.outputs)
-np.testing.assert_array_equal(model.predict(x, verbose=0), twin.predict(x, verbose=0))
-model.save("/tmp/_maskmix_backend_%s.keras" % os.getpid())
-loaded = keras.saving.load_model("/tmp/_maskmix_backend_%s.keras" % os.getpid())
-np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
-loaded.fit(x, y, batch_size=16, epochs=1, verbose=0)
-os.remove("/tmp/_maskmix_backend_%s.keras" % os.getpid())
-print("OK", keras.backend.backend())
-"""
-
-
 @pytest.mark.slow
-def test_torch_backend():
+def test_torch_backend(keras_backend_output):
     pytest.importorskip("torch")
-    assert "OK torch" in run_python(BACKEND_SCRIPT, env={"KERAS_BACKEND": "torch"})
+    assert "OK torch" in keras_backend_output("torch", "keras_model_fit")  # tests/backend_scripts
 
 
 @pytest.mark.slow
-def test_jax_backend():
+def test_jax_backend(keras_backend_output):
     pytest.importorskip("jax")
-    assert "OK jax" in run_python(BACKEND_SCRIPT, env={"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})
+    assert "OK jax" in keras_backend_output("jax", "keras_model_fit")
 
 
 @pytest.mark.slow

@@ -9,9 +9,6 @@ import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see 
 
 # isort: split
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -163,12 +160,9 @@ def test_bad_schedules_name_the_model() -> None:
         model_with({"RandomGridMask": {"augmentation_ratio": constant(1.0)}})
 
 
-def test_fit_follows_the_schedule_on_jax() -> None:
+@pytest.mark.slow
+def test_fit_follows_the_schedule_on_jax(keras_backend_output) -> None:
     # JAX's steps are stateless: the values reach them only as state of the model (tracked variables).
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q",
-                           f"{Path(__file__).relative_to(root)}::test_fit_with_jit_compile_follows_the_schedule"],
-                          capture_output=True, text=True, env=env, cwd=root, timeout=300)
-    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-4000:] + proc.stderr[-4000:]
+    # tests/backend_scripts/schedule_in_a_jit_fit.py runs test_fit_with_jit_compile_follows_the_schedule.
+    pytest.importorskip("jax")
+    assert "schedule ok jax" in keras_backend_output("jax", "schedule_in_a_jit_fit")

@@ -1,0 +1,53 @@
+"""MaskMixModel on the Keras backend ``sys.argv[1]``: functional and subclassed models fit, learn and
+advance their layers' random state; predict matches a plain model; save, load and fit again
+(integrations/test_keras_model.py::test_torch_backend, ::test_jax_backend)."""
+
+import os
+import sys
+import tempfile
+
+import keras
+import numpy as np
+
+from maskmix.callbacks import MaskMixModel
+from maskmix.keras import RandomCutMix, RandomErasing, RandomMixup
+
+assert keras.backend.backend() == os.environ["KERAS_BACKEND"] == sys.argv[1]
+keras.utils.set_random_seed(0)
+patterns = np.random.default_rng(123).uniform(0.1, 0.9, (3, 8, 8, 1))
+y = np.arange(48) % 3
+x = np.clip(patterns[y] + np.random.default_rng(0).normal(0, 0.05, (48, 8, 8, 1)), 0.1, 0.9).astype("float32")
+
+class Net(MaskMixModel):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.flat = keras.layers.Flatten()
+        self.head = keras.layers.Dense(3)
+    def call(self, x):
+        return self.head(self.flat(x))
+
+inputs = keras.Input((8, 8, 1))
+functional = MaskMixModel(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)),
+                          augmentations=[RandomErasing(seed=0)], mix=[RandomCutMix(seed=1), RandomMixup(seed=2)],
+                          num_classes=3, seed=0)
+for model in (functional, Net(augmentations=[RandomErasing(seed=0)], mix=RandomCutMix(seed=1), num_classes=3)):
+    model.compile(keras.optimizers.Adam(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["sparse_categorical_accuracy"])
+    history = model.fit(x, y, batch_size=16, epochs=5, verbose=0).history
+    assert np.isfinite(history["loss"]).all(), history
+    assert history["loss"][-1] < history["loss"][0], history
+    assert 0 <= history["sparse_categorical_accuracy"][-1] <= 1
+    # the layers' random state advanced (on JAX it flows through the stateless training state)
+    states = [np.asarray(keras.ops.convert_to_numpy(layer.generator.state)) for layer in model.mix_layers]
+    assert all(s[1] > 0 for s in states), states
+    loss, acc = model.evaluate(x, y, verbose=0)
+    assert acc > 0.9, (loss, acc)
+model = functional
+twin = keras.Model(inputs, model.outputs)
+np.testing.assert_array_equal(model.predict(x, verbose=0), twin.predict(x, verbose=0))
+with tempfile.TemporaryDirectory() as folder:
+    model.save(os.path.join(folder, "model.keras"))
+    loaded = keras.saving.load_model(os.path.join(folder, "model.keras"))
+np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+loaded.fit(x, y, batch_size=16, epochs=1, verbose=0)
+print("OK", keras.backend.backend())
