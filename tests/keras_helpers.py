@@ -70,11 +70,10 @@ def in_graph(layer: Any) -> Any:
     costs 10-20 ms. The graph runs the layer's own code and advances its seed generator's state (a
     variable) at every call, so successive calls draw new numbers: the eager calls' numbers
     (``test_keras_determinism``: the same selections and integer draws, float draws within ulps,
-    bit-identical outputs with Grappler's rewrites off). AutoGraph is off: the layers are written
-    for graphs already (XLA, JAX), and converting their Python costs seconds per trace."""
+    bit-identical outputs with Grappler's rewrites off)."""
     import tensorflow as tf
 
-    return tf.function(layer, autograph=False)
+    return tf.function(layer)
 
 
 def run_with_params(layer: Any, images: Any) -> tuple[np.ndarray, dict]:

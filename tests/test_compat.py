@@ -192,6 +192,19 @@ def convert_input_args():
     assert layer._convert_input_args is True, "not restored"
 
 
+def autograph_rules():
+    from tensorflow.python.autograph.core import config
+    from tensorflow.python.autograph.impl import conversion
+
+    from maskmix.keras import RandomCutMix, random_cutmix
+
+    assert any(isinstance(rule, config.DoNotConvert) and rule.matches("maskmix.keras.cutmix")
+               for rule in config.CONVERSION_RULES), config.CONVERSION_RULES
+    layer = RandomCutMix(seed=0)
+    for function in (layer.get_random_transformation, layer.transform_images, random_cutmix):
+        assert conversion.is_allowlisted(function), function
+
+
 CHECKS = {
     "keras.src.utils.backend_utils.DynamicBackend": dynamic_backend,
     "keras.src.utils.backend_utils.in_tf_graph": in_tf_graph,
@@ -200,6 +213,7 @@ CHECKS = {
     "keras.src.models.functional.Functional": functional,
     "keras.src.models.functional.functional_like_constructor": functional,
     "keras.layers.Layer._convert_input_args": convert_input_args,
+    "tensorflow.python.autograph.core.config.CONVERSION_RULES": autograph_rules,
 }
 '''
 
@@ -260,11 +274,12 @@ def test_every_private_api_still_behaves(checks: str, module: str, path: str) ->
 
 
 def test_private_apis_are_used_only_through_the_compat_modules() -> None:
-    """No other module of the package imports ``keras.src``, ``torch.utils._pytree`` or
-    ``torchvision.transforms.v2._utils``, nor touches the private v2.Transform attributes."""
+    """No other module of the package imports ``keras.src``, ``tensorflow.python``,
+    ``torch.utils._pytree`` or ``torchvision.transforms.v2._utils``, nor touches the private
+    v2.Transform attributes."""
     allowed = {"maskmix/torch/_compat.py", "maskmix/keras/_compat.py"}
     needles = ("keras.src", "torch.utils._pytree", "transforms.v2._", "._needs_transform_list",
-               "._transformed_types", "._convert_input_args", "torch._assert_async(")
+               "._transformed_types", "._convert_input_args", "torch._assert_async(", "tensorflow.python")
     offenders = []
     for path in sorted((ROOT / "maskmix").rglob("*.py")):
         relative = path.relative_to(ROOT).as_posix()

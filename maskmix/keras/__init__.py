@@ -10,6 +10,7 @@ from maskmix._optional import require
 # Before the first submodule import: a missing Keras (or its backend) names the extra to install.
 require("keras", "maskmix.keras")
 
+from . import _compat
 from ._base import SUPPORTED_DTYPES, CommonOptions, MaskingLayer, MaskMixLayer
 from ._mixing import MixingLayer
 from .cut_thumbnail import RandomCutThumbnail
@@ -25,6 +26,8 @@ from .hide_and_seek import RandomHideAndSeek
 from .mixup import RandomMixup, random_mixup
 from .mixup_or_cutmix import RandomMixupOrCutMix, random_mixup_or_cutmix
 from .pipeline import MaskMixPipeline
+
+_compat.keep_out_of_autograph()
 
 __all__ = [
     "SUPPORTED_DTYPES",

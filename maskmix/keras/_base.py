@@ -197,6 +197,7 @@ class MaskMixLayer(keras.layers.Layer):
     sampling: str
 
     def __init__(self, *, seed: int | None = None, data_format: str | None = None, **kwargs: Any) -> None:
+        _compat.keep_out_of_autograph()  # TensorFlow may have been loaded after maskmix.keras
         name = type(self).__name__
         layer_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _LAYER_KWARGS}
         if "value_range" in kwargs:

@@ -6,9 +6,10 @@ global backend, ``in_tf_graph`` and ``is_in_jax_tracing_scope`` to tell where a 
 ``no_automatic_dependency_tracking`` to keep a layer's private caches out of its tracked
 state, and the ``Functional`` model class behind the functional-subclass pattern. A layer's
 ``_convert_input_args`` switch keeps ``Layer.__call__`` from casting uint8 images and integer
-labels to the compute dtype. The rest of the package reaches these only through this module,
-and ``tests/test_compat.py`` checks each one against the installed release, naming the private
-API when a release removes or changes it.
+labels to the compute dtype. From TensorFlow, one: AutoGraph's list of modules it leaves as
+written (:func:`keep_out_of_autograph`). The rest of the package reaches these only through this
+module, and ``tests/test_compat.py`` checks each one against the installed release, naming the
+private API when a release removes or changes it.
 
 Example:
     >>> from maskmix.keras import _compat
@@ -19,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,6 +36,7 @@ __all__ = [
     "in_tf_graph",
     "inputs_kept_as_given",
     "is_in_jax_tracing_scope",
+    "keep_out_of_autograph",
     "no_automatic_dependency_tracking",
 ]
 
@@ -46,6 +49,7 @@ PRIVATE_APIS: tuple[str, ...] = (
     "keras.src.models.functional.Functional",
     "keras.src.models.functional.functional_like_constructor",
     "keras.layers.Layer._convert_input_args",
+    "tensorflow.python.autograph.core.config.CONVERSION_RULES",
 )
 
 #: A backend namespace (``.numpy``, ``.random``, ``.cast``...) that can be switched to TensorFlow
@@ -72,3 +76,32 @@ def inputs_kept_as_given(layer: keras.layers.Layer) -> Iterator[None]:
         yield
     finally:
         layer._convert_input_args = convert
+
+
+def keep_out_of_autograph() -> None:
+    """Have TensorFlow's AutoGraph call maskmix's functions as they are written, as it does Keras'
+    own (a ``DoNotConvert`` rule for the ``maskmix`` package, put first among its rules).
+
+    AutoGraph rewrites the Python of what a ``tf.function`` or ``tf.data`` map calls unless the
+    function's package is on that list. ``Layer.__call__`` is Keras' and keeps a call out, but a
+    layer's ``get_random_transformation``, ``transform_images``, ``transform_labels`` ... (Keras'
+    preprocessing-layer API, e.g. one transformation for images and masks in a ``tf.data`` map) and
+    the functional forms (``random_cutmix``, ``cutblur_pair``) were rewritten: 1-4 s more per trace,
+    and "AutoGraph could not transform ..." warnings for functions it cannot parse. maskmix's code
+    needs no rewriting: it has no Python control flow on tensor values (it runs the same under XLA
+    and ``jax.jit``). Done once TensorFlow is loaded (maskmix.keras' import, every layer's
+    construction); nothing when it is not, or when a TensorFlow release moved its config.
+    """
+    global _autograph_rule_added
+    if _autograph_rule_added or "tensorflow" not in sys.modules:
+        return
+    try:
+        from tensorflow.python.autograph.core import config
+    except ImportError:
+        return
+    if not any(isinstance(rule, config.DoNotConvert) and rule.matches(__name__) for rule in config.CONVERSION_RULES):
+        config.CONVERSION_RULES = (config.DoNotConvert("maskmix"), *config.CONVERSION_RULES)
+    _autograph_rule_added = True
+
+
+_autograph_rule_added = False

@@ -341,7 +341,7 @@ class KerasAdapter(Adapter):
         import tensorflow as tf
 
         labels = self._labels(images) if case.mixes else None
-        graph = tf.function(lambda x, y: _call_halves(case, transform, x, y), autograph=False)  # see in_graph
+        graph = tf.function(lambda x, y: _call_halves(case, transform, x, y))  # see keras_helpers.in_graph
         return [self._run_result(case, *graph(images, labels)) for _ in range(count)]
 
     def gradient(self, case: Case, transform: Any, array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

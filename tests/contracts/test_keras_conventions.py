@@ -298,6 +298,33 @@ def test_xla_jit_compile(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_autograph_leaves_the_preprocessing_api_as_written(name, caplog):
+    """A ``tf.function`` (or ``tf.data`` map) that calls a layer's ``get_random_transformation`` and
+    ``transform_*`` itself, Keras' preprocessing-layer API, runs maskmix's code as written, as it
+    runs Keras' own: AutoGraph's rewriting of it cost 1-4 s per trace and warned "AutoGraph could
+    not transform" on functions it could not parse (``_compat.keep_out_of_autograph``)."""
+    from tensorflow.python.autograph.impl import conversion
+
+    layer = build(name, seed=0)
+    x = images(4)
+    data = (x, labels_for(layer, 4)) if mixes(layer) else x
+
+    def halves(data):
+        t = layer.get_random_transformation(data)
+        out = layer.transform_images(data[0] if mixes(layer) else data, t)
+        return (out, layer.transform_labels(data[1], t)) if mixes(layer) else out
+
+    with caplog.at_level("WARNING"):
+        tf.function(halves)(data)
+    assert "AutoGraph" not in caplog.text
+    methods = ("get_random_transformation", "transform_images", "transform_labels", "transform_segmentation_masks",
+               "transform_bounding_boxes", "call")
+    for method in methods:
+        if hasattr(layer, method):
+            assert conversion.is_allowlisted(getattr(layer, method)), method
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_unknown_batch_and_image_size_at_trace_time(name):
     """Traced with ``(None, None, None, 3)`` images: same output as eager with the same seed; the
     layers that build resampling matrices for the size refuse with a message that says what to do."""
