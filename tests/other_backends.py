@@ -76,7 +76,7 @@ def run_scripts(backend: str) -> dict[str, dict]:
         except SystemExit as exit:  # a script that ends with sys.exit(main())
             if exit.code:
                 error = f"SystemExit({exit.code!r})"
-        except BaseException:
+        except Exception:  # an interrupt still stops the run
             error = traceback.format_exc()
         outcomes[name] = {"stdout": captured.getvalue(), "error": error,
                           "seconds": round(time.perf_counter() - start, 2)}

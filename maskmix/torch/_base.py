@@ -17,7 +17,7 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any, ClassVar, TypedDict, TypeVar
+from typing import Any, ClassVar, NoReturn, TypedDict, TypeVar
 
 import PIL.Image
 import torch
@@ -587,6 +587,16 @@ class MaskMixTransform(v2.Transform):
         ]
         output = _compat.tree_unflatten(flat_outputs, spec)
         return output, self._labels_of(next(inpt for inpt in chosen if self._is_image(inpt)), params)
+
+    def __prepare_scriptable__(self) -> NoReturn:
+        # torch.jit.script asks this first. torchvision's answer sends users to its functional API,
+        # which is not what maskmix has: say what to use instead.
+        raise RuntimeError(
+            f"{type(self).__name__}: torch.jit.script cannot script maskmix transforms (nor their functional "
+            "forms): they draw per image with Python control flow and torchvision's v2 plumbing. Compile the "
+            "step with torch.compile instead (MaskMixPipeline(..., compile=True), MaskMixCallback(..., "
+            "compile=True)), or call the transform eagerly"
+        )
 
     def _refuse_a_kornia_container_with_targets(self) -> None:
         """Raise when a Kornia ``AugmentationSequential`` with masks, boxes or keypoints among its

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import inspect
+import warnings
 
 import PIL.Image
 import pytest
@@ -251,6 +252,17 @@ def test_torch_compile_with_a_changing_batch_size(name: str) -> None:
         else:
             assert int(changed.sum()) == num_selected(0.5, batch_size)
     assert counter.frame_count == 2  # the static first graph, then one dynamic graph for every other size
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_jit_script_explains_itself(name: str) -> None:
+    """torchvision's refusal pointed to a functional API that maskmix does not have for scripting."""
+    t = FACTORIES[name]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script is deprecated
+        with pytest.raises(RuntimeError, match=rf"^{type(t).__name__}: torch\.jit\.script cannot script maskmix "
+                                               r"transforms .* Compile the step with torch\.compile instead"):
+            torch.jit.script(t)
 
 
 def test_torch_compile_with_generator_explains_itself() -> None:
