@@ -97,10 +97,12 @@ def keep_out_of_autograph() -> None:
         return
     try:
         from tensorflow.python.autograph.core import config
-    except ImportError:
-        return
-    if not any(isinstance(rule, config.DoNotConvert) and rule.matches(__name__) for rule in config.CONVERSION_RULES):
-        config.CONVERSION_RULES = (config.DoNotConvert("maskmix"), *config.CONVERSION_RULES)
+
+        rules = tuple(config.CONVERSION_RULES)
+        if not any(isinstance(rule, config.DoNotConvert) and rule.matches(__name__) for rule in rules):
+            config.CONVERSION_RULES = (config.DoNotConvert("maskmix"), *rules)
+    except (ImportError, AttributeError, TypeError):  # moved or changed: rewriting is slow, not wrong
+        pass
     _autograph_rule_added = True
 
 

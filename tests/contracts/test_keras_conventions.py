@@ -323,6 +323,19 @@ def test_autograph_leaves_the_preprocessing_api_as_written(name, caplog):
         assert conversion.is_allowlisted(layer.transform_labels)
 
 
+def test_a_tensorflow_without_autograph_rules_still_builds_layers(monkeypatch):
+    """The rule is a private TensorFlow API: a release that moves it makes AutoGraph slower, and
+    must not break ``import maskmix.keras`` or a layer's construction."""
+    from tensorflow.python.autograph.core import config
+
+    from maskmix.keras import _compat
+
+    monkeypatch.setattr(_compat, "_autograph_rule_added", False)
+    monkeypatch.delattr(config, "CONVERSION_RULES")
+    layer = build(NAMES[0], seed=0)
+    assert _compat._autograph_rule_added and tuple(layer(images(2)).shape) == (2, *SIZE, 3)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_unknown_batch_and_image_size_at_trace_time(name):
     """Traced with ``(None, None, None, 3)`` images: same output as eager with the same seed; the
