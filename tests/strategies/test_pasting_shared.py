@@ -11,7 +11,6 @@ import keras_helpers as kh  # first: loads Triton before TensorFlow (see there)
 
 # isort: split
 
-
 import numpy as np
 import pytest
 import scipy.stats
