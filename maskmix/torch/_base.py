@@ -591,12 +591,7 @@ class MaskMixTransform(v2.Transform):
     def __prepare_scriptable__(self) -> NoReturn:
         # torch.jit.script asks this first. torchvision's answer sends users to its functional API,
         # which is not what maskmix has: say what to use instead.
-        raise RuntimeError(
-            f"{type(self).__name__}: torch.jit.script cannot script maskmix transforms (nor their functional "
-            "forms): they draw per image with Python control flow and torchvision's v2 plumbing. Compile the "
-            "step with torch.compile instead (MaskMixPipeline(..., compile=True), MaskMixCallback(..., "
-            "compile=True)), or call the transform eagerly"
-        )
+        refuse_torchscript(type(self).__name__)
 
     def _refuse_a_kornia_container_with_targets(self) -> None:
         """Raise when a Kornia ``AugmentationSequential`` with masks, boxes or keypoints among its
@@ -699,6 +694,17 @@ class MaskMixTransform(v2.Transform):
 
 #: The fills that are one number relative to the value range (``fill_method`` names).
 _CONSTANT_FILLS = frozenset({"black", "white", "gray", "zero"})
+
+
+def refuse_torchscript(owner: str) -> NoReturn:
+    """What ``torch.jit.script`` gets from a maskmix transform or pipeline (their
+    ``__prepare_scriptable__``, which it calls first): a ``RuntimeError`` naming what to use."""
+    raise RuntimeError(
+        f"{owner}: torch.jit.script cannot script maskmix transforms (nor their functional forms or "
+        "pipelines): they draw per image with Python control flow and torchvision's v2 plumbing. Compile the "
+        "step with torch.compile instead (MaskMixPipeline(..., compile=True), MaskMixCallback(..., "
+        "compile=True)), or call the transform eagerly"
+    )
 
 
 def _image_scalar(value: float, dtype: torch.dtype) -> float | int:

@@ -548,9 +548,10 @@ def kept(key: tuple[object, ...], device: torch.device, build: Callable[[], _Kep
         value = build()
         with _KEPT_LOCK:  # transforms may run in several threads; a miss is rare
             while len(_KEPT) >= KEPT_ENTRIES:
-                # The oldest entry goes (dicts keep insertion order), never those of the call at
-                # hand: clearing the whole cache midway through a call would rebuild its earlier
-                # entries in the next call (a stream of batch or image sizes would, every call).
+                # The entry inserted first goes (dicts keep insertion order; a hit does not move
+                # its entry, which would cost every call host time): the entries a call has just
+                # built stay for the next call, where clearing the whole cache midway through a
+                # call made the next one rebuild them (a stream of batch sizes did, every call).
                 del _KEPT[next(iter(_KEPT))]
             _KEPT[full_key] = value
     return value  # type: ignore[return-value]

@@ -15,7 +15,7 @@ import contextlib
 import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypedDict, cast
+from typing import Any, NoReturn, TypedDict, cast
 
 import torch
 from torch import Tensor
@@ -27,7 +27,7 @@ from maskmix import schedules as schedules_mod
 from maskmix._structure import IMAGE_KEYS, LABEL_KEYS, LABEL_SUBSTRING, find_key, rebuild_mapping, rebuild_sequence
 
 from . import _compat
-from ._base import MaskMixTransform, using_generator
+from ._base import MaskMixTransform, refuse_torchscript, using_generator
 from ._mixing import MixingTransform, soft_labels
 
 __all__ = ["MaskMixPipeline", "PipelineOptions", "derive_seed", "soft_label_targets"]
@@ -517,6 +517,9 @@ class MaskMixPipeline:
             raise TypeError(f"{self.owner}: the labels of the batch (label_key={self.label_key!r}) must be a tensor; "
                             f"got {type(labels).__name__}")
         return labels
+
+    def __prepare_scriptable__(self) -> NoReturn:
+        refuse_torchscript("MaskMixPipeline")  # torch.jit.script of the pipeline, as of its transforms
 
     def augment(self, images: Tensor, labels: Tensor | None = None, *, rank: int = 0) -> tuple[Tensor, Tensor | None]:
         """Augment one batch given as tensors; returns ``(images, labels)`` (labels soft when mixed/smoothed).

@@ -23,7 +23,7 @@ from registry_cases import NUM_CLASSES, variant_cases
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from maskmix.torch import RandomCutout, RandomErasing
+from maskmix.torch import MaskMixPipeline, RandomCutMix, RandomCutout, RandomErasing
 
 #: Every configuration of every strategy torch implements (the registry's variants). In those that
 #: map images to images, an augmented image (of at least 2x2 random pixels) always changes.
@@ -263,6 +263,15 @@ def test_torch_jit_script_explains_itself(name: str) -> None:
         with pytest.raises(RuntimeError, match=rf"^{type(t).__name__}: torch\.jit\.script cannot script maskmix "
                                                r"transforms .* Compile the step with torch\.compile instead"):
             torch.jit.script(t)
+
+
+def test_torch_jit_script_of_a_pipeline_explains_itself() -> None:
+    """The pipeline is a plain object: torch.jit.script failed on it with a TypeError of its own."""
+    pipeline = MaskMixPipeline([RandomCutout()], RandomCutMix(), num_classes=NUM_CLASSES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        with pytest.raises(RuntimeError, match=r"^MaskMixPipeline: torch\.jit\.script cannot script maskmix"):
+            torch.jit.script(pipeline)
 
 
 def test_torch_compile_with_generator_explains_itself() -> None:
