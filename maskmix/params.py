@@ -638,9 +638,8 @@ _ALPHA_OR_OFF = number_in(0.0, math.inf, lo_open=False, hi_open=True)
 
 def check_mixup_or_cutmix(owner: str, mixup_alpha: float, cutmix_alpha: float,
                           cutmix_minmax: tuple[float, float] | None) -> None:
-    """The rules :class:`RandomMixupOrCutMix` puts on its validated parameters together (both
-    frameworks call this after the spec's own checks): at least one branch enabled, and
-    ``cutmix_minmax`` only with the CutMix branch."""
+    """The rules :class:`RandomMixupOrCutMix` puts on its validated parameters together (its spec's
+    ``joint_rules``): at least one branch enabled, and ``cutmix_minmax`` only with the CutMix branch."""
     if mixup_alpha == 0.0 and cutmix_alpha == 0.0:
         raise ValueError(f"{owner}: mixup_alpha and cutmix_alpha are both 0, which disables both Mixup and "
                          "CutMix; set at least one of them > 0")
@@ -774,6 +773,8 @@ RANDOM_MIXUP_OR_CUTMIX = register(StrategySpec(
     benchmarks={"RandomMixupOrCutMix": {}},
     gallery={"mixup_or_cutmix": {}},
     sweep=("switch_prob", (0.0, 0.5, 1.0)),
+    joint_rules=lambda owner, values: check_mixup_or_cutmix(
+        owner, values["mixup_alpha"], values["cutmix_alpha"], values["cutmix_minmax"]),
 ))
 
 

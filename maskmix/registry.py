@@ -25,7 +25,7 @@ Standard library only: importing this module imports neither torch nor keras.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -141,6 +141,9 @@ class StrategySpec:
             valid.
         papers: the published settings, ``{setting name: Preset}``, in the order the paper lists
             them; the first is what ``from_paper()`` builds without a setting (see :meth:`paper_config`).
+        joint_rules: ``(owner, validated values) -> None``, raising ``ValueError`` where parameters
+            valid one by one are not valid together (RandomMixupOrCutMix: both branches off); run
+            by :meth:`validate`, so at construction and at every later assignment of a parameter.
     """
 
     name: str
@@ -158,6 +161,7 @@ class StrategySpec:
     gallery: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     sweep: tuple[str, tuple[Any, ...]] | None = None
     papers: Mapping[str, Preset] = field(default_factory=dict)
+    joint_rules: Callable[[str, Mapping[str, Any]], None] | None = None
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -267,6 +271,8 @@ class StrategySpec:
         for p in self.params:
             out[p.name] = p.check(who, p.name, values.get(p.name, p.default))
         self._check_partner(who, out)
+        if self.joint_rules is not None:
+            self.joint_rules(who, out)
         defaults = self.defaults()
         for name, switch in self.switched.items():
             if out[name] != defaults[name] and not out[switch]:

@@ -225,9 +225,11 @@ class MaskMixLayer(keras.layers.Layer):
             )
         layer_kwargs.pop("autocast", None)
         super().__init__(autocast=False, **layer_kwargs)
-        self._strategy_params = validated
         for key, value in validated.items():
             setattr(self, key, value)
+        #: The validated parameters (what get_config saves); a later assignment of one is
+        #: validated again and recorded here (__setattr__).
+        self._strategy_params = validated
         self.seed = seed
         self.data_format = data_format or keras.config.image_data_format()
         self.backend = _compat.DynamicBackend()
@@ -370,21 +372,35 @@ class MaskMixLayer(keras.layers.Layer):
         return self._backend_generators[name]
 
     def __setattr__(self, name: str, value: Any) -> None:
+        params = self.__dict__.get("_strategy_params")
+        if params is None or name not in params:
+            super().__setattr__(name, value)
+            return
+        owner = type(self).__name__
+        # Checked as the constructor checks it, with the other parameters (joint rules included),
+        # and recorded for get_config: a saved model must rebuild the layer that ran.
+        params = self.spec.validate({**params, name: value}, owner=owner)
+        value = params[name]
         traced = self.__dict__.get("_maskmix_traced")
-        if traced and name in traced and not (isinstance(value, (int, float)) and value == self.__dict__.get(name)):
-            owner = type(self).__name__
+        if traced and name in traced and not (type(value) is type(self.__dict__.get(name))
+                                              and value == self.__dict__.get(name)):
             if traced[name]:
                 raise ValueError(
                     f"{owner}: {name} cannot be set (to {value!r}): a schedule drives it in the traced step it "
                     "ran in, which reads the schedule's variable, not this attribute; change the schedule"
                 )
+            schedulable = any(p.name == name and p.schedulable for p in self.spec.params)
+            instead = (
+                f"Schedule it instead, e.g. MaskMixModel(..., schedules={{{owner!r}: {{{name!r}: "
+                "maskmix.schedules.constant(...)}}) or MaskMixPipeline(schedules=...).set_epoch(...), or build a "
+                "new layer" if schedulable else "Build a new layer with the new value"
+            )
             raise ValueError(
                 f"{owner}: {name} cannot change (to {value!r}) after the layer ran in a traced step "
                 "(tf.function, jit_compile, jax.jit or tf.data): that step keeps the value it was traced "
-                f"with and would silently ignore the new one. Schedule it instead, e.g. MaskMixModel(..., "
-                f"schedules={{{owner!r}: {{{name!r}: maskmix.schedules.constant(...)}}}}) or "
-                "MaskMixPipeline(schedules=...).set_epoch(...), or build a new layer"
+                f"with and would silently ignore the new one. {instead}"
             )
+        self.__dict__["_strategy_params"] = params
         super().__setattr__(name, value)
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
@@ -492,7 +508,9 @@ class MaskMixLayer(keras.layers.Layer):
         ratio = lent_value(self, "augmentation_ratio", self.augmentation_ratio)
         scheduled = not isinstance(ratio, (int, float))
         if _tracing(data):
-            self.__dict__["_maskmix_traced"] = {"augmentation_ratio": scheduled}
+            # Every parameter is a constant of the traced graph; the ratio may be a schedule's instead.
+            self.__dict__["_maskmix_traced"] = {**dict.fromkeys(self._strategy_params, False),
+                                                "augmentation_ratio": scheduled}
         bernoulli = self.bernoulli_mix or (single and (scheduled or 0.0 < ratio < 1.0))
         # The sampling mode's units (design §Conventions, sampling modes): draws are made per unit
         # and given to its images.

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from maskmix.params import RANDOM_MIXUP_OR_CUTMIX, check_mixup_or_cutmix, given_arguments, timm_mixup_config
+from maskmix.params import RANDOM_MIXUP_OR_CUTMIX, given_arguments, timm_mixup_config
 
 from . import _sampling
 from ._base import CommonOptions
@@ -113,7 +113,6 @@ class RandomMixupOrCutMix(MixingLayer):
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))
-        check_mixup_or_cutmix(type(self).__name__, self.mixup_alpha, self.cutmix_alpha, self.cutmix_minmax)
 
     @classmethod
     def from_timm(

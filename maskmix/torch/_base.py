@@ -262,8 +262,11 @@ class MaskMixTransform(v2.Transform):
                  labels_getter: str | Callable[[Any], Any] = "default", **params: Any) -> None:
         super().__init__()
         name = type(self).__name__
-        for key, value in self.spec.validate(params, owner=name).items():
+        validated = self.spec.validate(params, owner=name)
+        for key, value in validated.items():
             setattr(self, key, value)
+        #: The validated parameters; a later assignment of one is validated again (__setattr__).
+        self._strategy_params = validated
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"{name}: generator must be a torch.Generator or None; got {generator!r}")
         self.generator = generator
@@ -280,6 +283,16 @@ class MaskMixTransform(v2.Transform):
         self.labels_getter = labels_getter
         # timm's `num_splits`: the first B // n images of a batch stay clean (n > 1).
         self._clean_splits = 0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        params = self.__dict__.get("_strategy_params")
+        if params is not None and name in params:
+            # Checked as the constructor checks it, with the other parameters (joint rules
+            # included): a value it refuses would otherwise be used as given, or fail deep in a call.
+            params = self.spec.validate({**params, name: value}, owner=type(self).__name__)
+            self.__dict__["_strategy_params"] = params
+            value = params[name]
+        super().__setattr__(name, value)
 
     @classmethod
     def from_paper(cls: type[_Built], setting: str | None = None, **options: Any) -> _Built:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from typing_extensions import Self, Unpack
 
-from maskmix.params import RANDOM_MIXUP_OR_CUTMIX, check_mixup_or_cutmix, given_arguments, timm_mixup_config
+from maskmix.params import RANDOM_MIXUP_OR_CUTMIX, given_arguments, timm_mixup_config
 
 from . import _sampling
 from ._base import CommonOptions, may_reuse_buffers, selection
@@ -117,7 +117,6 @@ class RandomMixupOrCutMix(MixingTransform):
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))
-        check_mixup_or_cutmix(type(self).__name__, self.mixup_alpha, self.cutmix_alpha, self.cutmix_minmax)
 
     @classmethod
     def from_timm(

@@ -235,7 +235,8 @@ class MaskMixPipeline:
         mix_weights: relative probabilities of the ``mix`` list (finite, ``>= 0``, at least one
             positive); None chooses uniformly.
         num_classes: number of classes, handed to the mixing transforms for each call (required
-            with class-index labels unless they have it); must agree with theirs.
+            with class-index labels unless they have it); must agree with theirs. None: the one the
+            ``mix`` transforms that have it give, handed to the others too.
         label_smoothing: in ``[0, 1)``, applied before mixing (handed to the mixing transforms
             for each call); without ``mix`` the labels are only smoothed. Must agree with theirs
             when both are non-zero.
@@ -295,7 +296,10 @@ class MaskMixPipeline:
         self.transforms: list[Any] = checked.transforms
         self.mixes: list[MixingTransform] = checked.mix
         self.mix_weights = checked.mix_weights
-        self.num_classes = checked.num_classes
+        #: The classes handed to every mixing transform: the argument, else the one its mix transforms
+        #: agree on (a transform without its own would otherwise fail on class indices only once drawn).
+        self.num_classes: int | None = checked.num_classes if checked.num_classes is not None else next(
+            (m.num_classes for m in self.mixes if getattr(m, "num_classes", None) is not None), None)
         self.label_smoothing = checked.label_smoothing
         self.image_key, self.label_key = options.check_keys(owner, image_key, label_key)
         #: The ``seed`` argument as given (an int, or None to follow ``torch.initial_seed()``).

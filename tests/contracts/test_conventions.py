@@ -158,3 +158,28 @@ def test_one_image_is_augmented_with_probability_ratio(framework, name):
     assert not np.array_equal(adapter.call(case, adapter.build(case, seed=1), x).images, xs)
     np.testing.assert_array_equal(adapter.call(case, adapter.build(case, seed=1, augmentation_ratio=0.0), x).images,
                                   xs)
+
+
+@pytest.mark.parametrize(("framework", "name"), FIRSTS + [
+    pytest.param(framework, name, id=f"{framework}-{name}")
+    for framework, cases in CASES.items() for name, case in cases.items()
+    if case.mixes and name == next(iter(case.spec.variants))
+])
+def test_an_assigned_parameter_is_validated_and_used(framework, name):
+    # transform.augmentation_ratio = ... is what a user writes between epochs; a value the
+    # constructor refuses must not be used as given, and the new value must reach the call.
+    adapter, case = setup(framework, name)
+    transform = adapter.build(case, seed=0)
+    owner = case.spec.name
+    for param in case.spec.params:  # every parameter takes its own value back
+        setattr(transform, param.name, getattr(transform, param.name))
+    with pytest.raises(ValueError, match=rf"^{owner}: augmentation_ratio must be a float in \[0, 1\]; got 2.0$"):
+        transform.augmentation_ratio = 2.0
+    with pytest.raises(TypeError, match=rf"^{owner}: augmentation_ratio must be a float in \[0, 1\]; got True$"):
+        transform.augmentation_ratio = True
+    assert transform.augmentation_ratio == 1.0
+    transform.augmentation_ratio = 0  # normalised as the constructor normalises it
+    assert type(transform.augmentation_ratio) is float
+    array = make_images((3, 3, 8, 8), "float32", seed=2)
+    result = adapter.call(case, transform, adapter.images(array, "float32"))
+    assert not bits_differ(result.images, array).any()

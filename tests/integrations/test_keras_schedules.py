@@ -145,6 +145,23 @@ def test_setting_the_ratio_after_a_compiled_step_raises() -> None:
     assert layer.augmentation_ratio == 1.0
 
 
+def test_an_assigned_parameter_is_saved_and_any_parameter_is_fixed_once_traced() -> None:
+    # get_config saved the constructor's values: a reloaded model augmented as the layer no longer did.
+    layer = RandomGridMask(seed=0)
+    layer.augmentation_ratio = 0
+    images = np.full((4, SIDE, SIDE, 1), 0.5, "float32")
+    assert layer.get_config()["augmentation_ratio"] == 0.0
+    rebuilt = RandomGridMask.from_config(layer.get_config())
+    np.testing.assert_array_equal(np.asarray(rebuilt(images)), images)
+    layer.augmentation_ratio = 1.0
+    tf.function(layer, jit_compile=True)(images)
+    layer.bernoulli_mix = False  # the same value: nothing to ignore
+    with pytest.raises(ValueError, match=r"^RandomGridMask: bernoulli_mix cannot change \(to True\) after the layer "
+                                         r"ran in a traced step .* Build a new layer with the new value$"):
+        layer.bernoulli_mix = True
+    assert layer.bernoulli_mix is False and layer.get_config()["bernoulli_mix"] is False
+
+
 def test_setting_a_scheduled_ratio_raises() -> None:
     layer = RandomGridMask(seed=0)
     pipeline = MaskMixPipeline([layer], schedules={0: {"augmentation_ratio": constant(0.5)}})

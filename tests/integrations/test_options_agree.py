@@ -257,6 +257,21 @@ def test_zero_weighted_mix_is_never_chosen() -> None:
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_num_classes_given_by_one_mix_reaches_every_mix_on_both_frameworks() -> None:
+    # Valid for class indices (the classes are known), yet the torch pipeline failed on them only
+    # when the mix without num_classes was first drawn, maybe deep into a run.
+    images = np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")
+    labels = np.array([0, 1, 2, 0])
+    torch_pipeline = mt.MaskMixPipeline(mix=[mt.RandomCutMix(num_classes=3), mt.RandomMixup()], mix_weights=[0, 1],
+                                        seed=0)
+    assert torch_pipeline.num_classes == 3
+    _, soft = torch_pipeline((torch.from_numpy(images).permute(0, 3, 1, 2), torch.from_numpy(labels)))
+    assert soft.shape == (4, 3)
+    keras_pipeline = mk.MaskMixPipeline(mix=[mk.RandomCutMix(num_classes=3), mk.RandomMixup()], mix_weights=[0, 1],
+                                        seed=0)
+    assert np.asarray(keras_pipeline(images, labels)[1]).shape == (4, 3)
+
+
 def test_the_pipelines_and_the_options_spec_import_without_the_integrations() -> None:
     import subprocess
     import sys

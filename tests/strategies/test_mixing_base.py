@@ -260,6 +260,23 @@ def test_torch_call_time_errors(cls) -> None:
         t(torch.zeros(4, 3, 8, 8, dtype=torch.int32), torch.tensor([0, 1, 2, 0]))
 
 
+@pytest.mark.parametrize("cls", [RandomCutMix, RandomMixup])
+def test_torch_mix_batch_checks_its_label_options_as_the_constructor_does(cls) -> None:
+    # The pipeline's way in; a direct caller's smoothing of 1.5 gave rows with the true class at 0.
+    name = cls.__name__
+    x, y = make_images((4, 3, 8, 8)), torch.tensor([0, 1, 2, 0])
+    t = cls(augmentation_ratio=0.0)
+    for smoothing, error in ((1.5, ValueError), (-0.5, ValueError), (True, TypeError)):
+        with pytest.raises(error, match=rf"^{name}\.mix_batch: label_smoothing must be a float in \[0, 1\); "
+                                        rf"got {smoothing}$"):
+            t.mix_batch(x, y, num_classes=3, label_smoothing=smoothing)
+    for classes, error in ((0, ValueError), (-3, ValueError), (2.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match=rf"^{name}\.mix_batch: num_classes must be an integer >= 1; got {classes}$"):
+            t.mix_batch(x, y, num_classes=classes)
+    _, soft = t.mix_batch(x, y, num_classes=3, label_smoothing=0.3)  # valid values are used
+    torch.testing.assert_close(soft[0], torch.tensor([0.8, 0.1, 0.1]), rtol=0, atol=1e-6)
+
+
 # --------------------------------------------------------------------------------------------
 # Keras.
 # --------------------------------------------------------------------------------------------
