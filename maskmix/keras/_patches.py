@@ -74,15 +74,18 @@ def move_pixels(ops: Ops, images: Tensor, offsets: Tensor, *, channels_first: bo
                          channels_first=channels_first)
 
 
-def nearest_source(ops: Ops, index: Tensor, in_size: Tensor | int, out_size: Tensor | int) -> Tensor:
+def nearest_source(ops: Ops, index: Tensor, in_size: Tensor | int, out_size: Tensor | int, *,
+                   legacy: bool = False) -> Tensor:
     """The input sample that output sample ``index`` copies when a length ``in_size`` is resized
     to ``out_size`` with ``"nearest"`` (``mode="nearest-exact"``): ``min(floor((i + 0.5) n_in /
-    n_out), n_in - 1)``, the scale and product in float32 like ATen so that ties fall the same
-    way. Elementwise (broadcasting) over int32 tensors; the resampling matrices and the gathers
-    that move segmentation masks (Cut-Thumbnail) share it."""
+    n_out), n_in - 1)``, or with ``legacy`` ``"nearest_legacy"`` (``mode="nearest"``):
+    ``min(floor(i n_in / n_out), n_in - 1)``; the scale and product in float32 like ATen so that
+    ties fall the same way. Elementwise (broadcasting) over int32 tensors; the resampling
+    matrices and the gathers that move segmentation masks (Cut-Thumbnail) share it."""
     np_ = ops.numpy
     scale = ops.cast(in_size, "float32") / ops.cast(out_size, "float32")
-    source = ops.cast(np_.floor((ops.cast(index, "float32") + 0.5) * scale), "int32")
+    position = ops.cast(index, "float32") if legacy else ops.cast(index, "float32") + 0.5
+    source = ops.cast(np_.floor(position * scale), "int32")
     return np_.minimum(source, ops.cast(in_size, "int32") - 1)
 
 
@@ -119,13 +122,8 @@ def resample_matrix(ops: Ops, in_size: Tensor | int, out_size: Tensor | int, in_
     n_out = np_.reshape(ops.cast(out_size, "int32"), (-1, 1, 1))
     valid = np_.logical_and(i < n_out, j < n_in)
     zero = np_.zeros((), dtype=dtype)
-    if method == "nearest":
-        weights = ops.cast(j == nearest_source(ops, i, n_in, n_out), dtype)
-    elif method == "nearest_legacy":
-        # ATen's legacy nearest: floor(i * scale), the scale and product in float32.
-        scale = ops.cast(n_in, "float32") / ops.cast(n_out, "float32")
-        source = ops.cast(np_.floor(ops.cast(i, "float32") * scale), "int32")
-        weights = ops.cast(j == np_.minimum(source, n_in - 1), dtype)
+    if method in ("nearest", "nearest_legacy"):
+        weights = ops.cast(j == nearest_source(ops, i, n_in, n_out, legacy=method == "nearest_legacy"), dtype)
     elif method == "area":
         n_out_safe = np_.maximum(n_out, 1)
         start = np_.floor_divide(i * n_in, n_out_safe)

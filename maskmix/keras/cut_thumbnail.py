@@ -113,8 +113,9 @@ class RandomCutThumbnail(MixingLayer):
         ``area``, ``top``, ``left``, ``height``, ``width`` (the box), ``partner_weight``,
         ``image_pixels`` (``H * W``), ``selected`` and, when mixing, ``partner``. A dict's
         ``segmentation_masks`` (``(B, H, W, 1)``, any integer dtype) get the thumbnail of the
-        mask (its own, or the partner's) made with ``"nearest"`` whatever ``resize_method``:
-        each box pixel copies one mask pixel. ``bounding_boxes`` are refused. The batch size may be unknown when the
+        mask (its own, or the partner's) made with ``"nearest"`` (``"nearest_legacy"`` when that
+        is ``resize_method``, so the mask copies the pixels the image copies): each box pixel
+        copies one mask pixel. ``bounding_boxes`` are refused. The batch size may be unknown when the
         layer is traced, the height and width may not (the resampling matrices are built for
         them): an unknown size raises a ``ValueError``.
 
@@ -218,9 +219,9 @@ class RandomCutThumbnail(MixingLayer):
         return np_.where(self.pixel_mask(box), pasted, images)
 
     def move_masks(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
-        # Masks are resized with "nearest" whatever resize_method (a class index cannot be
-        # blended): each box pixel copies one pixel of the (partner's) mask, so one gather moves
-        # the values exactly, for any integer dtype.
+        # Masks are resized with "nearest" (a class index cannot be blended), or with
+        # "nearest_legacy" when the images are, so that each box pixel copies the very pixel the
+        # image's copies: one gather moves the values exactly, for any integer dtype.
         ops = self.ops
         np_ = ops.numpy
         _, _, height, width = self.dims(masks)
@@ -228,7 +229,8 @@ class RandomCutThumbnail(MixingLayer):
         def sources(size: int, start: Tensor, extent: Tensor) -> Tensor:
             # (B, size): the source row (column) that each row (column) of the box reads.
             local = np_.clip(np_.arange(size, dtype="int32") - np_.reshape(start, (-1, 1)), 0, size - 1)
-            return _patches.nearest_source(ops, local, size, np_.reshape(extent, (-1, 1)))
+            return _patches.nearest_source(ops, local, size, np_.reshape(extent, (-1, 1)),
+                                           legacy=self.resize_method == "nearest_legacy")
 
         rows = sources(height, params["top"], params["height"])
         cols = sources(width, params["left"], params["width"])

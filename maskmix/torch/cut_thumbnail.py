@@ -208,8 +208,10 @@ class RandomCutThumbnail(MixingTransform):
         return self._paste(images, thumbnails, params)
 
     def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
-        # Labels are resized with nearest (0/1 weights: float64 carries any int32 label exactly).
-        thumbnails = self.thumbnails(masks.to(torch.float64), params, method="nearest")
+        # Labels are resized with nearest (0/1 weights: float64 carries any int32 label exactly),
+        # the legacy rule when the images use it: a mask pixel copies the source the image's copies.
+        method = "nearest_legacy" if self.resize_method == "nearest_legacy" else "nearest"
+        thumbnails = self.thumbnails(masks.to(torch.float64), params, method=method)
         return self._paste(masks, thumbnails.to(masks.dtype), params)
 
     def _paste(self, images: Tensor, thumbnails: Tensor, params: Mapping[str, Any]) -> Tensor:

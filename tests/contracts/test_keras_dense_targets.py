@@ -203,7 +203,7 @@ def build(name: str, **options: object) -> object:
     case = CASES[name]
     params = {p.name for p in case.spec.params}
     exact = {"resize_method": "nearest", "color_jitter": 0.0, "fill_method": -1.0}
-    return case.build("keras", **{k: v for k, v in exact.items() if k in params}, seed=11, **options)
+    return case.build("keras", **{**{k: v for k, v in exact.items() if k in params}, "seed": 11, **options})
 
 
 def id_batch(channels_first: bool = False, shape: tuple[int, int, int] = SHAPE) -> dict[str, np.ndarray]:
@@ -258,6 +258,16 @@ def test_masks_follow_the_pixels_or_are_kept(name, data_format, ratio):
         assert np.asarray(out["labels"]).shape == (SHAPE[0], NUM_CLASSES)
     else:
         np.testing.assert_array_equal(np.asarray(out["labels"]), data["labels"])
+
+
+@pytest.mark.parametrize("name", [name for name in NAMES if "thumbnail_area" in CASES[name].spec.param_names])
+def test_masks_copy_the_source_pixels_of_a_legacy_nearest_thumbnail(name):
+    # The masks were gathered with nearest-exact whatever the images' method: with the legacy rule
+    # (the paper presets') every box pixel of the mask came from the neighbouring source pixel.
+    out = outputs(build(name, resize_method="nearest_legacy", thumbnail_area=0.25), id_batch())
+    ids = np.asarray(out["images"])[..., 0].astype("int64")
+    assert (ids != id_batch()["images"][..., 0]).any()
+    np.testing.assert_array_equal(np.asarray(out["segmentation_masks"])[..., 0], 3 * ids + 1)
 
 
 def test_cutpaste_scars_move_their_masks():

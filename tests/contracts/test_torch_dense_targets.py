@@ -30,7 +30,7 @@ def build(name: str, **options):
     params = {p.name for p in case.spec.params}
     # Movers with exact pixel moves: nearest thumbnails, no colour jitter, so image ids decode.
     exact = {"resize_method": "nearest", "color_jitter": 0.0, "fill_method": -1.0}
-    return case.build(**{k: v for k, v in exact.items() if k in params}, **options)
+    return case.build(**{**{k: v for k, v in exact.items() if k in params}, **options})
 
 
 def id_images(shape=SHAPE) -> torch.Tensor:
@@ -50,6 +50,19 @@ def call(t, images, *targets):
         return out[0], out[2:]
     out = t(images, *targets)
     return out[0], out[1:]
+
+
+@pytest.mark.parametrize("name", [name for name in NAMES if "thumbnail_area" in CASES[name].spec.param_names])
+def test_masks_copy_the_source_pixels_of_a_legacy_nearest_thumbnail(name: str) -> None:
+    # The masks were resized with nearest-exact whatever the images' method: with the legacy rule
+    # (the paper presets') every box pixel of the mask came from the neighbouring source pixel.
+    torch.manual_seed(2)
+    images = id_images()
+    out, (out_masks,) = call(build(name, resize_method="nearest_legacy", thumbnail_area=0.25), images,
+                              id_masks(images))
+    ids = out[:, 0].to(torch.int64)
+    torch.testing.assert_close(out_masks.as_subclass(torch.Tensor), torch.stack([3 * ids + 1, ids], 1), rtol=0, atol=0)
+    assert bool((out != images).any())
 
 
 @pytest.mark.parametrize("ratio", [1.0, 0.5])
