@@ -218,6 +218,8 @@ class MaskMixPipeline:
     bounded. The compiled step draws from the default generator of the images' device, seeded
     for the step from ``(seed, rank, batch number)`` and restored afterwards: runs repeat and the
     user's RNG is untouched, but the draws differ from the eager path's (same distributions).
+    Images given as a ``tv_tensors.Image`` are compiled as the plain tensor and come back as an
+    ``Image``; a ``tv_tensors.Video`` needs ``compile=False`` (a ``TypeError`` says so).
     A dict instead of True is passed to ``torch.compile`` (e.g. ``{"mode": "reduce-overhead"}``
     for CUDA graphs, ``{"fullgraph": False}`` to let torchvision transforms that do not trace
     run eagerly between compiled parts).
@@ -545,10 +547,21 @@ class MaskMixPipeline:
                 )
             images, labels = self._step(images, labels, mix_index)
         elif self.compile_options is not None:
+            # torch.compile cannot trace a tv_tensor: an Image is the same batch as a plain tensor,
+            # a Video is not (its frames share their clip's draws; a plain 5-D tensor's would not).
+            if isinstance(images, tv_tensors.Video):
+                raise TypeError(
+                    f"{self.owner}: compile=True cannot augment a tv_tensors.Video (torch.compile cannot trace "
+                    "tv_tensors, and as a plain tensor each frame would get its own draws); use compile=False "
+                    "for video clips"
+                )
+            given = images
             # Tensors: read inside the compiled step, they are graph inputs, not constants.
             lent = self._lent(images.device) if self.schedules else {}
             with _seeded_default_generator(images.device, step_seed), schedules_mod.lending(lent):
-                images, labels = self.compiled_step()(images, labels, mix_index)
+                images, labels = self.compiled_step()(images.as_subclass(Tensor), labels, mix_index)
+            if isinstance(given, tv_tensors.TVTensor):
+                images = tv_tensors.wrap(images, like=given)
         else:
             generator = self._device_generator(images.device)
             generator.manual_seed(step_seed)
@@ -574,7 +587,8 @@ class MaskMixPipeline:
         elif smoothing is not None and labels is not None:
             if labels.device != images.device:
                 raise ValueError(f"{self.owner}: labels are on {labels.device} but the images are on {images.device}")
-            batch = math.prod(images.shape[:-3])
+            # One label per clip of a Video (..., T, C, H, W), as the mixing transforms count them.
+            batch = math.prod(images.shape[:-4] if isinstance(images, tv_tensors.Video) else images.shape[:-3])
             labels = soft_labels(self.owner, labels, batch, num_classes=self.num_classes, label_smoothing=smoothing)
         return images, labels
 

@@ -274,6 +274,14 @@ def test_torch_jit_script_of_a_pipeline_explains_itself() -> None:
             torch.jit.script(pipeline)
 
 
+def test_the_pipeline_smooths_one_label_per_video_clip() -> None:
+    """It counted frames as the batch without a mix ("labels have batch size 4 but the images have 8")."""
+    clips, labels = tv_tensors.Video(torch.rand(4, 2, 3, 8, 8)), torch.tensor([0, 2, 1, 0])
+    out, soft = MaskMixPipeline([RandomErasing()], label_smoothing=0.3, num_classes=3, seed=0)((clips, labels))
+    assert isinstance(out, tv_tensors.Video) and out.shape == clips.shape
+    torch.testing.assert_close(soft, torch.eye(3)[labels] * 0.7 + 0.1, rtol=0, atol=1e-6)
+
+
 def test_torch_compile_with_generator_explains_itself() -> None:
     torch._dynamo.reset()
     t = RandomCutout(generator=torch.Generator().manual_seed(0))

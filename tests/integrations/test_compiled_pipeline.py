@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
+from torchvision import tv_tensors
 
 from maskmix.torch import MaskMixPipeline, RandomCutMix, RandomErasing
 
@@ -96,6 +97,22 @@ def test_compile_option_is_checked() -> None:
     own_generator = r"^MaskMixPipeline: compile=True cannot use the own generator of RandomCutMix \(torch.compile"
     with pytest.warns(UserWarning, match="not used"), pytest.raises(ValueError, match=own_generator):
         MaskMixPipeline(mix=RandomCutMix(generator=torch.Generator()), num_classes=3, compile=True)
+
+
+def test_images_as_tv_tensors_compile_as_plain_tensors_and_videos_are_refused() -> None:
+    # torch.compile cannot trace a tv_tensor: an Image gave Dynamo's "Unsupported" error. Dynamo
+    # alone (backend "eager") is what the unwrapping concerns; Inductor is tested above.
+    images, labels = torch.rand(BATCH, 3, SIDE, SIDE), torch.arange(BATCH)
+    out, soft = build(compile={"backend": "eager"})((images, labels))
+    out_image, soft_image = build(compile={"backend": "eager"})((tv_tensors.Image(images), labels))
+    assert type(out_image) is tv_tensors.Image
+    torch.testing.assert_close(out_image.as_subclass(torch.Tensor), out, rtol=0, atol=0)
+    torch.testing.assert_close(soft_image, soft, rtol=0, atol=0)
+    pipeline = build(compile={"backend": "eager"})
+    with pytest.raises(TypeError, match=r"^MaskMixPipeline: compile=True cannot augment a tv_tensors\.Video .* use "
+                                        r"compile=False for video clips$"):
+        pipeline((tv_tensors.Video(torch.rand(BATCH, 2, 3, SIDE, SIDE)), labels))
+    assert pipeline.batches == 0
 
 
 def test_the_lightning_callback_runs_the_compiled_step_in_fit() -> None:
