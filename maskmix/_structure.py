@@ -2,10 +2,11 @@
 
 One reading of batch structures for the mixing transforms of both frameworks and for the training
 pipelines: ``(images, labels)``, a longer tuple or list whose extra items are passed through (a
-namedtuple stays that namedtuple), or a mapping whose images and labels are found by key:
-``"images"``, ``"image"``, ``"img"``, ``"pixel_values"`` for the images; ``"labels"``, ``"label"``,
-then the first key containing "label" in any case (torchvision's heuristic: ``"LABELS"``,
-``"class_label"``) for the labels (:func:`find_key`); the mapping keeps its type and its other keys.
+namedtuple stays that namedtuple), or a mapping whose images and labels are found by key, in any
+case: ``"images"``, ``"image"``, ``"img"``, ``"pixel_values"`` for the images; ``"labels"``, then
+the first key containing "label" for the labels (torchvision's heuristic, in its order:
+``"LABELS"``, then ``"class_label"`` before ``"label"``) (:func:`find_key`); the mapping keeps its
+type and its other keys.
 :func:`split_images_labels` finds the two for a transform; the pipelines
 (:class:`maskmix.torch.MaskMixPipeline`) choose their keys and positions with :func:`find_key` and
 rebuild with :func:`rebuild_sequence` / :func:`rebuild_mapping`, so that both read and rebuild
@@ -24,8 +25,8 @@ Rebuild = Callable[[Any, Any], Any]
 
 #: The keys of a mapping that hold the images, and the labels, in the order they are looked up.
 IMAGE_KEYS: tuple[str, ...] = ("images", "image", "img", "pixel_values")
-LABEL_KEYS: tuple[str, ...] = ("labels", "label")
-#: Failing the exact label keys, the first key whose text contains this, in any case (torchvision).
+LABEL_KEYS: tuple[str, ...] = ("labels",)
+#: Failing the label keys, the first key whose text contains this, in any case (torchvision).
 LABEL_SUBSTRING = "label"
 
 
@@ -34,13 +35,15 @@ def find_key(data: Mapping[Any, Any], key: Hashable, defaults: tuple[str, ...], 
     """The key of ``data`` that ``key`` designates, or None.
 
     ``key`` itself when ``data`` has it; when ``key`` is the caller's ``default`` (a position, as
-    given for tuple batches) the first of ``defaults`` that ``data`` has, else (``containing``
-    given) the first key of ``data``, in its order, whose text contains ``containing`` in any case.
+    given for tuple batches) the key of ``data`` equal to the first of ``defaults`` it has, in any
+    case, else (``containing`` given) the first key of ``data``, in its order, whose text contains
+    ``containing`` in any case.
     """
     if key in data:
         return key
     if key == default:
-        found = next((k for k in defaults if k in data), None)
+        lowered = {k.lower(): k for k in reversed(list(data)) if isinstance(k, str)}  # the first of equal ones
+        found = next((lowered[k] for k in defaults if k in lowered), None)
         if found is None and containing is not None:
             found = next((k for k in data if isinstance(k, str) and containing in k.lower()), None)
         return found

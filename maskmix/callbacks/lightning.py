@@ -107,8 +107,8 @@ class MaskMixCallback(pl.Callback):
             agree with theirs when both are non-zero.
         image_key: position of the images in tuple/list batches, or their key in dict batches. The
             default 0 finds ``"image"``/``"images"`` in a dict batch.
-        label_key: position or key of the labels. The default 1 finds ``"label"``/``"labels"``
-            in a dict batch.
+        label_key: position or key of the labels. The default 1 finds ``"labels"`` (any case), else
+            the first key containing "label" in a dict batch (torchvision's rule).
         seed: seed of the augmentation streams (an integer ``>= 0``); ``None`` uses ``torch.initial_seed()`` read when
             each fit starts (so ``lightning.seed_everything`` makes runs reproducible).
         compile: False (eager), True to run the augmentation step compiled with ``torch.compile``

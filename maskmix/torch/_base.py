@@ -180,8 +180,8 @@ class MaskMixTransform(v2.Transform):
         generator: optional ``torch.Generator`` on the images' device; ``None`` uses the global
             RNG of that device. Same generator state and same input give the same output.
         labels_getter: the transforms that mix labels only (torchvision's option): ``"default"``
-            finds the labels by the sample conventions (second item, ``labels``/``label`` key or
-            the first key containing "label"); a callable returns them from the sample, and they
+            finds the labels by the sample conventions (second item, ``labels`` key in any case or
+            the first key containing "label", as torchvision); a callable returns them from the sample, and they
             are replaced where it found them (an item or a value of the sample itself).
 
     Inputs are tensors shaped ``(..., C, H, W)``: a 4-D tensor is a batch, a 3-D tensor one image,

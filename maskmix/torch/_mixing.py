@@ -378,12 +378,12 @@ class MixingTransform(MaskMixTransform):
     gives, are read as float32 soft labels; a ``(B, 1)`` column is binary labels, so class indices
     shaped ``(B, 1)`` are refused with a hint to squeeze them). In a dict sample the images are the
     one ``tv_tensors.Image``/``Video`` value, else found by key (``"images"``, ``"image"``,
-    ``"img"``, ``"pixel_values"``); the labels under ``"labels"``, ``"label"``, else the first key
-    containing "label" in any case; a sample holding an Image and a Video is refused (one is mixed
-    per image, the other per clip). The output labels are float32 (float64 when the input labels
-    were float64); ``label_smoothing`` is applied before mixing; each augmented row is
-    ``(1 - f) * y_self + f * y_partner`` with ``f`` the exact fraction of the image's pixels that
-    now come from the partner. Rows of images that are not augmented are the (smoothed) input
+    ``"img"``, ``"pixel_values"``, in any case); the labels under ``"labels"`` in any case, else
+    the first key containing "label" (torchvision's order); a sample holding an Image and a Video
+    is refused (one is mixed per image, the other per clip). The output labels are float32
+    (float64 when the input labels were float64); ``label_smoothing`` is applied before mixing;
+    each augmented row is ``(1 - f) * y_self + f * y_partner`` with ``f`` the exact fraction of
+    the image's pixels that now come from the partner. Rows of images that are not augmented are the (smoothed) input
     rows. Batches of 0 or 1 images pass through unchanged.
 
     Segmentation masks and boxes: a ``tv_tensors.Mask`` anywhere in the sample, shaped like the

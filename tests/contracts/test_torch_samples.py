@@ -174,7 +174,7 @@ DICT_SAMPLES = {
 @pytest.mark.parametrize("sample", DICT_SAMPLES)
 def test_dict_samples_with_other_keys(name: str, sample: str) -> None:
     """Images by type (a tv_tensors.Image under any key), else by key (images, image, img,
-    pixel_values); labels under labels/label, else the first key containing "label" in any case
+    pixel_values); labels under "labels" in any case, else the first key containing "label"
     (torchvision's heuristic); the other keys come back untouched."""
     images, labels = make_images((4, 3, 8, 8)), torch.tensor([0, 1, 2, 0])
     expected_images, expected_soft = _reference(name, images, labels)
@@ -185,6 +185,29 @@ def test_dict_samples_with_other_keys(name: str, sample: str) -> None:
     label_key = next(k for k in data if data[k] is labels)
     assert torch.equal(out[image_key], expected_images) and torch.equal(out[label_key], expected_soft)
     assert all(out[k] is data[k] for k in data if k not in (image_key, label_key))
+
+
+@pytest.mark.parametrize("keys", [("class_label", "Labels"), ("class_label", "label"), ("label", "labels"),
+                                  ("LABEL", "target_label")])
+@pytest.mark.parametrize("name", MIXING)
+def test_the_labels_are_under_the_key_torchvision_picks(name: str, keys: tuple[str, str]) -> None:
+    """Several label-like keys: "labels" in any case first, else the first key containing "label",
+    as torchvision's CutMix finds them (maskmix preferred "label" and the exact case: it mixed
+    another key than torchvision's, silently)."""
+    from torchvision.transforms import v2
+
+    images = make_images((4, 3, 8, 8))
+
+    def mixed(out: dict, data: dict) -> list[str]:
+        return [k for k in keys if out[k] is not data[k] and out[k].ndim == 2]
+
+    def sample(image: torch.Tensor) -> dict:
+        return {"image": image, keys[0]: torch.tensor([0, 1, 2, 0]), keys[1]: torch.tensor([2, 2, 1, 0])}
+
+    reference = sample(tv_tensors.Image(images))
+    expected = mixed(v2.CutMix(num_classes=NUM_CLASSES)(reference), reference)
+    data = sample(images)
+    assert mixed(EXAMPLES[name].build()(data), data) == expected and len(expected) == 1
 
 
 @pytest.mark.parametrize("name", MIXING)
