@@ -31,9 +31,11 @@ class RandomHideAndSeek(MaskingLayer):
         ``(B, H, W, C)`` or ``(H, W, C)`` (channels_first: ``(B, C, H, W)``/``(C, H, W)``) in,
         same shape and dtype out.
 
-    Per image: pick a grid ``(rows, cols)`` uniformly among the ``grid_size`` candidates. Cell
-    ``(i, j)`` covers rows ``floor(i H / rows) <= y < floor((i + 1) H / rows)`` and the like for
-    columns, so the cells tile the whole image even when ``H`` is not a multiple of ``rows``.
+    Per image: pick a grid ``(rows, cols)`` uniformly among the ``grid_size`` candidates, each
+    capped at one cell per pixel (``min(rows, H)``, ``min(cols, W)``: a finer grid would have
+    empty cells, and hiding one would leave the image unchanged). Cell ``(i, j)`` covers rows
+    ``floor(i H / rows) <= y < floor((i + 1) H / rows)`` and the like for columns, so the cells
+    tile the whole image even when ``H`` is not a multiple of ``rows``.
     With ``cell_size`` set, a side ``s`` in pixels is picked uniformly among its candidates
     instead and cell ``(i, j)`` covers rows ``i s <= y < (i + 1) s`` (and the like for columns)
     from ``(0, 0)``: ``ceil(H / s)`` rows of cells, the last one partial; ``s = 0`` hides
@@ -99,8 +101,10 @@ class RandomHideAndSeek(MaskingLayer):
         if self.cell_size is None:
             row_options = [rows for rows, _ in self.grid_size]
             col_options = [cols for _, cols in self.grid_size]
-            rows = _sampling.pick(ops, row_options, choice)
-            cols = _sampling.pick(ops, col_options, choice)
+            # At most one cell per pixel (a finer grid has empty cells: hiding one changes nothing);
+            # H and W may be tensors in a graph, so the drawn counts are capped, not the options.
+            rows = ops.numpy.minimum(_sampling.pick(ops, row_options, choice), ops.numpy.maximum(height, 1))
+            cols = ops.numpy.minimum(_sampling.pick(ops, col_options, choice), ops.numpy.maximum(width, 1))
             max_rows, max_cols = max(row_options), max(col_options)
         else:
             # Cells of `cell` pixels from (0, 0), the last one partial: ceil(H / cell) rows (0 for a

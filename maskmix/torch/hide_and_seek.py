@@ -41,9 +41,11 @@ class RandomHideAndSeek(MaskingTransform):
     Shapes:
         ``(..., C, H, W)`` in, same shape, dtype and device out.
 
-    Per image: pick a grid ``(rows, cols)`` uniformly among the ``grid_size`` candidates. Cell
-    ``(i, j)`` covers rows ``floor(i H / rows) <= y < floor((i + 1) H / rows)`` and the like for
-    columns, so the cells tile the whole image even when ``H`` is not a multiple of ``rows``.
+    Per image: pick a grid ``(rows, cols)`` uniformly among the ``grid_size`` candidates, each
+    capped at one cell per pixel (``min(rows, H)``, ``min(cols, W)``: a finer grid would have
+    empty cells, and hiding one would leave the image unchanged). Cell ``(i, j)`` covers rows
+    ``floor(i H / rows) <= y < floor((i + 1) H / rows)`` and the like for columns, so the cells
+    tile the whole image even when ``H`` is not a multiple of ``rows``.
     With ``cell_size`` set, a side ``s`` in pixels is picked uniformly among its candidates
     instead and cell ``(i, j)`` covers rows ``i s <= y < (i + 1) s`` (and the like for columns)
     from ``(0, 0)``: ``ceil(H / s)`` rows of cells, the last one partial; ``s = 0`` hides
@@ -101,7 +103,7 @@ class RandomHideAndSeek(MaskingTransform):
     def sample_region(self, batch_size: int, height: int, width: int, *, device: torch.device,
                       generator: torch.Generator | None) -> dict[str, Tensor]:
         if self._one_grid():
-            return self._sample_one_grid(batch_size, device=device, generator=generator)
+            return self._sample_one_grid(batch_size, height, width, device=device, generator=generator)
         row_options, col_options = self.grid_options(height, width)
         choice = _sampling.randint(0, len(row_options) - 1, (batch_size,), device=device, generator=generator)
         rows = _sampling.pick(row_options, choice)
@@ -131,10 +133,10 @@ class RandomHideAndSeek(MaskingTransform):
         on the host."""
         return self.cell_size is None and len(self.grid_size) == 1
 
-    def _sample_one_grid(self, batch_size: int, *, device: torch.device,
+    def _sample_one_grid(self, batch_size: int, height: int, width: int, *, device: torch.device,
                          generator: torch.Generator | None) -> dict[str, Tensor]:
         """:meth:`sample_region` for :meth:`_one_grid`: the same law with the grid as constants."""
-        (rows, cols), = self.grid_size
+        (rows,), (cols,) = self.grid_options(height, width)
         scores = torch.rand((batch_size, rows, cols), device=device, **_sampling.drawing_from(generator))
         if self.hide_prob is not None:
             hidden = scores < self.hide_prob
@@ -148,10 +150,13 @@ class RandomHideAndSeek(MaskingTransform):
                 "hidden": hidden}
 
     def grid_options(self, height: int, width: int) -> tuple[list[int], list[int]]:
-        """The candidate ``rows`` and ``cols`` counts: ``grid_size``'s, or those of cells of
-        ``cell_size`` pixels with a partial last cell (``ceil(H / s)``; 0 for ``s = 0``)."""
+        """The candidate ``rows`` and ``cols`` counts: ``grid_size``'s, at most one cell per pixel
+        (a grid finer than the image would have empty cells, and hiding one would change
+        nothing), or those of cells of ``cell_size`` pixels with a partial last cell
+        (``ceil(H / s)``; 0 for ``s = 0``)."""
         if self.cell_size is None:
-            return [rows for rows, _ in self.grid_size], [cols for _, cols in self.grid_size]
+            return ([min(rows, max(height, 1)) for rows, _ in self.grid_size],
+                    [min(cols, max(width, 1)) for _, cols in self.grid_size])
         return ([-(-height // side) if side else 0 for side in self.cell_size],
                 [-(-width // side) if side else 0 for side in self.cell_size])
 
@@ -185,7 +190,7 @@ class RandomHideAndSeek(MaskingTransform):
             # The same grid for every image: each pixel's cell is a constant of (size, cells), and
             # the pixels' cells are two index_selects of the cells (far less host time than one
             # broadcast advanced index).
-            (grid_rows, grid_cols), = self.grid_size
+            (grid_rows,), (grid_cols,) = self.grid_options(height, width)
             kept = (~self._hidden_within(hidden, within)).to(dtype)
             return kept.index_select(1, _lattice_cells(height, grid_rows, device)).index_select(
                 2, _lattice_cells(width, grid_cols, device))

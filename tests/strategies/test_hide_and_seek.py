@@ -50,10 +50,13 @@ def test_torch_values_outside_the_region_survive_bit_identical(name) -> None:
 
 
 def single_cell_regions(size: tuple[int, int], rows: int, cols: int) -> dict[tuple[int, int], Tensor]:
-    """The pixels of each cell, observed by hiding that one cell through ``transform``."""
+    """The pixels of each cell, observed by hiding that one cell through ``transform``; a grid
+    finer than the image has one cell per pixel along that side."""
     transform = RandomHideAndSeek(grid_size=(rows, cols), erased_patches=1, generator=gen(22))
     images = make_images((1, 1, *size), seed=23)
     params = transform.make_params([images])
+    rows, cols = params["hidden"].shape[1:]
+    assert (rows, cols) == (min(rows, size[0]), min(cols, size[1]))
     regions = {}
     for i in range(rows):
         for j in range(cols):
@@ -71,6 +74,8 @@ def test_torch_hide_and_seek_cells_tile_the_image(size, rows, cols) -> None:
     # Implementation-independent: cells are rectangles in a grid that partition the image, and cell
     # heights / widths differ by at most one pixel.
     regions = single_cell_regions(size, rows, cols)
+    rows, cols = min(rows, size[0]), min(cols, size[1])  # at most one cell per pixel
+    assert len(regions) == rows * cols and all(region.any() for region in regions.values())
     total = torch.zeros(size, dtype=torch.int64)
     heights, widths = set(), set()
     row_spans: dict[int, set] = {i: set() for i in range(rows)}
@@ -98,7 +103,10 @@ def test_torch_hide_and_seek_cells_tile_the_image(size, rows, cols) -> None:
 )
 def test_torch_hide_and_seek_cells_follow_the_documented_floor_boundaries(size, rows, cols) -> None:
     height, width = size
-    for (i, j), region in single_cell_regions(size, rows, cols).items():
+    regions = single_cell_regions(size, rows, cols)
+    rows, cols = min(rows, height), min(cols, width)  # at most one cell per pixel
+    assert len(regions) == rows * cols
+    for (i, j), region in regions.items():
         expected = torch.zeros(size, dtype=torch.bool)
         top, bottom = math.floor(i * height / rows), math.floor((i + 1) * height / rows)
         left, right = math.floor(j * width / cols), math.floor((j + 1) * width / cols)
@@ -276,3 +284,24 @@ def test_cells_in_pixels_start_at_the_corner_with_partial_last_cells(framework: 
     # The partial cells are cells of their own, drawn independently of their neighbours.
     drawn = masks[~empty]
     assert not np.array_equal(drawn[:, 10], drawn[:, 5]) and not np.array_equal(drawn[:, :, 10], drawn[:, :, 5])
+
+
+@pytest.mark.parametrize("grid_size", [(8, 8), [(8, 8), (16, 3)]], ids=["one grid", "candidates"])
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_a_grid_finer_than_the_image_hides_one_pixel_per_cell(framework: str, grid_size) -> None:
+    """An 8x8 grid on 4x5 images had empty cells (boundaries floor(i H / rows)): hiding one changed
+    nothing, and 148 of 200 images with one hidden cell came back unchanged. At most one cell per
+    pixel: every hidden cell is at least one pixel, so n hidden cells are n pixels here."""
+    if framework == "torch":
+        x = make_images((200, 1, 4, 5))
+        out = RandomHideAndSeek(grid_size=grid_size, erased_patches=3, fill_method=-1.0, generator=gen(0))(x)
+        masks = changed_pixels(x, out).numpy()
+    else:
+        xs = kh.make_images((200, 4, 5, 1))
+        layer = KerasRandomHideAndSeek(grid_size=grid_size, erased_patches=3, fill_method=-1.0, seed=0)
+        masks = (np.asarray(layer(xs)) != xs)[..., 0]
+    hidden = masks.sum(axis=(1, 2))
+    # (8, 8) -> 4 x 5 one-pixel cells; (16, 3) -> 4 x 3 cells of one row and 1-2 columns.
+    assert hidden.min() >= 3
+    if not isinstance(grid_size, list):
+        np.testing.assert_array_equal(hidden, 3)
