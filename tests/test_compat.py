@@ -205,7 +205,28 @@ def autograph_rules():
         assert conversion.is_allowlisted(function), function
 
 
+def symbolic_build():
+    import numpy as np
+
+    seen = []
+
+    def convert(batch):
+        seen.append(batch)
+        return batch
+
+    batch = (np.zeros((2, 2), "float32"), np.zeros((2, 1), "float32"))
+    for batches in ([batch], iter([batch])):  # a list of a step's batches, or an iterator of them
+        inputs = keras.Input((2,))
+        model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+        model.compile("sgd", "mse")
+        seen.clear()
+        model._symbolic_build(iterator=_compat.converted_epoch_batches([(0, 0, batches)], convert))
+        assert len(seen) == 1 and seen[0] is batch, f"read {len(seen)} batches through the iterator"
+        assert model._compile_loss.built, "the compiled loss was not built from the batch"
+
+
 CHECKS = {
+    "keras.src.trainers.trainer.Trainer._symbolic_build": symbolic_build,
     "keras.src.utils.backend_utils.DynamicBackend": dynamic_backend,
     "keras.src.utils.backend_utils.in_tf_graph": in_tf_graph,
     "keras.src.utils.jax_utils.is_in_jax_tracing_scope": jax_tracing_scope,

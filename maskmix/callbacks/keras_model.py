@@ -36,7 +36,7 @@ require("keras", "maskmix.callbacks.MaskMixModel")  # names the extra if missing
 import keras
 
 from maskmix import schedules as schedules_mod
-from maskmix.keras import MixingLayer
+from maskmix.keras import MixingLayer, _compat
 from maskmix.keras._compat import Functional
 from maskmix.keras.pipeline import MaskMixPipeline
 
@@ -306,15 +306,9 @@ class MaskMixModel(keras.Model):
             x: the images of the batch (one tensor).
             y: the labels (class indices ``(B,)``/``(B, 1)`` or float ``(B, K)``), or None.
         """
-        if isinstance(x, Mapping) and "segmentation_masks" in x:
-            # Keras' dict of images and masks (a dataset of such dicts): the masks are the target.
-            if y is not None or set(x) != {"images", "segmentation_masks"}:
-                raise ValueError(
-                    f"{_NAME}: a batch dict holding segmentation_masks must hold 'images' and "
-                    "'segmentation_masks' only, without labels y (the masks are the training target); "
-                    f"got keys {sorted(map(str, x))}{' and labels y' if y is not None else ''}"
-                )
-            images, masks = self.maskmix_pipeline.augment_dense(x["images"], x["segmentation_masks"])
+        dense = _images_and_masks(x, y)
+        if dense is not None:
+            images, masks = self.maskmix_pipeline.augment_dense(*dense)
             return images, masks, None
         structure = x
         x = _only_tensor(x, TypeError, "augmentations and mix need a single image input; got inputs with {} tensors")
@@ -449,6 +443,28 @@ class MaskMixModel(keras.Model):
         finally:
             self._maskmix_step.targets = None
 
+    def test_step(self, *args: Any) -> Any:
+        """Keras' ``test_step`` (no augmentation), a batch of ``{"images", "segmentation_masks"}``
+        dicts read as ``(images, masks)`` as in training: the model's input is the images."""
+        *state, data = args
+        return super().test_step(*state, _dense_dict_as_pair(data))
+
+    def predict_step(self, *args: Any) -> Any:
+        """Keras' ``predict_step``, a batch of ``{"images", "segmentation_masks"}`` dicts read as
+        its images (see :meth:`test_step`)."""
+        *state, data = args
+        return super().predict_step(*state, _dense_dict_as_pair(data))
+
+    def _symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> Any:
+        # Keras builds the compiled loss and metrics from the x and y of a first batch (JAX and
+        # torch; TensorFlow under a distribution strategy): a {"images", "segmentation_masks"} dict
+        # is (images, masks) there too, as in the steps, or the loss is built for labels y = None.
+        if data_batch is not None:
+            data_batch = _dense_dict_as_pair(data_batch)
+        elif iterator is not None:
+            iterator = _compat.converted_epoch_batches(iterator, _dense_dict_as_pair)
+        return super()._symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def _jax_train_step(self, state: tuple[Any, ...], data: Any) -> Any:
         trainable, non_trainable, optimizer_variables, metrics_variables = state
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -553,6 +569,28 @@ class MaskMixModel(keras.Model):
         if operation_fn is not graph.UNSET and call_fn is not graph.UNSET:  # only clone_model passes both
             graph.remember_clone_source(self, outputs, _NAME)
         return outputs
+
+
+def _images_and_masks(x: Any, y: Any) -> tuple[Any, Any] | None:
+    """``(images, masks)`` of Keras' dict of images and segmentation masks (the masks are the
+    target), None for any other batch; a dict with masks and anything else is a ``ValueError``."""
+    if not (isinstance(x, Mapping) and "segmentation_masks" in x):
+        return None
+    if y is not None or set(x) != {"images", "segmentation_masks"}:
+        raise ValueError(
+            f"{_NAME}: a batch dict holding segmentation_masks must hold 'images' and "
+            "'segmentation_masks' only, without labels y (the masks are the training target); "
+            f"got keys {sorted(map(str, x))}{' and labels y' if y is not None else ''}"
+        )
+    return x["images"], x["segmentation_masks"]
+
+
+def _dense_dict_as_pair(data: Any) -> Any:
+    """``data`` with a ``{"images", "segmentation_masks"}`` dict replaced by ``(images, masks)``
+    (for evaluate and predict, which feed ``x`` to the model as it is)."""
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    dense = _images_and_masks(x, y)
+    return data if dense is None else keras.utils.pack_x_y_sample_weight(*dense, sample_weight)
 
 
 def _only_tensor(data: Any, error: type[Exception], message: str) -> Any:

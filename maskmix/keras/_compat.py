@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -32,6 +32,7 @@ __all__ = [
     "PRIVATE_APIS",
     "DynamicBackend",
     "Functional",
+    "converted_epoch_batches",
     "functional_like_constructor",
     "in_tf_graph",
     "inputs_kept_as_given",
@@ -50,6 +51,7 @@ PRIVATE_APIS: tuple[str, ...] = (
     "keras.src.models.functional.functional_like_constructor",
     "keras.layers.Layer._convert_input_args",
     "tensorflow.python.autograph.core.config.CONVERSION_RULES",
+    "keras.src.trainers.trainer.Trainer._symbolic_build",
 )
 
 #: A backend namespace (``.numpy``, ``.random``, ``.cast``...) that can be switched to TensorFlow
@@ -64,6 +66,17 @@ is_in_jax_tracing_scope = jax_utils.is_in_jax_tracing_scope
 
 #: Method decorator: attributes a layer sets inside it are not wrapped and tracked by Keras.
 no_automatic_dependency_tracking = tracking.no_automatic_dependency_tracking
+
+
+def converted_epoch_batches(epochs: Any, convert: Callable[[Any], Any]) -> Iterator[Any]:
+    """Keras' epoch iterator as ``Trainer._symbolic_build(iterator=...)`` reads its first batch,
+    ``(begin, end, batches)`` per step with the batches a list or an iterator, with ``convert``
+    applied to the batches read (lazily: only what Keras reads is read)."""
+    for begin, end, batches in epochs:
+        if isinstance(batches, (list, tuple)):
+            yield begin, end, [convert(batch) for batch in batches]
+        else:
+            yield begin, end, map(convert, batches)
 
 
 @contextlib.contextmanager

@@ -50,4 +50,26 @@ with tempfile.TemporaryDirectory() as folder:
     loaded = keras.saving.load_model(os.path.join(folder, "model.keras"))
 np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
 loaded.fit(x, y, batch_size=16, epochs=1, verbose=0)
+
+# Batches of Keras' {"images", "segmentation_masks"} dicts: fit augments them (the masks follow the
+# pixels: loss 0 when the prediction is the image of pixel ids), evaluate and predict read the images.
+ids = np.arange(4 * 8 * 8).reshape(4, 8, 8, 1)
+
+class MaskBatches(keras.utils.PyDataset):
+    def __len__(self):
+        return 2
+    def __getitem__(self, index):
+        part = slice(2 * index, 2 * index + 2)
+        return {"images": ids[part].astype("float32"), "segmentation_masks": ids[part].astype("int32")}
+
+inputs = keras.Input((8, 8, 1))
+zero = keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer="zeros")(inputs)
+masks_model = MaskMixModel(inputs, keras.layers.Add()([inputs, zero]), augmentations=[RandomErasing(seed=0)],
+                           mix=RandomCutMix(seed=1))
+masks_model.compile(keras.optimizers.SGD(0.0),
+                    lambda m, p: keras.ops.mean(keras.ops.abs(keras.ops.cast(m, "float32") - p)))
+history = masks_model.fit(MaskBatches(), epochs=1, verbose=0, validation_data=MaskBatches()).history
+assert history["val_loss"] == [0.0], history
+assert masks_model.evaluate(MaskBatches(), verbose=0) == 0.0
+np.testing.assert_array_equal(masks_model.predict(MaskBatches(), verbose=0), ids)
 print("OK", keras.backend.backend())

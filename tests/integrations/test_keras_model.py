@@ -832,6 +832,11 @@ def test_segmentation_masks_follow_the_pixels_through_fit():
 
     ds = tf.data.Dataset.from_tensor_slices({"images": x, "segmentation_masks": masks}).batch(8)
     assert model.fit(ds, epochs=1, verbose=0).history["loss"] == [0.0]
+    # The same dataset evaluates and predicts on its images (Keras' own steps found no input
+    # "images" in the dict and failed, after a whole training epoch with validation_data).
+    assert model.fit(ds, epochs=1, verbose=0, validation_data=ds).history["val_loss"] == [0.0]
+    assert model.evaluate(ds, verbose=0) == 0.0
+    np.testing.assert_array_equal(model.predict(ds, verbose=0), x)
 
 
 def test_segmentation_masks_refused_where_they_cannot_follow():
