@@ -451,8 +451,14 @@ class MaskMixTransform(v2.Transform):
     def check_inputs(self, flat_inputs: list[Any]) -> None:
         # Called by torchvision's forward with every item of the sample, before the non-image
         # ones are filtered out: the place to say what a sample without images held.
-        if not self._images_of(flat_inputs):
+        images = self._images_of(flat_inputs)
+        if not images:
             self._refuse_imageless(flat_inputs)
+        # The images torchvision's convention transforms: the Images and Videos, else the first
+        # plain tensor; other plain tensors pass through (refused when shaped like pixels).
+        typed = [inpt for inpt in images if isinstance(inpt, (tv_tensors.Image, tv_tensors.Video))]
+        refuse_plain_pixel_tensors(type(self).__name__, flat_inputs, (typed or images)[0],
+                                   tuple(typed) if typed else (images[0],))
 
     def _refuse_imageless(self, flat_inputs: list[Any]) -> None:
         # torchvision refuses such a sample too: returning it untouched would look like an
@@ -707,6 +713,22 @@ class MaskMixTransform(v2.Transform):
 
 #: The fills that are one number relative to the value range (``fill_method`` names).
 _CONSTANT_FILLS = frozenset({"black", "white", "gray", "zero"})
+
+
+def refuse_plain_pixel_tensors(owner: str, leaves: list[Any], images: Tensor, handled: tuple[Any, ...]) -> None:
+    """Raise for a plain tensor of a sample, other than ``handled`` (the images, the labels),
+    shaped like the images' pixels (3 or more dims ending in their ``H x W``): torchvision's
+    convention passes it through unchanged, so a segmentation mask or a second image batch given
+    that way would silently stop matching the images (SPEC: a list of images is refused)."""
+    for leaf in leaves:
+        if (type(leaf) is Tensor and leaf.ndim >= 3 and leaf.shape[-2:] == images.shape[-2:]
+                and not any(leaf is known for known in handled)):
+            raise TypeError(
+                f"{owner}: the sample holds a plain tensor of shape {tuple(leaf.shape)} next to the images "
+                f"{tuple(images.shape)}; it would pass through unchanged (only the images are transformed). Give "
+                "segmentation masks as tv_tensors.Mask (they then follow the pixels), and one image batch per "
+                "call (stack images into one tensor)"
+            )
 
 
 def refuse_torchscript(owner: str) -> NoReturn:

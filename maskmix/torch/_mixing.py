@@ -21,7 +21,7 @@ from torchvision import tv_tensors
 from maskmix._structure import IMAGE_KEYS, find_key, rebuild_mapping, rebuild_sequence, split_images_labels, usage
 
 from . import _compat, _sampling
-from ._base import POINT_TARGETS, MaskMixTransform, folded_frames, selection
+from ._base import POINT_TARGETS, MaskMixTransform, folded_frames, refuse_plain_pixel_tensors, selection
 
 __all__ = ["MixingTransform", "beta", "box_fraction", "partner_shift", "partners", "soft_labels"]
 
@@ -528,6 +528,7 @@ class MixingTransform(MaskMixTransform):
                 f"({', '.join(type(leaf).__name__ for leaf in (images, *others))}); call the transform once per "
                 "batch, or stack the images along the channels"
             )
+        refuse_plain_pixel_tensors(name, leaves, images, (images, labels))
         if isinstance(images, tv_tensors.Video) and images.ndim < 5:
             # One clip (T, C, H, W): mixing its frames with each other is not what a Video means.
             raise ValueError(

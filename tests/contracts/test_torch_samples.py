@@ -48,6 +48,35 @@ IMAGELESS = {
 }
 
 
+PIXEL_SHAPED = {
+    "list of images": lambda x, y: [x, x.clone()],
+    "plain mask": lambda x, y: (x, y, torch.zeros(x.shape[0], *x.shape[-2:], dtype=torch.int64)),
+    "image and plain mask": lambda x, y: (tv_tensors.Image(x), y, torch.zeros(x.shape[0], 1, *x.shape[-2:])),
+    "mask in a dict": lambda x, y: {"image": x, "labels": y, "mask": torch.zeros(x.shape[0], *x.shape[-2:])},
+}
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+@pytest.mark.parametrize("sample", PIXEL_SHAPED)
+def test_plain_tensors_shaped_like_the_pixels_are_refused(name: str, sample: str) -> None:
+    """torchvision transforms the images and passes other plain tensors through: a mask or a second
+    image batch given that way stopped matching the images, silently (SPEC §8: a list of images
+    is refused). Labels and other plain tensors pass through as before."""
+    images, labels = make_images((4, 3, 8, 8)), torch.arange(4) % NUM_CLASSES
+    transform = EXAMPLES[name].build()
+    cls = type(transform).__name__
+    data = PIXEL_SHAPED[sample](images, labels)
+    if sample == "list of images" and EXAMPLES[name].mixes:
+        data = [data[0], labels, data[1]]
+    with pytest.raises(TypeError, match=rf"^{cls}: the sample holds a plain tensor of shape \(4, ([13], )?8, 8\) next "
+                                        r"to the images .* Give segmentation masks as tv_tensors\.Mask"):
+        transform(data)
+    kept = {"weights": torch.ones(4), "ids": torch.arange(4), "labels": labels}  # not pixel-shaped: untouched
+    out = transform({"image": images, **kept} if EXAMPLES[name].mixes else (images, kept))
+    extra = out if EXAMPLES[name].mixes else out[1]
+    assert extra["weights"] is kept["weights"] and extra["ids"] is kept["ids"]
+
+
 @pytest.mark.parametrize("name", [name for name, case in EXAMPLES.items() if not case.mixes])
 @pytest.mark.parametrize("sample", IMAGELESS)
 def test_samples_without_an_image_are_refused(name: str, sample: str) -> None:
