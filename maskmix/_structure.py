@@ -73,9 +73,9 @@ def rebuild_mapping(data: Mapping[Any, Any], replaced: Mapping[Hashable, Any]) -
 def usage(name: str) -> str:
     """The start of the error message for a call that is not one of the accepted structures."""
     return (
-        f"{name}: expected (images, labels), a tuple/list whose first two items are images and labels, "
-        "or a dict with 'image(s)' (or 'img', 'pixel_values') and 'label(s)' (or any key containing "
-        "'label') keys"
+        f"{name}: expected (images, labels), a tuple/list whose first two items are images and labels "
+        "(or images and a dict holding the labels), or a dict with 'image(s)' (or 'img', 'pixel_values') "
+        "and 'labels' (or any key containing 'label') keys"
     )
 
 
@@ -83,10 +83,11 @@ def split_images_labels(name: str, data: Any, *, image_key: Hashable | None = No
     """``(images, labels, rebuild)`` of ``data``; ``rebuild(images, labels)`` gives ``data``'s structure.
 
     The structure is kept: a tuple stays a tuple, a list a list (extra items untouched), and a
-    mapping keeps its other keys and its type. Raises ``ValueError`` for a mapping without the
-    keys and ``TypeError`` for anything else; both messages start with ``name``. ``image_key``
-    (a mapping's key that the caller found the images under, e.g. by their type) comes before
-    the key conventions.
+    mapping keeps its other keys and its type. A tuple/list whose second item is a mapping holds
+    the labels in it, under a label key (torchvision's ``(images, targets)``). Raises
+    ``ValueError`` for a mapping without the keys and ``TypeError`` for anything else; both
+    messages start with ``name``. ``image_key`` (a mapping's key that the caller found the images
+    under, e.g. by their type) comes before the key conventions.
     """
     if isinstance(data, Mapping):
         image_key = find_key(data, 0 if image_key is None else image_key, IMAGE_KEYS, 0)
@@ -98,5 +99,15 @@ def split_images_labels(name: str, data: Any, *, image_key: Hashable | None = No
     if isinstance(data, (tuple, list)):
         if len(data) < 2:
             raise TypeError(f"{usage(name)}; got a {type(data).__name__} of {len(data)} item(s)")
+        targets = data[1]
+        if isinstance(targets, Mapping):
+            # torchvision's second convention: (images, targets) with the labels in the targets
+            # dict under a label key (detection-style samples); the dict keeps its other keys.
+            label_key = find_key(targets, 1, LABEL_KEYS, 1, containing=LABEL_SUBSTRING)
+            if label_key is None:
+                raise ValueError(f"{usage(name)}; got (images, dict) whose dict has keys {sorted(map(str, targets))}, "
+                                 "none of them 'labels' or containing 'label'")
+            return data[0], targets[label_key], lambda images, labels: rebuild_sequence(
+                data, {0: images, 1: rebuild_mapping(targets, {label_key: labels})})
         return data[0], data[1], lambda images, labels: rebuild_sequence(data, {0: images, 1: labels})
     raise TypeError(f"{usage(name)}; got {type(data).__name__}")

@@ -379,7 +379,8 @@ class MixingTransform(MaskMixTransform):
     shaped ``(B, 1)`` are refused with a hint to squeeze them). In a dict sample the images are the
     one ``tv_tensors.Image``/``Video`` value, else found by key (``"images"``, ``"image"``,
     ``"img"``, ``"pixel_values"``, in any case); the labels under ``"labels"`` in any case, else
-    the first key containing "label" (torchvision's order); a sample holding an Image and a Video
+    the first key containing "label" (torchvision's order); in ``(images, targets)`` with a dict
+    of targets the labels are found in that dict likewise; a sample holding an Image and a Video
     is refused (one is mixed per image, the other per clip). The output labels are float32
     (float64 when the input labels were float64); ``label_smoothing`` is applied before mixing;
     each augmented row is ``(1 - f) * y_self + f * y_partner`` with ``f`` the exact fraction of
@@ -626,10 +627,7 @@ class MixingTransform(MaskMixTransform):
             raise TypeError(f"{usage(name)}; got {type(sample).__name__}")
         label_key = next((k for k, v in items if v is labels), None)
         if label_key is None:
-            raise ValueError(
-                f"{name}: labels_getter must return an item of the sample (a value of the dict or an "
-                f"item of the tuple/list); got a {type(labels).__name__} found nowhere in it"
-            )
+            return self._split_nested(sample, labels)
         image_key = typed
         if image_key is None and isinstance(sample, Mapping):
             image_key = find_key(sample, 0, IMAGE_KEYS, 0)
@@ -642,6 +640,30 @@ class MixingTransform(MaskMixTransform):
                     lambda images, soft: rebuild_mapping(sample, {image_key: images, label_key: soft}))
         return (sample[image_key], labels,
                 lambda images, soft: rebuild_sequence(sample, {image_key: images, label_key: soft}))
+
+    def _split_nested(self, sample: Any, labels: Any) -> tuple[Any, Any, Any]:
+        """:meth:`_split_with_getter` for labels deeper in the sample (``lambda s: s[1]["labels"]``,
+        torchvision's detection-style targets): found among the flattened sample by identity, the
+        images being its Image/Video, else its first other plain tensor, as torchvision's."""
+        name = type(self).__name__
+        leaves, spec = _compat.tree_flatten(sample)
+        label_at = next((i for i, leaf in enumerate(leaves) if leaf is labels), None)
+        if label_at is None:
+            raise ValueError(
+                f"{name}: labels_getter must return an item of the sample (at any depth: a value of a dict, "
+                f"an item of a tuple/list); got a {type(labels).__name__} found nowhere in it"
+            )
+        typed = [i for i, leaf in enumerate(leaves) if isinstance(leaf, (tv_tensors.Image, tv_tensors.Video))]
+        plain = [i for i, leaf in enumerate(leaves) if i != label_at and self._is_image(leaf)]
+        image_at = (typed or plain or [None])[0]
+        if image_at is None:
+            raise ValueError(f"{usage(name)}; no images found next to the labels that labels_getter returned")
+
+        def rebuild(images: Any, soft: Any) -> Any:
+            return _compat.tree_unflatten(
+                [images if i == image_at else soft if i == label_at else leaf for i, leaf in enumerate(leaves)], spec)
+
+        return leaves[image_at], labels, rebuild
 
     # ----------------------------------------------------------------------------------------
     # Labels.

@@ -239,6 +239,24 @@ def test_the_labels_are_under_the_key_torchvision_picks(name: str, keys: tuple[s
     assert mixed(EXAMPLES[name].build()(data), data) == expected and len(expected) == 1
 
 
+@pytest.mark.parametrize("getter", [None, lambda sample: sample[1]["labels"]], ids=["default", "labels_getter"])
+@pytest.mark.parametrize("name", MIXING)
+def test_labels_in_a_targets_dict_as_torchvision_takes_them(name: str, getter) -> None:
+    """torchvision's (images, targets) convention: the labels under a label key of the second item's
+    dict, by its default heuristic or a labels_getter reaching into it (both were refused)."""
+    images, labels = make_images((4, 3, 8, 8)), torch.tensor([0, 1, 2, 0])
+    expected_images, expected_soft = _reference(name, images, labels)
+    options = {} if getter is None else {"labels_getter": getter}
+    sample = (images, {"labels": labels, "id": 3})
+    out = EXAMPLES[name].build(generator=torch.Generator().manual_seed(4), **options)(sample)
+    assert type(out) is tuple and list(out[1]) == ["labels", "id"] and out[1]["id"] == 3
+    assert torch.equal(out[0], expected_images) and torch.equal(out[1]["labels"], expected_soft)
+    assert sample[1]["labels"] is labels  # the input dict is untouched
+    if getter is None:
+        with pytest.raises(ValueError, match=r"got \(images, dict\) whose dict has keys \['id'\], none of them"):
+            EXAMPLES[name].build()((images, {"id": 3}))
+
+
 @pytest.mark.parametrize("name", MIXING)
 def test_an_image_and_a_video_in_one_sample_are_refused(name: str) -> None:
     """An Image is mixed per image and a Video per clip: one draw cannot serve both (torchvision
