@@ -655,7 +655,7 @@ class MixingTransform(MaskMixTransform):
             )
         typed = [i for i, leaf in enumerate(leaves) if isinstance(leaf, (tv_tensors.Image, tv_tensors.Video))]
         plain = [i for i, leaf in enumerate(leaves) if i != label_at and self._is_image(leaf)]
-        image_at = (typed or plain or [None])[0]
+        image_at = next(iter(typed or plain), None)
         if image_at is None:
             raise ValueError(f"{usage(name)}; no images found next to the labels that labels_getter returned")
 
