@@ -514,7 +514,18 @@ class MaskMixModel(keras.Model):
             return super().compute_loss(x, y, y_pred, sample_weight, training=training)
         loss_fn, weight = self._training_loss(self._maskmix_step.integer_labels)
         if loss_fn is None:
-            return super().compute_loss(x, targets, y_pred, sample_weight, training=training)
+            try:
+                return super().compute_loss(x, targets, y_pred, sample_weight, training=training)
+            except (ValueError, TypeError) as error:
+                # A loss maskmix does not know (a custom function) met the soft (B, K) rows: Keras'
+                # own message speaks of shapes only; say where they come from and what to give.
+                kind = ValueError if isinstance(error, ValueError) else TypeError
+                raise kind(
+                    f"{_NAME}: the compiled loss failed on the soft targets (B, K) that mix/label_smoothing make "
+                    f"from the labels ({error}). A loss written for class indices needs mixed_loss= (a loss of "
+                    "soft targets, e.g. keras.losses.CategoricalCrossentropy()); for one sigmoid output give "
+                    "float (B, 1) labels and leave num_classes unset"
+                ) from error
         y_pred = _only_tensor(y_pred, ValueError, "mix and label_smoothing need a single-output model; got {} outputs")
         losses = [loss_fn(targets, y_pred, sample_weight)]
         if weight is not None and weight != 1.0:

@@ -360,6 +360,16 @@ def test_loss_weight_and_mixed_loss_option():
     np.testing.assert_allclose(history["loss"][0], loss, rtol=1e-5)
 
 
+def test_a_custom_class_index_loss_without_mixed_loss_names_the_fix():
+    # Keras' own error spoke of ranks and shapes only, not of the soft targets nor of mixed_loss.
+    x, y = dataset(16)
+    model = functional(mix=RandomMixup(seed=0), num_classes=K)
+    model.compile("sgd", lambda labels, logits: keras.losses.sparse_categorical_crossentropy(labels, logits))
+    with pytest.raises(ValueError, match=r"^MaskMixModel: the compiled loss failed on the soft targets \(B, K\) "
+                                         r"that mix/label_smoothing make .* needs mixed_loss="):
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+
+
 def test_mix_choice_follows_weights():
     x, y = dataset(16)
     keep = RandomMixup(augmentation_ratio=0.0, seed=1)
