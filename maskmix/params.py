@@ -57,6 +57,7 @@ from .registry import SPECS, Param, Preset, StrategySpec, Variant, register
 
 __all__ = [
     "COMMON_PARAMS",
+    "COUNT_MARGIN",
     "CUTBLUR_DIRECTIONS",
     "CUTBLUR_PAIR",
     "FILL_METHODS",
@@ -101,13 +102,23 @@ __all__ = [
 ]
 
 
+#: Relative margin under which a product ``ratio * B`` just below a half still rounds up: the
+#: ratio as written, not its binary approximation, decides. ``0.58 * 25`` is 14.5, but
+#: 14.499999999999998 in float64 and 14.4999995 with a float32 ratio (a scheduled value read from
+#: a float32 variable in a compiled Keras step); every path counts 15. The float32 error of the
+#: product (about 1e-7 relative) stays well inside the margin.
+COUNT_MARGIN = 1e-6
+
+
 def num_selected(ratio: float, batch_size: int) -> int:
     """How many images of a batch are augmented when ``bernoulli_mix`` is False.
 
     ``round(ratio * batch_size)`` with halves rounded up (``0.5 * 3 -> 2``, ``0.5 * 5 -> 3``),
-    unlike Python's banker's rounding, so that the count never depends on the parity of the batch.
+    unlike Python's banker's rounding, so that the count never depends on the parity of the batch,
+    and a product within :data:`COUNT_MARGIN` below a half counts as the half it stands for
+    (``0.58 * 25 -> 15``), so that float32 and float64 paths agree.
     """
-    return math.floor(ratio * batch_size + 0.5)
+    return math.floor(ratio * batch_size * (1.0 + COUNT_MARGIN) + 0.5)
 
 
 def given_arguments(frame_locals: Mapping[str, Any]) -> dict[str, Any]:

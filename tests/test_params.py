@@ -198,7 +198,7 @@ def test_unknown_parameter() -> None:
 @pytest.mark.parametrize(
     ("ratio", "batch", "expected"),
     [(0.5, 3, 2), (0.5, 5, 3), (0.5, 4, 2), (0.25, 2, 1), (0.0, 7, 0), (1.0, 7, 7), (0.3, 10, 3), (0.1, 4, 0),
-     (0.125, 4, 1), (0.5, 0, 0)],
+     (0.125, 4, 1), (0.5, 0, 0), (0.58, 25, 15), (0.53, 50, 27), (0.29, 50, 15), (0.7, 45, 32), (0.145, 100, 15)],
 )
 def test_num_selected_rounds_half_up(ratio: float, batch: int, expected: int) -> None:
     assert P.num_selected(ratio, batch) == expected

@@ -227,11 +227,12 @@ def test_a_ratio_assigned_on_a_torch_transform_takes_effect_in_the_compiled_step
 
 
 def test_the_compiled_count_is_the_hosts_exact_count() -> None:
-    # 0.58 * 25 is 14.499999999999998 in float64 (14 images); in float32 it would round to 15.
+    # 0.58 * 25 is 14.5 (15 images, halves up), but 14.499999999999998 in float64 and 14.4999995
+    # in float32: the count margin makes both the count of the ratio as written.
     from maskmix.params import num_selected
 
     torch._dynamo.reset()
     p = MaskMixPipeline([RandomGridMask(fill_method=-1.0)], seed=0, compile={"backend": "eager"},
                         schedules={0: {"augmentation_ratio": constant(0.58)}})
     out = p(torch.full((25, 1, 4, 4), 0.5))
-    assert int((out == -1).flatten(1).any(1).sum()) == num_selected(0.58, 25) == 14
+    assert int((out == -1).flatten(1).any(1).sum()) == num_selected(0.58, 25) == 15

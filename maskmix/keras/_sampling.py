@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from maskmix.geometry import ATTEMPTS, GAMMA_PROPOSALS, gamma_proposal_constants, log_uniform_bounds, sampling_units
-from maskmix.params import num_selected
+from maskmix.params import COUNT_MARGIN, num_selected
 
 __all__ = [
     "ATTEMPTS",
@@ -167,14 +167,16 @@ def select_images(ops: Ops, batch_size: int | Tensor, ratio: float | Tensor, ber
     count. ``bernoulli=True`` selects each image independently with probability ``ratio``. With a
     dynamic batch size the count is computed in the graph, in float64 like Python's. A scalar
     tensor ``ratio`` (a scheduled value read from a variable inside a compiled step) gives the
-    same law with the count computed in the graph (in float32: JAX has no float64 by default).
+    same law with the count computed in the graph (in float32: JAX has no float64 by default;
+    :data:`~maskmix.params.COUNT_MARGIN` keeps the count that of the ratio as written).
     """
     if bernoulli:
         return ops.random.uniform((batch_size,), 0.0, 1.0, dtype="float32", seed=seed) < ratio
     if not isinstance(ratio, (int, float)):
         scores = ops.random.uniform((batch_size,), 0.0, 1.0, dtype="float32", seed=seed)
         ranks = ops.cast(ops.numpy.argsort(ops.numpy.argsort(scores)), "float32")
-        return ranks < ops.numpy.floor(ops.cast(ratio, "float32") * ops.cast(batch_size, "float32") + 0.5)
+        product = ops.cast(ratio, "float32") * ops.cast(batch_size, "float32") * (1.0 + COUNT_MARGIN)
+        return ranks < ops.numpy.floor(product + 0.5)
     if isinstance(batch_size, int):
         count = num_selected(ratio, batch_size)
         if count >= batch_size:
@@ -187,7 +189,8 @@ def select_images(ops: Ops, batch_size: int | Tensor, ratio: float | Tensor, ber
             return ops.numpy.ones((batch_size,), dtype="bool")
         if ratio <= 0.0:
             return ops.numpy.zeros((batch_size,), dtype="bool")
-        count_t = ops.cast(ops.numpy.floor(ratio * ops.cast(batch_size, "float64") + 0.5), "int32")
+        count_t = ops.cast(ops.numpy.floor(ratio * (1.0 + COUNT_MARGIN) * ops.cast(batch_size, "float64") + 0.5),
+                           "int32")
     scores = ops.random.uniform((batch_size,), 0.0, 1.0, dtype="float32", seed=seed)
     ranks = ops.numpy.argsort(ops.numpy.argsort(scores))
     return ops.cast(ranks, "int32") < count_t

@@ -130,13 +130,13 @@ def select_images(batch_size: int, ratio: float | Tensor, bernoulli: bool, *, de
     ``ratio`` (a scheduled value, an input of a compiled step) gives the same selection law with
     the count computed on the device, so that its value is never baked into a traced graph.
     """
-    from maskmix.params import num_selected
+    from maskmix.params import COUNT_MARGIN, num_selected
 
     if bernoulli:
         return torch.rand(batch_size, device=device, **drawing_from(generator)) < ratio
     if isinstance(ratio, Tensor):
         scores = torch.rand(batch_size, device=device, **drawing_from(generator))
-        return scores.argsort().argsort() < torch.floor(ratio * batch_size + 0.5)
+        return scores.argsort().argsort() < torch.floor(ratio * (batch_size * (1.0 + COUNT_MARGIN)) + 0.5)
     count = num_selected(ratio, batch_size)
     if count >= batch_size:
         return torch.ones(batch_size, dtype=torch.bool, device=device)

@@ -124,6 +124,19 @@ def test_schedules_are_saved_with_the_model(tmp_path: Path) -> None:
     assert float(keras.ops.convert_to_numpy(variable)) == 0.0
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_a_scheduled_ratio_counts_the_images_of_the_ratio_as_written(jit_compile: bool) -> None:
+    # The scheduled value is a float32 variable: 0.53 * 50 was 26.4999985 and selected 26 images,
+    # one fewer than the plain ratio's exact count round(26.5) = 27.
+    images = np.full((50, SIDE, SIDE, 1), 0.5, "float32")
+    pipeline = MaskMixPipeline([RandomCutout(fill_method=-1.0, seed=1)],
+                               schedules={0: {"augmentation_ratio": constant(0.53)}})
+    step = tf.function(pipeline, jit_compile=jit_compile)
+    cut = np.any(np.asarray(step(images)[0]) == -1.0, axis=(1, 2, 3))
+    plain = np.any(np.asarray(RandomCutout(fill_method=-1.0, augmentation_ratio=0.53, seed=1)(images)) == -1, (1, 2, 3))
+    assert cut.sum() == plain.sum() == 27
+
+
 def test_a_custom_callable_cannot_be_saved() -> None:
     model, _ = model_with({"RandomCutout": {"augmentation_ratio": lambda epoch: 0.5}})
     with pytest.raises(TypeError, match=r"^MaskMixModel: schedules\['RandomCutout'\]\['augmentation_ratio'\] is a "
