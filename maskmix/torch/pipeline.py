@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, TypedDict, cast
@@ -166,6 +167,16 @@ class PipelineOptions(TypedDict, total=False):
     schedules: Mapping[Any, Mapping[str, Callable[[float], float]]] | None
 
 
+def _with_own_code(method: Any) -> Any:
+    """``method`` bound to the same object, its function a copy with a code object of its own
+    (the same code): what ``torch.compile`` caches its graphs on (see ``compiled_step``)."""
+    function = method.__func__
+    copy = types.FunctionType(function.__code__.replace(), function.__globals__, function.__name__,
+                              function.__defaults__, function.__closure__)
+    copy.__kwdefaults__, copy.__qualname__ = function.__kwdefaults__, function.__qualname__
+    return types.MethodType(copy, method.__self__)
+
+
 def _compile_options(owner: str, value: Any) -> dict[str, Any] | None:
     """``torch.compile`` keyword arguments for the ``compile`` option, or None (eager)."""
     if isinstance(value, bool):
@@ -215,7 +226,8 @@ class MaskMixPipeline:
     first batch pays the compilation (seconds to a minute, once per process); graphs are cached
     per ``mix`` item and image dtype, and a batch of another size (the last batch of an epoch)
     recompiles once into a graph with a dynamic batch size, so the number of graphs stays
-    bounded. The compiled step draws from the default generator of the images' device, seeded
+    bounded (each pipeline and mix item compiles its own copy of the step, so that any number of
+    pipelines in one process stay within Dynamo's recompile limit). The compiled step draws from the default generator of the images' device, seeded
     for the step from ``(seed, rank, batch number)`` and restored afterwards: runs repeat and the
     user's RNG is untouched, but the draws differ from the eager path's (same distributions).
     Images given as a ``tv_tensors.Image`` are compiled as the plain tensor and come back as an
@@ -574,7 +586,20 @@ class MaskMixPipeline:
         """The compiled ``(images, labels, mix_index) -> (images, labels)`` step (built once, lazily)."""
         if self._compiled_step is None:
             arguments = {"fullgraph": True, **(self.compile_options or {})}
-            self._compiled_step = torch.compile(self._step, **arguments)
+            # Dynamo keeps its graphs per code object and, with fullgraph, fails the call that
+            # would compile one more than its recompile limit (8): with one shared `_step`, the
+            # ninth pipeline of a process (a sweep, a new callback per fit) failed. A code object
+            # of its own per pipeline and mix item keeps each cache to the image dtypes, each
+            # with a static and a dynamic batch size.
+            steps: dict[int, Callable[..., tuple[Tensor, Tensor | None]]] = {}
+
+            def step(images: Tensor, labels: Tensor | None, mix_index: int) -> tuple[Tensor, Tensor | None]:
+                compiled = steps.get(mix_index)
+                if compiled is None:
+                    compiled = steps[mix_index] = torch.compile(_with_own_code(self._step), **arguments)
+                return compiled(images, labels, mix_index)
+
+            self._compiled_step = step
         return self._compiled_step
 
     def _step(self, images: Tensor, labels: Tensor | None, mix_index: int) -> tuple[Tensor, Tensor | None]:

@@ -115,6 +115,18 @@ def test_images_as_tv_tensors_compile_as_plain_tensors_and_videos_are_refused() 
     assert pipeline.batches == 0
 
 
+def test_many_compiled_pipelines_in_one_process() -> None:
+    # Dynamo's graphs were cached on one shared code object: the ninth pipeline of a process (a
+    # sweep, a new callback per fit) hit the recompile limit of 8, a hard error with fullgraph.
+    images, labels = torch.rand(BATCH, 3, SIDE, SIDE), torch.arange(BATCH) % CLASSES
+    for _ in range(10):
+        pipeline = MaskMixPipeline([RandomErasing()], [RandomCutMix(), RandomCutMix(alpha=0.5)], mix_weights=[1, 1],
+                                   num_classes=CLASSES, seed=0, compile={"backend": "eager"})
+        for number in range(4):  # both mix items, float32 and bfloat16
+            batch = images.to(torch.bfloat16) if number % 2 else images
+            assert pipeline((batch, labels))[0].dtype == batch.dtype
+
+
 def test_the_lightning_callback_runs_the_compiled_step_in_fit() -> None:
     import lightning as L
     import torch.nn.functional as F
