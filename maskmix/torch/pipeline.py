@@ -227,9 +227,10 @@ class MaskMixPipeline:
     per ``mix`` item and image dtype, and a batch of another size (the last batch of an epoch)
     recompiles once into a graph with a dynamic batch size, so the number of graphs stays
     bounded (each pipeline and mix item compiles its own copy of the step, so that any number of
-    pipelines in one process stay within Dynamo's recompile limit). The compiled step draws from the default generator of the images' device, seeded
-    for the step from ``(seed, rank, batch number)`` and restored afterwards: runs repeat and the
-    user's RNG is untouched, but the draws differ from the eager path's (same distributions).
+    pipelines in one process stay within Dynamo's recompile limit). The compiled step draws from
+    the default generator of the images' device, seeded for the step from ``(seed, rank, batch
+    number)`` and restored afterwards: runs repeat and the user's RNG is untouched, but the draws
+    differ from the eager path's (same distributions).
     Images given as a ``tv_tensors.Image`` are compiled as the plain tensor and come back as an
     ``Image``; a ``tv_tensors.Video`` needs ``compile=False`` (a ``TypeError`` says so).
     A dict instead of True is passed to ``torch.compile`` (e.g. ``{"mode": "reduce-overhead"}``
