@@ -135,10 +135,14 @@ def add_augment_flags(parser: argparse.ArgumentParser, framework: str = "torch")
                        help="fraction of each batch's images that are mixed (timm's --mixup-prob is "
                             "the probability per batch in its batch mode)")
     group.add_argument("--mixup-switch-prob", type=float, default=0.5,
-                       help="probability of CutMix instead of Mixup when both are enabled (timm)")
-    group.add_argument("--smoothing", type=float, default=0.0, help="label smoothing (timm)")
-    group.add_argument("--augment", default="",
-                       help=f"comma-separated strategies among {', '.join(strategies(framework))}")
+                       help="probability of CutMix instead of Mixup when both are enabled, and the "
+                            "switch_prob of --mixup-or-cutmix (timm)")
+    group.add_argument("--smoothing", type=float, default=0.0,
+                       help="label smoothing (timm; its train.py defaults to 0.1, the examples to 0)")
+    group.add_argument("--augment", default=None,
+                       help=f"comma-separated strategies among {', '.join(strategies(framework))}; the "
+                            "default is the example's own masking, unless --reprob (timm's erasing) is "
+                            "given; --augment '' for none")
     group.add_argument("--set", action="append", default=[], metavar="STRATEGY.PARAM=VALUE",
                        help=f"a parameter of an --augment strategy (or of {'/'.join(mixing(framework))}); "
                             "repeatable")
@@ -224,7 +228,12 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> AugmentP
 
     _check_flags(args, mix_flags)
     plan = AugmentPlan(label_smoothing=args.smoothing)
-    names = [n.strip() for n in args.augment.split(",") if n.strip()]
+    augment = args.augment
+    if augment is None:
+        # The example's own masking gives way to timm's erasing: --reprob alone is timm's erasing,
+        # not timm's on top of the example's (which would erase most images, some twice).
+        augment = "" if args.reprob > 0 else getattr(args, "augment_default", "")
+    names = [n.strip() for n in augment.split(",") if n.strip()]
     unknown = [n for n in names if n not in choices]
     if unknown:
         parser.error(f"--augment: unknown strategies {unknown}; choose from {', '.join(choices)}")
@@ -233,8 +242,9 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> AugmentP
         parser.error(f"--set names strategies that are not in --augment: {stray}")
     for flag in mix_flags:
         if flag in overrides and getattr(args, flag) == 0:
+            enable = "ALPHA" if "alpha" in registry.get(mix_flags[flag]).param_names else "1"
             parser.error(f"--set {flag}.{next(iter(overrides[flag]))}: {flag} is disabled; "
-                         f"enable it with {_option(flag)} ALPHA")
+                         f"enable it with {_option(flag)} {enable}")
     for name in names:
         plan.masking.append((choices[name], {"augmentation_ratio": args.augment_ratio, **overrides.get(name, {})}))
     if args.reprob > 0:
@@ -253,9 +263,11 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> AugmentP
             kwargs = {"alpha": alpha} if "alpha" in registry.get(name).param_names else {}
             mixing_steps.append((name, {**kwargs, **overrides.get(flag, {})}))
             enabled.append(flag)
-    for _, kwargs in mixing_steps:
+    for name, kwargs in mixing_steps:
         kwargs.setdefault("augmentation_ratio", args.mixup_prob)
         kwargs.setdefault("label_smoothing", args.smoothing)
+        if "switch_prob" in registry.get(name).param_names:  # timm's Mixup as one transform
+            kwargs.setdefault("switch_prob", args.mixup_switch_prob)
     for name, kwargs in plan.masking:
         _check_step(name, kwargs, mixing=False, mix_flags=mix_flags)
     for name, kwargs in mixing_steps:

@@ -231,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=Path("outputs/gallery.png"))
     args = parser.parse_args(argv)
+    if args.size < 8:  # the pictures' strategies need room for their patches and grids
+        parser.error(f"--size must be >= 8 pixels; got {args.size}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0; got {args.seed}")
 
     pictures = settings(args.framework)
     wanted = list(pictures) if args.strategies == "all" else [s.strip() for s in args.strategies.split(",")]

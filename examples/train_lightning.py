@@ -135,9 +135,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="32-true", help="e.g. bf16-mixed, 16-mixed")
     parser.add_argument("--log-dir", default="outputs/lightning_logs")
     args, plan = training_cli.parse(parser, argv)
-    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
-        if value < 1:
-            parser.error(f"{flag} must be >= 1; got {value}")
     data = training_cli.load_data(args)
     if data is None:
         return 2

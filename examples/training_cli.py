@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,13 +35,30 @@ def training_parser(description: str | None, default_augmentation: dict[str, Any
     parser.add_argument("--fast-dev-run", action="store_true", help="a few steps on a few images (smoke test)")
     parser.add_argument("--metrics", type=Path, default=None, help="write the test accuracies to this JSON file")
     add_augment_flags(parser, framework)
-    parser.set_defaults(**default_augmentation)
+    # The example's own masking is the default of --augment, which timm's --reprob replaces.
+    defaults = dict(default_augmentation)
+    if "augment" in defaults:
+        defaults["augment_default"] = defaults.pop("augment")
+    parser.set_defaults(**defaults)
     return parser
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, AugmentPlan]:
-    """The parsed flags and the augmentation plan they describe."""
+    """The parsed flags and the augmentation plan they describe; a bad value of a shared flag is
+    one line through ``parser.error`` (exit status 2), before any data loads.
+
+    With ``--fast-dev-run`` the run is one epoch (of a few steps), and ``args.epochs`` says so.
+    """
     args = parser.parse_args(argv)
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value < 1:
+            parser.error(f"{flag} must be >= 1; got {value}")
+    if not 0 <= args.seed < 2**32:
+        parser.error(f"--seed must be in [0, 2**32); got {args.seed}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        parser.error(f"--lr must be a finite number > 0; got {args.lr}")
+    if args.fast_dev_run:
+        args.epochs = 1
     return args, plan_from_args(args, parser)
 
 

@@ -233,6 +233,9 @@ def test_a_mixing_flag_without_an_alpha_says_so_in_its_help() -> None:
     assert helps["mixup_or_cutmix"].startswith("any value > 0 enables RandomMixupOrCutMix (the value is not an alpha")
     (name, kwargs), = _plan("--mixup-or-cutmix", "1", "--set", "mixup_or_cutmix.switch_prob=0.25").mixing
     assert name == "RandomMixupOrCutMix" and kwargs["switch_prob"] == 0.25 and "alpha" not in kwargs
+    # timm's --mixup-switch-prob is this transform's switch_prob (it was silently left at 0.5).
+    (_, kwargs), = _plan("--mixup-or-cutmix", "1", "--mixup-switch-prob", "0.9").mixing
+    assert kwargs["switch_prob"] == 0.9
 
 
 def test_recount_one_is_one_patch_and_remode_maps_to_pixel_space_fills() -> None:
@@ -282,6 +285,7 @@ def test_remode_fills_are_not_black_on_the_examples_uint8_images(remode: str) ->
     (["--cutmix", "0", "--set", "mixup.alpha=0.5"], "mixup is disabled; enable it with --mixup ALPHA"),
     (["--cutmix", "1", "--set", "cutmix.alpha=-1"], "RandomCutMix: alpha must be a float > 0; got -1"),
     (["--mixup", "1", "--set", "mixup.num_classes=5"], "num_classes comes from the data set"),
+    (["--set", "mixup_or_cutmix.mixup_alpha=1"], "mixup_or_cutmix is disabled; enable it with --mixup-or-cutmix 1"),
 ])
 def test_bad_flag_values_are_one_line_parser_errors(capsys: pytest.CaptureFixture[str], argv: list[str],
                                                     message: str) -> None:
@@ -306,16 +310,36 @@ def test_default_augmentation_is_valid_and_erases_in_black(script: str) -> None:
 
 
 @pytest.mark.parametrize("script", ["manual_loop", "train_lightning", "train_keras"])
-@pytest.mark.parametrize("flag", ["--epochs", "--batch-size"])
-def test_zero_epochs_or_batch_size_is_a_parser_error(capsys: pytest.CaptureFixture[str], script: str,
-                                                     flag: str) -> None:
+def test_reprob_replaces_the_examples_own_erasing(script: str) -> None:
+    """timm's --reprob is timm's erasing: it was added on top of the example's default black
+    erasing (62% of the images erased, some twice); an explicit --augment still adds to it."""
+    import importlib
+
+    module = importlib.import_module(script)
+    parser = module.training_cli.training_parser(None, module.DEFAULT_AUGMENTATION)
+    _, plan = module.training_cli.parse(parser, ["--reprob", "0.25", "--remode", "const"])
+    (name, erasing), = plan.masking
+    assert name == "RandomErasing" and erasing["augmentation_ratio"] == 0.25 and erasing["fill_method"] == "gray"
+    _, plan = module.training_cli.parse(parser, ["--reprob", "0.25", "--augment", "cutout"])
+    assert [step[0] for step in plan.masking] == ["RandomCutout", "RandomErasing"]
+
+
+@pytest.mark.parametrize("script", ["manual_loop", "train_lightning", "train_keras"])
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--epochs", "0", "--epochs must be >= 1; got 0"), ("--batch-size", "0", "--batch-size must be >= 1; got 0"),
+    ("--seed", "-1", "--seed must be in [0, 2**32); got -1"), ("--lr", "-1", "--lr must be a finite number > 0"),
+    ("--lr", "nan", "--lr must be a finite number > 0"),
+])
+def test_bad_training_flags_are_parser_errors(capsys: pytest.CaptureFixture[str], script: str, flag: str,
+                                              value: str, message: str) -> None:
+    # A negative seed failed deep in Lightning / NumPy; a negative --lr trained Keras by gradient ascent.
     import importlib
 
     module = importlib.import_module(script)
     with pytest.raises(SystemExit) as info:
-        module.main([flag, "0", "--reprob", "0", "--cutmix", "0", "--mixup", "0"])
+        module.main([flag, value, "--reprob", "0", "--cutmix", "0", "--mixup", "0"])
     assert info.value.code == 2
-    assert f"error: {flag} must be >= 1; got 0" in capsys.readouterr().err
+    assert f"error: {message}" in capsys.readouterr().err
 
 
 def test_lightning_loader_keeps_a_short_batch_when_it_is_the_only_one() -> None:
@@ -373,8 +397,9 @@ def test_train_lightning_fast_dev_run_and_compare(tmp_path: Path) -> None:
     proc = run_example(str(EXAMPLES / "train_lightning.py"), "--fast-dev-run", "--compare", "--augment",
                        "gridmask,cutswap", "--smoothing", "0.1", "--batch-size", "16", "--metrics", str(metrics))
     assert "baseline: test accuracy clean" in proc.stdout and "augmented: test accuracy clean" in proc.stdout
-    results = json.loads(metrics.read_text())["results"]
-    assert set(results) == {"baseline", "augmented"}
+    saved = json.loads(metrics.read_text())
+    assert set(saved["results"]) == {"baseline", "augmented"}
+    assert saved["epochs"] == 1 and "1 epochs" in proc.stdout  # it reported the default 15
 
 
 @pytest.mark.slow
