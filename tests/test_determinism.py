@@ -170,3 +170,35 @@ def test_deterministic_algorithms_mode_changes_nothing(device: str) -> None:
             assert bits_equal(run(name, x, torch.Generator(device).manual_seed(2)), expected[name]), name
     finally:
         torch.use_deterministic_algorithms(before)
+
+
+class _ErasedSamples(torch.utils.data.Dataset):
+    """Four blank images, each erased by one transform with its own seeded generator."""
+
+    def __init__(self) -> None:
+        from maskmix.torch import RandomErasing
+
+        self.transform = RandomErasing(fill_method=5.0, generator=torch.Generator().manual_seed(0))
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.transform(torch.zeros(3, 16, 16))
+
+
+def test_a_transforms_own_generator_in_dataloader_workers() -> None:
+    """Each worker held a copy of the generator in one state: every worker and every epoch drew
+    the same boxes. Now each worker's stream derives from the generator's seed and the worker's,
+    so samples differ across workers and epochs, and a run under torch.manual_seed repeats."""
+    def epochs(count: int) -> list[list[torch.Tensor]]:
+        torch.manual_seed(0)
+        loader = torch.utils.data.DataLoader(_ErasedSamples(), batch_size=1, num_workers=2,
+                                             multiprocessing_context="fork")
+        return [[batch[0] for batch in loader] for _ in range(count)]
+
+    first, second = epochs(2)
+    assert not torch.equal(first[0], first[1])  # sample 0 from worker 0, sample 1 from worker 1
+    assert not all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    again = epochs(1)[0]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))

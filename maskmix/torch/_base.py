@@ -22,6 +22,7 @@ from typing import Any, ClassVar, NoReturn, TypedDict, TypeVar
 import PIL.Image
 import torch
 from torch import Tensor
+from torch.utils.data import get_worker_info
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
@@ -267,9 +268,7 @@ class MaskMixTransform(v2.Transform):
             setattr(self, key, value)
         #: The validated parameters; a later assignment of one is validated again (__setattr__).
         self._strategy_params = validated
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"{name}: generator must be a torch.Generator or None; got {generator!r}")
-        self.generator = generator
+        self.generator = generator  # checked by __setattr__
         if not (callable(labels_getter) or (isinstance(labels_getter, str) and labels_getter == "default")):
             raise TypeError(
                 f"{name}: labels_getter must be 'default' or a callable returning the labels from the "
@@ -286,6 +285,8 @@ class MaskMixTransform(v2.Transform):
 
     def __setattr__(self, name: str, value: Any) -> None:
         params = self.__dict__.get("_strategy_params")
+        if name == "generator" and value is not None and not isinstance(value, torch.Generator):
+            raise TypeError(f"{type(self).__name__}: generator must be a torch.Generator or None; got {value!r}")
         if params is not None and name in params:
             # Checked as the constructor checks it, with the other parameters (joint rules
             # included): a value it refuses would otherwise be used as given, or fail deep in a call.
@@ -441,12 +442,32 @@ class MaskMixTransform(v2.Transform):
         lent = _sampling.lent_generator()  # see using_generator: passed at call time, not stored here
         if lent is not None:
             gen = lent
+        elif gen is not None and get_worker_info() is not None:
+            gen = self._worker_generator(gen)
         if gen is not None and gen.device.type != device.type:
             raise ValueError(
                 f"{type(self).__name__}: generator is on {gen.device} but the images are on {device}; "
                 "create the generator on the images' device"
             )
         return gen
+
+    def _worker_generator(self, gen: torch.Generator) -> torch.Generator:
+        """The stream of this DataLoader worker, for a transform with its own ``generator``.
+
+        Every worker holds a copy of the generator in the state it had when the workers started,
+        and the main process's never advances: each worker, and each epoch, would draw the same
+        numbers. A worker draws instead from a generator seeded from the generator's seed and the
+        worker's (which the DataLoader derives per worker and per epoch from its own seed, so runs
+        under ``torch.manual_seed`` repeat).
+        """
+        info = get_worker_info()
+        assert info is not None  # checked by the caller
+        kept = self.__dict__.get("_worker_stream")
+        if kept is None or kept[0] != (gen.initial_seed(), info.seed):
+            stream = torch.Generator(device=gen.device)
+            stream.manual_seed(_sampling.derive_seed(gen.initial_seed(), info.seed))
+            kept = self.__dict__["_worker_stream"] = ((gen.initial_seed(), info.seed), stream)
+        return kept[1]
 
     def check_inputs(self, flat_inputs: list[Any]) -> None:
         # Called by torchvision's forward with every item of the sample, before the non-image

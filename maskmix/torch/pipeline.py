@@ -30,10 +30,11 @@ from maskmix._structure import IMAGE_KEYS, LABEL_KEYS, LABEL_SUBSTRING, find_key
 from . import _compat
 from ._base import MaskMixTransform, refuse_torchscript, using_generator
 from ._mixing import MixingTransform, soft_labels
+from ._sampling import MASK64 as _MASK64
+from ._sampling import derive_seed
 
 __all__ = ["MaskMixPipeline", "PipelineOptions", "derive_seed", "soft_label_targets"]
 
-_MASK64 = (1 << 64) - 1
 #: torchvision's keypoints type, where the installed version has one.
 _POINTS: tuple[type, ...] = tuple(t for t in (getattr(tv_tensors, "KeyPoints", None),) if t is not None)
 _STATE_VERSION = 1
@@ -80,21 +81,6 @@ def soft_label_targets(labels: Tensor) -> Tensor:
             f"got shape {tuple(labels.shape)} (class indices must be an integer tensor)"
         )
     return labels.argmax(dim=-1)
-
-
-def _splitmix64(value: int) -> int:
-    value = (value + 0x9E3779B97F4A7C15) & _MASK64
-    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return value ^ (value >> 31)
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed that depends on every part (splitmix64 chain); equal parts give equal seeds."""
-    state = 0
-    for part in parts:
-        state = _splitmix64(state ^ (part & _MASK64))
-    return state >> 1
 
 
 # --------------------------------------------------------------------------------------------

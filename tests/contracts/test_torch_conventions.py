@@ -274,6 +274,15 @@ def test_torch_jit_script_of_a_pipeline_explains_itself() -> None:
             torch.jit.script(pipeline)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_an_assigned_generator_is_checked_as_in_the_constructor(name: str) -> None:
+    t = FACTORIES[name]()
+    with pytest.raises(TypeError, match=rf"^{type(t).__name__}: generator must be a torch\.Generator or None; got 5$"):
+        t.generator = 5  # failed in the next call with "'int' object has no attribute 'device'"
+    t.generator = torch.Generator().manual_seed(0)
+    t.generator = None
+
+
 def test_the_pipeline_smooths_one_label_per_video_clip() -> None:
     """It counted frames as the batch without a mix ("labels have batch size 4 but the images have 8")."""
     clips, labels = tv_tensors.Video(torch.rand(4, 2, 3, 8, 8)), torch.tensor([0, 2, 1, 0])
