@@ -669,6 +669,14 @@ def pick(candidates: Sequence[int], index: Tensor) -> Tensor:
     return out
 
 
+def exact_matmuls(device_type: str) -> contextlib.AbstractContextManager[Any]:
+    """A block whose matmuls run in their inputs' dtype: autocast off where it is on (it would run
+    the resampling products in bfloat16/float16 and quantise float32 images), nothing otherwise."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
 #: Seeds are 64-bit.
 MASK64 = (1 << 64) - 1
 

@@ -250,8 +250,13 @@ class RandomCutThumbnail(MixingTransform):
         Image ``b``'s thumbnail is the top-left ``th[b] x tw[b]`` corner; with ``mix_images`` it is
         the thumbnail of its partner's image. Columns are resampled first, on the contiguous
         ``(B, C * H, W)`` view; an axis whose matrix all images share is one plain matmul, and the
-        partners are picked as late as possible, where the tensors are smallest.
+        partners are picked as late as possible, where the tensors are smallest. Autocast is off
+        for the products (they stay in float32).
         """
+        with _sampling.exact_matmuls(images.device.type):
+            return self._thumbnails(images, params, method)
+
+    def _thumbnails(self, images: Tensor, params: Mapping[str, Any], method: str | None) -> Tensor:
         batch, channels, height, width = images.shape
         work = torch.promote_types(images.dtype, torch.float32) if images.dtype.is_floating_point else torch.float32
         (min_h, min_w), (max_h, max_w) = self.thumbnail_sizes(height, width)

@@ -41,8 +41,9 @@ def apply_resampling(images: Tensor, down_h: Tensor, up_h: Tensor, down_w: Tenso
     an eighth less host time for a small batch, 4-10 % at 64x3x64x64).
     """
     # Cheapest order: shrink the width, then the height, grow the height, then the width.
-    low = _per_image(down_h) @ (images @ _per_image(down_w.mT))  # (B, C, h, w)
-    return (_per_image(up_h) @ low) @ _per_image(up_w.mT)  # (B, C, H, W)
+    with _sampling.exact_matmuls(images.device.type):
+        low = _per_image(down_h) @ (images @ _per_image(down_w.mT))  # (B, C, h, w)
+        return (_per_image(up_h) @ low) @ _per_image(up_w.mT)  # (B, C, H, W)
 
 
 def _per_image(matrix: Tensor) -> Tensor:

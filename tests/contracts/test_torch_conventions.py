@@ -274,6 +274,25 @@ def test_torch_jit_script_of_a_pipeline_explains_itself() -> None:
             torch.jit.script(pipeline)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_autocast_changes_no_pixel(name: str, dtype: torch.dtype) -> None:
+    """The user's bfloat16 autocast region around the augmentation: CutBlur's and Cut-Thumbnail's
+    resampling matmuls ran in bfloat16 and moved float32 pixels by up to 0.005 (uint8 by a level)."""
+    images = (make_images((6, 3, 16, 16)) * 255).to(dtype)
+
+    def run() -> tuple[torch.Tensor, ...]:
+        transform = FACTORIES[name](generator=torch.Generator().manual_seed(3))
+        out = transform(images, labels_for(6)) if ALL_CASES[name].mixes else transform(images)
+        return out if isinstance(out, tuple) else (out,)
+
+    expected = run()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = run()
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_an_assigned_generator_is_checked_as_in_the_constructor(name: str) -> None:
     t = FACTORIES[name]()
