@@ -672,7 +672,8 @@ def pick(candidates: Sequence[int], index: Tensor) -> Tensor:
 def exact_matmuls(device_type: str) -> contextlib.AbstractContextManager[Any]:
     """A block whose matmuls run in their inputs' dtype: autocast off where it is on (it would run
     the resampling products in bfloat16/float16 and quantise float32 images), nothing otherwise."""
-    if torch.is_autocast_enabled(device_type):
+    # Devices without autocast (meta) cannot even be asked whether it is on.
+    if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
         return torch.autocast(device_type, enabled=False)
     return contextlib.nullcontext()
 
