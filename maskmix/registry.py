@@ -191,6 +191,13 @@ class StrategySpec:
         for attr in ("example", "draw_everything", "variants", "benchmarks", "gallery", "papers"):
             object.__setattr__(self, attr, _frozen(getattr(self, attr)))
 
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        # A registered spec travels by name (its checks are closures, which pickle cannot carry):
+        # a pickled pipeline or callback with schedules (DDP spawn, deepcopy) refers to it.
+        if _SPECS.get(self.name) is self:
+            return (get, (self.name,))
+        return super().__reduce__()
+
     def _sweep_configs_to_check(self) -> dict[str, Mapping[str, Any]]:
         """``{where: configuration}`` of every sweep value merged into every gallery configuration."""
         sweep = self.sweep

@@ -300,13 +300,20 @@ def from_config(config: Mapping[str, Any]) -> Schedule:
 
 @dataclass(frozen=True, eq=False)
 class Scheduled:
-    """One scheduled parameter: the transform, the parameter's name, the schedule, the key given."""
+    """One scheduled parameter: the transform, the parameter's name, the schedule, the key given,
+    and the strategy spec that says the parameter's domain."""
 
     transform: Any
     param: str
     schedule: ScheduleLike
     key: Any
-    check: Callable[[str, str, Any], Any]
+    spec: Any
+
+    @property
+    def check(self) -> Callable[[str, str, Any], Any]:
+        """The parameter's check, looked up in the spec (a closure: the spec, not the check, is
+        what a pickled pipeline carries)."""
+        return next(p.check for p in self.spec.params if p.name == self.param)
 
     @property
     def where(self) -> str:
@@ -371,8 +378,8 @@ def resolve(owner: str, schedules: Any, items: Sequence[Any], walk: Callable[[An
             if any(s.transform is transform and s.param == param for s in out):
                 raise ValueError(f"{owner}: {type(transform).__name__}'s {param} is scheduled twice in schedules "
                                  f"(keys {[s.key for s in out if s.transform is transform]} and {key!r})")
-            check = next(p.check for p in spec.params if p.name == param)
-            entry = Scheduled(transform, param, schedule, key, check)
+            entry = Scheduled(transform, param, schedule, key, spec)
+            check = entry.check
             if isinstance(schedule, Schedule):
                 for bound in schedule.bounds():
                     try:

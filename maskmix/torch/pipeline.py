@@ -422,6 +422,23 @@ class MaskMixPipeline:
             self.seed = int(state["seed"])
         self.batches = int(state["batches"])
 
+    # A copy (``copy.deepcopy``, pickling for DDP spawn or a checkpointed callback) carries the
+    # configuration and the stream position, never what is rebuilt from them: the compiled step
+    # is bound to the pipeline it was built for (a copy would run the original's transforms and
+    # miss its own scheduled values), and the generators are reseeded before every batch (and a
+    # CUDA torch.Generator does not pickle).
+    _REBUILT = ("_compiled_step", "_generators", "_choice_generator", "_value_tensors")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key not in self._REBUILT}
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._compiled_step = None
+        self._generators = {}
+        self._choice_generator = torch.Generator()
+        self._value_tensors = {}
+
     def _device_generator(self, device: torch.device) -> torch.Generator:
         gen = self._generators.get(device)
         if gen is None:

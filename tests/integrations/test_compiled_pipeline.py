@@ -178,3 +178,31 @@ def test_the_pipeline_refuses_batches_with_masks_rather_than_pass_them_through(l
     with pytest.raises(TypeError, match=r"^MaskMixPipeline: the batch holds (BoundingBoxes, )?Mask, which the "
                                         r"training pipeline"):
         build()(batch)
+
+
+def test_copies_and_pickles_of_a_compiled_pipeline_run_their_own_transforms_and_schedules() -> None:
+    # The compiled step is bound to the pipeline it was built for: a deep copy (or an unpickled
+    # pipeline, as DDP spawn makes) that kept it ran the original's transforms, which never saw
+    # the copy's scheduled values; and the step's closure and the generators did not pickle.
+    import copy
+    import pickle
+
+    from maskmix import schedules
+
+    images, labels = torch.full((BATCH, 3, SIDE, SIDE), 0.5), torch.arange(BATCH) % CLASSES
+    pipeline = MaskMixPipeline([RandomErasing(augmentation_ratio=1.0)], num_classes=CLASSES, seed=3,
+                               schedules={"RandomErasing": {"augmentation_ratio": schedules.switch_off(1.0, epoch=2)}},
+                               compile={"backend": "eager"})
+    assert (pipeline(images) == 0).any()  # erasing on: the compiled step is built
+    assert pipeline._compiled_step is not None
+    for duplicate in (copy.deepcopy(pipeline), pickle.loads(pickle.dumps(pipeline))):
+        assert duplicate.batches == 1 and duplicate.transforms[0] is not pipeline.transforms[0]
+        duplicate.set_epoch(2)  # the copy's erasing is switched off, the original's is not
+        assert torch.equal(duplicate(images), images)
+        assert (pipeline(images) == 0).any()
+    # An eager copy continues the original's stream exactly.
+    eager = MaskMixPipeline([RandomErasing()], [RandomCutMix()], num_classes=CLASSES, seed=3)
+    eager((images, labels))
+    twin = pickle.loads(pickle.dumps(eager))
+    for got, want in zip(twin((images, labels)), eager((images, labels)), strict=True):
+        assert torch.equal(got, want)
