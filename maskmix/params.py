@@ -479,8 +479,8 @@ RANDOM_GRID_MASK = register(StrategySpec(
             "kept_ratio",
             None,
             optional(number_in(0.0, 1.0, lo_open=True, hi_open=True)),
-            "If set, the masked square's side is d - ceil(kept_ratio * d) (the official code's kept band of "
-            "ceil(r d) pixels per unit); replaces masked_ratio.",
+            "If set, the masked square's side is d - ceil(kept_ratio * d) (the kept band of ceil(r d) pixels "
+            "per unit of the official code since February 2020); replaces masked_ratio.",
             OneOf((Just(None), Uniform(0.05, 0.95))),
         ),
         Param(
@@ -515,17 +515,24 @@ RANDOM_GRID_MASK = register(StrategySpec(
     benchmarks={"RandomGridMask": {}, "RandomGridMask(rotation)": {"rotation": 360}},
     gallery={"gridmask": {"rotation": 30}},
     sweep=("masked_ratio", (0.3, 0.5, 0.7)),
-    # Chen et al. (2020) and the official code (akuxcw/GridMask): imagenet_grid/utils/grid.py with
-    # the defaults of imagenet_amp.py (d1=96, d2=224, rotate=360, ratio=0.6, mode=1, prob=0.8,
-    # applied to the normalised batch); detection_grid/.../transforms/grid.py with
-    # configs/grid_faster_rcnn_R_50_FPN_2x.yaml (d in [2, min side), ratio=0.5, rotate=1, mode=1,
-    # prob=0.7). mode=1 multiplies by the inverse of the band mask: the squares are erased.
+    # Chen et al. (2020) and the official code (akuxcw/GridMask): imagenet_grid/utils/grid.py as
+    # released with the paper (January 2020: kept band int(ratio * d + 0.5); the ceil(ratio * d) of
+    # today's file came in a later pull request, 2020-02-20) with the defaults of imagenet_amp.py
+    # (d1=96, d2=224, rotate=360, ratio=0.6, mode=1, prob=0.8, applied to the normalised batch);
+    # detection_grid/.../transforms/grid.py with configs/grid_faster_rcnn_R_50_FPN_2x.yaml (d in
+    # [2, min side), ratio=0.5, rotate=1, mode=1, prob=0.7; the trainer's per-iteration ramp runs
+    # only for GRID.PROB == 0, which no config sets). mode=1 multiplies by the inverse of the band
+    # mask: the squares are erased.
     papers={
         "imagenet": Preset(
-            {"unit_pixels": (96, 223), "kept_ratio": 0.6, "rotation": 360, "whole_degrees": True,
+            {"unit_pixels": (96, 223), "masked_ratio": 0.4, "rotation": 360, "whole_degrees": True,
              "fill_method": "zero", "augmentation_ratio": 0.8, "bernoulli_mix": True},
-            "Chen et al. 2020, §4.1 (ImageNet); official imagenet_grid/utils/grid.py, imagenet_amp.py defaults",
-            "For 224x224 images normalised with the dataset's mean and std (0 = the mean). The official "
+            "Chen et al. 2020, §4.1 (ImageNet); official imagenet_grid/utils/grid.py as released with the paper "
+            "(January 2020), imagenet_amp.py defaults",
+            "For 224x224 images normalised with the dataset's mean and std (0 = the mean). The kept band "
+            "int(0.6 d + 0.5) of the paper's code leaves squares of round(0.4 d) pixels (masked_ratio=0.4); "
+            "kept_ratio=0.6 is today's file, ceil(0.6 d), one pixel smaller squares for 51 of the 128 units. "
+            "The official "
             "probability ramps as 0.8 * min(1, epoch / 240): give the integration "
             "schedules={'RandomGridMask': {'augmentation_ratio': ramp(0.0, 0.8, epochs=240)}} "
             "(maskmix.schedules); alone, the preset uses the final 0.8 throughout.",
@@ -535,11 +542,12 @@ RANDOM_GRID_MASK = register(StrategySpec(
              "bernoulli_mix": True},
             "Chen et al. 2020, §4.3 (COCO detection); official detection_grid/maskrcnn_benchmark/data/"
             "transforms/grid.py, configs/grid_faster_rcnn_R_50_FPN_2x.yaml",
-            "For normalised images. The official probability ramps as 0.7 * iteration / max_iter "
-            "(0.7 throughout alone; ramp(0.0, 0.7, epochs=E) as a schedule changes it per epoch, or per "
-            "step in a loop calling pipeline.set_epoch(epoch + step / steps)). The official loop starts its bands at "
-            "the random offset on a 1.5x canvas (no band above or left of it), which leaves wider "
-            "masked strips near the border for large units; this grid is periodic everywhere.",
+            "For normalised images. The official probability is 0.7 throughout, as here (its trainer "
+            "ramps it as PROB * iteration / max_iter only when GRID.PROB is 0, which no released config "
+            "sets). The official loop starts its bands at the random offset on a 1.5x canvas and stops "
+            "after hh // d of them (no band above or left of the first, none past the last), which "
+            "leaves wider masked strips near the borders for large units; this grid is periodic "
+            "everywhere.",
         ),
     },
 ))

@@ -45,20 +45,21 @@ class RandomGridMask(MaskingLayer):
     the same test is made on the pixel centre's coordinates rotated by ``t`` about the image
     centre (floored). Same rule as :class:`maskmix.torch.RandomGridMask`.
 
-    Reproducing the paper: ``RandomGridMask.from_paper("imagenet")`` is the official ImageNet
-    code (``imagenet_grid/utils/grid.py`` with ``imagenet_amp.py``'s defaults): ``d`` uniform in
-    ``randint(96, 224)`` (``unit_pixels=(96, 223)``), kept band ``ceil(0.6 d)``
-    (``kept_ratio=0.6``; ``masked_ratio=0.4`` would round one pixel larger for 51 of the 128
-    units), whole-degree rotation in ``randint(360)``, the squares erased (the official
-    ``mode=1``; ``invert=True`` is ``mode=0``), filled with 0 on normalised images, per image
-    with probability 0.8. The official probability ramps up as ``0.8 * min(1, epoch / 240)``
-    (``grid.set_prob(epoch, 240)`` at each epoch start): give the integration that schedule,
+    Reproducing the paper: ``RandomGridMask.from_paper("imagenet")`` is the official ImageNet code
+    as released with the paper (``imagenet_grid/utils/grid.py`` of January 2020 with
+    ``imagenet_amp.py``'s defaults): ``d`` uniform in ``randint(96, 224)`` (``unit_pixels=(96,
+    223)``), kept band ``int(0.6 d + 0.5)``, so squares of ``round(0.4 d)`` pixels
+    (``masked_ratio=0.4``; the file's later ``ceil(0.6 d)`` is ``kept_ratio=0.6``, squares one pixel
+    smaller for 51 of the 128 units), whole-degree rotation in ``randint(360)``, the squares erased
+    (the official ``mode=1``; ``invert=True`` is ``mode=0``), filled with 0 on normalised images,
+    per image with probability 0.8. The official probability ramps up as ``0.8 * min(1, epoch /
+    240)`` (``grid.set_prob(epoch, 240)`` at each epoch start): give the integration that schedule,
     ``schedules={"RandomGridMask": {"augmentation_ratio": ramp(0.0, 0.8, epochs=240)}}`` with
     ``maskmix.schedules.ramp`` (``MaskMixCallback``, ``MaskMixModel``, ``MaskMixPipeline``).
-    ``from_paper("detection")`` is the COCO setting
-    (``d`` in ``randint(2, min(H, W))``, ratio 0.5, no rotation, probability 0.7, ramped over
-    the iterations in the official code); the official detection loop leaves the canvas above
-    and left of its first band unbanded, which this periodic grid does not reproduce.
+    ``from_paper("detection")`` is the COCO setting (``d`` in ``randint(2, min(H, W))``, ratio 0.5,
+    no rotation, probability 0.7 throughout, as the released configs run it); the official detection
+    loop leaves the canvas above and left of its first band and past its last one unbanded, which
+    this periodic grid does not reproduce.
 
     Args:
         unit_length: grid unit side as a fraction of ``min(H, W)``: a float in (0, 1] or a range
