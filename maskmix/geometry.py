@@ -90,12 +90,13 @@ _SIDE_MARGIN = 1.0 + 1e-4
 
 def looks_transposed(channels: int | None, other: int | None) -> bool:
     """Whether an image looks laid out in the other ``data_format``: more than 4 values on its
-    channel axis while the axis that holds the channels in the other layout has 1, 3 or 4 (a
-    grey, RGB or RGBA image), e.g. a channels-first ``(B, 3, 32, 32)`` batch read as channels-last
-    (32 channels of 3 x 32 pixels). Such a batch would be erased or mixed along the wrong axes
-    without any error; an image 1, 3 or 4 pixels high (wide) with more than 4 channels is not a
-    picture this library is for. Unknown sizes (``None``, in a traced graph) say nothing."""
-    return channels is not None and other is not None and channels > 4 and other in (1, 3, 4)
+    channel axis while the axis that holds the channels in the other layout has 1 to 4 (a grey,
+    two-channel (optical flow, a complex field), RGB or RGBA image), e.g. a channels-first
+    ``(B, 3, 32, 32)`` batch read as channels-last (32 channels of 3 x 32 pixels). Such a batch
+    would be erased or mixed along the wrong axes without any error; an image 1 to 4 pixels high
+    (wide) with more than 4 channels is not a picture this library is for. Unknown sizes
+    (``None``, in a traced graph) say nothing."""
+    return channels is not None and other is not None and channels > 4 and 1 <= other <= 4
 
 
 def rectangles_always_fit(height: int, width: int, patch_area: tuple[float, float],

@@ -63,18 +63,19 @@ def test_wrong_rank_raises_value_error(name: str, shape: tuple[int, ...]) -> Non
 @pytest.mark.parametrize("name", FACTORIES)
 def test_channels_last_images_are_refused(name: str) -> None:
     """A (B, H, W, C) batch stacked from NumPy images would be erased or mixed along the wrong
-    axes (32 'channels' of 32 x 3 pixels): refused with the permutation to apply; grey, RGBA and
-    multispectral (..., C, H, W) images and a Video's clips pass."""
+    axes (32 'channels' of 32 x 3 pixels): refused with the permutation to apply, two-channel
+    images (optical flow) too; grey, RGBA and multispectral (..., C, H, W) images and a Video's
+    clips pass."""
     from torchvision import tv_tensors
 
     cls = FACTORIES[name]().__class__.__name__
-    shapes = [(4, 12, 12, 3), (2, 4, 12, 12, 1)] + ([] if name in MIXING else [(12, 12, 4)])
+    shapes = [(4, 12, 12, 3), (4, 12, 12, 2), (2, 4, 12, 12, 1)] + ([] if name in MIXING else [(12, 12, 4)])
     for shape in shapes:
         message = (rf"^{cls}: images of shape {re_shape(shape)} look channels-last \(\.\.\., H, W, C\): 12 values "
                    rf"on the channel axis \(-3\) and {shape[-1]} on the last; permute them to \(\.\.\., C, H, W\)")
         with pytest.raises(ValueError, match=message):
             call(name, FACTORIES[name](), make_images(shape), torch.arange(shape[-4] if len(shape) > 3 else 1) % 3)
-    for shape in [(4, 1, 12, 12), (4, 4, 12, 12), (4, 13, 12, 12), (4, 3, 1, 1)]:
+    for shape in [(4, 1, 12, 12), (4, 2, 12, 12), (4, 4, 12, 12), (4, 13, 12, 12), (4, 3, 1, 1)]:
         assert images_of(call(name, FACTORIES[name](), make_images(shape))).shape == shape
     # A batch of clips 3 pixels wide: the frames times the channels next to the width are no sign.
     video = tv_tensors.Video(make_images((4, 4, 3, 12, 3)))

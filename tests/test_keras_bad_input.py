@@ -94,15 +94,19 @@ def test_wrong_rank_raises_value_error(name: str, data_format: str) -> None:
 def test_images_in_the_other_layout_are_refused(name: str, data_format: str) -> None:
     """A torch-style (B, C, H, W) batch given to a channels-last layer would be erased or mixed
     along the wrong axes (3 rows of 32 pixels with 32 channels): refused, as is the reverse; the
-    same images in the layer's own layout, and a 4-channel RGBA batch, pass."""
+    same images in the layer's own layout, and a 4-channel RGBA batch, pass. Two-channel images
+    (optical flow) in the other layout are refused too."""
     cls = class_of(name)
     theirs = "channels_first" if data_format == "channels_last" else "channels_last"
     own = (4, 12, 12, 3) if data_format == "channels_last" else (4, 3, 12, 12)
-    other = (4, 3, 12, 12) if data_format == "channels_last" else (4, 12, 12, 3)
-    shapes = [other] + ([] if name in MIXING else [other[1:]])
+    shapes = []
+    for channels in (3, 2):
+        other = (4, channels, 12, 12) if data_format == "channels_last" else (4, 12, 12, channels)
+        shapes += [other] + ([] if name in MIXING or channels == 2 else [other[1:]])
     for shape in shapes:
+        channels = shape[-3] if data_format == "channels_last" else shape[-1]
         expected = (f"{cls}: images of shape {shape} look {theirs}: 12 values on the channel axis of "
-                    f"data_format={data_format!r} and 3 where the channels of {theirs} images are; "
+                    f"data_format={data_format!r} and {channels} where the channels of {theirs} images are; "
                     f"pass data_format={theirs!r}, or transpose the images")
         with pytest.raises(ValueError, match=re.escape(expected)):
             call(name, FACTORIES[name](data_format=data_format), make_images(shape, "float32"), np.arange(4) % 3)

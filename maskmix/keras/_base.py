@@ -129,7 +129,7 @@ class MaskMixLayer(keras.layers.Layer):
         seed: int or None, seeds the layer's ``keras.random.SeedGenerator``.
         data_format: ``"channels_last"`` (``(B, H, W, C)``) or ``"channels_first"``
             (``(B, C, H, W)``); None uses ``keras.config.image_data_format()``. Images that look
-            laid out the other way (more than 4 channels where the other layout has 1, 3 or 4,
+            laid out the other way (more than 4 channels where the other layout has 1 to 4,
             e.g. a ``(B, 3, 32, 32)`` batch for a channels-last layer) raise a ``ValueError``.
         **kwargs: ``name``, ``dtype``, ``trainable`` of ``keras.layers.Layer``.
 

@@ -191,7 +191,7 @@ class MaskMixTransform(v2.Transform):
     ``tv_tensors.Video`` ``(..., T, C, H, W)``: a batch of clips (one clip when 4-D), where the
     selection and every draw are per clip, shared by its ``T`` frames. A sample in which no image
     is found raises a ``TypeError``; images that look channels-last (more than 4 values on the
-    channel axis where the last axis has 1, 3 or 4, e.g. ``(B, 32, 32, 3)`` stacked from NumPy)
+    channel axis where the last axis has 1 to 4, e.g. ``(B, 32, 32, 3)`` stacked from NumPy)
     raise a ``ValueError``. The output has the input's shape, dtype, device and tensor subclass;
     the input is never modified. Images that are not selected are returned bit-identical.
 
