@@ -201,3 +201,57 @@ def test_training_false_returns_the_input_values(name: str) -> None:
     result = call(name, FACTORIES[name](seed=0), x, training=False)
     out = np_(images_of(result))
     assert np.array_equal(out, x, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+def test_symbolic_inputs_are_checked_when_the_model_is_built(name: str) -> None:
+    """A functional model is built from symbolic inputs: what the eager call refuses must fail
+    there, not at the first batch of ``fit``; and a rank-3 input there, ``(None, H, W)``, is a
+    batch without a channel axis (the eager call would read it as one image whose rows are the
+    images), refused with the fix."""
+    import keras
+
+    cls = class_of(name)
+    mixing = name in MIXING
+
+    def build(images, labels=None):
+        layer = FACTORIES[name]()
+        if mixing:
+            return layer((images, keras.Input((3,)) if labels is None else labels))
+        return layer(images)
+
+    with pytest.raises(TypeError, match=rf"{cls}: images must have dtype .*; got int32"):
+        build(keras.Input((12, 12, 3), dtype="int32"))
+    with pytest.raises(ValueError, match=rf"{cls}: images of shape \(None, 3, 12, 12\) look channels_first"):
+        build(keras.Input((3, 12, 12)))
+    with pytest.raises(ValueError, match=rf"{cls}: images must .*got shape \(None, 2, 12, 12, 3\)"):
+        build(keras.Input((2, 12, 12, 3)))
+    if mixing:
+        with pytest.raises(ValueError, match=rf"{cls}: images must be a batch \(B, H, W, C\) of rank 4"):
+            build(keras.Input((12, 12)))
+        with pytest.raises(ValueError, match=rf"{cls}: one-hot/soft labels must have shape \(B, K\)"):
+            build(keras.Input((12, 12, 3)), keras.Input((3, 2)))
+    else:
+        message = (rf"{cls}: got a symbolic input of shape \(None, 12, 12\): in a model the first axis is the "
+                   r"batch, so these are images without a channel axis; add one \(\(B, H, W, 1\)")
+        with pytest.raises(ValueError, match=message):
+            build(keras.Input((12, 12)))
+    out = build(keras.Input((12, 12, 3)))
+    assert tuple(images_of(out).shape) == (None, 12, 12, 3)
+
+
+@pytest.mark.parametrize("name", MIXING)
+def test_mixing_layers_shapes_of_images_alone_and_labels_without_num_classes(name: str) -> None:
+    """Images alone come back mixed with their shape, as Keras' own CutMix gives it (was a
+    NotImplementedError); class indices with no ``num_classes`` fail when the model is built."""
+    import keras
+
+    cls = class_of(name)
+    layer = FACTORIES[name]()
+    assert layer.compute_output_shape((None, 12, 12, 3)) == (None, 12, 12, 3)
+    with pytest.raises(ValueError, match=rf"{cls}: compute_output_shape takes the shape of an image batch"):
+        layer.compute_output_shape(((None, 12, 12, 3), (None,)))
+    unset = FACTORIES[name]()
+    unset.num_classes = None
+    with pytest.raises(ValueError, match=rf"{cls}: num_classes is required when labels are class indices"):
+        unset((keras.Input((12, 12, 3)), keras.Input((), dtype="int32")))

@@ -444,38 +444,59 @@ class MaskMixLayer(keras.layers.Layer):
 
     def check_images(self, images: Tensor) -> tuple[Tensor, bool]:
         """Validate ``images``; return them as a rank-4 batch and whether they were one image."""
-        name = type(self).__name__
         if not (hasattr(images, "shape") and hasattr(images, "dtype")):
-            raise TypeError(f"{name}: images must be a tensor or a NumPy array; got {type(images).__name__}")
-        dtype = keras.backend.standardize_dtype(images.dtype)
+            raise TypeError(
+                f"{type(self).__name__}: images must be a tensor or a NumPy array; got {type(images).__name__}"
+            )
+        self.check_image_spec(tuple(images.shape), images.dtype)
+        if len(images.shape) == 3 and not self.needs_batch:
+            return self.ops.numpy.expand_dims(images, 0), True
+        return images, False
+
+    def check_image_spec(self, shape: tuple[Any, ...], dtype: Any) -> None:
+        """The checks of :meth:`check_images` on a shape and dtype alone (``None`` for an unknown
+        size), so that a symbolic call (a functional model being built) fails as the eager one
+        would, when the model is built rather than at its first batch."""
+        name = type(self).__name__
+        dtype = keras.backend.standardize_dtype(dtype)
         if dtype not in SUPPORTED_DTYPES:
             raise TypeError(
                 f"{name}: images must have dtype {IMAGE_DTYPES_TEXT}; got {dtype}"
             )
-        rank = len(images.shape)
-        if rank in (3, 4) and 0 in tuple(images.shape)[-3:]:
+        rank = len(shape)
+        if rank in (3, 4) and 0 in shape[-3:]:
             raise ValueError(
                 f"{name}: images must have at least one channel, row and column (C, H, W >= 1); "
-                f"got shape {tuple(images.shape)}"
+                f"got shape {shape}"
             )
         if self.needs_batch:
             if rank != 4:
                 raise ValueError(
                     f"{name}: images must be a batch {self._layout()} of rank 4 "
-                    f"(data_format={self.data_format!r}); got shape {tuple(images.shape)}"
+                    f"(data_format={self.data_format!r}); got shape {shape}"
                 )
-            self._refuse_the_other_layout(tuple(images.shape))
-            return images, False
-        if rank not in (3, 4):
+        elif rank not in (3, 4):
             single = "(C, H, W)" if self.channels_first else "(H, W, C)"
             raise ValueError(
                 f"{name}: images must be one image {single} or a batch {self._layout()} "
-                f"(data_format={self.data_format!r}); got shape {tuple(images.shape)}"
+                f"(data_format={self.data_format!r}); got shape {shape}"
             )
-        self._refuse_the_other_layout(tuple(images.shape))
-        if rank == 3:
-            return self.ops.numpy.expand_dims(images, 0), True
-        return images, False
+        self._refuse_the_other_layout(shape)
+
+    def check_symbolic_images(self, images: Any) -> None:
+        """:meth:`check_image_spec` for a symbolic call, and a rank-3 input whose first axis is
+        unknown refused: in a model that axis is the batch, so ``(None, H, W)`` is a batch of
+        images without a channel axis, which the eager call would take for one image (its rows
+        as the batch) and erase or mix along the wrong axes."""
+        shape = tuple(images.shape)
+        self.check_image_spec(shape, images.dtype)
+        if len(shape) == 3 and shape[0] is None:
+            channel, one = ("(B, 1, H, W)", "(1, H, W)") if self.channels_first else ("(B, H, W, 1)", "(H, W, 1)")
+            raise ValueError(
+                f"{type(self).__name__}: got a symbolic input of shape {shape}: in a model the first axis is "
+                f"the batch, so these are images without a channel axis; add one ({channel} for "
+                f"data_format={self.data_format!r}: keras.Input(shape={one}) or keras.layers.Reshape({one}))"
+            )
 
     # ----------------------------------------------------------------------------------------
     # Keras preprocessing-layer API.
@@ -663,6 +684,7 @@ class MaskMixLayer(keras.layers.Layer):
         else:
             images = inputs
             out = keras.KerasTensor(inputs.shape, dtype=inputs.dtype)
+        self.check_symbolic_images(images)
         if self.return_labels:
             shape = (images.shape[0],) if len(images.shape) == 4 else ()
             return out, keras.KerasTensor(shape, dtype="int64")

@@ -11,7 +11,7 @@ as ``params["partner_weight"]`` and changes the pixels in ``apply``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, NamedTuple, TypedDict, cast
 
 import keras
 import numpy as np
@@ -266,7 +266,13 @@ class MixingLayer(MaskMixLayer):
     def compute_output_shape(self, input_shape: Any) -> Any:
         if not self.mixes:
             return super().compute_output_shape(input_shape)
-        raise NotImplementedError(f"{type(self).__name__}: use compute_output_spec (inputs are a structure)")
+        shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+        if shape is not None and len(shape) == 4 and all(d is None or isinstance(d, int) for d in shape):
+            return shape  # images alone, as Keras' own CutMix / MixUp take them: mixed, same shape
+        raise ValueError(
+            f"{type(self).__name__}: compute_output_shape takes the shape of an image batch {self._layout()} "
+            f"(images alone); got {input_shape!r}. For (images, labels) or a dict, use compute_output_spec"
+        )
 
     def compute_output_spec(self, data: Any, training: Any = None) -> Any:
         no_labels = (isinstance(data, Mapping) and "images" in data
@@ -277,11 +283,13 @@ class MixingLayer(MaskMixLayer):
         images, labels, rebuild = self.split(data)
         if labels is None:  # pragma: no cover - bare images returned above
             raise TypeError(f"{type(self).__name__}: expected (images, labels)")
-        if len(labels.shape) == 2:
+        self.check_symbolic_images(images)
+        dtype = keras.backend.standardize_dtype(labels.dtype)
+        if self.check_label_spec(tuple(labels.shape), dtype) == "rows":
             classes = labels.shape[1]
         else:
             classes = self.num_classes
-        label_dtype = "float64" if keras.backend.standardize_dtype(labels.dtype) == "float64" else "float32"
+        label_dtype = "float64" if dtype == "float64" else "float32"
         out_images = keras.KerasTensor(images.shape, dtype=images.dtype)
         out_labels = keras.KerasTensor((images.shape[0], classes), dtype=label_dtype)
         return _fresh_specs(rebuild(out_images, out_labels))
@@ -296,41 +304,45 @@ class MixingLayer(MaskMixLayer):
         ops = self.ops
         labels = ops.convert_to_tensor(labels)
         dtype = keras.backend.standardize_dtype(labels.dtype)
-        rank = len(labels.shape)
-        column = dtype in _INT_DTYPES and rank == 2 and labels.shape[1] == 1
-        if dtype in _INT_DTYPES and rank == 2:
+        kind = self.check_label_spec(tuple(labels.shape), dtype)
+        self._check_batch(labels, batch_size)
+        if kind == "indices":  # num_classes is set: check_label_spec refuses indices without it
+            soft = class_index_rows(name, self.backend.name, ops, labels, cast(int, self.num_classes))
+        else:
             # Integer one-hot rows (keras.utils.to_categorical(..., dtype="int32"), a one-hot cast
-            # to int): soft labels, as the torch transforms read them.
-            labels, dtype = ops.cast(labels, "float32"), "float32"
-        if dtype in _INT_DTYPES:
-            if rank != 1:
-                raise ValueError(
-                    f"{name}: class-index labels must have shape (B,); got shape {tuple(labels.shape)}"
-                )
-            if self.num_classes is None:
-                raise ValueError(f"{name}: num_classes is required when labels are class indices")
-            self._check_batch(labels, batch_size)
-            soft = class_index_rows(name, self.backend.name, ops, labels, self.num_classes)
-        elif dtype in geometry.FLOAT_DTYPES:
-            if rank != 2:
-                raise ValueError(
-                    f"{name}: one-hot/soft labels must have shape (B, K); got shape {tuple(labels.shape)}"
-                )
-            self._check_batch(labels, batch_size)
-            classes = labels.shape[1]
-            if self.num_classes is not None and classes is not None and classes != self.num_classes:
-                hint = (" (integer labels of shape (B, 1) are one column of binary labels, as torch reads them; "
-                        "give class indices with shape (B,), e.g. keras.ops.squeeze(labels, -1))") if column else ""
-                raise ValueError(f"{name}: labels have {classes} classes but num_classes is {self.num_classes}{hint}")
+            # to int) are soft labels, as the torch transforms read them.
+            labels = ops.cast(labels, "float32") if dtype in _INT_DTYPES else labels
             labels = soft_label_rows(name, self.backend.name, ops, labels)
             soft = ops.cast(labels, "float64" if dtype == "float64" else "float32")
-        else:
-            raise TypeError(f"{name}: labels must be integer class indices or floating soft labels; got {dtype}")
         if self.label_smoothing > 0:
             # One column holds binary labels: smoothed towards 0.5, as Keras' binary losses do.
             classes = ops.numpy.maximum(ops.cast(ops.shape(soft)[1], soft.dtype), 2.0)
             soft = soft * (1.0 - self.label_smoothing) + self.label_smoothing / classes
         return soft
+
+    def check_label_spec(self, shape: tuple[Any, ...], dtype: str) -> str:
+        """Check labels by their shape and dtype alone (``None`` for an unknown size), for the eager
+        call and the symbolic one (a model being built) alike; return ``"indices"`` for class
+        indices ``(B,)`` and ``"rows"`` for one-hot/soft rows ``(B, K)`` (integer rows included)."""
+        name = type(self).__name__
+        rank = len(shape)
+        if dtype in _INT_DTYPES and rank != 2:
+            if rank != 1:
+                raise ValueError(f"{name}: class-index labels must have shape (B,); got shape {shape}")
+            if self.num_classes is None:
+                raise ValueError(f"{name}: num_classes is required when labels are class indices")
+            return "indices"
+        if dtype not in _INT_DTYPES and dtype not in geometry.FLOAT_DTYPES:
+            raise TypeError(f"{name}: labels must be integer class indices or floating soft labels; got {dtype}")
+        if rank != 2:
+            raise ValueError(f"{name}: one-hot/soft labels must have shape (B, K); got shape {shape}")
+        classes = shape[1]
+        if self.num_classes is not None and classes is not None and classes != self.num_classes:
+            column = dtype in _INT_DTYPES and classes == 1
+            hint = (" (integer labels of shape (B, 1) are one column of binary labels, as torch reads them; "
+                    "give class indices with shape (B,), e.g. keras.ops.squeeze(labels, -1))") if column else ""
+            raise ValueError(f"{name}: labels have {classes} classes but num_classes is {self.num_classes}{hint}")
+        return "rows"
 
     def _check_batch(self, labels: Tensor, batch_size: Any) -> None:
         got = labels.shape[0]

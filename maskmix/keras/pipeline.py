@@ -161,6 +161,16 @@ class MaskMixPipeline:
         self.num_classes = checked.num_classes
         self.label_smoothing = checked.label_smoothing
         self.seed = checked.seed
+        # Image layers that disagree on the layout would change the same batch along different axes,
+        # and a batch with few channels (2: optical flow) passes every layer's layout check.
+        formats = {f"{type(inner).__name__} ({inner.data_format})": inner.data_format
+                   for layer in [*self.augmentations, *self.mix_layers] for inner in _walk(layer)
+                   if _reads_rank3_as_one_image(inner) and isinstance(getattr(inner, "data_format", None), str)}
+        if len(set(formats.values())) > 1:
+            raise ValueError(
+                f"{owner}: the layers do not agree on data_format: {', '.join(formats)}; every image layer "
+                "sees the same batch, so give them all the batch's data_format"
+            )
         # The first layer that would read a rank-3 batch as one image (see check_image_batch).
         self._image_layer = next(
             (inner for layer in [*self.augmentations, *self.mix_layers] for inner in _walk(layer)

@@ -966,3 +966,20 @@ def test_mirrored_strategy_two_logical_cpus():
         env={"KERAS_BACKEND": "tensorflow"},
     )
     assert "OK" in out
+
+
+def test_layers_that_disagree_on_data_format_are_refused():
+    """A channels-first erasing and a channels-last CutMix would change one batch along different
+    axes; with 2 channels (optical flow) no layout check would catch it at call time."""
+    from maskmix.keras import MaskMixPipeline
+
+    message = re.escape("the layers do not agree on data_format: RandomErasing (channels_first), "
+                        "RandomCutMix (channels_last)")
+    with pytest.raises(ValueError, match="^MaskMixPipeline: " + message):
+        MaskMixPipeline([RandomErasing(data_format="channels_first")], RandomCutMix(num_classes=3))
+    with pytest.raises(ValueError, match="^MaskMixModel: " + message):
+        functional(augmentations=[RandomErasing(data_format="channels_first")], mix=RandomCutMix(num_classes=3))
+    # Agreeing layers, Keras' own among them, build.
+    first = "channels_first"
+    MaskMixPipeline([keras.layers.RandomFlip(data_format=first), RandomErasing(data_format=first)],
+                    RandomCutMix(num_classes=3, data_format=first))
