@@ -1078,10 +1078,12 @@ RANDOM_CUTSWAP = register(StrategySpec(
     # official code; only the abstract could be read here, not the patch sizes nor the cluster count.
     papers={
         "paper": Preset(
-            {"saliency_clusters": 2, "return_labels": True},
+            {"saliency_clusters": 2, "augmentation_ratio": 0.5, "return_labels": True},
             "Qin et al. 2023 (arXiv 2311.18332), abstract: saliency clustering, a pixel pair of the most "
             "salient cluster, patches swapped (no official code)",
-            "Pass each image's saliency map (e.g. LayerCAM) at call time: torch maskmix.torch.SaliencyMap "
+            "Binary self-supervised task, as CutPaste's (the swapped images are the negative samples): half "
+            "the batch is swapped and the call returns (images, labels), 1 swapped, 0 normal. Pass each "
+            "image's saliency map (e.g. LayerCAM) at call time: torch maskmix.torch.SaliencyMap "
             "in the sample, Keras layer(images, saliency=maps); without maps the patches are placed "
             "uniformly. The paper's patch sizes and cluster count were not available: maskmix's default "
             "patch_area/patch_aspect_ratio and 2 clusters are used.",

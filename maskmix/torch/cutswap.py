@@ -35,7 +35,10 @@ class SaliencyMap(tv_tensors.Mask):
         computes multilevel LayerCAM maps with a network; maskmix takes them as given). There is
         no official code and only the paper's abstract could be consulted: the cluster count (2
         here) and the patch sizes (maskmix's defaults) are not the paper's confirmed values. The
-        guidance is checked against scikit-learn's k-means in ``tests/papers/test_cutswap_paper.py``.
+        swapped images are the negative samples of a binary task, as in CutPaste: half the batch
+        is swapped (``augmentation_ratio=0.5``) and the call returns ``(images, labels)``, 1 for
+        a swapped image and 0 for a normal one. The guidance is checked against scikit-learn's
+        k-means in ``tests/papers/test_cutswap_paper.py``.
 
     Example:
         >>> import torch

@@ -38,8 +38,8 @@ def distinct_images(n: int, size: int, seed: int) -> np.ndarray:
 def changed_pixels(framework: str, x: np.ndarray, saliency: np.ndarray | None, seed: int, **options) -> np.ndarray:
     """``(n, H, W)`` pixels changed by RandomCutSwap.from_paper("paper", **options)."""
     if framework == "torch":
-        t = RandomCutSwap.from_paper("paper", return_labels=False, generator=torch.Generator().manual_seed(seed),
-                                     **options)
+        t = RandomCutSwap.from_paper("paper", return_labels=False, augmentation_ratio=1.0,
+                                     generator=torch.Generator().manual_seed(seed), **options)
         images = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
         if saliency is None:
             out = t(images)
@@ -48,7 +48,7 @@ def changed_pixels(framework: str, x: np.ndarray, saliency: np.ndarray | None, s
             assert isinstance(maps, SaliencyMap) and torch.equal(maps, torch.from_numpy(saliency))
         out = out.permute(0, 2, 3, 1).numpy()
     else:
-        layer = KerasCutSwap.from_paper("paper", return_labels=False, seed=seed, **options)
+        layer = KerasCutSwap.from_paper("paper", return_labels=False, augmentation_ratio=1.0, seed=seed, **options)
         out = kh.np_(layer(x) if saliency is None else layer(x, saliency=saliency))
     return (out != x).any(axis=-1)
 
@@ -145,3 +145,20 @@ def test_saliency_maps_that_do_not_fit_are_refused() -> None:
         layer(np.zeros((2, 8, 8, 3), np.float32), saliency=np.zeros((3, 8, 8), np.float32))
     with pytest.raises(TypeError, match=r"RandomCutSwap: saliency must be a tensor or a NumPy array; got list"):
         layer(np.zeros((2, 8, 8, 3), np.float32), saliency=[[0.0]])
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_the_preset_labels_a_binary_task(framework: str) -> None:
+    """The preset returns the labels of the binary normal-vs-swapped task: exactly half the batch
+    swapped, labelled 1, the other half unchanged, labelled 0 (with every image swapped, as the
+    preset once did, every label was 1 and a classifier learned nothing)."""
+    x = distinct_images(8, SIZE, 3)
+    if framework == "torch":
+        out, labels = RandomCutSwap.from_paper("paper", generator=torch.Generator().manual_seed(0))(
+            torch.from_numpy(x).permute(0, 3, 1, 2).contiguous())
+        changed, labels = (out.permute(0, 2, 3, 1).numpy() != x).any(axis=(1, 2, 3)), labels.numpy()
+    else:
+        out, labels = KerasCutSwap.from_paper("paper", seed=0)(x)
+        changed, labels = (kh.np_(out) != x).any(axis=(1, 2, 3)), kh.np_(labels)
+    assert labels.sum() == 4 and set(labels.tolist()) == {0, 1}
+    assert np.array_equal(changed, labels == 1)
