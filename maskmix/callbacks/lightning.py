@@ -27,6 +27,7 @@ require("lightning.pytorch", "maskmix.callbacks.MaskMixCallback")  # names the e
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities.model_helpers import is_overridden
+from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 from typing_extensions import Unpack
 
 from maskmix.torch import MixingTransform
@@ -43,6 +44,34 @@ MaskMixEngine = MaskMixPipeline
 def _training(trainer: pl.Trainer | None) -> bool:
     """True only while fit runs a training batch (not validation, sanity check, test or predict)."""
     return trainer is not None and trainer.training and not trainer.sanity_checking
+
+
+def _start_fit(owner: str, trainer: pl.Trainer, pl_module: pl.LightningModule, pipeline: MaskMixPipeline) -> None:
+    """At ``setup("fit")``: refuse what would leave batches unaugmented without a word, and start
+    the streams from batch 0 unless this Trainer has trained already (a second ``fit`` continues
+    Lightning's loops, and the streams with them: restarting would repeat the first fit's draws)."""
+    if is_param_in_hook_signature(pl_module.training_step, "dataloader_iter", explicit=True):
+        raise ValueError(
+            f"{owner}: {type(pl_module).__name__}.training_step takes dataloader_iter, and Lightning then skips "
+            "on_after_batch_transfer, where the batches are augmented: they would be trained on unchanged. "
+            "Take (batch, batch_idx), or call a maskmix.torch.MaskMixPipeline on the batches yourself"
+        )
+    if trainer.global_step == 0 and trainer.current_epoch == 0:
+        pipeline.restart()  # a checkpoint given as ckpt_path is restored after this
+
+
+def _check_loaders(owner: str, trainer: pl.Trainer) -> None:
+    """Refuse several training dataloaders (a list or dict of them): each batch is then a list or
+    dict of their batches, whose first one would be taken for the images and the others for labels
+    (image-only batches of the others were left unaugmented)."""
+    loaders = trainer.train_dataloader
+    if isinstance(loaders, (Sequence, Mapping)) and not isinstance(loaders, torch.utils.data.DataLoader):
+        raise ValueError(
+            f"{owner}: fit got {len(loaders)} training dataloader(s) as a {type(loaders).__name__}; each batch is "
+            "then a collection of their batches, which cannot be split into images and labels. Give one "
+            "DataLoader (concatenate the datasets: torch.utils.data.ConcatDataset), or augment each part in "
+            "training_step with a maskmix.torch.MaskMixPipeline"
+        )
 
 
 class MaskMixCallback(pl.Callback):
@@ -62,7 +91,9 @@ class MaskMixCallback(pl.Callback):
     removed at ``teardown`` (and on an exception). Several callbacks chain in list order.
 
     **Batches.** A tuple or list ``(images, labels, ...)``, a dict, or a bare image tensor (masking
-    only). Extra elements are kept; the batch's type is kept. Labels are class indices ``(B,)``
+    only), from one training DataLoader (a list or dict of them is refused, as is a
+    ``training_step`` that takes ``dataloader_iter``, which Lightning runs without the hook).
+    Extra elements are kept; the batch's type is kept. Labels are class indices ``(B,)``
     (with ``num_classes``) or one-hot/soft ``(B, K)``; with ``mix`` or ``label_smoothing`` they come
     out soft float32 ``(B, K)``. Use :func:`soft_label_targets` for training metrics.
 
@@ -73,11 +104,13 @@ class MaskMixCallback(pl.Callback):
     reproducible. The choice among several ``mix`` transforms is drawn on the host from a CPU
     generator seeded the same way: it never synchronises with the device.
 
-    **Every fit starts a fresh stream.** Each ``trainer.fit`` starts at batch number 0 with
-    ``seed`` (or, with ``seed=None``, ``torch.initial_seed()`` read when that fit starts), so a
-    fit's augmentations do not depend on earlier fits with the same callback: the same seed gives
-    the same augmentations. This holds for an explicit ``seed`` too, also when ``fit`` is called
-    again on the same Trainer; to continue a run's streams, resume it from a checkpoint.
+    **Every new Trainer's fit starts a fresh stream.** The first ``fit`` of a Trainer starts at
+    batch number 0 with ``seed`` (or, with ``seed=None``, ``torch.initial_seed()`` read when that
+    fit starts), so a fit's augmentations do not depend on earlier fits with the same callback:
+    the same seed gives the same augmentations. ``fit`` called again on a Trainer that has trained
+    (e.g. with a larger ``max_epochs``) continues Lightning's loops and the streams with them (a
+    fresh start would give the new epochs the first epochs' draws); a fit resumed from a
+    checkpoint continues the checkpoint's streams.
 
     **Checkpoints.** The state saved in checkpoints (``state_dict``) is the seed and the number of
     batches augmented, so a fit resumed with ``ckpt_path`` continues the saved streams. Lightning
@@ -215,7 +248,8 @@ class MaskMixCallback(pl.Callback):
     # Installation.
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Install the hook for ``fit`` and start the streams from batch 0 (nothing for validate, test, predict)."""
+        """Install the hook for ``fit`` and start the streams from batch 0 on a Trainer that has not
+        trained yet (nothing for validate, test, predict)."""
         if stage != "fit":
             return
         if isinstance(pl_module, MaskMixMixin):
@@ -225,7 +259,7 @@ class MaskMixCallback(pl.Callback):
             )
         self._remove_hook()
         self._trainer = trainer
-        self.pipeline.restart()  # a checkpoint given as ckpt_path is restored after this
+        _start_fit(type(self).__name__, trainer, pl_module, self.pipeline)
         datamodule = trainer.datamodule  # type: ignore[attr-defined]  # set on the Trainer at fit time, not declared
         if datamodule is not None and is_overridden(_HOOK, datamodule, pl.LightningDataModule):
             target: Any = datamodule
@@ -253,6 +287,7 @@ class MaskMixCallback(pl.Callback):
         if not _training(trainer):
             return batch
         assert trainer is not None
+        _check_loaders(type(self).__name__, trainer)
         return self.pipeline(batch, rank=trainer.global_rank, epoch=trainer.current_epoch)
 
 
@@ -306,8 +341,8 @@ class MaskMixMixin:
     its state in checkpoints through ``on_save_checkpoint`` / ``on_load_checkpoint`` (restored
     with ``ckpt_path``, after ``setup``). If you override any of these four hooks, call
     ``super()`` in them. When a LightningDataModule overrides ``on_after_batch_transfer``,
-    Lightning calls the datamodule's hook instead of the module's: use :class:`MaskMixCallback`
-    then.
+    Lightning calls the datamodule's hook instead of the module's, which would leave the batches
+    unaugmented: ``fit`` raises a ``ValueError``; use :class:`MaskMixCallback` then.
 
     Example:
         >>> import lightning as L
@@ -351,10 +386,20 @@ class MaskMixMixin:
         return engine
 
     def setup(self, stage: str) -> None:
-        """Call ``super()``'s hook; for ``fit``, start the streams from batch 0 (a fresh fit)."""
+        """Call ``super()``'s hook; for ``fit``, start the streams from batch 0 on a Trainer that
+        has not trained yet (as :class:`MaskMixCallback`)."""
         super().setup(stage)  # type: ignore[misc]
-        if stage == "fit":
-            self._engine().restart()  # a checkpoint given as ckpt_path is restored after this
+        if stage != "fit":
+            return
+        trainer: pl.Trainer = self.trainer  # type: ignore[attr-defined]
+        datamodule = trainer.datamodule  # type: ignore[attr-defined]  # set on the Trainer at fit time
+        if datamodule is not None and is_overridden(_HOOK, datamodule, pl.LightningDataModule):
+            raise ValueError(
+                f"MaskMixMixin: the LightningDataModule {type(datamodule).__name__} overrides {_HOOK}, so Lightning "
+                f"calls it instead of {type(self).__name__}'s and the batches would be trained on unaugmented; use "
+                "MaskMixCallback (it augments after the datamodule's hook)"
+            )
+        _start_fit("MaskMixMixin", trainer, self, self._engine())  # type: ignore[arg-type]
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Call ``super()``'s hook, then augment the batch if it is a training batch."""
@@ -363,6 +408,7 @@ class MaskMixMixin:
         if not _training(trainer):
             return batch
         assert trainer is not None
+        _check_loaders("MaskMixMixin", trainer)
         return self._engine()(batch, rank=trainer.global_rank, epoch=trainer.current_epoch)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -514,7 +514,7 @@ def test_seed_none_is_read_again_and_the_stream_restarts_on_every_fit() -> None:
     assert reused.state_dict() == {"version": 1, "seed": 1, "batches": 2}
 
 
-def test_explicit_seed_restarts_the_stream_on_every_fit() -> None:
+def test_explicit_seed_restarts_the_stream_on_every_new_trainers_fit() -> None:
     train = make_batches(2, seed=0)
     reused = default_callback(seed=5)
     first = fit_seeded(reused, 1, train)
@@ -522,16 +522,20 @@ def test_explicit_seed_restarts_the_stream_on_every_fit() -> None:
     assert_same_batches(fit_seeded(reused, 2, train), first)
     assert_same_batches(fit_seeded(default_callback(seed=5), 3, train), first)
     assert reused.state_dict() == {"version": 1, "seed": 5, "batches": 2}
-    # Documented: fitting again on the same Trainer (more epochs) starts a fresh stream too.
+    # Fitting again on the same Trainer (more epochs) continues Lightning's loops and the streams
+    # with them, as one longer fit would (a fresh start gave the new epoch the first one's draws).
     model = Probe()
     trainer = make_trainer([reused], limit_val_batches=0)
     trainer.fit(model, FixedBatches(train))
     trainer.fit_loop.max_epochs = 2
     trainer.fit(model, FixedBatches(train))
     images = train_images(model)
+    longer = Probe()
+    make_trainer([default_callback(seed=5)], max_epochs=2, limit_val_batches=0).fit(longer, FixedBatches(train))
     assert len(images) == 4
     assert_same_batches(images[:2], first)
-    assert_same_batches(images[2:], first)
+    assert_same_batches(images, train_images(longer))
+    assert not torch.equal(images[2][0], images[0][0])
 
 
 @pytest.mark.slow
@@ -714,6 +718,67 @@ def test_mixin_errors() -> None:
         make_trainer([default_callback()], limit_val_batches=0).fit(MixinProbe(), FixedBatches(make_batches(1, seed=0)))
     with pytest.raises(ValueError, match="MaskMixMixin: mix_weights must have one weight per mix transform"):
         MixinProbe().configure_maskmix(mix=[RandomMixup()], mix_weights=[1, 2])
+
+
+class HookedData(L.LightningDataModule):
+    """A datamodule with its own on_after_batch_transfer: Lightning calls it, not the module's."""
+
+    def train_dataloader(self) -> FixedBatches:
+        return FixedBatches(make_batches(1, seed=0))
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        return batch
+
+
+class IteratorStep(Probe):
+    """A training_step that pulls its batches from ``dataloader_iter``: Lightning then skips
+    on_after_batch_transfer."""
+
+    def training_step(self, dataloader_iter):  # type: ignore[override]
+        batch, batch_idx, _ = next(dataloader_iter)
+        return super().training_step(batch, batch_idx)
+
+
+class MixinIteratorStep(MaskMixMixin, IteratorStep):
+    def __init__(self) -> None:
+        super().__init__()
+        self.configure_maskmix(transforms=[RandomErasing()], seed=0)
+
+
+@pytest.mark.parametrize("integration", ["callback", "mixin"])
+def test_setups_that_would_train_on_unaugmented_batches_are_refused(integration: str) -> None:
+    """Each of these ran the whole fit on the loader's batches unchanged, without a word: a
+    training_step taking dataloader_iter (Lightning skips the batch hooks), several training
+    loaders (the second loader's image-only batches were taken for labels and passed through)
+    and, for the mixin, a datamodule whose own hook Lightning calls instead of the module's."""
+    def run(model: Any, data: Any, callbacks: list[Any] | None = None) -> None:
+        make_trainer(callbacks if callbacks is not None else ([MaskMixCallback(transforms=[RandomErasing()], seed=0)]
+                                                           if integration == "callback" else []),
+                     limit_val_batches=0).fit(model, data)
+
+    owner = "MaskMixCallback" if integration == "callback" else "MaskMixMixin"
+    with pytest.raises(ValueError, match=rf"^{owner}: .*IteratorStep\.training_step takes dataloader_iter"):
+        run(IteratorStep() if integration == "callback" else MixinIteratorStep(), FixedBatches(make_batches(1, seed=0)))
+    images = [torch.rand(B, 3, 8, 8) for _ in range(2)]
+    two = [FixedBatches(images), FixedBatches(images)]
+    for loaders in (two, dict(zip("ab", two, strict=True))):
+        model = Probe() if integration == "callback" else MixinImagesOnly()
+        with pytest.raises(ValueError, match=rf"^{owner}: fit got 2 training dataloader\(s\) as a "):
+            run(model, loaders)
+    if integration == "mixin":
+        with pytest.raises(ValueError, match=r"^MaskMixMixin: the LightningDataModule HookedData overrides "
+                                             r"on_after_batch_transfer"):
+            make_trainer([], limit_val_batches=0).fit(MixinProbe(), datamodule=HookedData())
+    else:  # the callback augments after the datamodule's hook
+        model = Probe()
+        make_trainer([default_callback()], limit_val_batches=0).fit(model, datamodule=HookedData())
+        assert train_images(model)[0][1].dtype == torch.float32  # mixed: soft labels
+
+
+class MixinImagesOnly(MaskMixMixin, Probe):
+    def __init__(self) -> None:
+        super().__init__()
+        self.configure_maskmix(transforms=[RandomErasing()], seed=0)
 
 
 # --------------------------------------------------------------------------------------------
