@@ -178,8 +178,11 @@ class MaskMixModel(keras.Model):
     ``type(model).from_config(model.get_config())``.
 
     Distribution: under a ``tf.distribute`` strategy each replica augments its own part of the
-    global batch and partners are drawn within it; the layers' seed generators are replicated
-    (Keras' ``SeedGenerator`` behaviour), so replicas may draw the same parameters.
+    global batch and partners are drawn within it (a part of one image is not mixed: keep at least
+    two images per replica). The layers' seed generators are mirrored (the same state on every
+    replica), so each replica folds its replica id into its seeds: the replicas draw independently,
+    as the torch pipeline's ranks do. Under JAX's ``keras.distribution.DataParallel`` the step sees
+    the global batch, as on one device.
 
     Example:
         >>> import keras, numpy as np

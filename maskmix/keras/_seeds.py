@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numbers
 import random
+import sys
 from typing import Any
 
 import keras
@@ -84,6 +85,11 @@ class CallSeeds(StatelessSeeds):
     part of a random call in eager mode, and a chain of variable updates in a graph): a call
     updates it once instead. Advancing by ``CALL_SEEDS`` keeps the seeds of successive calls, and
     of other users of a shared generator, apart.
+
+    Under a ``tf.distribute`` strategy with several replicas (``MirroredStrategy``), a generator
+    created in the strategy's scope is a mirrored variable, the same state on every replica: each
+    replica's first seed gets its replica id folded in (:func:`replica_offset`), so the replicas
+    draw independently, as the torch pipeline's ranks do, instead of repeating one draw per shard.
     """
 
     def __init__(self, generator: keras.random.SeedGenerator) -> None:
@@ -100,12 +106,33 @@ class CallSeeds(StatelessSeeds):
         dtype = keras.backend.standardize_dtype(state.dtype)
         if self.base is None:
             self.base = state.value * 1  # a copy: the variable is updated next
+            replica = replica_offset()
+            if replica is not None:
+                shift = ops.cast(replica, dtype) * ops.convert_to_tensor(np.array([_REPLICA_STRIDE, 0]), dtype=dtype)
+                self.base = ops.numpy.add(self.base, shift)
             state.assign(ops.numpy.add(state.value, ops.convert_to_tensor(np.array([0, CALL_SEEDS]), dtype=dtype)))
         offset = self._count
         self._count += 1
         if offset == 0:
             return self.base
         return ops.numpy.add(self.base, ops.convert_to_tensor(np.array([0, offset]), dtype=dtype))
+
+
+#: What each replica adds to the first word of a call's seed (times its replica id): large and odd,
+#: so that the replicas of one layer do not take the seeds of a layer seeded with the next integers.
+_REPLICA_STRIDE = 0x2545F491
+
+
+def replica_offset() -> Tensor | None:
+    """The replica id inside a ``tf.distribute`` replica context with more than one replica (a
+    scalar tensor), else None (no TensorFlow imported, one replica, or cross-replica context)."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return None
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync <= 1:
+        return None
+    return context.replica_id_in_sync_group
 
 
 def call_seeds(owner: str, seed: Any, backend: Any) -> Any:

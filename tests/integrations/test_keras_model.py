@@ -961,6 +961,17 @@ def test_mirrored_strategy_two_logical_cpus():
         history = model.fit(x, y, batch_size=16, epochs=5, verbose=0).history
         assert np.isfinite(history["loss"]).all(), history
         assert history["loss"][-1] < history["loss"][0], history
+        # The replicas draw independently: a layer built in the scope has one mirrored generator
+        # state, from which every replica drew the same rectangles for its shard.
+        with strategy.scope():
+            erase = RandomErasing(augmentation_ratio=1.0, fill_method=0.0, seed=0)
+            mixup = RandomMixup(num_classes=3, seed=1)
+        images, labels = np.full((4, 8, 8, 1), 0.5, "float32") + np.arange(4).reshape(4, 1, 1, 1), np.arange(4) % 3
+        step = tf.function(lambda: strategy.run(lambda: (erase(images), mixup((images, labels)))))
+        for _ in range(2):
+            (first, second) = strategy.experimental_local_results(step())
+            assert not np.array_equal(first[0].numpy(), second[0].numpy())
+            assert not np.allclose(first[1][1].numpy(), second[1][1].numpy())
         print("OK", model.evaluate(x, y, verbose=0))
         """,
         env={"KERAS_BACKEND": "tensorflow"},
