@@ -25,6 +25,7 @@ Keras' functional-model and ``clone_model`` workarounds in :mod:`._keras_functio
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -34,6 +35,7 @@ from maskmix._optional import require
 require("keras", "maskmix.callbacks.MaskMixModel")  # names the extra if missing
 
 import keras
+import numpy as np
 
 from maskmix import schedules as schedules_mod
 from maskmix.keras import MixingLayer, _compat
@@ -54,6 +56,21 @@ _CONFIG_KEYS = (
     "augmentations", "mix", "mix_weights", "num_classes", "label_smoothing",
     "metric_labels", "mixed_loss", "seed", "schedules",
 )
+def _checked_class_weight(class_weight: Any) -> dict[int, float]:
+    """``fit``'s ``class_weight``, checked: a dict of class indices ``>= 0`` to finite weights ``>= 0``."""
+    if not isinstance(class_weight, Mapping):
+        raise TypeError(f"{_NAME}: class_weight must be a dict {{class index: weight}}; got {class_weight!r}")
+    out: dict[int, float] = {}
+    for key, value in class_weight.items():
+        if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)) or key < 0:
+            raise ValueError(f"{_NAME}: class_weight keys must be class indices (integers >= 0); got {key!r}")
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) or not (
+                math.isfinite(float(value)) and float(value) >= 0):
+            raise ValueError(f"{_NAME}: class_weight[{key}] must be a finite number >= 0; got {value!r}")
+        out[int(key)] = float(value)
+    return out
+
+
 class _StepContext:
     """Per-step values handed from :meth:`MaskMixModel.train_step` to ``compute_loss`` (trace time)."""
 
@@ -151,7 +168,12 @@ class MaskMixModel(keras.Model):
     one-hot/soft rows ``(B, K)`` of a float dtype (integer one-hot rows, ``K > 1``, count as
     one-hot rows: metrics get integer one-hot rows of the dominant class). The model has a single image input and a
     single output when ``mix`` or ``label_smoothing`` is used (augmentation alone works with
-    any output structure). Sample weights apply to the rows of the mixed batch. Class indices
+    any output structure). Sample weights apply to the rows of the mixed batch (a row of weight 0
+    is still a partner of other rows); with soft targets, ``fit``'s ``class_weight`` weighs each
+    class's share of a row, ``-sum_k w_k t_k log p_k``, where Keras would give the whole mixed row
+    the weight of its original class. Segmentation masks given inside a one-item list or dict
+    (``fit(x, [masks])``) follow the pixels as bare ones do; among several targets, per-pixel ones
+    are refused where a layer moves pixels. Class indices
     outside ``[0, num_classes)`` and soft rows with a value outside ``[0, 1]`` raise a
     ``ValueError`` in an eager step on the CPU (``run_eagerly=True``); a compiled step does not
     read them back: their target rows are NaN, as in the mixing layers, and the loss shows NaN.
@@ -275,9 +297,25 @@ class MaskMixModel(keras.Model):
         # Tracked, so that they are state of the model (JAX's stateless steps read them there).
         self._maskmix_schedule_variables = pipeline.schedule_variables
         self._maskmix_step = _StepContext()
+        #: ``fit``'s class_weight as ``{class: weight}`` while it applies to soft targets, else None.
+        self._maskmix_class_weight: dict[int, float] | None = None
 
     def fit(self, *args: Any, **kwargs: Any) -> Any:
-        """``keras.Model.fit``; with ``schedules``, a callback first sets their values at each epoch start."""
+        """``keras.Model.fit``; with ``schedules``, a callback first sets their values at each epoch
+        start; with soft targets, ``class_weight`` weighs each class's share of the mixed rows
+        (see the class docstring) instead of Keras' weight of the row's original class."""
+        position = 9  # fit(x, y, batch_size, epochs, verbose, callbacks, validation_split, ..., class_weight)
+        if len(args) > position:
+            class_weight, args = args[position], (*args[:position], None, *args[position + 1:])
+        else:
+            class_weight = kwargs.pop("class_weight", None)
+        if self.uses_soft_targets:
+            weights = None if class_weight is None else _checked_class_weight(class_weight)
+            if weights != self._maskmix_class_weight:
+                self.train_function = None  # the weights are constants of the traced step: trace again
+                self._maskmix_class_weight = weights
+        elif class_weight is not None:
+            kwargs["class_weight"] = class_weight  # unchanged labels: Keras' own rule is right
         if not self.maskmix_pipeline.schedules:
             return super().fit(*args, **kwargs)
         position = 5  # fit(x, y, batch_size, epochs, verbose, callbacks, ...)
@@ -286,6 +324,31 @@ class MaskMixModel(keras.Model):
         else:
             kwargs["callbacks"] = _with_schedules(self, kwargs.get("callbacks"))
         return super().fit(*args, **kwargs)
+
+    def _class_weighted(self, targets: Tensor | None, sample_weight: Any) -> tuple[Tensor | None, Any]:
+        """Soft targets and sample weights under ``fit``'s ``class_weight``: each class's share of a
+        row weighed by its class weight, ``-sum_k w_k t_k log p_k`` (PyTorch's ``cross_entropy``
+        with ``weight=`` and probability targets), written as the row weight ``sum_k w_k t_k`` (a
+        sample weight) times the loss on the targets ``w * t / sum_k w_k t_k``. One-hot rows get
+        their class's weight, as Keras gives them."""
+        weights = self._maskmix_class_weight
+        if weights is None or targets is None:
+            return targets, sample_weight
+        ops = keras.ops
+        classes = targets.shape[-1]
+        outside = sorted(k for k in weights if classes is not None and k >= classes)
+        if outside:
+            raise ValueError(f"{_NAME}: class_weight has classes {outside} but the targets have {classes} classes")
+        vector = np.array([weights.get(k, 1.0) for k in range(classes)], dtype=keras.backend.standardize_dtype(
+            targets.dtype))
+        weighted = targets * ops.convert_to_tensor(vector)
+        row = ops.sum(weighted, axis=-1)
+        targets = weighted / ops.expand_dims(ops.where(row > 0, row, 1.0), -1)
+        if sample_weight is None:
+            return targets, row
+        sample_weight = ops.convert_to_tensor(sample_weight)
+        row = ops.reshape(row, (-1,) + (1,) * (len(sample_weight.shape) - 1))  # (B,) or (B, 1) weights
+        return targets, ops.cast(sample_weight, row.dtype) * row
 
     # ----------------------------------------------------------------------------------------
     # Augmentation of a training batch.
@@ -315,12 +378,16 @@ class MaskMixModel(keras.Model):
             return images, masks, None
         structure = x
         x = _only_tensor(x, TypeError, "augmentations and mix need a single image input; got inputs with {} tensors")
-        if self._is_mask_target(x, y):
+        # Nested labels (`fit(x, [masks])`, `{"seg": masks, "cls": y}` for several outputs) are
+        # checked leaf by leaf: a mask or per-pixel leaf must follow the pixels like a bare one.
+        leaves = keras.tree.flatten(y) if y is not None and keras.tree.is_nested(y) else [y]
+        if len(leaves) == 1 and self._is_mask_target(x, leaves[0]):
             # fit(images, masks): the masks follow the images through the layers and stay the target.
-            images, masks = self.maskmix_pipeline.augment_dense(x, y)
-            return self._repack(structure, images), masks, None
+            images, masks = self.maskmix_pipeline.augment_dense(x, leaves[0])
+            return self._repack(structure, images), self._repack(y, masks), None
         if y is None or not self.uses_soft_targets:
-            self._refuse_unmoved_pixel_targets(x, y)
+            for leaf in leaves:
+                self._refuse_unmoved_pixel_targets(x, leaf)
             x, _, _ = self.maskmix_pipeline.augment(x)
             return self._repack(structure, x), y, None
         # Nested labels: e.g. `fit(x, [y])` or `{"head": y}` for a single-output model.
@@ -440,6 +507,7 @@ class MaskMixModel(keras.Model):
         (data,) = args
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x, y, targets = self.augment_batch(x, y)
+        targets, sample_weight = self._class_weighted(targets, sample_weight)
         self._maskmix_step.targets = targets
         try:
             return super().train_step(keras.utils.pack_x_y_sample_weight(x, y, sample_weight))
@@ -479,6 +547,7 @@ class MaskMixModel(keras.Model):
         for variable, value in zip(self.non_trainable_variables, non_trainable, strict=True):
             new = scope.get_current_value(variable)
             updated.append(value if new is None else new)
+        targets, sample_weight = self._class_weighted(targets, sample_weight)
         self._maskmix_step.targets = targets
         try:
             return super().train_step(

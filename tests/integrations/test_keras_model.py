@@ -285,6 +285,51 @@ def test_loss_and_metric_equal_hand_computed_values_integer_labels(metric_labels
         assert (soft.argmax(-1) != y).any()  # the two choices differ on this batch
 
 
+@pytest.mark.parametrize("with_sample_weight", [False, True])
+def test_class_weight_weighs_each_class_share_of_the_mixed_rows(with_sample_weight):
+    """Keras turns ``class_weight`` into one weight per row, that of the row's original class: a
+    mixed row then trained its partner's class at the wrong weight (class 1 at weight 0 still
+    trained). With soft targets the loss is ``-sum_k w_k t_k log p_k`` (PyTorch's weighted cross
+    entropy of probability targets), computed here by hand; a later fit without it weighs nothing."""
+    x, y = dataset(16)
+    weights = {0: 1.0, 1: 0.0, 2: 3.0}
+    vector = np.array([weights.get(k, 1.0) for k in range(K)])
+    sample_weight = np.linspace(0.5, 2.0, 16).astype("float32") if with_sample_weight else None
+    mix = RandomCutMix(alpha=1.0, seed=7)
+    model = functional(mix=mix, num_classes=K)
+    model.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=False)
+    _, soft, logits = expected_step(model, [], mix, x, y)
+    logp = log_softmax(logits)
+    rows = -(vector * soft * logp).sum(-1) * (1.0 if sample_weight is None else sample_weight)
+    keras_rule = vector[y] * -(soft * logp).sum(-1) * (1.0 if sample_weight is None else sample_weight)
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False, class_weight=weights,
+                        sample_weight=sample_weight).history
+    np.testing.assert_allclose(history["loss"][0], rows.mean(), rtol=1e-5)
+    assert not np.isclose(rows.mean(), keras_rule.mean(), rtol=1e-3)
+    # A later fit without class_weight (the step is traced again) is that of a model that never had it.
+    twin = functional(mix=RandomCutMix(alpha=1.0, seed=7), num_classes=K)
+    twin.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                 jit_compile=False)
+    twin.set_weights(model.get_weights())
+    options = dict(batch_size=16, epochs=1, verbose=0, shuffle=False, sample_weight=sample_weight)
+    twin.fit(x, y, **options)
+    np.testing.assert_allclose(model.fit(x, y, **options).history["loss"], twin.fit(x, y, **options).history["loss"],
+                               rtol=1e-6)
+
+
+def test_class_weight_is_checked():
+    x, y = dataset(16)
+    model = functional(mix=RandomMixup(seed=0), num_classes=K)
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
+    with pytest.raises(TypeError, match=r"^MaskMixModel: class_weight must be a dict"):
+        model.fit(x, y, epochs=1, verbose=0, class_weight=[1.0, 2.0])
+    with pytest.raises(ValueError, match=r"^MaskMixModel: class_weight\[1\] must be a finite number >= 0; got -1"):
+        model.fit(x, y, epochs=1, verbose=0, class_weight={0: 1.0, 1: -1})
+    with pytest.raises(ValueError, match=rf"MaskMixModel: class_weight has classes \[{K}\] but the targets have {K}"):
+        model.fit(x, y, epochs=1, verbose=0, class_weight={0: 1.0, K: 2.0})
+
+
 def test_loss_equals_hand_computed_value_one_hot_mixup_with_smoothing():
     x, y = dataset(16)
     mix = RandomMixup(alpha=0.5, seed=3)
@@ -847,6 +892,27 @@ def test_segmentation_masks_follow_the_pixels_through_fit():
     assert model.fit(ds, epochs=1, verbose=0, validation_data=ds).history["val_loss"] == [0.0]
     assert model.evaluate(ds, verbose=0) == 0.0
     np.testing.assert_array_equal(model.predict(ds, verbose=0), x)
+
+
+def test_masks_in_a_one_item_structure_follow_the_pixels_and_several_targets_are_checked_leaf_by_leaf():
+    """``fit(x, [masks])`` or ``{"seg": masks}`` (a named output) kept the masks where they were
+    while the pixels moved (5 % of them misaligned, the fit running); with several targets, a
+    mask among them cannot follow: refused, as a bare one would be, where pixels move."""
+    from maskmix.keras import RandomCutPaste, RandomCutSwap
+
+    x, masks = mask_task(8)
+    for wrap, unwrap in ((lambda m: [m], lambda t: t[0]), (lambda m: {"seg": m}, lambda t: t["seg"])):
+        model = mask_model(augmentations=[RandomCutSwap(seed=1)])
+        images, targets, soft = model.augment_batch(x, wrap(masks))
+        assert soft is None and np.any(np.asarray(images) != x)
+        np.testing.assert_array_equal(np.asarray(unwrap(targets)), np.asarray(images).astype("int32"))
+    both = {"seg": masks, "cls": np.arange(8) % 3}
+    refused = r"MaskMixModel: labels of shape \(8, 8, 8, 1\) .* RandomCutPaste moves pixels"
+    with pytest.raises(ValueError, match=refused):
+        mask_model(augmentations=[RandomCutPaste(seed=0)]).augment_batch(x, both)
+    # A layer that keeps pixels in place keeps such targets as they are.
+    _, targets, _ = mask_model(augmentations=[RandomErasing(seed=0)]).augment_batch(x, both)
+    assert targets is both
 
 
 def test_segmentation_masks_refused_where_they_cannot_follow():
