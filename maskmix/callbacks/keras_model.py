@@ -40,7 +40,7 @@ import numpy as np
 from maskmix import schedules as schedules_mod
 from maskmix.keras import MixingLayer, _compat
 from maskmix.keras._compat import Functional
-from maskmix.keras.pipeline import MaskMixPipeline
+from maskmix.keras.pipeline import MaskMixPipeline, pixel_changer, pixel_layout
 
 from . import _keras_functional as graph
 from ._keras_losses import as_loss_object, dense_counterpart, single
@@ -427,23 +427,15 @@ class MaskMixModel(keras.Model):
         or heatmaps at another resolution, a grid of targets), when a layer would change the
         pixels: one that moves pixels would leave them misaligned, one with ``mask_fill`` would not
         mark them. Labels of rank 3 at another size (one-hot sequences) pass."""
-        if y is None or keras.tree.is_nested(y) or not hasattr(y, "shape") or len(x.shape) != 4:
+        if y is None or keras.tree.is_nested(y) or not hasattr(y, "shape"):
             return
         shape, image = tuple(y.shape), tuple(x.shape)
-        if len(shape) < 3:  # class labels: (B,), (B, 1), (B, K)
-            return
-        size = image[2:4] if self._channels_first() else image[1:3]
-        spatial = [shape[1:3]] if len(shape) == 3 else [shape[1:3], shape[2:4]] if len(shape) == 4 else []
-        laid_out = size in spatial
-        if not laid_out and len(shape) != 4:  # e.g. (B, T, V) one-hot captions: not on the pixels
-            return
-        for layer in self.augmentations:
-            moves = getattr(layer, "dense_targets", "keep") != "keep"
-            if not (moves or getattr(layer, "mask_fill", None) is not None):
-                continue
+        layout = pixel_layout(image, shape, self._channels_first())
+        changer = pixel_changer(self.augmentations) if layout is not None else None
+        if changer is not None:
+            layer, what = changer
             dtype = keras.backend.standardize_dtype(y.dtype)
-            what = "moves pixels" if moves else "writes mask_fill"
-            if not laid_out:
+            if layout == "grid":
                 # (B, h, w, c) at another size: masks or heatmaps at another resolution, a grid of
                 # targets; nothing can make them follow the pixels.
                 raise ValueError(
@@ -461,10 +453,8 @@ class MaskMixModel(keras.Model):
             )
 
     def _channels_first(self) -> bool:
-        """The layout of the maskmix layers (the first one's), else Keras' image data format."""
-        layers = [*self.augmentations, *self.mix_layers]
-        formats = [layer.data_format for layer in layers if isinstance(getattr(layer, "data_format", None), str)]
-        return (formats[0] if formats else keras.config.image_data_format()) == "channels_first"
+        """The layout of the image layers (they agree), else Keras' image data format."""
+        return self.maskmix_pipeline.channels_first
 
     @staticmethod
     def _repack(structure: Any, x: Tensor) -> Any:

@@ -55,6 +55,31 @@ def _reads_rank3_as_one_image(layer: Any) -> bool:
     return callable(getattr(layer, "transform_images", None))
 
 
+def pixel_layout(image: tuple[Any, ...], shape: tuple[Any, ...], channels_first: bool) -> str | None:
+    """How labels of ``shape`` lie on images of shape ``image`` (rank 4): ``"laid_out"`` for
+    per-pixel targets with the images' height and width (rank 3, or rank 4 in the images'
+    layout), ``"grid"`` for rank-4 targets at another size (masks at another resolution, a grid of
+    targets), None for labels that are not on the pixels (``(B,)``, ``(B, K)``, ``(B, T, V)``)."""
+    if len(image) != 4 or len(shape) < 3:
+        return None
+    size = image[2:4] if channels_first else image[1:3]
+    spatial = [shape[1:3]] if len(shape) == 3 else [shape[1:3], shape[2:4]] if len(shape) == 4 else []
+    if size in spatial:
+        return "laid_out"
+    return "grid" if len(shape) == 4 else None
+
+
+def pixel_changer(layers: Sequence[Any]) -> tuple[Any, str] | None:
+    """The first of ``layers`` that would leave per-pixel targets behind, and what it does:
+    ``"moves pixels"`` or ``"writes mask_fill"``; None when every layer keeps pixels in place."""
+    for layer in layers:
+        if getattr(layer, "dense_targets", "keep") != "keep":
+            return layer, "moves pixels"
+        if getattr(layer, "mask_fill", None) is not None:
+            return layer, "writes mask_fill"
+    return None
+
+
 def _foreign_mixing(layer: Any) -> str | None:
     if _KERAS_MIXING and isinstance(layer, _KERAS_MIXING):
         return (f"Keras' {type(layer).__name__}, which takes labels its own way: use "
@@ -269,8 +294,32 @@ class MaskMixPipeline:
             "Add the channel axis of a greyscale batch: x[..., None] for channels_last, x[:, None] for channels_first"
         )
 
+    @property
+    def channels_first(self) -> bool:
+        """The layout of the image layers (they agree), else Keras' image data format."""
+        formats = [layer.data_format for layer in [*self.augmentations, *self.mix_layers]
+                   if isinstance(getattr(layer, "data_format", None), str)]
+        return (formats[0] if formats else keras.config.image_data_format()) == "channels_first"
+
+    def _refuse_pixel_labels(self, images: Tensor, labels: Any) -> None:
+        """Labels passed through unchanged (no ``mix``, no smoothing) that lie on the pixels would
+        no longer match them after a layer that moves pixels or writes ``mask_fill``."""
+        shape = getattr(labels, "shape", None)
+        if shape is None or not hasattr(images, "shape"):
+            return
+        layout = pixel_layout(tuple(images.shape), tuple(shape), self.channels_first)
+        changer = pixel_changer(self.augmentations) if layout is not None else None
+        if changer is not None:
+            raise ValueError(
+                f"{self.owner}: labels of shape {tuple(shape)} lie on the pixels of the images {tuple(images.shape)} "
+                f"(per-pixel targets), but {type(changer[0]).__name__} {changer[1]} and labels pass through "
+                "unchanged: give segmentation masks to augment_dense(images, masks), which moves them with the pixels"
+            )
+
     def _augment(self, images: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None, bool]:
         self.check_image_batch(images)
+        if labels is not None and not self.makes_soft_targets:
+            self._refuse_pixel_labels(images, labels)
         for layer in self.augmentations:
             images = layer(images, training=True)
         if labels is None or not self.makes_soft_targets:

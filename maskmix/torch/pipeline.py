@@ -526,6 +526,48 @@ class MaskMixPipeline:
                 "transforms to the whole sample yourself (they move masks with the pixels), or drop them"
             )
 
+    def _pixel_changer(self) -> str | None:
+        """What the first transform that would leave per-pixel targets behind does to the pixels
+        (``"RandomCutSwap moves pixels"``), or None when every transform keeps them in place."""
+        if self.mixes:
+            return f"{type(self.mixes[0]).__name__} mixes images"
+        for transform in self.transforms:
+            for item in _walk(transform):
+                if not isinstance(item, MaskMixTransform):
+                    continue
+                if getattr(item, "dense_targets", "keep") != "keep":
+                    return f"{type(item).__name__} moves pixels"
+                if getattr(item, "mask_fill", None) is not None:
+                    return f"{type(item).__name__} writes mask_fill"
+        return None
+
+    def _refuse_pixel_targets(self, batch: Any, images: Tensor) -> None:
+        """Refuse plain tensors laid out on the pixels (segmentation masks, depth or heatmaps not
+        wrapped in a ``tv_tensors.Mask``) anywhere in the batch beside the images, when a transform
+        moves or mixes pixels or writes ``mask_fill``: the pipeline changes the images only, so they
+        would no longer match, silently. Targets of rank 3 or more whose last two sides are the
+        images' height and width count, and any rank-4 grid (a mask at another resolution); a float
+        tensor shaped exactly like the images is another view of them (a teacher's clean copy) and
+        passes."""
+        if isinstance(batch, Tensor) or images.ndim < 3:
+            return
+        size = tuple(images.shape[-2:])
+        leaves, _ = _compat.tree_flatten(batch)
+        found = [leaf for leaf in leaves if isinstance(leaf, Tensor) and leaf is not images and leaf.ndim >= 3
+                 and (tuple(leaf.shape[-2:]) == size or leaf.ndim == 4)
+                 and not (leaf.shape == images.shape and leaf.is_floating_point())]
+        if not found:
+            return
+        changer = self._pixel_changer()
+        if changer is not None:
+            raise ValueError(
+                f"{self.owner}: the batch holds a tensor of shape {tuple(found[0].shape)} laid out like the images "
+                f"{tuple(images.shape)} (segmentation masks or other per-pixel targets), but {changer} and the "
+                "pipeline changes the images only: the targets would no longer match the pixels. Call the maskmix "
+                "transforms on (images, tv_tensors.Mask(masks)) yourself (masks follow the pixels), or use "
+                "transforms that keep pixels in place"
+            )
+
     def _check_images(self, images: Any) -> Tensor:
         if not isinstance(images, Tensor):
             raise TypeError(f"{self.owner}: the images of the batch (image_key={self.image_key!r}) must be a tensor; "
@@ -629,10 +671,15 @@ class MaskMixPipeline:
         A batch that carries segmentation masks or boxes (``tv_tensors.Mask``/``BoundingBoxes``/
         ``KeyPoints`` next to the images) is refused with a ``TypeError``: the pipeline transforms
         images and labels only, and dense targets left as they were would no longer match the pixels.
+        Plain tensors laid out on the pixels (masks not wrapped in ``tv_tensors.Mask``, depth or
+        heatmaps: rank 3 or more with the images' height and width, or any rank-4 grid) are refused
+        with a ``ValueError`` when a transform moves or mixes pixels or writes ``mask_fill``; a float
+        tensor shaped exactly like the images (another view of them) passes.
         """
         if epoch is not None:
             self.set_epoch(epoch)
         self._refuse_dense_targets(batch)
         images, labels, rebuild = self.split(batch)
+        self._refuse_pixel_targets(batch, images)
         images, labels = self.augment(images, labels, rank=rank)
         return rebuild(images, labels)

@@ -180,6 +180,29 @@ def test_the_pipeline_refuses_batches_with_masks_rather_than_pass_them_through(l
         build()(batch)
 
 
+def test_plain_per_pixel_targets_are_refused_where_a_transform_moves_or_mixes_pixels() -> None:
+    """Masks given as plain tensors (not tv_tensors.Mask) stayed where they were while CutSwap moved
+    the pixels, silently; where every transform keeps pixels in place they pass, and a float copy
+    of the images (a teacher's clean view) is not a target."""
+    from maskmix.torch import RandomCutSwap
+
+    images, labels = torch.rand(4, 3, SIDE, SIDE), torch.randint(0, CLASSES, (4,))
+    masks = torch.randint(0, 5, (4, SIDE, SIDE))
+    refused = r"^MaskMixPipeline: the batch holds a tensor of shape \(4, 12, 12\) laid out like the images"
+    cases = [
+        ([RandomCutSwap()], None, (images, masks), "RandomCutSwap moves pixels"),
+        ([RandomErasing(mask_fill=255)], None, {"image": images, "seg": [masks]}, "RandomErasing writes mask_fill"),
+        ([RandomErasing()], RandomCutMix(), (images, labels, masks), "RandomCutMix mixes images"),
+    ]
+    for transforms, mix, batch, changer in cases:
+        with pytest.raises(ValueError, match=refused + rf".*but {changer}"):
+            MaskMixPipeline(transforms, mix, num_classes=CLASSES, seed=0)(batch)
+    out = MaskMixPipeline([RandomErasing()], seed=0)((images, masks))
+    assert out[1] is masks
+    out = MaskMixPipeline([RandomCutSwap()], seed=0)((images, labels, images.clone()))
+    assert torch.equal(out[2], images)
+
+
 def test_copies_and_pickles_of_a_compiled_pipeline_run_their_own_transforms_and_schedules() -> None:
     # The compiled step is bound to the pipeline it was built for: a deep copy (or an unpickled
     # pipeline, as DDP spawn makes) that kept it ran the original's transforms, which never saw

@@ -915,6 +915,21 @@ def test_masks_in_a_one_item_structure_follow_the_pixels_and_several_targets_are
     assert targets is both
 
 
+def test_the_pipeline_refuses_per_pixel_labels_it_would_pass_through_unchanged():
+    """MaskMixPipeline(images, masks) without mix passes the labels through: behind CutSwap they no
+    longer matched the pixels, silently; augment_dense is the way for masks."""
+    from maskmix.keras import MaskMixPipeline, RandomCutSwap
+
+    x, masks = mask_task(8)
+    with pytest.raises(ValueError, match=r"^MaskMixPipeline: labels of shape \(8, 8, 8, 1\) lie on the pixels .* "
+                                         r"RandomCutSwap moves pixels .* augment_dense\(images, masks\)"):
+        MaskMixPipeline([RandomCutSwap(seed=0)])(x, masks)
+    images, moved = MaskMixPipeline([RandomCutSwap(seed=0)]).augment_dense(x, masks)
+    np.testing.assert_array_equal(np.asarray(moved), np.asarray(images).astype("int32"))
+    _, kept = MaskMixPipeline([RandomErasing(seed=0)])(x, masks)
+    assert kept is masks
+
+
 def test_segmentation_masks_refused_where_they_cannot_follow():
     from maskmix.keras import RandomCutSwap
 
