@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, TypedDict, TypeVar
 
 import keras
+import numpy as np
 
 from maskmix import registry
 from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT, looks_transposed
@@ -643,6 +644,15 @@ class MaskMixLayer(keras.layers.Layer):
             raise TypeError(
                 f"{name}: segmentation_masks must have an integer or bool dtype (class indices); got {dtype}"
             )
+        fill = getattr(self, "mask_fill", None)
+        if fill is not None:
+            # A cast would wrap it: an ignore index -1 on uint8 masks would become class 255.
+            low, high = (0, 1) if dtype == "bool" else (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
+            if not low <= fill <= high:
+                raise ValueError(
+                    f"{name}: mask_fill={fill} does not fit the masks' dtype {dtype} ([{low}, {high}]); choose "
+                    "another mask_fill or a wider mask dtype"
+                )
         shape = tuple(masks.shape)
         images = tuple(batch.shape)
         expected = images[:1] if not single else ()

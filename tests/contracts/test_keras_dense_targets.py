@@ -52,6 +52,21 @@ def _batch(channels_first: bool = False) -> dict[str, object]:
     }
 
 
+@pytest.mark.parametrize("spec", MASKING, ids=lambda s: s.flag)
+@pytest.mark.parametrize(("dtype", "fill", "low", "high"),
+                         [("uint8", -1, 0, 255), ("uint8", 300, 0, 255), ("int8", 255, -128, 127), ("bool", 255, 0, 1)])
+def test_a_mask_fill_outside_the_masks_dtype_is_refused(spec, dtype, fill, low, high):
+    """A cast wrapped it, silently: an ignore index -1 on uint8 masks became class 255, 300 became
+    44 (torch refused them). Refused, eagerly and when traced."""
+    data = {**_batch(), "segmentation_masks": np.zeros((4, 8, 8, 1), dtype)}
+    message = rf"{spec.name}: mask_fill={fill} does not fit the masks' dtype {dtype} \(\[{low}, {high}\]\)"
+    with pytest.raises(ValueError, match=message):
+        _layer(spec, mask_fill=fill)(data)
+    layer = _layer(spec, mask_fill=fill)
+    with pytest.raises(ValueError, match=message):
+        tf.function(lambda: layer(data))()
+
+
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 @pytest.mark.parametrize("spec", MASKING, ids=lambda s: s.flag)
 def test_masking_writes_mask_fill_exactly_on_erased_pixels(spec, data_format):

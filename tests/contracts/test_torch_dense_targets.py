@@ -107,6 +107,20 @@ def test_mask_fill_written_on_erased_pixels(name: str, dtype: torch.dtype) -> No
     assert torch.equal(out_masks.as_subclass(torch.Tensor), expected)
 
 
+MASK_FILL_OUT_OF_RANGE = [(torch.uint8, -1, 0, 255), (torch.uint8, 300, 0, 255), (torch.int8, 255, -128, 127),
+                          (torch.bool, 255, 0, 1)]
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if issubclass(type(CASES[n].build()), MaskingTransform)])
+@pytest.mark.parametrize(("dtype", "fill", "low", "high"), MASK_FILL_OUT_OF_RANGE)
+def test_a_mask_fill_outside_the_masks_dtype_is_refused(name, dtype, fill, low, high) -> None:
+    """A cast would wrap it (an ignore index -1 on uint8 masks becoming class 255): refused."""
+    masks = tv_tensors.Mask(torch.zeros(SHAPE[0], *SHAPE[2:], dtype=dtype))
+    message = rf"^{name}: mask_fill={fill} does not fit the masks' dtype {dtype} \(\[{low}, {high}\]\)"
+    with pytest.raises(ValueError, match=message):
+        call(build(name, mask_fill=fill), id_images() / 1000, masks)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_boxes_pass_or_are_refused(name: str) -> None:
     t = build(name)
