@@ -141,6 +141,22 @@ def test_num_splits_keeps_the_first_split_clean(batch, num_splits) -> None:
     assert 0.4 < touched[100:].float().mean() < 0.6
 
 
+@pytest.mark.parametrize("sampling", ["batch", "pair"])
+def test_num_splits_refuses_a_shared_selection(sampling: str) -> None:
+    """Pairs (or the whole batch) share one selection, which a clean first split breaks: image 0
+    stayed clean while its partner B - 1 was erased. Refused; num_splits 0 or 1 keep any mode."""
+    from maskmix.torch import RandomErasing
+
+    t = RandomErasing.from_timm(probability=1.0, num_splits=2)
+    t.sampling = sampling
+    with pytest.raises(ValueError, match=rf"^RandomErasing: num_splits=2 \(from_timm\) keeps the first 1/2 of the "
+                                         rf"batch clean, which sampling='{sampling}' cannot honour"):
+        t(torch.rand(4, 3, 8, 8))
+    t = RandomErasing.from_timm(probability=1.0, num_splits=1)
+    t.sampling = sampling
+    assert erased(t(torch.ones(4, 3, 8, 8))).flatten(1).any(1).all()
+
+
 def test_const_mode_fills_zero() -> None:
     timm_out, ours = both(200, seed=6, channels=3, probability=1.0, mode="const", max_count=2)
     for out in (timm_out, ours):

@@ -545,6 +545,12 @@ class MaskMixTransform(v2.Transform):
         # The sampling mode's units (design §Conventions, sampling modes): draws are made per unit
         # and given to its images (clips of a Video: units of clips, then frames of each clip).
         mode = self.sampling
+        if self._clean_splits > 1 and mode != "image":
+            raise ValueError(
+                f"{type(self).__name__}: num_splits={self._clean_splits} (from_timm) keeps the first "
+                f"1/{self._clean_splits} of the batch clean, which sampling={mode!r} cannot honour (its units share "
+                "one selection); keep sampling='image' with num_splits"
+            )
         units = sampling_units(mode, batch_size)
         # Static (no tensor is read): the whole batch is selected by construction.
         counted = units if mode == "pair" else batch_size  # pair mode counts pairs
@@ -597,7 +603,8 @@ class MaskMixTransform(v2.Transform):
         input) so that the call's parameters are at hand without storing them on the module,
         and ``is_augmented`` is returned next to the usual output: an int64 tensor shaped like
         the leading dims of the first image (``shape[:-3]``; 0-d for a single ``(C, H, W)``
-        image) that is 1 where the image was augmented and 0 where it was passed through.
+        image; one per clip of a ``tv_tensors.Video``, ``shape[:-4]``, 0-d for one clip) that is
+        1 where the image was augmented and 0 where it was passed through.
         """
         if len(inputs) == 1 and type(inputs[0]) is Tensor:
             if ((self.dense_targets != "keep" or getattr(self, "mask_fill", None) is not None)

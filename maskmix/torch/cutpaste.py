@@ -159,7 +159,8 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
     Shapes:
         ``(..., C, H, W)`` in, the same shape, dtype and device out, followed with
         ``return_labels=True`` by the int64 ``is_augmented`` of the leading dims ``shape[:-3]``
-        (as :meth:`~maskmix.torch.MaskMixTransform.forward` returns it).
+        (one per clip of a Video, ``shape[:-4]``; as :meth:`~maskmix.torch.MaskMixTransform.forward`
+        returns it).
 
     Reproducing the paper:
         ``RandomCutPaste.from_paper(setting)`` with ``setting`` one of ``"cutpaste"`` (the

@@ -13,7 +13,7 @@ from typing_extensions import Unpack
 from maskmix.params import RANDOM_CUTSWAP, given_arguments
 
 from . import _patches, _sampling
-from ._base import CommonOptions, MaskMixTransform, selection
+from ._base import CommonOptions, MaskMixTransform, clip_length, selection
 
 __all__ = ["RandomCutSwap", "SaliencyMap", "salient_pixels"]
 
@@ -132,7 +132,8 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
        transform eagerly with a ``SaliencyMap``; the placement itself compiles.
        The placement follows each image's own map in every ``sampling`` mode: with
        ``sampling="batch"`` or ``"pair"`` the patch sizes (and the selection) are shared,
-       the salient positions are not.
+       the salient positions are not. In a ``tv_tensors.Video`` (maps ``(..., T, H, W)``) the
+       frames of a clip share every draw: each clip is placed by its first frame's map.
 
     Images with fewer than 2 pixels (``1 x 1``) have no room for two patches: they are passed
     through unchanged and count as not augmented.
@@ -151,7 +152,8 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
 
     Shapes:
         images ``(..., C, H, W)`` come back with their patches swapped and the input's shape,
-        dtype and device; ``is_augmented`` is shaped ``shape[:-3]`` (0-d for one image).
+        dtype and device; ``is_augmented`` is shaped ``shape[:-3]`` (0-d for one image; one per
+        clip of a Video, ``shape[:-4]``).
 
     Example:
         >>> import torch
@@ -193,8 +195,16 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
             raise ValueError(f"RandomCutSwap: a sample holds at most one SaliencyMap; got {len(maps)}")
         batch_size, height, width = params["batch_shape"]
         saliency = self._check_saliency(maps[0], batch_size, height, width)
-        self._place_by_saliency(params, saliency, height, width,
-                                generator=self._generator_for(saliency.device))
+        generator = self._generator_for(saliency.device)
+        frames = next((clip_length(inpt) for inpt in flat_inputs if self._is_image(inpt)), 1)
+        if frames == 1:
+            self._place_by_saliency(params, saliency, height, width, generator=generator)
+            return params
+        # A Video's frames share every draw: each clip is placed by its first frame's map.
+        clip = {key: params[key][::frames] for key in ("height", "width", "top_a", "left_a", "top_b", "left_b")}
+        self._place_by_saliency(clip, saliency[::frames], height, width, generator=generator)
+        for key in ("top_a", "left_a", "top_b", "left_b", "saliency_paired"):
+            params[key] = clip[key].repeat_interleave(frames, dim=0)
         return params
 
     @staticmethod

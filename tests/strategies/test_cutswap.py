@@ -155,3 +155,27 @@ def test_keras_cutswap_one_pixel_images_pass_through_unaugmented():
     out, flags = keras_RandomCutSwap(return_labels=True, seed=0)(x)
     np.testing.assert_array_equal(kh.np_(out), kh.np_(x))
     np.testing.assert_array_equal(kh.np_(flags), [0, 0, 0])
+
+
+@pytest.mark.parametrize("sampling", ["image", "batch", "pair"])
+def test_the_frames_of_a_clip_share_the_salient_placement(sampling: str) -> None:
+    """In a Video every draw is per clip, shared by its frames: with saliency maps the salient
+    pixels and the fallback placement were drawn per frame, so identical frames got different
+    patches. Each clip is placed by its first frame's map (the other frames' maps differ here)."""
+    from torchvision import tv_tensors
+
+    from maskmix.torch import SaliencyMap
+
+    clips = torch.arange(144.0).view(1, 1, 1, 12, 12).expand(4, 3, 2, 12, 12).contiguous()
+    maps = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    out, returned = RandomCutSwap(sampling=sampling, patch_area=0.05)(tv_tensors.Video(clips), SaliencyMap(maps))
+    changed = (out != clips).any(dim=2)  # (clips, frames, H, W)
+    assert bool(changed.any()) and torch.equal(returned, maps)
+    for frame in (1, 2):
+        assert torch.equal(out[:, frame], out[:, 0])
+    # The first frame's map decides: the same clips with every frame given that map.
+    torch.manual_seed(0)
+    first = RandomCutSwap(sampling=sampling, patch_area=0.05)(
+        tv_tensors.Video(clips), SaliencyMap(maps[:, :1].expand(4, 3, 12, 12).contiguous()))[0]
+    assert torch.equal(first, out)
