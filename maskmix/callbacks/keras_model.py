@@ -56,6 +56,8 @@ _CONFIG_KEYS = (
     "augmentations", "mix", "mix_weights", "num_classes", "label_smoothing",
     "metric_labels", "mixed_loss", "seed", "schedules",
 )
+
+
 def _checked_class_weight(class_weight: Any) -> dict[int, float]:
     """``fit``'s ``class_weight``, checked: a dict of class indices ``>= 0`` to finite weights ``>= 0``."""
     if not isinstance(class_weight, Mapping):
@@ -336,7 +338,9 @@ class MaskMixModel(keras.Model):
             return targets, sample_weight
         ops = keras.ops
         classes = targets.shape[-1]
-        outside = sorted(k for k in weights if classes is not None and k >= classes)
+        if classes is None:
+            raise ValueError(f"{_NAME}: class_weight needs the number of classes of the targets; set num_classes")
+        outside = sorted(k for k in weights if k >= classes)
         if outside:
             raise ValueError(f"{_NAME}: class_weight has classes {outside} but the targets have {classes} classes")
         vector = np.array([weights.get(k, 1.0) for k in range(classes)], dtype=keras.backend.standardize_dtype(
