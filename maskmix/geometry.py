@@ -20,6 +20,8 @@ This module imports nothing beyond the standard library (not torch, not keras).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "ASPECT_LAWS",
@@ -40,6 +42,7 @@ __all__ = [
     "looks_transposed",
     "low_resolution_size",
     "low_resolution_size_range",
+    "pixel_changer",
     "rectangles_always_fit",
     "rectangles_never_empty",
     "rotation_range",
@@ -97,6 +100,19 @@ def looks_transposed(channels: int | None, other: int | None) -> bool:
     (wide) with more than 4 channels is not a picture this library is for. Unknown sizes
     (``None``, in a traced graph) say nothing."""
     return channels is not None and other is not None and channels > 4 and 1 <= other <= 4
+
+
+def pixel_changer(transforms: Iterable[Any]) -> tuple[Any, str] | None:
+    """The first of ``transforms`` (maskmix transforms or layers) that would leave per-pixel
+    targets carried beside the images behind, and what it does: ``"moves pixels"`` (its class
+    declares ``dense_targets`` other than ``"keep"``) or ``"writes mask_fill"``; None when every
+    one keeps the pixels in place."""
+    for transform in transforms:
+        if getattr(transform, "dense_targets", "keep") != "keep":
+            return transform, "moves pixels"
+        if getattr(transform, "mask_fill", None) is not None:
+            return transform, "writes mask_fill"
+    return None
 
 
 def rectangles_always_fit(height: int, width: int, patch_area: tuple[float, float],

@@ -69,17 +69,6 @@ def pixel_layout(image: tuple[Any, ...], shape: tuple[Any, ...], channels_first:
     return "grid" if len(shape) == 4 else None
 
 
-def pixel_changer(layers: Sequence[Any]) -> tuple[Any, str] | None:
-    """The first of ``layers`` that would leave per-pixel targets behind, and what it does:
-    ``"moves pixels"`` or ``"writes mask_fill"``; None when every layer keeps pixels in place."""
-    for layer in layers:
-        if getattr(layer, "dense_targets", "keep") != "keep":
-            return layer, "moves pixels"
-        if getattr(layer, "mask_fill", None) is not None:
-            return layer, "writes mask_fill"
-    return None
-
-
 def _foreign_mixing(layer: Any) -> str | None:
     if _KERAS_MIXING and isinstance(layer, _KERAS_MIXING):
         return (f"Keras' {type(layer).__name__}, which takes labels its own way: use "
@@ -308,7 +297,7 @@ class MaskMixPipeline:
         if shape is None or not hasattr(images, "shape"):
             return
         layout = pixel_layout(tuple(images.shape), tuple(shape), self.channels_first)
-        changer = pixel_changer(self.augmentations) if layout is not None else None
+        changer = geometry.pixel_changer(self.augmentations) if layout is not None else None
         if changer is not None:
             raise ValueError(
                 f"{self.owner}: labels of shape {tuple(shape)} lie on the pixels of the images {tuple(images.shape)} "

@@ -26,6 +26,7 @@ from torchvision.transforms import v2
 from maskmix import integration_options as options
 from maskmix import schedules as schedules_mod
 from maskmix._structure import IMAGE_KEYS, LABEL_KEYS, LABEL_SUBSTRING, find_key, rebuild_mapping, rebuild_sequence
+from maskmix.geometry import pixel_changer
 
 from . import _compat
 from ._base import MaskMixTransform, refuse_torchscript, using_generator
@@ -531,15 +532,9 @@ class MaskMixPipeline:
         (``"RandomCutSwap moves pixels"``), or None when every transform keeps them in place."""
         if self.mixes:
             return f"{type(self.mixes[0]).__name__} mixes images"
-        for transform in self.transforms:
-            for item in _walk(transform):
-                if not isinstance(item, MaskMixTransform):
-                    continue
-                if getattr(item, "dense_targets", "keep") != "keep":
-                    return f"{type(item).__name__} moves pixels"
-                if getattr(item, "mask_fill", None) is not None:
-                    return f"{type(item).__name__} writes mask_fill"
-        return None
+        changer = pixel_changer(item for transform in self.transforms for item in _walk(transform)
+                                if isinstance(item, MaskMixTransform))
+        return None if changer is None else f"{type(changer[0]).__name__} {changer[1]}"
 
     def _refuse_pixel_targets(self, batch: Any, images: Tensor) -> None:
         """Refuse plain tensors laid out on the pixels (segmentation masks, depth or heatmaps not
