@@ -185,6 +185,8 @@ class MaskMixPipeline:
                 f"{owner}: the layers do not agree on data_format: {', '.join(formats)}; every image layer "
                 "sees the same batch, so give them all the batch's data_format"
             )
+        #: The image layers' data_format (they agree), None when no layer has one.
+        self._data_format: str | None = next(iter(formats.values()), None)
         # The first layer that would read a rank-3 batch as one image (see check_image_batch).
         self._image_layer = next(
             (inner for layer in [*self.augmentations, *self.mix_layers] for inner in _walk(layer)
@@ -286,9 +288,7 @@ class MaskMixPipeline:
     @property
     def channels_first(self) -> bool:
         """The layout of the image layers (they agree), else Keras' image data format."""
-        formats = [layer.data_format for layer in [*self.augmentations, *self.mix_layers]
-                   if isinstance(getattr(layer, "data_format", None), str)]
-        return (formats[0] if formats else keras.config.image_data_format()) == "channels_first"
+        return (self._data_format or keras.config.image_data_format()) == "channels_first"
 
     def _refuse_pixel_labels(self, images: Tensor, labels: Any) -> None:
         """Labels passed through unchanged (no ``mix``, no smoothing) that lie on the pixels would

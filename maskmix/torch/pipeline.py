@@ -515,9 +515,9 @@ class MaskMixPipeline:
             f"got {type(batch).__name__}"
         )
 
-    def _refuse_dense_targets(self, batch: Any) -> None:
-        # Anywhere in the batch: a target dict or list of masks nested in it would stay behind too.
-        leaves, _ = _compat.tree_flatten(batch)
+    def _refuse_dense_targets(self, leaves: Sequence[Any]) -> None:
+        # Anywhere in the batch (its leaves): a target dict or list of masks nested in it would stay
+        # behind too.
         dense = (tv_tensors.Mask, tv_tensors.BoundingBoxes, *_POINTS)
         found = sorted({type(leaf).__name__ for leaf in leaves if isinstance(leaf, dense)})
         if found:
@@ -536,18 +536,17 @@ class MaskMixPipeline:
                                 if isinstance(item, MaskMixTransform))
         return None if changer is None else f"{type(changer[0]).__name__} {changer[1]}"
 
-    def _refuse_pixel_targets(self, batch: Any, images: Tensor) -> None:
-        """Refuse plain tensors laid out on the pixels (segmentation masks, depth or heatmaps not
-        wrapped in a ``tv_tensors.Mask``) anywhere in the batch beside the images, when a transform
-        moves or mixes pixels or writes ``mask_fill``: the pipeline changes the images only, so they
-        would no longer match, silently. Targets of rank 3 or more whose last two sides are the
+    def _refuse_pixel_targets(self, leaves: Sequence[Any], images: Tensor) -> None:
+        """Refuse plain tensors among the batch's ``leaves`` (beside the images) laid out on the
+        pixels: segmentation masks, depth or heatmaps not wrapped in a ``tv_tensors.Mask``, when a
+        transform moves or mixes pixels or writes ``mask_fill``: the pipeline changes the images
+        only, so they would no longer match, silently. Targets of rank 3 or more whose last two sides are the
         images' height and width count, and any rank-4 grid (a mask at another resolution); a float
         tensor shaped exactly like the images is another view of them (a teacher's clean copy) and
         passes."""
-        if isinstance(batch, Tensor) or images.ndim < 3:
+        if len(leaves) < 2 or images.ndim < 3:
             return
         size = tuple(images.shape[-2:])
-        leaves, _ = _compat.tree_flatten(batch)
         found = [leaf for leaf in leaves if isinstance(leaf, Tensor) and leaf is not images and leaf.ndim >= 3
                  and (tuple(leaf.shape[-2:]) == size or leaf.ndim == 4)
                  and not (leaf.shape == images.shape and leaf.is_floating_point())]
@@ -673,8 +672,9 @@ class MaskMixPipeline:
         """
         if epoch is not None:
             self.set_epoch(epoch)
-        self._refuse_dense_targets(batch)
+        leaves, _ = _compat.tree_flatten(batch)  # once: both checks read every leaf
+        self._refuse_dense_targets(leaves)
         images, labels, rebuild = self.split(batch)
-        self._refuse_pixel_targets(batch, images)
+        self._refuse_pixel_targets(leaves, images)
         images, labels = self.augment(images, labels, rank=rank)
         return rebuild(images, labels)
