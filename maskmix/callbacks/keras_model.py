@@ -38,10 +38,9 @@ import keras
 import numpy as np
 
 from maskmix import schedules as schedules_mod
-from maskmix.geometry import pixel_changer
 from maskmix.keras import MixingLayer, _compat
 from maskmix.keras._compat import Functional
-from maskmix.keras.pipeline import MaskMixPipeline, pixel_layout
+from maskmix.keras.pipeline import MaskMixPipeline, pixel_changer_of, pixel_layout
 
 from . import _keras_functional as graph
 from ._keras_losses import as_loss_object, dense_counterpart, single
@@ -436,7 +435,7 @@ class MaskMixModel(keras.Model):
             return
         shape, image = tuple(y.shape), tuple(x.shape)
         layout = pixel_layout(image, shape, self._channels_first())
-        changer = pixel_changer(self.augmentations) if layout is not None else None
+        changer = pixel_changer_of(self.augmentations) if layout is not None else None
         if changer is not None:
             layer, what = changer
             dtype = keras.backend.standardize_dtype(y.dtype)

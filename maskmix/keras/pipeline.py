@@ -48,6 +48,26 @@ def _mixing(layer: Any) -> bool | None:
 _KERAS_MIXING = tuple(getattr(keras.layers, name) for name in ("CutMix", "MixUp") if hasattr(keras.layers, name))
 
 
+#: Keras' image layers that move pixels: flips, crops, resizes, rotations, shears, translations,
+#: zooms and warps, and the policies whose operations include them (RandAugment, AugMix).
+_KERAS_PIXEL_MOVERS = frozenset({
+    "AugMix", "CenterCrop", "RandAugment", "RandomCrop", "RandomElasticTransform", "RandomFlip",
+    "RandomPerspective", "RandomRotation", "RandomShear", "RandomTranslation", "RandomZoom", "Resizing",
+})
+
+
+def keras_pixel_mover(layer: Any) -> bool:
+    """Whether ``layer`` is (or subclasses) one of Keras' image layers that move pixels."""
+    return any(cls.__name__ in _KERAS_PIXEL_MOVERS and cls.__module__.startswith("keras.")
+               for cls in type(layer).__mro__)
+
+
+def pixel_changer_of(layers: Sequence[Any]) -> tuple[Any, str] | None:
+    """:func:`maskmix.geometry.pixel_changer` of ``layers`` and the layers nested in them, Keras'
+    own pixel movers included."""
+    return geometry.pixel_changer((item for layer in layers for item in _walk(layer)), moves_pixels=keras_pixel_mover)
+
+
 def _reads_rank3_as_one_image(layer: Any) -> bool:
     """Whether ``layer`` takes a rank-3 input for one unbatched image: maskmix's layers and Keras'
     image-preprocessing layers (both define ``transform_images``), not rank-agnostic layers such as
@@ -297,7 +317,7 @@ class MaskMixPipeline:
         if shape is None or not hasattr(images, "shape"):
             return
         layout = pixel_layout(tuple(images.shape), tuple(shape), self.channels_first)
-        changer = geometry.pixel_changer(self.augmentations) if layout is not None else None
+        changer = pixel_changer_of(self.augmentations) if layout is not None else None
         if changer is not None:
             raise ValueError(
                 f"{self.owner}: labels of shape {tuple(shape)} lie on the pixels of the images {tuple(images.shape)} "

@@ -120,6 +120,28 @@ def _mixing(transform: Any) -> bool | None:
     return None
 
 
+#: Where torchvision keeps the transforms that move pixels: flips, crops, resizes, rotations and
+#: warps; the auto-augment policies (shears, translations, rotations); temporal subsampling.
+_TORCHVISION_PIXEL_MOVERS = frozenset({
+    "torchvision.transforms.v2._geometry", "torchvision.transforms.v2._auto_augment",
+    "torchvision.transforms.v2._temporal",
+})
+
+
+def _torchvision_pixel_mover(transform: Any) -> bool:
+    """Whether ``transform`` is (or subclasses) a torchvision transform that moves pixels. A v1
+    transform (``torchvision.transforms.RandomHorizontalFlip``) answers as its v2 namesake."""
+    for cls in type(transform).__mro__:
+        module = cls.__module__
+        if module in _TORCHVISION_PIXEL_MOVERS:
+            return True
+        if module in ("torchvision.transforms.transforms", "torchvision.transforms.autoaugment"):
+            twin = getattr(v2, cls.__name__, None)
+            if isinstance(twin, type) and twin.__module__ in _TORCHVISION_PIXEL_MOVERS:
+                return True
+    return False
+
+
 def _foreign_mixing(transform: Any) -> str | None:
     if isinstance(transform, (v2.CutMix, v2.MixUp)):
         return (f"torchvision's {type(transform).__name__}, which cannot be seeded per rank: use "
@@ -532,9 +554,16 @@ class MaskMixPipeline:
         (``"RandomCutSwap moves pixels"``), or None when every transform keeps them in place."""
         if self.mixes:
             return f"{type(self.mixes[0]).__name__} mixes images"
-        changer = pixel_changer(item for transform in self.transforms for item in _walk(transform)
-                                if isinstance(item, MaskMixTransform))
-        return None if changer is None else f"{type(changer[0]).__name__} {changer[1]}"
+        # torchvision's transforms get the images alone here, as maskmix's do: a flip or a crop
+        # would leave the targets behind just the same.
+        changer = pixel_changer((item for transform in self.transforms for item in _walk(transform)
+                                 if isinstance(item, MaskMixTransform) or _torchvision_pixel_mover(item)),
+                                moves_pixels=_torchvision_pixel_mover)
+        if changer is None:
+            return None
+        transform, what = changer
+        name = type(transform).__name__
+        return f"{name} {what}" if isinstance(transform, MaskMixTransform) else f"torchvision's {name} {what}"
 
     def _refuse_pixel_targets(self, leaves: Sequence[Any], images: Tensor) -> None:
         """Refuse plain tensors among the batch's ``leaves`` (beside the images) laid out on the
@@ -667,8 +696,9 @@ class MaskMixPipeline:
         images and labels only, and dense targets left as they were would no longer match the pixels.
         Plain tensors laid out on the pixels (masks not wrapped in ``tv_tensors.Mask``, depth or
         heatmaps: rank 3 or more with the images' height and width, or any rank-4 grid) are refused
-        with a ``ValueError`` when a transform moves or mixes pixels or writes ``mask_fill``; a float
-        tensor shaped exactly like the images (another view of them) passes.
+        with a ``ValueError`` when a transform moves or mixes pixels (torchvision's geometric and
+        auto-augment transforms included) or writes ``mask_fill``; a float tensor shaped exactly like
+        the images (another view of them) passes.
         """
         if epoch is not None:
             self.set_epoch(epoch)

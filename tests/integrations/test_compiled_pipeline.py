@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
+from torchvision import transforms as tv1
 from torchvision import tv_tensors
+from torchvision.transforms import v2
 
 from maskmix.torch import MaskMixPipeline, RandomCutMix, RandomErasing
 
@@ -193,12 +195,18 @@ def test_plain_per_pixel_targets_are_refused_where_a_transform_moves_or_mixes_pi
         ([RandomCutSwap()], None, (images, masks), "RandomCutSwap moves pixels"),
         ([RandomErasing(mask_fill=255)], None, {"image": images, "seg": [masks]}, "RandomErasing writes mask_fill"),
         ([RandomErasing()], RandomCutMix(), (images, labels, masks), "RandomCutMix mixes images"),
+        # torchvision's transforms get the images alone too: a flip left the masks behind.
+        ([v2.RandomHorizontalFlip(p=1.0)], None, (images, masks), "torchvision's RandomHorizontalFlip moves"),
+        ([v2.RandomApply([v2.RandomAffine(degrees=10.0)])], None, (images, masks), "torchvision's RandomAffine"),
+        ([v2.RandAugment()], None, (images, masks), "torchvision's RandAugment moves"),
+        ([tv1.RandomVerticalFlip()], None, (images, masks), "torchvision's RandomVerticalFlip moves"),
     ]
     for transforms, mix, batch, changer in cases:
         with pytest.raises(ValueError, match=refused + rf".*but {changer}"):
             MaskMixPipeline(transforms, mix, num_classes=CLASSES, seed=0)(batch)
-    out = MaskMixPipeline([RandomErasing()], seed=0)((images, masks))
-    assert out[1] is masks
+    for kept in ([RandomErasing()], [v2.ColorJitter(0.2), v2.RandomErasing(), v2.GaussianBlur(3)]):
+        out = MaskMixPipeline(kept, seed=0)((images, masks))
+        assert out[1] is masks
     out = MaskMixPipeline([RandomCutSwap()], seed=0)((images, labels, images.clone()))
     assert torch.equal(out[2], images)
 

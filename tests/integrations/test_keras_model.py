@@ -930,6 +930,29 @@ def test_the_pipeline_refuses_per_pixel_labels_it_would_pass_through_unchanged()
     assert kept is masks
 
 
+def test_per_pixel_float_targets_are_refused_behind_keras_own_pixel_moving_layers():
+    """Float heatmaps (not taken for masks) passed through unchanged behind Keras' RandomFlip,
+    nested in a Sequential or not, while the images were flipped; Keras' photometric layers keep
+    pixels in place, and the targets pass."""
+    from maskmix.keras import MaskMixPipeline
+
+    x, _ = mask_task(8)
+    heatmaps = x / x.max()
+    nested = keras.Sequential([keras.layers.RandomContrast(0.1), keras.layers.RandomFlip(seed=0)])
+    for layers, mover in (([keras.layers.RandomFlip(seed=0)], "RandomFlip"), ([nested], "RandomFlip"),
+                          ([keras.layers.RandomRotation(0.1, seed=0)], "RandomRotation")):
+        with pytest.raises(ValueError, match=rf"^MaskMixModel: labels of shape \(8, 8, 8, 1\).* {mover} moves pixels"):
+            mask_model(augmentations=layers).augment_batch(x, heatmaps)
+        with pytest.raises(ValueError, match=rf"^MaskMixPipeline: labels of shape \(8, 8, 8, 1\) lie on the pixels .* "
+                                             rf"{mover} moves pixels"):
+            MaskMixPipeline(layers)(x, heatmaps)
+    photometric = [keras.layers.RandomContrast(0.1, seed=0), keras.layers.RandomBrightness(0.1, seed=0)]
+    _, kept = MaskMixPipeline(photometric)(x, heatmaps)
+    assert kept is heatmaps
+    _, targets, _ = mask_model(augmentations=photometric).augment_batch(x, heatmaps)
+    assert targets is heatmaps
+
+
 def test_segmentation_masks_refused_where_they_cannot_follow():
     from maskmix.keras import RandomCutSwap
 
