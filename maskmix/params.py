@@ -629,8 +629,9 @@ RANDOM_MIXUP = register(StrategySpec(
     gallery={"mixup": {}},
     sweep=("alpha", (0.2, 1.0, 5.0)),
     # Zhang et al. (2018): lambda ~ Beta(alpha, alpha), one per batch, partners by torch.randperm
-    # (official facebookresearch/mixup-cifar10, train.py: mixup_data, --alpha 1.0); ImageNet:
-    # alpha = 0.2 (§3.1, Table 1; no official ImageNet code).
+    # (official facebookresearch/mixup-cifar10, train.py: mixup_data, --alpha 1.0); ImageNet
+    # (§3.1, Table 1; no official ImageNet code): alpha = 0.2 for the ResNet-50/101 rows, 0.4 for
+    # the ResNeXt-101 32x4d and 64x4d rows.
     papers={
         "cifar10": Preset(
             {"alpha": 1.0, "sampling": "batch", "partner": "permutation"},
@@ -640,7 +641,15 @@ RANDOM_MIXUP = register(StrategySpec(
         ),
         "imagenet": Preset(
             {"alpha": 0.2, "sampling": "batch", "partner": "permutation"},
-            "Zhang et al. 2018, §3.1 and Table 1 (mixup alpha = 0.2 on ImageNet-2012); no official ImageNet code",
+            "Zhang et al. 2018, §3.1 and Table 1 (mixup alpha = 0.2: the ResNet-50 and ResNet-101 rows on "
+            "ImageNet-2012); no official ImageNet code",
+            "One lambda per batch (sampling='batch') and partners by a random permutation, as the CIFAR-10 code. "
+            "The ResNeXt-101 rows use alpha = 0.4: setting 'imagenet_resnext'.",
+        ),
+        "imagenet_resnext": Preset(
+            {"alpha": 0.4, "sampling": "batch", "partner": "permutation"},
+            "Zhang et al. 2018, Table 1 (mixup alpha = 0.4: the ResNeXt-101 32x4d and 64x4d rows on "
+            "ImageNet-2012); no official ImageNet code",
             "One lambda per batch (sampling='batch') and partners by a random permutation, as the CIFAR-10 code.",
         ),
     },
@@ -741,6 +750,25 @@ def timm_mixup_config(
     }
 
 
+#: The parameters of :func:`timm_mixup_config` set by a timm argument of another name.
+_TIMM_SOURCES: Mapping[str, str] = {"augmentation_ratio": "prob", "bernoulli_mix": "prob", "sampling": "mode"}
+
+
+def with_own_options(owner: str, config: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` (:func:`timm_mixup_config`) with maskmix's own ``options`` on top (``generator``,
+    ``pixels_range``, or a box law or partner law timm has no argument for). An option that would
+    replace what one of timm's arguments set is refused: that argument would be dropped silently
+    (``mode="elem"`` with ``sampling="batch"``, ``prob=0.5`` with ``augmentation_ratio=1``)."""
+    clash = [key for key in options if key in _TIMM_SOURCES]
+    if clash:
+        sources = ", ".join(f"{key} from timm's {_TIMM_SOURCES[key]}" for key in clash)
+        raise ValueError(
+            f"{owner}: {sources}: pass timm's argument instead (it would be dropped), or build the "
+            "transform directly to choose the maskmix parameter"
+        )
+    return {**config, **options}
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -810,13 +838,17 @@ def _patch_side_normal() -> Param:
 
 
 # Yoo et al. (2020) and the official code (clovaai/cutblur, augments.py: cutblur; option.py: the
-# default policy's alpha 0.7 and prob 1.0 for cutblur): one box per batch, its side ratio
+# MoA policy's alpha 0.7 and prob 1.0 for its cutblur entry): one box per batch, its side ratio
 # np.random.randn() * 0.01 + alpha, ch = int(h * ratio) by cw = int(w * ratio), its corner
 # randint(0, h - ch + 1) by randint(0, w - cw + 1); HR pasted into the LR input or LR into the
 # HR image, each with probability 1/2; the LR input is up-sampled with mode="nearest" (solver.py).
 _CUTBLUR_SOURCE = ("Yoo et al. 2020, §3 and the official clovaai/cutblur augments.py (cutblur) and option.py "
-                   "(alpha 0.7, prob 1.0)")
-_CUTBLUR_PER_BATCH = ("As the official code, one side ratio, one box and one direction per batch (sampling='batch').")
+                   "(alpha 0.7, prob 1.0: CutBlur alone, --augs cutblur --alpha 0.7)")
+_CUTBLUR_PER_BATCH = ("As the official code, one side ratio, one box and one direction per batch (sampling='batch'). "
+                      "CutBlur alone on every batch: the paper's headline runs use the MoA policy (--use_moa), which "
+                      "picks one of seven augmentations per batch (blend, rgb, mixup, cutout, cutmix, cutmixup, "
+                      "cutblur; uniformly, CutBlur 0.4 on RealSR; prob 0.6 for DN/JPEG, 0.2 for CARN), so CutBlur "
+                      "touches about 1/7 of its batches; the six others are not maskmix's.")
 
 RANDOM_CUTBLUR = register(StrategySpec(
     "RandomCutBlur",

@@ -99,7 +99,7 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixLayer):
     Values are computed in float32 (float64 for float64 images).
 
     Reproducing the paper: ``RandomCutBlur.from_paper("sr_x4")`` (``"sr_x2"``) draws the
-    official box (``patch_side_normal=(0.7, 0.01)``, the default policy's ``alpha``) and a
+    official box (``patch_side_normal=(0.7, 0.01)``, the MoA policy's ``alpha`` for CutBlur) and a
     low-resolution copy at ``1/4`` (``1/2``) of the size, bicubic. It is the single-image form:
     the paper takes the dataset's LR image (up-sampled with ``mode="nearest"``) and also pastes
     HR into LR half of the time, which :func:`maskmix.keras.cutblur_pair` with

@@ -151,9 +151,11 @@ def cutblur_pair(
     call it instead.
 
     Reproducing the paper: ``RandomCutBlurPair.from_paper("sr")`` (or ``cutblur_pair(lr, hr,
-    patch_side_normal=(0.7, 0.01), sampling="batch")``) is the official ``cutblur`` with the default policy's
+    patch_side_normal=(0.7, 0.01), sampling="batch")``) is the official ``cutblur`` with the MoA policy's
     ``alpha = 0.7`` and ``prob = 1``: the box of ``patch_side_normal`` (below) and a random
-    direction per batch (``sampling="batch"``), as the official code draws them.
+    direction per batch (``sampling="batch"``), as the official code draws them. It applies CutBlur to every
+    batch, as ``--augs cutblur``: the paper's MoA policy (``--use_moa``) picks one of seven
+    augmentations per batch, so CutBlur touches about 1/7 of them there (see the preset's notes).
 
     Args:
         lr_upsampled: the low-resolution inputs, already up-sampled to the HR size: a batch

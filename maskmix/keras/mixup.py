@@ -34,7 +34,8 @@ class RandomMixup(MixingLayer):
 
     Reproducing the paper: ``RandomMixup.from_paper("cifar10")`` (``alpha=1``, the official
     ``mixup-cifar10`` script) and ``RandomMixup.from_paper("imagenet")`` (``alpha=0.2``, the
-    paper's ImageNet runs) draw as the paper does: one ``lam ~ Beta(alpha, alpha)`` for the whole
+    paper's ImageNet ResNet runs; ``"imagenet_resnext"``: ``alpha=0.4``, its ResNeXt-101 runs)
+    draw as the paper does: one ``lam ~ Beta(alpha, alpha)`` for the whole
     batch (``sampling="batch"``) and partners by a random permutation (``partner="permutation"``;
     an image that meets itself is left as it is).
 

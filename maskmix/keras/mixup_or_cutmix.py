@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from maskmix.params import RANDOM_MIXUP_OR_CUTMIX, given_arguments, timm_mixup_config
+from maskmix.params import RANDOM_MIXUP_OR_CUTMIX, given_arguments, timm_mixup_config, with_own_options
 
 from . import _sampling
 from ._base import CommonOptions
@@ -134,7 +134,9 @@ class RandomMixupOrCutMix(MixingLayer):
         """The layer that ``timm.data.Mixup(...)`` with the same arguments is, and defaults; the
         mapping and what is refused are those of :meth:`maskmix.torch.RandomMixupOrCutMix.from_timm`
         (``mode`` -> ``sampling`` with ``partner="flip"``, ``prob`` -> a per-unit probability).
-        ``options`` are maskmix's own (``seed``, ``data_format``...).
+        ``options`` are maskmix's own (``seed``, ``data_format``...); ``sampling``, ``augmentation_ratio``
+        and ``bernoulli_mix``, which timm's ``mode`` and ``prob`` set, raise a ``ValueError`` (the timm
+        argument would be dropped).
 
         Example:
             >>> from maskmix.keras import RandomMixupOrCutMix
@@ -148,7 +150,7 @@ class RandomMixupOrCutMix(MixingLayer):
             label_smoothing=label_smoothing, num_classes=num_classes, multi_label=multi_label,
             mixup_off_epoch=mixup_off_epoch,
         )
-        return cls(**{**config, **options})
+        return cls(**with_own_options(f"{cls.__name__}.from_timm", config, options))
 
     def sample_mixing(self, draw: MixingDraw) -> dict[str, Any]:
         ops, seed = self.ops, draw.seed

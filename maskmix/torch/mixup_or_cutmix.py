@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from typing_extensions import Self, Unpack
 
-from maskmix.params import RANDOM_MIXUP_OR_CUTMIX, given_arguments, timm_mixup_config
+from maskmix.params import RANDOM_MIXUP_OR_CUTMIX, given_arguments, timm_mixup_config, with_own_options
 
 from . import _sampling
 from ._base import CommonOptions, may_reuse_buffers, selection
@@ -145,7 +145,8 @@ class RandomMixupOrCutMix(MixingTransform):
         refuses, passes through); the box of area ``1 - lam`` is timm's (``box_rounding="timm"``)
         and ``cutmix_minmax`` forces ``cutmix_alpha=1`` as in timm. ``label_smoothing`` is timm's
         (``y (1 - s) + s / K`` before mixing). ``options`` are maskmix's own (``generator``,
-        ``pixels_range``...).
+        ``pixels_range``...); ``sampling``, ``augmentation_ratio`` and ``bernoulli_mix``, which
+        timm's ``mode`` and ``prob`` set, raise a ``ValueError`` (the timm argument would be dropped).
 
         Refused with a ``ValueError`` rather than ignored: ``correct_lam=False`` where it would
         change a label (maskmix weighs labels by the exact pasted area, timm's default
@@ -165,7 +166,7 @@ class RandomMixupOrCutMix(MixingTransform):
             label_smoothing=label_smoothing, num_classes=num_classes, multi_label=multi_label,
             mixup_off_epoch=mixup_off_epoch,
         )
-        return cls(**{**config, **options})
+        return cls(**with_own_options(f"{cls.__name__}.from_timm", config, options))
 
     def sample_mixing(self, draw: MixingDraw) -> dict[str, Any]:
         size, height, width = (draw.batch_size,), draw.height, draw.width

@@ -2,7 +2,7 @@
 
 The official ``cutblur(im1=HR, im2=LR)`` (re-implemented below in NumPy; its laws measured with
 one draw per image, its one draw per batch over many small batches), with the
-default policy's ``alpha = 0.7`` and ``prob = 1.0`` (``option.py``): ``cut_ratio = randn() * 0.01 +
+MoA policy's CutBlur ``alpha = 0.7`` and ``prob = 1.0`` (``option.py``): ``cut_ratio = randn() * 0.01 +
 alpha``, ``ch = int(h * cut_ratio)``, ``cw = int(w * cut_ratio)``, ``cy = randint(0, h - ch + 1)``,
 ``cx = randint(0, w - cw + 1)``; with probability 1/2 the HR box is pasted into the LR input,
 otherwise the LR box into the HR image.

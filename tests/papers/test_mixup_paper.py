@@ -34,7 +34,9 @@ from maskmix.torch import RandomMixup as TorchMixup
 #: What this file verifies, in a few words (the README's "Reproducing the papers" table).
 VERIFIED = "λ's Beta(α, α) law (KS), pixels λx + (1 − λ)x_partner; the other settings' α rejected"
 
-ALPHA = {"cifar10": 1.0, "imagenet": 0.2}
+ALPHA = {"cifar10": 1.0, "imagenet": 0.2, "imagenet_resnext": 0.4}
+#: The wrong law each setting's KS test must reject (its mutation check).
+OTHER = {"cifar10": "imagenet", "imagenet": "cifar10", "imagenet_resnext": "imagenet"}
 
 
 def lam_from_outputs(images: np.ndarray, out: np.ndarray, soft: np.ndarray) -> np.ndarray:
@@ -72,7 +74,7 @@ def test_lambda_follows_the_official_beta_law_and_not_the_other_settings(framewo
     official = np.random.default_rng(1).beta(ALPHA[setting], ALPHA[setting], n)
     assert ks_same_law(lam, official) > ACCEPT
     # The mutation check: the other setting's alpha is a wrong law, and the same test says so.
-    other = ALPHA["imagenet" if setting == "cifar10" else "cifar10"]
+    other = ALPHA[OTHER[setting]]
     assert ks_same_law(lam, np.random.default_rng(1).beta(other, other, n)) < REJECT
 
 

@@ -431,6 +431,11 @@ TIMM_BAD = [
                               r"progress.*got 10"),
     ({"mixup_alpha": 0.0}, r"^RandomMixupOrCutMix: mixup_alpha and cutmix_alpha are both 0"),
     ({"prob": 1.5}, r"^RandomMixupOrCutMix: augmentation_ratio must be a float in \[0, 1\]; got 1\.5"),
+    # maskmix parameters that timm's mode and prob set: the timm argument was dropped, silently.
+    ({"mode": "elem", "sampling": "batch"}, r"^RandomMixupOrCutMix\.from_timm: sampling from timm's mode: pass "
+                                            r"timm's argument instead"),
+    ({"prob": 0.5, "augmentation_ratio": 1.0, "bernoulli_mix": False},
+     r"^RandomMixupOrCutMix\.from_timm: augmentation_ratio from timm's prob, bernoulli_mix from timm's prob: pass"),
 ]
 
 
