@@ -482,8 +482,9 @@ class MixingTransform(MaskMixTransform):
         """Call the transform with label options given for this call only (None: the transform's own).
 
         The same as calling the transform, except that ``num_classes`` / ``label_smoothing``, when
-        given, replace the transform's own for this call; nothing is stored on the transform. This
-        is how :class:`maskmix.torch.MaskMixPipeline` hands its options to the mixing transforms.
+        given, replace the transform's own for this call; nothing is stored on the transform. The
+        training pipeline, whose images and labels are already apart, calls
+        :meth:`mix_images_labels` instead.
 
         Example:
             >>> import torch
@@ -492,22 +493,37 @@ class MixingTransform(MaskMixTransform):
             >>> RandomMixup().mix_batch(x, y, num_classes=3, label_smoothing=0.1)[1].shape
             torch.Size([4, 3])
         """
+        return self._mix(inputs, *self._call_label_options("mix_batch", num_classes, label_smoothing))
+
+    def mix_images_labels(self, images: Tensor, labels: Tensor | None, *, num_classes: int | None = None,
+                          label_smoothing: float | None = None) -> tuple[Tensor, Tensor]:
+        """:meth:`mix_batch` of an image batch and its labels, given apart: ``labels_getter``,
+        which finds the labels in a whole sample, is not asked (it would be handed the pair).
+        How :class:`maskmix.torch.MaskMixPipeline` calls its mixing transforms."""
+        options = self._call_label_options("mix_images_labels", num_classes, label_smoothing)
+        mixed_images, mixed_labels = self._mix((images, labels), *options, apart=True)
+        return mixed_images, mixed_labels
+
+    def _call_label_options(self, method: str, num_classes: int | None,
+                            label_smoothing: float | None) -> tuple[int | None, float]:
+        """The label options of one call (None: the transform's own), checked."""
         if not self.needs_batch:
-            raise ValueError(f"{type(self).__name__}: mix_batch needs a transform that mixes images (mix_images=True)")
+            raise ValueError(f"{type(self).__name__}: {method} needs a transform that mixes images (mix_images=True)")
         # Checked as the constructor checks them: a smoothing outside [0, 1) would give rows that
         # are no distribution, with no error further down.
         checks = {p.name: p.check for p in self.spec.params}
-        owner = f"{type(self).__name__}.mix_batch"
-        return self._mix(
-            inputs,
+        owner = f"{type(self).__name__}.{method}"
+        return (
             self.num_classes if num_classes is None else checks["num_classes"](owner, "num_classes", num_classes),
             self.label_smoothing if label_smoothing is None
             else checks["label_smoothing"](owner, "label_smoothing", label_smoothing),
         )
 
-    def _mix(self, inputs: tuple[Any, ...], num_classes: int | None, label_smoothing: float) -> Any:
+    def _mix(self, inputs: tuple[Any, ...], num_classes: int | None, label_smoothing: float, *,
+             apart: bool = False) -> Any:
+        """Mix a sample (``apart``: the pair ``(images, labels)``, labels_getter not asked)."""
         if (len(inputs) == 2 and type(inputs[0]) is Tensor and type(inputs[1]) is Tensor
-                and not callable(self.labels_getter)):
+                and (apart or not callable(self.labels_getter))):
             # The usual call, `(images, labels)` as two plain tensors: the structure parsing and
             # the search for dense targets below would find exactly these two and nothing else.
             images, labels = inputs
@@ -516,7 +532,7 @@ class MixingTransform(MaskMixTransform):
                                     label_smoothing=label_smoothing)
             return self.apply_batched(images, params), self._mixed_labels(soft, params)
         sample = inputs if len(inputs) > 1 else inputs[0]
-        images, labels, rebuild = self._split(sample)
+        images, labels, rebuild = self._split(sample, apart=apart)
         name = type(self).__name__
         leaves, spec = _compat.tree_flatten(sample)
         others = [leaf for leaf in leaves
@@ -556,7 +572,7 @@ class MixingTransform(MaskMixTransform):
         if any(isinstance(leaf, (tv_tensors.Mask, *POINT_TARGETS)) for leaf in leaves):
             leaves = [self.transform_dense_target(leaf, params)
                       if isinstance(leaf, (tv_tensors.Mask, *POINT_TARGETS)) else leaf for leaf in leaves]
-            rebuild = self._split(_compat.tree_unflatten(leaves, spec))[2]
+            rebuild = self._split(_compat.tree_unflatten(leaves, spec), apart=apart)[2]
         out = self.transform(images, params)
         mixed = self._mixed_labels(soft, params)
         if video is not None:
@@ -590,7 +606,7 @@ class MixingTransform(MaskMixTransform):
             mixed = torch.where(selected.unsqueeze(1), mixed, soft)
         return mixed
 
-    def _split(self, sample: Any) -> tuple[Tensor, Tensor, Any]:
+    def _split(self, sample: Any, *, apart: bool = False) -> tuple[Tensor, Tensor, Any]:
         name = type(self).__name__
         typed = None
         if isinstance(sample, Mapping):
@@ -604,7 +620,7 @@ class MixingTransform(MaskMixTransform):
                     f"{sorted(map(str, keys))}; call the transform once per batch"
                 )
             typed = keys[0] if keys else None
-        if callable(self.labels_getter):
+        if callable(self.labels_getter) and not apart:
             images, labels, rebuild = self._split_with_getter(sample, typed)
         else:
             images, labels, rebuild = split_images_labels(name, sample, image_key=typed)

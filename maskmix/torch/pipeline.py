@@ -677,7 +677,8 @@ class MaskMixPipeline:
         smoothing = self.label_smoothing if self.label_smoothing > 0 else None
         if self.mixes:
             mix = self.mixes[mix_index]
-            images, labels = mix.mix_batch(images, labels, num_classes=self.num_classes, label_smoothing=smoothing)
+            images, labels = mix.mix_images_labels(images, labels, num_classes=self.num_classes,
+                                                   label_smoothing=smoothing)
         elif smoothing is not None and labels is not None:
             if labels.device != images.device:
                 raise ValueError(f"{self.owner}: labels are on {labels.device} but the images are on {images.device}")

@@ -237,3 +237,19 @@ def test_copies_and_pickles_of_a_compiled_pipeline_run_their_own_transforms_and_
     twin = pickle.loads(pickle.dumps(eager))
     for got, want in zip(twin((images, labels)), eager((images, labels)), strict=True):
         assert torch.equal(got, want)
+
+
+def test_a_mix_with_a_labels_getter_mixes_the_labels_the_pipeline_found() -> None:
+    """The pipeline finds the images and labels itself (label_key); a mixing transform given a
+    labels_getter (torchvision's way, for whole samples) was handed the (images, labels) pair, and
+    the user's getter failed on it. Its own calls on whole samples still ask the getter."""
+    images, labels = torch.rand(4, 3, SIDE, SIDE), torch.arange(4) % CLASSES
+    with_getter = RandomCutMix(num_classes=CLASSES, labels_getter=lambda sample: sample["target"])
+    for batch, keys in (({"image": images, "target": labels}, ("image", "target")), ((images, labels), (0, 1))):
+        got = MaskMixPipeline([RandomErasing()], with_getter, label_key=keys[1], seed=0)(batch)
+        want = MaskMixPipeline([RandomErasing()], RandomCutMix(num_classes=CLASSES), label_key=keys[1], seed=0)(batch)
+        for key in keys:
+            assert torch.equal(got[key], want[key])
+        assert not torch.equal(got[keys[0]], images)
+    images_out, soft = with_getter({"image": images, "target": labels}).values()
+    assert images_out.shape == images.shape and soft.shape == (4, CLASSES)
