@@ -93,8 +93,24 @@ def inference_mode_guard():
     assert not torch.is_inference_mode_enabled(), "inference mode still on after the block"
 
 
+def pixel_mover_modules():
+    # The geometric and auto-augment transforms must still live where torchvision_pixel_mover looks.
+    from torchvision import transforms as v1
+
+    movers = [v2.RandomHorizontalFlip(), v2.RandomResizedCrop(8), v2.RandAugment(), v2.AugMix(),
+              v2.UniformTemporalSubsample(2), v1.RandomVerticalFlip(), v1.RandomAffine(5.0)]
+    keepers = [v2.ColorJitter(0.1), v2.GaussianBlur(3), v2.RandomErasing(), v2.Normalize([0.5], [0.5]),
+               v1.ColorJitter(0.1)]
+    assert all(map(_compat.torchvision_pixel_mover, movers)), [type(t).__name__ for t in movers
+                                                               if not _compat.torchvision_pixel_mover(t)]
+    assert not any(map(_compat.torchvision_pixel_mover, keepers))
+
+
 CHECKS = {
     "kornia.augmentation.container.AugmentationSequential.data_keys": kornia_container,
+    "torchvision.transforms.v2._geometry": pixel_mover_modules,
+    "torchvision.transforms.v2._auto_augment": pixel_mover_modules,
+    "torchvision.transforms.v2._temporal": pixel_mover_modules,
     "torch._C._InferenceMode": inference_mode_guard,
     "torch.utils._pytree.tree_flatten": pytree,
     "torch.utils._pytree.tree_unflatten": pytree,

@@ -32,9 +32,14 @@ _MAX_SEED = 2**31
 
 
 class StatelessSeeds(keras.random.SeedGenerator):
-    """The ``i``-th draw of a call gets the seed ``(s0, s1 + i)`` of a base pair ``(s0, s1)``.
+    """The ``i``-th draw of a call gets the seed ``(s0, CALL_SEEDS * s1 + i)`` of a base pair
+    ``(s0, s1)``, and ``(s, i)`` of an int seed ``s``.
 
-    An int seed ``s`` is the pair ``(s, 0)``, as ``keras.random`` reads it. It is a
+    The documented use is a pair that changes by one from step to step (``seed=(7, step)``): with
+    ``(s0, s1 + i)``, step ``k + 1`` took the seeds of step ``k``'s second draw on, so consecutive
+    batches shared their random numbers (one step's lambdas were the previous step's box
+    centres). Spread by :data:`CALL_SEEDS`, the steps' seeds are apart (a function draws far
+    fewer), as the calls of a layer's :class:`CallSeeds` are. It is a
     ``SeedGenerator`` to the random ops (they call :meth:`next`), but it holds no variable: its
     counter is a Python int, so the same seed and inputs give the same draws at every call, in
     eager mode, in ``tf.function`` (also ``jit_compile=True``), in ``tf.data`` and under
@@ -61,7 +66,7 @@ class StatelessSeeds(keras.random.SeedGenerator):
         else:
             pair = self.seed if isinstance(self.seed, tuple) else (self.seed[0], self.seed[1])
             first, second = (ops.cast(ops.convert_to_tensor(s), dtype) for s in pair)
-            value = ops.numpy.stack([first, second + ops.cast(self._count, dtype)])
+            value = ops.numpy.stack([first, second * ops.cast(CALL_SEEDS, dtype) + ops.cast(self._count, dtype)])
         self._count += 1
         return value
 

@@ -38,6 +38,7 @@ __all__ = [
     "declare_transformed_types",
     "inference_mode",
     "needs_transform_list",
+    "torchvision_pixel_mover",
     "tree_flatten",
     "tree_unflatten",
 ]
@@ -51,6 +52,10 @@ PRIVATE_APIS: tuple[str, ...] = (
     "torch._assert_async",
     "torch._C._InferenceMode",
     "kornia.augmentation.container.AugmentationSequential.data_keys",
+    # Module names only (read from classes' __module__, never imported): torchvision_pixel_mover.
+    "torchvision.transforms.v2._geometry",
+    "torchvision.transforms.v2._auto_augment",
+    "torchvision.transforms.v2._temporal",
 )
 
 
@@ -104,3 +109,25 @@ def calling_kornia_data_keys() -> list[str] | None:
         if keys:
             return [str(getattr(key, "name", key)).upper() for key in keys]
     return None
+
+
+#: Where torchvision keeps the transforms that move pixels: flips, crops, resizes, rotations and
+#: warps; the auto-augment policies (shears, translations, rotations); temporal subsampling.
+_TORCHVISION_PIXEL_MOVERS = frozenset({
+    "torchvision.transforms.v2._geometry", "torchvision.transforms.v2._auto_augment",
+    "torchvision.transforms.v2._temporal",
+})
+
+
+def torchvision_pixel_mover(transform: Any) -> bool:
+    """Whether ``transform`` is (or subclasses) a torchvision transform that moves pixels. A v1
+    transform (``torchvision.transforms.RandomHorizontalFlip``) answers as its v2 namesake."""
+    for cls in type(transform).__mro__:
+        module = cls.__module__
+        if module in _TORCHVISION_PIXEL_MOVERS:
+            return True
+        if module in ("torchvision.transforms.transforms", "torchvision.transforms.autoaugment"):
+            twin = getattr(v2, cls.__name__, None)
+            if isinstance(twin, type) and twin.__module__ in _TORCHVISION_PIXEL_MOVERS:
+                return True
+    return False

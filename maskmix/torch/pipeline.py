@@ -120,28 +120,6 @@ def _mixing(transform: Any) -> bool | None:
     return None
 
 
-#: Where torchvision keeps the transforms that move pixels: flips, crops, resizes, rotations and
-#: warps; the auto-augment policies (shears, translations, rotations); temporal subsampling.
-_TORCHVISION_PIXEL_MOVERS = frozenset({
-    "torchvision.transforms.v2._geometry", "torchvision.transforms.v2._auto_augment",
-    "torchvision.transforms.v2._temporal",
-})
-
-
-def _torchvision_pixel_mover(transform: Any) -> bool:
-    """Whether ``transform`` is (or subclasses) a torchvision transform that moves pixels. A v1
-    transform (``torchvision.transforms.RandomHorizontalFlip``) answers as its v2 namesake."""
-    for cls in type(transform).__mro__:
-        module = cls.__module__
-        if module in _TORCHVISION_PIXEL_MOVERS:
-            return True
-        if module in ("torchvision.transforms.transforms", "torchvision.transforms.autoaugment"):
-            twin = getattr(v2, cls.__name__, None)
-            if isinstance(twin, type) and twin.__module__ in _TORCHVISION_PIXEL_MOVERS:
-                return True
-    return False
-
-
 def _foreign_mixing(transform: Any) -> str | None:
     if isinstance(transform, (v2.CutMix, v2.MixUp)):
         return (f"torchvision's {type(transform).__name__}, which cannot be seeded per rank: use "
@@ -557,8 +535,8 @@ class MaskMixPipeline:
         # torchvision's transforms get the images alone here, as maskmix's do: a flip or a crop
         # would leave the targets behind just the same.
         changer = pixel_changer((item for transform in self.transforms for item in _walk(transform)
-                                 if isinstance(item, MaskMixTransform) or _torchvision_pixel_mover(item)),
-                                moves_pixels=_torchvision_pixel_mover)
+                                 if isinstance(item, MaskMixTransform) or _compat.torchvision_pixel_mover(item)),
+                                moves_pixels=_compat.torchvision_pixel_mover)
         if changer is None:
             return None
         transform, what = changer

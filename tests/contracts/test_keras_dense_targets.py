@@ -447,6 +447,21 @@ def test_functions_run_in_jit_compile_with_stateless_seeds(function):
         tf.function(lambda x, y: function(x, y, num_classes=NUM_CLASSES))(images, labels)
 
 
+def test_pair_seeds_of_consecutive_steps_share_no_draw():
+    """``seed=(7, step)``, the documented use of the functions: draw ``i`` of a call had the seed
+    ``(7, step + i)``, so step ``k + 1`` repeated step ``k``'s draws shifted by one (its lambdas
+    were the previous step's box centres)."""
+    from maskmix.keras import RandomMixup
+    from maskmix.keras._seeds import StatelessSeeds
+
+    backend = RandomMixup().backend
+    seeds = set()
+    for step in range(4):
+        stream = StatelessSeeds((7, step)).bind(backend)
+        seeds.update(tuple(np.asarray(stream.next()).tolist()) for _ in range(16))
+    assert len(seeds) == 4 * 16
+
+
 @pytest.mark.parametrize("seed", [3, (3, 1), tf.constant([3, 1], "int64")], ids=["int", "pair", "tensor"])
 def test_function_draws_of_one_call_are_independent(seed):
     # Mixup's lambda is G1 / (G1 + G2) of two gamma draws: were the draws of one call to share a
