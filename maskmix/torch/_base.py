@@ -745,11 +745,13 @@ _CONSTANT_FILLS = frozenset({"black", "white", "gray", "zero"})
 
 def refuse_plain_pixel_tensors(owner: str, leaves: list[Any], images: Tensor, handled: tuple[Any, ...]) -> None:
     """Raise for a plain tensor of a sample, other than ``handled`` (the images, the labels),
-    shaped like the images' pixels (3 or more dims ending in their ``H x W``): torchvision's
+    shaped like the images' pixels (3 or more dims ending in their ``H x W``; next to one
+    ``(C, H, W)`` image, also an ``(H, W)`` tensor, its mask): torchvision's
     convention passes it through unchanged, so a segmentation mask or a second image batch given
     that way would silently stop matching the images (SPEC: a list of images is refused)."""
     for leaf in leaves:
-        if (type(leaf) is Tensor and leaf.ndim >= 3 and leaf.shape[-2:] == images.shape[-2:]
+        if (type(leaf) is Tensor and (leaf.ndim >= 3 or (leaf.ndim == 2 and images.ndim == 3))
+                and leaf.shape[-2:] == images.shape[-2:]
                 and not any(leaf is known for known in handled)):
             raise TypeError(
                 f"{owner}: the sample holds a plain tensor of shape {tuple(leaf.shape)} next to the images "

@@ -78,6 +78,19 @@ def test_plain_tensors_shaped_like_the_pixels_are_refused(name: str, sample: str
 
 
 @pytest.mark.parametrize("name", [name for name, case in EXAMPLES.items() if not case.mixes])
+def test_a_plain_mask_next_to_one_image_is_refused(name: str) -> None:
+    """One (C, H, W) image and its (H, W) mask as a plain tensor: the mask came back unchanged while
+    CutSwap, CutPaste and Cut-Thumbnail moved the pixels (only 3-dim tensors were looked at)."""
+    image = make_images((1, 3, 8, 8))[0]
+    transform = EXAMPLES[name].build()
+    with pytest.raises(TypeError, match=rf"^{type(transform).__name__}: the sample holds a plain tensor of shape "
+                                        r"\(8, 8\) next to the images \(3, 8, 8\)"):
+        transform((image, torch.zeros(8, 8, dtype=torch.int64)))
+    out = transform((image, torch.zeros(8, dtype=torch.int64)))  # not laid out on the pixels: passes
+    assert out[1].shape == (8,)
+
+
+@pytest.mark.parametrize("name", [name for name, case in EXAMPLES.items() if not case.mixes])
 @pytest.mark.parametrize("sample", IMAGELESS)
 def test_samples_without_an_image_are_refused(name: str, sample: str) -> None:
     """No silent pass-through: the error names the transform, what it received and what to pass.
