@@ -621,6 +621,7 @@ class MaskMixTransform(v2.Transform):
                 params = self.make_params([image])  # overridden (a strategy adds to the parameters)
             output = self.apply_batched(image, params)
             return (output, self._labels_of(image, params)) if self.return_labels else output
+        refuse_per_image_masks(type(self).__name__, inputs)
         if not self.return_labels:
             return super().forward(*inputs)
         flat_inputs, spec = _compat.tree_flatten(inputs if len(inputs) > 1 else inputs[0])
@@ -759,6 +760,31 @@ def refuse_plain_pixel_tensors(owner: str, leaves: list[Any], images: Tensor, ha
                 "segmentation masks as tv_tensors.Mask (they then follow the pixels), and one image batch per "
                 "call (stack images into one tensor)"
             )
+
+
+def refuse_per_image_masks(owner: str, sample: Any) -> None:
+    """Raise for a ``tv_tensors.Mask`` inside a list of per-image target dicts (torchvision's
+    detection layout: a batch of images and ``[{"masks": Mask(N_i, H, W), ...}, ...]``). A
+    transform of the batch reads a Mask's first dims as the images' batch: where ``N_i`` is the
+    batch size, instance ``j`` of image ``i`` followed image ``j``, silently."""
+    stack = [sample]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            if item and all(isinstance(entry, Mapping) for entry in item):
+                leaves = _compat.tree_flatten(list(item))[0]
+                if (any(isinstance(leaf, tv_tensors.Mask) for leaf in leaves)
+                        and not any(isinstance(leaf, (tv_tensors.Image, tv_tensors.Video)) for leaf in leaves)):
+                    raise TypeError(
+                        f"{owner}: the sample holds segmentation masks (tv_tensors.Mask) in a list of {len(item)} "
+                        "per-image target dicts (the detection layout); a transform of the batch reads a mask's "
+                        "first dims as the images' batch and cannot tell which image each dict belongs to. Give one "
+                        "Mask (B, H, W) or (B, K, H, W) for the batch, or call the transform on each image with "
+                        "its own targets"
+                    )
+            stack.extend(item)
 
 
 def refuse_torchscript(owner: str) -> NoReturn:

@@ -21,7 +21,14 @@ from torchvision import tv_tensors
 from maskmix._structure import IMAGE_KEYS, find_key, rebuild_mapping, rebuild_sequence, split_images_labels, usage
 
 from . import _compat, _sampling
-from ._base import POINT_TARGETS, MaskMixTransform, folded_frames, refuse_plain_pixel_tensors, selection
+from ._base import (
+    POINT_TARGETS,
+    MaskMixTransform,
+    folded_frames,
+    refuse_per_image_masks,
+    refuse_plain_pixel_tensors,
+    selection,
+)
 
 __all__ = ["MixingTransform", "beta", "box_fraction", "partner_shift", "partners", "soft_labels"]
 
@@ -532,6 +539,7 @@ class MixingTransform(MaskMixTransform):
                                     label_smoothing=label_smoothing)
             return self.apply_batched(images, params), self._mixed_labels(soft, params)
         sample = inputs if len(inputs) > 1 else inputs[0]
+        refuse_per_image_masks(type(self).__name__, sample)
         images, labels, rebuild = self._split(sample, apart=apart)
         name = type(self).__name__
         leaves, spec = _compat.tree_flatten(sample)

@@ -134,6 +134,21 @@ def test_boxes_pass_or_are_refused(name: str) -> None:
             call(t, images, boxes)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_masks_in_per_image_target_dicts_are_refused(name: str) -> None:
+    """torchvision's detection layout: a batch and a list of per-image dicts of instance masks
+    (N_i, H, W). Where N_i was the batch size, instance j of image i followed image j (its
+    mask_fill, its moves), silently."""
+    images = id_images()
+    batch, _, height, width = SHAPE
+    targets = [{"masks": tv_tensors.Mask(torch.full((batch, height, width), i)), "labels": torch.zeros(batch)}
+               for i in range(batch)]
+    with pytest.raises(TypeError, match=rf"^{type(build(name)).__name__}: the sample holds segmentation masks "
+                                        rf"\(tv_tensors\.Mask\) in a list of {batch} per-image target dicts"):
+        call(build(name, **({"mask_fill": MASK_FILL} if "mask_fill" in CASES[name].spec.param_names else {})),
+             images, targets)
+
+
 @pytest.mark.parametrize("name", [n for n in NAMES if CASES[n].build().dense_targets != "refuse"])
 def test_mask_layouts_and_bad_shapes(name: str) -> None:
     t = build(name)
