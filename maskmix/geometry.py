@@ -43,6 +43,7 @@ __all__ = [
     "low_resolution_size",
     "low_resolution_size_range",
     "pixel_changer",
+    "pixel_layout",
     "rectangles_always_fit",
     "rectangles_never_empty",
     "rotation_range",
@@ -115,6 +116,20 @@ def pixel_changer(transforms: Iterable[Any], *,
         if getattr(transform, "mask_fill", None) is not None:
             return transform, "writes mask_fill"
     return None
+
+
+def pixel_layout(image: tuple[Any, ...], shape: tuple[Any, ...], channels_first: bool) -> str | None:
+    """How labels of ``shape`` lie on images of shape ``image`` (rank 4): ``"laid_out"`` for
+    per-pixel targets with the images' height and width (rank 3, or rank 4 in the images'
+    layout), ``"grid"`` for rank-4 targets at another size (masks at another resolution, a grid of
+    targets), None for labels that are not on the pixels (``(B,)``, ``(B, K)``, ``(B, T, V)``)."""
+    if len(image) != 4 or len(shape) < 3:
+        return None
+    size = image[2:4] if channels_first else image[1:3]
+    spatial = [shape[1:3]] if len(shape) == 3 else [shape[1:3], shape[2:4]] if len(shape) == 4 else []
+    if size in spatial:
+        return "laid_out"
+    return "grid" if len(shape) == 4 else None
 
 
 def rectangles_always_fit(height: int, width: int, patch_area: tuple[float, float],

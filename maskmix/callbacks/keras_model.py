@@ -38,9 +38,10 @@ import keras
 import numpy as np
 
 from maskmix import schedules as schedules_mod
+from maskmix.geometry import pixel_layout
 from maskmix.keras import MixingLayer, _compat
 from maskmix.keras._compat import Functional
-from maskmix.keras.pipeline import MaskMixPipeline, pixel_changer_of, pixel_layout
+from maskmix.keras.pipeline import MaskMixPipeline, pixel_changer_of
 
 from . import _keras_functional as graph
 from ._keras_losses import as_loss_object, dense_counterpart, single

@@ -240,17 +240,24 @@ class MixingLayer(MaskMixLayer):
     def call(self, data: Any, training: bool = True) -> Any:
         if not self.mixes:
             return super().call(data, training=training)
-        masks = None
+        masks, targets = None, None
         if isinstance(data, Mapping):
             if "images" in data and find_key(data, 1, LABEL_KEYS, 1, containing=LABEL_SUBSTRING) is None:
                 # Images (and their dense targets) without labels, as Keras' own CutMix takes them.
                 return self.call_dict(data, training=training)
-            self.check_boxes(data)
-            masks = data.get("segmentation_masks")
+            targets = data
+        elif isinstance(data, (tuple, list)) and len(data) >= 2 and isinstance(data[1], Mapping):
+            # torchvision's (images, targets): the dense targets sit beside the labels.
+            targets = data[1]
+        if targets is not None:
+            self.check_boxes(targets)
+            masks = targets.get("segmentation_masks")
         images, labels, rebuild = self.split(data)
         images, _ = self.check_images(images)
         if masks is not None:
             self.check_masks(masks, images, False)
+        if isinstance(data, (tuple, list)):
+            self._refuse_pixel_extras(data[2:], images)
         batch_size = self.ops.shape(images)[0]
         transformation = self.get_random_transformation(images, training=training)
         out = self.transform_images(images, transformation, training=training)
@@ -260,8 +267,24 @@ class MixingLayer(MaskMixLayer):
         labels_out = self.transform_labels(labels, transformation, training=training, batch_size=batch_size)
         result = rebuild(out, labels_out)
         if masks is not None:
-            result["segmentation_masks"] = self.transform_masks(masks, transformation)
+            # A fresh dict (rebuild copies the one that held the labels): written in place.
+            holder = cast(dict[str, Any], result if isinstance(result, Mapping) else result[1])
+            holder["segmentation_masks"] = self.transform_masks(masks, transformation)
         return result
+
+    def _refuse_pixel_extras(self, extras: Any, images: Tensor) -> None:
+        """Refuse the extra items of an ``(images, labels, ...)`` tuple laid out on the pixels
+        (masks, per-pixel maps): they are returned untouched while the images are mixed."""
+        for extra in extras:
+            shape = getattr(extra, "shape", None)
+            if shape is not None and geometry.pixel_layout(tuple(images.shape), tuple(shape),
+                                                           self.data_format == "channels_first") == "laid_out":
+                raise ValueError(
+                    f"{type(self).__name__}: the tuple holds an item of shape {tuple(shape)} laid out on the pixels of "
+                    f"the images {tuple(images.shape)}; extra items are returned untouched while the images are mixed, "
+                    "so they would no longer match. Give segmentation masks in a dict under 'segmentation_masks' "
+                    "(they then follow the pixels)"
+                )
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         if not self.mixes:

@@ -75,20 +75,6 @@ def _reads_rank3_as_one_image(layer: Any) -> bool:
     return callable(getattr(layer, "transform_images", None))
 
 
-def pixel_layout(image: tuple[Any, ...], shape: tuple[Any, ...], channels_first: bool) -> str | None:
-    """How labels of ``shape`` lie on images of shape ``image`` (rank 4): ``"laid_out"`` for
-    per-pixel targets with the images' height and width (rank 3, or rank 4 in the images'
-    layout), ``"grid"`` for rank-4 targets at another size (masks at another resolution, a grid of
-    targets), None for labels that are not on the pixels (``(B,)``, ``(B, K)``, ``(B, T, V)``)."""
-    if len(image) != 4 or len(shape) < 3:
-        return None
-    size = image[2:4] if channels_first else image[1:3]
-    spatial = [shape[1:3]] if len(shape) == 3 else [shape[1:3], shape[2:4]] if len(shape) == 4 else []
-    if size in spatial:
-        return "laid_out"
-    return "grid" if len(shape) == 4 else None
-
-
 def _foreign_mixing(layer: Any) -> str | None:
     if _KERAS_MIXING and isinstance(layer, _KERAS_MIXING):
         return (f"Keras' {type(layer).__name__}, which takes labels its own way: use "
@@ -316,7 +302,7 @@ class MaskMixPipeline:
         shape = getattr(labels, "shape", None)
         if shape is None or not hasattr(images, "shape"):
             return
-        layout = pixel_layout(tuple(images.shape), tuple(shape), self.channels_first)
+        layout = geometry.pixel_layout(tuple(images.shape), tuple(shape), self.channels_first)
         changer = pixel_changer_of(self.augmentations) if layout is not None else None
         if changer is not None:
             raise ValueError(

@@ -182,6 +182,32 @@ def test_cutmix_masks_follow_the_pasted_pixels():
     assert moved_any
 
 
+@pytest.mark.parametrize("spec", MIXING, ids=lambda s: s.flag)
+def test_dense_targets_beside_the_labels_are_mixed_as_in_a_dict_or_refused(spec):
+    """torchvision's (images, targets) form, the labels in the targets dict: its masks came back
+    unmoved while the images were mixed (boxes too, where a flat dict refuses them); an extra
+    tuple item laid out on the pixels (masks) was returned untouched."""
+    data = _batch()
+    images, labels, masks, boxes = data["images"], data["labels"], data["segmentation_masks"], data["bounding_boxes"]
+    name = spec.name
+    with pytest.raises(ValueError, match=rf"{name}: bounding_boxes cannot follow pixels moved"):
+        _mixing_layer(spec)((images, {"labels": labels, "bounding_boxes": boxes}))
+    with pytest.raises(ValueError, match=rf"{name}: the tuple holds an item of shape \(4, 8, 8, 1\) laid out on the "
+                                         r"pixels of the images \(4, 8, 8, 3\)"):
+        _mixing_layer(spec)((images, labels, masks))
+    targets = {"labels": labels, "segmentation_masks": masks, "extra": data["extra"]}
+    if _mixing_layer(spec).dense_targets == "refuse":
+        with pytest.raises(ValueError, match=rf"{name}: segmentation_masks cannot be mixed"):
+            _mixing_layer(spec)((images, targets))
+        return
+    out_images, out_targets = _mixing_layer(spec)((images, targets))
+    flat = _mixing_layer(spec)({"images": images, **targets})  # the same seed: the same draws
+    np.testing.assert_array_equal(np.asarray(out_images), np.asarray(flat["images"]))
+    for key in ("labels", "segmentation_masks", "extra"):
+        np.testing.assert_array_equal(np.asarray(out_targets[key]), np.asarray(flat[key]))
+    assert np.any(np.asarray(out_targets["segmentation_masks"]) != masks)
+
+
 def test_mixup_refuses_masks_saying_why():
     data = _batch()
     del data["bounding_boxes"]
