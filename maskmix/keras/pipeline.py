@@ -256,12 +256,16 @@ class MaskMixPipeline:
         The targets are None when neither ``mix`` nor ``label_smoothing`` is set or ``labels``
         is None.
         """
+        with schedules_mod.lending(self._lent()):
+            return self._augment(images, labels)
+
+    def _lent(self) -> dict[int, dict[str, Any]]:
+        """The scheduled values the layers read in this step, by layer."""
         lent: dict[int, dict[str, Any]] = {}
         for entry, variable in zip(self.schedules, self.schedule_variables, strict=True):
             # The variable's value, read here, inside the step: not a constant of the trace.
             lent.setdefault(id(entry.transform), {})[entry.param] = variable.value
-        with schedules_mod.lending(lent):
-            return self._augment(images, labels)
+        return lent
 
     def check_image_batch(self, images: Tensor) -> None:
         """Refuse training images of rank < 4 when an image layer would see them.
@@ -352,6 +356,11 @@ class MaskMixPipeline:
                 f"{owner}: label_smoothing applies to class labels; the target of this batch is its "
                 "segmentation masks (set label_smoothing=0, or smooth in the loss)"
             )
+        with schedules_mod.lending(self._lent()):
+            return self._augment_dense(images, masks)
+
+    def _augment_dense(self, images: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+        owner = self.owner
         self.check_image_batch(images)
         data: dict[str, Tensor] = {"images": images, "segmentation_masks": masks}
         for layer in [*self.augmentations, *self.mix_layers]:

@@ -11,6 +11,7 @@ from typing_extensions import Unpack
 
 from maskmix.geometry import IMAGE_DTYPES_TEXT, looks_transposed, sampling_units
 from maskmix.params import CUTBLUR_DIRECTIONS, CUTBLUR_PAIR, given_arguments
+from maskmix.schedules import lent_value
 
 from . import _sampling
 from ._base import SUPPORTED_DTYPES, CommonOptions, MaskMixTransform, batch_layout, draws_coins
@@ -257,5 +258,6 @@ class RandomCutBlurPair(_sampling.RectanglePatches, MaskMixTransform):
             raise TypeError(f"{name}: expected a pair (lr_upsampled, hr); got {type(data).__name__}")
         lr_upsampled, hr = data
         check_pair(name, lr_upsampled, hr)
-        options = {key: getattr(self, key) for key in self.spec.param_names}
+        # A scheduled value lent by the integrations (maskmix.schedules) comes before the attribute.
+        options = {key: lent_value(self, key, getattr(self, key)) for key in self.spec.param_names}
         return _swap(lr_upsampled, hr, options, self._generator_for(lr_upsampled.device)), hr

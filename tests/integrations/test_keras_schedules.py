@@ -84,6 +84,26 @@ def test_fit_with_jit_compile_follows_the_schedule() -> None:
     assert len(traces) == 1  # one traced step for the three values
 
 
+def test_the_segmentation_mask_path_follows_the_schedule() -> None:
+    """fit(images, masks) goes through augment_dense, which did not lend the scheduled values: the
+    layer's own ratio (1.0) applied at every epoch while scheduled_values() said otherwise."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((SIDE, SIDE, 1))
+    counter = CutCounter()
+    model = MaskMixModel(inputs, keras.layers.Conv2D(K, 1)(counter(inputs)),
+                         augmentations=[RandomCutout(fill_method=-1.0, seed=1)],
+                         schedules={"RandomCutout": {"augmentation_ratio": piecewise(RATIOS)}})
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
+    probe = PerEpoch(counter)
+    model.fit(data()[0], np.zeros((2 * B, SIDE, SIDE, 1), "int32"), batch_size=B, epochs=3, shuffle=False,
+              verbose=0, callbacks=[probe])
+    assert probe.counts == [0.0, 8.0, 16.0]
+    pipeline = MaskMixPipeline([RandomCutout(fill_method=-1.0, seed=1)],
+                               schedules={"RandomCutout": {"augmentation_ratio": constant(0.0)}})
+    images, _ = pipeline.augment_dense(data()[0], np.zeros((2 * B, SIDE, SIDE, 1), "int32"))
+    np.testing.assert_array_equal(np.asarray(images), data()[0])
+
+
 def test_fit_resumes_at_initial_epoch_and_callbacks_passed_positionally() -> None:
     model, counter = model_with({0: {"augmentation_ratio": piecewise(RATIOS)}})
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)

@@ -214,6 +214,21 @@ def test_torch_cutblur_pair_options_types_and_validation() -> None:
             call(torch.rand(2, 8, 8, 3), torch.rand(2, 8, 8, 3))
 
 
+def test_torch_cutblur_pair_takes_a_scheduled_ratio() -> None:
+    """A schedule's value, lent by the integrations, was ignored by RandomCutBlurPair (its own
+    ratio applied; the Keras layer and every other transform read the lent value)."""
+    from maskmix.schedules import lending
+
+    lr, hr = torch.zeros(8, 3, 16, 16), torch.ones(8, 3, 16, 16)
+    transform = RandomCutBlurPair()
+    with lending({id(transform): {"augmentation_ratio": 0.0}}):
+        out, _ = transform((lr, hr))
+    assert torch.equal(out, lr)
+    with lending({id(transform): {"augmentation_ratio": 0.5}}):
+        out, _ = transform((lr, hr))
+    assert int((out != lr).flatten(1).any(dim=1).sum()) == 4
+
+
 def test_torch_cutblur_pair_transform_runs_the_function() -> None:
     """RandomCutBlurPair is cutblur_pair as a v2 transform: same draws, same pixels, either call form."""
     hr = tv_tensors.Image(make_images((6, 3, 12, 10), torch.uint8, seed=2))
