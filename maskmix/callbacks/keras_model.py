@@ -42,6 +42,7 @@ from maskmix.geometry import pixel_layout
 from maskmix.keras import MixingLayer, _compat
 from maskmix.keras._compat import Functional
 from maskmix.keras.pipeline import MaskMixPipeline, pixel_changer_of
+from maskmix.keras.pipeline import walk as pipeline_walk
 
 from . import _keras_functional as graph
 from ._keras_losses import as_loss_object, dense_counterpart, single
@@ -715,7 +716,21 @@ def _schedules_config(model: MaskMixModel) -> list[list[Any]] | None:
         key = entry.key
         if not isinstance(key, (str, int)):
             positions = [i for i, item in enumerate(items) if item is key]
-            key = positions[0] if positions else type(key).__name__
+            if positions:
+                key = positions[0]
+            else:
+                # A layer nested in another (a Sequential) has no position: saved by its class name,
+                # which must name it alone, or the saved model could never be loaded.
+                name = type(key).__name__
+                namesakes = [layer for item in items for layer in pipeline_walk(item) if type(layer).__name__ == name]
+                if len(namesakes) > 1:
+                    raise ValueError(
+                        f"{_NAME}: {entry.where} is keyed by a layer nested in another, which is saved by its class "
+                        f"name, but {len(namesakes)} layers are {name}s and the saved model could not be loaded; "
+                        "give the nested layer a class of its own or put it at the top level of augmentations "
+                        "(then it is saved by its position)"
+                    )
+                key = name
         if not isinstance(entry.schedule, schedules_mod.Schedule):
             raise TypeError(
                 f"{_NAME}: {entry.where} is a custom callable, which cannot be saved with the model; use "

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 
 from maskmix import geometry
 from maskmix import integration_options as options
@@ -31,7 +32,8 @@ Tensor = Any
 _INT_DTYPES = frozenset({"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"})
 
 
-def _walk(layer: Any) -> Iterator[Any]:
+def walk(layer: Any) -> Iterator[Any]:
+    """``layer`` and every layer nested in it."""
     flatten = getattr(layer, "_flatten_layers", None)
     if callable(flatten):
         yield from flatten(include_self=True, recursive=True)
@@ -65,7 +67,7 @@ def keras_pixel_mover(layer: Any) -> bool:
 def pixel_changer_of(layers: Sequence[Any]) -> tuple[Any, str] | None:
     """:func:`maskmix.geometry.pixel_changer` of ``layers`` and the layers nested in them, Keras'
     own pixel movers included."""
-    return geometry.pixel_changer((item for layer in layers for item in _walk(layer)), moves_pixels=keras_pixel_mover)
+    return geometry.pixel_changer((item for layer in layers for item in walk(layer)), moves_pixels=keras_pixel_mover)
 
 
 def _reads_rank3_as_one_image(layer: Any) -> bool:
@@ -88,7 +90,7 @@ KERAS = options.Framework(
     transforms_name="augmentations",
     accepted="a Keras layer",
     is_augmentation=lambda value: isinstance(value, keras.layers.Layer),
-    walk=_walk,
+    walk=walk,
     mixing=_mixing,
     foreign_mixing=_foreign_mixing,
 )
@@ -184,7 +186,7 @@ class MaskMixPipeline:
         # Image layers that disagree on the layout would change the same batch along different axes,
         # and a batch with few channels (2: optical flow) passes every layer's layout check.
         formats = {f"{type(inner).__name__} ({inner.data_format})": inner.data_format
-                   for layer in [*self.augmentations, *self.mix_layers] for inner in _walk(layer)
+                   for layer in [*self.augmentations, *self.mix_layers] for inner in walk(layer)
                    if _reads_rank3_as_one_image(inner) and isinstance(getattr(inner, "data_format", None), str)}
         if len(set(formats.values())) > 1:
             raise ValueError(
@@ -195,7 +197,7 @@ class MaskMixPipeline:
         self._data_format: str | None = next(iter(formats.values()), None)
         # The first layer that would read a rank-3 batch as one image (see check_image_batch).
         self._image_layer = next(
-            (inner for layer in [*self.augmentations, *self.mix_layers] for inner in _walk(layer)
+            (inner for layer in [*self.augmentations, *self.mix_layers] for inner in walk(layer)
              if _reads_rank3_as_one_image(inner)),
             None,
         )
@@ -203,7 +205,7 @@ class MaskMixPipeline:
         self.seed_generator = keras.random.SeedGenerator(self.seed) if len(self.mix_layers) > 1 else None
         #: The scheduled parameters (one :class:`maskmix.schedules.Scheduled` each).
         self.schedules = schedules_mod.resolve(
-            owner, schedules, [*self.augmentations, *self.mix_layers], _walk,
+            owner, schedules, [*self.augmentations, *self.mix_layers], walk,
             lambda layer: layer.spec if isinstance(layer, MaskMixLayer) else None, "layer",
         )
         #: The training progress the scheduled values were last set for (:meth:`set_epoch`).
@@ -234,10 +236,16 @@ class MaskMixPipeline:
         self.epoch = epoch
 
     def scheduled_values(self) -> dict[Any, dict[str, float]]:
-        """``{key: {parameter: value}}``: the values the next steps use, under the keys given."""
+        """``{key: {parameter: value}}``: the values the next steps use, under the keys given.
+
+        Read from :attr:`schedule_variables` (what the steps read): a loaded model's variables hold
+        the saved run's last values until :meth:`set_epoch` (``fit`` calls it at each epoch start).
+        A value the variable holds as set is reported as the schedule gave it (not its float32)."""
         out: dict[Any, dict[str, float]] = {}
-        for entry, value in zip(self.schedules, self._scheduled_values, strict=True):
-            out.setdefault(entry.key, {})[entry.param] = value
+        for entry, value, variable in zip(self.schedules, self._scheduled_values, self.schedule_variables,
+                                          strict=True):
+            held = float(keras.ops.convert_to_numpy(variable.value))
+            out.setdefault(entry.key, {})[entry.param] = value if float(np.float32(value)) == held else held
         return out
 
     @property

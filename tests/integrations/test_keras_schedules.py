@@ -140,8 +140,33 @@ def test_schedules_are_saved_with_the_model(tmp_path: Path) -> None:
     assert entry.schedule == schedule and entry.key == 0 and entry.transform is loaded.augmentations[0]
     variable = loaded.maskmix_pipeline.schedule_variables[0]
     assert float(keras.ops.convert_to_numpy(variable)) == pytest.approx(0.4)  # the saved run's last value
+    # What the next steps use (it said 0.0, the schedule at epoch 0, while the steps read 0.4).
+    assert loaded.maskmix_pipeline.scheduled_values()[0]["augmentation_ratio"] == pytest.approx(0.4)
     loaded.maskmix_pipeline.set_epoch(0)  # a new fit starts at epoch 0: the variable follows
     assert float(keras.ops.convert_to_numpy(variable)) == 0.0
+    assert loaded.maskmix_pipeline.scheduled_values() == {0: {"augmentation_ratio": 0.0}}
+
+
+def test_a_schedule_keyed_by_a_nested_layer_must_be_savable_by_its_class_name(tmp_path: Path) -> None:
+    """A nested layer (no position) is saved by its class name: with another layer of that class
+    the model saved but could never be loaded. Refused at saving; a nested layer of a class of
+    its own saves and loads."""
+    schedule = ramp(0.0, 1.0, epochs=4)
+
+    def build(augmentations, key) -> MaskMixModel:
+        inputs = keras.Input((SIDE, SIDE, 1))
+        return MaskMixModel(inputs, keras.layers.Dense(K)(keras.layers.Flatten()(inputs)),
+                            augmentations=augmentations, num_classes=K, schedules={key: {"augmentation_ratio": schedule}})
+
+    inner = RandomCutout(seed=1)
+    ambiguous = build([RandomCutout(seed=2), keras.Sequential([inner])], inner)
+    with pytest.raises(ValueError, match=r"MaskMixModel: .* keyed by a layer nested in another, which is saved by "
+                                         r"its class name, but 2 layers are RandomCutouts"):
+        ambiguous.save(tmp_path / "ambiguous.keras")
+    grid = RandomGridMask(seed=1)
+    build([RandomCutout(seed=2), keras.Sequential([grid])], grid).save(tmp_path / "unique.keras")
+    [entry] = keras.saving.load_model(tmp_path / "unique.keras").maskmix_pipeline.schedules
+    assert entry.key == "RandomGridMask" and entry.schedule == schedule
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
