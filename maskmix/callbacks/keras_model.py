@@ -78,11 +78,13 @@ def _checked_class_weight(class_weight: Any) -> dict[int, float]:
 class _StepContext:
     """Per-step values handed from :meth:`MaskMixModel.train_step` to ``compute_loss`` (trace time)."""
 
-    __slots__ = ("integer_labels", "targets")
+    __slots__ = ("building", "integer_labels", "targets")
 
     def __init__(self) -> None:
         self.targets: Tensor | None = None
         self.integer_labels = False
+        #: Inside Keras' symbolic build of the compiled loss and metrics (JAX, torch).
+        self.building = False
 
 
 @keras.saving.register_keras_serializable(package="maskmix")
@@ -530,7 +532,23 @@ class MaskMixModel(keras.Model):
             data_batch = _dense_dict_as_pair(data_batch)
         elif iterator is not None:
             iterator = _compat.converted_epoch_batches(iterator, _dense_dict_as_pair)
-        return super()._symbolic_build(iterator=iterator, data_batch=data_batch)
+        self._maskmix_step.building = True
+        try:
+            return super()._symbolic_build(iterator=iterator, data_batch=data_batch)
+        finally:
+            self._maskmix_step.building = False
+
+    def _loss_build_targets(self, y: Any, y_pred: Any) -> Any:
+        """What the compiled loss is built for in Keras' symbolic build: the soft ``(B, K)`` targets
+        that training steps give it where they give it soft targets (the compiled loss itself meets
+        them: not a sparse one, which gets its dense counterpart), else ``y``. Keras built it from
+        the labels: class indices met a dense loss there, and JAX and torch fits failed before
+        their first step (TensorFlow builds it in the first step, from the soft targets)."""
+        integer = getattr(y, "dtype", None) is not None and "int" in keras.backend.standardize_dtype(y.dtype)
+        if (not self.uses_soft_targets or keras.tree.is_nested(y) or keras.tree.is_nested(y_pred)
+                or self._training_loss(integer)[0] is not None or len(getattr(y_pred, "shape", ())) != 2):
+            return y
+        return keras.ops.zeros_like(y_pred, dtype="float32")  # only its shape and dtype are read
 
     def _jax_train_step(self, state: tuple[Any, ...], data: Any) -> Any:
         trainable, non_trainable, optimizer_variables, metrics_variables = state
@@ -578,6 +596,9 @@ class MaskMixModel(keras.Model):
             training: whether this is a training step.
         """
         targets = self._maskmix_step.targets
+        if self._maskmix_step.building:
+            built_for = self._loss_build_targets(y, y_pred)
+            return super().compute_loss(x, built_for, y_pred, sample_weight, training=training)
         if targets is None or not training:
             return super().compute_loss(x, y, y_pred, sample_weight, training=training)
         loss_fn, weight = self._training_loss(self._maskmix_step.integer_labels)

@@ -72,4 +72,12 @@ history = masks_model.fit(MaskBatches(), epochs=1, verbose=0, validation_data=Ma
 assert history["val_loss"] == [0.0], history
 assert masks_model.evaluate(MaskBatches(), verbose=0) == 0.0
 np.testing.assert_array_equal(masks_model.predict(MaskBatches(), verbose=0), ids)
+# A dense compiled loss with class-index labels: training steps give it the soft targets, but Keras'
+# symbolic build (JAX, torch) built it from the labels, and the fit failed before its first step.
+inputs = keras.Input((8, 8, 1))
+dense = MaskMixModel(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)), mix=RandomCutMix(seed=1),
+                     num_classes=3)
+dense.compile(keras.optimizers.Adam(0.05), keras.losses.CategoricalCrossentropy(from_logits=True))
+history = dense.fit(x, y, batch_size=16, epochs=2, verbose=0).history
+assert np.isfinite(history["loss"]).all(), history
 print("OK", keras.backend.backend())

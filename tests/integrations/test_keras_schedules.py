@@ -156,7 +156,8 @@ def test_a_schedule_keyed_by_a_nested_layer_must_be_savable_by_its_class_name(tm
     def build(augmentations, key) -> MaskMixModel:
         inputs = keras.Input((SIDE, SIDE, 1))
         return MaskMixModel(inputs, keras.layers.Dense(K)(keras.layers.Flatten()(inputs)),
-                            augmentations=augmentations, num_classes=K, schedules={key: {"augmentation_ratio": schedule}})
+                            augmentations=augmentations, num_classes=K,
+                            schedules={key: {"augmentation_ratio": schedule}})
 
     inner = RandomCutout(seed=1)
     ambiguous = build([RandomCutout(seed=2), keras.Sequential([inner])], inner)
