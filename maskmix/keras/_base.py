@@ -804,7 +804,7 @@ class MaskingLayer(MaskMixLayer):
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         _, _, height, width = self.dims(images)
         mask = self.erased(params, height, width)
-        return self.ops.numpy.where(self.pixel_mask(mask), self.fill_for(images, params), images)
+        return _sampling.where(self.ops, self.pixel_mask(mask), self.fill_for(images, params), images)
 
     def move_masks(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
         # The erased object is still there: masks are kept, or marked with ``mask_fill`` (an ignore
@@ -815,7 +815,7 @@ class MaskingLayer(MaskMixLayer):
         ops = self.ops
         _, _, height, width = self.dims(masks)
         erased = self.pixel_mask(self.erased(params, height, width))
-        return ops.numpy.where(erased, ops.cast(mask_fill, keras.backend.standardize_dtype(masks.dtype)), masks)
+        return _sampling.where(ops, erased, ops.cast(mask_fill, keras.backend.standardize_dtype(masks.dtype)), masks)
 
 
 def _fresh_specs(structure: Any) -> Any:

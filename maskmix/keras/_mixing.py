@@ -50,7 +50,7 @@ def partners(ops: Any, batch_size: int | Tensor, seed: Any, law: str = "other") 
     size = ops.cast(batch_size, "int32")
     shift = _sampling.randint(ops, 1, ops.numpy.maximum(size - 1, 1), (1,), seed)
     mixed = ops.numpy.mod(index + shift, ops.numpy.maximum(size, 1))
-    return ops.numpy.where(size >= 2, mixed, index)
+    return _sampling.where(ops, size >= 2, mixed, index)
 
 
 def box_fraction(ops: Any, h: Tensor, w: Tensor, height: int, width: int) -> Tensor:
@@ -235,7 +235,7 @@ class MixingLayer(MaskMixLayer):
         weight = ops.numpy.expand_dims(self.label_weight(transformation, dtype), 1)
         partner = ops.numpy.take(soft, transformation["partner"], axis=0)
         mixed = soft * (1.0 - weight) + partner * weight
-        return ops.numpy.where(ops.numpy.expand_dims(transformation["selected"], 1), mixed, soft)
+        return _sampling.where(ops, ops.numpy.expand_dims(transformation["selected"], 1), mixed, soft)
 
     def call(self, data: Any, training: bool = True) -> Any:
         if not self.mixes:
@@ -411,7 +411,7 @@ def class_index_rows(owner: str, backend: str, ops: Any, labels: Tensor, num_cla
     np_ = ops.numpy
     # Compared as given: a cast to int32 first could wrap an int64 index into the range.
     inside = np_.logical_and(np_.greater_equal(labels, 0), np_.less(labels, num_classes))
-    return np_.where(np_.expand_dims(inside, -1), soft, float("nan"))
+    return _sampling.where(ops, np_.expand_dims(inside, -1), soft, float("nan"))
 
 
 def check_soft_labels(owner: str, backend: str, labels: Tensor) -> bool:
@@ -443,7 +443,7 @@ def soft_label_rows(owner: str, backend: str, ops: Any, labels: Tensor) -> Tenso
         return labels
     np_ = ops.numpy
     outside = np_.any(np_.logical_or(np_.less(labels, 0), np_.greater(labels, 1)), axis=1, keepdims=True)
-    return np_.where(outside, ops.cast(float("nan"), keras.backend.standardize_dtype(labels.dtype)), labels)
+    return _sampling.where(ops, outside, ops.cast(float("nan"), keras.backend.standardize_dtype(labels.dtype)), labels)
 
 
 class FunctionOptions(TypedDict, total=False):

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _sampling
+
 __all__ = ["axis_resampling", "gather_pixels", "move_pixels", "nearest_source", "resample", "resample_matrix"]
 
 Ops = Any
@@ -172,7 +174,7 @@ def resample(ops: Ops, images: Tensor, matrix: Tensor, axis: str, *, channels_fi
         spec = f"{m},bcij->bcoj" if axis == "height" else f"{m},bcji->bcjo"
     else:
         spec = f"{m},bijc->bojc" if axis == "height" else f"{m},bjic->bjoc"
-    return ops.numpy.einsum(spec, matrix, images)
+    return _sampling.einsum(ops, spec, matrix, images)
 
 
 #: :func:`resample_matrix`'s operations on NumPy arrays, to build its tables on the host with the

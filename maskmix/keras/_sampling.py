@@ -24,6 +24,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import keras
+
 from maskmix.geometry import ATTEMPTS, GAMMA_PROPOSALS, gamma_proposal_constants, log_uniform_bounds, sampling_units
 from maskmix.params import COUNT_MARGIN, num_selected
 
@@ -34,6 +36,7 @@ __all__ = [
     "beta",
     "box_mask",
     "box_mask_of",
+    "einsum",
     "first_fitting",
     "first_true",
     "integers_from",
@@ -57,12 +60,63 @@ __all__ = [
     "uniforms",
     "unit_count",
     "unit_index",
+    "where",
 ]
 
 Ops = Any
 Seed = Any
 Tensor = Any
 Size = Sequence[Any]
+
+
+def where(ops: Ops, condition: Tensor, x1: Any, x2: Any) -> Tensor:
+    """``ops.numpy.where(condition, x1, x2)``, in the branches' own dtype where they share one.
+
+    Inside ``tf.data`` (or a ``tf.function``) under another global backend (JAX, torch), a layer
+    computes with TensorFlow's Keras ops, whose dtype promotion narrows 64-bit types as the
+    global backend would (Keras' ``result_type``: float64 to float32, int64 to int32): float64
+    images, int64 masks and float64 labels came back narrowed, the unselected images' pixels
+    rounded. There the selection is TensorFlow's own ``where``, on branches of one dtype (a Python
+    number takes the other branch's), which is what TensorFlow's global backend gives.
+    """
+    if not _narrowing_tensorflow(ops):
+        return ops.numpy.where(condition, x1, x2)
+    import tensorflow as tf
+
+    scalars = (bool, int, float)
+    dtype = _unnarrowed([tf.convert_to_tensor(x).dtype for x in (x1, x2) if not isinstance(x, scalars)])
+    return tf.where(tf.cast(condition, tf.bool), tf.cast(x1, dtype), tf.cast(x2, dtype))
+
+
+def einsum(ops: Ops, spec: str, *operands: Tensor) -> Tensor:
+    """``ops.numpy.einsum``, in the operands' dtype where they share one (see :func:`where`)."""
+    if not _narrowing_tensorflow(ops):
+        return ops.numpy.einsum(spec, *operands)
+    import tensorflow as tf
+
+    tensors = [tf.convert_to_tensor(x) for x in operands]
+    dtype = _unnarrowed([t.dtype for t in tensors])
+    return tf.einsum(spec, *(tf.cast(t, dtype) for t in tensors))
+
+
+def _unnarrowed(dtypes: Sequence[Any]) -> Any:
+    """The TensorFlow dtype Keras' promotion gives ``dtypes`` under TensorFlow's global backend:
+    its ``result_type``, with a 64-bit type it narrowed (float64 to float32, int64 to int32)
+    put back."""
+    import tensorflow as tf
+
+    names = [keras.backend.standardize_dtype(d) for d in dtypes]
+    promoted = keras.backend.result_type(*names)
+    for wide, narrow in (("float64", "float32"), ("int64", "int32"), ("uint64", "uint32")):
+        if promoted == narrow and wide in names:
+            promoted = wide
+    return tf.as_dtype(promoted)
+
+
+def _narrowing_tensorflow(ops: Ops) -> bool:
+    """Whether ``ops`` are TensorFlow's under another global backend, whose promotion narrows
+    64-bit dtypes (see :func:`where`)."""
+    return getattr(ops, "name", None) == "tensorflow" and keras.config.backend() != "tensorflow"
 
 
 def uniform(ops: Ops, low: float | Tensor, high: float | Tensor, size: Size, seed: Seed) -> Tensor:
@@ -297,7 +351,7 @@ def take_last(ops: Ops, values: Tensor, chosen: Tensor) -> Tensor:
 
     A masked sum over the last axis: exact, one value per row is kept and the others are zeros.
     """
-    return ops.numpy.sum(ops.numpy.where(chosen, values, ops.numpy.zeros((), dtype=values.dtype)), axis=-1)
+    return ops.numpy.sum(where(ops, chosen, values, ops.numpy.zeros((), dtype=values.dtype)), axis=-1)
 
 
 class RectanglePatches:
@@ -392,7 +446,7 @@ def pick(ops: Ops, candidates: Sequence[int], index: Tensor) -> Tensor:
     """``candidates[index]`` elementwise for a short Python list (int32)."""
     out = ops.numpy.full_like(index, candidates[0], dtype="int32")
     for k, value in enumerate(candidates[1:], start=1):
-        out = ops.numpy.where(index == k, ops.numpy.full_like(out, value), out)
+        out = where(ops, index == k, ops.numpy.full_like(out, value), out)
     return out
 
 

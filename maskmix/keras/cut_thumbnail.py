@@ -216,7 +216,7 @@ class RandomCutThumbnail(MixingLayer):
         pasted = _patches.gather_pixels(ops, thumbnails, index, height, width, channels_first=self.channels_first)
         box = _sampling.box_mask_of(ops, params, height, width)
         box = np_.logical_and(box, np_.reshape(params["selected"], (-1, 1, 1)))
-        return np_.where(self.pixel_mask(box), pasted, images)
+        return _sampling.where(ops, self.pixel_mask(box), pasted, images)
 
     def move_masks(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
         # Masks are resized with "nearest" (a class index cannot be blended), or with
@@ -239,7 +239,7 @@ class RandomCutThumbnail(MixingLayer):
         pasted = _patches.gather_pixels(ops, source, index, height, width, channels_first=self.channels_first)
         box = _sampling.box_mask_of(ops, params, height, width)
         box = np_.logical_and(box, np_.reshape(params["selected"], (-1, 1, 1)))
-        return np_.where(self.pixel_mask(box), pasted, masks)
+        return _sampling.where(ops, self.pixel_mask(box), pasted, masks)
 
     def thumbnails(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         """``(B, th_max, tw_max, C)`` (channels_first ``(B, C, th_max, tw_max)``) thumbnails.

@@ -186,4 +186,4 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixLayer):
         )
         box = _sampling.box_mask_of(ops, params, height, width)
         mask = ops.numpy.logical_and(box, ops.numpy.reshape(params["selected"], (-1, 1, 1)))
-        return ops.numpy.where(self.pixel_mask(mask), self.to_image_dtype(blurred, dtype), images)
+        return _sampling.where(ops, self.pixel_mask(mask), self.to_image_dtype(blurred, dtype), images)

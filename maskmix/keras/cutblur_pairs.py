@@ -83,9 +83,9 @@ class RandomCutBlurPair(_sampling.RectanglePatches, MaskMixLayer):
         box = _sampling.box_mask_of(ops, transformation, height, width)
         # HR where the box is pasted from HR ("hr_to_lr") or where HR surrounds the LR box ("lr_to_hr").
         lr_to_hr = ops.numpy.reshape(transformation["lr_to_hr"], (-1, 1, 1))
-        take_hr = ops.numpy.where(lr_to_hr, ops.numpy.logical_not(box), box)
+        take_hr = _sampling.where(ops, lr_to_hr, ops.numpy.logical_not(box), box)
         take_hr = ops.numpy.logical_and(take_hr, ops.numpy.reshape(transformation["selected"], (-1, 1, 1)))
-        out = ops.numpy.where(self.pixel_mask(take_hr), hr_batch, lr_batch)
+        out = _sampling.where(ops, self.pixel_mask(take_hr), hr_batch, lr_batch)
         return (ops.numpy.squeeze(out, 0) if single else out), hr
 
     def compute_output_spec(self, data: Any, training: Any = None) -> Any:

@@ -160,7 +160,7 @@ class RandomCutMix(MixingLayer):
         _, _, height, width = self.dims(images)
         box = _sampling.box_mask_of(ops, params, height, width)
         box = ops.numpy.logical_and(box, ops.numpy.reshape(params["selected"], (-1, 1, 1)))
-        return ops.numpy.where(self.pixel_mask(box), ops.numpy.take(images, params["partner"], axis=0), images)
+        return _sampling.where(ops, self.pixel_mask(box), ops.numpy.take(images, params["partner"], axis=0), images)
 
 
 def random_cutmix(

@@ -241,7 +241,7 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
                                            size, seed)
         other = other + ops.cast(other >= source, "int32")
         movable = positions > 1
-        destination = ops.numpy.where(movable, other, source)
+        destination = _sampling.where(ops, movable, other, source)
         params: dict[str, Any] = {
             "height": h,
             "width": w,
@@ -260,7 +260,7 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
             params["hue"] = _sampling.uniform(ops, -self.hue_jitter, self.hue_jitter, size, seed)
         if self.scar_prob > 0:
             params.update(self._sample_scars(size, height, width, seed))
-            params["movable"] = ops.numpy.where(params["is_scar"], height * width > 1, movable)
+            params["movable"] = _sampling.where(ops, params["is_scar"], height * width > 1, movable)
         return params
 
     def _sample_scars(self, size: tuple[Any, ...], height: Any, width: Any, seed: Any) -> dict[str, Any]:
@@ -297,7 +297,7 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         out, mask, box, area = self._paste(images, params)
         if self.color_jitter > 0 or self.hue_jitter > 0:
-            out = self.ops.numpy.where(self.pixel_mask(mask), self._jitter(out, box, area, params), out)
+            out = _sampling.where(self.ops, self.pixel_mask(mask), self._jitter(out, box, area, params), out)
         return out
 
     def move_masks(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
@@ -320,12 +320,12 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
         if "is_scar" in params:
             scar, scar_shift = scar_offsets(ops, params, height, width)
             is_scar = ops.numpy.reshape(params["is_scar"], (-1, 1, 1))
-            box = ops.numpy.where(is_scar, scar, box)
+            box = _sampling.where(ops, is_scar, scar, box)
             mask = ops.numpy.logical_and(box, ops.numpy.reshape(params["selected"], (-1, 1, 1)))
-            shift = ops.numpy.where(is_scar, scar_shift, shift)
+            shift = _sampling.where(ops, is_scar, scar_shift, shift)
             scar_area = ops.numpy.maximum(ops.numpy.sum(ops.cast(scar, "int32"), axis=(1, 2)), 1)
-            area = ops.numpy.where(params["is_scar"], scar_area, area)
-        offsets = ops.numpy.where(mask, shift, ops.numpy.zeros_like(mask, dtype="int32"))
+            area = _sampling.where(ops, params["is_scar"], scar_area, area)
+        offsets = _sampling.where(ops, mask, shift, ops.numpy.zeros_like(mask, dtype="int32"))
         return _patches.move_pixels(ops, images, offsets, channels_first=self.channels_first), mask, box, area
 
     def _jitter(self, patch: Tensor, box: Tensor, area: Tensor, params: Mapping[str, Any]) -> Tensor:
@@ -353,7 +353,7 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
             x = ops.numpy.clip(lo + (x - lo) * factor("brightness"), lo, hi)
             pixels = self.per_image(ops.cast(area, work))
             # where, not a product with the mask: values outside the patch (even NaN) never leak in.
-            inside = ops.numpy.where(self.pixel_mask(box), grey(x), ops.numpy.zeros((), dtype=work))
+            inside = _sampling.where(ops, self.pixel_mask(box), grey(x), ops.numpy.zeros((), dtype=work))
             mean = ops.numpy.sum(inside, axis=self.spatial_axes, keepdims=True) / pixels
             x = ops.numpy.clip(mean + (x - mean) * factor("contrast"), lo, hi)
             gray = grey(x)

@@ -130,7 +130,7 @@ class RandomHideAndSeek(MaskingLayer):
             count = ops.numpy.minimum(count, rows * cols)
             # Invalid cells rank last; the `count` lowest-ranked valid cells are hidden.
             keyed = ops.numpy.reshape(
-                ops.numpy.where(valid, scores, ops.numpy.full_like(scores, 2.0)), (-1, max_rows * max_cols)
+                _sampling.where(ops, valid, scores, ops.numpy.full_like(scores, 2.0)), (-1, max_rows * max_cols)
             )
             ranked = ops.cast(ops.numpy.argsort(ops.numpy.argsort(keyed, axis=1), axis=1), "int32")
             hidden = ops.numpy.reshape(ranked < ops.numpy.expand_dims(count, 1), (-1, max_rows, max_cols))
@@ -145,7 +145,7 @@ class RandomHideAndSeek(MaskingLayer):
             return -(-size // side) if side else 0
         ops = self.ops
         safe = ops.numpy.maximum(side, 1)
-        return ops.numpy.where(side > 0, ops.numpy.floor_divide(size + safe - 1, safe), 0)
+        return _sampling.where(ops, side > 0, ops.numpy.floor_divide(size + safe - 1, safe), 0)
 
     def _pixel_cells(self, size: Any, side: Any, cells: Any) -> Any:
         """``(B, size)`` index ``p // side`` of the cell of each pixel, for cells from (0, 0).

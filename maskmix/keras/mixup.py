@@ -88,7 +88,7 @@ class RandomMixup(MixingLayer):
         )
 
     def apply(self, images: Any, params: Mapping[str, Any]) -> Any:
-        return self.ops.numpy.where(self.per_image(params["selected"]), blend(self, images, params), images)
+        return _sampling.where(self.ops, self.per_image(params["selected"]), blend(self, images, params), images)
 
 
 def blend(layer: MixingLayer, images: Any, params: Mapping[str, Any]) -> Any:
@@ -104,7 +104,7 @@ def blend(layer: MixingLayer, images: Any, params: Mapping[str, Any]) -> Any:
     difference = x - partner
     # torch.lerp's two-sided form: exact at both ends, so that lam = 1 (which float32 Beta draws
     # reach) gives the image itself, bit for bit, as its label row says.
-    mixed = ops.numpy.where(lam < 0.5, partner + lam * difference, x - (1.0 - lam) * difference)
+    mixed = _sampling.where(ops, lam < 0.5, partner + lam * difference, x - (1.0 - lam) * difference)
     return layer.to_image_dtype(mixed, dtype)
 
 

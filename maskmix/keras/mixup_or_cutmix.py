@@ -170,14 +170,14 @@ class RandomMixupOrCutMix(MixingLayer):
             top, left, h, w = minmax_box(ops, self.cutmix_minmax, size, height, width, seed)
         if mixup_on and cutmix_on:
             # The Mixup images paste no box: their box is empty.
-            h, w = ops.numpy.where(use_cutmix, h, 0), ops.numpy.where(use_cutmix, w, 0)
+            h, w = _sampling.where(ops, use_cutmix, h, 0), _sampling.where(ops, use_cutmix, w, 0)
         params = partner_box(ops, top, left, h, w, height, width)
         if lam_cut is None:
             lam_cut = 1.0 - params["partner_weight"]  # the min/max box's own lambda
         if mixup_on:
             lam_mix = _sampling.beta(ops, self.mixup_alpha, size, seed)
-            params["partner_weight"] = ops.numpy.where(use_cutmix, params["partner_weight"], 1.0 - lam_mix)
-            lam = ops.numpy.where(use_cutmix, lam_cut, lam_mix) if cutmix_on else lam_mix
+            params["partner_weight"] = _sampling.where(ops, use_cutmix, params["partner_weight"], 1.0 - lam_mix)
+            lam = _sampling.where(ops, use_cutmix, lam_cut, lam_mix) if cutmix_on else lam_mix
         else:
             lam = lam_cut
         params["lam"], params["use_cutmix"] = lam, use_cutmix
@@ -190,7 +190,7 @@ class RandomMixupOrCutMix(MixingLayer):
         boxed = super().label_weight(transformation, dtype)
         if self.mixup_alpha == 0:
             return boxed
-        return ops.numpy.where(transformation["use_cutmix"], boxed, 1.0 - ops.cast(transformation["lam"], dtype))
+        return _sampling.where(ops, transformation["use_cutmix"], boxed, 1.0 - ops.cast(transformation["lam"], dtype))
 
     def move_masks(self, masks: Any, transformation: Mapping[str, Any]) -> Any:
         raise ValueError(
@@ -206,12 +206,12 @@ class RandomMixupOrCutMix(MixingLayer):
         out = images
         if self.mixup_alpha > 0:
             blending = ops.numpy.logical_and(ops.numpy.logical_not(params["use_cutmix"]), selected)
-            out = ops.numpy.where(self.per_image(blending), blend(self, images, params), images)
+            out = _sampling.where(ops, self.per_image(blending), blend(self, images, params), images)
         if self.cutmix_alpha > 0:
             # The Mixup images' boxes are empty: one where pastes the CutMix images' boxes.
             box = _sampling.box_mask_of(ops, params, height, width)
             box = ops.numpy.logical_and(box, ops.numpy.reshape(selected, (-1, 1, 1)))
-            out = ops.numpy.where(self.pixel_mask(box), ops.numpy.take(images, params["partner"], axis=0), out)
+            out = _sampling.where(ops, self.pixel_mask(box), ops.numpy.take(images, params["partner"], axis=0), out)
         return out
 
 

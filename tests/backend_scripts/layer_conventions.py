@@ -37,4 +37,25 @@ for i, (name, case) in enumerate(example_cases("keras").items()):
     out = np_(half.transform_images(x, t))
     selected = np_(t["selected"]).astype(bool)
     assert selected.sum() == 2 and (out[~selected] == x[~selected]).all(), name
+# tf.data on this backend: the layers compute with TensorFlow's Keras ops there, whose promotion
+# narrowed 64-bit dtypes as this backend's does (float64 images, int64 masks and float64 labels came
+# back 32-bit, the unselected images rounded).
+import tensorflow as tf  # noqa: E402  (only this part needs it)
+
+x64, ids = x.astype("float64"), np.arange(5 * 9 * 8).reshape(5, 9, 8, 1).astype("int64")
+for name, case in example_cases("keras").items():
+    layer = case.build("keras", num_classes=4, seed=3, augmentation_ratio=0.4)
+    data = {"images": x64}
+    if case.mixes:
+        data["labels"] = np.eye(4)[y].astype("float64")
+    if layer.dense_targets != "refuse":
+        data["segmentation_masks"] = ids
+    out = next(iter(tf.data.Dataset.from_tensors(data).map(layer)))
+    out = out[0] if isinstance(out, tuple) else out
+    assert out["images"].dtype == tf.float64, (name, out["images"].dtype)
+    assert (out["images"].numpy() != x64).reshape(5, -1).any(axis=1).sum() <= 2, name  # the others bit-identical
+    if "segmentation_masks" in data:
+        assert out["segmentation_masks"].dtype == tf.int64, (name, out["segmentation_masks"].dtype)
+    if case.mixes:
+        assert out["labels"].dtype == tf.float64, (name, out["labels"].dtype)
 print("backend ok", sys.argv[1])
