@@ -660,14 +660,27 @@ class MaskMixLayer(keras.layers.Layer):
         fits = len(shape) == len(expected) and all(
             got == want for got, want in zip(shape, expected, strict=True)
             if isinstance(got, int) and isinstance(want, int))
+        layout = "(1, H, W)" if self.channels_first else "(H, W, 1)"
+        layout = layout if single else layout.replace("(", "(B, ")
+        message = (f"{name}: segmentation_masks must be {layout} with the images' batch size, height and width "
+                   f"(data_format={self.data_format!r})")
         if not fits:
-            layout = "(1, H, W)" if self.channels_first else "(H, W, 1)"
-            layout = layout if single else layout.replace("(", "(B, ")
             given = images[1:] if single else images
-            raise ValueError(
-                f"{name}: segmentation_masks must be {layout} with the images' batch size, height and width "
-                f"(data_format={self.data_format!r}); got shape {shape} for images of shape {given}"
-            )
+            raise ValueError(f"{message}; got shape {shape} for images of shape {given}")
+        # The images' axis each mask axis must match (None: the channel axis, of size 1).
+        sources: list[int | None] = [] if single else [0]
+        sources += [None, 2, 3] if self.channels_first else [1, 2, None]
+        unknown = [axis for axis, (got, want) in enumerate(zip(shape, expected, strict=True))
+                   if not (isinstance(got, int) and isinstance(want, int))]
+        if unknown and _compat.in_tf_graph():
+            # Sizes known only when the graph runs (tf.data from a generator, padded batches):
+            # checked then, or the masks would be cut at coordinates drawn for other sizes.
+            import tensorflow as tf
+
+            mask_shape, image_shape = tf.shape(masks), tf.shape(batch)
+            wanted = [tf.constant(1) if sources[axis] is None else image_shape[sources[axis]] for axis in unknown]
+            tf.debugging.assert_equal(tf.gather(mask_shape, unknown), tf.stack(wanted),
+                                      message=f"{message}: their shapes differ")
 
     def transform_masks(self, masks: Tensor, transformation: Mapping[str, Any] | None, *,
                         single: bool = False) -> Tensor:

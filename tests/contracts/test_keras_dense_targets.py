@@ -389,6 +389,29 @@ def test_mask_shape_and_dtype_errors(name):
         layer(dict(data, segmentation_masks=data["segmentation_masks"][..., 0]))
 
 
+@pytest.mark.parametrize("name", [n for n in NAMES if build(n).dense_targets != "refuse"])
+def test_masks_of_another_size_are_refused_when_the_sizes_are_known_only_at_run_time(name):
+    """tf.data from a generator (or padded batches): the spatial sizes are unknown when the map is
+    traced, and 3 x 4 masks went through with 6 x 8 images, cut at coordinates drawn for them."""
+    layer = build(name)
+    data = id_batch()
+    # The masks' sizes unknown (the images' too, but for the layers that resample them).
+    spec = {key: tf.TensorSpec((None,) * value.ndim, tf.as_dtype(value.dtype)) for key, value in data.items()}
+    if type(layer).__name__ in ("RandomCutBlur", "RandomCutThumbnail"):
+        spec["images"] = tf.TensorSpec((None, *data["images"].shape[1:]), tf.float32)
+
+    def dataset(masks):
+        given = dict(data, segmentation_masks=masks)
+        return tf.data.Dataset.from_generator(lambda: iter([given]), output_signature=spec).map(layer)
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"{type(layer).__name__}: segmentation_masks must be "
+                                                             r"\(B, H, W, 1\) .*: their shapes differ"):
+        next(iter(dataset(data["segmentation_masks"][:, ::2, ::2])))
+    out = next(iter(dataset(data["segmentation_masks"])))
+    out = out[0] if isinstance(out, tuple) else out
+    assert tuple(out["segmentation_masks"].shape) == data["segmentation_masks"].shape
+
+
 @pytest.mark.parametrize("name", [n for n in NAMES if "return_labels" in CASES[n].spec.param_names])
 def test_return_labels_with_a_dict(name):
     data = id_batch()
