@@ -13,6 +13,10 @@ timm's flags (``--reprob --remode --recount --mixup --cutmix --mixup-prob --mixu
 * ``--mixup-prob`` is the fraction of each batch's images that are mixed; timm's ``--mixup-prob``
   is, in its default batch mode, the probability that the whole batch is mixed.
 
+``--cutmix``'s box is the CutMix paper code's (``box_rounding="truncate"``: sides truncated, the
+box clipped at the borders), within a pixel of timm's ``rand_bbox``; ``--mixup-or-cutmix`` takes
+timm's box itself (``box_rounding="timm"``).
+
 ``--recount N`` is timm's maximum count: each image erases a count drawn uniformly in ``1..N``.
 ``--augment`` adds any masking or pasting strategy by its flag and ``--set strategy.parameter=value``
 sets one of its parameters (or one of mixup's / cutmix's when enabled), e.g.::
@@ -264,8 +268,17 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> AugmentP
             mixing_steps.append((name, {**kwargs, **overrides.get(flag, {})}))
             enabled.append(flag)
     for name, kwargs in mixing_steps:
+        given = kwargs.get("label_smoothing")
+        if given is not None and args.smoothing > 0 and given != args.smoothing:
+            # The training loops smooth with --smoothing too (the pipeline, the loss): one value.
+            raise ValueError(f"{name}: label_smoothing={given!r} disagrees with --smoothing {args.smoothing}; "
+                             "set one of them")
         kwargs.setdefault("augmentation_ratio", args.mixup_prob)
         kwargs.setdefault("label_smoothing", args.smoothing)
+        if "box_rounding" in registry.get(name).param_names:
+            # timm's rand_bbox: RandomMixupOrCutMix has it; RandomCutMix's closest is its truncated box.
+            kwargs.setdefault("box_rounding", "timm" if "switch_prob" in registry.get(name).param_names
+                              else "truncate")
         if "switch_prob" in registry.get(name).param_names:  # timm's Mixup as one transform
             kwargs.setdefault("switch_prob", args.mixup_switch_prob)
     for name, kwargs in plan.masking:

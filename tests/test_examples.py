@@ -222,6 +222,10 @@ def test_timm_flags_map_to_the_strategies() -> None:
     assert [m[0] for m in plan.mixing] == ["RandomMixup", "RandomCutMix"]
     assert plan.mix_weights == pytest.approx([0.7, 0.3])
     assert all(m[1]["augmentation_ratio"] == 0.6 and m[1]["label_smoothing"] == 0.1 for m in plan.mixing)
+    # timm's box (rand_bbox truncates the sides): the examples' CutMix had RandomCutMix's rounded
+    # box, 0.32 of a 32 x 32 image pasted on average against timm's 0.31.
+    assert plan.mixing[1][1]["box_rounding"] == "truncate"
+    assert _plan("--mixup-or-cutmix", "1").mixing[0][1]["box_rounding"] == "timm"
     assert _plan().empty
 
 
@@ -285,6 +289,9 @@ def test_remode_fills_are_not_black_on_the_examples_uint8_images(remode: str) ->
     (["--cutmix", "0", "--set", "mixup.alpha=0.5"], "mixup is disabled; enable it with --mixup ALPHA"),
     (["--cutmix", "1", "--set", "cutmix.alpha=-1"], "RandomCutMix: alpha must be a float > 0; got -1"),
     (["--mixup", "1", "--set", "mixup.num_classes=5"], "num_classes comes from the data set"),
+    # The loops smooth with --smoothing as well: a second value crashed one loop after the data loaded.
+    (["--mixup", "1", "--smoothing", "0.1", "--set", "mixup.label_smoothing=0.2"],
+     "RandomMixup: label_smoothing=0.2 disagrees with --smoothing 0.1"),
     (["--set", "mixup_or_cutmix.mixup_alpha=1"], "mixup_or_cutmix is disabled; enable it with --mixup-or-cutmix 1"),
 ])
 def test_bad_flag_values_are_one_line_parser_errors(capsys: pytest.CaptureFixture[str], argv: list[str],

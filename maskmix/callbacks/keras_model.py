@@ -315,13 +315,9 @@ class MaskMixModel(keras.Model):
             class_weight, args = args[position], (*args[:position], None, *args[position + 1:])
         else:
             class_weight = kwargs.pop("class_weight", None)
-        if self.uses_soft_targets:
-            weights = None if class_weight is None else _checked_class_weight(class_weight)
-            if weights != self._maskmix_class_weight:
-                self.train_function = None  # the weights are constants of the traced step: trace again
-                self._maskmix_class_weight = weights
-        elif class_weight is not None:
-            kwargs["class_weight"] = class_weight  # unchanged labels: Keras' own rule is right
+        keras_class_weight = self._take_class_weight(class_weight)
+        if keras_class_weight is not None:
+            kwargs["class_weight"] = keras_class_weight
         if not self.maskmix_pipeline.schedules:
             return super().fit(*args, **kwargs)
         position = 5  # fit(x, y, batch_size, epochs, verbose, callbacks, ...)
@@ -330,6 +326,25 @@ class MaskMixModel(keras.Model):
         else:
             kwargs["callbacks"] = _with_schedules(self, kwargs.get("callbacks"))
         return super().fit(*args, **kwargs)
+
+    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, class_weight: Any = None,
+                       return_dict: bool = False) -> Any:
+        """``keras.Model.train_on_batch``, ``class_weight`` applied as ``fit`` applies it (with soft
+        targets, to each class's share of the mixed rows)."""
+        return super().train_on_batch(x, y, sample_weight=sample_weight,
+                                      class_weight=self._take_class_weight(class_weight), return_dict=return_dict)
+
+    def _take_class_weight(self, class_weight: Any) -> Any:
+        """What Keras gets of ``class_weight`` (None where maskmix applies it): with soft targets it
+        weighs each class's share of a row in the training step (Keras would weigh the whole row
+        by its original class, the partner's share included)."""
+        if not self.uses_soft_targets:
+            return class_weight  # unchanged labels: Keras' own rule is right
+        weights = None if class_weight is None else _checked_class_weight(class_weight)
+        if weights != self._maskmix_class_weight:
+            self.train_function = None  # the weights are constants of the traced step: trace again
+            self._maskmix_class_weight = weights
+        return None
 
     def _class_weighted(self, targets: Tensor | None, sample_weight: Any) -> tuple[Tensor | None, Any]:
         """Soft targets and sample weights under ``fit``'s ``class_weight``: each class's share of a

@@ -307,6 +307,13 @@ def test_class_weight_weighs_each_class_share_of_the_mixed_rows(with_sample_weig
                         sample_weight=sample_weight).history
     np.testing.assert_allclose(history["loss"][0], rows.mean(), rtol=1e-5)
     assert not np.isclose(rows.mean(), keras_rule.mean(), rtol=1e-3)
+    # train_on_batch applies it the same way (it took Keras' rule).
+    single = functional(mix=RandomCutMix(alpha=1.0, seed=7), num_classes=K)
+    single.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                   jit_compile=False)
+    single.set_weights(model.get_weights())
+    np.testing.assert_allclose(single.train_on_batch(x, y, class_weight=weights, sample_weight=sample_weight),
+                               rows.mean(), rtol=1e-5)
     # A later fit without class_weight (the step is traced again) is that of a model that never had it.
     twin = functional(mix=RandomCutMix(alpha=1.0, seed=7), num_classes=K)
     twin.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
