@@ -485,7 +485,8 @@ class MaskMixModel(keras.Model):
         return keras.tree.pack_sequence_as(structure, [x]) if keras.tree.is_nested(structure) else x
 
     def _labels_for_metrics(self, y: Tensor, soft: Tensor) -> Tensor:
-        """The dominant class of each mixed target, in the type and shape of the labels ``y``."""
+        """The dominant class of each mixed target, in the type and shape of the labels ``y`` (for
+        multi-hot rows, each class whose mixed weight is at least 0.5)."""
         if self.metric_labels == "original":
             return y
         ops = keras.ops
@@ -499,9 +500,13 @@ class MaskMixModel(keras.Model):
         if soft.shape[-1] == 1:
             return binary
         one_hot = ops.one_hot(ops.argmax(soft, axis=-1), ops.shape(soft)[-1], dtype=dtype)
+        # Multi-hot rows (several labels per image, not summing to 1): each class rounded, as the
+        # single binary column; the dominant class alone would be the wrong labels for their metrics.
+        multi_hot = ops.greater(ops.abs(ops.sum(ops.cast(y, "float32"), axis=-1, keepdims=True) - 1.0), 1e-2)
+        dominant = ops.where(multi_hot, binary, one_hot)
         if soft.shape[-1] is None:  # unknown until run time
-            return ops.where(ops.equal(ops.shape(soft)[-1], 1), binary, one_hot)
-        return one_hot
+            return ops.where(ops.equal(ops.shape(soft)[-1], 1), binary, dominant)
+        return dominant
 
     # ----------------------------------------------------------------------------------------
     # Training step (per backend) and loss.

@@ -446,6 +446,29 @@ def soft_label_rows(owner: str, backend: str, ops: Any, labels: Tensor) -> Tenso
     return _sampling.where(ops, outside, ops.cast(float("nan"), keras.backend.standardize_dtype(labels.dtype)), labels)
 
 
+def distribution_rows(owner: str, backend: str, ops: Any, rows: Tensor, smoothing: float) -> Tensor:
+    """Float ``(B, K)`` label ``rows`` to be smoothed towards ``1 / K``, checked to be distributions
+    (summing to 1): multi-hot rows (several labels per image, a sigmoid output's targets) would
+    be smoothed towards ``1 / K`` where their convention (Keras', timm's) is 0.5. Raises a
+    ``ValueError`` where the values can be read; elsewhere such a row becomes NaN (see
+    :func:`soft_label_rows`)."""
+    values = host_values(backend, rows)
+    if values is not None:
+        sums = values.astype("float64").sum(axis=1)
+        off = np.abs(sums - 1.0) > 1e-2  # bfloat16 rows round their sums by ~1e-3
+        if off.any():
+            raise ValueError(
+                f"{owner}: label_smoothing={smoothing} smooths one-hot/soft rows (each summing to 1) towards "
+                f"1/K; got a row summing to {sums[off][0]:g} (multi-hot labels?). Multi-label targets are "
+                "smoothed towards 0.5 (keras.losses.BinaryCrossentropy(label_smoothing=...)): set "
+                "label_smoothing=0 here and smooth in the loss"
+            )
+        return rows
+    np_ = ops.numpy
+    off = np_.greater(np_.abs(np_.sum(rows, axis=1, keepdims=True) - 1.0), 1e-2)
+    return _sampling.where(ops, off, ops.cast(float("nan"), keras.backend.standardize_dtype(rows.dtype)), rows)
+
+
 class FunctionOptions(TypedDict, total=False):
     """The common options the functional forms take (``seed`` is their own argument)."""
 

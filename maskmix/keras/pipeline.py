@@ -23,7 +23,7 @@ from maskmix import integration_options as options
 from maskmix import schedules as schedules_mod
 
 from ._base import MaskMixLayer
-from ._mixing import MixingLayer, class_index_rows, soft_label_rows
+from ._mixing import MixingLayer, class_index_rows, distribution_rows, soft_label_rows
 
 __all__ = ["MaskMixPipeline"]
 
@@ -262,7 +262,7 @@ class MaskMixPipeline:
         """``(images, soft targets or None, whether the labels were class indices)``.
 
         The targets are None when neither ``mix`` nor ``label_smoothing`` is set or ``labels``
-        is None.
+        is None; ``mix`` without labels raises a ``ValueError``.
         """
         with schedules_mod.lending(self._lent()):
             return self._augment(images, labels)
@@ -325,6 +325,13 @@ class MaskMixPipeline:
 
     def _augment(self, images: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None, bool]:
         self.check_image_batch(images)
+        if labels is None and self.mix_layers:
+            # The mix was skipped, silently (a dataset of images alone, fit(x)): the torch pipeline
+            # refuses it too.
+            raise ValueError(
+                f"{self.owner}: mix needs labels (each mixed image's target is mixed with its partner's); got "
+                "images alone. Give (images, labels), or leave mix out"
+            )
         if labels is not None and not self.makes_soft_targets:
             self._refuse_pixel_labels(images, labels)
         for layer in self.augmentations:
@@ -332,6 +339,9 @@ class MaskMixPipeline:
         if labels is None or not self.makes_soft_targets:
             return images, None, False
         raw, integer = self.soft_targets(labels, smoothing=0.0)
+        smoothing = max([self.label_smoothing, *(layer.label_smoothing for layer in self.mix_layers)])
+        if not integer and smoothing > 0 and raw.shape[1] != 1:  # one binary column goes towards 0.5
+            raw = distribution_rows(self.owner, keras.backend.backend(), keras.ops, raw, smoothing)
         smoothed = self.smooth(raw) if self.label_smoothing > 0 else raw
         if not self.mix_layers:
             return images, smoothed, integer

@@ -1105,3 +1105,48 @@ def test_layers_that_disagree_on_data_format_are_refused():
     first = "channels_first"
     MaskMixPipeline([keras.layers.RandomFlip(data_format=first), RandomErasing(data_format=first)],
                     RandomCutMix(num_classes=3, data_format=first))
+
+
+def test_mix_without_labels_is_refused():
+    """fit(x) or a dataset of images alone: the mix was skipped and the images trained unmixed,
+    silently (the torch pipeline refuses it)."""
+    from maskmix.keras import MaskMixPipeline
+
+    x, _ = dataset(8)
+    message = r"MaskMix(Pipeline|Model): mix needs labels .* got images alone"
+    with pytest.raises(ValueError, match=message):
+        MaskMixPipeline(mix=RandomMixup(seed=0), num_classes=K)(x)
+    model = functional(mix=RandomMixup(seed=0), num_classes=K)
+    with pytest.raises(ValueError, match=message):
+        model.augment_batch(x)
+    # Label smoothing alone has nothing to smooth without labels: the images pass as augmented.
+    images, labels = MaskMixPipeline([RandomErasing(seed=0)], label_smoothing=0.1)(x)
+    assert labels is None and np.any(np.asarray(images) != x)
+
+
+def test_multi_hot_labels_keep_their_metric_labels_and_refuse_smoothing_towards_one_over_k():
+    """Multi-hot rows (several labels per image): the metrics got the dominant class alone, even
+    unmixed, and label_smoothing moved each class towards 1/K (their convention is 0.5)."""
+    import tensorflow as tf
+
+    from maskmix.keras import MaskMixPipeline
+
+    x, _ = dataset(4)
+    multi_hot = np.array([[1, 1, 0], [0, 1, 1], [1, 0, 1], [0, 0, 0]], "float32")
+    unmixed = functional(mix=RandomMixup(seed=0, augmentation_ratio=0.0), num_classes=K)
+    _, metric, soft = unmixed.augment_batch(x, multi_hot)
+    np.testing.assert_array_equal(np.asarray(metric), multi_hot)
+    mixed = functional(mix=RandomMixup(seed=0), num_classes=K)
+    _, metric, soft = mixed.augment_batch(x, multi_hot)
+    np.testing.assert_array_equal(np.asarray(metric), (np.asarray(soft) >= 0.5).astype("float32"))
+    # One-hot rows keep the dominant class.
+    one_hot = np.eye(K, dtype="float32")[[0, 1, 2, 0]]
+    np.testing.assert_array_equal(np.asarray(unmixed.augment_batch(x, one_hot)[1]), one_hot)
+    smoothing = MaskMixPipeline(mix=RandomMixup(seed=0), num_classes=K, label_smoothing=0.1)
+    with pytest.raises(ValueError, match=r"MaskMixPipeline: label_smoothing=0\.1 smooths one-hot/soft rows .* got a "
+                                         r"row summing to 2 \(multi-hot labels\?\)"):
+        smoothing(x, multi_hot)
+    _, traced = tf.function(smoothing)(x, multi_hot)  # values unread while traced: NaN rows show in the loss
+    assert np.isnan(np.asarray(traced)).all(axis=1).sum() == 4
+    _, fine = smoothing(x, one_hot)
+    assert np.isfinite(np.asarray(fine)).all()
