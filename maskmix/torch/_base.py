@@ -721,7 +721,7 @@ class MaskMixTransform(v2.Transform):
                 "images, so a pixel has no single class to keep; use RandomCutMix (masks follow the pasted "
                 "region) or blend one-hot masks yourself with the same weights"
             )
-        masks = target.as_subclass(Tensor)  # the plain tensor, which torch.compile traces
+        masks = target.as_subclass(Tensor)  # the plain tensor (fullgraph=True cannot trace tv_tensors at all)
         if masks.dtype.is_floating_point or masks.dtype.is_complex:
             raise TypeError(f"{name}: segmentation masks must have an integer or bool dtype; got {masks.dtype}")
         batch_size, height, width = params["batch_shape"]

@@ -38,6 +38,7 @@ __all__ = [
     "declare_transformed_types",
     "inference_mode",
     "needs_transform_list",
+    "raised_by_the_compiler",
     "torchvision_pixel_mover",
     "tree_flatten",
     "tree_unflatten",
@@ -131,3 +132,10 @@ def torchvision_pixel_mover(transform: Any) -> bool:
             if isinstance(twin, type) and twin.__module__ in _TORCHVISION_PIXEL_MOVERS:
                 return True
     return False
+
+
+def raised_by_the_compiler(error: BaseException) -> bool:
+    """Whether ``error`` is one of ``torch.compile``'s own (Dynamo, Inductor), which is how an
+    exception raised inside a traced function comes out of it (``Unsupported: Observed
+    exception``), rather than an error of the function's own code."""
+    return type(error).__module__.startswith(("torch._dynamo", "torch._inductor"))

@@ -644,7 +644,16 @@ class MaskMixPipeline:
                 compiled = steps.get(mix_index)
                 if compiled is None:
                     compiled = steps[mix_index] = torch.compile(_with_own_code(self._step), **arguments)
-                return compiled(images, labels, mix_index)
+                try:
+                    return compiled(images, labels, mix_index)
+                except Exception as error:
+                    if not _compat.raised_by_the_compiler(error):
+                        raise
+                    # A check of the step raised while Dynamo traced it, which reports it as its own
+                    # error ("Observed exception"): the eager step raises maskmix's ValueError or
+                    # TypeError itself. (The draws it takes are those of a failing batch.)
+                    self._step(images, labels, mix_index)
+                    raise
 
             self._compiled_step = step
         return self._compiled_step

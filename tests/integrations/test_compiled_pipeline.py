@@ -253,3 +253,15 @@ def test_a_mix_with_a_labels_getter_mixes_the_labels_the_pipeline_found() -> Non
         assert not torch.equal(got[keys[0]], images)
     images_out, soft = with_getter({"image": images, "target": labels}).values()
     assert images_out.shape == images.shape and soft.shape == (4, CLASSES)
+
+
+def test_the_compiled_step_raises_the_eager_errors() -> None:
+    """A check that raised inside the compiled step came out as Dynamo's ``Unsupported: Observed
+    exception`` (not a ValueError/TypeError naming the transform)."""
+    images, labels = torch.rand(8, 3, SIDE, SIDE), torch.arange(8) % CLASSES
+    pipeline = MaskMixPipeline([RandomErasing()], RandomCutMix(), num_classes=CLASSES, seed=0,
+                               compile={"backend": "eager"})
+    with pytest.raises(ValueError, match=r"^RandomCutMix: labels have batch size 7 but the images have 8"):
+        pipeline((images, labels[:7]))
+    with pytest.raises(TypeError, match=r"^RandomErasing: images must have dtype"):
+        pipeline(((images * 255).to(torch.int32), labels))
