@@ -621,7 +621,7 @@ class MaskMixTransform(v2.Transform):
                 params = self.make_params([image])  # overridden (a strategy adds to the parameters)
             output = self.apply_batched(image, params)
             return (output, self._labels_of(image, params)) if self.return_labels else output
-        refuse_per_image_masks(type(self).__name__, inputs)
+        refuse_per_image_masks(type(self).__name__, inputs if len(inputs) > 1 else inputs[0])
         if not self.return_labels:
             return super().forward(*inputs)
         flat_inputs, spec = _compat.tree_flatten(inputs if len(inputs) > 1 else inputs[0])
@@ -766,14 +766,15 @@ def refuse_per_image_masks(owner: str, sample: Any) -> None:
     """Raise for a ``tv_tensors.Mask`` inside a list of per-image target dicts (torchvision's
     detection layout: a batch of images and ``[{"masks": Mask(N_i, H, W), ...}, ...]``). A
     transform of the batch reads a Mask's first dims as the images' batch: where ``N_i`` is the
-    batch size, instance ``j`` of image ``i`` followed image ``j``, silently."""
-    stack = [sample]
+    batch size, instance ``j`` of image ``i`` followed image ``j``, silently. The sample itself
+    (a list of one sample dict) is not such a list: only lists nested in it are."""
+    stack = [(sample, True)]
     while stack:
-        item = stack.pop()
+        item, top = stack.pop()
         if isinstance(item, Mapping):
-            stack.extend(item.values())
+            stack.extend((value, False) for value in item.values())
         elif isinstance(item, (list, tuple)):
-            if item and all(isinstance(entry, Mapping) for entry in item):
+            if not top and item and all(isinstance(entry, Mapping) for entry in item):
                 leaves = _compat.tree_flatten(list(item))[0]
                 if (any(isinstance(leaf, tv_tensors.Mask) for leaf in leaves)
                         and not any(isinstance(leaf, (tv_tensors.Image, tv_tensors.Video)) for leaf in leaves)):
@@ -784,7 +785,7 @@ def refuse_per_image_masks(owner: str, sample: Any) -> None:
                         "Mask (B, H, W) or (B, K, H, W) for the batch, or call the transform on each image with "
                         "its own targets"
                     )
-            stack.extend(item)
+            stack.extend((entry, False) for entry in item)
 
 
 def refuse_torchscript(owner: str) -> NoReturn:

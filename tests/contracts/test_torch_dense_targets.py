@@ -150,6 +150,21 @@ def test_masks_in_per_image_target_dicts_are_refused(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if CASES[n].build().dense_targets != "refuse"])
+def test_a_dict_sample_and_a_list_of_one_sample_are_no_detection_layout(name: str) -> None:
+    """The detection-layout check read a dict sample (one item of the call) as a list of one
+    per-image target dict, and refused plain images with a Mask beside them."""
+    t = build(name)
+    images = id_images()
+    sample = {"image": images, "mask": id_masks(images)}
+    if t.needs_batch:
+        sample["labels"] = torch.arange(SHAPE[0]) % NUM_CLASSES
+    for given in (sample,) if t.needs_batch else (sample, [sample]):  # a mixing call takes the sample alone
+        out = t(given)
+        out = out[0] if isinstance(out, list) else out
+        assert out["mask"].shape == sample["mask"].shape
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if CASES[n].build().dense_targets != "refuse"])
 def test_mask_layouts_and_bad_shapes(name: str) -> None:
     t = build(name)
     images = id_images()
