@@ -187,6 +187,36 @@ class _ErasedSamples(torch.utils.data.Dataset):
         return self.transform(torch.zeros(3, 16, 16))
 
 
+class _TwiceErasedSamples(torch.utils.data.Dataset):
+    """Blank images erased by two transforms that share one generator (fills 1 and 2)."""
+
+    def __init__(self) -> None:
+        from torchvision.transforms import v2
+
+        from maskmix.torch import RandomErasing
+
+        shared = torch.Generator().manual_seed(0)
+        self.transform = v2.Compose([RandomErasing(fill_method=1.0, generator=shared),
+                                     RandomErasing(fill_method=2.0, generator=shared)])
+
+    def __len__(self) -> int:
+        return 32
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.transform(torch.zeros(3, 16, 16))
+
+
+def test_transforms_sharing_a_generator_take_turns_on_it_in_workers() -> None:
+    """In a worker, each transform derived a stream of its own from the shared generator's seed:
+    both drew the same rectangle, so the second erasing covered the first exactly in every
+    sample (in the main process they take turns on the generator: about 1 sample in 100)."""
+    torch.manual_seed(0)  # the workers' seeds
+    loader = torch.utils.data.DataLoader(_TwiceErasedSamples(), batch_size=1, num_workers=2,
+                                         multiprocessing_context="fork")
+    covered = sum(int(not (batch[0] == 1.0).any()) for batch in loader)
+    assert covered <= 4, covered
+
+
 def test_a_transforms_own_generator_in_dataloader_workers() -> None:
     """Each worker held a copy of the generator in one state: every worker and every epoch drew
     the same boxes. Now each worker's stream derives from the generator's seed and the worker's,

@@ -452,7 +452,8 @@ class MaskMixTransform(v2.Transform):
         return gen
 
     def _worker_generator(self, gen: torch.Generator) -> torch.Generator:
-        """The stream of this DataLoader worker, for a transform with its own ``generator``.
+        """The stream of this DataLoader worker, for a transform with a ``generator`` (one stream per
+        generator, shared by the transforms that hold it).
 
         Every worker holds a copy of the generator in the state it had when the workers started,
         and the main process's never advances: each worker, and each epoch, would draw the same
@@ -462,12 +463,16 @@ class MaskMixTransform(v2.Transform):
         """
         info = get_worker_info()
         assert info is not None  # checked by the caller
-        kept = self.__dict__.get("_worker_stream")
-        if kept is None or kept[0] != (gen.initial_seed(), info.seed):
+        # One stream per generator, not per transform: transforms that share a generator take turns
+        # on one stream, as they do in the main process (streams of their own, seeded alike, drew
+        # the same numbers in every transform: the same rectangle erased twice).
+        key = (gen.initial_seed(), info.seed)
+        kept = _WORKER_STREAMS.get(id(gen))
+        if kept is None or kept[0] is not gen or kept[1] != key:
             stream = torch.Generator(device=gen.device)
-            stream.manual_seed(_sampling.derive_seed(gen.initial_seed(), info.seed))
-            kept = self.__dict__["_worker_stream"] = ((gen.initial_seed(), info.seed), stream)
-        return kept[1]
+            stream.manual_seed(_sampling.derive_seed(*key))
+            kept = _WORKER_STREAMS[id(gen)] = (gen, key, stream)  # holding gen keeps its id unique
+        return kept[2]
 
     def check_inputs(self, flat_inputs: list[Any]) -> None:
         # Called by torchvision's forward with every item of the sample, before the non-image
@@ -739,6 +744,10 @@ class MaskMixTransform(v2.Transform):
             return target  # kept: the very object passes through, as boxes do
         return tv_tensors.wrap(out.reshape(shape), like=target)
 
+
+#: A DataLoader worker's stream of each generator its transforms hold: ``id(generator) ->
+#: (generator, (its initial seed, the worker's seed), stream)`` (see ``_worker_generator``).
+_WORKER_STREAMS: dict[int, tuple[torch.Generator, tuple[int, int], torch.Generator]] = {}
 
 #: The fills that are one number relative to the value range (``fill_method`` names).
 _CONSTANT_FILLS = frozenset({"black", "white", "gray", "zero"})
