@@ -10,6 +10,7 @@ as ``params["partner_weight"]`` and changes the pixels in ``apply``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, TypedDict, cast
 
@@ -127,6 +128,8 @@ class MixingLayer(MaskMixLayer):
 
     needs_batch = True
     dense_targets = "move"
+    #: Whether the warning of a call on images alone inside a model was given (once per layer).
+    _warned_in_a_model = False
     num_classes: int | None
     label_smoothing: float
     partner: str
@@ -301,6 +304,15 @@ class MixingLayer(MaskMixLayer):
         no_labels = (isinstance(data, Mapping) and "images" in data
                      and find_key(data, 1, LABEL_KEYS, 1, containing=LABEL_SUBSTRING) is None)
         if not self.mixes or no_labels or _is_tensor_like(data):
+            if self.mixes and isinstance(data, keras.KerasTensor) and not self._warned_in_a_model:
+                # A layer of a model gets the images alone: fit would train on mixed images with
+                # their labels unmixed (Keras' own CutMix / MixUp do the same, without a word).
+                self._warned_in_a_model = True
+                warnings.warn(
+                    f"{type(self).__name__} is called on images alone inside a model: it mixes the images, but "
+                    "fit's labels are not mixed with them. Mix images and labels together: use "
+                    "maskmix.callbacks.MaskMixModel(mix=...), or map the layer over (images, labels) in tf.data",
+                    UserWarning, stacklevel=2)
             # Images alone, or a dict of images and dense targets: the shapes and dtypes come back.
             return super().compute_output_spec(data, training=training)
         images, labels, rebuild = self.split(data)

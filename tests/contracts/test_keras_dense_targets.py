@@ -142,6 +142,23 @@ def test_mixing_images_alone_are_mixed_and_returned_alone(spec):
 
 
 @pytest.mark.parametrize("spec", MIXING, ids=lambda s: s.flag)
+def test_a_mixing_layer_inside_a_model_warns_that_fit_labels_stay_unmixed(spec):
+    """As a layer of a model it gets the images alone: fit trained on mixed images with their labels
+    unmixed, without a word (as Keras' own CutMix / MixUp do). A warning, once per layer."""
+    import warnings
+
+    layer = _mixing_layer(spec)
+    with pytest.warns(UserWarning, match=rf"{spec.name} is called on images alone inside a model: it mixes the "
+                                         r"images, but fit's labels are not mixed"):
+        keras.Sequential([keras.Input((8, 8, 3)), layer, keras.layers.Flatten(), keras.layers.Dense(4)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        keras.Sequential([keras.Input((8, 8, 3)), layer])  # once per layer
+        _mixing_layer(spec)((keras.Input((8, 8, 3)), keras.Input((4,))))  # labels beside: mixed together
+        _mixing_layer(spec)(_batch()["images"])  # eager images alone (Keras' own convention): no warning
+
+
+@pytest.mark.parametrize("spec", MIXING, ids=lambda s: s.flag)
 def test_mixing_dict_in_tf_data_map(spec):
     # Keras' CutMix/MixUp pattern: ds.batch(n).map(layer) over {"images", "labels"} dicts, labels
     # class indices in, soft rows out, other keys passed through.
