@@ -612,7 +612,7 @@ class MaskMixLayer(keras.layers.Layer):
         batch, single = self.check_images(images)
         masks = data.get("segmentation_masks")
         if masks is not None:
-            self.check_masks(masks, batch, single)
+            masks = self.check_masks(masks, batch, single)
         transformation = self.get_random_transformation(images, training=training)
         out = dict(data)
         if transformation is not None:
@@ -632,10 +632,11 @@ class MaskMixLayer(keras.layers.Layer):
                 "remove the 'bounding_boxes' key (the masking layers and RandomCutBlur pass boxes through)"
             )
 
-    def check_masks(self, masks: Any, batch: Tensor, single: bool) -> None:
+    def check_masks(self, masks: Any, batch: Tensor, single: bool) -> Any:
         """Validate ``segmentation_masks`` against the rank-4 ``batch`` of images (``single``: the
         images were one rank-3 image): one channel, the images' batch size, height and width, an
-        integer or bool dtype."""
+        integer or bool dtype. Returns the masks to use (in a graph where sizes are known only when
+        it runs, the masks after the check of their sizes)."""
         name = type(self).__name__
         if not (hasattr(masks, "shape") and hasattr(masks, "dtype")):
             raise TypeError(f"{name}: segmentation_masks must be a tensor or a NumPy array; got {type(masks).__name__}")
@@ -679,8 +680,13 @@ class MaskMixLayer(keras.layers.Layer):
 
             mask_shape, image_shape = tf.shape(masks), tf.shape(batch)
             wanted = [tf.constant(1) if sources[axis] is None else image_shape[sources[axis]] for axis in unknown]
-            tf.debugging.assert_equal(tf.gather(mask_shape, unknown), tf.stack(wanted),
-                                      message=f"{message}: their shapes differ")
+            check = tf.debugging.assert_equal(tf.gather(mask_shape, unknown), tf.stack(wanted),
+                                              message=f"{message}: their shapes differ")
+            # The masks' users wait for the check: a gather at the images' coordinates would fail
+            # first with an index error of its own.
+            with tf.control_dependencies([check]):
+                return tf.identity(masks)
+        return masks
 
     def transform_masks(self, masks: Tensor, transformation: Mapping[str, Any] | None, *,
                         single: bool = False) -> Tensor:

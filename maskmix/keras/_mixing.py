@@ -258,7 +258,7 @@ class MixingLayer(MaskMixLayer):
         images, labels, rebuild = self.split(data)
         images, _ = self.check_images(images)
         if masks is not None:
-            self.check_masks(masks, images, False)
+            masks = self.check_masks(masks, images, False)
         if isinstance(data, (tuple, list)):
             self._refuse_pixel_extras(data[2:], images)
         batch_size = self.ops.shape(images)[0]

@@ -84,7 +84,10 @@ def where(ops: Ops, condition: Tensor, x1: Any, x2: Any) -> Tensor:
     import tensorflow as tf
 
     scalars = (bool, int, float)
-    dtype = _unnarrowed([tf.convert_to_tensor(x).dtype for x in (x1, x2) if not isinstance(x, scalars)])
+    dtypes = [tf.convert_to_tensor(x).dtype for x in (x1, x2) if not isinstance(x, scalars)]
+    if not dtypes:  # two Python numbers: nothing to narrow
+        return ops.numpy.where(condition, x1, x2)
+    dtype = _unnarrowed(dtypes)
     return tf.where(tf.cast(condition, tf.bool), tf.cast(x1, dtype), tf.cast(x2, dtype))
 
 
