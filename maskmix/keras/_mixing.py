@@ -349,6 +349,8 @@ class MixingLayer(MaskMixLayer):
             labels = ops.cast(labels, "float32") if dtype in _INT_DTYPES else labels
             labels = soft_label_rows(name, self.backend.name, ops, labels)
             soft = ops.cast(labels, "float64" if dtype == "float64" else "float32")
+            if self.label_smoothing > 0 and soft.shape[1] != 1:  # one binary column goes towards 0.5
+                soft = distribution_rows(name, self.backend.name, ops, soft, self.label_smoothing)
         if self.label_smoothing > 0:
             # One column holds binary labels: smoothed towards 0.5, as Keras' binary losses do.
             classes = ops.numpy.maximum(ops.cast(ops.shape(soft)[1], soft.dtype), 2.0)

@@ -242,7 +242,8 @@ def soft_labels(owner: str, labels: Tensor, batch_size: int, *, num_classes: int
 
     Class indices need ``num_classes``; they are one-hot encoded in float32. Floating rows keep
     float64, other floats become float32. ``label_smoothing`` moves each row towards the uniform
-    distribution (``y (1 - s) + s / K``; a single column of binary labels goes towards 0.5).
+    distribution (``y (1 - s) + s / K``; a single column of binary labels goes towards 0.5; rows
+    that do not sum to 1, multi-hot labels, are refused then, as out-of-range rows are).
     Class indices outside ``[0, num_classes)`` and soft rows with a value outside ``[0, 1]`` raise
     a ``ValueError`` for CPU tensors and trip a device-side assertion on an accelerator (no host
     synchronisation). A graph ``torch.compile`` traces can do neither: there such a row is NaN
@@ -285,10 +286,33 @@ def soft_labels(owner: str, labels: Tensor, batch_size: int, *, num_classes: int
     labels = _check_soft(owner, labels)
     soft = labels.to(torch.float64 if labels.dtype == torch.float64 else torch.float32)
     if label_smoothing > 0:
+        if soft.shape[1] > 1:
+            soft = _check_distributions(owner, soft, label_smoothing)
         # One column holds binary labels: smoothed towards 0.5, as Keras' binary losses do.
         classes = max(soft.shape[1], 2)
         soft = soft * (1.0 - label_smoothing) + label_smoothing / classes
     return soft
+
+
+def _check_distributions(owner: str, rows: Tensor, label_smoothing: float) -> Tensor:
+    """Refuse soft rows that do not sum to 1 before smoothing them towards ``1 / K``: multi-hot
+    rows (several labels per image, a sigmoid output's targets) are smoothed towards 0.5 by their
+    convention (timm's, Keras'). As :func:`_check_soft`: a ``ValueError`` for CPU tensors, a
+    device-side assertion on an accelerator, NaN rows in a graph ``torch.compile`` traces."""
+    if rows.numel() == 0:
+        return rows
+    off = (rows.sum(dim=1, keepdim=True) - 1.0).abs() > 1e-2  # bfloat16 rows round their sums by ~1e-3
+    if torch.compiler.is_compiling():
+        return rows.masked_fill(off, float("nan"))
+    message = (f"{owner}: label_smoothing={label_smoothing} smooths one-hot/soft rows (each summing to 1) "
+               "towards 1/K; got rows that do not sum to 1 (multi-hot labels?). Multi-label targets are smoothed "
+               "towards 0.5 (e.g. in the loss): set label_smoothing=0 here")
+    if rows.device.type == "cpu":
+        if off.any():
+            raise ValueError(message)
+        return rows
+    _compat.assert_async(off.logical_not().all(), message)
+    return rows
 
 
 def _compiled_index_rows(labels: Tensor, num_classes: int, soft: Tensor, on: float) -> Tensor:

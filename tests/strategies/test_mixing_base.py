@@ -212,6 +212,26 @@ def test_torch_binary_labels_in_one_column_are_smoothed_towards_one_half(cls) ->
     assert mixed.shape == (6, 1) and bool(((mixed >= 0.1 - 1e-6) & (mixed <= 0.9 + 1e-6)).all())
 
 
+@pytest.mark.parametrize(("cls", "keras_cls"), [(RandomCutMix, keras_RandomCutMix), (RandomMixup, keras_RandomMixup)])
+def test_multi_hot_rows_are_not_smoothed_towards_one_over_k(cls, keras_cls) -> None:
+    """Multi-hot rows (several labels per image) with label_smoothing were moved towards 1/K (each
+    positive to 0.93 for K = 3, s = 0.1), where their convention is 0.5: refused on CPU, NaN rows
+    where the values cannot be read (torch.compile); one-hot and soft rows pass."""
+    multi_hot = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    images = make_images((4, 3, 4, 4))
+    message = r"{}: label_smoothing=0\.1 smooths one-hot/soft rows \(each summing to 1\) towards 1/K"
+    with pytest.raises(ValueError, match=message.format(cls.__name__)):
+        cls(label_smoothing=0.1)(images, multi_hot)
+    with pytest.raises(ValueError, match=message.format(keras_cls.__name__)):
+        keras_cls(label_smoothing=0.1, seed=0)((images.permute(0, 2, 3, 1).numpy(), multi_hot.numpy()))
+    compiled = torch.compile(cls(label_smoothing=0.1, augmentation_ratio=0.0), backend="eager", fullgraph=True)
+    assert torch.isnan(compiled(images, multi_hot)[1][:3]).all()
+    _, soft = cls(label_smoothing=0.1)(images, torch.tensor([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0]] * 2))
+    assert torch.allclose(soft.sum(dim=1), torch.ones(4))
+    _, plain = cls()(images, multi_hot)  # without smoothing they are mixed as given (timm's multi_label)
+    assert torch.isfinite(plain).all()
+
+
 @pytest.mark.parametrize("dtype", [torch.int8, torch.uint8, torch.int16])
 def test_torch_index_labels_of_a_narrow_dtype_with_more_classes_than_it_can_hold(dtype: torch.dtype) -> None:
     """A num_classes beyond the labels' dtype range must not wrap around in the range check."""
