@@ -17,6 +17,7 @@ __all__ = [
     "CUTMIX_BOX_ROUNDINGS",
     "FILL_METHODS",
     "RESIZE_METHODS",
+    "ROW_SUM_TOLERANCE",
     "THUMBNAIL_RESIZE_METHODS",
     "Checker",
     "boolean",
@@ -28,6 +29,7 @@ __all__ = [
     "grid_size",
     "integer",
     "integer_at_least",
+    "multi_hot_smoothing_message",
     "normal_fraction",
     "number_in",
     "optional",
@@ -37,6 +39,19 @@ __all__ = [
     "positive_number",
     "positive_range",
 ]
+
+#: How far from 1 the sum of a one-hot/soft label row may be (bfloat16 rows round their sums by
+#: about 1e-3): a row further off holds several labels (multi-hot) or none.
+ROW_SUM_TOLERANCE = 1e-2
+
+
+def multi_hot_smoothing_message(owner: str, smoothing: float) -> str:
+    """The error for label rows that do not sum to 1 (multi-hot labels) given to ``label_smoothing``,
+    in both frameworks."""
+    return (f"{owner}: label_smoothing={smoothing} smooths one-hot/soft rows (each summing to 1) towards 1/K; got "
+            "rows that do not sum to 1 (multi-hot labels?). Multi-label targets are smoothed towards 0.5 (e.g. "
+            "keras.losses.BinaryCrossentropy(label_smoothing=...)): set label_smoothing=0 here and smooth in the loss")
+
 
 #: Fill methods understood by every masking strategy (design §Conventions, fills).
 FILL_METHODS: tuple[str, ...] = (

@@ -38,6 +38,7 @@ import keras
 import numpy as np
 
 from maskmix import schedules as schedules_mod
+from maskmix._checks import ROW_SUM_TOLERANCE
 from maskmix.geometry import pixel_layout
 from maskmix.keras import MixingLayer, _compat
 from maskmix.keras._compat import Functional
@@ -502,7 +503,8 @@ class MaskMixModel(keras.Model):
         one_hot = ops.one_hot(ops.argmax(soft, axis=-1), ops.shape(soft)[-1], dtype=dtype)
         # Multi-hot rows (several labels per image, not summing to 1): each class rounded, as the
         # single binary column; the dominant class alone would be the wrong labels for their metrics.
-        multi_hot = ops.greater(ops.abs(ops.sum(ops.cast(y, "float32"), axis=-1, keepdims=True) - 1.0), 1e-2)
+        multi_hot = ops.greater(ops.abs(ops.sum(ops.cast(y, "float32"), axis=-1, keepdims=True) - 1.0),
+                                ROW_SUM_TOLERANCE)
         dominant = ops.where(multi_hot, binary, one_hot)
         if soft.shape[-1] is None:  # unknown until run time
             return ops.where(ops.equal(ops.shape(soft)[-1], 1), binary, dominant)

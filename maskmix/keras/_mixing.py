@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from maskmix import geometry
+from maskmix._checks import ROW_SUM_TOLERANCE, multi_hot_smoothing_message
 from maskmix._structure import LABEL_KEYS, LABEL_SUBSTRING, find_key, split_images_labels
 
 from . import _compat, _sampling, _seeds
@@ -468,18 +469,11 @@ def distribution_rows(owner: str, backend: str, ops: Any, rows: Tensor, smoothin
     :func:`soft_label_rows`)."""
     values = host_values(backend, rows)
     if values is not None:
-        sums = values.astype("float64").sum(axis=1)
-        off = np.abs(sums - 1.0) > 1e-2  # bfloat16 rows round their sums by ~1e-3
-        if off.any():
-            raise ValueError(
-                f"{owner}: label_smoothing={smoothing} smooths one-hot/soft rows (each summing to 1) towards "
-                f"1/K; got a row summing to {sums[off][0]:g} (multi-hot labels?). Multi-label targets are "
-                "smoothed towards 0.5 (keras.losses.BinaryCrossentropy(label_smoothing=...)): set "
-                "label_smoothing=0 here and smooth in the loss"
-            )
+        if (np.abs(values.astype("float64").sum(axis=1) - 1.0) > ROW_SUM_TOLERANCE).any():
+            raise ValueError(multi_hot_smoothing_message(owner, smoothing))
         return rows
     np_ = ops.numpy
-    off = np_.greater(np_.abs(np_.sum(rows, axis=1, keepdims=True) - 1.0), 1e-2)
+    off = np_.greater(np_.abs(np_.sum(rows, axis=1, keepdims=True) - 1.0), ROW_SUM_TOLERANCE)
     return _sampling.where(ops, off, ops.cast(float("nan"), keras.backend.standardize_dtype(rows.dtype)), rows)
 
 

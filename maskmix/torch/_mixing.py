@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from torchvision import tv_tensors
 
+from maskmix._checks import ROW_SUM_TOLERANCE, multi_hot_smoothing_message
 from maskmix._structure import IMAGE_KEYS, find_key, rebuild_mapping, rebuild_sequence, split_images_labels, usage
 
 from . import _compat, _sampling
@@ -301,12 +302,10 @@ def _check_distributions(owner: str, rows: Tensor, label_smoothing: float) -> Te
     device-side assertion on an accelerator, NaN rows in a graph ``torch.compile`` traces."""
     if rows.numel() == 0:
         return rows
-    off = (rows.sum(dim=1, keepdim=True) - 1.0).abs() > 1e-2  # bfloat16 rows round their sums by ~1e-3
+    off = (rows.sum(dim=1, keepdim=True) - 1.0).abs() > ROW_SUM_TOLERANCE
     if torch.compiler.is_compiling():
         return rows.masked_fill(off, float("nan"))
-    message = (f"{owner}: label_smoothing={label_smoothing} smooths one-hot/soft rows (each summing to 1) "
-               "towards 1/K; got rows that do not sum to 1 (multi-hot labels?). Multi-label targets are smoothed "
-               "towards 0.5 (e.g. in the loss): set label_smoothing=0 here")
+    message = multi_hot_smoothing_message(owner, label_smoothing)
     if rows.device.type == "cpu":
         if off.any():
             raise ValueError(message)
