@@ -157,8 +157,8 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
             task (0 normal, 1 CutPaste, 2 CutPaste-Scar). Default False.
         return_labels: also return ``is_augmented``, CutPaste's "normal vs. cut-pasted" target:
             0 for an image passed through (see ``augmentation_ratio``) or whose patch fills it
-            (one position only: nothing moves, e.g. ``1 x 1`` images; a scar counts as moved
-            whenever the image has 2 pixels or more), 1 otherwise (2 for a scar with
+            (one position only: nothing moves, e.g. ``1 x 1`` images) or whose scar reads each of its
+            pixels from itself (tiny images), 1 otherwise (2 for a scar with
             ``three_way_labels``). Default False. A dict call then returns ``(dict,
             is_augmented)``: the dict's own ``labels`` are left as they are.
         **common: common options, ``seed``, ``data_format`` and layer arguments; see
@@ -260,7 +260,11 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
             params["hue"] = _sampling.uniform(ops, -self.hue_jitter, self.hue_jitter, size, seed)
         if self.scar_prob > 0:
             params.update(self._sample_scars(size, height, width, seed))
-            params["movable"] = _sampling.where(ops, params["is_scar"], height * width > 1, movable)
+            # A scar moves nothing when each of its pixels reads itself (a short scar on a tiny
+            # image, pasted where it was cut): such an image is not augmented either.
+            inside, shift = scar_offsets(ops, params, height, width)
+            scar_moves = ops.numpy.any(ops.numpy.logical_and(inside, shift != 0), axis=(1, 2))
+            params["movable"] = _sampling.where(ops, params["is_scar"], scar_moves, movable)
         return params
 
     def _sample_scars(self, size: tuple[Any, ...], height: Any, width: Any, seed: Any) -> dict[str, Any]:

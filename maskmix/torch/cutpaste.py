@@ -151,8 +151,8 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
             task (0 normal, 1 CutPaste, 2 CutPaste-Scar). Default False.
         return_labels: also return ``is_augmented``, CutPaste's "normal vs. cut-pasted" target:
             0 for an image passed through (see ``augmentation_ratio``) or whose patch fills it
-            (one position only: nothing moves, e.g. ``1 x 1`` images; a scar counts as moved
-            whenever the image has 2 pixels or more), 1 otherwise (2 for a scar with
+            (one position only: nothing moves, e.g. ``1 x 1`` images) or whose scar reads each of its
+            pixels from itself (tiny images), 1 otherwise (2 for a scar with
             ``three_way_labels``). Default False.
         **common: common options; see :class:`~maskmix.torch.MaskMixTransform`.
 
@@ -253,7 +253,11 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
                                               generator=generator)
         if self.scar_prob > 0:
             params.update(self._sample_scars(batch_size, height, width, device=device, generator=generator))
-            params["movable"] = torch.where(params["is_scar"], height * width > 1, params["movable"])
+            # A scar moves nothing when each of its pixels reads itself (a short scar on a tiny
+            # image, pasted where it was cut): such an image is not augmented either.
+            inside, shift = scar_offsets(params, height, width)
+            scar_moves = (inside & (shift != 0)).flatten(1).any(dim=1)
+            params["movable"] = torch.where(params["is_scar"], scar_moves, params["movable"])
         return params
 
     def _sample_scars(self, batch_size: int, height: int, width: int, *, device: torch.device,

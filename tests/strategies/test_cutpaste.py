@@ -101,6 +101,23 @@ def test_torch_cutpaste_labels_only_images_whose_pixels_moved(size: tuple[int, i
         assert not moved.any()
 
 
+@pytest.mark.parametrize("size", [(2, 2), (4, 4), (3, 5)])
+def test_torch_cutpaste_labels_only_scars_that_moved_pixels(size: tuple[int, int]) -> None:
+    """On tiny images a scar may read each of its pixels from itself (about 1/3 of the scars at
+    4x4, all at 2x2): such an image is not augmented. is_augmented must be exactly the images
+    that changed."""
+    x = torch.arange(256 * size[0] * size[1], dtype=torch.float32).view(256, 1, *size)  # distinct pixels
+    t = RandomCutPaste(scar_prob=1.0, three_way_labels=True, return_labels=True,
+                       generator=torch.Generator().manual_seed(4))
+    out, labels = t(x)
+    moved = changed_pixels(x, out).flatten(1).any(1)
+    assert torch.equal(labels, 2 * moved.to(torch.int64))
+    if size == (2, 2):
+        assert not moved.any()
+    else:
+        assert 0 < moved.sum() < 256
+
+
 @pytest.mark.parametrize("shape", [(3, 3, 1, 1), (2, 1, 1, 5), (2, 3, 4, 1)])
 def test_torch_cutpaste_jitter_leaves_an_unmovable_patch_alone(shape) -> None:
     """A patch that fills its image is not augmented: with colour jitter (and the whole batch
@@ -175,6 +192,19 @@ def test_keras_cutpaste_labels_only_images_whose_pixels_moved(size):
     np.testing.assert_array_equal(kh.np_(flags), moved.astype(np.int64))
     if size == (1, 1):
         assert not moved.any()
+
+
+@pytest.mark.parametrize("size", [(2, 2), (4, 4), (3, 5)])
+def test_keras_cutpaste_labels_only_scars_that_moved_pixels(size):
+    """As the torch test: a scar that reads each of its pixels from itself is not augmented."""
+    x = np.arange(256 * size[0] * size[1], dtype="float32").reshape(256, *size, 1)  # distinct pixels
+    out, flags = keras_RandomCutPaste(scar_prob=1.0, three_way_labels=True, return_labels=True, seed=4)(x)
+    moved = (kh.np_(out) != x).reshape(256, -1).any(1)
+    np.testing.assert_array_equal(kh.np_(flags), 2 * moved.astype(np.int64))
+    if size == (2, 2):
+        assert not moved.any()
+    else:
+        assert 0 < moved.sum() < 256
 
 
 # --------------------------------------------------------------------------------------------
