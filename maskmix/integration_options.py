@@ -158,6 +158,12 @@ def check_transforms(owner: str, value: Any, framework: Framework) -> list[Any]:
                 f"{owner}: {where} is or contains the mixing {kind} {type(mixing[0]).__name__}; {name} takes "
                 f"per-image {kind}s only: pass mixing {kind}s as mix="
             )
+        paired = [m for m in nested if getattr(type(m), "takes_pairs", False) is True]
+        if paired:
+            raise TypeError(
+                f"{owner}: {where} ({type(paired[0]).__name__}) augments (lr_upsampled, hr) pairs, not the "
+                f"batch's images: call it on each pair (in the dataset or your own step), or use RandomCutBlur"
+            )
         labelled = [m for m in nested if getattr(m, "return_labels", False) is True]
         if labelled:
             raise ValueError(

@@ -237,6 +237,9 @@ class RandomCutBlurPair(_sampling.RectanglePatches, MaskMixTransform):
     """
 
     spec = CUTBLUR_PAIR
+    #: Called on ``(lr_upsampled, hr)`` pairs, never on a batch of images alone: the training
+    #: integrations refuse it among their per-image augmentations.
+    takes_pairs = True
     direction: str
     patch_side_normal: tuple[float, float] | None
 

@@ -46,6 +46,7 @@ CATALOGUE: dict[str, list[Recipe]] = {
         lambda m: {"transforms": [m.RandomCutThumbnail(mix_images=True, num_classes=3)]},
         lambda m: {"transforms": [m.RandomCutPaste(return_labels=True)]},
         lambda m: {"transforms": [m.RandomCutSwap(return_labels=True)]},
+        lambda m: {"transforms": [m.RandomCutBlurPair()]},
     ],
     "check_mix": [
         lambda m: {"mix": m.RandomCutout()},
@@ -194,6 +195,15 @@ def test_bad_values_raise_the_same_error_everywhere(rule: str, index: int) -> No
     assert reference is not None, f"{rule}: accepted by MaskMixCallback"
     for name, got in outcomes.items():
         assert got == reference, f"{name} differs from MaskMixCallback:\n  {got}\n  {reference}"
+
+
+@pytest.mark.parametrize("module", [mt, mk], ids=["torch", "keras"])
+def test_a_pair_transform_is_refused_among_the_augmentations_of_the_pipelines(module: ModuleType) -> None:
+    """``RandomCutBlurPair`` takes ``(lr_upsampled, hr)`` pairs: among a pipeline's per-image
+    augmentations it used to be accepted and to fail at the first batch."""
+    message = r"MaskMixPipeline: \w+\[0\] \(RandomCutBlurPair\) augments \(lr_upsampled, hr\) pairs"
+    with pytest.raises(TypeError, match=message):
+        module.MaskMixPipeline([module.RandomCutBlurPair()])
 
 
 @pytest.mark.parametrize("index", range(len(ACCEPTED)))
