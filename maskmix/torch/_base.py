@@ -509,6 +509,15 @@ class MaskMixTransform(v2.Transform):
                     f"{type(self).__name__}: all images of a sample must share batch size, height and "
                     f"width; got shapes {tuple(first.shape)} and {tuple(other.shape)}"
                 )
+            if clip_length(other) != clip_length(first):
+                # One draw cannot serve both: a Video draws per clip, its frames sharing the draw,
+                # and the images of the other tensor would share it in groups of frames (or the
+                # frames would get draws of their own).
+                raise ValueError(
+                    f"{type(self).__name__}: the images of a sample must be all images or all clips of the same "
+                    f"length; got {type(first).__name__} {tuple(first.shape)} and {type(other).__name__} "
+                    f"{tuple(other.shape)}; call the transform once for each"
+                )
         # Any tensor of the sample that records a gradient (an image, float boxes) may meet the
         # parameters in an autograd graph: then they are drawn as ordinary tensors.
         graph = torch.is_grad_enabled() and any(isinstance(inpt, Tensor) and inpt.requires_grad

@@ -336,6 +336,12 @@ def test_call_time_validation(name: str) -> None:
         FACTORIES[name](generator=3)
     with pytest.raises(ValueError, match=rf"{cls}: all images of a sample must share batch size, height and width"):
         t(tv_tensors.Image(torch.rand(2, 3, 8, 8)), tv_tensors.Image(torch.rand(2, 3, 9, 8)))
+    # An Image (B * T, C, H, W) next to a Video (B, T, C, H, W): one draw per image cannot also be
+    # one per clip (the frames got draws of their own, or the images shared them in groups of T).
+    image, video = tv_tensors.Image(torch.rand(8, 3, 8, 8)), tv_tensors.Video(torch.rand(2, 4, 3, 8, 8))
+    for sample in ((image, video), {"clip": video, "frames": image}):
+        with pytest.raises(ValueError, match=rf"{cls}: the images of a sample must be all images or all clips"):
+            t(sample)
 
 
 def test_constant_fill_must_match_channels() -> None:
