@@ -60,7 +60,9 @@ def _swap(lr_upsampled: Tensor, hr: Tensor, options: dict[str, Any], generator: 
     channels, height, width = lr_plain.shape[-3:]
     # Pairs of images, or of clips of a Video, whose frames share every draw (MaskMixTransform's
     # conventions); one pair is augmented with probability augmentation_ratio.
-    batch_size, frames, single = batch_layout(lr_upsampled)
+    # Either tensor may carry the Video type: an LR input made from the HR Video (pooled, then
+    # up-sampled) comes back a plain tensor of the same shape.
+    batch_size, frames, single = batch_layout(hr if isinstance(hr, tv_tensors.Video) else lr_upsampled)
     ratio = options["augmentation_ratio"]
     # The sampling mode's units (MaskMixTransform's sampling): one box and direction per unit.
     mode = options["sampling"]
@@ -153,8 +155,8 @@ def cutblur_pair(
             (``patch_area`` and ``patch_aspect_ratio`` are then unused).
         augmentation_ratio: fraction of the pairs that are augmented, in ``[0, 1]``. Default 1.
             One pair of ``(C, H, W)`` images (a per-sample pipeline) is augmented with
-            probability ``ratio``. In a ``tv_tensors.Video`` the pairs are clips, whose frames
-            share the selection, the box and the direction.
+            probability ``ratio``. When either tensor is a ``tv_tensors.Video`` the pairs are clips,
+            whose frames share the selection, the box and the direction.
         bernoulli_mix: False: exactly ``round(ratio * B)`` pairs; True: each with probability
             ``ratio``.
         sampling: ``"image"`` (default: a box and direction per image), ``"batch"`` (one box and

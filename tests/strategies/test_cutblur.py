@@ -263,12 +263,17 @@ def test_torch_cutblur_pair_one_pair_is_augmented_with_probability_ratio(form) -
         assert abs(hits - expected) < 26, (ratio, hits)
 
 
+@pytest.mark.parametrize("typed", ["both", "hr", "lr"])
 @pytest.mark.parametrize("form", [_pair_function, _pair_transform], ids=["function", "transform"])
-def test_torch_cutblur_pair_frames_of_a_clip_share_the_box_direction_and_selection(form) -> None:
-    hr = tv_tensors.Video(make_images((6, 4, 3, 16, 16), seed=1))
-    lr = tv_tensors.Video(make_images((6, 4, 3, 16, 16), seed=2))
+def test_torch_cutblur_pair_frames_of_a_clip_share_the_box_direction_and_selection(form, typed: str) -> None:
+    """Either tensor may carry the Video type: an LR input computed from the HR Video (pooled and
+    up-sampled) is a plain tensor, and its pairs are still clips."""
+    hr = make_images((6, 4, 3, 16, 16), seed=1)
+    lr = make_images((6, 4, 3, 16, 16), seed=2)
+    hr = tv_tensors.Video(hr) if typed in ("both", "hr") else hr
+    lr = tv_tensors.Video(lr) if typed in ("both", "lr") else lr
     x, _ = form(lr, hr, augmentation_ratio=0.5, generator=torch.Generator().manual_seed(0))
-    assert isinstance(x, tv_tensors.Video)
+    assert isinstance(x, tv_tensors.Video) == (typed != "hr")  # the input's type, as torchvision's
     from_hr = (x == hr).all(dim=2) & (x != lr).any(dim=2)  # (B, T, H, W): pixels taken from HR
     assert all(torch.equal(from_hr[:, 0], from_hr[:, t]) for t in range(4))
     changed = from_hr.flatten(1).any(1)
