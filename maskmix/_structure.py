@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-__all__ = ["IMAGE_KEYS", "LABEL_KEYS", "LABEL_SUBSTRING", "find_key", "rebuild_mapping", "rebuild_sequence",
-           "split_images_labels", "usage"]
+__all__ = ["COORDINATE_WORDS", "IMAGE_KEYS", "LABEL_KEYS", "LABEL_SUBSTRING", "coordinate_keys", "find_key",
+           "image_key_values", "rebuild_mapping", "rebuild_sequence", "split_images_labels", "usage"]
 
 Rebuild = Callable[[Any, Any], Any]
 
@@ -28,6 +28,44 @@ IMAGE_KEYS: tuple[str, ...] = ("images", "image", "img", "pixel_values")
 LABEL_KEYS: tuple[str, ...] = ("labels",)
 #: Failing the label keys, the first key whose text contains this, in any case (torchvision).
 LABEL_SUBSTRING = "label"
+
+#: Words that make a mapping's key name coordinates on the pixels (boxes, keypoints), in any case:
+#: ``"boxes"``, ``"bbox"``, ``"bounding_boxes"``, ``"keypoints"`` (torchvision's detection targets,
+#: COCO, Keras).
+COORDINATE_WORDS: tuple[str, ...] = ("box", "keypoint")
+
+
+def coordinate_keys(data: Any, is_tensor: Callable[[Any], bool]) -> list[str]:
+    """The keys, at any depth of ``data`` (mappings, tuples, lists), that name coordinates
+    (:data:`COORDINATE_WORDS`) and hold a tensor (``is_tensor``), directly or in a list/tuple of
+    them (torchvision's per-image target dicts hold ``"boxes"``; a per-image list of boxes)."""
+    found: list[str] = []
+    stack: list[tuple[Any, str | None]] = [(data, None)]
+    while stack:
+        item, key = stack.pop()
+        if isinstance(item, Mapping):
+            stack.extend((value, str(k)) for k, value in item.items())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((entry, key) for entry in item)
+        elif (key is not None and key not in found and is_tensor(item)
+              and any(word in key.lower() for word in COORDINATE_WORDS)):
+            found.append(key)
+    return found
+
+
+def image_key_values(data: Any) -> list[Any]:
+    """The values of ``data``'s mappings, at any depth, under an image key (:data:`IMAGE_KEYS`, in
+    any case)."""
+    found: list[Any] = []
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            found.extend(value for k, value in item.items() if isinstance(k, str) and k.lower() in IMAGE_KEYS)
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return found
 
 
 def find_key(data: Mapping[Any, Any], key: Hashable, defaults: tuple[str, ...], default: Hashable, *,

@@ -27,6 +27,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from maskmix import registry
+from maskmix._structure import coordinate_keys, image_key_values
 from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT, looks_transposed, sampling_units
 from maskmix.params import num_selected
 from maskmix.registry import StrategySpec
@@ -635,10 +636,14 @@ class MaskMixTransform(v2.Transform):
                 params = self.make_params([image])  # overridden (a strategy adds to the parameters)
             output = self.apply_batched(image, params)
             return (output, self._labels_of(image, params)) if self.return_labels else output
-        refuse_per_image_masks(type(self).__name__, inputs if len(inputs) > 1 else inputs[0])
+        sample = inputs if len(inputs) > 1 else inputs[0]
+        refuse_per_image_masks(type(self).__name__, sample)
+        if self.dense_targets != "keep":
+            refuse_plain_coordinates(type(self).__name__, sample)
+        flat_inputs, spec = _compat.tree_flatten(sample)
+        refuse_images_after_another_tensor(type(self).__name__, sample, flat_inputs)
         if not self.return_labels:
             return super().forward(*inputs)
-        flat_inputs, spec = _compat.tree_flatten(inputs if len(inputs) > 1 else inputs[0])
         self.check_inputs(flat_inputs)
         needs_transform = _compat.needs_transform_list(self, flat_inputs)
         chosen = [inpt for inpt, needed in zip(flat_inputs, needs_transform, strict=True) if needed]
@@ -804,6 +809,44 @@ def refuse_per_image_masks(owner: str, sample: Any) -> None:
                         "its own targets"
                     )
             stack.extend((entry, False) for entry in item)
+
+
+def _is_plain_tensor(value: Any) -> bool:
+    return isinstance(value, Tensor) and not isinstance(value, tv_tensors.TVTensor)
+
+
+def refuse_plain_coordinates(owner: str, sample: Any) -> None:
+    """Raise for plain tensors under keys that name boxes or keypoints (``"boxes"``, ``"bbox"``,
+    ``"keypoints"``, at any depth: torchvision's per-image detection target dicts hold plain
+    tensors) in a sample whose pixels ``owner`` moves or mixes: torchvision's convention passes
+    them through unchanged, so they would silently stop matching the images. (Typed
+    ``BoundingBoxes``/``KeyPoints`` are refused by the transforms themselves.)"""
+    keys = coordinate_keys(sample, _is_plain_tensor)
+    if keys:
+        raise TypeError(
+            f"{owner}: the sample holds plain tensors under {', '.join(map(repr, keys))}, boxes or keypoints by "
+            f"the name; {owner} moves or mixes pixels and they would pass through unchanged, no longer matching "
+            "the images. Drop them from the sample, or use a strategy that keeps pixels in place (Cutout, "
+            "Erasing, Hide-and-Seek, GridMask, CutBlur)"
+        )
+
+
+def refuse_images_after_another_tensor(owner: str, sample: Any, leaves: list[Any]) -> None:
+    """Raise for a sample without ``tv_tensors.Image``/``Video`` whose images, under an image key
+    (``"image"``, ``"images"``, ``"img"``, ``"pixel_values"``), come after another plain tensor
+    (``{"keypoints": ..., "image": ...}``): torchvision's convention transforms the first plain
+    tensor of the flattened sample as the images, which would erase or move the other tensor and
+    pass the images through. (The mixing transforms find the images by key and need no check.)"""
+    named = [value for value in image_key_values(sample) if _is_plain_tensor(value)]
+    if not named or any(isinstance(leaf, (tv_tensors.Image, tv_tensors.Video)) for leaf in leaves):
+        return
+    first = next(leaf for leaf in leaves if _is_plain_tensor(leaf))
+    if not any(first is value for value in named):
+        raise TypeError(
+            f"{owner}: the images of the sample (under an image key) come after another plain tensor of shape "
+            f"{tuple(first.shape)}, which torchvision's convention would transform as the images (the first plain "
+            "tensor of a sample without tv_tensors.Image). Wrap the images in tv_tensors.Image, or put them first"
+        )
 
 
 def refuse_torchscript(owner: str) -> NoReturn:

@@ -27,6 +27,7 @@ from ._base import (
     MaskMixTransform,
     folded_frames,
     refuse_per_image_masks,
+    refuse_plain_coordinates,
     refuse_plain_pixel_tensors,
     selection,
 )
@@ -563,6 +564,7 @@ class MixingTransform(MaskMixTransform):
             return self.apply_batched(images, params), self._mixed_labels(soft, params)
         sample = inputs if len(inputs) > 1 else inputs[0]
         refuse_per_image_masks(type(self).__name__, sample)
+        refuse_plain_coordinates(type(self).__name__, sample)
         images, labels, rebuild = self._split(sample, apart=apart)
         name = type(self).__name__
         leaves, spec = _compat.tree_flatten(sample)

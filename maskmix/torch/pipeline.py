@@ -25,11 +25,19 @@ from torchvision.transforms import v2
 
 from maskmix import integration_options as options
 from maskmix import schedules as schedules_mod
-from maskmix._structure import IMAGE_KEYS, LABEL_KEYS, LABEL_SUBSTRING, find_key, rebuild_mapping, rebuild_sequence
+from maskmix._structure import (
+    IMAGE_KEYS,
+    LABEL_KEYS,
+    LABEL_SUBSTRING,
+    coordinate_keys,
+    find_key,
+    rebuild_mapping,
+    rebuild_sequence,
+)
 from maskmix.geometry import pixel_changer
 
 from . import _compat
-from ._base import MaskMixTransform, refuse_torchscript, using_generator
+from ._base import MaskMixTransform, _is_plain_tensor, refuse_plain_coordinates, refuse_torchscript, using_generator
 from ._mixing import MixingTransform, soft_labels
 from ._sampling import MASK64 as _MASK64
 from ._sampling import derive_seed
@@ -554,8 +562,11 @@ class MaskMixPipeline:
         if len(leaves) < 2 or images.ndim < 3:
             return
         size = tuple(images.shape[-2:])
+        # Integer rank-3 tensors at another size count too: (B, h, w) class maps at a lower
+        # resolution, the usual down-sampled segmentation target.
         found = [leaf for leaf in leaves if isinstance(leaf, Tensor) and leaf is not images and leaf.ndim >= 3
-                 and (tuple(leaf.shape[-2:]) == size or leaf.ndim == 4)
+                 and (tuple(leaf.shape[-2:]) == size or leaf.ndim == 4
+                      or (leaf.ndim == 3 and not leaf.is_floating_point() and not leaf.is_complex()))
                  and not (leaf.shape == images.shape and leaf.is_floating_point())]
         if not found:
             return
@@ -568,6 +579,15 @@ class MaskMixPipeline:
                 "transforms on (images, tv_tensors.Mask(masks)) yourself (masks follow the pixels), or use "
                 "transforms that keep pixels in place"
             )
+
+    def _refuse_plain_coordinates(self, batch: Any) -> None:
+        """Refuse plain tensors under keys that name boxes or keypoints (torchvision's per-image
+        detection target dicts) when a transform moves or mixes pixels: the pipeline changes the
+        images only (see :func:`maskmix.torch._base.refuse_plain_coordinates`)."""
+        if not isinstance(batch, Tensor) and coordinate_keys(batch, _is_plain_tensor):
+            changer = self._pixel_changer()
+            if changer is not None:
+                refuse_plain_coordinates(f"{self.owner} ({changer})", batch)
 
     def _check_images(self, images: Any) -> Tensor:
         if not isinstance(images, Tensor):
@@ -694,5 +714,6 @@ class MaskMixPipeline:
         self._refuse_dense_targets(leaves)
         images, labels, rebuild = self.split(batch)
         self._refuse_pixel_targets(leaves, images)
+        self._refuse_plain_coordinates(batch)
         images, labels = self.augment(images, labels, rank=rank)
         return rebuild(images, labels)

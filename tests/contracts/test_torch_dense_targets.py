@@ -44,6 +44,15 @@ def id_masks(images: torch.Tensor) -> tv_tensors.Mask:
     return tv_tensors.Mask(torch.stack([3 * ids + 1, ids], dim=1))  # (B, K=2, H, W)
 
 
+def tensors_in(data) -> list[torch.Tensor]:
+    """The tensors of nested dicts and lists, in order."""
+    if isinstance(data, dict):
+        return [t for value in data.values() for t in tensors_in(value)]
+    if isinstance(data, (list, tuple)):
+        return [t for value in data for t in tensors_in(value)]
+    return [data]
+
+
 def call(t, images, *targets):
     if t.needs_batch:
         out = t(images, torch.arange(images.shape[0]) % NUM_CLASSES, *targets)
@@ -132,6 +141,49 @@ def test_boxes_pass_or_are_refused(name: str) -> None:
     else:
         with pytest.raises(TypeError, match=rf"^{type(t).__name__}: cannot transform BoundingBoxes"):
             call(t, images, boxes)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_plain_boxes_and_keypoints_pass_or_are_refused_by_their_key(name: str) -> None:
+    """torchvision's detection targets hold plain tensors (``[{"boxes": Tensor[N, 4], ...}]``), and
+    torchvision's convention passes plain tensors through: a strategy that moves or mixes pixels
+    left them behind, silently. They are recognised by their key, at any depth."""
+    t = build(name)
+    images = id_images()
+    batch = SHAPE[0]
+    boxes = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+    samples = [
+        [{"boxes": boxes, "labels": torch.zeros(1)} for _ in range(batch)],  # per-image target dicts
+        {"bbox": boxes.expand(batch, 1, 4)},
+        {"keypoints": torch.zeros(batch, 17, 3)},
+        {"Boxes": [boxes] * batch},  # a per-image list of boxes, any case
+    ]
+    for targets in samples:
+        if t.dense_targets == "keep":
+            _, (out,) = call(t, images, targets)
+            assert all(a is b for a, b in zip(tensors_in(out), tensors_in(targets), strict=True))
+        else:
+            with pytest.raises(TypeError, match=rf"^{type(t).__name__}: the sample holds plain tensors under "
+                                                r"'(boxes|bbox|keypoints|Boxes)', boxes or keypoints by the name"):
+                call(t, images, targets)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if not CASES[n].build().needs_batch])
+def test_images_under_an_image_key_after_another_plain_tensor_are_refused(name: str) -> None:
+    """torchvision's convention transforms the first plain tensor of a sample without an Image:
+    ``{"keypoints": ..., "image": ...}`` had its keypoints erased or moved and its image passed
+    through. (The mixing transforms find the images by key.)"""
+    t = build(name)
+    images = id_images()
+    sample = {"heatmap_ids": torch.zeros(2, 17, 3), "image": images}
+    with pytest.raises(TypeError, match=rf"^{type(t).__name__}: the images of the sample \(under an image key\) "
+                                        r"come after another plain tensor of shape \(2, 17, 3\)"):
+        t(sample)
+    # First, or typed, the images are found and the other tensor passes through.
+    for fine in ({"image": images, "heatmap_ids": sample["heatmap_ids"]},
+                 {"heatmap_ids": sample["heatmap_ids"], "image": tv_tensors.Image(images)}):
+        out = t(fine)
+        assert out["heatmap_ids"] is sample["heatmap_ids"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -209,6 +209,30 @@ def test_plain_per_pixel_targets_are_refused_where_a_transform_moves_or_mixes_pi
         assert out[1] is masks
     out = MaskMixPipeline([RandomCutSwap()], seed=0)((images, labels, images.clone()))
     assert torch.equal(out[2], images)
+    # Class maps at a lower resolution, (B, h, w) integers (rank 4 at another size was refused).
+    low = masks[:, ::3, ::3]
+    with pytest.raises(ValueError, match=r"^MaskMixPipeline: the batch holds a tensor of shape \(4, 4, 4\)"):
+        MaskMixPipeline([RandomCutSwap()], seed=0)((images, labels, low))
+    assert MaskMixPipeline([RandomErasing()], seed=0)((images, labels, low))[2] is low
+
+
+def test_plain_boxes_are_refused_where_a_transform_moves_or_mixes_pixels() -> None:
+    """torchvision's detection targets (plain tensors under "boxes"/"keypoints") stayed where
+    they were while CutSwap moved the pixels, silently; where every transform keeps pixels in
+    place they pass."""
+    from maskmix.torch import RandomCutSwap
+
+    images, labels = torch.rand(4, 3, SIDE, SIDE), torch.randint(0, CLASSES, (4,))
+    targets = [{"boxes": torch.tensor([[0.0, 0.0, 4.0, 4.0]]), "labels": torch.zeros(1, dtype=torch.int64)}] * 4
+    batches = [(images, targets), {"image": images, "label": labels, "keypoints": torch.zeros(4, 17, 3)}]
+    for transforms, mix, changer in (([RandomCutSwap()], None, "RandomCutSwap moves pixels"),
+                                     ([RandomErasing()], RandomCutMix(), "RandomCutMix mixes images")):
+        for batch in batches[1:] if mix else batches:
+            with pytest.raises(TypeError, match=rf"^MaskMixPipeline \({changer}\): the sample holds plain tensors "
+                                                r"under '(boxes|keypoints)'"):
+                MaskMixPipeline(transforms, mix, num_classes=CLASSES, seed=0)(batch)
+    out = MaskMixPipeline([RandomErasing()], seed=0)(batches[0])
+    assert out[1] is targets or all(a["boxes"] is b["boxes"] for a, b in zip(out[1], targets, strict=True))
 
 
 def test_copies_and_pickles_of_a_compiled_pipeline_run_their_own_transforms_and_schedules() -> None:
