@@ -35,10 +35,12 @@ LABEL_SUBSTRING = "label"
 COORDINATE_WORDS: tuple[str, ...] = ("box", "keypoint")
 
 
-def coordinate_keys(data: Any, is_tensor: Callable[[Any], bool]) -> list[str]:
+def coordinate_keys(data: Any, is_tensor: Callable[[Any], bool], words: tuple[str, ...] = COORDINATE_WORDS
+                    ) -> list[str]:
     """The keys, at any depth of ``data`` (mappings, tuples, lists), that name coordinates
-    (:data:`COORDINATE_WORDS`) and hold a tensor (``is_tensor``), directly or in a list/tuple of
-    them (torchvision's per-image target dicts hold ``"boxes"``; a per-image list of boxes)."""
+    (contain one of ``words``, in any case: by default :data:`COORDINATE_WORDS`) and hold a tensor
+    (``is_tensor``), directly or in a list/tuple of them (torchvision's per-image target dicts
+    hold ``"boxes"``; a per-image list of boxes)."""
     found: list[str] = []
     stack: list[tuple[Any, str | None]] = [(data, None)]
     while stack:
@@ -48,7 +50,7 @@ def coordinate_keys(data: Any, is_tensor: Callable[[Any], bool]) -> list[str]:
         elif isinstance(item, (list, tuple)):
             stack.extend((entry, key) for entry in item)
         elif (key is not None and key not in found and is_tensor(item)
-              and any(word in key.lower() for word in COORDINATE_WORDS)):
+              and any(word in key.lower() for word in words)):
             found.append(key)
     return found
 

@@ -31,6 +31,7 @@ __all__ = [
     "GAMMA_PROPOSALS",
     "IMAGE_DTYPES",
     "IMAGE_DTYPES_TEXT",
+    "INT_DTYPES",
     "LOG_UNIFORM_LIMITS",
     "LUMA_WEIGHTS",
     "PARTNER_LAWS",
@@ -65,6 +66,9 @@ LUMA_WEIGHTS: tuple[float, float, float] = (0.2989, 0.587, 0.114)
 
 #: Floating image dtypes every transform accepts, by name (design §Conventions).
 FLOAT_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
+
+#: Integer dtypes, by name (Keras' standardised names): labels of class indices, masks.
+INT_DTYPES: frozenset[str] = frozenset({"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"})
 
 #: Every image dtype accepted (design §Conventions), by name: the floats and uint8.
 IMAGE_DTYPES: tuple[str, ...] = (*FLOAT_DTYPES, "uint8")
@@ -118,18 +122,21 @@ def pixel_changer(transforms: Iterable[Any], *,
     return None
 
 
-def pixel_layout(image: tuple[Any, ...], shape: tuple[Any, ...], channels_first: bool) -> str | None:
+def pixel_layout(image: tuple[Any, ...], shape: tuple[Any, ...], channels_first: bool, *,
+                 integer: bool = False) -> str | None:
     """How labels of ``shape`` lie on images of shape ``image`` (rank 4): ``"laid_out"`` for
     per-pixel targets with the images' height and width (rank 3, or rank 4 in the images'
     layout), ``"grid"`` for rank-4 targets at another size (masks at another resolution, a grid of
-    targets), None for labels that are not on the pixels (``(B,)``, ``(B, K)``, ``(B, T, V)``)."""
+    targets) and, for ``integer`` (or bool) labels, rank-3 ones at another size (``(B, h, w)``
+    class maps at a lower resolution), None for labels that are not on the pixels (``(B,)``,
+    ``(B, K)``, float ``(B, T, V)`` one-hot sequences)."""
     if len(image) != 4 or len(shape) < 3:
         return None
     size = image[2:4] if channels_first else image[1:3]
     spatial = [shape[1:3]] if len(shape) == 3 else [shape[1:3], shape[2:4]] if len(shape) == 4 else []
     if size in spatial:
         return "laid_out"
-    return "grid" if len(shape) == 4 else None
+    return "grid" if len(shape) == 4 or (len(shape) == 3 and integer) else None
 
 
 def rectangles_always_fit(height: int, width: int, patch_area: tuple[float, float],

@@ -39,7 +39,8 @@ import numpy as np
 
 from maskmix import schedules as schedules_mod
 from maskmix._checks import ROW_SUM_TOLERANCE
-from maskmix.geometry import pixel_layout
+from maskmix._structure import coordinate_keys
+from maskmix.geometry import INT_DTYPES, pixel_layout
 from maskmix.keras import MixingLayer, _compat
 from maskmix.keras._compat import Functional
 from maskmix.keras.pipeline import MaskMixPipeline, pixel_changer_of
@@ -53,7 +54,6 @@ __all__ = ["FunctionalMaskMixModel", "MaskMixModel"]
 Tensor = Any
 
 _NAME = "MaskMixModel"
-_INT_DTYPES = frozenset({"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"})
 _METRIC_LABELS = ("dominant", "original")
 _CONFIG_KEYS = (
     "augmentations", "mix", "mix_weights", "num_classes", "label_smoothing",
@@ -410,6 +410,7 @@ class MaskMixModel(keras.Model):
             images, masks = self.maskmix_pipeline.augment_dense(x, leaves[0])
             return self._repack(structure, images), self._repack(y, masks), None
         if y is None or not self.uses_soft_targets:
+            self._refuse_coordinate_targets(y)
             for leaf in leaves:
                 self._refuse_unmoved_pixel_targets(x, leaf)
             x, _, _ = self.maskmix_pipeline.augment(x)
@@ -431,7 +432,7 @@ class MaskMixModel(keras.Model):
             return False
         dtype = keras.backend.standardize_dtype(y.dtype)
         shape, image = tuple(y.shape), tuple(x.shape)
-        if (dtype != "bool" and dtype not in _INT_DTYPES) or len(image) != 4:
+        if (dtype != "bool" and dtype not in INT_DTYPES) or len(image) != 4:
             return False
         first = self._channels_first()
         size = image[2:4] if first else image[1:3]
@@ -445,16 +446,33 @@ class MaskMixModel(keras.Model):
             return False
         return (shape[2:4] if first else shape[1:3]) == size and shape[1 if first else 3] == 1
 
+    def _refuse_coordinate_targets(self, y: Any) -> None:
+        """Refuse nested targets holding boxes or keypoints (under a key containing "box" or
+        "keypoint": Keras' ``{"boxes", "labels"}``, detection heads' dicts) when a layer moves
+        pixels: they would stay where they were, as the layers refuse ``bounding_boxes``."""
+        if y is None or not keras.tree.is_nested(y):
+            return
+        keys = coordinate_keys(y, lambda value: hasattr(value, "shape"))
+        changer = pixel_changer_of(self.augmentations) if keys else None
+        if changer is not None:
+            raise ValueError(
+                f"{_NAME}: the targets hold boxes or keypoints (under {', '.join(map(repr, keys))}), but "
+                f"{type(changer[0]).__name__} {changer[1]} and they would not follow it; leave the layer out "
+                "(the masking layers and CutBlur keep pixels in place)"
+            )
+
     def _refuse_unmoved_pixel_targets(self, x: Tensor, y: Any) -> None:
         """Refuse labels laid out like the images (per-pixel targets that :meth:`_is_mask_target`
         did not take for masks: float maps, several channels), or of rank 4 at another size (masks
         or heatmaps at another resolution, a grid of targets), when a layer would change the
         pixels: one that moves pixels would leave them misaligned, one with ``mask_fill`` would not
-        mark them. Labels of rank 3 at another size (one-hot sequences) pass."""
+        mark them. Float labels of rank 3 at another size (one-hot sequences) pass; integer ones
+        (class maps at a lower resolution) do not."""
         if y is None or keras.tree.is_nested(y) or not hasattr(y, "shape"):
             return
         shape, image = tuple(y.shape), tuple(x.shape)
-        layout = pixel_layout(image, shape, self._channels_first())
+        integer = hasattr(y, "dtype") and keras.backend.standardize_dtype(y.dtype) in (*INT_DTYPES, "bool")
+        layout = pixel_layout(image, shape, self._channels_first(), integer=integer)
         changer = pixel_changer_of(self.augmentations) if layout is not None else None
         if changer is not None:
             layer, what = changer
@@ -493,7 +511,7 @@ class MaskMixModel(keras.Model):
         ops = keras.ops
         y = ops.convert_to_tensor(y)
         dtype = keras.backend.standardize_dtype(y.dtype)
-        if dtype in _INT_DTYPES and (len(y.shape) != 2 or y.shape[-1] == 1):
+        if dtype in INT_DTYPES and (len(y.shape) != 2 or y.shape[-1] == 1):
             return ops.reshape(ops.cast(ops.argmax(soft, axis=-1), dtype), ops.shape(y))
         # One column of binary labels (a sigmoid output): the probability of class 1, rounded (ties,
         # 0.5, go to 1); an argmax over one column would always be class 0, whose one-hot row is 1.

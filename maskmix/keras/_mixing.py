@@ -19,16 +19,25 @@ import numpy as np
 
 from maskmix import geometry
 from maskmix._checks import ROW_SUM_TOLERANCE, multi_hot_smoothing_message
-from maskmix._structure import LABEL_KEYS, LABEL_SUBSTRING, find_key, split_images_labels
+from maskmix._structure import (
+    COORDINATE_WORDS,
+    LABEL_KEYS,
+    LABEL_SUBSTRING,
+    coordinate_keys,
+    find_key,
+    split_images_labels,
+)
 
 from . import _compat, _sampling, _seeds
 from ._base import MaskMixLayer, _fresh_specs
+
+#: Keys of an extra tuple item that name targets on the pixels: boxes, keypoints, Keras' masks.
+_EXTRA_TARGET_WORDS = (*COORDINATE_WORDS, "segmentation_mask")
 
 __all__ = ["FunctionOptions", "MixingLayer", "box_fraction", "mix_once", "partners"]
 
 Tensor = Any
 
-_INT_DTYPES = frozenset({"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"})
 
 
 def partners(ops: Any, batch_size: int | Tensor, seed: Any, law: str = "other") -> Tensor:
@@ -277,18 +286,29 @@ class MixingLayer(MaskMixLayer):
         return result
 
     def _refuse_pixel_extras(self, extras: Any, images: Tensor) -> None:
-        """Refuse the extra items of an ``(images, labels, ...)`` tuple laid out on the pixels
-        (masks, per-pixel maps): they are returned untouched while the images are mixed."""
+        """Refuse the extra items of an ``(images, labels, ...)`` tuple, at any depth, laid out on
+        the pixels (masks, per-pixel maps) or holding boxes, keypoints or masks by their key
+        (``bounding_boxes``, ``boxes``, ``keypoints``, ``segmentation_masks``): they are returned
+        untouched while the images are mixed."""
+        name = type(self).__name__
         for extra in extras:
-            shape = getattr(extra, "shape", None)
-            if shape is not None and geometry.pixel_layout(tuple(images.shape), tuple(shape),
-                                                           self.data_format == "channels_first") == "laid_out":
+            keys = coordinate_keys(extra, lambda value: hasattr(value, "shape"), _EXTRA_TARGET_WORDS)
+            if keys:
                 raise ValueError(
-                    f"{type(self).__name__}: the tuple holds an item of shape {tuple(shape)} laid out on the pixels of "
-                    f"the images {tuple(images.shape)}; extra items are returned untouched while the images are mixed, "
-                    "so they would no longer match. Give segmentation masks in a dict under 'segmentation_masks' "
-                    "(they then follow the pixels)"
+                    f"{name}: the tuple holds an extra item with {', '.join(map(repr, keys))}; extra items are "
+                    "returned untouched while the images are mixed, so they would no longer match. Call the layer on "
+                    "a dict {'images', 'labels', 'segmentation_masks'} (masks follow the pixels; boxes are refused)"
                 )
+            for leaf in keras.tree.flatten(extra):
+                shape = getattr(leaf, "shape", None)
+                if shape is not None and geometry.pixel_layout(tuple(images.shape), tuple(shape),
+                                                               self.data_format == "channels_first") == "laid_out":
+                    raise ValueError(
+                        f"{name}: the tuple holds an item of shape {tuple(shape)} laid out on the pixels of the "
+                        f"images {tuple(images.shape)}; extra items are returned untouched while the images are "
+                        "mixed, so they would no longer match. Give segmentation masks in a dict under "
+                        "'segmentation_masks' (they then follow the pixels)"
+                    )
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         if not self.mixes:
@@ -347,7 +367,7 @@ class MixingLayer(MaskMixLayer):
         else:
             # Integer one-hot rows (keras.utils.to_categorical(..., dtype="int32"), a one-hot cast
             # to int) are soft labels, as the torch transforms read them.
-            labels = ops.cast(labels, "float32") if dtype in _INT_DTYPES else labels
+            labels = ops.cast(labels, "float32") if dtype in geometry.INT_DTYPES else labels
             labels = soft_label_rows(name, self.backend.name, ops, labels)
             soft = ops.cast(labels, "float64" if dtype == "float64" else "float32")
             if self.label_smoothing > 0 and soft.shape[1] != 1:  # one binary column goes towards 0.5
@@ -364,19 +384,19 @@ class MixingLayer(MaskMixLayer):
         indices ``(B,)`` and ``"rows"`` for one-hot/soft rows ``(B, K)`` (integer rows included)."""
         name = type(self).__name__
         rank = len(shape)
-        if dtype in _INT_DTYPES and rank != 2:
+        if dtype in geometry.INT_DTYPES and rank != 2:
             if rank != 1:
                 raise ValueError(f"{name}: class-index labels must have shape (B,); got shape {shape}")
             if self.num_classes is None:
                 raise ValueError(f"{name}: num_classes is required when labels are class indices")
             return "indices"
-        if dtype not in _INT_DTYPES and dtype not in geometry.FLOAT_DTYPES:
+        if dtype not in geometry.INT_DTYPES and dtype not in geometry.FLOAT_DTYPES:
             raise TypeError(f"{name}: labels must be integer class indices or floating soft labels; got {dtype}")
         if rank != 2:
             raise ValueError(f"{name}: one-hot/soft labels must have shape (B, K); got shape {shape}")
         classes = shape[1]
         if self.num_classes is not None and classes is not None and classes != self.num_classes:
-            column = dtype in _INT_DTYPES and classes == 1
+            column = dtype in geometry.INT_DTYPES and classes == 1
             hint = (" (integer labels of shape (B, 1) are one column of binary labels, as torch reads them; "
                     "give class indices with shape (B,), e.g. keras.ops.squeeze(labels, -1))") if column else ""
             raise ValueError(f"{name}: labels have {classes} classes but num_classes is {self.num_classes}{hint}")

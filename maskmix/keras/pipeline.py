@@ -29,7 +29,6 @@ __all__ = ["MaskMixPipeline"]
 
 Tensor = Any
 
-_INT_DTYPES = frozenset({"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"})
 
 
 def walk(layer: Any) -> Iterator[Any]:
@@ -314,7 +313,9 @@ class MaskMixPipeline:
         shape = getattr(labels, "shape", None)
         if shape is None or not hasattr(images, "shape"):
             return
-        layout = geometry.pixel_layout(tuple(images.shape), tuple(shape), self.channels_first)
+        dtype = getattr(labels, "dtype", None)
+        integer = dtype is not None and keras.backend.standardize_dtype(dtype) in (*geometry.INT_DTYPES, "bool")
+        layout = geometry.pixel_layout(tuple(images.shape), tuple(shape), self.channels_first, integer=integer)
         changer = pixel_changer_of(self.augmentations) if layout is not None else None
         if changer is not None:
             raise ValueError(
@@ -407,10 +408,10 @@ class MaskMixPipeline:
         y = ops.convert_to_tensor(labels)
         dtype = keras.backend.standardize_dtype(y.dtype)
         shape = tuple(y.shape)
-        if dtype in _INT_DTYPES and len(shape) == 2 and shape[1] != 1:
+        if dtype in geometry.INT_DTYPES and len(shape) == 2 and shape[1] != 1:
             # Integer one-hot rows (keras.utils.to_categorical(...).astype("int32")): float rows.
             y, dtype = ops.cast(y, "float32"), "float32"
-        if dtype in _INT_DTYPES:
+        if dtype in geometry.INT_DTYPES:
             if len(shape) == 2 and shape[1] == 1:
                 y = ops.reshape(y, (-1,))
             elif len(shape) != 1:

@@ -212,6 +212,14 @@ def test_dense_targets_beside_the_labels_are_mixed_as_in_a_dict_or_refused(spec)
     with pytest.raises(ValueError, match=rf"{name}: the tuple holds an item of shape \(4, 8, 8, 1\) laid out on the "
                                          r"pixels of the images \(4, 8, 8, 3\)"):
         _mixing_layer(spec)((images, labels, masks))
+    # Nested in an extra item: Keras' boxes dict, masks or boxes by their key, a pixel-shaped leaf.
+    nested = ((boxes, "boxes"), ({"bounding_boxes": boxes}, "boxes"), ({"keypoints": data["extra"]}, "keypoints"),
+              ({"segmentation_masks": masks}, "segmentation_masks"))
+    for extra, key in nested:
+        with pytest.raises(ValueError, match=rf"{name}: the tuple holds an extra item with '{key}'"):
+            _mixing_layer(spec)((images, labels, extra))
+    with pytest.raises(ValueError, match=rf"{name}: the tuple holds an item of shape \(4, 8, 8, 1\) laid out"):
+        _mixing_layer(spec)((images, labels, [masks]))
     targets = {"labels": labels, "segmentation_masks": masks, "extra": data["extra"]}
     if _mixing_layer(spec).dense_targets == "refuse":
         with pytest.raises(ValueError, match=rf"{name}: segmentation_masks cannot be mixed"):

@@ -931,6 +931,8 @@ def test_the_pipeline_refuses_per_pixel_labels_it_would_pass_through_unchanged()
     with pytest.raises(ValueError, match=r"^MaskMixPipeline: labels of shape \(8, 8, 8, 1\) lie on the pixels .* "
                                          r"RandomCutSwap moves pixels .* augment_dense\(images, masks\)"):
         MaskMixPipeline([RandomCutSwap(seed=0)])(x, masks)
+    with pytest.raises(ValueError, match=r"^MaskMixPipeline: labels of shape \(8, 4, 4\) lie on the pixels"):
+        MaskMixPipeline([RandomCutSwap(seed=0)])(x, masks[:, ::2, ::2, 0])  # class maps at a lower resolution
     images, moved = MaskMixPipeline([RandomCutSwap(seed=0)]).augment_dense(x, masks)
     np.testing.assert_array_equal(np.asarray(moved), np.asarray(images).astype("int32"))
     _, kept = MaskMixPipeline([RandomErasing(seed=0)])(x, masks)
@@ -997,9 +999,27 @@ def test_per_pixel_targets_that_are_not_masks_are_refused_where_pixels_move(targ
                                              r"or grid targets at another size than the images \(8, 8, 8, 1\), but "
                                              r"RandomCutSwap moves pixels"):
             mask_model(augmentations=[RandomCutSwap(seed=0)]).augment_batch(x, small)
+    # Integer (B, h, w) class maps at a lower resolution are such a grid too (they passed).
+    with pytest.raises(ValueError, match=r"MaskMixModel: labels of shape \(8, 4, 4\) \(int32\) are per-pixel "
+                                         r"or grid targets at another size"):
+        mask_model(augmentations=[RandomCutSwap(seed=0)]).augment_batch(x, masks[:, ::2, ::2, 0])
     sequences = np.eye(3, dtype="float32")[np.arange(8 * 5).reshape(8, 5) % 3]
     _, targets, _ = mask_model(augmentations=[RandomCutSwap(seed=0)]).augment_batch(x, sequences)
     np.testing.assert_array_equal(np.asarray(targets), sequences)
+
+
+def test_box_targets_are_refused_where_pixels_move():
+    """Detection targets in a dict (Keras' {"boxes", "labels"}) came back unmoved while CutSwap
+    moved the pixels; the masking layers keep them."""
+    from maskmix.keras import RandomCutSwap
+
+    x, _ = mask_task(8)
+    y = {"boxes": np.zeros((8, 3, 4), "float32"), "labels": np.zeros((8, 3), "int32")}
+    with pytest.raises(ValueError, match=r"MaskMixModel: the targets hold boxes or keypoints \(under 'boxes'\), but "
+                                         r"RandomCutSwap moves pixels"):
+        mask_model(augmentations=[RandomCutSwap(seed=0)]).augment_batch(x, y)
+    _, targets, _ = mask_model(augmentations=[RandomCutout(seed=0)]).augment_batch(x, y)
+    np.testing.assert_array_equal(np.asarray(targets["boxes"]), y["boxes"])
 
 
 # --------------------------------------------------------------------------------------------
