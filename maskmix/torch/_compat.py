@@ -85,31 +85,39 @@ def inference_mode() -> Any:
     return torch._C._InferenceMode(True)
 
 
-#: How many frames above a transform's ``forward`` a Kornia container's own frame may be (its
-#: ``forward``, then the ops class and ``nn.Module.__call__`` in between; nested containers add more).
+#: How many frames above a transform's ``forward``, or above the last Kornia container frame found,
+#: the next Kornia container's own frame may be (its ``forward``, then the ops class and
+#: ``nn.Module.__call__`` in between).
 _KORNIA_FRAME_DEPTH = 16
 
 
 def calling_kornia_data_keys() -> list[str] | None:
     """The ``data_keys`` (upper-case ``DataKey`` names) of the Kornia ``AugmentationSequential``
-    whose ``forward`` is calling, or None when no Kornia container is.
+    containers whose ``forward`` is calling (every one of nested containers: an inner one has the
+    default ``[INPUT]`` while the outer one routes boxes through it), or None when no Kornia
+    container is.
 
-    Kornia is not imported: the calling frames are looked at, up to :data:`_KORNIA_FRAME_DEPTH`,
-    for one of ``kornia.augmentation.container`` whose ``self`` has ``data_keys`` (nested
-    sequentials without them are passed over). A few microseconds, so the caller asks only when
-    the answer matters.
+    Kornia is not imported: the calling frames are looked at for those of
+    ``kornia.augmentation.container`` whose ``self`` has ``data_keys``, up to
+    :data:`_KORNIA_FRAME_DEPTH` frames past the transform or the last container frame. A few
+    microseconds, so the caller asks only when the answer matters.
     """
+    found: list[str] = []
     frame: FrameType | None = sys._getframe(1)
-    for _ in range(_KORNIA_FRAME_DEPTH):
+    left = _KORNIA_FRAME_DEPTH
+    while left > 0:
         frame = frame.f_back if frame is not None else None
         if frame is None:
-            return None
+            break
+        left -= 1
         if not frame.f_globals.get("__name__", "").startswith("kornia.augmentation.container"):
             continue
-        keys = getattr(frame.f_locals.get("self"), "data_keys", None)
-        if keys:
-            return [str(getattr(key, "name", key)).upper() for key in keys]
-    return None
+        left = _KORNIA_FRAME_DEPTH
+        for key in getattr(frame.f_locals.get("self"), "data_keys", None) or ():
+            name = str(getattr(key, "name", key)).upper()
+            if name not in found:
+                found.append(name)
+    return found or None
 
 
 #: Where torchvision keeps the transforms that move pixels: flips, crops, resizes, rotations and

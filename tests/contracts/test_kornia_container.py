@@ -76,3 +76,13 @@ def test_images_only_containers_and_nested_sequentials_run(cls) -> None:
         nested = K.AugmentationSequential(K.ImageSequential(cls()), data_keys=["input", "mask"])
         with pytest.raises(ValueError, match="called inside a Kornia AugmentationSequential"):
             nested(images, targets(["mask"], 3)[0])
+        # An inner AugmentationSequential has data_keys of its own (the default, images alone),
+        # while the outer one routes the boxes through it: the outer keys count too.
+        for depth in (1, 3):
+            inner = cls()
+            for _ in range(depth):
+                inner = K.AugmentationSequential(inner)
+            outer = K.AugmentationSequential(inner, data_keys=["input", "bbox_xyxy"])
+            with pytest.raises(ValueError, match=r"called inside a Kornia AugmentationSequential with data_keys "
+                                                 r"\[.*'BBOX_XYXY'\]"):
+                outer(images, *targets(["bbox_xyxy"], 3))
