@@ -92,12 +92,14 @@ class RandomMixup(MixingLayer):
 
 
 def blend(layer: MixingLayer, images: Any, params: Mapping[str, Any]) -> Any:
-    """Every image blended with its partner, ``lam * x + (1 - lam) * x[partner]`` per image, in the
-    images' dtype (float32 then rounded for uint8) with no selection applied: ``params["lam"]`` and
-    ``params["partner"]`` are ``(B,)``. Mixup, and the Mixup images of RandomMixupOrCutMix."""
+    """Every image blended with its partner, ``lam * x + (1 - lam) * x[partner]`` per image,
+    computed in float32 for uint8, float16 and bfloat16 images (as ``torch.lerp``: the difference
+    of two large float16 values overflows in float16) and rounded once to the images' dtype, with
+    no selection applied: ``params["lam"]`` and ``params["partner"]`` are ``(B,)``. Mixup, and the
+    Mixup images of RandomMixupOrCutMix."""
     ops = layer.ops
     dtype = keras.backend.standardize_dtype(images.dtype)
-    work = layer.compute_dtype_for(dtype)
+    work = "float64" if dtype == "float64" else "float32"
     lam = layer.per_image(ops.cast(params["lam"], work))
     x = ops.cast(images, work)
     partner = ops.numpy.take(x, params["partner"], axis=0)

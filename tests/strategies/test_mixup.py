@@ -99,6 +99,26 @@ def test_keras_mixup_blends_images_and_labels(dtype):
     np.testing.assert_allclose(p["partner_weight"], 1 - p["lam"], rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_keras_mixup_blends_half_precision_in_float32_as_torch(dtype):
+    """The difference of two large float16 pixels (40000 and -40000) overflowed in float16 and the
+    blend came out infinite; computed in float32 and rounded once, it is the exact blend rounded
+    to the dtype (within its rounding), as torch's lerp (float32 inside) gives it."""
+    from maskmix.keras.mixup import blend
+
+    layer = keras_RandomMixup(num_classes=K, seed=0)
+    values = np.array([40000.0, -40000.0, 0.5, 3.0], "float32").reshape(4, 1, 1, 1) * np.ones((4, 2, 2, 3), "float32")
+    lam, partner = np.array([0.3, 0.6, 0.9, 0.45], "float32"), np.array([1, 0, 3, 2], "int32")
+    x = kh.to_tensor(values, dtype)
+    out = kh.np_(blend(layer, x, {"lam": lam, "partner": partner})).astype("float64")
+    xs = kh.np_(x).astype("float64")
+    weight = lam.astype("float64").reshape(-1, 1, 1, 1)
+    expected = weight * xs + (1 - weight) * xs[partner]
+    assert np.isfinite(out).all()
+    eps = float(torch.finfo(getattr(torch, dtype)).eps)
+    np.testing.assert_allclose(out, expected, rtol=eps, atol=0)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
 def test_keras_mixup_lambda_at_either_end_gives_one_image_bit_for_bit(dtype):
     """Float32 Beta draws reach lam = 1 (and 0): the label row then names one image, and the pixels
