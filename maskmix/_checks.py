@@ -19,6 +19,7 @@ __all__ = [
     "RESIZE_METHODS",
     "ROW_SUM_TOLERANCE",
     "THUMBNAIL_RESIZE_METHODS",
+    "UINT8_UNIT_FILLS",
     "Checker",
     "boolean",
     "choice",
@@ -38,6 +39,7 @@ __all__ = [
     "pixels_range",
     "positive_number",
     "positive_range",
+    "uint8_refusal",
 ]
 
 #: How far from 1 the sum of a one-hot/soft label row may be (bfloat16 rows round their sums by
@@ -65,6 +67,9 @@ FILL_METHODS: tuple[str, ...] = (
     "normal",
     "normal_per_patch",
 )
+
+#: The fills drawn in the units of a standard normal, meaningless on 0..255 integer pixels.
+UINT8_UNIT_FILLS: tuple[str, ...] = ("normal", "normal_per_patch")
 
 #: Interpolation methods for the strategies that resize (CutBlur, Cut-Thumbnail).
 RESIZE_METHODS: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "area")
@@ -416,3 +421,24 @@ def fraction_pair() -> Checker:
         return (float(lo), float(hi))
 
     return check
+
+
+def uint8_refusal(owner: str, pixels_range: tuple[float, float] | None, fill_method: Any) -> str | None:
+    """Why uint8 images cannot be transformed with these options, or None (checked at call time,
+    when the images' dtype is known).
+
+    A ``pixels_range`` whose ends are not whole numbers in ``[0, 255]`` (a normalised range kept
+    for uint8 images) would have its fills saturated and rounded to a few levels; a standard-normal
+    fill (``"normal"``, ``"normal_per_patch"``, timm's per-pixel mode, which timm refuses on uint8
+    too) means nothing in units of 0..255 levels: it would round to 0, 1 or 2.
+    """
+    if pixels_range is not None:
+        lo, hi = pixels_range
+        if not (0 <= lo < hi <= 255 and float(lo).is_integer() and float(hi).is_integer()):
+            return (f"{owner}: pixels_range {pixels_range!r} cannot describe uint8 images, whose values are the "
+                    "integers 0..255: give whole numbers in [0, 255] (or None), or convert the images to float")
+    if isinstance(fill_method, str) and fill_method in UINT8_UNIT_FILLS:
+        return (f"{owner}: fill_method {fill_method!r} draws standard-normal values, which uint8 images cannot hold "
+                "(they would round to 0, 1 or 2); use 'noise' or 'random', or convert the images to float and "
+                "normalise them first")
+    return None

@@ -44,6 +44,7 @@ import keras
 import numpy as np
 
 from maskmix import registry
+from maskmix._checks import uint8_refusal
 from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT, looks_transposed
 from maskmix.registry import StrategySpec
 from maskmix.schedules import lent_value
@@ -116,7 +117,8 @@ class MaskMixLayer(keras.layers.Layer):
         pixels_range: ``(lo, hi)`` value range of the images, used by the ``black``, ``gray``,
             ``white``, ``random`` and ``noise`` fills. ``None`` means ``(0, 1)`` for floating
             dtypes and ``(0, 255)`` for ``uint8``. Float images in ``[0, 255]`` (e.g. from
-            ``keras.utils.image_dataset_from_directory``) need ``(0, 255)``.
+            ``keras.utils.image_dataset_from_directory``) need ``(0, 255)``. uint8 images take
+            whole numbers in ``[0, 255]`` only (and refuse the ``normal`` fills).
         value_range: Keras' name for ``pixels_range`` (give one, not both); saved as ``pixels_range``.
         sampling: what one random draw covers (design §Conventions, sampling modes).
             ``"image"`` (default): every image draws its own parameters. ``"batch"``: one draw
@@ -464,6 +466,10 @@ class MaskMixLayer(keras.layers.Layer):
             raise TypeError(
                 f"{name}: images must have dtype {IMAGE_DTYPES_TEXT}; got {dtype}"
             )
+        if dtype == "uint8":
+            refusal = uint8_refusal(name, getattr(self, "pixels_range", None), getattr(self, "fill_method", None))
+            if refusal is not None:
+                raise ValueError(refusal)
         rank = len(shape)
         if rank in (3, 4) and 0 in shape[-3:]:
             raise ValueError(

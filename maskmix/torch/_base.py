@@ -27,6 +27,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from maskmix import registry
+from maskmix._checks import uint8_refusal
 from maskmix._structure import coordinate_keys, image_key_values
 from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT, looks_transposed, sampling_units
 from maskmix.params import num_selected
@@ -168,7 +169,8 @@ class MaskMixTransform(v2.Transform):
             torchvision's ``p``: an exact count of one image would be all or nothing.
         pixels_range: ``(lo, hi)`` value range of the images, used by the ``black``, ``gray``,
             ``white``, ``random`` and ``noise`` fills. ``None`` means ``(0, 1)`` for floating
-            dtypes and ``(0, 255)`` for ``uint8``. Set it for normalised images.
+            dtypes and ``(0, 255)`` for ``uint8``. Set it for normalised images; uint8 images take
+            whole numbers in ``[0, 255]`` only (and refuse the ``normal`` fills).
         sampling: what one random draw covers (design §Conventions, sampling modes).
             ``"image"`` (default): every image draws its own parameters. ``"batch"``: one draw
             shared by every image of the batch (the papers' per-batch CutMix, Mixup, CutBlur and
@@ -410,6 +412,10 @@ class MaskMixTransform(v2.Transform):
         name = type(self).__name__
         if image.dtype not in SUPPORTED_DTYPES:
             raise TypeError(f"{name}: images must have dtype {IMAGE_DTYPES_TEXT}; got {image.dtype}")
+        if image.dtype == torch.uint8:
+            refusal = uint8_refusal(name, getattr(self, "pixels_range", None), getattr(self, "fill_method", None))
+            if refusal is not None:
+                raise ValueError(refusal)
         minimum = 4 if self.needs_batch else 3
         if image.ndim < minimum:
             layout = "a batch (..., B, C, H, W)" if self.needs_batch else "(..., C, H, W)"

@@ -29,6 +29,7 @@ from property_domains import BATCH_SIZES, CHANNELS, CONFIGS, DOMAINS, NAMES, SIZ
 from registry_cases import Case
 
 from maskmix import registry
+from maskmix._checks import uint8_refusal
 from maskmix.params import SPECS
 
 CLASSES = 4
@@ -109,6 +110,11 @@ def test_valid_draws_keep_the_contract(framework: str, name: str) -> None:
             labels = adapter.labels(labels_array)
             labels_before = adapter.numpy(labels)
 
+        if np.dtype(dtype) == np.uint8 and uint8_refusal(name, config.get("pixels_range"), config.get("fill_method")):
+            # A normalised pixels_range or a standard-normal fill on uint8 images: refused, at call time.
+            with pytest.raises(ValueError, match=r"cannot describe uint8 images|draws standard-normal values"):
+                adapter.call(case, adapter.build(case, seed=seed), images, labels)
+            return
         result = adapter.call(case, adapter.build(case, seed=seed), images, labels)
         # The call is its two halves, drawn and applied by a twin with the same seed.
         halves = adapter.run(case, adapter.build(case, seed=seed), images, labels)

@@ -367,17 +367,22 @@ def test_values_outside_range_survive_outside_the_region() -> None:
     assert torch.all(out[region] == 0.0)
 
 
-def test_uint8_fills_are_rounded_and_saturated() -> None:
+def test_uint8_fills_are_rounded_and_options_uint8_cannot_hold_are_refused() -> None:
+    """Standard-normal fills rounded to 0, 1 or 2, and a pixels_range outside 0..255 (or with
+    fractional ends) saturated or rounded the fills to a few levels, silently: both are refused."""
     x = make_images((64, 3, 8, 8), torch.uint8)
-    out = RandomCutout(fill_method="normal", patch_area=0.5)(x)
-    region = changed_pixels(x, out)
-    filled = out.permute(0, 2, 3, 1)[region]
-    # Standard-normal values rounded: small non-negative integers, never wrapped around to ~255.
-    assert filled.max() <= 5
-    out = RandomCutout(fill_method="white", pixels_range=(0, 300))(x)
-    assert out.max() == 255
+    for method in ("normal", "normal_per_patch"):
+        with pytest.raises(ValueError, match=rf"RandomCutout: fill_method '{method}' draws standard-normal values, "
+                                             "which uint8 images cannot hold"):
+            RandomCutout(fill_method=method)(x)
+    for bad in ((0, 300), (-2.12, 2.64), (0, 0.5)):
+        with pytest.raises(ValueError, match=r"RandomCutout: pixels_range \(.*\) cannot describe uint8 images"):
+            RandomCutout(fill_method="white", pixels_range=bad)(x)
+    out = RandomCutout(fill_method="white", pixels_range=(0, 1))(x)  # binary images, 0 and 1
+    assert set(out.permute(0, 2, 3, 1)[changed_pixels(x, out)].unique().tolist()) == {1}
     out = RandomCutout(fill_method="gray")(x)
     assert set(out.permute(0, 2, 3, 1)[changed_pixels(x, out)].unique().tolist()) == {128}
+    RandomCutout(fill_method="normal", pixels_range=(-2.0, 2.0))(x.float())  # floats: fine
 
 
 def test_extra_repr_lists_parameters() -> None:

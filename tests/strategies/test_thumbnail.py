@@ -260,9 +260,9 @@ def test_torch_single_images_leading_dims_tv_tensors_and_samples_with_labels() -
     labels = torch.tensor([3, 1])
     out, same = t(make_images((2, 3, 16, 12)), labels)
     assert same is labels
-    sample = {"image": tv_tensors.Image(make_images((3, 16, 12))), "label": 4, "box": torch.tensor([1.0])}
+    sample = {"image": tv_tensors.Image(make_images((3, 16, 12))), "label": 4, "weight": torch.tensor([1.0])}
     result = t(sample)
-    assert result["label"] == 4 and result["box"] is sample["box"] and type(result["image"]) is tv_tensors.Image
+    assert result["label"] == 4 and result["weight"] is sample["weight"] and type(result["image"]) is tv_tensors.Image
     assert not torch.equal(result["image"], sample["image"])
 
 
