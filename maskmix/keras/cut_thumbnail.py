@@ -51,7 +51,10 @@ class RandomCutThumbnail(MixingLayer):
 
     ``resize_method`` says how the ``H x W`` image becomes ``th x tw``; each method is
     ``torch.nn.functional.interpolate`` with ``size=(th, tw)`` and ``align_corners=False`` (up
-    to floating-point summation order), applied to a different size per image:
+    to floating-point summation order), applied to a different size per
+    image (as matrix products: a non-finite input value, NaN or ±inf, makes the whole
+    thumbnail's channel NaN, where ``interpolate`` keeps the damage near the value; the rest of
+    the image is unchanged):
 
     * ``"bilinear"`` (default): ``mode="bilinear", antialias=True``: a triangle filter widened by
       the scale factor ``H / th`` (``W / tw``), weights renormalised at the borders, as PIL's

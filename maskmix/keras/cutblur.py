@@ -93,8 +93,11 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixLayer):
     factor, also within one batch, and the batch stays batched: the resizes are separable linear
     maps, so each image's is a pair of resampling matrices per axis, zero-padded to the largest
     size the range allows, applied with batched ``einsum`` products; with a fixed factor all
-    images share one set (plain products). Non-finite input values spread along their row and
-    column of the low-resolution copy (only its rectangle is used). ``bicubic`` may overshoot
+    images share one set (plain products). A non-finite input value (NaN,
+    ±inf) makes its channel of the low-resolution copy non-finite throughout (the resampling is
+    matrix products, and 0 · inf and 0 · NaN are NaN): that channel's rectangle comes out NaN,
+    where ``interpolate`` keeps the damage near the value; pixels outside the rectangle are
+    unchanged. ``bicubic`` may overshoot
     the input's range inside the rectangle (float images are not clipped; ``uint8`` saturates).
     Values are computed in float32 (float64 for float64 images).
 

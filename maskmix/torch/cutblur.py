@@ -89,8 +89,11 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
     and dtype and kept between eager calls; each call then costs a few matmuls, faster than
     ``interpolate``'s antialiased kernels on CPU and CUDA. The results equal ``interpolate``'s up to float
     rounding (and to TF32, if the user enabled it for float32 matmuls); CPU and CUDA may differ
-    by that rounding (one level for ``uint8``). Non-finite input values spread along their row
-    and column of the low-resolution copy (only its rectangle is used). ``bicubic`` may
+    by that rounding (one level for ``uint8``). A non-finite input value (NaN,
+    ±inf) makes its channel of the low-resolution copy non-finite throughout (the resampling is
+    matrix products, and 0 · inf and 0 · NaN are NaN): that channel's rectangle comes out NaN,
+    where ``interpolate`` keeps the damage near the value; pixels outside the rectangle are
+    unchanged. ``bicubic`` may
     overshoot the input's range inside the rectangle (float images are not clipped; ``uint8``
     saturates). Values are computed in float32 (float64 for float64 images).
 

@@ -70,6 +70,21 @@ def test_torch_cutblur_box_equals_the_reference_low_resolution_copy(method: str,
         torch.testing.assert_close(out[b], expected, rtol=0, atol=1e-12)
 
 
+def test_torch_cutblur_non_finite_values_poison_their_channel_of_the_rectangle_as_documented() -> None:
+    """The docstring's account (the resampling is matrix products: 0 * NaN is NaN): one NaN
+    outside the rectangle makes that channel's rectangle NaN; the other channels and every pixel
+    outside the rectangle are as they were."""
+    x = make_images((2, 3, 24, 24), torch.float32, seed=4)
+    x[:, 1, 0, 0] = math.nan
+    t = RandomCutBlur(patch_area=0.2, patch_aspect_ratio=1.0, generator=torch.Generator().manual_seed(2))
+    out, p = run_with_params(t, x)
+    box = reference_box_mask(p["top"], p["left"], p["height"], p["width"], (24, 24))
+    for b in range(2):
+        assert torch.isnan(out[b, 1][box[b]]).all()
+        assert not torch.isnan(out[b, [0, 2]][:, box[b]]).any()
+        torch.testing.assert_close(out[b][:, ~box[b]], x[b][:, ~box[b]], equal_nan=True, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float16, torch.bfloat16], ids=str)
 def test_torch_cutblur_low_precision_dtypes_follow_the_float32_reference(dtype: torch.dtype) -> None:
     x = make_images((4, 3, 16, 20), dtype, seed=3)
