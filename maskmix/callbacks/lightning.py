@@ -339,10 +339,13 @@ class MaskMixMixin:
     the same pipeline as the callback), starts the streams of each fit from batch 0 in ``setup``
     (as the callback does: see :class:`MaskMixCallback` for seeds, fits and resuming) and stores
     its state in checkpoints through ``on_save_checkpoint`` / ``on_load_checkpoint`` (restored
-    with ``ckpt_path``, after ``setup``). If you override any of these four hooks, call
-    ``super()`` in them. When a LightningDataModule overrides ``on_after_batch_transfer``,
-    Lightning calls the datamodule's hook instead of the module's, which would leave the batches
-    unaugmented: ``fit`` raises a ``ValueError``; use :class:`MaskMixCallback` then.
+    with ``ckpt_path``, after ``setup``), and checks in ``on_train_batch_start`` that each
+    training batch went through the augmentations. If you override any of these five hooks, call
+    ``super()`` in them: a training batch that skipped the augmentations raises a
+    ``RuntimeError``, and a subclass that puts the mixin after ``LightningModule`` a ``TypeError``.
+    When a LightningDataModule overrides ``on_after_batch_transfer``, Lightning calls the
+    datamodule's hook instead of the module's, which would leave the batches unaugmented: ``fit``
+    raises a ``ValueError``; use :class:`MaskMixCallback` then.
 
     Example:
         >>> import lightning as L
@@ -361,6 +364,21 @@ class MaskMixMixin:
     """
 
     _maskmix_checkpoint_key = "maskmix"
+    #: The pipeline's batch count when the last training batch started (None outside a fit): the
+    #: next one must have gone through the pipeline (see :meth:`on_train_batch_start`).
+    _maskmix_batches_seen: int | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        mro = cls.__mro__
+        if pl.LightningModule in mro and mro.index(pl.LightningModule) < mro.index(MaskMixMixin):
+            # LightningModule's hooks do not call super(): the mixin's would never run, and every
+            # batch would be trained on unaugmented.
+            raise TypeError(
+                f"MaskMixMixin: put MaskMixMixin before LightningModule in the bases of {cls.__name__} (e.g. "
+                f"class {cls.__name__}(MaskMixMixin, L.LightningModule)); after it, its hooks never run and the "
+                "batches would be trained on unaugmented"
+            )
 
     def configure_maskmix(self, **options: Unpack[PipelineOptions]) -> None:
         """Set the augmentations; the arguments (keywords) and their meaning are those of
@@ -400,6 +418,21 @@ class MaskMixMixin:
                 "MaskMixCallback (it augments after the datamodule's hook)"
             )
         _start_fit("MaskMixMixin", trainer, self, self._engine())  # type: ignore[arg-type]
+        self._maskmix_batches_seen = self._engine().batches
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> Any:
+        """Call ``super()``'s hook, after checking that the batch went through the pipeline: an
+        ``on_after_batch_transfer`` of the subclass that does not call ``super()`` would leave
+        every batch unaugmented, silently (Lightning calls this hook after that one)."""
+        engine, seen = self._engine(), self._maskmix_batches_seen
+        if seen is not None and engine.batches == seen:
+            raise RuntimeError(
+                f"MaskMixMixin: the training batch did not go through the augmentations: "
+                f"{type(self).__name__}.on_after_batch_transfer must call super().on_after_batch_transfer(batch, "
+                "dataloader_idx) and return (or transform) its result"
+            )
+        self._maskmix_batches_seen = engine.batches
+        return super().on_train_batch_start(batch, batch_idx)  # type: ignore[misc]
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Call ``super()``'s hook, then augment the batch if it is a training batch."""
@@ -422,3 +455,5 @@ class MaskMixMixin:
         state = checkpoint.get(self._maskmix_checkpoint_key)
         if state is not None:
             self._engine().load_state_dict(state)
+            if self._maskmix_batches_seen is not None:
+                self._maskmix_batches_seen = self._engine().batches

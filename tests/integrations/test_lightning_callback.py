@@ -720,6 +720,23 @@ def test_mixin_errors() -> None:
         MixinProbe().configure_maskmix(mix=[RandomMixup()], mix_weights=[1, 2])
 
 
+def test_mixin_hooks_that_never_run_are_refused() -> None:
+    """After LightningModule in the bases, or behind a subclass hook that forgets super(), the
+    mixin's on_after_batch_transfer never ran: fit trained on unaugmented batches, silently."""
+    with pytest.raises(TypeError, match=r"^MaskMixMixin: put MaskMixMixin before LightningModule in the bases of "
+                                        r"AfterModule"):
+        class AfterModule(Probe, MaskMixMixin):
+            pass
+
+    class NoSuper(MixinProbe):
+        def on_after_batch_transfer(self, batch, dataloader_idx):
+            return batch  # e.g. a normalisation step that forgot super()
+
+    with pytest.raises(RuntimeError, match=r"^MaskMixMixin: the training batch did not go through the augmentations: "
+                                           r"NoSuper\.on_after_batch_transfer must call super\(\)"):
+        make_trainer([], limit_val_batches=0).fit(NoSuper(), FixedBatches(make_batches(2, seed=0)))
+
+
 class HookedData(L.LightningDataModule):
     """A datamodule with its own on_after_batch_transfer: Lightning calls it, not the module's."""
 
