@@ -19,7 +19,8 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 __all__ = ["COORDINATE_WORDS", "IMAGE_KEYS", "LABEL_KEYS", "LABEL_SUBSTRING", "coordinate_keys", "find_key",
-           "image_key_values", "rebuild_mapping", "rebuild_sequence", "split_images_labels", "usage"]
+           "image_key_values", "other_label_keys", "rebuild_mapping", "rebuild_sequence", "split_images_labels",
+           "usage"]
 
 Rebuild = Callable[[Any, Any], Any]
 
@@ -68,6 +69,14 @@ def image_key_values(data: Any) -> list[Any]:
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
     return found
+
+
+def other_label_keys(data: Mapping[Any, Any], label_key: Hashable, is_tensor: Callable[[Any], bool]) -> list[str]:
+    """The keys of ``data`` other than ``label_key`` that name labels too (contain "label", in any
+    case: ``"label_fine"``, ``"labels_coarse"``) and hold a tensor: a mix that mixes the images
+    and ``data[label_key]`` would leave them naming the unmixed images."""
+    return [str(k) for k, value in data.items()
+            if k != label_key and isinstance(k, str) and LABEL_SUBSTRING in k.lower() and is_tensor(value)]
 
 
 def find_key(data: Mapping[Any, Any], key: Hashable, defaults: tuple[str, ...], default: Hashable, *,
@@ -119,7 +128,19 @@ def usage(name: str) -> str:
     )
 
 
-def split_images_labels(name: str, data: Any, *, image_key: Hashable | None = None) -> tuple[Any, Any, Rebuild]:
+def _refuse_other_labels(name: str, data: Mapping[Any, Any], label_key: Hashable,
+                         is_tensor: Callable[[Any], bool] | None) -> None:
+    others = other_label_keys(data, label_key, is_tensor) if is_tensor is not None else []
+    if others:
+        raise ValueError(
+            f"{name}: the sample holds other labels ({', '.join(map(repr, others))}) besides {str(label_key)!r}; "
+            f"the images and {str(label_key)!r} are mixed, and the others would go on naming the unmixed images. "
+            "Drop them, or mix one tensor holding every label set (concatenated one-hot rows)"
+        )
+
+
+def split_images_labels(name: str, data: Any, *, image_key: Hashable | None = None,
+                        labels_like: Callable[[Any], bool] | None = None) -> tuple[Any, Any, Rebuild]:
     """``(images, labels, rebuild)`` of ``data``; ``rebuild(images, labels)`` gives ``data``'s structure.
 
     The structure is kept: a tuple stays a tuple, a list a list (extra items untouched), and a
@@ -127,13 +148,16 @@ def split_images_labels(name: str, data: Any, *, image_key: Hashable | None = No
     the labels in it, under a label key (torchvision's ``(images, targets)``). Raises
     ``ValueError`` for a mapping without the keys and ``TypeError`` for anything else; both
     messages start with ``name``. ``image_key`` (a mapping's key that the caller found the images
-    under, e.g. by their type) comes before the key conventions.
+    under, e.g. by their type) comes before the key conventions. With ``labels_like`` (what counts
+    as a tensor), a mapping holding the labels that has other label keys (``"label_fine"``) is
+    refused with a ``ValueError``: they would not be mixed.
     """
     if isinstance(data, Mapping):
         image_key = find_key(data, 0 if image_key is None else image_key, IMAGE_KEYS, 0)
         label_key = find_key(data, 1, LABEL_KEYS, 1, containing=LABEL_SUBSTRING)
         if image_key is None or label_key is None:
             raise ValueError(f"{usage(name)}; got a dict with keys {sorted(map(str, data))}")
+        _refuse_other_labels(name, data, label_key, labels_like)
         return (data[image_key], data[label_key],
                 lambda images, labels: rebuild_mapping(data, {image_key: images, label_key: labels}))
     if isinstance(data, (tuple, list)):
@@ -147,6 +171,7 @@ def split_images_labels(name: str, data: Any, *, image_key: Hashable | None = No
             if label_key is None:
                 raise ValueError(f"{usage(name)}; got (images, dict) whose dict has keys {sorted(map(str, targets))}, "
                                  "none of them 'labels' or containing 'label'")
+            _refuse_other_labels(name, targets, label_key, labels_like)
             return data[0], targets[label_key], lambda images, labels: rebuild_sequence(
                 data, {0: images, 1: rebuild_mapping(targets, {label_key: labels})})
         return data[0], data[1], lambda images, labels: rebuild_sequence(data, {0: images, 1: labels})

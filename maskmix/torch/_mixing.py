@@ -656,7 +656,8 @@ class MixingTransform(MaskMixTransform):
         if callable(self.labels_getter) and not apart:
             images, labels, rebuild = self._split_with_getter(sample, typed)
         else:
-            images, labels, rebuild = split_images_labels(name, sample, image_key=typed)
+            images, labels, rebuild = split_images_labels(name, sample, image_key=typed,
+                                                          labels_like=lambda value: isinstance(value, Tensor))
         if not self._is_image(images):
             raise TypeError(f"{usage(name)}; images are a {type(images).__name__}")
         if not isinstance(labels, Tensor):

@@ -232,10 +232,11 @@ def test_dict_samples_with_other_keys(name: str, sample: str) -> None:
 @pytest.mark.parametrize("keys", [("class_label", "Labels"), ("class_label", "label"), ("label", "labels"),
                                   ("LABEL", "target_label")])
 @pytest.mark.parametrize("name", MIXING)
-def test_the_labels_are_under_the_key_torchvision_picks(name: str, keys: tuple[str, str]) -> None:
-    """Several label-like keys: "labels" in any case first, else the first key containing "label",
-    as torchvision's CutMix finds them (maskmix preferred "label" and the exact case: it mixed
-    another key than torchvision's, silently)."""
+def test_several_label_keys_are_refused_unless_a_labels_getter_picks_one(name: str, keys: tuple[str, str]) -> None:
+    """Several label-like keys: torchvision's CutMix mixes one ("labels" in any case first, else
+    the first key containing "label") and leaves the other naming the unmixed images, silently;
+    maskmix refuses the sample. A labels_getter says which one to mix: torchvision's choice then
+    gives torchvision's result."""
     from torchvision.transforms import v2
 
     images = make_images((4, 3, 8, 8))
@@ -249,7 +250,10 @@ def test_the_labels_are_under_the_key_torchvision_picks(name: str, keys: tuple[s
     reference = sample(tv_tensors.Image(images))
     expected = mixed(v2.CutMix(num_classes=NUM_CLASSES)(reference), reference)
     data = sample(images)
-    assert mixed(EXAMPLES[name].build()(data), data) == expected and len(expected) == 1
+    with pytest.raises(ValueError, match=r"the sample holds other labels \('.*'\) besides '.*'; the images and"):
+        EXAMPLES[name].build()(data)
+    chosen = EXAMPLES[name].build(labels_getter=lambda sample: sample[expected[0]])
+    assert mixed(chosen(data), data) == expected and len(expected) == 1
 
 
 @pytest.mark.parametrize("getter", [None, lambda sample: sample[1]["labels"]], ids=["default", "labels_getter"])
@@ -268,6 +272,8 @@ def test_labels_in_a_targets_dict_as_torchvision_takes_them(name: str, getter) -
     if getter is None:
         with pytest.raises(ValueError, match=r"got \(images, dict\) whose dict has keys \['id'\], none of them"):
             EXAMPLES[name].build()((images, {"id": 3}))
+        with pytest.raises(ValueError, match=r"the sample holds other labels \('label_fine'\) besides 'labels'"):
+            EXAMPLES[name].build()((images, {"labels": labels, "label_fine": labels}))
 
 
 @pytest.mark.parametrize("name", MIXING)

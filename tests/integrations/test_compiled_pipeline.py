@@ -216,6 +216,17 @@ def test_plain_per_pixel_targets_are_refused_where_a_transform_moves_or_mixes_pi
     assert MaskMixPipeline([RandomErasing()], seed=0)((images, labels, low))[2] is low
 
 
+def test_other_label_keys_of_a_mixed_batch_are_refused() -> None:
+    """{"image", "label", "label_fine"}: the images and "label" were mixed, "label_fine" went on
+    naming the unmixed images, silently. Without mix nothing is mixed and the batch passes."""
+    images, labels = torch.rand(4, 3, SIDE, SIDE), torch.randint(0, CLASSES, (4,))
+    batch = {"image": images, "label": labels, "label_fine": labels.clone()}
+    with pytest.raises(ValueError, match=r"^MaskMixPipeline: the batch holds other labels \('label_fine'\) besides "
+                                         r"'label'; mix mixes the images and 'label' only"):
+        MaskMixPipeline([RandomErasing()], RandomCutMix(), num_classes=CLASSES, seed=0)(batch)
+    assert MaskMixPipeline([RandomErasing()], seed=0)(batch)["label_fine"] is batch["label_fine"]
+
+
 def test_plain_boxes_are_refused_where_a_transform_moves_or_mixes_pixels() -> None:
     """torchvision's detection targets (plain tensors under "boxes"/"keypoints") stayed where
     they were while CutSwap moved the pixels, silently; where every transform keeps pixels in
