@@ -49,6 +49,7 @@ import pytest
 from property_domains import BATCH_SIZES, CHANNELS, SIZES, is_mixing, names, random_kwargs
 
 from maskmix import registry
+from maskmix._checks import uint8_refusal
 
 #: Resident-memory growth allowed over the second half of the calls (see the module docstring).
 RSS_SLACK = 32 * 2**20
@@ -146,7 +147,9 @@ def torch_soak(calls: int) -> dict[str, float]:
         generator = torch.Generator().manual_seed(rng.randrange(2**31)) if rng.random() < 0.5 else None
         transform = registry.implementation(name, "torch")(generator=generator, **kwargs)
         shape, _ = random_layout(rng, mixing)
-        dtype = rng.choice(ALL_DTYPES)
+        # uint8 images refuse a normalised pixels_range and standard-normal fills (a ValueError).
+        uint8_ok = uint8_refusal(name, kwargs.get("pixels_range"), kwargs.get("fill_method")) is None
+        dtype = rng.choice([d for d in ALL_DTYPES if uint8_ok or d != torch.uint8])
         images = make_images(shape, dtype, seed=rng.randrange(2**16))
         if dtype.is_floating_point and images.numel() and rng.random() < 0.2:
             images.view(-1)[rng.randrange(images.numel())] = float("nan")
@@ -211,14 +214,17 @@ def keras_soak(calls: int, *, check_rss: bool) -> dict[str, float]:
             data_format = build.choice(["channels_first", "channels_last"])
             layer_class = registry.implementation(name, "keras")
             layer = layer_class(seed=build.randrange(2**31), data_format=data_format, **kwargs)
-            pool.append((layer, mixing, data_format == "channels_first", bool(kwargs.get("return_labels"))))
+            # uint8 images refuse a normalised pixels_range and standard-normal fills (a ValueError).
+            uint8_ok = uint8_refusal(name, kwargs.get("pixels_range"), kwargs.get("fill_method")) is None
+            pool.append((layer, mixing, data_format == "channels_first", bool(kwargs.get("return_labels")),
+                         dtypes if uint8_ok else dtypes[1:]))
 
     def one_call(rng: random.Random) -> None:
-        layer, mixing, channels_first, labelled = pool[rng.randrange(len(pool))]
+        layer, mixing, channels_first, labelled, layer_dtypes = pool[rng.randrange(len(pool))]
         shape, _ = random_layout(rng, mixing)
         if not channels_first:  # (.., C, H, W) -> (.., H, W, C)
             shape = (*shape[:-3], shape[-2], shape[-1], shape[-3])
-        dtype = rng.choice(dtypes)
+        dtype = rng.choice(layer_dtypes)
         array = make_images(shape, dtype, seed=rng.randrange(2**16))
         if dtype != "uint8" and array.size and rng.random() < 0.2:
             array.reshape(-1)[rng.randrange(array.size)] = np.nan
