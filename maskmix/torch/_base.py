@@ -286,6 +286,18 @@ class MaskMixTransform(v2.Transform):
         # timm's `num_splits`: the first B // n images of a batch stay clean (n > 1).
         self._clean_splits = 0
 
+    def extra_repr(self) -> str:
+        # torchvision's lists the public attributes of plain types; what changes the draws and is
+        # kept otherwise is added: timm's num_splits, a generator and a callable labels_getter.
+        extra = [super().extra_repr()]
+        if self._clean_splits > 1:
+            extra.append(f"num_splits={self._clean_splits}")
+        if self.generator is not None:
+            extra.append(f"generator=torch.Generator(initial_seed={self.generator.initial_seed()})")
+        if callable(self.labels_getter):
+            extra.append(f"labels_getter={getattr(self.labels_getter, '__qualname__', repr(self.labels_getter))}")
+        return ", ".join(item for item in extra if item)
+
     def __setattr__(self, name: str, value: Any) -> None:
         params = self.__dict__.get("_strategy_params")
         if name == "generator" and value is not None and not isinstance(value, torch.Generator):

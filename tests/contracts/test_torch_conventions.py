@@ -388,3 +388,14 @@ def test_uint8_fills_are_rounded_and_options_uint8_cannot_hold_are_refused() -> 
 def test_extra_repr_lists_parameters() -> None:
     text = repr(RandomErasing(patch_count=(1, 2)))
     assert "patch_count=(1, 2)" in text and "patch_area=(0.05, 0.3)" in text
+    assert "num_splits" not in text and "generator" not in text
+    # What changes the draws but is not a plain public attribute: timm's num_splits (the first
+    # half of the batch never erased), the generator, a callable labels_getter.
+    assert "num_splits=2" in repr(RandomErasing.from_timm(num_splits=2))
+    seeded = RandomErasing(generator=torch.Generator().manual_seed(7))
+    assert "generator=torch.Generator(initial_seed=7)" in repr(seeded)
+
+    def pick(sample):
+        return sample[1]
+
+    assert "labels_getter=test_extra_repr_lists_parameters.<locals>.pick" in repr(RandomCutMix(labels_getter=pick))
