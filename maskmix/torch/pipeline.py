@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -48,6 +49,11 @@ __all__ = ["MaskMixPipeline", "PipelineOptions", "derive_seed", "soft_label_targ
 #: torchvision's keypoints type, where the installed version has one.
 _POINTS: tuple[type, ...] = tuple(t for t in (getattr(tv_tensors, "KeyPoints", None),) if t is not None)
 _STATE_VERSION = 1
+
+
+def _is_int(value: Any) -> bool:
+    # A NumPy or tensor integer from a loaded checkpoint counts; a bool or a float does not.
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 #: Scheduled values handed to a compiled step are float64 tensors where the device has them (the
 #: exact count ``floor(ratio * B + 0.5)`` is then computed as the host computes it), of shape
 #: ``(1,)``: a 0-d float64 input makes Inductor restart its first analysis of the step.
@@ -425,12 +431,27 @@ class MaskMixPipeline:
         return {"version": _STATE_VERSION, "seed": self.seed, "batches": self.batches}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`; the next batch continues the saved run's streams."""
-        if not isinstance(state, Mapping) or "batches" not in state:
-            raise ValueError(f"{self.owner}: not a {self.owner} state: {state!r}")
-        if state.get("seed") is not None:
-            self.seed = int(state["seed"])
-        self.batches = int(state["batches"])
+        """Restore :meth:`state_dict`; the next batch continues the saved run's streams.
+
+        Raises:
+            ValueError: for anything but a state of this version: the keys ``version``, ``seed``
+                (None or an integer in ``[0, 2**64)``) and ``batches`` (an integer ``>= 0``), and
+                nothing else (a value that is not one would resume another stream, silently).
+        """
+        owner = self.owner
+        if not isinstance(state, Mapping) or set(state) != {"version", "seed", "batches"}:
+            raise ValueError(f"{owner}: not a {owner} state (keys version, seed, batches): {state!r}")
+        if state["version"] != _STATE_VERSION:
+            raise ValueError(f"{owner}: the state is of version {state['version']!r}; this maskmix reads version "
+                             f"{_STATE_VERSION}")
+        seed, batches = state["seed"], state["batches"]
+        if seed is not None and not (_is_int(seed) and 0 <= int(seed) <= _MASK64):
+            raise ValueError(f"{owner}: the state's seed must be None or an integer in [0, 2**64); got {seed!r}")
+        if not (_is_int(batches) and int(batches) >= 0):
+            raise ValueError(f"{owner}: the state's batches must be an integer >= 0; got {batches!r}")
+        if seed is not None:
+            self.seed = int(seed)
+        self.batches = int(batches)
 
     # A copy (``copy.deepcopy``, pickling for DDP spawn or a checkpointed callback) carries the
     # configuration and the stream position, never what is rebuilt from them: the compiled step

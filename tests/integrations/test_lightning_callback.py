@@ -635,6 +635,23 @@ def test_state_dict_round_trip() -> None:
     assert callback.state_dict() == {"version": 1, "seed": 42, "batches": 7}
     with pytest.raises(ValueError, match="MaskMixCallback: not a MaskMixCallback state"):
         callback.load_state_dict({"foo": 1})
+    # Foreign or malformed states resumed another stream, silently (a float or bool truncated, a
+    # negative position, unknown keys and versions ignored).
+    bad = [({"version": 1, "seed": 1, "batches": 3, "more": 0}, "not a MaskMixCallback state"),
+           ({"seed": 1, "batches": 3}, "not a MaskMixCallback state"),
+           ({"version": 99, "seed": 1, "batches": 3}, "the state is of version 99"),
+           ({"version": 1, "seed": -1, "batches": 3}, "the state's seed must be None or an integer in"),
+           ({"version": 1, "seed": 1.9, "batches": 3}, "the state's seed must be None or an integer in"),
+           ({"version": 1, "seed": 2**70, "batches": 3}, "the state's seed must be None or an integer in"),
+           ({"version": 1, "seed": 1, "batches": 2.7}, "the state's batches must be an integer >= 0"),
+           ({"version": 1, "seed": 1, "batches": True}, "the state's batches must be an integer >= 0"),
+           ({"version": 1, "seed": 1, "batches": -5}, "the state's batches must be an integer >= 0")]
+    for state, message in bad:
+        with pytest.raises(ValueError, match=f"^MaskMixCallback: {re.escape(message)}"):
+            callback.load_state_dict(state)
+    assert callback.state_dict() == {"version": 1, "seed": 42, "batches": 7}  # untouched by the refusals
+    callback.load_state_dict({"version": 1, "seed": np.uint64(5), "batches": torch.tensor(3).item()})
+    assert callback.state_dict() == {"version": 1, "seed": 5, "batches": 3}
     assert default_callback(seed=1).state_key != default_callback(seed=2).state_key
     assert default_callback(seed=1).state_key == default_callback(seed=1).state_key
 
