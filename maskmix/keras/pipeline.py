@@ -22,6 +22,7 @@ from maskmix import geometry
 from maskmix import integration_options as options
 from maskmix import schedules as schedules_mod
 
+from . import _seeds
 from ._base import MaskMixLayer
 from ._mixing import MixingLayer, class_index_rows, distribution_rows, soft_label_rows
 
@@ -456,7 +457,10 @@ class MaskMixPipeline:
         ops = keras.ops
         total = sum(weights)
         cumulative = [sum(weights[: i + 1]) / total for i in range(len(weights) - 1)]
-        u = keras.random.uniform((), seed=self.seed_generator)
+        # Through CallSeeds: under a tf.distribute strategy the generator is mirrored, and each
+        # replica folds in its id (as the layers' draws and the torch pipeline's ranks do); drawn
+        # from the generator alone, every replica chose the same layer at every step.
+        u = keras.random.uniform((), seed=_seeds.CallSeeds(self.seed_generator))
         choice = ops.sum(ops.cast(ops.greater_equal(u, ops.convert_to_tensor(cumulative, "float32")), "int32"))
         x, soft = outputs[-1]
         for index in range(len(outputs) - 2, -1, -1):

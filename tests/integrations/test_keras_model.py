@@ -1103,6 +1103,15 @@ def test_mirrored_strategy_two_logical_cpus():
             (first, second) = strategy.experimental_local_results(step())
             assert not np.array_equal(first[0].numpy(), second[0].numpy())
             assert not np.allclose(first[1][1].numpy(), second[1][1].numpy())
+        # The choice between the mix layers too (it came from the mirrored generator alone: every
+        # replica picked the same layer at every step). CutMix weights on 8x8 are multiples of 1/64.
+        shard = np.tile(images, (2, 1, 1, 1)), np.tile(labels, 2)
+        choose = tf.function(lambda: strategy.run(lambda: model.augment_batch(*shard)[2]))
+        def kind(targets):
+            top = targets.numpy().max(1)
+            return bool(np.allclose(np.round(top * 64), top * 64, atol=1e-4))
+        kinds = [[kind(t) for t in strategy.experimental_local_results(choose())] for _ in range(24)]
+        assert sum(a != b for a, b in kinds) >= 4, kinds  # independent: 12 of 24 expected
         print("OK", model.evaluate(x, y, verbose=0))
         """,
         env={"KERAS_BACKEND": "tensorflow"},
