@@ -592,6 +592,12 @@ class MixingTransform(MaskMixTransform):
             # (one box, one lambda), which is the per-image rule with the frames as channels.
             clips, frames_channels = math.prod(video.shape[:-4]), math.prod(video.shape[-4:-2])
             self.check_image(video)  # its own layout, before the frames are folded into the channels
+            if frames_channels == 0:
+                # Clips of no frame: no pixel to mix, every clip passes through (as an empty batch
+                # does), its label row included.
+                soft = self.soft_labels(labels, video, clips, num_classes=num_classes,
+                                        label_smoothing=label_smoothing)
+                return rebuild(video, soft)
             images = video.as_subclass(Tensor).reshape(clips, frames_channels, *video.shape[-2:])
             with folded_frames():
                 params = self._mixing_params(images)
@@ -609,7 +615,12 @@ class MixingTransform(MaskMixTransform):
         out = self.transform(images, params)
         mixed = self._mixed_labels(soft, params)
         if video is not None:
-            out = tv_tensors.wrap(out.reshape(video.shape), like=video)
+            frames = out.reshape(-1, *video.shape[-3:])
+            if video.reshape(-1, *video.shape[-3:]).is_contiguous(memory_format=torch.channels_last):
+                # Frames folded into the channels made a contiguous copy: channels_last frames in,
+                # channels_last frames out, as for a batch of images.
+                frames = frames.contiguous(memory_format=torch.channels_last)
+            out = tv_tensors.wrap(frames.reshape(video.shape), like=video)
         return rebuild(out, mixed)
 
     def _mixing_params(self, images: Tensor) -> dict[str, Any]:

@@ -147,6 +147,19 @@ def test_channels_last_in_channels_last_out(name: str, dtype: torch.dtype) -> No
         assert torch.equal(out, _run(case, x, augmentation_ratio=ratio))
 
 
+@pytest.mark.parametrize("name", VARIANTS)
+def test_channels_last_frames_of_a_video_stay_channels_last(name: str) -> None:
+    """A Video whose frames are channels_last keeps them so (the mixing transforms fold the frames
+    into the channels, which made a contiguous copy), with the contiguous Video's values."""
+    case = VARIANTS[name]
+    frames = make_images((8, 3, 10, 13), torch.float32, seed=2)
+    video = tv_tensors.Video(frames.reshape(2, 4, 3, 10, 13))
+    video_last = tv_tensors.Video(frames.contiguous(memory_format=torch.channels_last).reshape(2, 4, 3, 10, 13))
+    out = _run(case, video_last)
+    assert out.reshape(8, 3, 10, 13).is_contiguous(memory_format=torch.channels_last), f"{name} lost channels_last"
+    assert torch.equal(out, _run(case, video))
+
+
 #: One configuration per family, among those whose eager output used to come back contiguous.
 COMPILED = {"masking": ("erasing_multi", "inductor"), "pasting": ("cutswap", "inductor"),
             "mixing": ("cutmix", "inductor")}
@@ -316,6 +329,17 @@ def test_one_clip_is_refused_by_the_mixing_transforms(name: str) -> None:
     with pytest.raises(ValueError, match=rf"^{cls}: a Video to mix must be a batch of clips \(B, T, C, H, W\) .*"
                                          r"got shape \(4, 3, 8, 8\), one clip"):
         transform(tv_tensors.Video(make_images((4, 3, 8, 8))), torch.arange(4) % NUM_CLASSES)
+
+
+@pytest.mark.parametrize("name", MIXING)
+def test_clips_of_no_frame_pass_through_the_mixing_transforms(name: str) -> None:
+    """Video(B, 0, C, H, W) holds no pixel, as an empty batch: the mixing transforms refused it
+    with the shape the frames folded into the channels make, (B, 0, H, W), which the user never
+    passed. It passes through, each clip keeping its own label row."""
+    video, labels = tv_tensors.Video(torch.rand(2, 0, 3, 8, 8)), torch.tensor([0, 1])
+    out, soft = EXAMPLES[name].build()(video, labels)
+    assert out is video
+    torch.testing.assert_close(soft, torch.eye(NUM_CLASSES)[labels])
 
 
 # --------------------------------------------------------------------------------------------
