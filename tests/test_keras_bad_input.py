@@ -90,6 +90,20 @@ def test_wrong_rank_raises_value_error(name: str, data_format: str) -> None:
 
 
 @pytest.mark.parametrize("name", FACTORIES)
+def test_images_of_unknown_rank_are_refused_saying_what_to_give(name: str) -> None:
+    """A tf.function signature of shape None: TensorFlow's own "cannot iterate over a shape with
+    unknown rank" named neither the layer nor what it takes."""
+    layer = FACTORIES[name]()
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=None, dtype=tf.float32)])
+    def step(images):
+        return images_of(call(name, layer, images, tf.constant([0, 1, 2, 0])))
+
+    with pytest.raises(ValueError, match=rf"{class_of(name)}: images must have a known rank, a batch \(B, H, W, C\)"):
+        step(np.zeros((4, 8, 8, 3), "float32"))
+
+
+@pytest.mark.parametrize("name", FACTORIES)
 @pytest.mark.parametrize("data_format", FORMATS)
 def test_images_in_the_other_layout_are_refused(name: str, data_format: str) -> None:
     """A torch-style (B, C, H, W) batch given to a channels-last layer would be erased or mixed

@@ -451,6 +451,14 @@ class MaskMixLayer(keras.layers.Layer):
             raise TypeError(
                 f"{type(self).__name__}: images must be a tensor or a NumPy array; got {type(images).__name__}"
             )
+        if getattr(images.shape, "rank", 0) is None:
+            # tf.function(input_signature=[tf.TensorSpec(shape=None)]): TensorFlow's own error
+            # ("cannot iterate over a shape with unknown rank") would not say what to give.
+            raise ValueError(
+                f"{type(self).__name__}: images must have a known rank, a batch {self._layout()} or one image; got a "
+                "tensor of unknown rank (e.g. a tf.function input_signature with shape=None): give the rank, e.g. "
+                "tf.TensorSpec(shape=(None, None, None, 3))"
+            )
         self.check_image_spec(tuple(images.shape), images.dtype)
         if len(images.shape) == 3 and not self.needs_batch:
             return self.ops.numpy.expand_dims(images, 0), True
