@@ -37,6 +37,7 @@ created on first use (as Keras' ``DataLayer`` does).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypedDict, TypeVar
 
@@ -60,6 +61,12 @@ __all__ = [
 
 #: Image dtypes every layer accepts (design §Conventions); float64 where the backend has it (JAX needs x64).
 SUPPORTED_DTYPES: tuple[str, ...] = IMAGE_DTYPES
+
+def _jax_has_x64() -> bool:
+    """Whether JAX keeps 64-bit values (``jax_enable_x64``); JAX is imported when it is the backend."""
+    jax = sys.modules.get("jax")
+    return jax is None or bool(jax.config.jax_enable_x64)
+
 
 #: Keyword arguments that belong to ``keras.layers.Layer`` rather than to the strategy.
 _LAYER_KWARGS = frozenset({"name", "dtype", "trainable", "autocast"})
@@ -422,6 +429,14 @@ class MaskMixLayer(keras.layers.Layer):
                     return super().__call__(inputs, *args, **kwargs)
             finally:
                 self.backend.reset()
+        if getattr(sample, "dtype", None) == np.float64 and keras.backend.backend() == "jax" and not _jax_has_x64():
+            # JAX without x64 makes float32 arrays of float64 ones (Keras converts the inputs before
+            # `call`): the output would not have the input's dtype, nor unselected pixels their values.
+            raise TypeError(
+                f"{type(self).__name__}: float64 images on the JAX backend need "
+                "jax.config.update('jax_enable_x64', True) (JAX computes them in float32 otherwise); enable it, "
+                "or give float32 images"
+            )
         return super().__call__(inputs, *args, **kwargs)
 
     # ----------------------------------------------------------------------------------------

@@ -58,4 +58,21 @@ for name, case in example_cases("keras").items():
         assert out["segmentation_masks"].dtype == tf.int64, (name, out["segmentation_masks"].dtype)
     if case.mixes:
         assert out["labels"].dtype == tf.float64, (name, out["labels"].dtype)
+if sys.argv[1] == "jax":
+    import jax
+
+    # JAX without x64 (its default) made float32 arrays of float64 images: the output was float32
+    # and unselected pixels were rounded, silently. Refused; with x64 the dtype is kept.
+    assert not jax.config.jax_enable_x64
+    from maskmix.keras import RandomErasing
+
+    try:
+        RandomErasing(seed=0)(x.astype("float64"))
+        raise AssertionError("float64 images on JAX without x64 were not refused")
+    except TypeError as error:
+        assert "float64 images on the JAX backend need jax.config.update('jax_enable_x64', True)" in str(error)
+    jax.config.update("jax_enable_x64", True)
+    kept = RandomErasing(seed=0)(x.astype("float64"))
+    assert keras.backend.standardize_dtype(kept.dtype) == "float64"
+    jax.config.update("jax_enable_x64", False)
 print("backend ok", sys.argv[1])
