@@ -984,10 +984,15 @@ class MaskingTransform(MaskMixTransform):
             size = (batch_size, channels, 1, 1)
         else:
             return None
+        # float16/bfloat16 are drawn in float32 and rounded once: torch's reduced-precision
+        # uniform_ truncates, which biased the noise half a unit low and never reached `hi`.
+        draw = torch.float32 if work in (torch.float16, torch.bfloat16) else work
         if method in ("normal", "normal_per_patch"):
-            return torch.randn(size, device=device, dtype=work, **_sampling.drawing_from(generator))
-        # One kernel (rand, then a scale and a shift, would be three passes over a noise batch).
-        return torch.empty(size, device=device, dtype=work).uniform_(lo, hi, **_sampling.drawing_from(generator))
+            values = torch.randn(size, device=device, dtype=draw, **_sampling.drawing_from(generator))
+        else:
+            # One kernel (rand, then a scale and a shift, would be three passes over a noise batch).
+            values = torch.empty(size, device=device, dtype=draw).uniform_(lo, hi, **_sampling.drawing_from(generator))
+        return values if draw == work else values.to(work)
 
     def fill_for(self, images: Tensor, params: Mapping[str, Any]) -> Tensor | float | int:
         """The fill values for ``images``, in their dtype, broadcastable to ``(B, C, H, W)``.
