@@ -93,6 +93,27 @@ def inference_mode_guard():
     assert not torch.is_inference_mode_enabled(), "inference mode still on after the block"
 
 
+def derivative_modes():
+    # records_gradients must see forward-mode AD and torch.func transforms, under_vmap vmap alone.
+    from torch.autograd import forward_ad
+
+    plain = torch.zeros(2)
+    assert not _compat.records_gradients(plain) and not _compat.under_vmap()
+    assert _compat.records_gradients(plain.clone().requires_grad_())
+    with forward_ad.dual_level():
+        assert _compat.records_gradients(forward_ad.make_dual(plain, torch.ones(2)))
+    seen = []
+
+    def probe(x):
+        seen.append((_compat.records_gradients(x), _compat.under_vmap()))
+        return x * 2
+
+    torch.func.jvp(probe, (plain,), (torch.ones(2),))
+    torch.func.vmap(probe)(torch.zeros(3, 2))
+    torch.func.vmap(torch.func.grad(lambda x: probe(x).sum()))(torch.zeros(3, 2))
+    assert seen == [(True, False), (True, True), (True, True)], seen
+
+
 def pixel_mover_modules():
     # The geometric and auto-augment transforms must still live where torchvision_pixel_mover looks.
     from torchvision import transforms as v1
@@ -112,6 +133,9 @@ CHECKS = {
     "torchvision.transforms.v2._auto_augment": pixel_mover_modules,
     "torchvision.transforms.v2._temporal": pixel_mover_modules,
     "torch._C._InferenceMode": inference_mode_guard,
+    "torch.autograd.forward_ad._current_level": derivative_modes,
+    "torch._C._functorch.peek_interpreter_stack": derivative_modes,
+    "torch._C._functorch.get_interpreter_stack": derivative_modes,
     "torch.utils._pytree.tree_flatten": pytree,
     "torch.utils._pytree.tree_unflatten": pytree,
     "torchvision.transforms.v2.Transform._transformed_types": transformed_types,

@@ -89,7 +89,7 @@ def may_reuse_buffers(images: Tensor) -> bool:
     """
     return (
         not torch.compiler.is_compiling()
-        and not (images.requires_grad and torch.is_grad_enabled())
+        and not _compat.records_gradients(images)
         and images.is_contiguous()
     )
 
@@ -639,6 +639,7 @@ class MaskMixTransform(v2.Transform):
         image; one per clip of a ``tv_tensors.Video``, ``shape[:-4]``, 0-d for one clip) that is
         1 where the image was augmented and 0 where it was passed through.
         """
+        refuse_vmap(type(self).__name__)
         if len(inputs) == 1 and type(inputs[0]) is Tensor:
             if ((self.dense_targets != "keep" or getattr(self, "mask_fill", None) is not None)
                     and not torch.compiler.is_compiling()):  # Dynamo cannot trace frame inspection
@@ -867,6 +868,18 @@ def refuse_images_after_another_tensor(owner: str, sample: Any, leaves: list[Any
         )
 
 
+def refuse_vmap(owner: str) -> None:
+    """Raise under ``torch.func.vmap``: the transforms work on the batch (each image draws its own
+    parameters already) with operations vmap does not batch (memory-format queries, bit views,
+    ``out=`` buffers), so only some configurations would run there, by chance."""
+    if _compat.under_vmap():
+        raise TypeError(
+            f"{owner}: cannot run under torch.func.vmap; call it on the batch outside vmap (every image draws "
+            "its own parameters already), then vmap the rest of the computation (for per-sample gradients: "
+            "augment the batch first, then vmap(grad(loss)) over the augmented batch)"
+        )
+
+
 def refuse_torchscript(owner: str) -> NoReturn:
     """What ``torch.jit.script`` gets from a maskmix transform or pipeline (their
     ``__prepare_scriptable__``, which it calls first): a ``RuntimeError`` naming what to use."""
@@ -1058,8 +1071,7 @@ class MaskingTransform(MaskMixTransform):
         height, width = images.shape[-2:]
         fill = self.fill_for(images, params)
         within = selection(params)
-        if (images.device.type != "cpu" or torch.compiler.is_compiling()
-                or (images.requires_grad and torch.is_grad_enabled())):
+        if images.device.type != "cpu" or torch.compiler.is_compiling() or _compat.records_gradients(images):
             keep = self.region_keep(params, height, width, torch.bool, within=within)
             return torch.where(keep.unsqueeze(1), images, fill)
         bits = _sampling.same_size_integer(images.dtype)

@@ -28,6 +28,7 @@ from types import FrameType
 from typing import Any
 
 import torch
+from torch.autograd import forward_ad
 from torch.utils._pytree import tree_flatten, tree_unflatten
 from torchvision.transforms import v2
 
@@ -39,9 +40,11 @@ __all__ = [
     "inference_mode",
     "needs_transform_list",
     "raised_by_the_compiler",
+    "records_gradients",
     "torchvision_pixel_mover",
     "tree_flatten",
     "tree_unflatten",
+    "under_vmap",
 ]
 
 #: The private names used, as the tests and error reports spell them.
@@ -52,6 +55,9 @@ PRIVATE_APIS: tuple[str, ...] = (
     "torchvision.transforms.v2.Transform._needs_transform_list",
     "torch._assert_async",
     "torch._C._InferenceMode",
+    "torch.autograd.forward_ad._current_level",
+    "torch._C._functorch.peek_interpreter_stack",
+    "torch._C._functorch.get_interpreter_stack",
     "kornia.augmentation.container.AugmentationSequential.data_keys",
     # Module names only (read from classes' __module__, never imported): torchvision_pixel_mover.
     "torchvision.transforms.v2._geometry",
@@ -72,6 +78,28 @@ def needs_transform_list(transform: v2.Transform, flat_inputs: list[Any]) -> lis
     image, and only when the sample holds no ``tv_tensors.Image``/``Video`` (or PIL image).
     """
     return transform._needs_transform_list(flat_inputs)
+
+
+def records_gradients(tensor: torch.Tensor) -> bool:
+    """Whether a result computed from ``tensor`` may have to carry a derivative: ``tensor``
+    records a gradient (``requires_grad`` under grad mode), or forward-mode AD is active (a
+    ``forward_ad.dual_level``, whose dual tensors do not ``require_grad``) or a ``torch.func``
+    transform (``jvp``, ``jacfwd``, ``vmap``, ``grad``) runs. The fast paths that move pixels as
+    integer bit patterns or write into ``out=`` buffers carry no derivative: they must not run
+    then. Under ``torch.compile`` only ``requires_grad`` is read (Dynamo traces it)."""
+    if tensor.requires_grad and torch.is_grad_enabled():
+        return True
+    if torch.compiler.is_compiling():
+        return False
+    return forward_ad._current_level >= 0 or torch._C._functorch.peek_interpreter_stack() is not None
+
+
+def under_vmap() -> bool:
+    """Whether a ``torch.func.vmap`` runs (at any level of nested ``torch.func`` transforms)."""
+    if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is None:
+        return False
+    return any(interpreter.key() == torch._C._functorch.TransformType.Vmap
+               for interpreter in torch._C._functorch.get_interpreter_stack() or ())
 
 
 def assert_async(condition: torch.Tensor, message: str) -> None:

@@ -29,6 +29,7 @@ from ._base import (
     refuse_per_image_masks,
     refuse_plain_coordinates,
     refuse_plain_pixel_tensors,
+    refuse_vmap,
     selection,
 )
 
@@ -148,7 +149,7 @@ def cyclic_shift(images: Tensor, params: Mapping[str, Any]) -> int | None:
     shift = params.get("partner_shift")
     if (shift is None or images.device.type != "cpu" or images.ndim != 4 or images.numel() < SLICES_MIN_ELEMENTS
             or torch.compiler.is_compiling()
-            or (images.requires_grad and torch.is_grad_enabled())
+            or _compat.records_gradients(images)
             or not (images.is_contiguous() or images.is_contiguous(memory_format=torch.channels_last))):
         return None
     return int(shift)
@@ -223,6 +224,8 @@ def partners(batch_size: int, *, device: torch.device, generator: torch.Generato
 def autograd_ready(tensor: Tensor) -> Tensor:
     """``tensor``, copied when it is an inference tensor (parameters are drawn in inference mode,
     see :meth:`MaskMixTransform._draw_params`), so that an autograd graph may save it."""
+    if torch.compiler.is_compiling():
+        return tensor  # nothing is an inference tensor there (and Dynamo cannot trace is_inference)
     return tensor.clone() if tensor.is_inference() else tensor
 
 
@@ -553,6 +556,7 @@ class MixingTransform(MaskMixTransform):
     def _mix(self, inputs: tuple[Any, ...], num_classes: int | None, label_smoothing: float, *,
              apart: bool = False) -> Any:
         """Mix a sample (``apart``: the pair ``(images, labels)``, labels_getter not asked)."""
+        refuse_vmap(type(self).__name__)
         if (len(inputs) == 2 and type(inputs[0]) is Tensor and type(inputs[1]) is Tensor
                 and (apart or not callable(self.labels_getter))):
             # The usual call, `(images, labels)` as two plain tensors: the structure parsing and

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from maskmix.geometry import ATTEMPTS, log_uniform_bounds
 
-from . import _sampling
+from . import _compat, _sampling
 
 __all__ = ["Constants", "box_lines", "cell_outside_block", "column", "constants", "first_fitting", "kept",
            "move_pixels", "rectangle_candidates", "resample_matrix", "sides_inside", "uniform_corners"]
@@ -221,7 +221,7 @@ def move_pixels(images: Tensor, offsets: Tensor, pixels: Tensor | None = None) -
     # Move the bits, not the values: CPU gather canonicalises bfloat16 NaN payloads, and pixels
     # that stay (unselected images included) must come back bit for bit. Integer views carry no
     # gradient: images that require one are gathered as values (autograd then flows through).
-    as_bits = images.is_floating_point() and not (images.requires_grad and torch.is_grad_enabled())
+    as_bits = images.is_floating_point() and not _compat.records_gradients(images)
     bits = images.view(_SAME_SIZE_INTEGER[images.element_size()]) if as_bits else images
     index = pixels + offsets.reshape(batch, height * width)
     if channels > 1 and images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():

@@ -14,7 +14,7 @@ from maskmix.params import CUTBLUR_DIRECTIONS, CUTBLUR_PAIR, given_arguments
 from maskmix.schedules import lent_value
 
 from . import _sampling
-from ._base import SUPPORTED_DTYPES, CommonOptions, MaskMixTransform, batch_layout, draws_coins
+from ._base import SUPPORTED_DTYPES, CommonOptions, MaskMixTransform, batch_layout, draws_coins, refuse_vmap
 
 __all__ = ["CUTBLUR_DIRECTIONS", "RandomCutBlurPair", "check_pair", "cutblur_pair"]
 
@@ -54,6 +54,7 @@ def check_pair(name: str, lr_upsampled: Any, hr: Any) -> None:
 
 def _swap(lr_upsampled: Tensor, hr: Tensor, options: dict[str, Any], generator: torch.Generator | None) -> Tensor:
     """The augmented input of checked tensors, for validated ``options`` (see :func:`cutblur_pair`)."""
+    refuse_vmap("cutblur_pair")
     device = lr_upsampled.device
     lr_plain = lr_upsampled.as_subclass(Tensor) if isinstance(lr_upsampled, tv_tensors.TVTensor) else lr_upsampled
     hr_plain = hr.as_subclass(Tensor) if isinstance(hr, tv_tensors.TVTensor) else hr
