@@ -287,7 +287,9 @@ def soft_labels(owner: str, labels: Tensor, batch_size: int, *, num_classes: int
         raise ValueError(f"{owner}: one-hot/soft labels must have shape (B, K); got shape {tuple(labels.shape)}")
     _check_batch(owner, labels, batch_size)
     if num_classes is not None and labels.shape[1] != num_classes:
-        raise ValueError(f"{owner}: labels have {labels.shape[1]} classes but num_classes is {num_classes}")
+        hint = (" (labels shaped (B, 1) that hold class indices: pass them shaped (B,), e.g. labels.squeeze(1))"
+                if labels.shape[1] == 1 else "")
+        raise ValueError(f"{owner}: labels have {labels.shape[1]} classes but num_classes is {num_classes}{hint}")
     labels = _check_soft(owner, labels)
     soft = labels.to(torch.float64 if labels.dtype == torch.float64 else torch.float32)
     if label_smoothing > 0:

@@ -264,8 +264,12 @@ def test_torch_call_time_errors(cls) -> None:
         t(make_images((3, 8, 8)), torch.tensor([0]))
     with pytest.raises(TypeError, match=rf"{name}: labels must be integer class indices or floating soft labels"):
         t(x, torch.ones(4, dtype=torch.bool))
-    with pytest.raises(ValueError, match=rf"{name}: labels have 4 classes but num_classes is 3"):
+    with pytest.raises(ValueError, match=rf"{name}: labels have 4 classes but num_classes is 3$"):
         t(x, torch.ones(4, 4))
+    column = (rf"{name}: labels have 1 classes but num_classes is 3 \(labels shaped \(B, 1\) that hold class "
+              r"indices: pass them shaped \(B,\), e.g. labels.squeeze\(1\)\)")
+    with pytest.raises(ValueError, match=column):
+        t(x, torch.ones(4, 1))
     with pytest.raises(ValueError, match=rf"{name}: one-hot/soft labels must have shape \(B, K\)"):
         t(x, torch.ones(4))
     with pytest.raises(ValueError, match=rf"{name}: class-index labels must have shape \(B,\)"):
