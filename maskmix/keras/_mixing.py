@@ -194,7 +194,8 @@ class MixingLayer(MaskMixLayer):
         """
         if _is_tensor_like(data):
             return data, None, lambda images, labels: images
-        return split_images_labels(type(self).__name__, data)
+        # Another label tensor beside the labels (a dict's "label_fine") would stay unmixed: refused.
+        return split_images_labels(type(self).__name__, data, labels_like=_is_tensor_like)
 
     def get_random_transformation(self, data: Any, training: bool = True, seed: Any = None) -> dict[str, Any] | None:
         """Draw the per-image parameters for the images of ``data`` (images or ``(images, labels)``).

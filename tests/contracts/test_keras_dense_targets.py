@@ -233,6 +233,20 @@ def test_dense_targets_beside_the_labels_are_mixed_as_in_a_dict_or_refused(spec)
     assert np.any(np.asarray(out_targets["segmentation_masks"]) != masks)
 
 
+@pytest.mark.parametrize("spec", MIXING, ids=lambda s: s.flag)
+def test_a_second_label_tensor_is_refused_other_extra_keys_pass(spec):
+    """{"images", "labels", "label_fine"}: the images and "labels" were mixed and "label_fine" went
+    on naming the unmixed images (the torch transforms refuse it too); other extra keys pass."""
+    data = _batch()
+    images, labels = data["images"], data["labels"]
+    for sample in ({"images": images, "labels": labels, "label_fine": labels},
+                   (images, {"labels": labels, "Coarse_Label": labels})):
+        with pytest.raises(ValueError, match=rf"{spec.name}: the sample holds other labels \('\w+'\) besides 'labels'"):
+            _mixing_layer(spec)(sample)
+    out = _mixing_layer(spec)({"images": images, "labels": labels, "ids": data["extra"]})
+    np.testing.assert_array_equal(np.asarray(out["ids"]), data["extra"])
+
+
 def test_mixup_refuses_masks_saying_why():
     data = _batch()
     del data["bounding_boxes"]
