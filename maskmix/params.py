@@ -162,7 +162,8 @@ COMMON_PARAMS: tuple[Param, ...] = (
         False,
         boolean(),
         "False: exactly round(ratio * B) images at random positions (with sampling='pair', "
-        "round(ratio * U) of its U = ceil(B / 2) units: the pairs, and the middle image of an odd batch alone); "
+        "round(ratio * U) of its U = ceil(B / 2) units: the pairs, and the middle image of an odd batch alone; "
+        "for the strategies that mix two images, of the B // 2 pairs: the middle image is never mixed); "
         "True: each image (each pair; with sampling='batch' the whole batch) independently with probability "
         "ratio.",
         Booleans(),

@@ -567,7 +567,8 @@ class MaskMixLayer(keras.layers.Layer):
         # and given to its images.
         ops, mode = self.ops, self.sampling
         unit_of = _sampling.unit_index(ops, mode, batch_size)
-        selected = _sampling.select_units(ops, mode, batch_size, ratio, bernoulli, unit_of, seed)
+        selected = _sampling.select_units(ops, mode, batch_size, ratio, bernoulli, unit_of, seed,
+                                          pairs_only=self.needs_batch)
         params = self.sample_units(
             batch_size, _sampling.unit_count(ops, mode, batch_size), unit_of, channels, height, width,
             dtype=keras.backend.standardize_dtype(images.dtype), seed=seed,

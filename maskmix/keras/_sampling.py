@@ -289,12 +289,18 @@ def spread(ops: Ops, params: Mapping[str, Any], index: Tensor | None) -> dict[st
 
 
 def select_units(ops: Ops, mode: str, batch_size: int | Tensor, ratio: float | Tensor, bernoulli: bool,
-                 index: Tensor | None, seed: Seed) -> Tensor:
+                 index: Tensor | None, seed: Seed, *, pairs_only: bool = False) -> Tensor:
     """Boolean ``(B,)`` selection under the sampling ``mode``: ``"batch"`` with ``bernoulli`` one
     coin for the whole batch, without it the exact count over the images; ``"pair"`` one selection
-    per pair (the exact count counting pairs). The twin of ``maskmix.torch._sampling.select_units``."""
+    per pair (the exact count counting pairs; with ``pairs_only``, the mixing strategies', over the
+    ``B // 2`` pairs: the middle image of an odd batch is never mixed). The twin of
+    ``maskmix.torch._sampling.select_units``."""
     if index is None or (mode == "batch" and not bernoulli):
         return select_images(ops, batch_size, ratio, bernoulli, seed)
+    if pairs_only and mode == "pair":
+        pairs = select_images(ops, batch_size // 2, ratio, bernoulli, seed)
+        padded = ops.numpy.concatenate([pairs, ops.numpy.zeros((1,), dtype="bool")], axis=0)
+        return ops.numpy.take(padded, index, axis=0)
     units = unit_count(ops, mode, batch_size)
     return ops.numpy.take(select_images(ops, units, ratio, bernoulli, seed), index, axis=0)
 

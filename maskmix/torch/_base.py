@@ -598,7 +598,8 @@ class MaskMixTransform(v2.Transform):
         else:
             unit_of = _sampling.unit_index(mode, batch_size, device=device)
             selected = _sampling.select_units(
-                mode, batch_size, ratio, bernoulli, unit_of, device=device, generator=generator
+                mode, batch_size, ratio, bernoulli, unit_of, device=device, generator=generator,
+                pairs_only=self.needs_batch,
             )
         if self._clean_splits > 1:
             clean = batch_size // self._clean_splits

@@ -174,16 +174,23 @@ def spread(params: Mapping[str, Any], index: Tensor | None) -> dict[str, Any]:
 
 
 def select_units(mode: str, batch_size: int, ratio: float | Tensor, bernoulli: bool, index: Tensor | None, *,
-                 device: torch.device, generator: torch.Generator | None) -> Tensor:
+                 device: torch.device, generator: torch.Generator | None, pairs_only: bool = False) -> Tensor:
     """Boolean ``(B,)`` selection under the sampling ``mode`` (design §Conventions, sampling modes).
 
     ``"image"``: :func:`select_images`. ``"batch"``: with ``bernoulli`` one coin for the whole
     batch (all images or none, the papers' per-batch probability); without, the exact count of
     :func:`select_images` over the images. ``"pair"``: one selection per pair (:func:`select_images`
-    over the pairs, the exact count counting pairs), shared by its two images.
+    over the pairs, the exact count counting pairs), shared by its two images. With
+    ``pairs_only`` (the mixing strategies, whose middle image of an odd batch is its own partner
+    and is never mixed) the middle image is not a unit that can be selected: the count is over
+    the ``B // 2`` pairs.
     """
     if index is None or (mode == "batch" and not bernoulli):
         return select_images(batch_size, ratio, bernoulli, device=device, generator=generator)
+    if pairs_only and mode == "pair":
+        # The middle unit (index B // 2, present when B is odd) is never selected.
+        pairs = select_images(batch_size // 2, ratio, bernoulli, device=device, generator=generator)
+        return torch.cat((pairs, torch.zeros(1, dtype=torch.bool, device=device))).index_select(0, index)
     units = sampling_units(mode, batch_size)
     return select_images(units, ratio, bernoulli, device=device, generator=generator).index_select(0, index)
 

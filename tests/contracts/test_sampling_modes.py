@@ -145,6 +145,20 @@ def test_partner_laws(framework: str, case: Case) -> None:
     assert fixed > 0  # 12 permutations of 6: about 12 fixed points expected
 
 
+@pytest.mark.parametrize(("framework", "case"), MIXING)
+def test_pair_mode_counts_the_pairs_of_an_odd_batch_for_the_mixing_strategies(framework: str, case: Case) -> None:
+    """The middle image of an odd batch is its own partner: it is never mixed. It was a unit the
+    exact count could pick (B = 5, ratio 0.5: round(0.5 * 3) = 2 units, of which the middle one
+    a third of the time, so one pair mixed instead of two; B = 3: no image mixed half the time).
+    The count is over the B // 2 pairs."""
+    for batch, pairs in ((5, 1), (3, 1), (7, 2)):  # round(0.5 * B // 2), half up
+        images = make_images((batch, 3, 8, 8), "float32")
+        for seed in range(12):
+            result = run(framework, case, images, seed=seed, sampling="pair", augmentation_ratio=0.5)
+            assert not result.selected[batch // 2]
+            assert result.selected.sum() == 2 * pairs, (batch, seed, result.selected)
+
+
 @pytest.mark.parametrize("framework", list(ADAPTERS))
 def test_flip_leaves_the_middle_image_of_an_odd_batch(framework: str) -> None:
     case = example_cases(framework)["RandomMixup"]
