@@ -860,8 +860,8 @@ def refuse_images_after_another_tensor(owner: str, sample: Any, leaves: list[Any
     named = [value for value in image_key_values(sample) if _is_plain_tensor(value)]
     if not named or any(isinstance(leaf, (tv_tensors.Image, tv_tensors.Video)) for leaf in leaves):
         return
-    first = next(leaf for leaf in leaves if _is_plain_tensor(leaf))
-    if not any(first is value for value in named):
+    first = next((leaf for leaf in leaves if _is_plain_tensor(leaf)), None)
+    if first is not None and not any(first is value for value in named):
         raise TypeError(
             f"{owner}: the images of the sample (under an image key) come after another plain tensor of shape "
             f"{tuple(first.shape)}, which torchvision's convention would transform as the images (the first plain "

@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, TypedDict, cast
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchvision import tv_tensors
@@ -51,9 +52,14 @@ _POINTS: tuple[type, ...] = tuple(t for t in (getattr(tv_tensors, "KeyPoints", N
 _STATE_VERSION = 1
 
 
-def _is_int(value: Any) -> bool:
-    # A NumPy or tensor integer from a loaded checkpoint counts; a bool or a float does not.
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+def _state_int(value: Any) -> int | None:
+    """``value`` as an int when it is an integer (a NumPy integer, a 0-d integer tensor from a
+    loaded checkpoint); None for anything else (a bool, a float)."""
+    if isinstance(value, Tensor) and value.ndim == 0 and not value.is_floating_point() and value.dtype != torch.bool:
+        return int(value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return None
 #: Scheduled values handed to a compiled step are float64 tensors where the device has them (the
 #: exact count ``floor(ratio * B + 0.5)`` is then computed as the host computes it), of shape
 #: ``(1,)``: a 0-d float64 input makes Inductor restart its first analysis of the step.
@@ -435,7 +441,7 @@ class MaskMixPipeline:
 
         Raises:
             ValueError: for anything but a state of this version: the keys ``version``, ``seed``
-                (None or an integer in ``[0, 2**64)``) and ``batches`` (an integer ``>= 0``), and
+                (None or an integer ``>= 0``) and ``batches`` (an integer ``>= 0``), and
                 nothing else (a value that is not one would resume another stream, silently).
         """
         owner = self.owner
@@ -444,14 +450,14 @@ class MaskMixPipeline:
         if state["version"] != _STATE_VERSION:
             raise ValueError(f"{owner}: the state is of version {state['version']!r}; this maskmix reads version "
                              f"{_STATE_VERSION}")
-        seed, batches = state["seed"], state["batches"]
-        if seed is not None and not (_is_int(seed) and 0 <= int(seed) <= _MASK64):
-            raise ValueError(f"{owner}: the state's seed must be None or an integer in [0, 2**64); got {seed!r}")
-        if not (_is_int(batches) and int(batches) >= 0):
-            raise ValueError(f"{owner}: the state's batches must be an integer >= 0; got {batches!r}")
+        seed, batches = _state_int(state["seed"]), _state_int(state["batches"])
+        if state["seed"] is not None and (seed is None or seed < 0):
+            raise ValueError(f"{owner}: the state's seed must be None or an integer >= 0; got {state['seed']!r}")
+        if batches is None or batches < 0:
+            raise ValueError(f"{owner}: the state's batches must be an integer >= 0; got {state['batches']!r}")
         if seed is not None:
-            self.seed = int(seed)
-        self.batches = int(batches)
+            self.seed = seed
+        self.batches = batches
 
     # A copy (``copy.deepcopy``, pickling for DDP spawn or a checkpointed callback) carries the
     # configuration and the stream position, never what is rebuilt from them: the compiled step

@@ -186,6 +186,20 @@ def test_images_under_an_image_key_after_another_plain_tensor_are_refused(name: 
         assert out["heatmap_ids"] is sample["heatmap_ids"]
 
 
+def test_a_mapping_torchvision_cannot_flatten_is_still_refused_as_imageless() -> None:
+    """A UserDict (transformers' BatchFeature) is one leaf to torchvision's flattening: the check
+    of the images' key found no plain tensor there and raised a bare StopIteration, which ends a
+    DataLoader's epoch without a word. It is the TypeError of a sample without images again."""
+    import collections
+
+    sample = collections.UserDict({"pixel_values": id_images()})
+    for name in NAMES:
+        t = build(name)
+        if not t.needs_batch:
+            with pytest.raises(TypeError, match=rf"^{type(t).__name__}: no image found in the sample"):
+                t(sample)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_masks_in_per_image_target_dicts_are_refused(name: str) -> None:
     """torchvision's detection layout: a batch and a list of per-image dicts of instance masks
