@@ -107,17 +107,18 @@ def looks_transposed(channels: int | None, other: int | None) -> bool:
     return channels is not None and other is not None and channels > 4 and 1 <= other <= 4
 
 
-def pixel_changer(transforms: Iterable[Any], *,
-                  moves_pixels: Callable[[Any], bool] | None = None) -> tuple[Any, str] | None:
+def pixel_changer(transforms: Iterable[Any], *, moves_pixels: Callable[[Any], bool] | None = None,
+                  mask_fill: bool = True) -> tuple[Any, str] | None:
     """The first of ``transforms`` (maskmix transforms or layers) that would leave per-pixel
     targets carried beside the images behind, and what it does: ``"moves pixels"`` (its class
     declares ``dense_targets`` other than ``"keep"``, or ``moves_pixels`` says so of another
-    library's transform: a flip, a crop) or ``"writes mask_fill"``; None when every one keeps the
-    pixels in place."""
+    library's transform: a flip, a crop) or, unless ``mask_fill`` is False (for boxes and
+    keypoints, which ``mask_fill`` does not concern), ``"writes mask_fill"``; None when every one
+    keeps the pixels in place."""
     for transform in transforms:
         if getattr(transform, "dense_targets", "keep") != "keep" or (moves_pixels and moves_pixels(transform)):
             return transform, "moves pixels"
-        if getattr(transform, "mask_fill", None) is not None:
+        if mask_fill and getattr(transform, "mask_fill", None) is not None:
             return transform, "writes mask_fill"
     return None
 

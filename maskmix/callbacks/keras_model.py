@@ -453,7 +453,7 @@ class MaskMixModel(keras.Model):
         if y is None or not keras.tree.is_nested(y):
             return
         keys = coordinate_keys(y, lambda value: hasattr(value, "shape"))
-        changer = pixel_changer_of(self.augmentations) if keys else None
+        changer = pixel_changer_of(self.augmentations, mask_fill=False) if keys else None
         if changer is not None:
             raise ValueError(
                 f"{_NAME}: the targets hold boxes or keypoints (under {', '.join(map(repr, keys))}), but "

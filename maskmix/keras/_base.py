@@ -429,7 +429,9 @@ class MaskMixLayer(keras.layers.Layer):
                     return super().__call__(inputs, *args, **kwargs)
             finally:
                 self.backend.reset()
-        if getattr(sample, "dtype", None) == np.float64 and keras.backend.backend() == "jax" and not _jax_has_x64():
+        images = (inputs.get("images") if isinstance(inputs, Mapping)
+                  else inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs)
+        if getattr(images, "dtype", None) == np.float64 and keras.backend.backend() == "jax" and not _jax_has_x64():
             # JAX without x64 makes float32 arrays of float64 ones (Keras converts the inputs before
             # `call`): the output would not have the input's dtype, nor unselected pixels their values.
             raise TypeError(

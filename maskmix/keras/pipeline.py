@@ -21,6 +21,7 @@ import numpy as np
 from maskmix import geometry
 from maskmix import integration_options as options
 from maskmix import schedules as schedules_mod
+from maskmix._structure import coordinate_keys
 
 from . import _seeds
 from ._base import MaskMixLayer
@@ -64,10 +65,11 @@ def keras_pixel_mover(layer: Any) -> bool:
                for cls in type(layer).__mro__)
 
 
-def pixel_changer_of(layers: Sequence[Any]) -> tuple[Any, str] | None:
+def pixel_changer_of(layers: Sequence[Any], *, mask_fill: bool = True) -> tuple[Any, str] | None:
     """:func:`maskmix.geometry.pixel_changer` of ``layers`` and the layers nested in them, Keras'
     own pixel movers included."""
-    return geometry.pixel_changer((item for layer in layers for item in walk(layer)), moves_pixels=keras_pixel_mover)
+    return geometry.pixel_changer((item for layer in layers for item in walk(layer)), moves_pixels=keras_pixel_mover,
+                                  mask_fill=mask_fill)
 
 
 def _reads_rank3_as_one_image(layer: Any) -> bool:
@@ -310,7 +312,19 @@ class MaskMixPipeline:
 
     def _refuse_pixel_labels(self, images: Tensor, labels: Any) -> None:
         """Labels passed through unchanged (no ``mix``, no smoothing) that lie on the pixels would
-        no longer match them after a layer that moves pixels or writes ``mask_fill``."""
+        no longer match them after a layer that moves pixels or writes ``mask_fill``; so would
+        boxes or keypoints in a dict of labels (a key containing "box" or "keypoint") behind a
+        layer that moves pixels."""
+        if keras.tree.is_nested(labels):
+            keys = coordinate_keys(labels, lambda value: hasattr(value, "shape"))
+            changer = pixel_changer_of(self.augmentations, mask_fill=False) if keys else None
+            if changer is not None:
+                raise ValueError(
+                    f"{self.owner}: the labels hold boxes or keypoints (under {', '.join(map(repr, keys))}), but "
+                    f"{type(changer[0]).__name__} {changer[1]} and they would not follow it; leave the layer out "
+                    "(the masking layers and CutBlur keep pixels in place)"
+                )
+            return
         shape = getattr(labels, "shape", None)
         if shape is None or not hasattr(images, "shape"):
             return

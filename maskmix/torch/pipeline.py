@@ -572,16 +572,17 @@ class MaskMixPipeline:
                 "transforms to the whole sample yourself (they move masks with the pixels), or drop them"
             )
 
-    def _pixel_changer(self) -> str | None:
+    def _pixel_changer(self, *, mask_fill: bool = True) -> str | None:
         """What the first transform that would leave per-pixel targets behind does to the pixels
-        (``"RandomCutSwap moves pixels"``), or None when every transform keeps them in place."""
+        (``"RandomCutSwap moves pixels"``), or None when every transform keeps them in place
+        (``mask_fill=False``: a transform that writes ``mask_fill`` does, for boxes)."""
         if self.mixes:
             return f"{type(self.mixes[0]).__name__} mixes images"
         # torchvision's transforms get the images alone here, as maskmix's do: a flip or a crop
         # would leave the targets behind just the same.
         changer = pixel_changer((item for transform in self.transforms for item in _walk(transform)
                                  if isinstance(item, MaskMixTransform) or _compat.torchvision_pixel_mover(item)),
-                                moves_pixels=_compat.torchvision_pixel_mover)
+                                moves_pixels=_compat.torchvision_pixel_mover, mask_fill=mask_fill)
         if changer is None:
             return None
         transform, what = changer
@@ -622,7 +623,7 @@ class MaskMixPipeline:
         detection target dicts) when a transform moves or mixes pixels: the pipeline changes the
         images only (see :func:`maskmix.torch._base.refuse_plain_coordinates`)."""
         if not isinstance(batch, Tensor) and coordinate_keys(batch, _is_plain_tensor):
-            changer = self._pixel_changer()
+            changer = self._pixel_changer(mask_fill=False)
             if changer is not None:
                 refuse_plain_coordinates(f"{self.owner} ({changer})", batch)
 

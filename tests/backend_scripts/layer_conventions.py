@@ -71,6 +71,15 @@ if sys.argv[1] == "jax":
         raise AssertionError("float64 images on JAX without x64 were not refused")
     except TypeError as error:
         assert "float64 images on the JAX backend need jax.config.update('jax_enable_x64', True)" in str(error)
+    # The images are what counts, not the first leaf of a dict (its boxes, float64 NumPy ones).
+    boxes = {"boxes": np.zeros((5, 2, 4)), "labels": np.zeros((5, 2), "int32")}
+    RandomErasing(seed=0)({"images": x, "bounding_boxes": boxes})
+    try:
+        RandomErasing(seed=0)({"images": x.astype("float64"), "bounding_boxes": {**boxes, "boxes": boxes["boxes"]
+                                                                                 .astype("float32")}})
+        raise AssertionError("float64 images in a dict on JAX without x64 were not refused")
+    except TypeError as error:
+        assert "float64 images on the JAX backend" in str(error)
     jax.config.update("jax_enable_x64", True)
     kept = RandomErasing(seed=0)(x.astype("float64"))
     assert keras.backend.standardize_dtype(kept.dtype) == "float64"

@@ -1018,8 +1018,17 @@ def test_box_targets_are_refused_where_pixels_move():
     with pytest.raises(ValueError, match=r"MaskMixModel: the targets hold boxes or keypoints \(under 'boxes'\), but "
                                          r"RandomCutSwap moves pixels"):
         mask_model(augmentations=[RandomCutSwap(seed=0)]).augment_batch(x, y)
-    _, targets, _ = mask_model(augmentations=[RandomCutout(seed=0)]).augment_batch(x, y)
-    np.testing.assert_array_equal(np.asarray(targets["boxes"]), y["boxes"])
+    from maskmix.keras import MaskMixPipeline
+
+    with pytest.raises(ValueError, match=r"MaskMixPipeline: the labels hold boxes or keypoints \(under 'boxes'\), "
+                                         r"but RandomCutSwap moves pixels"):
+        MaskMixPipeline([RandomCutSwap(seed=0)])(x, y)
+    # mask_fill marks masks, not boxes: a layer with it keeps them, as the plain masking layers do.
+    for layers in ([RandomCutout(seed=0)], [RandomCutout(seed=0, mask_fill=255)]):
+        _, targets, _ = mask_model(augmentations=layers).augment_batch(x, y)
+        np.testing.assert_array_equal(np.asarray(targets["boxes"]), y["boxes"])
+        _, targets = MaskMixPipeline(layers)(x, y)
+        np.testing.assert_array_equal(np.asarray(targets["boxes"]), y["boxes"])
 
 
 # --------------------------------------------------------------------------------------------
