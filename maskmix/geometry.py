@@ -43,6 +43,7 @@ __all__ = [
     "looks_transposed",
     "low_resolution_size",
     "low_resolution_size_range",
+    "lower_resolution",
     "pixel_changer",
     "pixel_layout",
     "rectangles_always_fit",
@@ -137,7 +138,20 @@ def pixel_layout(image: tuple[Any, ...], shape: tuple[Any, ...], channels_first:
     spatial = [shape[1:3]] if len(shape) == 3 else [shape[1:3], shape[2:4]] if len(shape) == 4 else []
     if size in spatial:
         return "laid_out"
-    return "grid" if len(shape) == 4 or (len(shape) == 3 and integer) else None
+    if len(shape) == 3 and integer and lower_resolution(tuple(size), tuple(shape[1:3])):
+        return "grid"
+    return "grid" if len(shape) == 4 else None
+
+
+def lower_resolution(size: tuple[Any, ...], small: tuple[Any, ...]) -> bool:
+    """Whether ``small`` ``(h, w)`` looks like the images' ``size`` ``(H, W)`` scaled down by one
+    factor (``h <= H``, ``w <= W``, ``H w == W h``): an integer ``(B, h, w)`` tensor so shaped is a
+    class map at a lower resolution, while token ids ``(B, 5, 77)`` or boxes ``(B, N, 4)`` next
+    to square images of another shape are not. Unknown sizes (None) are not."""
+    if None in size or None in small:
+        return False
+    (height, width), (h, w) = size, small
+    return 0 < h <= height and 0 < w <= width and height * w == width * h
 
 
 def rectangles_always_fit(height: int, width: int, patch_area: tuple[float, float],

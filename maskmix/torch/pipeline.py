@@ -37,7 +37,7 @@ from maskmix._structure import (
     rebuild_mapping,
     rebuild_sequence,
 )
-from maskmix.geometry import pixel_changer
+from maskmix.geometry import lower_resolution, pixel_changer
 
 from . import _compat
 from ._base import MaskMixTransform, _is_plain_tensor, refuse_plain_coordinates, refuse_torchscript, using_generator
@@ -600,11 +600,12 @@ class MaskMixPipeline:
         if len(leaves) < 2 or images.ndim < 3:
             return
         size = tuple(images.shape[-2:])
-        # Integer rank-3 tensors at another size count too: (B, h, w) class maps at a lower
-        # resolution, the usual down-sampled segmentation target.
+        # Integer rank-3 tensors the images' shape scaled down count too: (B, h, w) class maps at
+        # a lower resolution, the usual down-sampled segmentation target.
         found = [leaf for leaf in leaves if isinstance(leaf, Tensor) and leaf is not images and leaf.ndim >= 3
                  and (tuple(leaf.shape[-2:]) == size or leaf.ndim == 4
-                      or (leaf.ndim == 3 and not leaf.is_floating_point() and not leaf.is_complex()))
+                      or (leaf.ndim == 3 and not leaf.is_floating_point() and not leaf.is_complex()
+                          and lower_resolution(size, tuple(leaf.shape[-2:]))))
                  and not (leaf.shape == images.shape and leaf.is_floating_point())]
         if not found:
             return
@@ -741,7 +742,8 @@ class MaskMixPipeline:
         ``KeyPoints`` next to the images) is refused with a ``TypeError``: the pipeline transforms
         images and labels only, and dense targets left as they were would no longer match the pixels.
         Plain tensors laid out on the pixels (masks not wrapped in ``tv_tensors.Mask``, depth or
-        heatmaps: rank 3 or more with the images' height and width, or any rank-4 grid) are refused
+        heatmaps: rank 3 or more with the images' height and width, any rank-4 grid, or an integer
+        ``(B, h, w)`` class map the images' shape scaled down) are refused
         with a ``ValueError`` when a transform moves or mixes pixels (torchvision's geometric and
         auto-augment transforms included) or writes ``mask_fill``; a float tensor shaped exactly like
         the images (another view of them) passes.

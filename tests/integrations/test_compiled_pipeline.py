@@ -214,6 +214,10 @@ def test_plain_per_pixel_targets_are_refused_where_a_transform_moves_or_mixes_pi
     with pytest.raises(ValueError, match=r"^MaskMixPipeline: the batch holds a tensor of shape \(4, 4, 4\)"):
         MaskMixPipeline([RandomCutSwap()], seed=0)((images, labels, low))
     assert MaskMixPipeline([RandomErasing()], seed=0)((images, labels, low))[2] is low
+    # Integer rank-3 tensors that are not the images scaled down pass: token ids (B, 5, 77).
+    tokens = torch.zeros(4, 5, 77, dtype=torch.int64)
+    assert MaskMixPipeline([RandomCutSwap()], RandomCutMix(), num_classes=CLASSES, seed=0)(
+        (images, labels, tokens))[2] is tokens
 
 
 def test_other_label_keys_of_a_mixed_batch_are_refused() -> None:

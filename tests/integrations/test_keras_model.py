@@ -1003,6 +1003,9 @@ def test_per_pixel_targets_that_are_not_masks_are_refused_where_pixels_move(targ
     with pytest.raises(ValueError, match=r"MaskMixModel: labels of shape \(8, 4, 4\) \(int32\) are per-pixel "
                                          r"or grid targets at another size"):
         mask_model(augmentations=[RandomCutSwap(seed=0)]).augment_batch(x, masks[:, ::2, ::2, 0])
+    tokens = np.zeros((8, 5, 77), "int32")  # not the images scaled down: not a class map
+    _, targets, _ = mask_model(augmentations=[RandomCutSwap(seed=0)]).augment_batch(x, tokens)
+    np.testing.assert_array_equal(np.asarray(targets), tokens)
     sequences = np.eye(3, dtype="float32")[np.arange(8 * 5).reshape(8, 5) % 3]
     _, targets, _ = mask_model(augmentations=[RandomCutSwap(seed=0)]).augment_batch(x, sequences)
     np.testing.assert_array_equal(np.asarray(targets), sequences)
