@@ -594,9 +594,9 @@ class MaskMixPipeline:
         pixels: segmentation masks, depth or heatmaps not wrapped in a ``tv_tensors.Mask``, when a
         transform moves or mixes pixels or writes ``mask_fill``: the pipeline changes the images
         only, so they would no longer match, silently. Targets of rank 3 or more whose last two sides are the
-        images' height and width count, and any rank-4 grid (a mask at another resolution); a float
-        tensor shaped exactly like the images is another view of them (a teacher's clean copy) and
-        passes."""
+        images' height and width count, any rank-4 grid (a mask at another resolution) and integer
+        ``(B, h, w)`` maps the images' shape scaled down; a float tensor shaped exactly like the
+        images is another view of them (a teacher's clean copy) and passes."""
         if len(leaves) < 2 or images.ndim < 3:
             return
         size = tuple(images.shape[-2:])
