@@ -423,7 +423,8 @@ def fraction_pair() -> Checker:
     return check
 
 
-def uint8_refusal(owner: str, pixels_range: tuple[float, float] | None, fill_method: Any) -> str | None:
+def uint8_refusal(owner: str, pixels_range: tuple[float, float] | None, fill_method: Any, *,
+                  range_name: str = "pixels_range") -> str | None:
     """Why uint8 images cannot be transformed with these options, or None (checked at call time,
     when the images' dtype is known).
 
@@ -435,7 +436,7 @@ def uint8_refusal(owner: str, pixels_range: tuple[float, float] | None, fill_met
     if pixels_range is not None:
         lo, hi = pixels_range
         if not (0 <= lo < hi <= 255 and float(lo).is_integer() and float(hi).is_integer()):
-            return (f"{owner}: pixels_range {pixels_range!r} cannot describe uint8 images, whose values are the "
+            return (f"{owner}: {range_name} {pixels_range!r} cannot describe uint8 images, whose values are the "
                     "integers 0..255: give whole numbers in [0, 255] (or None), or convert the images to float")
     if isinstance(fill_method, str) and fill_method in UINT8_UNIT_FILLS:
         return (f"{owner}: fill_method {fill_method!r} draws standard-normal values, which uint8 images cannot hold "

@@ -36,12 +36,27 @@ LABEL_SUBSTRING = "label"
 COORDINATE_WORDS: tuple[str, ...] = ("box", "keypoint")
 
 
+#: The last side of a tensor of coordinates: points (x, y) or (x, y, visibility), boxes (4 numbers),
+#: rotated boxes (5, or 8 for four corners).
+COORDINATE_SIDES = frozenset({2, 3, 4, 5, 8})
+
+
+def _coordinates_shaped(value: Any) -> bool:
+    """Rank 2 or more, a last side of :data:`COORDINATE_SIDES`, not bool: ``num_boxes`` counts
+    ``(B,)`` or ``has_box`` flags are not coordinates."""
+    shape = tuple(getattr(value, "shape", ()))
+    return (len(shape) >= 2 and shape[-1] in COORDINATE_SIDES
+            and not str(getattr(value, "dtype", "")).endswith("bool"))
+
+
 def coordinate_keys(data: Any, is_tensor: Callable[[Any], bool], words: tuple[str, ...] = COORDINATE_WORDS
                     ) -> list[str]:
     """The keys, at any depth of ``data`` (mappings, tuples, lists), that name coordinates
     (contain one of ``words``, in any case: by default :data:`COORDINATE_WORDS`) and hold a tensor
-    (``is_tensor``), directly or in a list/tuple of them (torchvision's per-image target dicts
-    hold ``"boxes"``; a per-image list of boxes)."""
+    (``is_tensor``) shaped like coordinates (by default; for other ``words`` any tensor),
+    directly or in a list/tuple of them (torchvision's per-image target dicts hold ``"boxes"``; a
+    per-image list of boxes)."""
+    shaped = words == COORDINATE_WORDS
     found: list[str] = []
     stack: list[tuple[Any, str | None]] = [(data, None)]
     while stack:
@@ -51,7 +66,7 @@ def coordinate_keys(data: Any, is_tensor: Callable[[Any], bool], words: tuple[st
         elif isinstance(item, (list, tuple)):
             stack.extend((entry, key) for entry in item)
         elif (key is not None and key not in found and is_tensor(item)
-              and any(word in key.lower() for word in words)):
+              and any(word in key.lower() for word in words) and (not shaped or _coordinates_shaped(item))):
             found.append(key)
     return found
 
@@ -73,10 +88,21 @@ def image_key_values(data: Any) -> list[Any]:
 
 def other_label_keys(data: Mapping[Any, Any], label_key: Hashable, is_tensor: Callable[[Any], bool]) -> list[str]:
     """The keys of ``data`` other than ``label_key`` that name labels too (contain "label", in any
-    case: ``"label_fine"``, ``"labels_coarse"``) and hold a tensor: a mix that mixes the images
-    and ``data[label_key]`` would leave them naming the unmixed images."""
+    case: ``"label_fine"``, ``"labels_coarse"``) and hold labels (``is_tensor``: a tensor shaped as
+    labels, class indices ``(B,)`` or rows ``(B, K)``, not an ``is_labeled`` flag): a mix that
+    mixes the images and ``data[label_key]`` would leave them naming the unmixed images."""
     return [str(k) for k, value in data.items()
-            if k != label_key and isinstance(k, str) and LABEL_SUBSTRING in k.lower() and is_tensor(value)]
+            if k != label_key and isinstance(k, str) and LABEL_SUBSTRING in k.lower() and is_tensor(value)
+            and _labels_shaped(value)]
+
+
+def _labels_shaped(value: Any) -> bool:
+    """Integer class indices ``(B,)`` or float rows ``(B, K)`` (by the dtype's name, whatever the
+    framework); a bool flag or a float per-image weight is not."""
+    rank, dtype = len(tuple(getattr(value, "shape", ()))), str(getattr(value, "dtype", ""))
+    if "bool" in dtype:
+        return False
+    return (rank == 1 and "int" in dtype) or (rank == 2 and "float" in dtype)
 
 
 def find_key(data: Mapping[Any, Any], key: Hashable, defaults: tuple[str, ...], default: Hashable, *,

@@ -51,6 +51,11 @@ from property_domains import BATCH_SIZES, CHANNELS, SIZES, is_mixing, names, ran
 from maskmix import registry
 from maskmix._checks import uint8_refusal
 
+
+def reads_range(name: str, framework: str) -> bool:
+    """Whether the strategy reads pixels_range (uint8 images then refuse one they cannot hold)."""
+    return registry.implementation(name, framework).reads_pixels_range
+
 #: Resident-memory growth allowed over the second half of the calls (see the module docstring).
 RSS_SLACK = 32 * 2**20
 #: Growth of ``len(gc.get_objects())`` allowed over the second half (see the module docstring).
@@ -148,7 +153,8 @@ def torch_soak(calls: int) -> dict[str, float]:
         transform = registry.implementation(name, "torch")(generator=generator, **kwargs)
         shape, _ = random_layout(rng, mixing)
         # uint8 images refuse a normalised pixels_range and standard-normal fills (a ValueError).
-        uint8_ok = uint8_refusal(name, kwargs.get("pixels_range"), kwargs.get("fill_method")) is None
+        uint8_ok = uint8_refusal(name, kwargs.get("pixels_range") if reads_range(name, "torch") else None,
+                                 kwargs.get("fill_method")) is None
         dtype = rng.choice([d for d in ALL_DTYPES if uint8_ok or d != torch.uint8])
         images = make_images(shape, dtype, seed=rng.randrange(2**16))
         if dtype.is_floating_point and images.numel() and rng.random() < 0.2:
@@ -215,7 +221,8 @@ def keras_soak(calls: int, *, check_rss: bool) -> dict[str, float]:
             layer_class = registry.implementation(name, "keras")
             layer = layer_class(seed=build.randrange(2**31), data_format=data_format, **kwargs)
             # uint8 images refuse a normalised pixels_range and standard-normal fills (a ValueError).
-            uint8_ok = uint8_refusal(name, kwargs.get("pixels_range"), kwargs.get("fill_method")) is None
+            uint8_ok = uint8_refusal(name, kwargs.get("pixels_range") if reads_range(name, "keras") else None,
+                                     kwargs.get("fill_method")) is None
             pool.append((layer, mixing, data_format == "channels_first", bool(kwargs.get("return_labels")),
                          dtypes if uint8_ok else dtypes[1:]))
 

@@ -199,6 +199,9 @@ class MaskMixLayer(keras.layers.Layer):
     #: (unchanged by default); ``"move"``: pixels move within or between images, so masks follow
     #: them through :meth:`move_masks` and boxes, which would not follow, are refused.
     dense_targets: ClassVar[str] = "keep"
+    #: Whether the strategy reads ``pixels_range`` (fills, colour jitter); uint8 images then refuse
+    #: one they cannot hold. For the others it is accepted and unused.
+    reads_pixels_range: ClassVar[bool] = False
 
     # Set by the validated parameters (annotations for type checkers).
     augmentation_ratio: float
@@ -492,7 +495,8 @@ class MaskMixLayer(keras.layers.Layer):
                 f"{name}: images must have dtype {IMAGE_DTYPES_TEXT}; got {dtype}"
             )
         if dtype == "uint8":
-            refusal = uint8_refusal(name, getattr(self, "pixels_range", None), getattr(self, "fill_method", None))
+            refusal = uint8_refusal(name, self.pixels_range if self.reads_pixels_range else None,
+                                    getattr(self, "fill_method", None), range_name="pixels_range (value_range)")
             if refusal is not None:
                 raise ValueError(refusal)
         rank = len(shape)
@@ -776,6 +780,8 @@ class MaskingLayer(MaskMixLayer):
     per image and channel), or a number / per-channel tuple used as a constant. ``uint8`` fills
     are rounded and saturated to ``[0, 255]``.
     """
+
+    reads_pixels_range = True
 
     fill_method: str | float | tuple[float, ...]
 

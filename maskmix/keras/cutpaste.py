@@ -196,6 +196,8 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
         ((8, 64, 64, 3), 4)
     """
 
+    reads_pixels_range = True
+
     spec = RANDOM_CUTPASTE
     dense_targets = "move"
     color_jitter: float

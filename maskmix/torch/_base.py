@@ -251,6 +251,9 @@ class MaskMixTransform(v2.Transform):
     #: pixels are blended (Mixup), which a hard mask cannot follow: masks, boxes and keypoints
     #: are refused.
     dense_targets: ClassVar[str] = "keep"
+    #: Whether the strategy reads ``pixels_range`` (fills, colour jitter); uint8 images then refuse
+    #: one they cannot hold. For the others it is accepted and unused.
+    reads_pixels_range: ClassVar[bool] = False
 
     #: Set per instance by the strategies whose spec has a ``return_labels`` parameter
     #: (CutPaste, CutSwap): ``forward`` then also returns the per-image "is augmented" labels.
@@ -425,7 +428,8 @@ class MaskMixTransform(v2.Transform):
         if image.dtype not in SUPPORTED_DTYPES:
             raise TypeError(f"{name}: images must have dtype {IMAGE_DTYPES_TEXT}; got {image.dtype}")
         if image.dtype == torch.uint8:
-            refusal = uint8_refusal(name, getattr(self, "pixels_range", None), getattr(self, "fill_method", None))
+            refusal = uint8_refusal(name, self.pixels_range if self.reads_pixels_range else None,
+                                    getattr(self, "fill_method", None))
             if refusal is not None:
                 raise ValueError(refusal)
         minimum = 4 if self.needs_batch else 3
@@ -934,6 +938,8 @@ class MaskingTransform(MaskMixTransform):
         >>> bool(((out_masks == 255) == (out == -1.0).all(dim=1)).all())
         True
     """
+
+    reads_pixels_range = True
 
     fill_method: str | float | tuple[float, ...]
     mask_fill: int | None

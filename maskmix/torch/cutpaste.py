@@ -182,6 +182,8 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
         (torch.Size([8, 3, 64, 64]), 4)
     """
 
+    reads_pixels_range = True
+
     spec = RANDOM_CUTPASTE
     dense_targets = "move"
     color_jitter: float

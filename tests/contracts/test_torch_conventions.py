@@ -383,6 +383,8 @@ def test_uint8_fills_are_rounded_and_options_uint8_cannot_hold_are_refused() -> 
     out = RandomCutout(fill_method="gray")(x)
     assert set(out.permute(0, 2, 3, 1)[changed_pixels(x, out)].unique().tolist()) == {128}
     RandomCutout(fill_method="normal", pixels_range=(-2.0, 2.0))(x.float())  # floats: fine
+    # A strategy that does not read pixels_range (accepted and unused) does not refuse it.
+    RandomCutMix(num_classes=3, pixels_range=(-1.0, 1.0))(x, torch.arange(64) % 3)
 
 
 def test_extra_repr_lists_parameters() -> None:

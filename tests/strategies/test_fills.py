@@ -316,6 +316,16 @@ def test_torch_half_precision_noise_is_uniform_over_the_range(dtype: torch.dtype
     assert values.max().item() == 200.0 and values.min().item() == 10.0
 
 
+def test_keras_uint8_images_refuse_a_value_range_they_cannot_hold_naming_it() -> None:
+    from maskmix.keras import RandomCutMix as KerasRandomCutMix
+
+    x = kh.to_tensor(np.zeros((4, 8, 8, 3), "uint8"), "uint8")
+    with pytest.raises(ValueError, match=r"RandomCutout: pixels_range \(value_range\) \(-1.0, 1.0\) cannot describe "
+                                         r"uint8 images"):
+        KerasRandomCutout(value_range=(-1, 1), seed=0)(x)
+    KerasRandomCutMix(num_classes=3, value_range=(-1, 1), seed=0)((x, np.arange(4) % 3))  # unused there: accepted
+
+
 @pytest.mark.parametrize("fill", ["random", "noise"])
 def test_keras_uint8_random_fills_are_uniform_over_every_level(fill: str) -> None:
     """uint8 fills are rounded: every level of 0..255 equally likely, the two end levels too."""
