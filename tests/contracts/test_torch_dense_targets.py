@@ -158,6 +158,10 @@ def test_plain_boxes_and_keypoints_pass_or_are_refused_by_their_key(name: str) -
         {"keypoints": torch.zeros(batch, 17, 3)},
         {"Boxes": [boxes] * batch},  # a per-image list of boxes, any case
     ]
+    # A count or a flag named after boxes is no coordinates: it passes whatever the strategy.
+    counts = {"num_boxes": torch.ones(SHAPE[0], dtype=torch.int64), "has_box": torch.ones(SHAPE[0], 4).bool()}
+    _, (out,) = call(t, images, counts)
+    assert all(out[key] is value for key, value in counts.items())
     for targets in samples:
         if t.dense_targets == "keep":
             _, (out,) = call(t, images, targets)

@@ -267,6 +267,11 @@ def test_several_label_keys_are_refused_unless_a_labels_getter_picks_one(name: s
         EXAMPLES[name].build()(data)
     chosen = EXAMPLES[name].build(labels_getter=lambda sample: sample[expected[0]])
     assert mixed(chosen(data), data) == expected and len(expected) == 1
+    # Keys named after labels that hold no labels (a flag, a per-image weight) pass.
+    flags = {"image": images, "labels": torch.tensor([0, 1, 2, 0]), "is_labeled": torch.ones(4, dtype=torch.bool),
+             "label_weight": torch.rand(4)}
+    out = EXAMPLES[name].build()(flags)
+    assert out["is_labeled"] is flags["is_labeled"] and out["label_weight"] is flags["label_weight"]
 
 
 @pytest.mark.parametrize("getter", [None, lambda sample: sample[1]["labels"]], ids=["default", "labels_getter"])
