@@ -6,11 +6,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import keras
+import numpy as np
 
 from maskmix.params import RANDOM_CUTSWAP, given_arguments
 
 from . import _patches, _sampling, _seeds
 from ._base import CommonOptions, MaskMixLayer
+from ._mixing import host_values
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -32,10 +34,13 @@ def salient_pixels(ops: Any, saliency: Tensor, clusters: int) -> Tensor:
     whose centroid is the highest among the non-empty ones.
     """
     np_ = ops.numpy
-    values = ops.cast(saliency, "float32")
+    # float64 maps are clustered in float64 (as the torch twin): values beyond float32's range or
+    # resolution stay apart.
+    work = "float64" if keras.backend.standardize_dtype(saliency.dtype) == "float64" else "float32"
+    values = ops.cast(saliency, work)
     low = np_.min(values, axis=-1, keepdims=True)
     high = np_.max(values, axis=-1, keepdims=True)
-    steps = (np_.arange(clusters, dtype="float32") + 0.5) / float(clusters)
+    steps = (np_.arange(clusters, dtype=work) + 0.5) / float(clusters)
     centroids = low + (high - low) * steps
     ranks = np_.arange(clusters, dtype="int32")
 
@@ -44,7 +49,7 @@ def salient_pixels(ops: Any, saliency: Tensor, clusters: int) -> Tensor:
         return ops.cast(np_.argmin(distance, axis=-1), "int32")
 
     for _ in range(KMEANS_ITERATIONS):
-        member = ops.cast(np_.expand_dims(assign(centroids), -1) == ranks, "float32")
+        member = ops.cast(np_.expand_dims(assign(centroids), -1) == ranks, work)
         count = np_.sum(member, axis=-2)
         total = np_.sum(member * np_.expand_dims(values, -1), axis=-2)
         centroids = np_.where(count > 0, total / np_.maximum(count, 1.0), centroids)
@@ -215,6 +220,12 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
     def call(self, images: Tensor, training: bool = True, saliency: Tensor | None = None) -> Any:
         """The layer's call; ``saliency`` (optional) holds one map per image, ``(B, H, W)`` or
         ``(H, W)``, from which the patches are placed (see the class docstring)."""
+        if isinstance(images, Mapping) and "saliency" in images:
+            # A dict's other keys pass through: the maps would be ignored, silently.
+            raise TypeError(
+                "RandomCutSwap: the saliency maps go in the call's saliency= argument, "
+                "layer(data, saliency=maps), not in the dict (its other keys are passed through)"
+            )
         object.__setattr__(self, "_call_saliency", saliency)
         try:
             return super().call(images, training=training)
@@ -258,7 +269,13 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
                 f"RandomCutSwap: saliency must be shaped like the images without their channels, (B, H, W) "
                 f"or (H, W) for one image; got shape {shape} for images of shape {tuple(images.shape)}"
             )
-        return self.ops.numpy.reshape(self.ops.convert_to_tensor(saliency), (-1, height * width))
+        maps = self.ops.numpy.reshape(self.ops.convert_to_tensor(saliency), (-1, height * width))
+        # One NaN or inf (log 0, a 0/0 normalisation) made every pixel "salient": the guidance was
+        # off, silently. Checked where the values can be read (eager, on the host).
+        values = host_values(self.ops.name, maps) if dtype.startswith(("float", "bfloat")) else None
+        if values is not None and not np.isfinite(values.astype("float64")).all():
+            raise ValueError("RandomCutSwap: saliency must be finite (no NaN or inf); a map with one is unusable")
+        return maps
 
     def _place_by_saliency(self, params: dict[str, Any], saliency: Tensor, height: Any, width: Any,
                            seed: Any) -> None:

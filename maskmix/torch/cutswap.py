@@ -12,7 +12,7 @@ from typing_extensions import Unpack
 
 from maskmix.params import RANDOM_CUTSWAP, given_arguments
 
-from . import _patches, _sampling
+from . import _compat, _patches, _sampling
 from ._base import CommonOptions, MaskMixTransform, clip_length, selection
 
 __all__ = ["RandomCutSwap", "SaliencyMap", "salient_pixels"]
@@ -60,10 +60,12 @@ def salient_pixels(saliency: Tensor, clusters: int) -> Tensor:
     one on a tie). The result is the cluster whose centroid is the highest among the non-empty
     ones: never empty. A constant map has one non-empty cluster, every pixel.
     """
-    values = saliency.to(torch.float32)
+    # float64 maps are clustered in float64: values beyond float32's range or resolution stay apart.
+    work = torch.float64 if saliency.dtype == torch.float64 else torch.float32
+    values = saliency.to(work)
     low = values.amin(dim=-1, keepdim=True)
     high = values.amax(dim=-1, keepdim=True)
-    steps = (torch.arange(clusters, device=values.device, dtype=torch.float32) + 0.5) / clusters
+    steps = (torch.arange(clusters, device=values.device, dtype=work) + 0.5) / clusters
     centroids = low + (high - low) * steps  # (B, k)
 
     def assign(centres: Tensor) -> Tensor:
@@ -71,7 +73,7 @@ def salient_pixels(saliency: Tensor, clusters: int) -> Tensor:
 
     ranks = torch.arange(clusters, device=values.device)
     for _ in range(KMEANS_ITERATIONS):
-        member = (assign(centroids).unsqueeze(-1) == ranks).to(torch.float32)  # (B, N, k)
+        member = (assign(centroids).unsqueeze(-1) == ranks).to(work)  # (B, N, k)
         count = member.sum(dim=-2)
         total = (member * values.unsqueeze(-1)).sum(dim=-2)
         centroids = torch.where(count > 0, total / count.clamp_min(1), centroids)
@@ -217,6 +219,16 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
                 f"RandomCutSwap: the SaliencyMap must be shaped like the images without their channels "
                 f"({batch_size} maps of {height}x{width}); got shape {tuple(values.shape)}"
             )
+        if values.is_floating_point() and values.numel() and not torch.compiler.is_compiling():
+            # One NaN or inf (log 0, a 0/0 normalisation) made every centroid non-finite and every
+            # pixel "salient": the guidance was off, silently.
+            message = "RandomCutSwap: the SaliencyMap must be finite (no NaN or inf); a map with one is unusable"
+            finite = torch.isfinite(values).all()
+            if values.device.type == "cpu":
+                if not finite:
+                    raise ValueError(message)
+            else:
+                _compat.assert_async(finite, message)
         return values.reshape(batch_size, height * width)
 
     def _place_by_saliency(self, params: dict[str, Any], saliency: Tensor, height: int, width: int, *,

@@ -147,6 +147,40 @@ def test_saliency_maps_that_do_not_fit_are_refused() -> None:
         layer(np.zeros((2, 8, 8, 3), np.float32), saliency=[[0.0]])
 
 
+def test_non_finite_maps_and_a_dict_key_are_refused() -> None:
+    """One NaN or inf (log 0, a 0/0 normalisation) made every centroid non-finite and every pixel
+    salient: the guidance was off, silently. A Keras dict's "saliency" key was passed through as
+    an extra key, the maps ignored."""
+    x = torch.rand(2, 3, 8, 8)
+    xk = np.zeros((2, 8, 8, 3), np.float32)
+    for bad in (np.nan, np.inf, -np.inf):
+        maps = np.random.default_rng(0).random((2, 8, 8)).astype(np.float32)
+        maps[0, 0, 0] = bad
+        with pytest.raises(ValueError, match=r"^RandomCutSwap: the SaliencyMap must be finite \(no NaN or inf\)"):
+            RandomCutSwap()(x, SaliencyMap(torch.from_numpy(maps)))
+        with pytest.raises(ValueError, match=r"RandomCutSwap: saliency must be finite \(no NaN or inf\)"):
+            KerasCutSwap()(xk, saliency=maps)
+    with pytest.raises(TypeError, match=r"RandomCutSwap: the saliency maps go in the call's saliency= argument"):
+        KerasCutSwap()({"images": xk, "saliency": np.zeros((2, 8, 8), np.float32)})
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+@pytest.mark.parametrize(("background", "salient"), [(1e-60, 1e-50), (1.0, 1e39)])
+def test_float64_maps_are_clustered_in_float64(framework: str, background: float, salient: float) -> None:
+    """Clustered in float32, such maps became constant (or inf): every pixel salient, no guidance."""
+    x = distinct_images(32, 32, 5)
+    maps = np.full((32, 32, 32), background)
+    maps[:, 20:, 20:] = salient  # patches of about 4x4 centred there stay in rows and columns >= 16
+    options = {"patch_area": 0.02, "patch_aspect_ratio": 1.0}
+    if framework == "torch":
+        t = RandomCutSwap(generator=torch.Generator().manual_seed(1), **options)
+        out = t(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), SaliencyMap(torch.from_numpy(maps)))[0]
+        changed = (out.permute(0, 2, 3, 1).numpy() != x).any(axis=-1)
+    else:
+        changed = (kh.np_(KerasCutSwap(seed=1, **options)(x, saliency=maps)) != x).any(axis=-1)
+    assert changed.any() and not changed[:, :16].any() and not changed[:, :, :16].any()
+
+
 @pytest.mark.parametrize("framework", ["torch", "keras"])
 def test_the_preset_labels_a_binary_task(framework: str) -> None:
     """The preset returns the labels of the binary normal-vs-swapped task: exactly half the batch
