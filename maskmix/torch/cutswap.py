@@ -28,7 +28,7 @@ class SaliencyMap(tv_tensors.Mask):
     move it with the images it belongs to; maskmix's :class:`RandomCutSwap` reads it to place its
     patches (the map itself comes back unchanged). Leading dims match the images' (``(B, H, W)``
     for a ``(B, C, H, W)`` batch, ``(H, W)`` for one image); any real dtype, larger is more
-    salient.
+    salient; finite values only (a map with a NaN or an inf is refused).
 
     Reproducing the paper:
         ``RandomCutSwap.from_paper("paper")``, called with each image's saliency map (the paper
