@@ -249,6 +249,8 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
             return params
         _, _, height, width = self.dims(self.check_images(data)[0])
         maps = self._check_saliency(saliency, data, height, width)
+        if maps.shape[0] == 0:
+            return params  # an empty batch: nothing to place (and no minimum of an empty map)
         self._place_by_saliency(params, maps, height, width, seed)
         return params
 

@@ -162,6 +162,9 @@ def test_non_finite_maps_and_a_dict_key_are_refused() -> None:
             KerasCutSwap()(xk, saliency=maps)
     with pytest.raises(TypeError, match=r"RandomCutSwap: the saliency maps go in the call's saliency= argument"):
         KerasCutSwap()({"images": xk, "saliency": np.zeros((2, 8, 8), np.float32)})
+    # An empty batch with its (empty) maps works, as without maps (Keras computed their minimum).
+    assert tuple(KerasCutSwap(seed=0)(xk[:0], saliency=np.zeros((0, 8, 8), np.float32)).shape) == (0, 8, 8, 3)
+    assert tuple(RandomCutSwap()(x[:0], SaliencyMap(torch.zeros(0, 8, 8)))[0].shape) == (0, 3, 8, 8)
 
 
 @pytest.mark.parametrize("framework", ["torch", "keras"])
