@@ -39,11 +39,10 @@ import numpy as np
 
 from maskmix import schedules as schedules_mod
 from maskmix._checks import ROW_SUM_TOLERANCE
-from maskmix._structure import coordinate_keys
 from maskmix.geometry import INT_DTYPES, pixel_layout
 from maskmix.keras import MixingLayer, _compat
 from maskmix.keras._compat import Functional
-from maskmix.keras.pipeline import MaskMixPipeline, pixel_changer_of
+from maskmix.keras.pipeline import MaskMixPipeline, pixel_changer_of, refuse_coordinate_targets
 from maskmix.keras.pipeline import walk as pipeline_walk
 
 from . import _keras_functional as graph
@@ -450,16 +449,8 @@ class MaskMixModel(keras.Model):
         """Refuse nested targets holding boxes or keypoints (under a key containing "box" or
         "keypoint": Keras' ``{"boxes", "labels"}``, detection heads' dicts) when a layer moves
         pixels: they would stay where they were, as the layers refuse ``bounding_boxes``."""
-        if y is None or not keras.tree.is_nested(y):
-            return
-        keys = coordinate_keys(y, lambda value: hasattr(value, "shape"))
-        changer = pixel_changer_of(self.augmentations, mask_fill=False) if keys else None
-        if changer is not None:
-            raise ValueError(
-                f"{_NAME}: the targets hold boxes or keypoints (under {', '.join(map(repr, keys))}), but "
-                f"{type(changer[0]).__name__} {changer[1]} and they would not follow it; leave the layer out "
-                "(the masking layers and CutBlur keep pixels in place)"
-            )
+        if y is not None and keras.tree.is_nested(y):
+            refuse_coordinate_targets(_NAME, "targets", y, self.augmentations)
 
     def _refuse_unmoved_pixel_targets(self, x: Tensor, y: Any) -> None:
         """Refuse labels laid out like the images (per-pixel targets that :meth:`_is_mask_target`

@@ -72,6 +72,20 @@ def pixel_changer_of(layers: Sequence[Any], *, mask_fill: bool = True) -> tuple[
                                   mask_fill=mask_fill)
 
 
+def refuse_coordinate_targets(owner: str, what: str, targets: Any, layers: Sequence[Any]) -> None:
+    """Raise when the nested ``targets`` hold boxes or keypoints (under a key containing "box" or
+    "keypoint": Keras' ``{"boxes", "labels"}``, a detection head's dict) and one of ``layers``
+    moves pixels: they would stay where they were, as the layers refuse ``bounding_boxes``."""
+    keys = coordinate_keys(targets, lambda value: hasattr(value, "shape"))
+    changer = pixel_changer_of(layers, mask_fill=False) if keys else None
+    if changer is not None:
+        raise ValueError(
+            f"{owner}: the {what} hold boxes or keypoints (under {', '.join(map(repr, keys))}), but "
+            f"{type(changer[0]).__name__} {changer[1]} and they would not follow it; leave the layer out "
+            "(the masking layers and CutBlur keep pixels in place)"
+        )
+
+
 def _reads_rank3_as_one_image(layer: Any) -> bool:
     """Whether ``layer`` takes a rank-3 input for one unbatched image: maskmix's layers and Keras'
     image-preprocessing layers (both define ``transform_images``), not rank-agnostic layers such as
@@ -316,14 +330,7 @@ class MaskMixPipeline:
         boxes or keypoints in a dict of labels (a key containing "box" or "keypoint") behind a
         layer that moves pixels."""
         if keras.tree.is_nested(labels):
-            keys = coordinate_keys(labels, lambda value: hasattr(value, "shape"))
-            changer = pixel_changer_of(self.augmentations, mask_fill=False) if keys else None
-            if changer is not None:
-                raise ValueError(
-                    f"{self.owner}: the labels hold boxes or keypoints (under {', '.join(map(repr, keys))}), but "
-                    f"{type(changer[0]).__name__} {changer[1]} and they would not follow it; leave the layer out "
-                    "(the masking layers and CutBlur keep pixels in place)"
-                )
+            refuse_coordinate_targets(self.owner, "labels", labels, self.augmentations)
             return
         shape = getattr(labels, "shape", None)
         if shape is None or not hasattr(images, "shape"):
