@@ -46,7 +46,7 @@ def _coordinates_shaped(value: Any) -> bool:
     ``(B,)`` or ``has_box`` flags are not coordinates."""
     shape = tuple(getattr(value, "shape", ()))
     return (len(shape) >= 2 and shape[-1] in COORDINATE_SIDES
-            and not str(getattr(value, "dtype", "")).endswith("bool"))
+            and "bool" not in str(getattr(value, "dtype", "")))  # torch.bool, bool, <dtype: 'bool'>
 
 
 def coordinate_keys(data: Any, is_tensor: Callable[[Any], bool], words: tuple[str, ...] = COORDINATE_WORDS

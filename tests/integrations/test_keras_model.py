@@ -1026,6 +1026,10 @@ def test_box_targets_are_refused_where_pixels_move():
     with pytest.raises(ValueError, match=r"MaskMixPipeline: the labels hold boxes or keypoints \(under 'boxes'\), "
                                          r"but RandomCutSwap moves pixels"):
         MaskMixPipeline([RandomCutSwap(seed=0)])(x, y)
+    # A flag named after boxes (bool, any shape) is no coordinates: it passes behind CutSwap too.
+    flags = {"has_box": keras.ops.ones((8, 4), "bool"), "labels": np.zeros((8, 3), "int32")}  # as fit gives them
+    _, targets, _ = mask_model(augmentations=[RandomCutSwap(seed=0)]).augment_batch(x, flags)
+    np.testing.assert_array_equal(np.asarray(targets["has_box"]), np.asarray(flags["has_box"]))
     # mask_fill marks masks, not boxes: a layer with it keeps them, as the plain masking layers do.
     for layers in ([RandomCutout(seed=0)], [RandomCutout(seed=0, mask_fill=255)]):
         _, targets, _ = mask_model(augmentations=layers).augment_batch(x, y)
