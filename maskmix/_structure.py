@@ -18,9 +18,21 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-__all__ = ["COORDINATE_WORDS", "IMAGE_KEYS", "LABEL_KEYS", "LABEL_SUBSTRING", "coordinate_keys", "find_key",
-           "image_key_values", "other_label_keys", "rebuild_mapping", "rebuild_sequence", "split_images_labels",
-           "usage"]
+__all__ = [
+    "COORDINATE_WORDS",
+    "IMAGE_KEYS",
+    "LABEL_KEYS",
+    "LABEL_SUBSTRING",
+    "coordinate_keys",
+    "find_key",
+    "image_key_values",
+    "other_label_keys",
+    "rebuild_mapping",
+    "rebuild_sequence",
+    "refuse_other_labels",
+    "split_images_labels",
+    "usage",
+]
 
 Rebuild = Callable[[Any, Any], Any]
 
@@ -154,12 +166,15 @@ def usage(name: str) -> str:
     )
 
 
-def _refuse_other_labels(name: str, data: Mapping[Any, Any], label_key: Hashable,
-                         is_tensor: Callable[[Any], bool] | None) -> None:
+def refuse_other_labels(name: str, data: Mapping[Any, Any], label_key: Hashable,
+                        is_tensor: Callable[[Any], bool] | None, *, holder: str = "sample") -> None:
+    """Raise a ``ValueError`` when ``data`` holds other labels than ``data[label_key]``
+    (:func:`other_label_keys`; ``is_tensor`` None: no check); ``holder`` names ``data`` in the
+    message (the mixing transforms' "sample", the pipelines' "batch")."""
     others = other_label_keys(data, label_key, is_tensor) if is_tensor is not None else []
     if others:
         raise ValueError(
-            f"{name}: the sample holds other labels ({', '.join(map(repr, others))}) besides {str(label_key)!r}; "
+            f"{name}: the {holder} holds other labels ({', '.join(map(repr, others))}) besides {str(label_key)!r}; "
             f"the images and {str(label_key)!r} are mixed, and the others would go on naming the unmixed images. "
             "Drop them, or mix one tensor holding every label set (concatenated one-hot rows)"
         )
@@ -183,7 +198,7 @@ def split_images_labels(name: str, data: Any, *, image_key: Hashable | None = No
         label_key = find_key(data, 1, LABEL_KEYS, 1, containing=LABEL_SUBSTRING)
         if image_key is None or label_key is None:
             raise ValueError(f"{usage(name)}; got a dict with keys {sorted(map(str, data))}")
-        _refuse_other_labels(name, data, label_key, labels_like)
+        refuse_other_labels(name, data, label_key, labels_like)
         return (data[image_key], data[label_key],
                 lambda images, labels: rebuild_mapping(data, {image_key: images, label_key: labels}))
     if isinstance(data, (tuple, list)):
@@ -197,7 +212,7 @@ def split_images_labels(name: str, data: Any, *, image_key: Hashable | None = No
             if label_key is None:
                 raise ValueError(f"{usage(name)}; got (images, dict) whose dict has keys {sorted(map(str, targets))}, "
                                  "none of them 'labels' or containing 'label'")
-            _refuse_other_labels(name, targets, label_key, labels_like)
+            refuse_other_labels(name, targets, label_key, labels_like)
             return data[0], targets[label_key], lambda images, labels: rebuild_sequence(
                 data, {0: images, 1: rebuild_mapping(targets, {label_key: labels})})
         return data[0], data[1], lambda images, labels: rebuild_sequence(data, {0: images, 1: labels})

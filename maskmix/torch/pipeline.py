@@ -33,9 +33,9 @@ from maskmix._structure import (
     LABEL_SUBSTRING,
     coordinate_keys,
     find_key,
-    other_label_keys,
     rebuild_mapping,
     rebuild_sequence,
+    refuse_other_labels,
 )
 from maskmix.geometry import lower_resolution, pixel_changer
 
@@ -528,14 +528,7 @@ class MaskMixPipeline:
 
             labels = batch[label_key] if label_key is not None else None
             if self.mixes and label_key is not None:
-                others = other_label_keys(batch, label_key, lambda value: isinstance(value, Tensor))
-                if others:
-                    raise ValueError(
-                        f"{owner}: the batch holds other labels ({', '.join(map(repr, others))}) besides "
-                        f"{str(label_key)!r}; mix mixes the images and {str(label_key)!r} only, and the others would "
-                        "go on naming the unmixed images. Drop them, or give one tensor holding every label set "
-                        "(concatenated one-hot rows)"
-                    )
+                refuse_other_labels(owner, batch, label_key, lambda value: isinstance(value, Tensor), holder="batch")
             return self._check_images(batch[image_key]), self._check_labels(labels), rebuild_dict
         if isinstance(batch, (tuple, list)):
             for name, key in (("image_key", self.image_key), ("label_key", self.label_key)):

@@ -226,7 +226,7 @@ def test_other_label_keys_of_a_mixed_batch_are_refused() -> None:
     images, labels = torch.rand(4, 3, SIDE, SIDE), torch.randint(0, CLASSES, (4,))
     batch = {"image": images, "label": labels, "label_fine": labels.clone()}
     with pytest.raises(ValueError, match=r"^MaskMixPipeline: the batch holds other labels \('label_fine'\) besides "
-                                         r"'label'; mix mixes the images and 'label' only"):
+                                         r"'label'; the images and 'label' are mixed"):
         MaskMixPipeline([RandomErasing()], RandomCutMix(), num_classes=CLASSES, seed=0)(batch)
     assert MaskMixPipeline([RandomErasing()], seed=0)(batch)["label_fine"] is batch["label_fine"]
 
