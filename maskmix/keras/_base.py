@@ -38,7 +38,7 @@ created on first use (as Keras' ``DataLayer`` does).
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, TypedDict, TypeVar
 
 import keras
@@ -102,6 +102,27 @@ def _tracing(images: Any) -> bool:
 
         return bool(torch.compiler.is_compiling())
     return False
+
+
+def checked_when_run(tensor: Any, wanted: Sequence[Any], message: str) -> Any:
+    """``tensor``, whose dims must equal ``wanted`` (ints, or scalar tensors of sizes known only
+    when a graph runs, as ``keras.ops.shape`` gives them), with the dims the trace cannot compare
+    checked when a TensorFlow graph runs: the tensor's users wait for the check, so that a
+    mismatch raises ``message`` instead of broadcasting silently (a leading dim of 1 would) or
+    failing later with an index error of its own. Dims known while tracing are the caller's to
+    check; outside a TensorFlow graph every dim is known and ``tensor`` comes back as it is."""
+    shape = tuple(tensor.shape)
+    unknown = [axis for axis, (got, want) in enumerate(zip(shape, wanted, strict=True))
+               if not (isinstance(got, int) and isinstance(want, int))]
+    if not unknown or not _compat.in_tf_graph():
+        return tensor
+    import tensorflow as tf
+
+    actual = tf.shape(tensor)
+    expected = tf.stack([tf.cast(wanted[axis], actual.dtype) for axis in unknown])
+    check = tf.debugging.assert_equal(tf.gather(actual, unknown), expected, message=message)
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)
 
 
 class MaskMixLayer(keras.layers.Layer):
@@ -707,22 +728,11 @@ class MaskMixLayer(keras.layers.Layer):
         # The images' axis each mask axis must match (None: the channel axis, of size 1).
         sources: list[int | None] = [] if single else [0]
         sources += [None, 2, 3] if self.channels_first else [1, 2, None]
-        unknown = [axis for axis, (got, want) in enumerate(zip(shape, expected, strict=True))
-                   if not (isinstance(got, int) and isinstance(want, int))]
-        if unknown and _compat.in_tf_graph():
-            # Sizes known only when the graph runs (tf.data from a generator, padded batches):
-            # checked then, or the masks would be cut at coordinates drawn for other sizes.
-            import tensorflow as tf
-
-            mask_shape, image_shape = tf.shape(masks), tf.shape(batch)
-            wanted = [tf.constant(1) if sources[axis] is None else image_shape[sources[axis]] for axis in unknown]
-            check = tf.debugging.assert_equal(tf.gather(mask_shape, unknown), tf.stack(wanted),
-                                              message=f"{message}: their shapes differ")
-            # The masks' users wait for the check: a gather at the images' coordinates would fail
-            # first with an index error of its own.
-            with tf.control_dependencies([check]):
-                return tf.identity(masks)
-        return masks
+        image_dims = self.ops.shape(batch)
+        wanted = [1 if source is None else image_dims[source] for source in sources]
+        # Sizes known only when the graph runs (tf.data from a generator, padded batches): checked
+        # then, or the masks would be cut at coordinates drawn for other sizes.
+        return checked_when_run(masks, wanted, f"{message}: their shapes differ")
 
     def transform_masks(self, masks: Tensor, transformation: Mapping[str, Any] | None, *,
                         single: bool = False) -> Tensor:

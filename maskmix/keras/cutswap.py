@@ -11,7 +11,7 @@ import numpy as np
 from maskmix.params import RANDOM_CUTSWAP, given_arguments
 
 from . import _patches, _sampling, _seeds
-from ._base import CommonOptions, MaskMixLayer
+from ._base import CommonOptions, MaskMixLayer, checked_when_run
 from ._mixing import host_values
 
 if TYPE_CHECKING:
@@ -271,7 +271,13 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
                 f"RandomCutSwap: saliency must be shaped like the images without their channels, (B, H, W) "
                 f"or (H, W) for one image; got shape {shape} for images of shape {tuple(images.shape)}"
             )
-        maps = self.ops.numpy.reshape(self.ops.convert_to_tensor(saliency), (-1, height * width))
+        # A batch size known only when a TensorFlow graph runs: checked then (one map broadcast
+        # to every image, silently, otherwise).
+        dims = self.ops.shape(images)
+        maps = checked_when_run(self.ops.convert_to_tensor(saliency), (*dims[:-3], height, width),
+                                "RandomCutSwap: saliency must hold one map per image, shaped like the images "
+                                "without their channels: their shapes differ")
+        maps = self.ops.numpy.reshape(maps, (-1, height * width))
         # One NaN or inf (log 0, a 0/0 normalisation) made every pixel "salient": the guidance was
         # off, silently. Checked where the values can be read (eager, on the host).
         values = host_values(self.ops.name, maps) if dtype.startswith(("float", "bfloat")) else None

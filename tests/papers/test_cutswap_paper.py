@@ -167,6 +167,28 @@ def test_non_finite_maps_and_a_dict_key_are_refused() -> None:
     assert tuple(RandomCutSwap()(x[:0], SaliencyMap(torch.zeros(0, 8, 8)))[0].shape) == (0, 3, 8, 8)
 
 
+def test_keras_maps_of_another_batch_size_are_refused_when_it_is_known_only_at_run_time() -> None:
+    """A tf.function (or tf.data) with an unknown batch size: one (1, H, W) map was broadcast to
+    every image, silently, and 3 maps for 4 images failed with TensorFlow's own error."""
+    import tensorflow as tf
+
+    def graph_of(layer):
+        return tf.function(lambda x, maps: layer(x, saliency=maps),
+                           input_signature=[tf.TensorSpec((None, 16, 16, 3)), tf.TensorSpec((None, 16, 16))])
+
+    x = distinct_images(4, 16, seed=0)
+    maps = np.random.default_rng(1).random((4, 16, 16)).astype(np.float32)
+    place = graph_of(KerasCutSwap(patch_area=0.1, patch_aspect_ratio=1.0, seed=0))
+    for wrong in (maps[:1], maps[:3]):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"RandomCutSwap: saliency must hold one map per "
+                                                                 r"image, .*: their shapes differ"):
+            place(x, wrong)
+    # The right maps in a graph: the output of an eager call with the same seed.
+    graph = graph_of(KerasCutSwap(patch_area=0.1, patch_aspect_ratio=1.0, seed=0))(x, maps)
+    eager = KerasCutSwap(patch_area=0.1, patch_aspect_ratio=1.0, seed=0)(x, saliency=maps)
+    np.testing.assert_array_equal(kh.np_(graph), kh.np_(eager))
+
+
 @pytest.mark.parametrize("framework", ["torch", "keras"])
 @pytest.mark.parametrize(("background", "salient"), [(1e-60, 1e-50), (1.0, 1e39)])
 def test_float64_maps_are_clustered_in_float64(framework: str, background: float, salient: float) -> None:
