@@ -557,6 +557,13 @@ class MaskMixPipeline:
         # Anywhere in the batch (its leaves): a target dict or list of masks nested in it would stay
         # behind too.
         dense = (tv_tensors.Mask, tv_tensors.BoundingBoxes, *_POINTS)
+        if any(getattr(leaf, "maskmix_guidance", False) for leaf in leaves):
+            # A SaliencyMap is a Mask to torchvision, but no target: what is missing is its use.
+            raise TypeError(
+                f"{self.owner}: the batch holds a SaliencyMap, which the training pipeline does not pass to its "
+                "transforms (RandomCutSwap would place its patches uniformly, ignoring the maps); call "
+                "RandomCutSwap on (images, SaliencyMap(maps)) yourself, or drop the maps"
+            )
         found = sorted({type(leaf).__name__ for leaf in leaves if isinstance(leaf, dense)})
         if found:
             raise TypeError(

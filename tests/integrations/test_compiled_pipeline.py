@@ -182,6 +182,22 @@ def test_the_pipeline_refuses_batches_with_masks_rather_than_pass_them_through(l
         build()(batch)
 
 
+@pytest.mark.parametrize("layout", ["dict", "tuple"])
+def test_the_pipeline_says_that_it_does_not_use_saliency_maps(layout: str) -> None:
+    """A SaliencyMap (a Mask to torchvision) was refused as a target that would stay behind; what
+    the pipeline lacks is passing it to RandomCutSwap, whose patches would ignore it."""
+    from maskmix.torch import RandomCutSwap, SaliencyMap
+
+    images, labels = torch.rand(4, 3, SIDE, SIDE), torch.randint(0, CLASSES, (4,))
+    maps = SaliencyMap(torch.rand(4, SIDE, SIDE))
+    batch = {"image": images, "label": labels, "saliency": maps} if layout == "dict" else (images, labels, maps)
+    with pytest.raises(TypeError, match=r"^MaskMixPipeline: the batch holds a SaliencyMap, which the training "
+                                        r"pipeline does not pass to its transforms \(RandomCutSwap would place its "
+                                        r"patches uniformly, ignoring the maps\); call RandomCutSwap on \(images, "
+                                        r"SaliencyMap\(maps\)\) yourself"):
+        MaskMixPipeline([RandomCutSwap()], seed=0)(batch)
+
+
 def test_plain_per_pixel_targets_are_refused_where_a_transform_moves_or_mixes_pixels() -> None:
     """Masks given as plain tensors (not tv_tensors.Mask) stayed where they were while CutSwap moved
     the pixels, silently; where every transform keeps pixels in place they pass, and a float copy
