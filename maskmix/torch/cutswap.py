@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -195,8 +196,8 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
             return params
         if len(maps) > 1:
             raise ValueError(f"RandomCutSwap: a sample holds at most one SaliencyMap; got {len(maps)}")
-        batch_size, height, width = params["batch_shape"]
-        saliency = self._check_saliency(maps[0], batch_size, height, width)
+        _, height, width = params["batch_shape"]
+        saliency = self._check_saliency(maps[0], params["image_leading"], height, width)
         generator = self._generator_for(saliency.device)
         frames = next((clip_length(inpt) for inpt in flat_inputs if self._is_image(inpt)), 1)
         if frames == 1:
@@ -210,14 +211,18 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
         return params
 
     @staticmethod
-    def _check_saliency(saliency: Tensor, batch_size: int, height: int, width: int) -> Tensor:
+    def _check_saliency(saliency: Tensor, leading: tuple[int, ...], height: int, width: int) -> Tensor:
         values = saliency.as_subclass(Tensor)
         if values.dtype == torch.bool or values.is_complex():
             raise TypeError(f"RandomCutSwap: the SaliencyMap must have a real dtype; got {values.dtype}")
-        if values.ndim < 2 or values.shape[-2:] != (height, width) or values[..., 0, 0].numel() != batch_size:
+        # The images' leading dims exactly (as a Mask's): maps (2, 2, H, W) for a batch of 4
+        # images held the right count, but which map belongs to which image is a guess.
+        batch_size = math.prod(leading)
+        if tuple(values.shape) != (*leading, height, width):
             raise ValueError(
                 f"RandomCutSwap: the SaliencyMap must be shaped like the images without their channels "
-                f"({batch_size} maps of {height}x{width}); got shape {tuple(values.shape)}"
+                f"({batch_size} maps of {height}x{width}, {tuple((*leading, height, width))}); got shape "
+                f"{tuple(values.shape)}"
             )
         if values.is_floating_point() and values.numel() and not torch.compiler.is_compiling():
             # One NaN or inf (log 0, a 0/0 normalisation) made every centroid non-finite and every

@@ -19,6 +19,7 @@ import pytest
 import torch
 from scipy import stats
 from sklearn.cluster import KMeans
+from torchvision import tv_tensors
 
 from maskmix.keras import RandomCutSwap as KerasCutSwap
 from maskmix.torch import RandomCutSwap, SaliencyMap
@@ -134,8 +135,17 @@ def test_a_single_hot_pixel_is_covered_by_a_swapped_patch(framework: str, n: int
 def test_saliency_maps_that_do_not_fit_are_refused() -> None:
     x = torch.rand(2, 3, 8, 8)
     with pytest.raises(ValueError, match=r"^RandomCutSwap: the SaliencyMap must be shaped like the images .*"
-                                         r"\(2 maps of 8x8\); got shape \(2, 8, 7\)$"):
+                                         r"\(2 maps of 8x8, \(2, 8, 8\)\); got shape \(2, 8, 7\)$"):
         RandomCutSwap()(x, SaliencyMap(torch.rand(2, 8, 7)))
+    # The right count of maps under other leading dims: which map is whose was a guess (as Keras).
+    for shape in ((2, 1, 8, 8), (1, 2, 8, 8)):
+        with pytest.raises(ValueError, match=rf"^RandomCutSwap: the SaliencyMap must be shaped like the images .*"
+                                             rf"got shape \({shape[0]}, {shape[1]}, 8, 8\)$"):
+            RandomCutSwap()(x, SaliencyMap(torch.rand(shape)))
+    clips = tv_tensors.Video(torch.rand(2, 3, 3, 8, 8))  # (B, T, C, H, W): maps (B, T, H, W)
+    with pytest.raises(ValueError, match=r"\(6 maps of 8x8, \(2, 3, 8, 8\)\); got shape \(6, 8, 8\)$"):
+        RandomCutSwap()(clips, SaliencyMap(torch.rand(6, 8, 8)))
+    assert RandomCutSwap()(clips, SaliencyMap(torch.rand(2, 3, 8, 8)))[0].shape == clips.shape
     with pytest.raises(TypeError, match=r"^RandomCutSwap: the SaliencyMap must have a real dtype; got torch.bool$"):
         RandomCutSwap()(x, SaliencyMap(torch.ones(2, 8, 8, dtype=torch.bool)))
     layer = KerasCutSwap()
