@@ -330,7 +330,8 @@ def _inside(v: float, lo: float, hi: float, lo_open: bool, hi_open: bool) -> boo
 
 
 def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(x)
+    # Large bounds read as 1e+30, not as their 31 integer digits.
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else repr(x)
 
 
 def pixel_sizes() -> Checker:

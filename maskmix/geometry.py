@@ -62,6 +62,13 @@ ATTEMPTS = 10
 #: Marsaglia-Tsang proposals drawn per gamma sample; all of them are rejected with probability < 1e-10.
 GAMMA_PROPOSALS = 8
 
+#: Below this Beta(alpha, alpha) parameter a gamma variable's boost ``log(U) / alpha`` overflows
+#: float32 (to -inf, and two of them made lam NaN): the samplers compare the two boosts first.
+#: Beyond :data:`MAX_BETA_ALPHA` float32 sampling fails, and Beta(alpha, alpha) is 0.5 in float32
+#: long before (its spread is ``1 / sqrt(8 alpha)``): such values are refused.
+TINY_BETA_ALPHA = 1e-30
+MAX_BETA_ALPHA = 1e30
+
 #: ITU-R 601 luma weights of (R, G, B), as torchvision's ``rgb_to_grayscale`` (CutPaste's jitter).
 LUMA_WEIGHTS: tuple[float, float, float] = (0.2989, 0.587, 0.114)
 

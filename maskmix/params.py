@@ -52,7 +52,7 @@ from ._checks import (
     positive_range,
 )
 from .domains import Booleans, Choice, Integers, Just, ListOf, LogUniform, OneOf, OrRange, TupleOf, Uniform
-from .geometry import ASPECT_LAWS, ATTEMPTS, FIT_RULES, PARTNER_LAWS, SAMPLING_MODES
+from .geometry import ASPECT_LAWS, ATTEMPTS, FIT_RULES, MAX_BETA_ALPHA, PARTNER_LAWS, SAMPLING_MODES
 from .registry import SPECS, Param, Preset, StrategySpec, Variant, register
 
 __all__ = [
@@ -553,10 +553,15 @@ RANDOM_GRID_MASK = register(StrategySpec(
     },
 ))
 
+#: Beta(alpha, alpha) parameters: beyond MAX_BETA_ALPHA float32 sampling fails (and the law is
+#: 0.5 in float32 long before), see maskmix.geometry.
+_BETA_ALPHA = number_in(0.0, MAX_BETA_ALPHA, lo_open=True, hi_open=False)
+
+
 RANDOM_CUTMIX = register(StrategySpec(
     "RandomCutMix",
     (
-        Param("alpha", 1.0, positive_number(), "Beta(alpha, alpha) parameter of the mixing ratio.",
+        Param("alpha", 1.0, _BETA_ALPHA, "Beta(alpha, alpha) parameter of the mixing ratio.",
               Uniform(0.05, 5.0)),
         Param(
             "patch_area",
@@ -612,7 +617,7 @@ RANDOM_CUTMIX = register(StrategySpec(
 RANDOM_MIXUP = register(StrategySpec(
     "RandomMixup",
     (
-        Param("alpha", 1.0, positive_number(), "Beta(alpha, alpha) parameter of the mixing ratio.",
+        Param("alpha", 1.0, _BETA_ALPHA, "Beta(alpha, alpha) parameter of the mixing ratio.",
               Uniform(0.05, 5.0)),
         *LABEL_PARAMS,
         *COMMON_PARAMS,
@@ -662,7 +667,7 @@ MIXUP_OR_CUTMIX_BOX_ROUNDINGS: tuple[str, ...] = (*CUTMIX_BOX_ROUNDINGS, "timm")
 #: timm's ``Mixup(mode=...)`` -> maskmix's ``sampling`` option (with ``partner="flip"``).
 TIMM_MODES: Mapping[str, str] = {"batch": "batch", "pair": "pair", "elem": "image"}
 
-_ALPHA_OR_OFF = number_in(0.0, math.inf, lo_open=False, hi_open=True)
+_ALPHA_OR_OFF = number_in(0.0, MAX_BETA_ALPHA, lo_open=False, hi_open=False)
 
 
 def check_mixup_or_cutmix(owner: str, mixup_alpha: float, cutmix_alpha: float,

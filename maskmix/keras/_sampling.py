@@ -26,7 +26,14 @@ from typing import Any
 
 import keras
 
-from maskmix.geometry import ATTEMPTS, GAMMA_PROPOSALS, gamma_proposal_constants, log_uniform_bounds, sampling_units
+from maskmix.geometry import (
+    ATTEMPTS,
+    GAMMA_PROPOSALS,
+    TINY_BETA_ALPHA,
+    gamma_proposal_constants,
+    log_uniform_bounds,
+    sampling_units,
+)
 from maskmix.params import COUNT_MARGIN, num_selected
 
 __all__ = [
@@ -464,7 +471,7 @@ def pick(ops: Ops, candidates: Sequence[int], index: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-def _log_standard_gamma(ops: Ops, alpha: float, size: Size, seed: Seed) -> Tensor:
+def _log_standard_gamma(ops: Ops, alpha: float, size: Size, seed: Seed, *, split_boost: bool = False) -> Any:
     """``log`` of Gamma(alpha, 1) samples, with :data:`GAMMA_PROPOSALS` proposals per sample.
 
     ``keras.random.gamma``/``beta`` lower to TensorFlow's ``StatelessRandomGammaV3``, which has no
@@ -487,7 +494,10 @@ def _log_standard_gamma(ops: Ops, alpha: float, size: Size, seed: Seed) -> Tenso
     log_gamma = math.log(d) + take_last(ops, log_v, first_true(ops, accept, fallback=False))
     if boosted:
         boost = ops.random.uniform(tuple(size), 0.0, 1.0, dtype="float32", seed=seed)
-        log_gamma = log_gamma + ops.numpy.log1p(-boost) / alpha  # 1 - U lies in (0, 1]: no log(0)
+        log_boost = ops.numpy.log1p(-boost)  # 1 - U lies in (0, 1]: no log(0)
+        if split_boost:
+            return log_gamma, log_boost
+        log_gamma = log_gamma + log_boost / alpha
     return log_gamma
 
 
@@ -501,6 +511,14 @@ def beta(ops: Ops, alpha: float, size: Size, seed: Seed) -> Tensor:
     """
     if alpha == 1.0:
         return uniform(ops, 0.0, 1.0, size, seed)
+    if alpha < TINY_BETA_ALPHA:
+        # Each boost over alpha alone would be -inf (NaN once subtracted): their difference first,
+        # as the torch twin does.
+        log_gammas, log_boosts = _log_standard_gamma(ops, alpha, (2, *size), seed, split_boost=True)
+        log_g1, log_g2 = ops.core.unstack(log_gammas, 2, axis=0)
+        boost_1, boost_2 = ops.core.unstack(log_boosts, 2, axis=0)
+        apart, logit = boost_1 - boost_2, log_g1 - log_g2
+        return ops.nn.sigmoid(ops.numpy.where(apart == 0, logit, logit + apart / alpha))
     log_g1, log_g2 = ops.core.unstack(_log_standard_gamma(ops, alpha, (2, *size), seed), 2, axis=0)
     return ops.nn.sigmoid(log_g1 - log_g2)
 

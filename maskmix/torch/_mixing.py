@@ -20,6 +20,7 @@ from torchvision import tv_tensors
 
 from maskmix._checks import ROW_SUM_TOLERANCE, multi_hot_smoothing_message
 from maskmix._structure import IMAGE_KEYS, find_key, rebuild_mapping, rebuild_sequence, split_images_labels, usage
+from maskmix.geometry import TINY_BETA_ALPHA
 
 from . import _compat, _sampling
 from ._base import (
@@ -60,7 +61,14 @@ def beta(alpha: float, size: tuple[int, ...], *, device: torch.device,
                                        **_sampling.drawing_from(generator)).log_()
     boost = torch.rand(shape, device=device, **_sampling.drawing_from(generator))
     # 1 - U is uniform on (0, 1]: no log(0).
-    log_gammas.add_(boost.neg_().log1p_().div_(alpha))
+    log_boosts = boost.neg_().log1p_()
+    if alpha < TINY_BETA_ALPHA:
+        # Each boost over alpha alone would be -inf (NaN once subtracted): their difference first.
+        # Any non-zero difference over so small an alpha outweighs the gammas' (lam 0 or 1);
+        # equal boosts leave it to the gammas.
+        apart, logit = log_boosts[0] - log_boosts[1], log_gammas[0] - log_gammas[1]
+        return torch.sigmoid(torch.where(apart == 0, logit, logit + apart / alpha))
+    log_gammas.add_(log_boosts.div_(alpha))
     return torch.sigmoid(log_gammas[0] - log_gammas[1])
 
 

@@ -28,6 +28,7 @@ from maskmix.keras import random_cutmix as keras_random_cutmix
 from maskmix.keras import random_mixup as keras_random_mixup
 from maskmix.keras._mixing import partners
 from maskmix.torch import RandomCutMix, RandomMixup, random_cutmix, random_mixup
+from maskmix.torch._mixing import beta as _torch_beta
 
 # --------------------------------------------------------------------------------------------
 # torch.
@@ -391,6 +392,48 @@ def test_keras_beta_sampler_statistics(alpha):
     samples = kh.np_(_sampling.beta(ops, alpha, (4000,), keras.random.SeedGenerator(int(alpha * 10))))
     assert np.isfinite(samples).all() and samples.min() >= 0.0 and samples.max() <= 1.0
     assert scipy.stats.kstest(samples, scipy.stats.beta(alpha, alpha).cdf).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+@pytest.mark.parametrize("alpha", [1e-31, 1e-39, 1e-300])
+def test_a_tiny_alpha_gives_lambda_0_or_1_never_nan(framework: str, alpha: float) -> None:
+    """Beta(alpha, alpha) with alpha -> 0 is 0 or 1 with probability 1/2 each. Each gamma's boost
+    log(U) / alpha overflowed float32 to -inf and lam came out NaN (Mixup: NaN images and labels;
+    CutMix: a NaN box cast to int64, images unchanged and labels all the partner's)."""
+    n = 4000
+    if framework == "torch":
+        lam = torch.stack([_torch_beta(alpha, (n,), device=torch.device("cpu"),
+                                       generator=torch.Generator().manual_seed(3))]).numpy().ravel()
+    else:
+        lam = kh.np_(_sampling.beta(keras.src.backend, alpha, (n,), keras.random.SeedGenerator(3)))
+    assert np.isin(lam, (0.0, 1.0)).all(), lam[~np.isin(lam, (0.0, 1.0))][:5]
+    # Half of each, within 4 standard deviations (sd 31.6).
+    assert abs((lam == 1.0).sum() - n / 2) < 4 * (n / 4) ** 0.5
+    # Through the transforms: pixels and labels agree (labels weigh the pixels taken).
+    x, y = torch.rand(64, 3, 8, 8), torch.arange(64)  # a class per image: its own weight is readable
+    for cls in (RandomMixup, RandomCutMix):
+        out, soft = cls(alpha=alpha, num_classes=64, generator=torch.Generator().manual_seed(5))(x, y)
+        assert torch.isfinite(out).all() and torch.isfinite(soft).all()
+        taken = changed_pixels(out, x).double().mean(dim=(1, 2))
+        torch.testing.assert_close(1 - soft[y, y].double(), taken, rtol=0, atol=1e-6)
+        if cls is RandomMixup:
+            assert set(taken.tolist()) == {0.0, 1.0}  # an image is its own or its partner's, whole
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_an_alpha_beyond_float32_sampling_is_refused(framework: str) -> None:
+    """alpha = 3e38 gave Mixup lam = 0 (torch); 1e39 raised a bare RuntimeError (torch) or gave
+    inf pixels (Keras). Beta(alpha, alpha) is 0.5 in float32 long before 1e30."""
+    from maskmix.keras import RandomMixupOrCutMix as keras_RandomMixupOrCutMix
+    from maskmix.torch import RandomMixupOrCutMix
+
+    mixup, cutmix, both = ((RandomMixup, RandomCutMix, RandomMixupOrCutMix) if framework == "torch" else
+                           (keras_RandomMixup, keras_RandomCutMix, keras_RandomMixupOrCutMix))
+    for build, name in ((lambda: mixup(alpha=3e38), "alpha"), (lambda: cutmix(alpha=1e31), "alpha"),
+                        (lambda: both(mixup_alpha=1e39), "mixup_alpha")):
+        with pytest.raises(ValueError, match=rf"{name} must be a float in [\[(]0, 1e\+30\]; got"):
+            build()
+    assert mixup(alpha=1e30).alpha == 1e30
 
 
 @pytest.mark.parametrize(
