@@ -30,6 +30,7 @@ __all__ = [
     "grid_size",
     "integer",
     "integer_at_least",
+    "is_real_number",
     "multi_hot_smoothing_message",
     "normal_fraction",
     "number_in",
@@ -93,6 +94,11 @@ def _is_bool(value: Any) -> bool:
 
 def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not _is_bool(value)
+
+
+def is_real_number(value: Any) -> bool:
+    """Whether ``value`` is a real number as the checkers take one: Python or NumPy, bools excluded."""
+    return _is_real(value)
 
 
 def _is_int(value: Any) -> bool:

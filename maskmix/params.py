@@ -42,6 +42,7 @@ from ._checks import (
     grid_size,
     integer,
     integer_at_least,
+    is_real_number,
     normal_fraction,
     number_in,
     optional,
@@ -776,7 +777,9 @@ def with_own_options(owner: str, config: Mapping[str, Any], options: Mapping[str
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    # Any real number, NumPy scalars included (np.float32(0.1) from a config must meet the same
+    # refusals as 0.1), bools excluded: the checks themselves (is_real_number).
+    return is_real_number(value)
 
 
 RANDOM_MIXUP_OR_CUTMIX = register(StrategySpec(

@@ -429,6 +429,12 @@ TIMM_BAD = [
                             r"supported"),
     ({"mixup_off_epoch": 10}, r"^RandomMixupOrCutMix\.from_timm: mixup_off_epoch .* is a schedule of training "
                               r"progress.*got 10"),
+    # NumPy scalars (a config file read with NumPy) met none of these refusals: correct_lam=False and
+    # the multi-label smoothing were dropped, silently.
+    ({"cutmix_alpha": np.float32(1.0), "correct_lam": False}, r"^RandomMixupOrCutMix\.from_timm: correct_lam=False"),
+    ({"multi_label": True, "label_smoothing": np.float32(0.1)}, r"^RandomMixupOrCutMix\.from_timm: multi_label=True "
+                                                                r"with label_smoothing=.*0\.1.* is not supported"),
+    ({"mixup_off_epoch": np.int64(10)}, r"^RandomMixupOrCutMix\.from_timm: mixup_off_epoch .* is a schedule"),
     ({"mixup_alpha": 0.0}, r"^RandomMixupOrCutMix: mixup_alpha and cutmix_alpha are both 0"),
     ({"prob": 1.5}, r"^RandomMixupOrCutMix: augmentation_ratio must be a float in \[0, 1\]; got 1\.5"),
     # maskmix parameters that timm's mode and prob set: the timm argument was dropped, silently.
