@@ -34,9 +34,11 @@ __all__ = [
     "INT_DTYPES",
     "LOG_UNIFORM_LIMITS",
     "LUMA_WEIGHTS",
+    "MASK64",
     "PARTNER_LAWS",
     "SAMPLING_MODES",
     "ceil_product_table",
+    "derive_seed",
     "gamma_proposal_constants",
     "image_aspect",
     "log_uniform_bounds",
@@ -318,3 +320,25 @@ def unit_pixels_bounds(unit_pixels: tuple[int, int | None], height: int, width: 
     lo, hi = unit_pixels
     top = min(height, width) - 1 if hi is None else min(hi, min(height, width) - 1)
     return lo, max(lo, top)
+
+
+#: Seeds are 64-bit.
+MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(value: int) -> int:
+    value = (value + 0x9E3779B97F4A7C15) & MASK64
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & MASK64
+    return value ^ (value >> 31)
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed that depends on every part (splitmix64 chain); equal parts give equal seeds.
+
+    Both frameworks' integrations derive the seeds of their separate streams with it (a stream
+    id among the parts), so that no stream replays another seeded with the same number."""
+    state = 0
+    for part in parts:
+        state = _splitmix64(state ^ (part & MASK64))
+    return state >> 1

@@ -48,6 +48,8 @@ def _mixing(layer: Any) -> bool | None:
     return None
 
 
+#: The stream id of the choice among the mix layers (the torch pipeline's too).
+_CHOICE_STREAM = 1
 _KERAS_MIXING = tuple(getattr(keras.layers, name) for name in ("CutMix", "MixUp") if hasattr(keras.layers, name))
 
 
@@ -217,8 +219,13 @@ class MaskMixPipeline:
              if _reads_rank3_as_one_image(inner)),
             None,
         )
-        #: The generator of the choice among several ``mix`` layers (None with at most one).
-        self.seed_generator = keras.random.SeedGenerator(self.seed) if len(self.mix_layers) > 1 else None
+        #: The generator of the choice among several ``mix`` layers (None with at most one). Its seed
+        #: is derived from ``seed`` with a stream id: seeded with ``seed`` itself, it drew the same
+        #: numbers as a layer given the same seed (the docs' ``RandomErasing(seed=0)`` next to
+        #: ``seed=0``), and which images were erased followed which mix was chosen. 31 bits: every
+        #: backend's seed dtype holds it.
+        choice_seed = None if self.seed is None else geometry.derive_seed(self.seed, _CHOICE_STREAM) >> 32
+        self.seed_generator = keras.random.SeedGenerator(choice_seed) if len(self.mix_layers) > 1 else None
         #: The scheduled parameters (one :class:`maskmix.schedules.Scheduled` each).
         self.schedules = schedules_mod.resolve(
             owner, schedules, [*self.augmentations, *self.mix_layers], walk,

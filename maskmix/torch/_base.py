@@ -29,7 +29,7 @@ from torchvision.transforms import v2
 from maskmix import registry
 from maskmix._checks import uint8_refusal
 from maskmix._structure import coordinate_keys, image_key_values
-from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT, looks_transposed, sampling_units
+from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT, derive_seed, looks_transposed, sampling_units
 from maskmix.params import num_selected
 from maskmix.registry import StrategySpec
 from maskmix.schedules import lent_value
@@ -493,7 +493,7 @@ class MaskMixTransform(v2.Transform):
         kept = _WORKER_STREAMS.get(id(gen))
         if kept is None or kept[0] is not gen or kept[1] != key:
             stream = torch.Generator(device=gen.device)
-            stream.manual_seed(_sampling.derive_seed(*key))
+            stream.manual_seed(derive_seed(*key))
             kept = _WORKER_STREAMS[id(gen)] = (gen, key, stream)  # holding gen keeps its id unique
         return kept[2]
 

@@ -685,23 +685,6 @@ def exact_matmuls(device_type: str) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
-#: Seeds are 64-bit.
-MASK64 = (1 << 64) - 1
-
-
-def _splitmix64(value: int) -> int:
-    value = (value + 0x9E3779B97F4A7C15) & MASK64
-    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & MASK64
-    return value ^ (value >> 31)
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed that depends on every part (splitmix64 chain); equal parts give equal seeds."""
-    state = 0
-    for part in parts:
-        state = _splitmix64(state ^ (part & MASK64))
-    return state >> 1
 
 
 #: The generator lent to every maskmix transform called inside :func:`using_generator` (this

@@ -37,13 +37,11 @@ from maskmix._structure import (
     rebuild_sequence,
     refuse_other_labels,
 )
-from maskmix.geometry import lower_resolution, pixel_changer
+from maskmix.geometry import MASK64, derive_seed, lower_resolution, pixel_changer
 
 from . import _compat
 from ._base import MaskMixTransform, _is_plain_tensor, refuse_plain_coordinates, refuse_torchscript, using_generator
 from ._mixing import MixingTransform, soft_labels
-from ._sampling import MASK64 as _MASK64
-from ._sampling import derive_seed
 
 __all__ = ["MaskMixPipeline", "PipelineOptions", "derive_seed", "soft_label_targets"]
 
@@ -418,7 +416,7 @@ class MaskMixPipeline:
     def resolve_seed(self) -> int:
         """The seed; ``None`` becomes ``torch.initial_seed()`` (follows ``lightning.seed_everything``)."""
         if self.seed is None:
-            self.seed = torch.initial_seed() & _MASK64
+            self.seed = torch.initial_seed() & MASK64
         return self.seed
 
     def restart(self) -> None:

@@ -439,6 +439,32 @@ def test_mix_choice_follows_weights():
     assert 0.1 < np.mean(changed) < 0.45  # expected 0.25
 
 
+def test_the_mix_choice_does_not_replay_a_layer_given_the_same_seed():
+    """The choice among the mix layers was drawn from SeedGenerator(seed) itself: with the docs'
+    RandomErasing(seed=0) beside seed=0, image 0 was erased exactly on the steps CutMix was chosen
+    (an erasing layer with augmentation_ratio < 1 draws its selection first)."""
+    import tensorflow as tf
+
+    from maskmix.keras import MaskMixPipeline
+
+    x, y = make_images((4, 8, 8, 3), seed=0), np.arange(4)
+
+    def erasing():
+        return RandomErasing(seed=0, augmentation_ratio=0.5, bernoulli_mix=True, fill_method=0.0)
+
+    keep, change = RandomMixup(augmentation_ratio=0.0, seed=1), RandomMixup(augmentation_ratio=1.0, seed=2)
+    pipeline = MaskMixPipeline([erasing()], [change, keep], num_classes=4, seed=0)
+    twin = erasing()  # its k-th call draws what the pipeline's erasing layer draws at step k
+    step = tf.function(lambda a, b: pipeline(a, b)[1])
+    agree, steps = 0, 40
+    for _ in range(steps):
+        mixed = bool((np_(step(x, y)).max(-1) < 1).any())  # the changing Mixup was chosen
+        erased = bool((np_(twin(x))[0] == 0).all(-1).any())
+        agree += mixed == erased
+    # Independent: Binomial(40, 1/2), sd 3.2; the shared stream agreed on all 40 steps.
+    assert 8 <= agree <= 32, agree
+
+
 # --------------------------------------------------------------------------------------------
 # Saving, config, subclassing.
 # --------------------------------------------------------------------------------------------
