@@ -43,7 +43,7 @@ Example:
     >>> check_seed("MaskMixModel", -1)
     Traceback (most recent call last):
     ...
-    ValueError: MaskMixModel: seed must be None or an integer >= 0; got -1
+    ValueError: MaskMixModel: seed must be None or an integer in [0, 2**64); got -1
 """
 
 from __future__ import annotations
@@ -54,9 +54,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from maskmix._checks import _fail, _is_int, _is_real, number_in
+from maskmix.geometry import MASK64
 
 __all__ = [
     "MIXING_EXAMPLES",
+    "SEED_EXPECTED",
     "Framework",
     "Options",
     "check_keys",
@@ -286,15 +288,19 @@ def check_label_smoothing(owner: str, value: Any, mix: Sequence[Any], framework:
     return smoothing
 
 
+#: What an integration's ``seed`` must be: 64 bits, as torch's generators take (a larger seed was
+#: cut to its low 64 bits on torch, silently, and failed inside TensorFlow on Keras).
+SEED_EXPECTED = "None or an integer in [0, 2**64)"
+
+
 def check_seed(owner: str, value: Any) -> int | None:
-    """None or an integer ``>= 0``."""
+    """None or an integer in ``[0, 2**64)``."""
     if value is None:
         return None
-    expected = "None or an integer >= 0"
     if not _is_int(value):
-        _fail(owner, "seed", expected, value, TypeError)
-    if int(value) < 0:
-        _fail(owner, "seed", expected, value)
+        _fail(owner, "seed", SEED_EXPECTED, value, TypeError)
+    if not 0 <= int(value) <= MASK64:
+        _fail(owner, "seed", SEED_EXPECTED, value)
     return int(value)
 
 

@@ -148,7 +148,7 @@ class MaskMixModel(keras.Model):
         mixed_loss: None, or a loss (name, function or ``keras.losses.Loss``) applied to the soft
             targets in training steps instead of the compiled loss (e.g. the soft version of a
             custom sparse loss). The compiled loss weight still applies.
-        seed: None or an integer ``>= 0``, seeds the choice among the ``mix`` layers (each
+        seed: None or an integer in ``[0, 2**64)``, seeds the choice among the ``mix`` layers (each
             maskmix layer keeps its own ``seed``).
         schedules: None, or ``{layer: {parameter: schedule}}``: parameters that follow the
             training progress (:mod:`maskmix.schedules`), the layer given by class name, position

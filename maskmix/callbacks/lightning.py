@@ -142,8 +142,9 @@ class MaskMixCallback(pl.Callback):
             default 0 finds ``"image"``/``"images"`` in a dict batch.
         label_key: position or key of the labels. The default 1 finds ``"labels"`` (any case), else
             the first key containing "label" in a dict batch (torchvision's rule).
-        seed: seed of the augmentation streams (an integer ``>= 0``); ``None`` uses ``torch.initial_seed()`` read when
-            each fit starts (so ``lightning.seed_everything`` makes runs reproducible).
+        seed: seed of the augmentation streams (an integer in ``[0, 2**64)``); ``None`` uses
+            ``torch.initial_seed()`` read when each fit starts (so ``lightning.seed_everything``
+            makes runs reproducible).
         compile: False (eager), True to run the augmentation step compiled with ``torch.compile``
             (fewer, fused kernels per batch; the first batch pays the compilation, a changing last
             batch size one recompilation), or a dict of ``torch.compile`` arguments (e.g.

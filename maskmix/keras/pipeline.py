@@ -153,7 +153,7 @@ class MaskMixPipeline:
             binary labels inverted: give binary labels as float ``(B, 1)`` columns, without it).
         label_smoothing: in ``[0, 1)``, applied once to the targets before mixing; needs no
             ``mix``. Must agree with the mixing layers' own when both are non-zero.
-        seed: None or an integer ``>= 0``: seeds the choice among the ``mix`` layers.
+        seed: None or an integer in ``[0, 2**64)``: seeds the choice among the ``mix`` layers.
         schedules: None, or parameters that follow training progress (:mod:`maskmix.schedules`):
             ``{key: {parameter: schedule}}``, the key a maskmix layer's class name, its position in
             ``augmentations + mix`` or the layer itself, the parameter one its spec declares

@@ -58,6 +58,8 @@ def _state_int(value: Any) -> int | None:
     if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
         return int(value)
     return None
+
+
 #: Scheduled values handed to a compiled step are float64 tensors where the device has them (the
 #: exact count ``floor(ratio * B + 0.5)`` is then computed as the host computes it), of shape
 #: ``(1,)``: a 0-d float64 input makes Inductor restart its first analysis of the step.
@@ -264,7 +266,7 @@ class MaskMixPipeline:
         image_key: position of the images in tuple/list batches, or their key in dict batches
             (the default 0 finds ``"image"``/``"images"`` in a dict).
         label_key: position or key of the labels (the default 1 finds ``"label"``/``"labels"``).
-        seed: seed of the streams (integer ``>= 0``); None reads ``torch.initial_seed()`` at the
+        seed: seed of the streams (an integer in ``[0, 2**64)``); None reads ``torch.initial_seed()`` at the
             first batch and at each :meth:`restart`.
         compile: False (eager), True (compile the step with ``torch.compile``, see above) or a
             dict of ``torch.compile`` arguments on top of ``fullgraph=True``.
@@ -449,8 +451,8 @@ class MaskMixPipeline:
             raise ValueError(f"{owner}: the state is of version {state['version']!r}; this maskmix reads version "
                              f"{_STATE_VERSION}")
         seed, batches = _state_int(state["seed"]), _state_int(state["batches"])
-        if state["seed"] is not None and (seed is None or seed < 0):
-            raise ValueError(f"{owner}: the state's seed must be None or an integer >= 0; got {state['seed']!r}")
+        if state["seed"] is not None and (seed is None or not 0 <= seed <= MASK64):
+            raise ValueError(f"{owner}: the state's seed must be {options.SEED_EXPECTED}; got {state['seed']!r}")
         if batches is None or batches < 0:
             raise ValueError(f"{owner}: the state's batches must be an integer >= 0; got {state['batches']!r}")
         if seed is not None:
