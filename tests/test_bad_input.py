@@ -178,11 +178,22 @@ LAYOUTS = {
 }
 
 
+def special_values(images: torch.Tensor) -> torch.Tensor:
+    """``images`` with a NaN and a -0.0 in every image (other rows and columns in each)."""
+    images = images.clone()
+    images[:, :, 1, 2] = float("nan")
+    images[:, :, 3, 4] = -0.0
+    return images
+
+
 @pytest.mark.parametrize("name", FACTORIES)
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_non_contiguous_inputs_give_the_contiguous_result(name: str, layout: str) -> None:
-    """Same seed, same values, another memory layout: bit-identical output, contiguous or not."""
-    x = LAYOUTS[layout](make_images((4, 3, 9, 11), seed=2))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_non_contiguous_inputs_give_the_contiguous_result(name: str, layout: str, dtype: torch.dtype) -> None:
+    """Same seed, same values, another memory layout: bit-identical output, contiguous or not,
+    NaN payloads and signs of zero included (Mixup's blend of a strided view wrote other bfloat16
+    NaN payloads and float16 zero signs: torch's lerp loops differ)."""
+    x = LAYOUTS[layout](special_values(make_images((4, 3, 9, 11), dtype, seed=2)))
     assert not x.is_contiguous() or layout == "sliced"
 
     def run(images):
@@ -191,7 +202,9 @@ def test_non_contiguous_inputs_give_the_contiguous_result(name: str, layout: str
     expected = run(x.contiguous())
     out = run(x)
     assert out.shape == x.shape
-    assert torch.equal(out, expected), f"max diff {(out - expected).abs().max()}"
+    bits = torch.int32 if dtype == torch.float32 else torch.int16
+    assert torch.equal(out.contiguous().view(bits), expected.contiguous().view(bits)), (
+        f"{int((out.contiguous().view(bits) != expected.contiguous().view(bits)).sum())} elements differ")
 
 
 @pytest.mark.parametrize("name", MIXING)

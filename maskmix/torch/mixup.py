@@ -90,6 +90,12 @@ def blend(images: Tensor, partner: Tensor, lam: Tensor, *, gathered: Tensor | No
     floating images are then blended slice by slice, without a partner copy, to the same values.
     Mixup, and the Mixup images of RandomMixupOrCutMix.
     """
+    if not (images.is_contiguous() or images.is_contiguous(memory_format=torch.channels_last)):
+        # A strided or expanded view: torch's lerp takes its element-by-element loop there, which
+        # writes other bfloat16 NaN payloads and float16 signs of zero than the vectorised loop of
+        # a dense batch. Dense copies blend to the contiguous batch's bits.
+        images = images.contiguous()
+        gathered = None if gathered is None else gathered.contiguous()
     work = MaskMixTransform.compute_dtype(images.dtype)
     weight = lam.to(work).view(-1, 1, 1, 1)
     if shift is not None and work == images.dtype:
