@@ -212,8 +212,9 @@ def move_pixels(images: Tensor, offsets: Tensor, pixels: Tensor | None = None) -
     One gather moves every channel with the same ``(B, 1, H W)`` index, broadcast over the
     channels (never a ``(B, C, H, W)`` index); a channels_last batch moves whole pixels (their
     ``C`` values are contiguous) with one ``index_select`` and comes back channels_last. Pixels
-    whose offset is 0 are copied bit for bit, NaN included. Offsets must keep every source inside
-    the image.
+    whose offset is 0 are copied bit for bit, NaN included; moved pixels too, except in images
+    that record a gradient, which are gathered as values (a moved NaN may then change payload).
+    Offsets must keep every source inside the image.
     """
     batch, channels, height, width = images.shape
     if pixels is None:
@@ -232,7 +233,12 @@ def move_pixels(images: Tensor, offsets: Tensor, pixels: Tensor | None = None) -
     else:
         moved = bits.reshape(batch, channels, height * width).gather(
             2, index.unsqueeze(1).expand(batch, channels, height * width)).view(batch, channels, height, width)
-    return moved.view(images.dtype) if as_bits else moved
+    if as_bits:
+        return moved.view(images.dtype)
+    # Values gathered for their gradient: the pixels that stay (unselected images included) are
+    # taken from the images themselves, whose bits a where keeps (the gather rewrote bfloat16 NaN
+    # payloads and float16 signalling NaNs); their gradient flows back to the same pixels.
+    return torch.where(offsets.reshape(batch, 1, height, width) == 0, images, moved)
 
 
 def resample_matrix(in_size: Tensor, out_size: Tensor, in_max: int, out_max: int, method: str,

@@ -163,3 +163,26 @@ def test_soft_labels_that_record_a_gradient_compile() -> None:
         (mixed * torch.arange(NUM_CLASSES)).sum().backward()
         grads.append(labels.grad)
     torch.testing.assert_close(grads[1], grads[0])
+
+
+@pytest.mark.parametrize("name", [name for name, case in CASES.items() if not case.mixes])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_images_that_record_a_gradient_keep_the_bits_of_their_unchanged_pixels(name: str, dtype: torch.dtype) -> None:
+    """Images that record a gradient take the value path (integer bit views carry none): CutSwap and
+    CutPaste gathered every pixel as a value, and the CPU gather rewrote the NaN payloads of pixels
+    that do not move, in unselected images too (bfloat16 0x7fc1 -> 0xffff, float16 signalling NaN
+    0x7c01 -> 0x7e01), where a batch without a graph came back bit for bit."""
+    case = CASES[name]
+    images = make_images((4, 3, 8, 8)).to(dtype)
+    bits = images.view(torch.int16)
+    bits[:, :, 0, 0] = 0x7FC1 if dtype == torch.bfloat16 else 0x7C01  # a NaN payload torch does not make
+    transform = case.build(generator=gen(3), augmentation_ratio=0.5)
+    source = images.clone().requires_grad_(True)
+    params = transform.make_params([source])
+    out = transform.apply_batched(source, params)
+    assert out.requires_grad
+    unselected = ~params["selected"]
+    assert unselected.any()
+    assert torch.equal(out.detach().view(torch.int16)[unselected], bits[unselected])
+    out.float().sum().backward()
+    assert source.grad is not None and source.grad[unselected].eq(1).all()  # their own gradient, once
