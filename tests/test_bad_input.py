@@ -207,6 +207,39 @@ def test_non_contiguous_inputs_give_the_contiguous_result(name: str, layout: str
         f"{int((out.contiguous().view(bits) != expected.contiguous().view(bits)).sum())} elements differ")
 
 
+NOT_DENSE = {
+    "sparse_coo": lambda x: x.to_sparse(),
+    "sparse_csr": lambda x: x.to_sparse_csr(),
+    "mkldnn": lambda x: x.to_mkldnn(),
+    "nested": lambda x: torch.nested.nested_tensor(list(x)),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.parametrize("name", FACTORIES)
+@pytest.mark.parametrize("kind", NOT_DENSE)
+def test_tensors_that_are_not_dense_are_refused_by_name(name: str, kind: str) -> None:
+    """Sparse, MKLDNN and nested tensors failed deep inside torch (NotImplementedError, "Cannot
+    access storage of SparseTensorImpl", "NestedTensorImpl doesn't support sizes")."""
+    x = NOT_DENSE[kind](make_images((4, 3, 8, 8), seed=1))
+    cls = type(FACTORIES[name]()).__name__
+    label = kind.removeprefix("torch.")
+    with pytest.raises(TypeError, match=rf"^{cls}: images must be a dense \(strided\) tensor; got a {label} tensor"):
+        call(name, FACTORIES[name](), x, torch.arange(4) % 3)
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.parametrize("kind", NOT_DENSE)
+def test_the_pipeline_and_cutblur_pair_refuse_tensors_that_are_not_dense(kind: str) -> None:
+    x = NOT_DENSE[kind](make_images((4, 3, 8, 8), seed=1))
+    pipeline = mm.MaskMixPipeline([mm.RandomErasing()], mm.RandomCutMix(), num_classes=3, seed=0)
+    with pytest.raises(TypeError, match=rf"^MaskMixPipeline: the images of the batch must be a dense \(strided\) "
+                                        rf"tensor; got a {kind} tensor"):
+        pipeline((x, torch.arange(4) % 3))
+    with pytest.raises(TypeError, match=r"^cutblur_pair: lr_upsampled must be a dense \(strided\) tensor"):
+        mm.cutblur_pair(x, x)
+
+
 @pytest.mark.parametrize("name", MIXING)
 def test_mixing_transforms_refuse_non_tensor_images(name: str) -> None:
     cls = FACTORIES[name]().__class__.__name__

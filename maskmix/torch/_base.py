@@ -79,6 +79,19 @@ def selection(params: Mapping[str, Any]) -> Tensor | None:
     return None if all_selected(params) else params["selected"]
 
 
+def refuse_non_dense(name: str, label: str, tensor: Tensor) -> None:
+    """Raise a ``TypeError`` for a tensor that is not a dense (strided) one: sparse, MKLDNN or
+    nested tensors have no per-pixel strides to index (torch failed deep inside, with its own
+    errors, in every strategy)."""
+    if tensor.is_nested:
+        raise TypeError(f"{name}: {label} must be a dense (strided) tensor; got a nested tensor (pad or resize "
+                        "its images to one size and stack them into one batch)")
+    if tensor.layout != torch.strided:
+        kind = str(tensor.layout).removeprefix("torch.").lstrip("_")
+        raise TypeError(f"{name}: {label} must be a dense (strided) tensor; got a {kind} tensor (convert it with "
+                        ".to_dense())")
+
+
 def may_reuse_buffers(images: Tensor) -> bool:
     """True when a new batch-sized tensor computed from ``images`` may be written over in place.
 
@@ -425,6 +438,7 @@ class MaskMixTransform(v2.Transform):
     def check_image(self, image: Tensor) -> None:
         """Raise if ``image`` is not a supported ``(..., C, H, W)`` tensor."""
         name = type(self).__name__
+        refuse_non_dense(name, "images", image)
         if image.dtype not in SUPPORTED_DTYPES:
             raise TypeError(f"{name}: images must have dtype {IMAGE_DTYPES_TEXT}; got {image.dtype}")
         if image.dtype == torch.uint8:

@@ -14,7 +14,15 @@ from maskmix.params import CUTBLUR_DIRECTIONS, CUTBLUR_PAIR, given_arguments
 from maskmix.schedules import lent_value
 
 from . import _sampling
-from ._base import SUPPORTED_DTYPES, CommonOptions, MaskMixTransform, batch_layout, draws_coins, refuse_vmap
+from ._base import (
+    SUPPORTED_DTYPES,
+    CommonOptions,
+    MaskMixTransform,
+    batch_layout,
+    draws_coins,
+    refuse_non_dense,
+    refuse_vmap,
+)
 
 __all__ = ["CUTBLUR_DIRECTIONS", "RandomCutBlurPair", "check_pair", "cutblur_pair"]
 
@@ -25,6 +33,7 @@ def check_pair(name: str, lr_upsampled: Any, hr: Any) -> None:
     for label, tensor in (("lr_upsampled", lr_upsampled), ("hr", hr)):
         if not isinstance(tensor, Tensor):
             raise TypeError(f"{name}: {label} must be a tensor (..., C, H, W); got {type(tensor).__name__}")
+        refuse_non_dense(name, label, tensor)
         if tensor.dtype not in SUPPORTED_DTYPES:
             raise TypeError(f"{name}: {label} must have dtype {IMAGE_DTYPES_TEXT}; got {tensor.dtype}")
         if tensor.ndim < 3:

@@ -40,7 +40,14 @@ from maskmix._structure import (
 from maskmix.geometry import MASK64, derive_seed, lower_resolution, pixel_changer
 
 from . import _compat
-from ._base import MaskMixTransform, _is_plain_tensor, refuse_plain_coordinates, refuse_torchscript, using_generator
+from ._base import (
+    MaskMixTransform,
+    _is_plain_tensor,
+    refuse_non_dense,
+    refuse_plain_coordinates,
+    refuse_torchscript,
+    using_generator,
+)
 from ._mixing import MixingTransform, soft_labels
 
 __all__ = ["MaskMixPipeline", "PipelineOptions", "derive_seed", "soft_label_targets"]
@@ -632,6 +639,7 @@ class MaskMixPipeline:
         if not isinstance(images, Tensor):
             raise TypeError(f"{self.owner}: the images of the batch (image_key={self.image_key!r}) must be a tensor; "
                             f"got {type(images).__name__}")
+        refuse_non_dense(self.owner, "the images of the batch", images)
         return images
 
     def _check_labels(self, labels: Any) -> Tensor | None:
