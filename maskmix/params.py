@@ -54,7 +54,7 @@ from ._checks import (
 )
 from .domains import Booleans, Choice, Integers, Just, ListOf, LogUniform, OneOf, OrRange, TupleOf, Uniform
 from .geometry import ASPECT_LAWS, ATTEMPTS, FIT_RULES, MAX_BETA_ALPHA, PARTNER_LAWS, SAMPLING_MODES
-from .registry import SPECS, Param, Preset, StrategySpec, Variant, register
+from .registry import SPECS, Param, Preset, StrategySpec, Supersession, Variant, register
 
 __all__ = [
     "COMMON_PARAMS",
@@ -251,6 +251,15 @@ def _return_labels() -> Param:
 # headroom. Lower a budget when a change saves
 # launches; raise one only with a reason.
 
+def _is_zero(value: Any) -> bool:
+    return value == 0
+
+
+#: CutBlur's official box (patch_side_normal) replaces the area and aspect ratio of its rectangle.
+_BY_PATCH_SIDE_NORMAL = {"patch_area": Supersession("patch_side_normal"),
+                         "patch_aspect_ratio": Supersession("patch_side_normal")}
+
+
 RANDOM_CUTOUT = register(StrategySpec(
     "RandomCutout",
     (
@@ -268,7 +277,7 @@ RANDOM_CUTOUT = register(StrategySpec(
             None,
             optional(count_range(1)),
             "Square side in pixels (int or range drawn uniformly per square); None: from patch_area, which it "
-            "replaces when set.",
+            "replaces when set (patch_area must then keep its default).",
             OneOf((Just(None), OrRange(Integers(1, 12)))),
         ),
         Param(
@@ -292,6 +301,7 @@ RANDOM_CUTOUT = register(StrategySpec(
     ),
     "Erase one square of a given area per image (DeVries & Taylor, 2017).",
     flag="cutout",
+    superseded={"patch_area": Supersession("patch_side")},
     example={"patch_area": 0.3},
     draw_everything={"fill_method": "noise", "augmentation_ratio": 0.7},
     variants={
@@ -403,7 +413,8 @@ RANDOM_HIDE_AND_SEEK = register(StrategySpec(
             "hide_prob",
             None,
             optional(number_in(0.0, 1.0, lo_open=True, hi_open=True)),
-            "If set, each cell is hidden independently with this probability (erased_patches is ignored).",
+            "If set, each cell is hidden independently with this probability (erased_patches must then keep "
+            "its default).",
             OneOf((Just(None), Uniform(0.01, 0.99))),
         ),
         Param(
@@ -411,7 +422,7 @@ RANDOM_HIDE_AND_SEEK = register(StrategySpec(
             None,
             optional(pixel_sizes()),
             "Cell side in pixels, or a list of candidates drawn per image (0: hide nothing); the grid starts "
-            "at (0, 0) with partial last cells. Replaces grid_size when set.",
+            "at (0, 0) with partial last cells. Replaces grid_size when set (which must then keep its default).",
             OneOf((Just(None), ListOf(Integers(0, 12), 1, 3))),
         ),
         FILL_PARAM,
@@ -420,6 +431,7 @@ RANDOM_HIDE_AND_SEEK = register(StrategySpec(
     ),
     "Split the image into a grid and hide random cells (Singh et al., 2018).",
     flag="hide_and_seek",
+    superseded={"erased_patches": Supersession("hide_prob"), "grid_size": Supersession("cell_size")},
     example={"grid_size": 2, "erased_patches": (1, 3)},
     draw_everything={"grid_size": [2, (3, 4)], "fill_method": "random"},
     variants={
@@ -506,6 +518,11 @@ RANDOM_GRID_MASK = register(StrategySpec(
     ),
     "Mask a regular grid of squares with random unit size and offset (Chen et al., 2020).",
     flag="gridmask",
+    superseded={
+        "unit_length": Supersession("unit_pixels"),
+        "masked_ratio": Supersession("kept_ratio"),
+        "whole_degrees": Supersession("rotation", _is_zero, "rotation is 0 (no rotation)"),
+    },
     example={},
     draw_everything={"rotation": 90.0, "fill_method": "normal_per_patch"},
     variants={
@@ -585,6 +602,8 @@ RANDOM_CUTMIX = register(StrategySpec(
     ),
     "Paste a box of a partner image and mix labels by pixel fraction (Yun et al., 2019).",
     flag="cutmix",
+    # The box of area 1 - lambda is the only one box_rounding rounds.
+    superseded={"box_rounding": (Supersession("patch_area"), Supersession("patch_aspect_ratio"))},
     family="mixing",
     example={},
     draw_everything={"num_classes": 3, "label_smoothing": 0.1},
@@ -742,12 +761,16 @@ def timm_mixup_config(
             "smooths each multi-label target towards 0.5, maskmix smooths soft rows towards 1/K; pass "
             "label_smoothing=0 (multi-hot float rows are then mixed as timm mixes them)"
         )
+    # timm reads switch_prob only with both branches on, and rand_bbox only for the box of area
+    # 1 - lambda: maskmix refuses options that have no effect, so they keep their defaults there.
+    both_on = _is_number(mixup_alpha) and mixup_alpha > 0 and cutmix_on
+    defaults = SPECS["RandomMixupOrCutMix"].defaults()
     return {
         "mixup_alpha": mixup_alpha,
         "cutmix_alpha": cutmix_alpha,
         "cutmix_minmax": cutmix_minmax,
-        "switch_prob": switch_prob,
-        "box_rounding": "timm",
+        "switch_prob": switch_prob if both_on else defaults["switch_prob"],
+        "box_rounding": "timm" if cutmix_on and cutmix_minmax is None else defaults["box_rounding"],
         "label_smoothing": label_smoothing,
         "num_classes": num_classes,
         "augmentation_ratio": prob,
@@ -781,6 +804,8 @@ def _is_number(value: Any) -> bool:
     # refusals as 0.1), bools excluded: the checks themselves (is_real_number).
     return is_real_number(value)
 
+
+_NO_CUTMIX = Supersession("cutmix_alpha", _is_zero, "cutmix_alpha is 0 (Mixup only)")
 
 RANDOM_MIXUP_OR_CUTMIX = register(StrategySpec(
     "RandomMixupOrCutMix",
@@ -819,6 +844,10 @@ RANDOM_MIXUP_OR_CUTMIX = register(StrategySpec(
     ),
     "Mix each image with a partner by Mixup or by CutMix, chosen per image (timm's Mixup).",
     flag="mixup_or_cutmix",
+    superseded={
+        "box_rounding": (Supersession("cutmix_minmax"), _NO_CUTMIX),
+        "switch_prob": (Supersession("mixup_alpha", _is_zero, "mixup_alpha is 0 (CutMix only)"), _NO_CUTMIX),
+    },
     family="mixing",
     example={},
     draw_everything={"num_classes": 3, "mixup_alpha": 0.4, "cutmix_alpha": 0.5, "label_smoothing": 0.1},
@@ -841,7 +870,7 @@ def _patch_side_normal() -> Param:
         optional(normal_fraction()),
         "None: the rectangle of patch_area and patch_aspect_ratio; (mean, std): the official CutBlur box, "
         "of the image's shape with sides int(H r) by int(W r), r ~ Normal(mean, std) clipped to [0, 1], fully "
-        "inside (patch_area and patch_aspect_ratio are then unused).",
+        "inside (patch_area and patch_aspect_ratio must then keep their defaults).",
         OneOf((Just(None), TupleOf((Uniform(0.05, 1.0), Uniform(0.0, 0.1))))),
     )
 
@@ -878,6 +907,7 @@ RANDOM_CUTBLUR = register(StrategySpec(
     ),
     "Replace a rectangle by a low-resolution copy of the same region (Yoo et al., 2020).",
     flag="cutblur",
+    superseded=_BY_PATCH_SIDE_NORMAL,
     family="pasting",
     example={},
     draw_everything={"blur_factor": (0.1, 0.5), "resize_method": "bicubic"},
@@ -919,6 +949,7 @@ CUTBLUR_PAIR = StrategySpec(
     ),
     "Swap a rectangle between a super-resolution pair's LR input and HR target (Yoo et al., 2020).",
     family="pasting",
+    superseded=_BY_PATCH_SIDE_NORMAL,
     papers={
         "sr": Preset(
             {"patch_side_normal": (0.7, 0.01), "direction": "random", "augmentation_ratio": 1.0, "sampling": "batch"},
@@ -1051,6 +1082,8 @@ RANDOM_CUTPASTE = register(StrategySpec(
     ),
     "Cut a patch and paste it elsewhere in the same image (Li et al., 2021).",
     flag="cutpaste",
+    superseded={name: Supersession("scar_prob", _is_zero, "scar_prob is 0 (no scars)")
+                for name in ("scar_width", "scar_length", "scar_rotation")},
     family="pasting",
     switched={"three_way_labels": "return_labels"},
     example={},

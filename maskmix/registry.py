@@ -40,6 +40,7 @@ __all__ = [
     "Param",
     "Preset",
     "StrategySpec",
+    "Supersession",
     "Variant",
     "get",
     "implementation",
@@ -105,6 +106,26 @@ class Preset:
     notes: str = ""
 
 
+def _is_set(value: Any) -> bool:
+    return value is not None
+
+
+@dataclass(frozen=True)
+class Supersession:
+    """Another parameter, ``by``, that replaces a parameter where ``replaces(value of by)`` holds
+    (by default: wherever ``by`` is set, not None); ``condition`` says when in words ("patch_side
+    is set" by default). A value other than the default of the replaced parameter is then a
+    ``ValueError``: it would have no effect, silently (Cutout's ``patch_area`` beside a
+    ``patch_side``)."""
+
+    by: str
+    replaces: Callable[[Any], bool] = _is_set
+    condition: str = ""
+
+    def describe(self) -> str:
+        return self.condition or f"{self.by} is set"
+
+
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
 
@@ -127,6 +148,10 @@ class StrategySpec:
             the switch is True (Cut-Thumbnail's ``thumbnail_weight`` and ``label_smoothing`` need
             ``mix_images``, CutPaste's ``three_way_labels`` needs ``return_labels``): a value other
             than the default with the switch off is a ``ValueError``, never silently ignored.
+        superseded: ``{parameter: Supersession or tuple of them}`` for the parameters that another
+            replaces in some configurations (Cutout's ``patch_area`` where ``patch_side`` is set,
+            CutPaste's scar sizes where ``scar_prob`` is 0): a value other than the default there
+            is a ``ValueError``, never silently ignored.
         example: a configuration under which every selected image of 2x2 pixels or more changes
             (mixing strategies: with a partner of other content).
         draw_everything: a configuration under which one call consumes every kind of random draw
@@ -154,6 +179,7 @@ class StrategySpec:
     frameworks: tuple[str, ...] = FRAMEWORKS
     mixing_switch: str | None = None
     switched: Mapping[str, str] = field(default_factory=dict)
+    superseded: Mapping[str, Supersession | tuple[Supersession, ...]] = field(default_factory=dict)
     example: Mapping[str, Any] = field(default_factory=dict)
     draw_everything: Mapping[str, Any] = field(default_factory=dict)
     variants: Mapping[str, Variant] = field(default_factory=dict)
@@ -175,6 +201,10 @@ class StrategySpec:
         strays = sorted((set(self.switched) | set(self.switched.values())) - set(self.param_names))
         if strays:
             raise ValueError(f"StrategySpec {self.name}: switched names {strays} that are not parameters")
+        strays = sorted({*self.superseded, *(rule.by for name in self.superseded for rule in self.supersessions(name))}
+                        - set(self.param_names))
+        if strays:
+            raise ValueError(f"StrategySpec {self.name}: superseded names {strays} that are not parameters")
         # Every declared configuration must be valid: a typo fails here, at import, not in a test.
         configs = {"example": self.example, "draw_everything": self.draw_everything,
                    **{f"variant {k}": v.config for k, v in self.variants.items()},
@@ -285,7 +315,31 @@ class StrategySpec:
             if out[name] != defaults[name] and not out[switch]:
                 raise ValueError(f"{who}: {name} applies only with {switch}=True; got {name}={out[name]!r} with "
                                  f"{switch}={out[switch]!r}")
+        for name in self.superseded:
+            rule = self.replaced_by(name, out)
+            # Compared in normalised form: a default 0.1 is validated to (0.1, 0.1).
+            default = self._param(name).check(who, name, defaults[name])
+            if rule is not None and out[name] != default:
+                raise ValueError(
+                    f"{who}: {name}={out[name]!r} has no effect when {rule.describe()} ({rule.by}={out[rule.by]!r}); "
+                    f"leave {name} at its default {defaults[name]!r}"
+                )
         return out
+
+    def _param(self, name: str) -> Param:
+        return self.params[self.param_names.index(name)]
+
+    def supersessions(self, name: str) -> tuple[Supersession, ...]:
+        """The rules under which another parameter replaces ``name`` (none for most)."""
+        rules = self.superseded.get(name, ())
+        return rules if isinstance(rules, tuple) else (rules,)
+
+    def replaced_by(self, name: str, values: Mapping[str, Any]) -> Supersession | None:
+        """The rule under which another parameter replaces ``name`` given the validated ``values``
+        (missing ones at their defaults), or None when ``name`` acts."""
+        defaults = self.defaults()
+        return next((rule for rule in self.supersessions(name)
+                     if rule.replaces(values.get(rule.by, defaults[rule.by]))), None)
 
     def _check_partner(self, who: str, out: Mapping[str, Any]) -> None:
         """The rules between ``partner`` and the other parameters (design §Conventions, sampling modes)."""

@@ -65,13 +65,17 @@ def consistent(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     Each parameter is drawn from its own domain, but a partner law is refused where no image is
     mixed (Cut-Thumbnail without ``mix_images``) and with ``sampling="pair"`` unless it is the
     pair's other image, and a parameter that acts only with a switch is refused with the switch
-    off (``switched``: Cut-Thumbnail's label options, CutPaste's ``three_way_labels``; see
-    ``maskmix.registry.StrategySpec.validate``).
+    off (``switched``: Cut-Thumbnail's label options, CutPaste's ``three_way_labels``) or where
+    another parameter replaces it (``superseded``); see ``maskmix.registry.StrategySpec.validate``.
     """
     spec = registry.get(name)
     defaults = spec.defaults()
     kwargs = {**kwargs, **{param: defaults[param] for param, switch in spec.switched.items()
                            if param in kwargs and not kwargs.get(switch, defaults[switch])}}
+    # A parameter another one replaces (``superseded``: Cutout's patch_area beside a patch_side) is
+    # refused unless at its default.
+    kwargs = {**kwargs, **{param: defaults[param] for param in spec.superseded
+                           if param in kwargs and spec.replaced_by(param, kwargs) is not None}}
     try:
         spec.validate(kwargs)
     except ValueError:

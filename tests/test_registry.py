@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 import textwrap
@@ -87,6 +88,64 @@ def test_a_parameter_that_acts_only_with_a_switch_is_refused_with_the_switch_off
         cls(**{param: value})
     built = cls(**{param: value, switch: True})  # with the switch on: accepted and kept
     assert getattr(built, param) == value
+
+
+SUPERSEDED = [pytest.param(spec.name, param, index, id=f"{spec.name}-{param}-{index}")
+              for spec in registry.specs() for param in spec.superseded
+              for index in range(len(spec.supersessions(param)))]
+
+
+def _valid(spec: StrategySpec, config: dict) -> bool:
+    try:
+        spec.validate(config)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+@pytest.mark.parametrize(("name", "param", "index"), SUPERSEDED)
+def test_a_parameter_another_replaces_is_refused_where_it_has_no_effect(framework: str, name: str, param: str,
+                                                                         index: int) -> None:
+    """Never silently ignored: Cutout's patch_area beside a patch_side (also through
+    from_paper("cifar10", patch_area=...)), GridMask's whole_degrees without rotation, CutPaste's
+    scar sizes without scars, CutMix's box_rounding with an area range had no effect."""
+    if framework == "keras":
+        pytest.importorskip("keras")
+    spec = registry.get(name)
+    rule = spec.supersessions(param)[index]
+    rng = random.Random(0)
+
+    def draws(of: str) -> list:
+        domain = spec._param(of).domain
+        return [*(domain.draw(rng) for _ in range(200)), None, 0, 0.0, 1, True, 0.5, (2, 4)]
+
+    default = spec.defaults()[param]
+    replacing = next(v for v in draws(rule.by) if rule.replaces(v) and _valid(spec, {rule.by: v}))
+    acting = next(v for v in draws(rule.by) if not rule.replaces(v) and _valid(spec, {rule.by: v}))
+    value = next(v for v in draws(param) if _valid(spec, {param: v, rule.by: acting})
+                 and spec.validate({param: v, rule.by: acting})[param] != spec.validate({rule.by: acting})[param])
+    cls = registry.implementation(name, framework)
+    message = (rf"^{name}: {param}=.* has no effect when {re.escape(rule.describe())} \({rule.by}=.*\); "
+               rf"leave {param} at its default {re.escape(repr(default))}$")
+    with pytest.raises(ValueError, match=message):
+        cls(**{param: value, rule.by: replacing})
+    assert cls(**{rule.by: replacing}) is not None  # the default is accepted
+    built = cls(**{param: value, rule.by: acting})  # where it acts: accepted and kept
+    assert getattr(built, param) == spec.validate({param: value, rule.by: acting})[param]
+
+
+def test_superseded_parameters_are_declared_where_another_replaces_them() -> None:
+    assert set(registry.get("RandomCutout").superseded) == {"patch_area"}
+    assert set(registry.get("RandomHideAndSeek").superseded) == {"erased_patches", "grid_size"}
+    assert set(registry.get("RandomGridMask").superseded) == {"unit_length", "masked_ratio", "whole_degrees"}
+    assert set(registry.get("RandomCutMix").superseded) == {"box_rounding"}
+    assert set(registry.get("RandomMixupOrCutMix").superseded) == {"box_rounding", "switch_prob"}
+    assert set(registry.get("RandomCutBlur").superseded) == {"patch_area", "patch_aspect_ratio"}
+    assert set(registry.get("RandomCutPaste").superseded) == {"scar_width", "scar_length", "scar_rotation"}
+    with pytest.raises(ValueError, match=r"StrategySpec RandomThrowaway: superseded names \['sise'\] that are not "
+                                         r"parameters"):
+        _spec(superseded={"size": registry.Supersession("sise")})
 
 
 def test_switched_parameters_are_declared_for_the_options_that_change_labels() -> None:

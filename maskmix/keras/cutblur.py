@@ -121,7 +121,7 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixLayer):
         patch_side_normal: None (default: the rectangle above), or ``(mean, std)``: the
             official code's box of the image's shape, ``int(H r)`` by ``int(W r)`` pixels with
             ``r ~ Normal(mean, std)`` clipped to ``[0, 1]``, placed uniformly fully inside
-            (``patch_area`` and ``patch_aspect_ratio`` are then unused).
+            (``patch_area`` and ``patch_aspect_ratio`` must then keep their defaults).
         **common: common options, ``seed``, ``data_format`` and layer arguments; see
             :class:`~maskmix.keras.MaskMixLayer`.
 

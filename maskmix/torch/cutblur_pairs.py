@@ -162,7 +162,7 @@ def cutblur_pair(
         patch_side_normal: None (default: the rectangle above), or ``(mean, std)``: the
             official code's box of the image's shape, ``int(H r)`` by ``int(W r)`` pixels with
             ``r ~ Normal(mean, std)`` clipped to ``[0, 1]``, placed uniformly fully inside
-            (``patch_area`` and ``patch_aspect_ratio`` are then unused).
+            (``patch_area`` and ``patch_aspect_ratio`` must then keep their defaults).
         augmentation_ratio: fraction of the pairs that are augmented, in ``[0, 1]``. Default 1.
             One pair of ``(C, H, W)`` images (a per-sample pipeline) is augmented with
             probability ``ratio``. When either tensor is a ``tv_tensors.Video`` the pairs are clips,

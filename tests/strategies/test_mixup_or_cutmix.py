@@ -130,8 +130,14 @@ def test_switch_prob_and_the_disabled_branches(framework) -> None:
 
     assert abs(chosen(switch_prob=0.3).mean() - 0.3) < 4 * np.sqrt(0.3 * 0.7 / n)
     assert chosen(switch_prob=0.0).sum() == 0 and chosen(switch_prob=1.0).all()
-    assert chosen(mixup_alpha=0.0, switch_prob=0.0).all(), "mixup_alpha=0: every image is CutMix-ed"
-    assert chosen(cutmix_alpha=0.0, switch_prob=1.0).sum() == 0, "cutmix_alpha=0: every image is Mixup-ed"
+    assert chosen(mixup_alpha=0.0).all(), "mixup_alpha=0: every image is CutMix-ed"
+    assert chosen(cutmix_alpha=0.0).sum() == 0, "cutmix_alpha=0: every image is Mixup-ed"
+    # With a branch off, switch_prob has no effect (timm ignores it): refused, never silently ignored.
+    with pytest.raises(ValueError, match=r"^RandomMixupOrCutMix: switch_prob=0\.0 has no effect when mixup_alpha is "
+                                         r"0 \(CutMix only\) \(mixup_alpha=0\.0\); leave switch_prob at its default"):
+        cls(mixup_alpha=0.0, switch_prob=0.0)
+    with pytest.raises(ValueError, match=r"switch_prob=1\.0 has no effect when cutmix_alpha is 0 \(Mixup only\)"):
+        cls(cutmix_alpha=0.0, switch_prob=1.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,7 +216,13 @@ BAD = [
     ({"cutmix_minmax": (0.8, 0.2)}, ValueError,
      r"^RandomMixupOrCutMix: cutmix_minmax must be a pair \(lo, hi\) with 0 <= lo < hi <= 1; got \(0\.8, 0\.2\)"),
     ({"cutmix_minmax": 0.5}, TypeError, r"^RandomMixupOrCutMix: cutmix_minmax must be a pair"),
-    ({"mixup_alpha": -1.0}, ValueError, r"^RandomMixupOrCutMix: mixup_alpha must be a float in \[0, inf\); got -1\.0"),
+    ({"mixup_alpha": -1.0}, ValueError,
+     r"^RandomMixupOrCutMix: mixup_alpha must be a float in \[0, 1e\+30\]; got -1\.0"),
+    # An option without effect in the configuration: never silently ignored.
+    ({"cutmix_minmax": (0.2, 0.8), "box_rounding": "truncate"}, ValueError,
+     r"^RandomMixupOrCutMix: box_rounding='truncate' has no effect when cutmix_minmax is set"),
+    ({"cutmix_alpha": 0.0, "box_rounding": "timm"}, ValueError,
+     r"^RandomMixupOrCutMix: box_rounding='timm' has no effect when cutmix_alpha is 0 \(Mixup only\)"),
     ({"switch_prob": 1.5}, ValueError, r"^RandomMixupOrCutMix: switch_prob must be a float in \[0, 1\]; got 1\.5"),
     ({"box_rounding": "floor"}, ValueError,
      r"^RandomMixupOrCutMix: box_rounding must be one of 'round', 'truncate', 'timm'; got 'floor'"),
@@ -459,7 +471,10 @@ def test_from_timm_maps_timms_arguments(framework) -> None:
     assert (default.mixup_alpha, default.cutmix_alpha, default.sampling, default.partner) == (1.0, 0.0, "batch", "flip")
     assert (default.label_smoothing, default.num_classes, default.augmentation_ratio, default.bernoulli_mix) == (
         0.1, 1000, 1.0, True)
-    assert default.box_rounding == "timm"  # rand_bbox: test_the_timm_box_follows_rand_bbox
+    # rand_bbox (test_the_timm_box_follows_rand_bbox) where there is a box of area 1 - lambda; timm's
+    # defaults have no CutMix, and maskmix refuses a box_rounding without effect.
+    assert default.box_rounding == "round" and cls.from_timm(cutmix_alpha=1.0).box_rounding == "timm"
+    assert cls.from_timm(mixup_alpha=0.0, cutmix_alpha=1.0, switch_prob=0.9).switch_prob == 0.5  # timm ignores it
     minmax = cls.from_timm(mixup_alpha=0.0, cutmix_alpha=0.0, cutmix_minmax=(0.2, 0.8), correct_lam=False,
                            mode="elem", prob=0.5)
     # cutmix_minmax forces cutmix_alpha to 1 (timm), and timm always corrects the min/max box's lambda.
