@@ -268,6 +268,20 @@ class StrategySpec:
                              f"or None; got {setting!r}")
         return self.validate(self.papers[setting].config, owner=who)
 
+    def paper_arguments(self, setting: str | None, options: Mapping[str, Any], *,
+                        owner: str | None = None) -> dict[str, Any]:
+        """The constructor arguments of ``from_paper(setting, **options)``: the setting's parameters
+        (:meth:`paper_config`) with ``options`` on top. A parameter of the setting that an option
+        replaces (``superseded``: ``kept_ratio`` over the setting's ``masked_ratio``, ``rotation=0``
+        over its ``whole_degrees``) goes back to its default, the option having chosen the
+        mechanism; an option that itself has no effect is refused by the constructor."""
+        merged = {**self.paper_config(setting, owner=owner), **options}
+        defaults = self.defaults()
+        for name in self.superseded:
+            if name not in options and self.replaced_by(name, merged) is not None:
+                merged[name] = defaults[name]
+        return merged
+
     @property
     def param_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
@@ -321,8 +335,8 @@ class StrategySpec:
             default = self._param(name).check(who, name, defaults[name])
             if rule is not None and out[name] != default:
                 raise ValueError(
-                    f"{who}: {name}={out[name]!r} has no effect when {rule.describe()} ({rule.by}={out[rule.by]!r}); "
-                    f"leave {name} at its default {defaults[name]!r}"
+                    f"{who}: {name} has no effect when {rule.describe()} ({rule.by}={out[rule.by]!r}); leave it at "
+                    f"its default {defaults[name]!r}; got {name}={out[name]!r}"
                 )
         return out
 

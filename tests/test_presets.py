@@ -55,6 +55,23 @@ def test_from_paper_without_a_setting_takes_the_first_and_options_go_on_top(fram
         cls.from_paper(3)
 
 
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_an_option_replacing_a_settings_parameter_resets_it_and_a_replaced_option_is_refused(framework: str) -> None:
+    """from_paper("cifar10", patch_area=0.9) kept the setting's 16-pixel side and ignored the area,
+    silently: refused. from_paper("imagenet", rotation=0, kept_ratio=0.6) chose another mechanism
+    than the setting's whole_degrees and masked_ratio, which go back to their defaults."""
+    if framework == "keras":
+        pytest.importorskip("keras")
+    cutout, gridmask = (registry.implementation(name, framework) for name in ("RandomCutout", "RandomGridMask"))
+    with pytest.raises(ValueError, match=r"^RandomCutout: patch_area has no effect when patch_side is set "
+                                         r"\(patch_side=\(16, 16\)\); leave it at its default 0\.1; got "
+                                         r"patch_area=\(0\.9, 0\.9\)$"):
+        cutout.from_paper("cifar10", patch_area=0.9)
+    grid = gridmask.from_paper("imagenet", rotation=0, kept_ratio=0.6)
+    assert (grid.whole_degrees, grid.masked_ratio, grid.kept_ratio, grid.unit_pixels) == (False, (0.5, 0.5), 0.6,
+                                                                                           (96, 223))
+
+
 def test_a_setting_that_does_not_validate_fails_at_declaration() -> None:
     base = registry.get("RandomCutout")
     with pytest.raises(ValueError, match=r"paper setting 'typo' is not a valid configuration: .*patch_are"):

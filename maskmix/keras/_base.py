@@ -289,7 +289,7 @@ class MaskMixLayer(keras.layers.Layer):
             >>> RandomCutout.from_paper("svhn", seed=0).patch_side  # a 20-pixel square on 32x32 images
             (20, 20)
         """
-        return cls(**{**cls.spec.paper_config(setting, owner=cls.__name__), **options})
+        return cls(**cls.spec.paper_arguments(setting, options, owner=cls.__name__))
 
     # ----------------------------------------------------------------------------------------
     # Strategy hooks.

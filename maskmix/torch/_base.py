@@ -342,7 +342,7 @@ class MaskMixTransform(v2.Transform):
             >>> cutout.patch_side, cutout.allow_partial
             ((16, 16), True)
         """
-        return cls(**{**cls.spec.paper_config(setting, owner=cls.__name__), **options})
+        return cls(**cls.spec.paper_arguments(setting, options, owner=cls.__name__))
 
     # ----------------------------------------------------------------------------------------
     # Strategy hooks.

@@ -174,7 +174,7 @@ def test_torch_hide_and_seek_hides_the_lowest_scored_cells(cells, most) -> None:
 
 @pytest.mark.parametrize("hide_prob", [0.3, 0.5, 0.9])
 def test_torch_hide_and_seek_hide_prob(hide_prob) -> None:
-    transform = RandomHideAndSeek(grid_size=[(4, 4), (8, 8)], erased_patches=0, hide_prob=hide_prob, generator=gen(26))
+    transform = RandomHideAndSeek(grid_size=[(4, 4), (8, 8)], hide_prob=hide_prob, generator=gen(26))
     params = sample(transform, (32, 32))
     valid = valid_cells(params)
     hidden = params["hidden"]
