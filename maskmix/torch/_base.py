@@ -288,17 +288,7 @@ class MaskMixTransform(v2.Transform):
         #: The validated parameters; a later assignment of one is validated again (__setattr__).
         self._strategy_params = validated
         self.generator = generator  # checked by __setattr__
-        if not (callable(labels_getter) or (isinstance(labels_getter, str) and labels_getter == "default")):
-            raise TypeError(
-                f"{name}: labels_getter must be 'default' or a callable returning the labels from the "
-                f"sample; got {labels_getter!r}"
-            )
-        if labels_getter != "default" and not self.needs_batch:
-            raise TypeError(
-                f"{name}: labels_getter applies to the transforms that mix labels; this one leaves "
-                "labels untouched (leave labels_getter at 'default')"
-            )
-        self.labels_getter = labels_getter
+        self.labels_getter = labels_getter  # checked by __setattr__
         # timm's `num_splits`: the first B // n images of a batch stay clean (n > 1).
         self._clean_splits = 0
 
@@ -318,6 +308,8 @@ class MaskMixTransform(v2.Transform):
         params = self.__dict__.get("_strategy_params")
         if name == "generator" and value is not None and not isinstance(value, torch.Generator):
             raise TypeError(f"{type(self).__name__}: generator must be a torch.Generator or None; got {value!r}")
+        if name == "labels_getter":
+            self._check_labels_getter(value)  # at construction and at any later assignment
         if params is not None and name in params:
             # Checked as the constructor checks it, with the other parameters (joint rules
             # included): a value it refuses would otherwise be used as given, or fail deep in a call.
@@ -325,6 +317,19 @@ class MaskMixTransform(v2.Transform):
             self.__dict__["_strategy_params"] = params
             value = params[name]
         super().__setattr__(name, value)
+
+    def _check_labels_getter(self, labels_getter: Any) -> None:
+        name = type(self).__name__
+        if not (callable(labels_getter) or (isinstance(labels_getter, str) and labels_getter == "default")):
+            raise TypeError(
+                f"{name}: labels_getter must be 'default' or a callable returning the labels from the "
+                f"sample; got {labels_getter!r}"
+            )
+        if labels_getter != "default" and not self.needs_batch:
+            raise TypeError(
+                f"{name}: labels_getter applies to the transforms that mix labels; this one leaves "
+                "labels untouched (leave labels_getter at 'default')"
+            )
 
     @classmethod
     def from_paper(cls: type[_Built], setting: str | None = None, **options: Any) -> _Built:

@@ -55,6 +55,8 @@ __all__ = ["MaskMixPipeline", "PipelineOptions", "derive_seed", "soft_label_targ
 #: torchvision's keypoints type, where the installed version has one.
 _POINTS: tuple[type, ...] = tuple(t for t in (getattr(tv_tensors, "KeyPoints", None),) if t is not None)
 _STATE_VERSION = 1
+#: The options a later assignment checks again, as the constructor does.
+_CHECKED_OPTIONS = frozenset({"mix_weights", "num_classes", "label_smoothing", "seed"})
 
 
 def _state_int(value: Any) -> int | None:
@@ -421,6 +423,17 @@ class MaskMixPipeline:
     # ----------------------------------------------------------------------------------------
     # Seeds and state.
     # ----------------------------------------------------------------------------------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _CHECKED_OPTIONS and "owner" in self.__dict__ and name in self.__dict__:
+            # Checked as the constructor checks it, with the other options: an unchecked value was
+            # used as given (mix_weights=[1.0] for two mixes chose the first always; [0, 0] divided
+            # by zero; label_smoothing=-0.5 was ignored).
+            current = {"mix_weights": self.mix_weights, "num_classes": self.num_classes,
+                       "label_smoothing": self.label_smoothing, "seed": self.seed, name: value}
+            checked = options.check_options(self.owner, TORCH, transforms=self.transforms, mix=self.mixes, **current)
+            value = getattr(checked, name)
+        object.__setattr__(self, name, value)
 
     def resolve_seed(self) -> int:
         """The seed; ``None`` becomes ``torch.initial_seed()`` (follows ``lightning.seed_everything``)."""

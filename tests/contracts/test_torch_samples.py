@@ -424,9 +424,16 @@ def test_labels_getter_validation(name: str) -> None:
     cls = case.spec.name
     with pytest.raises(TypeError, match=rf"^{cls}: labels_getter must be 'default' or a callable .*; got 'first'"):
         case.build(labels_getter="first")
+    # A later assignment is checked as the constructor checks it ("labels" was taken for "default").
+    built = case.build()
+    with pytest.raises(TypeError, match=rf"^{cls}: labels_getter must be 'default' or a callable .*; got 'labels'"):
+        built.labels_getter = "labels"
+    assert built.labels_getter == "default"
     if not case.mixes:
         with pytest.raises(TypeError, match=rf"^{cls}: labels_getter applies to the transforms that mix labels"):
             case.build(labels_getter=lambda s: s[1])
+        with pytest.raises(TypeError, match=rf"^{cls}: labels_getter applies to the transforms that mix labels"):
+            built.labels_getter = lambda s: s[1]
         return
     x, y = make_images((4, 3, 8, 8)), torch.tensor([0, 1, 2, 0])
     with pytest.raises(ValueError, match=rf"^{cls}: labels_getter must return an item of the sample"):

@@ -182,6 +182,31 @@ def test_the_pipeline_refuses_batches_with_masks_rather_than_pass_them_through(l
         build()(batch)
 
 
+def test_options_assigned_later_are_checked_as_the_constructor_checks_them() -> None:
+    """mix_weights=[1.0] for two mixes always chose the first, [0, 0] divided by zero, NaN weights
+    and label_smoothing=-0.5 were taken as given, seed=-1 was accepted."""
+    from maskmix.torch import RandomMixup
+
+    pipeline = MaskMixPipeline([RandomErasing()], [RandomCutMix(), RandomMixup()], num_classes=CLASSES, seed=0)
+    bad = [("mix_weights", [1.0], r"mix_weights must have one weight per mix transform \(2\); got 1"),
+           ("mix_weights", [0.0, 0.0], r"mix_weights must have at least one positive weight"),
+           ("mix_weights", [float("nan"), 1.0], r"mix_weights\[0\] must be a finite number >= 0"),
+           ("label_smoothing", -0.5, r"label_smoothing must be a float in \[0, 1\)"),
+           ("num_classes", 1, r"num_classes must be None or an integer >= 2"),
+           ("seed", -1, r"seed must be None or an integer in \[0, 2\*\*64\); got -1")]
+    for name, value, message in bad:
+        with pytest.raises((TypeError, ValueError), match=rf"^MaskMixPipeline: {message}"):
+            setattr(pipeline, name, value)
+    assert (pipeline.mix_weights, pipeline.label_smoothing, pipeline.num_classes, pipeline.seed) == (
+        None, 0.0, CLASSES, 0)
+    pipeline.mix_weights = (3, 1)  # normalised as by the constructor
+    pipeline.label_smoothing = 0.1
+    assert pipeline.mix_weights == MaskMixPipeline(mix=[RandomCutMix(), RandomMixup()], mix_weights=(3, 1)).mix_weights
+    assert pipeline.label_smoothing == 0.1
+    images, labels = torch.rand(4, 3, SIDE, SIDE), torch.randint(0, CLASSES, (4,))
+    assert pipeline((images, labels))[1].min() > 0  # smoothed
+
+
 @pytest.mark.parametrize("layout", ["dict", "tuple"])
 def test_the_pipeline_says_that_it_does_not_use_saliency_maps(layout: str) -> None:
     """A SaliencyMap (a Mask to torchvision) was refused as a target that would stay behind; what
