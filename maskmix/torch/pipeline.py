@@ -431,7 +431,8 @@ class MaskMixPipeline:
             # by zero; label_smoothing=-0.5 was ignored).
             current = {"mix_weights": self.mix_weights, "num_classes": self.num_classes,
                        "label_smoothing": self.label_smoothing, "seed": self.seed, name: value}
-            checked = options.check_options(self.owner, TORCH, transforms=self.transforms, mix=self.mixes, **current)
+            checked = options.check_options(self.owner, TORCH, transforms=self.transforms, mix=self.mixes or None,
+                                            **current)
             value = getattr(checked, name)
         object.__setattr__(self, name, value)
 
