@@ -57,6 +57,7 @@ from maskmix._checks import _fail, _is_int, _is_real, number_in
 from maskmix.geometry import MASK64
 
 __all__ = [
+    "FIXED_OPTIONS",
     "MIXING_EXAMPLES",
     "SEED_EXPECTED",
     "Framework",
@@ -70,6 +71,7 @@ __all__ = [
     "check_seed",
     "check_transforms",
     "describe",
+    "refuse_later_option",
 ]
 
 #: The maskmix classes that mix, as named in the messages.
@@ -291,6 +293,21 @@ def check_label_smoothing(owner: str, value: Any, mix: Sequence[Any], framework:
 #: What an integration's ``seed`` must be: 64 bits, as torch's generators take (a larger seed was
 #: cut to its low 64 bits on torch, silently, and failed inside TensorFlow on Keras).
 SEED_EXPECTED = "None or an integer in [0, 2**64)"
+
+
+#: The options a Keras pipeline or MaskMixModel takes at construction only: its traced step reads
+#: the values it was built with, and get_config saves them.
+FIXED_OPTIONS = frozenset({"mix_weights", "num_classes", "label_smoothing", "seed"})
+
+
+def refuse_later_option(owner: str, name: str, value: Any) -> None:
+    """Raise for an assignment of one of :data:`FIXED_OPTIONS` after construction: it was taken
+    unchecked, the training step kept the value it was built with, and ``get_config`` saved the
+    new one (a saved model then differed from the one that trained, or failed to load)."""
+    raise ValueError(
+        f"{owner}: {name} is fixed at construction (the training step uses the value it was built with); "
+        f"build a new {owner} with {name}={value!r}"
+    )
 
 
 def check_seed(owner: str, value: Any) -> int | None:

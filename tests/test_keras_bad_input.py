@@ -269,3 +269,19 @@ def test_mixing_layers_shapes_of_images_alone_and_labels_without_num_classes(nam
     unset.num_classes = None
     with pytest.raises(ValueError, match=rf"{cls}: num_classes is required when labels are class indices"):
         unset((keras.Input((12, 12, 3)), keras.Input((), dtype="int32")))
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+def test_seed_and_data_format_are_fixed_at_construction(name: str) -> None:
+    """layer.seed = 5 kept drawing seed 0's stream while get_config saved 5 (from_config built
+    another layer); data_format = "NHWC" was accepted and its saved config did not load;
+    autocast=True was dropped, silently."""
+    cls = class_of(name)
+    layer = FACTORIES[name](seed=0)
+    for attr, value in (("seed", 5), ("data_format", "channels_first")):
+        with pytest.raises(ValueError, match=rf"^{cls}: {attr} is fixed at construction; build a new layer with "
+                                             rf"{attr}={re.escape(repr(value))}$"):
+            setattr(layer, attr, value)
+    assert layer.get_config()["seed"] == 0 and layer.get_config()["data_format"] == "channels_last"
+    with pytest.raises(ValueError, match=rf"^{cls}: autocast=True is not supported"):
+        FACTORIES[name](autocast=True)

@@ -37,6 +37,7 @@ require("keras", "maskmix.callbacks.MaskMixModel")  # names the extra if missing
 import keras
 import numpy as np
 
+from maskmix import integration_options as options_mod
 from maskmix import schedules as schedules_mod
 from maskmix._checks import ROW_SUM_TOLERANCE
 from maskmix.geometry import INT_DTYPES, pixel_layout
@@ -305,6 +306,11 @@ class MaskMixModel(keras.Model):
         self._maskmix_step = _StepContext()
         #: ``fit``'s class_weight as ``{class: weight}`` while it applies to soft targets, else None.
         self._maskmix_class_weight: dict[int, float] | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in options_mod.FIXED_OPTIONS and name in self.__dict__:
+            options_mod.refuse_later_option(_NAME, name, value)
+        super().__setattr__(name, value)
 
     def fit(self, *args: Any, **kwargs: Any) -> Any:
         """``keras.Model.fit``; with ``schedules``, a callback first sets their values at each epoch

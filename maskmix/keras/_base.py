@@ -257,7 +257,9 @@ class MaskMixLayer(keras.layers.Layer):
             raise ValueError(
                 f"{name}: data_format must be None, 'channels_last' or 'channels_first'; got {data_format!r}"
             )
-        layer_kwargs.pop("autocast", None)
+        if layer_kwargs.pop("autocast", False):
+            # Dropped, silently: the layers compute in their inputs' dtype (see the class docs).
+            raise ValueError(f"{name}: autocast=True is not supported; the layer computes in its images' dtype")
         super().__init__(autocast=False, **layer_kwargs)
         for key, value in validated.items():
             setattr(self, key, value)
@@ -406,6 +408,11 @@ class MaskMixLayer(keras.layers.Layer):
         return self._backend_generators[name]
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("seed", "data_format") and "backend" in self.__dict__:
+            # Read once, at construction (the seed generator, the layout): a later value was not
+            # used, yet get_config saved it (a reloaded layer differed, or failed to load).
+            raise ValueError(f"{type(self).__name__}: {name} is fixed at construction; build a new layer with "
+                             f"{name}={value!r}")
         params = self.__dict__.get("_strategy_params")
         if params is None or name not in params:
             super().__setattr__(name, value)

@@ -178,6 +178,11 @@ class MaskMixPipeline:
         ((8, 32, 32, 3), (8, 10))
     """
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in options.FIXED_OPTIONS and name in self.__dict__:
+            options.refuse_later_option(self.owner, name, value)
+        super().__setattr__(name, value)
+
     def __init__(
         self,
         augmentations: keras.layers.Layer | Sequence[keras.layers.Layer] | None = None,

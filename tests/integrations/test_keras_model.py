@@ -439,6 +439,23 @@ def test_mix_choice_follows_weights():
     assert 0.1 < np.mean(changed) < 0.45  # expected 0.25
 
 
+def test_options_assigned_after_construction_are_refused():
+    """model.label_smoothing = 7.0 was accepted: training kept the pipeline's value while get_config
+    saved 7.0, so the saved model differed from the one that trained (or failed to load)."""
+    from maskmix.keras import MaskMixPipeline
+
+    model = functional(mix=[RandomCutMix(seed=1), RandomMixup(seed=2)], num_classes=K, seed=0)
+    pipeline = MaskMixPipeline(mix=[RandomCutMix(seed=1), RandomMixup(seed=2)], num_classes=K, seed=0)
+    for owner, target in (("MaskMixModel", model), ("MaskMixPipeline", pipeline)):
+        for name, value in (("label_smoothing", 0.3), ("mix_weights", [1.0, 0.0]), ("num_classes", 4), ("seed", 5)):
+            with pytest.raises(ValueError, match=rf"^{owner}: {name} is fixed at construction .*; build a new "
+                                                 rf"{owner} with {name}={re.escape(repr(value))}$"):
+                setattr(target, name, value)
+    config = model.get_config()
+    assert (config["label_smoothing"], config["mix_weights"], config["num_classes"], config["seed"]) == (
+        0.0, None, K, 0)
+
+
 def test_the_mix_choice_does_not_replay_a_layer_given_the_same_seed():
     """The choice among the mix layers was drawn from SeedGenerator(seed) itself: with the docs'
     RandomErasing(seed=0) beside seed=0, image 0 was erased exactly on the steps CutMix was chosen
