@@ -275,6 +275,12 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], Schedule]] = {
     "ramp": lambda c: ramp(c["start"], c["end"], epochs=c["epochs"], start_epoch=c.get("start_epoch", 0.0)),
     "piecewise": lambda c: piecewise([tuple(pair) for pair in c["values"]]),
 }
+#: The keys each kind's config may hold ("kind" included).
+_KEYS: dict[str, frozenset[str]] = {
+    "constant": frozenset({"kind", "value"}),
+    "ramp": frozenset({"kind", "start", "end", "epochs", "start_epoch"}),
+    "piecewise": frozenset({"kind", "values"}),
+}
 
 
 def from_config(config: Mapping[str, Any]) -> Schedule:
@@ -287,6 +293,11 @@ def from_config(config: Mapping[str, Any]) -> Schedule:
     kind = config.get("kind") if isinstance(config, Mapping) else None
     if kind not in _BUILDERS:
         raise ValueError(f"from_config: not a schedule config (kind one of {sorted(_BUILDERS)}); got {config!r}")
+    unknown = sorted(map(str, set(config) - _KEYS[kind]))
+    if unknown:
+        # Dropped, silently: {"kind": "constant", "value": 0.5, "epochs": 3} loaded as constant(0.5).
+        raise ValueError(f"from_config: the {kind} schedule config has unknown keys {unknown} (it takes "
+                         f"{sorted(_KEYS[kind])}); got {config!r}")
     try:
         return _BUILDERS[kind](dict(config))
     except KeyError as missing:

@@ -67,6 +67,9 @@ def test_config_round_trip(schedule) -> None:
     (lambda: ramp(0, 1, epochs=2)(-1), ValueError, r"^ramp: epoch must be a finite number >= 0"),
     (lambda: from_config({"kind": "cosine"}), ValueError, r"^from_config: not a schedule config"),
     (lambda: from_config({"kind": "ramp", "start": 0}), ValueError, r"^from_config: the ramp schedule config lacks"),
+    # An unknown key was dropped, silently ({"epochs": 3} beside a constant loaded as the constant).
+    (lambda: from_config({"kind": "constant", "value": 0.5, "epochs": 3}), ValueError,
+     r"^from_config: the constant schedule config has unknown keys \['epochs'\] \(it takes \['kind', 'value'\]\)"),
 ])
 def test_bad_schedules_are_refused(build, error, message) -> None:
     with pytest.raises(error, match=message):
