@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 __all__ = [
     "CUTMIX_BOX_ROUNDINGS",
     "FILL_METHODS",
+    "LARGEST_FINITE",
     "RESIZE_METHODS",
     "ROW_SUM_TOLERANCE",
     "THUMBNAIL_RESIZE_METHODS",
@@ -25,6 +27,7 @@ __all__ = [
     "choice",
     "count_range",
     "fill_method",
+    "float_fill_refusal",
     "fraction_or_range",
     "fraction_pair",
     "grid_size",
@@ -428,6 +431,33 @@ def fraction_pair() -> Checker:
         return (float(lo), float(hi))
 
     return check
+
+
+#: The largest finite value of each floating image dtype a fill could overflow (float64 holds
+#: every finite Python float).
+LARGEST_FINITE: Mapping[str, float] = MappingProxyType({
+    "float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
+})
+
+
+def float_fill_refusal(owner: str, dtype: str, pixels_range: tuple[float, float] | None, fill_method: Any, *,
+                       range_name: str = "pixels_range") -> str | None:
+    """Why float images of ``dtype`` cannot be filled as these options say, or None: a constant
+    fill value (``fill_method`` a number or one per channel) or a ``pixels_range`` end (the fills
+    black, white, gray, random and noise take theirs from it) beyond the dtype's largest finite
+    value would be written as inf, silently (``fill_method=1e5`` on float16 images)."""
+    largest = LARGEST_FINITE.get(dtype)
+    if largest is None:
+        return None
+    if pixels_range is not None and max(abs(pixels_range[0]), abs(pixels_range[1])) > largest:
+        return (f"{owner}: {range_name} {pixels_range!r} exceeds what {dtype} images hold (largest finite value "
+                f"{largest:g}): its fills would be inf; give a range within it, or convert the images")
+    values = fill_method if isinstance(fill_method, tuple) else (fill_method,)
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if numbers and max(abs(v) for v in numbers) > largest:
+        return (f"{owner}: fill_method {fill_method!r} exceeds what {dtype} images hold (largest finite value "
+                f"{largest:g}): it would be written as inf; give a value within it, or convert the images")
+    return None
 
 
 def uint8_refusal(owner: str, pixels_range: tuple[float, float] | None, fill_method: Any, *,

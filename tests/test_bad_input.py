@@ -113,6 +113,28 @@ def test_drawn_fills_need_the_images_of_a_sample_to_agree(fill_method: str) -> N
     assert (out_rgb == 0).all(0).sum() > 0 and (out_depth == 0).all(0).sum() > 0
 
 
+FILLING = [name for name in FACTORIES if "fill_method" in CASES[name].spec.param_names]
+
+
+@pytest.mark.parametrize("name", FILLING)
+def test_fills_beyond_the_image_dtype_are_refused(name: str) -> None:
+    """fill_method=1e5 on float16 images (largest finite value 65504) wrote inf, silently; 1e39
+    on float32 images raised a bare RuntimeError; a white fill of pixels_range (0, 1e5) on float16
+    images wrote inf. float64 images (and float32 ones for 1e5) hold them."""
+    cls = type(FACTORIES[name]()).__name__
+    x = make_images((2, 3, 8, 8), seed=0)
+    for dtype, fill in ((torch.float16, 1e5), (torch.float32, 1e39), (torch.bfloat16, 1e39)):
+        dtype_name = str(dtype).removeprefix("torch.")
+        message = rf"^{cls}: fill_method {re.escape(repr(fill))} exceeds what {dtype_name} images hold"
+        with pytest.raises(ValueError, match=message):
+            call(name, FACTORIES[name](fill_method=fill), x.to(dtype))
+    with pytest.raises(ValueError, match=rf"^{cls}: pixels_range \(0\.0, 100000\.0\) exceeds what float16 images "
+                                         r"hold \(largest finite value 65504\): its fills would be inf"):
+        call(name, FACTORIES[name](fill_method="white", pixels_range=(0.0, 1e5)), x.half())
+    assert torch.isfinite(images_of(call(name, FACTORIES[name](fill_method=1e5), x))).all()
+    assert torch.isfinite(images_of(call(name, FACTORIES[name](fill_method=1e39), x.double()))).all()
+
+
 def re_shape(shape: tuple[int, ...]) -> str:
     return re.escape(str(tuple(shape)))
 

@@ -285,3 +285,18 @@ def test_seed_and_data_format_are_fixed_at_construction(name: str) -> None:
     assert layer.get_config()["seed"] == 0 and layer.get_config()["data_format"] == "channels_last"
     with pytest.raises(ValueError, match=rf"^{cls}: autocast=True is not supported"):
         FACTORIES[name](autocast=True)
+
+
+@pytest.mark.parametrize("name", [n for n in FACTORIES if "fill_method" in CASES[n].spec.param_names])
+def test_fills_beyond_the_image_dtype_are_refused(name: str) -> None:
+    """fill_method=1e5 on float16 images wrote inf, silently (as 1e39 on float32 ones)."""
+    cls = class_of(name)
+    x = make_images((2, 8, 8, 3), seed=0)
+    for dtype, fill in (("float16", 1e5), ("float32", 1e39)):
+        message = rf"{cls}: fill_method {re.escape(repr(fill))} exceeds what {dtype} images hold"
+        with pytest.raises(ValueError, match=message):
+            call(name, FACTORIES[name](fill_method=fill, seed=0), tf.cast(x, dtype))
+    with pytest.raises(ValueError, match=rf"{cls}: pixels_range \(value_range\) \(0\.0, 100000\.0\) exceeds what "
+                                         r"float16 images hold"):
+        call(name, FACTORIES[name](fill_method="white", pixels_range=(0.0, 1e5), seed=0), tf.cast(x, "float16"))
+    assert np.isfinite(np_(images_of(call(name, FACTORIES[name](fill_method=1e5, seed=0), x)))).all()

@@ -45,7 +45,7 @@ import keras
 import numpy as np
 
 from maskmix import registry
-from maskmix._checks import uint8_refusal
+from maskmix._checks import float_fill_refusal, uint8_refusal
 from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT, looks_transposed
 from maskmix.registry import StrategySpec
 from maskmix.schedules import lent_value
@@ -525,6 +525,11 @@ class MaskMixLayer(keras.layers.Layer):
         if dtype == "uint8":
             refusal = uint8_refusal(name, self.pixels_range if self.reads_pixels_range else None,
                                     getattr(self, "fill_method", None), range_name="pixels_range (value_range)")
+            if refusal is not None:
+                raise ValueError(refusal)
+        elif getattr(self, "fill_method", None) is not None:  # the masking layers' fills
+            refusal = float_fill_refusal(name, dtype, self.pixels_range, getattr(self, "fill_method", None),
+                                         range_name="pixels_range (value_range)")
             if refusal is not None:
                 raise ValueError(refusal)
         rank = len(shape)

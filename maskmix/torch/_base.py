@@ -27,7 +27,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from maskmix import registry
-from maskmix._checks import uint8_refusal
+from maskmix._checks import float_fill_refusal, uint8_refusal
 from maskmix._structure import coordinate_keys, image_key_values
 from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT, derive_seed, looks_transposed, sampling_units
 from maskmix.params import num_selected
@@ -77,6 +77,10 @@ def selection(params: Mapping[str, Any]) -> Tensor | None:
     """The boolean ``(B,)`` selection to apply, or None when every image is augmented (see
     :func:`all_selected`): then masks need no ``& selected`` and results no ``where``."""
     return None if all_selected(params) else params["selected"]
+
+
+#: The floating image dtypes whose largest finite value a fill could exceed, by their names.
+_LIMITED_FLOATS = {torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float32: "float32"}
 
 
 def refuse_non_dense(name: str, label: str, tensor: Tensor) -> None:
@@ -449,6 +453,11 @@ class MaskMixTransform(v2.Transform):
         if image.dtype == torch.uint8:
             refusal = uint8_refusal(name, self.pixels_range if self.reads_pixels_range else None,
                                     getattr(self, "fill_method", None))
+            if refusal is not None:
+                raise ValueError(refusal)
+        elif image.dtype in _LIMITED_FLOATS and getattr(self, "fill_method", None) is not None:  # masking fills
+            refusal = float_fill_refusal(name, _LIMITED_FLOATS[image.dtype], self.pixels_range,
+                                         getattr(self, "fill_method", None))
             if refusal is not None:
                 raise ValueError(refusal)
         minimum = 4 if self.needs_batch else 3
