@@ -130,8 +130,9 @@ class RandomErasing(_sampling.RectanglePatches, MaskingTransform):
         timm's own call works unchanged) and ignored: the patches are drawn on the images'
         device. Differences from timm: the patches are drawn on-device for all images at once, a
         patch that does not fit after 10 candidates is clamped to the image instead of skipped, a
-        patch as tall or as wide as the image fits (timm needs it strictly smaller), and
-        ``'rand'`` draws one colour per image rather than per patch.
+        patch as tall or as wide as the image fits (timm needs it strictly smaller), a side that
+        rounds to 0 (images of a few pixels) is 1 pixel (timm's erases nothing), and ``'rand'``
+        draws one colour per image rather than per patch.
         """
         name = cls.__name__ + ".from_timm"
         if not isinstance(mode, str) or mode.lower() not in _TIMM_MODES:
