@@ -275,12 +275,14 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> AugmentP
                              "set one of them")
         kwargs.setdefault("augmentation_ratio", args.mixup_prob)
         kwargs.setdefault("label_smoothing", args.smoothing)
-        if "box_rounding" in registry.get(name).param_names:
+        spec = registry.get(name)
+        # The defaults timm's script implies, only where they act: an option another one replaces
+        # (box_rounding beside a --set patch_area, switch_prob with a branch off) is refused.
+        if "box_rounding" in spec.param_names and spec.replaced_by("box_rounding", kwargs) is None:
             # timm's rand_bbox: RandomMixupOrCutMix has it; RandomCutMix's closest is its truncated box.
-            kwargs.setdefault("box_rounding", "timm" if "switch_prob" in registry.get(name).param_names
-                              else "truncate")
-        if "switch_prob" in registry.get(name).param_names:  # timm's Mixup as one transform
-            kwargs.setdefault("switch_prob", args.mixup_switch_prob)
+            kwargs.setdefault("box_rounding", "timm" if "switch_prob" in spec.param_names else "truncate")
+        if "switch_prob" in spec.param_names and spec.replaced_by("switch_prob", kwargs) is None:
+            kwargs.setdefault("switch_prob", args.mixup_switch_prob)  # timm's Mixup as one transform
     for name, kwargs in plan.masking:
         _check_step(name, kwargs, mixing=False, mix_flags=mix_flags)
     for name, kwargs in mixing_steps:

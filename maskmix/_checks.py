@@ -440,18 +440,32 @@ LARGEST_FINITE: Mapping[str, float] = MappingProxyType({
 })
 
 
+#: The largest magnitude each fill that reads pixels_range writes, from the range's ends.
+_RANGE_FILLS: Mapping[str, Callable[[float, float], float]] = MappingProxyType({
+    "black": lambda lo, hi: lo,
+    "white": lambda lo, hi: hi,
+    "gray": lambda lo, hi: (lo + hi) / 2,
+    "random": lambda lo, hi: max(abs(lo), abs(hi)),
+    "noise": lambda lo, hi: max(abs(lo), abs(hi)),
+})
+
+
 def float_fill_refusal(owner: str, dtype: str, pixels_range: tuple[float, float] | None, fill_method: Any, *,
                        range_name: str = "pixels_range") -> str | None:
     """Why float images of ``dtype`` cannot be filled as these options say, or None: a constant
     fill value (``fill_method`` a number or one per channel) or a ``pixels_range`` end (the fills
     black, white, gray, random and noise take theirs from it) beyond the dtype's largest finite
-    value would be written as inf, silently (``fill_method=1e5`` on float16 images)."""
+    value would be written as inf, silently (``fill_method=1e5`` on float16 images). Fills that do
+    not reach the range's ends (``zero``, ``normal``, a black fill of ``(0, 65535)``) pass."""
     largest = LARGEST_FINITE.get(dtype)
     if largest is None:
         return None
-    if pixels_range is not None and max(abs(pixels_range[0]), abs(pixels_range[1])) > largest:
-        return (f"{owner}: {range_name} {pixels_range!r} exceeds what {dtype} images hold (largest finite value "
-                f"{largest:g}): its fills would be inf; give a range within it, or convert the images")
+    if pixels_range is not None and isinstance(fill_method, str) and fill_method in _RANGE_FILLS:
+        reached = abs(_RANGE_FILLS[fill_method](*pixels_range))  # only the value the fill writes counts
+        if reached > largest:
+            return (f"{owner}: {range_name} {pixels_range!r} gives fill_method {fill_method!r} values beyond what "
+                    f"{dtype} images hold (largest finite value {largest:g}): they would be inf; give a range "
+                    "within it, or convert the images")
     values = fill_method if isinstance(fill_method, tuple) else (fill_method,)
     numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if numbers and max(abs(v) for v in numbers) > largest:

@@ -26,7 +26,7 @@ The rules, as a timm/Lightning/Keras user expects them:
 * ``label_smoothing``: a float in ``[0, 1)``. It needs no ``mix``: smoothing alone turns the
   labels into smoothed soft rows (class indices need ``num_classes``). When the integration's
   and a ``mix`` item's own are both non-zero they must agree; the smoothing is applied once.
-* ``seed``: None or an integer ``>= 0``.
+* ``seed``: None or an integer in ``[0, 2**64)``.
 * ``image_key``/``label_key``: a position ``>= 0`` (tuple/list batches) or a str (dict batches),
   different from each other.
 
@@ -300,10 +300,17 @@ SEED_EXPECTED = "None or an integer in [0, 2**64)"
 FIXED_OPTIONS = frozenset({"mix_weights", "num_classes", "label_smoothing", "seed"})
 
 
-def refuse_later_option(owner: str, name: str, value: Any) -> None:
-    """Raise for an assignment of one of :data:`FIXED_OPTIONS` after construction: it was taken
-    unchecked, the training step kept the value it was built with, and ``get_config`` saved the
-    new one (a saved model then differed from the one that trained, or failed to load)."""
+def refuse_later_option(owner: str, name: str, value: Any, current: Any) -> None:
+    """Raise for an assignment of one of :data:`FIXED_OPTIONS` after construction that changes it
+    (``current`` is the value it has): it was taken unchecked, the training step kept the value it
+    was built with, and ``get_config`` saved the new one (a saved model then differed from the one
+    that trained, or failed to load). The same value again is accepted: a subclass that keeps its
+    own ``self.num_classes = num_classes`` after ``super().__init__`` is the usual Keras habit."""
+    try:
+        if bool(current == value):
+            return
+    except (TypeError, ValueError):  # values that do not compare (arrays): a change
+        pass
     raise ValueError(
         f"{owner}: {name} is fixed at construction (the training step uses the value it was built with); "
         f"build a new {owner} with {name}={value!r}"

@@ -764,7 +764,10 @@ def timm_mixup_config(
     # timm reads switch_prob only with both branches on, and rand_bbox only for the box of area
     # 1 - lambda: maskmix refuses options that have no effect, so they keep their defaults there.
     both_on = _is_number(mixup_alpha) and mixup_alpha > 0 and cutmix_on
-    defaults = SPECS["RandomMixupOrCutMix"].defaults()
+    spec = SPECS["RandomMixupOrCutMix"]
+    defaults = spec.defaults()
+    if not both_on:  # checked before it is set aside: a bad value is refused as timm's own would be
+        spec._param("switch_prob").check(owner, "switch_prob", switch_prob)
     return {
         "mixup_alpha": mixup_alpha,
         "cutmix_alpha": cutmix_alpha,

@@ -128,9 +128,12 @@ def test_fills_beyond_the_image_dtype_are_refused(name: str) -> None:
         message = rf"^{cls}: fill_method {re.escape(repr(fill))} exceeds what {dtype_name} images hold"
         with pytest.raises(ValueError, match=message):
             call(name, FACTORIES[name](fill_method=fill), x.to(dtype))
-    with pytest.raises(ValueError, match=rf"^{cls}: pixels_range \(0\.0, 100000\.0\) exceeds what float16 images "
-                                         r"hold \(largest finite value 65504\): its fills would be inf"):
+    with pytest.raises(ValueError, match=rf"^{cls}: pixels_range \(0\.0, 100000\.0\) gives fill_method 'white' "
+                                         r"values beyond what float16 images hold \(largest finite value 65504\)"):
         call(name, FACTORIES[name](fill_method="white", pixels_range=(0.0, 1e5)), x.half())
+    for fill in ("black", "gray", "zero", "normal"):  # they never reach the range's upper end
+        out = images_of(call(name, FACTORIES[name](fill_method=fill, pixels_range=(0.0, 65535.0)), x.half()))
+        assert torch.isfinite(out).all()
     assert torch.isfinite(images_of(call(name, FACTORIES[name](fill_method=1e5), x))).all()
     assert torch.isfinite(images_of(call(name, FACTORIES[name](fill_method=1e39), x.double()))).all()
 

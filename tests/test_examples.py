@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from maskmix import registry
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 sys.path.insert(0, str(EXAMPLES))
@@ -227,6 +229,18 @@ def test_timm_flags_map_to_the_strategies() -> None:
     assert plan.mixing[1][1]["box_rounding"] == "truncate"
     assert _plan("--mixup-or-cutmix", "1").mixing[0][1]["box_rounding"] == "timm"
     assert _plan().empty
+    # The script's timm defaults only where they act: beside a --set option that replaces them they
+    # were refused (box_rounding, which the user never set, "has no effect when patch_area is set").
+    for argv, absent in (
+        (("--cutmix", "1.0", "--set", "cutmix.patch_area=(0.1, 0.3)"), "box_rounding"),
+        (("--mixup-or-cutmix", "1", "--set", "mixup_or_cutmix.cutmix_minmax=(0.2, 0.8)"), "box_rounding"),
+        (("--mixup-or-cutmix", "1", "--set", "mixup_or_cutmix.cutmix_alpha=0"), "box_rounding"),
+        (("--mixup-or-cutmix", "1", "--mixup-switch-prob", "0.3", "--set", "mixup_or_cutmix.mixup_alpha=0"),
+         "switch_prob"),
+    ):
+        (name, kwargs), = _plan(*argv).mixing
+        assert absent not in kwargs
+        registry.implementation(name, "torch")(**kwargs)  # builds
 
 
 def test_a_mixing_flag_without_an_alpha_says_so_in_its_help() -> None:

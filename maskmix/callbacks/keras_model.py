@@ -309,7 +309,7 @@ class MaskMixModel(keras.Model):
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in options_mod.FIXED_OPTIONS and name in self.__dict__:
-            options_mod.refuse_later_option(_NAME, name, value)
+            options_mod.refuse_later_option(_NAME, name, value, self.__dict__[name])
         super().__setattr__(name, value)
 
     def fit(self, *args: Any, **kwargs: Any) -> Any:

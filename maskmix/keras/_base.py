@@ -408,7 +408,7 @@ class MaskMixLayer(keras.layers.Layer):
         return self._backend_generators[name]
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("seed", "data_format") and "backend" in self.__dict__:
+        if name in ("seed", "data_format") and "backend" in self.__dict__ and value != self.__dict__.get(name):
             # Read once, at construction (the seed generator, the layout): a later value was not
             # used, yet get_config saved it (a reloaded layer differed, or failed to load).
             raise ValueError(f"{type(self).__name__}: {name} is fixed at construction; build a new layer with "

@@ -180,7 +180,7 @@ class MaskMixPipeline:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in options.FIXED_OPTIONS and name in self.__dict__:
-            options.refuse_later_option(self.owner, name, value)
+            options.refuse_later_option(self.owner, name, value, self.__dict__[name])
         super().__setattr__(name, value)
 
     def __init__(

@@ -451,6 +451,8 @@ def test_options_assigned_after_construction_are_refused():
             with pytest.raises(ValueError, match=rf"^{owner}: {name} is fixed at construction .*; build a new "
                                                  rf"{owner} with {name}={re.escape(repr(value))}$"):
                 setattr(target, name, value)
+        # The same value again is no change: a subclass keeping `self.num_classes = num_classes`.
+        target.num_classes, target.seed, target.label_smoothing = K, 0, 0.0
     config = model.get_config()
     assert (config["label_smoothing"], config["mix_weights"], config["num_classes"], config["seed"]) == (
         0.0, None, K, 0)

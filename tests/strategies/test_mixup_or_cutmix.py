@@ -448,6 +448,9 @@ TIMM_BAD = [
     ({"multi_label": True, "label_smoothing": np.float32(0.1)}, r"^RandomMixupOrCutMix\.from_timm: multi_label=True "
                                                                 r"with label_smoothing=.*0\.1.* is not supported"),
     ({"mixup_off_epoch": np.int64(10)}, r"^RandomMixupOrCutMix\.from_timm: mixup_off_epoch .* is a schedule"),
+    # Set aside where timm does not read it, but checked first (7.0 was taken for the default).
+    ({"mixup_alpha": 0.0, "cutmix_alpha": 1.0, "switch_prob": 7.0},
+     r"^RandomMixupOrCutMix\.from_timm: switch_prob must be a float in \[0, 1\]; got 7\.0"),
     ({"mixup_alpha": 0.0}, r"^RandomMixupOrCutMix: mixup_alpha and cutmix_alpha are both 0"),
     ({"prob": 1.5}, r"^RandomMixupOrCutMix: augmentation_ratio must be a float in \[0, 1\]; got 1\.5"),
     # maskmix parameters that timm's mode and prob set: the timm argument was dropped, silently.
