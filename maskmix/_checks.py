@@ -41,7 +41,6 @@ __all__ = [
     "pixel_range_up_to_image",
     "pixel_sizes",
     "pixels_range",
-    "positive_number",
     "positive_range",
     "uint8_refusal",
 ]
@@ -211,19 +210,6 @@ def integer_at_least(minimum: int) -> Checker:
         if int(value) < minimum:
             _fail(owner, name, expected, value)
         return int(value)
-
-    return check
-
-
-def positive_number() -> Checker:
-    expected = "a float > 0"
-
-    def check(owner: str, name: str, value: Any) -> float:
-        if not _is_real(value):
-            _fail(owner, name, expected, value, TypeError)
-        if not (_is_finite_real(value) and float(value) > 0):
-            _fail(owner, name, expected, value)
-        return float(value)
 
     return check
 

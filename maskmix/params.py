@@ -49,7 +49,6 @@ from ._checks import (
     pixel_range_up_to_image,
     pixel_sizes,
     pixels_range,
-    positive_number,
     positive_range,
 )
 from .domains import Booleans, Choice, Integers, Just, ListOf, LogUniform, OneOf, OrRange, TupleOf, Uniform
@@ -97,7 +96,6 @@ __all__ = [
     "number_in",
     "optional",
     "pixels_range",
-    "positive_number",
     "positive_range",
     "timm_mixup_config",
 ]
@@ -767,7 +765,7 @@ def timm_mixup_config(
     spec = SPECS["RandomMixupOrCutMix"]
     defaults = spec.defaults()
     if not both_on:  # checked before it is set aside: a bad value is refused as timm's own would be
-        spec._param("switch_prob").check(owner, "switch_prob", switch_prob)
+        spec.param("switch_prob").check(owner, "switch_prob", switch_prob)
     return {
         "mixup_alpha": mixup_alpha,
         "cutmix_alpha": cutmix_alpha,

@@ -332,7 +332,7 @@ class StrategySpec:
         for name in self.superseded:
             rule = self.replaced_by(name, out)
             # Compared in normalised form: a default 0.1 is validated to (0.1, 0.1).
-            default = self._param(name).check(who, name, defaults[name])
+            default = self.param(name).check(who, name, defaults[name])
             if rule is not None and out[name] != default:
                 raise ValueError(
                     f"{who}: {name} has no effect when {rule.describe()} ({rule.by}={out[rule.by]!r}); leave it at "
@@ -340,7 +340,8 @@ class StrategySpec:
                 )
         return out
 
-    def _param(self, name: str) -> Param:
+    def param(self, name: str) -> Param:
+        """The parameter ``name`` (a ``ValueError`` if the strategy has none of that name)."""
         return self.params[self.param_names.index(name)]
 
     def supersessions(self, name: str) -> tuple[Supersession, ...]:

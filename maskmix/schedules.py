@@ -324,7 +324,7 @@ class Scheduled:
     def check(self) -> Callable[[str, str, Any], Any]:
         """The parameter's check, looked up in the spec (a closure: the spec, not the check, is
         what a pickled pipeline carries)."""
-        return next(p.check for p in self.spec.params if p.name == self.param)
+        return self.spec.param(self.param).check
 
     @property
     def where(self) -> str:

@@ -70,7 +70,7 @@ def test_a_parameter_that_acts_only_with_a_switch_is_refused_with_the_switch_off
     if framework == "keras":
         pytest.importorskip("keras")
     spec = registry.get(name)
-    default, domain = spec.defaults()[param], spec.params[spec.param_names.index(param)].domain
+    default, domain = spec.defaults()[param], spec.param(param).domain
     rng = random.Random(0)
     drawn = [domain.draw(rng) for _ in range(100)] if domain is not None else []
 
@@ -117,7 +117,7 @@ def test_a_parameter_another_replaces_is_refused_where_it_has_no_effect(framewor
     rng = random.Random(0)
 
     def draws(of: str) -> list:
-        domain = spec._param(of).domain
+        domain = spec.param(of).domain
         return [*(domain.draw(rng) for _ in range(200)), None, 0, 0.0, 1, True, 0.5, (2, 4)]
 
     default = spec.defaults()[param]

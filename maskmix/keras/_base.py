@@ -62,6 +62,7 @@ __all__ = [
 #: Image dtypes every layer accepts (design §Conventions); float64 where the backend has it (JAX needs x64).
 SUPPORTED_DTYPES: tuple[str, ...] = IMAGE_DTYPES
 
+
 def _jax_has_x64() -> bool:
     """Whether JAX keeps 64-bit values (``jax_enable_x64``); JAX is imported when it is the backend."""
     jax = sys.modules.get("jax")
@@ -430,7 +431,7 @@ class MaskMixLayer(keras.layers.Layer):
                     f"{owner}: {name} cannot be set (to {value!r}): a schedule drives it in the traced step it "
                     "ran in, which reads the schedule's variable, not this attribute; change the schedule"
                 )
-            schedulable = any(p.name == name and p.schedulable for p in self.spec.params)
+            schedulable = self.spec.param(name).schedulable
             instead = (
                 f"Schedule it instead, e.g. MaskMixModel(..., schedules={{{owner!r}: {{{name!r}: "
                 "maskmix.schedules.constant(...)}}) or MaskMixPipeline(schedules=...).set_epoch(...), or build a "

@@ -685,8 +685,6 @@ def exact_matmuls(device_type: str) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
-
-
 #: The generator lent to every maskmix transform called inside :func:`using_generator` (this
 #: thread/task only); None outside it. Nothing is written on the transforms.
 _LENT_GENERATOR: ContextVar[torch.Generator | None] = ContextVar("maskmix_lent_generator", default=None)

@@ -462,7 +462,7 @@ class MaskMixPipeline:
 
         Raises:
             ValueError: for anything but a state of this version: the keys ``version``, ``seed``
-                (None or an integer ``>= 0``) and ``batches`` (an integer ``>= 0``), and
+                (None or an integer in ``[0, 2**64)``) and ``batches`` (an integer ``>= 0``), and
                 nothing else (a value that is not one would resume another stream, silently).
         """
         owner = self.owner

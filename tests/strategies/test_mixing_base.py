@@ -409,6 +409,8 @@ def test_a_tiny_alpha_gives_lambda_0_or_1_never_nan(framework: str, alpha: float
     assert np.isin(lam, (0.0, 1.0)).all(), lam[~np.isin(lam, (0.0, 1.0))][:5]
     # Half of each, within 4 standard deviations (sd 31.6).
     assert abs((lam == 1.0).sum() - n / 2) < 4 * (n / 4) ** 0.5
+    if framework == "keras":
+        return  # the layers draw lam from this sampler; their pixels and labels: the torch run below
     # Through the transforms: pixels and labels agree (labels weigh the pixels taken).
     x, y = torch.rand(64, 3, 8, 8), torch.arange(64)  # a class per image: its own weight is readable
     for cls in (RandomMixup, RandomCutMix):
