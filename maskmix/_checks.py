@@ -107,6 +107,29 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not _is_bool(value)
 
 
+#: The largest count or size in pixels a parameter takes (int32's maximum): the backends index
+#: with 32- or 64-bit integers, and larger values failed inside torch or TensorFlow (an overflow
+#: or an allocation of exabytes) with messages that named no transform and no parameter.
+MAX_INTEGER = 2**31 - 1
+
+
+def _bounded(checker: Checker) -> Checker:
+    """``checker``, then every integer of its normalised value at most :data:`MAX_INTEGER`."""
+
+    def largest(value: Any) -> int:
+        if isinstance(value, (tuple, list)):
+            return max((largest(v) for v in value), default=0)
+        return int(value) if isinstance(value, int) else 0
+
+    def check(owner: str, name: str, value: Any) -> Any:
+        normalised = checker(owner, name, value)
+        if largest(normalised) > MAX_INTEGER:
+            _fail(owner, name, f"at most {MAX_INTEGER} (counts and sizes in pixels are 32-bit integers)", value)
+        return normalised
+
+    return check
+
+
 def _is_finite_real(value: Any) -> bool:
     return _is_real(value) and math.isfinite(float(value))
 
@@ -163,7 +186,7 @@ def count_range(minimum: int) -> Checker:
     """An integer >= minimum or an ordered pair of them; normalised to ``(lo, hi)``."""
     word = "positive integer" if minimum == 1 else f"integer >= {minimum}"
     expected = f"a {word} or a pair (lo, hi) of integers with {minimum} <= lo <= hi"
-    return _value_or_range(expected, _is_int, lambda v: int(v) >= minimum, int, TypeError)
+    return _bounded(_value_or_range(expected, _is_int, lambda v: int(v) >= minimum, int, TypeError))
 
 
 def _value_or_range(expected: str, of_kind: Callable[[Any], bool], ok: Callable[[Any], bool],
@@ -211,7 +234,7 @@ def integer_at_least(minimum: int) -> Checker:
             _fail(owner, name, expected, value)
         return int(value)
 
-    return check
+    return _bounded(check)
 
 
 def choice(options: Sequence[str]) -> Checker:
@@ -313,7 +336,7 @@ def grid_size() -> Checker:
             return tuple(one(owner, name, v, value) for v in value)
         return (one(owner, name, value, value),)
 
-    return check
+    return _bounded(check)
 
 
 def _inside(v: float, lo: float, hi: float, lo_open: bool, hi_open: bool) -> bool:
@@ -345,7 +368,7 @@ def pixel_sizes() -> Checker:
             _fail(owner, name, expected, value)
         return tuple(int(v) for v in items)
 
-    return check
+    return _bounded(check)
 
 
 def pixel_range_up_to_image(minimum: int) -> Checker:
@@ -367,7 +390,7 @@ def pixel_range_up_to_image(minimum: int) -> Checker:
             _fail(owner, name, expected, value)
         return (int(lo), None if hi is None else int(hi))
 
-    return check
+    return _bounded(check)
 
 
 # --------------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from maskmix._checks import _fail, _is_int, _is_real, number_in
+from maskmix._checks import MAX_INTEGER, _fail, _is_int, _is_real, number_in
 from maskmix.geometry import MASK64
 
 __all__ = [
@@ -255,6 +255,8 @@ def check_num_classes(owner: str, value: Any, mix: Sequence[Any], framework: Fra
             raise ValueError(f"{owner}: num_classes must be None or an integer >= 2; got 1: {_ONE_CLASS}")
         if int(value) < 2:
             _fail(owner, "num_classes", expected, value)
+        if int(value) > MAX_INTEGER:
+            _fail(owner, "num_classes", f"at most {MAX_INTEGER}", value)
         value = int(value)
     given = [(f"num_classes={value}", value)] if value is not None else []
     given += [

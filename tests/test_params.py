@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from maskmix import params as P
+from maskmix._checks import MAX_INTEGER
 
 ALL = list(P.SPECS.values())
 
@@ -225,3 +226,59 @@ def test_package_ships_py_typed() -> None:
     from importlib import resources
 
     assert resources.files("maskmix").joinpath("py.typed").is_file()
+
+
+# Integer forms the checkers take, from the largest accepted value ``n``: a count or side, a range
+# ending in it, a list of candidates, an open pixel range, a grid of candidates.
+_INTEGER_FORMS = (
+    lambda n: n,
+    lambda n: (1, n),
+    lambda n: [2, n],
+    lambda n: (2, n),
+    lambda n: [(4, n)],
+)
+
+
+def _accepted(spec: P.StrategySpec, param: P.Param, value: object) -> bool:
+    try:
+        param.check(spec.name, param.name, value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _integer_cases() -> list[tuple[P.StrategySpec, str, object, object]]:
+    cases = []
+    for spec in ALL:
+        for param in spec.params:
+            if param.name == "mask_fill":
+                continue  # any integer: checked against the masks' dtype at call time
+            for form in _INTEGER_FORMS:
+                if not _accepted(spec, param, form(MAX_INTEGER)) or _accepted(spec, param, form(MAX_INTEGER + 0.5)):
+                    continue  # not this form, or a real number (a fill value, an alpha)
+                cases.append((spec, param.name, form(MAX_INTEGER), form(MAX_INTEGER + 1)))
+    return cases
+
+
+@pytest.mark.parametrize(("spec", "name", "largest", "beyond"), _integer_cases(),
+                         ids=lambda v: v.name if isinstance(v, P.StrategySpec) else repr(v))
+def test_integer_parameters_stop_at_int32(spec: P.StrategySpec, name: str, largest: object, beyond: object) -> None:
+    # 2**31 and beyond passed validation and failed inside torch or TensorFlow (an overflow while
+    # unpacking, an allocation of exabytes) with messages naming no parameter.
+    spec.validate({**_without_supersession(spec, name), name: largest})
+    with pytest.raises(ValueError, match=rf"^{spec.name}: {name} must be at most 2147483647 .*; got "):
+        spec.validate({**_without_supersession(spec, name), name: beyond})
+
+
+def _without_supersession(spec: P.StrategySpec, name: str) -> dict[str, object]:
+    """Settings under which ``name`` is read (CutPaste's scar sizes need scars)."""
+    return {"scar_prob": 0.5} if name.startswith("scar_") else {}
+
+
+def test_integer_parameters_found() -> None:
+    # The parametrisation above is found by trying values: it must reach every integer parameter.
+    found = {(spec.name, name) for spec, name, _, _ in _integer_cases()}
+    assert {("RandomCutout", "patch_count"), ("RandomCutout", "patch_side"), ("RandomErasing", "attempts"),
+            ("RandomHideAndSeek", "grid_size"), ("RandomHideAndSeek", "erased_patches"),
+            ("RandomGridMask", "unit_pixels"), ("RandomCutPaste", "scar_width"), ("RandomCutSwap", "saliency_clusters"),
+            ("RandomCutMix", "num_classes")} <= found

@@ -310,3 +310,18 @@ def test_the_torch_pipeline_compiles_and_leaves_the_transforms_alone() -> None:
     assert out.shape == x.shape and soft.shape == (4, 3)
     torch.testing.assert_close(soft.sum(1), torch.ones(4))
     assert pipeline.transforms[0].generator is None and pipeline.mixes[0].num_classes is None
+
+
+def test_num_classes_stops_at_int32_in_every_integration() -> None:
+    # One-hot targets of 2**31 classes failed inside torch or TensorFlow (an allocation of
+    # gigabytes per image) with a message naming no integration.
+    builds: list[tuple[str, Callable[[int], Any]]] = [
+        ("MaskMixPipeline", lambda n: mt.MaskMixPipeline(mix=mt.RandomCutMix(), num_classes=n, seed=0)),
+        ("MaskMixPipeline", lambda n: mk.MaskMixPipeline(mix=mk.RandomCutMix(), num_classes=n, seed=0)),
+        ("MaskMixCallback", lambda n: MaskMixCallback(mix=mt.RandomCutMix(), num_classes=n)),
+        ("MaskMixModel", lambda n: MaskMixModel(mix=mk.RandomCutMix(), num_classes=n)),
+    ]
+    for owner, build in builds:
+        build(2**31 - 1)
+        with pytest.raises(ValueError, match=rf"^{owner}: num_classes must be at most 2147483647; got 2147483648$"):
+            build(2**31)
