@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from _machine import TORCH_LIBRARIES, cpu_name, header_line, library_versions, write_results
+from _machine import TORCH_LIBRARIES, cpu_name, header_line, library_versions, steady_allocator, write_results
 
 import maskmix.torch as mm
 
@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=None, help="JSON results")
     parser.add_argument("--markdown", type=Path, default=None, help="markdown table")
     args = parser.parse_args(argv)
+    allocator = steady_allocator()
     if args.threads:
         torch.set_num_threads(args.threads)
     shapes = [tuple(int(n) for n in item.split("x")) for item in args.shapes.split(",")]
@@ -146,12 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         "device": f"{cpu_name()} ({os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()})",
         "versions": versions,
         "rounds": rounds,
+        "allocator": allocator,
         "note": args.note,
         "rows": rows,
     }
     lines = [f"Device: {header_line(result['device'], versions, result['date'])}", "",
              f"Paired timing, {rounds} alternating rounds; ratio = median over rounds of "
-             "time(ours) / time(peer); float32, eager.", ""]
+             f"time(ours) / time(peer); float32, eager; {allocator}.", ""]
     if args.note:
         lines += [f"Note: {args.note}", ""]
     lines += ["| shape | target | pair | ours ms | peer ms | ratio | limit | met |",

@@ -44,7 +44,7 @@ from typing import Any
 
 import _cases
 import torch
-from _machine import TORCH_LIBRARIES, cpu_name, header_line, library_versions, write_results
+from _machine import TORCH_LIBRARIES, cpu_name, header_line, library_versions, steady_allocator, write_results
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
@@ -311,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=None, help="JSON results")
     parser.add_argument("--markdown", type=Path, default=None, help="markdown table")
     args = parser.parse_args(argv)
+    allocator = steady_allocator()
     torch.set_num_threads(1)  # the per-call overhead, not the pixel work, is measured
     repeats = 3 if args.quick else args.repeats
     shape = (args.batch, 3, 32, 32)
@@ -380,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         "shape": list(shape),
         "large_shape": list(large),
         "traffic_shape": list(traffic_shape),
+        "allocator": allocator,
         "note": args.note,
         "rows": rows,
     }
@@ -395,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
              "target (masking ≤ 1× RandomErasing, mixing ≤ 1× CutMix, pasting ≤ 2× RandomErasing). "
              "Memory traffic: bytes every kernel of one "
              f"call reads and writes on a {'x'.join(map(str, traffic_shape))} batch, in units of one clone() of "
-             "it (what bounds an eager call's device time on a bandwidth-bound GPU, in × clone).", ""]
+             "it (what bounds an eager call's device time on a bandwidth-bound GPU, in × clone). "
+             f"CPU memory: {allocator}.", ""]
     if args.note:
         lines += [f"Note: {args.note}", ""]
     b, big = args.batch, args.large_batch

@@ -118,6 +118,38 @@ def test_cpu_targets_quick_mode(tmp_path: Path) -> None:
     assert {row["target"] for row in rows} >= {"timm", "torchvision"}
     assert all(row["ours_s"] > 0 and row["peer_s"] > 0 and row["ratio"] > 0 for row in rows)
     assert "RandomCutMix vs torchvision CutMix (batched)" in table.read_text()
+    assert json.loads(output.read_text())["allocator"] in table.read_text()
+
+
+_MMAPPED_BYTES = """
+import ctypes, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+from _machine import steady_allocator
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                     "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[2] == "steady":
+    print(steady_allocator())
+before = libc.mallinfo2().hblkhd
+buffers = [torch.empty(3 * 2**20 // 4) for _ in range(4)]  # 256x3x32x32 float32: 3 MiB each
+print(libc.mallinfo2().hblkhd - before)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")
+def test_steady_allocator_keeps_batch_sized_buffers_off_mmap() -> None:
+    # By default glibc maps each 3 MiB buffer afresh (and unmaps it when freed: page faults on every
+    # call, the bimodal timings); after steady_allocator() they come from the heap and are reused.
+    def mmapped(mode: str) -> tuple[str, int]:
+        out = subprocess.run([sys.executable, "-c", _MMAPPED_BYTES, str(ROOT / "benchmarks"), mode],
+                             capture_output=True, text=True, check=True).stdout.split("\n")
+        return out[0], int(out[-2])
+    assert mmapped("default")[1] >= 4 * 3 * 2**20  # the four buffers, mapped one by one
+    said, count = mmapped("steady")
+    assert count == 0 and said.startswith("glibc allocator: freed buffers up to 32 MiB kept")
 
 
 @pytest.mark.slow
