@@ -241,6 +241,18 @@ def move_pixels(images: Tensor, offsets: Tensor, pixels: Tensor | None = None) -
     return torch.where(offsets.reshape(batch, 1, height, width) == 0, images, moved)
 
 
+#: The largest table of resampling matrices (those of every size a range allows, for one axis)
+#: that CutBlur and Cut-Thumbnail build and keep between eager calls. A table grows with the cube
+#: of the side (CutBlur with ``blur_factor=(0.1, 0.5)``: 18 GB for 1356 x 2040 images); beyond this
+#: each image's matrices are built per call instead.
+RESAMPLING_TABLE_BYTES = 64 << 20
+
+
+def table_fits(count: int, largest: int, size: int, dtype: torch.dtype) -> bool:
+    """Whether ``count`` resampling matrices of ``largest x size`` fit :data:`RESAMPLING_TABLE_BYTES`."""
+    return count * largest * size * dtype.itemsize <= RESAMPLING_TABLE_BYTES
+
+
 def resample_matrix(in_size: Tensor, out_size: Tensor, in_max: int, out_max: int, method: str,
                     dtype: torch.dtype) -> Tensor:
     """``(B, out_max, in_max)`` matrices resampling a length ``in_size[b]`` to ``out_size[b]``.

@@ -297,12 +297,15 @@ class RandomCutThumbnail(MixingTransform):
         ``thumbnail_area=(0.05, 0.5)`` about 15 MB each in float32): a call then costs one gather
         instead of the few dozen small kernels that build matrices. Under ``torch.compile`` it is
         built inside the graph, or, when the range allows more sizes than there are images, each
-        image's matrix is built directly. Both give the same matrices.
+        image's matrix is built directly; so it is in eager mode for a table beyond
+        :data:`~maskmix.torch._patches.RESAMPLING_TABLE_BYTES` (it grows with the cube of the side:
+        15 GB for 1356 x 2040 images). Both give the same matrices.
         """
         count = largest - smallest + 1
-        if torch.compiler.is_compiling():
+        oversized = count > 1 and not _patches.table_fits(count, largest, size, dtype)
+        if torch.compiler.is_compiling() or oversized:
             full = torch.full((1,), size, dtype=torch.int64, device=device)
-            if count > sizes.shape[0]:
+            if count > sizes.shape[0] or oversized:
                 return _patches.resample_matrix(full, sizes, size, largest, method, dtype)
             table = _patches.resample_matrix(full, torch.arange(smallest, largest + 1, device=device), size,
                                              largest, method, dtype)

@@ -86,7 +86,8 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
     pair of resampling matrices per axis, zero-padded to the largest size the range allows,
     applied with batched matmuls (:func:`apply_resampling`); with a fixed factor all images
     share one set. The matrices for every size the range allows are built once per image size
-    and dtype and kept between eager calls; each call then costs a few matmuls, faster than
+    and dtype and kept between eager calls (up to 64 MiB per table, beyond which each image's
+    are built per call); each call then costs a few matmuls, faster than
     ``interpolate``'s antialiased kernels on CPU and CUDA. The results equal ``interpolate``'s up to float
     rounding (and to TF32, if the user enabled it for float32 matmuls); CPU and CUDA may differ
     by that rounding (one level for ``uint8``). A non-finite input value (NaN,
@@ -184,35 +185,43 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
         """The smallest and largest low-resolution size ``blur_factor`` allows for ``size``."""
         return low_resolution_size_range(self.blur_factor, size)
 
-    def _tables(self, height: int, width: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, ...]:
-        """Resampling matrices for every low-resolution size the factor range allows: per axis
-        ``(n, h, H)`` and ``(n, H, h)`` for ``n`` sizes, or 2-D when the range allows one size.
+    def _axis_matrices(self, size: int, low_sizes: Tensor, dtype: torch.dtype,
+                       device: torch.device) -> tuple[Tensor, Tensor]:
+        """One axis's down- and up-sampling matrices for the batch: 2-D when the factor allows one
+        low-resolution size, else ``(B, h, size)`` and ``(B, size, h)``, row ``b`` for image ``b``'s
+        size ``low_sizes[b]`` (``h`` the largest size the range allows).
 
-        They depend on the image size and the configuration only, not on the random draws, so in
-        eager mode the last ones built are kept and reused (one entry; for 224 x 224 images and
-        ``blur_factor=(0.05, 0.5)`` about 40 MB in float32). Under ``torch.compile`` they are
-        built inside the graph instead.
+        The matrices of every allowed size form a table that depends on the image size and the
+        configuration only, so in eager mode it is kept between calls and each call gathers its
+        images' rows (for 224 x 224 images and ``blur_factor=(0.05, 0.5)`` about 10 MB per matrix in
+        float32); under ``torch.compile`` it is built inside the graph. A table grows with the
+        cube of the side (18 GB for 1356 x 2040 images and ``(0.1, 0.5)``): beyond
+        :data:`~maskmix.torch._patches.RESAMPLING_TABLE_BYTES` each image's matrices are built
+        directly, every call. Both give the same matrices.
         """
-        compiling = torch.compiler.is_compiling()
-        if not compiling:
+        low, high = self._size_range(size)
+        count = high - low + 1
+        if count > 1 and not _patches.table_fits(count, high, size, dtype):
+            return resampling_matrices(low_sizes, size, high, self.resize_method, dtype)
+        if torch.compiler.is_compiling():
+            down, up = resampling_matrices(torch.arange(low, high + 1, device=device), size, high,
+                                           self.resize_method, dtype)
+        else:
             # Tables made under inference_mode are inference tensors, which autograd cannot save.
             # (Dynamo cannot trace the mode query: the key is only needed in eager mode.)
-            key = (height, width, dtype, device, self.blur_factor, self.resize_method,
-                   torch.is_inference_mode_enabled())
-            cached = self.__dict__.get("_resampling_cache")
-            if cached is not None and cached[0] == key:
-                return cached[1]
-        tables: list[Tensor] = []
-        for size in (height, width):
-            low, high = self._size_range(size)
-            sizes = torch.arange(low, high + 1, device=device)
-            matrices = resampling_matrices(sizes, size, high, self.resize_method, dtype)
-            # One size: the plain 2-D matrices, which apply_resampling folds into single products.
-            tables.extend(m[0] if low == high else m for m in matrices)
-        result = tuple(tables)
-        if not compiling:
-            self.__dict__["_resampling_cache"] = (key, result)
-        return result
+            key = (size, low, high, dtype, device, self.resize_method, torch.is_inference_mode_enabled())
+            cache: dict[tuple[Any, ...], tuple[Tensor, Tensor]] = self.__dict__.setdefault("_resampling_cache", {})
+            if key not in cache:
+                if len(cache) >= 2:  # one per axis
+                    cache.clear()
+                cache[key] = resampling_matrices(torch.arange(low, high + 1, device=device), size, high,
+                                                 self.resize_method, dtype)
+            down, up = cache[key]
+        if count == 1:
+            # The plain 2-D matrices, which apply_resampling folds into single products.
+            return down[0], up[0]
+        row = low_sizes - low
+        return down[row], up[row]
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         _, _, height, width = images.shape
@@ -220,14 +229,8 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
         # The standard layout: a 2-D matrix is folded into one product over the batch's rows, so a
         # channels_last or strided batch would sum in another order (values off in the last bit).
         work = images.to(torch.float64 if dtype == torch.float64 else torch.float32).contiguous()
-        down_h, up_h, down_w, up_w = self._tables(height, width, work.dtype, images.device)
-        # One table row per possible size: pick each image's rows (2-D tables: one fixed size).
-        if down_h.ndim == 3:
-            row = params["low_height"] - self._size_range(height)[0]
-            down_h, up_h = down_h[row], up_h[row]
-        if down_w.ndim == 3:
-            row = params["low_width"] - self._size_range(width)[0]
-            down_w, up_w = down_w[row], up_w[row]
+        down_h, up_h = self._axis_matrices(height, params["low_height"], work.dtype, images.device)
+        down_w, up_w = self._axis_matrices(width, params["low_width"], work.dtype, images.device)
         blurred = apply_resampling(work, down_h, up_h, down_w, up_w)
         const = _patches.constants(height, width, images.device)
         rows, cols = _patches.box_lines(torch.stack((params["top"], params["left"])),
