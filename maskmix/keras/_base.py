@@ -348,6 +348,18 @@ class MaskMixLayer(keras.layers.Layer):
     def channels_first(self) -> bool:
         return self.data_format == "channels_first"
 
+    def needs_unit_range(self) -> bool:
+        """Whether float images must lie in ``(0, 1)`` for this layer as configured: it reads the
+        range's upper end (the ``white``, ``gray``, ``random`` and ``noise`` fills, CutPaste's
+        colour jitter) and no ``pixels_range`` is given. A ``black`` fill (the range's low end, 0)
+        and the other fills do not depend on it."""
+        if not self.reads_pixels_range or self.pixels_range is not None:
+            return False
+        fill = getattr(self, "fill_method", None)
+        if fill is not None:
+            return isinstance(fill, str) and fill in ("white", "gray", "random", "noise")
+        return bool(getattr(self, "color_jitter", 0) or getattr(self, "hue_jitter", 0))
+
     def value_range(self, dtype: str) -> tuple[float, float]:
         """The images' ``(lo, hi)``: ``pixels_range``, or the dtype's natural range."""
         if self.pixels_range is not None:

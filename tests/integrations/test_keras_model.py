@@ -1241,3 +1241,40 @@ def test_multi_hot_labels_keep_their_metric_labels_and_refuse_smoothing_towards_
     assert np.isnan(np.asarray(traced)).all(axis=1).sum() == 4
     _, fine = smoothing(x, one_hot)
     assert np.isfinite(np.asarray(fine)).all()
+
+
+def test_uint8_batches_turned_into_floats_by_a_keras_layer_are_not_filled_as_0_to_1() -> None:
+    """Keras' image layers return float32 of the uint8 values; a white fill after one wrote 1.0 on
+    0..255 images (a near-black patch), silently. Refused where the fill reads the range's top;
+    a range given, a black fill, or the maskmix layer first are right and run."""
+    from maskmix.keras import MaskMixPipeline, RandomCutPaste
+
+    images, labels = np.full((4, 16, 16, 3), 200, "uint8"), np.arange(4) % 3
+    model_inputs = keras.Input((16, 16, 3), dtype="uint8")
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(model_inputs)))
+    flip = keras.layers.RandomFlip(seed=0)
+    refused = (
+        r"^{owner}: RandomFlip \(random_flip\) turned the uint8 images into floats of 0\.\.255, and {name} "
+        r"\(\w+\) after it reads float images as 0\.\.1 .*: give {name} pixels_range=\(0, 255\), place it before "
+        r"RandomFlip, or give the pipeline float images in 0\.\.1$"
+    )
+    for fill in ("white", "gray", "random", "noise"):
+        erasing = RandomErasing(fill_method=fill, augmentation_ratio=1.0, seed=0)
+        with pytest.raises(ValueError, match=refused.format(owner="MaskMixPipeline", name="RandomErasing")):
+            MaskMixPipeline(augmentations=[flip, erasing], seed=0)(images, labels)
+        model = MaskMixModel(model_inputs, outputs, augmentations=[flip, keras.Sequential([erasing])])
+        with pytest.raises(ValueError, match=refused.format(owner="MaskMixModel", name="RandomErasing")):
+            model.augment_batch(keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(labels))
+    jitter = RandomCutPaste(color_jitter=0.2, seed=0)
+    with pytest.raises(ValueError, match=refused.format(owner="MaskMixPipeline", name="RandomCutPaste")):
+        MaskMixPipeline(augmentations=[flip, jitter], seed=0)(images, labels)
+    white = RandomErasing(fill_method="white", augmentation_ratio=1.0, patch_area=0.5, seed=0)
+    for augmentations, top in (
+        ([flip, RandomErasing(fill_method="white", augmentation_ratio=1.0, patch_area=0.5, pixels_range=(0, 255),
+                              seed=0)], 255.0),
+        ([white, flip], 255.0),
+        ([flip, RandomErasing(fill_method="black", augmentation_ratio=1.0, patch_area=0.5, seed=0)], 200.0),
+        ([keras.layers.Identity(), white], 255.0),  # uint8 stays uint8: 0..255
+    ):
+        out, _ = MaskMixPipeline(augmentations=augmentations, seed=0)(images, labels)
+        assert float(np.max(np.asarray(out))) == top and float(np.min(np.asarray(out))) in (0.0, 200.0)
