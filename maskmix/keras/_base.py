@@ -686,9 +686,7 @@ class MaskMixLayer(keras.layers.Layer):
         new dict (the input is not modified), followed by ``is_augmented`` with
         ``return_labels=True``: ``(dict, is_augmented)``.
         """
-        name = type(self).__name__
-        if "images" not in data:
-            raise ValueError(f"{name}: a dict input must have an 'images' key; got keys {sorted(map(str, data))}")
+        self.check_images_key(data)
         self.check_boxes(data)
         images = data["images"]
         batch, single = self.check_images(images)
@@ -706,6 +704,25 @@ class MaskMixLayer(keras.layers.Layer):
             return out
         return out, self._augmentation_flags(batch, transformation, single)
 
+    def check_images_key(self, data: Mapping[str, Any]) -> None:
+        if "images" not in data:
+            raise ValueError(
+                f"{type(self).__name__}: a dict input must have an 'images' key; got keys {sorted(map(str, data))}"
+            )
+
+    def check_dense_spec(self, targets: Mapping[str, Any], images: Any) -> None:
+        """The checks a call makes of a dict's boxes and masks (:meth:`check_boxes`,
+        :meth:`check_masks`, a layer that refuses masks), on shapes and dtypes alone: a functional
+        model being built fails there, not at its first batch (or its first ``predict``)."""
+        self.check_boxes(targets)
+        masks = targets.get("segmentation_masks")
+        if masks is None:
+            return
+        shape = tuple(images.shape)
+        self.mask_spec_message(masks, (1, *shape) if len(shape) == 3 else shape, len(shape) == 3)
+        if self.dense_targets == "refuse":
+            self.move_masks(masks, {})  # raises: this layer cannot move masks
+
     def check_boxes(self, data: Mapping[str, Any]) -> None:
         """Refuse ``bounding_boxes`` when the strategy moves pixels (they would not follow)."""
         if self.dense_targets != "keep" and data.get("bounding_boxes") is not None:
@@ -719,6 +736,20 @@ class MaskMixLayer(keras.layers.Layer):
         images were one rank-3 image): one channel, the images' batch size, height and width, an
         integer or bool dtype. Returns the masks to use (in a graph where sizes are known only when
         it runs, the masks after the check of their sizes)."""
+        message = self.mask_spec_message(masks, tuple(batch.shape), single)
+        # The images' axis each mask axis must match (None: the channel axis, of size 1).
+        sources: list[int | None] = [] if single else [0]
+        sources += [None, 2, 3] if self.channels_first else [1, 2, None]
+        image_dims = self.ops.shape(batch)
+        wanted = [1 if source is None else image_dims[source] for source in sources]
+        # Sizes known only when the graph runs (tf.data from a generator, padded batches): checked
+        # then, or the masks would be cut at coordinates drawn for other sizes.
+        return checked_when_run(masks, wanted, f"{message}: their shapes differ")
+
+    def mask_spec_message(self, masks: Any, images: tuple[Any, ...], single: bool) -> str:
+        """The checks of :meth:`check_masks` that the shapes and dtypes decide (``images``: the
+        rank-4 batch's shape, ``None`` for a size known only when run); returns the message for a
+        size mismatch found when the graph runs."""
         name = type(self).__name__
         if not (hasattr(masks, "shape") and hasattr(masks, "dtype")):
             raise TypeError(f"{name}: segmentation_masks must be a tensor or a NumPy array; got {type(masks).__name__}")
@@ -737,7 +768,6 @@ class MaskMixLayer(keras.layers.Layer):
                     "another mask_fill or a wider mask dtype"
                 )
         shape = tuple(masks.shape)
-        images = tuple(batch.shape)
         expected = images[:1] if not single else ()
         expected += (1, *images[2:4]) if self.channels_first else (*images[1:3], 1)
         fits = len(shape) == len(expected) and all(
@@ -750,14 +780,7 @@ class MaskMixLayer(keras.layers.Layer):
         if not fits:
             given = images[1:] if single else images
             raise ValueError(f"{message}; got shape {shape} for images of shape {given}")
-        # The images' axis each mask axis must match (None: the channel axis, of size 1).
-        sources: list[int | None] = [] if single else [0]
-        sources += [None, 2, 3] if self.channels_first else [1, 2, None]
-        image_dims = self.ops.shape(batch)
-        wanted = [1 if source is None else image_dims[source] for source in sources]
-        # Sizes known only when the graph runs (tf.data from a generator, padded batches): checked
-        # then, or the masks would be cut at coordinates drawn for other sizes.
-        return checked_when_run(masks, wanted, f"{message}: their shapes differ")
+        return message
 
     def transform_masks(self, masks: Tensor, transformation: Mapping[str, Any] | None, *,
                         single: bool = False) -> Tensor:
@@ -779,12 +802,15 @@ class MaskMixLayer(keras.layers.Layer):
 
     def compute_output_spec(self, inputs: Any, training: Any = None) -> Any:
         if isinstance(inputs, Mapping):
+            self.check_images_key(inputs)
             images = inputs["images"]
+            self.check_symbolic_images(images)
+            self.check_dense_spec(inputs, images)
             out: Any = _fresh_specs(inputs)
         else:
             images = inputs
             out = keras.KerasTensor(inputs.shape, dtype=inputs.dtype)
-        self.check_symbolic_images(images)
+            self.check_symbolic_images(images)
         if self.return_labels:
             shape = (images.shape[0],) if len(images.shape) == 4 else ()
             return out, keras.KerasTensor(shape, dtype="int64")

@@ -341,6 +341,9 @@ class MixingLayer(MaskMixLayer):
         if labels is None:  # pragma: no cover - bare images returned above
             raise TypeError(f"{type(self).__name__}: expected (images, labels)")
         self.check_symbolic_images(images)
+        targets = data if isinstance(data, Mapping) else data[1] if isinstance(data[1], Mapping) else None
+        if targets is not None:
+            self.check_dense_spec(targets, images)
         dtype = keras.backend.standardize_dtype(labels.dtype)
         if self.check_label_spec(tuple(labels.shape), dtype) == "rows":
             classes = labels.shape[1]

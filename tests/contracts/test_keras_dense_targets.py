@@ -18,6 +18,8 @@ import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see 
 
 # isort: split
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -482,6 +484,53 @@ def test_functional_dict_inputs(name):
         assert tuple(tensor.shape) == tuple(value.shape) and tensor.dtype == value.dtype
         assert spec.shape[1:] == tuple(value.shape)[1:] and spec.dtype == keras.backend.standardize_dtype(value.dtype)
     assert isinstance(symbolic, tuple) == isinstance(eager, tuple)
+
+
+def _bad_dicts(layer: object) -> dict[str, dict[str, np.ndarray]]:
+    """Dicts each call of ``layer`` refuses: one wrong item at a time."""
+    base = id_batch()
+    del base["labels"]
+    if getattr(layer, "mixes", False):
+        base["labels"] = np.eye(NUM_CLASSES, dtype="float32")[np.arange(SHAPE[0]) % NUM_CLASSES]
+    masks = base.pop("segmentation_masks")
+    bad = {
+        "masks of another size": {**base, "segmentation_masks": masks[:, :3]},
+        "float masks": {**base, "segmentation_masks": masks.astype("float32")},
+    }
+    if not getattr(layer, "mixes", False):  # the mixing layers find images under other keys too
+        bad["no images key"] = {**{k: v for k, v in base.items() if k != "images"}, "image": base["images"]}
+    if layer.dense_targets != "keep":
+        bad["boxes"] = {**base, "bounding_boxes": {"boxes": np.zeros((SHAPE[0], 2, 4), "float32"),
+                                                   "labels": np.ones((SHAPE[0], 2), "int32")}}
+    if layer.dense_targets == "refuse":
+        bad["masks"] = {**base, "segmentation_masks": masks}
+    if getattr(layer, "mask_fill", "absent") is None:
+        layer.mask_fill = 300
+        bad["mask_fill beyond uint8"] = {**base, "segmentation_masks": masks.astype("uint8")}
+    return bad
+
+
+def _own_message(error: BaseException) -> str:
+    """The layer's message, without the call details Keras wraps around it."""
+    wrapped = re.search(r"\x1b\[1m(.*?)\x1b\[0m", str(error), re.DOTALL)
+    return wrapped.group(1) if wrapped else str(error)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_functional_dict_inputs_are_refused_when_the_model_is_built(name):
+    # A dict of keras.Input with masks of another size, float masks, boxes a mover cannot move,
+    # masks for Mixup or a mask_fill the masks cannot hold built a model without a word, which
+    # failed at its first batch (or at predict); without an 'images' key it was a bare KeyError.
+    # The symbolic call now raises what the eager call raises.
+    layer = build(name)
+    for case, data in _bad_dicts(layer).items():
+        with pytest.raises((TypeError, ValueError)) as eager:
+            layer(data)
+        inputs = keras.tree.map_structure(lambda v: keras.Input(v.shape[1:], dtype=str(v.dtype)), data)
+        # The same message, shapes aside (the symbolic batch size is None).
+        with pytest.raises(type(eager.value), match=re.escape(_own_message(eager.value).split("; got shape")[0])):
+            layer(inputs)
+            pytest.fail(f"{case}: the symbolic call passed")
 
 
 # --------------------------------------------------------------------------------------------
