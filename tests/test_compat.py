@@ -265,7 +265,15 @@ def symbolic_build():
         assert model._compile_loss.built, "the compiled loss was not built from the batch"
 
 
+def stateless_scope():
+    assert not _compat.in_stateless_scope()
+    with keras.StatelessScope():
+        assert _compat.in_stateless_scope()
+    assert not _compat.in_stateless_scope()
+
+
 CHECKS = {
+    "keras.src.backend.common.stateless_scope.in_stateless_scope": stateless_scope,
     "keras.src.trainers.trainer.Trainer._symbolic_build": symbolic_build,
     "keras.src.utils.backend_utils.DynamicBackend": dynamic_backend,
     "keras.src.utils.backend_utils.in_tf_graph": in_tf_graph,

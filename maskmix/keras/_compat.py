@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
+from keras.src.backend.common import stateless_scope
 from keras.src.models.functional import Functional, functional_like_constructor
 from keras.src.utils import backend_utils, jax_utils, tracking
 
@@ -34,6 +35,7 @@ __all__ = [
     "Functional",
     "converted_epoch_batches",
     "functional_like_constructor",
+    "in_stateless_scope",
     "in_tf_graph",
     "inputs_kept_as_given",
     "is_in_jax_tracing_scope",
@@ -45,6 +47,7 @@ __all__ = [
 PRIVATE_APIS: tuple[str, ...] = (
     "keras.src.utils.backend_utils.DynamicBackend",
     "keras.src.utils.backend_utils.in_tf_graph",
+    "keras.src.backend.common.stateless_scope.in_stateless_scope",
     "keras.src.utils.jax_utils.is_in_jax_tracing_scope",
     "keras.src.utils.tracking.no_automatic_dependency_tracking",
     "keras.src.models.functional.Functional",
@@ -60,6 +63,10 @@ DynamicBackend = backend_utils.DynamicBackend
 
 #: ``in_tf_graph()``: True inside a TensorFlow graph (``tf.function``, ``tf.data``), False eagerly.
 in_tf_graph = backend_utils.in_tf_graph
+
+#: ``in_stateless_scope()``: True inside a ``keras.StatelessScope`` (``layer.stateless_call``, the
+#: JAX trainer's steps), where a variable's assignments are collected instead of written.
+in_stateless_scope = stateless_scope.in_stateless_scope
 
 #: ``is_in_jax_tracing_scope(x)``: True when ``x`` is a JAX tracer (a ``jax.jit`` trace).
 is_in_jax_tracing_scope = jax_utils.is_in_jax_tracing_scope

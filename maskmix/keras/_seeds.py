@@ -97,9 +97,10 @@ class CallSeeds(StatelessSeeds):
     draw independently, as the torch pipeline's ranks do, instead of repeating one draw per shard.
     """
 
-    def __init__(self, generator: keras.random.SeedGenerator) -> None:
+    def __init__(self, generator: keras.random.SeedGenerator, owner: str = "maskmix") -> None:
         super().__init__(0)
         self.name = "call_seeds"
+        self.owner = owner
         self.generator = generator
         self.base: Tensor | None = None
 
@@ -115,7 +116,19 @@ class CallSeeds(StatelessSeeds):
             if replica is not None:
                 shift = ops.cast(replica, dtype) * ops.convert_to_tensor(np.array([_REPLICA_STRIDE, 0]), dtype=dtype)
                 self.base = ops.numpy.add(self.base, shift)
-            state.assign(ops.numpy.add(state.value, ops.convert_to_tensor(np.array([0, CALL_SEEDS]), dtype=dtype)))
+            advanced = ops.numpy.add(state.value, ops.convert_to_tensor(np.array([0, CALL_SEEDS]), dtype=dtype))
+            if _compat.is_in_jax_tracing_scope(advanced) and not _compat.in_stateless_scope():
+                # A plain jax.jit of the call: the traced state written into the variable would
+                # leak out of the trace, and each run of the compiled function would draw the
+                # numbers of its trace, the same ones at every call (Keras' own layers do so).
+                raise RuntimeError(
+                    f"{self.owner}: called inside jax.jit without a keras.StatelessScope: the seed generator's "
+                    "state cannot advance there, so every call would draw the same numbers. Call "
+                    "layer.stateless_call(trainable_variables, non_trainable_variables, images, training=True) in "
+                    "the jitted function and carry the returned variables, or let model.fit / MaskMixModel call "
+                    "the layer (their steps are stateless)"
+                )
+            state.assign(advanced)
         offset = self._count
         self._count += 1
         if offset == 0:
@@ -148,7 +161,7 @@ def call_seeds(owner: str, seed: Any, backend: Any) -> Any:
     if isinstance(seed, StatelessSeeds):
         return seed
     if isinstance(seed, keras.random.SeedGenerator):
-        return CallSeeds(seed)
+        return CallSeeds(seed, owner)
     if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)):
         return StatelessSeeds(int(seed)).bind(backend)
     raise TypeError(f"{owner}: seed must be an int or a keras.random.SeedGenerator; got {type(seed).__name__}")
