@@ -301,3 +301,20 @@ def test_fills_beyond_the_image_dtype_are_refused(name: str) -> None:
                                          r"fill_method 'white' values beyond what float16 images hold"):
         call(name, FACTORIES[name](fill_method="white", pixels_range=(0.0, 1e5), seed=0), tf.cast(x, "float16"))
     assert np.isfinite(np_(images_of(call(name, FACTORIES[name](fill_method=1e5, seed=0), x)))).all()
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_training_given_positionally_is_refused_by_name(name: str) -> None:
+    # layer(x, False) reached call() as a second `training` beside Keras' own keyword: "got
+    # multiple values for argument 'training'", naming neither the layer nor the remedy (and
+    # layer(x, None) ran).
+    layer = FACTORIES[name](seed=0)
+    images = make_images((2, 8, 8, 3), "float32")
+    data = (images, np.eye(3, dtype="float32")[[0, 1]]) if CASES[name].mixes else images
+    for extra in (False, None):
+        with pytest.raises(TypeError, match=rf"^{CASES[name].spec.name}: takes one input \(images, a tuple \(images, "
+                                            r"labels\) or a dict\); pass training as a keyword \(layer\(x, "
+                                            r"training=False\)\); got 1 more positional argument\(s\)$"):
+            layer(data, extra)
+    passed = layer(data, training=False)
+    np.testing.assert_array_equal(np_(passed[0] if CASES[name].mixes else passed), images)

@@ -259,7 +259,7 @@ class MaskMixLayer(keras.layers.Layer):
                 f"{name}: data_format must be None, 'channels_last' or 'channels_first'; got {data_format!r}"
             )
         if layer_kwargs.pop("autocast", False):
-            # Dropped, silently: the layers compute in their inputs' dtype (see the class docs).
+            # It would be dropped, silently: the layers compute in their inputs' dtype (class docs).
             raise ValueError(f"{name}: autocast=True is not supported; the layer computes in its images' dtype")
         super().__init__(autocast=False, **layer_kwargs)
         for key, value in validated.items():
@@ -458,6 +458,14 @@ class MaskMixLayer(keras.layers.Layer):
         super().__setattr__(name, value)
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            # layer(x, False) reached `call` as a second `training` (Keras passes its own as a
+            # keyword): "got multiple values for argument 'training'" named neither the layer nor
+            # the remedy. The labels go with the images in one tuple.
+            raise TypeError(
+                f"{type(self).__name__}: takes one input (images, a tuple (images, labels) or a dict); pass training "
+                f"as a keyword (layer(x, training=False)); got {len(args)} more positional argument(s)"
+            )
         sample = keras.tree.flatten(inputs)[0] if keras.tree.is_nested(inputs) else inputs
         if (
             not isinstance(sample, keras.KerasTensor)
