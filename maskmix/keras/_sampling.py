@@ -21,6 +21,7 @@ last partial batch of a ``tf.data`` pipeline), a scalar int32 tensor. Integer re
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -147,6 +148,24 @@ def uniforms(ops: Ops, count: int, size: Size, seed: Seed) -> tuple[Tensor, ...]
     return tuple(ops.core.unstack(drawn, count, axis=0))
 
 
+def index_uniforms(ops: Ops, count: int, size: Size, seed: Seed) -> tuple[Tensor, ...]:
+    """:func:`uniforms` for :func:`integers_from` over spans up to ``2**31`` (an index among a
+    grid's positions): float64 where the backend keeps 64-bit values, else float32.
+
+    Float32 uniforms take at most ``2**23`` values (TensorFlow's are its multiples of ``2**-23``),
+    so ``floor(U * n)`` gave some of ``n`` positions one more chance than others (1.5 times as
+    likely at ``n = 3.4e6``, a 2048 x 2048 image's corners) and none to a part of them beyond
+    ``2**23``. JAX without ``jax_enable_x64`` has no float64: its draws stay float32 (documented).
+    """
+    name = getattr(ops, "name", keras.backend.backend())
+    jax = sys.modules.get("jax")
+    wide = name != "jax" or (jax is not None and bool(jax.config.jax_enable_x64))
+    if not wide:
+        return uniforms(ops, count, size, seed)
+    drawn = ops.random.uniform((count, *size), 0.0, 1.0, dtype="float64", seed=seed)
+    return tuple(ops.core.unstack(drawn, count, axis=0)) if count > 1 else (ops.numpy.reshape(drawn, tuple(size)),)
+
+
 def _scaled(u: Tensor, low: float | Tensor, high: float | Tensor) -> Tensor:
     return low + (high - low) * u
 
@@ -213,14 +232,16 @@ def randints(ops: Ops, bounds: Sequence[tuple[int | Tensor, int | Tensor]], size
 
 
 def integers_from(ops: Ops, u: Tensor, low: int | Tensor, high: int | Tensor) -> Tensor:
-    """:func:`randint`'s integers from uniform ``u`` already drawn (see :func:`uniforms`)."""
+    """:func:`randint`'s integers from uniform ``u`` already drawn (see :func:`uniforms`), in
+    ``u``'s precision (float64 ``u`` from :func:`index_uniforms`: exact over an index among a grid's positions)."""
     # U * span is non-negative wherever the range is not empty, so the cast truncates as floor
     # would; an empty range (high < low) gives high either way, through the minimum.
+    work = keras.backend.standardize_dtype(u.dtype)
     high_t = ops.cast(high, "int32")
     if isinstance(low, int) and low == 0:
-        return ops.numpy.minimum(ops.cast(u * ops.cast(high_t + 1, "float32"), "int32"), high_t)
+        return ops.numpy.minimum(ops.cast(u * ops.cast(high_t + 1, work), "int32"), high_t)
     low_t = ops.cast(low, "int32")
-    return ops.numpy.minimum(ops.cast(u * ops.cast(high_t - low_t + 1, "float32"), "int32") + low_t, high_t)
+    return ops.numpy.minimum(ops.cast(u * ops.cast(high_t - low_t + 1, work), "int32") + low_t, high_t)
 
 
 def select_images(ops: Ops, batch_size: int | Tensor, ratio: float | Tensor, bernoulli: bool, seed: Seed) -> Tensor:

@@ -239,8 +239,10 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixLayer):
         positions = (height - h + 1) * columns
         # The destination is uniform over the other positions: drawn among positions - 1, the
         # source's index skipped.
-        source, other = _sampling.randints(ops, [(0, positions - 1), (0, ops.numpy.maximum(positions - 2, 0))],
-                                           size, seed)
+        # One position among up to H x W: drawn in float64 where the backend has it (index_uniforms).
+        u_source, u_other = _sampling.index_uniforms(ops, 2, size, seed)
+        source = _sampling.integers_from(ops, u_source, 0, positions - 1)
+        other = _sampling.integers_from(ops, u_other, 0, ops.numpy.maximum(positions - 2, 0))
         other = other + ops.cast(other >= source, "int32")
         movable = positions > 1
         destination = _sampling.where(ops, movable, other, source)

@@ -318,7 +318,7 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
         # No partner in the cluster: B uniform among the places that do not overlap A, if A leaves
         # any; if it does not, the image keeps its uniform draw (both patches placed at random).
         other_top, other_left = self._place_b(h, w, top_a, left_a, height, width,
-                                              _sampling.uniforms(ops, 1, ops.shape(h), seed)[0])
+                                              _sampling.index_uniforms(ops, 1, ops.shape(h), seed)[0])
         paired_top, paired_left = corner(centre_b)
         top_b = np_.where(paired, paired_top, other_top)
         left_b = np_.where(paired, paired_left, other_left)
@@ -348,7 +348,8 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixLayer):
         bad_top, bad_rows = _span(ops, np_.maximum(height - 2 * h + 1, 0), np_.minimum(h - 1, height - h))
         bad_left, bad_columns = _span(ops, np_.maximum(width - 2 * w + 1, 0), np_.minimum(w - 1, width - w))
         count_a = rows * columns - bad_rows * bad_columns
-        u_a, u_b = _sampling.uniforms(ops, 2, size, seed)
+        # One corner among up to H x W: drawn in float64 where the backend has it (index_uniforms).
+        u_a, u_b = _sampling.index_uniforms(ops, 2, size, seed)
         index_a = _sampling.integers_from(ops, u_a, 0, np_.maximum(count_a - 1, 0))
         top_a, left_a = _cell_outside_block(ops, index_a, columns, bad_top, bad_rows, bad_left, bad_columns)
         top_b, left_b = self._place_b(h, w, top_a, left_a, height, width, u_b)
