@@ -318,3 +318,17 @@ def test_training_given_positionally_is_refused_by_name(name: str) -> None:
             layer(data, extra)
     passed = layer(data, training=False)
     np.testing.assert_array_equal(np_(passed[0] if CASES[name].mixes else passed), images)
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_seeds_the_seed_state_cannot_hold_are_refused_by_name(name: str) -> None:
+    # TensorFlow's int64 seed state: 2**63 failed with "Can't convert Python sequence with
+    # out-of-range integer to Tensor", naming no layer (the JAX backend's uint32 state: in the
+    # JAX backend script).
+    owner = CASES[name].spec.name
+    for seed in (-(2**63), 2**63 - 1, -1, 2**40):
+        FACTORIES[name](seed=seed)
+    for seed in (2**63, -(2**63) - 1, 2**70):
+        with pytest.raises(ValueError, match=rf"^{owner}: seed must be None or an int in \[-2\*\*63, 2\*\*63\) "
+                                             rf"\(the seed state is int64\); got {seed}$"):
+            FACTORIES[name](seed=seed)
