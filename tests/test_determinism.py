@@ -232,3 +232,43 @@ def test_a_transforms_own_generator_in_dataloader_workers() -> None:
     assert not all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     again = epochs(1)[0]
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+class _BlankSamples(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return torch.zeros(3, 16, 16), index % 10
+
+
+class _PipelineCollate:
+    """torchvision's batch-level pattern: the pipeline augments each collated batch in the worker."""
+
+    def __init__(self) -> None:
+        from maskmix.torch import MaskMixPipeline, RandomCutMix, RandomErasing, RandomMixup
+
+        self.pipeline = MaskMixPipeline([RandomErasing(fill_method=5.0, augmentation_ratio=1.0)],
+                                        mix=[RandomCutMix(), RandomMixup()], num_classes=10, seed=0)
+
+    def __call__(self, samples: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.pipeline(torch.utils.data.default_collate(samples))
+
+
+def test_a_seeded_pipeline_in_dataloader_workers() -> None:
+    """Each worker held a copy of the pipeline at batch 0: with a seed, every worker and every
+    epoch erased the same boxes and made the same mix choices. Now the worker's seed joins the
+    pipeline's, so batches differ across workers and epochs, and a run under torch.manual_seed
+    repeats."""
+    def epochs(count: int) -> list[list[torch.Tensor]]:
+        torch.manual_seed(0)
+        loader = torch.utils.data.DataLoader(_BlankSamples(), batch_size=2, num_workers=2,
+                                             multiprocessing_context="fork", collate_fn=_PipelineCollate())
+        return [[images for images, _ in loader] for _ in range(count)]
+
+    first, second = epochs(2)
+    assert not torch.equal(first[0], first[1])  # batch 0 from worker 0, batch 1 from worker 1
+    assert not torch.equal(first[2], first[3])
+    assert not any(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    again = epochs(1)[0]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))

@@ -442,6 +442,19 @@ class MaskMixPipeline:
             self.seed = torch.initial_seed() & MASK64
         return self.seed
 
+    def _stream_seed(self) -> int:
+        """The seed the batches' draws derive from: :meth:`resolve_seed`, and in a DataLoader
+        worker (a ``collate_fn``) also the worker's seed.
+
+        Every worker holds a copy of the pipeline with the batch count it had when the workers
+        started: with the seed alone each worker, and each epoch of non-persistent workers, drew
+        the same numbers. The worker's seed is derived by the DataLoader per worker and per epoch
+        from its own seed, so runs under ``torch.manual_seed`` still repeat.
+        """
+        seed = self.resolve_seed()
+        info = torch.utils.data.get_worker_info()
+        return seed if info is None else derive_seed(seed, info.seed & MASK64)
+
     def restart(self) -> None:
         """Start the streams again: batch 0, and the seed argument (or ``torch.initial_seed()`` now).
 
@@ -508,7 +521,7 @@ class MaskMixPipeline:
         if len(self.mixes) < 2:
             return 0
         gen = self._choice_generator
-        gen.manual_seed(derive_seed(self.resolve_seed(), rank, batch, _CHOICE_STREAM))
+        gen.manual_seed(derive_seed(self._stream_seed(), rank, batch, _CHOICE_STREAM))
         u = float(torch.rand((), generator=gen))  # a CPU tensor: no device synchronisation
         weights = self.mix_weights or [1.0] * len(self.mixes)
         total = sum(weights)
@@ -674,7 +687,7 @@ class MaskMixPipeline:
         stream by one batch.
         """
         number = self.batches
-        seed = self.resolve_seed()
+        seed = self._stream_seed()
         # Chosen on the host, outside any compiled code: a compiled step is specialised per item.
         mix_index = self.choose_mix(rank, number) if self.mixes else -1
         step_seed = derive_seed(seed, rank, number, _DEVICE_STREAM)
