@@ -272,3 +272,35 @@ def test_a_seeded_pipeline_in_dataloader_workers() -> None:
     assert not any(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     again = epochs(1)[0]
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+@pytest.mark.slow
+def test_a_transforms_own_generator_in_spawned_dataloader_workers() -> None:
+    """spawn and forkserver workers receive the Dataset through torch's multiprocessing pickler,
+    which sent the generator's state as shared memory the worker failed to rebuild ("unable to
+    resize file": the worker died). Pickled as its device and state bytes, it arrives."""
+    torch.manual_seed(0)
+    loader = torch.utils.data.DataLoader(_ErasedSamples(), batch_size=1, num_workers=2,
+                                         multiprocessing_context="spawn")
+    samples = [batch[0] for batch in loader]
+    assert len(samples) == 4 and all((s == 5.0).any() for s in samples)
+    assert not torch.equal(samples[0], samples[1])  # worker 0, worker 1
+
+
+def test_pickled_transforms_keep_their_generators_state_and_sharing() -> None:
+    import copy
+    import pickle
+
+    from torchvision.transforms import v2
+
+    from maskmix.torch import RandomCutout, RandomErasing
+
+    shared = torch.Generator().manual_seed(7)
+    torch.rand(3, generator=shared)  # a position other than the seed's
+    composed = v2.Compose([RandomErasing(generator=shared), RandomCutout(generator=shared),
+                           RandomErasing(generator=torch.Generator().manual_seed(9)), RandomErasing()])
+    for copied in (pickle.loads(pickle.dumps(composed)), copy.deepcopy(composed)):
+        first, second, own, none = (t.generator for t in copied.transforms)
+        assert first is second and first is not shared  # shared as in the original: turns on one stream
+        assert torch.equal(first.get_state(), shared.get_state()) and first.initial_seed() == 7
+        assert own.initial_seed() == 9 and none is None
