@@ -292,23 +292,40 @@ class MaskMixCallback(pl.Callback):
         return self.pipeline(batch, rank=trainer.global_rank, epoch=trainer.current_epoch)
 
 
-def _install_hook(target: Any, augment: Callable[[Any], Any]) -> Callable[..., Any]:
+class _BatchHook:
+    """The ``on_after_batch_transfer`` maskmix installs on the module being fit: the previous hook,
+    then ``augment``.
+
+    A copy of the module made during fit (``pickle``, ``torch.save``, ``copy.deepcopy``: an EMA or
+    SWA model, a checkpointed module) gets the hook that was there before (:meth:`__reduce__`):
+    the callback augments the batches of the module it fits, and a local function here made every
+    such copy fail ("Can't pickle local object") and kept the callback alive in it.
+    """
+
+    def __init__(self, previous: Callable[..., Any], previous_in_dict: bool, augment: Callable[[Any], Any]) -> None:
+        self.previous = previous
+        self.previous_in_dict = previous_in_dict
+        self.augment = augment
+        # Lightning's override check (``is_overridden``) unwraps ``__wrapped__``: point it at what
+        # was there before any maskmix hook so that Lightning's choice of hook does not change.
+        original = getattr(previous, "__maskmix_original__", previous)
+        self.__maskmix_original__ = original
+        self.__wrapped__ = original
+
+    def __call__(self, batch: Any, dataloader_idx: int = 0) -> Any:
+        return self.augment(self.previous(batch, dataloader_idx))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_unchanged, (self.previous,))
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+def _install_hook(target: Any, augment: Callable[[Any], Any]) -> _BatchHook:
     """Replace ``target.on_after_batch_transfer`` by a hook that calls the previous one, then ``augment``."""
-    previous = getattr(target, _HOOK)
-    in_dict = _HOOK in vars(target)
-    # Lightning's override check (``is_overridden``) unwraps ``__wrapped__``: point it at what was
-    # there before any maskmix hook so that Lightning's choice of hook does not change.
-    original = getattr(previous, "__maskmix_original__", previous)
-
-    def on_after_batch_transfer(batch: Any, dataloader_idx: int = 0) -> Any:
-        batch = on_after_batch_transfer.previous(batch, dataloader_idx)  # type: ignore[attr-defined]
-        return augment(batch)
-
-    hook: Any = on_after_batch_transfer
-    hook.previous = previous
-    hook.previous_in_dict = in_dict
-    hook.__maskmix_original__ = original
-    hook.__wrapped__ = original
+    hook = _BatchHook(getattr(target, _HOOK), _HOOK in vars(target), augment)
     setattr(target, _HOOK, hook)
     return hook
 

@@ -1016,3 +1016,32 @@ def test_ddp_on_cpu_ranks_augment_differently(tmp_path: Path) -> None:
     # Both ranks read the same batches; their augmentations differ.
     for (x_a, _), (x_b, _) in zip(ranks[0]["seen"]["train"], ranks[1]["seen"]["train"], strict=True):
         assert not torch.equal(x_a, x_b)
+
+
+def test_copies_of_the_module_made_during_fit_carry_no_maskmix_hook() -> None:
+    """The hook was a local function set on the module: pickle.dumps / torch.save of the module
+    during fit (a checkpointing or EMA callback) failed with "Can't pickle local object", and a
+    deepcopy kept the hook, the callback and the original module alive in it, after fit too.
+    A copy now gets the hook that was there before: the class's own."""
+    import copy
+    import io
+    import pickle
+
+    train, val = make_batches(2, seed=0), make_batches(1, seed=1)
+    copies: list[Any] = []
+
+    class CopyDuringFit(L.Callback):
+        def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            assert HOOK in vars(pl_module)  # the maskmix hook is installed now
+            buffer = io.BytesIO()
+            torch.save(pl_module, buffer)
+            copies.extend([pickle.loads(pickle.dumps(pl_module)), copy.deepcopy(pl_module)])
+
+    model = Probe()
+    make_trainer([default_callback(), CopyDuringFit()]).fit(model, FixedBatches(train), FixedBatches(val))
+    assert len(copies) == 2 and HOOK not in vars(model)
+    for copied in copies:
+        hook = getattr(copied, HOOK)
+        assert getattr(hook, "__self__", None) is copied and hook.__func__ is Probe.on_after_batch_transfer
+        batch = train[0]
+        assert hook(batch, 0) is batch  # passes the batch through, unaugmented
