@@ -176,6 +176,11 @@ class MaskMixTransform(v2.Transform):
     :meth:`sample` (draw per-image parameters) and :meth:`apply` (change the pixels of a
     ``(B, C, H, W)`` batch). The base class does the rest.
 
+    As torchvision's transforms, a call always augments: the module's ``training`` flag
+    (``.eval()``) is not read. A transform placed inside a model therefore also augments its
+    validation and inference; keep it in the training step (the Lightning callback augments
+    training batches only).
+
     Keyword-only options shared by every transform:
 
     Args:
@@ -680,7 +685,7 @@ class MaskMixTransform(v2.Transform):
         image; one per clip of a ``tv_tensors.Video``, ``shape[:-4]``, 0-d for one clip) that is
         1 where the image was augmented and 0 where it was passed through.
         """
-        refuse_vmap(type(self).__name__)
+        refuse_unsupported_tracing(type(self).__name__)
         if len(inputs) == 1 and type(inputs[0]) is Tensor:
             if ((self.dense_targets != "keep" or getattr(self, "mask_fill", None) is not None)
                     and not torch.compiler.is_compiling()):  # Dynamo cannot trace frame inspection
@@ -941,15 +946,26 @@ def refuse_images_after_another_tensor(owner: str, sample: Any, leaves: list[Any
         )
 
 
-def refuse_vmap(owner: str) -> None:
-    """Raise under ``torch.func.vmap``: the transforms work on the batch (each image draws its own
-    parameters already) with operations vmap does not batch (memory-format queries, bit views,
-    ``out=`` buffers), so only some configurations would run there, by chance."""
+def refuse_unsupported_tracing(owner: str) -> None:
+    """Raise under ``torch.func.vmap`` or ``torch.jit.trace``.
+
+    vmap: the transforms work on the batch (each image draws its own parameters already) with
+    operations vmap does not batch (memory-format queries, bit views, ``out=`` buffers), so only
+    some configurations would run there, by chance. ``torch.jit.trace``: a trace records one
+    call's draws as constants (every later call would erase the same boxes), and it failed on an
+    internal assertion of torch's alias analysis, naming no transform.
+    """
     if _compat.under_vmap():
         raise TypeError(
             f"{owner}: cannot run under torch.func.vmap; call it on the batch outside vmap (every image draws "
             "its own parameters already), then vmap the rest of the computation (for per-sample gradients: "
             "augment the batch first, then vmap(grad(loss)) over the augmented batch)"
+        )
+    if not torch.compiler.is_compiling() and torch.jit.is_tracing():
+        raise RuntimeError(
+            f"{owner}: torch.jit.trace cannot trace maskmix transforms (a trace would keep one call's random draws "
+            "as constants). Compile the step with torch.compile instead (MaskMixPipeline(..., compile=True), "
+            "MaskMixCallback(..., compile=True)), or call the transform eagerly outside the traced function"
         )
 
 

@@ -30,7 +30,7 @@ from ._base import (
     refuse_per_image_masks,
     refuse_plain_coordinates,
     refuse_plain_pixel_tensors,
-    refuse_vmap,
+    refuse_unsupported_tracing,
     selection,
 )
 
@@ -565,7 +565,7 @@ class MixingTransform(MaskMixTransform):
     def _mix(self, inputs: tuple[Any, ...], num_classes: int | None, label_smoothing: float, *,
              apart: bool = False) -> Any:
         """Mix a sample (``apart``: the pair ``(images, labels)``, labels_getter not asked)."""
-        refuse_vmap(type(self).__name__)
+        refuse_unsupported_tracing(type(self).__name__)
         if (len(inputs) == 2 and type(inputs[0]) is Tensor and type(inputs[1]) is Tensor
                 and (apart or not callable(self.labels_getter))):
             # The usual call, `(images, labels)` as two plain tensors: the structure parsing and

@@ -21,7 +21,7 @@ from ._base import (
     batch_layout,
     draws_coins,
     refuse_non_dense,
-    refuse_vmap,
+    refuse_unsupported_tracing,
 )
 
 __all__ = ["CUTBLUR_DIRECTIONS", "RandomCutBlurPair", "check_pair", "cutblur_pair"]
@@ -63,7 +63,7 @@ def check_pair(name: str, lr_upsampled: Any, hr: Any) -> None:
 
 def _swap(lr_upsampled: Tensor, hr: Tensor, options: dict[str, Any], generator: torch.Generator | None) -> Tensor:
     """The augmented input of checked tensors, for validated ``options`` (see :func:`cutblur_pair`)."""
-    refuse_vmap("cutblur_pair")
+    refuse_unsupported_tracing("cutblur_pair")
     device = lr_upsampled.device
     lr_plain = lr_upsampled.as_subclass(Tensor) if isinstance(lr_upsampled, tv_tensors.TVTensor) else lr_upsampled
     hr_plain = hr.as_subclass(Tensor) if isinstance(hr, tv_tensors.TVTensor) else hr

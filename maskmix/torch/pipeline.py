@@ -46,6 +46,7 @@ from ._base import (
     refuse_non_dense,
     refuse_plain_coordinates,
     refuse_torchscript,
+    refuse_unsupported_tracing,
     using_generator,
 )
 from ._mixing import MixingTransform, soft_labels
@@ -686,6 +687,7 @@ class MaskMixPipeline:
         ``labels`` may be None when neither ``mix`` nor ``label_smoothing`` is set. Advances the
         stream by one batch.
         """
+        refuse_unsupported_tracing(self.owner)
         number = self.batches
         seed = self._stream_seed()
         # Chosen on the host, outside any compiled code: a compiled step is specialised per item.

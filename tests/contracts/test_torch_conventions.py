@@ -274,6 +274,25 @@ def test_torch_jit_script_of_a_pipeline_explains_itself() -> None:
             torch.jit.script(pipeline)
 
 
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_torch_jit_trace_explains_itself(name: str) -> None:
+    """A trace failed on an internal assertion of torch's alias analysis ("please report a bug to
+    PyTorch"); had it run, it would have kept one call's draws as constants."""
+    transform = FACTORIES[name]()
+    images = make_images((4, 3, 8, 8))
+
+    def call(x: torch.Tensor) -> torch.Tensor:
+        out = transform(x, labels_for(4)) if ALL_CASES[name].mixes else transform(x)
+        return out[0] if isinstance(out, tuple) else out
+
+    with pytest.raises(RuntimeError, match=rf"^{type(transform).__name__}: torch\.jit\.trace cannot trace maskmix "
+                                           r"transforms .* Compile the step with torch\.compile instead"):
+        torch.jit.trace(call, (images,), check_trace=False)
+    pipeline = MaskMixPipeline([RandomCutout()], seed=0)
+    with pytest.raises(RuntimeError, match=r"^MaskMixPipeline: torch\.jit\.trace cannot trace maskmix"):
+        torch.jit.trace(lambda x: pipeline(x), (images,), check_trace=False)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_autocast_changes_no_pixel(name: str, dtype: torch.dtype) -> None:
