@@ -453,6 +453,8 @@ class MaskMixPipeline:
         from its own seed, so runs under ``torch.manual_seed`` still repeat.
         """
         seed = self.resolve_seed()
+        if torch.compiler.is_compiling():  # Dynamo refuses to trace get_worker_info (a step of the user's)
+            return seed
         info = torch.utils.data.get_worker_info()
         return seed if info is None else derive_seed(seed, info.seed & MASK64)
 
