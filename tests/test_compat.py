@@ -272,8 +272,28 @@ def stateless_scope():
     assert not _compat.in_stateless_scope()
 
 
+def seed_dtype():
+    expected = {"tensorflow": "int64", "torch": "int32", "jax": "uint32"}[keras.backend.backend()]
+    assert _compat.random_seed_dtype() == expected, _compat.random_seed_dtype()
+    assert keras.backend.standardize_dtype(keras.random.SeedGenerator(5).state.dtype) == expected
+
+
+def image_layers():
+    import numpy as np
+
+    assert issubclass(keras.layers.RandomFlip, _compat.BaseImagePreprocessingLayer)
+    assert not issubclass(keras.layers.Rescaling, _compat.BaseImagePreprocessingLayer)
+    images = np.full((2, 4, 4, 3), 200, "uint8")
+    flipped = keras.layers.RandomFlip(seed=0)(images, training=True)
+    assert keras.backend.standardize_dtype(flipped.dtype) == "float32", flipped.dtype
+    assert float(keras.ops.max(flipped)) == 200.0, "the values are no longer kept"
+
+
 CHECKS = {
     "keras.src.backend.common.stateless_scope.in_stateless_scope": stateless_scope,
+    "keras.src.backend.random_seed_dtype": seed_dtype,
+    "keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer.BaseImagePreprocessingLayer":
+        image_layers,
     "keras.src.trainers.trainer.Trainer._symbolic_build": symbolic_build,
     "keras.src.utils.backend_utils.DynamicBackend": dynamic_backend,
     "keras.src.utils.backend_utils.in_tf_graph": in_tf_graph,

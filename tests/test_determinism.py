@@ -287,20 +287,30 @@ def test_a_transforms_own_generator_in_spawned_dataloader_workers() -> None:
     assert not torch.equal(samples[0], samples[1])  # worker 0, worker 1
 
 
-def test_pickled_transforms_keep_their_generators_state_and_sharing() -> None:
-    import copy
+class _GeneratorHolder:
+    """A Dataset-like object holding a generator itself and through its transforms."""
+
+    def __init__(self) -> None:
+        from torchvision.transforms import v2
+
+        from maskmix.torch import RandomCutout, RandomErasing
+
+        self.gen = torch.Generator().manual_seed(7)
+        torch.rand(3, generator=self.gen)  # a position other than the seed's
+        self.transform = v2.Compose([RandomErasing(generator=self.gen), RandomCutout(generator=self.gen),
+                                     RandomErasing(generator=torch.Generator().manual_seed(9))])
+
+
+def test_generators_sent_to_workers_keep_their_state_and_sharing() -> None:
+    """What multiprocessing's pickler sends a spawned worker: each generator rebuilt from its
+    device and state (seed included), one generator however many objects hold it (a Dataset's
+    own attribute and its transforms)."""
+    import multiprocessing.reduction
     import pickle
 
-    from torchvision.transforms import v2
-
-    from maskmix.torch import RandomCutout, RandomErasing
-
-    shared = torch.Generator().manual_seed(7)
-    torch.rand(3, generator=shared)  # a position other than the seed's
-    composed = v2.Compose([RandomErasing(generator=shared), RandomCutout(generator=shared),
-                           RandomErasing(generator=torch.Generator().manual_seed(9)), RandomErasing()])
-    for copied in (pickle.loads(pickle.dumps(composed)), copy.deepcopy(composed)):
-        first, second, own, none = (t.generator for t in copied.transforms)
-        assert first is second and first is not shared  # shared as in the original: turns on one stream
-        assert torch.equal(first.get_state(), shared.get_state()) and first.initial_seed() == 7
-        assert own.initial_seed() == 9 and none is None
+    holder = _GeneratorHolder()
+    sent = pickle.loads(multiprocessing.reduction.ForkingPickler.dumps(holder))
+    first, second, own = (t.generator for t in sent.transform.transforms)
+    assert sent.gen is first is second and first is not holder.gen
+    assert torch.equal(first.get_state(), holder.gen.get_state()) and first.initial_seed() == 7
+    assert own.initial_seed() == 9

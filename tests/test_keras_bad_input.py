@@ -323,12 +323,13 @@ def test_training_given_positionally_is_refused_by_name(name: str) -> None:
 @pytest.mark.parametrize("name", list(FACTORIES))
 def test_seeds_the_seed_state_cannot_hold_are_refused_by_name(name: str) -> None:
     # TensorFlow's int64 seed state: 2**63 failed with "Can't convert Python sequence with
-    # out-of-range integer to Tensor", naming no layer (the JAX backend's uint32 state: in the
-    # JAX backend script).
+    # out-of-range integer to Tensor", naming no layer (torch's int32 and JAX's uint32 states: in
+    # the backend script layer_conventions.py).
     owner = CASES[name].spec.name
     for seed in (-(2**63), 2**63 - 1, -1, 2**40):
         FACTORIES[name](seed=seed)
     for seed in (2**63, -(2**63) - 1, 2**70):
-        with pytest.raises(ValueError, match=rf"^{owner}: seed must be None or an int in \[-2\*\*63, 2\*\*63\) "
-                                             rf"\(the seed state is int64\); got {seed}$"):
+        with pytest.raises(ValueError, match=rf"^{owner}: seed must be None or an int in \[-9223372036854775808, "
+                                             rf"9223372036854775807\] \(Keras' tensorflow backend keeps seeds as "
+                                             rf"int64\); got {seed}$"):
             FACTORIES[name](seed=seed)

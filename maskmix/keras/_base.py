@@ -158,8 +158,8 @@ class MaskMixLayer(keras.layers.Layer):
             ``mode="pair"``): images ``i`` and ``B - 1 - i`` form a unit with one draw and one
             selection (the exact count then counts pairs); the middle image of an odd batch is a
             unit of its own. Works with an unknown batch size.
-        seed: int or None, seeds the layer's ``keras.random.SeedGenerator`` (in ``[-2**63, 2**63)``; on
-            the JAX backend ``[0, 2**32)``, its seed state being uint32).
+        seed: int or None, seeds the layer's ``keras.random.SeedGenerator``; within the dtype of
+            its state on the backend (int64 on TensorFlow, int32 on torch, uint32 on JAX).
         data_format: ``"channels_last"`` (``(B, H, W, C)``) or ``"channels_first"``
             (``(B, C, H, W)``); None uses ``keras.config.image_data_format()``. Images that look
             laid out the other way (more than 4 channels where the other layout has 1 to 4,
@@ -256,13 +256,16 @@ class MaskMixLayer(keras.layers.Layer):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"{name}: seed must be an int or None; got {seed!r}")
         if seed is not None:
-            # The SeedGenerator's state holds it: uint32 on JAX, int64 elsewhere. Beyond, Keras
-            # failed with "out of bounds for uint32" or "out-of-range integer", naming no layer.
-            low, high, text, holder = ((0, 2**32, "[0, 2**32)", "Keras' JAX backend keeps seeds as uint32")
-                                       if keras.backend.backend() == "jax"
-                                       else (-(2**63), 2**63, "[-2**63, 2**63)", "the seed state is int64"))
-            if not low <= seed < high:
-                raise ValueError(f"{name}: seed must be None or an int in {text} ({holder}); got {seed}")
+            # The SeedGenerator's state holds it (int64 on TensorFlow, int32 on torch, uint32 on
+            # JAX): beyond, Keras failed with "out of bounds for uint32", "cannot be converted to
+            # type int32 without overflow" or "out-of-range integer", naming no layer.
+            state = _compat.random_seed_dtype()
+            bounds = np.iinfo(state)
+            if not int(bounds.min) <= seed <= int(bounds.max):
+                raise ValueError(
+                    f"{name}: seed must be None or an int in [{bounds.min}, {bounds.max}] (Keras' "
+                    f"{keras.backend.backend()} backend keeps seeds as {state}); got {seed}"
+                )
         if data_format is not None and data_format not in ("channels_last", "channels_first"):
             raise ValueError(
                 f"{name}: data_format must be None, 'channels_last' or 'channels_first'; got {data_format!r}"

@@ -25,12 +25,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
+from keras.src import backend as _keras_backend
 from keras.src.backend.common import stateless_scope
+from keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer import (
+    BaseImagePreprocessingLayer,
+)
 from keras.src.models.functional import Functional, functional_like_constructor
 from keras.src.utils import backend_utils, jax_utils, tracking
 
 __all__ = [
     "PRIVATE_APIS",
+    "BaseImagePreprocessingLayer",
     "DynamicBackend",
     "Functional",
     "converted_epoch_batches",
@@ -41,6 +46,7 @@ __all__ = [
     "is_in_jax_tracing_scope",
     "keep_out_of_autograph",
     "no_automatic_dependency_tracking",
+    "random_seed_dtype",
 ]
 
 #: The private names used, as the tests and error reports spell them.
@@ -48,6 +54,8 @@ PRIVATE_APIS: tuple[str, ...] = (
     "keras.src.utils.backend_utils.DynamicBackend",
     "keras.src.utils.backend_utils.in_tf_graph",
     "keras.src.backend.common.stateless_scope.in_stateless_scope",
+    "keras.src.backend.random_seed_dtype",
+    "keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer.BaseImagePreprocessingLayer",
     "keras.src.utils.jax_utils.is_in_jax_tracing_scope",
     "keras.src.utils.tracking.no_automatic_dependency_tracking",
     "keras.src.models.functional.Functional",
@@ -63,6 +71,14 @@ DynamicBackend = backend_utils.DynamicBackend
 
 #: ``in_tf_graph()``: True inside a TensorFlow graph (``tf.function``, ``tf.data``), False eagerly.
 in_tf_graph = backend_utils.in_tf_graph
+
+#: ``random_seed_dtype()``: the dtype of a ``SeedGenerator``'s state on the backend (int64 on
+#: TensorFlow, int32 on torch, uint32 on JAX): the seeds a layer can take.
+random_seed_dtype = _keras_backend.random_seed_dtype
+
+#: Keras' image preprocessing layers (``RandomFlip``, ``Resizing``, ``RandAugment``...): they
+#: return their compute dtype, float32, of a uint8 batch, with the values kept (0..255).
+BaseImagePreprocessingLayer = BaseImagePreprocessingLayer
 
 #: ``in_stateless_scope()``: True inside a ``keras.StatelessScope`` (``layer.stateless_call``, the
 #: JAX trainer's steps), where a variable's assignments are collected instead of written.

@@ -23,7 +23,7 @@ from maskmix import integration_options as options
 from maskmix import schedules as schedules_mod
 from maskmix._structure import coordinate_keys
 
-from . import _seeds
+from . import _compat, _seeds
 from ._base import MaskMixLayer
 from ._mixing import MixingLayer, class_index_rows, distribution_rows, soft_label_rows
 
@@ -358,23 +358,28 @@ class MaskMixPipeline:
                 "unchanged: give segmentation masks to augment_dense(images, masks), which moves them with the pixels"
             )
 
-    def _refuse_unit_range_readers(self, layer: keras.layers.Layer, converter: keras.layers.Layer) -> None:
-        """Refuse ``layer`` (or a maskmix layer in it) reading float images as ``(0, 1)`` after
-        ``converter`` turned the uint8 batch into floats of 0..255 (a white fill would write 1.0).
+    def _refuse_unit_range_readers(self) -> None:
+        """Refuse a maskmix layer reading float images as ``(0, 1)`` after a Keras image layer in
+        ``augmentations`` (at any depth), for a uint8 batch: a white fill would write 1.0.
 
-        Keras' image layers (``RandomFlip``, ``RandomRotation``, ...) return their compute dtype,
-        float32, with the values unchanged; maskmix layers take uint8 images as 0..255 and float
-        ones as 0..1 unless ``pixels_range`` says otherwise.
+        Keras' image preprocessing layers (``RandomFlip``, ``Resizing``, ...) return their compute
+        dtype, float32, of a uint8 batch with the values kept (0..255); maskmix layers take uint8
+        images as 0..255 and float ones as 0..1 unless ``pixels_range`` says otherwise. Layers that
+        change the values (``Rescaling(1 / 255)``) or keep the dtype are not in question.
         """
-        for inner in walk(layer):
-            if isinstance(inner, MaskMixLayer) and inner.needs_unit_range():
-                raise ValueError(
-                    f"{self.owner}: {type(converter).__name__} ({converter.name}) turned the uint8 images into "
-                    f"floats of 0..255, and {type(inner).__name__} ({inner.name}) after it reads float images as "
-                    "0..1 (its white/gray/random/noise fill or colour jitter would take 1.0 for white): give "
-                    f"{type(inner).__name__} pixels_range=(0, 255), place it before {type(converter).__name__}, "
-                    "or give the pipeline float images in 0..1"
-                )
+        converter = None
+        for layer in self.augmentations:
+            for inner in walk(layer):
+                if converter is None and isinstance(inner, _compat.BaseImagePreprocessingLayer):
+                    converter = inner
+                elif converter is not None and isinstance(inner, MaskMixLayer) and inner.needs_unit_range():
+                    raise ValueError(
+                        f"{self.owner}: {type(converter).__name__} ({converter.name}) turns the uint8 images into "
+                        f"floats of 0..255, and {type(inner).__name__} ({inner.name}) after it reads float images as "
+                        "0..1 (its white/gray/random/noise fill or colour jitter would take 1.0 for white): give "
+                        f"{type(inner).__name__} pixels_range=(0, 255), place it before {type(converter).__name__}, "
+                        "or give the pipeline float images in 0..1"
+                    )
 
     def _augment(self, images: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None, bool]:
         self.check_image_batch(images)
@@ -387,14 +392,10 @@ class MaskMixPipeline:
             )
         if labels is not None and not self.makes_soft_targets:
             self._refuse_pixel_labels(images, labels)
-        from_uint8 = keras.backend.standardize_dtype(images.dtype) == "uint8"
-        converter = None
+        if keras.backend.standardize_dtype(images.dtype) == "uint8":
+            self._refuse_unit_range_readers()
         for layer in self.augmentations:
-            if converter is not None:
-                self._refuse_unit_range_readers(layer, converter)
             images = layer(images, training=True)
-            if from_uint8 and converter is None and keras.backend.standardize_dtype(images.dtype) != "uint8":
-                converter = layer
         if labels is None or not self.makes_soft_targets:
             return images, None, False
         raw, integer = self.soft_targets(labels, smoothing=0.0)

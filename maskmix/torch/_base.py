@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import weakref
+import multiprocessing.reduction
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, ClassVar, NoReturn, TypedDict, TypeVar
@@ -301,13 +301,6 @@ class MaskMixTransform(v2.Transform):
         self.labels_getter = labels_getter  # checked by __setattr__
         # timm's `num_splits`: the first B // n images of a batch stay clean (n > 1).
         self._clean_splits = 0
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        gen = state.get("generator")
-        if isinstance(gen, torch.Generator):
-            state["generator"] = _PickledGenerator.of(gen)
-        return state
 
     def extra_repr(self) -> str:
         # torchvision's lists the public attributes of plain types; what changes the draws and is
@@ -824,36 +817,23 @@ class MaskMixTransform(v2.Transform):
         return tv_tensors.wrap(out.reshape(shape), like=target)
 
 
-class _PickledGenerator:
-    """A transform's ``torch.Generator`` as it is pickled or deep-copied: its device and state
-    (seed included), read when pickled.
-
-    torch's multiprocessing pickler sends a Generator's state as a shared-memory tensor, which
-    spawn and forkserver DataLoader workers failed to rebuild ("unable to resize file", the worker
-    died; pytorch#146828). Transforms that share a generator share one of these (:meth:`of`), so
-    pickle's memo gives them one generator again, as in the main process.
-    """
-
-    _live: ClassVar[weakref.WeakValueDictionary[int, _PickledGenerator]] = weakref.WeakValueDictionary()
-
-    def __init__(self, generator: torch.Generator) -> None:
-        self.generator = generator  # held: its id stays this one's key
-
-    @classmethod
-    def of(cls, generator: torch.Generator) -> _PickledGenerator:
-        kept = cls._live.get(id(generator))
-        if kept is None or kept.generator is not generator:
-            kept = cls._live[id(generator)] = cls(generator)
-        return kept
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuilt_generator, (str(self.generator.device), self.generator.get_state().numpy().tobytes()))
-
-
 def _rebuilt_generator(device: str, state: bytes) -> torch.Generator:
     gen = torch.Generator(device=device)
     gen.set_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
     return gen
+
+
+def _reduce_generator(gen: torch.Generator) -> tuple[Any, ...]:
+    return (_rebuilt_generator, (str(gen.device), gen.get_state().numpy().tobytes()))
+
+
+# spawn and forkserver DataLoader workers receive the Dataset (and a transform's generator=)
+# through multiprocessing's pickler, where torch sends a Generator's state tensor as shared memory
+# that the worker failed to rebuild ("unable to resize file": the worker died; pytorch#146828).
+# Sent as its device and state bytes instead (the seed included). Only multiprocessing's pickler
+# is changed: pickle.dumps and copy.deepcopy keep torch's own reduction; a generator held by
+# several objects is still one generator on arrival (the pickler's memo).
+multiprocessing.reduction.ForkingPickler.register(torch.Generator, _reduce_generator)
 
 
 #: A DataLoader worker's stream of each generator its transforms hold: ``id(generator) ->

@@ -20,8 +20,8 @@ data-dependent shapes, so every function runs under ``torch.compile(fullgraph=Tr
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor
@@ -30,10 +30,13 @@ from maskmix.geometry import ATTEMPTS, log_uniform_bounds
 
 from . import _compat, _sampling
 
-__all__ = ["Constants", "box_lines", "cell_outside_block", "column", "constants", "first_fitting", "kept",
-           "move_pixels", "rectangle_candidates", "resample_matrix", "sides_inside", "uniform_corners"]
+__all__ = ["Constants", "box_lines", "cell_outside_block", "column", "constants", "first_fitting", "kept", "kept_table",
+           "move_pixels", "rectangle_candidates", "resample_matrix", "sides_inside", "table_fits", "uniform_corners"]
 
 #: Integer dtypes of the same width as each float dtype, for bit-exact pixel moves.
+#: A kept resampling table: one tensor, or a tuple of them.
+_Table = TypeVar("_Table")
+
 _SAME_SIZE_INTEGER = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
@@ -251,6 +254,28 @@ RESAMPLING_TABLE_BYTES = 64 << 20
 def table_fits(count: int, largest: int, size: int, dtype: torch.dtype) -> bool:
     """Whether ``count`` resampling matrices of ``largest x size`` fit :data:`RESAMPLING_TABLE_BYTES`."""
     return count * largest * size * dtype.itemsize <= RESAMPLING_TABLE_BYTES
+
+
+def kept_table(owner: Any, key: tuple[Any, ...], build: Callable[[], _Table], *, slots: int) -> _Table:
+    """``build()``, kept on ``owner`` between eager calls under ``key`` (at most ``slots`` tables:
+    one per axis, and per kind of input; all dropped when one more is needed); under
+    ``torch.compile`` built inside the graph.
+
+    Resampling tables depend on the configuration and the image size only: a call then costs a
+    gather instead of the few dozen small kernels that build them.
+    """
+    if torch.compiler.is_compiling():
+        return build()
+    # Tables made under inference_mode are inference tensors, which autograd cannot save. (Dynamo
+    # cannot trace the mode query: the key is only needed in eager mode.)
+    key = (*key, torch.is_inference_mode_enabled())
+    cache: dict[tuple[Any, ...], _Table] = owner.__dict__.setdefault("_resampling_cache", {})
+    table = cache.get(key)
+    if table is None:
+        if len(cache) >= slots:
+            cache.clear()
+        table = cache[key] = build()
+    return table
 
 
 def resample_matrix(in_size: Tensor, out_size: Tensor, in_max: int, out_max: int, method: str,

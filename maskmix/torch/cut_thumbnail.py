@@ -302,32 +302,15 @@ class RandomCutThumbnail(MixingTransform):
         15 GB for 1356 x 2040 images). Both give the same matrices.
         """
         count = largest - smallest + 1
-        oversized = count > 1 and not _patches.table_fits(count, largest, size, dtype)
-        if torch.compiler.is_compiling() or oversized:
-            full = torch.full((1,), size, dtype=torch.int64, device=device)
-            if count > sizes.shape[0] or oversized:
-                return _patches.resample_matrix(full, sizes, size, largest, method, dtype)
-            table = _patches.resample_matrix(full, torch.arange(smallest, largest + 1, device=device), size,
-                                             largest, method, dtype)
-        else:
-            table = self._size_table(size, smallest, largest, dtype, device, method)
+        full = torch.full((1,), size, dtype=torch.int64, device=device)
+        if count > 1 and (not _patches.table_fits(count, largest, size, dtype)
+                          or (torch.compiler.is_compiling() and count > sizes.shape[0])):
+            return _patches.resample_matrix(full, sizes, size, largest, method, dtype)
+        table = _patches.kept_table(
+            self, (size, smallest, largest, dtype, device, method),
+            lambda: _patches.resample_matrix(full, torch.arange(smallest, largest + 1, device=device), size,
+                                             largest, method, dtype),
+            slots=4)  # one per axis, for the images and (nearest) their masks
         if count == 1:
             return table[0]
         return table[sizes - smallest]
-
-    def _size_table(self, size: int, smallest: int, largest: int, dtype: torch.dtype, device: torch.device,
-                    method: str) -> Tensor:
-        """The ``(largest - smallest + 1, largest, size)`` resampling matrices of every size, kept
-        between eager calls (see :meth:`_resampling`)."""
-        # Tables made under inference_mode are inference tensors, which autograd cannot save.
-        key = (size, smallest, largest, dtype, device, method, torch.is_inference_mode_enabled())
-        cache: dict[tuple[Any, ...], Tensor] = self.__dict__.setdefault("_resampling_cache", {})
-        table = cache.get(key)
-        if table is None:
-            full = torch.full((1,), size, dtype=torch.int64, device=device)
-            table = _patches.resample_matrix(full, torch.arange(smallest, largest + 1, device=device), size,
-                                             largest, method, dtype)
-            if len(cache) >= 4:  # one per axis, for the images and (nearest) their masks
-                cache.clear()
-            cache[key] = table
-        return table

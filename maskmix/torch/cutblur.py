@@ -203,20 +203,11 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
         count = high - low + 1
         if count > 1 and not _patches.table_fits(count, high, size, dtype):
             return resampling_matrices(low_sizes, size, high, self.resize_method, dtype)
-        if torch.compiler.is_compiling():
-            down, up = resampling_matrices(torch.arange(low, high + 1, device=device), size, high,
-                                           self.resize_method, dtype)
-        else:
-            # Tables made under inference_mode are inference tensors, which autograd cannot save.
-            # (Dynamo cannot trace the mode query: the key is only needed in eager mode.)
-            key = (size, low, high, dtype, device, self.resize_method, torch.is_inference_mode_enabled())
-            cache: dict[tuple[Any, ...], tuple[Tensor, Tensor]] = self.__dict__.setdefault("_resampling_cache", {})
-            if key not in cache:
-                if len(cache) >= 2:  # one per axis
-                    cache.clear()
-                cache[key] = resampling_matrices(torch.arange(low, high + 1, device=device), size, high,
-                                                 self.resize_method, dtype)
-            down, up = cache[key]
+        down, up = _patches.kept_table(
+            self, (size, low, high, dtype, device, self.resize_method),
+            lambda: resampling_matrices(torch.arange(low, high + 1, device=device), size, high, self.resize_method,
+                                        dtype),
+            slots=2)  # one per axis
         if count == 1:
             # The plain 2-D matrices, which apply_resampling folds into single products.
             return down[0], up[0]

@@ -56,16 +56,19 @@ if sys.argv[1] == "jax":
     first, state = step(state, x)
     second, state = step(state, x)
     assert not np.array_equal(np_(first), np_(second))
-    # JAX keeps seeds as uint32: 2**32 + 5 failed with "out of bounds for uint32", naming no layer.
-    for seed in (-1, 2**32 + 5):
-        try:
-            example_cases("keras")["RandomCutout"].build("keras", seed=seed)
-        except ValueError as error:
-            assert str(error) == ("RandomCutout: seed must be None or an int in [0, 2**32) (Keras' JAX backend keeps "
-                                  f"seeds as uint32); got {seed}"), error
-        else:
-            raise AssertionError(f"seed={seed} was accepted on JAX")
-    example_cases("keras")["RandomCutout"].build("keras", seed=2**32 - 1)
+# The seed state's dtype on this backend (torch int32, JAX uint32): beyond it Keras failed with
+# "cannot be converted to type int32 without overflow" or "out of bounds for uint32".
+state, bounds = {"torch": ("int32", (-(2**31), 2**31 - 1)), "jax": ("uint32", (0, 2**32 - 1))}[sys.argv[1]]
+for seed in (bounds[0] - 1, bounds[1] + 1):
+    try:
+        example_cases("keras")["RandomCutout"].build("keras", seed=seed)
+    except ValueError as error:
+        assert str(error) == (f"RandomCutout: seed must be None or an int in [{bounds[0]}, {bounds[1]}] (Keras' "
+                              f"{sys.argv[1]} backend keeps seeds as {state}); got {seed}"), error
+    else:
+        raise AssertionError(f"seed={seed} was accepted on {sys.argv[1]}")
+for seed in bounds:
+    example_cases("keras")["RandomCutout"].build("keras", seed=seed)(x)
 # tf.data on this backend: the layers compute with TensorFlow's Keras ops there, whose promotion
 # narrowed 64-bit dtypes as this backend's does (float64 images, int64 masks and float64 labels came
 # back 32-bit, the unselected images rounded).
