@@ -498,23 +498,3 @@ def test_keras_cutblur_pair_layer_checks_its_pair_like_the_function():
             layer(data)
     out, target = layer((lr, hr))
     assert tuple(out.shape) == tuple(lr.shape) and target is hr
-
-
-@pytest.mark.parametrize("method", ["bicubic", "area"])
-def test_torch_cutblur_tables_beyond_the_cap_are_built_per_image(method: str, monkeypatch) -> None:
-    # A table of every allowed size grows with the cube of the side (18 GB for 1356 x 2040 images
-    # with blur_factor=(0.1, 0.5): the call failed to allocate); beyond the cap each image's
-    # matrices are built per call, and they are the table's rows.
-    from maskmix.torch import _patches
-
-    assert not _patches.table_fits(1020 - 204 + 1, 1020, 2040, torch.float32)
-    assert _patches.table_fits(112 - 11 + 1, 112, 224, torch.float32)
-    x = make_images((4, 2, 24, 30), torch.float32)
-    tabled = RandomCutBlur(blur_factor=(0.1, 0.9), resize_method=method, generator=torch.Generator().manual_seed(1))
-    params = tabled.make_params([x])
-    expected = tabled.transform(x, params)
-    assert len(tabled.__dict__["_resampling_cache"]) == 2
-    monkeypatch.setattr(_patches, "RESAMPLING_TABLE_BYTES", 0)
-    direct = RandomCutBlur(blur_factor=(0.1, 0.9), resize_method=method)
-    assert torch.equal(direct.transform(x, params), expected)
-    assert not direct.__dict__.get("_resampling_cache")

@@ -299,15 +299,3 @@ def test_keras_cutpaste_scar_matches_the_reference() -> None:
     for b in np.flatnonzero(p["is_scar"]):
         _, expected = reference_scar(xs[b], p, b)
         np.testing.assert_array_equal(out[b], expected)
-
-
-def test_keras_positions_are_uniform_beyond_float32_resolution() -> None:
-    # A position among n was floor(U * n) with a float32 U (multiples of 2**-23): beyond 2**23
-    # positions some were never drawn (on a 1 x (2**24 + 2) strip only even columns), and from
-    # about 1e5 on some were likelier than others. Drawn in float64 now: odd columns half the time.
-    layer = keras_RandomCutPaste(patch_area=1e-9, patch_aspect_ratio=1.0)
-    params = layer.sample(20_000, 1, 1, 2**24 + 2, dtype="float32", seed=keras.random.SeedGenerator(5))
-    assert (kh.np_(params["width"]) == 1).all()
-    for key in ("src_left", "left"):
-        odd = float(np.mean(kh.np_(params[key]) % 2))
-        assert abs(odd - 0.5) < 0.02, (key, odd)  # 5.7 standard deviations

@@ -162,3 +162,47 @@ def test_keras_agreement_with_the_torch_transforms():
         expected = transform.apply(torch.from_numpy(kh.np_(x)).permute(0, 3, 1, 2), tp).permute(0, 2, 3, 1).numpy()
         exact = name in ("cutswap",) or (name == "cutpaste" and not config.get("color_jitter"))
         np.testing.assert_allclose(out, expected, atol=0 if exact else 2e-6, err_msg=name)
+
+
+@pytest.mark.parametrize(("strategy", "options"), [
+    ("RandomCutBlur", {"blur_factor": (0.1, 0.9), "resize_method": "bicubic"}),
+    ("RandomCutBlur", {"blur_factor": (0.1, 0.9), "resize_method": "area"}),
+    ("RandomCutThumbnail", {"thumbnail_area": (0.05, 0.5), "resize_method": "bicubic"}),
+    ("RandomCutThumbnail", {"thumbnail_area": (0.05, 0.5), "resize_method": "nearest_legacy"}),
+])
+def test_torch_resampling_tables_beyond_the_cap_are_built_per_image(strategy: str, options: dict, monkeypatch) -> None:
+    # A table of every allowed size's resampling matrices grows with the cube of the side (CutBlur
+    # with blur_factor=(0.1, 0.5) on a 1356 x 2040 image: 18 GB, the call failed to allocate);
+    # beyond the cap each image's matrices are built per call, and they are the table's rows.
+    import maskmix.torch as mt
+    from maskmix.torch import _patches
+
+    assert not _patches.table_fits(1020 - 204 + 1, 1020, 2040, torch.float32)
+    assert _patches.table_fits(112 - 11 + 1, 112, 224, torch.float32)
+    x = make_images((4, 2, 24, 30), torch.float32)
+    tabled = getattr(mt, strategy)(**options, generator=torch.Generator().manual_seed(1))
+    params = tabled.make_params([x])
+    expected = tabled.transform(x, params)
+    assert len(tabled.__dict__["_resampling_cache"]) == 2
+    monkeypatch.setattr(_patches, "RESAMPLING_TABLE_BYTES", 0)
+    direct = getattr(mt, strategy)(**options)
+    assert torch.equal(direct.transform(x, params), expected)
+    assert not direct.__dict__.get("_resampling_cache")
+
+
+@pytest.mark.parametrize(("strategy", "keys"), [("RandomCutPaste", ("src_left", "left")),
+                                                 ("RandomCutSwap", ("left_a", "left_b"))])
+def test_keras_positions_are_uniform_beyond_float32_resolution(strategy: str, keys: tuple[str, str]) -> None:
+    # A position among n was floor(U * n) with a float32 U (multiples of 2**-23): beyond 2**23
+    # positions some were never drawn (on a 1 x (2**24 + 2) strip only even columns), and from
+    # about 1e5 on some were likelier than others. Drawn in float64 now: odd columns half the time.
+    import keras
+
+    import maskmix.keras as mk
+
+    layer = getattr(mk, strategy)(patch_area=1e-9, patch_aspect_ratio=1.0)
+    params = layer.sample(20_000, 1, 1, 2**24 + 2, dtype="float32", seed=keras.random.SeedGenerator(5))
+    assert (kh.np_(params["width"]) == 1).all()
+    for key in keys:
+        odd = float(np.mean(kh.np_(params[key]) % 2))
+        assert abs(odd - 0.5) < 0.02, (key, odd)  # 5.7 standard deviations

@@ -407,22 +407,3 @@ def test_keras_thumbnail_mixed_calling_convention_and_fixed_area():
     # The plain layer takes images only, a single image too.
     plain = keras_RandomCutThumbnail(seed=0)
     assert tuple(plain(x[0]).shape) == (8, 8, 3)
-
-
-@pytest.mark.parametrize("method", ["bicubic", "nearest_legacy"])
-def test_torch_thumbnail_tables_beyond_the_cap_are_built_per_image(method: str, monkeypatch) -> None:
-    # As CutBlur's: a table of every thumbnail size grows with the cube of the side (15 GB for
-    # 1356 x 2040 images with thumbnail_area=(0.05, 0.5)); beyond the cap each image's matrices
-    # are built per call, and they are the table's rows.
-    from maskmix.torch import RandomCutThumbnail, _patches
-
-    x = make_images((4, 2, 24, 30), torch.float32)
-    tabled = RandomCutThumbnail(thumbnail_area=(0.05, 0.5), resize_method=method,
-                                generator=torch.Generator().manual_seed(1))
-    params = tabled.make_params([x])
-    expected = tabled.transform(x, params)
-    assert len(tabled.__dict__["_resampling_cache"]) == 2
-    monkeypatch.setattr(_patches, "RESAMPLING_TABLE_BYTES", 0)
-    direct = RandomCutThumbnail(thumbnail_area=(0.05, 0.5), resize_method=method)
-    assert torch.equal(direct.transform(x, params), expected)
-    assert not direct.__dict__.get("_resampling_cache")
