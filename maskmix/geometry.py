@@ -26,6 +26,8 @@ from typing import Any
 __all__ = [
     "ASPECT_LAWS",
     "ATTEMPTS",
+    "CHOICE_STREAM",
+    "DEVICE_STREAM",
     "FIT_RULES",
     "FLOAT_DTYPES",
     "GAMMA_PROPOSALS",
@@ -324,6 +326,10 @@ def unit_pixels_bounds(unit_pixels: tuple[int, int | None], height: int, width: 
 
 #: Seeds are 64-bit.
 MASK64 = (1 << 64) - 1
+
+#: Stream ids the pipelines mix into :func:`derive_seed`: the per-batch draws on the device, and
+#: the host's choice among the mix transforms (both frameworks).
+DEVICE_STREAM, CHOICE_STREAM = 0, 1
 
 
 def _splitmix64(value: int) -> int:

@@ -57,8 +57,8 @@ from maskmix._checks import MAX_INTEGER, _fail, _is_int, _is_real, number_in
 from maskmix.geometry import MASK64
 
 __all__ = [
-    "FIXED_OPTIONS",
     "MIXING_EXAMPLES",
+    "PIPELINE_OPTIONS",
     "SEED_EXPECTED",
     "Framework",
     "Options",
@@ -297,13 +297,15 @@ def check_label_smoothing(owner: str, value: Any, mix: Sequence[Any], framework:
 SEED_EXPECTED = "None or an integer in [0, 2**64)"
 
 
-#: The options a Keras pipeline or MaskMixModel takes at construction only: its traced step reads
-#: the values it was built with, and get_config saves them.
-FIXED_OPTIONS = frozenset({"mix_weights", "num_classes", "label_smoothing", "seed"})
+#: The pipeline options :func:`check_options` validates together, which a later assignment must
+#: not slip past: the torch pipeline checks a new value again; a Keras pipeline or MaskMixModel
+#: takes them at construction only (its traced step reads the values it was built with, and
+#: get_config saves them), see :func:`refuse_later_option`.
+PIPELINE_OPTIONS = frozenset({"mix_weights", "num_classes", "label_smoothing", "seed"})
 
 
 def refuse_later_option(owner: str, name: str, value: Any, current: Any) -> None:
-    """Raise for an assignment of one of :data:`FIXED_OPTIONS` after construction that changes it
+    """Raise for an assignment of one of :data:`PIPELINE_OPTIONS` after construction that changes it
     (``current`` is the value it has): it was taken unchecked, the training step kept the value it
     was built with, and ``get_config`` saved the new one (a saved model then differed from the one
     that trained, or failed to load). The same value again is accepted: a subclass that keeps its

@@ -342,6 +342,8 @@ class StrategySpec:
 
     def param(self, name: str) -> Param:
         """The parameter ``name`` (a ``ValueError`` if the strategy has none of that name)."""
+        if name not in self.param_names:
+            raise ValueError(f"{self.name} has no parameter {name!r}; its parameters: {', '.join(self.param_names)}")
         return self.params[self.param_names.index(name)]
 
     def supersessions(self, name: str) -> tuple[Supersession, ...]:

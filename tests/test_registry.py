@@ -384,3 +384,10 @@ def test_a_strategy_declared_through_the_registry_only_is_picked_up_by_every_bat
     assert any(test.startswith(TORCH_BATTERIES[0]) for test in failed), failed
     assert any(test.startswith("tests/contracts/test_property_contract.py") for test in failed), failed
     assert "an unselected image changed" in run.stdout or "bit-identical" in run.stdout, run.stdout[-3000:]
+
+
+def test_a_missing_parameter_is_named_with_the_strategy() -> None:
+    spec = registry.SPECS["RandomCutout"]
+    assert spec.param("patch_side").name == "patch_side"
+    with pytest.raises(ValueError, match=r"^RandomCutout has no parameter 'nope'; its parameters: patch_area, "):
+        spec.param("nope")

@@ -308,7 +308,7 @@ class MaskMixModel(keras.Model):
         self._maskmix_class_weight: dict[int, float] | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in options_mod.FIXED_OPTIONS and name in self.__dict__:
+        if name in options_mod.PIPELINE_OPTIONS and name in self.__dict__:
             options_mod.refuse_later_option(_NAME, name, value, self.__dict__[name])
         super().__setattr__(name, value)
 

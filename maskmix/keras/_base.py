@@ -725,6 +725,7 @@ class MaskMixLayer(keras.layers.Layer):
         return out, self._augmentation_flags(batch, transformation, single)
 
     def check_images_key(self, data: Mapping[str, Any]) -> None:
+        """Refuse a dict input without its ``images`` (Keras' key), eagerly and symbolically."""
         if "images" not in data:
             raise ValueError(
                 f"{type(self).__name__}: a dict input must have an 'images' key; got keys {sorted(map(str, data))}"

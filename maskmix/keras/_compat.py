@@ -27,9 +27,7 @@ from typing import Any
 import keras
 from keras.src import backend as _keras_backend
 from keras.src.backend.common import stateless_scope
-from keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer import (
-    BaseImagePreprocessingLayer,
-)
+from keras.src.layers.preprocessing.image_preprocessing import base_image_preprocessing_layer
 from keras.src.models.functional import Functional, functional_like_constructor
 from keras.src.utils import backend_utils, jax_utils, tracking
 
@@ -78,7 +76,7 @@ random_seed_dtype = _keras_backend.random_seed_dtype
 
 #: Keras' image preprocessing layers (``RandomFlip``, ``Resizing``, ``RandAugment``...): they
 #: return their compute dtype, float32, of a uint8 batch, with the values kept (0..255).
-BaseImagePreprocessingLayer = BaseImagePreprocessingLayer
+BaseImagePreprocessingLayer = base_image_preprocessing_layer.BaseImagePreprocessingLayer
 
 #: ``in_stateless_scope()``: True inside a ``keras.StatelessScope`` (``layer.stateless_call``, the
 #: JAX trainer's steps), where a variable's assignments are collected instead of written.

@@ -48,8 +48,6 @@ def _mixing(layer: Any) -> bool | None:
     return None
 
 
-#: The stream id of the choice among the mix layers (the torch pipeline's too).
-_CHOICE_STREAM = 1
 _KERAS_MIXING = tuple(getattr(keras.layers, name) for name in ("CutMix", "MixUp") if hasattr(keras.layers, name))
 
 
@@ -179,7 +177,7 @@ class MaskMixPipeline:
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in options.FIXED_OPTIONS and name in self.__dict__:
+        if name in options.PIPELINE_OPTIONS and name in self.__dict__:
             options.refuse_later_option(self.owner, name, value, self.__dict__[name])
         super().__setattr__(name, value)
 
@@ -229,7 +227,7 @@ class MaskMixPipeline:
         #: numbers as a layer given the same seed (the docs' ``RandomErasing(seed=0)`` next to
         #: ``seed=0``), and which images were erased followed which mix was chosen. 31 bits: every
         #: backend's seed dtype holds it.
-        choice_seed = None if self.seed is None else geometry.derive_seed(self.seed, _CHOICE_STREAM) >> 32
+        choice_seed = None if self.seed is None else geometry.derive_seed(self.seed, geometry.CHOICE_STREAM) >> 32
         self.seed_generator = keras.random.SeedGenerator(choice_seed) if len(self.mix_layers) > 1 else None
         #: The scheduled parameters (one :class:`maskmix.schedules.Scheduled` each).
         self.schedules = schedules_mod.resolve(

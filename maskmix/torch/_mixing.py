@@ -555,11 +555,11 @@ class MixingTransform(MaskMixTransform):
             raise ValueError(f"{type(self).__name__}: {method} needs a transform that mixes images (mix_images=True)")
         # Checked as the constructor checks them: a smoothing outside [0, 1) would give rows that
         # are no distribution, with no error further down.
-        check, owner = self.spec.param, f"{type(self).__name__}.{method}"
+        param, owner = self.spec.param, f"{type(self).__name__}.{method}"
         return (
-            self.num_classes if num_classes is None else check("num_classes").check(owner, "num_classes", num_classes),
+            self.num_classes if num_classes is None else param("num_classes").check(owner, "num_classes", num_classes),
             self.label_smoothing if label_smoothing is None
-            else check("label_smoothing").check(owner, "label_smoothing", label_smoothing),
+            else param("label_smoothing").check(owner, "label_smoothing", label_smoothing),
         )
 
     def _mix(self, inputs: tuple[Any, ...], num_classes: int | None, label_smoothing: float, *,

@@ -37,7 +37,7 @@ from maskmix._structure import (
     rebuild_sequence,
     refuse_other_labels,
 )
-from maskmix.geometry import MASK64, derive_seed, lower_resolution, pixel_changer
+from maskmix.geometry import CHOICE_STREAM, DEVICE_STREAM, MASK64, derive_seed, lower_resolution, pixel_changer
 
 from . import _compat
 from ._base import (
@@ -56,10 +56,6 @@ __all__ = ["MaskMixPipeline", "PipelineOptions", "derive_seed", "soft_label_targ
 #: torchvision's keypoints type, where the installed version has one.
 _POINTS: tuple[type, ...] = tuple(t for t in (getattr(tv_tensors, "KeyPoints", None),) if t is not None)
 _STATE_VERSION = 1
-#: The options a later assignment checks again, as the constructor does.
-_CHECKED_OPTIONS = frozenset({"mix_weights", "num_classes", "label_smoothing", "seed"})
-
-
 def _state_int(value: Any) -> int | None:
     """``value`` as an int when it is an integer (a NumPy integer, a 0-d integer tensor from a
     loaded checkpoint); None for anything else (a bool, a float)."""
@@ -74,8 +70,6 @@ def _state_int(value: Any) -> int | None:
 #: exact count ``floor(ratio * B + 0.5)`` is then computed as the host computes it), of shape
 #: ``(1,)``: a 0-d float64 input makes Inductor restart its first analysis of the step.
 _NO_FLOAT64 = ("mps",)
-#: Stream ids mixed into the per-batch seeds: one for the device generator, one for the host choice.
-_DEVICE_STREAM, _CHOICE_STREAM = 0, 1
 
 
 def soft_label_targets(labels: Tensor) -> Tensor:
@@ -426,7 +420,7 @@ class MaskMixPipeline:
     # ----------------------------------------------------------------------------------------
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in _CHECKED_OPTIONS and "owner" in self.__dict__ and name in self.__dict__:
+        if name in options.PIPELINE_OPTIONS and "owner" in self.__dict__ and name in self.__dict__:
             # Checked as the constructor checks it, with the other options: an unchecked value was
             # used as given (mix_weights=[1.0] for two mixes chose the first always; [0, 0] divided
             # by zero; label_smoothing=-0.5 was ignored).
@@ -524,7 +518,7 @@ class MaskMixPipeline:
         if len(self.mixes) < 2:
             return 0
         gen = self._choice_generator
-        gen.manual_seed(derive_seed(self._stream_seed(), rank, batch, _CHOICE_STREAM))
+        gen.manual_seed(derive_seed(self._stream_seed(), rank, batch, CHOICE_STREAM))
         u = float(torch.rand((), generator=gen))  # a CPU tensor: no device synchronisation
         weights = self.mix_weights or [1.0] * len(self.mixes)
         total = sum(weights)
@@ -694,7 +688,7 @@ class MaskMixPipeline:
         seed = self._stream_seed()
         # Chosen on the host, outside any compiled code: a compiled step is specialised per item.
         mix_index = self.choose_mix(rank, number) if self.mixes else -1
-        step_seed = derive_seed(seed, rank, number, _DEVICE_STREAM)
+        step_seed = derive_seed(seed, rank, number, DEVICE_STREAM)
         if torch.compiler.is_compiling():  # torch.compile cannot trace a generator: the global RNG
             if self.schedules:
                 raise TypeError(
