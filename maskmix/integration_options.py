@@ -62,6 +62,7 @@ __all__ = [
     "SEED_EXPECTED",
     "Framework",
     "Options",
+    "arguments_repr",
     "check_keys",
     "check_label_smoothing",
     "check_mix",
@@ -136,6 +137,14 @@ def describe(value: Any) -> str:
         inner = ", ".join(describe(v) for v in value)
         return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
     return type(value).__name__
+
+
+def arguments_repr(name: str, arguments: Iterable[tuple[str, Any, Any]]) -> str:
+    """``name(arg=value, ...)``, the ``repr`` of both pipelines: each ``(argument, value, default)``
+    shown when the value is not the default, as a constructor call that reads back what was built."""
+    shown = ", ".join(f"{arg}={value!r}" for arg, value, default in arguments
+                      if value is not default and not (type(value) is type(default) and value == default))
+    return f"{name}({shown})"
 
 
 def _items(value: Any) -> tuple[list[Any], bool]:

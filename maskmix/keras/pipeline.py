@@ -230,6 +230,7 @@ class MaskMixPipeline:
         choice_seed = None if self.seed is None else geometry.derive_seed(self.seed, geometry.CHOICE_STREAM) >> 32
         self.seed_generator = keras.random.SeedGenerator(choice_seed) if len(self.mix_layers) > 1 else None
         #: The scheduled parameters (one :class:`maskmix.schedules.Scheduled` each).
+        self._schedules_argument = schedules
         self.schedules = schedules_mod.resolve(
             owner, schedules, [*self.augmentations, *self.mix_layers], walk,
             lambda layer: layer.spec if isinstance(layer, MaskMixLayer) else None, "layer",
@@ -278,6 +279,14 @@ class MaskMixPipeline:
     def makes_soft_targets(self) -> bool:
         """Whether the labels are replaced by soft targets (``mix`` or ``label_smoothing``)."""
         return bool(self.mix_layers) or self.label_smoothing > 0
+
+    def __repr__(self) -> str:
+        return options.arguments_repr(type(self).__name__, [
+            ("augmentations", self.augmentations, []), ("mix", self.mix_layers, []),
+            ("mix_weights", self.mix_weights, None), ("num_classes", self.num_classes, None),
+            ("label_smoothing", self.label_smoothing, 0.0), ("seed", self.seed, None),
+            ("schedules", self._schedules_argument, None),
+        ])
 
     def __call__(self, images: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """``(images, targets)`` of one training batch (see the class docstring)."""

@@ -348,11 +348,13 @@ class MaskMixPipeline:
         self._choice_generator = torch.Generator()
         #: ``torch.compile`` arguments of the compiled step, or None for the eager path.
         self.compile_options = _compile_options(owner, compile)
+        self._compile_argument = compile
         if self.compile_options is not None and owned:
             raise ValueError(f"{owner}: compile=True cannot use the own generator of {', '.join(owned)} "
                              "(torch.compile cannot trace a torch.Generator); create them without generator=")
         self._compiled_step: Callable[..., tuple[Tensor, Tensor | None]] | None = None
         #: The scheduled parameters (one :class:`maskmix.schedules.Scheduled` each).
+        self._schedules_argument = schedules
         self.schedules = schedules_mod.resolve(
             owner, schedules, [*self.transforms, *self.mixes], _walk,
             lambda t: t.spec if isinstance(t, MaskMixTransform) else None, "transform",
@@ -766,8 +768,20 @@ class MaskMixPipeline:
             labels = soft_labels(self.owner, labels, batch, num_classes=self.num_classes, label_smoothing=smoothing)
         return images, labels
 
-    def __call__(self, batch: Any, *, rank: int = 0, epoch: float | None = None) -> Any:
+    def __repr__(self) -> str:
+        return options.arguments_repr(type(self).__name__, [
+            ("transforms", self.transforms, []), ("mix", self.mixes, []), ("mix_weights", self.mix_weights, None),
+            ("num_classes", self.num_classes, None), ("label_smoothing", self.label_smoothing, 0.0),
+            ("image_key", self.image_key, 0), ("label_key", self.label_key, 1), ("seed", self.seed_argument, None),
+            ("compile", self._compile_argument, False), ("schedules", self._schedules_argument, None),
+        ])
+
+    def __call__(self, batch: Any, *more: Any, rank: int = 0, epoch: float | None = None) -> Any:
         """Augment one batch (tensor, tuple/list or dict; see the class docstring); advances the stream.
+
+        Several positional inputs are one tuple batch, as torchvision's transforms take them:
+        ``pipeline(images, labels)`` returns ``(images, labels)``, so the pipeline composes in
+        ``v2.Compose``/``v2.RandomChoice`` and replaces ``cutmix(images, labels)`` as it is called.
 
         ``epoch``, when given, is passed to :meth:`set_epoch` first (the scheduled values follow it).
 
@@ -781,6 +795,8 @@ class MaskMixPipeline:
         auto-augment transforms included) or writes ``mask_fill``; a float tensor shaped exactly like
         the images (another view of them) passes.
         """
+        if more:
+            batch = (batch, *more)
         if epoch is not None:
             self.set_epoch(epoch)
         leaves, _ = _compat.tree_flatten(batch)  # once: both checks read every leaf

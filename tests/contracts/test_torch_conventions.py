@@ -420,3 +420,17 @@ def test_extra_repr_lists_parameters() -> None:
         return sample[1]
 
     assert "labels_getter=test_extra_repr_lists_parameters.<locals>.pick" in repr(RandomCutMix(labels_getter=pick))
+
+
+def test_the_pipeline_takes_images_and_labels_as_torchvisions_transforms_do() -> None:
+    """``pipeline(images, labels)`` was a TypeError ("takes 2 positional arguments but 3 were given"),
+    so the pipeline could not replace ``cutmix(images, labels)`` nor sit in ``v2.Compose``."""
+    images, labels = make_images((6, 3, 8, 8)), torch.tensor([0, 1, 2, 0, 1, 2])
+    expected = MaskMixPipeline([RandomCutout()], RandomCutMix(), num_classes=NUM_CLASSES, seed=3)((images, labels))
+    for call in (lambda p: p(images, labels), lambda p: v2.Compose([v2.Identity(), p])(images, labels),
+                 lambda p: v2.RandomChoice([p])(images, labels)):
+        out = call(MaskMixPipeline([RandomCutout()], RandomCutMix(), num_classes=NUM_CLASSES, seed=3))
+        assert isinstance(out, tuple) and len(out) == 2
+        torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    extra = MaskMixPipeline(label_smoothing=0.1, num_classes=NUM_CLASSES, seed=0)(images, labels, "names")
+    assert extra[2] == "names" and extra[1].shape == (6, NUM_CLASSES)

@@ -325,3 +325,12 @@ def test_num_classes_stops_at_int32_in_every_integration() -> None:
         build(2**31 - 1)
         with pytest.raises(ValueError, match=rf"^{owner}: num_classes must be at most 2147483647; got 2147483648$"):
             build(2**31)
+
+
+@pytest.mark.parametrize("module", [mt, mk], ids=["torch", "keras"])
+def test_the_pipelines_repr_shows_the_options_given(module: ModuleType) -> None:
+    """A printed pipeline (a Lightning hparams dump, a log) read ``<...MaskMixPipeline object at 0x...>``."""
+    assert repr(module.MaskMixPipeline()) == "MaskMixPipeline()"
+    cutmix = module.RandomCutMix()
+    shown = repr(module.MaskMixPipeline(mix=[cutmix], num_classes=3, label_smoothing=0.1, seed=7))
+    assert shown == f"MaskMixPipeline(mix=[{cutmix!r}], num_classes=3, label_smoothing=0.1, seed=7)"
