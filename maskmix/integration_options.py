@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, SupportsFloat, SupportsIndex, TypeAlias
 
 from maskmix._checks import MAX_INTEGER, _fail, _is_int, _is_real, number_in
 from maskmix.geometry import MASK64
@@ -61,7 +61,9 @@ __all__ = [
     "PIPELINE_OPTIONS",
     "SEED_EXPECTED",
     "Framework",
+    "IntegerOption",
     "Options",
+    "RealOption",
     "arguments_repr",
     "check_keys",
     "check_label_smoothing",
@@ -74,6 +76,12 @@ __all__ = [
     "describe",
     "refuse_later_option",
 ]
+
+#: How the integrations annotate their number options: the checks take Python and NumPy numbers
+#: (``num_classes=y.max() + 1``, ``seed=np.int64(0)``), so a type checker is told so (``int``
+#: alone refused NumPy integers under mypy).
+IntegerOption: TypeAlias = "int | SupportsIndex"
+RealOption: TypeAlias = "float | SupportsFloat"
 
 #: The maskmix classes that mix, as named in the messages.
 MIXING_EXAMPLES = "RandomCutMix, RandomMixup, RandomCutThumbnail(mix_images=True)"

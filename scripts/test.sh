@@ -4,5 +4,5 @@
 source "$(dirname "$0")/_env.sh"
 install_project dev
 .venv/bin/python -m ruff check maskmix tests examples benchmarks
-.venv/bin/python -m mypy maskmix  # [tool.mypy] in pyproject.toml; cache in .venv/.mypy_cache
+.venv/bin/python -m mypy  # the files of [tool.mypy] in pyproject.toml; cache in .venv/.mypy_cache
 exec .venv/bin/python -m pytest -n auto --dist worksteal "$@"

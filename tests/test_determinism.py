@@ -314,3 +314,26 @@ def test_generators_sent_to_workers_keep_their_state_and_sharing() -> None:
     assert sent.gen is first is second and first is not holder.gen
     assert torch.equal(first.get_state(), holder.gen.get_state()) and first.initial_seed() == 7
     assert own.initial_seed() == 9
+
+
+def test_a_pipeline_called_without_a_rank_draws_the_process_groups_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A DDP or Fabric loop of one's own that left ``rank`` out drew the same boxes and mixes on every
+    rank (the default was 0); it now reads the rank of an initialised process group."""
+    from maskmix.torch import MaskMixPipeline, RandomCutMix, RandomErasing
+
+    images, labels = make_images((8, 3, 16, 16)), torch.arange(8) % 4
+
+    def run(**call: object) -> tuple[torch.Tensor, torch.Tensor]:
+        return MaskMixPipeline([RandomErasing()], RandomCutMix(), num_classes=4, seed=1).augment(images, labels, **call)
+
+    on_rank = {rank: run(rank=rank) for rank in (0, 1)}
+    assert not torch.equal(on_rank[0][0], on_rank[1][0])
+    torch.testing.assert_close(run(), on_rank[0], rtol=0, atol=0)  # no process group: rank 0
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: 1)
+    torch.testing.assert_close(run(), on_rank[1], rtol=0, atol=0)
+    torch.testing.assert_close(MaskMixPipeline([RandomErasing()], RandomCutMix(), num_classes=4, seed=1)(
+        images, labels), on_rank[1], rtol=0, atol=0)
+    for bad, error in ((-1, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match=r"^MaskMixPipeline: rank must be an integer >= 0; got "):
+            run(rank=bad)

@@ -391,3 +391,54 @@ def test_a_missing_parameter_is_named_with_the_strategy() -> None:
     assert spec.param("patch_side").name == "patch_side"
     with pytest.raises(ValueError, match=r"^RandomCutout has no parameter 'nope'; its parameters: patch_area, "):
         spec.param("nope")
+
+
+#: What a framework's constructors and functional forms take beyond their spec's parameters.
+_FRAMEWORK_OWN = {"torch": {"generator", "labels_getter"},
+                  "keras": {"seed", "value_range", "data_format", "name", "dtype", "trainable"}}
+
+
+def _declared_keywords(function: object) -> set[str]:
+    """The keyword names a signature declares to a type checker: its named parameters and the keys
+    of its ``**kwargs: Unpack[TypedDict]``."""
+    import inspect
+    import typing
+
+    import typing_extensions
+
+    names = set()
+    # The Keras modules import Unpack for the type checker only.
+    hints = typing.get_type_hints(function, localns={"Unpack": typing_extensions.Unpack}, include_extras=True)
+    for name, parameter in inspect.signature(function).parameters.items():
+        if parameter.kind is parameter.VAR_KEYWORD:
+            (options,) = typing.get_args(hints[name])
+            names |= set(typing.get_type_hints(options))
+        elif parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD) and name != "self":
+            names.add(name)
+    return names
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_every_parameter_a_strategy_takes_is_in_its_signatures(framework: str) -> None:
+    """A parameter the runtime takes but the signature lacks is an error for a type checker (mypy:
+    'Unexpected keyword argument "partner" for "RandomMixupOrCutMix"', the docs' timm pair mode)
+    and missing from the IDE's completions; the functional forms likewise (Keras ``sampling``)."""
+    if framework == "keras":
+        pytest.importorskip("keras")
+    import importlib
+
+    module = importlib.import_module(f"maskmix.{framework}")
+    functions = {name.replace("_", ""): getattr(module, name) for name in module.__all__ if name.startswith("random_")}
+    checked = 0
+    for spec in registry.specs(framework):
+        cls = registry.implementation(spec.name, framework)
+        owners = [(spec.name, cls.__init__)]
+        if cls.__name__.lower() in functions:
+            owners.append((f"{framework} {cls.__name__.lower()}", functions[cls.__name__.lower()]))
+        for owner, function in owners:
+            declared = _declared_keywords(function)
+            assert set(spec.param_names) <= declared, (owner, sorted(set(spec.param_names) - declared))
+            unknown = declared - {"images", "labels"} - set(spec.param_names) - _FRAMEWORK_OWN[framework]
+            assert not unknown, (owner, sorted(unknown))
+            checked += 1
+    assert checked >= 12

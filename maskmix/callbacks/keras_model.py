@@ -41,6 +41,7 @@ from maskmix import integration_options as options_mod
 from maskmix import schedules as schedules_mod
 from maskmix._checks import ROW_SUM_TOLERANCE
 from maskmix.geometry import INT_DTYPES, pixel_layout
+from maskmix.integration_options import IntegerOption, RealOption
 from maskmix.keras import MixingLayer, _compat
 from maskmix.keras._compat import Functional
 from maskmix.keras.pipeline import MaskMixPipeline, pixel_changer_of, refuse_coordinate_targets
@@ -245,12 +246,12 @@ class MaskMixModel(keras.Model):
         *args: Any,
         augmentations: keras.layers.Layer | Sequence[keras.layers.Layer] | None = None,
         mix: MixingLayer | Sequence[MixingLayer] | None = None,
-        mix_weights: Sequence[float] | None = None,
-        num_classes: int | None = None,
-        label_smoothing: float = 0.0,
+        mix_weights: Sequence[RealOption] | None = None,
+        num_classes: IntegerOption | None = None,
+        label_smoothing: RealOption = 0.0,
         metric_labels: str = "dominant",
         mixed_loss: Any = None,
-        seed: int | None = None,
+        seed: IntegerOption | None = None,
         schedules: Mapping[Any, Mapping[str, Callable[[float], float]]] | None = None,
         **kwargs: Any,
     ) -> None:

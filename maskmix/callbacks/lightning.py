@@ -30,6 +30,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 from typing_extensions import Unpack
 
+from maskmix.integration_options import IntegerOption, RealOption
 from maskmix.torch import MixingTransform
 from maskmix.torch.pipeline import MaskMixPipeline, PipelineOptions, derive_seed, soft_label_targets
 
@@ -198,12 +199,12 @@ class MaskMixCallback(pl.Callback):
         self,
         transforms: Sequence[torch.nn.Module] | torch.nn.Module | None = None,
         mix: Sequence[MixingTransform] | MixingTransform | None = None,
-        mix_weights: Sequence[float] | None = None,
-        num_classes: int | None = None,
-        label_smoothing: float = 0.0,
+        mix_weights: Sequence[RealOption] | None = None,
+        num_classes: IntegerOption | None = None,
+        label_smoothing: RealOption = 0.0,
         image_key: int | str = 0,
         label_key: int | str = 1,
-        seed: int | None = None,
+        seed: IntegerOption | None = None,
         compile: bool | dict[str, Any] = False,
         schedules: Mapping[Any, Mapping[str, Callable[[float], float]]] | None = None,
     ) -> None:

@@ -508,6 +508,7 @@ class FunctionOptions(TypedDict, total=False):
     bernoulli_mix: bool
     pixels_range: tuple[float, float] | None
     value_range: tuple[float, float] | None
+    sampling: str
     data_format: str | None
 
 

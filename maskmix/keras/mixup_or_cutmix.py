@@ -110,6 +110,7 @@ class RandomMixupOrCutMix(MixingLayer):
         box_rounding: str = "round",
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
+        partner: str = "other",
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))
@@ -226,6 +227,7 @@ def random_mixup_or_cutmix(
     box_rounding: str = "round",
     num_classes: int | None = None,
     label_smoothing: float = 0.0,
+    partner: str = "other",
     **common: Unpack[CommonOptions],
 ) -> tuple[Any, Any]:
     """Functional form of :class:`RandomMixupOrCutMix`: returns ``(mixed_images, soft_labels)``.
@@ -242,6 +244,7 @@ def random_mixup_or_cutmix(
     """
     layer = RandomMixupOrCutMix(
         mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, switch_prob=switch_prob, cutmix_minmax=cutmix_minmax,
-        box_rounding=box_rounding, num_classes=num_classes, label_smoothing=label_smoothing, **common,
+        box_rounding=box_rounding, num_classes=num_classes, label_smoothing=label_smoothing, partner=partner,
+        **common,
     )
     return layer((images, labels))

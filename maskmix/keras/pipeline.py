@@ -13,7 +13,7 @@ backend) nor Lightning.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, overload
 
 import keras
 import numpy as np
@@ -22,6 +22,7 @@ from maskmix import geometry
 from maskmix import integration_options as options
 from maskmix import schedules as schedules_mod
 from maskmix._structure import coordinate_keys
+from maskmix.integration_options import IntegerOption, RealOption
 
 from . import _compat, _seeds
 from ._base import MaskMixLayer
@@ -185,10 +186,10 @@ class MaskMixPipeline:
         self,
         augmentations: keras.layers.Layer | Sequence[keras.layers.Layer] | None = None,
         mix: MixingLayer | Sequence[MixingLayer] | None = None,
-        mix_weights: Sequence[float] | None = None,
-        num_classes: int | None = None,
-        label_smoothing: float = 0.0,
-        seed: int | None = None,
+        mix_weights: Sequence[RealOption] | None = None,
+        num_classes: IntegerOption | None = None,
+        label_smoothing: RealOption = 0.0,
+        seed: IntegerOption | None = None,
         schedules: Mapping[Any, Mapping[str, Callable[[float], float]]] | None = None,
         *,
         owner: str | None = None,
@@ -287,6 +288,11 @@ class MaskMixPipeline:
             ("label_smoothing", self.label_smoothing, 0.0), ("seed", self.seed, None),
             ("schedules", self._schedules_argument, None),
         ])
+
+    @overload
+    def __call__(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]: ...
+    @overload
+    def __call__(self, images: Tensor, labels: None = None) -> tuple[Tensor, None]: ...
 
     def __call__(self, images: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """``(images, targets)`` of one training batch (see the class docstring)."""

@@ -18,7 +18,7 @@ import math
 import multiprocessing.reduction
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any, ClassVar, NoReturn, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypedDict, TypeVar, overload
 
 import PIL.Image
 import torch
@@ -167,6 +167,7 @@ class CommonOptions(TypedDict, total=False):
 
 
 _Built = TypeVar("_Built", bound="MaskMixTransform")
+_Images = TypeVar("_Images", bound=Tensor)
 
 
 class MaskMixTransform(v2.Transform):
@@ -287,6 +288,18 @@ class MaskMixTransform(v2.Transform):
     bernoulli_mix: bool
     pixels_range: tuple[float, float] | None
     sampling: str
+
+    if TYPE_CHECKING:
+        # What a call returns, told to type checkers (nn.Module's __call__ returns Any): the
+        # images' own type (a tv_tensors.Image stays one), a pair with labels; other samples
+        # (dicts, tuples) come back in their own structure.
+        @overload
+        def __call__(self, inputs: _Images, /) -> _Images: ...
+        @overload
+        def __call__(self, images: _Images, labels: Tensor, /) -> tuple[_Images, Tensor]: ...
+        @overload
+        def __call__(self, *inputs: Any) -> Any: ...
+        def __call__(self, *inputs: Any) -> Any: ...
 
     def __init__(self, *, generator: torch.Generator | None = None,
                  labels_getter: str | Callable[[Any], Any] = "default", **params: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -193,6 +193,10 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
     scar_length: tuple[int, int]
     scar_rotation: float
     three_way_labels: bool
+
+    if TYPE_CHECKING:
+        # With return_labels=True an image batch gives (images, labels): no narrower type holds.
+        def __call__(self, *inputs: Any) -> Any: ...
 
     def __init__(
         self,

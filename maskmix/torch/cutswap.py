@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -175,6 +175,10 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
     spec = RANDOM_CUTSWAP
     saliency_clusters: int
     dense_targets = "move"
+
+    if TYPE_CHECKING:
+        # With return_labels=True an image batch gives (images, labels): no narrower type holds.
+        def __call__(self, *inputs: Any) -> Any: ...
 
     def __init__(
         self,

@@ -114,6 +114,7 @@ class RandomMixupOrCutMix(MixingTransform):
         box_rounding: str = "round",
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
+        partner: str = "other",
         **common: Unpack[CommonOptions],
     ) -> None:
         super().__init__(**given_arguments(locals()))
@@ -234,6 +235,7 @@ def random_mixup_or_cutmix(
     box_rounding: str = "round",
     num_classes: int | None = None,
     label_smoothing: float = 0.0,
+    partner: str = "other",
     **common: Unpack[CommonOptions],
 ) -> tuple[Tensor, Tensor]:
     """Functional form of :class:`RandomMixupOrCutMix`: returns ``(mixed_images, soft_labels)``.
@@ -247,6 +249,7 @@ def random_mixup_or_cutmix(
     """
     transform = RandomMixupOrCutMix(
         mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, switch_prob=switch_prob, cutmix_minmax=cutmix_minmax,
-        box_rounding=box_rounding, num_classes=num_classes, label_smoothing=label_smoothing, **common,
+        box_rounding=box_rounding, num_classes=num_classes, label_smoothing=label_smoothing, partner=partner,
+        **common,
     )
     return transform(images, labels)

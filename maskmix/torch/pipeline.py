@@ -17,7 +17,7 @@ import numbers
 import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NoReturn, TypedDict, cast
+from typing import Any, NoReturn, TypedDict, TypeVar, cast, overload
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from torchvision.transforms import v2
 
 from maskmix import integration_options as options
 from maskmix import schedules as schedules_mod
+from maskmix._checks import integer_at_least
 from maskmix._structure import (
     IMAGE_KEYS,
     LABEL_KEYS,
@@ -38,6 +39,7 @@ from maskmix._structure import (
     refuse_other_labels,
 )
 from maskmix.geometry import CHOICE_STREAM, DEVICE_STREAM, MASK64, derive_seed, lower_resolution, pixel_changer
+from maskmix.integration_options import IntegerOption, RealOption
 
 from . import _compat
 from ._base import (
@@ -52,6 +54,10 @@ from ._base import (
 from ._mixing import MixingTransform, soft_labels
 
 __all__ = ["MaskMixPipeline", "PipelineOptions", "derive_seed", "soft_label_targets"]
+
+_Images = TypeVar("_Images", bound=Tensor)
+#: A batch's rank: DDP ranks, checked as the integer parameters are.
+_RANK = integer_at_least(0)
 
 #: torchvision's keypoints type, where the installed version has one.
 _POINTS: tuple[type, ...] = tuple(t for t in (getattr(tv_tensors, "KeyPoints", None),) if t is not None)
@@ -169,12 +175,12 @@ class PipelineOptions(TypedDict, total=False):
 
     transforms: Sequence[Any] | Any | None
     mix: Sequence[MixingTransform] | MixingTransform | None
-    mix_weights: Sequence[float] | None
-    num_classes: int | None
-    label_smoothing: float
+    mix_weights: Sequence[RealOption] | None
+    num_classes: IntegerOption | None
+    label_smoothing: RealOption
     image_key: int | str
     label_key: int | str
-    seed: int | None
+    seed: IntegerOption | None
     compile: bool | Mapping[str, Any]
     schedules: Mapping[Any, Mapping[str, Callable[[float], float]]] | None
 
@@ -228,7 +234,9 @@ class MaskMixPipeline:
     batch of the stream: its random numbers come from a generator on the images' device seeded
     from ``(seed, rank, batch number)``, handed to every maskmix transform for that call only
     (:func:`~maskmix.torch.using_generator`; the transforms' own ``generator`` is not used and
-    nothing is written on them), so ranks differ and runs repeat. The choice among several ``mix``
+    nothing is written on them), so ranks differ and runs repeat (``rank`` left out is
+    ``torch.distributed``'s rank where a process group is initialised, so a DDP or Fabric loop of
+    one's own draws differently on each rank, else 0). The choice among several ``mix``
     transforms is drawn on the host from a CPU generator seeded the same way: no device sync.
     Under ``torch.compile`` no generator is handed over (the global RNG is used).
 
@@ -304,12 +312,12 @@ class MaskMixPipeline:
         self,
         transforms: Sequence[Any] | Any | None = None,
         mix: Sequence[MixingTransform] | MixingTransform | None = None,
-        mix_weights: Sequence[float] | None = None,
-        num_classes: int | None = None,
-        label_smoothing: float = 0.0,
+        mix_weights: Sequence[RealOption] | None = None,
+        num_classes: IntegerOption | None = None,
+        label_smoothing: RealOption = 0.0,
         image_key: int | str = 0,
         label_key: int | str = 1,
-        seed: int | None = None,
+        seed: IntegerOption | None = None,
         compile: bool | Mapping[str, Any] = False,
         schedules: Mapping[Any, Mapping[str, Callable[[float], float]]] | None = None,
         *,
@@ -679,13 +687,32 @@ class MaskMixPipeline:
     def __prepare_scriptable__(self) -> NoReturn:
         refuse_torchscript("MaskMixPipeline")  # torch.jit.script of the pipeline, as of its transforms
 
-    def augment(self, images: Tensor, labels: Tensor | None = None, *, rank: int = 0) -> tuple[Tensor, Tensor | None]:
+    def _rank(self, rank: Any) -> int:
+        """The rank whose stream a batch belongs to: ``rank`` (checked), or with None the rank of
+        ``torch.distributed``'s default process group where one is initialised (0 otherwise).
+
+        A loop of one's own under DDP or Fabric that left the rank out drew the same boxes and mixes
+        on every rank (the default was 0)."""
+        if rank is None:
+            distributed = torch.distributed
+            return distributed.get_rank() if distributed.is_available() and distributed.is_initialized() else 0
+        return cast(int, _RANK(self.owner, "rank", rank))
+
+    @overload
+    def augment(self, images: Tensor, labels: Tensor, *, rank: int | None = None) -> tuple[Tensor, Tensor]: ...
+    @overload
+    def augment(self, images: Tensor, labels: None = None, *, rank: int | None = None) -> tuple[Tensor, None]: ...
+
+    def augment(self, images: Tensor, labels: Tensor | None = None, *,
+                rank: int | None = None) -> tuple[Tensor, Tensor | None]:
         """Augment one batch given as tensors; returns ``(images, labels)`` (labels soft when mixed/smoothed).
 
         ``labels`` may be None when neither ``mix`` nor ``label_smoothing`` is set. Advances the
-        stream by one batch.
+        stream by one batch. ``rank``: the process's rank (each rank draws its own numbers); None
+        reads it from ``torch.distributed`` when a process group is initialised, else 0.
         """
         refuse_unsupported_tracing(self.owner)
+        rank = self._rank(rank)
         number = self.batches
         seed = self._stream_seed()
         # Chosen on the host, outside any compiled code: a compiled step is specialised per item.
@@ -776,7 +803,18 @@ class MaskMixPipeline:
             ("compile", self._compile_argument, False), ("schedules", self._schedules_argument, None),
         ])
 
-    def __call__(self, batch: Any, *more: Any, rank: int = 0, epoch: float | None = None) -> Any:
+    @overload
+    def __call__(self, batch: _Images, /, *, rank: int | None = None, epoch: float | None = None) -> _Images: ...
+    @overload
+    def __call__(self, batch: tuple[_Images, Tensor], /, *, rank: int | None = None,
+                 epoch: float | None = None) -> tuple[_Images, Tensor]: ...
+    @overload
+    def __call__(self, images: _Images, labels: Tensor, /, *, rank: int | None = None,
+                 epoch: float | None = None) -> tuple[_Images, Tensor]: ...
+    @overload
+    def __call__(self, batch: Any, *more: Any, rank: int | None = None, epoch: float | None = None) -> Any: ...
+
+    def __call__(self, batch: Any, *more: Any, rank: int | None = None, epoch: float | None = None) -> Any:
         """Augment one batch (tensor, tuple/list or dict; see the class docstring); advances the stream.
 
         Several positional inputs are one tuple batch, as torchvision's transforms take them:
