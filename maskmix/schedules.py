@@ -220,7 +220,7 @@ def ramp(start: float, end: float, *, epochs: float, start_epoch: float = 0.0) -
     return _Ramp(_number("ramp", "start", start), _number("ramp", "end", end), epochs, start_epoch)
 
 
-def piecewise(values: Mapping[float, float] | Sequence[tuple[float, float]]) -> Schedule:
+def piecewise(values: Mapping[float, float] | Mapping[int, float] | Sequence[Sequence[float]]) -> Schedule:
     """A step function: ``{epoch: value}``, each value holding from its epoch until the next one.
 
     Before the first epoch listed, the first value holds. ``piecewise({0: 1.0, 30: 0.5, 60: 0.0})``

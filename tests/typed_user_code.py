@@ -20,6 +20,7 @@ from typing_extensions import assert_type
 
 import maskmix.keras as mk
 from maskmix.callbacks import MaskMixCallback, MaskMixModel
+from maskmix.schedules import piecewise
 from maskmix.torch import (
     MaskMixPipeline,
     RandomCutMix,
@@ -65,3 +66,9 @@ def keras_side(images: Any, labels: Any) -> None:
     MaskMixModel(inputs=images, outputs=images, mix=mk.RandomCutMix(), num_classes=np.int64(10),
                  label_smoothing=np.float32(0.1), seed=np.int64(0))
     torch.manual_seed(0)
+
+
+def schedules() -> None:
+    steps: dict[int, float] = {0: 1.0, 30: 0.5}  # a dict built with int epochs (Mapping's key is invariant)
+    piecewise(steps)
+    piecewise([[0, 1.0], [30, 0.5]])  # the JSON form

@@ -61,6 +61,23 @@ def _start_fit(owner: str, trainer: pl.Trainer, pl_module: pl.LightningModule, p
         pipeline.restart()  # a checkpoint given as ckpt_path is restored after this
 
 
+def _checkpointed_state(trainer: pl.Trainer | None, pipeline: MaskMixPipeline) -> dict[str, Any]:
+    """The streams' state as a checkpoint holds it.
+
+    A checkpoint written inside a training batch (in ``training_step``, at an exception:
+    ``OnExceptionCheckpoint``) resumes by running that batch again, which maskmix augmented and
+    counted before Lightning counted it processed: the saved count leaves it out, so the resumed
+    run augments it with the interrupted run's draws. (Lightning's own progress: a batch fetched,
+    ``ready``, but not yet ``processed``.)
+    """
+    state = pipeline.state_dict()
+    if trainer is not None and state["batches"] > 0:
+        progress: Any = trainer.fit_loop.epoch_loop.batch_progress.total  # counts `processed` (typed as its base)
+        if progress.ready > progress.processed:
+            state["batches"] -= 1
+    return state
+
+
 def _check_loaders(owner: str, trainer: pl.Trainer) -> None:
     """Refuse several training dataloaders (a list or dict of them): each batch is then a list or
     dict of their batches, whose first one would be taken for the images and the others for labels
@@ -241,7 +258,7 @@ class MaskMixCallback(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         """The seed and the number of augmented batches (see the class docstring)."""
-        return self.pipeline.state_dict()
+        return _checkpointed_state(self._trainer, self.pipeline)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Continue the streams of the checkpointed run."""
@@ -307,6 +324,10 @@ class _BatchHook:
         self.previous = previous
         self.previous_in_dict = previous_in_dict
         self.augment = augment
+        #: False once the callback has removed it: a hook another callback put back on the module
+        #: (saved at its setup, restored at its teardown, after ours) then only calls the previous
+        #: one, instead of augmenting every batch of the next fit a second time.
+        self.active = True
         # Lightning's override check (``is_overridden``) unwraps ``__wrapped__``: point it at what
         # was there before any maskmix hook so that Lightning's choice of hook does not change.
         original = getattr(previous, "__maskmix_original__", previous)
@@ -314,7 +335,8 @@ class _BatchHook:
         self.__wrapped__ = original
 
     def __call__(self, batch: Any, dataloader_idx: int = 0) -> Any:
-        return self.augment(self.previous(batch, dataloader_idx))
+        batch = self.previous(batch, dataloader_idx)
+        return self.augment(batch) if self.active else batch
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_unchanged, (self.previous,))
@@ -332,7 +354,9 @@ def _install_hook(target: Any, augment: Callable[[Any], Any]) -> _BatchHook:
 
 
 def _remove_hook(target: Any, hook: Any) -> None:
-    """Undo :func:`_install_hook`, also when other maskmix hooks were installed on top of it."""
+    """Undo :func:`_install_hook`, also when other maskmix hooks were installed on top of it; a hook
+    that cannot be reached (under another library's wrapper) stays in place, inert."""
+    hook.active = False
     current = vars(target).get(_HOOK)
     if current is hook:
         if hook.previous_in_dict:
@@ -466,7 +490,8 @@ class MaskMixMixin:
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the augmentation state (seed, batches) under ``checkpoint["maskmix"]``."""
         super().on_save_checkpoint(checkpoint)  # type: ignore[misc]
-        checkpoint[self._maskmix_checkpoint_key] = self._engine().state_dict()
+        checkpoint[self._maskmix_checkpoint_key] = _checkpointed_state(getattr(self, "_trainer", None),
+                                                                       self._engine())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore the augmentation state saved by :meth:`on_save_checkpoint`."""

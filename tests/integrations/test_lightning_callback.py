@@ -1045,3 +1045,62 @@ def test_copies_of_the_module_made_during_fit_carry_no_maskmix_hook() -> None:
         assert getattr(hook, "__self__", None) is copied and hook.__func__ is Probe.on_after_batch_transfer
         batch = train[0]
         assert hook(batch, 0) is batch  # passes the batch through, unaugmented
+
+
+def test_a_hook_another_callback_puts_back_after_teardown_stays_inert() -> None:
+    """A callback after ours that saves ``on_after_batch_transfer`` at setup and restores it at
+    teardown (Lightning tears down in list order) put our hook back on the module: the next fit
+    with the callback augmented every batch twice."""
+    class SaveAndRestore(L.Callback):
+        def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+            self.saved = pl_module.on_after_batch_transfer
+            pl_module.on_after_batch_transfer = lambda batch, index: self.saved(batch, index)
+
+        def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+            pl_module.on_after_batch_transfer = self.saved
+
+    train = make_batches(2, seed=0)
+    callback, model = default_callback(), Probe()
+    make_trainer([callback, SaveAndRestore()], limit_val_batches=0).fit(model, FixedBatches(train))
+    model.seen["train"].clear()
+    make_trainer([callback], limit_val_batches=0).fit(model, FixedBatches(train))
+    assert callback.state_dict()["batches"] == 2
+    reference = Probe()
+    make_trainer([default_callback()], limit_val_batches=0).fit(reference, FixedBatches(train))
+    assert_same_batches(train_images(model), train_images(reference))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("integration", ["callback", "mixin"])
+def test_a_checkpoint_written_inside_a_batch_resumes_that_batchs_draws(tmp_path: Path, integration: str) -> None:
+    """OnExceptionCheckpoint (a crash or Ctrl-C in training_step) saved the count with the crashed
+    batch in it, while Lightning runs that batch again: the resumed run was one batch ahead of the
+    uninterrupted one (none of its batches matched)."""
+    from lightning.pytorch.callbacks import OnExceptionCheckpoint
+
+    # One batch four times: Lightning restarts a plain iterable's epoch from its start on resume.
+    train = make_batches(1, seed=0) * 4
+
+    class Crashing(MixinProbe if integration == "mixin" else Probe):  # type: ignore[misc]
+        crash_at: int | None = None
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            if self.global_step == self.crash_at:
+                raise RuntimeError("crash in step")
+            return super().training_step(batch, batch_idx)
+
+    def fit(model: Probe, extra: list[Any], **kwargs: Any) -> None:
+        callbacks = extra + ([default_callback()] if integration == "callback" else [])
+        make_trainer(callbacks, limit_val_batches=0, enable_checkpointing=bool(extra)).fit(
+            model, FixedBatches(train), **kwargs)
+
+    uninterrupted = Crashing()
+    fit(uninterrupted, [])
+    crashed = Crashing()
+    crashed.crash_at = 2
+    with pytest.raises(RuntimeError, match="crash in step"):
+        fit(crashed, [OnExceptionCheckpoint(dirpath=tmp_path, filename="crash")])
+    resumed = Crashing()
+    fit(resumed, [], ckpt_path=str(tmp_path / "crash.ckpt"))
+    assert len(resumed.seen["train"]) == 2  # batches 2 and 3 again
+    assert_same_batches(train_images(resumed), train_images(uninterrupted)[2:])
