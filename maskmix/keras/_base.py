@@ -45,7 +45,7 @@ import keras
 import numpy as np
 
 from maskmix import registry
-from maskmix._checks import float_fill_refusal, uint8_refusal
+from maskmix._checks import LARGEST_FINITE, float_fill_refusal, uint8_refusal
 from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT, looks_transposed
 from maskmix.registry import StrategySpec
 from maskmix.schedules import lent_value
@@ -383,11 +383,19 @@ class MaskMixLayer(keras.layers.Layer):
         """The floating dtype in which values for an image of ``dtype`` are computed."""
         return "float32" if dtype == "uint8" else dtype
 
-    def to_image_dtype(self, values: Tensor, dtype: str) -> Tensor:
-        """Cast computed values to the image dtype: floats as they are, uint8 rounded and saturated."""
+    def to_image_dtype(self, values: Tensor, dtype: str, *, within_range: bool = False) -> Tensor:
+        """Cast computed values to the image dtype: floats as they are, uint8 rounded and saturated.
+
+        Finite values beyond float16's largest (65504: bicubic overshoot, computed in float32)
+        saturate there for float16 images instead of becoming inf; inf and NaN stay.
+        ``within_range=True`` says the values cannot leave the images' range (a convex combination
+        of pixels): the saturation is skipped."""
         ops = self.ops
         if dtype == "uint8":
             values = ops.numpy.clip(ops.numpy.round(ops.cast(values, "float32")), 0.0, 255.0)
+        elif dtype == "float16" and not within_range and keras.backend.standardize_dtype(values.dtype) != dtype:
+            top = LARGEST_FINITE["float16"]
+            values = _sampling.where(ops, ops.numpy.isinf(values), values, ops.numpy.clip(values, -top, top))
         return ops.cast(values, dtype)
 
     def dims(self, images: Tensor) -> tuple[Any, int, int, int]:

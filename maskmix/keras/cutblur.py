@@ -98,7 +98,8 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixLayer):
     matrix products, and 0 · inf and 0 · NaN are NaN): that channel's rectangle comes out NaN,
     where ``interpolate`` keeps the damage near the value; pixels outside the rectangle are
     unchanged. ``bicubic`` may overshoot
-    the input's range inside the rectangle (float images are not clipped; ``uint8`` saturates).
+    the input's range inside the rectangle (float images are not clipped; ``uint8`` saturates,
+    and so does float16 at its largest finite value, 65504, instead of inf).
     Values are computed in float32 (float64 for float64 images).
 
     Reproducing the paper: ``RandomCutBlur.from_paper("sr_x4")`` (``"sr_x2"``) draws the

@@ -107,7 +107,7 @@ def blend(layer: MixingLayer, images: Any, params: Mapping[str, Any]) -> Any:
     # torch.lerp's two-sided form: exact at both ends, so that lam = 1 (which float32 Beta draws
     # reach) gives the image itself, bit for bit, as its label row says.
     mixed = _sampling.where(ops, lam < 0.5, partner + lam * difference, x - (1.0 - lam) * difference)
-    return layer.to_image_dtype(mixed, dtype)
+    return layer.to_image_dtype(mixed, dtype, within_range=True)  # a convex combination
 
 
 def random_mixup(

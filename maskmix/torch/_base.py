@@ -28,7 +28,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from maskmix import registry
-from maskmix._checks import float_fill_refusal, uint8_refusal
+from maskmix._checks import LARGEST_FINITE, float_fill_refusal, uint8_refusal
 from maskmix._structure import coordinate_keys, image_key_values
 from maskmix.geometry import IMAGE_DTYPES, IMAGE_DTYPES_TEXT, derive_seed, looks_transposed, sampling_units
 from maskmix.params import num_selected
@@ -427,13 +427,19 @@ class MaskMixTransform(v2.Transform):
         ``in_place=True`` rounds and saturates ``values`` itself (a fresh buffer the caller owns),
         sparing two batch-sized temporaries; the result is the same. ``within_range=True`` says
         that the values already lie in ``[0, 255]`` (a convex combination of uint8 pixels): the
-        saturation, a pass over the batch, is skipped.
+        saturation, a pass over the batch, is skipped. Finite values beyond float16's largest
+        (65504) saturate there for float16 images (not clipping to ``pixels_range``).
         """
         if dtype == torch.uint8:
             rounded = values.round_() if in_place else values.round()
             if not within_range:
                 rounded = rounded.clamp_(0, 255)
             return rounded.to(dtype)
+        if dtype == torch.float16 and values.dtype != dtype and not within_range:
+            # Work done in float32 (bicubic overshoot) may pass float16's largest value: saturated
+            # there rather than written as inf. Only such values move: inf and NaN stay.
+            top = LARGEST_FINITE["float16"]
+            values = torch.where(values.isinf(), values, values.clamp(-top, top))
         return values.to(dtype)
 
     @staticmethod

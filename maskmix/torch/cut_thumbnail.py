@@ -58,7 +58,7 @@ class RandomCutThumbnail(MixingTransform):
       so the thumbnail is not aliased.
     * ``"bicubic"``: ``mode="bicubic", antialias=True``: Keys' cubic filter (``a = -0.5``)
       widened likewise, as PIL's ``BICUBIC``. It can overshoot: float results are not clipped,
-      uint8 results are saturated to ``[0, 255]``.
+      uint8 results are saturated to ``[0, 255]`` (float16 ones at 65504, not written as inf).
     * ``"area"``: ``mode="area"``: output pixel ``(i, j)`` is the mean of the source rows
       ``floor(i H / th) <= y < ceil((i + 1) H / th)`` and columns likewise (adaptive average
       pooling).

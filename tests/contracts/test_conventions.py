@@ -98,6 +98,24 @@ def test_dtypes_and_shapes_are_kept_and_the_input_untouched(framework, name, dty
         np.testing.assert_allclose(result.soft.sum(1), 1.0, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize(("framework", "name"), PAIRS)
+def test_finite_float16_images_stay_finite_near_the_dtypes_top(framework, name):
+    """Work done in float32 and cast back (bicubic overshoot, CutPaste's colour jitter) wrote
+    values past float16's largest (65504) as inf; they saturate there (finite pixels stay finite,
+    the range is not clipped). Every configuration, bicubic where the strategy resizes."""
+    adapter, case = setup(framework, name)
+    xs = np.where(make_images((6, 3, 9, 13), "float32", seed=2) < 0.5, -6e4, 6e4).astype("float32")
+    options: dict = {"pixels_range": (-6e4, 6e4)}
+    if "resize_method" in case.spec.param_names:
+        options["resize_method"] = "bicubic"
+    if "color_jitter" in case.spec.param_names:
+        options["color_jitter"] = 0.5
+    t = adapter.build(case, seed=3, **options)
+    for _ in range(8):
+        images = adapter.run(case, t, adapter.images(xs, "float16")).images
+        assert np.isfinite(images).all()
+
+
 TINY = [(0, 3, 8, 8), (2, 3, 1, 1), (2, 3, 1, 7), (2, 1, 7, 1), (1, 3, 2, 2), (3, 1, 1)]
 
 
