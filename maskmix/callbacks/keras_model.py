@@ -348,6 +348,12 @@ class MaskMixModel(keras.Model):
         if not self.uses_soft_targets:
             return class_weight  # unchanged labels: Keras' own rule is right
         weights = None if class_weight is None else _checked_class_weight(class_weight)
+        outside = sorted(k for k in weights or () if self.num_classes is not None and k >= self.num_classes)
+        if outside:
+            # Also refused inside the step (where the targets' width is known); here first, because an
+            # error inside a JAX step leaves the model without its weights (Keras purges them for the
+            # epoch), and a corrected fit could not continue the trained model.
+            raise ValueError(f"{_NAME}: class_weight has classes {outside} but num_classes={self.num_classes}")
         if weights != self._maskmix_class_weight:
             self.train_function = None  # the weights are constants of the traced step: trace again
             self._maskmix_class_weight = weights
@@ -360,8 +366,16 @@ class MaskMixModel(keras.Model):
         sample weight) times the loss on the targets ``w * t / sum_k w_k t_k``. One-hot rows get
         their class's weight, as Keras gives them."""
         weights = self._maskmix_class_weight
-        if weights is None or targets is None:
+        if weights is None:
             return targets, sample_weight
+        if targets is None:
+            # Segmentation masks (they follow the mixed pixels and stay the target) or no labels: the
+            # weights, kept from Keras for soft targets, would have been dropped without a word.
+            raise ValueError(
+                f"{_NAME}: class_weight weighs the classes of label rows; the targets of this batch are "
+                "segmentation masks (or absent), which it cannot weigh. Give per-pixel weights as sample_weight "
+                "(e.g. a weight map built from the masks) instead"
+            )
         ops = keras.ops
         classes = targets.shape[-1]
         if classes is None:

@@ -96,7 +96,8 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
     where ``interpolate`` keeps the damage near the value; pixels outside the rectangle are
     unchanged. ``bicubic`` may
     overshoot the input's range inside the rectangle (float images are not clipped; ``uint8``
-    saturates, and so does float16 at its largest finite value, 65504, instead of inf). Values are computed in float32 (float64 for float64 images).
+    saturates, and so does float16 at its largest finite value, 65504, instead of inf). Values are
+    computed in float32 (float64 for float64 images).
 
     Reproducing the paper: ``RandomCutBlur.from_paper("sr_x4")`` (``"sr_x2"``) draws the
     official box (``patch_side_normal=(0.7, 0.01)``, the MoA policy's ``alpha`` for CutBlur) and a

@@ -333,8 +333,12 @@ def test_class_weight_is_checked():
         model.fit(x, y, epochs=1, verbose=0, class_weight=[1.0, 2.0])
     with pytest.raises(ValueError, match=r"^MaskMixModel: class_weight\[1\] must be a finite number >= 0; got -1"):
         model.fit(x, y, epochs=1, verbose=0, class_weight={0: 1.0, 1: -1})
+    with pytest.raises(ValueError, match=rf"MaskMixModel: class_weight has classes \[{K}\] but num_classes={K}$"):
+        model.fit(x, y, epochs=1, verbose=0, class_weight={0: 1.0, K: 2.0})  # before the step: JAX keeps weights
+    model = functional(mix=RandomMixup(seed=0))  # without num_classes: found in the step
+    model.compile("sgd", keras.losses.CategoricalCrossentropy(from_logits=True), jit_compile=False)
     with pytest.raises(ValueError, match=rf"MaskMixModel: class_weight has classes \[{K}\] but the targets have {K}"):
-        model.fit(x, y, epochs=1, verbose=0, class_weight={0: 1.0, K: 2.0})
+        model.fit(x, np.eye(K, dtype="float32")[y], epochs=1, verbose=0, class_weight={0: 1.0, K: 2.0})
 
 
 def test_loss_equals_hand_computed_value_one_hot_mixup_with_smoothing():
@@ -945,6 +949,17 @@ def test_segmentation_masks_follow_the_pixels_through_fit():
     assert model.fit(ds, epochs=1, verbose=0, validation_data=ds).history["val_loss"] == [0.0]
     assert model.evaluate(ds, verbose=0) == 0.0
     np.testing.assert_array_equal(model.predict(ds, verbose=0), x)
+
+
+def test_class_weight_with_mask_targets_is_refused_not_dropped():
+    """With ``mix``, ``class_weight`` is kept from Keras (it weighs soft rows in the step); on a
+    batch whose targets are segmentation masks it was then dropped without a word (an all-zero
+    class_weight trained as none)."""
+    x, masks = mask_task(8)
+    model = mask_model(mix=RandomCutMix(seed=2))
+    with pytest.raises(ValueError, match=r"^MaskMixModel: class_weight weighs the classes of label rows; the targets "
+                                         r"of this batch are segmentation masks .* as sample_weight"):
+        model.fit(x, masks, batch_size=8, epochs=1, verbose=0, class_weight={0: 0.0})
 
 
 def test_masks_in_a_one_item_structure_follow_the_pixels_and_several_targets_are_checked_leaf_by_leaf():
