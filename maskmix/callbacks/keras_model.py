@@ -344,9 +344,16 @@ class MaskMixModel(keras.Model):
     def _take_class_weight(self, class_weight: Any) -> Any:
         """What Keras gets of ``class_weight`` (None where maskmix applies it): with soft targets it
         weighs each class's share of a row in the training step (Keras would weigh the whole row
-        by its original class, the partner's share included)."""
+        by its original class, the partner's share included). Called by ``fit`` and
+        ``train_on_batch`` before any step, it also refuses there what the step would refuse."""
         if not self.uses_soft_targets:
             return class_weight  # unchanged labels: Keras' own rule is right
+        outputs = getattr(self, "outputs", None) or ()  # a functional model's (a subclass may have none)
+        if len(outputs) > 1:
+            # The step refuses their labels too; here first: on JAX an error inside the step leaves
+            # the model without its weights.
+            raise TypeError(f"{_NAME}: mix and label_smoothing need a single label tensor (one output); the model "
+                            f"has {len(outputs)} outputs")
         weights = None if class_weight is None else _checked_class_weight(class_weight)
         outside = sorted(k for k in weights or () if self.num_classes is not None and k >= self.num_classes)
         if outside:

@@ -80,4 +80,24 @@ dense = MaskMixModel(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs
 dense.compile(keras.optimizers.Adam(0.05), keras.losses.CategoricalCrossentropy(from_logits=True))
 history = dense.fit(x, y, batch_size=16, epochs=2, verbose=0).history
 assert np.isfinite(history["loss"]).all(), history
+# What fit can refuse before the first step it refuses there: an error inside a JAX step leaves the
+# model without its weights (Keras detaches them for the epoch), and the corrected fit failed too.
+before = dense.get_weights()
+for bad in ({0: 1.0, 3: 2.0},):  # a class beyond num_classes
+    try:
+        dense.fit(x, y, batch_size=16, epochs=1, verbose=0, class_weight=bad)
+        raise AssertionError("class_weight beyond num_classes was accepted")
+    except ValueError as error:
+        assert "class_weight has classes [3] but num_classes=3" in str(error), error
+two = MaskMixModel(inputs, [keras.layers.Dense(3)(keras.layers.Flatten()(inputs)), keras.layers.Dense(1)(
+    keras.layers.Flatten()(inputs))], mix=RandomCutMix(seed=1), num_classes=3)
+two.compile("sgd", ["sparse_categorical_crossentropy", "mse"])
+try:
+    two.fit(x, [y, y[:, None].astype("float32")], batch_size=16, epochs=1, verbose=0)
+    raise AssertionError("two outputs with mix were accepted")
+except TypeError as error:
+    assert "the model has 2 outputs" in str(error), error
+assert all(np.array_equal(a, b) for a, b in zip(before, dense.get_weights(), strict=True))
+assert dense.predict(x, verbose=0).shape == (48, 3)
+dense.fit(x, y, batch_size=16, epochs=1, verbose=0, class_weight={0: 1.0, 2: 2.0})
 print("OK", keras.backend.backend())
