@@ -80,8 +80,10 @@ __all__ = [
 #: How the integrations annotate their number options: the checks take Python and NumPy numbers
 #: (``num_classes=y.max() + 1``, ``seed=np.int64(0)``), so a type checker is told so (``int``
 #: alone refused NumPy integers under mypy).
-IntegerOption: TypeAlias = "int | SupportsIndex"
-RealOption: TypeAlias = "float | SupportsFloat"
+#: Real aliases (not strings): ``typing.get_type_hints`` of the integrations resolves them in their
+#: modules (LightningCLI/jsonargparse read the types from there).
+IntegerOption: TypeAlias = int | SupportsIndex
+RealOption: TypeAlias = float | SupportsFloat
 
 #: The maskmix classes that mix, as named in the messages.
 MIXING_EXAMPLES = "RandomCutMix, RandomMixup, RandomCutThumbnail(mix_images=True)"

@@ -16,6 +16,7 @@ starting the streams at each fit and the checkpoint hooks. :func:`soft_label_tar
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -59,6 +60,27 @@ def _start_fit(owner: str, trainer: pl.Trainer, pl_module: pl.LightningModule, p
         )
     if trainer.global_step == 0 and trainer.current_epoch == 0:
         pipeline.restart()  # a checkpoint given as ckpt_path is restored after this
+    _AUGMENTED_AT.pop(pipeline, None)
+
+
+#: For each pipeline, Lightning's count of processed training batches when it augmented its last
+#: batch (see :func:`_checkpointed_state`); forgotten at each fit's start.
+_AUGMENTED_AT: weakref.WeakKeyDictionary[MaskMixPipeline, int] = weakref.WeakKeyDictionary()
+
+
+def _processed_batches(trainer: pl.Trainer) -> int:
+    """Lightning's count of the training batches processed (over its fits: it is never reset)."""
+    progress: Any = trainer.fit_loop.epoch_loop.batch_progress.total  # counts `processed` (typed as its base)
+    return int(progress.processed)
+
+
+def _augment_training_batch(owner: str, trainer: pl.Trainer, pipeline: MaskMixPipeline, batch: Any) -> Any:
+    """Augment a training batch (both integrations), noting where Lightning's progress stood."""
+    _check_loaders(owner, trainer)
+    processed = _processed_batches(trainer)
+    batch = pipeline(batch, rank=trainer.global_rank, epoch=trainer.current_epoch)
+    _AUGMENTED_AT[pipeline] = processed  # after the call: a batch that failed to augment was not counted
+    return batch
 
 
 def _checkpointed_state(trainer: pl.Trainer | None, pipeline: MaskMixPipeline) -> dict[str, Any]:
@@ -67,14 +89,13 @@ def _checkpointed_state(trainer: pl.Trainer | None, pipeline: MaskMixPipeline) -
     A checkpoint written inside a training batch (in ``training_step``, at an exception:
     ``OnExceptionCheckpoint``) resumes by running that batch again, which maskmix augmented and
     counted before Lightning counted it processed: the saved count leaves it out, so the resumed
-    run augments it with the interrupted run's draws. (Lightning's own progress: a batch fetched,
-    ``ready``, but not yet ``processed``.)
+    run augments it with the interrupted run's draws. Inside that batch means Lightning has
+    processed no batch since maskmix augmented it (its ``processed`` count has not moved).
     """
     state = pipeline.state_dict()
-    if trainer is not None and state["batches"] > 0:
-        progress: Any = trainer.fit_loop.epoch_loop.batch_progress.total  # counts `processed` (typed as its base)
-        if progress.ready > progress.processed:
-            state["batches"] -= 1
+    augmented_at = _AUGMENTED_AT.get(pipeline)
+    if trainer is not None and augmented_at is not None and _processed_batches(trainer) == augmented_at:
+        state["batches"] -= 1
     return state
 
 
@@ -306,8 +327,7 @@ class MaskMixCallback(pl.Callback):
         if not _training(trainer):
             return batch
         assert trainer is not None
-        _check_loaders(type(self).__name__, trainer)
-        return self.pipeline(batch, rank=trainer.global_rank, epoch=trainer.current_epoch)
+        return _augment_training_batch(type(self).__name__, trainer, self.pipeline, batch)
 
 
 class _BatchHook:
@@ -484,8 +504,7 @@ class MaskMixMixin:
         if not _training(trainer):
             return batch
         assert trainer is not None
-        _check_loaders("MaskMixMixin", trainer)
-        return self._engine()(batch, rank=trainer.global_rank, epoch=trainer.current_epoch)
+        return _augment_training_batch("MaskMixMixin", trainer, self._engine(), batch)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the augmentation state (seed, batches) under ``checkpoint["maskmix"]``."""

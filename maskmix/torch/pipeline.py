@@ -834,6 +834,10 @@ class MaskMixPipeline:
         the images (another view of them) passes.
         """
         if more:
+            if isinstance(more[0], (numbers.Number, np.number)):
+                # pipeline(batch, 1): a rank given positionally was taken for the labels of a tuple batch.
+                raise TypeError(f"{self.owner}: got {more[0]!r} as the second positional input (the labels); rank "
+                                "and epoch are keyword-only: pipeline(batch, rank=..., epoch=...)")
             batch = (batch, *more)
         if epoch is not None:
             self.set_epoch(epoch)

@@ -434,3 +434,7 @@ def test_the_pipeline_takes_images_and_labels_as_torchvisions_transforms_do() ->
         torch.testing.assert_close(out, expected, rtol=0, atol=0)
     extra = MaskMixPipeline(label_smoothing=0.1, num_classes=NUM_CLASSES, seed=0)(images, labels, "names")
     assert extra[2] == "names" and extra[1].shape == (6, NUM_CLASSES)
+    # A rank given positionally (it is keyword-only) would be a masking pipeline's "labels", passed through.
+    with pytest.raises(TypeError, match=r"^MaskMixPipeline: got 1 as the second positional input \(the labels\); "
+                                        r"rank and epoch are keyword-only"):
+        MaskMixPipeline([RandomCutout()], seed=0)(images, 1)

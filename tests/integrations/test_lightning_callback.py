@@ -1104,3 +1104,20 @@ def test_a_checkpoint_written_inside_a_batch_resumes_that_batchs_draws(tmp_path:
     fit(resumed, [], ckpt_path=str(tmp_path / "crash.ckpt"))
     assert len(resumed.seen["train"]) == 2  # batches 2 and 3 again
     assert_same_batches(train_images(resumed), train_images(uninterrupted)[2:])
+    # A crash caught and fit again on the same Trainer: Lightning's progress keeps the fetched,
+    # unprocessed batch for good, and a count read from it alone stayed one short at every later save.
+    again = Crashing()
+    again.crash_at = 2
+    callbacks = [default_callback()] if integration == "callback" else []
+    trainer = make_trainer(callbacks, limit_val_batches=0, max_epochs=2)
+    with pytest.raises(RuntimeError, match="crash in step"):
+        trainer.fit(again, FixedBatches(train))
+    again.crash_at = None
+    trainer.fit(again, FixedBatches(train))
+    pipeline = callbacks[0].pipeline if callbacks else again.maskmix_pipeline
+    assert pipeline.batches > 3  # the crashed fit augmented 3, the second fit more
+    saved = callbacks[0].state_dict() if callbacks else {}
+    if not callbacks:
+        again.on_save_checkpoint(saved)
+        saved = saved["maskmix"]
+    assert saved["batches"] == pipeline.batches

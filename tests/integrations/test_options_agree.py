@@ -334,3 +334,17 @@ def test_the_pipelines_repr_shows_the_options_given(module: ModuleType) -> None:
     cutmix = module.RandomCutMix()
     shown = repr(module.MaskMixPipeline(mix=[cutmix], num_classes=3, label_smoothing=0.1, seed=7))
     assert shown == f"MaskMixPipeline(mix=[{cutmix!r}], num_classes=3, label_smoothing=0.1, seed=7)"
+
+
+def test_the_integrations_type_hints_resolve() -> None:
+    """String aliases in the NumPy-number annotations left ``typing.get_type_hints`` failing with a
+    NameError, and LightningCLI (jsonargparse) then read no types: ``--num_classes=ten`` parsed."""
+    import typing
+
+    from maskmix.torch.pipeline import PipelineOptions
+
+    for owner in (MaskMixCallback.__init__, mt.MaskMixPipeline.__init__, mk.MaskMixPipeline.__init__,
+                  MaskMixModel.__init__, PipelineOptions):  # the last: MaskMixMixin.configure_maskmix's keywords
+        hints = typing.get_type_hints(owner)
+        assert int in typing.get_args(hints["num_classes"]), owner
+        assert float in typing.get_args(hints["label_smoothing"]), owner
