@@ -78,10 +78,9 @@ __all__ = [
 ]
 
 #: How the integrations annotate their number options: the checks take Python and NumPy numbers
-#: (``num_classes=y.max() + 1``, ``seed=np.int64(0)``), so a type checker is told so (``int``
-#: alone refused NumPy integers under mypy).
-#: Real aliases (not strings): ``typing.get_type_hints`` of the integrations resolves them in their
-#: modules (LightningCLI/jsonargparse read the types from there).
+#: (``num_classes=y.max() + 1``, ``seed=np.int64(0)``), and ``int`` alone refused NumPy integers
+#: under mypy. Real aliases, not strings, so that ``typing.get_type_hints`` resolves them in the
+#: integrations' modules (LightningCLI/jsonargparse read the types there).
 IntegerOption: TypeAlias = int | SupportsIndex
 RealOption: TypeAlias = float | SupportsFloat
 
