@@ -23,9 +23,11 @@ TensorFlow, torch and JAX backends. Integer arguments are int32 tensors (or Pyth
 from __future__ import annotations
 
 import functools
+import sys
 from types import SimpleNamespace
 from typing import Any
 
+import keras
 import numpy as np
 
 from . import _sampling
@@ -194,8 +196,16 @@ def _resampling_table(size: int, low: int, high: int, shrink: bool, method: str,
         table = resample_matrix(_NUMPY_OPS, size, sizes, size, high, method, dtype)
     else:
         table = resample_matrix(_NUMPY_OPS, sizes, size, high, size, method, dtype)
-    table.setflags(write=False)
+    if not _torch_compiling():  # Dynamo traces this NumPy code into its graph and has no setflags
+        table.setflags(write=False)
     return table
+
+
+def _torch_compiling() -> bool:
+    """Whether Keras' torch backend is being traced by ``torch.compile`` (``jit_compile=True``),
+    read without importing torch (it is loaded when that backend is)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and keras.backend.backend() == "torch" and bool(torch.compiler.is_compiling())
 
 
 def axis_resampling(ops: Ops, size: int, sizes: Tensor | None, bounds: tuple[int, int], *, shrink: bool,

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from maskmix.callbacks import MaskMixModel
-from maskmix.keras import RandomCutMix, RandomErasing, RandomMixup
+from maskmix.keras import RandomCutBlur, RandomCutMix, RandomErasing, RandomMixup
 
 assert keras.backend.backend() == os.environ["KERAS_BACKEND"] == sys.argv[1]
 keras.utils.set_random_seed(0)
@@ -100,4 +100,11 @@ except TypeError as error:
 assert all(np.array_equal(a, b) for a, b in zip(before, dense.get_weights(), strict=True))
 assert dense.predict(x, verbose=0).shape == (48, 3)
 dense.fit(x, y, batch_size=16, epochs=1, verbose=0, class_weight={0: 1.0, 2: 2.0})
+if keras.backend.backend() == "torch":
+    # jit_compile=True compiles the step with torch.compile: Dynamo traced CutBlur's resampling
+    # tables (NumPy, built on the host) into its graph and failed on ndarray.setflags.
+    blur = MaskMixModel(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)),
+                        augmentations=[RandomCutBlur(seed=0)], mix=RandomCutMix(seed=1), num_classes=3)
+    blur.compile(keras.optimizers.Adam(0.05), keras.losses.CategoricalCrossentropy(from_logits=True), jit_compile=True)
+    assert np.isfinite(blur.fit(x, y, batch_size=16, epochs=1, verbose=0).history["loss"]).all()
 print("OK", keras.backend.backend())
