@@ -77,6 +77,10 @@ def _checked_class_weight(class_weight: Any) -> dict[int, float]:
     return out
 
 
+#: Why mix and label smoothing refuse several outputs (in fit, and in the step for the labels).
+_ONE_OUTPUT = "mix and label_smoothing need a single label tensor (one output)"
+
+
 class _StepContext:
     """Per-step values handed from :meth:`MaskMixModel.train_step` to ``compute_loss`` (trace time)."""
 
@@ -352,8 +356,7 @@ class MaskMixModel(keras.Model):
         if len(outputs) > 1:
             # The step refuses their labels too; here first: on JAX an error inside the step leaves
             # the model without its weights.
-            raise TypeError(f"{_NAME}: mix and label_smoothing need a single label tensor (one output); the model "
-                            f"has {len(outputs)} outputs")
+            raise TypeError(f"{_NAME}: {_ONE_OUTPUT}; the model has {len(outputs)} outputs")
         weights = None if class_weight is None else _checked_class_weight(class_weight)
         outside = sorted(k for k in weights or () if self.num_classes is not None and k >= self.num_classes)
         if outside:
@@ -443,8 +446,7 @@ class MaskMixModel(keras.Model):
             x, _, _ = self.maskmix_pipeline.augment(x)
             return self._repack(structure, x), y, None
         # Nested labels: e.g. `fit(x, [y])` or `{"head": y}` for a single-output model.
-        labels = _only_tensor(y, TypeError, "mix and label_smoothing need a single label tensor (one output); "
-                                            "got labels with {} tensors")
+        labels = _only_tensor(y, TypeError, _ONE_OUTPUT + "; got labels with {} tensors")
         x, soft, integer = self.maskmix_pipeline.augment(x, labels)
         self._maskmix_step.integer_labels = integer
         if self.metric_labels == "original":

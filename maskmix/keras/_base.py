@@ -96,13 +96,7 @@ _Built = TypeVar("_Built", bound="MaskMixLayer")
 def _tracing(images: Any) -> bool:
     """Whether the layer runs inside a trace (tf.function/tf.data graph, jax.jit, torch.compile),
     where a Python number it reads becomes a constant of the traced step."""
-    if _compat.in_tf_graph() or _compat.is_in_jax_tracing_scope(images):
-        return True
-    if keras.backend.backend() == "torch":
-        import torch
-
-        return bool(torch.compiler.is_compiling())
-    return False
+    return _compat.in_tf_graph() or _compat.is_in_jax_tracing_scope(images) or _seeds.torch_compiling()
 
 
 def checked_when_run(tensor: Any, wanted: Sequence[Any], message: str) -> Any:
@@ -389,7 +383,7 @@ class MaskMixLayer(keras.layers.Layer):
         Finite values beyond float16's largest (65504: bicubic overshoot, computed in float32)
         saturate there for float16 images instead of becoming inf; inf and NaN stay.
         ``within_range=True`` says the values cannot leave the images' range (a convex combination
-        of pixels): the saturation is skipped."""
+        of pixels): the float16 saturation is skipped (uint8 values are still rounded and clipped)."""
         ops = self.ops
         if dtype == "uint8":
             values = ops.numpy.clip(ops.numpy.round(ops.cast(values, "float32")), 0.0, 255.0)

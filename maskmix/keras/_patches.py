@@ -23,14 +23,12 @@ TensorFlow, torch and JAX backends. Integer arguments are int32 tensors (or Pyth
 from __future__ import annotations
 
 import functools
-import sys
 from types import SimpleNamespace
 from typing import Any
 
-import keras
 import numpy as np
 
-from . import _sampling
+from . import _sampling, _seeds
 
 __all__ = ["axis_resampling", "gather_pixels", "move_pixels", "nearest_source", "resample", "resample_matrix"]
 
@@ -196,16 +194,9 @@ def _resampling_table(size: int, low: int, high: int, shrink: bool, method: str,
         table = resample_matrix(_NUMPY_OPS, size, sizes, size, high, method, dtype)
     else:
         table = resample_matrix(_NUMPY_OPS, sizes, size, high, size, method, dtype)
-    if not _torch_compiling():  # Dynamo traces this NumPy code into its graph and has no setflags
+    if not _seeds.torch_compiling():  # Dynamo traces this NumPy code into its graph and has no setflags
         table.setflags(write=False)
     return table
-
-
-def _torch_compiling() -> bool:
-    """Whether Keras' torch backend is being traced by ``torch.compile`` (``jit_compile=True``),
-    read without importing torch (it is loaded when that backend is)."""
-    torch = sys.modules.get("torch")
-    return torch is not None and keras.backend.backend() == "torch" and bool(torch.compiler.is_compiling())
 
 
 def axis_resampling(ops: Ops, size: int, sizes: Tensor | None, bounds: tuple[int, int], *, shrink: bool,

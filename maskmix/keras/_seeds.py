@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _compat
 
-__all__ = ["CALL_SEEDS", "CallSeeds", "StatelessSeeds", "call_seeds", "stateless_seeds"]
+__all__ = ["CALL_SEEDS", "CallSeeds", "StatelessSeeds", "call_seeds", "stateless_seeds", "torch_compiling"]
 
 Tensor = Any
 
@@ -171,7 +171,7 @@ def stateless_seeds(owner: str, seed: Any, images: Any) -> StatelessSeeds:
     """Check a functional form's ``seed`` and return its stream; ``images`` tell whether the call
     is traced (a seed is then required)."""
     if seed is None:
-        if _compat.in_tf_graph() or _compat.is_in_jax_tracing_scope(images) or _torch_compiling():
+        if _compat.in_tf_graph() or _compat.is_in_jax_tracing_scope(images) or torch_compiling():
             raise ValueError(
                 f"{owner}: seed is required inside a traced function (tf.function, tf.data, jax.jit, "
                 "torch.compile): a seed drawn while tracing would repeat at every step. Pass seed= a pair "
@@ -199,7 +199,8 @@ def stateless_seeds(owner: str, seed: Any, images: Any) -> StatelessSeeds:
     return StatelessSeeds(seed)
 
 
-def _torch_compiling() -> bool:
+def torch_compiling() -> bool:
+    """Whether Keras' torch backend is being traced by ``torch.compile`` (``jit_compile=True``)."""
     if keras.backend.backend() != "torch":
         return False
     import torch
