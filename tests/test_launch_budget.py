@@ -22,9 +22,11 @@ from typing import Any
 import pytest
 import torch
 from registry_cases import variant_cases
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from maskmix import registry
 from maskmix.torch import MaskMixTransform
 
 # The counter is the one benchmarks/op_counts.py reports with.
@@ -103,6 +105,61 @@ def test_meta_device_refuses_host_reads(host_read: Callable[[torch.Tensor], Any]
     with pytest.raises((RuntimeError, NotImplementedError)):
         host_read(torch.empty(3, device="meta"))
 
+
+
+class _HostToDeviceCopies(TorchFunctionMode):
+    """Records the calls that make a tensor from host data (``torch.tensor([...], device=...)``)
+    or move a CPU tensor to another device: on a GPU each is a copy the host waits for (pageable
+    memory). The meta device hides them (a meta tensor made from a list dispatches nothing), so
+    they are caught where the Python call is made."""
+
+    FROM_HOST = frozenset({"tensor", "as_tensor", "from_numpy", "scalar_tensor"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", str(func))
+        out = func(*args, **kwargs)
+        on_host = any(isinstance(t, torch.Tensor) and t.device.type == "cpu" for t in tree_flatten((args, kwargs))[0])
+        off_host = any(isinstance(t, torch.Tensor) and t.device.type != "cpu" for t in tree_flatten(out)[0])
+        if name in self.FROM_HOST or (on_host and off_host):
+            self.calls.append(name)
+        return out
+
+
+def _every_parameter_drawn(spec: registry.StrategySpec) -> tuple[MaskMixTransform, bool]:
+    """The strategy with every parameter away from its default where the registry says how (CutPaste
+    with scars, GridMask rotated, ...): the variants leave some of those code paths out."""
+    config = {k: v for k, v in spec.draw_everything.items() if k != "return_labels"}
+    mixes = spec.mixes_images(config)
+    if mixes:
+        config["num_classes"] = 10
+    return registry.implementation(spec.name, "torch")(**config), mixes
+
+
+@pytest.mark.parametrize("spec", registry.specs("torch"), ids=lambda spec: spec.name)
+def test_a_call_copies_nothing_from_the_host(spec: registry.StrategySpec) -> None:
+    """Constants a call needs are built on the device or kept between calls: CutPaste's scars made
+    a (2,) tensor from a Python list in every call (a synchronising copy on a GPU)."""
+    transform, mixes = _every_parameter_drawn(spec)
+    x = torch.empty(6, 3, 20, 24, device="meta")
+    labels = torch.zeros(6, dtype=torch.int64, device="meta")
+    call(transform, x, labels, mixes)  # first call: constants kept between calls are made here
+    with _HostToDeviceCopies() as copies:
+        out = call(transform, x, labels, mixes)  # also proves no host read with every parameter drawn
+    assert copies.calls == [], copies.calls
+    assert (out[0] if isinstance(out, tuple) else out).device.type == "meta"
+
+
+def test_the_copy_spy_sees_copies() -> None:
+    """What makes the test above meaningful: both ways of copying host data are seen on meta."""
+    with _HostToDeviceCopies() as copies:
+        torch.tensor([1.0, 2.0], device="meta")
+        torch.ones(2).to("meta")
+    assert copies.calls == ["tensor", "to"]
 
 class _SelectionUse(TorchDispatchMode):
     """Records the ops that take the selection tensor (``params["selected"]``) as an input."""

@@ -51,15 +51,16 @@ def beta(alpha: float, size: tuple[int, ...], *, device: torch.device,
     normal number (which the sampler clamps to it), and two of them would tie at ``lam = 0.5``.
     """
     if alpha == 1.0:
-        return torch.rand(size, device=device, **_sampling.drawing_from(generator))
+        return _sampling.rand(size, device=device, generator=generator)
     shape = (2, *size)
     if alpha >= 1.0:
-        gammas = torch._standard_gamma(torch.full(shape, alpha, device=device), **_sampling.drawing_from(generator))
+        alphas = torch.full(shape, alpha, dtype=torch.float32, device=device)
+        gammas = torch._standard_gamma(alphas, **_sampling.drawing_from(generator))
         # Gamma(alpha >= 1) is below 1e-38 with probability < 1e-38: the sum is never 0.
         return gammas[0] / gammas.sum(0)
-    log_gammas = torch._standard_gamma(torch.full(shape, alpha + 1.0, device=device),
+    log_gammas = torch._standard_gamma(torch.full(shape, alpha + 1.0, dtype=torch.float32, device=device),
                                        **_sampling.drawing_from(generator)).log_()
-    boost = torch.rand(shape, device=device, **_sampling.drawing_from(generator))
+    boost = _sampling.rand(shape, device=device, generator=generator)
     # 1 - U is uniform on (0, 1]: no log(0).
     log_boosts = boost.neg_().log1p_()
     if alpha < TINY_BETA_ALPHA:

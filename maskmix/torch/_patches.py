@@ -119,7 +119,7 @@ def rectangle_candidates(shape: Sequence[int], height: int, width: int, patch_ar
 
     scale, shift, signs = kept(("candidates", height, width, low, high, log_low, log_high), device, build)
     count = math.prod(shape) * attempts
-    drawn = torch.addcmul(shift, scale, torch.rand((2, count), device=device, **_sampling.drawing_from(generator)))
+    drawn = torch.addcmul(shift, scale, _sampling.rand((2, count), device=device, generator=generator))
     sides = drawn[1:].mul(signs).exp_().mul_(drawn[0].sqrt_()).round_()
     if not (_sampling.always_fit(height, width, patch_area, patch_aspect_ratio)
             and _sampling.never_empty(height, width, patch_area, patch_aspect_ratio)):

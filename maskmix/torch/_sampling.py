@@ -48,14 +48,25 @@ def drawing_from(generator: torch.Generator | None) -> Drawing:
     return {} if generator is None else {"generator": generator}
 
 
+def rand(size: Size | int, *, device: torch.device, generator: torch.Generator | None) -> Tensor:
+    """Float32 samples uniform in ``[0, 1)``, whatever torch's default dtype.
+
+    Lightning's ``precision="bf16-true"``/``"16-true"`` sets the default dtype to bfloat16/float16
+    while ``training_step`` runs: a draw in the default dtype would be quantised there (a Mixup
+    weight of bfloat16 resolution) or fail (no bfloat16 gamma sampler on CPU).
+    """
+    return torch.rand(size, dtype=torch.float32, device=device, **drawing_from(generator))
+
+
 def uniform(low: float | Tensor, high: float | Tensor, size: Size, *, device: torch.device,
             generator: torch.Generator | None) -> Tensor:
     """Float32 samples uniform in ``[low, high)``; ``low``/``high`` may be broadcastable tensors."""
     if isinstance(low, Tensor) or isinstance(high, Tensor):
-        u = torch.rand(tuple(size), device=device, **drawing_from(generator))
+        u = rand(tuple(size), device=device, generator=generator)
         return low + (high - low) * u
     # One kernel instead of three: on an accelerator, eager cost is mostly launches.
-    return torch.empty(tuple(size), device=device).uniform_(float(low), float(high), **drawing_from(generator))
+    drawn = torch.empty(tuple(size), dtype=torch.float32, device=device)
+    return drawn.uniform_(float(low), float(high), **drawing_from(generator))
 
 
 def log_uniform(low: float, high: float, size: Size, *, device: torch.device,
@@ -66,7 +77,7 @@ def log_uniform(low: float, high: float, size: Size, *, device: torch.device,
     """
     low, high = log_uniform_bounds(low, high)
     if low == high:
-        return torch.full(tuple(size), low, device=device)
+        return torch.full(tuple(size), low, dtype=torch.float32, device=device)
     return torch.exp(uniform(math.log(low), math.log(high), size, device=device, generator=generator))
 
 
@@ -133,9 +144,9 @@ def select_images(batch_size: int, ratio: float | Tensor, bernoulli: bool, *, de
     from maskmix.params import COUNT_MARGIN, num_selected
 
     if bernoulli:
-        return torch.rand(batch_size, device=device, **drawing_from(generator)) < ratio
+        return rand(batch_size, device=device, generator=generator) < ratio
     if isinstance(ratio, Tensor):
-        scores = torch.rand(batch_size, device=device, **drawing_from(generator))
+        scores = rand(batch_size, device=device, generator=generator)
         return scores.argsort().argsort() < torch.floor(ratio * (batch_size * (1.0 + COUNT_MARGIN)) + 0.5)
     count = num_selected(ratio, batch_size)
     if count >= batch_size:
@@ -143,7 +154,7 @@ def select_images(batch_size: int, ratio: float | Tensor, bernoulli: bool, *, de
     if count == 0:
         return torch.zeros(batch_size, dtype=torch.bool, device=device)
     # The rank of an image in a random permutation is below `count` for exactly `count` images.
-    scores = torch.rand(batch_size, device=device, **drawing_from(generator))
+    scores = rand(batch_size, device=device, generator=generator)
     ranks = scores.argsort().argsort()
     return ranks < count
 
@@ -343,7 +354,7 @@ def fitting_box_sizes(shape: Size, height: int, width: int, patch_area: tuple[fl
     attempts, floored, shift, scale, signs = kept(
         ("fitting_box_sizes", height, width, patch_area, patch_aspect_ratio), device,
         lambda: _fitting_constants(height, width, patch_area, patch_aspect_ratio, device))
-    drawn = torch.addcmul(shift, scale, torch.rand((*shape, 2, attempts), device=device, **drawing_from(generator)))
+    drawn = torch.addcmul(shift, scale, rand((*shape, 2, attempts), device=device, generator=generator))
     area = drawn.narrow(-2, 0, 1)
     if area_divisor is not None:
         area = area / area_divisor.view(*area_divisor.shape, 1, 1)

@@ -87,7 +87,7 @@ def _swap(lr_upsampled: Tensor, hr: Tensor, options: dict[str, Any], generator: 
         boxes = _sampling.normal_side_boxes((units,), height, width, options["patch_side_normal"],
                                             device=device, generator=generator)
     if options["direction"] == "random":
-        drawn = {**boxes, "lr_to_hr": torch.rand((units,), device=device, **_sampling.drawing_from(generator)) < 0.5}
+        drawn = {**boxes, "lr_to_hr": _sampling.rand((units,), device=device, generator=generator) < 0.5}
     else:
         drawn = {**boxes, "lr_to_hr": torch.full((units,), options["direction"] == "lr_to_hr", device=device)}
     drawn = _sampling.spread(drawn, unit_of)

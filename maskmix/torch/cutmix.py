@@ -160,7 +160,7 @@ class RandomCutMix(MixingTransform):
         if self.patch_aspect_ratio is not None:
             aspect = _sampling.log_uniform(*self.patch_aspect_ratio, size, device=device, generator=generator)
         else:
-            aspect = torch.full(size, image_aspect(height, width), device=device)
+            aspect = torch.full(size, image_aspect(height, width), dtype=torch.float32, device=device)
         # Heights [0] and widths [1], fitted to the image, then a corner where the box fits.
         sides = clip_box(_sampling.rectangle_sides(area, aspect, height, width).t(), height, width)
         room = (height - sides) if height == width else torch.stack((height - sides[:, 0], width - sides[:, 1]), 1)

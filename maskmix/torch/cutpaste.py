@@ -272,7 +272,7 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
         if self.scar_prob >= 1:
             is_scar = torch.ones(size, dtype=torch.bool, device=device)
         else:
-            is_scar = torch.rand(size, device=device, **_sampling.drawing_from(generator)) < self.scar_prob
+            is_scar = _sampling.rand(size, device=device, generator=generator) < self.scar_prob
         # Sides in pixels, capped by the image (the paper's scars are for 256 x 256 crops).
         length = _sampling.randint(*self.scar_length, size, device=device, generator=generator).clamp_max(height)
         side = _sampling.randint(*self.scar_width, size, device=device, generator=generator).clamp_max(width)
@@ -282,8 +282,8 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
         # image is centred on it (the scar is then clipped by the image's border).
         cos, sin = torch.cos(angle).abs(), torch.sin(angle).abs()
         extent = torch.stack((length * cos + side * sin, length * sin + side * cos))
-        limits = torch.tensor([float(height), float(width)], device=device).view(2, 1)
-        u = torch.rand((2, batch_size), device=device, **_sampling.drawing_from(generator))
+        limits = _sampling.cached_constant((float(height), float(width)), torch.float32, device).view(2, 1)
+        u = _sampling.rand((2, batch_size), device=device, generator=generator)
         centre = torch.where(extent <= limits, extent / 2 + u * (limits - extent), limits / 2)
         return {"is_scar": is_scar, "scar_length": length, "scar_width": side, "scar_top": top,
                 "scar_left": left, "scar_angle": angle, "scar_cy": centre[0], "scar_cx": centre[1]}

@@ -245,7 +245,7 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
         h, w = params["height"], params["width"]
         batch_size = h.shape[0]
         candidates = salient_pixels(saliency, self.saliency_clusters)
-        draws = torch.rand((2, *candidates.shape), device=h.device, **_sampling.drawing_from(generator))
+        draws = _sampling.rand((2, *candidates.shape), device=h.device, generator=generator)
         # A: a uniform pixel of the salient cluster (the largest of masked uniform scores).
         centre_a = torch.where(candidates, draws[0], -1.0).argmax(dim=-1)
         rows = torch.arange(height * width, device=h.device) // width

@@ -113,7 +113,7 @@ class RandomHideAndSeek(MaskingTransform):
         valid = (_sampling.cached_arange(max_rows, device).view(1, -1, 1) < rows.view(-1, 1, 1)) & (
             _sampling.cached_arange(max_cols, device).view(1, 1, -1) < cols.view(-1, 1, 1)
         )
-        scores = torch.rand((batch_size, max_rows, max_cols), device=device, **_sampling.drawing_from(generator))
+        scores = _sampling.rand((batch_size, max_rows, max_cols), device=device, generator=generator)
         if self.hide_prob is not None:
             hidden = (scores < self.hide_prob) & valid
         else:
@@ -137,7 +137,7 @@ class RandomHideAndSeek(MaskingTransform):
                          generator: torch.Generator | None) -> dict[str, Tensor]:
         """:meth:`sample_region` for :meth:`_one_grid`: the same law with the grid as constants."""
         (rows,), (cols,) = self.grid_options(height, width)
-        scores = torch.rand((batch_size, rows, cols), device=device, **_sampling.drawing_from(generator))
+        scores = _sampling.rand((batch_size, rows, cols), device=device, generator=generator)
         if self.hide_prob is not None:
             hidden = scores < self.hide_prob
         else:

@@ -529,7 +529,7 @@ class MaskMixPipeline:
             return 0
         gen = self._choice_generator
         gen.manual_seed(derive_seed(self._stream_seed(), rank, batch, CHOICE_STREAM))
-        u = float(torch.rand((), generator=gen))  # a CPU tensor: no device synchronisation
+        u = float(torch.rand((), dtype=torch.float32, generator=gen))  # a CPU tensor: no device synchronisation
         weights = self.mix_weights or [1.0] * len(self.mixes)
         total = sum(weights)
         cumulative = 0.0

@@ -312,6 +312,31 @@ def test_autocast_changes_no_pixel(name: str, dtype: torch.dtype) -> None:
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("default", [torch.bfloat16, torch.float16, torch.float64], ids=str)
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_the_default_dtype_changes_no_draw(name: str, default: torch.dtype) -> None:
+    """Lightning's ``precision="bf16-true"``/``"16-true"`` runs ``training_step`` with torch's
+    default dtype set to bfloat16/float16 (and a user may call ``torch.set_default_dtype``): draws
+    made in the default dtype crashed Beta sampling (no bfloat16 gamma on CPU) and quantised the
+    rest (a Mixup weight of bfloat16 resolution, coarser selection and box draws)."""
+    images = make_images((6, 3, 16, 16))
+
+    def run() -> tuple[torch.Tensor, ...]:
+        transform = FACTORIES[name](generator=torch.Generator().manual_seed(3))
+        out = transform(images, labels_for(6)) if ALL_CASES[name].mixes else transform(images)
+        return out if isinstance(out, tuple) else (out,)
+
+    expected = run()
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(default)
+    try:
+        got = run()
+    finally:
+        torch.set_default_dtype(previous)
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_an_assigned_generator_is_checked_as_in_the_constructor(name: str) -> None:
     t = FACTORIES[name]()
