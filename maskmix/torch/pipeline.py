@@ -412,7 +412,10 @@ class MaskMixPipeline:
             filled, tensors = self._value_tensors.get(device) or ([], [])
             if not tensors:
                 dtype = torch.float32 if device.type in _NO_FLOAT64 else torch.float64
-                tensors = [torch.empty((1,), dtype=dtype, device=device) for _ in self.schedules]
+                # Made outside inference mode whatever the first call's mode (a preview under
+                # torch.inference_mode): inference tensors could not be refilled by later steps.
+                with torch.inference_mode(False):
+                    tensors = [torch.empty((1,), dtype=dtype, device=device) for _ in self.schedules]
                 filled = [math.nan] * len(tensors)
                 self._value_tensors[device] = (filled, tensors)
             for i, value in enumerate(self._scheduled_values):

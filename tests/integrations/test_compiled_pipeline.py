@@ -320,6 +320,20 @@ def test_copies_and_pickles_of_a_compiled_pipeline_run_their_own_transforms_and_
         assert torch.equal(got, want)
 
 
+def test_a_first_call_under_inference_mode_leaves_the_schedules_working() -> None:
+    """A preview under ``torch.inference_mode`` made the scheduled values' tensors inference
+    tensors: every later step with a new value failed on refilling them."""
+    from maskmix import schedules
+
+    images = torch.full((BATCH, 3, SIDE, SIDE), 0.5)
+    pipeline = MaskMixPipeline([RandomErasing()], seed=3, compile={"backend": "eager"},
+                               schedules={"RandomErasing": {"augmentation_ratio": schedules.switch_off(1.0, epoch=2)}})
+    with torch.inference_mode():
+        assert (pipeline(images) == 0).any()
+    pipeline.set_epoch(2)
+    assert torch.equal(pipeline(images), images)  # the new value reached the compiled step
+
+
 def test_a_mix_with_a_labels_getter_mixes_the_labels_the_pipeline_found() -> None:
     """The pipeline finds the images and labels itself (label_key); a mixing transform given a
     labels_getter (torchvision's way, for whole samples) was handed the (images, labels) pair, and
