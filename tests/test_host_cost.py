@@ -249,8 +249,42 @@ def test_kept_constants_evict_the_oldest_entry_not_those_of_the_call_at_hand(mon
     assert [keep("d"), keep("e"), keep("b")] == ["d", "e", "b"]  # the next call finds them all
     assert built == list("abcde")
     keep("a")  # evicted: built again, in place of the oldest (b)
-    assert built == [*"abcde", "a"] and list(_sampling._KEPT) == [("c", device, False), ("d", device, False),
-                                                                    ("e", device, False), ("a", device, False)]
+    assert built == [*"abcde", "a"]
+    assert list(_sampling._KEPT) == [("c", device), ("d", device), ("e", device), ("a", device)]
+
+
+def test_kept_constants_hold_a_bounded_number_of_bytes(monkeypatch) -> None:
+    """Per-size constants of large images (CutSwap's pixel index: 8 bytes a pixel) stayed for the
+    whole run, once per size a random-resize pipeline produced (0.4-0.7 GiB at 600-1333 px); the
+    cache now holds at most KEPT_BYTES, and a value larger than that alone is not kept."""
+    monkeypatch.setattr(_sampling, "_KEPT", {})
+    monkeypatch.setattr(_sampling, "KEPT_BYTES", 1000)
+    device = torch.device("cpu")
+    for n in range(10):
+        _sampling.kept(("bytes", n), device, lambda: torch.zeros(100, dtype=torch.int16))  # 200 bytes each
+    assert list(_sampling._KEPT) == [("bytes", n, device) for n in range(5, 10)]
+    assert _sampling._tensor_bytes([v for v, _ in _sampling._KEPT.values()]) == 1000
+    _sampling.kept(("large",), device, lambda: torch.zeros(1001, dtype=torch.uint8))
+    assert ("large", device) not in _sampling._KEPT and len(_sampling._KEPT) == 5
+
+
+@pytest.mark.parametrize("name", ["RandomCutSwap", "RandomCutBlur", "RandomCutThumbnail", "RandomErasing"])
+def test_constants_kept_under_inference_mode_serve_a_call_that_records_gradients(name: str, monkeypatch) -> None:
+    """Constants were kept twice, once per inference mode (a mode's tensors cannot serve the
+    other); they are made outside inference mode, once, and serve both."""
+    import maskmix.torch as mt
+    from maskmix.torch import _patches
+
+    monkeypatch.setattr(_sampling, "_KEPT", {})
+    transform = getattr(mt, name)(generator=torch.Generator().manual_seed(0))
+    x = torch.rand(2, 3, 12, 10)
+    with torch.inference_mode():
+        transform(x)
+    kept = len(_sampling._KEPT), len(_patches.kept_tables(transform))
+    leaf = x.clone().requires_grad_()
+    transform(leaf).sum().backward()  # inference tensors would fail here: "cannot be saved for backward"
+    assert leaf.grad is not None
+    assert (len(_sampling._KEPT), len(_patches.kept_tables(transform))) == kept
 
 
 def test_kept_constants_are_safe_to_fill_from_several_threads(monkeypatch) -> None:

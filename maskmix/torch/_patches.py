@@ -20,6 +20,7 @@ data-dependent shapes, so every function runs under ``torch.compile(fullgraph=Tr
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
@@ -31,7 +32,8 @@ from maskmix.geometry import ATTEMPTS, log_uniform_bounds
 from . import _compat, _sampling
 
 __all__ = ["Constants", "box_lines", "cell_outside_block", "column", "constants", "first_fitting", "kept", "kept_table",
-           "move_pixels", "rectangle_candidates", "resample_matrix", "sides_inside", "table_fits", "uniform_corners"]
+           "kept_tables", "move_pixels", "rectangle_candidates", "resample_matrix", "sides_inside", "table_fits",
+           "uniform_corners"]
 
 #: Integer dtypes of the same width as each float dtype, for bit-exact pixel moves.
 #: A kept resampling table: one tensor, or a tuple of them.
@@ -256,8 +258,20 @@ def table_fits(count: int, largest: int, size: int, dtype: torch.dtype) -> bool:
     return count * largest * size * dtype.itemsize <= RESAMPLING_TABLE_BYTES
 
 
+#: The resampling tables of each transform (:func:`kept_table`), held beside it rather than in its
+#: ``__dict__``: a table may weigh tens of MiB, which pickling (spawned DataLoader workers,
+#: ``torch.save(model)``) and ``copy.deepcopy`` (an EMA copy of the model) would carry along, and
+#: which ``module.to()`` would not move. Dropped with the transform.
+_TABLES: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
+
+
+def kept_tables(owner: Any) -> dict[tuple[Any, ...], Any]:
+    """The resampling tables :func:`kept_table` keeps for ``owner`` (empty if none)."""
+    return _TABLES.get(owner, {})
+
+
 def kept_table(owner: Any, key: tuple[Any, ...], build: Callable[[], _Table], *, slots: int) -> _Table:
-    """``build()``, kept on ``owner`` between eager calls under ``key`` (at most ``slots`` tables:
+    """``build()``, kept for ``owner`` between eager calls under ``key`` (at most ``slots`` tables:
     one per axis, and per kind of input; all dropped when one more is needed); under
     ``torch.compile`` built inside the graph.
 
@@ -266,15 +280,17 @@ def kept_table(owner: Any, key: tuple[Any, ...], build: Callable[[], _Table], *,
     """
     if torch.compiler.is_compiling():
         return build()
-    # Tables made under inference_mode are inference tensors, which autograd cannot save. (Dynamo
-    # cannot trace the mode query: the key is only needed in eager mode.)
-    key = (*key, torch.is_inference_mode_enabled())
-    cache: dict[tuple[Any, ...], _Table] = owner.__dict__.setdefault("_resampling_cache", {})
+    cache = _TABLES.get(owner)
+    if cache is None:
+        cache = _TABLES.setdefault(owner, {})
     table = cache.get(key)
     if table is None:
         if len(cache) >= slots:
             cache.clear()
-        table = cache[key] = build()
+        # Built outside inference mode whatever the call's: an inference tensor could not be
+        # saved by a later call that records autograd, and one table then serves both kinds.
+        with torch.inference_mode(False):
+            table = cache[key] = build()
     return table
 
 

@@ -28,6 +28,8 @@ from maskmix.geometry import (
     sampling_units,
 )
 
+from . import _compat
+
 Size = Sequence[int]
 
 
@@ -541,13 +543,22 @@ def _cached(kind: str, value: Any, dtype: torch.dtype, device: torch.device) -> 
         return torch.tensor(value, dtype=dtype).to(device)  # once per value and device
 
 
-#: Small tensors kept between eager calls (see :func:`kept`), oldest first.
-_KEPT: dict[tuple[object, ...], object] = {}
+#: Small tensors kept between eager calls (see :func:`kept`), oldest first, with their size in bytes.
+_KEPT: dict[tuple[object, ...], tuple[object, int]] = {}
 _KEPT_LOCK = threading.Lock()
 #: Entries :func:`kept` holds: a few per configuration, image size and batch size of each transform.
 KEPT_ENTRIES = 128
+#: Bytes of tensors :func:`kept` holds at most (on each device together): per-size constants of
+#: large images (a pixel index of a 1000 x 1000 image is 8 MB) would otherwise stay on the device
+#: for the whole run, one per size a random-resize pipeline produces.
+KEPT_BYTES = 64 << 20
 
 _Kept = TypeVar("_Kept")
+
+
+def _tensor_bytes(value: object) -> int:
+    return sum(leaf.numel() * leaf.element_size() for leaf in _compat.tree_flatten(value)[0]
+               if isinstance(leaf, Tensor))
 
 
 def kept(key: tuple[object, ...], device: torch.device, build: Callable[[], _Kept]) -> _Kept:
@@ -555,24 +566,35 @@ def kept(key: tuple[object, ...], device: torch.device, build: Callable[[], _Kep
 
     For the small constant tensors that depend on the configuration and the image size only: a
     call then launches no kernel to build them. Under ``torch.compile`` they are built inside
-    the graph (where they are folded). Tensors made under ``inference_mode`` are inference
-    tensors, which autograd cannot save: they are kept apart.
+    the graph (where they are folded). They are built outside inference mode whatever the
+    call's mode: an inference tensor could not be saved by a later call that records autograd.
+    The oldest entries go beyond :data:`KEPT_ENTRIES` entries or :data:`KEPT_BYTES` bytes; a
+    value larger than that alone is not kept.
     """
     if torch.compiler.is_compiling():
         return build()
-    full_key = (*key, device, torch.is_inference_mode_enabled())
-    value = _KEPT.get(full_key)
-    if value is None:
+    full_key = (*key, device)
+    entry = _KEPT.get(full_key)
+    if entry is not None:
+        return entry[0]  # type: ignore[return-value]
+    with torch.inference_mode(False):
         value = build()
-        with _KEPT_LOCK:  # transforms may run in several threads; a miss is rare
-            while len(_KEPT) >= KEPT_ENTRIES:
-                # The entry inserted first goes (dicts keep insertion order; a hit does not move
-                # its entry, which would cost every call host time): the entries a call has just
-                # built stay for the next call, where clearing the whole cache midway through a
-                # call made the next one rebuild them (a stream of batch sizes did, every call).
-                del _KEPT[next(iter(_KEPT))]
-            _KEPT[full_key] = value
-    return value  # type: ignore[return-value]
+    size = _tensor_bytes(value)
+    if size > KEPT_BYTES:
+        return value
+    with _KEPT_LOCK:  # transforms may run in several threads; a miss is rare
+        entry = _KEPT.get(full_key)
+        if entry is not None:  # another thread kept it meanwhile
+            return entry[0]  # type: ignore[return-value]
+        held = sum(bytes_ for _, bytes_ in _KEPT.values())
+        while _KEPT and (len(_KEPT) >= KEPT_ENTRIES or held + size > KEPT_BYTES):
+            # The entry inserted first goes (dicts keep insertion order; a hit does not move
+            # its entry, which would cost every call host time): the entries a call has just
+            # built stay for the next call, where clearing the whole cache midway through a
+            # call made the next one rebuild them (a stream of batch sizes did, every call).
+            held -= _KEPT.pop(next(iter(_KEPT)))[1]
+        _KEPT[full_key] = (value, size)
+    return value
 
 
 def cached_arange(length: int, device: torch.device, dtype: torch.dtype = torch.int64) -> Tensor:

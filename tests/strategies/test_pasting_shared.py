@@ -183,11 +183,34 @@ def test_torch_resampling_tables_beyond_the_cap_are_built_per_image(strategy: st
     tabled = getattr(mt, strategy)(**options, generator=torch.Generator().manual_seed(1))
     params = tabled.make_params([x])
     expected = tabled.transform(x, params)
-    assert len(tabled.__dict__["_resampling_cache"]) == 2
+    assert len(_patches.kept_tables(tabled)) == 2
     monkeypatch.setattr(_patches, "RESAMPLING_TABLE_BYTES", 0)
     direct = getattr(mt, strategy)(**options)
     assert torch.equal(direct.transform(x, params), expected)
-    assert not direct.__dict__.get("_resampling_cache")
+    assert not _patches.kept_tables(direct)
+
+
+@pytest.mark.parametrize("strategy", ["RandomCutBlur", "RandomCutThumbnail"])
+def test_torch_resampling_tables_stay_out_of_pickles_and_copies(strategy: str) -> None:
+    """The tables (tens of MiB for large images) were kept in the transform's ``__dict__``: every
+    pickle (spawned workers, ``torch.save(model)``) and deep copy (an EMA model) carried them."""
+    import copy
+    import pickle
+
+    import maskmix.torch as mt
+    from maskmix.torch import _patches
+
+    transform = getattr(mt, strategy)(generator=torch.Generator().manual_seed(1))
+    size = len(pickle.dumps(transform))
+    transform(make_images((2, 3, 64, 64), torch.float32))
+    assert _patches.kept_tables(transform)
+    assert len(pickle.dumps(transform)) == size
+    twin = copy.deepcopy(transform)
+    assert not _patches.kept_tables(twin) and not _patches.kept_tables(pickle.loads(pickle.dumps(transform)))
+    x = make_images((2, 3, 64, 64), torch.float32)
+    twin.generator.manual_seed(5)
+    transform.generator.manual_seed(5)
+    assert torch.equal(twin(x), transform(x))  # the copy builds its own tables, the same
 
 
 @pytest.mark.parametrize(("strategy", "keys"), [("RandomCutPaste", ("src_left", "left")),
