@@ -540,7 +540,7 @@ def _cached(kind: str, value: Any, dtype: torch.dtype, device: torch.device) -> 
         if kind == "full":
             shape, fill = value
             return torch.full(shape, fill, dtype=dtype, device=device)
-        return torch.tensor(value, dtype=dtype).to(device)  # once per value and device
+        return torch.tensor(value[0], dtype=dtype).to(device)  # once per value and device
 
 
 #: Small tensors kept between eager calls (see :func:`kept`), oldest first, with their size in bytes.
@@ -623,7 +623,9 @@ def cached_constant(values: tuple[float, ...], dtype: torch.dtype, device: torch
     (a tensor from a Python list would be a host-to-device copy in every call)."""
     if torch.compiler.is_compiling():
         return torch.stack([torch.full((), v, dtype=dtype, device=device) for v in values])
-    return _cached("constant", values, dtype, device)
+    # The signs are part of the key: -0.0 == 0.0 (and hashes alike), so a (-0.0,) fill would
+    # otherwise get the tensor of a (0.0,) fill made before it, and the reverse.
+    return _cached("constant", (values, tuple(math.copysign(1.0, v) for v in values)), dtype, device)
 
 
 def cached_full(shape: tuple[int, ...], value: int, dtype: torch.dtype, device: torch.device) -> Tensor:

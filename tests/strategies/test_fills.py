@@ -179,6 +179,17 @@ def test_torch_per_channel_fill_of_wrong_length_is_rejected_at_call_time() -> No
     assert out.shape == (2, 5, 8, 8)
 
 
+@pytest.mark.parametrize("first", [(0.0,), (-0.0,)], ids=["plus_first", "minus_first"])
+def test_torch_fills_of_either_zero_keep_their_sign(first: tuple[float]) -> None:
+    """(-0.0,) and (0.0,) shared one kept constant (equal keys): the fill made second wrote the
+    first one's sign bit."""
+    x = torch.ones(1, 1, 8, 8)
+    for fill in (first, (-first[0],)):
+        out = RandomErasing(fill_method=fill, generator=gen(0))(x)
+        erased = out[out != 1]
+        assert erased.numel() and bool((torch.signbit(erased) == (math.copysign(1.0, fill[0]) < 0)).all()), fill
+
+
 @pytest.mark.parametrize(
     ("fill", "distribution", "shape"),
     [
