@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import multiprocessing.reduction
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypedDict, TypeVar, overload
 
@@ -644,8 +644,11 @@ class MaskMixTransform(v2.Transform):
         units = sampling_units(mode, batch_size)
         # Static (no tensor is read): the whole batch is selected by construction.
         counted = units if mode == "pair" else batch_size  # pair mode counts pairs
-        all_selected = (
-            not bernoulli and not scheduled and self._clean_splits <= 1 and num_selected(ratio, counted) >= counted
+        all_selected = not bernoulli and not scheduled and self._clean_splits <= 1 and (
+            # A symbolic batch size (torch.export with a Dim, dynamic=True): a ratio below 1 may
+            # select the whole batch at some sizes only, which a Python comparison would have
+            # guarded (an export error); the selection is applied at every size instead.
+            ratio >= 1 if isinstance(counted, torch.SymInt) else num_selected(ratio, counted) >= counted
         )
         if units == batch_size:
             # Every image takes its own draw (the default): no unit index to build.
@@ -697,7 +700,7 @@ class MaskMixTransform(v2.Transform):
         image; one per clip of a ``tv_tensors.Video``, ``shape[:-4]``, 0-d for one clip) that is
         1 where the image was augmented and 0 where it was passed through.
         """
-        refuse_unsupported_tracing(type(self).__name__)
+        refuse_unsupported_tracing(type(self).__name__, inputs)
         if len(inputs) == 1 and type(inputs[0]) is Tensor:
             if ((self.dense_targets != "keep" or getattr(self, "mask_fill", None) is not None)
                     and not torch.compiler.is_compiling()):  # Dynamo cannot trace frame inspection
@@ -945,15 +948,24 @@ def refuse_images_after_another_tensor(owner: str, sample: Any, leaves: list[Any
         )
 
 
-def refuse_unsupported_tracing(owner: str) -> None:
-    """Raise under ``torch.func.vmap`` or ``torch.jit.trace``.
+def refuse_unsupported_tracing(owner: str, inputs: Sequence[Any] = ()) -> None:
+    """Raise under ``torch.func.vmap`` or ``torch.jit.trace``, or for ``torch.fx.symbolic_trace``'s
+    proxies among ``inputs`` (the call's arguments).
 
     vmap: the transforms work on the batch (each image draws its own parameters already) with
     operations vmap does not batch (memory-format queries, bit views, ``out=`` buffers), so only
     some configurations would run there, by chance. ``torch.jit.trace``: a trace records one
     call's draws as constants (every later call would erase the same boxes), and it failed on an
-    internal assertion of torch's alias analysis, naming no transform.
+    internal assertion of torch's alias analysis, naming no transform. ``torch.fx.symbolic_trace``
+    (and torchvision's ``create_feature_extractor``): a transform sees proxies, not tensors, and
+    its draws cannot be recorded as graph nodes; the images-not-found error said to pass tensors.
     """
+    if any(isinstance(value, torch.fx.Proxy) for value in inputs):
+        raise TypeError(
+            f"{owner}: torch.fx.symbolic_trace cannot trace maskmix transforms (their draws are not graph "
+            "operations). Compile the step with torch.compile instead, or leave the transform out of the "
+            "module that is traced (augment the batch before calling it)"
+        )
     if _compat.under_vmap():
         raise TypeError(
             f"{owner}: cannot run under torch.func.vmap; call it on the batch outside vmap (every image draws "

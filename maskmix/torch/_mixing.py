@@ -566,7 +566,7 @@ class MixingTransform(MaskMixTransform):
     def _mix(self, inputs: tuple[Any, ...], num_classes: int | None, label_smoothing: float, *,
              apart: bool = False) -> Any:
         """Mix a sample (``apart``: the pair ``(images, labels)``, labels_getter not asked)."""
-        refuse_unsupported_tracing(type(self).__name__)
+        refuse_unsupported_tracing(type(self).__name__, inputs)
         if (len(inputs) == 2 and type(inputs[0]) is Tensor and type(inputs[1]) is Tensor
                 and (apart or not callable(self.labels_getter))):
             # The usual call, `(images, labels)` as two plain tensors: the structure parsing and

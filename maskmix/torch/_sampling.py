@@ -121,7 +121,10 @@ def randint(low: int | Tensor, high: int | Tensor, size: Size, *, device: torch.
     if not isinstance(low, Tensor) and not isinstance(high, Tensor):
         if high < low:
             return torch.full(size, int(high), dtype=torch.int64, device=device)
-        return torch.randint(int(low), int(high) + 1, size, device=device, **drawing_from(generator))
+        # A symbolic bound (a partner shift of B - 1 under torch.export with a Dim) stays symbolic:
+        # int() would specialise the program to the batch size it was traced with.
+        low, high = (v if isinstance(v, torch.SymInt) else int(v) for v in (low, high))
+        return torch.randint(low, high + 1, size, device=device, **drawing_from(generator))
     u = torch.rand(size, device=device, dtype=torch.float64, **drawing_from(generator))
     span = high + 1 if isinstance(low, int) and low == 0 else high - low + 1
     # Truncation is floor for the non-negative products; a negative product only arises for an
@@ -151,10 +154,13 @@ def select_images(batch_size: int, ratio: float | Tensor, bernoulli: bool, *, de
         scores = rand(batch_size, device=device, generator=generator)
         return scores.argsort().argsort() < torch.floor(ratio * (batch_size * (1.0 + COUNT_MARGIN)) + 0.5)
     count = num_selected(ratio, batch_size)
-    if count >= batch_size:
-        return torch.ones(batch_size, dtype=torch.bool, device=device)
-    if count == 0:
-        return torch.zeros(batch_size, dtype=torch.bool, device=device)
+    # The shortcuts compare the count with a batch size that may be symbolic (torch.export with a
+    # Dim): that would guard the program to the sizes on one side; the ranks serve every size.
+    if not isinstance(batch_size, torch.SymInt):
+        if count >= batch_size:
+            return torch.ones(batch_size, dtype=torch.bool, device=device)
+        if count == 0:
+            return torch.zeros(batch_size, dtype=torch.bool, device=device)
     # The rank of an image in a random permutation is below `count` for exactly `count` images.
     scores = rand(batch_size, device=device, generator=generator)
     ranks = scores.argsort().argsort()

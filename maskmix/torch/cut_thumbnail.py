@@ -303,8 +303,11 @@ class RandomCutThumbnail(MixingTransform):
         """
         count = largest - smallest + 1
         full = torch.full((1,), size, dtype=torch.int64, device=device)
+        # A symbolic batch size (torch.export with a Dim, dynamic=True) takes the table, whose size
+        # does not depend on it: comparing the two would guard the program to one side.
+        fewer_images = not isinstance(sizes.shape[0], torch.SymInt) and count > sizes.shape[0]
         if count > 1 and (not _patches.table_fits(count, largest, size, dtype)
-                          or (torch.compiler.is_compiling() and count > sizes.shape[0])):
+                          or (torch.compiler.is_compiling() and fewer_images)):
             return _patches.resample_matrix(full, sizes, size, largest, method, dtype)
         table = _patches.kept_table(
             self, (size, smallest, largest, dtype, device, method),

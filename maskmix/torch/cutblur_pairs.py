@@ -63,7 +63,7 @@ def check_pair(name: str, lr_upsampled: Any, hr: Any) -> None:
 
 def _swap(lr_upsampled: Tensor, hr: Tensor, options: dict[str, Any], generator: torch.Generator | None) -> Tensor:
     """The augmented input of checked tensors, for validated ``options`` (see :func:`cutblur_pair`)."""
-    refuse_unsupported_tracing("cutblur_pair")
+    refuse_unsupported_tracing("cutblur_pair", (lr_upsampled, hr))
     device = lr_upsampled.device
     lr_plain = lr_upsampled.as_subclass(Tensor) if isinstance(lr_upsampled, tv_tensors.TVTensor) else lr_upsampled
     hr_plain = hr.as_subclass(Tensor) if isinstance(hr, tv_tensors.TVTensor) else hr

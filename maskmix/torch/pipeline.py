@@ -714,7 +714,7 @@ class MaskMixPipeline:
         stream by one batch. ``rank``: the process's rank (each rank draws its own numbers); None
         reads it from ``torch.distributed`` when a process group is initialised, else 0.
         """
-        refuse_unsupported_tracing(self.owner)
+        refuse_unsupported_tracing(self.owner, (images, labels))
         rank = self._rank(rank)
         number = self.batches
         seed = self._stream_seed()
@@ -845,6 +845,7 @@ class MaskMixPipeline:
         if epoch is not None:
             self.set_epoch(epoch)
         leaves, _ = _compat.tree_flatten(batch)  # once: both checks read every leaf
+        refuse_unsupported_tracing(self.owner, leaves)
         self._refuse_dense_targets(leaves)
         images, labels, rebuild = self.split(batch)
         self._refuse_pixel_targets(leaves, images)

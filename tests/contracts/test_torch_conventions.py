@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import inspect
 import warnings
+from typing import Any
 
 import PIL.Image
 import pytest
@@ -254,6 +255,40 @@ def test_torch_compile_with_a_changing_batch_size(name: str) -> None:
     assert counter.frame_count == 2  # the static first graph, then one dynamic graph for every other size
 
 
+class _Augmenting(torch.nn.Module):
+    """A transform as the first module of a model: what ``torch.export`` is given."""
+
+    def __init__(self, transform: torch.nn.Module, mixes: bool) -> None:
+        super().__init__()
+        self.transform, self.mixes = transform, mixes
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> Any:
+        return self.transform(x, labels) if self.mixes else self.transform(x)
+
+
+@pytest.mark.compile
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_torch_export_with_a_dynamic_batch_size(name: str) -> None:
+    """``torch.export`` with a ``Dim`` on the batch: the exact count's Python comparisons, the
+    partner shift's ``int(B - 1)`` and Cut-Thumbnail's table-or-not choice guarded or specialised
+    the program to the traced batch size (a "Constraints violated" export error); every size of
+    the range runs, with exact counts."""
+    batch = torch.export.Dim("batch", min=2, max=64)
+    model = _Augmenting(FACTORIES[name](augmentation_ratio=0.5), ALL_CASES[name].mixes)
+    program = torch.export.export(model, (make_images((4, 3, 16, 16)), labels_for(4)),
+                                  dynamic_shapes=({0: batch}, {0: batch}))
+    for size in (2, 5, 9):
+        x = make_images((size, 3, 16, 16), seed=size)
+        out, soft = (program.module()(x, labels_for(size)), None) if not ALL_CASES[name].mixes else \
+            program.module()(x, labels_for(size))
+        assert out.shape == x.shape
+        if soft is None:
+            assert int((out != x).flatten(1).any(1).sum()) == (size + 1) // 2  # round(0.5 B), halves up
+        else:
+            assert soft.shape == (size, NUM_CLASSES)
+            torch.testing.assert_close(soft.sum(1), torch.ones(size))
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_torch_jit_script_explains_itself(name: str) -> None:
     """torchvision's refusal pointed to a functional API that maskmix does not have for scripting."""
@@ -291,6 +326,27 @@ def test_torch_jit_trace_explains_itself(name: str) -> None:
     pipeline = MaskMixPipeline([RandomCutout()], seed=0)
     with pytest.raises(RuntimeError, match=r"^MaskMixPipeline: torch\.jit\.trace cannot trace maskmix"):
         torch.jit.trace(lambda x: pipeline(x), (images,), check_trace=False)
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_torch_fx_symbolic_trace_explains_itself(name: str) -> None:
+    """``torch.fx.symbolic_trace`` (and torchvision's ``create_feature_extractor``) hands the
+    transform proxies: the refusal said no image was found and to pass tensors."""
+    transform = FACTORIES[name]()
+    match = rf"^{type(transform).__name__}: torch\.fx\.symbolic_trace cannot trace maskmix transforms"
+    with pytest.raises(TypeError, match=match):
+        torch.fx.symbolic_trace(_Augmenting(transform, ALL_CASES[name].mixes))
+
+    class Piped(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pipeline = MaskMixPipeline([RandomCutout()], seed=0)
+
+        def forward(self, x: torch.Tensor) -> Any:
+            return self.pipeline(x)
+
+    with pytest.raises(TypeError, match=r"^MaskMixPipeline: torch\.fx\.symbolic_trace cannot trace"):
+        torch.fx.symbolic_trace(Piped())
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
