@@ -234,6 +234,36 @@ def test_a_transforms_own_generator_in_dataloader_workers() -> None:
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
 
 
+class _ReseededSamples(torch.utils.data.Dataset):
+    """Blank images erased by a transform whose generator the Dataset seeds per sample."""
+
+    SEEDS = (7, 7, 8, 7, 7)
+
+    def __init__(self) -> None:
+        from maskmix.torch import RandomErasing
+
+        self.generator = torch.Generator().manual_seed(0)
+        self.transform = RandomErasing(fill_method=5.0, generator=self.generator)
+
+    def __len__(self) -> int:
+        return len(self.SEEDS)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        self.generator.manual_seed(self.SEEDS[index])
+        return self.transform(torch.zeros(3, 16, 16))
+
+
+def test_a_generator_reseeded_per_sample_in_a_worker_restarts_its_stream() -> None:
+    """A re-seed to the seed the generator already had went unseen in a worker (the stream went
+    on): the same seed gave other boxes right after itself and the same ones after another seed."""
+    torch.manual_seed(0)
+    samples = [batch[0] for batch in torch.utils.data.DataLoader(
+        _ReseededSamples(), batch_size=1, num_workers=1, multiprocessing_context="fork")]
+    sevens = [sample for sample, seed in zip(samples, _ReseededSamples.SEEDS, strict=True) if seed == 7]
+    assert all(torch.equal(sample, sevens[0]) for sample in sevens)
+    assert not torch.equal(samples[2], sevens[0])  # seed 8
+
+
 class _BlankSamples(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return 8

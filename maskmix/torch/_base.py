@@ -535,19 +535,23 @@ class MaskMixTransform(v2.Transform):
         and the main process's never advances: each worker, and each epoch, would draw the same
         numbers. A worker draws instead from a generator seeded from the generator's seed and the
         worker's (which the DataLoader derives per worker and per epoch from its own seed, so runs
-        under ``torch.manual_seed`` repeat).
+        under ``torch.manual_seed`` repeat). A generator re-seeded in the worker (a Dataset that
+        seeds it per sample) restarts the stream from its new seed, the same seed included: each
+        call takes one number from the worker's copy, so that a re-seed shows as a state other
+        than the one the last call left.
         """
         info = get_worker_info()
         assert info is not None  # checked by the caller
         # One stream per generator, not per transform: transforms that share a generator take turns
         # on one stream, as they do in the main process (streams of their own, seeded alike, drew
         # the same numbers in every transform: the same rectangle erased twice).
-        key = (gen.initial_seed(), info.seed)
         kept = _WORKER_STREAMS.get(id(gen))
-        if kept is None or kept[0] is not gen or kept[1] != key:
+        if kept is None or kept[0] is not gen or kept[1] != info.seed or not torch.equal(gen.get_state(), kept[3]):
             stream = torch.Generator(device=gen.device)
-            stream.manual_seed(derive_seed(*key))
-            kept = _WORKER_STREAMS[id(gen)] = (gen, key, stream)  # holding gen keeps its id unique
+            stream.manual_seed(derive_seed(gen.initial_seed(), info.seed))
+            kept = (gen, info.seed, stream, gen.get_state())  # holding gen keeps its id unique
+        torch.randint(2, (1,), device=gen.device, generator=gen)  # the call's mark on the worker's copy
+        _WORKER_STREAMS[id(gen)] = (*kept[:3], gen.get_state())
         return kept[2]
 
     def check_inputs(self, flat_inputs: list[Any]) -> None:
@@ -859,8 +863,9 @@ multiprocessing.reduction.ForkingPickler.register(torch.Generator, _reduce_gener
 
 
 #: A DataLoader worker's stream of each generator its transforms hold: ``id(generator) ->
-#: (generator, (its initial seed, the worker's seed), stream)`` (see ``_worker_generator``).
-_WORKER_STREAMS: dict[int, tuple[torch.Generator, tuple[int, int], torch.Generator]] = {}
+#: (generator, the worker's seed, stream, the generator's state the last call left)`` (see
+#: ``_worker_generator``).
+_WORKER_STREAMS: dict[int, tuple[torch.Generator, int, torch.Generator, Tensor]] = {}
 
 #: The fills that are one number relative to the value range (``fill_method`` names).
 _CONSTANT_FILLS = frozenset({"black", "white", "gray", "zero"})
