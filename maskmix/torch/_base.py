@@ -577,6 +577,10 @@ class MaskMixTransform(v2.Transform):
         )
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        """The call's random parameters for the sample's ``flat_inputs`` (torchvision's v2 hook; pass
+        them to :meth:`transform` to apply them). Read-only: some tensors in them (a whole-batch
+        selection, a fixed side) are constants kept between calls and shared by every transform,
+        so writing into them would change later calls."""
         images = self._images_of(flat_inputs)
         if not images:
             self._refuse_imageless(flat_inputs)
