@@ -969,7 +969,8 @@ def refuse_unsupported_tracing(owner: str, inputs: Sequence[Any] = ()) -> None:
     (and torchvision's ``create_feature_extractor``): a transform sees proxies, not tensors, and
     its draws cannot be recorded as graph nodes; the images-not-found error said to pass tensors.
     """
-    if any(isinstance(value, torch.fx.Proxy) for value in inputs):
+    # A plain tensor first (the usual call) cannot be a proxy's: no scan of the inputs then.
+    if inputs and type(inputs[0]) is not Tensor and any(isinstance(value, torch.fx.Proxy) for value in inputs):
         raise TypeError(
             f"{owner}: torch.fx.symbolic_trace cannot trace maskmix transforms (their draws are not graph "
             "operations). Compile the step with torch.compile instead, or leave the transform out of the "

@@ -121,10 +121,11 @@ def randint(low: int | Tensor, high: int | Tensor, size: Size, *, device: torch.
     if not isinstance(low, Tensor) and not isinstance(high, Tensor):
         if high < low:
             return torch.full(size, int(high), dtype=torch.int64, device=device)
-        # A symbolic bound (a partner shift of B - 1 under torch.export with a Dim) stays symbolic:
-        # int() would specialise the program to the batch size it was traced with.
-        low, high = (v if isinstance(v, torch.SymInt) else int(v) for v in (low, high))
-        return torch.randint(low, high + 1, size, device=device, **drawing_from(generator))
+        if isinstance(high, torch.SymInt) or isinstance(low, torch.SymInt):
+            # A symbolic bound (a partner shift of B - 1 under torch.export with a Dim) stays
+            # symbolic: int() would specialise the program to the batch size it was traced with.
+            return torch.randint(low, high + 1, size, device=device, **drawing_from(generator))
+        return torch.randint(int(low), int(high) + 1, size, device=device, **drawing_from(generator))
     u = torch.rand(size, device=device, dtype=torch.float64, **drawing_from(generator))
     span = high + 1 if isinstance(low, int) and low == 0 else high - low + 1
     # Truncation is floor for the non-negative products; a negative product only arises for an
