@@ -831,6 +831,14 @@ class MaskMixTransform(v2.Transform):
         masks = target.as_subclass(Tensor)  # the plain tensor (fullgraph=True cannot trace tv_tensors at all)
         if masks.dtype.is_floating_point or masks.dtype.is_complex:
             raise TypeError(f"{name}: segmentation masks must have an integer or bool dtype; got {masks.dtype}")
+        device = params["selected"].device
+        if masks.device != device and (self.dense_targets != "keep" or getattr(self, "mask_fill", None) is not None):
+            # Masks that pass through untouched may stay where they are, as torchvision's transforms
+            # let them; those written here would meet the images' tensors in a raw torch error.
+            raise ValueError(
+                f"{name}: segmentation masks are on {masks.device} but the images are on {device}; move the "
+                "masks to the images' device"
+            )
         batch_size, height, width = params["batch_shape"]
         leading = tuple(params["image_leading"])
         shape = tuple(masks.shape)

@@ -201,8 +201,12 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
         if len(maps) > 1:
             raise ValueError(f"RandomCutSwap: a sample holds at most one SaliencyMap; got {len(maps)}")
         _, height, width = params["batch_shape"]
+        device = params["selected"].device
+        if maps[0].device != device:
+            raise ValueError(f"RandomCutSwap: the SaliencyMap is on {maps[0].device} but the images are on {device}; "
+                             "move it to the images' device")
         saliency = self._check_saliency(maps[0], params["image_leading"], height, width)
-        generator = self._generator_for(saliency.device)
+        generator = self._generator_for(device)
         frames = next((clip_length(inpt) for inpt in flat_inputs if self._is_image(inpt)), 1)
         if frames == 1:
             self._place_by_saliency(params, saliency, height, width, generator=generator)

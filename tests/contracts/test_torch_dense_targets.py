@@ -116,6 +116,30 @@ def test_mask_fill_written_on_erased_pixels(name: str, dtype: torch.dtype) -> No
     assert torch.equal(out_masks.as_subclass(torch.Tensor), expected)
 
 
+@pytest.mark.parametrize("devices", [("meta", "cpu"), ("cpu", "meta")], ids=["masks_on_cpu", "masks_on_meta"])
+@pytest.mark.parametrize("name", NAMES)
+def test_masks_on_another_device_than_the_images(name: str, devices: tuple[str, str]) -> None:
+    """Masks the call writes (moved with the pixels, or given mask_fill) on another device than
+    the images failed in a raw torch error naming no transform; masks that pass through untouched
+    may stay on their device, as with torchvision's transforms."""
+    image_device, mask_device = devices
+    erases = issubclass(type(CASES[name].build()), MaskingTransform)
+    t = build(name, **({"mask_fill": MASK_FILL} if erases else {}))
+    images = id_images().to(image_device)
+    masks = tv_tensors.Mask(torch.zeros(SHAPE[0], *SHAPE[2:], dtype=torch.uint8, device=mask_device))
+    labels = torch.arange(SHAPE[0], device=image_device) % NUM_CLASSES
+    run = (lambda: t(images, labels, masks)) if t.needs_batch else (lambda: t(images, masks))
+    if t.dense_targets == "refuse":
+        with pytest.raises(TypeError, match=rf"^{type(t).__name__}: cannot mix segmentation masks"):
+            run()
+    elif t.dense_targets == "move" or erases:
+        with pytest.raises(ValueError, match=rf"^{type(t).__name__}: segmentation masks are on {mask_device} but "
+                                             rf"the images are on {image_device}; move the masks"):
+            run()
+    else:
+        assert run()[-1] is masks  # passed through, where it was
+
+
 MASK_FILL_OUT_OF_RANGE = [(torch.uint8, -1, 0, 255), (torch.uint8, 300, 0, 255), (torch.int8, 255, -128, 127),
                           (torch.bool, 255, 0, 1)]
 

@@ -179,3 +179,18 @@ def test_the_frames_of_a_clip_share_the_salient_placement(sampling: str) -> None
     first = RandomCutSwap(sampling=sampling, patch_area=0.05)(
         tv_tensors.Video(clips), SaliencyMap(maps[:, :1].expand(4, 3, 12, 12).contiguous()))[0]
     assert torch.equal(first, out)
+
+
+@pytest.mark.parametrize("devices", [("meta", "cpu"), ("cpu", "meta")], ids=["map_on_cpu", "map_on_meta"])
+def test_a_saliency_map_on_another_device_than_the_images(devices: tuple[str, str]) -> None:
+    """A raw torch error, or (map on meta, images and generator on cpu) one that said the images
+    were on meta and told to move the generator."""
+    from maskmix.torch import SaliencyMap
+
+    image_device, map_device = devices
+    images = torch.rand(2, 3, 12, 12, device=image_device)
+    saliency = SaliencyMap(torch.rand(2, 12, 12, device=map_device))
+    generator = torch.Generator(image_device) if image_device == "cpu" else None
+    with pytest.raises(ValueError, match=rf"^RandomCutSwap: the SaliencyMap is on {map_device} but the images are "
+                                         rf"on {image_device}; move it to the images' device$"):
+        RandomCutSwap(generator=generator)(images, saliency)
