@@ -606,8 +606,12 @@ class MaskMixModel(keras.Model):
         the labels: class indices met a dense loss there, and JAX and torch fits failed before
         their first step (TensorFlow builds it in the first step, from the soft targets)."""
         integer = getattr(y, "dtype", None) is not None and "int" in keras.backend.standardize_dtype(y.dtype)
+        # The shape comes first: predictions that are not (B, K) rows (per-pixel ones, whose mask
+        # targets the steps keep as they are) meet no soft targets, so the loss needs no soft-label
+        # counterpart; asked for one, SparseCategoricalCrossentropy(ignore_class=255) made JAX and
+        # torch fits of segmentation masks fail where TensorFlow's trained.
         if (not self.uses_soft_targets or keras.tree.is_nested(y) or keras.tree.is_nested(y_pred)
-                or self._training_loss(integer)[0] is not None or len(getattr(y_pred, "shape", ())) != 2):
+                or len(getattr(y_pred, "shape", ())) != 2 or self._training_loss(integer)[0] is not None):
             return y
         return keras.ops.zeros_like(y_pred, dtype="float32")  # only its shape and dtype are read
 

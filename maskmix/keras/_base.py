@@ -495,6 +495,18 @@ class MaskMixLayer(keras.layers.Layer):
                     return super().__call__(inputs, *args, **kwargs)
             finally:
                 self.backend.reset()
+        if keras.config.floatx() == "bfloat16" and keras.backend.backend() == "jax":
+            # Checked at every call, as floatx can change after construction (two config reads). In
+            # Keras' JAX convert_to_tensor, `standardize_dtype(None)` is floatx, so a Python number
+            # without a dtype goes through `jnp.asarray(x).astype(None)`: float32. uint8 images came
+            # back float32, silently, and the mixing layers' index arithmetic failed.
+            raise ValueError(
+                f"{type(self).__name__}: keras.config.floatx() 'bfloat16' is not supported on the JAX backend: "
+                "under it Keras' JAX backend converts every Python number to a float32 array (uint8 images would "
+                "come back float32, integer indices would become floats). Keep floatx 'float32' and use "
+                "keras.mixed_precision.set_global_policy('mixed_bfloat16') for bfloat16 compute (this layer "
+                "computes in its images' dtype)"
+            )
         images = (inputs.get("images") if isinstance(inputs, Mapping)
                   else inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs)
         if getattr(images, "dtype", None) == np.float64 and keras.backend.backend() == "jax" and not _jax_has_x64():

@@ -47,6 +47,8 @@ __all__ = [
     "einsum",
     "first_fitting",
     "first_true",
+    "int_maximum",
+    "int_minimum",
     "integers_from",
     "log_uniform",
     "paper_rectangles",
@@ -97,6 +99,26 @@ def where(ops: Ops, condition: Tensor, x1: Any, x2: Any) -> Tensor:
         return ops.numpy.where(condition, x1, x2)
     dtype = _unnarrowed(dtypes)
     return tf.where(tf.cast(condition, tf.bool), tf.cast(x1, dtype), tf.cast(x2, dtype))
+
+
+def int_minimum(ops: Ops, a: int | Tensor, b: int | Tensor) -> int | Tensor:
+    """``min(a, b)`` of integers that are Python ints or int32 tensors (sizes, counts): a Python
+    int for two Python ints, an int32 tensor otherwise.
+
+    ``ops.numpy.minimum`` of two Python ints makes a tensor whose dtype follows
+    ``keras.config.floatx()`` (int64 under ``"float64"``), which TensorFlow's comparisons and
+    arithmetic with the int32 tensors it meets next refuse.
+    """
+    if isinstance(a, int) and isinstance(b, int):
+        return min(a, b)
+    return ops.numpy.minimum(ops.cast(a, "int32"), ops.cast(b, "int32"))
+
+
+def int_maximum(ops: Ops, a: int | Tensor, b: int | Tensor) -> int | Tensor:
+    """``max(a, b)``, as :func:`int_minimum` computes ``min``."""
+    if isinstance(a, int) and isinstance(b, int):
+        return max(a, b)
+    return ops.numpy.maximum(ops.cast(a, "int32"), ops.cast(b, "int32"))
 
 
 def einsum(ops: Ops, spec: str, *operands: Tensor) -> Tensor:

@@ -100,7 +100,7 @@ class RandomCutout(MaskingLayer):
             side = ops.cast(ops.numpy.round(ops.numpy.sqrt(area * ops.cast(height * width, "float32"))), "int32")
             side = ops.numpy.maximum(side, 1)
         if not self.allow_partial:
-            side = ops.numpy.minimum(side, ops.numpy.minimum(height, width))
+            side = ops.numpy.minimum(side, _sampling.int_minimum(ops, height, width))
         half = ops.numpy.floor_divide(side, 2)
         # The official rule [c - L//2, c + L//2) spans 2 * (L//2) pixels: one less for an odd side.
         extent = 2 * half if self.symmetric_box else side

@@ -113,11 +113,11 @@ class RandomGridMask(MaskingLayer):
     def sample_region(self, batch_size: Any, height: int, width: int, seed: Any) -> dict[str, Any]:
         ops = self.ops
         size = (batch_size,)
-        shortest = ops.numpy.minimum(height, width)
+        shortest = _sampling.int_minimum(ops, height, width)
         if self.unit_pixels is not None:
             lo, hi = self.unit_pixels
-            top = shortest - 1 if hi is None else ops.numpy.minimum(hi, shortest - 1)
-            unit = _sampling.randint(ops, lo, ops.numpy.maximum(lo, top), size, seed)
+            top = shortest - 1 if hi is None else _sampling.int_minimum(ops, hi, shortest - 1)
+            unit = _sampling.randint(ops, lo, _sampling.int_maximum(ops, lo, top), size, seed)
         else:
             unit_fraction = _sampling.uniform(ops, *self.unit_length, size, seed)
             unit = ops.cast(ops.numpy.round(unit_fraction * ops.cast(shortest, "float32")), "int32")

@@ -102,9 +102,10 @@ class RandomHideAndSeek(MaskingLayer):
             row_options = [rows for rows, _ in self.grid_size]
             col_options = [cols for _, cols in self.grid_size]
             # At most one cell per pixel (a finer grid has empty cells: hiding one changes nothing);
-            # H and W may be tensors in a graph, so the drawn counts are capped, not the options.
-            rows = ops.numpy.minimum(_sampling.pick(ops, row_options, choice), ops.numpy.maximum(height, 1))
-            cols = ops.numpy.minimum(_sampling.pick(ops, col_options, choice), ops.numpy.maximum(width, 1))
+            # H and W may be tensors in a graph, so the drawn counts are capped, not the options
+            # (int32: the lattice comparisons below are int32 whatever floatx is).
+            rows = ops.numpy.minimum(_sampling.pick(ops, row_options, choice), _sampling.int_maximum(ops, height, 1))
+            cols = ops.numpy.minimum(_sampling.pick(ops, col_options, choice), _sampling.int_maximum(ops, width, 1))
             max_rows, max_cols = max(row_options), max(col_options)
         else:
             # Cells of `cell` pixels from (0, 0), the last one partial: ceil(H / cell) rows (0 for a

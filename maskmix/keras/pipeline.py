@@ -530,8 +530,9 @@ class MaskMixPipeline:
         cumulative = [sum(weights[: i + 1]) / total for i in range(len(weights) - 1)]
         # Through CallSeeds: under a tf.distribute strategy the generator is mirrored, and each
         # replica folds in its id (as the layers' draws and the torch pipeline's ranks do); drawn
-        # from the generator alone, every replica chose the same layer at every step.
-        u = keras.random.uniform((), seed=_seeds.CallSeeds(self.seed_generator, self.owner))
+        # from the generator alone, every replica chose the same layer at every step. float32 whatever
+        # floatx is: a float64 or bfloat16 draw chose other layers than the float32 one.
+        u = keras.random.uniform((), dtype="float32", seed=_seeds.CallSeeds(self.seed_generator, self.owner))
         choice = ops.sum(ops.cast(ops.greater_equal(u, ops.convert_to_tensor(cumulative, "float32")), "int32"))
         x, soft = outputs[-1]
         for index in range(len(outputs) - 2, -1, -1):

@@ -1,6 +1,7 @@
 """MaskMixModel on the Keras backend ``sys.argv[1]``: functional and subclassed models fit, learn and
-advance their layers' random state; predict matches a plain model; save, load and fit again
-(integrations/test_keras_model.py::test_torch_backend, ::test_jax_backend)."""
+advance their layers' random state; predict matches a plain model; save, load and fit again;
+segmentation masks with an ignore_class loss; the mix choice whatever floatx is; a scheduled model's
+network weights for serving (integrations/test_keras_model.py::test_torch_backend, ::test_jax_backend)."""
 
 import os
 import sys
@@ -107,4 +108,74 @@ if keras.backend.backend() == "torch":
                         augmentations=[RandomCutBlur(seed=0)], mix=RandomCutMix(seed=1), num_classes=3)
     blur.compile(keras.optimizers.Adam(0.05), keras.losses.CategoricalCrossentropy(from_logits=True), jit_compile=True)
     assert np.isfinite(blur.fit(x, y, batch_size=16, epochs=1, verbose=0).history["loss"]).all()
+# Segmentation masks stay the target with mix (no soft labels): Keras' symbolic build asked for the
+# soft-label counterpart of SparseCategoricalCrossentropy(ignore_class=255), which has none, and the
+# fit failed here while TensorFlow's trained.
+seg_x = np.random.default_rng(1).random((8, 8, 8, 3)).astype("float32")
+seg_masks = np.random.default_rng(2).integers(0, 3, (8, 8, 8, 1)).astype("int32")
+inputs = keras.Input((8, 8, 3))
+seg = MaskMixModel(inputs, keras.layers.Conv2D(3, 1)(inputs), augmentations=[RandomErasing(mask_fill=255, seed=1)],
+                   mix=RandomCutMix(seed=2))
+seg.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255))
+assert np.isfinite(seg.fit(seg_x, seg_masks, batch_size=8, epochs=1, verbose=0).history["loss"]).all()
+# The pipeline's choice among mix layers does not depend on floatx (it was drawn in floatx).
+from maskmix.keras import MaskMixPipeline  # noqa: E402
+
+
+def choices():
+    pipeline = MaskMixPipeline(mix=[RandomMixup(seed=1), RandomCutMix(seed=2)], mix_weights=[1, 1], num_classes=3,
+                               seed=3)
+    return [np.asarray(keras.ops.convert_to_numpy(out)) for _ in range(4) for out in pipeline(x[:6], y[:6])]
+
+
+if keras.backend.backend() == "torch":  # JAX without x64 draws float32 anyway (and refuses bfloat16)
+    expected = choices()
+    for floatx in ("bfloat16", "float16", "float64"):
+        keras.config.set_floatx(floatx)
+        try:
+            got = choices()
+        finally:
+            keras.config.set_floatx("float32")
+        assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(got, expected, strict=True)), floatx
+# A scheduled model's weights hold its schedule variables: the network's weights alone, for serving
+# or transfer, are those of keras.Model(model.inputs, model.outputs) (docs/keras_model.md), or of a
+# subclass's network kept in a layer of its own.
+from maskmix import schedules  # noqa: E402
+from maskmix.keras import RandomGridMask  # noqa: E402
+
+ramp_up = {"RandomGridMask": {"augmentation_ratio": schedules.ramp(0.0, 1.0, epochs=10)}}
+
+
+def network():
+    inputs = keras.Input((8, 8, 1))
+    return inputs, keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(inputs)))
+
+
+def backbone():
+    return keras.Sequential([keras.layers.Conv2D(2, 3), keras.layers.Flatten(), keras.layers.Dense(3)])
+
+
+class Scheduled(MaskMixModel):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone()
+    def call(self, x):
+        return self.backbone(x)
+
+
+with tempfile.TemporaryDirectory() as folder:
+    functional_scheduled = MaskMixModel(*network(), augmentations=[RandomGridMask(seed=0)], schedules=ramp_up)
+    for scheduled in (functional_scheduled, Scheduled(augmentations=[RandomGridMask(seed=0)], schedules=ramp_up)):
+        scheduled(x[:1])  # built (the recipe does not depend on training, which the TF test does)
+        assert len(scheduled.get_weights()) == 5
+        path = os.path.join(folder, "network.weights.h5")
+        if scheduled is functional_scheduled:
+            keras.Model(scheduled.inputs, scheduled.outputs).save_weights(path)
+            serving = keras.Model(*network())
+        else:
+            scheduled.backbone.save_weights(path)
+            serving = backbone()
+            serving.build((None, 8, 8, 1))
+        serving.load_weights(path)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(serving(x)), keras.ops.convert_to_numpy(scheduled(x)))
 print("OK", keras.backend.backend())

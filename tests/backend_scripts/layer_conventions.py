@@ -1,6 +1,7 @@
 """Every registered Keras layer on the backend ``sys.argv[1]``: shapes and dtypes kept, pixels
 changed, soft labels summing to 1, one image and empty batches, channels_first, pass-through of
-the unselected images (contracts/test_keras_conventions.py::test_torch_backend, ::test_jax_backend)."""
+the unselected images, outputs unchanged by keras.config.set_floatx (bfloat16 refused on JAX)
+(contracts/test_keras_conventions.py::test_torch_backend, ::test_jax_backend)."""
 
 import sys
 
@@ -69,6 +70,45 @@ for seed in (bounds[0] - 1, bounds[1] + 1):
         raise AssertionError(f"seed={seed} was accepted on {sys.argv[1]}")
 for seed in bounds:
     example_cases("keras")["RandomCutout"].build("keras", seed=seed)(x)
+# keras.config.set_floatx(...) changes nothing a layer returns (an op on Python numbers alone takes
+# its dtype from floatx); on JAX, floatx bfloat16 is refused: Keras' JAX backend then converts every
+# Python number to float32 (uint8 images came back float32, the mixing layers failed).
+def returned(case, images):
+    layer = case.build("keras", num_classes=4, seed=3)
+    out = layer((images, y)) if case.mixes else layer(images)
+    return [(keras.backend.standardize_dtype(o.dtype), np_(o)) for o in (out if isinstance(out, tuple) else (out,))]
+
+
+for i, (name, case) in enumerate(example_cases("keras").items()):
+    # Eager JAX compiles every op per dtype: one image dtype per layer there.
+    for dtype in (("float32", "uint8")[i % 2],) if sys.argv[1] == "jax" else ("float32", "uint8"):
+        xi = (x * 255).round().astype("uint8") if dtype == "uint8" else x
+        expected = returned(case, xi)
+        for floatx in ("bfloat16", "float16", "float64"):
+            keras.config.set_floatx(floatx)
+            try:
+                if sys.argv[1] == "jax" and floatx == "bfloat16":
+                    try:
+                        returned(case, xi)
+                        raise AssertionError(f"{name}: floatx bfloat16 on JAX was not refused")
+                    except ValueError as error:
+                        assert "floatx() 'bfloat16' is not supported on the JAX backend" in str(error), error
+                        assert "set_global_policy('mixed_bfloat16')" in str(error), error
+                    continue
+                got = returned(case, xi)
+            finally:
+                keras.config.set_floatx("float32")
+            assert [d for d, _ in got] == [d for d, _ in expected], (name, dtype, floatx)
+            for (_, value), (_, reference) in zip(got, expected, strict=True):
+                np.testing.assert_array_equal(value, reference, err_msg=f"{name} {dtype} floatx {floatx}")
+if sys.argv[1] == "jax":  # what the refusal suggests instead: bfloat16 compute, floatx float32
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        cutmix = example_cases("keras")["RandomCutMix"].build("keras", num_classes=4, seed=3)
+        out = cutmix(((x * 255).astype("uint8"), y))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert [keras.backend.standardize_dtype(o.dtype) for o in out] == ["uint8", "float32"], out
 # tf.data on this backend: the layers compute with TensorFlow's Keras ops there, whose promotion
 # narrowed 64-bit dtypes as this backend's does (float64 images, int64 masks and float64 labels came
 # back 32-bit, the unselected images rounded).

@@ -10,6 +10,7 @@ import keras_helpers  # noqa: F401  (first: loads Triton before TensorFlow, see 
 
 # isort: split
 
+import contextlib
 import os
 import re
 import subprocess
@@ -441,6 +442,31 @@ def test_mix_choice_follows_weights():
         assert np_(labels).dtype == y.dtype and np_(labels).shape == y.shape
         np.testing.assert_allclose(np_(soft).sum(-1), 1.0, rtol=1e-6)
     assert 0.1 < np.mean(changed) < 0.45  # expected 0.25
+
+
+def test_mix_choice_does_not_depend_on_floatx():
+    """The draw that picks a mix layer per step was made in floatx: under float64, float16 or
+    bfloat16 the pipeline picked other layers than under float32 from the same seed."""
+    from maskmix.keras import MaskMixPipeline
+
+    x, y = dataset(6)
+
+    def steps() -> list[np.ndarray]:
+        pipeline = MaskMixPipeline(mix=[RandomMixup(seed=1), RandomCutMix(seed=2)], mix_weights=[1, 1],
+                                   num_classes=K, seed=3)
+        return [np_(out) for _ in range(8) for out in pipeline(x, y)]
+
+    previous = keras.config.floatx()
+    expected = steps()
+    for floatx in ("bfloat16", "float16", "float64"):
+        keras.config.set_floatx(floatx)
+        try:
+            got = steps()
+        finally:
+            keras.config.set_floatx(previous)
+        for value, reference in zip(got, expected, strict=True):
+            assert value.dtype == reference.dtype, floatx
+            np.testing.assert_array_equal(value, reference, err_msg=f"floatx {floatx}")
 
 
 def test_options_assigned_after_construction_are_refused():
@@ -960,6 +986,29 @@ def test_class_weight_with_mask_targets_is_refused_not_dropped():
     with pytest.raises(ValueError, match=r"^MaskMixModel: class_weight weighs the classes of label rows; the targets "
                                          r"of this batch are segmentation masks .* as sample_weight"):
         model.fit(x, masks, batch_size=8, epochs=1, verbose=0, class_weight={0: 0.0})
+
+
+def test_mask_targets_train_with_a_sparse_loss_that_has_no_soft_label_counterpart():
+    """Masks stay the target with ``mix`` (no soft labels): RandomErasing(mask_fill=255) and
+    SparseCategoricalCrossentropy(ignore_class=255) trained on TensorFlow, but Keras' symbolic build
+    (JAX and torch; TensorFlow's under a distribution strategy) asked for the loss's soft-label
+    counterpart, and fit raised "ignore_class=255 has no soft-label counterpart" (the other backends
+    in backend_scripts/keras_model_fit.py)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 8, 8, 3)).astype("float32")
+    masks = rng.integers(0, 3, (8, 8, 8, 1)).astype("int32")
+    for strategy in (None, tf.distribute.OneDeviceStrategy("/cpu:0")):
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            inputs = keras.Input((8, 8, 3))
+            model = MaskMixModel(inputs, keras.layers.Conv2D(3, 1)(inputs),
+                                 augmentations=[RandomErasing(mask_fill=255, seed=1)], mix=RandomCutMix(seed=2))
+            model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255))
+        _, targets, soft = model.augment_batch(x, masks)
+        assert soft is None and (np.asarray(targets) == 255).any()  # erased pixels marked, then ignored
+        history = model.fit(x, masks, batch_size=4, epochs=1, verbose=0).history
+        assert np.isfinite(history["loss"]).all(), (strategy, history)
 
 
 def test_masks_in_a_one_item_structure_follow_the_pixels_and_several_targets_are_checked_leaf_by_leaf():

@@ -147,6 +147,73 @@ def test_schedules_are_saved_with_the_model(tmp_path: Path) -> None:
     assert loaded.maskmix_pipeline.scheduled_values() == {0: {"augmentation_ratio": 0.0}}
 
 
+def network(inputs: keras.KerasTensor | None = None) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    inputs = keras.Input((SIDE, SIDE, 1)) if inputs is None else inputs
+    return inputs, keras.layers.Dense(K)(keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(inputs)))
+
+
+def test_the_network_weights_without_the_schedule_variables_serve_and_transfer(tmp_path: Path) -> None:
+    """A scheduled model's weights include its schedule variables (tracked: a JAX step would
+    freeze an untracked one), so its save_weights file did not load into the same network built as
+    a plain keras.Model. The recipe of docs/keras_model.md: the network's weights alone (the other
+    backends in backend_scripts/keras_model_fit.py)."""
+    ramp_up = {"RandomGridMask": {"augmentation_ratio": ramp(0.0, 1.0, epochs=10)}}
+    x, y = data()
+    model = MaskMixModel(*network(), augmentations=[RandomGridMask(seed=0)], schedules=ramp_up)
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=1, verbose=0)
+    # What the docs state: one more weight per schedule; the whole file fits a scheduled model only.
+    assert len(model.get_weights()) == 5 and model.weights[0] is model.maskmix_pipeline.schedule_variables[0]
+    model.save_weights(tmp_path / "model.weights.h5")
+    with pytest.raises(ValueError, match="expected 0 variables, but received 1"):
+        keras.Model(*network()).load_weights(tmp_path / "model.weights.h5")
+    # Functional: the plain model of the same inputs and outputs shares the layers, not the schedule.
+    plain = keras.Model(model.inputs, model.outputs)
+    assert len(plain.get_weights()) == 4
+    plain.save_weights(tmp_path / "network.weights.h5")
+    serving = keras.Model(*network())
+    serving.load_weights(tmp_path / "network.weights.h5")
+    np.testing.assert_array_equal(serving.predict(x, verbose=0), model.predict(x, verbose=0))
+    # ... and the other way: a plain network's weights into a new scheduled model.
+    fresh = MaskMixModel(*network(), augmentations=[RandomGridMask(seed=0)], schedules=ramp_up)
+    keras.Model(fresh.inputs, fresh.outputs).load_weights(tmp_path / "network.weights.h5")
+    np.testing.assert_array_equal(fresh.predict(x, verbose=0), serving.predict(x, verbose=0))
+
+    # Subclassed: the network in a layer of its own, or a plain twin given the weights without the
+    # schedule variables.
+    def layers() -> list[keras.layers.Layer]:
+        return [keras.layers.Conv2D(2, 3), keras.layers.Flatten(), keras.layers.Dense(K)]
+
+    class Net(MaskMixModel):
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.backbone = keras.Sequential(layers())
+
+        def call(self, images):
+            return self.backbone(images)
+
+    class Twin(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = keras.Sequential(layers())
+
+        def call(self, images):
+            return self.backbone(images)
+
+    net = Net(augmentations=[RandomGridMask(seed=0)], schedules=ramp_up)
+    net.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net.fit(x, y, epochs=1, verbose=0)
+    net.backbone.save_weights(tmp_path / "backbone.weights.h5")
+    alone = keras.Sequential([keras.Input((SIDE, SIDE, 1)), *layers()])
+    alone.load_weights(tmp_path / "backbone.weights.h5")
+    np.testing.assert_array_equal(alone.predict(x, verbose=0), net.predict(x, verbose=0))
+    twin = Twin()
+    twin(x[:1])
+    scheduled = net.maskmix_pipeline.schedule_variables
+    twin.set_weights([keras.ops.convert_to_numpy(v) for v in net.weights if not any(v is s for s in scheduled)])
+    np.testing.assert_array_equal(twin.predict(x, verbose=0), net.predict(x, verbose=0))
+
+
 def test_a_schedule_keyed_by_a_nested_layer_must_be_savable_by_its_class_name(tmp_path: Path) -> None:
     """A nested layer (no position) is saved by its class name: with another layer of that class
     the model saved but could never be loaded. Refused at saving; a nested layer of a class of
