@@ -32,8 +32,8 @@ from maskmix.geometry import ATTEMPTS, log_uniform_bounds
 from . import _compat, _sampling
 
 __all__ = ["Constants", "box_lines", "cell_outside_block", "column", "constants", "first_fitting", "kept", "kept_table",
-           "kept_tables", "move_pixels", "rectangle_candidates", "resample_matrix", "sides_inside", "table_fits",
-           "uniform_corners"]
+           "kept_tables", "move_pixels", "pixel_indices", "rectangle_candidates", "resample_matrix", "sides_inside",
+           "table_fits", "uniform_corners"]
 
 #: Integer dtypes of the same width as each float dtype, for bit-exact pixel moves.
 #: A kept resampling table: one tensor, or a tuple of them.
@@ -64,8 +64,6 @@ class Constants(NamedTuple):
     band_row: Tensor
     #: ``(max(H, W),)``: ``0, 1, ...`` (rows and columns are compared with one pass).
     positions: Tensor
-    #: ``(H W,)``: ``0, 1, ...`` (flat pixel indices).
-    pixels: Tensor
 
 
 #: Configuration constants kept between eager calls (:func:`maskmix.torch._sampling.kept`).
@@ -91,10 +89,20 @@ def constants(height: int, width: int, device: torch.device) -> Constants:
             steps=column((0, 1), device),
             band_row=column((False, True), device, torch.bool),
             positions=torch.arange(max(height, width), device=device),
-            pixels=torch.arange(height * width, device=device),
         )
 
     return kept(("constants", height, width), device, build)
+
+
+def pixel_indices(height: int, width: int, device: torch.device) -> Tensor:
+    """Int64 ``(H W,)`` flat pixel indices ``0, 1, ...`` of ``H x W`` images on ``device`` (:func:`kept`).
+
+    Kept apart from :func:`constants`, for the strategies that move pixels (:func:`move_pixels`):
+    CutBlur and Cut-Thumbnail never read them, and ``8 H W`` bytes of them in the constants
+    pushed the whole tuple past :data:`maskmix.torch._sampling.KEPT_BYTES` (4096 x 4096 images),
+    so that every call rebuilt all of it. Past that cap only these are rebuilt per call.
+    """
+    return kept(("pixels", height, width), device, lambda: torch.arange(height * width, device=device))
 
 
 def rectangle_candidates(shape: Sequence[int], height: int, width: int, patch_area: tuple[float, float],
@@ -208,42 +216,57 @@ def cell_outside_block(index: Tensor, cells: Tensor, first: Tensor, count: Tenso
     return cell + ((cell >= first) & (in_band == band_row)) * count
 
 
-def move_pixels(images: Tensor, offsets: Tensor, pixels: Tensor | None = None) -> Tensor:
+def move_pixels(images: Tensor, offsets: Tensor, pixels: Tensor | None = None, *,
+                consume_offsets: bool = False) -> Tensor:
     """``out[b, c, p] = images[b, c, p + offsets[b, p]]`` over the flattened pixels ``p = y W + x``.
 
     ``images`` is ``(B, C, H, W)`` and ``offsets`` an int64 tensor of ``B H W`` flat source offsets
     (0 keeps a pixel where it is; ``dy * W + dx`` reads the pixel ``dy`` rows below and ``dx``
-    columns to the right); ``pixels`` is ``arange(H W)`` when at hand (:attr:`Constants.pixels`).
+    columns to the right); ``pixels`` is ``arange(H W)`` when at hand (:func:`pixel_indices`).
     One gather moves every channel with the same ``(B, 1, H W)`` index, broadcast over the
     channels (never a ``(B, C, H, W)`` index); a channels_last batch moves whole pixels (their
     ``C`` values are contiguous) with one ``index_select`` and comes back channels_last. Pixels
     whose offset is 0 are copied bit for bit, NaN included; moved pixels too, except in images
     that record a gradient, which are gathered as values (a moved NaN may then change payload).
     Offsets must keep every source inside the image.
+
+    ``consume_offsets=True`` says that ``offsets`` is a fresh dense buffer of the caller's, read
+    by nothing else afterwards: the indices are then built in it, in place, rather than in a
+    second int64 ``(B, H W)`` tensor (for uint8 images, 2.7 times the batch's bytes).
     """
     batch, channels, height, width = images.shape
     if pixels is None:
         pixels = torch.arange(height * width, device=images.device)
     # Move the bits, not the values: CPU gather canonicalises bfloat16 NaN payloads, and pixels
-    # that stay (unselected images included) must come back bit for bit. Integer views carry no
-    # gradient: images that require one are gathered as values (autograd then flows through).
-    as_bits = images.is_floating_point() and not _compat.records_gradients(images)
-    bits = images.view(_SAME_SIZE_INTEGER[images.element_size()]) if as_bits else images
-    index = pixels + offsets.reshape(batch, height * width)
+    # that stay (unselected images included) must come back bit for bit. Integer images are
+    # bits already. Integer views carry no gradient: float images that require one are gathered
+    # as values (autograd then flows through) and their pixels that stay are restored below.
+    floating = images.is_floating_point()
+    as_values = floating and _compat.records_gradients(images)
+    bits = images.view(_SAME_SIZE_INTEGER[images.element_size()]) if floating and not as_values else images
+    # Which pixels stay must be read before `offsets` may become indices in place.
+    stay = offsets.reshape(batch, 1, height, width) == 0 if as_values else None
+    flat = offsets.reshape(batch, height * width)
+    # Integer additions: the same indices in place as out of place. The buffer is int64 (no
+    # gradient), and written before the gather or index_select saves it for backward.
+    index = flat.add_(pixels) if consume_offsets else pixels + flat
     if channels > 1 and images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():
-        # (B H W, C) rows, one per pixel: the result is laid out as the input, with no copy.
-        index = index + torch.arange(0, batch * height * width, height * width, device=images.device).view(-1, 1)
+        # (B H W, C) rows, one per pixel: the result is laid out as the input, with no copy. The
+        # image's first row is added into `index`, which is fresh either way.
+        index.add_(torch.arange(0, batch * height * width, height * width, device=images.device).view(-1, 1))
         rows = bits.permute(0, 2, 3, 1).reshape(batch * height * width, channels)
         moved = rows.index_select(0, index.view(-1)).view(batch, height, width, channels).permute(0, 3, 1, 2)
     else:
         moved = bits.reshape(batch, channels, height * width).gather(
             2, index.unsqueeze(1).expand(batch, channels, height * width)).view(batch, channels, height, width)
-    if as_bits:
-        return moved.view(images.dtype)
+    if stay is None:
+        # Bits were moved (integer images, or float images seen as integers): the pixels that
+        # stay are already copied bit for bit, and no `where` over the batch is needed.
+        return moved.view(images.dtype) if floating else moved
     # Values gathered for their gradient: the pixels that stay (unselected images included) are
     # taken from the images themselves, whose bits a where keeps (the gather rewrote bfloat16 NaN
     # payloads and float16 signalling NaNs); their gradient flows back to the same pixels.
-    return torch.where(offsets.reshape(batch, 1, height, width) == 0, images, moved)
+    return torch.where(stay, images, moved)
 
 
 #: The largest table of resampling matrices (those of every size a range allows, for one axis)

@@ -336,7 +336,9 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
             is_scar = params["is_scar"].view(-1, 1, 1)
             mask = torch.where(is_scar, scar, _sampling.mask_and(rows.unsqueeze(-1), cols.unsqueeze(-2)))
             offsets = torch.where(mask, torch.where(is_scar, scar_shift, shift.view(-1, 1, 1)), 0)
-        return mask, _patches.move_pixels(images, offsets, const.pixels)
+        # `offsets` is this call's own buffer: the gather's indices are built in it.
+        return mask, _patches.move_pixels(images, offsets, _patches.pixel_indices(height, width, images.device),
+                                          consume_offsets=True)
 
     def _jitter(self, patch: Tensor, box: Tensor, area: Tensor, params: Mapping[str, Any]) -> Tensor:
         """Brightness, contrast, saturation and hue jitter of the pixels of ``patch`` inside ``box``
@@ -344,6 +346,13 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
         dtype = patch.dtype
         work = torch.float64 if dtype == torch.float64 else torch.float32
         lo, hi = self.value_range(dtype)
+        # Each step runs in place on one batch-sized buffer of this call's own (three float
+        # temporaries of the batch lived at once, 12 times a uint8 batch's bytes). The in-place
+        # ops are the same kernels on the same operands as `lo + (x - lo) * f` and its kind (an
+        # addition's operands commute exactly): bit for bit the same values. `patch` itself
+        # (a float32/float64 batch: `to` returns it) is never written, as the caller still reads
+        # it; under autograd the in-place clamps save what their backward needs.
+        fresh = dtype != work
         x = patch.to(work)
 
         def factor(key: str) -> Tensor:
@@ -352,18 +361,25 @@ class RandomCutPaste(_sampling.RectanglePatches, MaskMixTransform):
         def grey(values: Tensor) -> Tensor:
             if values.shape[1] == 3:
                 r, g, b = values.unbind(dim=1)
-                return (LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b).unsqueeze(1)
+                # ((w0 r + w1 g) + w2 b), summed into the first product: one temporary fewer.
+                luma = LUMA_WEIGHTS[0] * r
+                luma.add_(LUMA_WEIGHTS[1] * g)
+                return luma.add_(LUMA_WEIGHTS[2] * b).unsqueeze(1)
             return values.mean(dim=1, keepdim=True)
 
         if self.color_jitter > 0:
-            x = (lo + (x - lo) * factor("brightness")).clamp(lo, hi)
+            x = (x.sub_(lo) if fresh else x.sub(lo)).mul_(factor("brightness")).add_(lo).clamp_(lo, hi)
+            fresh = True
             pixels = area.to(work).view(-1, 1, 1, 1)
             # where, not a product with the mask: values outside the patch (even NaN) never leak in.
             mean = torch.where(box.unsqueeze(1), grey(x), 0.0).sum(dim=(-2, -1), keepdim=True) / pixels
-            x = (mean + (x - mean) * factor("contrast")).clamp(lo, hi)
+            x.sub_(mean).mul_(factor("contrast")).add_(mean).clamp_(lo, hi)
             gray = grey(x)
-            x = (gray + (x - gray) * factor("saturation")).clamp(lo, hi)
+            x.sub_(gray).mul_(factor("saturation")).add_(gray).clamp_(lo, hi)
+            del gray
         if self.hue_jitter > 0 and x.shape[1] == 3:
             # Hue is defined on [0, 1] RGB values: the value range is mapped there and back.
             x = lo + shift_hue((x - lo) * (1.0 / (hi - lo)), params["hue"].to(work)) * (hi - lo)
-        return self.to_image_dtype(x, dtype)
+            fresh = True
+        # A fresh buffer is rounded in place (uint8): two batch-sized float temporaries fewer.
+        return self.to_image_dtype(x, dtype, in_place=fresh)

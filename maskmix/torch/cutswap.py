@@ -346,8 +346,14 @@ class RandomCutSwap(_sampling.RectanglePatches, MaskMixTransform):
                                         within=selection(params))
         # A reads B (flat offset +shift), B reads A (-shift), everything else stays: one gather.
         shift = ((corners[1] - corners[0]) * const.strides).sum(dim=0)
-        moves = (rows * (const.signs * shift).unsqueeze(-1)).unsqueeze(-1) * cols.unsqueeze(-2)
-        return _patches.move_pixels(images, moves[0] + moves[1], const.pixels)
+        moves = rows * (const.signs * shift).unsqueeze(-1)  # (2, B, H): each patch's rows, signed
+        # Both boxes' outer products summed into one (B, H, W) buffer (integers: exact), not
+        # built apart as (2, B, H, W) and then added (three int64 batches of offsets at once).
+        offsets = moves[0].unsqueeze(-1) * cols[0].unsqueeze(-2)
+        offsets.addcmul_(moves[1].unsqueeze(-1), cols[1].unsqueeze(-2))
+        # `offsets` is this call's own buffer: the gather's indices are built in it.
+        return _patches.move_pixels(images, offsets, _patches.pixel_indices(height, width, images.device),
+                                    consume_offsets=True)
 
     def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
         # The same swap as the pixels, integer labels moved as they are.
