@@ -22,6 +22,9 @@ a rotating order, each block of calls right between blocks of torchvision's ``Ra
 and ``CutMix``; each of ours is reported with the median over rounds of its time divided by the
 peer's time next to it, beside the issue's target for its family: masking at most 1x torchvision's
 ``RandomErasing``, mixing at most 1x torchvision's ``CutMix``, pasting at most 2x ``RandomErasing``.
+Last, the peak memory of one call (:class:`PeakMemory`, on ``meta`` for ours): the most bytes its
+tensors hold at one time, in units of the batch's bytes, what an accelerator must have free in the
+training step; the launch-budget test keeps every variant within a budget of it.
 
     python benchmarks/op_counts.py --markdown benchmarks/results/op_counts.md \\
         --output benchmarks/results/op_counts.json
@@ -38,6 +41,7 @@ import os
 import statistics
 import sys
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -135,6 +139,57 @@ def traffic(fn: Callable[[], Any], batch: torch.Tensor) -> tuple[float, dict[str
         fn()
     clone = 2 * touched_bytes(batch)
     return counter.bytes / clone, {k: round(v / clone, 2) for k, v in counter.by_op.most_common(4)}
+
+
+class PeakMemory(TorchDispatchMode):
+    """The largest number of bytes the tensors made by the ops it sees hold at one time.
+
+    Each op output whose storage is new (not one of the op's inputs') is counted from the op on
+    until every tensor that shares its storage (the output and the views later made of it, which
+    pass through the mode too) has been freed. Works on the ``meta`` device, where nothing is
+    allocated: what a call would need of an accelerator's memory beyond its input. Memory a
+    kernel uses inside itself (a sort's scratch space) is not seen, nor what autograd holds.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = self.peak = 0
+        self._bytes: dict[int, int] = {}  # storage -> bytes, while any tensor of it lives
+        self._holders: collections.Counter[int] = collections.Counter()
+
+    def _release(self, storage: int) -> None:
+        self._holders[storage] -= 1
+        if self._holders[storage] == 0:
+            del self._holders[storage]
+            self.live -= self._bytes.pop(storage)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        result = func(*args, **kwargs)
+        inputs = {t.untyped_storage()._cdata for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
+        for t in tree_flatten(result)[0]:
+            if not isinstance(t, torch.Tensor):
+                continue
+            storage = t.untyped_storage()._cdata
+            if storage not in self._bytes:
+                if storage in inputs:
+                    continue  # written in place, or a view of a tensor made before the mode
+                self._bytes[storage] = t.untyped_storage().nbytes()
+                self.live += self._bytes[storage]
+                self.peak = max(self.peak, self.live)
+            self._holders[storage] += 1
+            weakref.finalize(t, self._release, storage)
+        return result
+
+
+def peak_memory(fn: Callable[[], Any], batch: torch.Tensor) -> float:
+    """The peak bytes one call of ``fn`` allocates beyond its inputs, in units of ``batch``'s bytes
+    (after one uncounted call: constants kept between calls are not counted)."""
+    fn()
+    with PeakMemory() as memory:
+        out = fn()
+    del out
+    return memory.peak / max(batch.untyped_storage().nbytes(), 1)
 
 
 def count(fn: Callable[[], Any]) -> KernelCounter:
@@ -339,10 +394,12 @@ def main(argv: list[str] | None = None) -> int:
         timed[name] = lambda t=transform, m=mixes: call(t, cpu_x, cpu_y, m)
         moved = {str(dtype).removeprefix("torch."): traffic(lambda t=transform, m=mixes, b=b: call(t, *b, m), b[0])
                  for dtype, b in traffic_batches.items()}
+        peaks = {str(dtype).removeprefix("torch."): peak_memory(lambda t=transform, m=mixes, b=b: call(t, *b, m), b[0])
+                 for dtype, b in traffic_batches.items()}
         rows.append(dict(name=name, counted_on="meta", kernels=counter.kernels, host_reads=counter.host_reads,
                          kernels_large=counter_large.kernels, host_reads_large=counter_large.host_reads,
                          family=registry.get(rows_cases[name][0]).family, top_ops=dict(counter.ops.most_common(6)),
-                         traffic_clones={k: v[0] for k, v in moved.items()},
+                         traffic_clones={k: v[0] for k, v in moved.items()}, peak_batches=peaks,
                          traffic_by_op={k: v[1] for k, v in moved.items()}))
     if not args.no_peers:
         large_peers = peers(large_x, large_y)
@@ -351,11 +408,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, fn in peers(cpu_x, cpu_y).items():
             counter, counter_large = count(fn), count(large_peers[name])
             moved = traffic(traffic_peers[name], traffic_x)
+            peak = peak_memory(traffic_peers[name], traffic_x)
             timed[name] = fn
             rows.append(dict(name=name, counted_on="cpu", kernels=counter.kernels, host_reads=counter.host_reads,
                              kernels_large=counter_large.kernels, host_reads_large=counter_large.host_reads,
                              top_ops=dict(counter.ops.most_common(6)),
-                             traffic_clones={"float32": moved[0]}, traffic_by_op={"float32": moved[1]}))
+                             traffic_clones={"float32": moved[0]}, traffic_by_op={"float32": moved[1]},
+                             peak_batches={"float32": peak}))
     peers_timed = tuple(peer for peer in (ERASING_PEER, CUTMIX_PEER) if peer in timed)
     samples, ratios = host_times(timed, peers_timed, repeats)
     for row in rows:
@@ -398,14 +457,17 @@ def main(argv: list[str] | None = None) -> int:
              "Memory traffic: bytes every kernel of one "
              f"call reads and writes on a {'x'.join(map(str, traffic_shape))} batch, in units of one clone() of "
              "it (what bounds an eager call's device time on a bandwidth-bound GPU, in × clone). "
+             "Peak memory: the most bytes the tensors one call makes hold at one time, on the same batch, "
+             "in units of the batch's bytes (the output alone is 1; what an accelerator must have free "
+             "beyond the input; peers on CPU tensors). "
              f"CPU memory: {allocator}.", ""]
     if args.note:
         lines += [f"Note: {args.note}", ""]
     b, big = args.batch, args.large_batch
     lines += [f"| transform | kernels B={b} | kernels B={big} | host reads B={b} | host reads B={big} | "
               f"host µs per call B={b} (median / min) | × tv erasing | × tv CutMix | target | met | "
-              "traffic × clone float32 | traffic × clone uint8 |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|"]
+              "traffic × clone float32 | traffic × clone uint8 | peak × batch float32 | peak × batch uint8 |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|"]
 
     def ratio(row: dict[str, Any], key: str) -> str:
         return f"{row[key]:.2f}" if key in row else "–"
@@ -416,14 +478,15 @@ def main(argv: list[str] | None = None) -> int:
         peer = "RandomErasing" if FAMILY_TARGETS[row["family"]][0] == ERASING_PEER else "CutMix"
         return f"≤ {row['target']:g}× {peer}", "yes" if row["met"] else "**no**"
 
-    def clones(row: dict[str, Any], dtype: str) -> str:
-        value = row["traffic_clones"].get(dtype)
+    def clones(row: dict[str, Any], dtype: str, key: str = "traffic_clones") -> str:
+        value = row[key].get(dtype)
         return "–" if value is None else f"{value:.2f}"
 
     lines += [f"| {r['name']} | {r['kernels']} | {r['kernels_large']} | {r['host_reads']} | "
               f"{r['host_reads_large']} | {r['host_us']:.0f} / {r['host_us_min']:.0f} | "
               f"{ratio(r, 'x_erasing')} | {ratio(r, 'x_cutmix')} | "
-              f"{' | '.join(target(r))} | {clones(r, 'float32')} | {clones(r, 'uint8')} |"
+              f"{' | '.join(target(r))} | {clones(r, 'float32')} | {clones(r, 'uint8')} | "
+              f"{clones(r, 'float32', 'peak_batches')} | {clones(r, 'uint8', 'peak_batches')} |"
               for r in rows]
     write_results(result, args.output, args.markdown, lines)
     return 0

@@ -248,6 +248,11 @@ def _return_labels() -> Param:
 # stopped costing kernels; mixing: issue 19's Beta sampler and (B, 2) CutMix boxes), with about 15%
 # headroom. Lower a budget when a change saves
 # launches; raise one only with a reason.
+# Memory budgets (Variant.memory): the peak bytes one eager call allocates beyond its input, in units
+# of the batch's bytes, for uint8 and float32 batches (the larger of contiguous and channels-last), on
+# the meta device at 16x3x64x64 (benchmarks/op_counts.py's PeakMemory), measured 2026-12-08 after
+# the peak-memory round (in-place rounding and blends, fewer float copies, CutSwap/CutPaste offsets
+# in one buffer), with about 10% headroom. The output alone is 1; the same rule applies.
 
 def _is_zero(value: Any) -> bool:
     return value == 0
@@ -303,11 +308,11 @@ RANDOM_CUTOUT = register(StrategySpec(
     example={"patch_area": 0.3},
     draw_everything={"fill_method": "noise", "augmentation_ratio": 0.7},
     variants={
-        "cutout": Variant({}, launches=9),
-        "cutout_partial": Variant({"patch_area": (0.05, 0.4), "allow_partial": True}, launches=22),
+        "cutout": Variant({}, launches=9, memory=(1.5, 1.2)),
+        "cutout_partial": Variant({"patch_area": (0.05, 0.4), "allow_partial": True}, launches=22, memory=(1.5, 1.2)),
         # The options of the paper's code (from_paper), so that every battery runs them.
         "cutout_paper": Variant({"patch_side": (3, 9), "allow_partial": True, "symmetric_box": True,
-                                 "patch_count": (1, 3)}, launches=22),
+                                 "patch_count": (1, 3)}, launches=22, memory=(1.5, 1.2)),
     },
     benchmarks={"RandomCutout": {}},
     gallery={"cutout": {"patch_area": 0.15}},
@@ -373,10 +378,11 @@ RANDOM_ERASING = register(StrategySpec(
     draw_everything={"patch_count": (1, 3), "fill_method": "normal", "bernoulli_mix": True,
                      "augmentation_ratio": 0.6},
     variants={
-        "erasing": Variant({}, launches=22),
-        "erasing_multi": Variant({"patch_count": (1, 3), "fill_method": "noise"}, launches=31),
+        "erasing": Variant({}, launches=22, memory=(1.5, 1.2)),
+        "erasing_multi": Variant({"patch_count": (1, 3), "fill_method": "noise"}, launches=31, memory=(7.0, 2.3)),
         "erasing_paper": Variant({"patch_area": (0.02, 0.4), "patch_aspect_ratio": (0.3, 3.33),
-                                  "aspect_law": "uniform", "fit": "skip", "attempts": 100}, launches=39),
+                                  "aspect_law": "uniform", "fit": "skip", "attempts": 100},
+                                 launches=39, memory=(1.5, 1.2)),
     },
     benchmarks={"RandomErasing": {},
                 "RandomErasing(count 1-3, noise)": {"patch_count": (1, 3), "fill_method": "noise"}},
@@ -433,11 +439,11 @@ RANDOM_HIDE_AND_SEEK = register(StrategySpec(
     example={"grid_size": 2, "erased_patches": (1, 3)},
     draw_everything={"grid_size": [2, (3, 4)], "fill_method": "random"},
     variants={
-        "hide_and_seek": Variant({"grid_size": [2, (3, 4)], "erased_patches": (1, 3)}, launches=36),
-        "hide_and_seek_prob": Variant({"hide_prob": 0.9, "fill_method": "white"}, launches=8),
+        "hide_and_seek": Variant({"grid_size": [2, (3, 4)], "erased_patches": (1, 3)}, launches=36, memory=(1.5, 1.2)),
+        "hide_and_seek_prob": Variant({"hide_prob": 0.9, "fill_method": "white"}, launches=8, memory=(1.5, 1.2)),
         # Sides in pixels; without the 0 candidate, so that every selected image changes (as the
         # batteries check): the paper's "no hiding" is tested in tests/papers.
-        "hide_and_seek_paper": Variant({"cell_size": [3, 5], "hide_prob": 0.9}, launches=31),
+        "hide_and_seek_paper": Variant({"cell_size": [3, 5], "hide_prob": 0.9}, launches=31, memory=(1.6, 1.2)),
     },
     benchmarks={"RandomHideAndSeek": {}},
     gallery={"hide_and_seek": {"grid_size": [4, 6], "hide_prob": 0.3, "fill_method": "gray"}},
@@ -524,10 +530,11 @@ RANDOM_GRID_MASK = register(StrategySpec(
     example={},
     draw_everything={"rotation": 90.0, "fill_method": "normal_per_patch"},
     variants={
-        "gridmask": Variant({}, launches=17),
-        "gridmask_rotated": Variant({"rotation": 90, "fill_method": "mean_per_channel"}, launches=39),
+        "gridmask": Variant({}, launches=17, memory=(1.5, 1.2)),
+        "gridmask_rotated": Variant({"rotation": 90, "fill_method": "mean_per_channel"}, launches=39,
+                                    memory=(4.4, 1.2)),
         "gridmask_paper": Variant({"unit_pixels": (3, None), "kept_ratio": 0.6, "rotation": 360,
-                                   "whole_degrees": True, "invert": True}, launches=41),
+                                   "whole_degrees": True, "invert": True}, launches=41, memory=(2.3, 1.2)),
     },
     benchmarks={"RandomGridMask": {}, "RandomGridMask(rotation)": {"rotation": 360}},
     gallery={"gridmask": {"rotation": 30}},
@@ -606,9 +613,9 @@ RANDOM_CUTMIX = register(StrategySpec(
     example={},
     draw_everything={"num_classes": 3, "label_smoothing": 0.1},
     variants={
-        "cutmix": Variant({}, launches=42),
+        "cutmix": Variant({}, launches=42, memory=(2.6, 2.3)),
         "cutmix_variant": Variant({"alpha": 0.5, "patch_area": (0.1, 0.5), "patch_aspect_ratio": (0.5, 2.0)},
-                                  launches=67),
+                                  launches=67, memory=(2.6, 2.3)),
     },
     benchmarks={"RandomCutMix": {}},
     gallery={"cutmix": {}},
@@ -646,8 +653,8 @@ RANDOM_MIXUP = register(StrategySpec(
     example={},
     draw_everything={"num_classes": 3, "alpha": 0.4},
     variants={
-        "mixup": Variant({}, launches=25),
-        "mixup_alpha": Variant({"alpha": 0.2, "label_smoothing": 0.1}, launches=36),
+        "mixup": Variant({}, launches=25, memory=(8.8, 1.1)),
+        "mixup_alpha": Variant({"alpha": 0.2, "label_smoothing": 0.1}, launches=36, memory=(8.8, 1.1)),
     },
     benchmarks={"RandomMixup": {}},
     gallery={"mixup": {}},
@@ -853,8 +860,9 @@ RANDOM_MIXUP_OR_CUTMIX = register(StrategySpec(
     example={},
     draw_everything={"num_classes": 3, "mixup_alpha": 0.4, "cutmix_alpha": 0.5, "label_smoothing": 0.1},
     variants={
-        "mixup_or_cutmix": Variant({}, launches=59),
-        "mixup_or_cutmix_timm": Variant({"mixup_alpha": 0.8, "cutmix_minmax": (0.2, 0.8)}, launches=72),
+        "mixup_or_cutmix": Variant({}, launches=59, memory=(10.0, 2.3)),
+        "mixup_or_cutmix_timm": Variant({"mixup_alpha": 0.8, "cutmix_minmax": (0.2, 0.8)}, launches=72,
+                                        memory=(10.0, 2.3)),
     },
     benchmarks={"RandomMixupOrCutMix": {}},
     gallery={"mixup_or_cutmix": {}},
@@ -913,8 +921,9 @@ RANDOM_CUTBLUR = register(StrategySpec(
     example={},
     draw_everything={"blur_factor": (0.1, 0.5), "resize_method": "bicubic"},
     variants={
-        "cutblur": Variant({}, launches=29),
-        "cutblur_range": Variant({"blur_factor": (0.05, 0.5), "resize_method": "bicubic"}, launches=48),
+        "cutblur": Variant({}, launches=29, memory=(5.5, 2.3)),
+        "cutblur_range": Variant({"blur_factor": (0.05, 0.5), "resize_method": "bicubic"}, launches=48,
+                                 memory=(9.6, 2.4)),
     },
     benchmarks={"RandomCutBlur": {}},
     gallery={"cutblur": {"patch_area": (0.2, 0.4), "blur_factor": 0.08}},
@@ -995,8 +1004,8 @@ RANDOM_CUT_THUMBNAIL = register(StrategySpec(
     example={"thumbnail_area": (0.1, 0.5)},
     draw_everything={"thumbnail_area": (0.1, 0.5), "mix_images": True, "num_classes": 3},
     variants={
-        "thumbnail": Variant({"thumbnail_area": (0.1, 0.5)}, launches=42),
-        "thumbnail_mix": Variant({"mix_images": True}, launches=45),
+        "thumbnail": Variant({"thumbnail_area": (0.1, 0.5)}, launches=42, memory=(8.6, 4.2)),
+        "thumbnail_mix": Variant({"mix_images": True}, launches=45, memory=(6.1, 3.3)),
     },
     benchmarks={"RandomCutThumbnail": {}},
     gallery={"thumbnail": {"thumbnail_area": 0.15}, "thumbnail_mix": {"thumbnail_area": 0.25, "mix_images": True}},
@@ -1090,8 +1099,8 @@ RANDOM_CUTPASTE = register(StrategySpec(
     example={},
     draw_everything={"color_jitter": 0.3, "hue_jitter": 0.1, "scar_prob": 0.5, "return_labels": True},
     variants={
-        "cutpaste": Variant({}, launches=43),
-        "cutpaste_jitter": Variant({"color_jitter": 0.5, "patch_area": (0.1, 0.4)}, launches=94),
+        "cutpaste": Variant({}, launches=43, memory=(4.1, 1.9)),
+        "cutpaste_jitter": Variant({"color_jitter": 0.5, "patch_area": (0.1, 0.4)}, launches=94, memory=(8.9, 3.4)),
     },
     benchmarks={"RandomCutPaste": {}},
     gallery={"cutpaste": {"patch_area": (0.1, 0.2), "color_jitter": 0.2}},
@@ -1144,7 +1153,7 @@ RANDOM_CUTSWAP = register(StrategySpec(
     family="pasting",
     example={},
     draw_everything={"return_labels": True},
-    variants={"cutswap": Variant({}, launches=120)},
+    variants={"cutswap": Variant({}, launches=120, memory=(4.2, 1.9))},
     benchmarks={"RandomCutSwap": {}},
     gallery={"cutswap": {"patch_area": (0.1, 0.2)}},
     sweep=("patch_area", (0.05, 0.12, 0.2)),

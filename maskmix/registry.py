@@ -79,14 +79,19 @@ class Param:
 
 @dataclass(frozen=True)
 class Variant:
-    """A named configuration of a strategy that the contract tests run, and its launch budget.
+    """A named configuration of a strategy that the contract tests run, and its budgets.
 
     ``launches`` is the number of kernels one eager call of a 64x3x32x32 float32 batch may launch
     (counted on the ``meta`` device, with about 15% headroom); None where not budgeted.
+    ``memory`` is the peak memory one eager call may allocate beyond its input, in units of the
+    batch's bytes, for a uint8 batch and a float32 one (the larger of contiguous and channels-last;
+    counted on ``meta`` at 16x3x64x64, with about 10% headroom): the output itself is 1. None
+    where not budgeted.
     """
 
     config: Mapping[str, Any]
     launches: int | None = None
+    memory: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)

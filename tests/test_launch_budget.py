@@ -31,7 +31,7 @@ from maskmix.torch import MaskMixTransform
 
 # The counter is the one benchmarks/op_counts.py reports with.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from op_counts import KernelCounter, call
+from op_counts import KernelCounter, call, peak_memory
 
 #: Every variant of every strategy torch implements (the registry's), with 10 classes for the mixing
 #: ones; each has its launch budget in the registry (``Variant.launches``).
@@ -74,6 +74,48 @@ def test_kernel_launches_within_budget(name: str) -> None:
     assert counter.kernels <= BUDGETS[name], dict(counter.ops.most_common(12))
     # The budget is not so loose that doubling the launches would pass.
     assert 2 * counter.kernels > BUDGETS[name]
+
+
+#: The peak memory budgets (uint8, float32) of every variant, in units of the batch's bytes.
+MEMORY = {name: case.spec.variants[name].memory for name, case in CASES.items()}
+
+
+def test_every_variant_has_a_memory_budget() -> None:
+    assert all(isinstance(budget, tuple) and len(budget) == 2 for budget in MEMORY.values()), MEMORY
+
+
+@pytest.mark.parametrize("name", list(ALL_FACTORIES))
+def test_peak_memory_within_budget(name: str) -> None:
+    """What a call allocates at its peak beyond its input, on the accelerator path: in the training
+    step a few batches too many is an out-of-memory error. uint8 batches are the worst case of
+    computing in float32 (4 bytes a pixel for 1), and channels-last batches take other paths."""
+    transform = ALL_FACTORIES[name]()
+    for dtype, budget in zip((torch.uint8, torch.float32), MEMORY[name], strict=True):
+        peaks = []
+        for layout in (torch.contiguous_format, torch.channels_last):
+            x = torch.empty(16, 3, 64, 64, dtype=dtype, device="meta").contiguous(memory_format=layout)
+            labels = torch.zeros(16, dtype=torch.int64, device="meta")
+            peaks.append(peak_memory(lambda x=x, labels=labels: call(transform, x, labels, CASES[name].mixes), x))
+        assert max(peaks) <= budget, (dtype, peaks, budget)
+        # Not so loose that a doubled peak would pass (the output alone is 1).
+        assert 2 * max(peaks) > budget, (dtype, peaks, budget)
+
+
+def test_peak_memory_counts_what_lives_at_once() -> None:
+    """What makes the budgets meaningful: freed temporaries leave the count, kept ones add up, views
+    add nothing and writes in place allocate nothing."""
+    x = torch.empty(1000, dtype=torch.uint8, device="meta")
+
+    def apart() -> torch.Tensor:
+        for _ in range(3):
+            y = x.to(torch.float32)  # 4000 bytes, freed before the next
+        return y.view(10, 100).add_(1)
+
+    def together() -> list[torch.Tensor]:
+        return [x.to(torch.float32) for _ in range(3)]
+
+    assert peak_memory(apart, x) == 8.0  # the new y exists before the old one is freed
+    assert peak_memory(together, x) == 12.0
 
 
 def test_counter_counts_kernels_not_views() -> None:

@@ -276,8 +276,8 @@ SPEC = registry.register(StrategySpec(
     frameworks=("torch",),
     example={"size": 0.5},
     draw_everything={"size": (0.3, 0.8), "fill_method": "noise", "augmentation_ratio": 0.7},
-    variants={"corner_erase": Variant({}, launches=LAUNCHES), "corner_erase_big": Variant({"size": (0.6, 1.0)},
-                                                                                        launches=LAUNCHES)},
+    variants={"corner_erase": Variant({}, launches=LAUNCHES, memory=(1.5, 1.2)),
+              "corner_erase_big": Variant({"size": (0.6, 1.0)}, launches=LAUNCHES, memory=(1.5, 1.2))},
     benchmarks={"RandomCornerErase": {}},
     gallery={"corner_erase": {}},
 ))
@@ -307,7 +307,7 @@ class RandomCornerErase(MaskingTransform):
 # batteries must fail it, in the same run as they pass the correct one.
 BROKEN_SPEC = registry.register(dataclasses.replace(
     SPEC, name="RandomBrokenCornerErase", flag="broken_corner_erase",
-    variants={"broken_corner_erase": Variant({}, launches=LAUNCHES)},
+    variants={"broken_corner_erase": Variant({}, launches=LAUNCHES, memory=(1.5, 1.2))},
     benchmarks={"RandomBrokenCornerErase": {}}, gallery={"broken_corner_erase": {}},
 ))
 

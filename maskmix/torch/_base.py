@@ -1156,8 +1156,9 @@ class MaskingTransform(MaskMixTransform):
                 )
         elif method == "mean_per_channel":
             # Reduced in the standard layout: a channels_last batch would sum in another order and
-            # give means (hence fills) that differ in the last bit from the contiguous batch's.
-            values = images.contiguous().to(work).mean(dim=(-2, -1), keepdim=True)
+            # give means (hence fills) that differ in the last bit from the contiguous batch's. One
+            # conversion straight into that layout (not a copy, then a conversion of the copy).
+            values = images.to(work, memory_format=torch.contiguous_format).mean(dim=(-2, -1), keepdim=True)
         elif not isinstance(method, tuple):
             return self.to_image_scalar(float(method), dtype)  # a number set after validation
         else:
@@ -1168,7 +1169,17 @@ class MaskingTransform(MaskMixTransform):
                     f"have {channels} channel(s); give one value or one per channel"
                 )
             values = _sampling.cached_constant(method, work, device).view(1, -1, 1, 1)
-        return self.to_image_dtype(values, dtype)
+            return self.to_image_dtype(values, dtype)  # a kept constant: never written
+        if dtype != torch.uint8:
+            return self.to_image_dtype(values, dtype)
+        # The drawn values (a buffer of this call's params) and the channel means are this call's
+        # own and never need a gradient: uint8 rounds and saturates them in place, sparing a float
+        # copy of the fill (for `noise`, four times the batch's bytes). Rounding is idempotent, so a
+        # second image of the sample (same dtype, checked above) casts them to the same fill.
+        # Params drawn in inference mode are inference tensors, written only inside that mode.
+        drawn_in_inference = not torch.compiler.is_compiling() and values.is_inference()
+        with _compat.inference_mode() if drawn_in_inference else contextlib.nullcontext():
+            return self.to_image_dtype(values, dtype, in_place=True)
 
     @staticmethod
     def to_image_scalar(value: float, dtype: torch.dtype) -> float | int:

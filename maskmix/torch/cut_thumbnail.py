@@ -207,7 +207,8 @@ class RandomCutThumbnail(MixingTransform):
     # ----------------------------------------------------------------------------------------
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
-        thumbnails = self.to_image_dtype(self.thumbnails(images, params), images.dtype)
+        # The thumbnails are products, new buffers of this call's: uint8 rounds them in place.
+        thumbnails = self.to_image_dtype(self.thumbnails(images, params), images.dtype, in_place=True)
         return self._paste(images, thumbnails, params)
 
     def apply_mask(self, masks: Tensor, params: Mapping[str, Any]) -> Tensor:
@@ -264,11 +265,13 @@ class RandomCutThumbnail(MixingTransform):
         work = torch.promote_types(images.dtype, torch.float32) if images.dtype.is_floating_point else torch.float32
         (min_h, min_w), (max_h, max_w) = self.thumbnail_sizes(height, width)
         method = self.resize_method if method is None else method
-        rows = self._resampling(height, min_h, max_h, params["height"], work, images.device, method)
         cols = self._resampling(width, min_w, max_w, params["width"], work, images.device, method)
         partner = params["partner"] if self.mix_images else None
         # Contiguous: the matmul kernels' summation order (hence the last bit) depends on strides.
-        x = images.to(work).contiguous()
+        # One conversion straight into the standard layout (a channels_last batch would otherwise
+        # be converted, then copied: two float batches alive at once). Each step below rebinds
+        # `x`, so the previous, larger tensor is dropped as soon as the next one is made.
+        x = images.to(work, memory_format=torch.contiguous_format)
         if cols.ndim == 2:
             x = x @ cols.mT
         else:
@@ -276,13 +279,19 @@ class RandomCutThumbnail(MixingTransform):
                 x, partner = x[partner], None
             x = torch.bmm(x.reshape(batch, channels * height, width), cols.mT)
             x = x.view(batch, channels, height, max_w)
+        # The rows' matrices are made once the full-size batch is gone (per image, they may weigh
+        # a quarter of it), and the columns' dropped.
+        del cols
+        rows = self._resampling(height, min_h, max_h, params["height"], work, images.device, method)
         if rows.ndim == 2:
             x = rows @ x
         else:
             if partner is not None:
                 x, partner = x[partner], None
-            # One (max_h, H) @ (H, C * max_w) product per image.
-            x = torch.bmm(rows, x.permute(0, 2, 1, 3).reshape(batch, height, channels * max_w))
+            # One (max_h, H) @ (H, C * max_w) product per image, on a copy of the column-resampled
+            # batch in that order (the batch itself dropped before the product is made).
+            x = x.permute(0, 2, 1, 3).reshape(batch, height, channels * max_w)
+            x = torch.bmm(rows, x)
             x = x.view(batch, max_h, channels, max_w).permute(0, 2, 1, 3)
         return x[partner] if partner is not None else x
 

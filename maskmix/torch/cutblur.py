@@ -13,7 +13,7 @@ from maskmix.geometry import low_resolution_size_range
 from maskmix.params import RANDOM_CUTBLUR, given_arguments
 
 from . import _patches, _sampling
-from ._base import CommonOptions, MaskMixTransform, selection
+from ._base import CommonOptions, MaskMixTransform, may_reuse_buffers, selection
 
 __all__ = ["RandomCutBlur", "apply_resampling", "resampling_matrices"]
 
@@ -32,18 +32,32 @@ def resampling_matrices(low_sizes: Tensor, size: int, max_low: int, method: str,
     return down, up
 
 
-def apply_resampling(images: Tensor, down_h: Tensor, up_h: Tensor, down_w: Tensor, up_w: Tensor) -> Tensor:
+def apply_resampling(images: Tensor, down_h: Tensor, up_h: Tensor, down_w: Tensor, up_w: Tensor, *,
+                     rows_h: Tensor | None = None, rows_w: Tensor | None = None) -> Tensor:
     """``U_h R_h X R_w^T U_w^T`` per image: down-sample ``(B, C, H, W)`` images and up-sample back.
 
     The matrices are ``(B, h, H)``, ``(B, H, h)``, ``(B, w, W)``, ``(B, W, w)``, or 2-D to share
     one size across the batch: ``matmul`` folds a 2-D matrix into one large product, where a
     leading dim of 1 would be broadcast into a copy per image and channel (measured 2026-12-06:
-    an eighth less host time for a small batch, 4-10 % at 64x3x64x64).
+    an eighth less host time for a small batch, 4-10 % at 64x3x64x64). With ``rows_h``/``rows_w``
+    they are tables and each image takes its row (``down_h[rows_h]``), gathered only when its
+    product is made. The products drop each full-size operand as soon as the next one exists:
+    a batch passed here that nothing else holds (a fresh conversion) is freed before the
+    low-resolution batch is grown back to full size.
     """
     # Cheapest order: shrink the width, then the height, grow the height, then the width.
     with _sampling.exact_matmuls(images.device.type):
-        low = _per_image(down_h) @ (images @ _per_image(down_w.mT))  # (B, C, h, w)
-        return (_per_image(up_h) @ low) @ _per_image(up_w.mT)  # (B, C, H, W)
+        x = images @ _per_image(_pick(down_w, rows_w).mT)  # (B, C, H, w)
+        del images
+        x = _per_image(_pick(down_h, rows_h)) @ x  # (B, C, h, w)
+        x = _per_image(_pick(up_h, rows_h)) @ x  # (B, C, H, w)
+        return x @ _per_image(_pick(up_w, rows_w).mT)  # (B, C, H, W)
+
+
+def _pick(matrices: Tensor, row: Tensor | None) -> Tensor:
+    """``matrices[row]``, each image's matrix gathered from a table; the matrices themselves when
+    ``row`` is None (see :meth:`RandomCutBlur._axis_matrices`)."""
+    return matrices if row is None else matrices[row]
 
 
 def _per_image(matrix: Tensor) -> Tensor:
@@ -187,10 +201,12 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
         return low_resolution_size_range(self.blur_factor, size)
 
     def _axis_matrices(self, size: int, low_sizes: Tensor, dtype: torch.dtype,
-                       device: torch.device) -> tuple[Tensor, Tensor]:
-        """One axis's down- and up-sampling matrices for the batch: 2-D when the factor allows one
-        low-resolution size, else ``(B, h, size)`` and ``(B, size, h)``, row ``b`` for image ``b``'s
-        size ``low_sizes[b]`` (``h`` the largest size the range allows).
+                       device: torch.device) -> tuple[Tensor, Tensor, Tensor | None]:
+        """One axis's down- and up-sampling matrices for the batch, as ``(down, up, row)``: the
+        matrices are ``down[row]`` and ``up[row]`` (:func:`_pick`; ``row`` None: ``down`` and ``up``
+        themselves). 2-D when the factor allows one low-resolution size, else ``(B, h, size)`` and
+        ``(B, size, h)``, row ``b`` for image ``b``'s size ``low_sizes[b]`` (``h`` the largest size
+        the range allows).
 
         The matrices of every allowed size form a table that depends on the image size and the
         configuration only, so in eager mode it is kept between calls and each call gathers its
@@ -198,12 +214,15 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
         float32); under ``torch.compile`` it is built inside the graph. A table grows with the
         cube of the side (18 GB for 1356 x 2040 images and ``(0.1, 0.5)``): beyond
         :data:`~maskmix.torch._patches.RESAMPLING_TABLE_BYTES` each image's matrices are built
-        directly, every call. Both give the same matrices.
+        directly, every call. Both give the same matrices. The gathers are left to the caller,
+        which makes each image's matrices (for 224 x 224 images and ``(0.05, 0.5)``, two thirds of
+        a uint8 batch each) only when a product needs them.
         """
         low, high = self._size_range(size)
         count = high - low + 1
         if count > 1 and not _patches.table_fits(count, high, size, dtype):
-            return resampling_matrices(low_sizes, size, high, self.resize_method, dtype)
+            down, up = resampling_matrices(low_sizes, size, high, self.resize_method, dtype)
+            return down, up, None
         down, up = _patches.kept_table(
             self, (size, low, high, dtype, device, self.resize_method),
             lambda: resampling_matrices(torch.arange(low, high + 1, device=device), size, high, self.resize_method,
@@ -211,19 +230,25 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
             slots=2)  # one per axis
         if count == 1:
             # The plain 2-D matrices, which apply_resampling folds into single products.
-            return down[0], up[0]
-        row = low_sizes - low
-        return down[row], up[row]
+            return down[0], up[0], None
+        return down, up, low_sizes - low
 
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         _, _, height, width = images.shape
         dtype = images.dtype
+        work_dtype = torch.float64 if dtype == torch.float64 else torch.float32
         # The standard layout: a 2-D matrix is folded into one product over the batch's rows, so a
         # channels_last or strided batch would sum in another order (values off in the last bit).
-        work = images.to(torch.float64 if dtype == torch.float64 else torch.float32).contiguous()
-        down_h, up_h = self._axis_matrices(height, params["low_height"], work.dtype, images.device)
-        down_w, up_w = self._axis_matrices(width, params["low_width"], work.dtype, images.device)
-        blurred = apply_resampling(work, down_h, up_h, down_w, up_w)
+        down_h, up_h, rows_h = self._axis_matrices(height, params["low_height"], work_dtype, images.device)
+        down_w, up_w, rows_w = self._axis_matrices(width, params["low_width"], work_dtype, images.device)
+        # One conversion straight into the standard layout (a channels_last uint8 batch would
+        # otherwise be converted, then copied: two float batches alive at once), held by nothing
+        # here: the resampling frees it once the width is shrunk.
+        blurred = apply_resampling(images.to(work_dtype, memory_format=torch.contiguous_format),
+                                   down_h, up_h, down_w, up_w, rows_h=rows_h, rows_w=rows_w)
+        # The product is a fresh buffer of this call's: uint8 rounds and saturates it in place. The
+        # float result is dropped once cast, before the output is made.
+        blurred = self.to_image_dtype(blurred, dtype, in_place=True)
         const = _patches.constants(height, width, images.device)
         rows, cols = _patches.box_lines(torch.stack((params["top"], params["left"])),
                                         torch.stack((params["height"], params["width"])), const.positions,
@@ -232,5 +257,7 @@ class RandomCutBlur(_sampling.RectanglePatches, MaskMixTransform):
         # channels_last images come back channels_last through the base's conversion: the matmuls
         # return the resampled batch in the standard layout, so one batch-sized conversion remains
         # (of the resampled batch or of the result; a where writing channels_last from inputs of
-        # both layouts costs more than the two).
-        return torch.where(mask.unsqueeze(1), self.to_image_dtype(blurred, dtype), images)
+        # both layouts costs more than the two). The cast resampled batch is a new buffer in the
+        # images' (standard) layout: in eager mode, without an autograd graph, where writes over it.
+        reuse = may_reuse_buffers(images)
+        return torch.where(mask.unsqueeze(1), blurred, images, **({"out": blurred} if reuse else {}))

@@ -171,13 +171,15 @@ class RandomGridMask(MaskingTransform):
         cos, sin = torch.cos(angle), torch.sin(angle)
         ys = _sampling.cached_arange(height, device, torch.float32).view(1, -1, 1) - (height - 1) / 2
         xs = _sampling.cached_arange(width, device, torch.float32).view(1, 1, -1) - (width - 1) / 2
-        u = torch.floor(cos * xs + sin * ys)
-        v = torch.floor(cos * ys - sin * xs)
         # The grid arithmetic stays in float32 (half the bytes of int64 per pixel): the operands
         # are integers far below 2**24, so sums and remainders are exact.
         grid = torch.stack((unit, masked, params["offset_y"], params["offset_x"])).to(torch.float32).view(4, -1, 1, 1)
         unit_f, masked_f, oy, ox = grid.unbind(0)
-        rows, cols = self._kept_bands((v + oy) % unit_f, masked_f), self._kept_bands((u + ox) % unit_f, masked_f)
+        # Each (B, H, W) coordinate is a fresh float32 buffer that only its bands read: floor, shift
+        # and wrap it in place (the values of floor, + and %), and reduce it to booleans before the
+        # other one is made. One float buffer is alive at a time instead of four.
+        cols = self._kept_bands(torch.add(cos * xs, sin * ys).floor_().add_(ox).remainder_(unit_f), masked_f)
+        rows = self._kept_bands(torch.sub(cos * ys, sin * xs).floor_().add_(oy).remainder_(unit_f), masked_f)
         return (rows & cols if self.invert else rows | cols).to(dtype)
 
     def _kept_bands(self, phase: Tensor, masked: Tensor) -> Tensor:

@@ -11,6 +11,7 @@ from typing_extensions import Unpack
 
 from maskmix.params import RANDOM_MIXUP, given_arguments
 
+from . import _compat
 from ._base import CommonOptions, MaskMixTransform, all_selected, may_reuse_buffers
 from ._mixing import MixingDraw, MixingTransform, beta, cyclic_shift, shifted_slices
 
@@ -106,8 +107,17 @@ def blend(images: Tensor, partner: Tensor, lam: Tensor, *, gathered: Tensor | No
     # A lerp of two uint8 pixels with a weight in [0, 1] lies between them, whichever rounding
     # or formula computes it (every step is monotone and both ends are representable): the
     # uint8 result needs rounding but no saturation.
+    # In eager mode without an autograd graph, fresh float copies are blended into in place: the
+    # same lerp kernel over operands of one layout, the same values, a batch-sized buffer fewer.
+    writable = not torch.compiler.is_compiling() and not _compat.records_gradients(images)
     if gathered is not None:
-        mixed = torch.lerp(gathered.to(work), images.to(work), weight)
+        partners = gathered.to(work)
+        if writable and gathered.dtype != work:
+            # A converted copy (uint8 images): the caller's `gathered` itself is never written.
+            mixed = partners.lerp_(images.to(work), weight)
+        else:
+            mixed = torch.lerp(partners, images.to(work), weight)
+        del partners
         return MaskMixTransform.to_image_dtype(mixed, images.dtype, in_place=True, within_range=True)
     if may_reuse_buffers(images):
         # The same values with fewer batch-sized allocations: gather the partners in the
@@ -118,7 +128,11 @@ def blend(images: Tensor, partner: Tensor, lam: Tensor, *, gathered: Tensor | No
     # Indexing keeps the images' memory layout, so that lerp sees two tensors of one layout:
     # its result (last bit in bfloat16) does not depend on the layout then.
     x = images.to(work)
-    return MaskMixTransform.to_image_dtype(torch.lerp(x[partner], x, weight), images.dtype, within_range=True)
+    # Indexing makes a new tensor: blended into in place when allowed, then rounded in place (a
+    # lerp result is this call's own either way).
+    mixed = x[partner].lerp_(x, weight) if writable else torch.lerp(x[partner], x, weight)
+    del x
+    return MaskMixTransform.to_image_dtype(mixed, images.dtype, in_place=True, within_range=True)
 
 
 def random_mixup(

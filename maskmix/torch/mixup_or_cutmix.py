@@ -11,7 +11,7 @@ from typing_extensions import Self, Unpack
 
 from maskmix.params import RANDOM_MIXUP_OR_CUTMIX, given_arguments, timm_mixup_config, with_own_options
 
-from . import _sampling
+from . import _compat, _sampling
 from ._base import CommonOptions, may_reuse_buffers, selection
 from ._mixing import MixingDraw, MixingTransform, beta, box_params, paste_box
 from .cutmix import lambda_box
@@ -207,6 +207,10 @@ class RandomMixupOrCutMix(MixingTransform):
     def apply(self, images: Tensor, params: Mapping[str, Any]) -> Tensor:
         selected = selection(params)
         reuse = may_reuse_buffers(images)
+        # A dense channels_last batch, eager, no autograd graph: new buffers of this call's that
+        # have its very strides may be written over as well (the layout a new tensor would have).
+        writable = (not reuse and images.is_contiguous(memory_format=torch.channels_last)
+                    and not torch.compiler.is_compiling() and not _compat.records_gradients(images))
         # One gather of the partners serves the blend and the boxes (indexing keeps the layout).
         partner_images = images.index_select(0, params["partner"]) if reuse else images[params["partner"]]
         out = images
@@ -216,11 +220,15 @@ class RandomMixupOrCutMix(MixingTransform):
             if selected is not None:
                 blending = blending & selected
             # `mixed` is a fresh buffer: where writes over it in eager mode (one allocation fewer).
-            out = torch.where(blending.view(-1, 1, 1, 1), mixed, images, **({"out": mixed} if reuse else {}))
+            # So also for a channels_last batch when `mixed` has the images' strides.
+            into_mixed = reuse or (writable and mixed.stride() == images.stride())
+            out = torch.where(blending.view(-1, 1, 1, 1), mixed, images, **({"out": mixed} if into_mixed else {}))
         if self.cutmix_alpha > 0:
             # The Mixup images' boxes are empty: one paste puts the CutMix images' boxes in.
             # The partner copy is a fresh buffer when `reuse` (the blend has read it): the output.
-            out = paste_box(partner_images, out, params, within=selected, fresh_source=reuse)
+            # Likewise for a channels_last batch when the copy (indexing made it) has its strides.
+            fresh = reuse or (writable and partner_images.stride() == images.stride() == out.stride())
+            out = paste_box(partner_images, out, params, within=selected, fresh_source=fresh)
         return out
 
 
