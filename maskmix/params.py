@@ -379,7 +379,7 @@ RANDOM_ERASING = register(StrategySpec(
                      "augmentation_ratio": 0.6},
     variants={
         "erasing": Variant({}, launches=22, memory=(1.5, 1.2)),
-        "erasing_multi": Variant({"patch_count": (1, 3), "fill_method": "noise"}, launches=31, memory=(7.0, 2.3)),
+        "erasing_multi": Variant({"patch_count": (1, 3), "fill_method": "noise"}, launches=31, memory=(10.0, 2.3)),
         "erasing_paper": Variant({"patch_area": (0.02, 0.4), "patch_aspect_ratio": (0.3, 3.33),
                                   "aspect_law": "uniform", "fit": "skip", "attempts": 100},
                                  launches=39, memory=(1.5, 1.2)),

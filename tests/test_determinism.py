@@ -264,6 +264,24 @@ def test_a_generator_reseeded_per_sample_in_a_worker_restarts_its_stream() -> No
     assert not torch.equal(samples[2], sevens[0])  # seed 8
 
 
+class _CroppedWithTheSameGenerator(_ReseededSamples):
+    """The Dataset draws its own crop offset from the generator the transform holds."""
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        torch.randint(0, 4, (1,), generator=self.generator)  # e.g. a crop offset
+        return self.transform(torch.zeros(3, 16, 16))
+
+
+def test_a_generator_the_dataset_draws_from_in_a_worker_goes_on() -> None:
+    """The re-seed check took any change of the generator's state for a re-seed: a Dataset that
+    draws from the same generator restarted the worker's stream at every sample (the same box in
+    every sample)."""
+    torch.manual_seed(0)
+    samples = [batch[0] for batch in torch.utils.data.DataLoader(
+        _CroppedWithTheSameGenerator(), batch_size=1, num_workers=1, multiprocessing_context="fork")]
+    assert not all(torch.equal(sample, samples[0]) for sample in samples[1:])
+
+
 class _BlankSamples(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return 8

@@ -14,6 +14,7 @@ strategy only samples its region parameters and says which pixels they cover.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import multiprocessing.reduction
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -97,19 +98,22 @@ def refuse_non_dense(name: str, label: str, tensor: Tensor) -> None:
                         ".to_dense())")
 
 
+def may_write_new_buffers(images: Tensor) -> bool:
+    """True when new tensors computed from ``images`` may be written over in place whatever their
+    layout: in eager mode (Inductor fuses the out-of-place ops anyway) and when no autograd graph
+    is recorded through the images (it may have saved them). The values are the same either way."""
+    return not torch.compiler.is_compiling() and not _compat.records_gradients(images)
+
+
 def may_reuse_buffers(images: Tensor) -> bool:
     """True when a new batch-sized tensor computed from ``images`` may be written over in place.
 
     That saves one batch-sized allocation per step (on a CPU, a fresh allocation of a large batch
-    costs about as much as a copy of it, in page faults). Allowed in eager mode, when no autograd
-    graph is recorded through the images, and for contiguous images (the in-place result then
-    has the layout the out-of-place one would have). The values are the same either way.
+    costs about as much as a copy of it, in page faults). Allowed where
+    :func:`may_write_new_buffers` allows it, for contiguous images (the in-place result then has
+    the layout the out-of-place one would have).
     """
-    return (
-        not torch.compiler.is_compiling()
-        and not _compat.records_gradients(images)
-        and images.is_contiguous()
-    )
+    return may_write_new_buffers(images) and images.is_contiguous()
 
 
 def clip_length(images: Tensor) -> int:
@@ -536,9 +540,10 @@ class MaskMixTransform(v2.Transform):
         numbers. A worker draws instead from a generator seeded from the generator's seed and the
         worker's (which the DataLoader derives per worker and per epoch from its own seed, so runs
         under ``torch.manual_seed`` repeat). A generator re-seeded in the worker (a Dataset that
-        seeds it per sample) restarts the stream from its new seed, the same seed included: each
-        call takes one number from the worker's copy, so that a re-seed shows as a state other
-        than the one the last call left.
+        seeds it per sample) restarts the stream from its new seed, the same seed included: a
+        generator found in a freshly seeded state restarts it, and each call takes one number from
+        the worker's copy so that it does not stay fresh. A generator the Dataset also draws from
+        (its own crops) is never fresh: its stream goes on.
         """
         info = get_worker_info()
         assert info is not None  # checked by the caller
@@ -546,12 +551,13 @@ class MaskMixTransform(v2.Transform):
         # on one stream, as they do in the main process (streams of their own, seeded alike, drew
         # the same numbers in every transform: the same rectangle erased twice).
         kept = _WORKER_STREAMS.get(id(gen))
-        if kept is None or kept[0] is not gen or kept[1] != info.seed or not torch.equal(gen.get_state(), kept[3]):
+        seed = gen.initial_seed()
+        if (kept is None or kept[0] is not gen or kept[1] != info.seed
+                or torch.equal(gen.get_state(), _fresh_state(gen.device, seed))):
             stream = torch.Generator(device=gen.device)
-            stream.manual_seed(derive_seed(gen.initial_seed(), info.seed))
-            kept = (gen, info.seed, stream, gen.get_state())  # holding gen keeps its id unique
-        torch.randint(2, (1,), device=gen.device, generator=gen)  # the call's mark on the worker's copy
-        _WORKER_STREAMS[id(gen)] = (*kept[:3], gen.get_state())
+            stream.manual_seed(derive_seed(seed, info.seed))
+            kept = _WORKER_STREAMS[id(gen)] = (gen, info.seed, stream)  # holding gen keeps its id unique
+        torch.randint(2, (1,), device=gen.device, generator=gen)  # the call's mark: the copy is no longer fresh
         return kept[2]
 
     def check_inputs(self, flat_inputs: list[Any]) -> None:
@@ -875,9 +881,14 @@ multiprocessing.reduction.ForkingPickler.register(torch.Generator, _reduce_gener
 
 
 #: A DataLoader worker's stream of each generator its transforms hold: ``id(generator) ->
-#: (generator, the worker's seed, stream, the generator's state the last call left)`` (see
-#: ``_worker_generator``).
-_WORKER_STREAMS: dict[int, tuple[torch.Generator, int, torch.Generator, Tensor]] = {}
+#: (generator, the worker's seed, stream)`` (see ``_worker_generator``).
+_WORKER_STREAMS: dict[int, tuple[torch.Generator, int, torch.Generator]] = {}
+
+
+@functools.lru_cache(maxsize=16)
+def _fresh_state(device: torch.device, seed: int) -> Tensor:
+    """The state of a generator on ``device`` just seeded with ``seed`` (never written)."""
+    return torch.Generator(device=device).manual_seed(seed).get_state()
 
 #: The fills that are one number relative to the value range (``fill_method`` names).
 _CONSTANT_FILLS = frozenset({"black", "white", "gray", "zero"})
@@ -1158,7 +1169,11 @@ class MaskingTransform(MaskMixTransform):
             # Reduced in the standard layout: a channels_last batch would sum in another order and
             # give means (hence fills) that differ in the last bit from the contiguous batch's. One
             # conversion straight into that layout (not a copy, then a conversion of the copy).
-            values = images.to(work, memory_format=torch.contiguous_format).mean(dim=(-2, -1), keepdim=True)
+            # (`to` returns a strided batch of the work dtype as it is: hence `contiguous` too.)
+            values = images.to(work, memory_format=torch.contiguous_format).contiguous().mean(dim=(-2, -1),
+                                                                                              keepdim=True)
+            # The means are this call's own: uint8 rounds and saturates them in place.
+            return self.to_image_dtype(values, dtype, in_place=True)
         elif not isinstance(method, tuple):
             return self.to_image_scalar(float(method), dtype)  # a number set after validation
         else:
@@ -1169,17 +1184,9 @@ class MaskingTransform(MaskMixTransform):
                     f"have {channels} channel(s); give one value or one per channel"
                 )
             values = _sampling.cached_constant(method, work, device).view(1, -1, 1, 1)
-            return self.to_image_dtype(values, dtype)  # a kept constant: never written
-        if dtype != torch.uint8:
-            return self.to_image_dtype(values, dtype)
-        # The drawn values (a buffer of this call's params) and the channel means are this call's
-        # own and never need a gradient: uint8 rounds and saturates them in place, sparing a float
-        # copy of the fill (for `noise`, four times the batch's bytes). Rounding is idempotent, so a
-        # second image of the sample (same dtype, checked above) casts them to the same fill.
-        # Params drawn in inference mode are inference tensors, written only inside that mode.
-        drawn_in_inference = not torch.compiler.is_compiling() and values.is_inference()
-        with _compat.inference_mode() if drawn_in_inference else contextlib.nullcontext():
-            return self.to_image_dtype(values, dtype, in_place=True)
+        # Drawn values belong to the params, which `make_params` gives to whoever asks: never
+        # written here (kept constants neither).
+        return self.to_image_dtype(values, dtype)
 
     @staticmethod
     def to_image_scalar(value: float, dtype: torch.dtype) -> float | int:

@@ -271,7 +271,7 @@ class RandomCutThumbnail(MixingTransform):
         # One conversion straight into the standard layout (a channels_last batch would otherwise
         # be converted, then copied: two float batches alive at once). Each step below rebinds
         # `x`, so the previous, larger tensor is dropped as soon as the next one is made.
-        x = images.to(work, memory_format=torch.contiguous_format)
+        x = images.to(work, memory_format=torch.contiguous_format).contiguous()  # `to` keeps a strided batch as it is
         if cols.ndim == 2:
             x = x @ cols.mT
         else:

@@ -11,8 +11,7 @@ from typing_extensions import Unpack
 
 from maskmix.params import RANDOM_MIXUP, given_arguments
 
-from . import _compat
-from ._base import CommonOptions, MaskMixTransform, all_selected, may_reuse_buffers
+from ._base import CommonOptions, MaskMixTransform, all_selected, may_reuse_buffers, may_write_new_buffers
 from ._mixing import MixingDraw, MixingTransform, beta, cyclic_shift, shifted_slices
 
 __all__ = ["RandomMixup", "blend", "random_mixup"]
@@ -109,7 +108,7 @@ def blend(images: Tensor, partner: Tensor, lam: Tensor, *, gathered: Tensor | No
     # uint8 result needs rounding but no saturation.
     # In eager mode without an autograd graph, fresh float copies are blended into in place: the
     # same lerp kernel over operands of one layout, the same values, a batch-sized buffer fewer.
-    writable = not torch.compiler.is_compiling() and not _compat.records_gradients(images)
+    writable = may_write_new_buffers(images)
     if gathered is not None:
         partners = gathered.to(work)
         if writable and gathered.dtype != work:

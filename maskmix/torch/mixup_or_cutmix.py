@@ -11,8 +11,8 @@ from typing_extensions import Self, Unpack
 
 from maskmix.params import RANDOM_MIXUP_OR_CUTMIX, given_arguments, timm_mixup_config, with_own_options
 
-from . import _compat, _sampling
-from ._base import CommonOptions, may_reuse_buffers, selection
+from . import _sampling
+from ._base import CommonOptions, may_reuse_buffers, may_write_new_buffers, selection
 from ._mixing import MixingDraw, MixingTransform, beta, box_params, paste_box
 from .cutmix import lambda_box
 from .mixup import blend
@@ -210,7 +210,7 @@ class RandomMixupOrCutMix(MixingTransform):
         # A dense channels_last batch, eager, no autograd graph: new buffers of this call's that
         # have its very strides may be written over as well (the layout a new tensor would have).
         writable = (not reuse and images.is_contiguous(memory_format=torch.channels_last)
-                    and not torch.compiler.is_compiling() and not _compat.records_gradients(images))
+                    and may_write_new_buffers(images))
         # One gather of the partners serves the blend and the boxes (indexing keeps the layout).
         partner_images = images.index_select(0, params["partner"]) if reuse else images[params["partner"]]
         out = images
