@@ -368,6 +368,27 @@ def test_autocast_changes_no_pixel(name: str, dtype: torch.dtype) -> None:
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8], ids=str)
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_a_strided_batch_gives_the_standard_layouts_bits(name: str, dtype: torch.dtype) -> None:
+    """The same values laid out column-major (neither contiguous nor channels_last): reductions
+    and matmuls run on the standard layout, so the output has its bits. ``to(dtype,
+    memory_format=contiguous_format)`` returns such a float batch as it is, and the mean fills,
+    CutBlur and Cut-Thumbnail summed it in another order (last-bit differences)."""
+    images = (make_images((4, 3, 20, 24)) * 255).to(dtype)
+    strided = images.transpose(-1, -2).contiguous().transpose(-1, -2)
+    assert torch.equal(strided, images) and not strided.is_contiguous()
+    assert not strided.is_contiguous(memory_format=torch.channels_last)
+
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        transform = FACTORIES[name](generator=torch.Generator().manual_seed(3))
+        out = transform(x, labels_for(4)) if ALL_CASES[name].mixes else transform(x)
+        return out if isinstance(out, tuple) else (out,)
+
+    for got, want in zip(run(strided), run(images), strict=True):
+        assert torch.equal(got, want)
+
+
 @pytest.mark.parametrize("default", [torch.bfloat16, torch.float16, torch.float64], ids=str)
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_the_default_dtype_changes_no_draw(name: str, default: torch.dtype) -> None:
