@@ -282,6 +282,26 @@ def test_a_generator_the_dataset_draws_from_in_a_worker_goes_on() -> None:
     assert not all(torch.equal(sample, samples[0]) for sample in samples[1:])
 
 
+class _ReseededThenCropped(_ReseededSamples):
+    """The Dataset re-seeds the generator per sample, then draws its own crop from it."""
+
+    SEEDS = (7, 8, 7)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        self.generator.manual_seed(self.SEEDS[index])
+        torch.randint(0, 4, (1,), generator=self.generator)
+        return self.transform(torch.zeros(3, 16, 16))
+
+
+def test_a_new_seed_restarts_the_workers_stream_after_the_datasets_own_draws() -> None:
+    """A generator re-seeded, then drawn from, is not fresh when the transform runs: its new seed
+    still restarts the stream (the two samples seeded 7 match, the one seeded 8 differs)."""
+    torch.manual_seed(0)
+    first, eight, again = (batch[0] for batch in torch.utils.data.DataLoader(
+        _ReseededThenCropped(), batch_size=1, num_workers=1, multiprocessing_context="fork"))
+    assert torch.equal(first, again) and not torch.equal(first, eight)
+
+
 class _BlankSamples(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return 8

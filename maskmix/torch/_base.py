@@ -552,11 +552,12 @@ class MaskMixTransform(v2.Transform):
         # the same numbers in every transform: the same rectangle erased twice).
         kept = _WORKER_STREAMS.get(id(gen))
         seed = gen.initial_seed()
-        if (kept is None or kept[0] is not gen or kept[1] != info.seed
+        # A new seed restarts it too, even when the Dataset drew from the generator since.
+        if (kept is None or kept[0] is not gen or kept[1] != (seed, info.seed)
                 or torch.equal(gen.get_state(), _fresh_state(gen.device, seed))):
             stream = torch.Generator(device=gen.device)
             stream.manual_seed(derive_seed(seed, info.seed))
-            kept = _WORKER_STREAMS[id(gen)] = (gen, info.seed, stream)  # holding gen keeps its id unique
+            kept = _WORKER_STREAMS[id(gen)] = (gen, (seed, info.seed), stream)  # holding gen keeps its id unique
         torch.randint(2, (1,), device=gen.device, generator=gen)  # the call's mark: the copy is no longer fresh
         return kept[2]
 
@@ -881,8 +882,8 @@ multiprocessing.reduction.ForkingPickler.register(torch.Generator, _reduce_gener
 
 
 #: A DataLoader worker's stream of each generator its transforms hold: ``id(generator) ->
-#: (generator, the worker's seed, stream)`` (see ``_worker_generator``).
-_WORKER_STREAMS: dict[int, tuple[torch.Generator, int, torch.Generator]] = {}
+#: (generator, (its seed, the worker's seed), stream)`` (see ``_worker_generator``).
+_WORKER_STREAMS: dict[int, tuple[torch.Generator, tuple[int, int], torch.Generator]] = {}
 
 
 @functools.lru_cache(maxsize=16)
