@@ -129,14 +129,9 @@ def choices():
 
 
 if keras.backend.backend() == "torch":  # JAX without x64 draws float32 anyway (and refuses bfloat16)
-    expected = choices()
-    for floatx in ("bfloat16", "float16", "float64"):
-        keras.config.set_floatx(floatx)
-        try:
-            got = choices()
-        finally:
-            keras.config.set_floatx("float32")
-        assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(got, expected, strict=True)), floatx
+    from floatx_check import assert_floatx_changes_nothing
+
+    assert_floatx_changes_nothing(choices, "the mix choice")
 # A scheduled model's weights hold its schedule variables: the network's weights alone, for serving
 # or transfer, are those of keras.Model(model.inputs, model.outputs) (docs/keras_model.md), or of a
 # subclass's network kept in a layer of its own.

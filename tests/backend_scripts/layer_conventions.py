@@ -7,6 +7,7 @@ import sys
 
 import keras
 import numpy as np
+from floatx_check import FLOATX, assert_floatx_changes_nothing
 from registry_cases import example_cases
 
 assert keras.backend.backend() == sys.argv[1]
@@ -76,31 +77,26 @@ for seed in bounds:
 def returned(case, images):
     layer = case.build("keras", num_classes=4, seed=3)
     out = layer((images, y)) if case.mixes else layer(images)
-    return [(keras.backend.standardize_dtype(o.dtype), np_(o)) for o in (out if isinstance(out, tuple) else (out,))]
+    return [np_(o) for o in (out if isinstance(out, tuple) else (out,))]
 
 
 for i, (name, case) in enumerate(example_cases("keras").items()):
     # Eager JAX compiles every op per dtype: one image dtype per layer there.
     for dtype in (("float32", "uint8")[i % 2],) if sys.argv[1] == "jax" else ("float32", "uint8"):
         xi = (x * 255).round().astype("uint8") if dtype == "uint8" else x
-        expected = returned(case, xi)
-        for floatx in ("bfloat16", "float16", "float64"):
-            keras.config.set_floatx(floatx)
+        compared = ("float16", "float64") if sys.argv[1] == "jax" else FLOATX
+        assert_floatx_changes_nothing(lambda case=case, xi=xi: returned(case, xi), f"{name}, {dtype} images",
+                                      floatx=compared)
+        if sys.argv[1] == "jax":
+            keras.config.set_floatx("bfloat16")
             try:
-                if sys.argv[1] == "jax" and floatx == "bfloat16":
-                    try:
-                        returned(case, xi)
-                        raise AssertionError(f"{name}: floatx bfloat16 on JAX was not refused")
-                    except ValueError as error:
-                        assert "floatx() 'bfloat16' is not supported on the JAX backend" in str(error), error
-                        assert "set_global_policy('mixed_bfloat16')" in str(error), error
-                    continue
-                got = returned(case, xi)
+                returned(case, xi)
+                raise AssertionError(f"{name}: floatx bfloat16 on JAX was not refused")
+            except ValueError as error:
+                assert "floatx() 'bfloat16' is not supported on the JAX backend" in str(error), error
+                assert "set_global_policy('mixed_bfloat16')" in str(error), error
             finally:
                 keras.config.set_floatx("float32")
-            assert [d for d, _ in got] == [d for d, _ in expected], (name, dtype, floatx)
-            for (_, value), (_, reference) in zip(got, expected, strict=True):
-                np.testing.assert_array_equal(value, reference, err_msg=f"{name} {dtype} floatx {floatx}")
 if sys.argv[1] == "jax":  # what the refusal suggests instead: bfloat16 compute, floatx float32
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:

@@ -21,6 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from floatx_check import assert_floatx_changes_nothing
 from keras.src.models.functional import Functional
 from keras_helpers import make_images
 
@@ -456,17 +457,7 @@ def test_mix_choice_does_not_depend_on_floatx():
                                    num_classes=K, seed=3)
         return [np_(out) for _ in range(8) for out in pipeline(x, y)]
 
-    previous = keras.config.floatx()
-    expected = steps()
-    for floatx in ("bfloat16", "float16", "float64"):
-        keras.config.set_floatx(floatx)
-        try:
-            got = steps()
-        finally:
-            keras.config.set_floatx(previous)
-        for value, reference in zip(got, expected, strict=True):
-            assert value.dtype == reference.dtype, floatx
-            np.testing.assert_array_equal(value, reference, err_msg=f"floatx {floatx}")
+    assert_floatx_changes_nothing(steps, "the mix choice")
 
 
 def test_options_assigned_after_construction_are_refused():
