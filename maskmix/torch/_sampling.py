@@ -555,7 +555,7 @@ _KEPT: dict[tuple[object, ...], tuple[object, int]] = {}
 _KEPT_LOCK = threading.Lock()
 #: Entries :func:`kept` holds: a few per configuration, image size and batch size of each transform.
 KEPT_ENTRIES = 128
-#: Bytes of tensors :func:`kept` holds at most (on each device together): per-size constants of
+#: Bytes of tensors :func:`kept` holds at most (all devices together): per-size constants of
 #: large images (a pixel index of a 1000 x 1000 image is 8 MB) would otherwise stay on the device
 #: for the whole run, one per size a random-resize pipeline produces.
 KEPT_BYTES = 64 << 20
